@@ -1,0 +1,17 @@
+"""transpile: source-to-source automatic differentiation for Python.
+
+    @transpile.differentiate
+    def f(x, w): ...
+    f.grad(0.3, 0.7); f.value_and_grad(...); f.vjp(...); print(f.source)
+
+The pipeline, one module per pass: frontend -> normalize -> analysis -> reverse -> emit
+(orchestrated and cached by pipeline); rules/ holds the derivative rules.
+"""
+from .errors import TranspileError
+from .api import differentiate, grad, value_and_grad, vjp, Differentiable
+from .rules import defvjp
+from . import rules
+
+__version__ = "0.1.0"
+__all__ = ["differentiate", "grad", "value_and_grad", "vjp", "defvjp", "TranspileError",
+           "Differentiable", "rules"]

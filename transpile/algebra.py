@@ -1,0 +1,96 @@
+"""Tiny algebra on expression ASTs: build products and sums with constants folded.
+
+Used wherever derivative expressions are assembled (reverse, forward, rule templates) so
+generated code reads ``2 * x * g`` rather than ``2 * x ** (2 - 1) * 1.0 * g``.
+"""
+import ast
+import copy
+
+from . import astutil as A
+
+
+def _num(e):
+    if isinstance(e, ast.Constant) and type(e.value) in (int, float):
+        return e.value
+    if (isinstance(e, ast.UnaryOp) and isinstance(e.op, ast.USub)
+            and isinstance(e.operand, ast.Constant) and type(e.operand.value) in (int, float)):
+        return -e.operand.value
+    return None
+
+
+def number(v):
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        pass
+    if v < 0:
+        return ast.UnaryOp(op=ast.USub(), operand=A.const(-v))
+    return A.const(v)
+
+
+def neg(e):
+    n = _num(e)
+    if n is not None:
+        return number(-n)
+    if isinstance(e, ast.UnaryOp) and isinstance(e.op, ast.USub):
+        return e.operand
+    return ast.UnaryOp(op=ast.USub(), operand=e)
+
+
+def mul(a, b):
+    na, nb = _num(a), _num(b)
+    if na is not None and nb is not None:
+        return number(na * nb)
+    if na == 1:
+        return b
+    if nb == 1:
+        return a
+    if na == -1:
+        return neg(b)
+    if nb == -1:
+        return neg(a)
+    if isinstance(a, ast.UnaryOp) and isinstance(a.op, ast.USub):
+        return neg(mul(a.operand, b))
+    if isinstance(b, ast.UnaryOp) and isinstance(b.op, ast.USub):
+        return neg(mul(a, b.operand))
+    return ast.BinOp(left=a, op=ast.Mult(), right=b)
+
+
+def fold(e):
+    """Constant-fold and drop neutral elements throughout an expression (returns a copy)."""
+
+    class Fold(ast.NodeTransformer):
+        def visit_BinOp(self, node):
+            self.generic_visit(node)
+            l, r = _num(node.left), _num(node.right)
+            op = node.op
+            if l is not None and r is not None and isinstance(
+                    op, (ast.Add, ast.Sub, ast.Mult, ast.Pow)):
+                try:
+                    v = {ast.Add: lambda: l + r, ast.Sub: lambda: l - r,
+                         ast.Mult: lambda: l * r, ast.Pow: lambda: l ** r}[type(op)]()
+                    if isinstance(v, (int, float)) and abs(v) < 1e12:
+                        return number(v)
+                except (OverflowError, ZeroDivisionError):
+                    pass
+            if isinstance(op, ast.Mult):
+                return mul(node.left, node.right)
+            if isinstance(op, ast.Pow) and r == 1:
+                return node.left
+            if isinstance(op, ast.Pow) and r == 0:
+                return A.const(1)
+            if isinstance(op, ast.Add) and r == 0:
+                return node.left
+            if isinstance(op, ast.Add) and l == 0:
+                return node.right
+            if isinstance(op, ast.Sub) and r == 0:
+                return node.left
+            if isinstance(op, ast.Div) and r == 1:
+                return node.left
+            return node
+
+        def visit_UnaryOp(self, node):
+            self.generic_visit(node)
+            if isinstance(node.op, ast.USub):
+                return neg(node.operand)
+            return node
+
+    return Fold().visit(copy.deepcopy(e))

@@ -1,0 +1,169 @@
+"""The user-facing API: @differentiate, grad, value_and_grad, vjp.
+
+`wrt` names the parameters to differentiate with respect to: an index, a name, or a tuple
+of them (then a tuple of gradients comes back). Default: the first parameter.
+"""
+import functools
+import inspect
+
+from . import pipeline
+from .errors import TranspileError
+from .runtime import zeros_like, _is_zero
+
+
+def _function(f):
+    f = getattr(f, "__transpile_function__", f)
+    if not callable(f):
+        raise TypeError(f"{f!r} is not callable")
+    return f
+
+
+def _param_names(fn):
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        raise TranspileError(f"cannot read the parameters of {fn!r}") from None
+    for p in sig.parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise TranspileError("unsupported construct '*args/**kwargs' in the signature",
+                                 getattr(fn.__code__, "co_filename", None),
+                                 getattr(fn.__code__, "co_firstlineno", None),
+                                 fn.__qualname__)
+    return list(sig.parameters)
+
+
+def _wrt_names(fn, wrt):
+    """(names tuple, whether the caller asked for a tuple)."""
+    params = _param_names(fn)
+    many = isinstance(wrt, (tuple, list))
+    items = list(wrt) if many else [wrt]
+    names = []
+    for w in items:
+        if isinstance(w, int) and not isinstance(w, bool):
+            if not -len(params) <= w < len(params):
+                raise TranspileError(f"wrt={w} but {fn.__qualname__} has {len(params)} "
+                                     "parameters")
+            names.append(params[w])
+        elif isinstance(w, str):
+            if w not in params:
+                raise TranspileError(f"wrt={w!r}: {fn.__qualname__} has no such parameter")
+            names.append(w)
+        else:
+            raise TypeError(f"wrt must be an int, a str or a tuple of them, not {w!r}")
+    return tuple(names), many
+
+
+def _bind(fn, args, kwargs, names):
+    sig = inspect.signature(fn)
+    bound = sig.bind(*args, **kwargs)
+    bound.apply_defaults()
+    return [bound.arguments[n] for n in names]
+
+
+def _finish(grads, inputs):
+    """Zero adjoints of container inputs become zero containers of the right shape."""
+    return tuple(zeros_like(x) if _is_zero(g) and not isinstance(x, (int, float)) else g
+                 for g, x in zip(grads, inputs))
+
+
+def value_and_grad(f, wrt=0):
+    """Return a function computing ``(f(*args), df/dwrt)`` from generated code."""
+    fn = _function(f)
+    names, many = _wrt_names(fn, wrt)
+    compiled = pipeline.gradient_function(fn, names)
+    gradient = compiled.function
+    containers = any(True for _ in ())
+
+    @functools.wraps(fn)
+    def value_and_grad_f(*args, **kwargs):
+        value, g = gradient(*args, **kwargs)
+        if isinstance(value, (list, tuple)) or hasattr(value, "__len__") and not hasattr(
+                value, "shape"):
+            raise TypeError(f"grad of {fn.__qualname__}: the function returned a "
+                            f"{type(value).__name__}, not a scalar; use transpile.vjp")
+        gs = g if len(names) > 1 else (g,)
+        if any(_is_zero(x) for x in gs):
+            gs = _finish(gs, _bind(fn, args, kwargs, names))
+        return value, (gs if many else gs[0])
+
+    value_and_grad_f.source = compiled.source
+    value_and_grad_f.generated = gradient
+    return value_and_grad_f
+
+
+def grad(f, wrt=0):
+    """Return a function computing the gradient of scalar-valued f w.r.t. ``wrt``."""
+    vg = value_and_grad(f, wrt)
+
+    @functools.wraps(_function(f))
+    def grad_f(*args, **kwargs):
+        return vg(*args, **kwargs)[1]
+
+    grad_f.source = vg.source
+    grad_f.generated = vg.generated
+    return grad_f
+
+
+def vjp(f, *args, wrt=0, **kwargs):
+    """Run f forward; return ``(value, pullback)``, pullback(cotangent) -> gradient(s).
+
+    The pullback may be called any number of times (each call reads the saved tape).
+    """
+    fn = _function(f)
+    names, many = _wrt_names(fn, wrt)
+    compiled = pipeline.vjp_pair(fn, names)
+    value, tape = compiled.forward(*args, **kwargs)
+    inputs = _bind(fn, args, kwargs, names)
+    has_stack = compiled.tape_has_stack
+
+    def pullback(cotangent):
+        t = ((list(tape[0]),) + tuple(tape[1:])) if has_stack else tape
+        grads = _finish(compiled.backward(t, cotangent), inputs)
+        return grads if many else grads[0]
+
+    return value, pullback
+
+
+class Differentiable:
+    """A function with derivative methods: ``f(x)``, ``f.grad(x)``, ``f.vjp(x)``, ``f.source``."""
+
+    def __init__(self, fn, wrt=0, mode="reverse"):
+        if mode != "reverse":
+            raise TranspileError(f"mode={mode!r} is not available yet (reverse only)")
+        self.__transpile_function__ = fn
+        self.wrt = wrt
+        self.mode = mode
+        functools.update_wrapper(self, fn)
+        self._vg = None
+
+    def __call__(self, *args, **kwargs):
+        return self.__transpile_function__(*args, **kwargs)
+
+    def _value_and_grad(self):
+        if self._vg is None:
+            self._vg = value_and_grad(self.__transpile_function__, self.wrt)
+        return self._vg
+
+    def grad(self, *args, **kwargs):
+        return self._value_and_grad()(*args, **kwargs)[1]
+
+    def value_and_grad(self, *args, **kwargs):
+        return self._value_and_grad()(*args, **kwargs)
+
+    def vjp(self, *args, **kwargs):
+        return vjp(self.__transpile_function__, *args, wrt=self.wrt, **kwargs)
+
+    @property
+    def source(self):
+        """The generated Python source of the gradient function."""
+        return self._value_and_grad().source
+
+    def __repr__(self):
+        return f"<differentiable {self.__transpile_function__.__qualname__}>"
+
+
+def differentiate(fn=None, *, wrt=0, mode="reverse"):
+    """Decorator: ``@differentiate`` or ``@differentiate(wrt=("x", "w"))``."""
+    if fn is None:
+        return lambda f: Differentiable(f, wrt=wrt, mode=mode)
+    return Differentiable(fn, wrt=wrt, mode=mode)

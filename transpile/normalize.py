@@ -1,0 +1,768 @@
+"""Normalize: rewrite a function into the small language the transforms understand.
+
+After this pass a function body holds only these statements:
+
+* ``name = TREE`` where TREE is a pure expression of operators and rule-backed calls
+  (``math.sin``, ``abs``...) over names and constants, or an *inactive* expression kept
+  verbatim (comparisons, ``len(xs)``, ``int(x)``: no derivative flows through them);
+* ``name = SPECIAL`` where SPECIAL is one call of a user function, a container operation
+  (``sum(xs)``, ``[a, b]``, ``xs[i]``, ``list(xs)``), a method call or an opaque call;
+* ``xs[index] = atom`` and ``xs.append(atom)``;
+* ``if c:`` / ``for i in range(...)`` / ``while c:`` with ``c`` a name, loops ending (if they
+  can exit early) in ``if <flags>: break``; forward-only statements (nested ``def``,
+  ``assert``, ``raise``, inactive calls such as ``print``).
+
+On the way it desugars augmented and chained assignment, tuple unpacking and swaps,
+conditional expressions and ``and``/``or``, comprehensions (into loops), iteration over
+lists, ``enumerate``, ``zip`` and ``reversed`` (into index loops), lowers ``break``,
+``continue`` and ``return`` inside loops into flags, and lambda-lifts nested functions
+(their free variables become keyword-only parameters) so calls to them can be
+differentiated like any other call. Everything it cannot handle raises TranspileError at
+the user's line.
+"""
+import ast
+import builtins
+import copy
+import inspect
+
+from . import astutil as A
+from .rules import lookup
+from .frontend import Unit
+
+UNSUPPORTED = {
+    ast.Try: "try", ast.With: "with", ast.AsyncWith: "async with",
+    ast.AsyncFor: "async for", ast.AsyncFunctionDef: "async def", ast.Yield: "yield",
+    ast.YieldFrom: "yield from", ast.Await: "await", ast.Global: "global",
+    ast.Nonlocal: "nonlocal", ast.ClassDef: "class definition", ast.Import: "import",
+    ast.ImportFrom: "import", ast.Delete: "del", ast.NamedExpr: "walrus operator :=",
+}
+if hasattr(ast, "TryStar"):
+    UNSUPPORTED[ast.TryStar] = "try"
+if hasattr(ast, "Match"):
+    UNSUPPORTED[ast.Match] = "match"
+
+CONTAINER_FUNCS = {builtins.sum, builtins.list, builtins.tuple}
+SPECIAL_KINDS = ("user", "container", "method", "opaque", "subscript", "display", "attr")
+
+
+class Normalized:
+    """The result of normalization: the new body plus what later passes need to know."""
+
+    def __init__(self, unit, body, result, names, local_functions, params):
+        self.unit = unit
+        self.body = body
+        self.result = result                # name holding the return value
+        self.names = names
+        self.local_functions = local_functions
+        self.params = params
+
+
+def normalize(unit, names):
+    node = unit.node
+    _check_supported(unit, node)
+    a = node.args
+    if a.vararg or a.kwarg:
+        raise unit.error("unsupported construct '*args/**kwargs' in the signature", node)
+    params = unit.params
+    body = copy.deepcopy(node.body)
+    local_functions = getattr(unit, "local_functions", None)
+    if local_functions is None:
+        local_functions = {}
+    outer_locals = set(params) | _stored_outside_defs(body)
+    body = _lift_nested(unit, body, outer_locals, local_functions)
+    body, result = JumpLowering(names).run(body)
+    flat = Flattener(unit, names, local_functions, outer_locals | {result}).run(body)
+    return Normalized(unit, flat, result, names, local_functions, params)
+
+
+# --- checks ---------------------------------------------------------------------------
+
+def _check_supported(unit, node):
+    for n in _walk_outside_defs(node.body):
+        kind = UNSUPPORTED.get(type(n))
+        if kind is not None:
+            raise unit.error(f"unsupported construct '{kind}'", n)
+        if isinstance(n, (ast.For, ast.While)) and n.orelse:
+            raise unit.error("unsupported construct 'else' on a loop", n)
+        if isinstance(n, ast.Starred):
+            raise unit.error("unsupported construct '*' unpacking", n)
+        if isinstance(n, (ast.DictComp, ast.SetComp)):
+            pass  # kept verbatim; an error later if a derivative has to flow through it
+
+
+def _walk_outside_defs(stmts):
+    """ast.walk over statements, not descending into nested function bodies."""
+    todo = list(stmts)
+    while todo:
+        n = todo.pop()
+        yield n
+        if isinstance(n, (ast.FunctionDef, ast.Lambda)):
+            if isinstance(n, ast.FunctionDef):
+                for sub in n.body:          # still check nested bodies for unsupported
+                    todo.append(sub)
+            continue
+        todo.extend(ast.iter_child_nodes(n))
+
+
+def _stored_outside_defs(stmts):
+    out = set()
+    todo = list(stmts)
+    while todo:
+        n = todo.pop()
+        if isinstance(n, ast.FunctionDef):
+            out.add(n.name)
+            continue
+        if isinstance(n, ast.Lambda):
+            continue
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+            out.add(n.id)
+        todo.extend(ast.iter_child_nodes(n))
+    return out
+
+
+# --- nested functions: lambda lifting ---------------------------------------------------
+
+def _lift_nested(unit, body, outer_locals, local_functions):
+    """Register nested defs (and `name = lambda`) as Units with free locals as kw params."""
+
+    class Lift(ast.NodeTransformer):
+        def visit_FunctionDef(self, n):
+            return n                         # do not look inside
+
+        def visit_Lambda(self, n):
+            return n
+
+        def visit_Assign(self, n):
+            if (len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
+                    and isinstance(n.value, ast.Lambda)):
+                lam = n.value
+                fd = ast.FunctionDef(name=n.targets[0].id, args=lam.args,
+                                     body=[A.located(ast.Return(lam.body), lam)],
+                                     decorator_list=[], returns=None, type_comment=None)
+                return A.located(fd, n)
+            return n
+
+    body = [Lift().visit(s) for s in body]
+    defs = [n for n in _walk_stmts(body) if isinstance(n, ast.FunctionDef)]
+    fnames = {d.name for d in defs} | set(local_functions)
+    for d in defs:
+        inner = d.args
+        inner_params = {p.arg for p in inner.posonlyargs + inner.args + inner.kwonlyargs}
+        inner_locals = inner_params | _stored_outside_defs(d.body)
+        free = set()
+        for s in d.body:
+            free |= A.names_loaded(s)
+        extras = sorted((free - inner_locals) & outer_locals - fnames)
+        node = copy.deepcopy(d)
+        node.decorator_list = []
+        for e in extras:
+            node.args.kwonlyargs.append(ast.arg(arg=e, annotation=None))
+            node.args.kw_defaults.append(None)
+        nested = Unit(node, f"{unit.name}.<locals>.{d.name}", unit.filename,
+                      unit.line_offset, unit.globals, unit.closure,
+                      defaults=None, extra_params=extras)
+        nested.local_functions = local_functions
+        nested.default_nodes = (list(inner.defaults), list(inner.kw_defaults))
+        local_functions[d.name] = nested
+    return body
+
+
+def _walk_stmts(stmts):
+    """Statements (recursively into blocks, not into nested defs)."""
+    for s in stmts:
+        yield s
+        if isinstance(s, ast.FunctionDef):
+            continue
+        for field in ("body", "orelse"):
+            sub = getattr(s, field, None)
+            if isinstance(sub, list):
+                yield from _walk_stmts(sub)
+
+
+# --- break / continue / return -> flags ---------------------------------------------
+
+class _Loop:
+    def __init__(self):
+        self.brk = None
+        self.cont = None
+
+
+class JumpLowering:
+    """Rewrite jumps into flag assignments so every loop runs whole iterations."""
+
+    def __init__(self, names):
+        self.names = names
+        self.ret = None
+        self.result = None
+
+    def run(self, body):
+        returns = [n for n in _walk_stmts(body) if isinstance(n, ast.Return)]
+        jumps = [n for n in _walk_stmts(body) if isinstance(n, (ast.Break, ast.Continue))]
+        last = body[-1] if body else None
+        if isinstance(last, ast.Return) and len(returns) == 1 and not jumps:
+            if isinstance(last.value, ast.Name):
+                return body[:-1], last.value.id
+            self.result = self.names.unique("_result")
+            value = last.value if last.value is not None else A.const(None)
+            return body[:-1] + [A.assign(self.result, value, last)], self.result
+        self.result = self.names.unique("_result")
+        pre = [A.located(A.assign(self.result, A.const(None)), body[0] if body else None)]
+        if returns and not (len(returns) == 1 and last is returns[0]):
+            self.ret = self.names.flag("_ret")
+            pre.append(A.located(A.assign(self.ret, A.const(False)), body[0]))
+        new, _ = self.block(body, None)
+        return pre + new, self.result
+
+    def block(self, stmts, loop):
+        out = []
+        for i, s in enumerate(stmts):
+            new, flags = self.stmt(s, loop)
+            out.extend(new)
+            if flags:
+                rest, more = self.block(stmts[i + 1:], loop)
+                if rest:
+                    out.append(A.located(ast.If(test=self._none_set(flags), body=rest,
+                                                orelse=[]), stmts[i + 1]))
+                return out, flags | more
+        return out, set()
+
+    @staticmethod
+    def _any_set(flags):
+        flags = sorted(flags)
+        if len(flags) == 1:
+            return A.load(flags[0])
+        return ast.BoolOp(op=ast.Or(), values=[A.load(f) for f in flags])
+
+    def _none_set(self, flags):
+        return ast.UnaryOp(op=ast.Not(), operand=self._any_set(flags))
+
+    def stmt(self, s, loop):
+        if isinstance(s, ast.Return):
+            value = s.value if s.value is not None else A.const(None)
+            new = [A.assign(self.result, value, s)]
+            if self.ret is None:                    # the single, final return
+                return new, set()
+            new.append(A.assign(self.ret, A.const(True), s))
+            return new, {self.ret}
+        if isinstance(s, ast.Break):
+            loop.brk = loop.brk or self.names.flag("_brk")
+            return [A.assign(loop.brk, A.const(True), s)], {loop.brk}
+        if isinstance(s, ast.Continue):
+            loop.cont = loop.cont or self.names.flag("_cont")
+            return [A.assign(loop.cont, A.const(True), s)], {loop.cont}
+        if isinstance(s, ast.If):
+            body, f1 = self.block(s.body, loop)
+            orelse, f2 = self.block(s.orelse, loop)
+            new = ast.copy_location(ast.If(test=s.test, body=body or [ast.Pass()],
+                                           orelse=orelse), s)
+            return [new], f1 | f2
+        if isinstance(s, (ast.For, ast.While)):
+            inner = _Loop()
+            body, flags = self.block(s.body, inner)
+            escaping = flags - {inner.brk, inner.cont}
+            if inner.cont:
+                body.insert(0, A.assign(inner.cont, A.const(False), s))
+            exits = {f for f in (inner.brk,) if f} | escaping
+            pre = []
+            if inner.brk:
+                pre.append(A.assign(inner.brk, A.const(False), s))
+            if exits:
+                exit_if = A.located(ast.If(test=self._any_set(exits), body=[ast.Break()],
+                                           orelse=[]), s)
+                A.tag(exit_if, loop_exit=True)
+                body.append(exit_if)
+            new = copy.copy(s)
+            new.body = body or [ast.Pass()]
+            return pre + [new], escaping
+        return [s], set()
+
+
+# --- flattening ------------------------------------------------------------------------
+
+class Flattener:
+    """Split expressions so each statement does one special thing (see module doc)."""
+
+    def __init__(self, unit, names, local_functions, local_names):
+        self.unit = unit
+        self.names = names
+        self.local_functions = local_functions
+        self.local_names = set(local_names) | set(unit.params)
+        self.out = []
+        self.cur = unit.node
+
+    def run(self, body):
+        return self.block(body)
+
+    def error(self, msg, node=None):
+        return self.unit.error(msg, node if node is not None else self.cur)
+
+    def block(self, stmts):
+        saved, self.out = self.out, []
+        for s in stmts:
+            prev, self.cur = self.cur, s
+            self.stmt(s)
+            self.cur = prev
+        res, self.out = self.out, saved
+        return res
+
+    def emit(self, s):
+        A.located(s, self.cur)
+        self.out.append(s)
+        return s
+
+    def temp(self, value, base="_t"):
+        name = self.names.fresh(base)
+        self.emit(A.assign(name, value))
+        return A.load(name)
+
+    # statements
+    def stmt(self, s):
+        method = getattr(self, "stmt_" + type(s).__name__, None)
+        if method is None:
+            raise self.error(f"unsupported construct '{type(s).__name__}'", s)
+        method(s)
+
+    def stmt_Pass(self, s):
+        pass
+
+    def stmt_FunctionDef(self, s):
+        self.emit(A.tag(s, forward_only=True))
+
+    def stmt_Assert(self, s):
+        self.emit(A.tag(s, forward_only=True))
+
+    def stmt_Raise(self, s):
+        self.emit(A.tag(s, forward_only=True))
+
+    def stmt_Break(self, s):
+        self.emit(s)
+
+    def stmt_AnnAssign(self, s):
+        if s.value is not None:
+            self.stmt_Assign(ast.copy_location(ast.Assign(targets=[s.target], value=s.value),
+                                               s))
+
+    def stmt_Assign(self, s):
+        targets, value = s.targets, s.value
+        if (len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List))
+                and isinstance(value, (ast.Tuple, ast.List))
+                and len(targets[0].elts) == len(value.elts)):
+            stored = set()
+            for t in targets[0].elts:
+                stored |= A.names_stored(t) | A.names_loaded(t)
+            vals = []
+            for v in value.elts:
+                r = self.expr(v)
+                if not isinstance(r, ast.Constant) and not (
+                        isinstance(r, ast.Name) and r.id not in stored):
+                    r = self.temp(r)
+                vals.append(r)
+            for t, v in zip(targets[0].elts, vals):
+                self.assign_to(t, v)
+            return
+        r = self.expr(value)
+        if len(targets) > 1 and not A.is_atom(r):
+            r = self.temp(r)
+        for t in targets:
+            self.assign_to(t, copy.deepcopy(r))
+
+    def assign_to(self, target, value):
+        if isinstance(target, ast.Name):
+            self.local_names.add(target.id)
+            self.emit(A.assign(target.id, value))
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            v = self.bind(value)
+            for k, elt in enumerate(target.elts):
+                if isinstance(elt, ast.Starred):
+                    raise self.error("unsupported construct '*' unpacking")
+                sub = A.tag(ast.Subscript(value=copy.deepcopy(v), slice=A.const(k),
+                                          ctx=ast.Load()), special="subscript")
+                self.assign_to(elt, sub)
+        elif isinstance(target, ast.Subscript):
+            base = self.atom(target.value)
+            atom = self.bind(value)
+            sub = ast.Subscript(value=base, slice=self.inactive(target.slice), ctx=ast.Store())
+            self.emit(A.tag(ast.Assign(targets=[sub], value=atom), setitem=True))
+        elif isinstance(target, ast.Attribute):
+            raise self.error("unsupported construct: assignment to an attribute")
+        else:
+            raise self.error(f"unsupported assignment target '{type(target).__name__}'")
+
+    def stmt_AugAssign(self, s):
+        t = s.target
+        if isinstance(t, ast.Name):
+            new = ast.BinOp(left=A.load(t.id), op=s.op, right=s.value)
+            self.assign_to(A.store(t.id), self.expr(A.located(new, s)))
+        elif isinstance(t, ast.Subscript):
+            base = self.atom(t.value)
+            old = self.temp(A.tag(ast.Subscript(value=base, slice=self.inactive(t.slice),
+                                                ctx=ast.Load()), special="subscript"))
+            new = self.expr(A.located(ast.BinOp(left=old, op=s.op, right=s.value), s))
+            self.assign_to(ast.Subscript(value=copy.deepcopy(base), slice=t.slice,
+                                         ctx=ast.Store()), new)
+        else:
+            raise self.error("unsupported construct: augmented assignment to an attribute")
+
+    def stmt_Expr(self, s):
+        v = s.value
+        if isinstance(v, ast.Constant):
+            return                                   # docstring or bare constant
+        if not isinstance(v, ast.Call):
+            return                                   # a bare expression has no effect
+        r = self.expr(v)
+        if A.get_tag(r, "inactive"):
+            self.emit(A.tag(ast.Expr(value=r), forward_only=True))
+        elif A.get_tag(r, "special") == "method":
+            self.emit(ast.Expr(value=r))
+        else:
+            self.temp(r)
+
+    def stmt_If(self, s):
+        if A.get_tag(s, "loop_exit"):
+            self.emit(A.tag(ast.If(test=self.inactive(s.test), body=[ast.Break()], orelse=[]),
+                            loop_exit=True))
+            return
+        test = self.cond(s.test)
+        body = self.block(s.body)
+        orelse = self.block(s.orelse)
+        self.emit(ast.If(test=test, body=body or [ast.Pass()], orelse=orelse))
+
+    def cond(self, test):
+        """Bind a condition (only its truth matters: kept verbatim) to a name."""
+        name = self.names.fresh("_c")
+        self.emit(A.assign(name, self.inactive(test)))
+        return A.load(name)
+
+    def stmt_While(self, s):
+        test = self.cond(s.test)
+        saved, self.out = self.out, []
+        self.cond_into(test.id, s.test)
+        recompute, self.out = self.out, saved
+        body = self.block(s.body)
+        at = len(body)
+        if body and A.get_tag(body[-1], "loop_exit"):
+            at -= 1
+        body[at:at] = recompute
+        self.emit(ast.While(test=test, body=body, orelse=[]))
+
+    def cond_into(self, name, test):
+        self.emit(A.assign(name, self.inactive(copy.deepcopy(test))))
+
+    def stmt_For(self, s):
+        it, target = s.iter, s.target
+        pre_body = []
+        saved, self.out = self.out, pre_body
+        fn = self.unit.resolve(it.func, self.local_names) if isinstance(it, ast.Call) else None
+        if fn is builtins.range and not it.keywords:
+            if not isinstance(target, ast.Name):
+                raise self.error("a range loop needs a single loop variable")
+            loop_var = target.id
+            iterator = ast.Call(func=A.load("range"), args=[self.inactive(a) for a in it.args],
+                                keywords=[])
+            self.out = saved
+        else:
+            loop_var = None
+            if fn is enumerate and len(it.args) >= 1 and isinstance(target, ast.Tuple) \
+                    and len(target.elts) == 2:
+                seq = self.atom_seq(it.args[0], saved)
+                start = it.args[1] if len(it.args) > 1 else None
+                for kw in it.keywords:
+                    if kw.arg == "start":
+                        start = kw.value
+                idx_t, val_t = target.elts
+                if isinstance(idx_t, ast.Name) and start is None:
+                    loop_var = idx_t.id
+                else:
+                    loop_var = self.names.fresh("_k")
+                    ival = A.load(loop_var) if start is None else ast.BinOp(
+                        left=A.load(loop_var), op=ast.Add(), right=self.inactive(start))
+                    self.assign_to(idx_t, A.tag(ival, inactive=True))
+                n = self.len_of(seq)
+                self.assign_to(val_t, self.index(seq, loop_var))
+            elif fn is zip and it.args and isinstance(target, ast.Tuple) \
+                    and len(target.elts) == len(it.args):
+                seqs = [self.atom_seq(a, saved) for a in it.args]
+                loop_var = self.names.fresh("_k")
+                n = ast.Call(func=A.load("min"), args=[self.len_of(q) for q in seqs],
+                             keywords=[]) if len(seqs) > 1 else self.len_of(seqs[0])
+                for t, q in zip(target.elts, seqs):
+                    self.assign_to(t, self.index(q, loop_var))
+            elif fn is reversed and len(it.args) == 1:
+                seq = self.atom_seq(it.args[0], saved)
+                loop_var = self.names.fresh("_k")
+                n = None
+                self.assign_to(target, self.index(seq, loop_var))
+                iterator = A.parse_expr(f"range(len({seq.id}) - 1, -1, -1)")
+            else:
+                seq = self.atom_seq(it, saved)
+                loop_var = self.names.fresh("_k")
+                n = self.len_of(seq)
+                self.assign_to(target, self.index(seq, loop_var))
+            if n is not None:
+                iterator = ast.Call(func=A.load("range"), args=[n], keywords=[])
+            self.out = saved
+        A.tag(iterator, inactive=True)
+        self.local_names.add(loop_var)
+        body = pre_body + self.block(s.body)
+        self.emit(ast.For(target=A.store(loop_var), iter=iterator, body=body, orelse=[],
+                          type_comment=None))
+
+    def atom_seq(self, expr, outer):
+        """The sequence a loop walks, as a name evaluated before the loop."""
+        inner, self.out = self.out, outer
+        r = self.expr(expr)
+        if isinstance(expr, ast.Call) and A.get_tag(r, "special") in ("opaque",) \
+                or A.get_tag(r, "inactive") and isinstance(r, ast.Call):
+            r = A.tag(ast.Call(func=A.load("list"), args=[self.bind(r)], keywords=[]),
+                      special="container", container=builtins.list)
+        seq = self.bind(r, base="_seq")
+        self.out = inner
+        return seq
+
+    @staticmethod
+    def len_of(seq):
+        return A.tag(ast.Call(func=A.load("len"), args=[copy.deepcopy(seq)], keywords=[]),
+                     inactive=True)
+
+    @staticmethod
+    def index(seq, var):
+        return A.tag(ast.Subscript(value=copy.deepcopy(seq), slice=A.load(var),
+                                   ctx=ast.Load()), special="subscript")
+
+    # expressions
+    def inactive(self, e):
+        """Keep e verbatim: its value carries no derivative (conditions, indices, ints)."""
+        self._check_expr(e)
+        return A.tag(e, inactive=True)
+
+    def _check_expr(self, e):
+        for n in ast.walk(e):
+            if isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await, ast.NamedExpr)):
+                raise self.error(f"unsupported construct '{UNSUPPORTED[type(n)]}'", n)
+
+    def bind(self, r, base="_t"):
+        """An atom (name or constant) holding the value of the flattened expression r."""
+        if A.is_atom(r):
+            return r
+        return self.temp(r, base)
+
+    def atom(self, e):
+        return self.bind(self.expr(e))
+
+    def operand(self, e):
+        """Flatten e for use inside a pure expression tree."""
+        r = self.expr(e)
+        if A.get_tag(r, "special"):
+            return self.temp(r)
+        return r
+
+    def expr(self, e):
+        method = getattr(self, "expr_" + type(e).__name__, None)
+        if method is None:
+            raise self.error(f"unsupported expression '{type(e).__name__}'", e)
+        r = method(e)
+        return A.located(r, e)
+
+    def expr_Name(self, e):
+        return e
+
+    def expr_Constant(self, e):
+        return e
+
+    def expr_JoinedStr(self, e):
+        return self.inactive(e)
+
+    def expr_Compare(self, e):
+        return self.inactive(e)
+
+    def expr_BinOp(self, e):
+        return ast.BinOp(left=self.operand(e.left), op=e.op, right=self.operand(e.right))
+
+    def expr_UnaryOp(self, e):
+        if isinstance(e.op, (ast.Not, ast.Invert)):
+            return self.inactive(e)
+        return ast.UnaryOp(op=e.op, operand=self.operand(e.operand))
+
+    def _boolish(self, e):
+        if isinstance(e, ast.Compare) or (isinstance(e, ast.UnaryOp)
+                                          and isinstance(e.op, ast.Not)):
+            return True
+        if isinstance(e, ast.Constant) and isinstance(e.value, bool):
+            return True
+        if isinstance(e, ast.Name) and e.id in self.names.flags:
+            return True
+        if isinstance(e, ast.BoolOp):
+            return all(self._boolish(v) for v in e.values)
+        if isinstance(e, ast.Call) and self.unit.resolve(e.func, self.local_names) in (
+                bool, isinstance, callable):
+            return True
+        return False
+
+    def expr_BoolOp(self, e):
+        if self._boolish(e):
+            return self.inactive(e)
+        result = self.names.fresh("_t")
+        self.emit(A.assign(result, self.expr(e.values[0])))
+        self._boolop_rest(e, result, e.values[1:])
+        return A.load(result)
+
+    def _boolop_rest(self, e, result, values):
+        if not values:
+            return
+        test = A.load(result)
+        if isinstance(e.op, ast.Or):
+            test = ast.UnaryOp(op=ast.Not(), operand=test)
+        c = self.cond(test)
+        saved, self.out = self.out, []
+        self.emit(A.assign(result, self.expr(values[0])))
+        self._boolop_rest(e, result, values[1:])
+        body, self.out = self.out, saved
+        self.emit(ast.If(test=c, body=body, orelse=[]))
+
+    def expr_IfExp(self, e):
+        c = self.cond(e.test)
+        result = self.names.fresh("_t")
+        saved, self.out = self.out, []
+        self.emit(A.assign(result, self.expr(e.body)))
+        body, self.out = self.out, []
+        self.emit(A.assign(result, self.expr(e.orelse)))
+        orelse, self.out = self.out, saved
+        self.emit(ast.If(test=c, body=body, orelse=orelse))
+        return A.load(result)
+
+    def expr_Subscript(self, e):
+        base = self.atom(e.value)
+        return A.tag(ast.Subscript(value=base, slice=self.inactive(e.slice), ctx=ast.Load()),
+                     special="subscript")
+
+    def expr_Attribute(self, e):
+        if self.unit.resolve(e, self.local_names) is not None:
+            return self.inactive(e)
+        base = self.atom(e.value)
+        return A.tag(ast.Attribute(value=base, attr=e.attr, ctx=ast.Load()), special="attr")
+
+    def expr_List(self, e):
+        return self._display(e, ast.List)
+
+    def expr_Tuple(self, e):
+        return self._display(e, ast.Tuple)
+
+    def _display(self, e, kind):
+        for x in e.elts:
+            if isinstance(x, ast.Starred):
+                raise self.error("unsupported construct '*' unpacking", x)
+        return A.tag(kind(elts=[self.atom(x) for x in e.elts], ctx=ast.Load()),
+                     special="display")
+
+    def expr_Dict(self, e):
+        return A.tag(e, special="opaque", opaque="dict display")
+
+    def expr_Set(self, e):
+        return A.tag(e, special="opaque", opaque="set display")
+
+    def expr_DictComp(self, e):
+        return A.tag(e, special="opaque", opaque="dict comprehension")
+
+    def expr_SetComp(self, e):
+        return A.tag(e, special="opaque", opaque="set comprehension")
+
+    def expr_Lambda(self, e):
+        raise self.error("unsupported construct: a lambda used as a value (assign it to a "
+                         "name or use def)", e)
+
+    def expr_Starred(self, e):
+        raise self.error("unsupported construct '*' unpacking", e)
+
+    def expr_ListComp(self, e):
+        return self._comprehension(e)
+
+    def expr_GeneratorExp(self, e):
+        return self._comprehension(e)
+
+    def _comprehension(self, e):
+        result = self.names.fresh("_list")
+        self.emit(A.assign(result, ast.List(elts=[], ctx=ast.Load())))
+        e = copy.deepcopy(e)
+        mapping = {}
+        for gen in e.generators:
+            for n in ast.walk(gen.target):
+                if isinstance(n, ast.Name):
+                    mapping[n.id] = self.names.fresh("_" + n.id.lstrip("_") + "_")
+        A.rename(e, mapping)
+        inner = [A.located(ast.Expr(value=ast.Call(
+            func=ast.Attribute(value=A.load(result), attr="append", ctx=ast.Load()),
+            args=[e.elt], keywords=[])), e)]
+        for gen in reversed(e.generators):
+            if gen.is_async:
+                raise self.error("unsupported construct 'async for'", e)
+            for cond in reversed(gen.ifs):
+                inner = [A.located(ast.If(test=cond, body=inner, orelse=[]), e)]
+            inner = [A.located(ast.For(target=gen.target, iter=gen.iter, body=inner,
+                                       orelse=[], type_comment=None), e)]
+        for s in inner:
+            self.stmt(s)
+        return A.load(result)
+
+    def expr_Call(self, e):
+        for a in e.args:
+            if isinstance(a, ast.Starred):
+                raise self.error("unsupported construct '*args' in a call", a)
+        for k in e.keywords:
+            if k.arg is None:
+                raise self.error("unsupported construct '**kwargs' in a call", k)
+        kind, target = self.classify(e)
+        if kind == "inactive":
+            return self.inactive(e)
+        if kind == "primitive":
+            if e.keywords:
+                raise self.error(f"keyword arguments to {ast.unparse(e.func)} are not "
+                                 "supported", e)
+            args = [self.operand(a) for a in e.args]
+            if target in (max, min, __import__("math").hypot) and len(args) > 2:
+                acc = args[0]
+                for a in args[1:]:
+                    acc = A.tag(ast.Call(func=copy.deepcopy(e.func), args=[acc, a],
+                                         keywords=[]), rule=lookup(target, 2))
+                return acc
+            return A.tag(ast.Call(func=e.func, args=args, keywords=[]),
+                         rule=lookup(target, len(args)))
+        args = [self.atom(a) for a in e.args]
+        keywords = [ast.keyword(arg=k.arg, value=self.atom(k.value)) for k in e.keywords]
+        if kind == "method":
+            base = self.atom(e.func.value)
+            func = ast.Attribute(value=base, attr=e.func.attr, ctx=ast.Load())
+            return A.tag(ast.Call(func=func, args=args, keywords=keywords),
+                         special="method", method=e.func.attr)
+        call = ast.Call(func=e.func, args=args, keywords=keywords)
+        if kind == "user":
+            extras = getattr(target, "extra_params", ())
+            for x in extras:
+                call.keywords.append(ast.keyword(arg=x, value=A.load(x)))
+            return A.tag(call, special="user", user=target)
+        if kind == "container":
+            return A.tag(call, special="container", container=target)
+        return A.tag(call, special="opaque", opaque=target if target is not None
+                     else ast.unparse(e.func))
+
+    def classify(self, call):
+        """What kind of call this is: primitive, user, container, method, inactive, opaque."""
+        func = call.func
+        nargs = len(call.args)
+        if isinstance(func, ast.Name) and func.id in self.local_functions:
+            return "user", self.local_functions[func.id]
+        if isinstance(func, ast.Name) and func.id in self.local_names:
+            return "opaque", func.id
+        if isinstance(func, ast.Attribute) and self.unit.resolve(func, self.local_names) is None:
+            return "method", None
+        obj = self.unit.resolve(func, self.local_names)
+        if obj is None:
+            return "opaque", ast.unparse(func)
+        obj = getattr(obj, "__transpile_function__", obj)
+        if obj in (max, min) and nargs == 1 or obj in CONTAINER_FUNCS:
+            return "container", obj
+        rule = lookup(obj, nargs)
+        if rule is not None:
+            return ("inactive" if rule.zero else "primitive"), obj
+        if inspect.isfunction(obj):
+            return "user", obj
+        return "opaque", obj

@@ -1,0 +1,115 @@
+"""Optimize: local clean-ups of generated code that make it read (and run) like hand code.
+
+* first write of an adjoint is an assignment: ``dv = 0.0 ... dv = dv + e`` becomes
+  ``dv = e`` when nothing reads dv in between (also across loop iterations for adjoints of
+  values that live and die inside one iteration: `fresh_zero` on the adjoint loop);
+* consecutive accumulations into one adjoint merge: ``dv = a; dv = dv + b`` -> ``dv = a + b``;
+* dead assignments at the end of the function (an adjoint reset nobody reads) go away.
+
+Each rewrite is purely local and keeps the order of floating-point operations.
+"""
+import ast
+
+from . import astutil as A
+
+
+def run(stmts):
+    stmts = _zero_first_writes(stmts, set())
+    stmts = _merge_accumulations(stmts)
+    stmts = _dead_tail(stmts)
+    return stmts
+
+
+def _accumulation(s):
+    """(v, e, negate) for `v = v + e` / `v = v - e`, else None."""
+    if (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)
+            and isinstance(s.value, ast.BinOp) and isinstance(s.value.op, (ast.Add, ast.Sub))
+            and isinstance(s.value.left, ast.Name) and s.value.left.id == s.targets[0].id):
+        v = s.targets[0].id
+        e = s.value.right
+        if v in A.names_loaded(e):
+            return None
+        return v, e, isinstance(s.value.op, ast.Sub)
+    return None
+
+
+def _is_zero_assign(s):
+    return (isinstance(s, ast.Assign) and len(s.targets) == 1
+            and isinstance(s.targets[0], ast.Name) and isinstance(s.value, ast.Constant)
+            and type(s.value.value) is float and s.value.value == 0.0)
+
+
+def _zero_first_writes(stmts, fresh_zero):
+    zero = {v: None for v in fresh_zero}
+    converted = set()
+    out = []
+    dropped = set()
+    for s in stmts:
+        if isinstance(s, (ast.If, ast.For, ast.While)):
+            s.body = _zero_first_writes(s.body, A.get_tag(s, "fresh_zero") or set())
+            s.orelse = _zero_first_writes(s.orelse, set())
+            zero.clear()
+            out.append(s)
+            continue
+        acc = _accumulation(s)
+        if acc is not None and acc[0] in zero:
+            v, e, negate = acc
+            if zero[v] is not None:
+                dropped.add(zero[v])
+            new = A.assign(v, ast.UnaryOp(op=ast.USub(), operand=e) if negate else e, s)
+            del zero[v]
+            converted.add(v)
+            out.append(new)
+            continue
+        for name in A.names_loaded(s) | A.names_stored(s):
+            zero.pop(name, None)
+        if _is_zero_assign(s):
+            v = s.targets[0].id
+            if v in fresh_zero and v in converted:
+                continue                         # dead: the next write is an assignment
+            zero[v] = len(out)
+        out.append(s)
+    return [s for i, s in enumerate(out) if i not in dropped]
+
+
+def _merge_accumulations(stmts):
+    out = []
+    for s in stmts:
+        if isinstance(s, (ast.If, ast.For, ast.While)):
+            s.body = _merge_accumulations(s.body)
+            s.orelse = _merge_accumulations(s.orelse)
+            out.append(s)
+            continue
+        acc = _accumulation(s)
+        prev = out[-1] if out else None
+        if (acc is not None and isinstance(prev, ast.Assign) and len(prev.targets) == 1
+                and isinstance(prev.targets[0], ast.Name) and prev.targets[0].id == acc[0]
+                and not isinstance(prev.value, ast.Constant)):
+            v, e, negate = acc
+            op = ast.Sub() if negate else ast.Add()
+            out[-1] = A.assign(v, ast.BinOp(left=prev.value, op=op, right=e), prev)
+            continue
+        out.append(s)
+    return out
+
+
+def _pure(e):
+    return all(isinstance(n, (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.operator,
+                              ast.unaryop, ast.expr_context)) for n in ast.walk(e))
+
+
+def _dead_tail(stmts):
+    """Drop pure assignments to names nothing reads afterwards (top level only)."""
+    live = set()
+    keep = []
+    for s in reversed(stmts):
+        if (isinstance(s, ast.Assign) and len(s.targets) == 1
+                and isinstance(s.targets[0], ast.Name) and _pure(s.value)
+                and s.targets[0].id not in live):
+            continue
+        if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
+                s.targets[0], ast.Name) and _pure(s.value):
+            live.discard(s.targets[0].id)
+        live |= A.names_loaded(s)
+        keep.append(s)
+    return list(reversed(keep))

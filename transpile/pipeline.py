@@ -1,0 +1,219 @@
+"""The pass pipeline: frontend -> normalize -> analysis -> reverse -> emit, with the cache.
+
+`gradient_function(fn, wrt)` builds one function computing value and gradient in a single
+body (forward sweep then adjoint sweep, all locals). `callee_pair(fn, active)` builds the
+split form used for calls between transformed functions and for `vjp`:
+``f_forward(*args) -> (value, tape)`` and ``f_backward(tape, d_result) -> adjoints``.
+Everything is cached per function object and set of active parameters, so the second
+request does no transformation work; recursion finds its own entry (through cells) while
+it is being built.
+"""
+import ast
+import copy
+import inspect
+import types
+import weakref
+
+from . import astutil as A
+from .analysis import Analysis
+from .emit import Namespace, build
+from .errors import TranspileError
+from .frontend import Unit, unit_from_function
+from .names import Names
+from .normalize import normalize
+from . import optimize
+from .reverse import Resolver, ReverseTransform, STACK, PUSH, POP
+
+
+class Compiled:
+    """One generated function (or forward/backward pair) with its source."""
+
+    def __init__(self, unit, kind, active):
+        self.unit = unit
+        self.kind = kind
+        self.active = active
+        self.function = None
+        self.forward = None
+        self.backward = None
+        self.source = None
+        self.tape_has_stack = False
+        self.forward_cell = types.CellType()
+        self.backward_cell = types.CellType()
+        self.param_names = None
+
+
+_UNITS = weakref.WeakKeyDictionary()      # function -> Unit
+_CACHE = weakref.WeakKeyDictionary()      # function (or Unit) -> {key: Compiled}
+
+
+def unit_of(target):
+    if isinstance(target, Unit):
+        return target
+    unit = _UNITS.get(target)
+    if unit is None:
+        unit = unit_from_function(target)
+        _UNITS[target] = unit
+    return unit
+
+
+def _entries(target):
+    try:
+        return _CACHE.setdefault(target, {})
+    except TypeError:
+        raise TranspileError(f"cannot cache derivatives of {target!r}") from None
+
+
+def gradient_function(fn, wrt):
+    """Compiled function f(*args) -> (value, grads) (grads a tuple aligned with wrt)."""
+    key = ("value_and_grad", tuple(wrt))
+    entries = _entries(fn)
+    if key not in entries:
+        unit = unit_of(fn)
+        entries[key] = _transform(unit, tuple(wrt), "value_and_grad")
+    return entries[key]
+
+
+def vjp_pair(fn, wrt):
+    return _pair(fn, tuple(wrt))
+
+
+def _pair(target, active):
+    key = ("pair", tuple(active))
+    entries = _entries(target)
+    if key not in entries:
+        unit = unit_of(target)
+        compiled = Compiled(unit, "pair", active)
+        entries[key] = compiled               # visible to recursive calls while building
+        try:
+            _transform(unit, active, "pair", compiled)
+        except BaseException:
+            del entries[key]
+            raise
+    return entries[key]
+
+
+def callee_pair(target, active, caller, stmt):
+    compiled = _pair(target, active)
+    base = unit_of(target).node.name
+    return compiled.forward_cell, compiled.backward_cell, base
+
+
+def bind_call(target, call, caller, stmt):
+    """Map a call's arguments to the callee's parameters: (params, {param: atom})."""
+    unit = unit_of(target)
+    a = unit.node.args
+    positional = [p.arg for p in a.posonlyargs + a.args]
+    params = positional + [p.arg for p in a.kwonlyargs]
+    bound = {}
+    if len(call.args) > len(positional):
+        raise caller.error(f"too many arguments in the call to {unit.name}", stmt)
+    for p, arg in zip(positional, call.args):
+        bound[p] = arg
+    for kw in call.keywords:
+        if kw.arg not in params:
+            raise caller.error(f"{unit.name} has no parameter '{kw.arg}'", stmt)
+        bound[kw.arg] = kw.value
+    return params, bound
+
+
+class _Pipeline:
+    """What the namespace asks of the pipeline (kept as a tiny interface)."""
+    bind_call = staticmethod(bind_call)
+    callee_pair = staticmethod(callee_pair)
+
+
+def _transform(unit, active, kind, compiled=None):
+    names = Names(unit.node)
+    for p in unit.params:
+        names.reserve(p)
+    norm = normalize(unit, names)
+    params = list(unit.params)
+    unknown = [p for p in active if p not in params]
+    if unknown:
+        raise unit.error(f"no parameter named {unknown[0]!r}")
+    an = Analysis(norm, active)
+    local_names = set(an.params) | set(an.sites)
+    env = Namespace(unit, names, local_names, _Pipeline)
+    rt = ReverseTransform(norm, an, env)
+    fwd_m, rev_m = rt.run()
+    resolver = Resolver(rt, params)
+    fwd, rev = resolver.run(fwd_m, rev_m)
+    result = norm.result
+    uses_stack = any(isinstance(n, ast.Name) and n.id in (PUSH, POP)
+                     for s in fwd + rev for n in ast.walk(s))
+    nones = sorted(v for v in resolver.saved if v not in params)
+    d_result = names.adjoint(result)
+    adjoints = _adjoints_read(rev, names) - {d_result}
+    name = unit.node.name
+    if compiled is None:
+        compiled = Compiled(unit, kind, active)
+    compiled.param_names = params
+    if kind == "value_and_grad":
+        value = names.unique("_value")
+        body = []
+        if uses_stack:
+            body += A.parse_stmts(f"{STACK} = []\n{PUSH} = {STACK}.append\n"
+                                  f"{POP} = {STACK}.pop")
+        body += [A.assign(v, A.const(None)) for v in nones]
+        body += fwd
+        body.append(A.assign(value, A.load(result)))
+        grads = [names.adjoint(p) for p in active]
+        for dv in sorted(adjoints | set(grads)):
+            body.append(A.assign(dv, A.const(0.0)))
+        body.append(A.assign(d_result, A.const(1.0)))
+        body += rev
+        out = grads[0] if len(grads) == 1 else "(" + ", ".join(grads) + ",)"
+        body += A.parse_stmts(f"return {value}, {out}")
+        body = optimize.run(body)
+        args = copy.deepcopy(unit.node.args)
+        fn, source = build(f"grad_{name}", args, body, env, unit, unit.defaults,
+                           unit.kwdefaults, kind="grad")
+        compiled.function, compiled.source = fn, source
+        return compiled
+    # forward / backward pair
+    needed = sorted(resolver.needed)
+    tape_vars = ([STACK] if uses_stack else []) + needed
+    fbody = []
+    if uses_stack:
+        fbody += A.parse_stmts(f"{STACK} = []\n{PUSH} = {STACK}.append")
+    fbody += [A.assign(v, A.const(None)) for v in sorted(set(nones) | (
+        set(needed) - set(params) - set(unit.extra_params)))]
+    fbody += fwd
+    tape = ", ".join(tape_vars) + ("," if len(tape_vars) == 1 else "")
+    fbody += A.parse_stmts(f"return {result}, ({tape})")
+    tape_name = names.unique("_tape")
+    bbody = []
+    if tape_vars:
+        bbody += A.parse_stmts(f"{tape} = {tape_name}")
+    if uses_stack:
+        bbody += A.parse_stmts(f"{POP} = {STACK}.pop")
+    grads = [names.adjoint(p) for p in active]
+    for dv in sorted(adjoints | set(grads)):
+        bbody.append(A.assign(dv, A.const(0.0)))
+    bbody += rev
+    bbody += A.parse_stmts("return (" + ", ".join(grads) + ",)")
+    bbody = optimize.run(bbody)
+    fargs = copy.deepcopy(unit.node.args)
+    fwd_fn, fsrc = build(f"{name}_forward", fargs, fbody, env, unit, unit.defaults,
+                         unit.kwdefaults, kind="forward")
+    bargs = ast.arguments(posonlyargs=[], args=[ast.arg(arg=tape_name),
+                                                ast.arg(arg=d_result)],
+                          vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None,
+                          defaults=[])
+    bwd_fn, bsrc = build(f"{name}_backward", bargs, bbody, env, unit, kind="backward")
+    compiled.forward, compiled.backward = fwd_fn, bwd_fn
+    compiled.forward_cell.cell_contents = fwd_fn
+    compiled.backward_cell.cell_contents = bwd_fn
+    compiled.source = fsrc + "\n\n" + bsrc
+    compiled.tape_has_stack = uses_stack
+    return compiled
+
+
+def _adjoints_read(stmts, names):
+    adj = set(names.adjoints.values())
+    out = set()
+    for s in stmts:
+        for n in ast.walk(s):
+            if isinstance(n, ast.Name) and n.id in adj:
+                out.add(n.id)
+    return out

@@ -1,0 +1,630 @@
+"""Reverse mode: turn a normalized function into a forward sweep and an adjoint sweep.
+
+The forward sweep is the primal code plus bookkeeping: before a variable is overwritten its
+old value is pushed on a stack when (and only when) the adjoint sweep reads it; ``if``
+conditions live in variables (pushed when inside a loop); loops count their iterations.
+The adjoint sweep walks the statements backwards: for ``t = TREE`` it recomputes the
+intermediate values the rules need, applies each rule's partial derivatives to the incoming
+adjoint ``dt`` and accumulates into the arguments' adjoints, then restores ``t``'s old value;
+branches replay the recorded decision, loops run their recorded iteration count backwards.
+
+Bookkeeping is first emitted as *markers*; `Resolver` then turns them into pushes and pops
+for exactly the values the finished adjoint code reads, and drops adjoint loops and
+branches that do no work (with their counters), so straight-line code with no overwrites
+needs no stack at all.
+"""
+import ast
+import copy
+
+from . import astutil as A
+from . import algebra
+from .analysis import expr_names
+from .rules import lookup
+
+PUSH, POP, STACK = "_push", "_pop", "_stack"
+
+
+def marker(**tags):
+    m = ast.Expr(value=A.const("marker"))
+    return A.tag(m, marker=True, **tags)
+
+
+class Result:
+    """Forward and adjoint statements plus what assembling the function needs."""
+
+    def __init__(self, forward, adjoint, needed, saved, adjoints_used, pushes):
+        self.forward = forward
+        self.adjoint = adjoint
+        self.needed = needed
+        self.saved = saved
+        self.adjoints_used = adjoints_used
+        self.pushes = pushes
+
+
+class ReverseTransform:
+    def __init__(self, norm, analysis, env):
+        self.norm = norm
+        self.unit = norm.unit
+        self.an = analysis
+        self.names = norm.names
+        self.env = env                  # emit.Namespace: binds helpers, callees
+        self.depth = 0
+        self.self_target, self.self_contribs = None, []
+        self.loop_ids = 0
+        self.new_overwritten = set()
+        self.primal = set(analysis.params) | set(analysis.sites)
+        self.cur = self.unit.node
+
+    def error(self, msg, node=None):
+        return self.unit.error(msg, node if node is not None else self.cur)
+
+    def active(self, e):
+        return bool(expr_names(e) & self.an.active)
+
+    def d(self, name):
+        return self.names.adjoint(name)
+
+    # --- driving ---------------------------------------------------------------------
+    def run(self):
+        fwd, rev = self.block(self.norm.body)
+        return fwd, rev
+
+    def block(self, stmts):
+        fwd, rev = [], []
+        for s in stmts:
+            prev, self.cur = self.cur, s
+            f, r = self.stmt(s)
+            self.cur = prev
+            for n in f + r:
+                A.located(n, s)
+            fwd.extend(f)
+            rev[:0] = r
+        return fwd, rev
+
+    def stmt(self, s):
+        if A.get_tag(s, "forward_only") or A.get_tag(s, "loop_exit"):
+            return [s], []
+        if isinstance(s, ast.Assign):
+            t = s.targets[0]
+            if isinstance(t, ast.Name):
+                return self.assign(s, t.id, s.value)
+            if isinstance(t, ast.Subscript):
+                return self.setitem(s, t, s.value)
+        if isinstance(s, ast.Expr) and A.get_tag(s.value, "special") == "method":
+            return self.method_stmt(s, s.value)
+        if isinstance(s, ast.If):
+            return self.if_(s)
+        if isinstance(s, ast.For):
+            return self.for_(s)
+        if isinstance(s, ast.While):
+            return self.while_(s)
+        if isinstance(s, ast.Break):
+            return [s], []
+        raise self.error(f"unsupported statement '{type(s).__name__}'", s)
+
+    # --- assignments -----------------------------------------------------------------
+    def assign(self, s, t, value):
+        special = A.get_tag(value, "special")
+        if special == "user":
+            return self.user_call(s, t, value)
+        first = id(s) in self.an.first_defs
+        fwd = [s] if first else [marker(save=t), s]
+        restore = [] if first else [marker(restore=t)]
+        if not (t in self.an.active and self.active(value)):
+            return fwd, restore
+        dt = self.d(t)
+        uses_t = t in expr_names(value)
+        if special is None:
+            # contributions to d<t> itself (t = f(t, ...)) are collected and assigned last,
+            # so the incoming adjoint can be read directly from dt
+            self.self_target, self.self_contribs = t, []
+            rev = restore + self.tree_adjoint(value, A.load(dt))
+            contribs, self.self_target = self.self_contribs, None
+            if not uses_t:
+                rev.append(A.assign(dt, A.const(0.0)))
+            elif not (len(contribs) == 1 and contribs[0] is None):
+                coefs = [A.const(1.0) if c is None else c for c in contribs]
+                total = coefs[0] if coefs else A.const(0.0)
+                for c in coefs[1:]:
+                    total = ast.BinOp(left=total, op=ast.Add(), right=c)
+                rev.append(A.assign(dt, algebra.mul(total, A.load(dt))))
+            return fwd, rev
+        if uses_t:
+            g = self.names.fresh("_g")
+            rev = [A.assign(g, A.load(dt)), A.assign(dt, A.const(0.0))]
+            G = A.load(g)
+        else:
+            rev, G = [], A.load(dt)
+        rev += restore
+        rev += self.special_adjoint(t, value, G)
+        if not uses_t:
+            rev.append(A.assign(dt, A.const(0.0)))
+        return fwd, rev
+
+    def accumulate(self, name, G):
+        """d<name> += G (lists/tuples through `add`)."""
+        if name not in self.an.active:
+            return []
+        if isinstance(G, ast.Constant) and G.value == 0:
+            return []
+        dv = self.d(name)
+        if self.an.is_seq(name):
+            value = ast.Call(func=A.load(self.env.helper("add")), args=[A.load(dv), G],
+                             keywords=[])
+        elif isinstance(G, ast.UnaryOp) and isinstance(G.op, ast.USub):
+            value = ast.BinOp(left=A.load(dv), op=ast.Sub(), right=G.operand)
+        else:
+            value = ast.BinOp(left=A.load(dv), op=ast.Add(), right=G)
+        return [A.assign(dv, value)]
+
+    # --- expression trees: rules applied with recomputed intermediates ----------------
+    def rule_of(self, n):
+        if isinstance(n, ast.BinOp):
+            rule = lookup(type(n.op))
+            if rule is None:
+                raise self.error(f"no derivative rule for operator "
+                                 f"'{type(n.op).__name__}'", n)
+            return rule, [n.left, n.right]
+        if isinstance(n, ast.UnaryOp):
+            return lookup(type(n.op)), [n.operand]
+        if isinstance(n, ast.Call):
+            return A.get_tag(n, "rule"), list(n.args)
+        return None, []
+
+    def tree_adjoint(self, expr, G):
+        """Adjoint statements for `t = expr` given dt = G (an atom).
+
+        Values of subexpressions that partial derivatives need are recomputed from the
+        (restored) inputs: into a temporary when used twice, inline when used once. The
+        adjoint flowing down is kept as `coefficient * G`, so contributions to the same
+        target can be factored: ``dy = (math.cos(y) * w + 0.5) * dy``.
+        """
+        out = []
+        needed = {}
+        self._mark_needed(expr, needed)
+        values = {}
+        self._emit_values(expr, needed, values, out)
+        self._propagate(expr, None, G, values, out)
+        return out
+
+    def _internal(self, n):
+        return isinstance(n, (ast.BinOp, ast.UnaryOp, ast.Call)) and not A.get_tag(
+            n, "inactive")
+
+    def _mark_needed(self, n, needed):
+        if not self._internal(n) or not self.active(n):
+            return
+        rule, args = self.rule_of(n)
+        if rule is None or rule.zero:
+            return
+        def use(node, times=1):
+            if self._internal(node):
+                needed[id(node)] = needed.get(id(node), 0) + times
+        if rule.vjps is not None:
+            use(n, 2)
+            for a in args:
+                use(a, 2)
+        else:
+            partials = rule.partials
+            if partials is None or len(partials) < len(args):
+                raise self.error(f"the rule for {rule.name} has no derivative for "
+                                 f"{len(args)} arguments", n)
+            for i, a in enumerate(args):
+                if not self.active(a) or partials[i] is None:
+                    continue
+                for j, p in enumerate(rule.params):
+                    if j < len(args):
+                        k = _count_loads(partials[i], p)
+                        if k:
+                            use(args[j], k)
+        for a in args:
+            self._mark_needed(a, needed)
+
+    def _value_expr(self, n, values):
+        if id(n) in values:
+            return A.load(values[id(n)])
+        if not self._internal(n):
+            return copy.deepcopy(n)
+        rule, args = self.rule_of(n)
+        new = copy.copy(n)
+        if isinstance(n, ast.BinOp):
+            new.left, new.right = (self._value_expr(a, values) for a in args)
+        elif isinstance(n, ast.UnaryOp):
+            new.operand = self._value_expr(args[0], values)
+        else:
+            new.args = [self._value_expr(a, values) for a in args]
+        return new
+
+    def _emit_values(self, n, needed, values, out):
+        if not self._internal(n):
+            return
+        _, args = self.rule_of(n)
+        for a in args:
+            self._emit_values(a, needed, values, out)
+        if needed.get(id(n), 0) > 1 and not (isinstance(n, ast.UnaryOp)
+                                             and A.is_atom(n.operand)):
+            v = self.names.fresh("_v")
+            out.append(A.assign(v, self._value_expr(n, values)))
+            values[id(n)] = v
+
+    def _propagate(self, n, coef, G, values, out):
+        """Push the adjoint coef * G (coef None means 1) down to the leaves of n."""
+        if isinstance(n, ast.Name):
+            if n.id == self.self_target and n.id in self.an.active:
+                self.self_contribs.append(coef)
+                return
+            full = G if coef is None else (coef if G is None else algebra.mul(coef, G))
+            out += self.accumulate(n.id, copy.deepcopy(full))
+            return
+        if not self._internal(n) or not self.active(n):
+            return
+        rule, args = self.rule_of(n)
+        if rule is None:
+            raise self.error(f"no derivative rule for {ast.unparse(n)}", n)
+        if rule.zero:
+            return
+        act = [i for i, a in enumerate(args) if self.active(a)]
+        if len(act) > 1 and coef is not None and not A.is_atom(coef):
+            g = self.names.fresh("_g")
+            out.append(A.assign(g, coef))
+            coef = A.load(g)
+        for i in act:
+            if rule.vjps is not None:
+                fn = rule.vjps[i] if i < len(rule.vjps) else None
+                if fn is None:
+                    continue
+                helper = self.env.bind(f"{_short(rule.name)}_vjp{i}", fn)
+                full = G if coef is None else (coef if G is None else algebra.mul(coef, G))
+                child = ast.Call(func=A.load(helper), args=[
+                    copy.deepcopy(full), self._value_expr(n, values)]
+                    + [self._value_expr(a, values) for a in args], keywords=[])
+                self._propagate(args[i], child, None, values, out)
+                continue
+            p = rule.partials[i]
+            if p is None:
+                continue
+            mapping = {name: self._value_expr(args[j], values)
+                       for j, name in enumerate(rule.params) if j < len(args)}
+            p = algebra.fold(self.env.instantiate(p, mapping, rule.env))
+            child = p if coef is None else algebra.mul(p, copy.deepcopy(coef))
+            if G is not None and isinstance(child, ast.Constant) and child.value == 1:
+                child = None
+            self._propagate(args[i], child, G, values, out)
+
+    # --- special right-hand sides ----------------------------------------------------
+    def special_adjoint(self, t, v, G):
+        special = A.get_tag(v, "special")
+        h = self.env.helper
+        if special == "subscript":
+            base = v.value.id
+            if base not in self.an.active:
+                return []
+            call = ast.Call(func=A.load(h("add_at")), args=[
+                A.load(self.d(base)), A.load(base), A.index_value(v.slice), G], keywords=[])
+            return [A.assign(self.d(base), call)]
+        if special == "display":
+            out = []
+            for k, e in enumerate(v.elts):
+                if isinstance(e, ast.Name) and e.id in self.an.active:
+                    out += self.accumulate(e.id, ast.Call(
+                        func=A.load(h("item")), args=[copy.deepcopy(G), A.const(k)],
+                        keywords=[]))
+            return out
+        if special == "container":
+            fn = A.get_tag(v, "container")
+            args = v.args
+            if fn in (list, tuple) and len(args) == 1:
+                return self.accumulate(args[0].id, G) if isinstance(args[0], ast.Name) else []
+            if fn is sum:
+                out = []
+                if isinstance(args[0], ast.Name) and args[0].id in self.an.active:
+                    base = args[0].id
+                    out.append(A.assign(self.d(base), ast.Call(
+                        func=A.load(h("add_to_each")),
+                        args=[A.load(self.d(base)), A.load(base), G], keywords=[])))
+                if len(args) > 1 and isinstance(args[1], ast.Name):
+                    out += self.accumulate(args[1].id, copy.deepcopy(G))
+                return out
+            if fn in (max, min) and len(args) == 1 and isinstance(args[0], ast.Name):
+                base = args[0].id
+                which = h("argmax" if fn is max else "argmin")
+                idx = ast.Call(func=A.load(which), args=[A.load(base)], keywords=[])
+                return [A.assign(self.d(base), ast.Call(func=A.load(h("add_at")), args=[
+                    A.load(self.d(base)), A.load(base), idx, G], keywords=[]))]
+            raise self.error(f"no derivative rule for {ast.unparse(v.func)} with these "
+                             "arguments", v)
+        if special == "method":
+            name = A.get_tag(v, "method")
+            base = v.func.value
+            if name == "copy" and isinstance(base, ast.Name):
+                return self.accumulate(base.id, G)
+            raise self.error(f"no derivative rule for the method '.{name}()' on a "
+                             "differentiated value", v)
+        if special == "opaque":
+            what = A.get_tag(v, "opaque")
+            label = what if isinstance(what, str) else _callable_name(what)
+            if isinstance(what, str) and what.endswith(("display", "comprehension")):
+                raise self.error(f"unsupported construct: {what} holding a differentiated "
+                                 "value", v)
+            raise self.error(f"no derivative rule for '{label}' (it has no Python source "
+                             "to transform either); register one with transpile.defvjp", v)
+        if special == "attr":
+            raise self.error(f"no derivative rule for the attribute '.{v.attr}' of a "
+                             "differentiated value", v)
+        raise self.error(f"unsupported expression {ast.unparse(v)}", v)
+
+    def user_call(self, s, t, call):
+        target = A.get_tag(call, "user")
+        params, bound = self.env.bind_call(target, call, self.unit, s)
+        active = [p for p in params if p in bound and self.active(bound[p])]
+        if not active or t not in self.an.active:
+            return [marker(save=t), s], [marker(restore=t)]
+        fwd_name, bwd_name = self.env.callee(target, tuple(active), s)
+        tape = self.names.fresh("_tape")
+        if self.depth > 0:
+            self.new_overwritten.add(tape)
+        self.primal.add(tape)
+        new_call = ast.Call(func=A.load(fwd_name), args=call.args, keywords=call.keywords)
+        fwd = [marker(save=t), marker(save=tape),
+               A.assign(ast.Tuple(elts=[A.store(t), A.store(tape)], ctx=ast.Store()),
+                        new_call)]
+        dt = self.d(t)
+        g = self.names.fresh("_g")
+        rev = [A.assign(g, A.load(dt)), A.assign(dt, A.const(0.0)), marker(restore=t)]
+        outs = [self.names.fresh("_d") for _ in active]
+        rev.append(A.assign(ast.Tuple(elts=[A.store(o) for o in outs], ctx=ast.Store()),
+                            ast.Call(func=A.load(bwd_name), args=[A.load(tape), A.load(g)],
+                                     keywords=[])))
+        rev.append(marker(restore=tape))
+        for p, o in zip(active, outs):
+            arg = bound[p]
+            if isinstance(arg, ast.Name):
+                rev += self.accumulate(arg.id, A.load(o))
+        return fwd, rev
+
+    def setitem(self, s, target, value):
+        base = target.value.id
+        fwd = [marker(save_elem=(base, target.slice)), s]
+        if base not in self.an.active:
+            return fwd, [marker(restore_elem=(base, target.slice))]
+        g = self.names.fresh("_g")
+        dbase = self.d(base)
+        rev = [A.assign(ast.Tuple(elts=[A.store(g), A.store(dbase)], ctx=ast.Store()),
+                        ast.Call(func=A.load(self.env.helper("take_item")),
+                                 args=[A.load(dbase), A.index_value(target.slice)],
+                                 keywords=[])),
+               marker(restore_elem=(base, target.slice))]
+        if isinstance(value, ast.Name):
+            rev += self.accumulate(value.id, A.load(g))
+        return fwd, rev
+
+    def method_stmt(self, s, call):
+        name = A.get_tag(call, "method")
+        base = call.func.value
+        if not (isinstance(base, ast.Name) and base.id in self.an.active):
+            return [s], []
+        if name == "append" and len(call.args) == 1:
+            g = self.names.fresh("_g")
+            dbase = self.d(base.id)
+            rev = [A.assign(ast.Tuple(elts=[A.store(g), A.store(dbase)], ctx=ast.Store()),
+                            ast.Call(func=A.load(self.env.helper("pop_adjoint")),
+                                     args=[A.load(dbase), A.load(base.id)], keywords=[]))]
+            arg = call.args[0]
+            if isinstance(arg, ast.Name):
+                rev += self.accumulate(arg.id, A.load(g))
+            return [s], rev
+        raise self.error(f"no derivative rule for the method '.{name}()' on a "
+                         "differentiated list", s)
+
+    # --- control flow ----------------------------------------------------------------
+    def if_(self, s):
+        fb, rb = self.block(s.body)
+        fo, ro = self.block(s.orelse)
+        fwd = ast.If(test=s.test, body=fb or [ast.Pass()], orelse=fo)
+        rev = ast.If(test=copy.deepcopy(s.test), body=rb or [ast.Pass()], orelse=ro)
+        return [fwd], [A.tag(rev, reverse_branch=True)]
+
+    def fresh(self, stmts):
+        """Adjoints of values that live and die within one pass over `stmts`: each
+        reverse pass over the block starts with them at zero."""
+        out = set()
+        for i, st in enumerate(stmts):
+            if not (isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Name)):
+                continue
+            v = st.targets[0].id
+            if v not in self.an.active or self.an.sites.get(v) != 1 or v in self.an.params:
+                continue
+            later = sum(_count_loads(x, v) for x in stmts[i + 1:]
+                        if not isinstance(x, (ast.If, ast.For, ast.While)))
+            if later == self.an.loads.get(v, 0):
+                out.add(self.d(v))
+        return out
+
+    def _loop_id(self):
+        self.loop_ids += 1
+        return self.loop_ids
+
+    def for_(self, s):
+        L = self._loop_id()
+        var = s.target.id
+        exits = bool(s.body) and A.get_tag(s.body[-1], "loop_exit")
+        nested = self.depth > 0
+        self.depth += 1
+        fb, rb = self.block(s.body)
+        self.depth -= 1
+        r = self.names.fresh("_range")
+        self.primal.add(r)
+        if nested:
+            self.new_overwritten.add(r)
+        fwd = [marker(save=r), A.assign(r, s.iter), marker(loop_target=var, loop=L,
+                                                           nested=nested, save=var)]
+        rng = A.load(r)
+        if exits:
+            n = self.names.fresh("_n")
+            fwd.append(A.tag(A.assign(n, A.const(0)), loop=L))
+            fb.insert(0, A.tag(ast.AugAssign(target=A.store(n), op=ast.Add(),
+                                             value=A.const(1)), loop=L))
+            rng = ast.Subscript(value=rng, slice=ast.Slice(upper=A.load(n)), ctx=ast.Load())
+        fwd.append(ast.For(target=A.store(var), iter=A.load(r), body=fb, orelse=[],
+                           type_comment=None))
+        rev = []
+        if exits and nested:
+            fwd.append(A.tag(ast.Expr(value=ast.Call(func=A.load(PUSH), args=[A.load(n)],
+                                                     keywords=[])), loop=L, push=True))
+            rev.append(A.tag(A.assign(n, ast.Call(func=A.load(POP), args=[], keywords=[])),
+                             loop=L, pop=True))
+        rev.append(A.tag(ast.For(target=A.store(var), iter=ast.Call(
+            func=A.load("reversed"), args=[rng], keywords=[]), body=rb or [ast.Pass()],
+            orelse=[], type_comment=None), reverse_loop=L, fresh_zero=self.fresh(s.body)))
+        rev.append(marker(loop_target=var, loop=L, nested=nested, restore=var))
+        rev.append(marker(restore=r))
+        return fwd, rev
+
+    def while_(self, s):
+        L = self._loop_id()
+        nested = self.depth > 0
+        self.depth += 1
+        fb, rb = self.block(s.body)
+        self.depth -= 1
+        n = self.names.fresh("_n")
+        fb.insert(0, A.tag(ast.AugAssign(target=A.store(n), op=ast.Add(), value=A.const(1)),
+                           loop=L))
+        fwd = [A.tag(A.assign(n, A.const(0)), loop=L),
+               ast.While(test=s.test, body=fb, orelse=[])]
+        rev = []
+        if nested:
+            fwd.append(A.tag(ast.Expr(value=ast.Call(func=A.load(PUSH), args=[A.load(n)],
+                                                     keywords=[])), loop=L, push=True))
+            rev.append(A.tag(A.assign(n, ast.Call(func=A.load(POP), args=[], keywords=[])),
+                             loop=L, pop=True))
+        rev.append(A.tag(ast.For(target=A.store("_"), iter=ast.Call(
+            func=A.load("range"), args=[A.load(n)], keywords=[]), body=rb or [ast.Pass()],
+            orelse=[], type_comment=None), reverse_loop=L, fresh_zero=self.fresh(s.body)))
+        return fwd, rev
+
+
+def _count_loads(node, name):
+    return sum(1 for n in ast.walk(node) if isinstance(n, ast.Name) and n.id == name
+               and isinstance(n.ctx, ast.Load))
+
+
+def _short(name):
+    return name.rsplit(".", 1)[-1].replace("<", "").replace(">", "") or "rule"
+
+
+def _callable_name(obj):
+    mod = getattr(obj, "__module__", None)
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or repr(obj)
+    return f"{mod}.{name}" if mod and mod != "builtins" else name
+
+
+# --- markers -> pushes and pops ------------------------------------------------------
+
+class Resolver:
+    """Replace markers by the pushes/pops the adjoint code needs; prune idle adjoint loops."""
+
+    def __init__(self, transform, params):
+        self.t = transform
+        self.params = set(params)
+
+    def overwritten(self, name):
+        return self.t.an.overwritten(name) or name in self.t.new_overwritten
+
+    def run(self, fwd_m, rev_m):
+        needed = None
+        while True:
+            self.needed = needed if needed is not None else _reads(rev_m) & self.t.primal
+            self.saved = {v for v in self.needed if self.overwritten(v)}
+            self.pruned = set()
+            self.pushes = 0
+            rev = _drop_pruned(self.block(rev_m, reverse=True), self.pruned)
+            fwd = self.block(fwd_m, reverse=False)
+            new_needed = _reads(rev) & self.t.primal
+            if new_needed == self.needed:
+                return fwd, rev
+            needed = new_needed
+
+    def block(self, stmts, reverse):
+        out = []
+        for s in stmts:
+            out.extend(self.stmt(s, reverse))
+        return out
+
+    def stmt(self, s, reverse):
+        loop = A.get_tag(s, "loop")
+        if loop is not None and not reverse and loop in self.pruned:
+            return []
+        if A.get_tag(s, "marker"):
+            return self.marker(s, reverse)
+        if A.get_tag(s, "push"):
+            self.pushes += 1
+        if isinstance(s, (ast.If, ast.For, ast.While)):
+            new = copy.copy(s)
+            new.body = self.block(s.body, reverse)
+            new.orelse = self.block(s.orelse, reverse)
+            if reverse and _idle(new.body) and _idle(new.orelse):
+                L = A.get_tag(s, "reverse_loop")
+                if L is not None:
+                    self.pruned.add(L)
+                return []
+            new.body = new.body or [ast.Pass()]
+            return [new]
+        if reverse and loop is not None and loop in self.pruned:
+            return []
+        return [s]
+
+    def marker(self, m, reverse):
+        var = A.get_tag(m, "save") if not reverse else A.get_tag(m, "restore")
+        if A.get_tag(m, "loop_target"):
+            L = A.get_tag(m, "loop")
+            if L in self.pruned or var not in self.needed:
+                return []
+            if not (self.t.an.sites.get(var, 0) > 1 or A.get_tag(m, "nested")
+                    or var in self.params):
+                return []
+            self.saved.add(var)
+            return [self._push(A.load(var))] if not reverse else [self._pop(A.store(var))]
+        elem = A.get_tag(m, "save_elem") if not reverse else A.get_tag(m, "restore_elem")
+        if elem is not None:
+            base, index = elem
+            if base not in self.needed:
+                return []
+            sub = ast.Subscript(value=A.load(base), slice=copy.deepcopy(index),
+                                ctx=ast.Load() if not reverse else ast.Store())
+            return [self._push(sub)] if not reverse else [self._pop(sub)]
+        if var is None or var not in self.saved:
+            return []
+        return [self._push(A.load(var))] if not reverse else [self._pop(A.store(var))]
+
+    def _push(self, value):
+        self.pushes += 1
+        return ast.Expr(value=ast.Call(func=A.load(PUSH), args=[value], keywords=[]))
+
+    def _pop(self, target):
+        return ast.Assign(targets=[target], value=ast.Call(func=A.load(POP), args=[],
+                                                           keywords=[]))
+
+
+def _drop_pruned(stmts, pruned):
+    out = []
+    for s in stmts:
+        if A.get_tag(s, "loop") in pruned:
+            continue
+        if isinstance(s, (ast.If, ast.For, ast.While)):
+            s.body = _drop_pruned(s.body, pruned) or [ast.Pass()]
+            s.orelse = _drop_pruned(s.orelse, pruned)
+        out.append(s)
+    return out
+
+
+def _idle(stmts):
+    return all(isinstance(s, ast.Pass) for s in stmts)
+
+
+def _reads(stmts):
+    out = set()
+    for s in stmts:
+        if A.get_tag(s, "marker"):
+            continue
+        out |= A.names_loaded(s)
+    return out

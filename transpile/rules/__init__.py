@@ -1,0 +1,8 @@
+"""Derivative rules: one registry, one short entry per primitive.
+
+`registry.py` holds the door (`defvjp`, `lookup`); `scalar.py` registers Python's operators,
+`math` and the numeric builtins (most partial derivatives derived by sympy from a table of
+name pairs); `containers.py` handles lists and tuples.
+"""
+from .registry import defvjp, lookup, supported, Rule  # noqa: F401
+from . import scalar  # noqa: F401  (registers the built-in rules)

@@ -1,0 +1,117 @@
+"""The rule registry: primitive -> how its derivative is computed.
+
+A rule is data. For a function of scalars, the rule lists one *partial derivative template*
+per argument, a Python expression in the argument names (``"math.cos(x)"`` for sin), which
+the transform inlines into the generated code, multiplied by the incoming adjoint. Where an
+argument has no derivative the entry is None. A rule may instead give *vjp functions*,
+called at run time as ``vjp(g, ans, *args)`` and returning that argument's contribution;
+this is the door for user functions whose derivative is not a short expression.
+
+Built-in rules and user rules go through the same `defvjp`. Keys are the callable itself
+(``math.sin``) or an ``ast`` operator class (``ast.Mult``).
+"""
+import ast
+import inspect
+import sys
+
+
+class Rule:
+    """How to differentiate one primitive."""
+
+    def __init__(self, fn, name, params, partials=None, vjps=None, env=None, zero=False,
+                 derive=None):
+        self.fn = fn
+        self.name = name
+        self.params = tuple(params) if params is not None else None
+        self._partials = partials          # list of str | None (templates)
+        self.vjps = vjps                   # list of callables | None
+        self.env = env or {}               # how free names in templates resolve
+        self.zero = zero                   # derivative is zero everywhere it exists
+        self._derive = derive              # lazy: () -> list of template strings
+        self._parsed = None
+
+    @property
+    def partials(self):
+        """Partial-derivative templates as parsed ASTs (None where not differentiable)."""
+        if self._parsed is None:
+            if self._partials is None and self._derive is not None:
+                self._partials = self._derive()
+            if self._partials is None:
+                return None
+            self._parsed = [None if p is None else ast.parse(p, mode="eval").body
+                            for p in self._partials]
+        return self._parsed
+
+    def partial_sources(self):
+        self.partials
+        return self._partials
+
+    def __repr__(self):
+        return f"Rule({self.name})"
+
+
+_RULES = {}
+
+
+def _key(fn, nargs):
+    return (fn, nargs)
+
+
+def defvjp(fn, *derivatives, params=None, nargs=None, name=None, zero=False, env=None,
+           derive=None):
+    """Register the derivative of ``fn``.
+
+    ``derivatives`` has one entry per argument, each either
+      * a string: the partial derivative as an expression in the parameter names, e.g.
+        ``defvjp(math.atan2, "x / (x*x + y*y)", "-y / (x*x + y*y)", params="y, x")``;
+      * a callable ``vjp(g, ans, *args)`` returning that argument's share of the gradient
+        (g: adjoint of the result, ans: the result);
+      * None: not differentiable with respect to that argument.
+    Names in string templates resolve in the caller's module (``math``, ``np``, helpers).
+    ``nargs`` registers the rule for one call arity only (e.g. 2-argument ``math.log``).
+    ``zero=True`` declares a piecewise-constant function (floor, round): no adjoint flows.
+    """
+    if isinstance(params, str):
+        params = [p.strip() for p in params.split(",") if p.strip()]
+    if params is None and not zero:
+        try:
+            sig = inspect.signature(fn)
+            params = [p.name for p in sig.parameters.values()]
+        except (TypeError, ValueError):
+            params = [f"x{i}" for i in range(len(derivatives))] or ["x"]
+    if env is None:
+        env = dict(sys._getframe(1).f_globals)
+    strings = [d for d in derivatives if isinstance(d, str)]
+    calls = [d for d in derivatives if callable(d)]
+    if strings and calls:
+        raise ValueError("defvjp: give either template strings or vjp functions, not both")
+    if name is None:
+        name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+        mod = getattr(fn, "__module__", None)
+        if mod and mod not in ("builtins",) and not isinstance(fn, type):
+            name = f"{mod}.{name}"
+    rule = Rule(fn, name, params,
+                partials=list(derivatives) if (strings or (not calls and derivatives)) else None,
+                vjps=list(derivatives) if calls else None,
+                env=env, zero=zero, derive=derive)
+    _RULES[_key(fn, nargs)] = rule
+    return rule
+
+
+def lookup(fn, nargs=None):
+    """The rule for ``fn`` called with ``nargs`` positional arguments, or None."""
+    try:
+        rule = _RULES.get(_key(fn, nargs))
+        if rule is None:
+            rule = _RULES.get(_key(fn, None))
+    except TypeError:          # unhashable callable
+        return None
+    return rule
+
+
+def supported():
+    """Names of all callables (and operators) that have derivative rules."""
+    out = set()
+    for (fn, _), rule in _RULES.items():
+        out.add(rule.name)
+    return sorted(out)

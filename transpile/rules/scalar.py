@@ -1,0 +1,94 @@
+"""Rules for Python's arithmetic operators, the `math` module and numeric builtins.
+
+Elementwise functions with a sympy twin get their partial derivatives from sympy: the table
+`SYMPY_TWINS` pairs each function with its sympy name, `sympy.diff` does the calculus and
+sympy's Python printer writes the template. The rest are written by hand, one line each.
+
+Conventions at non-differentiable points: abs'(0) = 0 (sign), max/min ties send the whole
+gradient to the first argument that attains the extremum (the one Python returns),
+floor/ceil/trunc/round/int/`//` have derivative 0.
+"""
+import ast
+import builtins
+import math
+
+from .registry import defvjp
+from .. import runtime
+
+ENV = {"math": math, "sign": runtime.sign, "digamma": runtime.digamma}
+
+# --- operators (keys are ast operator classes) -----------------------------------------
+defvjp(ast.Add, "1", "1", params="a, b", name="+", env=ENV)
+defvjp(ast.Sub, "1", "-1", params="a, b", name="-", env=ENV)
+defvjp(ast.Mult, "b", "a", params="a, b", name="*", env=ENV)
+defvjp(ast.Div, "1 / b", "-a / (b * b)", params="a, b", name="/", env=ENV)
+defvjp(ast.Pow, "b * a ** (b - 1)", "(a ** b * math.log(a) if a > 0 else 0.0)",
+       params="a, b", name="**", env=ENV)
+defvjp(ast.Mod, "1", "-(a // b)", params="a, b", name="%", env=ENV)
+defvjp(ast.FloorDiv, params="a, b", name="//", zero=True, env=ENV)
+defvjp(ast.USub, "-1", params="a", name="unary -", env=ENV)
+defvjp(ast.UAdd, "1", params="a", name="unary +", env=ENV)
+
+# --- math: derived by sympy from name pairs ----------------------------------------------
+SYMPY_TWINS = {
+    "sin": "sin", "cos": "cos", "tan": "tan", "asin": "asin", "acos": "acos",
+    "atan": "atan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh", "asinh": "asinh",
+    "acosh": "acosh", "atanh": "atanh", "exp": "exp", "log": "log", "log2": None,
+    "log10": None, "sqrt": "sqrt", "erf": "erf", "erfc": "erfc", "atan2": "atan2",
+    "hypot": None,
+}
+
+
+def _sympy_partials(sympy_name, params):
+    """Partial derivatives of sympy.<sympy_name>(*params), printed as Python (math.*)."""
+    import sympy
+    from sympy.printing.pycode import pycode
+    symbols = sympy.symbols(" ".join(params) + ("," if len(params) == 1 else ""))
+    expr = getattr(sympy, sympy_name)(*symbols)
+    return [pycode(sympy.simplify(sympy.diff(expr, s))) for s in symbols]
+
+
+def _derived(fn, sympy_name, params):
+    defvjp(fn, params=params, env=ENV,
+           derive=lambda: _sympy_partials(sympy_name, params.split(", ")))
+
+
+for _name, _twin in SYMPY_TWINS.items():
+    if _twin is not None:
+        _derived(getattr(math, _name), _twin, "y, x" if _name == "atan2" else "x")
+
+defvjp(math.expm1, "math.exp(x)", params="x", env=ENV)
+defvjp(math.log1p, "1 / (1 + x)", params="x", env=ENV)
+defvjp(math.log2, "1 / (x * math.log(2))", params="x", env=ENV)
+defvjp(math.log10, "1 / (x * math.log(10))", params="x", env=ENV)
+defvjp(math.log, "1 / (x * math.log(b))", "-math.log(x) / (b * math.log(b) ** 2)",
+       params="x, b", nargs=2, env=ENV)
+defvjp(math.hypot, "x / math.hypot(x, y)", "y / math.hypot(x, y)", params="x, y", env=ENV)
+defvjp(math.pow, "b * a ** (b - 1)", "(a ** b * math.log(a) if a > 0 else 0.0)",
+       params="a, b", env=ENV)
+defvjp(builtins.pow, "b * a ** (b - 1)", "(a ** b * math.log(a) if a > 0 else 0.0)",
+       params="a, b", nargs=2, env=ENV)
+defvjp(math.fabs, "sign(x)", params="x", env=ENV)
+defvjp(builtins.abs, "sign(x)", params="x", env=ENV)
+defvjp(math.copysign, "sign(x) * sign(y) if x != 0 else 0.0", None, params="x, y", env=ENV)
+defvjp(math.degrees, "180.0 / math.pi", params="x", env=ENV)
+defvjp(math.radians, "math.pi / 180.0", params="x", env=ENV)
+defvjp(math.gamma, "math.gamma(x) * digamma(x)", params="x", env=ENV)
+defvjp(math.lgamma, "digamma(x)", params="x", env=ENV)
+defvjp(math.fmod, "1", "-float(int(x / y))", params="x, y", env=ENV)
+if hasattr(math, "cbrt"):
+    defvjp(math.cbrt, "1 / (3 * math.cbrt(x) ** 2)", params="x", env=ENV)
+if hasattr(math, "exp2"):
+    defvjp(math.exp2, "math.exp2(x) * math.log(2)", params="x", env=ENV)
+defvjp(builtins.float, "1", params="x", env=ENV)
+# ties: the first argument that attains the extremum gets the gradient (Python's choice)
+defvjp(builtins.max, "(1.0 if a >= b else 0.0)", "(0.0 if a >= b else 1.0)",
+       params="a, b", nargs=2, env=ENV)
+defvjp(builtins.min, "(1.0 if a <= b else 0.0)", "(0.0 if a <= b else 1.0)",
+       params="a, b", nargs=2, env=ENV)
+
+# --- piecewise-constant or integer-valued: derivative zero ------------------------------
+for _fn in (math.floor, math.ceil, math.trunc, builtins.round, builtins.int, builtins.bool,
+            builtins.len, builtins.range, math.isfinite, math.isnan, math.isinf,
+            builtins.isinstance, math.factorial, math.comb, math.perm, math.gcd):
+    defvjp(_fn, zero=True, env=ENV)

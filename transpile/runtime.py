@@ -1,0 +1,129 @@
+"""The few helpers generated derivative code calls.
+
+Kept tiny and plain so that generated code stays readable and itself differentiable:
+`sign` and `digamma` appear in rules; `add`, `add_at`, `item`, `zeros_like`,
+`add_to_each`, `pop_adjoint` handle the adjoints of lists and tuples (an adjoint is 0.0 until
+something flows into it, then a list shaped like its value).
+"""
+import math
+
+
+def sign(x):
+    """Derivative of abs; 0 at 0 (the documented convention)."""
+    return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+
+
+def digamma(x):
+    """psi(x) = d/dx lgamma(x), by recurrence to x >= 6 then the asymptotic series."""
+    if x <= 0 and x == int(x):
+        return math.nan
+    if x < 0.5:                      # reflection: psi(1-x) - psi(x) = pi cot(pi x)
+        return digamma(1.0 - x) - math.pi / math.tan(math.pi * x)
+    acc = 0.0
+    while x < 6.0:
+        acc -= 1.0 / x
+        x += 1.0
+    inv = 1.0 / x
+    inv2 = inv * inv
+    return acc + math.log(x) - 0.5 * inv - inv2 * (
+        1.0 / 12 - inv2 * (1.0 / 120 - inv2 * (1.0 / 252 - inv2 * (1.0 / 240 - inv2 / 132))))
+
+
+def zeros_like(value):
+    """A zero adjoint shaped like ``value`` (lists and tuples become lists)."""
+    if isinstance(value, (list, tuple)):
+        return [zeros_like(v) for v in value]
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        import numpy
+        return numpy.zeros_like(value, dtype=float)
+    return 0.0
+
+
+def _is_zero(a):
+    return a is None or (type(a) in (float, int) and a == 0)
+
+
+def add(a, b):
+    """a + b for adjoints: numbers and arrays add, lists add elementwise, 0.0 is neutral."""
+    if _is_zero(a):
+        return b
+    if _is_zero(b):
+        return a
+    if isinstance(a, list) or isinstance(b, list) or isinstance(a, tuple):
+        return [add(x, y) for x, y in zip(a, b)]
+    return a + b
+
+
+def add_at(adj, value, index, g):
+    """Adjoint of ``t = value[index]``: add g into adj[index] (adj made on first use)."""
+    if _is_zero(g):
+        return adj
+    if _is_zero(adj):
+        adj = zeros_like(value)
+    elif isinstance(adj, tuple):
+        adj = list(adj)
+    if isinstance(index, slice):
+        idx = range(*index.indices(len(adj)))
+        for k, gk in zip(idx, g):
+            adj[k] = add(adj[k], gk)
+    else:
+        adj[index] = add(adj[index], g)
+    return adj
+
+
+def item(adj, index):
+    """adj[index], or 0.0 while adj is still the zero adjoint."""
+    if _is_zero(adj):
+        return 0.0
+    return adj[index]
+
+
+def take_item(adj, index):
+    """Read adj[index] and zero it there (adjoint of an overwritten element)."""
+    if _is_zero(adj):
+        return 0.0, adj
+    g = adj[index]
+    adj[index] = 0.0 if not isinstance(g, list) else zeros_like(g)
+    return g, adj
+
+
+def add_to_each(adj, value, g):
+    """Adjoint of ``s = sum(value)``: every element receives g."""
+    if _is_zero(g):
+        return adj
+    if _is_zero(adj):
+        return [g for _ in value]
+    return [add(a, g) for a in adj]
+
+
+def pop_adjoint(adj, value):
+    """Adjoint of ``xs.append(v)``: the last element's adjoint, removed from adj.
+
+    The primal list is left as it is; its adjoint is made full length on first use and
+    shrinks as appends are undone, so indices stay aligned with the list as it was.
+    """
+    if _is_zero(adj):
+        adj = zeros_like(value)
+    return adj.pop(), adj
+
+
+def argbest(values, better):
+    """Index of the first extremum (Python's max/min tie rule)."""
+    best = 0
+    for k in range(1, len(values)):
+        if better(values[k], values[best]):
+            best = k
+    return best
+
+
+def argmax(values):
+    return argbest(values, lambda a, b: a > b)
+
+
+def argmin(values):
+    return argbest(values, lambda a, b: a < b)
+
+
+def seed_like(value):
+    """The default cotangent for grad: 1.0 for a scalar result."""
+    return 1.0
