@@ -60,48 +60,54 @@ def _bind(fn, args, kwargs, names):
     return [bound.arguments[n] for n in names]
 
 
+def _is_scalar(value):
+    if isinstance(value, (int, float, complex)):
+        return True
+    shape = getattr(value, "shape", None)
+    return shape == ()
+
+
 def _finish(grads, inputs):
     """Zero adjoints of container inputs become zero containers of the right shape."""
     return tuple(zeros_like(x) if _is_zero(g) and not isinstance(x, (int, float)) else g
                  for g, x in zip(grads, inputs))
 
 
-def value_and_grad(f, wrt=0):
-    """Return a function computing ``(f(*args), df/dwrt)`` from generated code."""
+def _gradient_wrapper(f, wrt, with_value):
     fn = _function(f)
     names, many = _wrt_names(fn, wrt)
     compiled = pipeline.gradient_function(fn, names)
     gradient = compiled.function
-    containers = any(True for _ in ())
+    several = len(names) > 1
 
-    @functools.wraps(fn)
-    def value_and_grad_f(*args, **kwargs):
+    def run(*args, **kwargs):
         value, g = gradient(*args, **kwargs)
-        if isinstance(value, (list, tuple)) or hasattr(value, "__len__") and not hasattr(
-                value, "shape"):
+        if value.__class__ is not float and not _is_scalar(value):
             raise TypeError(f"grad of {fn.__qualname__}: the function returned a "
                             f"{type(value).__name__}, not a scalar; use transpile.vjp")
-        gs = g if len(names) > 1 else (g,)
-        if any(_is_zero(x) for x in gs):
-            gs = _finish(gs, _bind(fn, args, kwargs, names))
-        return value, (gs if many else gs[0])
+        gs = g if several else (g,)
+        for x in gs:
+            if x.__class__ is not float or x == 0.0:     # rare: maybe a container input
+                gs = _finish(gs, _bind(fn, args, kwargs, names))
+                break
+        out = gs if many else gs[0]
+        return (value, out) if with_value else out
 
-    value_and_grad_f.source = compiled.source
-    value_and_grad_f.generated = gradient
-    return value_and_grad_f
+    run = functools.wraps(fn)(run)
+    run.__name__ = ("value_and_grad_" if with_value else "grad_") + fn.__name__
+    run.source = compiled.source
+    run.generated = gradient
+    return run
+
+
+def value_and_grad(f, wrt=0):
+    """Return a function computing ``(f(*args), df/dwrt)`` from generated code."""
+    return _gradient_wrapper(f, wrt, True)
 
 
 def grad(f, wrt=0):
     """Return a function computing the gradient of scalar-valued f w.r.t. ``wrt``."""
-    vg = value_and_grad(f, wrt)
-
-    @functools.wraps(_function(f))
-    def grad_f(*args, **kwargs):
-        return vg(*args, **kwargs)[1]
-
-    grad_f.source = vg.source
-    grad_f.generated = vg.generated
-    return grad_f
+    return _gradient_wrapper(f, wrt, False)
 
 
 def vjp(f, *args, wrt=0, **kwargs):

@@ -14,10 +14,37 @@ from . import astutil as A
 
 
 def run(stmts):
+    stmts = _propagate_constants(stmts)
     stmts = _zero_first_writes(stmts, set())
     stmts = _merge_accumulations(stmts)
     stmts = _dead_tail(stmts)
     return stmts
+
+
+def _propagate_constants(stmts):
+    """Top level: `v = 1.0` followed by reads of v (before any other write of v) reads 1.0.
+
+    Used for the seed of the adjoint sweep; the folded products drop the factor."""
+    from .algebra import fold
+    out = []
+    consts = {}
+    for s in stmts:
+        if consts:
+            stored = A.names_stored(s)
+            use = {k: v for k, v in consts.items() if k not in stored}
+            if isinstance(s, (ast.If, ast.For, ast.While)):
+                s = A.substitute(s, use) if use else s
+            elif isinstance(s, ast.Assign) and use:
+                s = A.assign(s.targets[0], fold(A.substitute(s.value, use)), s) \
+                    if len(s.targets) == 1 else s
+            for k in stored:
+                consts.pop(k, None)
+        if (isinstance(s, ast.Assign) and len(s.targets) == 1
+                and isinstance(s.targets[0], ast.Name) and isinstance(s.value, ast.Constant)
+                and type(s.value.value) is float):
+            consts[s.targets[0].id] = s.value
+        out.append(s)
+    return out
 
 
 def _accumulation(s):
@@ -113,3 +140,38 @@ def _dead_tail(stmts):
         live |= A.names_loaded(s)
         keep.append(s)
     return list(reversed(keep))
+
+
+def hoist_module_functions(stmts, namespace, local_names):
+    """``math.sin(y)`` -> ``sin(y)`` with `sin` bound once (a closure variable), saving an
+    attribute lookup per call. Only module attributes that are called are hoisted."""
+    import inspect
+
+    def resolve(node):
+        if isinstance(node, ast.Name):
+            if node.id in namespace.bindings:
+                obj = namespace.bindings[node.id]
+                return obj if inspect.ismodule(obj) else None
+            if node.id in local_names:
+                return None
+            obj = namespace.unit.lookup(node.id)
+            return obj if inspect.ismodule(obj) else None
+        if isinstance(node, ast.Attribute):
+            base = resolve(node.value)
+            obj = getattr(base, node.attr, None) if base is not None else None
+            return obj if inspect.ismodule(obj) else None
+        return None
+
+    class Hoist(ast.NodeTransformer):
+        def visit_Call(self, node):
+            self.generic_visit(node)
+            f = node.func
+            if isinstance(f, ast.Attribute):
+                mod = resolve(f.value)
+                if mod is not None:
+                    obj = getattr(mod, f.attr, None)
+                    if obj is not None and callable(obj) and not isinstance(obj, type):
+                        node.func = A.load(namespace.bind(f.attr, obj))
+            return node
+
+    return [Hoist().visit(s) for s in stmts]

@@ -156,7 +156,10 @@ def _transform(unit, active, kind, compiled=None):
                                   f"{POP} = {STACK}.pop")
         body += [A.assign(v, A.const(None)) for v in nones]
         body += fwd
-        body.append(A.assign(value, A.load(result)))
+        if result in resolver.saved:
+            body.append(A.assign(value, A.load(result)))   # the sweep will restore result
+        else:
+            value = result
         grads = [names.adjoint(p) for p in active]
         for dv in sorted(adjoints | set(grads)):
             body.append(A.assign(dv, A.const(0.0)))
@@ -165,6 +168,7 @@ def _transform(unit, active, kind, compiled=None):
         out = grads[0] if len(grads) == 1 else "(" + ", ".join(grads) + ",)"
         body += A.parse_stmts(f"return {value}, {out}")
         body = optimize.run(body)
+        body = optimize.hoist_module_functions(body, env, local_names)
         args = copy.deepcopy(unit.node.args)
         fn, source = build(f"grad_{name}", args, body, env, unit, unit.defaults,
                            unit.kwdefaults, kind="grad")
@@ -193,6 +197,8 @@ def _transform(unit, active, kind, compiled=None):
     bbody += rev
     bbody += A.parse_stmts("return (" + ", ".join(grads) + ",)")
     bbody = optimize.run(bbody)
+    bbody = optimize.hoist_module_functions(bbody, env, local_names)
+    fbody = optimize.hoist_module_functions(fbody, env, local_names)
     fargs = copy.deepcopy(unit.node.args)
     fwd_fn, fsrc = build(f"{name}_forward", fargs, fbody, env, unit, unit.defaults,
                          unit.kwdefaults, kind="forward")

@@ -346,8 +346,9 @@ class ReverseTransform:
             if isinstance(what, str) and what.endswith(("display", "comprehension")):
                 raise self.error(f"unsupported construct: {what} holding a differentiated "
                                  "value", v)
-            raise self.error(f"no derivative rule for '{label}' (it has no Python source "
-                             "to transform either); register one with transpile.defvjp", v)
+            raise self.error(f"no derivative rule for '{label}' and it is not a Python "
+                             "function transpile can read; register a rule with "
+                             "transpile.defvjp", v)
         if special == "attr":
             raise self.error(f"no derivative rule for the attribute '.{v.attr}' of a "
                              "differentiated value", v)
