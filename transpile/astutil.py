@@ -45,9 +45,14 @@ def parse_stmts(src):
 
 
 def names_loaded(node):
-    """Names read anywhere inside node."""
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)
-            and isinstance(n.ctx, ast.Load)}
+    """Names read anywhere inside node (the target of `v += e` is read too)."""
+    out = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
+            out.add(n.id)
+        elif isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
+            out.add(n.target.id)
+    return out
 
 
 def names_stored(node):

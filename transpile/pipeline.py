@@ -22,7 +22,7 @@ from .frontend import Unit, unit_from_function
 from .names import Names
 from .normalize import normalize
 from . import optimize
-from .reverse import Resolver, ReverseTransform, STACK, PUSH, POP
+from .reverse import Resolver, ReverseTransform, STACK, PUSH, POP, loop_tapes
 
 
 class Compiled:
@@ -139,6 +139,7 @@ def _transform(unit, active, kind, compiled=None):
     resolver = Resolver(rt, params)
     fwd, rev = resolver.run(fwd_m, rev_m)
     result = norm.result
+    fwd, rev, tapes = loop_tapes(fwd, rev, names)
     uses_stack = any(isinstance(n, ast.Name) and n.id in (PUSH, POP)
                      for s in fwd + rev for n in ast.walk(s))
     nones = sorted(v for v in resolver.saved if v not in params)
@@ -175,7 +176,7 @@ def _transform(unit, active, kind, compiled=None):
         compiled.function, compiled.source = fn, source
         return compiled
     # forward / backward pair
-    needed = sorted(resolver.needed)
+    needed = sorted(resolver.needed) + tapes
     tape_vars = ([STACK] if uses_stack else []) + needed
     fbody = []
     if uses_stack:

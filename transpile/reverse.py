@@ -466,8 +466,8 @@ class ReverseTransform:
             fb.insert(0, A.tag(ast.AugAssign(target=A.store(n), op=ast.Add(),
                                              value=A.const(1)), loop=L))
             rng = ast.Subscript(value=rng, slice=ast.Slice(upper=A.load(n)), ctx=ast.Load())
-        fwd.append(ast.For(target=A.store(var), iter=A.load(r), body=fb, orelse=[],
-                           type_comment=None))
+        fwd.append(A.tag(ast.For(target=A.store(var), iter=A.load(r), body=fb, orelse=[],
+                                 type_comment=None), forward_loop=L))
         rev = []
         if exits and nested:
             fwd.append(A.tag(ast.Expr(value=ast.Call(func=A.load(PUSH), args=[A.load(n)],
@@ -491,7 +491,7 @@ class ReverseTransform:
         fb.insert(0, A.tag(ast.AugAssign(target=A.store(n), op=ast.Add(), value=A.const(1)),
                            loop=L))
         fwd = [A.tag(A.assign(n, A.const(0)), loop=L),
-               ast.While(test=s.test, body=fb, orelse=[])]
+               A.tag(ast.While(test=s.test, body=fb, orelse=[]), forward_loop=L)]
         rev = []
         if nested:
             fwd.append(A.tag(ast.Expr(value=ast.Call(func=A.load(PUSH), args=[A.load(n)],
@@ -629,3 +629,106 @@ def _reads(stmts):
             continue
         out |= A.names_loaded(s)
     return out
+
+
+# --- per-loop tapes ------------------------------------------------------------------
+
+def loop_tapes(fwd, rev, names):
+    """Give simple top-level loops their own tape, read by iteration instead of pops.
+
+    A loop qualifies when every push in its body is a top-level statement (so each
+    iteration pushes the same variables in the same order) and its adjoint loop pops them
+    back at top level. Each iteration then appends one value (or one tuple) to a list, and
+    the adjoint loop iterates over the reversed list: ``for y_saved in reversed(tape)``
+    replaces a pop call per value. Returns (fwd, rev, names of the new tape lists).
+    """
+    rev_loops = {A.get_tag(s, "reverse_loop"): (i, s) for i, s in enumerate(rev)
+                 if A.get_tag(s, "reverse_loop") is not None}
+    tapes = []
+    new_fwd = []
+    for s in fwd:
+        L = A.get_tag(s, "forward_loop")
+        plan = _tape_plan(s, rev_loops.get(L, (None, None))[1]) if L is not None else None
+        if plan is None:
+            new_fwd.append(s)
+            continue
+        pushed, pops = plan
+        i, rloop = rev_loops[L]
+        tape = names.fresh("_tape")
+        record = names.fresh("_record")
+        tapes.append(tape)
+        saved = [names.fresh("_saved") for _ in pushed]
+        positions = [j for j, st in enumerate(s.body) if _is_push(st)]
+        body = list(s.body)
+        if len(saved) == 1:                     # record the value directly
+            body[positions[0]] = ast.Expr(value=ast.Call(
+                func=A.load(record), args=[copy.deepcopy(s.body[positions[0]].value.args[0])],
+                keywords=[]))
+        else:                                   # copy at each push, record one tuple
+            for k, j in enumerate(positions):
+                body[j] = A.assign(saved[k], s.body[j].value.args[0])
+            body.insert(positions[-1] + 1, ast.Expr(value=ast.Call(
+                func=A.load(record), args=[ast.Tuple(elts=[A.load(x) for x in saved],
+                                                     ctx=ast.Load())], keywords=[])))
+        loop = copy.copy(s)
+        loop.body = body
+        new_fwd += A.parse_stmts(f"{tape} = []\n{record} = {tape}.append")
+        new_fwd.append(loop)
+        # adjoint loop: iterate the tape backwards, pops become reads of the saved names
+        rbody = []
+        k = len(saved)
+        for st in rloop.body:
+            if _is_pop(st):
+                k -= 1
+                rbody.append(A.assign(st.targets[0], A.load(saved[k])))
+            else:
+                rbody.append(st)
+        target = A.store(saved[0]) if len(saved) == 1 else ast.Tuple(
+            elts=[A.store(x) for x in saved], ctx=ast.Store())
+        walked = ast.Call(func=A.load("reversed"), args=[A.load(tape)], keywords=[])
+        loop_var = rloop.target
+        if any(isinstance(n, ast.Name) and n.id == getattr(loop_var, "id", None)
+               for st in rbody for n in ast.walk(st)) and loop_var.id != "_":
+            target = ast.Tuple(elts=[copy.deepcopy(loop_var), target], ctx=ast.Store())
+            walked = ast.Call(func=A.load("zip"), args=[rloop.iter, walked], keywords=[])
+        new_rloop = copy.copy(rloop)
+        new_rloop.target, new_rloop.iter, new_rloop.body = target, walked, rbody
+        rev[i] = new_rloop
+        counters = {n.id for st in new_fwd + loop.body if A.get_tag(st, "loop") == L
+                    for n in ast.walk(st) if isinstance(n, ast.Name)}
+        if not counters & A.names_loaded(new_rloop.iter):        # iteration count unused
+            new_fwd[:] = [st for st in new_fwd if A.get_tag(st, "loop") != L]
+            loop.body = [st for st in loop.body if A.get_tag(st, "loop") != L]
+    return new_fwd, rev, tapes
+
+
+def _is_push(s):
+    return (isinstance(s, ast.Expr) and isinstance(s.value, ast.Call)
+            and isinstance(s.value.func, ast.Name) and s.value.func.id == PUSH)
+
+
+def _is_pop(s):
+    return (isinstance(s, ast.Assign) and isinstance(s.value, ast.Call)
+            and isinstance(s.value.func, ast.Name) and s.value.func.id == POP
+            and isinstance(s.targets[0], ast.Name))
+
+
+def _uses_stack(stmts):
+    return any(isinstance(n, ast.Name) and n.id in (PUSH, POP)
+               for s in stmts for n in ast.walk(s))
+
+
+def _tape_plan(floop, rloop):
+    if rloop is None or not isinstance(floop, (ast.For, ast.While)):
+        return None
+    pushed = [st.value.args[0] for st in floop.body if _is_push(st)]
+    if not pushed or not all(isinstance(p, ast.Name) for p in pushed):
+        return None
+    if _uses_stack([st for st in floop.body if not _is_push(st)]):
+        return None                      # pushes inside branches or inner loops
+    pops = [st.targets[0].id for st in rloop.body if _is_pop(st)]
+    if _uses_stack([st for st in rloop.body if not _is_pop(st)]):
+        return None
+    if pops != [p.id for p in reversed(pushed)]:
+        return None
+    return [p.id for p in pushed], pops
