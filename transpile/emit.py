@@ -69,7 +69,7 @@ class Namespace:
 
 def to_source(node):
     try:
-        return astor.to_source(node)
+        return astor.to_source(node, pretty_source=lambda parts: "".join(parts))
     except Exception:                     # astor lags behind new syntax: fall back
         return ast.unparse(node) + "\n"
 

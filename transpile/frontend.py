@@ -94,7 +94,7 @@ def unit_from_function(func):
     if isinstance(node, ast.Expr) and isinstance(node.value, ast.Lambda) or (
             isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda)):
         lam = node.value
-        node = ast.FunctionDef(name=func.__name__, args=lam.args,
+        node = ast.FunctionDef(name=_target_name(node, func), args=lam.args,
                                body=[ast.Return(lam.body, lineno=lam.lineno, col_offset=0)],
                                decorator_list=[], returns=None, type_comment=None,
                                lineno=lam.lineno, col_offset=0)
@@ -105,9 +105,20 @@ def unit_from_function(func):
                                  filename, first, name)
     ast.increment_lineno(node, first - 1)
     node.decorator_list = []
+    if not node.name.isidentifier():
+        node.name = "_lambda"
+    if func.__name__.isidentifier() and func.__name__ != node.name and \
+            node.name == "_lambda":
+        node.name = func.__name__
     closure = dict(zip(code.co_freevars, func.__closure__ or ()))
     return Unit(node, name, filename, first - 1, func.__globals__, closure, func=func,
                 defaults=func.__defaults__, kwdefaults=func.__kwdefaults__)
+
+
+def _target_name(stmt, func):
+    if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name):
+        return stmt.targets[0].id
+    return "_lambda" if not func.__name__.isidentifier() else func.__name__
 
 
 def _find_lambda_or_def(tree, func):

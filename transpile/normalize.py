@@ -24,6 +24,7 @@ import ast
 import builtins
 import copy
 import inspect
+import math
 
 from . import astutil as A
 from .rules import lookup
@@ -42,6 +43,7 @@ if hasattr(ast, "Match"):
     UNSUPPORTED[ast.Match] = "match"
 
 CONTAINER_FUNCS = {builtins.sum, builtins.list, builtins.tuple}
+VARIADIC = {builtins.max, builtins.min, math.hypot}
 SPECIAL_KINDS = ("user", "container", "method", "opaque", "subscript", "display", "attr")
 
 
@@ -718,7 +720,7 @@ class Flattener:
                 raise self.error(f"keyword arguments to {ast.unparse(e.func)} are not "
                                  "supported", e)
             args = [self.operand(a) for a in e.args]
-            if target in (max, min, __import__("math").hypot) and len(args) > 2:
+            if target in VARIADIC and len(args) > 2:
                 acc = args[0]
                 for a in args[1:]:
                     acc = A.tag(ast.Call(func=copy.deepcopy(e.func), args=[acc, a],
@@ -760,6 +762,8 @@ class Flattener:
         obj = getattr(obj, "__transpile_function__", obj)
         if obj in (max, min) and nargs == 1 or obj in CONTAINER_FUNCS:
             return "container", obj
+        if obj in VARIADIC and nargs > 2:
+            return "primitive", obj               # folded into nested 2-argument calls
         rule = lookup(obj, nargs)
         if rule is not None:
             return ("inactive" if rule.zero else "primitive"), obj
