@@ -74,63 +74,64 @@ class Analysis:
         self._kinds()
         self._sites()
 
-    def _activity(self):
-        body = self.norm.body
+    def _fixpoint(self, grow, step):
+        """Add step(statement) to the set `grow` until nothing changes."""
         changed = True
         while changed:
             changed = False
-            for s, _ in walk_body(body):
-                new = set()
-                if isinstance(s, ast.Assign):
-                    t = s.targets[0]
-                    flows = expr_names(s.value) & self.active
-                    if isinstance(t, ast.Name) and flows:
-                        new.add(t.id)
-                    elif isinstance(t, ast.Subscript) and flows:
-                        new.add(t.value.id)
-                elif isinstance(s, ast.Expr) and A.get_tag(s.value, "special") == "method":
-                    call = s.value
-                    args = set()
-                    for a in call.args:
-                        args |= expr_names(a)
-                    if args & self.active and isinstance(call.func.value, ast.Name):
-                        new.add(call.func.value.id)
-                if new - self.active:
-                    self.active |= new
+            for s, _ in walk_body(self.norm.body):
+                new = step(s) - grow
+                if new:
+                    grow |= new
                     changed = True
 
+    def _activity(self):
+        def step(s):
+            new = set()
+            if isinstance(s, ast.Assign):
+                t = s.targets[0]
+                flows = expr_names(s.value) & self.active
+                if isinstance(t, ast.Name) and flows:
+                    new.add(t.id)
+                elif isinstance(t, ast.Subscript) and flows:
+                    new.add(t.value.id)
+            elif isinstance(s, ast.Expr) and A.get_tag(s.value, "special") == "method":
+                call = s.value
+                args = set()
+                for a in call.args:
+                    args |= expr_names(a)
+                if args & self.active and isinstance(call.func.value, ast.Name):
+                    new.add(call.func.value.id)
+            return new
+        self._fixpoint(self.active, step)
+
     def _kinds(self):
-        body = self.norm.body
-        changed = True
-        while changed:
-            changed = False
-            for s, _ in walk_body(body):
-                new = set()
-                if isinstance(s, ast.Assign):
-                    t, v = s.targets[0], s.value
-                    if isinstance(t, ast.Subscript):
-                        new.add(t.value.id)
-                    elif isinstance(t, ast.Name):
-                        special = A.get_tag(v, "special")
-                        if special == "display" or (special == "container" and A.get_tag(
-                                v, "container") in (list, tuple)):
+        def step(s):
+            new = set()
+            if isinstance(s, ast.Assign):
+                t, v = s.targets[0], s.value
+                if isinstance(t, ast.Subscript):
+                    new.add(t.value.id)
+                elif isinstance(t, ast.Name):
+                    special = A.get_tag(v, "special")
+                    if special == "display" or (special == "container" and A.get_tag(
+                            v, "container") in (list, tuple)):
+                        new.add(t.id)
+                    if isinstance(v, ast.Name) and (v.id in self.seq or t.id in self.seq):
+                        new |= {v.id, t.id}
+                    if special == "container" or special == "subscript":
+                        base = v.args[0] if isinstance(v, ast.Call) else v.value
+                        if isinstance(base, ast.Name):
+                            new.add(base.id)
+                    if special == "method" and isinstance(v.func.value, ast.Name):
+                        new.add(v.func.value.id)
+                        if v.func.attr == "copy":
                             new.add(t.id)
-                        if isinstance(v, ast.Name) and (v.id in self.seq or t.id in self.seq):
-                            new |= {v.id, t.id}
-                        if special == "container" or special == "subscript":
-                            base = v.args[0] if isinstance(v, ast.Call) else v.value
-                            if isinstance(base, ast.Name):
-                                new.add(base.id)
-                        if special == "method" and isinstance(v.func.value, ast.Name):
-                            new.add(v.func.value.id)
-                            if v.func.attr == "copy":
-                                new.add(t.id)
-                elif isinstance(s, ast.Expr) and A.get_tag(s.value, "special") == "method":
-                    if isinstance(s.value.func.value, ast.Name):
-                        new.add(s.value.func.value.id)
-                if new - self.seq:
-                    self.seq |= new
-                    changed = True
+            elif isinstance(s, ast.Expr) and A.get_tag(s.value, "special") == "method":
+                if isinstance(s.value.func.value, ast.Name):
+                    new.add(s.value.func.value.id)
+            return new
+        self._fixpoint(self.seq, step)
 
     def _sites(self):
         for p in self.params:

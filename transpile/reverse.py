@@ -29,18 +29,6 @@ def marker(**tags):
     return A.tag(m, marker=True, **tags)
 
 
-class Result:
-    """Forward and adjoint statements plus what assembling the function needs."""
-
-    def __init__(self, forward, adjoint, needed, saved, adjoints_used, pushes):
-        self.forward = forward
-        self.adjoint = adjoint
-        self.needed = needed
-        self.saved = saved
-        self.adjoints_used = adjoints_used
-        self.pushes = pushes
-
-
 class ReverseTransform:
     def __init__(self, norm, analysis, env):
         self.norm = norm
