@@ -67,6 +67,13 @@ def _is_scalar(value):
     return shape == ()
 
 
+def _own(value):
+    """A private copy of a cotangent's containers (the adjoint sweep updates them)."""
+    if isinstance(value, (list, tuple)):
+        return [_own(v) for v in value]
+    return value
+
+
 def _finish(grads, inputs):
     """Zero adjoints of container inputs become zero containers of the right shape."""
     return tuple(zeros_like(x) if _is_zero(g) and not isinstance(x, (int, float)) else g
@@ -124,6 +131,7 @@ def vjp(f, *args, wrt=0, **kwargs):
 
     def pullback(cotangent):
         t = ((list(tape[0]),) + tuple(tape[1:])) if has_stack else tape
+        cotangent = _own(cotangent)
         grads = _finish(compiled.backward(t, cotangent), inputs)
         return grads if many else grads[0]
 

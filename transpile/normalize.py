@@ -145,6 +145,7 @@ def _lift_nested(unit, body, outer_locals, local_functions):
             return n
 
     body = [Lift().visit(s) for s in body]
+    body = _name_called_lambdas(body, unit)
     defs = [n for n in _walk_stmts(body) if isinstance(n, ast.FunctionDef)]
     fnames = {d.name for d in defs} | set(local_functions)
     for d in defs:
@@ -167,6 +168,56 @@ def _lift_nested(unit, body, outer_locals, local_functions):
         nested.default_nodes = (list(inner.defaults), list(inner.kw_defaults))
         local_functions[d.name] = nested
     return body
+
+
+def _name_called_lambdas(stmts, unit):
+    """`(lambda u: e)(a)` -> `def _lambda1(u): return e` before the statement, `_lambda1(a)`."""
+    counter = [0]
+    used = {n.id for s in stmts for n in ast.walk(s) if isinstance(n, ast.Name)}
+
+    def fresh():
+        while True:
+            counter[0] += 1
+            name = f"_lambda{counter[0]}"
+            if name not in used:
+                return name
+
+    def block(body):
+        out = []
+        for s in body:
+            defs = []
+
+            class Name(ast.NodeTransformer):
+                def visit_FunctionDef(self, n):
+                    return n
+
+                def visit_Call(self, n):
+                    self.generic_visit(n)
+                    if isinstance(n.func, ast.Lambda):
+                        lam, name = n.func, fresh()
+                        fd = ast.FunctionDef(name=name, args=lam.args,
+                                             body=[A.located(ast.Return(lam.body), lam)],
+                                             decorator_list=[], returns=None,
+                                             type_comment=None)
+                        defs.append(A.located(fd, s))
+                        n.func = A.located(A.load(name), lam)
+                    return n
+
+            for field in ("body", "orelse"):
+                sub = getattr(s, field, None)
+                if isinstance(sub, list) and not isinstance(s, ast.FunctionDef):
+                    setattr(s, field, block(sub))
+            if isinstance(s, (ast.If, ast.For, ast.While)):
+                for field in ("test", "iter"):
+                    if hasattr(s, field):
+                        setattr(s, field, Name().visit(getattr(s, field)))
+            elif not isinstance(s, ast.FunctionDef):
+                s = Name().visit(s)
+            out.extend(defs)
+            out.append(s)
+        return out
+
+    return block(stmts)
 
 
 def _walk_stmts(stmts):
@@ -464,50 +515,76 @@ class Flattener:
             self.out = saved
         else:
             loop_var = None
-            if fn is enumerate and len(it.args) >= 1 and isinstance(target, ast.Tuple) \
-                    and len(target.elts) == 2:
-                seq = self.atom_seq(it.args[0], saved)
-                start = it.args[1] if len(it.args) > 1 else None
-                for kw in it.keywords:
-                    if kw.arg == "start":
-                        start = kw.value
-                idx_t, val_t = target.elts
-                if isinstance(idx_t, ast.Name) and start is None:
-                    loop_var = idx_t.id
-                else:
-                    loop_var = self.names.fresh("_k")
-                    ival = A.load(loop_var) if start is None else ast.BinOp(
-                        left=A.load(loop_var), op=ast.Add(), right=self.inactive(start))
-                    self.assign_to(idx_t, A.tag(ival, inactive=True))
-                n = self.len_of(seq)
-                self.assign_to(val_t, self.index(seq, loop_var))
-            elif fn is zip and it.args and isinstance(target, ast.Tuple) \
-                    and len(target.elts) == len(it.args):
-                seqs = [self.atom_seq(a, saved) for a in it.args]
-                loop_var = self.names.fresh("_k")
-                n = ast.Call(func=A.load("min"), args=[self.len_of(q) for q in seqs],
-                             keywords=[]) if len(seqs) > 1 else self.len_of(seqs[0])
-                for t, q in zip(target.elts, seqs):
-                    self.assign_to(t, self.index(q, loop_var))
-            elif fn is reversed and len(it.args) == 1:
-                seq = self.atom_seq(it.args[0], saved)
-                loop_var = self.names.fresh("_k")
-                n = None
-                self.assign_to(target, self.index(seq, loop_var))
-                iterator = A.parse_expr(f"range(len({seq.id}) - 1, -1, -1)")
-            else:
-                seq = self.atom_seq(it, saved)
-                loop_var = self.names.fresh("_k")
-                n = self.len_of(seq)
-                self.assign_to(target, self.index(seq, loop_var))
-            if n is not None:
-                iterator = ast.Call(func=A.load("range"), args=[n], keywords=[])
+            if (fn is enumerate and isinstance(target, ast.Tuple) and len(target.elts) == 2
+                    and isinstance(target.elts[0], ast.Name) and len(it.args) == 1
+                    and not it.keywords):
+                loop_var = target.elts[0].id        # `for i, v in enumerate(xs)`: i is k
+            loop_var = loop_var or self.names.fresh("_k")
+            n, element = self.iteration(it, saved)
+            self.unpack(target, element(A.load(loop_var)))
+            iterator = ast.Call(func=A.load("range"), args=[n], keywords=[])
             self.out = saved
         A.tag(iterator, inactive=True)
         self.local_names.add(loop_var)
         body = pre_body + self.block(s.body)
         self.emit(ast.For(target=A.store(loop_var), iter=iterator, body=body, orelse=[],
                           type_comment=None))
+
+    def iteration(self, it, outer):
+        """How a loop walks `it`: (length expression, k -> element expression).
+
+        enumerate, zip and reversed compose; anything else is evaluated once before the
+        loop (materialized with list() unless it is a name or a plain value) and indexed."""
+        fn = self.unit.resolve(it.func, self.local_names) if isinstance(it, ast.Call) else None
+        if fn is enumerate and 1 <= len(it.args) <= 2:
+            n, inner = self.iteration(it.args[0], outer)
+            start = it.args[1] if len(it.args) > 1 else next(
+                (kw.value for kw in it.keywords if kw.arg == "start"), None)
+
+            def element(k):
+                idx = k if start is None else ast.BinOp(left=k, op=ast.Add(),
+                                                       right=self.inactive(start))
+                return A.tag(ast.Tuple(elts=[A.tag(idx, inactive=True), inner(k)],
+                                       ctx=ast.Load()), elements=True)
+            return n, element
+        if fn is zip and it.args and not it.keywords:
+            parts = [self.iteration(a, outer) for a in it.args]
+            n = parts[0][0] if len(parts) == 1 else A.tag(ast.Call(
+                func=A.load("min"), args=[p[0] for p in parts], keywords=[]), inactive=True)
+            return n, lambda k: A.tag(ast.Tuple(elts=[e(k) for _, e in parts],
+                                                ctx=ast.Load()), elements=True)
+        if fn is reversed and len(it.args) == 1 and not it.keywords:
+            n, inner = self.iteration(it.args[0], outer)
+
+            def element(k):
+                back = ast.BinOp(left=ast.BinOp(left=copy.deepcopy(n), op=ast.Sub(),
+                                                right=A.const(1)), op=ast.Sub(), right=k)
+                return inner(A.tag(back, inactive=True))
+            return n, element
+        seq = self.atom_seq(it, outer)
+        return self.len_of(seq), lambda k: self.index(seq, k)
+
+    def unpack(self, target, value):
+        """Assign a loop element to the loop target, pairing up tuples where possible."""
+        if A.get_tag(value, "elements"):
+            if isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) == len(
+                    value.elts):
+                for t, v in zip(target.elts, value.elts):
+                    self.unpack(t, v)
+                return
+            value = A.tag(ast.Tuple(elts=[self.bind(self._element_value(v))
+                                          for v in value.elts], ctx=ast.Load()),
+                          special="display")
+        if isinstance(target, ast.Name) and isinstance(value, ast.Name) and \
+                target.id == value.id:
+            return
+        self.assign_to(target, value)
+
+    def _element_value(self, v):
+        if A.get_tag(v, "elements"):
+            return A.tag(ast.Tuple(elts=[self.bind(self._element_value(e)) for e in v.elts],
+                                   ctx=ast.Load()), special="display")
+        return v
 
     def atom_seq(self, expr, outer):
         """The sequence a loop walks, as a name evaluated before the loop."""
@@ -527,8 +604,9 @@ class Flattener:
                      inactive=True)
 
     @staticmethod
-    def index(seq, var):
-        return A.tag(ast.Subscript(value=copy.deepcopy(seq), slice=A.load(var),
+    def index(seq, k):
+        k = A.load(k) if isinstance(k, str) else copy.deepcopy(k)
+        return A.tag(ast.Subscript(value=copy.deepcopy(seq), slice=A.tag(k, inactive=True),
                                    ctx=ast.Load()), special="subscript")
 
     # expressions
