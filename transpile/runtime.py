@@ -127,3 +127,33 @@ def argmin(values):
 def seed_like(value):
     """The default cotangent for grad: 1.0 for a scalar result."""
     return 1.0
+
+
+def unbroadcast(g, like):
+    """Sum g down to the shape of ``like`` (the adjoint of an implicit broadcast).
+
+    ``like`` is the value the adjoint belongs to: a Python scalar gets a Python float back,
+    an array gets an array of its own shape."""
+    shape = getattr(like, "shape", None)
+    gshape = getattr(g, "shape", None)
+    if gshape is None:
+        return g
+    if shape is None:                       # a Python number: everything sums into it
+        return float(g.sum()) if g.ndim else float(g)
+    if gshape == shape:
+        return g
+    extra = len(gshape) - len(shape)
+    if extra > 0:
+        g = g.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, (a, b) in enumerate(zip(shape, g.shape)) if a == 1 and b != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
+def snapshot(value):
+    """A copy that later in-place writes cannot change (arrays and array views)."""
+    copy = getattr(value, "copy", None)
+    if copy is not None and hasattr(value, "shape"):
+        return copy()
+    return value

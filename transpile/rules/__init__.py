@@ -6,3 +6,8 @@ name pairs); `containers.py` handles lists and tuples.
 """
 from .registry import defvjp, lookup, supported, Rule  # noqa: F401
 from . import scalar  # noqa: F401  (registers the built-in rules)
+try:
+    from . import numpy_  # noqa: F401  (NumPy rules)
+except ImportError as exc:           # pragma: no cover - numpy is a core dependency
+    if "numpy" in str(exc) and "transpile" not in str(exc):
+        raise
