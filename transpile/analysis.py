@@ -62,17 +62,51 @@ def expr_names(e):
     return A.names_loaded(e)
 
 
+SCALAR, ARRAY, SEQ, UNKNOWN = "scalar", "array", "seq", "unknown"
+SHAPE_ATTRS = {"shape", "ndim", "size", "dtype", "itemsize", "nbytes"}
+
+
+def value_kind(value):
+    """The kind of a run-time value, as the transform specializes on it."""
+    if isinstance(value, (bool, int, float)):
+        return SCALAR
+    try:
+        import numpy
+        if isinstance(value, numpy.ndarray):
+            return ARRAY
+        if isinstance(value, numpy.generic):
+            return SCALAR if isinstance(value, numpy.floating) else ARRAY
+    except ImportError:          # pragma: no cover
+        pass
+    if isinstance(value, (list, tuple)):
+        return SEQ
+    return UNKNOWN
+
+
+def join(a, b):
+    if a is None:
+        return b
+    if b is None or a == b:
+        return a
+    if {a, b} == {SCALAR, ARRAY}:
+        return ARRAY
+    return UNKNOWN
+
+
 class Analysis:
-    def __init__(self, norm, active_params):
+    def __init__(self, norm, active_params, param_kinds=None):
         self.norm = norm
         self.params = list(norm.params) + list(norm.unit.extra_params)
         self.active = set(active_params)
         self.seq = set()
         self.sites = {}          # name -> number of assignment sites
         self.in_loop = set()     # names assigned inside a loop
+        self.kind = {}           # name -> SCALAR | ARRAY | SEQ | UNKNOWN
+        self.elem = {}           # SEQ name -> kind of its elements
         self._activity()
         self._kinds()
         self._sites()
+        self._value_kinds(param_kinds or {})
 
     def _fixpoint(self, grow, step):
         """Add step(statement) to the set `grow` until nothing changes."""
@@ -132,6 +166,142 @@ class Analysis:
                     new.add(s.value.func.value.id)
             return new
         self._fixpoint(self.seq, step)
+
+    # --- value kinds: what a variable holds (specialized on the argument types) -------
+    def kind_of(self, e):
+        """Kind of the value of a normalized expression."""
+        if isinstance(e, ast.Name):
+            if e.id in self.kind:
+                return self.kind[e.id]
+            if e.id in self.sites or e.id in self.params:
+                return None                       # not known yet (fixpoint)
+            obj = self.norm.unit.lookup(e.id)
+            return value_kind(obj)
+        if isinstance(e, ast.Constant):
+            return SCALAR if isinstance(e.value, (int, float, bool)) else UNKNOWN
+        special = A.get_tag(e, "special")
+        if A.get_tag(e, "inactive"):
+            return self._inactive_kind(e)
+        if isinstance(e, ast.BinOp):
+            return join(self.kind_of(e.left), self.kind_of(e.right))
+        if isinstance(e, ast.UnaryOp):
+            return self.kind_of(e.operand)
+        if isinstance(e, ast.Call) and special is None:          # rule-backed primitive
+            rule = A.get_tag(e, "rule")
+            module = getattr(getattr(rule, "fn", None), "__module__", "") or ""
+            if module == "math":
+                return SCALAR
+            if module.startswith("numpy"):
+                return ARRAY
+            out = None
+            for a in e.args:
+                out = join(out, self.kind_of(a))
+            return out if module == "builtins" else UNKNOWN
+        if special == "display":
+            return SEQ
+        if special == "subscript":
+            base = self.kind_of(e.value)
+            if base == SEQ and isinstance(e.value, ast.Name):
+                return self.elem.get(e.value.id, UNKNOWN) if not isinstance(
+                    e.slice, ast.Slice) else SEQ
+            return ARRAY if base in (ARRAY, SCALAR) else UNKNOWN
+        if special == "container":
+            fn = A.get_tag(e, "container")
+            if fn in (list, tuple):
+                return SEQ
+            if isinstance(e.args[0], ast.Name):
+                return self.elem.get(e.args[0].id, UNKNOWN)
+            return UNKNOWN
+        if special == "method":
+            base = self.kind_of(e.func.value)
+            if base == SEQ:
+                return SEQ if A.get_tag(e, "method") == "copy" else UNKNOWN
+            return ARRAY if base in (ARRAY, UNKNOWN) else UNKNOWN
+        if special == "attr":
+            return ARRAY if self.kind_of(e.value) == ARRAY else UNKNOWN
+        return UNKNOWN
+
+    def _inactive_kind(self, e):
+        if isinstance(e, ast.Name):
+            return self.kind_of(ast.Name(id=e.id, ctx=ast.Load()))
+        if isinstance(e, ast.Constant):
+            return SCALAR
+        if isinstance(e, ast.Attribute) and e.attr in SHAPE_ATTRS:
+            return SCALAR
+        if isinstance(e, ast.Subscript) and isinstance(e.value, ast.Attribute) \
+                and e.value.attr == "shape":
+            return SCALAR
+        if isinstance(e, ast.Call):
+            fn = self.norm.unit.resolve(e.func, set(self.sites) | set(self.params))
+            if fn in (len, int, round, bool, float, range, isinstance):
+                return SCALAR
+            return UNKNOWN
+        if isinstance(e, (ast.Compare, ast.BoolOp, ast.UnaryOp, ast.BinOp)):
+            out = None
+            for n in ast.walk(e):
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
+                    k = self.kind_of(ast.Name(id=n.id, ctx=ast.Load()))
+                    if k is not None:
+                        out = join(out, k if k != SEQ else SCALAR)
+                elif isinstance(n, ast.Call):
+                    return UNKNOWN
+            return out or SCALAR
+        return UNKNOWN
+
+    def _value_kinds(self, param_kinds):
+        for p in self.params:
+            self.kind[p] = param_kinds.get(p, UNKNOWN)
+            if self.kind[p] == SEQ:
+                self.elem[p] = param_kinds.get(p + "[]", UNKNOWN)
+        changed = True
+        while changed:
+            changed = False
+            for s, _ in walk_body(self.norm.body):
+                updates = []
+                if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name):
+                    t, v = s.targets[0].id, s.value
+                    updates.append((t, self.kind_of(v)))
+                    if A.get_tag(v, "special") == "display":
+                        elem = None
+                        for x in v.elts:
+                            elem = join(elem, self.kind_of(x))
+                        updates.append((t + "[]", elem))
+                    elif isinstance(v, ast.Name) and v.id in self.elem:
+                        updates.append((t + "[]", self.elem[v.id]))
+                    elif A.get_tag(v, "special") in ("container", "method") and \
+                            self.kind_of(v) == SEQ:
+                        base = v.args[0] if A.get_tag(v, "special") == "container" \
+                            else v.func.value
+                        if isinstance(base, ast.Name) and base.id in self.elem:
+                            updates.append((t + "[]", self.elem[base.id]))
+                    elif A.get_tag(v, "special") == "subscript" and isinstance(
+                            v.slice, ast.Slice) and isinstance(v.value, ast.Name) \
+                            and v.value.id in self.elem:
+                        updates.append((t + "[]", self.elem[v.value.id]))
+                elif isinstance(s, ast.For):
+                    updates.append((s.target.id, SCALAR))
+                elif isinstance(s, ast.Expr) and A.get_tag(s.value, "method") == "append":
+                    base = s.value.func.value
+                    if isinstance(base, ast.Name) and s.value.args:
+                        updates.append((base.id + "[]", self.kind_of(s.value.args[0])))
+                elif isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Subscript):
+                    base = s.targets[0].value
+                    if isinstance(base, ast.Name) and self.kind.get(base.id) == SEQ:
+                        updates.append((base.id + "[]", self.kind_of(s.value)))
+                for name, k in updates:
+                    if k is None:
+                        continue
+                    table, key = (self.elem, name[:-2]) if name.endswith("[]") else (
+                        self.kind, name)
+                    new = join(table.get(key), k)
+                    if new != table.get(key):
+                        table[key] = new
+                        changed = True
+        for name in self.sites:
+            self.kind.setdefault(name, UNKNOWN)
+
+    def is_scalar(self, name):
+        return self.kind.get(name) == SCALAR
 
     def _sites(self):
         for p in self.params:

@@ -8,6 +8,7 @@ import inspect
 
 from . import pipeline
 from .errors import TranspileError
+from .analysis import join, value_kind
 from .runtime import zeros_like, _is_zero
 
 
@@ -80,41 +81,103 @@ def _finish(grads, inputs):
                  for g, x in zip(grads, inputs))
 
 
-def _gradient_wrapper(f, wrt, with_value):
-    fn = _function(f)
-    names, many = _wrt_names(fn, wrt)
-    compiled = pipeline.gradient_function(fn, names)
-    gradient = compiled.function
-    several = len(names) > 1
+def _type_key(args, kwargs):
+    """Cheap key of the argument types the generated code is specialized on."""
+    key = tuple([type(a) if type(a) not in (list, tuple) or not a else (type(a), type(a[0]))
+                 for a in args])
+    if kwargs:
+        key += tuple(sorted((k, type(v)) for k, v in kwargs.items()))
+    return key
 
-    def run(*args, **kwargs):
-        value, g = gradient(*args, **kwargs)
+
+def _kinds(fn, args, kwargs):
+    """Kind of every parameter's value (scalar, array, seq + element kind, unknown)."""
+    sig = inspect.signature(fn)
+    bound = sig.bind(*args, **kwargs)
+    bound.apply_defaults()
+    kinds = {}
+    for name, value in bound.arguments.items():
+        kinds[name] = value_kind(value)
+        if kinds[name] == "seq":
+            elem = None
+            for v in value:
+                elem = join(elem, value_kind(v))
+            kinds[name + "[]"] = elem or "unknown"
+    return kinds
+
+
+class _Specialized:
+    """Compiled variants of one gradient, one per kind of arguments (scalar/array/list)."""
+
+    def __init__(self, fn, names):
+        self.fn, self.names = fn, names
+        self.variants = {}
+        self.last = None
+
+    def get(self, args, kwargs):
+        key = _type_key(args, kwargs)
+        compiled = self.variants.get(key)
+        if compiled is None:
+            compiled = pipeline.gradient_function(self.fn, self.names,
+                                                  _kinds(self.fn, args, kwargs))
+            self.variants[key] = compiled
+        self.last = compiled
+        return compiled
+
+    def default_source(self):
+        if self.last is None:        # nothing called yet: show the all-scalar version
+            params = _param_names(self.fn)
+            self.last = pipeline.gradient_function(self.fn, self.names,
+                                                   {p: "scalar" for p in params})
+        return self.last.source
+
+
+class GradientFunction:
+    """What grad / value_and_grad return: call it like f; `.source` shows generated code."""
+
+    def __init__(self, f, wrt, with_value):
+        fn = _function(f)
+        names, many = _wrt_names(fn, wrt)
+        self.fn, self.names, self.many, self.with_value = fn, names, many, with_value
+        self.variants = _Specialized(fn, names)
+        functools.update_wrapper(self, fn)
+        self.__name__ = ("value_and_grad_" if with_value else "grad_") + fn.__name__
+        self._lookup = self.variants.variants.get
+        self._several = len(names) > 1
+
+    def __call__(self, *args, **kwargs):
+        compiled = self._lookup(_type_key(args, kwargs)) or self.variants.get(args, kwargs)
+        value, g = compiled.function(*args, **kwargs)
         if value.__class__ is not float and not _is_scalar(value):
-            raise TypeError(f"grad of {fn.__qualname__}: the function returned a "
+            raise TypeError(f"grad of {self.fn.__qualname__}: the function returned a "
                             f"{type(value).__name__}, not a scalar; use transpile.vjp")
-        gs = g if several else (g,)
+        gs = g if self._several else (g,)
         for x in gs:
             if x.__class__ is not float or x == 0.0:     # rare: maybe a container input
-                gs = _finish(gs, _bind(fn, args, kwargs, names))
+                gs = _finish(gs, _bind(self.fn, args, kwargs, self.names))
                 break
-        out = gs if many else gs[0]
-        return (value, out) if with_value else out
+        out = gs if self.many else gs[0]
+        return (value, out) if self.with_value else out
 
-    run = functools.wraps(fn)(run)
-    run.__name__ = ("value_and_grad_" if with_value else "grad_") + fn.__name__
-    run.source = compiled.source
-    run.generated = gradient
-    return run
+    @property
+    def source(self):
+        """Generated source of the most recently used variant (all-scalar before a call)."""
+        return self.variants.default_source()
+
+    @property
+    def generated(self):
+        self.variants.default_source()
+        return self.variants.last.function
 
 
 def value_and_grad(f, wrt=0):
     """Return a function computing ``(f(*args), df/dwrt)`` from generated code."""
-    return _gradient_wrapper(f, wrt, True)
+    return GradientFunction(f, wrt, True)
 
 
 def grad(f, wrt=0):
     """Return a function computing the gradient of scalar-valued f w.r.t. ``wrt``."""
-    return _gradient_wrapper(f, wrt, False)
+    return GradientFunction(f, wrt, False)
 
 
 def vjp(f, *args, wrt=0, **kwargs):
@@ -124,7 +187,7 @@ def vjp(f, *args, wrt=0, **kwargs):
     """
     fn = _function(f)
     names, many = _wrt_names(fn, wrt)
-    compiled = pipeline.vjp_pair(fn, names)
+    compiled = pipeline.vjp_pair(fn, names, _kinds(fn, args, kwargs))
     value, tape = compiled.forward(*args, **kwargs)
     inputs = _bind(fn, args, kwargs, names)
     has_stack = compiled.tape_has_stack

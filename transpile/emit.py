@@ -61,8 +61,9 @@ class Namespace:
     def bind_call(self, target, call, caller, stmt):
         return self.pipeline.bind_call(target, call, caller, stmt)
 
-    def callee(self, target, active, stmt):
-        fwd_cell, bwd_cell, base = self.pipeline.callee_pair(target, active, self.unit, stmt)
+    def callee(self, target, active, kinds, stmt):
+        fwd_cell, bwd_cell, base = self.pipeline.callee_pair(target, active, kinds,
+                                                             self.unit, stmt)
         return (self.bind(f"{base}_forward", fwd_cell, cell=True),
                 self.bind(f"{base}_backward", bwd_cell, cell=True))
 

@@ -63,37 +63,42 @@ def _entries(target):
         raise TranspileError(f"cannot cache derivatives of {target!r}") from None
 
 
-def gradient_function(fn, wrt):
-    """Compiled function f(*args) -> (value, grads) (grads a tuple aligned with wrt)."""
-    key = ("value_and_grad", tuple(wrt))
+def _kinds_key(kinds):
+    return tuple(sorted((kinds or {}).items()))
+
+
+def gradient_function(fn, wrt, kinds=None):
+    """Compiled function f(*args) -> (value, grads) (grads a tuple aligned with wrt),
+    specialized on the kinds of the arguments (scalar / array / list)."""
+    key = ("value_and_grad", tuple(wrt), _kinds_key(kinds))
     entries = _entries(fn)
     if key not in entries:
         unit = unit_of(fn)
-        entries[key] = _transform(unit, tuple(wrt), "value_and_grad")
+        entries[key] = _transform(unit, tuple(wrt), "value_and_grad", kinds=kinds)
     return entries[key]
 
 
-def vjp_pair(fn, wrt):
-    return _pair(fn, tuple(wrt))
+def vjp_pair(fn, wrt, kinds=None):
+    return _pair(fn, tuple(wrt), kinds)
 
 
-def _pair(target, active):
-    key = ("pair", tuple(active))
+def _pair(target, active, kinds=None):
+    key = ("pair", tuple(active), _kinds_key(kinds))
     entries = _entries(target)
     if key not in entries:
         unit = unit_of(target)
         compiled = Compiled(unit, "pair", active)
         entries[key] = compiled               # visible to recursive calls while building
         try:
-            _transform(unit, active, "pair", compiled)
+            _transform(unit, active, "pair", compiled, kinds=kinds)
         except BaseException:
             del entries[key]
             raise
     return entries[key]
 
 
-def callee_pair(target, active, caller, stmt):
-    compiled = _pair(target, active)
+def callee_pair(target, active, kinds, caller, stmt):
+    compiled = _pair(target, active, kinds)
     base = unit_of(target).node.name
     return compiled.forward_cell, compiled.backward_cell, base
 
@@ -122,7 +127,7 @@ class _Pipeline:
     callee_pair = staticmethod(callee_pair)
 
 
-def _transform(unit, active, kind, compiled=None):
+def _transform(unit, active, kind, compiled=None, kinds=None):
     names = Names(unit.node)
     for p in unit.params:
         names.reserve(p)
@@ -131,7 +136,7 @@ def _transform(unit, active, kind, compiled=None):
     unknown = [p for p in active if p not in params]
     if unknown:
         raise unit.error(f"no parameter named {unknown[0]!r}")
-    an = Analysis(norm, active)
+    an = Analysis(norm, active, kinds)
     local_names = set(an.params) | set(an.sites)
     env = Namespace(unit, names, local_names, _Pipeline)
     rt = ReverseTransform(norm, an, env)

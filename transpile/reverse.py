@@ -348,7 +348,12 @@ class ReverseTransform:
         active = [p for p in params if p in bound and self.active(bound[p])]
         if not active or t not in self.an.active:
             return [marker(save=t), s], [marker(restore=t)]
-        fwd_name, bwd_name = self.env.callee(target, tuple(active), s)
+        kinds = {}
+        for p, arg in bound.items():
+            kinds[p] = self.an.kind_of(arg) or "unknown"
+            if kinds[p] == "seq" and isinstance(arg, ast.Name):
+                kinds[p + "[]"] = self.an.elem.get(arg.id, "unknown")
+        fwd_name, bwd_name = self.env.callee(target, tuple(active), kinds, s)
         tape = self.names.fresh("_tape")
         if self.depth > 0:
             self.new_overwritten.add(tape)
