@@ -204,7 +204,9 @@ class Analysis:
             if base == SEQ and isinstance(e.value, ast.Name):
                 return self.elem.get(e.value.id, UNKNOWN) if not isinstance(
                     e.slice, ast.Slice) else SEQ
-            return ARRAY if base in (ARRAY, SCALAR) else UNKNOWN
+            if base == SCALAR:                   # indexing a shape tuple or similar
+                return SCALAR
+            return ARRAY if base == ARRAY else UNKNOWN
         if special == "container":
             fn = A.get_tag(e, "container")
             if fn in (list, tuple):
@@ -235,6 +237,8 @@ class Analysis:
             fn = self.norm.unit.resolve(e.func, set(self.sites) | set(self.params))
             if fn in (len, int, round, bool, float, range, isinstance):
                 return SCALAR
+            if (getattr(fn, "__module__", "") or "").startswith("numpy"):
+                return ARRAY
             return UNKNOWN
         if isinstance(e, (ast.Compare, ast.BoolOp, ast.UnaryOp, ast.BinOp)):
             out = None

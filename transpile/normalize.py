@@ -43,6 +43,7 @@ if hasattr(ast, "Match"):
     UNSUPPORTED[ast.Match] = "match"
 
 CONTAINER_FUNCS = {builtins.sum, builtins.list, builtins.tuple}
+SHAPE_ATTRS = {"shape", "ndim", "size", "dtype", "itemsize", "nbytes"}
 VARIADIC = {builtins.max, builtins.min, math.hypot}
 SPECIAL_KINDS = ("user", "container", "method", "opaque", "subscript", "display", "attr")
 
@@ -711,12 +712,14 @@ class Flattener:
         return A.load(result)
 
     def expr_Subscript(self, e):
+        if isinstance(e.value, ast.Attribute) and e.value.attr in SHAPE_ATTRS:
+            return self.inactive(e)                  # x.shape[0]: an int
         base = self.atom(e.value)
         return A.tag(ast.Subscript(value=base, slice=self.inactive(e.slice), ctx=ast.Load()),
                      special="subscript")
 
     def expr_Attribute(self, e):
-        if self.unit.resolve(e, self.local_names) is not None:
+        if self.unit.resolve(e, self.local_names) is not None or e.attr in SHAPE_ATTRS:
             return self.inactive(e)
         base = self.atom(e.value)
         return A.tag(ast.Attribute(value=base, attr=e.attr, ctx=ast.Load()), special="attr")
@@ -794,9 +797,12 @@ class Flattener:
         if kind == "inactive":
             return self.inactive(e)
         if kind == "primitive":
-            if e.keywords:
+            rule = lookup(target, len(e.args))
+            if e.keywords and (rule is None or rule.vjps is None):
                 raise self.error(f"keyword arguments to {ast.unparse(e.func)} are not "
                                  "supported", e)
+            keywords = [ast.keyword(arg=k.arg, value=self.inactive(k.value))
+                        for k in e.keywords]
             args = [self.operand(a) for a in e.args]
             if target in VARIADIC and len(args) > 2:
                 acc = args[0]
@@ -804,7 +810,7 @@ class Flattener:
                     acc = A.tag(ast.Call(func=copy.deepcopy(e.func), args=[acc, a],
                                          keywords=[]), rule=lookup(target, 2))
                 return acc
-            return A.tag(ast.Call(func=e.func, args=args, keywords=[]),
+            return A.tag(ast.Call(func=e.func, args=args, keywords=keywords),
                          rule=lookup(target, len(args)))
         args = [self.atom(a) for a in e.args]
         keywords = [ast.keyword(arg=k.arg, value=self.atom(k.value)) for k in e.keywords]
@@ -848,3 +854,47 @@ class Flattener:
         if inspect.isfunction(obj):
             return "user", obj
         return "opaque", obj
+
+
+# --- arrays: one operation per statement ------------------------------------------------
+
+def split_array_trees(norm, kind_of):
+    """Give every intermediate of a non-scalar expression its own variable.
+
+    Scalar trees stay whole (recomputing a scalar in the adjoint sweep is cheaper than
+    saving it); array intermediates are kept, and each operation's adjoint can then sum
+    broadcasts back to the exact shape of its operands."""
+
+    def internal(n):
+        return isinstance(n, (ast.BinOp, ast.UnaryOp, ast.Call)) and not A.get_tag(
+            n, "inactive") and not A.get_tag(n, "special")
+
+    def hoist(n, out, like):
+        for field in ("left", "right", "operand"):
+            child = getattr(n, field, None)
+            if child is not None and internal(child):
+                setattr(n, field, hoist_child(child, out, like))
+        if isinstance(n, ast.Call):
+            n.args = [hoist_child(a, out, like) if internal(a) else a for a in n.args]
+        return n
+
+    def hoist_child(child, out, like):
+        child = hoist(child, out, like)
+        name = norm.names.fresh("_t")
+        out.append(A.located(A.assign(name, child), like))
+        return A.load(name)
+
+    def block(stmts):
+        out = []
+        for s in stmts:
+            if isinstance(s, (ast.If, ast.For, ast.While)):
+                s.body = block(s.body)
+                s.orelse = block(s.orelse)
+            elif (isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name)
+                  and internal(s.value) and kind_of(s.value) != "scalar"):
+                s.value = hoist(s.value, out, s)
+            out.append(s)
+        return out
+
+    norm.body = block(norm.body)
+    return norm

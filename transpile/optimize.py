@@ -13,8 +13,11 @@ import ast
 from . import astutil as A
 
 
-def run(stmts):
+def run(stmts, scalar_adjoints=None):
+    """`scalar_adjoints`: adjoints known to be numbers. Others may hold arrays, which later
+    code may update in place, so they are only ever assigned freshly computed values."""
     stmts = _propagate_constants(stmts)
+    _SCALARS[:] = [scalar_adjoints]
     stmts = _zero_first_writes(stmts, set())
     stmts = _merge_accumulations(stmts)
     stmts = _dead_tail(stmts)
@@ -66,6 +69,18 @@ def _is_zero_assign(s):
             and type(s.value.value) is float and s.value.value == 0.0)
 
 
+_SCALARS = [None]
+
+
+def _fresh_value(v, e):
+    """May `dv = e` replace `dv = 0.0 + e`? Yes for numbers; for arrays only when e is a
+    new array (arithmetic), never a name or call that could hand back a shared one."""
+    scalars = _SCALARS[0]
+    if scalars is None or v in scalars:
+        return True
+    return isinstance(e, (ast.BinOp, ast.UnaryOp))
+
+
 def _zero_first_writes(stmts, fresh_zero):
     zero = {v: None for v in fresh_zero}
     converted = set()
@@ -79,7 +94,7 @@ def _zero_first_writes(stmts, fresh_zero):
             out.append(s)
             continue
         acc = _accumulation(s)
-        if acc is not None and acc[0] in zero:
+        if acc is not None and acc[0] in zero and _fresh_value(acc[0], acc[1]):
             v, e, negate = acc
             if zero[v] is not None:
                 dropped.add(zero[v])
@@ -142,6 +157,9 @@ def _dead_tail(stmts):
     return list(reversed(keep))
 
 
+HOISTED_MODULES = {"math", "cmath"}      # scalar code, where a lookup per call shows
+
+
 def hoist_module_functions(stmts, namespace, local_names):
     """``math.sin(y)`` -> ``sin(y)`` with `sin` bound once (a closure variable), saving an
     attribute lookup per call. Only module attributes that are called are hoisted."""
@@ -168,7 +186,7 @@ def hoist_module_functions(stmts, namespace, local_names):
             f = node.func
             if isinstance(f, ast.Attribute):
                 mod = resolve(f.value)
-                if mod is not None:
+                if mod is not None and mod.__name__ in HOISTED_MODULES:
                     obj = getattr(mod, f.attr, None)
                     if obj is not None and callable(obj) and not isinstance(obj, type):
                         node.func = A.load(namespace.bind(f.attr, obj))

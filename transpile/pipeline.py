@@ -20,7 +20,7 @@ from .emit import Namespace, build
 from .errors import TranspileError
 from .frontend import Unit, unit_from_function
 from .names import Names
-from .normalize import normalize
+from .normalize import normalize, split_array_trees
 from . import optimize
 from .reverse import Resolver, ReverseTransform, STACK, PUSH, POP, loop_tapes
 
@@ -137,6 +137,9 @@ def _transform(unit, active, kind, compiled=None, kinds=None):
     if unknown:
         raise unit.error(f"no parameter named {unknown[0]!r}")
     an = Analysis(norm, active, kinds)
+    if any(k != "scalar" for k in an.kind.values()):
+        split_array_trees(norm, an.kind_of)
+        an = Analysis(norm, active, kinds)
     local_names = set(an.params) | set(an.sites)
     env = Namespace(unit, names, local_names, _Pipeline)
     rt = ReverseTransform(norm, an, env)
@@ -149,6 +152,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None):
                      for s in fwd + rev for n in ast.walk(s))
     nones = sorted(v for v in resolver.saved if v not in params)
     d_result = names.adjoint(result)
+    scalar_adjoints = {names.adjoint(v) for v, k in an.kind.items() if k == "scalar"}
     adjoints = _adjoints_read(rev, names) - {d_result}
     name = unit.node.name
     if compiled is None:
@@ -173,7 +177,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None):
         body += rev
         out = grads[0] if len(grads) == 1 else "(" + ", ".join(grads) + ",)"
         body += A.parse_stmts(f"return {value}, {out}")
-        body = optimize.run(body)
+        body = optimize.run(body, scalar_adjoints)
         body = optimize.hoist_module_functions(body, env, local_names)
         args = copy.deepcopy(unit.node.args)
         fn, source = build(f"grad_{name}", args, body, env, unit, unit.defaults,
@@ -202,7 +206,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None):
         bbody.append(A.assign(dv, A.const(0.0)))
     bbody += rev
     bbody += A.parse_stmts("return (" + ", ".join(grads) + ",)")
-    bbody = optimize.run(bbody)
+    bbody = optimize.run(bbody, scalar_adjoints)
     bbody = optimize.hoist_module_functions(bbody, env, local_names)
     fbody = optimize.hoist_module_functions(fbody, env, local_names)
     fargs = copy.deepcopy(unit.node.args)

@@ -18,7 +18,7 @@ import copy
 
 from . import astutil as A
 from . import algebra
-from .analysis import expr_names
+from .analysis import expr_names, SCALAR, SEQ, UNKNOWN
 from .rules import lookup
 
 PUSH, POP, STACK = "_push", "_pop", "_stack"
@@ -103,31 +103,53 @@ class ReverseTransform:
         dt = self.d(t)
         uses_t = t in expr_names(value)
         if special is None:
-            # contributions to d<t> itself (t = f(t, ...)) are collected and assigned last,
-            # so the incoming adjoint can be read directly from dt
-            self.self_target, self.self_contribs = t, []
-            rev = restore + self.tree_adjoint(value, A.load(dt))
-            contribs, self.self_target = self.self_contribs, None
-            if not uses_t:
-                rev.append(A.assign(dt, A.const(0.0)))
-            elif not (len(contribs) == 1 and contribs[0] is None):
-                coefs = [A.const(1.0) if c is None else c for c in contribs]
-                total = coefs[0] if coefs else A.const(0.0)
-                for c in coefs[1:]:
-                    total = ast.BinOp(left=total, op=ast.Add(), right=c)
-                rev.append(A.assign(dt, algebra.mul(total, A.load(dt))))
-            return fwd, rev
-        if uses_t:
+            return fwd, self.tree_statement(t, value, restore)
+        if not uses_t:
+            rev = self.special_adjoint(t, value, A.load(dt), A.load(t))
+            return fwd, rev + restore + [A.assign(dt, A.const(0.0))]
+        g, ans = self.names.fresh("_g"), self.names.fresh("_ans")
+        rev = [A.assign(g, A.load(dt)), A.assign(dt, A.const(0.0)), A.assign(ans, A.load(t))]
+        rev += restore
+        rev += self.special_adjoint(t, value, A.load(g), A.load(ans))
+        return fwd, rev
+
+    def tree_statement(self, t, value, restore):
+        """Adjoint of `t = TREE`."""
+        dt = self.d(t)
+        uses_t = t in expr_names(value)
+        scalar = self.an.kind_of(value) == SCALAR
+        rule, _ = self.rule_of(value) if self._internal(value) else (None, [])
+        wants_ans = rule is not None and rule.vjps is not None
+        if not uses_t:
+            # the rules read the arguments and (as `ans`) t's new value: before the restore
+            return (self.tree_adjoint(value, A.load(dt), top=t) + restore
+                    + [A.assign(dt, A.const(0.0))])
+        rev = []
+        ans = None
+        if not scalar:
             g = self.names.fresh("_g")
-            rev = [A.assign(g, A.load(dt)), A.assign(dt, A.const(0.0))]
+            rev += [A.assign(g, A.load(dt)), A.assign(dt, A.const(0.0))]
             G = A.load(g)
         else:
-            rev, G = [], A.load(dt)
+            G = A.load(dt)
+        if wants_ans:
+            ans = self.names.fresh("_ans")
+            rev.append(A.assign(ans, A.load(t)))
         rev += restore
-        rev += self.special_adjoint(t, value, G)
-        if not uses_t:
-            rev.append(A.assign(dt, A.const(0.0)))
-        return fwd, rev
+        if not scalar:
+            return rev + self.tree_adjoint(value, G, top=ans)
+        # t = f(t, ...) on scalars: contributions to dt itself are collected and assigned
+        # last, so the incoming adjoint is read directly from dt (no copy, no reset)
+        self.self_target, self.self_contribs = t, []
+        rev += self.tree_adjoint(value, G, top=ans)
+        contribs, self.self_target = self.self_contribs, None
+        if not (len(contribs) == 1 and contribs[0] is None):
+            coefs = [A.const(1.0) if c is None else c for c in contribs]
+            total = coefs[0] if coefs else A.const(0.0)
+            for c in coefs[1:]:
+                total = ast.BinOp(left=total, op=ast.Add(), right=c)
+            rev.append(A.assign(dt, algebra.mul(total, A.load(dt))))
+        return rev
 
     def accumulate(self, name, G):
         """d<name> += G (lists/tuples through `add`)."""
@@ -136,7 +158,7 @@ class ReverseTransform:
         if isinstance(G, ast.Constant) and G.value == 0:
             return []
         dv = self.d(name)
-        if self.an.is_seq(name):
+        if self.an.kind.get(name) in (SEQ, UNKNOWN, None) and self.an.is_seq(name):
             value = ast.Call(func=A.load(self.env.helper("add")), args=[A.load(dv), G],
                              keywords=[])
         elif isinstance(G, ast.UnaryOp) and isinstance(G.op, ast.USub):
@@ -159,7 +181,7 @@ class ReverseTransform:
             return A.get_tag(n, "rule"), list(n.args)
         return None, []
 
-    def tree_adjoint(self, expr, G):
+    def tree_adjoint(self, expr, G, top=None):
         """Adjoint statements for `t = expr` given dt = G (an atom).
 
         Values of subexpressions that partial derivatives need are recomputed from the
@@ -171,6 +193,8 @@ class ReverseTransform:
         needed = {}
         self._mark_needed(expr, needed)
         values = {}
+        if top is not None:
+            values[id(expr)] = top            # the statement's own result, already at hand
         self._emit_values(expr, needed, values, out)
         self._propagate(expr, None, G, values, out)
         return out
@@ -229,20 +253,27 @@ class ReverseTransform:
         _, args = self.rule_of(n)
         for a in args:
             self._emit_values(a, needed, values, out)
-        if needed.get(id(n), 0) > 1 and not (isinstance(n, ast.UnaryOp)
+        if id(n) not in values and needed.get(id(n), 0) > 1 and not (isinstance(n, ast.UnaryOp)
                                              and A.is_atom(n.operand)):
             v = self.names.fresh("_v")
             out.append(A.assign(v, self._value_expr(n, values)))
             values[id(n)] = v
 
-    def _propagate(self, n, coef, G, values, out):
-        """Push the adjoint coef * G (coef None means 1) down to the leaves of n."""
+    def _propagate(self, n, coef, G, values, out, broadcast=False):
+        """Push the adjoint coef * G (coef None means 1) down to the leaves of n.
+
+        `broadcast`: n met other operands that may be arrays, so what reaches a leaf is
+        summed back to the leaf's own shape (unbroadcast)."""
         if isinstance(n, ast.Name):
             if n.id == self.self_target and n.id in self.an.active:
                 self.self_contribs.append(coef)
                 return
             full = G if coef is None else (coef if G is None else algebra.mul(coef, G))
-            out += self.accumulate(n.id, copy.deepcopy(full))
+            full = copy.deepcopy(full)
+            if broadcast:
+                full = ast.Call(func=A.load(self.env.helper("unbroadcast")),
+                                args=[full, A.load(n.id)], keywords=[])
+            out += self.accumulate(n.id, full)
             return
         if not self._internal(n) or not self.active(n):
             return
@@ -263,9 +294,10 @@ class ReverseTransform:
                     continue
                 helper = self.env.bind(f"{_short(rule.name)}_vjp{i}", fn)
                 full = G if coef is None else (coef if G is None else algebra.mul(coef, G))
-                child = ast.Call(func=A.load(helper), args=[
-                    copy.deepcopy(full), self._value_expr(n, values)]
-                    + [self._value_expr(a, values) for a in args], keywords=[])
+                ans = self._value_expr(n, values) if _reads_ans(fn) else A.const(None)
+                child = ast.Call(func=A.load(helper), args=[copy.deepcopy(full), ans]
+                    + [self._value_expr(a, values) for a in args],
+                    keywords=copy.deepcopy(getattr(n, "keywords", [])))
                 self._propagate(args[i], child, None, values, out)
                 continue
             p = rule.partials[i]
@@ -277,10 +309,53 @@ class ReverseTransform:
             child = p if coef is None else algebra.mul(p, copy.deepcopy(coef))
             if G is not None and isinstance(child, ast.Constant) and child.value == 1:
                 child = None
-            self._propagate(args[i], child, G, values, out)
+            others = [self.an.kind_of(a) for j, a in enumerate(args) if j != i and not (
+                isinstance(a, ast.Name) and isinstance(args[i], ast.Name)
+                and a.id == args[i].id)]
+            self._propagate(args[i], child, G, values, out,
+                            broadcast=any(k != SCALAR for k in others))
 
     # --- special right-hand sides ----------------------------------------------------
-    def special_adjoint(self, t, v, G):
+    def apply_rule(self, rule, args, keywords, G, ans, node):
+        """Adjoint of `ans = fn(*args, **keywords)` for a rule-backed fn, args atoms."""
+        if rule is None or rule.zero:
+            if rule is None and any(self.active(a) for a in args):
+                raise self.error(f"no derivative rule for {ast.unparse(node)}", node)
+            return []
+        call = A.tag(ast.Call(func=A.load("_"), args=args, keywords=keywords), rule=rule)
+        out = []
+        values = {id(call): ans.id} if isinstance(ans, ast.Name) else {}
+        self._mark_and_propagate(call, G, values, out)
+        return out
+
+    def _mark_and_propagate(self, call, G, values, out):
+        needed = {}
+        self._mark_needed(call, needed)
+        self._emit_values(call, needed, values, out)
+        self._propagate(call, None, G, values, out)
+
+    def method_rule(self, v):
+        """(rule, args) of a method call on an array: x.sum(axis=0) is np.sum(x, axis=0)."""
+        import numpy as np
+        name = A.get_tag(v, "method")
+        base = v.func.value
+        args = list(v.args)
+        if name == "reshape":
+            shape = args[0] if len(args) == 1 else ast.Tuple(elts=args, ctx=ast.Load())
+            fn, args = np.reshape, [base, shape]
+        elif name == "transpose":
+            fn = np.transpose
+            args = [base] + ([args[0]] if len(args) == 1 else
+                             [ast.Tuple(elts=args, ctx=ast.Load())] if args else [])
+        elif name == "flatten":
+            fn, args = np.ravel, [base]
+        elif name in ("astype", "item", "tolist") or not hasattr(np, name):
+            fn, args = getattr(np.ndarray, name, None), [base] + args
+        else:
+            fn, args = getattr(np, name), [base] + args
+        return lookup(fn, len(args) - 1) or lookup(fn, len(args)), args
+
+    def special_adjoint(self, t, v, G, ans=None):
         special = A.get_tag(v, "special")
         h = self.env.helper
         if special == "subscript":
@@ -324,8 +399,13 @@ class ReverseTransform:
         if special == "method":
             name = A.get_tag(v, "method")
             base = v.func.value
-            if name == "copy" and isinstance(base, ast.Name):
+            if name == "copy" and isinstance(base, ast.Name) and self.an.kind_of(base) in (
+                    SEQ, SCALAR):
                 return self.accumulate(base.id, G)
+            if self.an.kind_of(base) != SEQ:
+                rule, args = self.method_rule(v)
+                if rule is not None:
+                    return self.apply_rule(rule, args, copy.deepcopy(v.keywords), G, ans, v)
             raise self.error(f"no derivative rule for the method '.{name}()' on a "
                              "differentiated value", v)
         if special == "opaque":
@@ -338,6 +418,11 @@ class ReverseTransform:
                              "function transpile can read; register a rule with "
                              "transpile.defvjp", v)
         if special == "attr":
+            import numpy as np
+            if v.attr == "T":
+                return self.apply_rule(lookup(np.transpose, 1), [v.value], [], G, ans, v)
+            if v.attr == "real":
+                return self.accumulate(v.value.id, G)
             raise self.error(f"no derivative rule for the attribute '.{v.attr}' of a "
                              "differentiated value", v)
         raise self.error(f"unsupported expression {ast.unparse(v)}", v)
@@ -378,18 +463,23 @@ class ReverseTransform:
 
     def setitem(self, s, target, value):
         base = target.value.id
-        fwd = [marker(save_elem=(base, target.slice)), s]
+        array = self.an.kind.get(base) != SEQ
+        fwd = [marker(save_elem=(base, target.slice, array)), s]
         if base not in self.an.active:
-            return fwd, [marker(restore_elem=(base, target.slice))]
+            return fwd, [marker(restore_elem=(base, target.slice, array))]
         g = self.names.fresh("_g")
         dbase = self.d(base)
         rev = [A.assign(ast.Tuple(elts=[A.store(g), A.store(dbase)], ctx=ast.Store()),
                         ast.Call(func=A.load(self.env.helper("take_item")),
                                  args=[A.load(dbase), A.index_value(target.slice)],
                                  keywords=[])),
-               marker(restore_elem=(base, target.slice))]
+               marker(restore_elem=(base, target.slice, array))]
         if isinstance(value, ast.Name):
-            rev += self.accumulate(value.id, A.load(g))
+            G = A.load(g)
+            if array:          # a scalar (or smaller array) broadcast into the slice
+                G = ast.Call(func=A.load(self.env.helper("unbroadcast")),
+                             args=[G, A.load(value.id)], keywords=[])
+            rev += self.accumulate(value.id, G)
         return fwd, rev
 
     def method_stmt(self, s, call):
@@ -497,6 +587,20 @@ class ReverseTransform:
         return fwd, rev
 
 
+def _reads_ans(fn):
+    """Does a vjp function `vjp(g, ans, *args)` use `ans`? (If not, the result need not
+    be kept for the adjoint sweep.)"""
+    import dis
+    code = getattr(fn, "__code__", None)
+    if code is None or code.co_argcount < 2:
+        return True
+    ans = code.co_varnames[1]
+    if ans in code.co_cellvars:
+        return True
+    return any(ins.opname.startswith("LOAD_FAST") and ins.argval == ans
+               for ins in dis.get_instructions(code))
+
+
 def _count_loads(node, name):
     return sum(1 for n in ast.walk(node) if isinstance(n, ast.Name) and n.id == name
                and isinstance(n.ctx, ast.Load))
@@ -580,12 +684,17 @@ class Resolver:
             return [self._push(A.load(var))] if not reverse else [self._pop(A.store(var))]
         elem = A.get_tag(m, "save_elem") if not reverse else A.get_tag(m, "restore_elem")
         if elem is not None:
-            base, index = elem
+            base, index, array = elem
             if base not in self.needed:
                 return []
             sub = ast.Subscript(value=A.load(base), slice=copy.deepcopy(index),
                                 ctx=ast.Load() if not reverse else ast.Store())
-            return [self._push(sub)] if not reverse else [self._pop(sub)]
+            if reverse:
+                return [self._pop(sub)]
+            if array:                      # an array slice is a view: save a copy
+                sub = ast.Call(func=A.load(self.t.env.helper("snapshot")), args=[sub],
+                               keywords=[])
+            return [self._push(sub)]
         if var is None or var not in self.saved:
             return []
         return [self._push(A.load(var))] if not reverse else [self._pop(A.store(var))]

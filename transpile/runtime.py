@@ -30,12 +30,14 @@ def digamma(x):
 
 
 def zeros_like(value):
-    """A zero adjoint shaped like ``value`` (lists and tuples become lists)."""
+    """A zero adjoint shaped like ``value`` (lists and tuples become lists; float32 arrays
+    get float32 adjoints, integer arrays float64 ones)."""
     if isinstance(value, (list, tuple)):
         return [zeros_like(v) for v in value]
     if hasattr(value, "shape") and hasattr(value, "dtype"):
         import numpy
-        return numpy.zeros_like(value, dtype=float)
+        dtype = value.dtype if numpy.issubdtype(value.dtype, numpy.inexact) else float
+        return numpy.zeros(value.shape, dtype=dtype)
     return 0.0
 
 
@@ -46,7 +48,7 @@ def _is_zero(a):
 def add(a, b):
     """a + b for adjoints: numbers and arrays add, lists add elementwise, 0.0 is neutral."""
     if _is_zero(a):
-        return b
+        return b.copy() if hasattr(b, "shape") and hasattr(b, "copy") else b
     if _is_zero(b):
         return a
     if isinstance(a, list) or isinstance(b, list) or isinstance(a, tuple):
@@ -62,6 +64,13 @@ def add_at(adj, value, index, g):
         adj = zeros_like(value)
     elif isinstance(adj, tuple):
         adj = list(adj)
+    if hasattr(adj, "shape"):                   # numpy: repeated indices accumulate
+        import numpy
+        if isinstance(index, numpy.ndarray) and index.dtype == bool:
+            adj[index] += g
+        else:
+            numpy.add.at(adj, index, g)
+        return adj
     if isinstance(index, slice):
         idx = range(*index.indices(len(adj)))
         for k, gk in zip(idx, g):
@@ -83,7 +92,11 @@ def take_item(adj, index):
     if _is_zero(adj):
         return 0.0, adj
     g = adj[index]
-    adj[index] = 0.0 if not isinstance(g, list) else zeros_like(g)
+    if hasattr(g, "copy") and hasattr(g, "shape"):     # a view into the array adjoint
+        g = g.copy()
+        adj[index] = 0
+    else:
+        adj[index] = 0.0 if not isinstance(g, list) else zeros_like(g)
     return g, adj
 
 

@@ -1,0 +1,1677 @@
+"""Derivative rules for NumPy.
+
+Elementwise ufuncs get partial-derivative *templates* (strings in the parameter names; the
+compiler multiplies them by the adjoint and sums the product back to each argument's shape
+after broadcasting). Everything else (reductions, linear algebra, shape and indexing
+functions, creation functions) gets *vjp callables* ``vjp(g, ans, *args, **kwargs)`` that
+return a contribution of the argument's own shape, of the argument's floating dtype (a
+Python float for a Python scalar, a nested list for a list argument, None for an integer or
+boolean array, which never receives a gradient).
+
+Conventions at non-differentiable points and other choices:
+  * abs'(0) = fabs'(0) = 0 (np.sign); sign, floor, ceil, trunc, rint, round, fix,
+    comparisons, arg-functions, shape queries and integer-valued creation functions carry no
+    derivative (``zero=True``). np.arange is treated as constant even with float arguments.
+  * np.maximum/np.minimum/np.fmax/np.fmin ties: the whole gradient goes to the FIRST argument.
+  * Reductions max/min/amax/amin/nanmax/nanmin/ptp and the vector inf-norms: ties inside one
+    reduced group SPLIT the gradient evenly among all the elements attaining the extremum.
+  * np.prod / np.nanprod handle zeros exactly (products of the *other* elements via prefix
+    and suffix cumulative products); np.cumprod too (an O(n^2) path is used only when the
+    input contains zeros).
+  * np.clip: inside [lo, hi] (boundaries included) the gradient goes to ``a``; where ``a``
+    was clipped it goes to the bound (when the bound is an array or a number argument).
+  * np.sort / np.partition scatter the gradient back through a permutation; tied values may
+    be matched in any order (the result does not depend on it).
+  * median: gradient to the middle element (odd count) or half to each of the two middle
+    elements (even count).
+  * norms at 0 have gradient 0; std at a constant group has gradient 0 (instead of nan).
+  * np.linalg.cholesky and eigh/eigvalsh read one triangle of their input only (lower by
+    default); their gradients are the true partial derivatives, so they live on that
+    triangle (off-diagonal entries count twice). For a symmetric input built from other
+    values the chain rule gives the usual symmetric result.
+  * det/slogdet/inv/solve need invertible matrices.
+Gather-like functions (take, take_along_axis, pad, roll, flip, tile, repeat, broadcast_to,
+diag, diagonal, tril, triu, delete, insert, compress, extract, choose, select...) share one
+trick: the function is applied to an array of element *indices*, and the adjoint is scattered
+back with ``np.bincount``.
+"""
+import ast
+import math
+import operator
+
+import numpy as np
+
+from .registry import defvjp
+from ..runtime import unbroadcast
+
+ENV = {"np": np, "math": math}
+_MAXARGS = 32          # variadic functions: rules for up to this many positional arguments
+
+
+# ======================================================================================
+# helpers
+# ======================================================================================
+def _name(fn):
+    mod = getattr(fn, "__module__", None) or "numpy"
+    qn = getattr(fn, "__qualname__", None) or getattr(fn, "__name__")
+    if qn.startswith("ndarray."):
+        return "numpy." + qn
+    if not mod.startswith("numpy"):
+        mod = "numpy"
+    if mod.startswith("numpy.") and mod.count(".") > 1:   # numpy._core.xxx, numpy.lib._xxx
+        mod = "numpy" if not mod.startswith("numpy.linalg") else "numpy.linalg"
+    if mod == "numpy.linalg._linalg":
+        mod = "numpy.linalg"
+    return f"{mod}.{qn}"
+
+
+def _def(fn, *derivs, params=None, nargs=None, zero=False, name=None):
+    if params is None:
+        params = ", ".join(f"x{i}" for i in range(max(len(derivs), 1)))
+    return defvjp(fn, *derivs, params=params, nargs=nargs, zero=zero,
+                  name=name or _name(fn), env=ENV)
+
+
+def _is_zero(g):
+    return g is None or (type(g) in (float, int) and g == 0)
+
+
+def _fit(c, x):
+    """Turn a computed adjoint ``c`` into the contribution for argument ``x``."""
+    if c is None:
+        return None
+    if isinstance(x, (list, tuple)):
+        c = np.asarray(c)
+        if c.shape[:1] != (len(x),):
+            c = np.broadcast_to(c, np.shape(x))
+        return [_fit(c[i], xi) for i, xi in enumerate(x)]
+    if isinstance(x, (bool, np.bool_)):
+        return None
+    if isinstance(x, (int, float)) and not isinstance(x, np.generic):
+        c = np.asarray(c)
+        return float(c.sum()) if c.ndim else float(c)
+    dt = getattr(x, "dtype", None)
+    if dt is None:                                   # something else: leave as is
+        return c
+    if dt.kind in "biu":
+        return None
+    c = np.asarray(c)
+    shape = np.shape(x)
+    if c.shape != shape:
+        c = unbroadcast(c, x) if c.ndim >= len(shape) else c
+        c = np.asarray(c)
+        if c.shape != shape:
+            c = np.broadcast_to(c, shape)
+    if dt.kind == "f" and c.dtype != dt:
+        c = c.astype(dt)
+    if isinstance(x, np.generic):
+        return dt.type(c)
+    if c.base is not None or not c.flags.writeable:
+        c = np.array(c)
+    return c
+
+
+def _arr(x):
+    """The float array a function would have seen for argument ``x``."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "fc":
+        a = a.astype(float)
+    return a
+
+
+def _axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (int, np.integer)):
+        axis = (axis,)
+    return tuple(sorted(int(a) % ndim for a in axis)) if ndim else ()
+
+
+def _expand(g, ndim, axis, keepdims):
+    """Reinsert the reduced axes into a reduction's adjoint (so it broadcasts)."""
+    g = np.asarray(g)
+    if keepdims or ndim == 0:
+        return g
+    return np.expand_dims(g, _axes(axis, ndim))
+
+
+def _kd(keepdims):
+    return bool(keepdims) if keepdims is not np._NoValue else False
+
+
+def _group_last(x, axes):
+    """Move ``axes`` to the end and flatten them into one; returns (y, undo)."""
+    nd = x.ndim
+    keep = [i for i in range(nd) if i not in axes]
+    perm = keep + list(axes)
+    xt = np.transpose(x, perm)
+    shp = xt.shape
+    y = xt.reshape(shp[:len(keep)] + (-1,))
+    inv = np.argsort(perm)
+
+    def undo(z):
+        return np.transpose(z.reshape(shp), inv)
+    return y, undo
+
+
+def _gather(fn, x, g, *args, **kw):
+    """Adjoint of a function that only copies elements of x: scatter g back by index."""
+    xa = np.asarray(x)
+    idx = np.arange(1, xa.size + 1).reshape(xa.shape)
+    pos = np.asarray(fn(idx, *args, **kw))
+    g = np.broadcast_to(np.asarray(g, dtype=float if xa.dtype.kind != "f" else xa.dtype),
+                        pos.shape)
+    out = np.bincount(pos.ravel(), weights=g.ravel(), minlength=xa.size + 1)[1:]
+    return _fit(out.reshape(xa.shape), x)
+
+
+def _gather_rule(fn, nargs=None, params=None):
+    """Rule for fn(x, *rest): first argument gathered, the rest get nothing."""
+    def vjp(g, ans, x, *rest, **kw):
+        return _gather(fn, x, g, *rest, **kw)
+    _def(fn, vjp, *([None] * 8), nargs=nargs)
+
+
+def _zeros_for(g, like):
+    return np.zeros(np.shape(like), dtype=np.result_type(like, float)) if _is_zero(g) else g
+
+
+# ======================================================================================
+# elementwise: templates
+# ======================================================================================
+UNARY = {
+    np.sin: "np.cos(x)",
+    np.cos: "-np.sin(x)",
+    np.tan: "1 + np.tan(x) ** 2",
+    np.arcsin: "1 / np.sqrt(1 - x * x)",
+    np.arccos: "-1 / np.sqrt(1 - x * x)",
+    np.arctan: "1 / (1 + x * x)",
+    np.sinh: "np.cosh(x)",
+    np.cosh: "np.sinh(x)",
+    np.tanh: "1 - np.tanh(x) ** 2",
+    np.arcsinh: "1 / np.sqrt(x * x + 1)",
+    np.arccosh: "1 / np.sqrt(x * x - 1)",
+    np.arctanh: "1 / (1 - x * x)",
+    np.exp: "np.exp(x)",
+    np.exp2: "np.exp2(x) * math.log(2)",
+    np.expm1: "np.exp(x)",
+    np.log: "1 / x",
+    np.log2: "1 / (x * math.log(2))",
+    np.log10: "1 / (x * math.log(10))",
+    np.log1p: "1 / (1 + x)",
+    np.sqrt: "0.5 / np.sqrt(x)",
+    np.cbrt: "1 / (3 * np.cbrt(x) ** 2)",
+    np.square: "2 * x",
+    np.reciprocal: "-1 / (x * x)",
+    np.absolute: "np.sign(x)",              # abs'(0) = 0
+    np.fabs: "np.sign(x)",
+    np.negative: "-1",
+    np.positive: "1",
+    np.sinc: "np.where(x == 0, 0 * x, (np.cos(math.pi * x) - np.sinc(x)) / np.where(x == 0, 1, x))",
+    np.deg2rad: "math.pi / 180",
+    np.radians: "math.pi / 180",
+    np.rad2deg: "180 / math.pi",
+    np.degrees: "180 / math.pi",
+    np.conjugate: "1",                      # real inputs
+    np.real: "1",                           # real inputs
+}
+for _fn, _d in UNARY.items():
+    _def(_fn, _d, params="x")
+
+# ties of maximum/minimum/fmax/fmin: the gradient goes to the FIRST argument
+BINARY = {
+    np.add: ("1", "1"),
+    np.subtract: ("1", "-1"),
+    np.multiply: ("y", "x"),
+    np.divide: ("1 / y", "-x / (y * y)"),
+    np.power: ("y * x ** (y - 1)",
+               "np.where(x > 0, x ** y * np.log(np.where(x > 0, x, 1)), 0 * x)"),
+    np.float_power: ("y * np.float_power(x, y - 1)",
+                     "np.where(x > 0, np.float_power(x, y) * np.log(np.where(x > 0, x, 1)), 0.0)"),
+    np.maximum: ("(x >= y)", "(x < y)"),
+    np.minimum: ("(x <= y)", "(x > y)"),
+    np.fmax: ("((x >= y) | np.isnan(y))", "((x < y) | np.isnan(x) & ~np.isnan(y))"),
+    np.fmin: ("((x <= y) | np.isnan(y))", "((x > y) | np.isnan(x) & ~np.isnan(y))"),
+    np.hypot: ("x / np.hypot(x, y)", "y / np.hypot(x, y)"),
+    np.logaddexp: ("np.exp(x - np.logaddexp(x, y))", "np.exp(y - np.logaddexp(x, y))"),
+    np.logaddexp2: ("np.exp2(x - np.logaddexp2(x, y))", "np.exp2(y - np.logaddexp2(x, y))"),
+    np.copysign: ("np.sign(x) * np.copysign(1.0, y)", None),
+    np.remainder: ("1", "-np.floor_divide(x, y)"),
+    np.fmod: ("1", "-np.trunc(x / y)"),
+    np.ldexp: ("np.ldexp(np.ones_like(x), y)", None),
+}
+for _fn, _ds in BINARY.items():
+    _def(_fn, *_ds, params="x, y")
+_def(np.arctan2, "x / (x * x + y * y)", "-y / (x * x + y * y)", params="y, x")
+
+# where(cond, x, y) is elementwise too; one-argument where is nonzero
+_def(np.where, None, "(condition != 0)", "(condition == 0)", params="condition, x, y")
+_def(np.where, nargs=1, zero=True)
+
+# --- no derivative ---------------------------------------------------------------------
+_ZERO = [
+    "sign", "floor", "ceil", "trunc", "rint", "round", "around", "fix", "signbit",
+    "isnan", "isinf", "isfinite", "isneginf", "isposinf", "isreal", "iscomplex",
+    "isrealobj", "iscomplexobj", "isscalar",
+    "greater", "greater_equal", "less", "less_equal", "equal", "not_equal",
+    "logical_and", "logical_or", "logical_xor", "logical_not",
+    "argmax", "argmin", "nanargmax", "nanargmin", "argsort", "argpartition", "argwhere",
+    "nonzero", "flatnonzero", "count_nonzero", "searchsorted", "digitize", "lexsort",
+    "shape", "ndim", "size", "zeros", "ones", "empty", "zeros_like", "ones_like",
+    "empty_like", "eye", "identity", "tri", "arange", "indices",
+    "tril_indices", "triu_indices", "diag_indices", "tril_indices_from", "triu_indices_from",
+    "ravel_multi_index", "unravel_index", "isclose", "allclose", "array_equal",
+    "array_equiv", "floor_divide", "heaviside", "any", "all", "isin",
+    "bitwise_and", "bitwise_or", "bitwise_xor", "invert", "left_shift", "right_shift",
+    "gcd", "lcm", "spacing", "may_share_memory", "shares_memory", "broadcast_shapes",
+    "result_type", "can_cast", "bincount", "histogram", "histogram_bin_edges",
+]
+for _n in _ZERO:
+    if hasattr(np, _n):
+        _def(getattr(np, _n), zero=True)
+for _n in ("argmax", "argmin", "argsort", "nonzero", "any", "all", "tolist"):
+    pass
+_def(np.linalg.matrix_rank, zero=True)
+
+
+# ======================================================================================
+# reductions
+# ======================================================================================
+def _where_mask(where, shape):
+    if where is np._NoValue or where is None or where is True:
+        return None
+    return np.broadcast_to(where, shape)
+
+
+def sum_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
+            initial=np._NoValue, where=np._NoValue):
+    x = _arr(a)
+    r = np.broadcast_to(_expand(g, x.ndim, axis, _kd(keepdims)), x.shape)
+    m = _where_mask(where, x.shape)
+    if m is not None:
+        r = r * m
+    return _fit(r, a)
+
+
+def mean_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
+             where=np._NoValue):
+    x = _arr(a)
+    m = _where_mask(where, x.shape)
+    ax = _axes(axis, x.ndim)
+    if m is None:
+        n = math.prod(x.shape[i] for i in ax)
+    else:
+        n = np.sum(m, axis=ax, keepdims=True)
+    r = np.broadcast_to(_expand(g, x.ndim, axis, _kd(keepdims)), x.shape) / n
+    if m is not None:
+        r = r * m
+    return _fit(r, a)
+
+
+def _prod_others(x, axes):
+    """For each element, the product of the other elements of its reduction group."""
+    if not axes:
+        return np.ones_like(x)
+    y, undo = _group_last(x, axes)
+    n = y.shape[-1]
+    if n == 0:
+        return np.zeros_like(x)
+    ones = np.ones(y.shape[:-1] + (1,), y.dtype)
+    left = np.concatenate([ones, np.cumprod(y[..., :-1], -1)], -1)
+    right = np.concatenate([ones, np.cumprod(y[..., :0:-1], -1)], -1)[..., ::-1]
+    return undo(left * right)
+
+
+def prod_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
+             initial=np._NoValue, where=np._NoValue):
+    x = _arr(a)
+    ax = _axes(axis, x.ndim)
+    m = _where_mask(where, x.shape)
+    xx = x if m is None else np.where(m, x, 1)
+    r = _prod_others(xx, ax)
+    if initial is not np._NoValue:
+        r = r * initial
+    r = r * _expand(g, x.ndim, axis, _kd(keepdims))
+    if m is not None:
+        r = r * m
+    return _fit(r, a)
+
+
+def _extremum_vjp(nan=False):
+    # ties: split evenly among all elements equal to the extremum
+    def vjp(g, ans, a, axis=None, out=None, keepdims=np._NoValue, initial=np._NoValue,
+            where=np._NoValue):
+        x = _arr(a)
+        ex = _expand(ans, x.ndim, axis, _kd(keepdims))
+        mask = (x == ex)
+        m = _where_mask(where, x.shape)
+        if m is not None:
+            mask = mask & m
+        cnt = np.sum(mask, axis=_axes(axis, x.ndim), keepdims=True)
+        r = mask * (_expand(g, x.ndim, axis, _kd(keepdims)) / np.maximum(cnt, 1))
+        return _fit(r, a)
+    return vjp
+
+
+for _fn in (np.max, np.min, np.amax, np.amin):
+    _def(_fn, _extremum_vjp(), None, params="a, axis")
+_def(np.nanmax, _extremum_vjp(True), None, params="a, axis")
+_def(np.nanmin, _extremum_vjp(True), None, params="a, axis")
+
+
+def ptp_vjp(g, ans, a, axis=None, out=None, keepdims=np._NoValue):
+    kd = _kd(keepdims)
+    hi = _extremum_vjp()(g, np.max(a, axis=axis, keepdims=kd), a, axis, keepdims=kd)
+    lo = _extremum_vjp()(g, np.min(a, axis=axis, keepdims=kd), a, axis, keepdims=kd)
+    return _fit(np.asarray(hi) - np.asarray(lo), a)
+
+
+_def(np.sum, sum_vjp, None, params="a, axis")
+_def(np.mean, mean_vjp, None, params="a, axis")
+_def(np.prod, prod_vjp, None, params="a, axis")
+_def(np.ptp, ptp_vjp, None, params="a, axis")
+
+
+def _var_parts(a, axis, ddof, keepdims, nan=False, correction=np._NoValue):
+    if correction is not np._NoValue and correction is not None:
+        ddof = correction
+    x = _arr(a)
+    ax = _axes(axis, x.ndim)
+    if nan:
+        ok = ~np.isnan(x)
+        n = np.sum(ok, axis=ax, keepdims=True)
+        mu = np.nanmean(x, axis=ax, keepdims=True)
+        d = np.where(ok, x - mu, 0)
+    else:
+        n = math.prod(x.shape[i] for i in ax)
+        mu = np.mean(x, axis=ax, keepdims=True)
+        d = x - mu
+    return x, d, n - ddof
+
+
+def _var_vjp(nan):
+    def vjp(g, ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=np._NoValue,
+            where=np._NoValue, mean=np._NoValue, correction=np._NoValue):
+        x, d, den = _var_parts(a, axis, ddof, keepdims, nan, correction)
+        r = 2 * d / den * _expand(g, x.ndim, axis, _kd(keepdims))
+        return _fit(r, a)
+    return vjp
+
+
+def _std_vjp(nan):
+    def vjp(g, ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=np._NoValue,
+            where=np._NoValue, mean=np._NoValue, correction=np._NoValue):
+        x, d, den = _var_parts(a, axis, ddof, keepdims, nan, correction)
+        s = _expand(ans, x.ndim, axis, _kd(keepdims))
+        safe = np.where(s == 0, 1, s)
+        r = np.where(s == 0, 0, d / (den * safe)) * _expand(g, x.ndim, axis, _kd(keepdims))
+        return _fit(r, a)
+    return vjp
+
+
+_def(np.var, _var_vjp(False), None, params="a, axis")
+_def(np.std, _std_vjp(False), None, params="a, axis")
+_def(np.nanvar, _var_vjp(True), None, params="a, axis")
+_def(np.nanstd, _std_vjp(True), None, params="a, axis")
+
+
+def nansum_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
+               initial=np._NoValue, where=np._NoValue):
+    x = _arr(a)
+    r = np.where(np.isnan(x), 0, _expand(g, x.ndim, axis, _kd(keepdims)))
+    m = _where_mask(where, x.shape)
+    return _fit(r if m is None else r * m, a)
+
+
+def nanmean_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
+                where=np._NoValue):
+    x = _arr(a)
+    ok = ~np.isnan(x)
+    m = _where_mask(where, x.shape)
+    if m is not None:
+        ok = ok & m
+    n = np.sum(ok, axis=_axes(axis, x.ndim), keepdims=True)
+    r = ok * (_expand(g, x.ndim, axis, _kd(keepdims)) / np.maximum(n, 1))
+    return _fit(r, a)
+
+
+def nanprod_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
+                initial=np._NoValue, where=np._NoValue):
+    x = _arr(a)
+    nanm = np.isnan(x)
+    r = _prod_others(np.where(nanm, 1, x), _axes(axis, x.ndim))
+    r = np.where(nanm, 0, r * _expand(g, x.ndim, axis, _kd(keepdims)))
+    return _fit(r, a)
+
+
+_def(np.nansum, nansum_vjp, None, params="a, axis")
+_def(np.nanmean, nanmean_vjp, None, params="a, axis")
+_def(np.nanprod, nanprod_vjp, None, params="a, axis")
+
+
+def _revcumsum(g, axis):
+    return np.flip(np.cumsum(np.flip(g, axis), axis), axis)
+
+
+def _cum_setup(a, axis):
+    x = _arr(a)
+    if axis is None:
+        return x.ravel(), 0, x.shape
+    return x, int(axis) % max(x.ndim, 1), x.shape
+
+
+def cumsum_vjp(g, ans, a, axis=None, dtype=None, out=None, include_initial=False):
+    x, ax, shape = _cum_setup(a, axis)
+    g = np.asarray(g)
+    if include_initial:
+        g = np.take(g, np.arange(1, g.shape[ax]), axis=ax)
+    return _fit(_revcumsum(g, ax).reshape(shape), a)
+
+
+def nancumsum_vjp(g, ans, a, axis=None, dtype=None, out=None):
+    x, ax, shape = _cum_setup(a, axis)
+    r = np.where(np.isnan(x), 0, _revcumsum(np.asarray(g), ax))
+    return _fit(r.reshape(shape), a)
+
+
+def _cumprod_grad(x, g, ax):
+    y = np.cumprod(x, ax)
+    if np.all(x != 0):
+        return _revcumsum(g * y, ax) / x
+    xm = np.moveaxis(x, ax, -1)
+    gm = np.moveaxis(g, ax, -1)
+    out = np.empty_like(xm)
+    for k in range(xm.shape[-1]):
+        t = xm.copy()
+        t[..., k] = 1
+        c = np.cumprod(t, -1)
+        out[..., k] = np.sum(gm[..., k:] * c[..., k:], -1)
+    return np.moveaxis(out, -1, ax)
+
+
+def cumprod_vjp(g, ans, a, axis=None, dtype=None, out=None, include_initial=False):
+    x, ax, shape = _cum_setup(a, axis)
+    g = np.asarray(g)
+    if include_initial:
+        g = np.take(g, np.arange(1, g.shape[ax]), axis=ax)
+    return _fit(_cumprod_grad(x, g, ax).reshape(shape), a)
+
+
+def nancumprod_vjp(g, ans, a, axis=None, dtype=None, out=None):
+    x, ax, shape = _cum_setup(a, axis)
+    nanm = np.isnan(x)
+    r = np.where(nanm, 0, _cumprod_grad(np.where(nanm, 1, x), np.asarray(g), ax))
+    return _fit(r.reshape(shape), a)
+
+
+_def(np.cumsum, cumsum_vjp, None, params="a, axis")
+_def(np.cumprod, cumprod_vjp, None, params="a, axis")
+_def(np.nancumsum, nancumsum_vjp, None, params="a, axis")
+_def(np.nancumprod, nancumprod_vjp, None, params="a, axis")
+if hasattr(np, "cumulative_sum"):
+    _def(np.cumulative_sum, cumsum_vjp, params="x")
+    _def(np.cumulative_prod, cumprod_vjp, params="x")
+
+
+def average_vjp_a(g, ans, a, axis=None, weights=None, returned=False, keepdims=np._NoValue):
+    x = _arr(a)
+    if returned:
+        g = g[0]
+    if _is_zero(g):
+        return _fit(np.zeros_like(x), a)
+    if weights is None:
+        return mean_vjp(g, None, a, axis, keepdims=keepdims)
+    w = _weights_full(x, weights, axis)
+    ax = _axes(axis, x.ndim)
+    r = w / np.sum(w, axis=ax, keepdims=True) * _expand(g, x.ndim, axis, _kd(keepdims))
+    return _fit(r, a)
+
+
+def _weights_full(x, weights, axis):
+    w = np.asarray(weights, dtype=float)
+    if w.shape != x.shape:                       # 1-D weights along one axis
+        shape = [1] * x.ndim
+        shape[int(axis) % x.ndim] = -1
+        w = w.reshape(shape)
+    return np.broadcast_to(w, x.shape)
+
+
+def average_vjp_w(g, ans, a, axis=None, weights=None, returned=False,
+                  keepdims=np._NoValue):
+    x = _arr(a)
+    gs = 0.0
+    if returned:
+        g, gs = g
+    ax = _axes(axis, x.ndim)
+    w = _weights_full(x, weights, axis)
+    kd = _kd(keepdims)
+    r = np.zeros_like(x)
+    if not _is_zero(g):
+        avg = np.sum(w * x, axis=ax, keepdims=True) / np.sum(w, axis=ax, keepdims=True)
+        r = r + (x - avg) / np.sum(w, axis=ax, keepdims=True) * _expand(g, x.ndim, axis, kd)
+    if not _is_zero(gs):
+        r = r + np.broadcast_to(_expand(gs, x.ndim, axis, kd), x.shape) \
+            if np.ndim(gs) < x.ndim or kd else r + gs
+    return _fit(unbroadcast(r, np.empty(np.shape(weights))) if np.shape(weights) != x.shape
+                and np.ndim(weights) == x.ndim else _reduce_to_weights(r, weights, axis), weights)
+
+
+def _reduce_to_weights(r, weights, axis):
+    wshape = np.shape(weights)
+    if wshape == r.shape:
+        return r
+    ax = int(axis) % r.ndim
+    return np.sum(r, axis=tuple(i for i in range(r.ndim) if i != ax)).reshape(wshape)
+
+
+_def(np.average, average_vjp_a, None, average_vjp_w, params="a, axis, weights")
+
+
+def median_vjp(g, ans, a, axis=None, out=None, overwrite_input=False, keepdims=False):
+    x = _arr(a)
+    ax = _axes(axis, x.ndim)
+    y, undo = _group_last(x, ax)
+    n = y.shape[-1]
+    order = np.argsort(y, axis=-1, kind="stable")
+    gg = np.asarray(_expand(g, x.ndim, axis, keepdims))
+    gy, _ = _group_last(np.broadcast_to(gg, x.shape), ax)
+    gy = gy[..., :1]
+    r = np.zeros_like(y)
+    if n % 2:
+        np.put_along_axis(r, order[..., n // 2:n // 2 + 1], gy, -1)
+    else:
+        np.put_along_axis(r, order[..., n // 2 - 1:n // 2 + 1],
+                          np.concatenate([gy / 2, gy / 2], -1), -1)
+    return _fit(undo(r), a)
+
+
+_def(np.median, median_vjp, None, params="a, axis")
+
+
+def trapezoid_vjp_y(g, ans, y, x=None, dx=1.0, axis=-1):
+    ya = _arr(y)
+    ax = int(axis) % ya.ndim
+    n = ya.shape[ax]
+    if x is None:
+        d = np.full(n - 1, float(dx))
+        shape = [1] * ya.ndim
+        shape[ax] = n - 1
+        d = d.reshape(shape)
+    else:
+        xa = np.asarray(x, dtype=float)
+        d = np.diff(xa, axis=-1 if xa.ndim == 1 else ax)
+        if xa.ndim == 1:
+            shape = [1] * ya.ndim
+            shape[ax] = n - 1
+            d = d.reshape(shape)
+    gg = np.expand_dims(np.asarray(g), ax) * d / 2.0
+    pad0 = [(0, 0)] * ya.ndim
+    pad1 = [(0, 0)] * ya.ndim
+    pad0[ax] = (0, 1)
+    pad1[ax] = (1, 0)
+    r = np.pad(gg, pad0) + np.pad(gg, pad1)
+    return _fit(np.broadcast_to(r, ya.shape) if r.shape != ya.shape else r, y)
+
+
+if hasattr(np, "trapezoid"):
+    _def(np.trapezoid, trapezoid_vjp_y, None, None, None, params="y, x, dx, axis")
+
+
+# ======================================================================================
+# linear algebra
+# ======================================================================================
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _parse_einsum(subscripts, operands):
+    """Explicit letter subscripts for each operand and the output (ellipses expanded)."""
+    s = subscripts.replace(" ", "")
+    if "->" in s:
+        ins, out = s.split("->")
+    else:
+        ins, out = s, None
+    ins = ins.split(",")
+    used = set(c for c in s if c.isalpha())
+    free = [c for c in _LETTERS if c not in used]
+    nell = 0
+    for sub, op in zip(ins, operands):
+        if "..." in sub:
+            nell = max(nell, np.ndim(op) - (len(sub) - 3))
+    ell = "".join(free[:nell])
+    new_ins = []
+    for sub, op in zip(ins, operands):
+        if "..." in sub:
+            k = np.ndim(op) - (len(sub) - 3)
+            sub = sub.replace("...", ell[nell - k:] if k else "")
+        new_ins.append(sub)
+    if out is None:
+        letters = "".join(new_ins)
+        out = ell + "".join(sorted(c for c in set(letters)
+                                   if letters.count(c) == 1 and c not in ell))
+    else:
+        out = out.replace("...", ell)
+    return new_ins, out
+
+
+def _einsum_grad(i, g, subscripts, operands):
+    """Adjoint of operand i of einsum(subscripts, *operands)."""
+    ins, out = _parse_einsum(subscripts, operands)
+    x = np.asarray(operands[i])
+    sub = ins[i]
+    uniq = "".join(dict.fromkeys(sub))
+    others = [(ins[j], np.asarray(operands[j])) for j in range(len(ins)) if j != i]
+    avail = set(out).union(*[set(s) for s, _ in others]) if others else set(out)
+    present = "".join(c for c in uniq if c in avail)
+    spec = ",".join([out] + [s for s, _ in others]) + "->" + present
+    r = np.einsum(spec, np.asarray(g), *[o for _, o in others])
+    # size-1 dims of x that were broadcast against bigger ones: sum them
+    sizes = {c: x.shape[sub.index(c)] for c in uniq}
+    red = tuple(k for k, c in enumerate(present) if sizes[c] == 1 and r.shape[k] != 1)
+    if red:
+        r = np.sum(r, axis=red, keepdims=True)
+    # letters absent from everything else: gradient constant along them
+    for k, c in enumerate(uniq):
+        if c not in avail:
+            r = np.expand_dims(r, k)
+    dt = np.result_type(x, float)
+    z = np.zeros(x.shape, dtype=dt)
+    view = np.einsum(f"{sub}->{uniq}", z) if sub != uniq else z
+    view[...] = r
+    return _fit(z, operands[i])
+
+
+def _einsum_vjp(i):
+    def vjp(g, ans, subscripts, *operands, **kw):
+        if not isinstance(subscripts, str):
+            raise NotImplementedError("einsum: only the subscripts-string form is supported")
+        return _einsum_grad(i - 1, g, subscripts, operands)
+    return vjp
+
+
+_def(np.einsum, None, *[_einsum_vjp(i) for i in range(1, _MAXARGS)])
+
+
+def _dot_subs(na, nb):
+    if na == 0 or nb == 0:
+        return None
+    la = _LETTERS[:na - 1]
+    if nb == 1:
+        lb_free, lb = "", "z"
+    else:
+        lb_free = _LETTERS[26:26 + nb - 1]
+        lb = lb_free[:-1] + "z" + lb_free[-1]
+    return f"{la}z,{lb}->{la}{lb_free}"
+
+
+def _bilinear(subs_fn, fallback_mul=True):
+    def make(i):
+        def vjp(g, ans, a, b, *rest, **kw):
+            na, nb = np.ndim(a), np.ndim(b)
+            subs = subs_fn(na, nb, *rest, **kw)
+            if subs is None:                          # a scalar operand: multiply
+                other = b if i == 0 else a
+                return _fit(np.asarray(g) * np.asarray(other), (a, b)[i])
+            return _einsum_grad(i, g, subs, (a, b))
+        return vjp
+    return make(0), make(1)
+
+
+_def(np.dot, *_bilinear(lambda na, nb, *r, **k: _dot_subs(na, nb)), params="a, b")
+
+
+def _inner_subs(na, nb):
+    if na == 0 or nb == 0:
+        return None
+    la, lb = _LETTERS[:na - 1], _LETTERS[26:26 + nb - 1]
+    return f"{la}z,{lb}z->{la}{lb}"
+
+
+_def(np.inner, *_bilinear(lambda na, nb, *r, **k: _inner_subs(na, nb)), params="a, b")
+
+
+def _tensordot_subs(na, nb, axes=2):
+    if isinstance(axes, (int, np.integer)):
+        ax_a = list(range(na - axes, na))
+        ax_b = list(range(axes))
+    else:
+        ax_a, ax_b = axes
+        ax_a = [ax_a] if isinstance(ax_a, (int, np.integer)) else list(ax_a)
+        ax_b = [ax_b] if isinstance(ax_b, (int, np.integer)) else list(ax_b)
+        ax_a = [k % na for k in ax_a]
+        ax_b = [k % nb for k in ax_b]
+    la = list(_LETTERS[:na])
+    lb = list(_LETTERS[26:26 + nb])
+    for p, q in zip(ax_a, ax_b):
+        lb[q] = la[p]
+    out = [c for k, c in enumerate(la) if k not in ax_a] + \
+          [c for k, c in enumerate(lb) if k not in ax_b]
+    return "".join(la) + "," + "".join(lb) + "->" + "".join(out)
+
+
+_def(np.tensordot, *_bilinear(lambda na, nb, axes=2, **k: _tensordot_subs(na, nb, axes)),
+     params="a, b")
+_def(np.linalg.tensordot,
+     *_bilinear(lambda na, nb, axes=2, **k: _tensordot_subs(na, nb, axes)), params="a, b")
+
+
+def _matmul_parts(a, b, g):
+    a2 = np.asarray(a)
+    b2 = np.asarray(b)
+    g2 = np.asarray(g)
+    if a2.ndim == 1:
+        a2 = a2[None, :]
+        g2 = np.expand_dims(g2, -2)
+    if b2.ndim == 1:
+        b2 = b2[:, None]
+        g2 = np.expand_dims(g2, -1)
+    return a2, b2, g2
+
+
+def matmul_vjp_a(g, ans, a, b, **kw):
+    a2, b2, g2 = _matmul_parts(a, b, g)
+    r = np.matmul(g2, np.swapaxes(b2, -1, -2))
+    r = unbroadcast(r, a2)
+    return _fit(np.reshape(r, np.shape(a)), a)
+
+
+def matmul_vjp_b(g, ans, a, b, **kw):
+    a2, b2, g2 = _matmul_parts(a, b, g)
+    r = np.matmul(np.swapaxes(a2, -1, -2), g2)
+    r = unbroadcast(r, b2)
+    return _fit(np.reshape(r, np.shape(b)), b)
+
+
+_def(np.matmul, matmul_vjp_a, matmul_vjp_b, params="a, b")
+_def(np.linalg.matmul, matmul_vjp_a, matmul_vjp_b, params="a, b")
+defvjp(ast.MatMult, matmul_vjp_a, matmul_vjp_b, params="a, b", name="@", env=ENV)
+if hasattr(np, "matvec"):
+    _def(np.matvec, lambda g, ans, A, v, **kw: _fit(
+        np.asarray(g)[..., :, None] * np.asarray(v)[..., None, :], A),
+        lambda g, ans, A, v, **kw: _fit(
+        np.matmul(np.asarray(g)[..., None, :], np.asarray(A))[..., 0, :], v), params="A, v")
+    _def(np.vecmat, lambda g, ans, v, A, **kw: _fit(
+        np.matmul(np.asarray(A), np.asarray(g)[..., :, None])[..., 0], v),
+        lambda g, ans, v, A, **kw: _fit(
+        np.asarray(v)[..., :, None] * np.asarray(g)[..., None, :], A), params="v, A")
+
+
+def _vecdot_vjp(i):
+    def vjp(g, ans, x1, x2, axis=-1, **kw):
+        other = np.asarray((x2, x1)[i])
+        nd = max(np.ndim(x1), np.ndim(x2))
+        ax = int(axis) % nd
+        ge = np.expand_dims(np.asarray(g), ax - nd if ax - nd < -1 else -1) if False else \
+            np.expand_dims(np.asarray(g), ax)
+        return _fit(ge * other, (x1, x2)[i])
+    return vjp
+
+
+for _fn in (np.vecdot, np.linalg.vecdot):
+    _def(_fn, _vecdot_vjp(0), _vecdot_vjp(1), params="x1, x2")
+
+
+def outer_vjp_a(g, ans, a, b, **kw):
+    return _fit((np.asarray(g) @ np.ravel(b)).reshape(np.shape(a)), a)
+
+
+def outer_vjp_b(g, ans, a, b, **kw):
+    return _fit((np.ravel(a) @ np.asarray(g)).reshape(np.shape(b)), b)
+
+
+_def(np.outer, outer_vjp_a, outer_vjp_b, params="a, b")
+_def(np.linalg.outer, outer_vjp_a, outer_vjp_b, params="a, b")
+_def(np.vdot,
+     lambda g, ans, a, b: _fit(g * np.reshape(b, np.shape(a)), a),
+     lambda g, ans, a, b: _fit(g * np.reshape(a, np.shape(b)), b), params="a, b")
+
+
+def _trace_grad(g, shape, offset, axis1, axis2):
+    n1, n2 = shape[axis1], shape[axis2]
+    eye = np.eye(n1, n2, k=offset)
+    r = np.asarray(g)[..., None, None] * eye
+    return np.moveaxis(r, (-2, -1), (axis1, axis2))
+
+
+def trace_vjp(g, ans, a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    x = np.asarray(a)
+    return _fit(_trace_grad(g, x.shape, offset, axis1 % x.ndim, axis2 % x.ndim), a)
+
+
+_def(np.trace, trace_vjp, None, None, None, params="a, offset, axis1, axis2")
+_def(np.linalg.trace, lambda g, ans, x, offset=0, dtype=None: _fit(
+    _trace_grad(g, np.shape(x), offset, np.ndim(x) - 2, np.ndim(x) - 1), x), params="x")
+
+
+def diagonal_vjp(g, ans, a, offset=0, axis1=0, axis2=1):
+    return _gather(np.diagonal, a, g, offset, axis1, axis2)
+
+
+_def(np.diagonal, diagonal_vjp, None, None, None, params="a, offset, axis1, axis2")
+_def(np.linalg.diagonal, lambda g, ans, x, offset=0: _gather(
+    lambda v: np.linalg.diagonal(v, offset=offset), x, g), params="x")
+for _fn in (np.diag, np.diagflat, np.tril, np.triu, np.fliplr, np.flipud, np.rot90):
+    _gather_rule(_fn)
+_def(np.linalg.matrix_transpose, lambda g, ans, x: _fit(np.swapaxes(g, -1, -2), x),
+     params="x")
+_def(np.matrix_transpose, lambda g, ans, x: _fit(np.swapaxes(g, -1, -2), x), params="x")
+
+
+def kron_vjp(i):
+    def vjp(g, ans, a, b):
+        A, B = np.asarray(a), np.asarray(b)
+        nd = max(A.ndim, B.ndim)
+        A_ = A.reshape((1,) * (nd - A.ndim) + A.shape)
+        B_ = B.reshape((1,) * (nd - B.ndim) + B.shape)
+        inter = []
+        for p, q in zip(A_.shape, B_.shape):
+            inter += [p, q]
+        G = np.asarray(g).reshape(inter)
+        la, lb = _LETTERS[:nd], _LETTERS[26:26 + nd]
+        gs = "".join(x + y for x, y in zip(la, lb))
+        if i == 0:
+            r = np.einsum(f"{gs},{lb}->{la}", G, B_)
+            return _fit(r.reshape(A.shape), a)
+        r = np.einsum(f"{gs},{la}->{lb}", G, A_)
+        return _fit(r.reshape(B.shape), b)
+    return vjp
+
+
+_def(np.kron, kron_vjp(0), kron_vjp(1), params="a, b")
+
+
+def _cross_vjp(i, linalg=False):
+    def vjp(g, ans, a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
+        if linalg:
+            axisa = axisb = axisc = axisa if axis is None else axis
+        elif axis is not None:
+            axisa = axisb = axisc = axis
+        A = np.moveaxis(np.asarray(a, dtype=float), axisa, -1)
+        B = np.moveaxis(np.asarray(b, dtype=float), axisb, -1)
+        G = np.moveaxis(np.asarray(g), axisc, -1)
+        if A.shape[-1] != 3 or B.shape[-1] != 3:
+            raise NotImplementedError("np.cross gradient: only 3-vectors")
+        if i == 0:
+            r = np.cross(B, G)                       # <g, a x b> = <a, b x g>
+            return _fit(np.moveaxis(unbroadcast(r, A), -1, axisa), a)
+        r = np.cross(G, A)
+        return _fit(np.moveaxis(unbroadcast(r, B), -1, axisb), b)
+    return vjp
+
+
+_def(np.cross, _cross_vjp(0), _cross_vjp(1), params="a, b")
+_def(np.linalg.cross, _cross_vjp(0, True), _cross_vjp(1, True), params="x1, x2")
+
+
+def _T(x):
+    return np.swapaxes(x, -1, -2)
+
+
+la = np.linalg
+
+
+def solve_vjp_a(g, ans, a, b):
+    A = np.asarray(a)
+    x = np.asarray(ans)
+    vec = np.ndim(b) == 1
+    gb = la.solve(_T(A), np.asarray(g) if not vec else np.asarray(g))
+    if vec:
+        r = -gb[..., :, None] * x[..., None, :]
+    else:
+        r = -np.matmul(gb, _T(x))
+    return _fit(unbroadcast(r, A), a)
+
+
+def solve_vjp_b(g, ans, a, b):
+    A = np.asarray(a)
+    gb = la.solve(_T(A), np.asarray(g))
+    return _fit(unbroadcast(gb, np.asarray(b)), b)
+
+
+_def(la.solve, solve_vjp_a, solve_vjp_b, params="a, b")
+
+
+def inv_vjp(g, ans, a):
+    Ai = _T(np.asarray(ans))
+    return _fit(-np.matmul(np.matmul(Ai, np.asarray(g)), Ai), a)
+
+
+_def(la.inv, inv_vjp, params="a")
+
+
+def det_vjp(g, ans, a):
+    A = np.asarray(a)
+    r = (np.asarray(g) * np.asarray(ans))[..., None, None] * _T(la.inv(A))
+    return _fit(r, a)
+
+
+_def(la.det, det_vjp, params="a")
+
+
+def slogdet_vjp(g, ans, a):
+    gl = g[1]
+    if _is_zero(gl):
+        return _fit(np.zeros(np.shape(a)), a)
+    return _fit(np.asarray(gl)[..., None, None] * _T(la.inv(np.asarray(a))), a)
+
+
+_def(la.slogdet, slogdet_vjp, params="a")
+
+
+def _lower_partial(M, uplo="L"):
+    """Gradient wrt a matrix read through one triangle, from a gradient M wrt the
+    symmetric matrix (any M with the right symmetric part)."""
+    S = (M + _T(M)) / 2
+    d = np.diagonal(S, axis1=-2, axis2=-1)
+    tri = np.tril if uplo.upper() == "L" else np.triu
+    return 2 * tri(S) - d[..., None] * np.eye(S.shape[-1])
+
+
+def cholesky_vjp(g, ans, a, upper=False):
+    L = np.asarray(ans)
+    G = np.asarray(g)
+    if upper:
+        L, G = _T(L), _T(G)
+    n = L.shape[-1]
+    phi = lambda X: np.tril(X) / (1.0 + np.eye(n))
+    P = phi(np.matmul(_T(L), G))
+    S = la.solve(_T(L), _T(la.solve(_T(L), _T(P))))      # L^-T P L^-1
+    M = (S + _T(S)) / 2
+    return _fit(_lower_partial(M, "U" if upper else "L"), a)
+
+
+_def(la.cholesky, cholesky_vjp, params="a")
+
+
+def _eigh_M(gw, gv, w, v):
+    vT = _T(v)
+    M = 0
+    if not _is_zero(gw):
+        M = np.matmul(v * np.asarray(gw)[..., None, :], vT)
+    if not _is_zero(gv):
+        n = w.shape[-1]
+        diff = w[..., None, :] - w[..., :, None]            # w_j - w_i
+        off = 1 - np.eye(n)
+        F = off / (diff + np.eye(n))
+        M = M + np.matmul(np.matmul(v, F * np.matmul(vT, np.asarray(gv))), vT)
+    return M
+
+
+def eigh_vjp(g, ans, a, UPLO="L"):
+    w, v = ans
+    gw, gv = g
+    M = _eigh_M(gw, gv, np.asarray(w), np.asarray(v))
+    if _is_zero(M):
+        return _fit(np.zeros(np.shape(a)), a)
+    return _fit(_lower_partial(M, UPLO), a)
+
+
+def eigvalsh_vjp(g, ans, a, UPLO="L"):
+    w, v = la.eigh(np.asarray(a), UPLO=UPLO)
+    return _fit(_lower_partial(_eigh_M(g, 0.0, w, v), UPLO), a)
+
+
+_def(la.eigh, eigh_vjp, params="a")
+_def(la.eigvalsh, eigvalsh_vjp, params="a")
+
+
+def svdvals_vjp(g, ans, x):
+    u, s, vh = la.svd(np.asarray(x), full_matrices=False)
+    return _fit(np.matmul(u * np.asarray(g)[..., None, :], vh), x)
+
+
+_def(la.svdvals, svdvals_vjp, params="x")
+
+
+def matrix_power_vjp(g, ans, a, n):
+    A = np.asarray(a, dtype=float)
+    G = np.asarray(g)
+    if n < 0:
+        B = la.inv(A)
+        gB = matrix_power_vjp(g, ans, B, -n)
+        return _fit(inv_vjp(gB, B, A), a)
+    if n == 0:
+        return _fit(np.zeros_like(A), a)
+    AT = _T(A)
+    pows = [np.broadcast_to(np.eye(A.shape[-1]), A.shape)]
+    for _ in range(n - 1):
+        pows.append(np.matmul(pows[-1], AT))
+    r = sum(np.matmul(np.matmul(pows[k], G), pows[n - 1 - k]) for k in range(n))
+    return _fit(r, a)
+
+
+_def(la.matrix_power, matrix_power_vjp, None, params="a, n")
+
+
+def multi_dot_vjp(g, ans, arrays, **kw):
+    mats = [np.asarray(m) for m in arrays]
+    first_vec, last_vec = mats[0].ndim == 1, mats[-1].ndim == 1
+    if first_vec:
+        mats[0] = mats[0][None, :]
+    if last_vec:
+        mats[-1] = mats[-1][:, None]
+    G = np.asarray(g)
+    if first_vec:
+        G = G[None, ...] if not last_vec else G.reshape(1, 1)
+    if last_vec and not first_vec:
+        G = G[..., None]
+    out = []
+    for i in range(len(mats)):
+        left = np.eye(mats[0].shape[0])
+        for m in mats[:i]:
+            left = left @ m
+        right = np.eye(mats[-1].shape[1])
+        for m in reversed(mats[i + 1:]):
+            right = m @ right
+        out.append((left.T @ G @ right.T).reshape(np.shape(arrays[i])))
+    return [_fit(o, x) for o, x in zip(out, arrays)]
+
+
+_def(la.multi_dot, multi_dot_vjp, params="arrays")
+
+
+# --- norms -------------------------------------------------------------------------------
+def _vector_norm_grad(x, ans, g, ord, axis, keepdims):
+    ax = _axes(axis, x.ndim)
+    n = _expand(ans, x.ndim, axis, keepdims)
+    gg = _expand(g, x.ndim, axis, keepdims)
+    if ord is None or ord == 2:
+        safe = np.where(n == 0, 1, n)
+        return np.where(n == 0, 0, x / safe) * gg
+    if ord == 0:
+        return np.zeros_like(x)
+    if ord in (np.inf, -np.inf):
+        mask = np.abs(x) == n                     # ties split evenly
+        cnt = np.sum(mask, axis=ax, keepdims=True)
+        return np.sign(x) * mask * gg / np.maximum(cnt, 1)
+    if ord == 1:
+        return np.sign(x) * gg
+    p = float(ord)
+    safe = np.where(n == 0, 1, n)
+    r = np.sign(x) * np.abs(x) ** (p - 1) / safe ** (p - 1)
+    return np.where(n == 0, 0, r) * gg
+
+
+def _matrix_norm_grad(x, ans, g, ord, axes, keepdims):
+    a1, a2 = axes[0] % x.ndim, axes[1] % x.ndim
+    xm = np.moveaxis(x, (a1, a2), (-2, -1))
+    if keepdims:
+        gm = np.moveaxis(np.asarray(g), (a1, a2), (-2, -1))[..., 0, 0]
+        nm = np.moveaxis(np.asarray(ans), (a1, a2), (-2, -1))[..., 0, 0]
+    else:
+        gm, nm = np.asarray(g), np.asarray(ans)
+    gm = gm[..., None, None]
+    nm = nm[..., None, None]
+    if ord in (None, "fro"):
+        r = np.where(nm == 0, 0, xm / np.where(nm == 0, 1, nm)) * gm
+    elif ord in ("nuc", 2, -2):
+        u, s, vh = la.svd(xm, full_matrices=False)
+        if ord == "nuc":
+            r = np.matmul(u, vh) * gm
+        else:
+            k = 0 if ord == 2 else -1
+            r = u[..., :, k:k + 1 if k != -1 else None] * vh[..., k:k + 1 if k != -1 else None, :] * gm
+    elif ord in (1, -1, np.inf, -np.inf):
+        rows = ord in (np.inf, -np.inf)
+        sums = np.sum(np.abs(xm), axis=-1 if rows else -2, keepdims=True)
+        mask = sums == nm
+        mask = mask / np.sum(mask, axis=-2 if rows else -1, keepdims=True)
+        r = np.sign(xm) * mask * gm
+    else:
+        raise NotImplementedError(f"norm gradient for ord={ord!r}")
+    return np.moveaxis(r, (-2, -1), (a1, a2))
+
+
+def norm_vjp(g, ans, x, ord=None, axis=None, keepdims=False):
+    xa = _arr(x)
+    if axis is None:
+        if ord is None:
+            r = _vector_norm_grad(xa.ravel(), ans, g, None, None, False).reshape(xa.shape)
+            return _fit(r, x)
+        if xa.ndim == 2:
+            axis = (0, 1)
+        else:
+            axis = tuple(range(xa.ndim))
+    if isinstance(axis, (int, np.integer)) or len(axis) == 1:
+        ax = axis if isinstance(axis, (int, np.integer)) else axis[0]
+        return _fit(_vector_norm_grad(xa, ans, g, ord, ax, keepdims), x)
+    return _fit(_matrix_norm_grad(xa, ans, g, ord, axis, keepdims), x)
+
+
+_def(la.norm, norm_vjp, None, None, None, params="x, ord, axis, keepdims")
+
+
+def vector_norm_vjp(g, ans, x, axis=None, keepdims=False, ord=2):
+    xa = _arr(x)
+    if axis is None:
+        r = _vector_norm_grad(xa.ravel(), np.ravel(ans)[0], np.ravel(g)[0], ord, None, False)
+        return _fit(r.reshape(xa.shape), x)
+    if not isinstance(axis, (int, np.integer)) and len(axis) > 1:
+        ax = _axes(axis, xa.ndim)
+        y, undo = _group_last(xa, ax)
+        an = np.asarray(ans) if not keepdims else np.squeeze(ans, ax)
+        gg = np.asarray(g) if not keepdims else np.squeeze(g, ax)
+        # collapsing the axes of the reduced group; the result order of kept axes is unchanged
+        r = _vector_norm_grad(y, an, gg, ord, -1, False)
+        return _fit(undo(r), x)
+    return _fit(_vector_norm_grad(xa, ans, g, ord, axis, keepdims), x)
+
+
+def matrix_norm_vjp(g, ans, x, keepdims=False, ord="fro"):
+    xa = _arr(x)
+    return _fit(_matrix_norm_grad(xa, ans, g, ord, (-2, -1), keepdims), x)
+
+
+_def(la.vector_norm, vector_norm_vjp, params="x")
+_def(la.matrix_norm, matrix_norm_vjp, params="x")
+
+
+# --- polynomials and 1-d signal functions ---------------------------------------------
+def polyval_vjp_p(g, ans, p, x):
+    P = np.asarray(p)
+    X = np.asarray(x, dtype=float)
+    n = P.shape[0]
+    powers = X[None, ...] ** np.arange(n - 1, -1, -1).reshape((-1,) + (1,) * X.ndim)
+    r = np.sum(powers * np.asarray(g)[None, ...], axis=tuple(range(1, X.ndim + 1)))
+    return _fit(r, p)
+
+
+def polyval_vjp_x(g, ans, p, x):
+    dp = np.polyder(np.asarray(p, dtype=float)) if len(p) > 1 else np.zeros(1)
+    return _fit(np.asarray(g) * np.polyval(dp, np.asarray(x, dtype=float)), x)
+
+
+_def(np.polyval, polyval_vjp_p, polyval_vjp_x, params="p, x")
+
+
+def _conv_offset(n, m, mode):
+    L = {"full": n + m - 1, "same": max(n, m), "valid": max(n, m) - min(n, m) + 1}[mode]
+    if mode == "full":
+        return 0, L
+    if mode == "valid":
+        return min(n, m) - 1, L
+    return (min(n, m) - 1) // 2, L
+
+
+def _conv_vjp(i):
+    def vjp(g, ans, a, v, mode="full"):
+        A, V = np.asarray(a, dtype=float), np.asarray(v, dtype=float)
+        n, m = A.size, V.size
+        s, L = _conv_offset(n, m, mode)
+        G = np.zeros(n + m - 1)
+        G[s:s + L] = g
+        if i == 0:
+            return _fit(np.correlate(G, V, "valid"), a)
+        return _fit(np.correlate(G, A, "valid"), v)
+    return vjp
+
+
+def _corr_vjp(i):
+    def vjp(g, ans, a, v, mode="valid"):
+        V = np.asarray(v)[::-1]
+        if i == 0:
+            return _conv_vjp(0)(g, ans, a, V, mode)
+        r = _conv_vjp(1)(g, ans, a, V, mode)
+        return _fit(np.asarray(r)[::-1], v)
+    return vjp
+
+
+_def(np.convolve, _conv_vjp(0), _conv_vjp(1), params="a, v")
+_def(np.correlate, _corr_vjp(0), _corr_vjp(1), params="a, v")
+
+
+def interp_vjp_x(g, ans, x, xp, fp, left=None, right=None, period=None):
+    if period is not None:
+        raise NotImplementedError("np.interp gradient with period")
+    X = np.asarray(x, dtype=float)
+    XP, FP = np.asarray(xp, dtype=float), np.asarray(fp, dtype=float)
+    i = np.clip(np.searchsorted(XP, X, side="right") - 1, 0, len(XP) - 2)
+    slope = (FP[i + 1] - FP[i]) / (XP[i + 1] - XP[i])
+    inside = (X >= XP[0]) & (X <= XP[-1])
+    return _fit(np.where(inside, slope, 0) * np.asarray(g), x)
+
+
+def interp_vjp_fp(g, ans, x, xp, fp, left=None, right=None, period=None):
+    if period is not None:
+        raise NotImplementedError("np.interp gradient with period")
+    X = np.asarray(x, dtype=float).ravel()
+    G = np.broadcast_to(np.asarray(g, dtype=float), np.shape(x)).ravel()
+    XP = np.asarray(xp, dtype=float)
+    n = len(XP)
+    i = np.clip(np.searchsorted(XP, X, side="right") - 1, 0, n - 2)
+    t = np.clip((X - XP[i]) / (XP[i + 1] - XP[i]), 0, 1)
+    wl = np.where(X < XP[0], left is None, np.where(X > XP[-1], 0, 1 - t))
+    wr = np.where(X > XP[-1], right is None, np.where(X < XP[0], 0, t))
+    r = np.bincount(i, wl * G, minlength=n) + np.bincount(i + 1, wr * G, minlength=n)
+    return _fit(r, fp)
+
+
+_def(np.interp, interp_vjp_x, None, interp_vjp_fp, params="x, xp, fp")
+
+
+# ======================================================================================
+# shapes
+# ======================================================================================
+def _reshape_back(g, ans, a, *rest, order="C", **kw):
+    if order not in ("C", "F"):
+        order = "C"
+    return _fit(np.reshape(np.asarray(g), np.shape(a), order=order), a)
+
+
+def _ravel_back(g, ans, a, order="C"):
+    return _reshape_back(g, ans, a, order=order)
+
+
+for _fn in (np.reshape, np.expand_dims, np.squeeze, np.ravel):
+    _def(_fn, _reshape_back if _fn is not np.ravel else _ravel_back, None, None,
+         params="a, x1, x2")
+for _fn in (np.copy, np.asarray, np.asanyarray, np.ascontiguousarray, np.asfortranarray,
+            np.array, np.require):
+    _def(_fn, lambda g, ans, a, *rest, **kw: _fit(np.array(g, copy=True), a) if not
+         isinstance(a, (list, tuple)) else _fit(np.asarray(g), a), params="a")
+_def(np.ndarray.flatten, _ravel_back, params="self")
+_def(np.ndarray.ravel, _ravel_back, params="self")
+_def(np.ndarray.copy, lambda g, ans, a, *r, **k: _fit(np.array(g, copy=True), a),
+     params="self")
+_def(np.ndarray.astype, lambda g, ans, a, *r, **k: _fit(np.asarray(g), a), params="self")
+_def(np.ndarray.view, lambda g, ans, a, *r, **k: _fit(np.asarray(g), a), params="self")
+_def(np.ndarray.item, lambda g, ans, a, *args: _gather(
+    lambda z: z.item(*args), a, g), params="self")
+_def(np.ndarray.tolist, lambda g, ans, a: _fit(np.asarray(g, dtype=float), a),
+     params="self")
+
+
+def _transpose_vjp(g, ans, a, axes=None, *more):
+    nd = np.ndim(a)
+    if more:
+        axes = (axes,) + more
+    if axes is None:
+        return _fit(np.transpose(g), a)
+    axes = [int(k) % nd for k in axes]
+    return _fit(np.transpose(g, np.argsort(axes)), a)
+
+
+_def(np.transpose, _transpose_vjp, None, params="a, axes")
+_def(np.permute_dims, _transpose_vjp, None, params="a, axes")
+_def(np.ndarray.transpose, _transpose_vjp, params="self")
+_def(np.swapaxes, lambda g, ans, a, a1, a2: _fit(np.swapaxes(g, a1, a2), a), None, None,
+     params="a, axis1, axis2")
+_def(np.moveaxis, lambda g, ans, a, src, dst: _fit(np.moveaxis(g, dst, src), a), None,
+     None, params="a, source, destination")
+
+
+def rollaxis_vjp(g, ans, a, axis, start=0):
+    n = np.ndim(a)
+    axis = axis % n
+    start = start + n if start < 0 else start
+    perm = list(range(n))
+    if axis < start:
+        start -= 1
+    if axis != start:
+        perm.remove(axis)
+        perm.insert(start, axis)
+    return _fit(np.transpose(g, np.argsort(perm)), a)
+
+
+_def(np.rollaxis, rollaxis_vjp, None, None, params="a, axis, start")
+
+
+def _atleast_vjp(i):
+    def vjp(g, ans, *arys):
+        gi = g if len(arys) == 1 else g[i]
+        if _is_zero(gi):
+            return _fit(np.zeros(np.shape(arys[i])), arys[i])
+        return _fit(np.reshape(gi, np.shape(arys[i])), arys[i])
+    return vjp
+
+
+for _fn in (np.atleast_1d, np.atleast_2d, np.atleast_3d):
+    _def(_fn, *[_atleast_vjp(i) for i in range(_MAXARGS)])
+
+
+def _concat_grad(g, arrays, axis, transform=lambda x: np.asarray(x)):
+    shapes = [np.shape(transform(x)) for x in arrays]
+    G = np.asarray(g)
+    if axis is None:
+        sizes = [math.prod(s) for s in shapes]
+        parts = np.split(G, np.cumsum(sizes)[:-1])
+    else:
+        sizes = [s[axis] for s in shapes]
+        parts = np.split(G, np.cumsum(sizes)[:-1], axis=axis)
+    return [_fit(np.reshape(p, np.shape(x)), x) for p, x in zip(parts, arrays)]
+
+
+def concatenate_vjp(g, ans, arrays, axis=0, out=None, dtype=None, casting=None):
+    return _concat_grad(g, arrays, axis)
+
+
+_def(np.concatenate, concatenate_vjp, None, params="arrays, axis")
+_def(np.hstack, lambda g, ans, tup, **kw: _concat_grad(
+    g, tup, 0 if np.ndim(np.atleast_1d(tup[0])) == 1 else 1, np.atleast_1d),
+    params="tup")
+_def(np.vstack, lambda g, ans, tup, **kw: _concat_grad(g, tup, 0, np.atleast_2d),
+     params="tup")
+if hasattr(np, "row_stack"):
+    _def(np.row_stack, lambda g, ans, tup, **kw: _concat_grad(g, tup, 0, np.atleast_2d),
+         params="tup")
+_def(np.dstack, lambda g, ans, tup, **kw: _concat_grad(g, tup, 2, np.atleast_3d),
+     params="tup")
+_def(np.column_stack, lambda g, ans, tup: _concat_grad(
+    g, tup, 1, lambda x: np.asarray(x)[:, None] if np.ndim(x) < 2 else np.asarray(x)),
+    params="tup")
+
+
+def stack_vjp(g, ans, arrays, axis=0, out=None, **kw):
+    G = np.asarray(g)
+    ax = int(axis) % G.ndim
+    return [_fit(np.take(G, i, axis=ax), x) for i, x in enumerate(arrays)]
+
+
+_def(np.stack, stack_vjp, None, params="arrays, axis")
+
+
+def unstack_vjp(g, ans, x, axis=0):
+    parts = [_zeros_for(gi, a) for gi, a in zip(g, ans)]
+    return _fit(np.stack(parts, axis=axis), x)
+
+
+if hasattr(np, "unstack"):
+    _def(np.unstack, unstack_vjp, params="x")
+
+
+def _split_vjp(axis_fn):
+    def vjp(g, ans, ary, indices_or_sections=None, axis=0):
+        ax = axis_fn(np.ndim(ary), axis)
+        parts = [_zeros_for(gi, a) for gi, a in zip(g, ans)]
+        return _fit(np.concatenate(parts, axis=ax), ary)
+    return vjp
+
+
+_def(np.split, _split_vjp(lambda nd, ax: ax), None, None, params="ary, ios, axis")
+_def(np.array_split, _split_vjp(lambda nd, ax: ax), None, None, params="ary, ios, axis")
+_def(np.hsplit, _split_vjp(lambda nd, ax: 1 if nd > 1 else 0), None, params="ary, ios")
+_def(np.vsplit, _split_vjp(lambda nd, ax: 0), None, params="ary, ios")
+_def(np.dsplit, _split_vjp(lambda nd, ax: 2), None, params="ary, ios")
+
+
+def tile_vjp(g, ans, A, reps):
+    x = np.asarray(A)
+    reps = (reps,) if np.ndim(reps) == 0 else tuple(reps)
+    d = max(x.ndim, len(reps))
+    shape = (1,) * (d - x.ndim) + x.shape
+    reps = (1,) * (d - len(reps)) + reps
+    inter = []
+    for r, s in zip(reps, shape):
+        inter += [r, s]
+    G = np.asarray(g).reshape(inter)
+    return _fit(G.sum(axis=tuple(range(0, 2 * d, 2))).reshape(x.shape), A)
+
+
+_def(np.tile, tile_vjp, None, params="A, reps")
+for _fn in (np.repeat, np.flip, np.roll, np.broadcast_to, np.take, np.compress,
+            np.delete, np.resize):
+    pass
+_gather_rule(np.repeat)
+_gather_rule(np.flip)
+_gather_rule(np.roll)
+_gather_rule(np.broadcast_to)
+_gather_rule(np.take)
+_gather_rule(np.take_along_axis)
+_gather_rule(np.delete)
+_gather_rule(np.resize)
+_def(np.compress, None, lambda g, ans, c, a, *r, **k: _gather(
+    lambda z: np.compress(c, z, *r, **k), a, g), params="condition, a")
+_def(np.extract, None, lambda g, ans, c, a: _gather(lambda z: np.extract(c, z), a, g),
+     params="condition, arr")
+
+
+def pad_vjp(g, ans, array, pad_width, mode="constant", **kw):
+    if callable(mode) or mode not in ("constant", "edge", "wrap", "reflect", "symmetric",
+                                       "empty"):
+        raise NotImplementedError(f"np.pad gradient for mode={mode!r}")
+    kw = {k: v for k, v in kw.items() if k != "constant_values"}
+    return _gather(lambda z: np.pad(z, pad_width, mode, **kw), array, g)
+
+
+_def(np.pad, pad_vjp, None, params="array, pad_width")
+
+
+def insert_vjp_arr(g, ans, arr, obj, values, axis=None):
+    vals = np.zeros(np.shape(values), dtype=np.int64)
+    return _gather(lambda z: np.insert(z, obj, vals, axis), arr, g)
+
+
+def insert_vjp_values(g, ans, arr, obj, values, axis=None):
+    base = np.zeros(np.shape(arr), dtype=np.int64)
+    return _gather(lambda z: np.insert(base, obj, z, axis), values, g)
+
+
+_def(np.insert, insert_vjp_arr, None, insert_vjp_values, params="arr, obj, values")
+_def(np.append, lambda g, ans, arr, values, axis=None: _append_vjp(0, g, arr, values, axis),
+     lambda g, ans, arr, values, axis=None: _append_vjp(1, g, arr, values, axis),
+     params="arr, values")
+
+
+def _append_vjp(i, g, arr, values, axis):
+    z = np.zeros((), dtype=np.int64)
+    if i == 0:
+        vz = np.broadcast_to(z, np.shape(values))
+        return _gather(lambda q: np.append(q, vz, axis), arr, g)
+    az = np.broadcast_to(z, np.shape(arr))
+    return _gather(lambda q: np.append(az, q, axis), values, g)
+
+
+def choose_vjp_choices(g, ans, a, choices, out=None, mode="raise"):
+    offs, idxs = 0, []
+    for c in choices:
+        n = np.size(c)
+        idxs.append(np.arange(offs + 1, offs + n + 1).reshape(np.shape(c)))
+        offs += n
+    pos = np.choose(a, idxs, mode=mode)
+    G = np.broadcast_to(np.asarray(g, dtype=float), pos.shape)
+    flat = np.bincount(pos.ravel(), weights=G.ravel(), minlength=offs + 1)[1:]
+    out, offs = [], 0
+    for c in choices:
+        n = np.size(c)
+        out.append(_fit(flat[offs:offs + n].reshape(np.shape(c)), c))
+        offs += n
+    return out
+
+
+_def(np.choose, None, choose_vjp_choices, params="a, choices")
+
+
+def select_vjp(g, ans, condlist, choicelist, default=0):
+    offs, idxs = 0, []
+    for c in choicelist:
+        n = np.size(c)
+        idxs.append(np.arange(offs + 1, offs + n + 1).reshape(np.shape(c)))
+        offs += n
+    pos = np.select(condlist, idxs, 0)
+    G = np.broadcast_to(np.asarray(g, dtype=float), pos.shape)
+    flat = np.bincount(pos.ravel(), weights=G.ravel(), minlength=offs + 1)[1:]
+    out, offs = [], 0
+    for c in choicelist:
+        n = np.size(c)
+        out.append(_fit(flat[offs:offs + n].reshape(np.shape(c)), c))
+        offs += n
+    return out
+
+
+def select_vjp_default(g, ans, condlist, choicelist, default=0):
+    chosen = np.zeros(np.shape(ans), dtype=bool)
+    for c in condlist:
+        chosen |= np.broadcast_to(c, chosen.shape)
+    return _fit(np.where(chosen, 0, g), default)
+
+
+_def(np.select, None, select_vjp, select_vjp_default, params="condlist, choicelist, default")
+
+
+def broadcast_arrays_vjp(i):
+    def vjp(g, ans, *args, **kw):
+        gi = g[i]
+        if _is_zero(gi):
+            return _fit(np.zeros(np.shape(args[i])), args[i])
+        return _fit(unbroadcast(np.asarray(gi), np.asarray(args[i])), args[i])
+    return vjp
+
+
+_def(np.broadcast_arrays, *[broadcast_arrays_vjp(i) for i in range(_MAXARGS)])
+
+
+def meshgrid_vjp(i):
+    def vjp(g, ans, *xi, indexing="xy", sparse=False, copy=True):
+        gi = g[i]
+        if _is_zero(gi):
+            return _fit(np.zeros(np.shape(xi[i])), xi[i])
+        gi = np.asarray(gi)
+        ax = i
+        if indexing == "xy" and len(xi) > 1 and i < 2:
+            ax = 1 - i
+        r = np.sum(gi, axis=tuple(k for k in range(gi.ndim) if k != ax))
+        return _fit(r.reshape(np.shape(xi[i])), xi[i])
+    return vjp
+
+
+_def(np.meshgrid, *[meshgrid_vjp(i) for i in range(_MAXARGS)])
+
+
+def block_vjp(g, ans, arrays):
+    G = np.asarray(g)
+
+    def depth(x):
+        return 1 + depth(x[0]) if isinstance(x, list) else 0
+    d = depth(arrays)
+    nd = max(G.ndim, d)
+
+    def rec(x, gpart, level):
+        if not isinstance(x, list):
+            xs = np.shape(x)
+            return _fit(gpart.reshape(xs), x)
+        ax = nd - (d - level)
+        shapes = [_block_shape(e, d - level - 1, nd) for e in x]
+        sizes = [s[ax] for s in shapes]
+        parts = np.split(gpart, np.cumsum(sizes)[:-1], axis=ax)
+        return [rec(e, p, level + 1) for e, p in zip(x, parts)]
+    return rec(arrays, G.reshape(G.shape), 0)
+
+
+def _block_shape(x, remaining, nd):
+    return np.block(x).reshape((1,) * (nd - np.ndim(np.block(x))) +
+                               np.shape(np.block(x))).shape if True else None
+
+
+_def(np.block, block_vjp, params="arrays")
+
+
+def sort_vjp(g, ans, a, axis=-1, kind=None, order=None, **kw):
+    x = _arr(a)
+    if axis is None:
+        x1, out1 = x.ravel(), np.asarray(ans).ravel()
+        ax = 0
+    else:
+        x1, out1, ax = x, np.asarray(ans), int(axis) % x.ndim
+    # permutation p with ans = take_along_axis(x, p): match sorted positions
+    sx = np.argsort(x1, axis=ax, kind="stable")
+    so = np.argsort(np.argsort(out1, axis=ax, kind="stable"), axis=ax, kind="stable")
+    p = np.take_along_axis(sx, so, axis=ax)
+    r = np.zeros_like(x1)
+    np.put_along_axis(r, p, np.asarray(g).reshape(out1.shape), axis=ax)
+    return _fit(r.reshape(x.shape), a)
+
+
+_def(np.sort, sort_vjp, None, params="a, axis")
+_def(np.partition, lambda g, ans, a, kth, axis=-1, kind=None, order=None: sort_vjp(
+    g, ans, a, axis), None, None, params="a, kth, axis")
+
+
+def clip_vjp(i):
+    def vjp(g, ans, a, a_min=np._NoValue, a_max=np._NoValue, out=None, *,
+            min=np._NoValue, max=np._NoValue, **kw):
+        lo = a_min if a_min is not np._NoValue else min
+        hi = a_max if a_max is not np._NoValue else max
+        lo = None if lo is np._NoValue else lo
+        hi = None if hi is np._NoValue else hi
+        x = _arr(a)
+        shape = np.shape(ans)
+        G = np.broadcast_to(np.asarray(g), shape)
+        below = np.zeros(shape, bool) if lo is None else np.broadcast_to(x < lo, shape)
+        above = np.zeros(shape, bool) if hi is None else np.broadcast_to(x > hi, shape)
+        if lo is not None and hi is not None:
+            inverted = np.broadcast_to(np.asarray(lo) > np.asarray(hi), shape)
+            above = above | inverted          # numpy returns hi when lo > hi
+            below = below & ~inverted
+        if i == 0:
+            return _fit(np.where(below | above, 0, G), a)
+        if i == 1:
+            return None if lo is None else _fit(np.where(below, G, 0), lo)
+        return None if hi is None else _fit(np.where(above, G, 0), hi)
+    return vjp
+
+
+_def(np.clip, clip_vjp(0), clip_vjp(1), clip_vjp(2), params="a, a_min, a_max")
+
+
+def diff_vjp(g, ans, a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
+    x = _arr(a)
+    ax = int(axis) % x.ndim
+    G = np.asarray(g)
+    for _ in range(n):
+        p0 = [(0, 0)] * G.ndim
+        p1 = [(0, 0)] * G.ndim
+        p0[ax] = (1, 0)
+        p1[ax] = (0, 1)
+        G = np.pad(G, p0) - np.pad(G, p1)
+    start = 0
+    if prepend is not np._NoValue:
+        start = 1 if np.ndim(prepend) == 0 else np.shape(prepend)[ax]
+    G = np.take(G, np.arange(start, start + x.shape[ax]), axis=ax)
+    return _fit(G, a)
+
+
+_def(np.diff, diff_vjp, None, None, params="a, n, axis")
+
+
+def ediff1d_vjp(g, ans, ary, to_end=None, to_begin=None):
+    G = np.asarray(g)
+    start = 0 if to_begin is None else np.size(to_begin)
+    n = np.size(ary)
+    G = G[start:start + max(n - 1, 0)]
+    r = np.zeros(n)
+    r[1:] += G
+    r[:-1] -= G
+    return _fit(r.reshape(np.shape(ary)), ary)
+
+
+_def(np.ediff1d, ediff1d_vjp, params="ary")
+
+
+# ======================================================================================
+# creation
+# ======================================================================================
+_def(np.full, None, lambda g, ans, shape, fill_value, *r, **k: _fit(g, fill_value),
+     params="shape, fill_value")
+_def(np.full_like, None, lambda g, ans, a, fill_value, *r, **k: _fit(g, fill_value),
+     params="a, fill_value")
+
+
+def _linspace_vjp(i):
+    def vjp(g, ans, start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0,
+            **kw):
+        gstep = 0.0
+        if retstep:
+            g, gstep = g
+            ans = ans[0]
+        div = (num - 1) if endpoint else num
+        t = np.arange(num, dtype=float) / div if div > 0 else np.zeros(num)
+        G = np.zeros(np.shape(ans)) if _is_zero(g) else np.asarray(g, dtype=float)
+        G = np.moveaxis(G, axis, 0)
+        w = t if i == 1 else 1 - t
+        r = np.tensordot(w, G, axes=(0, 0))
+        if not _is_zero(gstep) and div > 0:
+            r = r + np.asarray(gstep) * ((1.0 if i == 1 else -1.0) / div)
+        return _fit(r, (start, stop)[i])
+    return vjp
+
+
+_def(np.linspace, _linspace_vjp(0), _linspace_vjp(1), None, params="start, stop, num")
