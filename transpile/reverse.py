@@ -18,7 +18,7 @@ import copy
 
 from . import astutil as A
 from . import algebra
-from .analysis import expr_names, SCALAR, SEQ, UNKNOWN
+from .analysis import expr_names, walk_body, SCALAR, SEQ, UNKNOWN
 from .rules import lookup
 
 PUSH, POP, STACK = "_push", "_pop", "_stack"
@@ -41,6 +41,9 @@ class ReverseTransform:
         self.loop_ids = 0
         self.new_overwritten = set()
         self.primal = set(analysis.params) | set(analysis.sites)
+        self.mutated = {st.targets[0].value.id for st, _ in walk_body(norm.body)
+                        if isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Subscript)
+                        and isinstance(st.targets[0].value, ast.Name)}
         self.cur = self.unit.node
 
     def error(self, msg, node=None):
@@ -96,6 +99,11 @@ class ReverseTransform:
         if special == "user":
             return self.user_call(s, t, value)
         first = id(s) in self.an.first_defs
+        if (special == "subscript" and isinstance(value.value, ast.Name)
+                and value.value.id in self.mutated and self.an.kind.get(value.value.id) != SEQ):
+            # a slice of an array that is written to later is a view: keep a copy
+            s = A.assign(t, ast.Call(func=A.load(self.env.helper("snapshot")), args=[value],
+                                     keywords=[]), s)
         fwd = [s] if first else [marker(save=t), s]
         restore = [] if first else [marker(restore=t)]
         if not (t in self.an.active and self.active(value)):

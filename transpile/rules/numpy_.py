@@ -264,14 +264,14 @@ _ZERO = [
     "array_equiv", "floor_divide", "heaviside", "any", "all", "isin",
     "bitwise_and", "bitwise_or", "bitwise_xor", "invert", "left_shift", "right_shift",
     "gcd", "lcm", "spacing", "may_share_memory", "shares_memory", "broadcast_shapes",
-    "result_type", "can_cast", "bincount", "histogram", "histogram_bin_edges",
+    "result_type", "can_cast",
 ]
 for _n in _ZERO:
     if hasattr(np, _n):
         _def(getattr(np, _n), zero=True)
-for _n in ("argmax", "argmin", "argsort", "nonzero", "any", "all", "tolist"):
-    pass
 _def(np.linalg.matrix_rank, zero=True)
+_def(np.bincount, None, lambda g, ans, x, weights=None, minlength=0: _fit(
+    np.asarray(g)[np.asarray(x)], weights), params="x, weights")
 
 
 # ======================================================================================
@@ -543,17 +543,16 @@ def average_vjp_w(g, ans, a, axis=None, weights=None, returned=False,
     if returned:
         g, gs = g
     ax = _axes(axis, x.ndim)
-    w = _weights_full(x, weights, axis)
     kd = _kd(keepdims)
+    w = _weights_full(x, weights, axis)
+    sw = np.sum(w, axis=ax, keepdims=True)
     r = np.zeros_like(x)
     if not _is_zero(g):
-        avg = np.sum(w * x, axis=ax, keepdims=True) / np.sum(w, axis=ax, keepdims=True)
-        r = r + (x - avg) / np.sum(w, axis=ax, keepdims=True) * _expand(g, x.ndim, axis, kd)
+        avg = np.sum(w * x, axis=ax, keepdims=True) / sw
+        r = r + (x - avg) / sw * _expand(g, x.ndim, axis, kd)
     if not _is_zero(gs):
-        r = r + np.broadcast_to(_expand(gs, x.ndim, axis, kd), x.shape) \
-            if np.ndim(gs) < x.ndim or kd else r + gs
-    return _fit(unbroadcast(r, np.empty(np.shape(weights))) if np.shape(weights) != x.shape
-                and np.ndim(weights) == x.ndim else _reduce_to_weights(r, weights, axis), weights)
+        r = r + _expand(gs, x.ndim, axis, kd)
+    return _fit(_reduce_to_weights(r, weights, axis), weights)
 
 
 def _reduce_to_weights(r, weights, axis):
@@ -800,8 +799,7 @@ def _vecdot_vjp(i):
         other = np.asarray((x2, x1)[i])
         nd = max(np.ndim(x1), np.ndim(x2))
         ax = int(axis) % nd
-        ge = np.expand_dims(np.asarray(g), ax - nd if ax - nd < -1 else -1) if False else \
-            np.expand_dims(np.asarray(g), ax)
+        ge = np.expand_dims(np.asarray(g), ax)
         return _fit(ge * other, (x1, x2)[i])
     return vjp
 
@@ -913,7 +911,7 @@ def solve_vjp_a(g, ans, a, b):
     A = np.asarray(a)
     x = np.asarray(ans)
     vec = np.ndim(b) == 1
-    gb = la.solve(_T(A), np.asarray(g) if not vec else np.asarray(g))
+    gb = _solve_T(A, g, vec)
     if vec:
         r = -gb[..., :, None] * x[..., None, :]
     else:
@@ -921,9 +919,15 @@ def solve_vjp_a(g, ans, a, b):
     return _fit(unbroadcast(r, A), a)
 
 
+def _solve_T(A, g, vec):
+    if vec:
+        return la.solve(_T(A), np.asarray(g)[..., None])[..., 0]
+    return la.solve(_T(A), np.asarray(g))
+
+
 def solve_vjp_b(g, ans, a, b):
     A = np.asarray(a)
-    gb = la.solve(_T(A), np.asarray(g))
+    gb = _solve_T(A, g, np.ndim(b) == 1)
     return _fit(unbroadcast(gb, np.asarray(b)), b)
 
 
@@ -1109,7 +1113,7 @@ def _matrix_norm_grad(x, ans, g, ord, axes, keepdims):
             r = np.matmul(u, vh) * gm
         else:
             k = 0 if ord == 2 else -1
-            r = u[..., :, k:k + 1 if k != -1 else None] * vh[..., k:k + 1 if k != -1 else None, :] * gm
+            r = u[..., :, k][..., :, None] * vh[..., k, :][..., None, :] * gm
     elif ord in (1, -1, np.inf, -np.inf):
         rows = ord in (np.inf, -np.inf)
         sums = np.sum(np.abs(xm), axis=-1 if rows else -2, keepdims=True)
@@ -1125,7 +1129,8 @@ def norm_vjp(g, ans, x, ord=None, axis=None, keepdims=False):
     xa = _arr(x)
     if axis is None:
         if ord is None:
-            r = _vector_norm_grad(xa.ravel(), ans, g, None, None, False).reshape(xa.shape)
+            r = _vector_norm_grad(xa.ravel(), np.ravel(ans)[0], np.ravel(g)[0], None, None,
+                                  False).reshape(xa.shape)
             return _fit(r, x)
         if xa.ndim == 2:
             axis = (0, 1)
@@ -1276,8 +1281,16 @@ _def(np.ndarray.astype, lambda g, ans, a, *r, **k: _fit(np.asarray(g), a), param
 _def(np.ndarray.view, lambda g, ans, a, *r, **k: _fit(np.asarray(g), a), params="self")
 _def(np.ndarray.item, lambda g, ans, a, *args: _gather(
     lambda z: z.item(*args), a, g), params="self")
-_def(np.ndarray.tolist, lambda g, ans, a: _fit(np.asarray(g, dtype=float), a),
-     params="self")
+def _densify(g, like):
+    """A list adjoint with 0.0 placeholders, made dense like ``like``."""
+    if _is_zero(g):
+        return np.zeros(np.shape(like))
+    if isinstance(g, (list, tuple)):
+        return np.array([_densify(gi, li) for gi, li in zip(g, like)], dtype=float)
+    return np.asarray(g, dtype=float)
+
+
+_def(np.ndarray.tolist, lambda g, ans, a: _fit(_densify(g, ans), a), params="self")
 
 
 def _transpose_vjp(g, ans, a, axes=None, *more):
@@ -1407,9 +1420,6 @@ def tile_vjp(g, ans, A, reps):
 
 
 _def(np.tile, tile_vjp, None, params="A, reps")
-for _fn in (np.repeat, np.flip, np.roll, np.broadcast_to, np.take, np.compress,
-            np.delete, np.resize):
-    pass
 _gather_rule(np.repeat)
 _gather_rule(np.flip)
 _gather_rule(np.roll)
@@ -1425,8 +1435,8 @@ _def(np.extract, None, lambda g, ans, c, a: _gather(lambda z: np.extract(c, z), 
 
 
 def pad_vjp(g, ans, array, pad_width, mode="constant", **kw):
-    if callable(mode) or mode not in ("constant", "edge", "wrap", "reflect", "symmetric",
-                                       "empty"):
+    if callable(mode) or mode not in ("constant", "edge", "wrap", "reflect", "symmetric") \
+            or kw.get("reflect_type", "even") != "even":
         raise NotImplementedError(f"np.pad gradient for mode={mode!r}")
     kw = {k: v for k, v in kw.items() if k != "constant_values"}
     return _gather(lambda z: np.pad(z, pad_width, mode, **kw), array, g)
@@ -1537,28 +1547,26 @@ _def(np.meshgrid, *[meshgrid_vjp(i) for i in range(_MAXARGS)])
 
 
 def block_vjp(g, ans, arrays):
+    """np.block: innermost lists concatenate along the last axis, the next along -2..."""
     G = np.asarray(g)
 
     def depth(x):
         return 1 + depth(x[0]) if isinstance(x, list) else 0
     d = depth(arrays)
-    nd = max(G.ndim, d)
+    nd = G.ndim
+
+    def promoted_shape(e):
+        s = np.shape(np.block(e))
+        return (1,) * (nd - len(s)) + s
 
     def rec(x, gpart, level):
         if not isinstance(x, list):
-            xs = np.shape(x)
-            return _fit(gpart.reshape(xs), x)
+            return _fit(gpart.reshape(np.shape(x)), x)
         ax = nd - (d - level)
-        shapes = [_block_shape(e, d - level - 1, nd) for e in x]
-        sizes = [s[ax] for s in shapes]
+        sizes = [promoted_shape(e)[ax] for e in x]
         parts = np.split(gpart, np.cumsum(sizes)[:-1], axis=ax)
-        return [rec(e, p, level + 1) for e, p in zip(x, parts)]
-    return rec(arrays, G.reshape(G.shape), 0)
-
-
-def _block_shape(x, remaining, nd):
-    return np.block(x).reshape((1,) * (nd - np.ndim(np.block(x))) +
-                               np.shape(np.block(x))).shape if True else None
+        return [rec(e, q, level + 1) for e, q in zip(x, parts)]
+    return rec(arrays, G, 0)
 
 
 _def(np.block, block_vjp, params="arrays")
