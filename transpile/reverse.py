@@ -614,8 +614,16 @@ def _count_loads(node, name):
                and isinstance(n.ctx, ast.Load))
 
 
+_OPERATOR_NAMES = {"@": "matmul", "+": "add", "-": "sub", "*": "mul", "/": "div",
+                   "**": "pow", "%": "mod", "//": "floordiv"}
+
+
 def _short(name):
-    return name.rsplit(".", 1)[-1].replace("<", "").replace(">", "") or "rule"
+    """A readable identifier for a rule's helper: np.linalg.solve -> solve, @ -> matmul."""
+    import re
+    name = _OPERATOR_NAMES.get(name, name).rsplit(".", 1)[-1]
+    name = re.sub(r"\W", "_", name).strip("_") or "rule"
+    return name if not name[0].isdigit() else "rule_" + name
 
 
 def _callable_name(obj):
