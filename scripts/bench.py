@@ -17,7 +17,19 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import transpile  # noqa: E402
 from transpile import pipeline  # noqa: E402
-from workloads import SCALAR  # noqa: E402
+import math  # noqa: E402
+
+from workloads import array_workloads, scalar_workloads  # noqa: E402
+
+
+def autograd_peer():
+    """(numpy module, grad maker) of autograd, or None when it is not installed."""
+    try:
+        import autograd
+        import autograd.numpy as anp
+    except ImportError:
+        return None
+    return anp, lambda f, wrt: autograd.grad(f, argnum=wrt if len(wrt) > 1 else wrt[0])
 
 
 def per_call(fn, args, number):
@@ -46,6 +58,10 @@ def transform_time(fn, args, wrt, repeats=5):
     return statistics.median(times)
 
 
+def fmt(seconds):
+    return f"{seconds * 1e6:>8.1f}us" if seconds < 1e-2 else f"{seconds * 1e3:>8.1f}ms"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=21)
@@ -54,22 +70,35 @@ def main():
     repeats = 3 if opts.quick else opts.repeats
     print(f"# {platform.python_implementation()} {platform.python_version()} on "
           f"{platform.machine()}, {os.cpu_count()} cores; medians of {repeats} alternating runs")
-    print(f"{'workload':<16} {'primal':>10} {'gradient':>10} {'ratio':>7} {'transform':>10}")
-    transpile.grad(SCALAR[0][1])          # warm up imports (sympy rule derivation)
+    peer = autograd_peer()
+    print(f"{'workload':<16} {'primal':>10} {'gradient':>10} {'ratio':>7} {'transform':>10}"
+          f" {'autograd':>10} {'vs autograd':>11}")
     ratios = []
-    for name, fn, args, wrt in SCALAR:
+    import numpy
+    peer_programs = ({n: (f, a, w) for n, f, a, w in scalar_workloads(peer[0])
+                      + array_workloads(peer[0])} if peer else {})
+    for name, fn, args, wrt in scalar_workloads(math) + array_workloads(numpy):
         g = transpile.grad(fn, wrt=wrt)
         g(*args)
-        n_p, n_g = calibrate(fn, args), calibrate(g, args)
-        tp, tg = [], []
+        contenders = [(fn, args), (g, args)]
+        if peer is not None:
+            pf, pa, pw = peer_programs.get(name, (fn, args, wrt))
+            pg = peer[1](pf, pw)
+            pg(*pa)
+            contenders.append((pg, pa))
+        numbers = [calibrate(f, a) for f, a in contenders]
+        times = [[] for _ in contenders]
         for _ in range(repeats):
-            tp.append(per_call(fn, args, n_p))
-            tg.append(per_call(g, args, n_g))
-        mp, mg = statistics.median(tp), statistics.median(tg)
+            for k, (f, a) in enumerate(contenders):
+                times[k].append(per_call(f, a, numbers[k]))
+        med = [statistics.median(t) for t in times]
+        mp, mg = med[0], med[1]
         ratios.append(mg / mp)
         tt = transform_time(fn, args, wrt)
-        print(f"{name:<16} {mp * 1e6:>8.1f}us {mg * 1e6:>8.1f}us {mg / mp:>6.2f}x "
-              f"{tt * 1e3:>8.2f}ms")
+        peer_cols = (f" {med[2] * 1e6:>8.1f}us {med[2] / mg:>10.1f}x" if peer else
+                     "   (autograd not installed)")
+        print(f"{name:<16} {fmt(mp)} {fmt(mg)} {mg / mp:>6.2f}x "
+              f"{tt * 1e3:>8.2f}ms{peer_cols}")
     print(f"geometric mean ratio: {statistics.geometric_mean(ratios):.2f}x")
 
 

@@ -153,7 +153,7 @@ class GradientFunction:
                             f"{type(value).__name__}, not a scalar; use transpile.vjp")
         gs = g if self._several else (g,)
         for x in gs:
-            if x.__class__ is not float or x == 0.0:     # rare: maybe a container input
+            if x.__class__ is float and x == 0.0 or x is None:   # untouched: shape it
                 gs = _finish(gs, _bind(self.fn, args, kwargs, self.names))
                 break
         out = gs if self.many else gs[0]

@@ -13,11 +13,12 @@ import ast
 from . import astutil as A
 
 
-def run(stmts, scalar_adjoints=None):
-    """`scalar_adjoints`: adjoints known to be numbers. Others may hold arrays, which later
-    code may update in place, so they are only ever assigned freshly computed values."""
+IN_PLACE_HELPERS = {"add_at", "take_item", "pop_adjoint"}
+
+
+def run(stmts):
     stmts = _propagate_constants(stmts)
-    _SCALARS[:] = [scalar_adjoints]
+    _MUTABLE[:] = [_updated_in_place(stmts)]
     stmts = _zero_first_writes(stmts, set())
     stmts = _merge_accumulations(stmts)
     stmts = _dead_tail(stmts)
@@ -69,14 +70,26 @@ def _is_zero_assign(s):
             and type(s.value.value) is float and s.value.value == 0.0)
 
 
-_SCALARS = [None]
+_MUTABLE = [set()]
+
+
+def _updated_in_place(stmts):
+    """Adjoints that runtime helpers update in place (`dx = add_at(dx, ...)`)."""
+    out = set()
+    for s in stmts:
+        for n in ast.walk(s):
+            if (isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                    and n.func.id.rstrip("_0123456789") in IN_PLACE_HELPERS and n.args
+                    and isinstance(n.args[0], ast.Name)):
+                out.add(n.args[0].id)
+    return out
 
 
 def _fresh_value(v, e):
-    """May `dv = e` replace `dv = 0.0 + e`? Yes for numbers; for arrays only when e is a
-    new array (arithmetic), never a name or call that could hand back a shared one."""
-    scalars = _SCALARS[0]
-    if scalars is None or v in scalars:
+    """May `dv = e` replace `dv = 0.0 + e`? Always, unless dv is later updated in place
+    and e might be an object another variable also holds (a name, or a call that may
+    return its argument): then only a freshly computed value will do."""
+    if v not in _MUTABLE[0]:
         return True
     return isinstance(e, (ast.BinOp, ast.UnaryOp))
 

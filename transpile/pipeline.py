@@ -152,7 +152,6 @@ def _transform(unit, active, kind, compiled=None, kinds=None):
                      for s in fwd + rev for n in ast.walk(s))
     nones = sorted(v for v in resolver.saved if v not in params)
     d_result = names.adjoint(result)
-    scalar_adjoints = {names.adjoint(v) for v, k in an.kind.items() if k == "scalar"}
     adjoints = _adjoints_read(rev, names) - {d_result}
     name = unit.node.name
     if compiled is None:
@@ -177,7 +176,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None):
         body += rev
         out = grads[0] if len(grads) == 1 else "(" + ", ".join(grads) + ",)"
         body += A.parse_stmts(f"return {value}, {out}")
-        body = optimize.run(body, scalar_adjoints)
+        body = optimize.run(body)
         body = optimize.hoist_module_functions(body, env, local_names)
         args = copy.deepcopy(unit.node.args)
         fn, source = build(f"grad_{name}", args, body, env, unit, unit.defaults,
@@ -206,7 +205,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None):
         bbody.append(A.assign(dv, A.const(0.0)))
     bbody += rev
     bbody += A.parse_stmts("return (" + ", ".join(grads) + ",)")
-    bbody = optimize.run(bbody, scalar_adjoints)
+    bbody = optimize.run(bbody)
     bbody = optimize.hoist_module_functions(bbody, env, local_names)
     fbody = optimize.hoist_module_functions(fbody, env, local_names)
     fargs = copy.deepcopy(unit.node.args)

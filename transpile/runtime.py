@@ -64,11 +64,11 @@ def add_at(adj, value, index, g):
         adj = zeros_like(value)
     elif isinstance(adj, tuple):
         adj = list(adj)
-    if hasattr(adj, "shape"):                   # numpy: repeated indices accumulate
-        import numpy
-        if isinstance(index, numpy.ndarray) and index.dtype == bool:
+    if hasattr(adj, "shape"):
+        if _basic_index(index):
             adj[index] += g
-        else:
+        else:                                  # integer arrays may repeat an index
+            import numpy
             numpy.add.at(adj, index, g)
         return adj
     if isinstance(index, slice):
@@ -78,6 +78,16 @@ def add_at(adj, value, index, g):
     else:
         adj[index] = add(adj[index], g)
     return adj
+
+
+def _basic_index(index):
+    """True for indices that select each element at most once (ints, slices, masks)."""
+    if isinstance(index, tuple):
+        return all(_basic_index(i) for i in index)
+    if index is None or index is Ellipsis or isinstance(index, (int, slice)):
+        return True
+    dtype = getattr(index, "dtype", None)
+    return dtype is not None and dtype == bool or (dtype is not None and index.ndim == 0)
 
 
 def item(adj, index):

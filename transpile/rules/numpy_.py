@@ -612,8 +612,26 @@ def trapezoid_vjp_y(g, ans, y, x=None, dx=1.0, axis=-1):
     return _fit(np.broadcast_to(r, ya.shape) if r.shape != ya.shape else r, y)
 
 
+def trapezoid_vjp_x(g, ans, y, x=None, dx=1.0, axis=-1):
+    ya = _arr(y)
+    ax = int(axis) % ya.ndim
+    n = ya.shape[ax]
+    lo = np.take(ya, np.arange(n - 1), axis=ax)
+    hi = np.take(ya, np.arange(1, n), axis=ax)
+    s = (lo + hi) / 2 * np.expand_dims(np.asarray(g), ax)
+    p0 = [(0, 0)] * ya.ndim
+    p1 = [(0, 0)] * ya.ndim
+    p0[ax] = (1, 0)
+    p1[ax] = (0, 1)
+    r = np.pad(s, p0) - np.pad(s, p1)
+    if np.ndim(x) == 1 and ya.ndim > 1:
+        r = np.sum(np.moveaxis(r, ax, -1).reshape(-1, n), axis=0)
+    return _fit(r, x)
+
+
 if hasattr(np, "trapezoid"):
-    _def(np.trapezoid, trapezoid_vjp_y, None, None, None, params="y, x, dx, axis")
+    _def(np.trapezoid, trapezoid_vjp_y, trapezoid_vjp_x, None, None,
+         params="y, x, dx, axis")
 
 
 # ======================================================================================
@@ -757,6 +775,8 @@ def _matmul_parts(a, b, g):
     a2 = np.asarray(a)
     b2 = np.asarray(b)
     g2 = np.asarray(g)
+    if a2.ndim == 1 and b2.ndim == 1:
+        return a2[None, :], b2[:, None], g2.reshape(1, 1)
     if a2.ndim == 1:
         a2 = a2[None, :]
         g2 = np.expand_dims(g2, -2)
@@ -1250,7 +1270,25 @@ def interp_vjp_fp(g, ans, x, xp, fp, left=None, right=None, period=None):
     return _fit(r, fp)
 
 
-_def(np.interp, interp_vjp_x, None, interp_vjp_fp, params="x, xp, fp")
+def interp_vjp_xp(g, ans, x, xp, fp, left=None, right=None, period=None):
+    if period is not None:
+        raise NotImplementedError("np.interp gradient with period")
+    X = np.asarray(x, dtype=float).ravel()
+    G = np.broadcast_to(np.asarray(g, dtype=float), np.shape(x)).ravel()
+    XP, FP = np.asarray(xp, dtype=float), np.asarray(fp, dtype=float)
+    n = len(XP)
+    i = np.clip(np.searchsorted(XP, X, side="right") - 1, 0, n - 2)
+    d = XP[i + 1] - XP[i]
+    s = (FP[i + 1] - FP[i]) / d
+    t = (X - XP[i]) / d
+    inside = (X >= XP[0]) & (X <= XP[-1])
+    wl = np.where(inside, s * (t - 1), 0)
+    wr = np.where(inside, -s * t, 0)
+    r = np.bincount(i, wl * G, minlength=n) + np.bincount(i + 1, wr * G, minlength=n)
+    return _fit(r, xp)
+
+
+_def(np.interp, interp_vjp_x, interp_vjp_xp, interp_vjp_fp, params="x, xp, fp")
 
 
 # ======================================================================================
