@@ -29,7 +29,9 @@ Conventions at non-differentiable points and other choices:
     default); their gradients are the true partial derivatives, so they live on that
     triangle (off-diagonal entries count twice). For a symmetric input built from other
     values the chain rule gives the usual symmetric result.
-  * det/slogdet/inv/solve need invertible matrices.
+  * det/slogdet/inv/solve need invertible matrices; pinv assumes constant (full) rank.
+  * Not covered: qr, svd (full), eig, lstsq, quantile/percentile, cov, logspace, gradient,
+    unique; einsum operand-list form; pad modes that are not copies (linear_ramp, mean...).
 Gather-like functions (take, take_along_axis, pad, roll, flip, tile, repeat, broadcast_to,
 diag, diagonal, tril, triu, delete, insert, compress, extract, choose, select...) share one
 trick: the function is applied to an array of element *indices*, and the adjoint is scattered
@@ -37,7 +39,6 @@ back with ``np.bincount``.
 """
 import ast
 import math
-import operator
 
 import numpy as np
 
@@ -170,6 +171,13 @@ def _gather_rule(fn, nargs=None, params=None):
     def vjp(g, ans, x, *rest, **kw):
         return _gather(fn, x, g, *rest, **kw)
     _def(fn, vjp, *([None] * 8), nargs=nargs)
+
+
+def _parts(g, n):
+    """The n adjoints of a multi-output result (the whole adjoint may be a plain 0.0)."""
+    if _is_zero(g):
+        return [0.0] * n
+    return list(g)
 
 
 def _zeros_for(g, like):
@@ -516,7 +524,7 @@ if hasattr(np, "cumulative_sum"):
 def average_vjp_a(g, ans, a, axis=None, weights=None, returned=False, keepdims=np._NoValue):
     x = _arr(a)
     if returned:
-        g = g[0]
+        g = _parts(g, 2)[0]
     if _is_zero(g):
         return _fit(np.zeros_like(x), a)
     if weights is None:
@@ -541,7 +549,7 @@ def average_vjp_w(g, ans, a, axis=None, weights=None, returned=False,
     x = _arr(a)
     gs = 0.0
     if returned:
-        g, gs = g
+        g, gs = _parts(g, 2)
     ax = _axes(axis, x.ndim)
     kd = _kd(keepdims)
     w = _weights_full(x, weights, axis)
@@ -972,7 +980,7 @@ _def(la.det, det_vjp, params="a")
 
 
 def slogdet_vjp(g, ans, a):
-    gl = g[1]
+    gl = _parts(g, 2)[1]
     if _is_zero(gl):
         return _fit(np.zeros(np.shape(a)), a)
     return _fit(np.asarray(gl)[..., None, None] * _T(la.inv(np.asarray(a))), a)
@@ -1022,7 +1030,7 @@ def _eigh_M(gw, gv, w, v):
 
 def eigh_vjp(g, ans, a, UPLO="L"):
     w, v = ans
-    gw, gv = g
+    gw, gv = _parts(g, 2)
     M = _eigh_M(gw, gv, np.asarray(w), np.asarray(v))
     if _is_zero(M):
         return _fit(np.zeros(np.shape(a)), a)
@@ -1044,6 +1052,22 @@ def svdvals_vjp(g, ans, x):
 
 
 _def(la.svdvals, svdvals_vjp, params="x")
+
+
+def pinv_vjp(g, ans, a, *rest, **kw):
+    """Pseudo-inverse of a matrix of constant (full) rank: Golub & Pereyra's formula."""
+    A, Pi, G = np.asarray(a), np.asarray(ans), np.asarray(g)
+    PT, GT = _T(Pi), _T(G)
+    m, n = A.shape[-2], A.shape[-1]
+    Q = np.eye(m) - np.matmul(A, Pi)
+    R = np.eye(n) - np.matmul(Pi, A)
+    r = (-np.matmul(np.matmul(PT, G), PT)
+         + np.matmul(np.matmul(Q, GT), np.matmul(Pi, PT))
+         + np.matmul(np.matmul(PT, Pi), np.matmul(GT, R)))
+    return _fit(r, a)
+
+
+_def(la.pinv, pinv_vjp, params="a")
 
 
 def matrix_power_vjp(g, ans, a, n):
@@ -1368,7 +1392,7 @@ _def(np.rollaxis, rollaxis_vjp, None, None, params="a, axis, start")
 
 def _atleast_vjp(i):
     def vjp(g, ans, *arys):
-        gi = g if len(arys) == 1 else g[i]
+        gi = g if len(arys) == 1 else _parts(g, len(arys))[i]
         if _is_zero(gi):
             return _fit(np.zeros(np.shape(arys[i])), arys[i])
         return _fit(np.reshape(gi, np.shape(arys[i])), arys[i])
@@ -1421,7 +1445,7 @@ _def(np.stack, stack_vjp, None, params="arrays, axis")
 
 
 def unstack_vjp(g, ans, x, axis=0):
-    parts = [_zeros_for(gi, a) for gi, a in zip(g, ans)]
+    parts = [_zeros_for(gi, a) for gi, a in zip(_parts(g, len(ans)), ans)]
     return _fit(np.stack(parts, axis=axis), x)
 
 
@@ -1432,7 +1456,7 @@ if hasattr(np, "unstack"):
 def _split_vjp(axis_fn):
     def vjp(g, ans, ary, indices_or_sections=None, axis=0):
         ax = axis_fn(np.ndim(ary), axis)
-        parts = [_zeros_for(gi, a) for gi, a in zip(g, ans)]
+        parts = [_zeros_for(gi, a) for gi, a in zip(_parts(g, len(ans)), ans)]
         return _fit(np.concatenate(parts, axis=ax), ary)
     return vjp
 
@@ -1557,7 +1581,7 @@ _def(np.select, None, select_vjp, select_vjp_default, params="condlist, choiceli
 
 def broadcast_arrays_vjp(i):
     def vjp(g, ans, *args, **kw):
-        gi = g[i]
+        gi = _parts(g, len(ans))[i]
         if _is_zero(gi):
             return _fit(np.zeros(np.shape(args[i])), args[i])
         return _fit(unbroadcast(np.asarray(gi), np.asarray(args[i])), args[i])
@@ -1569,7 +1593,7 @@ _def(np.broadcast_arrays, *[broadcast_arrays_vjp(i) for i in range(_MAXARGS)])
 
 def meshgrid_vjp(i):
     def vjp(g, ans, *xi, indexing="xy", sparse=False, copy=True):
-        gi = g[i]
+        gi = _parts(g, len(ans))[i]
         if _is_zero(gi):
             return _fit(np.zeros(np.shape(xi[i])), xi[i])
         gi = np.asarray(gi)
@@ -1706,7 +1730,7 @@ def _linspace_vjp(i):
             **kw):
         gstep = 0.0
         if retstep:
-            g, gstep = g
+            g, gstep = _parts(g, 2)
             ans = ans[0]
         div = (num - 1) if endpoint else num
         t = np.arange(num, dtype=float) / div if div > 0 else np.zeros(num)
