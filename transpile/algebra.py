@@ -54,6 +54,38 @@ def mul(a, b):
     return ast.BinOp(left=a, op=ast.Mult(), right=b)
 
 
+def _factors(e):
+    """Flatten a product into (constant, [factors]); negations become -1 in the constant."""
+    n = _num(e)
+    if n is not None:
+        return n, []
+    if isinstance(e, ast.UnaryOp) and isinstance(e.op, ast.USub):
+        c, fs = _factors(e.operand)
+        return -c, fs
+    if isinstance(e, ast.BinOp) and isinstance(e.op, ast.Mult):
+        c1, f1 = _factors(e.left)
+        c2, f2 = _factors(e.right)
+        return c1 * c2, f1 + f2
+    return 1, [e]
+
+
+def product(e):
+    """Rebuild a product with its constants multiplied out in front: 2*a*(-3*b) -> -6*a*b."""
+    c, fs = _factors(e)
+    if not fs:
+        return number(c)
+    out = fs[0]
+    for f in fs[1:]:
+        out = ast.BinOp(left=out, op=ast.Mult(), right=f)
+    if c == 1:
+        return out
+    if c == -1:
+        return neg(out)
+    if c < 0:
+        return neg(ast.BinOp(left=number(-c), op=ast.Mult(), right=out))
+    return ast.BinOp(left=number(c), op=ast.Mult(), right=out)
+
+
 def fold(e):
     """Constant-fold and drop neutral elements throughout an expression (returns a copy)."""
 
@@ -72,7 +104,7 @@ def fold(e):
                 except (OverflowError, ZeroDivisionError):
                     pass
             if isinstance(op, ast.Mult):
-                return mul(node.left, node.right)
+                return product(mul(node.left, node.right))
             if isinstance(op, ast.Pow) and r == 1:
                 return node.left
             if isinstance(op, ast.Pow) and r == 0:

@@ -21,6 +21,7 @@ def run(stmts):
     _MUTABLE[:] = [_updated_in_place(stmts)]
     stmts = _zero_first_writes(stmts, set())
     stmts = _merge_accumulations(stmts)
+    stmts = _inline_single_use(stmts)
     stmts = _dead_tail(stmts)
     return stmts
 
@@ -146,6 +147,70 @@ def _merge_accumulations(stmts):
             continue
         out.append(s)
     return out
+
+
+PURE_CALLS = {"unbroadcast"}
+
+
+def _inlinable(e):
+    """Arithmetic on names and constants (and unbroadcast), safe to evaluate later."""
+    for n in ast.walk(e):
+        if isinstance(n, ast.Call):
+            if not (isinstance(n.func, ast.Name) and n.func.id in PURE_CALLS):
+                return False
+        elif not isinstance(n, (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp,
+                                ast.operator, ast.unaryop, ast.expr_context)):
+            return False
+    return True
+
+
+def _inline_single_use(stmts):
+    """`_g = e` used once, a few lines later in the same block: substitute e there.
+
+    Fewer temporaries, and constants meet (`d = 100.0 * g; e = 2 * x * d` becomes
+    `e = 200.0 * x * g`). Only when nothing in between writes a name e reads."""
+    from .algebra import fold
+    loads, stores = {}, {}
+    for s in stmts:
+        for n in ast.walk(s):
+            if isinstance(n, ast.Name):
+                table = loads if isinstance(n.ctx, ast.Load) else stores
+                table[n.id] = table.get(n.id, 0) + 1
+        for n in ast.walk(s):
+            if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
+                loads[n.target.id] = loads.get(n.target.id, 0) + 1
+
+    def block(body):
+        body = list(body)
+        for s in body:
+            if isinstance(s, (ast.If, ast.For, ast.While)):
+                s.body = block(s.body)
+                s.orelse = block(s.orelse)
+        i = 0
+        while i < len(body):
+            s = body[i]
+            if (isinstance(s, ast.Assign) and len(s.targets) == 1
+                    and isinstance(s.targets[0], ast.Name) and _inlinable(s.value)):
+                v = s.targets[0].id
+                if loads.get(v) == 1 and stores.get(v) == 1:
+                    reads = A.names_loaded(s.value) | {v}
+                    for j in range(i + 1, len(body)):
+                        t = body[j]
+                        if isinstance(t, (ast.If, ast.For, ast.While)):
+                            break
+                        if v in A.names_loaded(t):
+                            if isinstance(t, ast.Assign) and not (A.names_stored(t) & {v}):
+                                value = fold(A.substitute(t.value, {v: s.value}))
+                                body[j] = A.assign(t.targets[0], value, t)
+                                del body[i]
+                                i -= 1
+                            break
+                        if A.names_stored(t) & reads:
+                            break
+            i += 1
+        return body
+
+    return block(stmts)
 
 
 def _pure(e):

@@ -106,8 +106,12 @@ class ReverseTransform:
                                      keywords=[]), s)
         fwd = [s] if first else [marker(save=t), s]
         restore = [] if first else [marker(restore=t)]
-        if not (t in self.an.active and self.active(value)):
+        if t not in self.an.active:
             return fwd, restore
+        if not self.active(value):
+            # an active variable overwritten by a constant: its old value no longer
+            # matters downstream, so whatever adjoint arrived stops here
+            return fwd, restore + [A.assign(self.d(t), A.const(0.0))]
         dt = self.d(t)
         uses_t = t in expr_names(value)
         if special is None:
@@ -278,9 +282,13 @@ class ReverseTransform:
                 return
             full = G if coef is None else (coef if G is None else algebra.mul(coef, G))
             full = copy.deepcopy(full)
-            if broadcast:
+            if broadcast:       # summing is linear: keep a sign outside, -unbroadcast(g)
+                negated = isinstance(full, ast.UnaryOp) and isinstance(full.op, ast.USub)
                 full = ast.Call(func=A.load(self.env.helper("unbroadcast")),
-                                args=[full, A.load(n.id)], keywords=[])
+                                args=[full.operand if negated else full, A.load(n.id)],
+                                keywords=[])
+                if negated:
+                    full = algebra.neg(full)
             out += self.accumulate(n.id, full)
             return
         if not self._internal(n) or not self.active(n):
@@ -440,7 +448,8 @@ class ReverseTransform:
         params, bound = self.env.bind_call(target, call, self.unit, s)
         active = [p for p in params if p in bound and self.active(bound[p])]
         if not active or t not in self.an.active:
-            return [marker(save=t), s], [marker(restore=t)]
+            reset = [A.assign(self.d(t), A.const(0.0))] if t in self.an.active else []
+            return [marker(save=t), s], [marker(restore=t)] + reset
         kinds = {}
         for p, arg in bound.items():
             kinds[p] = self.an.kind_of(arg) or "unknown"

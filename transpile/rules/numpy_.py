@@ -293,6 +293,10 @@ def _where_mask(where, shape):
 
 def sum_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
             initial=np._NoValue, where=np._NoValue):
+    if (axis is None and where is np._NoValue and isinstance(a, np.ndarray)
+            and a.dtype.kind == "f" and np.ndim(g) == 0):
+        # the common case: every element gets g
+        return np.full(a.shape, g, dtype=a.dtype)
     x = _arr(a)
     r = np.broadcast_to(_expand(g, x.ndim, axis, _kd(keepdims)), x.shape)
     m = _where_mask(where, x.shape)
@@ -741,7 +745,16 @@ def _bilinear(subs_fn, fallback_mul=True):
     return make(0), make(1)
 
 
-_def(np.dot, *_bilinear(lambda na, nb, *r, **k: _dot_subs(na, nb)), params="a, b")
+_DOT_GENERAL = _bilinear(lambda na, nb, *r, **k: _dot_subs(na, nb))
+
+
+def _dot_vjp(i):
+    def vjp(g, ans, a, b):
+        if 1 <= np.ndim(a) <= 2 and 1 <= np.ndim(b) <= 2:     # dot == matmul: BLAS
+            return (matmul_vjp_a, matmul_vjp_b)[i](g, ans, a, b)
+        return _DOT_GENERAL[i](g, ans, a, b)
+    vjp.__name__ = f"dot_vjp_{'ab'[i]}"
+    return vjp
 
 
 def _inner_subs(na, nb):
@@ -806,6 +819,9 @@ def matmul_vjp_b(g, ans, a, b, **kw):
     r = np.matmul(np.swapaxes(a2, -1, -2), g2)
     r = unbroadcast(r, b2)
     return _fit(np.reshape(r, np.shape(b)), b)
+
+
+_def(np.dot, _dot_vjp(0), _dot_vjp(1), params="a, b")
 
 
 _def(np.matmul, matmul_vjp_a, matmul_vjp_b, params="a, b")
