@@ -81,9 +81,7 @@ def product(e):
         return out
     if c == -1:
         return neg(out)
-    if c < 0:
-        return neg(ast.BinOp(left=number(-c), op=ast.Mult(), right=out))
-    return ast.BinOp(left=number(c), op=ast.Mult(), right=out)
+    return ast.BinOp(left=number(c), op=ast.Mult(), right=out)      # -2 * x: one multiply
 
 
 def fold(e):

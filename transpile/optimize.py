@@ -21,6 +21,7 @@ def run(stmts):
     _MUTABLE[:] = [_updated_in_place(stmts)]
     stmts = _zero_first_writes(stmts, set())
     stmts = _merge_accumulations(stmts)
+    stmts = _dead_tail(stmts)
     stmts = _inline_single_use(stmts)
     stmts = _dead_tail(stmts)
     return stmts
