@@ -201,7 +201,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None):
     if uses_stack:
         bbody += A.parse_stmts(f"{POP} = {STACK}.pop")
     grads = [names.adjoint(p) for p in active]
-    for dv in sorted(adjoints | set(grads)):
+    for dv in sorted((adjoints | set(grads)) - {d_result}):   # d_result: the argument
         bbody.append(A.assign(dv, A.const(0.0)))
     bbody += rev
     bbody += A.parse_stmts("return (" + ", ".join(grads) + ",)")

@@ -562,6 +562,7 @@ class ReverseTransform:
         rng = A.load(r)
         if exits:
             n = self.names.fresh("_n")
+            self.primal.add(n)              # the adjoint sweep reads the count
             fwd.append(A.tag(A.assign(n, A.const(0)), loop=L))
             fb.insert(0, A.tag(ast.AugAssign(target=A.store(n), op=ast.Add(),
                                              value=A.const(1)), loop=L))
@@ -588,6 +589,7 @@ class ReverseTransform:
         fb, rb = self.block(s.body)
         self.depth -= 1
         n = self.names.fresh("_n")
+        self.primal.add(n)
         fb.insert(0, A.tag(ast.AugAssign(target=A.store(n), op=ast.Add(), value=A.const(1)),
                            loop=L))
         fwd = [A.tag(A.assign(n, A.const(0)), loop=L),
