@@ -365,6 +365,8 @@ class ReverseTransform:
                              [ast.Tuple(elts=args, ctx=ast.Load())] if args else [])
         elif name == "flatten":
             fn, args = np.ravel, [base]
+        elif name == "compress":                  # np.compress(condition, a, ...)
+            fn, args = np.compress, [args[0], base] + args[1:]
         elif name in ("astype", "item", "tolist") or not hasattr(np, name):
             fn, args = getattr(np.ndarray, name, None), [base] + args
         else:
@@ -514,8 +516,8 @@ class ReverseTransform:
             if isinstance(arg, ast.Name):
                 rev += self.accumulate(arg.id, A.load(g))
             return [s], rev
-        raise self.error(f"no derivative rule for the method '.{name}()' on a "
-                         "differentiated list", s)
+        raise self.error(f"no derivative rule for the in-place method '.{name}()' on a "
+                         "differentiated value (write `y = np.sort(x)`-style code instead)", s)
 
     # --- control flow ----------------------------------------------------------------
     def if_(self, s):
