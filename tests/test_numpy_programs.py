@@ -128,6 +128,39 @@ def gradient_descent(w, X, y):
     return np.mean((X @ w - y) ** 2)
 
 
+def einsum_tensordot(A, B, v):
+    C = np.einsum("ij,jk->ik", A, B)
+    D = np.tensordot(A, B, axes=1)
+    return np.sum(C * D) + np.einsum("i,ij,j->", v, A @ B, v) + np.outer(v, v).trace()
+
+
+def cholesky_logdet(A):
+    M = A @ A.T + np.eye(A.shape[0])
+    L = np.linalg.cholesky(M)
+    return 2.0 * np.sum(np.log(np.diag(L)))
+
+
+def fancy_indexing(x, rows):
+    # repeated integer indices accumulate, Ellipsis and None keep their meaning
+    y = x[rows] * 2.0
+    z = x[..., 1] + x[:, None, 0][:, 0]
+    return np.sum(y ** 2) + np.sum(z * z) + x[::-2, ::2].sum()
+
+
+def shapes_more(x):
+    parts = np.split(x, 2)
+    t = np.tile(parts[0], 2) + np.repeat(parts[1], 2)
+    p = np.pad(x, (1, 2))
+    s = np.sort(x)
+    return np.sum(t * t) + np.sum(p * np.arange(p.shape[0])) + s[0] * s[-1] + np.vstack(
+        [x, x]).mean() + np.hstack([x, 2.0 * x]).std()
+
+
+def astype_and_back(x):
+    y = x.astype(np.float32)
+    return float(np.sum(y.astype(np.float64) ** 2))
+
+
 CASES = [
     (rosenbrock, lambda: (RNG.normal(size=8),), (0,)),
     (mlp_softmax_xent, lambda: (RNG.normal(size=(4, 5)) * 0.5, RNG.normal(size=5) * 0.1,
@@ -145,6 +178,11 @@ CASES = [
     (array_of_scalars, lambda: (0.4, -1.3), (0, 1)),
     (gradient_descent, lambda: (RNG.normal(size=3), RNG.normal(size=(8, 3)),
                                 RNG.normal(size=8)), (0, 1, 2)),
+    (einsum_tensordot, lambda: (RNG.normal(size=(3, 4)), RNG.normal(size=(4, 3)),
+                                RNG.normal(size=3)), (0, 1, 2)),
+    (cholesky_logdet, lambda: (RNG.normal(size=(3, 3)),), (0,)),
+    (fancy_indexing, lambda: (RNG.normal(size=(4, 3)), np.array([0, 2, 2, 3])), (0,)),
+    (shapes_more, lambda: (RNG.normal(size=6),), (0,)),
 ]
 
 
@@ -158,6 +196,12 @@ def test_float32_gradient_stays_float32():
     g = transpile.grad(float32_stays)(x)
     assert g.dtype == np.float32
     np.testing.assert_allclose(g, central(float32_stays, [x.astype(np.float64)], 0), rtol=1e-3)
+
+
+def test_astype_round_trip():
+    x = RNG.normal(size=4)
+    g = transpile.grad(astype_and_back)(x)
+    np.testing.assert_allclose(g, 2 * x.astype(np.float32).astype(np.float64), rtol=1e-6)
 
 
 def test_list_of_arrays_input():
