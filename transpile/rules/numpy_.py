@@ -1548,41 +1548,39 @@ def _append_vjp(i, g, arr, values, axis):
     return _gather(lambda q: np.append(az, q, axis), values, g)
 
 
-def choose_vjp_choices(g, ans, a, choices, out=None, mode="raise"):
+def _positions(arrays):
+    """Number every element of every array 1, 2, ... (0 is left for "none of them")."""
     offs, idxs = 0, []
-    for c in choices:
+    for c in arrays:
         n = np.size(c)
         idxs.append(np.arange(offs + 1, offs + n + 1).reshape(np.shape(c)))
         offs += n
-    pos = np.choose(a, idxs, mode=mode)
+    return idxs, offs
+
+
+def _scatter_back(g, pos, arrays, total):
+    """Send each element of g back to the array element whose number `pos` holds."""
     G = np.broadcast_to(np.asarray(g, dtype=float), pos.shape)
-    flat = np.bincount(pos.ravel(), weights=G.ravel(), minlength=offs + 1)[1:]
+    flat = np.bincount(pos.ravel(), weights=G.ravel(), minlength=total + 1)[1:]
     out, offs = [], 0
-    for c in choices:
+    for c in arrays:
         n = np.size(c)
         out.append(_fit(flat[offs:offs + n].reshape(np.shape(c)), c))
         offs += n
     return out
+
+
+def choose_vjp_choices(g, ans, a, choices, out=None, mode="raise"):
+    idxs, total = _positions(choices)
+    return _scatter_back(g, np.choose(a, idxs, mode=mode), choices, total)
 
 
 _def(np.choose, None, choose_vjp_choices, params="a, choices")
 
 
 def select_vjp(g, ans, condlist, choicelist, default=0):
-    offs, idxs = 0, []
-    for c in choicelist:
-        n = np.size(c)
-        idxs.append(np.arange(offs + 1, offs + n + 1).reshape(np.shape(c)))
-        offs += n
-    pos = np.select(condlist, idxs, 0)
-    G = np.broadcast_to(np.asarray(g, dtype=float), pos.shape)
-    flat = np.bincount(pos.ravel(), weights=G.ravel(), minlength=offs + 1)[1:]
-    out, offs = [], 0
-    for c in choicelist:
-        n = np.size(c)
-        out.append(_fit(flat[offs:offs + n].reshape(np.shape(c)), c))
-        offs += n
-    return out
+    idxs, total = _positions(choicelist)
+    return _scatter_back(g, np.select(condlist, idxs, 0), choicelist, total)
 
 
 def select_vjp_default(g, ans, condlist, choicelist, default=0):
