@@ -633,12 +633,22 @@ def test_integer_arrays_get_no_gradient():
     assert lookup(np.reshape).vjps[0](np.ones(6), None, x, (6,)) is None
 
 
-def test_contributions_do_not_alias_the_cotangent():
-    g = N(3, 4)
-    for fn, args in [(np.copy, (N(3, 4),)), (np.asarray, (N(3, 4),)),
-                     (np.transpose, (N(4, 3),)), (np.reshape, (N(12), (3, 4)))]:
-        c = lookup(fn, len(args)).vjps[0](g, None, *args)
-        assert not np.shares_memory(c, g), fn
+def test_views_of_the_cotangent_are_safe_end_to_end():
+    # contributions may be views of g (no copy); the generated code only updates in place
+    # adjoints it made itself, so mixing views with indexed writes stays correct
+    import transpile
+    from test_numpy_programs import central
+    x = N(6)
+    g = transpile.grad(_aliasing_program)(x)
+    np.testing.assert_allclose(g, central(_aliasing_program, [x], 0), rtol=1e-6, atol=1e-8)
+
+
+def _aliasing_program(x):
+    y = x.reshape(2, 3)
+    z = y.T
+    a = z[0] * 3.0 + y[1, 2]
+    b = x[1] * 5.0
+    return np.sum(a * a) + b * b + np.sum(z * y.T)
 
 
 # ----------------------------------------------------------------------------------------

@@ -611,6 +611,34 @@ def p_return_nested_loops(x):
     return -s
 
 
+def p_loop_target_rebinds_active_name(y):
+    i = y
+    c = 1.0
+    for i in range(2):
+        c = c * (y + i)
+    return c
+
+
+def p_loop_var_reused_list_then_range(x, y):
+    c = 0.5
+    for t in [y, x]:
+        c = c * t
+    for t in range(3):
+        c = c * (y + t)
+    return c
+
+
+def p_pass_statement(x):
+    y = x * x
+    if y > 1.0:
+        pass
+    else:
+        y = y * 2.0
+    for i in range(2):
+        pass
+    return y
+
+
 # ---- calls -----------------------------------------------------------------
 
 def _h_scale(a, factor=2.0, shift=0.0):
@@ -823,6 +851,9 @@ PROGRAMS = [
     (p_while_break_continue, 0, [(0.7,), (-1.1,)]),
     (p_return_in_loop, 0, [(0.7,), (3.0,), (-2.5,)]),
     (p_return_nested_loops, 0, [(0.7,), (1.9,), (-0.5,)]),
+    (p_loop_target_rebinds_active_name, 0, [(0.53,), (-1.3,)]),
+    (p_loop_var_reused_list_then_range, (0, 1), [(0.7, 1.3), (-1.1, 0.4)]),
+    (p_pass_statement, 0, [(0.7,), (1.3,)]),
     (p_call_kw_default, 0, [(0.7,), (-1.3,)]),
     (p_helper_in_loop, 0, [(0.7,), (-1.3,)]),
     (p_helper_tuple, (0, 1), [(0.7, 1.3), (-1.1, 0.4)]),

@@ -91,6 +91,8 @@ class ReverseTransform:
             return self.while_(s)
         if isinstance(s, ast.Break):
             return [s], []
+        if isinstance(s, ast.Pass):
+            return [], []
         raise self.error(f"unsupported statement '{type(s).__name__}'", s)
 
     # --- assignments -----------------------------------------------------------------
@@ -259,6 +261,15 @@ class ReverseTransform:
             new.args = [self._value_expr(a, values) for a in args]
         return new
 
+    def _recompute(self, n, values):
+        """The expression computing node n from its operands' values."""
+        own = values.pop(id(n), None)
+        try:
+            return self._value_expr(n, values)
+        finally:
+            if own is not None:
+                values[id(n)] = own
+
     def _emit_values(self, n, needed, values, out):
         if not self._internal(n):
             return
@@ -321,7 +332,10 @@ class ReverseTransform:
                 continue
             mapping = {name: self._value_expr(args[j], values)
                        for j, name in enumerate(rule.params) if j < len(args)}
-            p = algebra.fold(self.env.instantiate(p, mapping, rule.env))
+            p = self.env.instantiate(p, mapping, rule.env)
+            if id(n) in values:       # d exp(x) = exp(x): reuse the value computed already
+                p = _replace_subexpr(p, self._recompute(n, values), A.load(values[id(n)]))
+            p = algebra.fold(p)
             child = p if coef is None else algebra.mul(p, copy.deepcopy(coef))
             if G is not None and isinstance(child, ast.Constant) and child.value == 1:
                 child = None
@@ -577,6 +591,9 @@ class ReverseTransform:
                                                      keywords=[])), loop=L, push=True))
             rev.append(A.tag(A.assign(n, ast.Call(func=A.load(POP), args=[], keywords=[])),
                              loop=L, pop=True))
+        if var in self.an.active:
+            # each iteration's `var = next item` overwrote var: no adjoint flows past it
+            rb = rb + [A.assign(self.d(var), A.const(0.0))]
         rev.append(A.tag(ast.For(target=A.store(var), iter=ast.Call(
             func=A.load("reversed"), args=[rng], keywords=[]), body=rb or [ast.Pass()],
             orelse=[], type_comment=None), reverse_loop=L, fresh_zero=self.fresh(s.body)))
@@ -620,6 +637,21 @@ def _reads_ans(fn):
         return True
     return any(ins.opname.startswith("LOAD_FAST") and ins.argval == ans
                for ins in dis.get_instructions(code))
+
+
+def _replace_subexpr(expr, target, replacement):
+    """expr with every subexpression equal to target replaced (structural equality)."""
+    key = ast.dump(target)
+    if ast.dump(expr) == key:
+        return copy.deepcopy(replacement)
+
+    class Replace(ast.NodeTransformer):
+        def generic_visit(self, node):
+            if isinstance(node, ast.expr) and ast.dump(node) == key:
+                return copy.deepcopy(replacement)
+            return super().generic_visit(node)
+
+    return Replace().visit(expr)
 
 
 def _count_loads(node, name):

@@ -107,9 +107,7 @@ def _fit(c, x):
         c = c.astype(dt)
     if isinstance(x, np.generic):
         return dt.type(c)
-    if c.base is not None or not c.flags.writeable:
-        c = np.array(c)
-    return c
+    return c        # may be a view of g: generated code never updates it in place
 
 
 def _arr(x):
