@@ -11,7 +11,8 @@ from .errors import TranspileError
 from .api import differentiate, grad, value_and_grad, vjp, Differentiable
 from .rules import defvjp
 from . import rules
+from .hooks import grad_hook, stop_gradient
 
 __version__ = "0.1.0"
 __all__ = ["differentiate", "grad", "value_and_grad", "vjp", "defvjp", "TranspileError",
-           "Differentiable", "rules"]
+           "Differentiable", "rules", "grad_hook", "stop_gradient"]

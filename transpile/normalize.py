@@ -803,7 +803,8 @@ class Flattener:
                                  "supported", e)
             keywords = [ast.keyword(arg=k.arg, value=self.inactive(k.value))
                         for k in e.keywords]
-            args = [self.operand(a) for a in e.args]
+            args = [self.inactive(a) if isinstance(a, ast.Lambda) else self.operand(a)
+                    for a in e.args]               # a lambda argument (a hook) is data
             if target in VARIADIC and len(args) > 2:
                 acc = args[0]
                 for a in args[1:]:
