@@ -253,8 +253,10 @@ class Analysis:
         return UNKNOWN
 
     def _value_kinds(self, param_kinds):
+        defaults = self._default_values()
         for p in self.params:
-            self.kind[p] = param_kinds.get(p, UNKNOWN)
+            self.kind[p] = param_kinds.get(p, value_kind(defaults[p]) if p in defaults
+                                           else UNKNOWN)
             if self.kind[p] == SEQ:
                 self.elem[p] = param_kinds.get(p + "[]", UNKNOWN)
         changed = True
@@ -303,6 +305,17 @@ class Analysis:
                         changed = True
         for name in self.sites:
             self.kind.setdefault(name, UNKNOWN)
+
+    def _default_values(self):
+        """Parameter -> default value (for parameters a call site leaves out)."""
+        unit = self.norm.unit
+        a = unit.node.args
+        out = {}
+        positional = [p.arg for p in a.posonlyargs + a.args]
+        if unit.defaults:
+            out.update(zip(positional[len(positional) - len(unit.defaults):], unit.defaults))
+        out.update(unit.kwdefaults or {})
+        return out
 
     def is_scalar(self, name):
         return self.kind.get(name) == SCALAR

@@ -30,8 +30,9 @@ class Namespace:
         self.local_names = set(local_names)
         self.pipeline = pipeline
         self.bindings = {}          # name -> object or cell
+        self.origins = {}           # name -> where the object comes from (for module_text)
 
-    def bind(self, base, obj, cell=False):
+    def bind(self, base, obj, cell=False, origin=None):
         for name, bound in self.bindings.items():
             if bound is obj:
                 return name
@@ -41,6 +42,8 @@ class Namespace:
             return base                              # the user's own name already means it
         name = self.names.unique(base)
         self.bindings[name] = obj
+        if origin is not None:
+            self.origins[name] = origin
         return name
 
     def helper(self, name):
@@ -62,10 +65,11 @@ class Namespace:
         return self.pipeline.bind_call(target, call, caller, stmt)
 
     def callee(self, target, active, kinds, stmt):
-        fwd_cell, bwd_cell, base = self.pipeline.callee_pair(target, active, kinds,
-                                                             self.unit, stmt)
-        return (self.bind(f"{base}_forward", fwd_cell, cell=True),
-                self.bind(f"{base}_backward", bwd_cell, cell=True))
+        compiled, base = self.pipeline.callee_pair(target, active, kinds, self.unit, stmt)
+        return (self.bind(f"{base}_forward", compiled.forward_cell, cell=True,
+                          origin=("callee", compiled, 0)),
+                self.bind(f"{base}_backward", compiled.backward_cell, cell=True,
+                          origin=("callee", compiled, 1)))
 
 
 def to_source(node):
@@ -119,3 +123,92 @@ def _strip_line_info(node):
 
 def clone(node):
     return copy.deepcopy(node)
+
+
+# --- a standalone module: what `transpile-ad` prints --------------------------------------
+
+def module_text(entries, preamble=()):
+    """Python source defining the generated functions of `entries` (Compiled objects) and
+    everything they refer to, importable on its own: helpers are imported from transpile,
+    rule functions looked up in its registry, called functions' derivatives included.
+
+    `preamble`: lines to put first (the user's imports, constants and plain functions)."""
+    import inspect as _inspect
+    lines = list(preamble)
+    binds, bodies, seen, names = [], [], set(), {}
+
+    def bind_line(name, obj, origin):
+        if origin is not None and origin[0] == "vjp":
+            from .rules.registry import key_of
+            fn, nargs = key_of(origin[1])
+            return f"{name} = lookup({_expr_of(fn)}, {nargs!r}).vjps[{origin[2]}]"
+        if _inspect.ismodule(obj):
+            base = obj.__name__
+            return f"import {base}" if name == base else f"import {base} as {name}"
+        return f"{name} = {_expr_of(obj)}"
+
+    defined = {}           # id(function object) -> the name its def gets in the module
+
+    def define(fn, source):
+        """Print a generated def under a name no other def in the module has."""
+        name = fn.__name__
+        k = 1
+        while name in defined.values():
+            k += 1
+            name = f"{fn.__name__}_v{k}"
+        defined[id(fn)] = name
+        if name != fn.__name__:
+            source = source.replace(f"def {fn.__name__}(", f"def {name}(", 1)
+        bodies.append(source)
+
+    def add(compiled):
+        if id(compiled) in seen:
+            return
+        seen.add(id(compiled))
+        functions = ([compiled.function] if compiled.function is not None
+                     else [compiled.forward, compiled.backward])
+        for fn, source in zip(functions, compiled.sources):
+            define(fn, source)             # first: recursive calls refer to these names
+        ns = compiled.namespace
+        for name, obj in ns.bindings.items():
+            origin = ns.origins.get(name)
+            if origin is not None and origin[0] == "callee":
+                callee = origin[1]
+                add(callee)
+                target = defined[id((callee.forward, callee.backward)[origin[2]])]
+                line = None if target == name else f"{name} = {target}"
+            else:
+                line = bind_line(name, obj, origin)
+            if line is not None:
+                key = names.setdefault(name, line)
+                if key != line:
+                    raise ValueError(f"two generated functions need different objects named "
+                                     f"{name!r}")
+
+
+    for compiled in entries:
+        add(compiled)
+    binds = sorted(set(names.values()), key=lambda l: (not l.startswith("import"), l))
+    lines += ["import ast", "import builtins", "import numpy", "import math",
+              "import transpile.runtime", "import transpile.rules.numpy_",
+              "from transpile.rules import lookup", ""]
+    lines += binds
+    lines.append("")
+    for body in bodies:
+        lines += ["", body.rstrip(), ""]
+    return "\n".join(lines) + "\n"
+
+
+def _expr_of(obj):
+    """An importable expression for obj (module-level function, class, ufunc, builtin)."""
+    if isinstance(obj, type) and issubclass(obj, ast.AST):
+        return f"ast.{obj.__name__}"
+    module = getattr(obj, "__module__", None) or "builtins"
+    qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    if qualname is None or "<" in qualname:
+        raise ValueError(f"cannot name {obj!r} in generated module code")
+    if module == "builtins":
+        return f"builtins.{qualname}"
+    import importlib
+    importlib.import_module(module)
+    return f"__import__({module!r}, fromlist=['_']).{qualname}"

@@ -9,6 +9,7 @@
 Each rewrite is purely local and keeps the order of floating-point operations.
 """
 import ast
+import copy
 
 from . import astutil as A
 
@@ -272,3 +273,58 @@ def hoist_module_functions(stmts, namespace, local_names):
             return node
 
     return [Hoist().visit(s) for s in stmts]
+
+
+def simplify_scalar(stmts, adjoint_names):
+    """sympy pass over scalar code: each assignment's right-hand side is handed to sympy
+    (calls become opaque symbols), common factors are pulled out (`2*x*g + 2*g` becomes
+    `2*g*(x + 1)`), and the result is kept only when it has fewer operations."""
+    import sympy
+    from sympy.printing.pycode import pycode
+
+    def simplify(expr):
+        calls, symbols = {}, {}
+
+        class Opaque(ast.NodeTransformer):
+            def visit_Call(self, node):
+                key = ast.dump(node)
+                if key not in calls:
+                    calls[key] = (f"_call{len(calls)}", node)
+                return ast.Name(id=calls[key][0], ctx=ast.Load())
+
+        masked = Opaque().visit(copy.deepcopy(expr))
+        for n in ast.walk(masked):
+            if not isinstance(n, (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Add,
+                                  ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd,
+                                  ast.Load)):
+                return expr
+            if isinstance(n, ast.Constant) and type(n.value) not in (int, float):
+                return expr
+            if isinstance(n, ast.Name):
+                symbols[n.id] = sympy.Symbol(n.id, real=True)
+        try:
+            sym = sympy.sympify(ast.unparse(masked), locals=symbols)
+            new = sympy.factor_terms(sym)
+        except (sympy.SympifyError, TypeError, ValueError, AttributeError):
+            return expr
+        if sympy.count_ops(new) >= sympy.count_ops(sym) or new.has(sympy.zoo, sympy.nan):
+            return expr
+        try:
+            out = ast.parse(pycode(new, fully_qualified_modules=False), mode="eval").body
+        except SyntaxError:
+            return expr
+        return A.substitute(out, {name: node for name, node in calls.values()})
+
+    def block(body):
+        for s in body:
+            if isinstance(s, (ast.If, ast.For, ast.While)):
+                s.body = block(s.body)
+                s.orelse = block(s.orelse)
+            elif (isinstance(s, ast.Assign) and len(s.targets) == 1
+                  and isinstance(s.targets[0], ast.Name) and isinstance(s.value, ast.BinOp)
+                  and (s.targets[0].id in adjoint_names
+                       or s.targets[0].id.startswith("_g"))):
+                s.value = simplify(s.value)        # derivative code only, never the primal
+        return body
+
+    return block(stmts)

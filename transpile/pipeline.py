@@ -67,14 +67,21 @@ def _kinds_key(kinds):
     return tuple(sorted((kinds or {}).items()))
 
 
-def gradient_function(fn, wrt, kinds=None):
+DEFAULT_OPTIONS = {"optimize": True, "simplify": True}
+
+
+def gradient_function(fn, wrt, kinds=None, options=None):
     """Compiled function f(*args) -> (value, grads) (grads a tuple aligned with wrt),
-    specialized on the kinds of the arguments (scalar / array / list)."""
-    key = ("value_and_grad", tuple(wrt), _kinds_key(kinds))
+    specialized on the kinds of the arguments (scalar / array / list).
+
+    options: optimize (the passes of optimize.py), simplify (sympy on scalar code)."""
+    options = dict(DEFAULT_OPTIONS, **(options or {}))
+    key = ("value_and_grad", tuple(wrt), _kinds_key(kinds), tuple(sorted(options.items())))
     entries = _entries(fn)
     if key not in entries:
         unit = unit_of(fn)
-        entries[key] = _transform(unit, tuple(wrt), "value_and_grad", kinds=kinds)
+        entries[key] = _transform(unit, tuple(wrt), "value_and_grad", kinds=kinds,
+                                  options=options)
     return entries[key]
 
 
@@ -100,7 +107,7 @@ def _pair(target, active, kinds=None):
 def callee_pair(target, active, kinds, caller, stmt):
     compiled = _pair(target, active, kinds)
     base = unit_of(target).node.name
-    return compiled.forward_cell, compiled.backward_cell, base
+    return compiled, base
 
 
 def bind_call(target, call, caller, stmt):
@@ -127,7 +134,8 @@ class _Pipeline:
     callee_pair = staticmethod(callee_pair)
 
 
-def _transform(unit, active, kind, compiled=None, kinds=None):
+def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
+    options = dict(DEFAULT_OPTIONS, **(options or {}))
     names = Names(unit.node)
     for p in unit.params:
         names.reserve(p)
@@ -147,7 +155,8 @@ def _transform(unit, active, kind, compiled=None, kinds=None):
     resolver = Resolver(rt, params)
     fwd, rev = resolver.run(fwd_m, rev_m)
     result = norm.result
-    fwd, rev, tapes = loop_tapes(fwd, rev, names)
+    fwd, rev, tapes = loop_tapes(fwd, rev, names) if options["optimize"] else (fwd, rev, [])
+    all_scalar = all(k == "scalar" for k in an.kind.values())
     uses_stack = any(isinstance(n, ast.Name) and n.id in (PUSH, POP)
                      for s in fwd + rev for n in ast.walk(s))
     nones = sorted(v for v in resolver.saved if v not in params)
@@ -176,12 +185,17 @@ def _transform(unit, active, kind, compiled=None, kinds=None):
         body += rev
         out = grads[0] if len(grads) == 1 else "(" + ", ".join(grads) + ",)"
         body += A.parse_stmts(f"return {value}, {out}")
-        body = optimize.run(body)
-        body = optimize.hoist_module_functions(body, env, local_names)
+        if options["optimize"]:
+            body = optimize.run(body)
+            body = optimize.hoist_module_functions(body, env, local_names)
+        if options["simplify"] and all_scalar:
+            body = optimize.simplify_scalar(body, set(names.adjoints.values()))
         args = copy.deepcopy(unit.node.args)
         fn, source = build(f"grad_{name}", args, body, env, unit, unit.defaults,
                            unit.kwdefaults, kind="grad")
         compiled.function, compiled.source = fn, source
+        compiled.sources = [source]
+        compiled.namespace = env
         return compiled
     # forward / backward pair
     needed = sorted(resolver.needed) + tapes
@@ -205,9 +219,12 @@ def _transform(unit, active, kind, compiled=None, kinds=None):
         bbody.append(A.assign(dv, A.const(0.0)))
     bbody += rev
     bbody += A.parse_stmts("return (" + ", ".join(grads) + ",)")
-    bbody = optimize.run(bbody)
-    bbody = optimize.hoist_module_functions(bbody, env, local_names)
-    fbody = optimize.hoist_module_functions(fbody, env, local_names)
+    if options["optimize"]:
+        bbody = optimize.run(bbody)
+        bbody = optimize.hoist_module_functions(bbody, env, local_names)
+        fbody = optimize.hoist_module_functions(fbody, env, local_names)
+    if options["simplify"] and all_scalar:
+        bbody = optimize.simplify_scalar(bbody, set(names.adjoints.values()))
     fargs = copy.deepcopy(unit.node.args)
     fwd_fn, fsrc = build(f"{name}_forward", fargs, fbody, env, unit, unit.defaults,
                          unit.kwdefaults, kind="forward")
@@ -220,6 +237,8 @@ def _transform(unit, active, kind, compiled=None, kinds=None):
     compiled.forward_cell.cell_contents = fwd_fn
     compiled.backward_cell.cell_contents = bwd_fn
     compiled.source = fsrc + "\n\n" + bsrc
+    compiled.sources = [fsrc, bsrc]
+    compiled.namespace = env
     compiled.tape_has_stack = uses_stack
     return compiled
 

@@ -319,7 +319,8 @@ class ReverseTransform:
                 fn = rule.vjps[i] if i < len(rule.vjps) else None
                 if fn is None:
                     continue
-                helper = self.env.bind(f"{_short(rule.name)}_vjp{i}", fn)
+                helper = self.env.bind(f"{_short(rule.name)}_vjp{i}", fn,
+                                       origin=("vjp", rule, i))
                 full = G if coef is None else (coef if G is None else algebra.mul(coef, G))
                 ans = self._value_expr(n, values) if _reads_ans(fn) else A.const(None)
                 child = ast.Call(func=A.load(helper), args=[copy.deepcopy(full), ans]

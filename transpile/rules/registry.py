@@ -115,3 +115,11 @@ def supported():
     for (fn, _), rule in _RULES.items():
         out.add(rule.name)
     return sorted(out)
+
+
+def key_of(rule):
+    """(callable, nargs) under which `rule` is registered."""
+    for (fn, nargs), r in _RULES.items():
+        if r is rule:
+            return fn, nargs
+    raise KeyError(rule)
