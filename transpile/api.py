@@ -9,6 +9,7 @@ import inspect
 from . import pipeline
 from .errors import TranspileError
 from .analysis import join, value_kind
+from .emit import annotate
 from .runtime import zeros_like, _is_zero
 
 
@@ -147,7 +148,10 @@ class GradientFunction:
 
     def __call__(self, *args, **kwargs):
         compiled = self._lookup(_type_key(args, kwargs)) or self.variants.get(args, kwargs)
-        value, g = compiled.function(*args, **kwargs)
+        try:
+            value, g = compiled.function(*args, **kwargs)
+        except Exception as exc:
+            raise annotate(exc)
         if value.__class__ is not float and not _is_scalar(value):
             raise TypeError(f"grad of {self.fn.__qualname__}: the function returned a "
                             f"{type(value).__name__}, not a scalar; use transpile.vjp")
@@ -188,14 +192,20 @@ def vjp(f, *args, wrt=0, **kwargs):
     fn = _function(f)
     names, many = _wrt_names(fn, wrt)
     compiled = pipeline.vjp_pair(fn, names, _kinds(fn, args, kwargs))
-    value, tape = compiled.forward(*args, **kwargs)
+    try:
+        value, tape = compiled.forward(*args, **kwargs)
+    except Exception as exc:
+        raise annotate(exc)
     inputs = _bind(fn, args, kwargs, names)
     has_stack = compiled.tape_has_stack
 
     def pullback(cotangent):
         t = ((list(tape[0]),) + tuple(tape[1:])) if has_stack else tape
         cotangent = _own(cotangent)
-        grads = _finish(compiled.backward(t, cotangent), inputs)
+        try:
+            grads = _finish(compiled.backward(t, cotangent), inputs)
+        except Exception as exc:
+            raise annotate(exc)
         return grads if many else grads[0]
 
     return value, pullback

@@ -109,7 +109,56 @@ def build(name, args, body, namespace, unit, defaults=None, kwdefaults=None, kin
         fn.__kwdefaults__ = kwdefaults
     fn.__transpile_source__ = source
     register_source(filename, factory)
+    SOURCE_MAPS[filename] = (unit.filename, _line_map(fdef, source, offset=1))
     return fn, source
+
+
+SOURCE_MAPS = {}      # generated file name -> (user file, {generated line: user line})
+
+
+def _statements(node):
+    for field in ("body", "orelse"):
+        for s in getattr(node, field, None) or []:
+            yield s
+            yield from _statements(s)
+
+
+def _line_map(fdef, source, offset):
+    """Generated line -> the user's line each generated statement came from."""
+    printed = ast.parse(source).body[0]
+    out = {}
+    for mine, theirs in zip(_statements(fdef), _statements(printed)):
+        line = getattr(mine, "lineno", None)
+        if line is not None and line > 1:
+            for k in range(theirs.lineno, (theirs.end_lineno or theirs.lineno) + 1):
+                out.setdefault(k + offset, line)
+    return out
+
+
+def annotate(exc):
+    """Add a note naming the user's file:line for each generated frame in exc's traceback."""
+    import linecache
+    tb = exc.__traceback__
+    notes = []
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        entry = SOURCE_MAPS.get(code.co_filename)
+        if entry is not None:
+            user_file, lines = entry
+            line = lines.get(tb.tb_lineno)
+            if line is not None:
+                text = linecache.getline(user_file, line).strip()
+                notes.append(f"  in the derivative code of {code.co_name}, from "
+                             f'File "{user_file}", line {line}: {text}')
+        tb = tb.tb_next
+    if notes and hasattr(exc, "add_note") and not getattr(exc, "_transpile_annotated", False):
+        for note in notes:
+            exc.add_note(note)
+        try:
+            exc._transpile_annotated = True
+        except AttributeError:
+            pass
+    return exc
 
 
 def _strip_line_info(node):
