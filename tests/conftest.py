@@ -4,9 +4,15 @@
   transpile`` and ``from oracle import ...`` work however pytest is invoked.
 * Hypothesis runs deterministically and writes no example database, so CI
   is reproducible and no ``.hypothesis`` folder appears in odd places.
+* Examples run by the tests save their figures in a temporary folder, not over the
+  committed pictures in examples/figures.
 """
 import os
 import sys
+import tempfile
+
+os.environ.setdefault("TRANSPILE_EXAMPLES_FIGURES",
+                      tempfile.mkdtemp(prefix="transpile-example-figures-"))
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)

@@ -161,6 +161,18 @@ def astype_and_back(x):
     return float(np.sum(y.astype(np.float64) ** 2))
 
 
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def helper_in_loop(x, W):
+    # a user function on arrays called in a loop: its tape and the overwritten h are saved
+    h = x
+    for i in range(3):
+        h = _sigmoid(h @ W)
+    return np.sum(h * h)
+
+
 CASES = [
     (rosenbrock, lambda: (RNG.normal(size=8),), (0,)),
     (mlp_softmax_xent, lambda: (RNG.normal(size=(4, 5)) * 0.5, RNG.normal(size=5) * 0.1,
@@ -183,6 +195,7 @@ CASES = [
     (cholesky_logdet, lambda: (RNG.normal(size=(3, 3)),), (0,)),
     (fancy_indexing, lambda: (RNG.normal(size=(4, 3)), np.array([0, 2, 2, 3])), (0,)),
     (shapes_more, lambda: (RNG.normal(size=6),), (0,)),
+    (helper_in_loop, lambda: (RNG.normal(size=(2, 3)), RNG.normal(size=(3, 3))), (0, 1)),
 ]
 
 

@@ -483,12 +483,13 @@ class ReverseTransform:
                         new_call)]
         dt = self.d(t)
         g = self.names.fresh("_g")
-        rev = [A.assign(g, A.load(dt)), A.assign(dt, A.const(0.0)), marker(restore=t)]
+        rev = [A.assign(g, A.load(dt)), A.assign(dt, A.const(0.0))]
         outs = [self.names.fresh("_d") for _ in active]
         rev.append(A.assign(ast.Tuple(elts=[A.store(o) for o in outs], ctx=ast.Store()),
                             ast.Call(func=A.load(bwd_name), args=[A.load(tape), A.load(g)],
                                      keywords=[])))
-        rev.append(marker(restore=tape))
+        # undo the two saves in reverse order: the tape was pushed last
+        rev += [marker(restore=tape), marker(restore=t)]
         for p, o in zip(active, outs):
             arg = bound[p]
             if isinstance(arg, ast.Name):
