@@ -12,6 +12,7 @@ from .api import differentiate, grad, value_and_grad, vjp, Differentiable
 from .rules import defvjp
 from . import rules
 from .hooks import grad_hook, stop_gradient
+from . import cache
 
 __version__ = "0.1.0"
 __all__ = ["differentiate", "grad", "value_and_grad", "vjp", "defvjp", "TranspileError",

@@ -80,14 +80,22 @@ def to_source(node):
 
 
 def build(name, args, body, namespace, unit, defaults=None, kwdefaults=None, kind=""):
-    """Compile one generated function; returns (function, source)."""
+    """Print and compile one generated function; returns (function, source)."""
     fdef = ast.FunctionDef(name=name, args=args, body=body, decorator_list=[], returns=None,
                            type_comment=None)
     fdef = ast.fix_missing_locations(A.located(fdef, unit.node))
     _strip_line_info(fdef)
     source = to_source(fdef)
-    closure_names = [n for n in unit.closure if n not in namespace.bindings]
-    free = list(namespace.bindings) + closure_names
+    lines = _line_map(fdef, source, offset=1)
+    fn = load(name, source, namespace.bindings, unit, defaults, kwdefaults, kind, lines)
+    return fn, source
+
+
+def load(name, source, bindings, unit, defaults=None, kwdefaults=None, kind="", lines=None):
+    """Compile generated source as a closure over `bindings` (objects or cells) and the
+    user's closure cells, running in the user's module globals."""
+    closure_names = [n for n in unit.closure if n not in bindings]
+    free = list(bindings) + closure_names
     factory = f"def __transpile_factory__({', '.join(free)}):\n" \
               f"{textwrap.indent(source, '    ')}    return {name}\n"
     filename = f"<transpile {unit.name} {kind} #{next(_COUNTER)}>"
@@ -97,8 +105,8 @@ def build(name, args, body, namespace, unit, defaults=None, kwdefaults=None, kin
                  and c.co_name == name)
     cells = []
     for var in inner.co_freevars:
-        if var in namespace.bindings:
-            obj = namespace.bindings[var]
+        if var in bindings:
+            obj = bindings[var]
             cells.append(obj if isinstance(obj, types.CellType) else types.CellType(obj))
         else:
             cells.append(unit.closure[var])
@@ -108,9 +116,10 @@ def build(name, args, body, namespace, unit, defaults=None, kwdefaults=None, kin
     if kwdefaults is not None:
         fn.__kwdefaults__ = kwdefaults
     fn.__transpile_source__ = source
+    fn.__transpile_lines__ = lines or {}
     register_source(filename, factory)
-    SOURCE_MAPS[filename] = (unit.filename, _line_map(fdef, source, offset=1))
-    return fn, source
+    SOURCE_MAPS[filename] = (unit.filename, lines or {})
+    return fn
 
 
 SOURCE_MAPS = {}      # generated file name -> (user file, {generated line: user line})

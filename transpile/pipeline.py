@@ -10,6 +10,7 @@ it is being built.
 """
 import ast
 import copy
+import sys
 import inspect
 import types
 import weakref
@@ -21,7 +22,7 @@ from .errors import TranspileError
 from .frontend import Unit, unit_from_function
 from .names import Names
 from .normalize import normalize, split_array_trees
-from . import optimize
+from . import cache, optimize
 from .reverse import Resolver, ReverseTransform, STACK, PUSH, POP, loop_tapes
 
 
@@ -40,6 +41,10 @@ class Compiled:
         self.forward_cell = types.CellType()
         self.backward_cell = types.CellType()
         self.param_names = None
+        self.kinds = {}
+        self.sources = []
+        self.namespace = None
+        self.from_cache = False         # read back from the on-disk cache
 
 
 _UNITS = weakref.WeakKeyDictionary()      # function -> Unit
@@ -80,7 +85,7 @@ def gradient_function(fn, wrt, kinds=None, options=None):
     entries = _entries(fn)
     if key not in entries:
         unit = unit_of(fn)
-        entries[key] = _transform(unit, tuple(wrt), "value_and_grad", kinds=kinds,
+        entries[key] = _cached_transform(unit, tuple(wrt), "value_and_grad", kinds=kinds,
                                   options=options)
     return entries[key]
 
@@ -95,9 +100,10 @@ def _pair(target, active, kinds=None):
     if key not in entries:
         unit = unit_of(target)
         compiled = Compiled(unit, "pair", active)
+        compiled.kinds = dict(kinds or {})
         entries[key] = compiled               # visible to recursive calls while building
         try:
-            _transform(unit, active, "pair", compiled, kinds=kinds)
+            _cached_transform(unit, active, "pair", compiled, kinds=kinds)
         except BaseException:
             del entries[key]
             raise
@@ -132,6 +138,90 @@ class _Pipeline:
     """What the namespace asks of the pipeline (kept as a tiny interface)."""
     bind_call = staticmethod(bind_call)
     callee_pair = staticmethod(callee_pair)
+
+
+def _cached_transform(unit, active, kind, compiled=None, kinds=None, options=None):
+    """_transform, or its result read back from the on-disk cache when that is on."""
+    options = dict(DEFAULT_OPTIONS, **(options or {}))
+    if cache.folder() is None or unit.func is None:
+        return _transform(unit, active, kind, compiled, kinds, options)
+    try:
+        digest = cache.key(unit, active, kind, kinds, options)
+    except cache.NotCacheable:
+        return _transform(unit, active, kind, compiled, kinds, options)
+    payload = cache.load(digest)
+    if payload is not None:
+        try:
+            return _rebuild(unit, active, kind, compiled, kinds, payload)
+        except cache.NotCacheable:
+            pass
+    result = _transform(unit, active, kind, compiled, kinds, options)
+    try:
+        cache.store(digest, _describe(result, unit))
+    except (cache.NotCacheable, OSError, KeyError):
+        pass
+    return result
+
+
+def _describe(compiled, unit):
+    ns = compiled.namespace
+    functions = ([compiled.function] if compiled.function is not None
+                 else [compiled.forward, compiled.backward])
+    return {
+        "kind": compiled.kind,
+        "functions": [{"name": fn.__name__, "source": src,
+                       "lines": sorted(fn.__transpile_lines__.items())}
+                      for fn, src in zip(functions, compiled.sources)],
+        "bindings": [[name, cache.describe(name, obj, ns.origins.get(name), unit)]
+                     for name, obj in ns.bindings.items()],
+        "tape_has_stack": compiled.tape_has_stack,
+        "params": compiled.param_names,
+    }
+
+
+class _LoadedNamespace:
+    def __init__(self, bindings, origins):
+        self.bindings, self.origins = bindings, origins
+
+
+def _rebuild(unit, active, kind, compiled, kinds, payload):
+    """Compile cached generated source with freshly resolved free names."""
+    from .emit import load
+    if compiled is None:
+        compiled = Compiled(unit, kind, active)
+    bindings, origins = {}, {}
+    for name, desc in payload["bindings"]:
+        value = cache.resolve(desc, unit, sys.modules[__name__])
+        if desc[0] == "callee":
+            cell, callee = value
+            bindings[name] = cell
+            origins[name] = ("callee", callee, desc[4])
+        else:
+            bindings[name] = value
+            if desc[0] == "vjp":
+                from .rules import lookup
+                origins[name] = ("vjp", lookup(cache._from_path(desc[1]), desc[2]), desc[3])
+    built = []
+    for k, f in enumerate(payload["functions"]):
+        backward = payload["kind"] == "pair" and k == 1
+        fn = load(f["name"], f["source"], bindings, unit,
+                  None if backward else unit.defaults, None if backward else unit.kwdefaults,
+                  kind="backward" if backward else payload["kind"],
+                  lines={int(a): int(b) for a, b in f["lines"]})
+        built.append(fn)
+    compiled.sources = [f["source"] for f in payload["functions"]]
+    compiled.namespace = _LoadedNamespace(bindings, origins)
+    compiled.param_names = payload["params"]
+    compiled.tape_has_stack = payload["tape_has_stack"]
+    if payload["kind"] == "pair":
+        compiled.forward, compiled.backward = built
+        compiled.forward_cell.cell_contents, compiled.backward_cell.cell_contents = built
+        compiled.source = compiled.sources[0] + "\n\n" + compiled.sources[1]
+    else:
+        compiled.function = built[0]
+        compiled.source = compiled.sources[0]
+    compiled.from_cache = True
+    return compiled
 
 
 def _transform(unit, active, kind, compiled=None, kinds=None, options=None):

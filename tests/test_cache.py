@@ -1,0 +1,82 @@
+"""The on-disk cache: a new process reuses earlier transforms, and never stale or tampered
+entries (each check runs real Python processes)."""
+import glob
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+PROGRAM = textwrap.dedent('''
+    import math, json, sys
+    import numpy as np
+    import transpile
+    from transpile import pipeline
+
+    def helper(a, b=2.0):
+        return a * b + math.exp(a)      # HELPER
+
+    def f(x, w):
+        y = x
+        for i in range(20):
+            y = math.sin(y) * w + 0.5 * y
+        return y + helper(w, b=x)
+
+    def g(W, X):
+        return np.sum(np.tanh(X @ W) ** 2) + W.sum()
+
+    gf = transpile.grad(f, wrt=(0, 1))(0.3, 0.7)
+    W = np.arange(6.0).reshape(3, 2) / 10
+    X = np.arange(12.0).reshape(4, 3) / 10
+    gg = transpile.grad(g)(W, X)
+    h = 1e-6
+    fd = [(f(0.3 + h, 0.7) - f(0.3 - h, 0.7)) / (2 * h), (f(0.3, 0.7 + h) - f(0.3, 0.7 - h)) / (2 * h)]
+    flags = sorted(c.from_cache for d in pipeline._CACHE.values() for c in d.values())
+    print(json.dumps({"gf": gf, "fd": fd, "gg": gg.tolist(), "cached": flags}))
+''')
+
+
+def run(tmp_path, program=PROGRAM):
+    path = tmp_path / "prog.py"
+    path.write_text(program)
+    env = dict(os.environ, TRANSPILE_CACHE_DIR=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def close(a, b, tol=1e-6):
+    return all(abs(x - y) <= tol * (1 + abs(y)) for x, y in zip(a, b))
+
+
+def test_second_process_reuses_the_transforms(tmp_path):
+    first = run(tmp_path)
+    assert not any(first["cached"])
+    assert close(first["gf"], first["fd"])
+    second = run(tmp_path)
+    assert second["cached"] and all(second["cached"])
+    assert second["gf"] == first["gf"] and second["gg"] == first["gg"]
+
+
+def test_tampered_entry_is_ignored(tmp_path):
+    first = run(tmp_path)
+    files = glob.glob(str(tmp_path / "cache" / "*" / "*.json"))
+    assert files
+    for path in files:
+        with open(path) as fh:
+            record = json.load(fh)
+        for fn in record["payload"]["functions"]:
+            fn["source"] = fn["source"].replace("0.5", "0.25") + "\n"   # a wrong derivative
+        with open(path, "w") as fh:
+            json.dump(record, fh)
+    again = run(tmp_path)
+    assert not any(again["cached"])               # the hash check rejected every entry
+    assert again["gf"] == first["gf"]
+
+
+def test_changed_callee_is_not_reused(tmp_path):
+    run(tmp_path)
+    changed = PROGRAM.replace("a * b + math.exp(a)      # HELPER", "a * b * b + math.exp(a)")
+    result = run(tmp_path, changed)
+    assert close(result["gf"], result["fd"])      # the new helper's derivative is used
