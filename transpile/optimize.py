@@ -24,6 +24,7 @@ def run(stmts):
     stmts = _merge_accumulations(stmts)
     stmts = _dead_tail(stmts)
     stmts = _inline_single_use(stmts)
+    stmts = _common_subexpressions(stmts)
     stmts = _dead_tail(stmts)
     return stmts
 
@@ -106,7 +107,8 @@ def _zero_first_writes(stmts, fresh_zero):
         if isinstance(s, (ast.If, ast.For, ast.While)):
             s.body = _zero_first_writes(s.body, A.get_tag(s, "fresh_zero") or set())
             s.orelse = _zero_first_writes(s.orelse, set())
-            zero.clear()
+            for name in A.names_loaded(s) | A.names_stored(s):    # untouched: still zero
+                zero.pop(name, None)
             out.append(s)
             continue
         acc = _accumulation(s)
@@ -213,6 +215,111 @@ def _inline_single_use(stmts):
         return body
 
     return block(stmts)
+
+
+PURE_MODULES = ("math", "numpy", "cmath")
+
+
+def _cse_candidate(e):
+    """A side-effect-free expression worth computing once: arithmetic, slices of names and
+    calls of math/NumPy functions (names bound to them), at least one operation."""
+    if not isinstance(e, (ast.BinOp, ast.UnaryOp, ast.Call, ast.Subscript)):
+        return False
+    for n in ast.walk(e):
+        if isinstance(n, ast.Call):
+            f = n.func
+            if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) \
+                    and f.value.id in ("np", "numpy", "math"):
+                continue
+            if isinstance(f, ast.Name) and f.id in _PURE_NAMES[0]:
+                continue
+            return False
+        if isinstance(n, (ast.Lambda, ast.NamedExpr, ast.Await, ast.Yield, ast.IfExp,
+                          ast.ListComp, ast.Dict, ast.List, ast.Tuple, ast.Set)):
+            return False
+    return True
+
+
+_PURE_NAMES = [set()]
+
+
+def _common_subexpressions(stmts, pure_names=None):
+    """In straight-line stretches, an expression computed twice from unchanged names is
+    computed once: `a = sin(x*x+1); b = cos(x*x+1)` -> `_c = x*x+1; a = sin(_c); ...`.
+    Any statement other than `name = expr` (a call, an element write, a loop) ends the
+    stretch, so in-place changes are never looked past."""
+    if pure_names is not None:
+        _PURE_NAMES[0] = set(pure_names)
+    counter = [0]
+    used = {n.id for s in stmts for n in ast.walk(s) if isinstance(n, ast.Name)}
+
+    def fresh():
+        while True:
+            counter[0] += 1
+            name = f"_c{counter[0]}"
+            if name not in used:
+                used.add(name)
+                return name
+
+    def stretch(run):
+        """Rewrite one run of simple assignments."""
+        changed = True
+        while changed:
+            changed = False
+            seen = {}
+            for i, s in enumerate(run):
+                for n in ast.walk(s.value):
+                    if isinstance(n, ast.expr) and _cse_candidate(n):
+                        seen.setdefault(ast.dump(n), []).append((i, n))
+            for key, places in sorted(seen.items(), key=lambda kv: -len(kv[0])):
+                idxs = sorted({i for i, _ in places})
+                if len(places) < 2:
+                    continue
+                expr = places[0][1]
+                reads = A.names_loaded(expr)
+                first, last = idxs[0], idxs[-1]
+                # the names it reads must not change between the first and last use
+                if any(A.names_stored(run[k]) & reads for k in range(first, last)):
+                    continue
+                name = fresh()
+                target = ast.Name(id=name, ctx=ast.Load())
+                for k in idxs:
+                    run[k] = A.assign(run[k].targets[0], _swap(run[k].value, key, target),
+                                      run[k])
+                run.insert(first, A.assign(name, copy.deepcopy(expr), run[first]))
+                changed = True
+                break
+        return run
+
+    def block(body):
+        out, run = [], []
+        for s in body:
+            if (isinstance(s, ast.Assign) and len(s.targets) == 1
+                    and isinstance(s.targets[0], ast.Name)):
+                run.append(s)
+                continue
+            out += stretch(run)
+            run = []
+            if isinstance(s, (ast.If, ast.For, ast.While)):
+                s.body = block(s.body)
+                s.orelse = block(s.orelse)
+            out.append(s)
+        return out + stretch(run)
+
+    return block(stmts)
+
+
+def _swap(expr, key, replacement):
+    if ast.dump(expr) == key:
+        return copy.deepcopy(replacement)
+
+    class Swap(ast.NodeTransformer):
+        def generic_visit(self, node):
+            if isinstance(node, ast.expr) and ast.dump(node) == key:
+                return copy.deepcopy(replacement)
+            return super().generic_visit(node)
+
+    return Swap().visit(copy.deepcopy(expr))
 
 
 def _pure(e):
