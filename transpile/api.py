@@ -180,7 +180,12 @@ def value_and_grad(f, wrt=0):
 
 
 def grad(f, wrt=0):
-    """Return a function computing the gradient of scalar-valued f w.r.t. ``wrt``."""
+    """Return a function computing the gradient of scalar-valued f w.r.t. ``wrt``.
+
+    ``grad(grad(f))`` of a function of one scalar gives its second derivative."""
+    if isinstance(f, GradientFunction):
+        from .higher import second_derivative
+        return second_derivative(f)
     return GradientFunction(f, wrt, False)
 
 
@@ -211,12 +216,40 @@ def vjp(f, *args, wrt=0, **kwargs):
     return value, pullback
 
 
+def jvp(f, args, tangents):
+    """Forward mode: ``(f(*args), J(args) @ tangents)`` from generated tangent code.
+
+    ``tangents`` has one entry per positional argument (None: that argument is held
+    fixed); each tangent has the shape of its argument."""
+    fn = _function(f)
+    args, tangents = tuple(args), tuple(tangents)
+    if len(args) != len(tangents):
+        raise TypeError("jvp: give one tangent (or None) per argument")
+    params = _param_names(fn)
+    active = tuple(params[i] for i, t in enumerate(tangents) if t is not None)
+    compiled = pipeline.jvp_function(fn, active, _kinds(fn, args, {}))
+    names = pipeline.tangent_names(fn, active)
+    keywords = {names[params[i]]: t for i, t in enumerate(tangents) if t is not None}
+    try:
+        return compiled.function(*args, **keywords)
+    except Exception as exc:
+        raise annotate(exc)
+
+
+def jvp_source(f, args, tangents):
+    """The generated forward-mode source jvp(f, args, tangents) runs."""
+    fn = _function(f)
+    params = _param_names(fn)
+    active = tuple(params[i] for i, t in enumerate(tangents) if t is not None)
+    return pipeline.jvp_function(fn, active, _kinds(fn, tuple(args), {})).source
+
+
 class Differentiable:
     """A function with derivative methods: ``f(x)``, ``f.grad(x)``, ``f.vjp(x)``, ``f.source``."""
 
     def __init__(self, fn, wrt=0, mode="reverse"):
-        if mode != "reverse":
-            raise TranspileError(f"mode={mode!r} is not available yet (reverse only)")
+        if mode not in ("reverse", "forward"):
+            raise TranspileError(f"mode={mode!r}: use 'reverse' or 'forward'")
         self.__transpile_function__ = fn
         self.wrt = wrt
         self.mode = mode
@@ -240,9 +273,22 @@ class Differentiable:
     def vjp(self, *args, **kwargs):
         return vjp(self.__transpile_function__, *args, wrt=self.wrt, **kwargs)
 
+    def jvp(self, args, tangents):
+        """Forward mode: (value, directional derivative along tangents)."""
+        self._last_jvp = (tuple(args), tuple(tangents))
+        return jvp(self.__transpile_function__, args, tangents)
+
     @property
     def source(self):
-        """The generated Python source of the gradient function."""
+        """The generated Python source: the gradient function, or with mode="forward" the
+        tangent function (for the arguments of the last .jvp call; all scalars before)."""
+        if self.mode == "forward":
+            fn = self.__transpile_function__
+            if getattr(self, "_last_jvp", None) is not None:
+                return jvp_source(fn, *self._last_jvp)
+            names, _ = _wrt_names(fn, self.wrt)
+            params = _param_names(fn)
+            return pipeline.jvp_function(fn, names, {p: "scalar" for p in params}).source
         return self._value_and_grad().source
 
     def __repr__(self):

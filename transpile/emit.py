@@ -64,6 +64,13 @@ class Namespace:
     def bind_call(self, target, call, caller, stmt):
         return self.pipeline.bind_call(target, call, caller, stmt)
 
+    def callee_jvp(self, target, active, kinds, stmt):
+        """(name of target's jvp function here, {param: tangent keyword})."""
+        compiled, base, tangents = self.pipeline.callee_jvp(target, active, kinds,
+                                                            self.unit, stmt)
+        return self.bind(f"{base}_jvp", compiled.forward_cell, cell=True,
+                         origin=("callee", compiled, 0)), tangents
+
     def callee(self, target, active, kinds, stmt):
         compiled, base = self.pipeline.callee_pair(target, active, kinds, self.unit, stmt)
         return (self.bind(f"{base}_forward", compiled.forward_cell, cell=True,

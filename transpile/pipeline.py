@@ -110,6 +110,32 @@ def _pair(target, active, kinds=None):
     return entries[key]
 
 
+def jvp_function(fn, wrt, kinds=None, options=None, tangent_only=False):
+    """Compiled forward-mode function f_jvp(*args, **tangents) -> (value, tangent), or with
+    tangent_only just the tangent (a scalar function of args and tangents that reverse
+    mode can differentiate again: Hessian-vector products, forward-over... reverse)."""
+    options = dict(DEFAULT_OPTIONS, **(options or {}))
+    kind = "jvp_tangent" if tangent_only else "jvp"
+    key = (kind, tuple(wrt), _kinds_key(kinds), tuple(sorted(options.items())))
+    entries = _entries(fn)
+    if key not in entries:
+        unit = unit_of(fn)
+        compiled = Compiled(unit, kind, tuple(wrt))
+        compiled.kinds = dict(kinds or {})
+        entries[key] = compiled                 # recursion finds it while it is built
+        try:
+            _transform(unit, tuple(wrt), kind, compiled, kinds=kinds, options=options)
+        except BaseException:
+            del entries[key]
+            raise
+    return entries[key]
+
+
+def callee_jvp(target, active, kinds, caller, stmt):
+    return jvp_function(target, active, kinds), unit_of(target).node.name, tangent_names(
+        target, active)
+
+
 def callee_pair(target, active, kinds, caller, stmt):
     compiled = _pair(target, active, kinds)
     base = unit_of(target).node.name
@@ -138,6 +164,7 @@ class _Pipeline:
     """What the namespace asks of the pipeline (kept as a tiny interface)."""
     bind_call = staticmethod(bind_call)
     callee_pair = staticmethod(callee_pair)
+    callee_jvp = staticmethod(callee_jvp)
 
 
 def _cached_transform(unit, active, kind, compiled=None, kinds=None, options=None):
@@ -229,6 +256,10 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     names = Names(unit.node)
     for p in unit.params:
         names.reserve(p)
+    if kind.startswith("jvp"):         # tangent parameters get names callers can predict
+        for p, t in tangent_names(unit, active).items():
+            names.reserve(t)
+            names.adjoints[p] = t
     norm = normalize(unit, names)
     params = list(unit.params)
     unknown = [p for p in active if p not in params]
@@ -240,6 +271,9 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         an = Analysis(norm, active, kinds)
     local_names = set(an.params) | set(an.sites)
     env = Namespace(unit, names, local_names, _Pipeline)
+    if kind.startswith("jvp"):
+        return _assemble_jvp(unit, norm, an, env, names, active, compiled, options,
+                             local_names)
     rt = ReverseTransform(norm, an, env)
     fwd_m, rev_m = rt.run()
     resolver = Resolver(rt, params)
@@ -330,6 +364,51 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     compiled.sources = [fsrc, bsrc]
     compiled.namespace = env
     compiled.tape_has_stack = uses_stack
+    return compiled
+
+
+def tangent_names(target, active):
+    """Keyword names of the tangent parameters of target's jvp function: d<param>."""
+    unit = unit_of(target)
+    used = {n.id for n in ast.walk(unit.node) if isinstance(n, ast.Name)} | set(unit.params)
+    out = {}
+    for p in active:
+        name = "d" + p
+        while name in used or name in out.values():
+            name += "_"
+        out[p] = name
+    return out
+
+
+def _assemble_jvp(unit, norm, an, env, names, active, compiled, options, local_names):
+    """f_jvp(*params, *tangents of the active params) -> (value, tangent of the value)."""
+    from .forward import ForwardTransform
+    body = ForwardTransform(norm, an, env).run()
+    tangents = [names.adjoint(p) for p in active]
+    result = norm.result
+    out = names.adjoint(result) if result in an.active else "0.0"
+    if compiled.kind == "jvp_tangent":
+        body += A.parse_stmts(f"return {out}")
+    else:
+        body += A.parse_stmts(f"return {result}, {out}")
+    if options["optimize"]:
+        body = optimize.run(body)
+        body = optimize.hoist_module_functions(body, env, local_names)
+    args = copy.deepcopy(unit.node.args)
+    for t in tangents:                       # keyword-only, default 0.0 (no tangent)
+        args.kwonlyargs.append(ast.arg(arg=t))
+        args.kw_defaults.append(A.const(0.0))
+    name = unit.node.name
+    kwdefaults = dict(unit.kwdefaults or {}, **{t: 0.0 for t in tangents})
+    suffix = "_tangent" if compiled.kind == "jvp_tangent" else "_jvp"
+    fn, source = build(f"{name}{suffix}", args, body, env, unit, unit.defaults, kwdefaults,
+                       kind=compiled.kind)
+    compiled.function = compiled.forward = fn
+    compiled.forward_cell.cell_contents = fn
+    compiled.source = source
+    compiled.sources = [source]
+    compiled.namespace = env
+    compiled.param_names = list(unit.params)
     return compiled
 
 

@@ -180,3 +180,42 @@ def snapshot(value):
     if copy is not None and hasattr(value, "shape"):
         return copy()
     return value
+
+
+# --- forward mode: tangents of lists ------------------------------------------------------
+
+def copy_tangent(t):
+    """Tangent of list(xs) / xs.copy(): a new container, so later writes stay separate."""
+    if isinstance(t, (list, tuple)):
+        return list(t)
+    return snapshot(t)
+
+
+def sum_tangent(t, value):
+    """Tangent of sum(xs)."""
+    if _is_zero(t):
+        return 0.0
+    total = 0.0
+    for v in t:
+        total = total + v
+    return total
+
+
+def set_tangent(t, value, index, dv):
+    """Tangent of `xs[index] = v` (after the write)."""
+    if _is_zero(t):
+        t = zeros_like(value)
+    elif isinstance(t, tuple):
+        t = list(t)
+    t[index] = dv
+    return t
+
+
+def append_tangent(t, value, dv):
+    """Tangent of `xs.append(v)` (after the append)."""
+    if _is_zero(t):
+        t = zeros_like(value)
+        t[-1] = dv
+        return t
+    t.append(dv)
+    return t

@@ -1,0 +1,271 @@
+"""Forward mode: tangent statements interleaved with the primal ones.
+
+For ``t = TREE`` the tangent ``dt = sum_i partial_i * d(arg_i)`` is computed (from the
+same partial-derivative templates reverse mode uses) just before t is assigned, so it
+reads the operands' current values; branches and loops keep their shape and need no tape.
+Lists carry lists of tangents; a call to another function calls that function's own
+forward derivative. NumPy functions with vjp-only rules are covered where the tangent is
+the function itself (linear: sum, reshape, transpose, ...) or a product rule (dot, @,
+outer, ...); others raise TranspileError naming the function.
+"""
+import ast
+import copy
+
+from . import algebra
+from . import astutil as A
+from .analysis import expr_names
+
+
+def _linear_and_bilinear():
+    import numpy as np
+    linear = {np.sum, np.mean, np.reshape, np.transpose, np.swapaxes, np.moveaxis,
+              np.expand_dims, np.squeeze, np.ravel, np.cumsum, np.trace, np.diag, np.flip,
+              np.roll, np.tile, np.repeat, np.broadcast_to, np.diagonal, np.real,
+              np.atleast_1d, np.atleast_2d, np.copy, np.asarray, np.array, np.negative,
+              np.positive, np.fliplr, np.flipud, np.triu, np.tril, np.nansum}
+    bilinear = {np.dot, np.matmul, np.outer, np.inner, np.kron, np.vdot, ast.MatMult}
+    return linear, bilinear
+
+
+class ForwardTransform:
+    def __init__(self, norm, analysis, env):
+        self.norm = norm
+        self.unit = norm.unit
+        self.an = analysis
+        self.names = norm.names
+        self.env = env
+        self.cur = self.unit.node
+        self.linear, self.bilinear = _linear_and_bilinear()
+
+    def error(self, msg, node=None):
+        return self.unit.error(msg, node if node is not None else self.cur)
+
+    def d(self, name):
+        return self.names.adjoint(name)
+
+    def active(self, e):
+        return bool(expr_names(e) & self.an.active)
+
+    def run(self):
+        return self.block(self.norm.body)
+
+    def block(self, stmts):
+        out = []
+        for s in stmts:
+            prev, self.cur = self.cur, s
+            new = self.stmt(s)
+            self.cur = prev
+            for n in new:
+                A.located(n, s)
+            out += new
+        return out
+
+    def stmt(self, s):
+        if A.get_tag(s, "forward_only") or A.get_tag(s, "loop_exit") or isinstance(
+                s, ast.Break):
+            return [s]
+        if isinstance(s, ast.Pass):
+            return []
+        if isinstance(s, ast.Assign):
+            t = s.targets[0]
+            if isinstance(t, ast.Name):
+                return self.assign(s, t.id, s.value)
+            return self.setitem(s, t, s.value)
+        if isinstance(s, ast.Expr) and A.get_tag(s.value, "special") == "method":
+            return self.method_stmt(s, s.value)
+        if isinstance(s, ast.If):
+            return [ast.If(test=s.test, body=self.block(s.body) or [ast.Pass()],
+                           orelse=self.block(s.orelse))]
+        if isinstance(s, (ast.For, ast.While)):
+            new = copy.copy(s)
+            body = self.block(s.body)
+            if isinstance(s, ast.For) and s.target.id in self.an.active:
+                body.insert(0, A.assign(self.d(s.target.id), A.const(0.0)))   # an int now
+            new.body = body or [ast.Pass()]
+            return [new]
+        raise self.error(f"unsupported statement '{type(s).__name__}'", s)
+
+    # --- assignments -------------------------------------------------------------------
+    def assign(self, s, t, value):
+        if t not in self.an.active:
+            return [s]
+        dt = self.d(t)
+        if not self.active(value):
+            return [s, A.assign(dt, A.const(0.0))]
+        special = A.get_tag(value, "special")
+        if special == "user":
+            return self.user_call(s, t, value)
+        if special is None:
+            tangent = self.tangent(value)
+        else:
+            tangent = self.special_tangent(value)
+        # the tangent reads the operands as they are before t is overwritten
+        return [A.assign(dt, tangent if tangent is not None else A.const(0.0)), s]
+
+    def tangent(self, n):
+        """Tangent expression of a pure tree (None when it is identically zero)."""
+        if isinstance(n, ast.Name):
+            return A.load(self.d(n.id)) if n.id in self.an.active else None
+        if not isinstance(n, (ast.BinOp, ast.UnaryOp, ast.Call)) or A.get_tag(n, "inactive"):
+            return None
+        if not self.active(n):
+            return None
+        from .reverse import ReverseTransform
+        rule, args = ReverseTransform.rule_of(self, n)
+        if rule is None:
+            raise self.error(f"no derivative rule for {ast.unparse(n)}", n)
+        if rule.zero:
+            return None
+        fn = rule.fn
+        if rule.vjps is not None:
+            return self.structured_tangent(n, fn, args, rule)
+        terms = []
+        for i, a in enumerate(args):
+            ta = self.tangent(a)
+            if ta is None or rule.partials[i] is None:
+                continue
+            mapping = {name: copy.deepcopy(args[j]) for j, name in enumerate(rule.params)
+                       if j < len(args)}
+            p = algebra.fold(self.env.instantiate(rule.partials[i], mapping, rule.env))
+            terms.append(algebra.product(algebra.mul(p, ta)))
+        return _sum(terms)
+
+    def structured_tangent(self, n, fn, args, rule):
+        """Tangents of rules given as vjp functions: linear and bilinear NumPy functions."""
+        keywords = copy.deepcopy(getattr(n, "keywords", []))
+        func = copy.deepcopy(n.func) if isinstance(n, ast.Call) else None
+        tangents = [self.tangent(a) for a in args]
+        if fn in self.linear and all(t is None for t in tangents[1:]):
+            return ast.Call(func=func, args=[tangents[0]] + [copy.deepcopy(a)
+                                                             for a in args[1:]],
+                            keywords=keywords) if tangents[0] is not None else None
+        if fn in self.bilinear and len(args) == 2:
+            terms = []
+            for i in (0, 1):
+                if tangents[i] is None:
+                    continue
+                pair = [copy.deepcopy(args[0]), copy.deepcopy(args[1])]
+                pair[i] = tangents[i]
+                if isinstance(n, ast.BinOp):
+                    terms.append(ast.BinOp(left=pair[0], op=ast.MatMult(), right=pair[1]))
+                else:
+                    terms.append(ast.Call(func=copy.deepcopy(func), args=pair,
+                                          keywords=copy.deepcopy(keywords)))
+            return _sum(terms)
+        raise self.error(f"forward mode has no tangent rule for {rule.name} yet "
+                         "(reverse mode does)", n)
+
+    def special_tangent(self, v):
+        special = A.get_tag(v, "special")
+        h = self.env.helper
+        if special == "subscript":
+            base = v.value.id
+            if base not in self.an.active:
+                return None
+            return ast.Call(func=A.load(h("item")), args=[A.load(self.d(base)),
+                                                           A.index_value(v.slice)],
+                            keywords=[])
+        if special == "display":
+            elts = [A.load(self.d(e.id)) if isinstance(e, ast.Name) and e.id in self.an.active
+                    else A.const(0.0) for e in v.elts]
+            return ast.List(elts=elts, ctx=ast.Load())
+        if special == "container":
+            fn = A.get_tag(v, "container")
+            arg = v.args[0]
+            targ = A.load(self.d(arg.id)) if isinstance(arg, ast.Name) and \
+                arg.id in self.an.active else None
+            if fn in (list, tuple):
+                return ast.Call(func=A.load(h("copy_tangent")), args=[targ], keywords=[]) \
+                    if targ is not None else None
+            if fn is sum:
+                terms = []
+                if targ is not None:
+                    terms.append(ast.Call(func=A.load(h("sum_tangent")),
+                                          args=[targ, copy.deepcopy(arg)], keywords=[]))
+                if len(v.args) > 1:
+                    t2 = self.tangent(v.args[1])
+                    if t2 is not None:
+                        terms.append(t2)
+                return _sum(terms)
+            if fn in (max, min) and targ is not None:
+                which = h("argmax" if fn is max else "argmin")
+                return ast.Call(func=A.load(h("item")), args=[targ, ast.Call(
+                    func=A.load(which), args=[copy.deepcopy(arg)], keywords=[])],
+                    keywords=[])
+        if special == "method" and A.get_tag(v, "method") == "copy":
+            base = v.func.value
+            return ast.Call(func=A.load(h("copy_tangent")), args=[A.load(self.d(base.id))],
+                            keywords=[])
+        if special == "method" or special == "attr":
+            from .reverse import ReverseTransform
+            import numpy as np
+            if special == "attr" and v.attr == "T":
+                fn, args = np.transpose, [v.value]
+            elif special == "attr":
+                raise self.error(f"no tangent rule for the attribute '.{v.attr}'", v)
+            else:
+                rule, args = ReverseTransform.method_rule(self, v)
+                fn = rule.fn if rule is not None else None
+            call = A.tag(ast.Call(func=A.load(self.env.bind(f"np_{fn.__name__}", fn)), args=args,
+                                  keywords=copy.deepcopy(getattr(v, "keywords", []))),
+                         rule=self._rule(fn, len(args)))
+            return self.tangent(call)
+        raise self.error(f"forward mode: no tangent rule for {ast.unparse(v)}", v)
+
+    def _rule(self, fn, nargs):
+        from .rules import lookup
+        return lookup(fn, nargs)
+
+    def user_call(self, s, t, call):
+        target = A.get_tag(call, "user")
+        params, bound = self.env.bind_call(target, call, self.unit, s)
+        active = [p for p in params if p in bound and self.active(bound[p])]
+        if not active:
+            return [s, A.assign(self.d(t), A.const(0.0))]
+        kinds = {p: self.an.kind_of(arg) or "unknown" for p, arg in bound.items()}
+        jvp_name, tangent_kw = self.env.callee_jvp(target, tuple(active), kinds, s)
+        keywords = list(call.keywords) + [
+            ast.keyword(arg=tangent_kw[p], value=A.load(self.d(bound[p].id)))
+            for p in active if isinstance(bound[p], ast.Name)]
+        new_call = ast.Call(func=A.load(jvp_name), args=list(call.args), keywords=keywords)
+        return [A.assign(ast.Tuple(elts=[A.store(t), A.store(self.d(t))], ctx=ast.Store()),
+                         new_call)]
+
+    def setitem(self, s, target, value):
+        base = target.value.id
+        if base not in self.an.active:
+            return [s]
+        tv = A.load(self.d(value.id)) if isinstance(value, ast.Name) and \
+            value.id in self.an.active else A.const(0.0)
+        dbase = self.d(base)
+        return [s, A.assign(dbase, ast.Call(func=A.load(self.env.helper("set_tangent")),
+                                            args=[A.load(dbase), A.load(base),
+                                                  A.index_value(target.slice), tv],
+                                            keywords=[]))]
+
+    def method_stmt(self, s, call):
+        base = call.func.value
+        if not (isinstance(base, ast.Name) and base.id in self.an.active):
+            return [s]
+        if A.get_tag(call, "method") == "append" and len(call.args) == 1:
+            arg = call.args[0]
+            tv = A.load(self.d(arg.id)) if isinstance(arg, ast.Name) and \
+                arg.id in self.an.active else A.const(0.0)
+            dbase = self.d(base.id)
+            return [s, A.assign(dbase, ast.Call(
+                func=A.load(self.env.helper("append_tangent")),
+                args=[A.load(dbase), A.load(base.id), tv], keywords=[]))]
+        raise self.error(f"no tangent rule for the method '.{A.get_tag(call, 'method')}()'",
+                         s)
+
+
+def _sum(terms):
+    if not terms:
+        return None
+    out = terms[0]
+    for t in terms[1:]:
+        if isinstance(t, ast.UnaryOp) and isinstance(t.op, ast.USub):
+            out = ast.BinOp(left=out, op=ast.Sub(), right=t.operand)      # a - b
+        else:
+            out = ast.BinOp(left=out, op=ast.Add(), right=t)
+    return out
