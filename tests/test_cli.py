@@ -100,3 +100,19 @@ def test_optimisation_can_be_switched_off(tmp_path):
     plain = run_cli(sample, "-f", "loss", "--no-optimize").stdout
     optimized = run_cli(sample, "-f", "loss").stdout
     assert len(plain) > len(optimized)
+
+
+def test_cli_forward_mode(tmp_path):
+    out = tmp_path / "tangents.py"
+    proc = run_cli(os.path.join(SAMPLES, "scalar_model.py"), "-f", "loss", "--mode",
+                   "forward", "--wrt", "w", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    generated = load(out, "tangents_scalar")
+    value, tangent = generated.loss_jvp(0.3, 0.7, dw=1.0)
+    assert value == pytest.approx(generated.loss(0.3, 0.7), rel=1e-14)
+    assert tangent == pytest.approx(transpile.grad(generated.loss, wrt=1)(0.3, 0.7),
+                                    rel=1e-12)
+    assert "_push" not in out.read_text()
+    help_text = run_cli("--help").stdout
+    for option in ("--function", "--wrt", "--mode", "--no-optimize", "--no-simplify", "-o"):
+        assert option in help_text
