@@ -116,3 +116,19 @@ def index_value(index):
     if isinstance(index, ast.Tuple):
         return ast.Tuple(elts=[index_value(e) for e in index.elts], ctx=ast.Load())
     return copy.deepcopy(index)
+
+
+def replace_equal(expr, target, replacement):
+    """Copy of expr with every subexpression structurally equal to `target` (an AST, or
+    its ast.dump) replaced by a copy of `replacement`."""
+    key = target if isinstance(target, str) else ast.dump(target)
+    if ast.dump(expr) == key:
+        return copy.deepcopy(replacement)
+
+    class Replace(ast.NodeTransformer):
+        def generic_visit(self, node):
+            if isinstance(node, ast.expr) and ast.dump(node) == key:
+                return copy.deepcopy(replacement)
+            return super().generic_visit(node)
+
+    return Replace().visit(copy.deepcopy(expr))

@@ -173,15 +173,11 @@ def _lift_nested(unit, body, outer_locals, local_functions):
 
 def _name_called_lambdas(stmts, unit):
     """`(lambda u: e)(a)` -> `def _lambda1(u): return e` before the statement, `_lambda1(a)`."""
-    counter = [0]
-    used = {n.id for s in stmts for n in ast.walk(s) if isinstance(n, ast.Name)}
+    from .names import Names
+    names = Names(ast.Module(body=list(stmts), type_ignores=[]))
 
     def fresh():
-        while True:
-            counter[0] += 1
-            name = f"_lambda{counter[0]}"
-            if name not in used:
-                return name
+        return names.fresh("_lambda")
 
     def block(body):
         out = []

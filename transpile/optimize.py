@@ -250,16 +250,11 @@ def _common_subexpressions(stmts, pure_names=None):
     stretch, so in-place changes are never looked past."""
     if pure_names is not None:
         _PURE_NAMES[0] = set(pure_names)
-    counter = [0]
-    used = {n.id for s in stmts for n in ast.walk(s) if isinstance(n, ast.Name)}
+    from .names import Names
+    names = Names(ast.Module(body=list(stmts), type_ignores=[]))
 
     def fresh():
-        while True:
-            counter[0] += 1
-            name = f"_c{counter[0]}"
-            if name not in used:
-                used.add(name)
-                return name
+        return names.fresh("_c")
 
     def stretch(run):
         """Rewrite one run of simple assignments."""
@@ -284,7 +279,7 @@ def _common_subexpressions(stmts, pure_names=None):
                 name = fresh()
                 target = ast.Name(id=name, ctx=ast.Load())
                 for k in idxs:
-                    run[k] = A.assign(run[k].targets[0], _swap(run[k].value, key, target),
+                    run[k] = A.assign(run[k].targets[0], A.replace_equal(run[k].value, key, target),
                                       run[k])
                 run.insert(first, A.assign(name, copy.deepcopy(expr), run[first]))
                 changed = True
@@ -307,19 +302,6 @@ def _common_subexpressions(stmts, pure_names=None):
         return out + stretch(run)
 
     return block(stmts)
-
-
-def _swap(expr, key, replacement):
-    if ast.dump(expr) == key:
-        return copy.deepcopy(replacement)
-
-    class Swap(ast.NodeTransformer):
-        def generic_visit(self, node):
-            if isinstance(node, ast.expr) and ast.dump(node) == key:
-                return copy.deepcopy(replacement)
-            return super().generic_visit(node)
-
-    return Swap().visit(copy.deepcopy(expr))
 
 
 def _pure(e):

@@ -335,7 +335,7 @@ class ReverseTransform:
                        for j, name in enumerate(rule.params) if j < len(args)}
             p = self.env.instantiate(p, mapping, rule.env)
             if id(n) in values:       # d exp(x) = exp(x): reuse the value computed already
-                p = _replace_subexpr(p, self._recompute(n, values), A.load(values[id(n)]))
+                p = A.replace_equal(p, self._recompute(n, values), A.load(values[id(n)]))
             p = algebra.fold(p)
             child = p if coef is None else algebra.mul(p, copy.deepcopy(coef))
             if G is not None and isinstance(child, ast.Constant) and child.value == 1:
@@ -639,21 +639,6 @@ def _reads_ans(fn):
         return True
     return any(ins.opname.startswith("LOAD_FAST") and ins.argval == ans
                for ins in dis.get_instructions(code))
-
-
-def _replace_subexpr(expr, target, replacement):
-    """expr with every subexpression equal to target replaced (structural equality)."""
-    key = ast.dump(target)
-    if ast.dump(expr) == key:
-        return copy.deepcopy(replacement)
-
-    class Replace(ast.NodeTransformer):
-        def generic_visit(self, node):
-            if isinstance(node, ast.expr) and ast.dump(node) == key:
-                return copy.deepcopy(replacement)
-            return super().generic_visit(node)
-
-    return Replace().visit(expr)
 
 
 def _count_loads(node, name):
