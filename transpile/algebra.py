@@ -79,9 +79,15 @@ def product(e):
         out = ast.BinOp(left=out, op=ast.Mult(), right=f)
     if c == 1:
         return out
-    if c == -1:
+    if c == -1 and not _boolean(out):
         return neg(out)
     return ast.BinOp(left=number(c), op=ast.Mult(), right=out)      # -2 * x: one multiply
+
+
+def _boolean(e):
+    """A comparison (NumPy cannot negate a boolean array; -1.0 * mask is fine)."""
+    return isinstance(e, (ast.Compare, ast.BoolOp)) or (
+        isinstance(e, ast.UnaryOp) and isinstance(e.op, (ast.Not, ast.Invert)))
 
 
 def fold(e):

@@ -192,8 +192,10 @@ def grad(f, wrt=0):
 def vjp(f, *args, wrt=0, **kwargs):
     """Run f forward; return ``(value, pullback)``, pullback(cotangent) -> gradient(s).
 
-    The pullback may be called any number of times (each call reads the saved tape).
-    """
+    The pullback may be called any number of times: the first call uses the tape of the
+    forward run; an adjoint sweep restores what the forward sweep overwrote (in-place
+    writes included), so later calls run the forward sweep again for a fresh tape. The
+    value returned is a copy that no pullback call changes."""
     fn = _function(f)
     names, many = _wrt_names(fn, wrt)
     compiled = pipeline.vjp_pair(fn, names, _kinds(fn, args, kwargs))
@@ -202,18 +204,30 @@ def vjp(f, *args, wrt=0, **kwargs):
     except Exception as exc:
         raise annotate(exc)
     inputs = _bind(fn, args, kwargs, names)
-    has_stack = compiled.tape_has_stack
+    state = {"tape": tape}
 
     def pullback(cotangent):
-        t = ((list(tape[0]),) + tuple(tape[1:])) if has_stack else tape
+        tape = state.pop("tape", None)
         cotangent = _own(cotangent)
         try:
-            grads = _finish(compiled.backward(t, cotangent), inputs)
+            if tape is None:
+                _, tape = compiled.forward(*args, **kwargs)
+            grads = _finish(compiled.backward(tape, cotangent), inputs)
         except Exception as exc:
             raise annotate(exc)
         return grads if many else grads[0]
 
-    return value, pullback
+    return _own_value(value), pullback
+
+
+def _own_value(value):
+    """A copy of a returned value's lists and arrays (numbers are returned as they are)."""
+    if isinstance(value, (list, tuple)):
+        copied = [_own_value(v) for v in value]
+        return copied if isinstance(value, list) else tuple(copied)
+    if hasattr(value, "shape") and hasattr(value, "copy"):
+        return value.copy()
+    return value
 
 
 def jvp(f, args, tangents):

@@ -116,6 +116,8 @@ class ForwardTransform:
             raise self.error(f"no derivative rule for {ast.unparse(n)}", n)
         if rule.zero:
             return None
+        ReverseTransform.check_keywords(self, n, rule)
+        ReverseTransform.check_not_list_arithmetic(self, n, args)
         fn = rule.fn
         if rule.vjps is not None:
             return self.structured_tangent(n, fn, args, rule)
@@ -221,7 +223,8 @@ class ForwardTransform:
         params, bound = self.env.bind_call(target, call, self.unit, s)
         active = [p for p in params if p in bound and self.active(bound[p])]
         if not active:
-            return [s, A.assign(self.d(t), A.const(0.0))]
+            from .reverse import plain_call
+            return [plain_call(s, target), A.assign(self.d(t), A.const(0.0))]
         kinds = {p: self.an.kind_of(arg) or "unknown" for p, arg in bound.items()}
         jvp_name, tangent_kw = self.env.callee_jvp(target, tuple(active), kinds, s)
         keywords = list(call.keywords) + [

@@ -166,9 +166,33 @@ def _lift_nested(unit, body, outer_locals, local_functions):
                       unit.line_offset, unit.globals, unit.closure,
                       defaults=None, extra_params=extras)
         nested.local_functions = local_functions
-        nested.default_nodes = (list(inner.defaults), list(inner.kw_defaults))
+        try:                                  # literal defaults: the generated code needs them
+            nested.defaults = tuple(ast.literal_eval(d) for d in inner.defaults) or None
+            nested.kwdefaults = {a.arg: ast.literal_eval(d) for a, d in
+                                 zip(inner.kwonlyargs, inner.kw_defaults) if d is not None} \
+                or None
+        except ValueError:
+            pass
         local_functions[d.name] = nested
     return body
+
+
+def _place_keywords(fn, args, keywords, params=None):
+    """Move keyword arguments that name positional parameters of fn's rule into place
+    (`np.dot(a=v, b=w)` is `np.dot(v, w)`); the rest stay keywords."""
+    if params is None:
+        rule = lookup(fn, None) or lookup(fn, len(args))
+        params = rule.params if rule is not None and rule.params else ()
+    remaining = list(keywords)
+    moved = True
+    while moved and remaining:
+        moved = False
+        for k in list(remaining):
+            if k.arg is not None and len(args) < len(params) and params[len(args)] == k.arg:
+                args.append(k.value)
+                remaining.remove(k)
+                moved = True
+    return args, remaining
 
 
 def _name_called_lambdas(stmts, unit):
@@ -431,7 +455,7 @@ class Flattener:
         elif isinstance(target, ast.Subscript):
             base = self.atom(target.value)
             atom = self.bind(value)
-            sub = ast.Subscript(value=base, slice=self.inactive(target.slice), ctx=ast.Store())
+            sub = ast.Subscript(value=base, slice=self.index_expr(target.slice), ctx=ast.Store())
             self.emit(A.tag(ast.Assign(targets=[sub], value=atom), setitem=True))
         elif isinstance(target, ast.Attribute):
             raise self.error("unsupported construct: assignment to an attribute")
@@ -445,11 +469,12 @@ class Flattener:
             self.assign_to(A.store(t.id), self.expr(A.located(new, s)))
         elif isinstance(t, ast.Subscript):
             base = self.atom(t.value)
-            old = self.temp(A.tag(ast.Subscript(value=base, slice=self.inactive(t.slice),
+            index = self.index_expr(t.slice)
+            old = self.temp(A.tag(ast.Subscript(value=base, slice=index,
                                                 ctx=ast.Load()), special="subscript"))
             new = self.expr(A.located(ast.BinOp(left=old, op=s.op, right=s.value), s))
-            self.assign_to(ast.Subscript(value=copy.deepcopy(base), slice=t.slice,
-                                         ctx=ast.Store()), new)
+            self.assign_to(ast.Subscript(value=copy.deepcopy(base),
+                                         slice=copy.deepcopy(index), ctx=ast.Store()), new)
         else:
             raise self.error("unsupported construct: augmented assignment to an attribute")
 
@@ -478,8 +503,11 @@ class Flattener:
         self.emit(ast.If(test=test, body=body or [ast.Pass()], orelse=orelse))
 
     def cond(self, test):
-        """Bind a condition (only its truth matters: kept verbatim) to a name."""
+        """Bind a condition (only its truth matters: kept verbatim) to a name. Anything
+        but a comparison is stored as bool(...): a list tested here may change later."""
         name = self.names.fresh("_c")
+        if not self._boolish(test):
+            test = A.located(ast.Call(func=A.load("bool"), args=[test], keywords=[]), test)
         self.emit(A.assign(name, self.inactive(test)))
         return A.load(name)
 
@@ -711,8 +739,20 @@ class Flattener:
         if isinstance(e.value, ast.Attribute) and e.value.attr in SHAPE_ATTRS:
             return self.inactive(e)                  # x.shape[0]: an int
         base = self.atom(e.value)
-        return A.tag(ast.Subscript(value=base, slice=self.inactive(e.slice), ctx=ast.Load()),
+        return A.tag(ast.Subscript(value=base, slice=self.index_expr(e.slice), ctx=ast.Load()),
                      special="subscript")
+
+    def index_expr(self, index):
+        """An index expression, evaluated once: masks and other computed indices go into a
+        variable, so the adjoint sweep reuses the very same index."""
+        simple = (ast.Constant, ast.Name, ast.Slice, ast.BinOp, ast.UnaryOp, ast.Tuple)
+        if isinstance(index, simple) and not any(
+                isinstance(n, (ast.Call, ast.Compare, ast.Subscript, ast.BoolOp))
+                for n in ast.walk(index)):
+            return self.inactive(index)
+        name = self.names.fresh("_index")
+        self.emit(A.assign(name, self.inactive(index)))
+        return A.load(name)
 
     def expr_Attribute(self, e):
         if self.unit.resolve(e, self.local_names) is not None or e.attr in SHAPE_ATTRS:
@@ -793,14 +833,18 @@ class Flattener:
         if kind == "inactive":
             return self.inactive(e)
         if kind == "primitive":
-            rule = lookup(target, len(e.args))
-            if e.keywords and (rule is None or rule.vjps is None):
+            positional, keywords = _place_keywords(target, list(e.args), list(e.keywords))
+            rule = lookup(target, len(positional))
+            if keywords and (rule is None or rule.vjps is None):
                 raise self.error(f"keyword arguments to {ast.unparse(e.func)} are not "
                                  "supported", e)
-            keywords = [ast.keyword(arg=k.arg, value=self.inactive(k.value))
-                        for k in e.keywords]
+            # keyword values stay visible to the activity analysis: one that carries a
+            # derivative is reported by the transforms rather than silently dropped
+            keywords = [ast.keyword(arg=k.arg, value=self.inactive(k.value) if isinstance(
+                k.value, (ast.Constant, ast.Lambda)) else self.operand(k.value))
+                for k in keywords]
             args = [self.inactive(a) if isinstance(a, ast.Lambda) else self.operand(a)
-                    for a in e.args]               # a lambda argument (a hook) is data
+                    for a in positional]           # a lambda argument (a hook) is data
             if target in VARIADIC and len(args) > 2:
                 acc = args[0]
                 for a in args[1:]:
@@ -809,6 +853,10 @@ class Flattener:
                 return acc
             return A.tag(ast.Call(func=e.func, args=args, keywords=keywords),
                          rule=lookup(target, len(args)))
+        if kind == "container" and target is builtins.sum:
+            e = copy.copy(e)
+            e.args, e.keywords = _place_keywords(target, list(e.args), list(e.keywords),
+                                                 ("iterable", "start"))
         args = [self.atom(a) for a in e.args]
         keywords = [ast.keyword(arg=k.arg, value=self.atom(k.value)) for k in e.keywords]
         if kind == "method":

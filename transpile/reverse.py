@@ -261,6 +261,20 @@ class ReverseTransform:
             new.args = [self._value_expr(a, values) for a in args]
         return new
 
+    def check_not_list_arithmetic(self, n, args):
+        if isinstance(n, ast.BinOp) and any(self.an.kind_of(a) == SEQ for a in args):
+            raise self.error("unsupported construct: `+`/`*` on lists carrying derivatives "
+                             "(concatenation, repetition); build the list with append or a "
+                             "comprehension", n)
+
+    def check_keywords(self, n, rule):
+        """A keyword argument carrying a derivative has no rule: say so, never drop it."""
+        for k in getattr(n, "keywords", None) or []:
+            if self.active(k.value):
+                raise self.error(f"no derivative flows through the keyword argument "
+                                 f"'{k.arg}' of {rule.name}; pass that value positionally "
+                                 "or keep it constant", n)
+
     def _recompute(self, n, values):
         """The expression computing node n from its operands' values."""
         own = values.pop(id(n), None)
@@ -309,6 +323,8 @@ class ReverseTransform:
             raise self.error(f"no derivative rule for {ast.unparse(n)}", n)
         if rule.zero:
             return
+        self.check_keywords(n, rule)
+        self.check_not_list_arithmetic(n, args)
         act = [i for i, a in enumerate(args) if self.active(a)]
         if len(act) > 1 and coef is not None and not A.is_atom(coef):
             g = self.names.fresh("_g")
@@ -409,6 +425,10 @@ class ReverseTransform:
         if special == "container":
             fn = A.get_tag(v, "container")
             args = v.args
+            for k in v.keywords:
+                if self.active(k.value):
+                    raise self.error(f"no derivative flows through the keyword argument "
+                                     f"'{k.arg}' of {fn.__name__}", v)
             if fn in (list, tuple) and len(args) == 1:
                 return self.accumulate(args[0].id, G) if isinstance(args[0], ast.Name) else []
             if fn is sum:
@@ -466,7 +486,7 @@ class ReverseTransform:
         active = [p for p in params if p in bound and self.active(bound[p])]
         if not active or t not in self.an.active:
             reset = [A.assign(self.d(t), A.const(0.0))] if t in self.an.active else []
-            return [marker(save=t), s], [marker(restore=t)] + reset
+            return [marker(save=t), plain_call(s, target)], [marker(restore=t)] + reset
         kinds = {}
         for p, arg in bound.items():
             kinds[p] = self.an.kind_of(arg) or "unknown"
@@ -625,6 +645,17 @@ class ReverseTransform:
             func=A.load("range"), args=[A.load(n)], keywords=[]), body=rb or [ast.Pass()],
             orelse=[], type_comment=None), reverse_loop=L, fresh_zero=self.fresh(s.body)))
         return fwd, rev
+
+
+def plain_call(s, target):
+    """`t = h(x, w=w)` -> `t = h(x)`: a call of a lifted nested function that needs no
+    derivative calls the function as the user wrote it (without its lifted extras)."""
+    extras = set(getattr(target, "extra_params", ()))
+    if not extras:
+        return s
+    call = copy.copy(s.value)
+    call.keywords = [k for k in call.keywords if k.arg not in extras]
+    return A.assign(s.targets[0], call, s)
 
 
 def _reads_ans(fn):

@@ -105,9 +105,27 @@ def take_item(adj, index):
     if hasattr(g, "copy") and hasattr(g, "shape"):     # a view into the array adjoint
         g = g.copy()
         adj[index] = 0
+        _keep_last_writes(g, index)
     else:
         adj[index] = 0.0 if not isinstance(g, list) else zeros_like(g)
     return g, adj
+
+
+def _keep_last_writes(g, index):
+    """`y[[0, 0]] = v` keeps the last write to each element: earlier duplicates of an
+    integer index get no gradient."""
+    import numpy
+    if isinstance(index, list):
+        index = numpy.asarray(index)
+    if not (isinstance(index, numpy.ndarray) and index.ndim == 1
+            and index.dtype.kind in "iu" and len(index) != len(numpy.unique(index))):
+        return
+    seen = set()
+    for k in range(len(index) - 1, -1, -1):
+        i = int(index[k])
+        if i in seen:
+            g[k] = 0
+        seen.add(i)
 
 
 def add_to_each(adj, value, g):
@@ -165,6 +183,9 @@ def unbroadcast(g, like):
         return float(g.sum()) if g.ndim else float(g)
     if gshape == shape:
         return g
+    if len(gshape) < len(shape):               # a lower-rank adjoint (e.g. a zero one)
+        import numpy
+        return numpy.broadcast_to(g, shape)
     extra = len(gshape) - len(shape)
     if extra > 0:
         g = g.sum(axis=tuple(range(extra)))
