@@ -105,10 +105,10 @@ def _path(digest):
 
 def describe(name, obj, origin, unit):
     """A JSON description of one binding of generated code (raises NotCacheable)."""
-    if origin is not None and origin[0] == "vjp":
+    if origin is not None and origin[0] in ("vjp", "vjps"):
         from .rules.registry import key_of
         fn, nargs = key_of(origin[1])
-        return ["vjp", _object_path(fn), nargs, origin[2]]
+        return [origin[0], _object_path(fn), nargs, origin[2] if origin[0] == "vjp" else 0]
     if origin is not None and origin[0] == "callee":
         compiled, which = origin[1], origin[2]
         target = compiled.unit.func
@@ -133,12 +133,12 @@ def resolve(desc, unit, pipeline):
         return importlib.import_module(desc[1])
     if kind == "object":
         return _from_path(desc[1])
-    if kind == "vjp":
+    if kind in ("vjp", "vjps"):
         from .rules import lookup
         rule = lookup(_from_path(desc[1]), desc[2])
         if rule is None or rule.vjps is None:
             raise NotCacheable("rule gone")
-        return rule.vjps[desc[3]]
+        return rule.vjps[desc[3]] if kind == "vjp" else tuple(rule.vjps)
     if kind == "callee":
         _, global_name, active, kinds, which, digest = desc
         target = unit.lookup(global_name)

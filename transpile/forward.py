@@ -154,8 +154,16 @@ class ForwardTransform:
                     terms.append(ast.Call(func=copy.deepcopy(func), args=pair,
                                           keywords=copy.deepcopy(keywords)))
             return _sum(terms)
-        raise self.error(f"forward mode has no tangent rule for {rule.name} yet "
-                         "(reverse mode does)", n)
+        if func is None:
+            raise self.error(f"forward mode has no tangent rule for {rule.name}", n)
+        # exact fallback: J v from the reverse rule, one vjp per output element
+        vjps = self.env.bind(f"{_short_name(rule.name)}_vjps", tuple(rule.vjps),
+                             origin=("vjps", rule))
+        return ast.Call(func=A.load(self.env.helper("jvp_from_vjps")), args=[
+            A.load(vjps), func,
+            ast.List(elts=[copy.deepcopy(a) for a in args], ctx=ast.Load()),
+            ast.List(elts=[t if t is not None else A.const(None) for t in tangents],
+                     ctx=ast.Load())], keywords=keywords)
 
     def special_tangent(self, v):
         special = A.get_tag(v, "special")
@@ -260,6 +268,11 @@ class ForwardTransform:
                 args=[A.load(dbase), A.load(base.id), tv], keywords=[]))]
         raise self.error(f"no tangent rule for the method '.{A.get_tag(call, 'method')}()'",
                          s)
+
+
+def _short_name(name):
+    from .reverse import _short
+    return _short(name)
 
 
 def _sum(terms):

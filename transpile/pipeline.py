@@ -225,9 +225,10 @@ def _rebuild(unit, active, kind, compiled, kinds, payload):
             origins[name] = ("callee", callee, desc[4])
         else:
             bindings[name] = value
-            if desc[0] == "vjp":
+            if desc[0] in ("vjp", "vjps"):
                 from .rules import lookup
-                origins[name] = ("vjp", lookup(cache._from_path(desc[1]), desc[2]), desc[3])
+                origins[name] = (desc[0], lookup(cache._from_path(desc[1]), desc[2]),
+                                 desc[3])
     built = []
     for k, f in enumerate(payload["functions"]):
         backward = payload["kind"] == "pair" and k == 1

@@ -240,3 +240,32 @@ def append_tangent(t, value, dv):
         return t
     t.append(dv)
     return t
+
+
+def jvp_from_vjps(vjps, fn, args, tangents, **kwargs):
+    """J v for a primitive that only has reverse rules: exact, one vjp per output element
+    (forward mode through max, var, solve, det, ...; cost grows with the output size).
+    Several outputs (slogdet, split) give a tuple of tangents."""
+    import numpy
+    ans = fn(*args, **kwargs)
+    several = isinstance(ans, (tuple, list))
+    parts = list(ans) if several else [ans]
+    results = []
+    for j, part in enumerate(parts):
+        out = numpy.zeros(numpy.shape(part))
+        for k in range(out.size):
+            e = numpy.zeros(out.shape)
+            e.flat[k] = 1.0
+            seed = e if out.ndim else 1.0
+            if several:
+                seed = tuple(seed if i == j else 0.0 for i in range(len(parts)))
+            total = 0.0
+            for vjp, arg, t in zip(vjps, args, tangents):
+                if t is None or vjp is None or _is_zero(t):
+                    continue
+                c = vjp(seed, ans, *args, **kwargs)
+                if c is not None:
+                    total += float(numpy.sum(numpy.asarray(c) * numpy.asarray(t)))
+            out.flat[k] = total
+        results.append(out if out.ndim else float(out))
+    return tuple(results) if several else results[0]
