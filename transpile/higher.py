@@ -41,7 +41,40 @@ def hvp(f, wrt=0):
         return g(*args, **{tangent_names[p]: t for p, t in zip(names, vs)})
 
     run.__name__ = f"hvp_{fn.__name__}"
-    return run
+    run.gradients = gradients
+    return _with_source(run, lambda: _hvp_source(fn, names, gradients))
+
+
+class _with_source:
+    """A derivative function plus `.source`, the generated code it runs."""
+
+    def __init__(self, fn, source):
+        self._fn, self._source = fn, source
+        self.__name__ = fn.__name__
+
+    def __call__(self, *args, **kwargs):
+        return self._fn(*args, **kwargs)
+
+    @property
+    def source(self):
+        return self._source()
+
+
+def _hvp_source(fn, names, gradients):
+    """Generated code of an HVP: the tangent function and the gradient taken of it."""
+    if not gradients:               # nothing run yet: show the all-scalar version
+        params = _param_names(fn)
+        tangent = pipeline.jvp_function(fn, names, {p: "scalar" for p in params},
+                                        tangent_only=True)
+        g = _grad(tangent.function, wrt=names if len(names) > 1 else names[0])
+    else:
+        g = list(gradients.values())[-1]
+        tangent = None
+    parts = []
+    if tangent is not None:
+        parts.append(tangent.source)
+    parts.append(g.source)
+    return "\n\n".join(parts)
 
 
 def hessian(f, wrt=0):
@@ -73,7 +106,7 @@ def hessian(f, wrt=0):
         return out
 
     run.__name__ = f"hessian_{fn.__name__}"
-    return run
+    return _with_source(run, lambda: product.source)
 
 
 def jacobian(f, wrt=0, mode="auto"):
