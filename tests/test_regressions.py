@@ -302,3 +302,14 @@ def list_truthiness_then_append(x, y):
 ])
 def test_valid_programs_do_not_crash(f, args, wrt):
     _clear_error_or(f, lambda: check_grad(f, args, wrt))
+
+
+def int_array_input(x):
+    return np.sum(x * 2.0)
+
+
+def test_integer_array_wrt_is_a_clear_error():
+    # observed: TypeError int * None deep in generated code
+    with pytest.raises(transpile.TranspileError, match="integer or boolean array"):
+        transpile.grad(int_array_input)(np.arange(3))
+    np.testing.assert_allclose(transpile.grad(int_array_input)(np.arange(3.0)), [2.0] * 3)

@@ -119,6 +119,12 @@ class _Specialized:
         key = _type_key(args, kwargs)
         compiled = self.variants.get(key)
         if compiled is None:
+            for name, value in zip(self.names, _bind(self.fn, args, kwargs, self.names)):
+                if getattr(getattr(value, "dtype", None), "kind", "f") in "biu":
+                    raise TranspileError(
+                        f"cannot differentiate {self.fn.__qualname__} with respect to "
+                        f"'{name}': it is an integer or boolean array (pass floats, e.g. "
+                        f"{name}.astype(float))")
             compiled = pipeline.gradient_function(self.fn, self.names,
                                                   _kinds(self.fn, args, kwargs))
             self.variants[key] = compiled
