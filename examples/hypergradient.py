@@ -21,13 +21,12 @@ for every step's own learning rate at once.
 
 Writes examples/figures/hypergradient.png. `main(quick=False)` returns the numbers.
 """
-import argparse
 import os
 import sys
 import time
 
 import numpy as np
-from plotting import figure_path
+from plotting import figure_path, quick_from_argv
 
 import transpile
 
@@ -197,13 +196,6 @@ def _plot(grid, sweep, path, per_step):
     plt.close(fig)
 
 
-def _quick_from_argv():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small, few-second run")
-    args = parser.parse_args()
-    return args.quick or os.environ.get("TRANSPILE_EXAMPLES_QUICK", "") not in ("", "0")
-
-
 if __name__ == "__main__":
-    main(quick=_quick_from_argv())
+    main(quick=quick_from_argv(__doc__.splitlines()[0]))
     sys.exit(0)

@@ -1,6 +1,10 @@
-"""Where the examples save their figures: examples/figures/, or the folder named by the
-environment variable TRANSPILE_EXAMPLES_FIGURES (the tests point it at a temporary
-folder, so running them leaves the committed pictures alone)."""
+"""What the examples share: where figures go and how quick mode is asked for.
+
+Figures go to examples/figures/, or the folder named by the environment variable
+TRANSPILE_EXAMPLES_FIGURES (the tests point it at a temporary folder, so running them
+leaves the committed pictures alone). Quick mode: `--quick` or TRANSPILE_EXAMPLES_QUICK=1.
+"""
+import argparse
 import os
 
 
@@ -9,3 +13,10 @@ def figure_path(name):
         os.path.dirname(os.path.abspath(__file__)), "figures")
     os.makedirs(folder, exist_ok=True)
     return os.path.join(folder, name + ".png")
+
+
+def quick_from_argv(description=""):
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="small, few-second run")
+    args = parser.parse_args()
+    return args.quick or os.environ.get("TRANSPILE_EXAMPLES_QUICK", "") not in ("", "0")

@@ -19,7 +19,6 @@ while transpile's generated code is the same loop run backwards, one size for an
 
 Writes examples/figures/symbolic_vs_automatic.png. `main(quick=False)` returns the numbers.
 """
-import argparse
 import os
 import sys
 import time
@@ -28,7 +27,7 @@ import types
 from math import cos, exp, log, sin, sqrt, tanh
 
 import numpy as np
-from plotting import figure_path
+from plotting import figure_path, quick_from_argv
 import sympy
 
 import transpile
@@ -216,13 +215,6 @@ def _plot(rows, swell, tp_lines, steps):
     plt.close(fig)
 
 
-def _quick_from_argv():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small, few-second run")
-    args = parser.parse_args()
-    return args.quick or os.environ.get("TRANSPILE_EXAMPLES_QUICK", "") not in ("", "0")
-
-
 if __name__ == "__main__":
-    main(quick=_quick_from_argv())
+    main(quick=quick_from_argv(__doc__.splitlines()[0]))
     sys.exit(0)

@@ -21,13 +21,12 @@ added to each layer's output.
 
 Writes examples/figures/vanishing_gradients.png. `main(quick=False)` returns the numbers.
 """
-import argparse
 import os
 import sys
 import time
 
 import numpy as np
-from plotting import figure_path
+from plotting import figure_path, quick_from_argv
 
 import transpile
 
@@ -223,13 +222,6 @@ def _plot(n_sig, n_relu, nh_raw, nh_clip, nW_raw, nW_clip, clip):
     plt.close(fig)
 
 
-def _quick_from_argv():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small, few-second run")
-    args = parser.parse_args()
-    return args.quick or os.environ.get("TRANSPILE_EXAMPLES_QUICK", "") not in ("", "0")
-
-
 if __name__ == "__main__":
-    main(quick=_quick_from_argv())
+    main(quick=quick_from_argv(__doc__.splitlines()[0]))
     sys.exit(0)
