@@ -13,7 +13,7 @@ import copy
 
 from . import algebra
 from . import astutil as A
-from .analysis import expr_names
+from .transform import Transform
 
 
 def _linear_and_bilinear():
@@ -27,24 +27,10 @@ def _linear_and_bilinear():
     return linear, bilinear
 
 
-class ForwardTransform:
+class ForwardTransform(Transform):
     def __init__(self, norm, analysis, env):
-        self.norm = norm
-        self.unit = norm.unit
-        self.an = analysis
-        self.names = norm.names
-        self.env = env
-        self.cur = self.unit.node
+        super().__init__(norm, analysis, env)
         self.linear, self.bilinear = _linear_and_bilinear()
-
-    def error(self, msg, node=None):
-        return self.unit.error(msg, node if node is not None else self.cur)
-
-    def d(self, name):
-        return self.names.adjoint(name)
-
-    def active(self, e):
-        return bool(expr_names(e) & self.an.active)
 
     def run(self):
         return self.block(self.norm.body)
@@ -110,14 +96,13 @@ class ForwardTransform:
             return None
         if not self.active(n):
             return None
-        from .reverse import ReverseTransform
-        rule, args = ReverseTransform.rule_of(self, n)
+        rule, args = self.rule_of(n)
         if rule is None:
             raise self.error(f"no derivative rule for {ast.unparse(n)}", n)
         if rule.zero:
             return None
-        ReverseTransform.check_keywords(self, n, rule)
-        ReverseTransform.check_not_list_arithmetic(self, n, args)
+        self.check_keywords(n, rule)
+        self.check_not_list_arithmetic(n, args)
         fn = rule.fn
         if rule.vjps is not None:
             return self.structured_tangent(n, fn, args, rule)
@@ -207,14 +192,13 @@ class ForwardTransform:
             return ast.Call(func=A.load(h("copy_tangent")), args=[A.load(self.d(base.id))],
                             keywords=[])
         if special == "method" or special == "attr":
-            from .reverse import ReverseTransform
             import numpy as np
             if special == "attr" and v.attr == "T":
                 fn, args = np.transpose, [v.value]
             elif special == "attr":
                 raise self.error(f"no tangent rule for the attribute '.{v.attr}'", v)
             else:
-                rule, args = ReverseTransform.method_rule(self, v)
+                rule, args = self.method_rule(v)
                 fn = rule.fn if rule is not None else None
             call = A.tag(ast.Call(func=A.load(self.env.bind(f"np_{fn.__name__}", fn)), args=args,
                                   keywords=copy.deepcopy(getattr(v, "keywords", []))),

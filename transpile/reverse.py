@@ -20,6 +20,7 @@ from . import astutil as A
 from . import algebra
 from .analysis import expr_names, walk_body, SCALAR, SEQ, UNKNOWN
 from .rules import lookup
+from .transform import Transform
 
 PUSH, POP, STACK = "_push", "_pop", "_stack"
 
@@ -29,13 +30,9 @@ def marker(**tags):
     return A.tag(m, marker=True, **tags)
 
 
-class ReverseTransform:
+class ReverseTransform(Transform):
     def __init__(self, norm, analysis, env):
-        self.norm = norm
-        self.unit = norm.unit
-        self.an = analysis
-        self.names = norm.names
-        self.env = env                  # emit.Namespace: binds helpers, callees
+        super().__init__(norm, analysis, env)
         self.depth = 0
         self.self_target, self.self_contribs = None, []
         self.loop_ids = 0
@@ -44,16 +41,6 @@ class ReverseTransform:
         self.mutated = {st.targets[0].value.id for st, _ in walk_body(norm.body)
                         if isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Subscript)
                         and isinstance(st.targets[0].value, ast.Name)}
-        self.cur = self.unit.node
-
-    def error(self, msg, node=None):
-        return self.unit.error(msg, node if node is not None else self.cur)
-
-    def active(self, e):
-        return bool(expr_names(e) & self.an.active)
-
-    def d(self, name):
-        return self.names.adjoint(name)
 
     # --- driving ---------------------------------------------------------------------
     def run(self):
@@ -182,19 +169,6 @@ class ReverseTransform:
         return [A.assign(dv, value)]
 
     # --- expression trees: rules applied with recomputed intermediates ----------------
-    def rule_of(self, n):
-        if isinstance(n, ast.BinOp):
-            rule = lookup(type(n.op))
-            if rule is None:
-                raise self.error(f"no derivative rule for operator "
-                                 f"'{type(n.op).__name__}'", n)
-            return rule, [n.left, n.right]
-        if isinstance(n, ast.UnaryOp):
-            return lookup(type(n.op)), [n.operand]
-        if isinstance(n, ast.Call):
-            return A.get_tag(n, "rule"), list(n.args)
-        return None, []
-
     def tree_adjoint(self, expr, G, top=None):
         """Adjoint statements for `t = expr` given dt = G (an atom).
 
@@ -260,20 +234,6 @@ class ReverseTransform:
         else:
             new.args = [self._value_expr(a, values) for a in args]
         return new
-
-    def check_not_list_arithmetic(self, n, args):
-        if isinstance(n, ast.BinOp) and any(self.an.kind_of(a) == SEQ for a in args):
-            raise self.error("unsupported construct: `+`/`*` on lists carrying derivatives "
-                             "(concatenation, repetition); build the list with append or a "
-                             "comprehension", n)
-
-    def check_keywords(self, n, rule):
-        """A keyword argument carrying a derivative has no rule: say so, never drop it."""
-        for k in getattr(n, "keywords", None) or []:
-            if self.active(k.value):
-                raise self.error(f"no derivative flows through the keyword argument "
-                                 f"'{k.arg}' of {rule.name}; pass that value positionally "
-                                 "or keep it constant", n)
 
     def _recompute(self, n, values):
         """The expression computing node n from its operands' values."""
@@ -380,29 +340,6 @@ class ReverseTransform:
         self._mark_needed(call, needed)
         self._emit_values(call, needed, values, out)
         self._propagate(call, None, G, values, out)
-
-    def method_rule(self, v):
-        """(rule, args) of a method call on an array: x.sum(axis=0) is np.sum(x, axis=0)."""
-        import numpy as np
-        name = A.get_tag(v, "method")
-        base = v.func.value
-        args = list(v.args)
-        if name == "reshape":
-            shape = args[0] if len(args) == 1 else ast.Tuple(elts=args, ctx=ast.Load())
-            fn, args = np.reshape, [base, shape]
-        elif name == "transpose":
-            fn = np.transpose
-            args = [base] + ([args[0]] if len(args) == 1 else
-                             [ast.Tuple(elts=args, ctx=ast.Load())] if args else [])
-        elif name == "flatten":
-            fn, args = np.ravel, [base]
-        elif name == "compress":                  # np.compress(condition, a, ...)
-            fn, args = np.compress, [args[0], base] + args[1:]
-        elif name in ("astype", "item", "tolist") or not hasattr(np, name):
-            fn, args = getattr(np.ndarray, name, None), [base] + args
-        else:
-            fn, args = getattr(np, name), [base] + args
-        return lookup(fn, len(args) - 1) or lookup(fn, len(args)), args
 
     def special_adjoint(self, t, v, G, ans=None):
         special = A.get_tag(v, "special")

@@ -1,0 +1,77 @@
+"""What the reverse and forward transforms share: walking normalized code with its
+analysis at hand, and reading off an expression node which rule applies to it."""
+import ast
+
+from . import astutil as A
+from .analysis import expr_names, SEQ
+from .rules import lookup
+
+
+class Transform:
+    def __init__(self, norm, analysis, env):
+        self.norm = norm
+        self.unit = norm.unit
+        self.an = analysis
+        self.names = norm.names
+        self.env = env                  # emit.Namespace: binds helpers, callees
+        self.cur = self.unit.node
+
+    def error(self, msg, node=None):
+        return self.unit.error(msg, node if node is not None else self.cur)
+
+    def active(self, e):
+        return bool(expr_names(e) & self.an.active)
+
+    def d(self, name):
+        """The adjoint (reverse mode) or tangent (forward mode) of `name`."""
+        return self.names.adjoint(name)
+
+    def rule_of(self, n):
+        if isinstance(n, ast.BinOp):
+            rule = lookup(type(n.op))
+            if rule is None:
+                raise self.error(f"no derivative rule for operator "
+                                 f"'{type(n.op).__name__}'", n)
+            return rule, [n.left, n.right]
+        if isinstance(n, ast.UnaryOp):
+            return lookup(type(n.op)), [n.operand]
+        if isinstance(n, ast.Call):
+            return A.get_tag(n, "rule"), list(n.args)
+        return None, []
+
+    def check_not_list_arithmetic(self, n, args):
+        if isinstance(n, ast.BinOp) and any(self.an.kind_of(a) == SEQ for a in args):
+            raise self.error("unsupported construct: `+`/`*` on lists carrying derivatives "
+                             "(concatenation, repetition); build the list with append or a "
+                             "comprehension", n)
+
+    def check_keywords(self, n, rule):
+        """A keyword argument carrying a derivative has no rule: say so, never drop it."""
+        for k in getattr(n, "keywords", None) or []:
+            if self.active(k.value):
+                raise self.error(f"no derivative flows through the keyword argument "
+                                 f"'{k.arg}' of {rule.name}; pass that value positionally "
+                                 "or keep it constant", n)
+
+    def method_rule(self, v):
+        """(rule, args) of a method call on an array: x.sum(axis=0) is np.sum(x, axis=0)."""
+        import numpy as np
+        name = A.get_tag(v, "method")
+        base = v.func.value
+        args = list(v.args)
+        if name == "reshape":
+            shape = args[0] if len(args) == 1 else ast.Tuple(elts=args, ctx=ast.Load())
+            fn, args = np.reshape, [base, shape]
+        elif name == "transpose":
+            fn = np.transpose
+            args = [base] + ([args[0]] if len(args) == 1 else
+                             [ast.Tuple(elts=args, ctx=ast.Load())] if args else [])
+        elif name == "flatten":
+            fn, args = np.ravel, [base]
+        elif name == "compress":                  # np.compress(condition, a, ...)
+            fn, args = np.compress, [args[0], base] + args[1:]
+        elif name in ("astype", "item", "tolist") or not hasattr(np, name):
+            fn, args = getattr(np.ndarray, name, None), [base] + args
+        else:
+            fn, args = getattr(np, name), [base] + args
+        return lookup(fn, len(args) - 1) or lookup(fn, len(args)), args
