@@ -3,7 +3,6 @@
 Each program is written once against a module parameter (math / numpy, or a peer's
 drop-in replacement), so every tool differentiates the same code.
 """
-import math
 
 
 def scalar_programs(math):

@@ -19,8 +19,6 @@ def _num(e):
 
 
 def number(v):
-    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
-        pass
     if v < 0:
         return ast.UnaryOp(op=ast.USub(), operand=A.const(-v))
     return A.const(v)

@@ -13,9 +13,6 @@ import ast
 
 from . import astutil as A
 
-LIST_METHODS_MUTATING = {"append"}
-
-
 def walk_body(stmts, depth=0):
     """Yield (stmt, loop_depth) for every statement, recursively."""
     for s in stmts:
@@ -316,9 +313,6 @@ class Analysis:
             out.update(zip(positional[len(positional) - len(unit.defaults):], unit.defaults))
         out.update(unit.kwdefaults or {})
         return out
-
-    def is_scalar(self, name):
-        return self.kind.get(name) == SCALAR
 
     def _sites(self):
         for p in self.params:

@@ -36,8 +36,11 @@ def located(node, like):
     return node
 
 
-def parse_expr(src):
-    return ast.parse(src, mode="eval").body
+def lambda_def(name, lam, like=None):
+    """`def name(<lam's args>): return <lam's body>`, at lam's (or like's) line."""
+    fdef = ast.FunctionDef(name=name, args=lam.args, body=[located(ast.Return(lam.body), lam)],
+                           decorator_list=[], returns=None, type_comment=None)
+    return located(fdef, like if like is not None else lam)
 
 
 def parse_stmts(src):

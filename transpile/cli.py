@@ -60,7 +60,6 @@ def main(argv=None):
         print(f"transpile-ad: error: no such file: {args.file}", file=sys.stderr)
         return 2
     from . import pipeline
-    from .emit import module_text
     from .static import StaticModule
     try:
         module = StaticModule(args.file)

@@ -7,7 +7,6 @@ with linecache, so ``inspect.getsource``, tracebacks and debuggers show the gene
 and the result can itself be transformed again.
 """
 import ast
-import copy
 import itertools
 import textwrap
 import types
@@ -91,7 +90,7 @@ def build(name, args, body, namespace, unit, defaults=None, kwdefaults=None, kin
     fdef = ast.FunctionDef(name=name, args=args, body=body, decorator_list=[], returns=None,
                            type_comment=None)
     fdef = ast.fix_missing_locations(A.located(fdef, unit.node))
-    _strip_line_info(fdef)
+    _fill_line_info(fdef)
     source = to_source(fdef)
     lines = _line_map(fdef, source, offset=1)
     fn = load(name, source, namespace.bindings, unit, defaults, kwdefaults, kind, lines)
@@ -177,17 +176,14 @@ def annotate(exc):
     return exc
 
 
-def _strip_line_info(node):
-    """Generated statements keep user line numbers for error messages; printing ignores
-    them, so nothing to do beyond making sure every node has one."""
+def _fill_line_info(node):
+    """Generated statements keep the user's line numbers (for the line map); nodes that
+    have none get line 1 so the AST compiles."""
     for n in ast.walk(node):
         if isinstance(n, (ast.stmt, ast.expr)) and not hasattr(n, "lineno"):
             n.lineno = 1
             n.col_offset = 0
 
-
-def clone(node):
-    return copy.deepcopy(node)
 
 
 # --- a standalone module: what `transpile-ad` prints --------------------------------------

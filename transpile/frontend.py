@@ -11,6 +11,7 @@ import inspect
 import linecache
 import textwrap
 
+from . import astutil as A
 from .errors import TranspileError
 
 _MISSING = object()
@@ -94,10 +95,7 @@ def unit_from_function(func):
     if isinstance(node, ast.Expr) and isinstance(node.value, ast.Lambda) or (
             isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda)):
         lam = node.value
-        node = ast.FunctionDef(name=_target_name(node, func), args=lam.args,
-                               body=[ast.Return(lam.body, lineno=lam.lineno, col_offset=0)],
-                               decorator_list=[], returns=None, type_comment=None,
-                               lineno=lam.lineno, col_offset=0)
+        node = A.lambda_def(_target_name(node, func), lam)
     if not isinstance(node, ast.FunctionDef):
         node = _find_lambda_or_def(tree, func)
         if node is None:
@@ -126,10 +124,7 @@ def _find_lambda_or_def(tree, func):
         if isinstance(n, ast.FunctionDef) and n.name == func.__name__:
             return n
         if isinstance(n, ast.Lambda) and func.__name__ == "<lambda>":
-            return ast.FunctionDef(name="_lambda", args=n.args,
-                                   body=[ast.Return(n.body, lineno=n.lineno, col_offset=0)],
-                                   decorator_list=[], returns=None, type_comment=None,
-                                   lineno=n.lineno, col_offset=0)
+            return A.lambda_def("_lambda", n)
     return None
 
 

@@ -88,7 +88,6 @@ def hessian(f, wrt=0):
 
     def run(*args):
         if many:
-            values = [args[params.index(p)] for p in names]
             rows = []
             for i in range(len(names)):
                 e = tuple(1.0 if j == i else 0.0 for j in range(len(names)))

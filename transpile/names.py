@@ -47,8 +47,7 @@ class Names:
 
     def adjoint(self, name):
         if name not in self.adjoints:
-            base = "d" + name if not name.startswith("_") else "d" + name
-            self.adjoints[name] = self.unique(base)
+            self.adjoints[name] = self.unique("d" + name)
         return self.adjoints[name]
 
     def flag(self, base):

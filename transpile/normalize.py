@@ -45,7 +45,6 @@ if hasattr(ast, "Match"):
 CONTAINER_FUNCS = {builtins.sum, builtins.list, builtins.tuple}
 SHAPE_ATTRS = {"shape", "ndim", "size", "dtype", "itemsize", "nbytes"}
 VARIADIC = {builtins.max, builtins.min, math.hypot}
-SPECIAL_KINDS = ("user", "container", "method", "opaque", "subscript", "display", "attr")
 
 
 class Normalized:
@@ -89,8 +88,6 @@ def _check_supported(unit, node):
             raise unit.error("unsupported construct 'else' on a loop", n)
         if isinstance(n, ast.Starred):
             raise unit.error("unsupported construct '*' unpacking", n)
-        if isinstance(n, (ast.DictComp, ast.SetComp)):
-            pass  # kept verbatim; an error later if a derivative has to flow through it
 
 
 def _walk_outside_defs(stmts):
@@ -139,10 +136,7 @@ def _lift_nested(unit, body, outer_locals, local_functions):
             if (len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
                     and isinstance(n.value, ast.Lambda)):
                 lam = n.value
-                fd = ast.FunctionDef(name=n.targets[0].id, args=lam.args,
-                                     body=[A.located(ast.Return(lam.body), lam)],
-                                     decorator_list=[], returns=None, type_comment=None)
-                return A.located(fd, n)
+                return A.lambda_def(n.targets[0].id, lam, n)
             return n
 
     body = [Lift().visit(s) for s in body]
@@ -216,11 +210,7 @@ def _name_called_lambdas(stmts, unit):
                     self.generic_visit(n)
                     if isinstance(n.func, ast.Lambda):
                         lam, name = n.func, fresh()
-                        fd = ast.FunctionDef(name=name, args=lam.args,
-                                             body=[A.located(ast.Return(lam.body), lam)],
-                                             decorator_list=[], returns=None,
-                                             type_comment=None)
-                        defs.append(A.located(fd, s))
+                        defs.append(A.lambda_def(name, lam, s))
                         n.func = A.located(A.load(name), lam)
                     return n
 
@@ -502,10 +492,11 @@ class Flattener:
         orelse = self.block(s.orelse)
         self.emit(ast.If(test=test, body=body or [ast.Pass()], orelse=orelse))
 
-    def cond(self, test):
+    def cond(self, test, name=None):
         """Bind a condition (only its truth matters: kept verbatim) to a name. Anything
         but a comparison is stored as bool(...): a list tested here may change later."""
-        name = self.names.fresh("_c")
+        name = name or self.names.fresh("_c")
+        test = copy.deepcopy(test)
         if not self._boolish(test):
             test = A.located(ast.Call(func=A.load("bool"), args=[test], keywords=[]), test)
         self.emit(A.assign(name, self.inactive(test)))
@@ -514,7 +505,7 @@ class Flattener:
     def stmt_While(self, s):
         test = self.cond(s.test)
         saved, self.out = self.out, []
-        self.cond_into(test.id, s.test)
+        self.cond(s.test, test.id)                 # recomputed at the end of each pass
         recompute, self.out = self.out, saved
         body = self.block(s.body)
         at = len(body)
@@ -522,9 +513,6 @@ class Flattener:
             at -= 1
         body[at:at] = recompute
         self.emit(ast.While(test=test, body=body, orelse=[]))
-
-    def cond_into(self, name, test):
-        self.emit(A.assign(name, self.inactive(copy.deepcopy(test))))
 
     def stmt_For(self, s):
         it, target = s.iter, s.target

@@ -19,8 +19,7 @@ IN_PLACE_HELPERS = {"add_at", "take_item", "pop_adjoint"}
 
 def run(stmts):
     stmts = _propagate_constants(stmts)
-    _MUTABLE[:] = [_updated_in_place(stmts)]
-    stmts = _zero_first_writes(stmts, set())
+    stmts = _zero_first_writes(stmts, set(), _updated_in_place(stmts))
     stmts = _merge_accumulations(stmts)
     stmts = _dead_tail(stmts)
     stmts = _inline_single_use(stmts)
@@ -74,9 +73,6 @@ def _is_zero_assign(s):
             and type(s.value.value) is float and s.value.value == 0.0)
 
 
-_MUTABLE = [set()]
-
-
 def _updated_in_place(stmts):
     """Adjoints that runtime helpers update in place (`dx = add_at(dx, ...)`)."""
     out = set()
@@ -89,30 +85,30 @@ def _updated_in_place(stmts):
     return out
 
 
-def _fresh_value(v, e):
+def _fresh_value(v, e, mutable):
     """May `dv = e` replace `dv = 0.0 + e`? Always, unless dv is later updated in place
-    and e might be an object another variable also holds (a name, or a call that may
-    return its argument): then only a freshly computed value will do."""
-    if v not in _MUTABLE[0]:
+    (it is in `mutable`) and e might be an object another variable also holds (a name,
+    or a call that may return its argument): then only a freshly computed value will do."""
+    if v not in mutable:
         return True
     return isinstance(e, (ast.BinOp, ast.UnaryOp))
 
 
-def _zero_first_writes(stmts, fresh_zero):
+def _zero_first_writes(stmts, fresh_zero, mutable):
     zero = {v: None for v in fresh_zero}
     converted = set()
     out = []
     dropped = set()
     for s in stmts:
         if isinstance(s, (ast.If, ast.For, ast.While)):
-            s.body = _zero_first_writes(s.body, A.get_tag(s, "fresh_zero") or set())
-            s.orelse = _zero_first_writes(s.orelse, set())
+            s.body = _zero_first_writes(s.body, A.get_tag(s, "fresh_zero") or set(), mutable)
+            s.orelse = _zero_first_writes(s.orelse, set(), mutable)
             for name in A.names_loaded(s) | A.names_stored(s):    # untouched: still zero
                 zero.pop(name, None)
             out.append(s)
             continue
         acc = _accumulation(s)
-        if acc is not None and acc[0] in zero and _fresh_value(acc[0], acc[1]):
+        if acc is not None and acc[0] in zero and _fresh_value(acc[0], acc[1], mutable):
             v, e, negate = acc
             if zero[v] is not None:
                 dropped.add(zero[v])
@@ -222,7 +218,7 @@ PURE_MODULES = ("math", "numpy", "cmath")
 
 def _cse_candidate(e):
     """A side-effect-free expression worth computing once: arithmetic, slices of names and
-    calls of math/NumPy functions (names bound to them), at least one operation."""
+    calls of math/NumPy functions (`math.sin`, `np.exp`), at least one operation."""
     if not isinstance(e, (ast.BinOp, ast.UnaryOp, ast.Call, ast.Subscript)):
         return False
     for n in ast.walk(e):
@@ -231,8 +227,6 @@ def _cse_candidate(e):
             if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) \
                     and f.value.id in ("np", "numpy", "math"):
                 continue
-            if isinstance(f, ast.Name) and f.id in _PURE_NAMES[0]:
-                continue
             return False
         if isinstance(n, (ast.Lambda, ast.NamedExpr, ast.Await, ast.Yield, ast.IfExp,
                           ast.ListComp, ast.Dict, ast.List, ast.Tuple, ast.Set)):
@@ -240,16 +234,11 @@ def _cse_candidate(e):
     return True
 
 
-_PURE_NAMES = [set()]
-
-
-def _common_subexpressions(stmts, pure_names=None):
+def _common_subexpressions(stmts):
     """In straight-line stretches, an expression computed twice from unchanged names is
     computed once: `a = sin(x*x+1); b = cos(x*x+1)` -> `_c = x*x+1; a = sin(_c); ...`.
     Any statement other than `name = expr` (a call, an element write, a loop) ends the
     stretch, so in-place changes are never looked past."""
-    if pure_names is not None:
-        _PURE_NAMES[0] = set(pure_names)
     from .names import Names
     names = Names(ast.Module(body=list(stmts), type_ignores=[]))
 

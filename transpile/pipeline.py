@@ -11,7 +11,6 @@ it is being built.
 import ast
 import copy
 import sys
-import inspect
 import types
 import weakref
 

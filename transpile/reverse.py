@@ -544,12 +544,7 @@ class ReverseTransform(Transform):
             rng = ast.Subscript(value=rng, slice=ast.Slice(upper=A.load(n)), ctx=ast.Load())
         fwd.append(A.tag(ast.For(target=A.store(var), iter=A.load(r), body=fb, orelse=[],
                                  type_comment=None), forward_loop=L))
-        rev = []
-        if exits and nested:
-            fwd.append(A.tag(ast.Expr(value=ast.Call(func=A.load(PUSH), args=[A.load(n)],
-                                                     keywords=[])), loop=L, push=True))
-            rev.append(A.tag(A.assign(n, ast.Call(func=A.load(POP), args=[], keywords=[])),
-                             loop=L, pop=True))
+        rev = self.keep_count(n, L, fwd) if exits and nested else []
         if var in self.an.active:
             # each iteration's `var = next item` overwrote var: no adjoint flows past it
             rb = rb + [A.assign(self.d(var), A.const(0.0))]
@@ -559,6 +554,13 @@ class ReverseTransform(Transform):
         rev.append(marker(loop_target=var, loop=L, nested=nested, restore=var))
         rev.append(marker(restore=r))
         return fwd, rev
+
+    def keep_count(self, n, L, fwd):
+        """A loop inside a loop runs many times: push its iteration count after it (added
+        to fwd) and pop it before its adjoint loop (returned)."""
+        fwd.append(A.tag(ast.Expr(value=ast.Call(func=A.load(PUSH), args=[A.load(n)],
+                                                 keywords=[])), loop=L))
+        return [A.tag(A.assign(n, ast.Call(func=A.load(POP), args=[], keywords=[])), loop=L)]
 
     def while_(self, s):
         L = self._loop_id()
@@ -572,12 +574,7 @@ class ReverseTransform(Transform):
                            loop=L))
         fwd = [A.tag(A.assign(n, A.const(0)), loop=L),
                A.tag(ast.While(test=s.test, body=fb, orelse=[]), forward_loop=L)]
-        rev = []
-        if nested:
-            fwd.append(A.tag(ast.Expr(value=ast.Call(func=A.load(PUSH), args=[A.load(n)],
-                                                     keywords=[])), loop=L, push=True))
-            rev.append(A.tag(A.assign(n, ast.Call(func=A.load(POP), args=[], keywords=[])),
-                             loop=L, pop=True))
+        rev = self.keep_count(n, L, fwd) if nested else []
         rev.append(A.tag(ast.For(target=A.store("_"), iter=ast.Call(
             func=A.load("range"), args=[A.load(n)], keywords=[]), body=rb or [ast.Pass()],
             orelse=[], type_comment=None), reverse_loop=L, fresh_zero=self.fresh(s.body)))
@@ -650,7 +647,6 @@ class Resolver:
             self.needed = needed if needed is not None else _reads(rev_m) & self.t.primal
             self.saved = {v for v in self.needed if self.overwritten(v)}
             self.pruned = set()
-            self.pushes = 0
             rev = _drop_pruned(self.block(rev_m, reverse=True), self.pruned)
             fwd = self.block(fwd_m, reverse=False)
             new_needed = _reads(rev) & self.t.primal
@@ -670,8 +666,6 @@ class Resolver:
             return []
         if A.get_tag(s, "marker"):
             return self.marker(s, reverse)
-        if A.get_tag(s, "push"):
-            self.pushes += 1
         if isinstance(s, (ast.If, ast.For, ast.While)):
             new = copy.copy(s)
             new.body = self.block(s.body, reverse)
@@ -716,7 +710,6 @@ class Resolver:
         return [self._push(A.load(var))] if not reverse else [self._pop(A.store(var))]
 
     def _push(self, value):
-        self.pushes += 1
         return ast.Expr(value=ast.Call(func=A.load(PUSH), args=[value], keywords=[]))
 
     def _pop(self, target):

@@ -165,10 +165,6 @@ def argmin(values):
     return argbest(values, lambda a, b: a < b)
 
 
-def seed_like(value):
-    """The default cotangent for grad: 1.0 for a scalar result."""
-    return 1.0
-
 
 def unbroadcast(g, like):
     """Sum g down to the shape of ``like`` (the adjoint of an implicit broadcast).
