@@ -19,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import digits_model as dm  # noqa: E402
+from plotting import save_figure  # noqa: E402
 
 SHOW_EPS = 0.2
 
@@ -113,9 +114,7 @@ def plot(path, eps_values, acc_fgsm, acc_random, X, X_adv, y, before, after):
             a.set_yticks([])
             if k == 0:
                 a.set_ylabel(label, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 if __name__ == "__main__":

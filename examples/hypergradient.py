@@ -26,7 +26,7 @@ import sys
 import time
 
 import numpy as np
-from plotting import figure_path, quick_from_argv
+from plotting import figure_path, quick_from_argv, save_figure
 
 import transpile
 
@@ -191,9 +191,7 @@ def _plot(grid, sweep, path, per_step):
     ax4.set_title(f"Per-step hypergradients at the tuned lr\n(one reverse pass; "
                   f"sum = d val/d lr = {g.sum():.1e})", fontsize=10)
     ax4.grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(FIGURE, dpi=110)
-    plt.close(fig)
+    save_figure(fig, FIGURE, dpi=110)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 import transpile
-from plotting import figure_path
+from plotting import figure_path, save_figure
 
 TRUE_W, TRUE_B = 2.0, 3.0
 
@@ -99,10 +99,7 @@ def plot(path, x, y, w, b, losses):
     ax2.plot(xs, TRUE_W * xs + TRUE_B, "k--", lw=1, label="true  y = 2x + 3")
     ax2.legend(fontsize=8)
     ax2.set_title("fitted line")
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 if __name__ == "__main__":

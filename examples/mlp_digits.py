@@ -16,6 +16,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import digits_model as dm  # noqa: E402
+from plotting import save_figure  # noqa: E402
 
 
 def finite_difference_check(params, X, y, entries_per_param=3, h=1e-6, seed=0):
@@ -89,9 +90,7 @@ def plot(path, hist):
     ax2.set_title(f"accuracy (final test {hist['test_acc'][-1]:.3f})")
     ax2.legend()
     ax2.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 if __name__ == "__main__":

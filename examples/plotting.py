@@ -20,3 +20,12 @@ def quick_from_argv(description=""):
     parser.add_argument("--quick", action="store_true", help="small, few-second run")
     args = parser.parse_args()
     return args.quick or os.environ.get("TRANSPILE_EXAMPLES_QUICK", "") not in ("", "0")
+
+
+def save_figure(fig, path, dpi=100):
+    """Lay out, write and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)

@@ -13,7 +13,7 @@ import sys
 import sympy
 
 import transpile
-from plotting import figure_path
+from plotting import figure_path, save_figure
 
 
 
@@ -53,10 +53,7 @@ def plot(path, quick=False):
     ax.set_xlabel("x")
     ax.set_title(f"f and f' on [-3, 1]   (max |transpile - sympy| = {max_diff:.1e})")
     ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return max_diff
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import digits_model as dm  # noqa: E402
+from plotting import save_figure  # noqa: E402
 
 
 def saliency_maps(params, images, classes):
@@ -88,9 +89,7 @@ def plot(path, X, y, pred, maps):
     axes[0, 0].set_ylabel("input", fontsize=9)
     axes[1, 0].set_ylabel("d score / d x", fontsize=9)
     fig.suptitle("saliency: gradient of the true class's logit w.r.t. the pixels", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 if __name__ == "__main__":

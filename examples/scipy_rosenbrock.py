@@ -17,7 +17,7 @@ import sys
 import time
 
 import numpy as np
-from plotting import figure_path, quick_from_argv
+from plotting import figure_path, quick_from_argv, save_figure
 from scipy.optimize import minimize, rosen_der
 
 import transpile
@@ -122,9 +122,7 @@ def _plot(results, sizes):
         ax.set_ylabel("f(x_k)")
         ax.legend(fontsize=8)
         ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(FIGURE, dpi=110)
-    plt.close(fig)
+    save_figure(fig, FIGURE, dpi=110)
 
 
 if __name__ == "__main__":

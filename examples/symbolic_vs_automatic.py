@@ -27,7 +27,7 @@ import types
 from math import cos, exp, log, sin, sqrt, tanh
 
 import numpy as np
-from plotting import figure_path, quick_from_argv
+from plotting import figure_path, quick_from_argv, save_figure
 import sympy
 
 import transpile
@@ -210,9 +210,7 @@ def _plot(rows, swell, tp_lines, steps):
     axes[2].set_title("Expression swell of the recurrence")
     axes[2].legend(fontsize=8)
     axes[2].grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(FIGURE, dpi=110)
-    plt.close(fig)
+    save_figure(fig, FIGURE, dpi=110)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import sys
 import time
 
 import numpy as np
-from plotting import figure_path, quick_from_argv
+from plotting import figure_path, quick_from_argv, save_figure
 
 import transpile
 
@@ -217,9 +217,7 @@ def _plot(n_sig, n_relu, nh_raw, nh_clip, nW_raw, nW_clip, clip):
     ax2.set_title("Exploding gradients (tanh, std 4/√width)")
     ax2.legend(fontsize=8)
     ax2.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(FIGURE, dpi=110)
-    plt.close(fig)
+    save_figure(fig, FIGURE, dpi=110)
 
 
 if __name__ == "__main__":

@@ -236,11 +236,8 @@ def _own_value(value):
     return value
 
 
-def jvp(f, args, tangents):
-    """Forward mode: ``(f(*args), J(args) @ tangents)`` from generated tangent code.
-
-    ``tangents`` has one entry per positional argument (None: that argument is held
-    fixed); each tangent has the shape of its argument."""
+def _jvp_compiled(f, args, tangents):
+    """(function, compiled tangent code, tangent keyword per parameter) for jvp."""
     fn = _function(f)
     args, tangents = tuple(args), tuple(tangents)
     if len(args) != len(tangents):
@@ -248,7 +245,15 @@ def jvp(f, args, tangents):
     params = _param_names(fn)
     active = tuple(params[i] for i, t in enumerate(tangents) if t is not None)
     compiled = pipeline.jvp_function(fn, active, _kinds(fn, args, {}))
-    names = pipeline.tangent_names(fn, active)
+    return compiled, params, pipeline.tangent_names(fn, active)
+
+
+def jvp(f, args, tangents):
+    """Forward mode: ``(f(*args), J(args) @ tangents)`` from generated tangent code.
+
+    ``tangents`` has one entry per positional argument (None: that argument is held
+    fixed); each tangent has the shape of its argument."""
+    compiled, params, names = _jvp_compiled(f, args, tangents)
     keywords = {names[params[i]]: t for i, t in enumerate(tangents) if t is not None}
     try:
         return compiled.function(*args, **keywords)
@@ -258,10 +263,7 @@ def jvp(f, args, tangents):
 
 def jvp_source(f, args, tangents):
     """The generated forward-mode source jvp(f, args, tangents) runs."""
-    fn = _function(f)
-    params = _param_names(fn)
-    active = tuple(params[i] for i, t in enumerate(tangents) if t is not None)
-    return pipeline.jvp_function(fn, active, _kinds(fn, tuple(args), {})).source
+    return _jvp_compiled(f, args, tangents)[0].source
 
 
 class Differentiable:
