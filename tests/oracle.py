@@ -703,6 +703,61 @@ def sympy_grad(fn, args, wrt=0, cotangent=None, kwargs=None, abbrev=ABBREV_SIZE)
 # finite differences (independent second check)
 # --------------------------------------------------------------------------
 
+def _evaluate_second(expr, defs, point):
+    """(gradient, Hessian) of expr with respect to the input symbols, exactly: the
+    second-order chain rule over the abbreviations, every partial by ``sympy.diff``.
+
+    For e(u) with u the symbols it reads (inputs and earlier abbreviations):
+    d2e/dxa dxb = sum_uv e_uv Du_a Dv_b + sum_u e_u D2u_ab."""
+    inputs = list(point)
+    vals = dict(point)
+    first = {x: {a: sp.Float(1 if a == x else 0, PREC) for a in inputs} for x in inputs}
+    second = {x: {(a, b): sp.Float(0, PREC) for a in inputs for b in inputs}
+              for x in inputs}
+
+    def ev(e):
+        return sp.Float(sp.re(sp.sympify(e).xreplace(vals).evalf(PREC)), PREC)
+
+    def totals(e):
+        free = [u for u in e.free_symbols if u in first]
+        d1 = {u: ev(sp.diff(e, u)) for u in free}
+        g = {a: sum((d1[u] * first[u][a] for u in free), sp.Float(0, PREC)) for a in inputs}
+        h = {}
+        d2 = {(u, v): ev(sp.diff(e, u, v)) for u in free for v in free}
+        for a in inputs:
+            for b in inputs:
+                acc = sp.Float(0, PREC)
+                for u in free:
+                    acc += d1[u] * second[u][(a, b)]
+                    for v in free:
+                        if d2[(u, v)] != 0:
+                            acc += d2[(u, v)] * first[u][a] * first[v][b]
+                h[(a, b)] = acc
+        return g, h
+
+    for z, e in defs:
+        first[z], second[z] = totals(sp.sympify(e))
+        vals[z] = ev(e)
+    return totals(sp.sympify(expr))
+
+
+def sympy_hessian(fn, args, wrt=0, kwargs=None, abbrev=ABBREV_SIZE):
+    """Exact Hessian of scalar ``fn`` at ``args`` with respect to ``wrt`` (a parameter
+    or a tuple of them; list parameters count one input per element), as a list of rows
+    over the flattened inputs."""
+    out, syms, point, defs, single = _run(fn, args, wrt, kwargs, abbrev)
+    flat = []
+    for s in syms:
+        if isinstance(s, list):
+            flat += s
+        elif s is not None:
+            flat.append(s)
+    if not isinstance(out, SD):
+        return [[0.0] * len(flat) for _ in flat]
+    _, h = _evaluate_second(out.e, defs, point)
+    return [[float(h.get((a, b), 0)) for b in flat] for a in flat]
+
+
 def fd_grad(fn, args, wrt=0, h=1e-6, cotangent=None, kwargs=None):
     """Central finite differences of ``fn`` (scalar or cotangent-weighted)."""
     f = _unwrap(fn) or fn

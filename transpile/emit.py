@@ -45,7 +45,11 @@ class Namespace:
             self.origins[name] = origin
         return name
 
+    copying = False             # bind the copying variants of in-place helpers
+
     def helper(self, name):
+        if self.copying and name in runtime.COPYING:
+            return self.bind(name, runtime.COPYING[name])
         return self.bind(name, getattr(runtime, name))
 
     def instantiate(self, template, mapping, env):

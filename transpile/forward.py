@@ -73,6 +73,12 @@ class ForwardTransform(Transform):
 
     # --- assignments -------------------------------------------------------------------
     def assign(self, s, t, value):
+        if A.get_tag(value, "special") == "method" and self.is_stack_pop(value):
+            popped = ast.Call(func=A.load(self.env.helper("pop_tangent")),
+                              args=[A.load(self.d(value.func.value.id))], keywords=[])
+            if t not in self.an.active:
+                return [ast.Expr(value=popped), s]
+            return [A.assign(self.d(t), popped), s]
         if t not in self.an.active:
             return [s]
         dt = self.d(t)
@@ -104,6 +110,10 @@ class ForwardTransform(Transform):
         self.check_keywords(n, rule)
         self.check_not_list_arithmetic(n, args)
         fn = rule.fn
+        if rule.unavailable is not None and rule.multilinear is None:
+            raise self.error(rule.unavailable, n)
+        if rule.multilinear is not None:
+            return self.multilinear_tangent(n, args, rule)
         if rule.vjps is not None:
             return self.structured_tangent(n, fn, args, rule)
         terms = []
@@ -115,6 +125,29 @@ class ForwardTransform(Transform):
                        if j < len(args)}
             p = algebra.fold(self.env.instantiate(rule.partials[i], mapping, rule.env))
             terms.append(algebra.product(algebra.mul(p, ta)))
+        return _sum(terms)
+
+    def multilinear_tangent(self, n, args, rule):
+        """fn linear in each group of arguments: sum over the groups that carry a tangent
+        of fn with that group's arguments replaced by their tangents (0.0 where none)."""
+        tangents = [self.tangent(a) for a in args]
+        terms = []
+        for group in rule.multilinear:
+            group = [i for i in group if i < len(args)]
+            if all(tangents[i] is None for i in group):
+                continue
+            new_args = [copy.deepcopy(a) for a in args]
+            for i in group:
+                new_args[i] = copy.deepcopy(tangents[i]) if tangents[i] is not None \
+                    else A.const(0.0)
+            term = ast.Call(func=copy.deepcopy(n.func), args=new_args,
+                            keywords=copy.deepcopy(n.keywords))
+            if not rule.zero_tangent_ok and len(group) == 1 and isinstance(
+                    tangents[group[0]], ast.Name):        # may hold the zero placeholder
+                term = ast.Call(func=A.load(self.env.helper("unless_zero")),
+                                args=[copy.deepcopy(tangents[group[0]]), term.func]
+                                + term.args, keywords=term.keywords)
+            terms.append(term)
         return _sum(terms)
 
     def structured_tangent(self, n, fn, args, rule):
@@ -133,7 +166,15 @@ class ForwardTransform(Transform):
                     continue
                 pair = [copy.deepcopy(args[0]), copy.deepcopy(args[1])]
                 pair[i] = tangents[i]
-                if isinstance(n, ast.BinOp):
+                if isinstance(tangents[i], ast.Name):     # may hold the zero placeholder
+                    import numpy as np
+                    f = func if func is not None else A.load(self.env.bind("matmul",
+                                                                           np.matmul))
+                    terms.append(ast.Call(func=A.load(self.env.helper("unless_zero")),
+                                          args=[copy.deepcopy(tangents[i]),
+                                                copy.deepcopy(f)] + pair,
+                                          keywords=copy.deepcopy(keywords)))
+                elif isinstance(n, ast.BinOp):
                     terms.append(ast.BinOp(left=pair[0], op=ast.MatMult(), right=pair[1]))
                 else:
                     terms.append(ast.Call(func=copy.deepcopy(func), args=pair,

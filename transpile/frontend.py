@@ -40,6 +40,12 @@ class Unit:
 
     def error(self, message, node=None):
         lineno = getattr(node, "lineno", None) if node is not None else self.node.lineno
+        from .emit import SOURCE_MAPS
+        if self.filename in SOURCE_MAPS:      # generated code: point at the user's line
+            user_file, lines = SOURCE_MAPS[self.filename]
+            if lines.get(lineno) is not None:
+                return TranspileError(message + f" (in the derivative code of {self.name})",
+                                      user_file, lines[lineno], self.name)
         return TranspileError(message, self.filename, lineno, self.name)
 
     def lookup(self, name):

@@ -1,13 +1,19 @@
 """Jacobians, Hessian-vector products and Hessians, from generated code only.
 
+Generated derivative code is plain Python, so it is valid input to the compiler again: the
+runtime helpers it calls carry rules of their own (rules/derivative_code.py).
+
 * `jacobian(f, wrt, mode)`: forward mode builds it a column per input element (one
   tangent function run each), reverse mode a row per output element (one pullback each);
   "auto" picks the mode with fewer runs.
-* `hvp(f, wrt)`: H v = d/dx <grad f(x), v> computed as the gradient of the *generated*
-  tangent function x -> J(x) v (reverse over forward): the forward-mode code is ordinary
-  Python, so reverse mode differentiates it like any user function.
+* `hvp(f, wrt)`: H v, forward over reverse by default: the forward-mode derivative of the
+  *generated* gradient code, in direction v. mode="reverse-over-forward" takes the gradient
+  of the generated tangent function x -> <grad f(x), v> instead.
 * `hessian(f, wrt)`: n Hessian-vector products with the unit vectors.
-* `grad(grad(f))`: for a function of one scalar, the second derivative (the same route).
+* `grad(grad(f))`: for a function of one scalar, the second derivative, reverse over
+  reverse (the gradient of the generated gradient code, built with copying helpers so the
+  outer adjoint sweep sees every inner adjoint as it was); where an inner reverse rule has
+  no reverse rule of its own, forward over reverse.
 """
 import numpy as np
 
@@ -15,34 +21,63 @@ from . import pipeline
 from .api import _function, _kinds, _param_names, _wrt_names, grad as _grad, vjp as _vjp
 from .api import jvp as _jvp
 from .errors import TranspileError
+from .runtime import _is_zero, zeros_like
+
+HVP_MODES = ("forward-over-reverse", "reverse-over-forward")
 
 
-def _single(fn, wrt):
-    names, many = _wrt_names(fn, wrt)
-    return names, many
-
-
-def hvp(f, wrt=0):
+def hvp(f, wrt=0, mode="forward-over-reverse"):
     """Return hvp(*args, v=...) -> H v, H the Hessian of scalar f w.r.t. `wrt` (one
     parameter, or a tuple of them with v a tuple of matching tangents)."""
+    if mode not in HVP_MODES:
+        raise ValueError(f"mode must be one of {HVP_MODES}")
     fn = _function(f)
-    names, many = _single(fn, wrt)
-    tangent_names = pipeline.tangent_names(fn, names)
-    gradients = {}
+    names, many = _wrt_names(fn, wrt)
+    variants = {}                  # argument kinds -> (derivative function, its sources)
+
+    def build(kinds):
+        if mode == "reverse-over-forward":
+            tangent = pipeline.jvp_function(fn, names, kinds, tangent_only=True)
+            g = _grad(tangent.function, wrt=names if many else names[0])
+            keywords = pipeline.tangent_names(fn, names)
+
+            def product(args, vs):
+                return g(*args, **{keywords[p]: t for p, t in zip(names, vs)})
+            return product, lambda: tangent.source + "\n\n" + g.source
+        gradient = pipeline.gradient_function(fn, names, kinds, gradient_only=True)
+        params = _param_names(gradient.function)
+        g_kinds = dict(kinds)
+        outer = pipeline.jvp_function(gradient.function, names, g_kinds, tangent_only=True)
+        keywords = pipeline.tangent_names(gradient.function, names)
+
+        def product(args, vs):
+            return outer.function(*args, **{keywords[p]: t for p, t in zip(names, vs)})
+        return product, lambda: gradient.source + "\n\n" + outer.source
 
     def run(*args, v):
         vs = tuple(v) if many else (v,)
         kinds = _kinds(fn, args, {})
         key = tuple(sorted(kinds.items()))
-        g = gradients.get(key)
-        if g is None:
-            tangent_fn = pipeline.jvp_function(fn, names, kinds, tangent_only=True).function
-            g = gradients[key] = _grad(tangent_fn, wrt=names if many else names[0])
-        return g(*args, **{tangent_names[p]: t for p, t in zip(names, vs)})
+        if key not in variants:
+            variants[key] = build(kinds)
+        run.last = variants[key]
+        out = variants[key][0](args, vs)
+        if many:
+            if len(names) == 1:
+                return (out,)
+            if _is_zero(out):            # the gradient does not depend on the inputs
+                return tuple(zeros_like(t) for t in vs)
+            return tuple(out)
+        return out
 
+    def source():
+        if run.last is None:         # nothing run yet: show the all-scalar version
+            run.last = build({p: "scalar" for p in _param_names(fn)})
+        return run.last[1]()
+
+    run.last = None
     run.__name__ = f"hvp_{fn.__name__}"
-    run.gradients = gradients
-    return _with_source(run, lambda: _hvp_source(fn, names, gradients))
+    return _with_source(run, source)
 
 
 class _with_source:
@@ -60,30 +95,13 @@ class _with_source:
         return self._source()
 
 
-def _hvp_source(fn, names, gradients):
-    """Generated code of an HVP: the tangent function and the gradient taken of it."""
-    if not gradients:               # nothing run yet: show the all-scalar version
-        params = _param_names(fn)
-        tangent = pipeline.jvp_function(fn, names, {p: "scalar" for p in params},
-                                        tangent_only=True)
-        g = _grad(tangent.function, wrt=names if len(names) > 1 else names[0])
-    else:
-        g = list(gradients.values())[-1]
-        tangent = None
-    parts = []
-    if tangent is not None:
-        parts.append(tangent.source)
-    parts.append(g.source)
-    return "\n\n".join(parts)
-
-
-def hessian(f, wrt=0):
+def hessian(f, wrt=0, mode="forward-over-reverse"):
     """Return a function computing the Hessian of scalar f w.r.t. one parameter (a number
     -> a number, an array of shape s -> an array of shape s + s) or a tuple of scalar
     parameters (-> a nested list)."""
     fn = _function(f)
-    names, many = _single(fn, wrt)
-    product = hvp(fn, wrt)
+    names, many = _wrt_names(fn, wrt)
+    product = hvp(fn, wrt, mode=mode)
     params = _param_names(fn)
 
     def run(*args):
@@ -115,7 +133,7 @@ def jacobian(f, wrt=0, mode="auto"):
     if mode not in ("auto", "forward", "reverse"):
         raise ValueError("mode must be 'auto', 'forward' or 'reverse'")
     fn = _function(f)
-    names, many = _single(fn, wrt)
+    names, many = _wrt_names(fn, wrt)
     if many:
         raise TranspileError("jacobian: give one parameter in wrt")
     params = _param_names(fn)
@@ -161,16 +179,45 @@ def _like(value, e):
 
 
 def second_derivative(gradient_function):
-    """grad(grad(f)) for f of one scalar parameter: d^2 f / dx^2 at the arguments."""
+    """grad(grad(f)) for f of one scalar parameter: d^2 f / dx^2 at the arguments, reverse
+    mode over the generated gradient code (forward over reverse where a rule inside has
+    no reverse rule of its own)."""
     fn = gradient_function.fn
     names = gradient_function.names
     if len(names) != 1 or gradient_function.with_value:
         raise TranspileError("grad of a gradient needs a gradient with respect to one "
                              "parameter (use transpile.hessian for several)")
-    product = hvp(fn, names[0])
+    fallback = hvp(fn, names[0])
+    variants = {}
+
+    def build(kinds):
+        inner = pipeline.gradient_function(fn, names, kinds, gradient_only=True,
+                                           options={"copy_adjoints": True})
+        outer = _grad(inner.function, wrt=names[0])
+        return outer, lambda: inner.source + "\n\n" + outer.source
 
     def run(*args):
-        return product(*args, v=1.0)
+        kinds = _kinds(fn, args, {})
+        if kinds.get(names[0]) != "scalar":
+            raise TranspileError(f"grad(grad({fn.__qualname__})): '{names[0]}' must be a "
+                                 "number; use transpile.hessian for arrays")
+        key = tuple(sorted(kinds.items()))
+        if key not in variants:
+            try:
+                variants[key] = build(kinds)
+                variants[key][0](*args)
+            except TranspileError as exc:
+                if not getattr(exc, "no_reverse_rule", False):
+                    raise
+                variants[key] = (lambda *a: fallback(*a, v=1.0), lambda: fallback.source)
+        run.last = variants[key]
+        return variants[key][0](*args)
 
+    def source():
+        if run.last is None:
+            run.last = build({p: "scalar" for p in _param_names(fn)})
+        return run.last[1]()
+
+    run.last = None
     run.__name__ = f"grad_grad_{fn.__name__}"
-    return run
+    return _with_source(run, source)

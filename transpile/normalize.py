@@ -71,6 +71,7 @@ def normalize(unit, names):
     if local_functions is None:
         local_functions = {}
     outer_locals = set(params) | _stored_outside_defs(body)
+    body = _inline_method_aliases(body, set(params))
     body = _lift_nested(unit, body, outer_locals, local_functions)
     body, result = JumpLowering(names).run(body)
     flat = Flattener(unit, names, local_functions, outer_locals | {result}).run(body)
@@ -118,6 +119,51 @@ def _stored_outside_defs(stmts):
             out.add(n.id)
         todo.extend(ast.iter_child_nodes(n))
     return out
+
+
+# --- bound-method aliases ---------------------------------------------------------------
+
+ALIASABLE_METHODS = {"append", "pop"}
+
+
+def _inline_method_aliases(body, params):
+    """`push = xs.append; push(v)` -> `xs.append(v)` (and the same for `pop`).
+
+    Generated derivative code binds its stack's methods to locals for speed; turning the
+    calls back into method calls lets the transforms see list operations they have rules
+    for, so derivative code can be differentiated again. Only top-level aliases of a local
+    list assigned once, whose alias is assigned once and only ever called, are inlined."""
+    stores, loads, called = {}, {}, {}
+    for n in _walk_outside_defs(body):
+        if isinstance(n, ast.Name):
+            table = stores if isinstance(n.ctx, ast.Store) else loads
+            table[n.id] = table.get(n.id, 0) + 1
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
+            called[n.func.id] = called.get(n.func.id, 0) + 1
+    aliases = {}
+    for s in body:
+        if (isinstance(s, ast.Assign) and len(s.targets) == 1
+                and isinstance(s.targets[0], ast.Name) and isinstance(s.value, ast.Attribute)
+                and isinstance(s.value.value, ast.Name)
+                and s.value.attr in ALIASABLE_METHODS):
+            alias, base = s.targets[0].id, s.value.value.id
+            if (stores.get(alias) == 1 and stores.get(base) == 1 and base not in params
+                    and loads.get(alias, 0) == called.get(alias, 0)):
+                aliases[alias] = s.value
+    if not aliases:
+        return body
+
+    class Inline(ast.NodeTransformer):
+        def visit_Call(self, n):
+            self.generic_visit(n)
+            if isinstance(n.func, ast.Name) and n.func.id in aliases:
+                n.func = ast.copy_location(copy.deepcopy(aliases[n.func.id]), n.func)
+            return n
+
+    kept = [s for s in body if not (isinstance(s, ast.Assign) and isinstance(
+        s.targets[0], ast.Name) and s.targets[0].id in aliases and s.value is aliases[
+        s.targets[0].id])]
+    return [Inline().visit(s) for s in kept]
 
 
 # --- nested functions: lambda lifting ---------------------------------------------------
@@ -823,7 +869,8 @@ class Flattener:
         if kind == "primitive":
             positional, keywords = _place_keywords(target, list(e.args), list(e.keywords))
             rule = lookup(target, len(positional))
-            if keywords and (rule is None or rule.vjps is None):
+            if keywords and (rule is None or (rule.vjps is None and rule.multilinear is None
+                                              and rule.unavailable is None)):
                 raise self.error(f"keyword arguments to {ast.unparse(e.func)} are not "
                                  "supported", e)
             # keyword values stay visible to the activity analysis: one that carries a

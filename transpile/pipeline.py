@@ -71,21 +71,26 @@ def _kinds_key(kinds):
     return tuple(sorted((kinds or {}).items()))
 
 
-DEFAULT_OPTIONS = {"optimize": True, "simplify": True}
+# optimize: the passes of optimize.py; simplify: sympy on scalar code; copy_adjoints:
+# helpers never update adjoints in place (for code that reverse mode differentiates again)
+DEFAULT_OPTIONS = {"optimize": True, "simplify": True, "copy_adjoints": False}
 
 
-def gradient_function(fn, wrt, kinds=None, options=None):
+def gradient_function(fn, wrt, kinds=None, options=None, gradient_only=False):
     """Compiled function f(*args) -> (value, grads) (grads a tuple aligned with wrt),
     specialized on the kinds of the arguments (scalar / array / list).
 
-    options: optimize (the passes of optimize.py), simplify (sympy on scalar code)."""
+    With gradient_only, f(*args) -> grads alone: the form that is differentiated again
+    (Hessians, grad of grad). options: optimize (the passes of optimize.py), simplify
+    (sympy on scalar code)."""
     options = dict(DEFAULT_OPTIONS, **(options or {}))
-    key = ("value_and_grad", tuple(wrt), _kinds_key(kinds), tuple(sorted(options.items())))
+    kind = "gradient" if gradient_only else "value_and_grad"
+    key = (kind, tuple(wrt), _kinds_key(kinds), tuple(sorted(options.items())))
     entries = _entries(fn)
     if key not in entries:
         unit = unit_of(fn)
-        entries[key] = _cached_transform(unit, tuple(wrt), "value_and_grad", kinds=kinds,
-                                  options=options)
+        entries[key] = _cached_transform(unit, tuple(wrt), kind, kinds=kinds,
+                                         options=options)
     return entries[key]
 
 
@@ -261,6 +266,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
             names.reserve(t)
             names.adjoints[p] = t
     norm = normalize(unit, names)
+    _free_stack_names(norm, names)
     params = list(unit.params)
     unknown = [p for p in active if p not in params]
     if unknown:
@@ -271,6 +277,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         an = Analysis(norm, active, kinds)
     local_names = set(an.params) | set(an.sites)
     env = Namespace(unit, names, local_names, _Pipeline)
+    env.copying = options["copy_adjoints"]
     if kind.startswith("jvp"):
         return _assemble_jvp(unit, norm, an, env, names, active, compiled, options,
                              local_names)
@@ -290,7 +297,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     if compiled is None:
         compiled = Compiled(unit, kind, active)
     compiled.param_names = params
-    if kind == "value_and_grad":
+    if kind in ("value_and_grad", "gradient"):
         value = names.unique("_value")
         body = []
         if uses_stack:
@@ -308,7 +315,8 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         body.append(A.assign(d_result, A.const(1.0)))
         body += rev
         out = grads[0] if len(grads) == 1 else "(" + ", ".join(grads) + ",)"
-        body += A.parse_stmts(f"return {value}, {out}")
+        body += A.parse_stmts(f"return {value}, {out}" if kind == "value_and_grad"
+                              else f"return {out}")
         if options["optimize"]:
             body = optimize.run(body)
             body = optimize.hoist_module_functions(body, env, local_names)
@@ -365,6 +373,17 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     compiled.namespace = env
     compiled.tape_has_stack = uses_stack
     return compiled
+
+
+def _free_stack_names(norm, names):
+    """Code that is itself derivative code has a `_stack` of its own: rename it, so the
+    names the reverse transform gives its stack stay free."""
+    clash = {n: names.fresh(n) for n in (STACK, PUSH, POP)
+             if n in names.used and n not in norm.params}
+    if clash:
+        for s in norm.body:
+            A.rename(s, clash)
+        norm.result = clash.get(norm.result, norm.result)
 
 
 def tangent_names(target, active):

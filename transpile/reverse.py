@@ -96,6 +96,10 @@ class ReverseTransform(Transform):
         fwd = [s] if first else [marker(save=t), s]
         restore = [] if first else [marker(restore=t)]
         if t not in self.an.active:
+            if special == "method" and self.is_stack_pop(value):
+                # the popped value carries no derivative, but the adjoint of the list
+                # must still grow back by one entry
+                return fwd, self.special_adjoint(t, value, A.const(0.0)) + restore
             return fwd, restore
         if not self.active(value):
             # an active variable overwritten by a constant: its old value no longer
@@ -159,7 +163,9 @@ class ReverseTransform(Transform):
         if isinstance(G, ast.Constant) and G.value == 0:
             return []
         dv = self.d(name)
-        if self.an.kind.get(name) in (SEQ, UNKNOWN, None) and self.an.is_seq(name):
+        kind = self.an.kind.get(name)
+        if kind in (SEQ, UNKNOWN, None) and self.an.is_seq(name) or kind == UNKNOWN:
+            # lists (and values that may be lists, e.g. adjoints in derivative code)
             value = ast.Call(func=A.load(self.env.helper("add")), args=[A.load(dv), G],
                              keywords=[])
         elif isinstance(G, ast.UnaryOp) and isinstance(G.op, ast.USub):
@@ -187,6 +193,12 @@ class ReverseTransform(Transform):
         self._propagate(expr, None, G, values, out)
         return out
 
+    def check_available(self, rule, n):
+        if rule.unavailable is not None:
+            err = self.error(rule.unavailable, n)
+            err.no_reverse_rule = True      # grad of grad falls back to forward over reverse
+            raise err
+
     def _internal(self, n):
         return isinstance(n, (ast.BinOp, ast.UnaryOp, ast.Call)) and not A.get_tag(
             n, "inactive")
@@ -197,6 +209,8 @@ class ReverseTransform(Transform):
         rule, args = self.rule_of(n)
         if rule is None or rule.zero:
             return
+        self.check_available(rule, n)
+
         def use(node, times=1):
             if self._internal(node):
                 needed[id(node)] = needed.get(id(node), 0) + times
@@ -283,6 +297,7 @@ class ReverseTransform(Transform):
             raise self.error(f"no derivative rule for {ast.unparse(n)}", n)
         if rule.zero:
             return
+        self.check_available(rule, n)
         self.check_keywords(n, rule)
         self.check_not_list_arithmetic(n, args)
         act = [i for i, a in enumerate(args) if self.active(a)]
@@ -389,6 +404,10 @@ class ReverseTransform(Transform):
         if special == "method":
             name = A.get_tag(v, "method")
             base = v.func.value
+            if name == "pop" and self.is_stack_pop(v):
+                return [A.assign(self.d(base.id), ast.Call(
+                    func=A.load(h("push_adjoint")),
+                    args=[A.load(self.d(base.id)), A.load(base.id), G], keywords=[]))]
             if name == "copy" and isinstance(base, ast.Name) and self.an.kind_of(base) in (
                     SEQ, SCALAR):
                 return self.accumulate(base.id, G)

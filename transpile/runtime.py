@@ -34,6 +34,8 @@ def zeros_like(value):
     get float32 adjoints, integer arrays float64 ones)."""
     if isinstance(value, (list, tuple)):
         return [zeros_like(v) for v in value]
+    if isinstance(value, range):            # a loop's range saved on a stack
+        return [0.0] * len(value)
     if hasattr(value, "shape") and hasattr(value, "dtype"):
         import numpy
         dtype = value.dtype if numpy.issubdtype(value.dtype, numpy.inexact) else float
@@ -148,6 +150,56 @@ def pop_adjoint(adj, value):
     return adj.pop(), adj
 
 
+def push_adjoint(adj, value, g):
+    """Adjoint of ``v = xs.pop()``: v's adjoint goes back on top of xs's adjoint.
+
+    Always materialized (even for a zero g), so the adjoint list stays as long as the
+    list was before the pop and later (earlier-in-time) appends find their entry."""
+    if _is_zero(adj):
+        adj = zeros_like(value)
+    elif isinstance(adj, tuple):
+        adj = list(adj)
+    adj.append(g)
+    return adj
+
+
+# --- the same helpers without in-place updates --------------------------------------------
+# Derivative code that is going to be differentiated again in reverse mode uses these: the
+# outer adjoint sweep reads values of the inner adjoints as they were at each step, which an
+# in-place update would change after the fact.
+
+def _own_copy(adj):
+    if isinstance(adj, (list, tuple)):
+        return list(adj)
+    if hasattr(adj, "shape") and hasattr(adj, "copy"):
+        return adj.copy()
+    return adj
+
+
+def add_at_copy(adj, value, index, g):
+    """add_at on a copy of adj."""
+    return add_at(_own_copy(adj), value, index, g)
+
+
+def take_item_copy(adj, index):
+    """take_item on a copy of adj."""
+    return take_item(_own_copy(adj), index)
+
+
+def pop_adjoint_copy(adj, value):
+    """pop_adjoint on a copy of adj."""
+    return pop_adjoint(_own_copy(adj), value)
+
+
+def push_adjoint_copy(adj, value, g):
+    """push_adjoint on a copy of adj."""
+    return push_adjoint(_own_copy(adj), value, g)
+
+
+COPYING = {"add_at": add_at_copy, "take_item": take_item_copy,
+           "pop_adjoint": pop_adjoint_copy, "push_adjoint": push_adjoint_copy}
+
+
 def argbest(values, better):
     """Index of the first extremum (Python's max/min tie rule)."""
     best = 0
@@ -236,6 +288,22 @@ def append_tangent(t, value, dv):
         return t
     t.append(dv)
     return t
+
+
+def pop_tangent(t):
+    """Tangent of ``v = xs.pop()``: removes and returns the top tangent (t is updated in
+    place, like xs; a zero tangent stays zero)."""
+    if _is_zero(t):
+        return 0.0
+    return t.pop()
+
+
+def unless_zero(t, fn, *args, **kwargs):
+    """fn(*args, **kwargs), or 0.0 when the tangent t it is linear in is the zero
+    placeholder (a term of a product rule that vanishes)."""
+    if _is_zero(t):
+        return 0.0
+    return fn(*args, **kwargs)
 
 
 def jvp_from_vjps(vjps, fn, args, tangents, **kwargs):

@@ -53,6 +53,17 @@ class Transform:
                                  f"'{k.arg}' of {rule.name}; pass that value positionally "
                                  "or keep it constant", n)
 
+    def is_stack_pop(self, v):
+        """`xs.pop()` on a list carrying derivatives (a stack in derivative code)."""
+        base = v.func.value
+        if A.get_tag(v, "method") != "pop" or not isinstance(base, ast.Name) or \
+                base.id not in self.an.active or self.an.kind_of(base) != SEQ:
+            return False
+        if v.args or v.keywords:
+            raise self.error("only `xs.pop()` (no index) is supported on a list carrying "
+                             "derivatives", v)
+        return True
+
     def method_rule(self, v):
         """(rule, args) of a method call on an array: x.sum(axis=0) is np.sum(x, axis=0)."""
         import numpy as np

@@ -8,6 +8,7 @@ from .registry import defvjp, lookup, supported, Rule  # noqa: F401
 from . import scalar  # noqa: F401  (registers the built-in rules)
 try:
     from . import numpy_  # noqa: F401  (NumPy rules)
+    from . import derivative_code  # noqa: F401  (rules for what derivative code calls)
 except ImportError as exc:           # pragma: no cover - numpy is a core dependency
     if "numpy" in str(exc) and "transpile" not in str(exc):
         raise

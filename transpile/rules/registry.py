@@ -19,7 +19,7 @@ class Rule:
     """How to differentiate one primitive."""
 
     def __init__(self, fn, name, params, partials=None, vjps=None, env=None, zero=False,
-                 derive=None):
+                 derive=None, multilinear=None, unavailable=None):
         self.fn = fn
         self.name = name
         self.params = tuple(params) if params is not None else None
@@ -28,6 +28,13 @@ class Rule:
         self.env = env or {}               # how free names in templates resolve
         self.zero = zero                   # derivative is zero everywhere it exists
         self._derive = derive              # lazy: () -> list of template strings
+        # forward mode for vjp-rule functions: fn is linear in each group of argument
+        # positions (jointly within a group) and constant in the others, so its tangent
+        # is the sum over groups of fn with that group's arguments replaced by tangents
+        self.multilinear = multilinear
+        self.zero_tangent_ok = True        # fn accepts 0.0 for a zero (multilinear) argument
+        self.unavailable = unavailable     # no derivative through fn (why), except
+                                           # forward mode by `multilinear` where given
         self._parsed = None
 
     @property
@@ -58,7 +65,7 @@ def _key(fn, nargs):
 
 
 def defvjp(fn, *derivatives, params=None, nargs=None, name=None, zero=False, env=None,
-           derive=None):
+           derive=None, multilinear=None, unavailable=None):
     """Register the derivative of ``fn``.
 
     ``derivatives`` has one entry per argument, each either
@@ -70,6 +77,10 @@ def defvjp(fn, *derivatives, params=None, nargs=None, name=None, zero=False, env
     Names in string templates resolve in the caller's module (``math``, ``np``, helpers).
     ``nargs`` registers the rule for one call arity only (e.g. 2-argument ``math.log``).
     ``zero=True`` declares a piecewise-constant function (floor, round): no adjoint flows.
+    ``multilinear``: groups of argument positions fn is linear in (e.g. ``[(0, 3)]``:
+    jointly linear in arguments 0 and 3, constant in the others); gives forward mode.
+    ``unavailable``: a message; differentiating through fn is refused with it (forward
+    mode still works where ``multilinear`` is given).
     """
     if isinstance(params, str):
         params = [p.strip() for p in params.split(",") if p.strip()]
@@ -93,7 +104,7 @@ def defvjp(fn, *derivatives, params=None, nargs=None, name=None, zero=False, env
     rule = Rule(fn, name, params,
                 partials=list(derivatives) if (strings or (not calls and derivatives)) else None,
                 vjps=list(derivatives) if calls else None,
-                env=env, zero=zero, derive=derive)
+                env=env, zero=zero, derive=derive, multilinear=multilinear, unavailable=unavailable)
     _RULES[_key(fn, nargs)] = rule
     return rule
 
@@ -109,10 +120,16 @@ def lookup(fn, nargs=None):
     return rule
 
 
+# rules for what generated derivative code calls (rules/derivative_code.py), not listed
+INTERNAL_PREFIXES = ("transpile.runtime.", "the reverse rule of ")
+
+
 def supported():
     """Names of all callables (and operators) that have derivative rules."""
     out = set()
     for (fn, _), rule in _RULES.items():
+        if rule.name.startswith(INTERNAL_PREFIXES):
+            continue
         out.add(rule.name)
     return sorted(out)
 

@@ -1,0 +1,176 @@
+"""Second derivatives by differentiating generated derivative code again.
+
+* forward over reverse (`transpile.hvp`, `transpile.hessian`): the forward-mode derivative
+  of the generated gradient code, checked against exact sympy Hessians on every scalar
+  program of the sympy suite and against central differences of gradients on every NumPy
+  program;
+* reverse over reverse (`grad(grad(f))`): the gradient of the generated gradient code,
+  checked against the same sympy Hessians;
+* the runtime helpers generated code calls (stacks, accumulation, unbroadcast, vjp
+  functions) are what makes this work: each has rules of its own.
+"""
+import math
+
+import numpy as np
+import pytest
+
+import transpile
+from oracle import sympy_hessian
+from test_numpy_programs import CASES as NUMPY_CASES
+from test_programs_sympy import PROGRAMS
+
+RNG = np.random.default_rng(11)
+
+
+def _wrt(fn, wrt, args):
+    """Indices of the differentiable parameters among wrt (floats and lists of floats)."""
+    params = list(fn.__code__.co_varnames[:fn.__code__.co_argcount])
+    items = wrt if isinstance(wrt, tuple) else (wrt,)
+    idx = [w if isinstance(w, int) else params.index(w) for w in items]
+    return [i for i in idx if isinstance(args[i], float) or (
+        isinstance(args[i], (list, tuple)) and all(isinstance(t, float) for t in args[i]))]
+
+
+def _direction(x, k):
+    if isinstance(x, (list, tuple)):
+        return [0.5 - 0.3 * j + 0.1 * k for j in range(len(x))]
+    return 0.75 - 0.5 * k
+
+
+def _flat(values):
+    out = []
+    for v in values:
+        out += list(v) if isinstance(v, (list, tuple, np.ndarray)) else [v]
+    return np.array(out, dtype=float)
+
+
+@pytest.mark.parametrize("fn,wrt,points", PROGRAMS, ids=[p[0].__name__ for p in PROGRAMS])
+def test_hvp_forward_over_reverse_matches_sympy_hessian(fn, wrt, points):
+    args = points[0]
+    idx = _wrt(fn, wrt, args)
+    if not idx:
+        pytest.skip("no float parameter to differentiate")
+    H = np.array(sympy_hessian(fn, args, tuple(idx)))
+    vs = tuple(_direction(args[i], k) for k, i in enumerate(idx))
+    got = transpile.hvp(fn, wrt=tuple(idx))(*args, v=vs)
+    np.testing.assert_allclose(_flat(got), H @ _flat(vs), rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("fn,wrt,points", PROGRAMS, ids=[p[0].__name__ for p in PROGRAMS])
+def test_grad_of_grad_reverse_over_reverse_matches_sympy(fn, wrt, points):
+    args = points[0]
+    idx = [i for i in _wrt(fn, wrt, args) if isinstance(args[i], float)]
+    if not idx:
+        pytest.skip("no float parameter")
+    i = idx[0]
+    H = sympy_hessian(fn, args, (i,))
+    second = transpile.grad(transpile.grad(fn, wrt=i))
+    assert second(*args) == pytest.approx(H[0][0], rel=1e-8, abs=1e-10)
+
+
+def _central_hvp(f, args, i, v, h=1e-5):
+    hi, lo = list(args), list(args)
+    hi[i], lo[i] = args[i] + h * v, args[i] - h * v
+    g = transpile.grad(f, wrt=i)
+    return (np.asarray(g(*hi)) - np.asarray(g(*lo))) / (2 * h)
+
+
+# programs using a function whose reverse rule has no derivative rule of its own yet
+NO_SECOND_ORDER = {"reductions": "numpy.var", "linear_algebra": "numpy.linalg.inv",
+                   "cholesky_logdet": "numpy.linalg.cholesky", "shapes_more": "numpy.std"}
+
+
+@pytest.mark.parametrize("f, make, wrt", NUMPY_CASES, ids=[c[0].__name__ for c in NUMPY_CASES])
+def test_numpy_hvp_against_differences_of_gradients(f, make, wrt):
+    args = list(make())
+    i = wrt[0]
+    x = args[i]
+    v = RNG.normal(size=np.shape(x)) if hasattr(x, "shape") else 0.7
+    if f.__name__ in NO_SECOND_ORDER:
+        with pytest.raises(transpile.TranspileError) as info:
+            transpile.hvp(f, wrt=i)(*args, v=v)
+        msg = str(info.value)
+        assert NO_SECOND_ORDER[f.__name__] in msg and "test_numpy_programs.py:" in msg
+        return
+    got = transpile.hvp(f, wrt=i)(*args, v=v)
+    expected = _central_hvp(f, args, i, v)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6 * (1 + np.abs(
+        expected).max()))
+
+
+def stacked(x, w):
+    """Branches inside a loop: the gradient code pushes and pops a stack."""
+    y = x
+    for i in range(6):
+        if y > 0.5:
+            y = math.sin(y) * w
+        else:
+            y = y * y + w
+    return y * x
+
+
+def test_hvp_modes_agree_and_show_generated_code():
+    a = transpile.hvp(stacked, wrt=(0, 1))(0.9, 1.3, v=(1.0, -0.5))
+    b = transpile.hvp(stacked, wrt=(0, 1), mode="reverse-over-forward")(0.9, 1.3,
+                                                                         v=(1.0, -0.5))
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+    H = np.array(sympy_hessian(stacked, (0.9, 1.3), (0, 1)))
+    np.testing.assert_allclose(a, H @ [1.0, -0.5], rtol=1e-10)
+    product = transpile.hvp(stacked, wrt=0)
+    product(0.9, 1.3, v=1.0)
+    src = product.source
+    assert "def grad_stacked(x, w)" in src and "def grad_stacked_tangent(" in src
+    assert "pop_tangent(" in src and "_stack1.pop()" in src
+
+
+def test_grad_of_grad_is_reverse_over_reverse_code():
+    second = transpile.grad(transpile.grad(stacked))
+    assert second(0.9, 1.3) == pytest.approx(sympy_hessian(stacked, (0.9, 1.3), 0)[0][0],
+                                             rel=1e-10)
+    src = second.source
+    assert "def grad_grad_stacked(x, w)" in src and "push_adjoint(" in src
+
+
+def tanh_layer(W, x):
+    return np.sum(np.tanh(W @ x) ** 2)
+
+
+def test_numpy_hessian_forward_over_reverse_is_symmetric_and_exact():
+    W, x = RNG.normal(size=(3, 2)), RNG.normal(size=2)
+    H = transpile.hessian(tanh_layer, wrt=0)(W, x)
+    assert H.shape == (3, 2, 3, 2)
+    np.testing.assert_allclose(H, H.transpose(2, 3, 0, 1), atol=1e-12)
+    for idx in np.ndindex(3, 2):
+        e = np.zeros((3, 2))
+        e[idx] = 1.0
+        np.testing.assert_allclose(H[(Ellipsis,) + idx], _central_hvp(tanh_layer, [W, x],
+                                                                      0, e),
+                                   rtol=1e-5, atol=1e-7)
+
+
+def spread(x, a):
+    return np.var(a * x) + x * x
+
+
+def test_second_derivative_without_a_rule_is_a_clear_error():
+    with pytest.raises(transpile.TranspileError, match="numpy.var"):
+        transpile.grad(transpile.grad(spread))(0.5, np.array([1.0, 2.0, 4.0]))
+
+
+def array_sum_loop(x, a):
+    """An array built in a loop from a scalar: list and array helpers in the gradient."""
+    acc = []
+    for k in range(4):
+        acc.append(np.sum(np.sin(a * x * k)))
+    return sum(acc) * x
+
+
+def test_grad_of_grad_through_numpy_and_lists():
+    a = np.array([0.3, -1.2, 2.0])
+    second = transpile.grad(transpile.grad(array_sum_loop))(0.7, a)
+    hv = transpile.hvp(array_sum_loop, wrt=0)(0.7, a, v=1.0)
+    g = transpile.grad(array_sum_loop)
+    h = 1e-5
+    fd = (g(0.7 + h, a) - g(0.7 - h, a)) / (2 * h)
+    assert second == pytest.approx(fd, rel=1e-6)
+    assert hv == pytest.approx(second, rel=1e-10)

@@ -1,0 +1,209 @@
+"""Rules for what generated derivative code calls, so that it can be differentiated again.
+
+Gradient code calls a few runtime helpers (accumulation into list and array adjoints,
+`unbroadcast`, stack-like lists) and the vjp functions of NumPy rules. Each gets a rule here,
+through the same `defvjp` door as every primitive:
+
+* forward mode (Hessian-vector products as forward over reverse): every one of them is
+  *multilinear*: linear in the adjoints it moves around, constant (or locally constant) in
+  the values it reads shapes, indices and masks from. `multilinear=[groups]` says which
+  argument positions; the tangent is the function applied to the tangents.
+* reverse mode (grad of grad): vjp functions for the helpers, written for their copying
+  variants (`runtime.COPYING`), which derivative code uses when it is built to be
+  differentiated in reverse mode again.
+
+NumPy vjp functions ``vjp(g, ans, *args)`` are linear in g. For a linear primitive (sum,
+reshape, concatenate, take...) they do not depend on the values of args; for a piecewise
+linear one (max, sort, clip, median) only through a mask that is locally constant; for a
+multilinear one (dot, matmul, outer, einsum...) vjp_i is linear in g and in each operand other
+than i. Other primitives (var, solve, det, norm...) have no second-order rule yet: a clear
+error names them.
+"""
+import numpy as np
+
+from .registry import defvjp, lookup, _RULES
+from .. import runtime as R
+from ..runtime import _is_zero
+
+ENV = {"np": np}
+
+
+def _helper(fn, *vjps, multilinear, params):
+    defvjp(fn, *vjps, multilinear=multilinear, params=params, name=f"transpile.runtime.{fn.__name__}",
+           env=ENV)
+
+
+def _part(g, k):
+    """Entry k of the adjoint of a tuple result (the whole adjoint may be a plain 0.0)."""
+    if _is_zero(g):
+        return 0.0
+    return g[k]
+
+
+def _unless_zero(x, value):
+    """No adjoint (0.0) for a zero adjoint (a constant placeholder), else value()."""
+    return 0.0 if _is_zero(x) else value()
+
+
+def _broadcast_like(G, g):
+    """The adjoint of g from the adjoint G of unbroadcast(g, like): G spread back out."""
+    shape = getattr(g, "shape", None)
+    if shape is None or _is_zero(G):
+        return G
+    G = np.asarray(G)
+    return G if G.shape == shape else np.array(np.broadcast_to(G, shape))
+
+
+def _sum_list(G):
+    total = 0.0
+    for v in G:
+        total = R.add(total, v)
+    return total
+
+
+def _take_item_vjp(G, ans, adj, index):
+    g0, g1 = _part(G, 0), _part(G, 1)
+    if _is_zero(adj) or (_is_zero(g0) and _is_zero(g1)):
+        return 0.0
+    out = R.zeros_like(adj) if _is_zero(g1) else R._own_copy(g1)
+    if isinstance(out, list) and _is_zero(g0):
+        g0 = R.zeros_like(out[index])
+    out[index] = g0
+    return out
+
+
+def _pop_adjoint_vjp(G, ans, adj, value):
+    g0, g1 = _part(G, 0), _part(G, 1)
+    rest = R.zeros_like(ans[1]) if _is_zero(g1) else list(g1)
+    return rest + [g0 if not _is_zero(g0) else R.zeros_like(ans[0])]
+
+
+def _push_adjoint_vjps():
+    def d_adj(G, ans, adj, value, g):
+        return _unless_zero(adj, lambda: 0.0 if _is_zero(G) else list(G[:-1]))
+
+    def d_g(G, ans, adj, value, g):
+        return _part(G, -1)
+    return d_adj, d_g
+
+
+# --- runtime helpers -------------------------------------------------------------------
+for _add_at in (R.add_at, R.add_at_copy):
+    _helper(_add_at,
+            lambda G, ans, adj, value, index, g: _unless_zero(adj, lambda: G),
+            None, None,
+            lambda G, ans, adj, value, index, g: _unless_zero(
+                g, lambda: R.unbroadcast(R.item(G, index), g)),
+            multilinear=[(0, 3)], params="adj, value, index, g")
+for _take in (R.take_item, R.take_item_copy):
+    _helper(_take, _take_item_vjp, None, multilinear=[(0,)], params="adj, index")
+for _pop in (R.pop_adjoint, R.pop_adjoint_copy):
+    _helper(_pop, _pop_adjoint_vjp, None, multilinear=[(0,)], params="adj, value")
+for _push in (R.push_adjoint, R.push_adjoint_copy):
+    _helper(_push, _push_adjoint_vjps()[0], None, _push_adjoint_vjps()[1],
+            multilinear=[(0, 2)], params="adj, value, g")
+_helper(R.add,
+        lambda G, ans, a, b: _unless_zero(a, lambda: G),
+        lambda G, ans, a, b: _unless_zero(b, lambda: G),
+        multilinear=[(0, 1)], params="a, b")
+_helper(R.item,
+        lambda G, ans, adj, index: 0.0 if _is_zero(adj) or _is_zero(G) else R.add_at(
+            0.0, adj, index, G),
+        None, multilinear=[(0,)], params="adj, index")
+_helper(R.add_to_each,
+        lambda G, ans, adj, value, g: _unless_zero(adj, lambda: G),
+        None,
+        lambda G, ans, adj, value, g: 0.0 if _is_zero(G) else _sum_list(G),
+        multilinear=[(0, 2)], params="adj, value, g")
+_helper(R.unbroadcast, lambda G, ans, g, like: _broadcast_like(G, g), None,
+        multilinear=[(0,)], params="g, like")
+_helper(R.snapshot, lambda G, ans, value: G, multilinear=[(0,)], params="value")
+# forward-mode list helpers (tangent code differentiated forward again)
+_helper(R.copy_tangent, lambda G, ans, t: G, multilinear=[(0,)], params="t")
+_helper(R.sum_tangent, lambda G, ans, t, value: 0.0 if _is_zero(t) else [G for _ in t],
+        None, multilinear=[(0,)], params="t, value")
+defvjp(R.pop_tangent, None, multilinear=[(0,)], params="t", env=ENV,
+       name="transpile.runtime.pop_tangent",
+       unavailable="reverse mode over forward-mode code that pops from a list")
+for _fn in (R.zeros_like, R.sign, R.argmax, R.argmin, R.argbest):
+    defvjp(_fn, zero=True, name=f"transpile.runtime.{_fn.__name__}", env=ENV)
+
+
+# --- NumPy vjp functions -----------------------------------------------------------------
+LINEAR = [
+    np.sum, np.mean, np.nansum, np.nanmean, np.cumsum, np.nancumsum, np.trace, np.diagonal,
+    np.diag, np.diagflat, np.tril, np.triu, np.fliplr, np.flipud, np.rot90, np.reshape,
+    np.expand_dims, np.squeeze, np.ravel, np.copy, np.asarray, np.asanyarray,
+    np.ascontiguousarray, np.asfortranarray, np.array, np.ndarray.flatten, np.ndarray.ravel,
+    np.ndarray.copy, np.ndarray.astype, np.ndarray.view, np.ndarray.item,
+    np.ndarray.tolist, np.transpose, np.ndarray.transpose, np.swapaxes, np.moveaxis,
+    np.rollaxis, np.atleast_1d, np.atleast_2d, np.atleast_3d, np.concatenate, np.hstack,
+    np.vstack, np.dstack, np.column_stack, np.stack, np.split, np.array_split, np.hsplit,
+    np.vsplit, np.dsplit, np.tile, np.repeat, np.flip, np.roll, np.broadcast_to, np.take,
+    np.take_along_axis, np.delete, np.resize, np.compress, np.extract, np.pad, np.insert,
+    np.append, np.choose, np.select, np.broadcast_arrays, np.meshgrid, np.block,
+    np.real, np.negative, np.positive, np.where,
+]
+PIECEWISE_LINEAR = [np.max, np.min, np.amax, np.amin, np.nanmax, np.nanmin, np.ptp,
+                    np.median, np.sort, np.partition, np.clip]
+MULTILINEAR = [np.dot, np.matmul, np.outer, np.inner, np.tensordot, np.vdot, np.kron,
+               np.cross, np.convolve, np.correlate, np.einsum]
+for _name in ("permute_dims", "matrix_transpose", "unstack", "row_stack", "matvec", "vecmat",
+              "vecdot", "cumulative_sum"):
+    if hasattr(np, _name):
+        (MULTILINEAR if _name in ("matvec", "vecmat", "vecdot") else LINEAR).append(
+            getattr(np, _name))
+for _name in ("matmul", "outer", "tensordot", "cross", "vecdot", "diagonal", "trace",
+              "matrix_transpose"):
+    if hasattr(np.linalg, _name):
+        (LINEAR if _name in ("diagonal", "trace", "matrix_transpose") else MULTILINEAR).append(
+            getattr(np.linalg, _name))
+
+
+def _operand_positions(fn, rule, nargs):
+    """vjp argument positions (g, ans, *args) of the operands of a multilinear fn."""
+    start = 3 if fn is np.einsum else 2             # einsum(subscripts, *operands)
+    count = (nargs if nargs is not None else len(rule.vjps)) - (1 if fn is np.einsum else 0)
+    if fn not in (np.einsum,):
+        count = 2
+    return list(range(start, start + count))
+
+
+def _register_vjp_rules():
+    """Forward-mode rules for the vjp functions of linear and multilinear primitives."""
+    kinds = {}
+    for fn in LINEAR + PIECEWISE_LINEAR:
+        kinds[fn] = "linear"
+    for fn in MULTILINEAR:
+        kinds[fn] = "multilinear"
+    for (fn, nargs), rule in list(_RULES.items()):
+        try:
+            kind = kinds.get(fn)
+        except TypeError:
+            continue
+        if not rule.vjps:
+            continue
+        for i, vjp in enumerate(rule.vjps):
+            if vjp is None or lookup(vjp) is not None:
+                continue
+            if kind is None:
+                defvjp(vjp, None, name=f"the reverse rule of {rule.name}", params=None,
+                       env=ENV, unavailable=(
+                           f"second derivatives through {rule.name} are not available yet "
+                           "(its reverse rule has no derivative rule of its own)"))
+                continue
+            if kind == "linear":
+                groups = [(0,)]
+            else:
+                operands = _operand_positions(fn, rule, nargs)
+                own = (i + 2) if fn is not np.einsum else (i + 2)
+                groups = [(0,)] + [(p,) for p in operands if p != own]
+            r = defvjp(vjp, None, multilinear=groups, name=f"the reverse rule of {rule.name}",
+                   params=None, env=ENV, unavailable=(
+                       f"reverse mode over the reverse rule of {rule.name} is not available "
+                       "(grad of grad through it); transpile.hvp and transpile.hessian "
+                       "(forward over reverse) handle it"))
+            r.zero_tangent_ok = False
+
+
+_register_vjp_rules()
