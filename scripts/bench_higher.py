@@ -2,8 +2,9 @@
 
     python scripts/bench_higher.py [--repeats 11]
 
-An HVP here is reverse mode over the generated forward-mode code; the Hessian of n inputs
-is n HVPs (forward-over... reverse over forward, column by column).
+An HVP is forward mode over the generated gradient code (forward over reverse, the
+default) or reverse mode over the generated tangent code (reverse over forward); both are
+timed. The Hessian of n inputs is n forward-over-reverse HVPs, column by column.
 """
 import argparse
 import math
@@ -45,13 +46,15 @@ def main():
         ("euler-500 (k)", euler, (2.0, 1.0, 0.0), 0, 1.0, 1),
         ("mlp W1 (8x6 = 48)", mlp_loss, (W1, W2, X, Y), 0, rng.normal(size=W1.shape), 48),
     ]
-    print(f"{'workload':<22} {'gradient':>10} {'hvp':>10} {'hvp/grad':>9} "
-          f"{'hessian':>10} {'hessian/hvp':>12}")
+    print(f"{'workload':<22} {'gradient':>10} {'hvp f/r':>10} {'hvp/grad':>9} "
+          f"{'hvp r/f':>10} {'hvp/grad':>9} {'hessian':>10} {'hessian/hvp':>12}")
     for name, f, args, wrt, v, n in cases:
         g = transpile.grad(f, wrt=wrt)
         hv = transpile.hvp(f, wrt=wrt)
+        hv2 = transpile.hvp(f, wrt=wrt, mode="reverse-over-forward")
         H = transpile.hessian(f, wrt=wrt)
-        calls = [lambda: g(*args), lambda: hv(*args, v=v), lambda: H(*args)]
+        calls = [lambda: g(*args), lambda: hv(*args, v=v), lambda: hv2(*args, v=v),
+                 lambda: H(*args)]
         for c in calls:
             c()
         numbers = []
@@ -64,8 +67,9 @@ def main():
         for _ in range(opts.repeats):
             for i, c in enumerate(calls):
                 times[i].append(per_call(c, numbers[i]))
-        tg, th, tH = (statistics.median(t) for t in times)
+        tg, th, th2, tH = (statistics.median(t) for t in times)
         print(f"{name:<22} {tg * 1e6:>8.1f}us {th * 1e6:>8.1f}us {th / tg:>8.2f}x "
+              f"{th2 * 1e6:>8.1f}us {th2 / tg:>8.2f}x "
               f"{tH * 1e6:>8.1f}us {tH / th:>11.1f}x (n = {n})")
 
 

@@ -125,6 +125,23 @@ _helper(R.sum_tangent, lambda G, ans, t, value: 0.0 if _is_zero(t) else [G for _
 defvjp(R.pop_tangent, None, multilinear=[(0,)], params="t", env=ENV,
        name="transpile.runtime.pop_tangent",
        unavailable="reverse mode over forward-mode code that pops from a list")
+
+
+def _unless_zero_vjp(k):
+    """Adjoint of argument k of fn in unless_zero(t, fn, *args): fn's own reverse rule."""
+    def vjp(G, ans, t, fn, *args, **kwargs):
+        if _is_zero(t) or _is_zero(G):
+            return 0.0
+        rule = lookup(fn, len(args))
+        if rule is None or rule.vjps is None or rule.vjps[k] is None:
+            raise NotImplementedError(f"no reverse rule for {fn!r} inside unless_zero")
+        return rule.vjps[k](G, ans, *args, **kwargs)
+    return vjp
+
+
+defvjp(R.unless_zero, None, None, *[_unless_zero_vjp(k) for k in range(8)],
+       params="t, fn, " + ", ".join(f"a{k}" for k in range(8)), env=ENV,
+       name="transpile.runtime.unless_zero")
 for _fn in (R.zeros_like, R.sign, R.argmax, R.argmin, R.argbest):
     defvjp(_fn, zero=True, name=f"transpile.runtime.{_fn.__name__}", env=ENV)
 
