@@ -13,6 +13,7 @@ import copy
 
 from . import algebra
 from . import astutil as A
+from .analysis import walk_body
 from .transform import Transform
 
 
@@ -31,6 +32,14 @@ class ForwardTransform(Transform):
     def __init__(self, norm, analysis, env):
         super().__init__(norm, analysis, env)
         self.linear, self.bilinear = _linear_and_bilinear()
+        # lists made once from `[]` (tapes, stacks, accumulators): their tangent is a real
+        # list from the start, updated with plain list operations instead of helpers
+        self.real_lists = {
+            st.targets[0].id for st, _ in walk_body(norm.body)
+            if isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Name)
+            and isinstance(st.value, ast.List) and not st.value.elts
+            and analysis.sites.get(st.targets[0].id) == 1
+            and st.targets[0].id not in analysis.params}
 
     def run(self):
         return self.block(self.norm.body)
@@ -74,14 +83,20 @@ class ForwardTransform(Transform):
     # --- assignments -------------------------------------------------------------------
     def assign(self, s, t, value):
         if A.get_tag(value, "special") == "method" and self.is_stack_pop(value):
+            base = value.func.value.id
             popped = ast.Call(func=A.load(self.env.helper("pop_tangent")),
-                              args=[A.load(self.d(value.func.value.id))], keywords=[])
+                              args=[A.load(self.d(base))], keywords=[])
+            if base in self.real_lists:
+                popped = ast.Call(func=ast.Attribute(value=A.load(self.d(base)), attr="pop",
+                                                     ctx=ast.Load()), args=[], keywords=[])
             if t not in self.an.active:
                 return [ast.Expr(value=popped), s]
             return [A.assign(self.d(t), popped), s]
         if t not in self.an.active:
             return [s]
         dt = self.d(t)
+        if t in self.real_lists and isinstance(value, ast.List):
+            return [s, A.assign(dt, ast.List(elts=[], ctx=ast.Load()))]
         if not self.active(value):
             return [s, A.assign(dt, A.const(0.0))]
         special = A.get_tag(value, "special")
@@ -110,6 +125,13 @@ class ForwardTransform(Transform):
         self.check_keywords(n, rule)
         self.check_not_list_arithmetic(n, args)
         fn = rule.fn
+        if rule.jvp is not None:
+            tangents = [self.tangent(a) for a in args]
+            jvp = self.env.bind(f"{_short_name(rule.name)}_jvp", rule.jvp)
+            return ast.Call(func=A.load(jvp), args=[ast.List(
+                elts=[t if t is not None else A.const(None) for t in tangents],
+                ctx=ast.Load())] + [copy.deepcopy(a) for a in args],
+                keywords=copy.deepcopy(getattr(n, "keywords", [])))
         if rule.unavailable is not None and rule.multilinear is None:
             raise self.error(rule.unavailable, n)
         if rule.multilinear is not None:
@@ -198,6 +220,9 @@ class ForwardTransform(Transform):
             base = v.value.id
             if base not in self.an.active:
                 return None
+            if base in self.real_lists:
+                return ast.Subscript(value=A.load(self.d(base)), slice=copy.deepcopy(v.slice),
+                                     ctx=ast.Load())
             return ast.Call(func=A.load(h("item")), args=[A.load(self.d(base)),
                                                            A.index_value(v.slice)],
                             keywords=[])
@@ -288,6 +313,10 @@ class ForwardTransform(Transform):
             tv = A.load(self.d(arg.id)) if isinstance(arg, ast.Name) and \
                 arg.id in self.an.active else A.const(0.0)
             dbase = self.d(base.id)
+            if base.id in self.real_lists:
+                return [s, ast.Expr(value=ast.Call(func=ast.Attribute(
+                    value=A.load(dbase), attr="append", ctx=ast.Load()), args=[tv],
+                    keywords=[]))]
             return [s, A.assign(dbase, ast.Call(
                 func=A.load(self.env.helper("append_tangent")),
                 args=[A.load(dbase), A.load(base.id), tv], keywords=[]))]

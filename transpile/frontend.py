@@ -44,8 +44,8 @@ class Unit:
         if self.filename in SOURCE_MAPS:      # generated code: point at the user's line
             user_file, lines = SOURCE_MAPS[self.filename]
             if lines.get(lineno) is not None:
-                return TranspileError(message + f" (in the derivative code of {self.name})",
-                                      user_file, lines[lineno], self.name)
+                return TranspileError(message, user_file, lines[lineno],
+                                      f"the derivative code {self.node.name}")
         return TranspileError(message, self.filename, lineno, self.name)
 
     def lookup(self, name):

@@ -17,13 +17,14 @@ from . import astutil as A
 IN_PLACE_HELPERS = {"add_at", "take_item", "pop_adjoint"}
 
 
-def run(stmts):
+def run(stmts, pure=frozenset()):
+    """All passes; `pure`: names of side-effect-free functions (see `pure_calls`)."""
     stmts = _propagate_constants(stmts)
     stmts = _zero_first_writes(stmts, set(), _updated_in_place(stmts))
     stmts = _merge_accumulations(stmts)
     stmts = _dead_tail(stmts)
     stmts = _inline_single_use(stmts)
-    stmts = _common_subexpressions(stmts)
+    stmts = _common_subexpressions(stmts, pure)
     stmts = _dead_tail(stmts)
     return stmts
 
@@ -216,9 +217,10 @@ def _inline_single_use(stmts):
 PURE_MODULES = ("math", "numpy", "cmath")
 
 
-def _cse_candidate(e):
+def _cse_candidate(e, pure=frozenset()):
     """A side-effect-free expression worth computing once: arithmetic, slices of names and
-    calls of math/NumPy functions (`math.sin`, `np.exp`), at least one operation."""
+    calls of math/NumPy functions (`math.sin`, `np.exp`, or a name in `pure` such as a
+    hoisted `sin`), at least one operation."""
     if not isinstance(e, (ast.BinOp, ast.UnaryOp, ast.Call, ast.Subscript)):
         return False
     for n in ast.walk(e):
@@ -227,6 +229,8 @@ def _cse_candidate(e):
             if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) \
                     and f.value.id in ("np", "numpy", "math"):
                 continue
+            if isinstance(f, ast.Name) and f.id in pure:
+                continue
             return False
         if isinstance(n, (ast.Lambda, ast.NamedExpr, ast.Await, ast.Yield, ast.IfExp,
                           ast.ListComp, ast.Dict, ast.List, ast.Tuple, ast.Set)):
@@ -234,7 +238,7 @@ def _cse_candidate(e):
     return True
 
 
-def _common_subexpressions(stmts):
+def _common_subexpressions(stmts, pure=frozenset()):
     """In straight-line stretches, an expression computed twice from unchanged names is
     computed once: `a = sin(x*x+1); b = cos(x*x+1)` -> `_c = x*x+1; a = sin(_c); ...`.
     Any statement other than `name = expr` (a call, an element write, a loop) ends the
@@ -253,7 +257,7 @@ def _common_subexpressions(stmts):
             seen = {}
             for i, s in enumerate(run):
                 for n in ast.walk(s.value):
-                    if isinstance(n, ast.expr) and _cse_candidate(n):
+                    if isinstance(n, ast.expr) and _cse_candidate(n, pure):
                         seen.setdefault(ast.dump(n), []).append((i, n))
             for key, places in sorted(seen.items(), key=lambda kv: -len(kv[0])):
                 idxs = sorted({i for i, _ in places})
@@ -316,6 +320,24 @@ def _dead_tail(stmts):
 
 
 HOISTED_MODULES = {"math", "cmath"}      # scalar code, where a lookup per call shows
+
+
+def pure_calls(stmts, namespace, local_names):
+    """Names called in stmts that refer to functions of the math module (a hoisted `sin`
+    in derivative code that is differentiated again): safe to compute once."""
+    import math
+    out = set()
+    for s in stmts:
+        for n in ast.walk(s):
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) \
+                    and n.func.id not in local_names:
+                name = n.func.id
+                obj = namespace.bindings.get(name) if name in namespace.bindings else \
+                    namespace.unit.lookup(name)
+                if getattr(obj, "__module__", None) == "math" or obj is getattr(
+                        math, name, None):
+                    out.add(name)
+    return out
 
 
 def hoist_module_functions(stmts, namespace, local_names):

@@ -318,7 +318,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         body += A.parse_stmts(f"return {value}, {out}" if kind == "value_and_grad"
                               else f"return {out}")
         if options["optimize"]:
-            body = optimize.run(body)
+            body = optimize.run(body, optimize.pure_calls(body, env, local_names))
             body = optimize.hoist_module_functions(body, env, local_names)
         if options["simplify"] and all_scalar:
             body = optimize.simplify_scalar(body, set(names.adjoints.values()))
@@ -352,7 +352,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     bbody += rev
     bbody += A.parse_stmts("return (" + ", ".join(grads) + ",)")
     if options["optimize"]:
-        bbody = optimize.run(bbody)
+        bbody = optimize.run(bbody, optimize.pure_calls(bbody, env, local_names))
         bbody = optimize.hoist_module_functions(bbody, env, local_names)
         fbody = optimize.hoist_module_functions(fbody, env, local_names)
     if options["simplify"] and all_scalar:
@@ -411,7 +411,7 @@ def _assemble_jvp(unit, norm, an, env, names, active, compiled, options, local_n
     else:
         body += A.parse_stmts(f"return {result}, {out}")
     if options["optimize"]:
-        body = optimize.run(body)
+        body = optimize.run(body, optimize.pure_calls(body, env, local_names))
         body = optimize.hoist_module_functions(body, env, local_names)
     args = copy.deepcopy(unit.node.args)
     for t in tangents:                       # keyword-only, default 0.0 (no tangent)

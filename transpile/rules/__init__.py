@@ -1,10 +1,11 @@
 """Derivative rules: one registry, one short entry per primitive.
 
-`registry.py` holds the door (`defvjp`, `lookup`); `scalar.py` registers Python's operators,
-`math` and the numeric builtins (most partial derivatives derived by sympy from a table of
-name pairs); `containers.py` handles lists and tuples.
+`registry.py` holds the door (`defvjp`, `defjvp`, `lookup`); `scalar.py` registers Python's
+operators, `math` and the numeric builtins (most partial derivatives derived by sympy from a
+table of name pairs); `numpy_.py` NumPy; `derivative_code.py` what generated derivative code
+calls (runtime helpers, NumPy vjp functions), so that it can be differentiated again.
 """
-from .registry import defvjp, lookup, supported, Rule  # noqa: F401
+from .registry import defvjp, defjvp, lookup, supported, Rule  # noqa: F401
 from . import scalar  # noqa: F401  (registers the built-in rules)
 try:
     from . import numpy_  # noqa: F401  (NumPy rules)

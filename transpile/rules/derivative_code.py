@@ -16,12 +16,13 @@ NumPy vjp functions ``vjp(g, ans, *args)`` are linear in g. For a linear primiti
 reshape, concatenate, take...) they do not depend on the values of args; for a piecewise
 linear one (max, sort, clip, median) only through a mask that is locally constant; for a
 multilinear one (dot, matmul, outer, einsum...) vjp_i is linear in g and in each operand other
-than i. Other primitives (var, solve, det, norm...) have no second-order rule yet: a clear
-error names them.
+than i. var, std, inv, det, slogdet and solve have forward rules written out (`defjvp`);
+other primitives (cholesky, norm, prod...) have no second-order rule yet: a clear error names
+them.
 """
 import numpy as np
 
-from .registry import defvjp, lookup, _RULES
+from .registry import defjvp, defvjp, lookup, _RULES
 from .. import runtime as R
 from ..runtime import _is_zero
 
@@ -224,3 +225,131 @@ def _register_vjp_rules():
 
 
 _register_vjp_rules()
+
+
+# --- forward rules for the reverse rules of a few nonlinear NumPy functions ---------------
+# tangents[k] is the tangent of the k-th argument of vjp(g, ans, a, ...), None if constant.
+def _t(tangents, k):
+    return tangents[k] if k < len(tangents) and not _is_zero(tangents[k]) else None
+
+
+def _plus(*terms):
+    out = 0.0
+    for term in terms:
+        if term is not None:
+            out = out + term
+    return out
+
+
+def _matT(x):
+    return np.swapaxes(np.asarray(x), -1, -2)
+
+
+def _var_vjp_jvp(vjp):
+    """var's vjp 2 (a - mean a) / den * g is bilinear in (g, a)."""
+    def jvp(tangents, g, ans, a, *args, **kw):
+        dg, da = _t(tangents, 0), _t(tangents, 2)
+        return _plus(None if dg is None else vjp(dg, ans, a, *args, **kw),
+                     None if da is None else vjp(g, ans, da, *args, **kw))
+    return jvp
+
+
+def _std_vjp_jvp(vjp):
+    """std's vjp (a - mean a) / (den s) * g, s = ans: bilinear in (g, a) over s."""
+    def jvp(tangents, g, ans, a, *args, **kw):
+        dg, dans, da = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
+        terms = [None if dg is None else vjp(dg, ans, a, *args, **kw),
+                 None if da is None else vjp(g, ans, da, *args, **kw)]
+        if dans is not None and not _is_zero(g):
+            s = np.asarray(ans)
+            ratio = np.where(s == 0, 0.0, np.asarray(dans) / np.where(s == 0, 1.0, s))
+            terms.append(-vjp(np.asarray(g) * ratio, ans, a, *args, **kw))
+        return _plus(*terms)
+    return jvp
+
+
+def _inv_vjp_jvp(tangents, g, ans, a):
+    """-A^-T g A^-T with A^-1 = ans."""
+    dg, dans = _t(tangents, 0), _t(tangents, 1)
+    Ai = _matT(ans)
+    terms = [None if dg is None else -(Ai @ np.asarray(dg) @ Ai)]
+    if dans is not None:
+        dAi, G = _matT(dans), np.asarray(g)
+        terms.append(-(dAi @ G @ Ai + Ai @ G @ dAi))
+    return _plus(*terms)
+
+
+def _dinv(a, da):
+    """Tangent of inv(a)."""
+    ai = np.linalg.inv(np.asarray(a))
+    return -(ai @ np.asarray(da) @ ai)
+
+
+def _det_vjp_jvp(tangents, g, ans, a):
+    """(g det a) inv(a)^T."""
+    dg, dans, da = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
+    A = np.asarray(a)
+    scale = np.asarray(g) * np.asarray(ans)
+    dscale = _plus(None if dg is None else np.asarray(dg) * np.asarray(ans),
+                   None if dans is None else np.asarray(g) * np.asarray(dans))
+    inv_T = _matT(np.linalg.inv(A))
+    out = np.asarray(dscale)[..., None, None] * inv_T
+    if da is not None:
+        out = out + scale[..., None, None] * _matT(_dinv(A, da))
+    return out
+
+
+def _slogdet_vjp_jvp(tangents, g, ans, a):
+    """g_logdet inv(a)^T (the sign carries no derivative)."""
+    dg, da = _t(tangents, 0), _t(tangents, 2)
+    gl = 0.0 if _is_zero(g) else g[1]
+    dgl = None if dg is None else dg[1]
+    A = np.asarray(a)
+    out = 0.0
+    if dgl is not None and not _is_zero(dgl):
+        out = np.asarray(dgl)[..., None, None] * _matT(np.linalg.inv(A))
+    if da is not None and not _is_zero(gl):
+        out = out + np.asarray(gl)[..., None, None] * _matT(_dinv(A, da))
+    return out
+
+
+def _solve_gb_jvp(tangents, g, a, b):
+    """(gb, tangent of gb) for gb = solve(a^T, g) (vectors as columns)."""
+    dg, da = _t(tangents, 0), _t(tangents, 2)
+    A = np.asarray(a)
+    vec = np.ndim(b) == 1
+    G = np.asarray(g)[..., None] if vec else np.asarray(g)
+    gb = np.linalg.solve(_matT(A), G)
+    dgb = 0.0
+    if dg is not None:
+        dgb = dgb + np.linalg.solve(_matT(A), np.asarray(dg)[..., None] if vec else dg)
+    if da is not None:
+        dgb = dgb - np.linalg.solve(_matT(A), _matT(da) @ gb)
+    return gb, dgb, vec
+
+
+def _solve_vjp_b_jvp(tangents, g, ans, a, b):
+    gb, dgb, vec = _solve_gb_jvp(tangents, g, a, b)
+    return dgb[..., 0] if vec and not _is_zero(dgb) else dgb
+
+
+def _solve_vjp_a_jvp(tangents, g, ans, a, b):
+    """-gb x^T with x = ans."""
+    gb, dgb, vec = _solve_gb_jvp(tangents, g, a, b)
+    dx = _t(tangents, 1)
+    X = np.asarray(ans)[..., None] if vec else np.asarray(ans)
+    out = 0.0 if _is_zero(dgb) else -(dgb @ _matT(X))
+    if dx is not None:
+        dX = np.asarray(dx)[..., None] if vec else np.asarray(dx)
+        out = out - gb @ _matT(dX)
+    return out
+
+
+for _fn, _make in ((np.var, _var_vjp_jvp), (np.std, _std_vjp_jvp)):
+    _vjp = lookup(_fn).vjps[0]
+    defjvp(_vjp, _make(_vjp))
+defjvp(lookup(np.linalg.inv).vjps[0], _inv_vjp_jvp)
+defjvp(lookup(np.linalg.det).vjps[0], _det_vjp_jvp)
+defjvp(lookup(np.linalg.slogdet).vjps[0], _slogdet_vjp_jvp)
+defjvp(lookup(np.linalg.solve).vjps[0], _solve_vjp_a_jvp)
+defjvp(lookup(np.linalg.solve).vjps[1], _solve_vjp_b_jvp)

@@ -32,6 +32,7 @@ class Rule:
         # positions (jointly within a group) and constant in the others, so its tangent
         # is the sum over groups of fn with that group's arguments replaced by tangents
         self.multilinear = multilinear
+        self.jvp = None                    # jvp(tangents, *args, **kw): forward mode
         self.zero_tangent_ok = True        # fn accepts 0.0 for a zero (multilinear) argument
         self.unavailable = unavailable     # no derivative through fn (why), except
                                            # forward mode by `multilinear` where given
@@ -106,6 +107,18 @@ def defvjp(fn, *derivatives, params=None, nargs=None, name=None, zero=False, env
                 vjps=list(derivatives) if calls else None,
                 env=env, zero=zero, derive=derive, multilinear=multilinear, unavailable=unavailable)
     _RULES[_key(fn, nargs)] = rule
+    return rule
+
+
+def defjvp(fn, jvp, nargs=None):
+    """Register the forward-mode derivative of ``fn``: ``jvp(tangents, *args, **kwargs)``
+    returns the tangent of ``fn(*args, **kwargs)``; ``tangents`` has one entry per positional
+    argument, None where that argument carries no tangent. ``fn`` needs a rule (defvjp)
+    already; forward mode then uses this function instead of its own derivation."""
+    rule = _RULES.get(_key(fn, nargs))
+    if rule is None:
+        raise ValueError(f"defjvp: register {fn!r} with defvjp first")
+    rule.jvp = jvp
     return rule
 
 
