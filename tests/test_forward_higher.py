@@ -183,3 +183,21 @@ def test_forward_mode_decorator_shows_tangent_code():
     assert t == pytest.approx(transpile.grad(loop_branch)(0.3, 0.7), rel=1e-12)
     src = f.source
     assert "def loop_branch_jvp(x, w, *, dx=0.0)" in src and "_push" not in src
+
+
+def reduce_max(x, w):
+    return np.sum(np.max(x * w, axis=1) ** 2) + np.min(x, axis=0, keepdims=True).sum() \
+        + np.amax(x) * 2.0
+
+
+def test_forward_mode_of_max_min_reductions():
+    """max/min have a forward rule (averaging the tangent over the maximal elements)."""
+    x = RNG.normal(size=(4, 3))
+    x[2, 1] = x[2, 0]                                  # a tie inside one reduced row
+    w = RNG.normal(size=3)
+    v = RNG.normal(size=x.shape)
+    value, t = transpile.jvp(reduce_max, (x, w), (v, None))
+    g = transpile.grad(reduce_max)(x, w)
+    assert t == pytest.approx(float(np.sum(g * v)), rel=1e-10)
+    from transpile.api import jvp_source
+    assert "max_jvp(" in jvp_source(reduce_max, (x, w), (v, None))

@@ -42,7 +42,7 @@ import math
 
 import numpy as np
 
-from .registry import defvjp
+from .registry import defjvp, defvjp, lookup
 from ..runtime import unbroadcast
 
 ENV = {"np": np, "math": math}
@@ -367,6 +367,25 @@ for _fn in (np.max, np.min, np.amax, np.amin):
     _def(_fn, _extremum_vjp(), None, params="a, axis")
 _def(np.nanmax, _extremum_vjp(True), None, params="a, axis")
 _def(np.nanmin, _extremum_vjp(True), None, params="a, axis")
+
+
+def _extremum_jvp(fn, vjp):
+    """Forward mode of a max/min reduction: the tangent averaged over the elements that
+    attain the extremum (the vjp of ones gives those weights)."""
+    def jvp(tangents, a, axis=None, out=None, keepdims=np._NoValue, **kw):
+        da = tangents[0]
+        if _is_zero(da):
+            return 0.0
+        ans = fn(a, axis=axis, keepdims=keepdims, **kw)
+        weights = vjp(np.ones(np.shape(ans)), ans, a, axis, keepdims=keepdims, **kw)
+        t = np.sum(np.asarray(weights) * np.asarray(da), axis=axis, keepdims=_kd(keepdims))
+        return float(t) if not isinstance(ans, np.ndarray) else t
+    return jvp
+
+
+for _fn in (np.max, np.min, np.amax, np.amin, np.nanmax, np.nanmin):
+    _rule = lookup(_fn)
+    defjvp(_fn, _extremum_jvp(_fn, _rule.vjps[0]))
 
 
 def ptp_vjp(g, ans, a, axis=None, out=None, keepdims=np._NoValue):
