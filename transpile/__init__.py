@@ -9,12 +9,13 @@ The pipeline, one module per pass: frontend -> normalize -> analysis -> reverse 
 """
 from .errors import TranspileError
 from .api import differentiate, grad, value_and_grad, vjp, jvp, Differentiable
-from .rules import defvjp
+from .rules import defjvp, defvjp
 from . import rules
 from .hooks import grad_hook, stop_gradient
 from . import cache
 from .higher import hessian, hvp, jacobian
 
 __version__ = "0.1.0"
-__all__ = ["differentiate", "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "defvjp", "TranspileError",
+__all__ = ["differentiate", "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "defvjp", "defjvp",
+           "TranspileError",
            "Differentiable", "rules", "grad_hook", "stop_gradient"]
