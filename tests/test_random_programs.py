@@ -13,6 +13,7 @@ The oracle follows the concrete branches of the real execution, so no point
 needs to be excluded near branch boundaries.
 """
 import importlib.util
+import os
 import itertools
 import math
 
@@ -344,3 +345,22 @@ def test_fixed_generated_style_programs(progdir, k, x, y):
     f = load(FIXED[k], progdir)
     value, expected = sympy_value_and_grad(f, (x, y), wrt=(0, 1))
     assert_close(transpile.grad(f, wrt=(0, 1))(x, y), expected, rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=int(os.environ.get("SECOND_ORDER_EXAMPLES", 25)), deadline=None)
+@given(source=programs(), x=points, y=points)
+def test_random_program_second_derivatives(progdir, source, x, y):
+    """Hessians forward over reverse and grad(grad) reverse over reverse vs sympy."""
+    from oracle import sympy_hessian
+    f = load(source, progdir)
+    note(source)
+    assume(_plain_value_ok(f, x, y))
+    H = sympy_hessian(f, (x, y), (0, 1))
+    assume(all(math.isfinite(h) and abs(h) < 1e8 for row in H for h in row))
+    scale = 1.0 + max(abs(h) for row in H for h in row)
+    got = transpile.hessian(f, wrt=(0, 1))(x, y)
+    note("sympy Hessian: %r, transpile: %r" % (H, got))
+    for row_got, row in zip(got, H):
+        assert_close(tuple(row_got), tuple(row), rtol=1e-7, atol=1e-9 * scale)
+    second = transpile.grad(transpile.grad(f, wrt=0))(x, y)
+    assert_close(second, H[0][0], rtol=1e-7, atol=1e-9 * scale)
