@@ -101,9 +101,31 @@ class _NumbaPass(ast.NodeTransformer):
         self.means = means
 
     def run(self, fdef):
+        self._positional(fdef.args)
+        self._drop_unused_defs(fdef)
         self._placeholders(fdef)
         self._split_stack(fdef)
         return self.visit(fdef)
+
+    @staticmethod
+    def _positional(args):
+        """Keyword-only parameters without defaults (the free variables of a lifted nested
+        function) become positional ones after the others: numba has no keyword-only
+        parameters; callers pass them by name, which binds the same."""
+        if args.kwonlyargs and not args.defaults and all(d is None
+                                                         for d in args.kw_defaults):
+            args.args = args.args + args.kwonlyargs
+            args.kwonlyargs, args.kw_defaults = [], []
+
+    @staticmethod
+    def _drop_unused_defs(fdef):
+        """A nested def that nothing calls any more (its calls now go to the lifted
+        derivative functions) is left out: numba compiles no closure it cannot type."""
+        loaded = {n.id for n in ast.walk(fdef) if isinstance(n, ast.Name)
+                  and isinstance(n.ctx, ast.Load)}
+        for body in list(_bodies(fdef)):
+            body[:] = [s for s in body if not (isinstance(s, ast.FunctionDef)
+                                               and s.name not in loaded)] or [ast.Pass()]
 
     def _split_stack(self, fdef):
         """One stack per saved variable instead of one shared stack: each gets the type of
@@ -316,12 +338,18 @@ def dispatcher(fn):
     py.__defaults__ = fn.__defaults__
     compiled = numba.njit(py)
     _DISPATCHERS[fn] = compiled           # before the free names: recursion finds it
+    _BUILDING.add(fn)
     try:
         _bind_free_names(fn, fdef, namespace)
     except BaseException:
         del _DISPATCHERS[fn]
         raise
+    finally:
+        _BUILDING.discard(fn)
     return compiled
+
+
+_BUILDING = weakref.WeakSet()       # functions whose free names are being bound
 
 
 def _bind_free_names(fn, fdef, namespace):
@@ -337,6 +365,7 @@ def _bind_free_names(fn, fdef, namespace):
                 value = helpers[_REPLACED[value]]
             else:
                 _check_helper(fn, fdef, name, value)
+                _check_recursion(fn, fdef, name, value)
                 value = dispatcher(value)
         namespace[name] = value
 
@@ -417,6 +446,18 @@ def _check_helper(fn, fdef, name, value):
                              f"{value.__name__}() (adjoints of lists, tuples or arrays), "
                              f"which numba cannot compile; use jit=False for this function",
                              filename, lineno)
+
+
+def _check_recursion(fn, fdef, name, value):
+    """Derivative code of a recursive function passes tapes that nest without bound, a
+    type numba cannot infer (it would try for seconds, then fail): say so at once."""
+    if value in _BUILDING and hasattr(value, "__transpile_source__"):
+        node = next((n for n in ast.walk(fdef) if isinstance(n, ast.Name) and n.id == name),
+                    fdef)
+        filename, lineno = _where(fn, getattr(node, "lineno", fdef.lineno))
+        raise TranspileError("jit=True: the derivative code of a recursive function "
+                             "passes tapes nested without bound, which numba cannot type; "
+                             "use jit=False for this function", filename, lineno)
 
 
 def _where(fn, lineno):
