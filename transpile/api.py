@@ -165,6 +165,11 @@ class GradientFunction:
         try:
             value, g = compiled.function(*args, **kwargs)
         except Exception as exc:
+            if self.jit:
+                from .jit import call_failure
+                failure = call_failure(exc, self.fn)
+                if failure is not None:
+                    raise failure from None
             raise annotate(exc)
         if value.__class__ is not float and not _is_scalar(value):
             raise TypeError(f"grad of {self.fn.__qualname__}: the function returned a "

@@ -63,32 +63,23 @@ class JitCompiled:
 
 
 def compiled_for(compiled, fn):
-    """The JitCompiled of a value_and_grad Compiled (built once, then cached)."""
+    """The JitCompiled of a value_and_grad Compiled (built once, then cached): its
+    `.function` is the numba dispatcher (numba compiles on the first call per types)."""
     jitted = _JITTED.get(compiled)
     if jitted is None:
-        jitted = JitCompiled(compiled, JitFunction(compiled.function, fn))
+        jitted = JitCompiled(compiled, dispatcher(compiled.function))
         _JITTED[compiled] = jitted
     return jitted
 
 
-class JitFunction:
-    """Calls the numba dispatcher; numba's compile errors become one TranspileError."""
-
-    def __init__(self, generated, user_fn):
-        numba = numba_module()
-        self._errors = numba.core.errors.NumbaError
-        self.generated = generated
-        self.user_fn = user_fn
-        self.dispatcher = dispatcher(generated)
-        self.__name__ = generated.__name__
-
-    def __call__(self, *args, **kwargs):
-        try:
-            return self.dispatcher(*args, **kwargs)
-        except Exception as exc:
-            if isinstance(exc, self._errors) or type(exc).__module__.startswith("numba"):
-                raise compile_error(exc, self.user_fn) from None
-            raise                      # raised by the compiled code itself (e.g. 1 / 0)
+def call_failure(exc, user_fn):
+    """For an exception out of a jitted call: the TranspileError to raise instead when it
+    is numba failing to compile, None when the compiled code raised it (e.g. 1 / 0)."""
+    numba = numba_module()
+    if isinstance(exc, numba.core.errors.NumbaError) or type(exc).__module__.startswith(
+            "numba"):
+        return compile_error(exc, user_fn)
+    return None
 
 
 # --- the numba pass ------------------------------------------------------------------------
