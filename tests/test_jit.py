@@ -152,6 +152,35 @@ def test_jit_error_names_the_user_line():
     assert re.search(r"test_jit\.py:%d\b" % line, str(info.value)), str(info.value)
 
 
+def test_jit_numpy_rules_are_a_clear_error():
+    _numba()
+    np = pytest.importorskip("numpy")
+
+    def f(x):
+        return np.sum(np.sin(x) * x)  # NumPy rule
+
+    with pytest.raises(transpile.TranspileError,
+                       match=r"test_jit\.py:%d: .*sum_vjp\(\) \(NumPy derivative rule\)"
+                             % (f.__code__.co_firstlineno + 1)):
+        transpile.grad(f, jit=True)(np.ones(3))
+
+
+def test_jit_defaults_and_keywords():
+    _numba()
+
+    def f(x, w=0.7, *, c=0.5):
+        y = x
+        for i in range(5):
+            y = math.sin(y) * w + c * y
+        return y
+
+    g = transpile.grad(f, wrt=(0, 1), jit=True)
+    plain = transpile.grad(f, wrt=(0, 1))
+    assert_close(g(0.3), plain(0.3), rtol=1e-12)
+    assert_close(g(0.3, w=0.9), plain(0.3, w=0.9), rtol=1e-12)
+    assert_close(g(0.3), sympy_grad(f, (0.3, 0.7), (0, 1)), rtol=RTOL)
+
+
 def test_jit_not_for_second_derivatives():
     _numba()
     with pytest.raises(transpile.TranspileError, match="grad\\(grad"):

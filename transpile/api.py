@@ -130,7 +130,7 @@ class _Specialized:
                                                   _kinds(self.fn, args, kwargs))
             if self.jit:
                 from . import jit
-                compiled = jit.compiled_for(compiled, self.fn)
+                compiled = jit.compiled_for(compiled)
             self.variants[key] = compiled
         self.last = compiled
         return compiled

@@ -5,14 +5,20 @@ Used by ``grad(f, jit=True)``, ``value_and_grad(f, jit=True)`` and
 module compiles a copy of it:
 
 1. Parse the generated source (or, for a plain Python function it calls, the function's
-   own source) and apply the numba pass: ``for t in reversed(xs)`` becomes a loop over
-   indices (numba has no ``reversed``); everything else is plain scalar Python that numba
-   takes as it is (lists used as tapes and stacks, ``range`` objects, math calls).
+   own source) and apply the numba pass (`_NumbaPass`): one typed stack per saved
+   variable instead of the shared ``_stack`` (numba lists hold one type), typed
+   placeholders instead of ``v = None`` for variables saved before their first
+   assignment, nested defs that nothing calls any more left out, lifted free variables
+   made positional parameters (numba has no keyword-only ones), ``math.log(x, base)``
+   spelled out. Everything else is plain scalar Python that numba takes as it is (lists
+   as tapes, ``range`` objects, math calls, bound ``append``/``pop`` aliases).
 2. Bind every free name as a global of a fresh module dictionary: numba treats globals
    as compile-time constants, so helpers such as ``sin`` (math.sin) cost no lookup. The
    objects come from the function's closure cells and globals, resolved once here.
    Python functions among them (runtime helpers like ``sign``, derivatives of called
-   functions, the user's own helpers) are compiled the same way, recursively.
+   functions, the user's own helpers) are compiled the same way, recursively. What numba
+   lacks gets a stand-in (`_helpers`): ``reversed`` of lists and ranges, the scalar case
+   of ``unbroadcast``.
 3. ``numba.njit`` the result. Numba compiles on the first call for each combination of
    argument types; what it cannot compile (NumPy vjp helpers, lists of arrays, arbitrary
    Python objects) raises one `TranspileError` naming numba's reason and the user's
@@ -56,18 +62,27 @@ def numba_module():
 class JitCompiled:
     """The jitted counterpart of one pipeline.Compiled gradient (same `.source`)."""
 
-    def __init__(self, compiled, function):
-        self.compiled = compiled
+    def __init__(self, function, source):
         self.function = function
-        self.source = compiled.source
+        self.source = source
 
 
-def compiled_for(compiled, fn):
+def compiled_for(compiled):
     """The JitCompiled of a value_and_grad Compiled (built once, then cached): its
     `.function` is the numba dispatcher (numba compiles on the first call per types)."""
     jitted = _JITTED.get(compiled)
     if jitted is None:
-        jitted = JitCompiled(compiled, dispatcher(compiled.function))
+        try:
+            function = dispatcher(compiled.function)
+        except TranspileError:
+            raise
+        except Exception as exc:          # not expected: still one clear error
+            unit = compiled.unit
+            raise TranspileError(f"jit=True: cannot prepare the derivative code for numba "
+                                 f"({type(exc).__name__}: {exc}); use jit=False for this "
+                                 f"function", unit.filename, unit.node.lineno,
+                                 unit.name) from exc
+        jitted = JitCompiled(function, compiled.source)
         _JITTED[compiled] = jitted
     return jitted
 
@@ -92,21 +107,10 @@ class _NumbaPass(ast.NodeTransformer):
         self.means = means
 
     def run(self, fdef):
-        self._positional(fdef.args)
         self._drop_unused_defs(fdef)
         self._placeholders(fdef)
         self._split_stack(fdef)
         return self.visit(fdef)
-
-    @staticmethod
-    def _positional(args):
-        """Keyword-only parameters without defaults (the free variables of a lifted nested
-        function) become positional ones after the others: numba has no keyword-only
-        parameters; callers pass them by name, which binds the same."""
-        if args.kwonlyargs and not args.defaults and all(d is None
-                                                         for d in args.kw_defaults):
-            args.args = args.args + args.kwonlyargs
-            args.kwonlyargs, args.kw_defaults = [], []
 
     @staticmethod
     def _drop_unused_defs(fdef):
@@ -314,7 +318,10 @@ def dispatcher(fn):
         raise TranspileError(f"jit=True: {fn.__qualname__} is not a def statement "
                              "(lambdas are not compiled)")
     fdef.decorator_list = []
+    fdef.args.defaults = []               # the function's own evaluated defaults are set
+    fdef.args.kw_defaults = [None] * len(fdef.args.kwonlyargs)     # on the copy below
     _NumbaPass(lambda name: _lookup(fn, name)).run(fdef)
+    defaults = _positional(fn, fdef)
     ast.fix_missing_locations(tree)
     if filename is None:                 # generated: its own name, registered below
         filename = f"<transpile jit {fn.__name__} #{next(_COUNTER)}>"
@@ -326,7 +333,7 @@ def dispatcher(fn):
                  **_helpers()}
     exec(compile(tree, filename, "exec"), namespace)
     py = namespace[fdef.name]
-    py.__defaults__ = fn.__defaults__
+    py.__defaults__ = defaults
     compiled = numba.njit(py)
     _DISPATCHERS[fn] = compiled           # before the free names: recursion finds it
     _BUILDING.add(fn)
@@ -341,6 +348,27 @@ def dispatcher(fn):
 
 
 _BUILDING = weakref.WeakSet()       # functions whose free names are being bound
+
+
+def _positional(fn, fdef):
+    """Keyword-only parameters become positional ones after the others (numba has none);
+    callers pass them by name, which binds the same. Returns the defaults of the result
+    (the function's own evaluated ones; the copy's default expressions were removed)."""
+    args = fdef.args
+    defaults = fn.__defaults__ or ()
+    if args.kwonlyargs:
+        kwdefaults = fn.__kwdefaults__ or {}
+        names = [a.arg for a in args.kwonlyargs]
+        if all(n in kwdefaults for n in names):
+            defaults += tuple(kwdefaults[n] for n in names)
+        elif defaults or kwdefaults:
+            filename, lineno = _where(fn, fdef.lineno)
+            raise TranspileError("jit=True: numba has no keyword-only parameters, and these "
+                                 "cannot become positional ones (some have defaults, some "
+                                 "not); use jit=False for this function", filename, lineno)
+        args.args = args.args + args.kwonlyargs
+        args.kwonlyargs, args.kw_defaults = [], []
+    return defaults or None
 
 
 def _bind_free_names(fn, fdef, namespace):
@@ -426,17 +454,21 @@ def _helpers():
 
 
 def _check_helper(fn, fdef, name, value):
-    """transpile's list/array helpers are Python-object code: a clear error up front."""
+    """transpile's list/array helpers and NumPy rules are Python-object code: a clear
+    error up front."""
     from . import runtime
-    if (getattr(value, "__module__", None) == runtime.__name__
-            and value.__name__ not in _JITTABLE_RUNTIME):
+    module = getattr(value, "__module__", None) or ""
+    if module == runtime.__name__ and value.__name__ in _JITTABLE_RUNTIME:
+        return
+    if module.split(".")[0] == __name__.split(".")[0]:
         node = next((n for n in ast.walk(fdef) if isinstance(n, ast.Name) and n.id == name),
                     fdef)
         filename, lineno = _where(fn, getattr(node, "lineno", fdef.lineno))
-        raise TranspileError(f"jit=True: the derivative code calls transpile's helper "
-                             f"{value.__name__}() (adjoints of lists, tuples or arrays), "
-                             f"which numba cannot compile; use jit=False for this function",
-                             filename, lineno)
+        what = ("NumPy derivative rule" if module.startswith(__package__ + ".rules")
+                else "helper for adjoints of lists, tuples or arrays")
+        raise TranspileError(f"jit=True: the derivative code calls transpile's "
+                             f"{value.__name__}() ({what}), which numba cannot compile; "
+                             f"use jit=False for this function", filename, lineno)
 
 
 def _check_recursion(fn, fdef, name, value):
