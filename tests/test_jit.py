@@ -90,12 +90,36 @@ def branchy_while(x, w):
     return y * math.tanh(w)
 
 
+def helper_steps(y, w):
+    for i in range(4):
+        if y > 1.0:
+            y = y * w - math.sin(y)
+        else:
+            y = y + w * i
+    return y
+
+
+def calls_helper_in_loop(x, w):
+    s = x
+    for k in range(3):
+        s = helper_steps(s, w) * 0.5
+    return s
+
+
+def calls_helper_twice(x, w):
+    return helper_steps(x, w) * helper_steps(w, x)
+
+
 @pytest.mark.parametrize("fn,args,wrt,exact", [
+    (calls_helper_in_loop, (0.4, 0.9), (0, 1), True),     # points away from the jumps
+    (calls_helper_in_loop, (1.5, 1.2), (0, 1), True),     # of the branch
+    (calls_helper_twice, (0.3, 1.7), (0, 1), True),
     (recurrence, (0.3, 0.7), (0, 1), True),
     (euler, (2.0, 1.0, 0.0), (0, 1, 2), False),    # linear: differences are accurate
     (branchy_while, (0.4, 1.2), (0, 1), True),
     (branchy_while, (3.0, 0.9), (0, 1), True),
-], ids=["recurrence", "euler", "branchy_while-a", "branchy_while-b"])
+], ids=["helper_in_loop-a", "helper_in_loop-b", "helper_twice", "recurrence", "euler",
+        "branchy_while-a", "branchy_while-b"])
 def test_jit_workloads_against_oracles(fn, args, wrt, exact):
     _numba()
     value, got = transpile.value_and_grad(fn, wrt=wrt, jit=True)(*args)

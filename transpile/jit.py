@@ -91,10 +91,22 @@ def call_failure(exc, user_fn):
     """For an exception out of a jitted call: the TranspileError to raise instead when it
     is numba failing to compile, None when the compiled code raised it (e.g. 1 / 0)."""
     numba = numba_module()
-    if isinstance(exc, numba.core.errors.NumbaError) or type(exc).__module__.startswith(
-            "numba"):
+    if (isinstance(exc, numba.core.errors.NumbaError)
+            or type(exc).__module__.startswith(("numba", "llvmlite"))
+            or _while_compiling(exc)):
         return compile_error(exc, user_fn)
     return None
+
+
+def _while_compiling(exc):
+    """Raised inside numba's compiler (an internal error), not by the compiled code."""
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name == "compile_extra" and "numba" in code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 # --- the numba pass ------------------------------------------------------------------------
@@ -108,6 +120,7 @@ class _NumbaPass(ast.NodeTransformer):
 
     def run(self, fdef):
         self._drop_unused_defs(fdef)
+        self._drop_dead_nones(fdef)
         self._placeholders(fdef)
         self._split_stack(fdef)
         return self.visit(fdef)
@@ -192,6 +205,32 @@ class _NumbaPass(ast.NodeTransformer):
                 func=ast.Name(id="_jit_prefix", ctx=ast.Load()),
                 args=[sub.value, sub.slice.upper], keywords=[]), sub)
         return node
+
+    @staticmethod
+    def _drop_dead_nones(fdef):
+        """``v = None`` that a later top-level assignment overwrites before anything
+        mentions v is left out (a None would make v's type optional)."""
+        body = fdef.body
+        dead = []
+        for k, stmt in enumerate(body):
+            if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                    and isinstance(stmt.targets[0], ast.Name)
+                    and isinstance(stmt.value, ast.Constant) and stmt.value.value is None):
+                continue
+            name = stmt.targets[0].id
+            for later in body[k + 1:]:
+                mentions = [n for n in ast.walk(later)
+                            if isinstance(n, ast.Name) and n.id == name]
+                if not mentions:
+                    continue
+                if (isinstance(later, ast.Assign) and len(later.targets) == 1
+                        and isinstance(later.targets[0], ast.Name)
+                        and later.targets[0].id == name
+                        and not any(isinstance(n, ast.Name) and n.id == name
+                                    for n in ast.walk(later.value))):
+                    dead.append(stmt)
+                break
+        body[:] = [s for s in body if s not in dead]
 
     def _placeholders(self, fdef):
         """``v = None`` (a variable saved before its first assignment) gets a value of the
@@ -305,8 +344,12 @@ def _source_of(fn):
     return textwrap.dedent("".join(lines)), fn.__code__.co_filename, start
 
 
-def dispatcher(fn):
-    """numba.njit of a copy of fn (generated or plain Python), free names as constants."""
+def dispatcher(fn, entry=True):
+    """numba.njit of a copy of fn (generated or plain Python), free names as constants.
+
+    entry=False: only called from other jitted code, so no CPython wrapper (numba cannot
+    build one for some argument types that jitted callers pass fine, such as tapes holding
+    lists)."""
     found = _DISPATCHERS.get(fn)
     if found is not None:
         return found
@@ -334,7 +377,7 @@ def dispatcher(fn):
     exec(compile(tree, filename, "exec"), namespace)
     py = namespace[fdef.name]
     py.__defaults__ = defaults
-    compiled = numba.njit(py)
+    compiled = numba.njit(py, no_cpython_wrapper=not entry)
     _DISPATCHERS[fn] = compiled           # before the free names: recursion finds it
     _BUILDING.add(fn)
     try:
@@ -385,7 +428,7 @@ def _bind_free_names(fn, fdef, namespace):
             else:
                 _check_helper(fn, fdef, name, value)
                 _check_recursion(fn, fdef, name, value)
-                value = dispatcher(value)
+                value = dispatcher(value, entry=False)
         namespace[name] = value
 
 
