@@ -5,7 +5,8 @@
     f.grad(0.3, 0.7); f.value_and_grad(...); f.vjp(...); print(f.source)
 
 The pipeline, one module per pass: frontend -> normalize -> analysis -> reverse -> emit
-(orchestrated and cached by pipeline); rules/ holds the derivative rules.
+(orchestrated and cached by pipeline); rules/ holds the derivative rules; jit.py is the
+optional numba backend (jit=True).
 """
 from .errors import TranspileError
 from .api import differentiate, grad, value_and_grad, vjp, jvp, Differentiable

@@ -2,6 +2,7 @@
 
 `wrt` names the parameters to differentiate with respect to: an index, a name, or a tuple
 of them (then a tuple of gradients comes back). Default: the first parameter.
+`jit=True` runs the generated gradient compiled by numba (see jit.py).
 """
 import functools
 import inspect
@@ -110,8 +111,8 @@ def _kinds(fn, args, kwargs):
 class _Specialized:
     """Compiled variants of one gradient, one per kind of arguments (scalar/array/list)."""
 
-    def __init__(self, fn, names):
-        self.fn, self.names = fn, names
+    def __init__(self, fn, names, jit=False):
+        self.fn, self.names, self.jit = fn, names, jit
         self.variants = {}
         self.last = None
 
@@ -127,6 +128,9 @@ class _Specialized:
                         f"{name}.astype(float))")
             compiled = pipeline.gradient_function(self.fn, self.names,
                                                   _kinds(self.fn, args, kwargs))
+            if self.jit:
+                from . import jit
+                compiled = jit.compiled_for(compiled)
             self.variants[key] = compiled
         self.last = compiled
         return compiled
@@ -142,11 +146,15 @@ class _Specialized:
 class GradientFunction:
     """What grad / value_and_grad return: call it like f; `.source` shows generated code."""
 
-    def __init__(self, f, wrt, with_value):
+    def __init__(self, f, wrt, with_value, jit=False):
         fn = _function(f)
         names, many = _wrt_names(fn, wrt)
+        if jit:
+            from .jit import numba_module
+            numba_module()                   # a clear error now when numba is missing
         self.fn, self.names, self.many, self.with_value = fn, names, many, with_value
-        self.variants = _Specialized(fn, names)
+        self.jit = bool(jit)
+        self.variants = _Specialized(fn, names, self.jit)
         functools.update_wrapper(self, fn)
         self.__name__ = ("value_and_grad_" if with_value else "grad_") + fn.__name__
         self._lookup = self.variants.variants.get
@@ -157,6 +165,11 @@ class GradientFunction:
         try:
             value, g = compiled.function(*args, **kwargs)
         except Exception as exc:
+            if self.jit:
+                from .jit import call_failure
+                failure = call_failure(exc, self.fn)
+                if failure is not None:
+                    raise failure from None
             raise annotate(exc)
         if value.__class__ is not float and not _is_scalar(value):
             raise TypeError(f"grad of {self.fn.__qualname__}: the function returned a "
@@ -171,7 +184,8 @@ class GradientFunction:
 
     @property
     def source(self):
-        """Generated source of the most recently used variant (all-scalar before a call)."""
+        """Generated source of the most recently used variant (all-scalar before a call);
+        with jit=True too, the Python that numba compiles (before its numba pass)."""
         return self.variants.default_source()
 
     @property
@@ -180,19 +194,25 @@ class GradientFunction:
         return self.variants.last.function
 
 
-def value_and_grad(f, wrt=0):
-    """Return a function computing ``(f(*args), df/dwrt)`` from generated code."""
-    return GradientFunction(f, wrt, True)
+def value_and_grad(f, wrt=0, jit=False):
+    """Return a function computing ``(f(*args), df/dwrt)`` from generated code.
+
+    ``jit=True``: the generated code is compiled with numba (the ``jit`` extra)."""
+    return GradientFunction(f, wrt, True, jit)
 
 
-def grad(f, wrt=0):
+def grad(f, wrt=0, jit=False):
     """Return a function computing the gradient of scalar-valued f w.r.t. ``wrt``.
 
-    ``grad(grad(f))`` of a function of one scalar gives its second derivative."""
+    ``grad(grad(f))`` of a function of one scalar gives its second derivative.
+    ``jit=True``: the generated code is compiled with numba (the ``jit`` extra)."""
     if isinstance(f, GradientFunction):
+        if jit:
+            raise TranspileError("jit=True is not available for grad(grad(f)); "
+                                 "use jit=False")
         from .higher import second_derivative
         return second_derivative(f)
-    return GradientFunction(f, wrt, False)
+    return GradientFunction(f, wrt, False, jit)
 
 
 def vjp(f, *args, wrt=0, **kwargs):
@@ -269,12 +289,16 @@ def jvp_source(f, args, tangents):
 class Differentiable:
     """A function with derivative methods: ``f(x)``, ``f.grad(x)``, ``f.vjp(x)``, ``f.source``."""
 
-    def __init__(self, fn, wrt=0, mode="reverse"):
+    def __init__(self, fn, wrt=0, mode="reverse", jit=False):
         if mode not in ("reverse", "forward"):
             raise TranspileError(f"mode={mode!r}: use 'reverse' or 'forward'")
+        if jit:
+            from .jit import numba_module
+            numba_module()                   # a clear error now when numba is missing
         self.__transpile_function__ = fn
         self.wrt = wrt
         self.mode = mode
+        self.jit = bool(jit)
         functools.update_wrapper(self, fn)
         self._vg = None
 
@@ -283,7 +307,7 @@ class Differentiable:
 
     def _value_and_grad(self):
         if self._vg is None:
-            self._vg = value_and_grad(self.__transpile_function__, self.wrt)
+            self._vg = value_and_grad(self.__transpile_function__, self.wrt, self.jit)
         return self._vg
 
     def grad(self, *args, **kwargs):
@@ -317,8 +341,11 @@ class Differentiable:
         return f"<differentiable {self.__transpile_function__.__qualname__}>"
 
 
-def differentiate(fn=None, *, wrt=0, mode="reverse"):
-    """Decorator: ``@differentiate`` or ``@differentiate(wrt=("x", "w"))``."""
+def differentiate(fn=None, *, wrt=0, mode="reverse", jit=False):
+    """Decorator: ``@differentiate`` or ``@differentiate(wrt=("x", "w"))``.
+
+    ``jit=True``: ``.grad`` and ``.value_and_grad`` run the generated code compiled with
+    numba (``.source`` still shows the generated Python; vjp/jvp stay plain Python)."""
     if fn is None:
-        return lambda f: Differentiable(f, wrt=wrt, mode=mode)
-    return Differentiable(fn, wrt=wrt, mode=mode)
+        return lambda f: Differentiable(f, wrt=wrt, mode=mode, jit=jit)
+    return Differentiable(fn, wrt=wrt, mode=mode, jit=jit)

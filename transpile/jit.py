@@ -1,0 +1,582 @@
+"""The optional numba backend: compile generated derivative code with ``numba.njit``.
+
+Used by ``grad(f, jit=True)``, ``value_and_grad(f, jit=True)`` and
+``@differentiate(jit=True)``. The generated Python stays what ``.source`` shows; this
+module compiles a copy of it:
+
+1. Parse the generated source (or, for a plain Python function it calls, the function's
+   own source) and apply the numba pass (`_NumbaPass`): one typed stack per saved
+   variable instead of the shared ``_stack`` (numba lists hold one type), typed
+   placeholders instead of ``v = None`` for variables saved before their first
+   assignment, nested defs that nothing calls any more left out, lifted free variables
+   made positional parameters (numba has no keyword-only ones), ``math.log(x, base)``
+   spelled out. Everything else is plain scalar Python that numba takes as it is (lists
+   as tapes, ``range`` objects, math calls, bound ``append``/``pop`` aliases).
+2. Bind every free name as a global of a fresh module dictionary: numba treats globals
+   as compile-time constants, so helpers such as ``sin`` (math.sin) cost no lookup. The
+   objects come from the function's closure cells and globals, resolved once here.
+   Python functions among them (runtime helpers like ``sign``, derivatives of called
+   functions, the user's own helpers) are compiled the same way, recursively. What numba
+   lacks gets a stand-in (`_helpers`): ``reversed`` of lists and ranges, the scalar case
+   of ``unbroadcast``.
+3. ``numba.njit`` the result. Numba compiles on the first call for each combination of
+   argument types; what it cannot compile (NumPy vjp helpers, lists of arrays, arbitrary
+   Python objects) raises one `TranspileError` naming numba's reason and the user's
+   file:line of the statement the failing code came from. There is no silent fallback to
+   the plain-Python gradient: a user who asked for jit=True learns that it did not apply.
+
+numba is an optional dependency (the ``jit`` extra); without it, asking for jit=True is a
+`TranspileError` that says how to install it.
+"""
+import ast
+import builtins
+import inspect
+import itertools
+import linecache
+import math
+import re
+import textwrap
+import types
+import weakref
+
+from .errors import TranspileError
+from .reverse import PUSH, POP, STACK
+
+INSTALL_HINT = "pip install 'transpile[jit]' (or pip install numba)"
+
+_COUNTER = itertools.count(1)
+_DISPATCHERS = weakref.WeakKeyDictionary()     # Python function -> numba dispatcher
+_JITTED = weakref.WeakKeyDictionary()          # pipeline.Compiled -> JitCompiled
+
+
+def numba_module():
+    """The numba module, or a TranspileError saying how to install it."""
+    try:
+        import numba
+    except ImportError as exc:
+        raise TranspileError(f"jit=True needs the optional package numba, which is not "
+                             f"installed ({exc}); install it with {INSTALL_HINT}") from None
+    return numba
+
+
+class JitCompiled:
+    """The jitted counterpart of one pipeline.Compiled gradient (same `.source`)."""
+
+    def __init__(self, function, source):
+        self.function = function
+        self.source = source
+
+
+def compiled_for(compiled):
+    """The JitCompiled of a value_and_grad Compiled (built once, then cached): its
+    `.function` is the numba dispatcher (numba compiles on the first call per types)."""
+    jitted = _JITTED.get(compiled)
+    if jitted is None:
+        try:
+            function = dispatcher(compiled.function)
+        except TranspileError:
+            raise
+        except Exception as exc:          # not expected: still one clear error
+            unit = compiled.unit
+            raise TranspileError(f"jit=True: cannot prepare the derivative code for numba "
+                                 f"({type(exc).__name__}: {exc}); use jit=False for this "
+                                 f"function", unit.filename, unit.node.lineno,
+                                 unit.name) from exc
+        jitted = JitCompiled(function, compiled.source)
+        _JITTED[compiled] = jitted
+    return jitted
+
+
+def call_failure(exc, user_fn):
+    """For an exception out of a jitted call: the TranspileError to raise instead when it
+    is numba failing to compile, None when the compiled code raised it (e.g. 1 / 0)."""
+    numba = numba_module()
+    if (isinstance(exc, numba.core.errors.NumbaError)
+            or type(exc).__module__.startswith(("numba", "llvmlite"))
+            or _while_compiling(exc)):
+        return compile_error(exc, user_fn)
+    return None
+
+
+def _while_compiling(exc):
+    """Raised inside numba's compiler (an internal error), not by the compiled code."""
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name == "compile_extra" and "numba" in code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+# --- the numba pass ------------------------------------------------------------------------
+
+class _NumbaPass(ast.NodeTransformer):
+    """Rewrites of generated (or user) Python into the subset numba compiles; `means(name)`
+    is the object a free name of the function refers to."""
+
+    def __init__(self, means):
+        self.means = means
+
+    def run(self, fdef):
+        self._drop_unused_defs(fdef)
+        self._drop_dead_nones(fdef)
+        self._placeholders(fdef)
+        self._split_stack(fdef)
+        return self.visit(fdef)
+
+    @staticmethod
+    def _drop_unused_defs(fdef):
+        """A nested def that nothing calls any more (its calls now go to the lifted
+        derivative functions) is left out: numba compiles no closure it cannot type."""
+        loaded = {n.id for n in ast.walk(fdef) if isinstance(n, ast.Name)
+                  and isinstance(n.ctx, ast.Load)}
+        for body in list(_bodies(fdef)):
+            body[:] = [s for s in body if not (isinstance(s, ast.FunctionDef)
+                                               and s.name not in loaded)] or [ast.Pass()]
+
+    def _split_stack(self, fdef):
+        """One stack per saved variable instead of one shared stack: each gets the type of
+        its variable (numba lists hold one type; a shared one would turn conditions and
+        loop counters into floats, or not compile with ranges on it). Same order: the
+        shared stack is LIFO, so is its restriction to one variable. Done only when every
+        push saves a variable and every pop restores one, in this function."""
+        setup = {}
+        pushed, popped = [], []
+        for n in ast.walk(fdef):
+            if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(
+                    n.targets[0], ast.Name) and n.targets[0].id in (STACK, PUSH, POP):
+                setup[n.targets[0].id] = n
+            elif isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
+                if n.func.id == PUSH:
+                    if len(n.args) != 1 or not isinstance(n.args[0], ast.Name):
+                        return
+                    pushed.append(n.args[0].id)
+                elif n.func.id == POP:
+                    popped.append(n)
+        if set(setup) != {STACK, PUSH, POP} or setup[STACK] not in fdef.body:
+            return
+        restores = {}
+        for n in ast.walk(fdef):
+            if isinstance(n, ast.Assign) and n.value in popped:
+                if len(n.targets) != 1 or not isinstance(n.targets[0], ast.Name):
+                    return
+                restores[id(n.value)] = n.targets[0].id
+        if len(restores) != len(popped) or set(restores.values()) != set(pushed):
+            return
+        stacks = {v: f"_jit_stack_{v}" for v in sorted(set(pushed))}
+        for n in ast.walk(fdef):
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
+                if n.func.id == PUSH:
+                    n.func = ast.Attribute(value=ast.Name(id=stacks[n.args[0].id],
+                                                          ctx=ast.Load()),
+                                           attr="append", ctx=ast.Load())
+                elif n.func.id == POP:
+                    n.func = ast.Attribute(value=ast.Name(id=stacks[restores[id(n)]],
+                                                          ctx=ast.Load()),
+                                           attr="pop", ctx=ast.Load())
+        k = fdef.body.index(setup[STACK])
+        fdef.body[k:k + 1] = [ast.copy_location(ast.parse(f"{s} = []").body[0], setup[STACK])
+                              for s in stacks.values()]
+        for name in (PUSH, POP):
+            for body in _bodies(fdef):
+                if setup[name] in body:
+                    body.remove(setup[name])
+
+    def _is(self, node, obj):
+        if isinstance(node, ast.Name):
+            return self.means(node.id) is obj
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            return getattr(self.means(node.value.id), node.attr, _MISSING) is obj
+        return False
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        if self._is(node.func, math.log) and len(node.args) == 2 and not node.keywords:
+            node.func = ast.copy_location(ast.Name(id="_jit_log", ctx=ast.Load()), node.func)
+        elif (self._is(node.func, builtins.reversed) and len(node.args) == 1
+                and isinstance(node.args[0], ast.Subscript)
+                and isinstance(node.args[0].slice, ast.Slice)
+                and node.args[0].slice.lower is None and node.args[0].slice.step is None
+                and node.args[0].slice.upper is not None):
+            # reversed(xs[:n]) -> reversed(_jit_prefix(xs, n)): numba slices no range
+            sub = node.args[0]
+            node.args[0] = ast.copy_location(ast.Call(
+                func=ast.Name(id="_jit_prefix", ctx=ast.Load()),
+                args=[sub.value, sub.slice.upper], keywords=[]), sub)
+        return node
+
+    @staticmethod
+    def _drop_dead_nones(fdef):
+        """``v = None`` that a later top-level assignment overwrites before anything
+        mentions v is left out (a None would make v's type optional)."""
+        body = fdef.body
+        dead = []
+        for k, stmt in enumerate(body):
+            if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                    and isinstance(stmt.targets[0], ast.Name)
+                    and isinstance(stmt.value, ast.Constant) and stmt.value.value is None):
+                continue
+            name = stmt.targets[0].id
+            for later in body[k + 1:]:
+                mentions = [n for n in ast.walk(later)
+                            if isinstance(n, ast.Name) and n.id == name]
+                if not mentions:
+                    continue
+                if (isinstance(later, ast.Assign) and len(later.targets) == 1
+                        and isinstance(later.targets[0], ast.Name)
+                        and later.targets[0].id == name
+                        and not any(isinstance(n, ast.Name) and n.id == name
+                                    for n in ast.walk(later.value))):
+                    dead.append(stmt)
+                break
+        body[:] = [s for s in body if s not in dead]
+
+    def _placeholders(self, fdef):
+        """``v = None`` (a variable saved before its first assignment) gets a value of the
+        variable's type instead: numba types lists and conditions, and a None would make
+        them optional. The value is never read (only restored over), so only its type
+        matters: False for conditions, 0 for loop variables, 0.0 for numbers; None stays
+        where the type is not clear (numba then says what it cannot type)."""
+        values, targets = {}, {}
+        for n in ast.walk(fdef):
+            if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+                for t in (n.targets if isinstance(n, ast.Assign) else [n.target]):
+                    if isinstance(t, ast.Name):
+                        values.setdefault(t.id, []).append(n.value)
+                    else:
+                        for m in ast.walk(t):
+                            if isinstance(m, ast.Name):
+                                targets[m.id] = "tuple"
+            elif isinstance(n, (ast.For, ast.comprehension)):
+                for m in ast.walk(n.target):
+                    if isinstance(m, ast.Name):
+                        targets.setdefault(m.id, "loop")
+        for stmt in fdef.body:
+            if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                    and isinstance(stmt.targets[0], ast.Name)
+                    and isinstance(stmt.value, ast.Constant) and stmt.value.value is None):
+                continue
+            name = stmt.targets[0].id
+            others = [v for v in values.get(name, []) if v is not stmt.value]
+            if targets.get(name) == "tuple" or any(self._opaque(v) for v in others):
+                continue
+            if others and all(self._boolean(v) for v in others):
+                stmt.value.value = False
+            elif others and all(self._is_range(v) for v in others):
+                stmt.value = ast.copy_location(ast.parse("range(0)", mode="eval").body,
+                                               stmt.value)
+            elif targets.get(name) == "loop":
+                stmt.value.value = 0
+            else:
+                stmt.value.value = 0.0
+
+    @staticmethod
+    def _boolean(v):
+        return (isinstance(v, ast.Compare)
+                or isinstance(v, ast.UnaryOp) and isinstance(v.op, ast.Not)
+                or isinstance(v, ast.Constant) and isinstance(v.value, bool)
+                or isinstance(v, ast.BoolOp) and all(_NumbaPass._boolean(x)
+                                                      for x in v.values))
+
+    def _is_range(self, v):
+        return isinstance(v, ast.Call) and self._is(v.func, range)
+
+    def _opaque(self, v):
+        """A value that is not a number or a condition (a range, tuple, list...)."""
+        if isinstance(v, (ast.Tuple, ast.List, ast.ListComp, ast.Dict, ast.Set)):
+            return True
+        return self._is_range(v)
+
+
+def _bodies(node):
+    for n in ast.walk(node):
+        for field in ("body", "orelse"):
+            body = getattr(n, field, None)
+            if isinstance(body, list):
+                yield body
+
+
+def _free_names(fdef):
+    """Names a function reads that it never binds (its globals/closure/builtins)."""
+    bound = {a.arg for a in ast.walk(fdef.args) if isinstance(a, ast.arg)}
+    loads = set()
+    for n in ast.walk(fdef):
+        if isinstance(n, ast.Name):
+            if isinstance(n.ctx, ast.Load):
+                loads.add(n.id)
+            else:
+                bound.add(n.id)
+        elif isinstance(n, (ast.FunctionDef, ast.Lambda)) and n is not fdef:
+            bound.update(a.arg for a in ast.walk(n.args) if isinstance(a, ast.arg))
+            if isinstance(n, ast.FunctionDef):
+                bound.add(n.name)
+    return sorted(loads - bound)
+
+
+_MISSING = object()
+
+
+def _lookup(fn, name):
+    """What a free name of fn means: its closure cell, its globals, then builtins."""
+    code = fn.__code__
+    if name in code.co_freevars and fn.__closure__:
+        cell = fn.__closure__[code.co_freevars.index(name)]
+        try:
+            return cell.cell_contents
+        except ValueError:
+            return _MISSING
+    if name in fn.__globals__:
+        return fn.__globals__[name]
+    return getattr(builtins, name, _MISSING)
+
+
+def _source_of(fn):
+    """(source text, file name for error messages, first line of the source in it)."""
+    source = getattr(fn, "__transpile_source__", None)
+    if source is not None:
+        return source, None, 1
+    try:
+        lines, start = inspect.getsourcelines(fn)
+    except (OSError, TypeError):
+        raise TranspileError(f"jit=True: cannot read the source of {fn.__qualname__}, "
+                             "which the derivative code calls") from None
+    return textwrap.dedent("".join(lines)), fn.__code__.co_filename, start
+
+
+def dispatcher(fn, entry=True):
+    """numba.njit of a copy of fn (generated or plain Python), free names as constants.
+
+    entry=False: only called from other jitted code, so no CPython wrapper (numba cannot
+    build one for some argument types that jitted callers pass fine, such as tapes holding
+    lists)."""
+    found = _DISPATCHERS.get(fn)
+    if found is not None:
+        return found
+    numba = numba_module()
+    source, filename, start = _source_of(fn)
+    tree = ast.parse(source)
+    fdef = tree.body[0]
+    if not isinstance(fdef, ast.FunctionDef):
+        raise TranspileError(f"jit=True: {fn.__qualname__} is not a def statement "
+                             "(lambdas are not compiled)")
+    fdef.decorator_list = []
+    fdef.args.defaults = []               # the function's own evaluated defaults are set
+    fdef.args.kw_defaults = [None] * len(fdef.args.kwonlyargs)     # on the copy below
+    _NumbaPass(lambda name: _lookup(fn, name)).run(fdef)
+    defaults = _positional(fn, fdef)
+    ast.fix_missing_locations(tree)
+    if filename is None:                 # generated: its own name, registered below
+        filename = f"<transpile jit {fn.__name__} #{next(_COUNTER)}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        _GENERATED[filename] = _where(fn, None)[0], fn.__transpile_lines__
+    else:
+        ast.increment_lineno(tree, start - 1)
+    namespace = {"__builtins__": builtins, "__name__": f"transpile_jit_{fn.__name__}",
+                 **_helpers()}
+    exec(compile(tree, filename, "exec"), namespace)
+    py = namespace[fdef.name]
+    py.__defaults__ = defaults
+    compiled = numba.njit(py, no_cpython_wrapper=not entry)
+    _DISPATCHERS[fn] = compiled           # before the free names: recursion finds it
+    _BUILDING.add(fn)
+    try:
+        _bind_free_names(fn, fdef, namespace)
+    except BaseException:
+        del _DISPATCHERS[fn]
+        raise
+    finally:
+        _BUILDING.discard(fn)
+    return compiled
+
+
+_BUILDING = weakref.WeakSet()       # functions whose free names are being bound
+
+
+def _positional(fn, fdef):
+    """Keyword-only parameters become positional ones after the others (numba has none);
+    callers pass them by name, which binds the same. Returns the defaults of the result
+    (the function's own evaluated ones; the copy's default expressions were removed)."""
+    args = fdef.args
+    defaults = fn.__defaults__ or ()
+    if args.kwonlyargs:
+        kwdefaults = fn.__kwdefaults__ or {}
+        names = [a.arg for a in args.kwonlyargs]
+        if all(n in kwdefaults for n in names):
+            defaults += tuple(kwdefaults[n] for n in names)
+        elif defaults or kwdefaults:
+            filename, lineno = _where(fn, fdef.lineno)
+            raise TranspileError("jit=True: numba has no keyword-only parameters, and these "
+                                 "cannot become positional ones (some have defaults, some "
+                                 "not); use jit=False for this function", filename, lineno)
+        args.args = args.args + args.kwonlyargs
+        args.kwonlyargs, args.kw_defaults = [], []
+    return defaults or None
+
+
+def _bind_free_names(fn, fdef, namespace):
+    helpers = _helpers()
+    for name in _free_names(fdef):
+        value = _lookup(fn, name)
+        if value is _MISSING:
+            continue                      # numba reports the unknown name, at its line
+        if name in helpers and value is _STANDS_FOR.get(name):
+            continue                      # the builtin numba lacks: keep the stand-in
+        if isinstance(value, types.FunctionType):
+            if value in _REPLACED:
+                value = helpers[_REPLACED[value]]
+            else:
+                _check_helper(fn, fdef, name, value)
+                _check_recursion(fn, fdef, name, value)
+                value = dispatcher(value, entry=False)
+        namespace[name] = value
+
+
+# --- stand-ins for what numba lacks ---------------------------------------------------------
+
+_STANDS_FOR = {"reversed": builtins.reversed}      # helper name -> the builtin it replaces
+_REPLACED = {}                                     # runtime helper -> helper name
+_HELPERS = {}
+_JITTABLE_RUNTIME = ("sign", "digamma")            # plain scalar code: compiled as it is
+
+
+def _helpers():
+    """Functions bound in every jitted module: numba versions of builtins it lacks
+    (`reversed` of lists and ranges) and of the scalar cases of runtime helpers."""
+    if _HELPERS:
+        return _HELPERS
+    numba = numba_module()
+    from numba.core import types as nt
+    from numba.extending import overload
+    from . import runtime
+
+    def jit_reversed(seq):
+        return builtins.reversed(seq)
+
+    @overload(jit_reversed)
+    def _reversed(seq):
+        if isinstance(seq, nt.RangeType):
+            def impl(seq):
+                n = len(seq)
+                return range(seq.start + (n - 1) * seq.step, seq.start - seq.step,
+                             -seq.step)
+            return impl
+        if isinstance(seq, (nt.List, nt.Array)):
+            return lambda seq: seq[::-1]
+
+    def jit_prefix(seq, n):
+        return seq[:n]
+
+    @overload(jit_prefix)
+    def _prefix(seq, n):
+        if isinstance(seq, nt.RangeType):
+            def impl(seq, n):
+                m = min(len(seq), n) if n >= 0 else max(len(seq) + n, 0)
+                return range(seq.start, seq.start + m * seq.step, seq.step)
+            return impl
+        if isinstance(seq, (nt.List, nt.Array)):
+            return lambda seq, n: seq[:n]
+
+    def jit_unbroadcast(g, like):
+        return runtime.unbroadcast(g, like)
+
+    @overload(jit_unbroadcast)
+    def _unbroadcast(g, like):
+        scalar = (nt.Number, nt.Boolean)
+        if isinstance(g, scalar) and isinstance(like, scalar):
+            return lambda g, like: g            # a scalar adjoint of a scalar value
+
+    @numba.njit
+    def jit_log(x, base):
+        return math.log(x) / math.log(base)    # what math.log(x, base) computes
+
+    _HELPERS.update(reversed=jit_reversed, _jit_prefix=jit_prefix, _jit_log=jit_log,
+                    unbroadcast=jit_unbroadcast)
+    _REPLACED[runtime.unbroadcast] = "unbroadcast"
+    return _HELPERS
+
+
+def _check_helper(fn, fdef, name, value):
+    """transpile's list/array helpers and NumPy rules are Python-object code: a clear
+    error up front."""
+    from . import runtime
+    module = getattr(value, "__module__", None) or ""
+    if module == runtime.__name__ and value.__name__ in _JITTABLE_RUNTIME:
+        return
+    if module.split(".")[0] == __name__.split(".")[0]:
+        node = next((n for n in ast.walk(fdef) if isinstance(n, ast.Name) and n.id == name),
+                    fdef)
+        filename, lineno = _where(fn, getattr(node, "lineno", fdef.lineno))
+        what = ("NumPy derivative rule" if module.startswith(__package__ + ".rules")
+                else "helper for adjoints of lists, tuples or arrays")
+        raise TranspileError(f"jit=True: the derivative code calls transpile's "
+                             f"{value.__name__}() ({what}), which numba cannot compile; "
+                             f"use jit=False for this function", filename, lineno)
+
+
+def _check_recursion(fn, fdef, name, value):
+    """Derivative code of a recursive function passes tapes that nest without bound, a
+    type numba cannot infer (it would try for seconds, then fail): say so at once."""
+    if value in _BUILDING and hasattr(value, "__transpile_source__"):
+        node = next((n for n in ast.walk(fdef) if isinstance(n, ast.Name) and n.id == name),
+                    fdef)
+        filename, lineno = _where(fn, getattr(node, "lineno", fdef.lineno))
+        raise TranspileError("jit=True: the derivative code of a recursive function "
+                             "passes tapes nested without bound, which numba cannot type; "
+                             "use jit=False for this function", filename, lineno)
+
+
+def _where(fn, lineno):
+    """The user's (file, line) of line `lineno` of fn's source as compiled here."""
+    lines = getattr(fn, "__transpile_lines__", None)
+    if lines is None:
+        return fn.__code__.co_filename, lineno
+    from .emit import SOURCE_MAPS
+    entry = SOURCE_MAPS.get(fn.__code__.co_filename)
+    user_line = None if lineno is None else lines.get(lineno + 1)    # +1: factory def
+    return (entry[0] if entry else None), user_line
+
+
+_GENERATED = {}          # jit file name -> (user's file, generated line -> user's line)
+
+
+# --- numba's errors as TranspileError ------------------------------------------------------
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_WHERE = re.compile(r'File "([^"]+)", line (\d+)')
+
+
+def compile_error(exc, user_fn):
+    """One TranspileError for a numba compile failure: numba's reason, and the user's
+    file:line of the statement (through the generated code's line map)."""
+    text = _ANSI.sub("", str(exc))
+    lines = [l.strip() for l in text.splitlines() if l.strip()]
+    reason = next((l for l in lines if not l.startswith(("Failed in", "During:", "File ",
+                                                          "<source", "- ", "Resolution",
+                                                          "No implementation"))),
+                  lines[0] if lines else type(exc).__name__)
+    reason = reason.rstrip(":")
+    filename = lineno = None
+    code_line = ""
+    for gen_file, gen_line in reversed(_WHERE.findall(text)):
+        gen_line = int(gen_line)
+        generated = _GENERATED.get(gen_file)
+        if generated is not None:
+            user_file, line_map = generated
+            mapped = line_map.get(gen_line + 1)          # +1: the factory's def line
+            code_line = linecache.getline(gen_file, gen_line).strip()
+            if mapped is not None and user_file is not None:
+                filename, lineno = user_file, mapped
+                break
+        elif not gen_file.startswith("<"):
+            filename, lineno = gen_file, gen_line
+            code_line = linecache.getline(gen_file, gen_line).strip()
+            break
+    if filename is None:
+        filename = user_fn.__code__.co_filename
+        lineno = user_fn.__code__.co_firstlineno
+    message = f"jit=True: numba cannot compile the derivative code: {reason}"
+    if code_line:
+        message += f" (in the generated statement `{code_line}`)"
+    message += "; use jit=False for this function"
+    return TranspileError(message, filename, lineno, user_fn.__qualname__)
