@@ -38,6 +38,12 @@ class Unit:
         a = self.node.args
         return [p.arg for p in a.posonlyargs + a.args + a.kwonlyargs]
 
+    @property
+    def is_generated(self):
+        """Is this derivative code transpile generated (being differentiated again)?"""
+        from .emit import SOURCE_MAPS
+        return self.filename in SOURCE_MAPS
+
     def error(self, message, node=None):
         lineno = getattr(node, "lineno", None) if node is not None else self.node.lineno
         from .emit import SOURCE_MAPS
