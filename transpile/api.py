@@ -7,6 +7,7 @@ import functools
 import inspect
 
 from . import pipeline
+from .checkpoint import check_option
 from .errors import TranspileError
 from .analysis import join, value_kind
 from .emit import annotate
@@ -110,8 +111,8 @@ def _kinds(fn, args, kwargs):
 class _Specialized:
     """Compiled variants of one gradient, one per kind of arguments (scalar/array/list)."""
 
-    def __init__(self, fn, names):
-        self.fn, self.names = fn, names
+    def __init__(self, fn, names, options=None):
+        self.fn, self.names, self.options = fn, names, options
         self.variants = {}
         self.last = None
 
@@ -126,7 +127,7 @@ class _Specialized:
                         f"'{name}': it is an integer or boolean array (pass floats, e.g. "
                         f"{name}.astype(float))")
             compiled = pipeline.gradient_function(self.fn, self.names,
-                                                  _kinds(self.fn, args, kwargs))
+                                                  _kinds(self.fn, args, kwargs), self.options)
             self.variants[key] = compiled
         self.last = compiled
         return compiled
@@ -135,18 +136,20 @@ class _Specialized:
         if self.last is None:        # nothing called yet: show the all-scalar version
             params = _param_names(self.fn)
             self.last = pipeline.gradient_function(self.fn, self.names,
-                                                   {p: "scalar" for p in params})
+                                                   {p: "scalar" for p in params}, self.options)
         return self.last.source
 
 
 class GradientFunction:
     """What grad / value_and_grad return: call it like f; `.source` shows generated code."""
 
-    def __init__(self, f, wrt, with_value):
+    def __init__(self, f, wrt, with_value, checkpoint=None):
         fn = _function(f)
         names, many = _wrt_names(fn, wrt)
         self.fn, self.names, self.many, self.with_value = fn, names, many, with_value
-        self.variants = _Specialized(fn, names)
+        checkpoint = check_option(checkpoint)
+        self.variants = _Specialized(fn, names, {"checkpoint": checkpoint} if checkpoint
+                                     else None)
         functools.update_wrapper(self, fn)
         self.__name__ = ("value_and_grad_" if with_value else "grad_") + fn.__name__
         self._lookup = self.variants.variants.get
@@ -180,31 +183,38 @@ class GradientFunction:
         return self.variants.last.function
 
 
-def value_and_grad(f, wrt=0):
-    """Return a function computing ``(f(*args), df/dwrt)`` from generated code."""
-    return GradientFunction(f, wrt, True)
+def value_and_grad(f, wrt=0, checkpoint=None):
+    """Return a function computing ``(f(*args), df/dwrt)`` from generated code.
+
+    ``checkpoint``: None (loops save every iteration), "sqrt" or an int k: long loops
+    keep a snapshot every ceil(sqrt(n)) or k iterations and re-run one segment at a
+    time in the adjoint sweep (tape memory O(sqrt n), one extra forward pass)."""
+    return GradientFunction(f, wrt, True, checkpoint)
 
 
-def grad(f, wrt=0):
-    """Return a function computing the gradient of scalar-valued f w.r.t. ``wrt``.
+def grad(f, wrt=0, checkpoint=None):
+    """Return a function computing the gradient of scalar-valued f w.r.t. ``wrt``
+    (``checkpoint`` as for value_and_grad).
 
     ``grad(grad(f))`` of a function of one scalar gives its second derivative."""
     if isinstance(f, GradientFunction):
         from .higher import second_derivative
         return second_derivative(f)
-    return GradientFunction(f, wrt, False)
+    return GradientFunction(f, wrt, False, checkpoint)
 
 
-def vjp(f, *args, wrt=0, **kwargs):
+def vjp(f, *args, wrt=0, checkpoint=None, **kwargs):
     """Run f forward; return ``(value, pullback)``, pullback(cotangent) -> gradient(s).
 
     The pullback may be called any number of times: the first call uses the tape of the
     forward run; an adjoint sweep restores what the forward sweep overwrote (in-place
     writes included), so later calls run the forward sweep again for a fresh tape. The
-    value returned is a copy that no pullback call changes."""
+    value returned is a copy that no pullback call changes. ``checkpoint`` as for
+    value_and_grad."""
     fn = _function(f)
     names, many = _wrt_names(fn, wrt)
-    compiled = pipeline.vjp_pair(fn, names, _kinds(fn, args, kwargs))
+    compiled = pipeline.vjp_pair(fn, names, _kinds(fn, args, kwargs),
+                                 check_option(checkpoint))
     try:
         value, tape = compiled.forward(*args, **kwargs)
     except Exception as exc:
@@ -269,11 +279,12 @@ def jvp_source(f, args, tangents):
 class Differentiable:
     """A function with derivative methods: ``f(x)``, ``f.grad(x)``, ``f.vjp(x)``, ``f.source``."""
 
-    def __init__(self, fn, wrt=0, mode="reverse"):
+    def __init__(self, fn, wrt=0, mode="reverse", checkpoint=None):
         if mode not in ("reverse", "forward"):
             raise TranspileError(f"mode={mode!r}: use 'reverse' or 'forward'")
         self.__transpile_function__ = fn
         self.wrt = wrt
+        self.checkpoint = check_option(checkpoint)
         self.mode = mode
         functools.update_wrapper(self, fn)
         self._vg = None
@@ -283,7 +294,8 @@ class Differentiable:
 
     def _value_and_grad(self):
         if self._vg is None:
-            self._vg = value_and_grad(self.__transpile_function__, self.wrt)
+            self._vg = value_and_grad(self.__transpile_function__, self.wrt,
+                                      self.checkpoint)
         return self._vg
 
     def grad(self, *args, **kwargs):
@@ -293,7 +305,8 @@ class Differentiable:
         return self._value_and_grad()(*args, **kwargs)
 
     def vjp(self, *args, **kwargs):
-        return vjp(self.__transpile_function__, *args, wrt=self.wrt, **kwargs)
+        return vjp(self.__transpile_function__, *args, wrt=self.wrt,
+                   checkpoint=self.checkpoint, **kwargs)
 
     def jvp(self, args, tangents):
         """Forward mode: (value, directional derivative along tangents)."""
@@ -317,8 +330,9 @@ class Differentiable:
         return f"<differentiable {self.__transpile_function__.__qualname__}>"
 
 
-def differentiate(fn=None, *, wrt=0, mode="reverse"):
-    """Decorator: ``@differentiate`` or ``@differentiate(wrt=("x", "w"))``."""
+def differentiate(fn=None, *, wrt=0, mode="reverse", checkpoint=None):
+    """Decorator: ``@differentiate`` or ``@differentiate(wrt=("x", "w"))``
+    (``checkpoint`` as for value_and_grad)."""
     if fn is None:
-        return lambda f: Differentiable(f, wrt=wrt, mode=mode)
-    return Differentiable(fn, wrt=wrt, mode=mode)
+        return lambda f: Differentiable(f, wrt=wrt, mode=mode, checkpoint=checkpoint)
+    return Differentiable(fn, wrt=wrt, mode=mode, checkpoint=checkpoint)

@@ -199,6 +199,12 @@ def snapshot(value):
     return value
 
 
+def sqrt_interval(n):
+    """Iterations per checkpoint for checkpoint="sqrt": ceil(sqrt(n)), at least 1."""
+    import math
+    return math.isqrt(n - 1) + 1 if n > 1 else 1
+
+
 # --- forward mode: tangents of lists ------------------------------------------------------
 
 def copy_tangent(t):

@@ -1,0 +1,234 @@
+"""Checkpointing of long loops (the `checkpoint=` option): a tape of O(sqrt n) for n steps.
+
+Without checkpointing, a loop's forward sweep saves what each iteration overwrites, n
+entries for n iterations. With it, a top-level ``for`` loop over a range runs in segments
+of k iterations (k given, or ceil(sqrt(n)) at run time), and only the segments' starting
+states are kept:
+
+    forward sweep                                  adjoint sweep
+    _checkpoints1 = []                             for _start1 in reversed(SEGMENT STARTS):
+    for _start1 in SEGMENT STARTS:                     y, h = _checkpoints1.pop()
+        _checkpoints1.append((y, snapshot(h)))         for i in SEGMENT: <body, saving>
+        for i in SEGMENT: <body, saving nothing>       for i in reversed(SEGMENT): <adjoint>
+
+Both loop bodies are the ones the reverse transform made for the plain loop: the adjoint
+sweep re-runs one segment with its saves (a tape of k iterations), then runs that
+segment's adjoint loop over it. Peak memory: n/k snapshots plus k iterations' saves;
+extra work: one more forward pass of the loop.
+
+Three steps around the `Resolver` (which turns save/restore markers into pushes/pops):
+`restructure` (before it) chooses the loops and builds the form above from the marked-up
+code, tagging the re-run body `recompute` so the Resolver treats it as forward code and
+counts as its reads only what it takes from outside the loop; `finish` (after it) fills in
+the snapshots: the variables the re-run body reads before writing them that the loop
+changes (arrays changed in place are copied), and gives each segment its own tape.
+
+Loops that keep their full tape (noted in the generated source): ``while`` loops, loops
+left through ``break``/``return``, loops that change a list in place that lives across
+iterations (copying it at every checkpoint would cost more than the tape), loops nested
+in other statements (they are re-run as part of a checkpointed loop around them).
+"""
+import ast
+import copy
+
+from . import astutil as A
+from .analysis import SEQ, UNKNOWN
+from .errors import TranspileError
+from .reverse import Resolver, loop_tapes, _is_push, _uses_stack
+
+
+def check_option(value):
+    """None, "sqrt" or a positive int: the valid values of `checkpoint=`."""
+    if value is None or value == "sqrt":
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise TranspileError(f"checkpoint={value!r}: use None, 'sqrt' or a positive int (a "
+                         "checkpoint every that many iterations)")
+
+
+def restructure(fwd_m, rev_m, rt, params, every):
+    """Marked-up forward and adjoint sweeps with the eligible loops in checkpointed form."""
+    trial_fwd, trial_rev = Resolver(rt, params).run(fwd_m, rev_m)
+    saving = {A.get_tag(s, "forward_loop") for s in trial_fwd
+              if A.get_tag(s, "forward_loop") is not None and _uses_stack(s.body)}
+    alive = {A.get_tag(s, "reverse_loop") for s in trial_rev}
+    reverse_at = {A.get_tag(s, "reverse_loop"): i for i, s in enumerate(rev_m)
+                  if A.get_tag(s, "reverse_loop") is not None}
+    new_fwd, new_rev = [], list(rev_m)
+    for s in fwd_m:
+        L = A.get_tag(s, "forward_loop")
+        if L is None or L not in saving or L not in alive or L not in reverse_at:
+            new_fwd.append(s)
+            continue
+        rloop = new_rev[reverse_at[L]]
+        why = _ineligible(s, rloop, rt)
+        if why is not None:
+            new_fwd += [_note(f"checkpoint: this loop keeps a full tape ({why})", s), s]
+            continue
+        fwd, adjoint = _segmented(s, rloop, rt, every)
+        new_fwd += fwd
+        new_rev[reverse_at[L]] = adjoint
+    return new_fwd, new_rev
+
+
+def _ineligible(floop, rloop, rt):
+    if isinstance(floop, ast.While):
+        return "a while loop: its number of iterations is not known in advance"
+    if not (isinstance(floop.iter, ast.Name) and isinstance(rloop.iter, ast.Call)
+            and isinstance(rloop.iter.args[0], ast.Name)):
+        return "it is left through break or return"
+    exposed, _ = _exposed(floop.body, {floop.target.id})
+    for v in sorted(_mutated(floop.body) & exposed):
+        kind = rt.an.kind.get(v)
+        if kind == SEQ or kind in (UNKNOWN, None) and rt.an.is_seq(v):
+            return f"it changes the list '{v}' in place"
+    return None
+
+
+def _segmented(floop, rloop, rt, every):
+    """(forward statements, adjoint statement) of a checkpointed `for` loop."""
+    names, L, var = rt.names, A.get_tag(floop, "forward_loop"), floop.target.id
+    rng = floop.iter.id
+    ck, start = names.fresh("_checkpoints"), names.fresh("_start")
+    fwd = []
+    if every == "sqrt":
+        k = names.fresh("_every")
+        fwd.append(A.assign(k, _call(rt.env.helper("sqrt_interval"), _call("len", A.load(rng)))))
+        rt.primal.add(k)
+        size = lambda: A.load(k)             # noqa: E731
+    else:
+        size = lambda: A.const(every)        # noqa: E731
+    rt.primal.add(ck)
+    starts = lambda: _call("range", A.const(0), _call("len", A.load(rng)), size())  # noqa
+    segment = lambda: ast.Subscript(         # noqa: E731  _range1[_start1:_start1 + k]
+        value=A.load(rng), slice=ast.Slice(lower=A.load(start), upper=ast.BinOp(
+            left=A.load(start), op=ast.Add(), right=size())), ctx=ast.Load())
+    save = A.tag(ast.Expr(value=_call(ast.Attribute(value=A.load(ck), attr="append",
+                                                    ctx=ast.Load()), A.const(None))),
+                 checkpoint_save=L)
+    plain = _for(var, segment(), _without_saves(copy.deepcopy(floop.body)))
+    fwd += [A.assign(ck, ast.List(elts=[], ctx=ast.Load())),
+            A.tag(_for(start, starts(), [save, plain]), checkpoint_forward=L)]
+    # the adjoint: restore the segment's start, re-run it saving, run its adjoint loop
+    restore = A.tag(ast.Expr(value=_call(ast.Attribute(value=A.load(ck), attr="pop",
+                                                       ctx=ast.Load()))), checkpoint_restore=L)
+    body = copy.deepcopy(floop.body)
+    inside = set()
+    for st in body:
+        inside |= A.names_stored(st) | _mutated([st])
+    reads = set()
+    for st in body:
+        reads |= A.names_loaded(st)
+    rerun = A.tag(_for(var, segment(), body), recompute=reads - inside - {var},
+                  forward_loop=L)
+    back = copy.copy(rloop)
+    back.iter = _call("reversed", segment())
+    adjoint = A.tag(_for(start, _call("reversed", starts()), [restore, rerun, back]),
+                    checkpoint_adjoint=L)
+    for n in fwd + [adjoint]:
+        A.located(n, floop)
+    return fwd, adjoint
+
+
+def finish(fwd, rev, rt, names, optimize):
+    """Fill in the snapshots of the checkpointed loops; give each segment its own tape.
+    Returns (fwd, rev, the variables snapshots hold)."""
+    saves = {}
+    for s in fwd:
+        L = A.get_tag(s, "checkpoint_forward")
+        if L is not None:
+            saves[L] = s.body[0]
+    held = set()
+    copied = rt.mutated | _mutated(rt.norm.body)
+    for s in rev:
+        L = A.get_tag(s, "checkpoint_adjoint")
+        if L is None:
+            continue
+        restore, rerun, rest = s.body[0], s.body[1], s.body[2:]
+        var = rerun.target.id
+        exposed, _ = _exposed(rerun.body, {var})
+        inside = set()
+        for st in rerun.body:
+            inside |= A.names_stored(st) | _mutated([st])
+        state = sorted((exposed & inside) - {var})
+        held |= set(state)
+        values = [_call(rt.env.helper("snapshot"), A.load(v)) if v in copied else A.load(v)
+                  for v in state]
+        save = saves[L]
+        if state:
+            save.value.args = ([values[0]] if len(values) == 1 else
+                               [ast.Tuple(elts=values, ctx=ast.Load())])
+            target = A.store(state[0]) if len(state) == 1 else ast.Tuple(
+                elts=[A.store(v) for v in state], ctx=ast.Store())
+            s.body[0] = A.located(A.assign(target, restore.value), restore)
+        if optimize and rest:
+            seg_fwd, seg_rev, _ = loop_tapes([rerun], list(rest), names)
+            s.body[1:] = seg_fwd + seg_rev
+    return fwd, rev, held
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+def _call(func, *args):
+    return ast.Call(func=A.load(func) if isinstance(func, str) else func, args=list(args),
+                    keywords=[])
+
+
+def _for(var, iterable, body):
+    return ast.For(target=A.store(var), iter=iterable, body=body or [ast.Pass()], orelse=[],
+                   type_comment=None)
+
+
+def _note(text, like):
+    return A.located(ast.Expr(value=A.const(text)), like)
+
+
+def _without_saves(stmts):
+    """The forward body with no saves: markers and pushes dropped (nested ones too)."""
+    out = []
+    for s in stmts:
+        if A.get_tag(s, "marker") or _is_push(s):
+            continue
+        if isinstance(s, (ast.If, ast.For, ast.While)):
+            s.body = _without_saves(s.body) or [ast.Pass()]
+            s.orelse = _without_saves(s.orelse)
+        out.append(s)
+    return out
+
+
+def _mutated(stmts):
+    """Names changed in place: `v[i] = ...` and `v.method(...)` statements."""
+    out = set()
+    for s in stmts:
+        for n in ast.walk(s):
+            if isinstance(n, ast.Assign):
+                for t in n.targets:
+                    if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name):
+                        out.add(t.value.id)
+            elif (isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)
+                  and isinstance(n.value.func, ast.Attribute)
+                  and isinstance(n.value.func.value, ast.Name)):
+                out.add(n.value.func.value.id)
+    return out
+
+
+def _exposed(stmts, written):
+    """(names some path through stmts reads before writing them, names surely written)."""
+    out, w = set(), set(written)
+    for s in stmts:
+        if isinstance(s, ast.If):
+            out |= A.names_loaded(s.test) - w
+            a, wa = _exposed(s.body, w)
+            b, wb = _exposed(s.orelse, w)
+            out |= a | b
+            w = wa & wb
+        elif isinstance(s, (ast.For, ast.While)):
+            head = s.iter if isinstance(s, ast.For) else s.test
+            out |= A.names_loaded(head) - w
+            inner = w | (A.names_stored(s.target) if isinstance(s, ast.For) else set())
+            out |= _exposed(s.body, inner)[0]       # may run zero times: writes uncertain
+        else:
+            out |= A.names_loaded(s) - w
+            w |= A.names_stored(s)
+    return out, w
