@@ -66,19 +66,18 @@ def restructure(fwd_m, rev_m, rt, params, every):
         if why is not None:
             new_fwd += [_note(f"checkpoint: this loop keeps a full tape ({why})", s), s]
             continue
-        fwd, adjoint = _segmented(s, rloop, rt, every)
+        fwd, adjoint = (_segmented if _counter(rloop) is None else _counted)(
+            s, rloop, rt, every)
         new_fwd += fwd
         new_rev[reverse_at[L]] = adjoint
     return new_fwd, new_rev
 
 
 def _ineligible(floop, rloop, rt):
-    if isinstance(floop, ast.While):
-        return "a while loop: its number of iterations is not known in advance"
-    if not (isinstance(floop.iter, ast.Name) and isinstance(rloop.iter, ast.Call)
-            and isinstance(rloop.iter.args[0], ast.Name)):
-        return "it is left through break or return"
-    exposed, _ = _exposed(floop.body, {floop.target.id})
+    if isinstance(floop, ast.For) and not isinstance(floop.iter, ast.Name):
+        return "it does not run over a range"
+    written = {floop.target.id} if isinstance(floop, ast.For) else set()
+    exposed, _ = _exposed(floop.body, written)
     for v in sorted(_mutated(floop.body) & exposed):
         kind = rt.an.kind.get(v)
         if kind == SEQ or kind in (UNKNOWN, None) and rt.an.is_seq(v):
@@ -86,8 +85,19 @@ def _ineligible(floop, rloop, rt):
     return None
 
 
+def _counter(rloop):
+    """The iteration counter of a loop that counts its iterations (a while loop, or a
+    for loop left through break/return): `_n1` in `range(_n1)` / `reversed(_r[:_n1])`."""
+    it = rloop.iter.args[0]
+    if isinstance(rloop.iter.func, ast.Name) and rloop.iter.func.id == "range":
+        return it.id
+    if isinstance(it, ast.Subscript):
+        return it.slice.upper.id
+    return None
+
+
 def _segmented(floop, rloop, rt, every):
-    """(forward statements, adjoint statement) of a checkpointed `for` loop."""
+    """(forward statements, adjoint statement) of a checkpointed `for` loop over a range."""
     names, L, var = rt.names, A.get_tag(floop, "forward_loop"), floop.target.id
     rng = floop.iter.id
     ck, start = names.fresh("_checkpoints"), names.fresh("_start")
@@ -104,31 +114,77 @@ def _segmented(floop, rloop, rt, every):
     segment = lambda: ast.Subscript(         # noqa: E731  _range1[_start1:_start1 + k]
         value=A.load(rng), slice=ast.Slice(lower=A.load(start), upper=ast.BinOp(
             left=A.load(start), op=ast.Add(), right=size())), ctx=ast.Load())
-    save = A.tag(ast.Expr(value=_call(ast.Attribute(value=A.load(ck), attr="append",
-                                                    ctx=ast.Load()), A.const(None))),
-                 checkpoint_save=L)
+    save = ast.Expr(value=_save_call(_method(ck, "append"), L))
     plain = _for(var, segment(), _without_saves(copy.deepcopy(floop.body)))
     fwd += [A.assign(ck, ast.List(elts=[], ctx=ast.Load())),
             A.tag(_for(start, starts(), [save, plain]), checkpoint_forward=L)]
-    # the adjoint: restore the segment's start, re-run it saving, run its adjoint loop
-    restore = A.tag(ast.Expr(value=_call(ast.Attribute(value=A.load(ck), attr="pop",
-                                                       ctx=ast.Load()))), checkpoint_restore=L)
+    adjoint = _adjoint(floop, rloop, ck, _for(start, _call("reversed", starts()), []),
+                       segment(), lambda: _call("reversed", segment()))
+    for n in fwd + [adjoint]:
+        A.located(n, floop)
+    return fwd, adjoint
+
+
+def _counted(floop, rloop, rt, every):
+    """The same for a loop whose iteration count is known at its end: snapshots kept by a
+    runtime `Checkpoints` (with "sqrt" and no count in advance, it thins them as it goes)."""
+    names, L = rt.names, A.get_tag(floop, "forward_loop")
+    n = _counter(rloop)
+    ck, due = names.fresh("_checkpoints"), names.fresh("_due")
+    start, stop = names.fresh("_start"), names.fresh("_stop")
+    rt.primal.add(ck)
+    if every != "sqrt":
+        size = A.const(every)
+    elif isinstance(floop, ast.For):           # at most len(range) iterations
+        size = _call(rt.env.helper("sqrt_interval"), _call("len", A.load(floop.iter.id)))
+    else:
+        size = A.const(None)
+    save = A.assign(due, _save_call(_method(ck, "save"), L, A.load(n)))
+    check = ast.If(test=ast.Compare(left=A.load(n), ops=[ast.Eq()], comparators=[A.load(due)]),
+                   body=[save], orelse=[])
+    plain = copy.copy(floop)
+    plain.body = [check] + _without_saves(copy.deepcopy(floop.body))
+    A.tag(plain, forward_loop=None, checkpoint_forward=L)
+    fwd = [A.assign(ck, _call(rt.env.helper("Checkpoints"), size)),
+           A.assign(due, A.const(0)), plain]
+    if isinstance(floop, ast.For):
+        segment = lambda: ast.Subscript(     # noqa: E731  _range1[_start1:_stop1]
+            value=A.load(floop.iter.id), slice=ast.Slice(lower=A.load(start),
+                                                         upper=A.load(stop)), ctx=ast.Load())
+        back = lambda: _call("reversed", segment())     # noqa: E731
+        var = floop.target.id
+    else:
+        segment = back = lambda: _call("range", ast.BinOp(   # noqa: E731
+            left=A.load(stop), op=ast.Sub(), right=A.load(start)))
+        var = rloop.target.id
+    outer = ast.For(target=ast.Tuple(elts=[A.store(start), A.store(stop)], ctx=ast.Store()),
+                    iter=_call(_method(ck, "segments"), A.load(n)), body=[], orelse=[],
+                    type_comment=None)
+    rerun = _for(var, segment(), [st for st in floop.body if A.get_tag(st, "loop") != L])
+    adjoint = _adjoint(rerun, rloop, ck, outer, segment(), back)
+    for x in fwd + [adjoint]:
+        A.located(x, floop)
+    return fwd, adjoint
+
+
+def _adjoint(floop, rloop, ck, outer, segment, back):
+    """`outer` over the segments, last first: restore the segment's start, re-run the
+    segment saving what its adjoint needs, run its adjoint loop."""
+    L = A.get_tag(rloop, "reverse_loop")
+    restore = A.tag(ast.Expr(value=_call(_method(ck, "pop"))), checkpoint_restore=L)
     body = copy.deepcopy(floop.body)
+    var = floop.target.id
     inside = set()
     for st in body:
         inside |= A.names_stored(st) | _mutated([st])
     reads = set()
     for st in body:
         reads |= A.names_loaded(st)
-    rerun = A.tag(_for(var, segment(), body), recompute=reads - inside - {var},
-                  forward_loop=L)
-    back = copy.copy(rloop)
-    back.iter = _call("reversed", segment())
-    adjoint = A.tag(_for(start, _call("reversed", starts()), [restore, rerun, back]),
-                    checkpoint_adjoint=L)
-    for n in fwd + [adjoint]:
-        A.located(n, floop)
-    return fwd, adjoint
+    rerun = A.tag(_for(var, segment, body), recompute=reads - inside - {var}, forward_loop=L)
+    adjoint = copy.copy(rloop)
+    adjoint.iter = back()
+    outer.body = [restore, rerun, adjoint]
+    return A.tag(outer, checkpoint_adjoint=L)
 
 
 def finish(fwd, rev, rt, names, optimize):
@@ -136,9 +192,10 @@ def finish(fwd, rev, rt, names, optimize):
     Returns (fwd, rev, the variables snapshots hold)."""
     saves = {}
     for s in fwd:
-        L = A.get_tag(s, "checkpoint_forward")
-        if L is not None:
-            saves[L] = s.body[0]
+        if A.get_tag(s, "checkpoint_forward") is not None:
+            for n in ast.walk(s):
+                if A.get_tag(n, "checkpoint_save") is not None:
+                    saves[A.get_tag(n, "checkpoint_save")] = n
     held = set()
     copied = rt.mutated | _mutated(rt.norm.body)
     for s in rev:
@@ -157,8 +214,8 @@ def finish(fwd, rev, rt, names, optimize):
                   for v in state]
         save = saves[L]
         if state:
-            save.value.args = ([values[0]] if len(values) == 1 else
-                               [ast.Tuple(elts=values, ctx=ast.Load())])
+            save.args[-1] = values[0] if len(values) == 1 else ast.Tuple(elts=values,
+                                                                         ctx=ast.Load())
             target = A.store(state[0]) if len(state) == 1 else ast.Tuple(
                 elts=[A.store(v) for v in state], ctx=ast.Store())
             s.body[0] = A.located(A.assign(target, restore.value), restore)
@@ -178,6 +235,15 @@ def _call(func, *args):
 def _for(var, iterable, body):
     return ast.For(target=A.store(var), iter=iterable, body=body or [ast.Pass()], orelse=[],
                    type_comment=None)
+
+
+def _method(obj, name):
+    return ast.Attribute(value=A.load(obj), attr=name, ctx=ast.Load())
+
+
+def _save_call(func, L, *args):
+    """`func(*args, <snapshot>)`: `finish` fills in the snapshot."""
+    return A.tag(_call(func, *args, A.const(None)), checkpoint_save=L)
 
 
 def _note(text, like):
