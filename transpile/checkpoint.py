@@ -1,9 +1,8 @@
 """Checkpointing of long loops (the `checkpoint=` option): a tape of O(sqrt n) for n steps.
 
 Without checkpointing, a loop's forward sweep saves what each iteration overwrites, n
-entries for n iterations. With it, a top-level ``for`` loop over a range runs in segments
-of k iterations (k given, or ceil(sqrt(n)) at run time), and only the segments' starting
-states are kept:
+entries for n iterations. With it, a top-level loop runs in segments of k iterations (k
+given, or ceil(sqrt(n)) at run time), and only the segments' starting states are kept:
 
     forward sweep                                  adjoint sweep
     _checkpoints1 = []                             for _start1 in reversed(SEGMENT STARTS):
@@ -14,7 +13,10 @@ states are kept:
 Both loop bodies are the ones the reverse transform made for the plain loop: the adjoint
 sweep re-runs one segment with its saves (a tape of k iterations), then runs that
 segment's adjoint loop over it. Peak memory: n/k snapshots plus k iterations' saves;
-extra work: one more forward pass of the loop.
+extra work: one more forward pass of the loop. A loop whose iteration count is known only
+at its end (``while``, ``break``/``return`` inside) keeps its snapshots in a runtime
+`Checkpoints` instead, saved when the count reaches the next due iteration; with "sqrt"
+and no count in advance it thins them as the loop runs (about sqrt(2n) kept).
 
 Three steps around the `Resolver` (which turns save/restore markers into pushes/pops):
 `restructure` (before it) chooses the loops and builds the form above from the marked-up
@@ -23,10 +25,10 @@ counts as its reads only what it takes from outside the loop; `finish` (after it
 the snapshots: the variables the re-run body reads before writing them that the loop
 changes (arrays changed in place are copied), and gives each segment its own tape.
 
-Loops that keep their full tape (noted in the generated source): ``while`` loops, loops
-left through ``break``/``return``, loops that change a list in place that lives across
-iterations (copying it at every checkpoint would cost more than the tape), loops nested
-in other statements (they are re-run as part of a checkpointed loop around them).
+Not checkpointed: loops that save nothing per iteration (nothing to gain); loops that
+change a list in place that lives across iterations (noted in the generated source: a
+copy at every checkpoint would cost more than the tape); loops inside other statements
+(an inner loop is re-run as part of the checkpointed loop around it).
 """
 import ast
 import copy
@@ -74,8 +76,6 @@ def restructure(fwd_m, rev_m, rt, params, every):
 
 
 def _ineligible(floop, rloop, rt):
-    if isinstance(floop, ast.For) and not isinstance(floop.iter, ast.Name):
-        return "it does not run over a range"
     written = {floop.target.id} if isinstance(floop, ast.For) else set()
     exposed, _ = _exposed(floop.body, written)
     for v in sorted(_mutated(floop.body) & exposed):
