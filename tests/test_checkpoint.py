@@ -323,6 +323,36 @@ def test_snapshot_counts():
         assert [ck.pop() for _ in segments] == starts[::-1]    # states match their starts
 
 
+# --- the other test files' programs, checkpointed -----------------------------------------
+
+import test_numpy_programs  # noqa: E402
+import test_programs_sympy  # noqa: E402
+
+
+@pytest.mark.parametrize("fn,wrt,points", test_programs_sympy.PROGRAMS,
+                         ids=[test_programs_sympy._pid(e) for e in test_programs_sympy.PROGRAMS])
+def test_sympy_programs_checkpointed(fn, wrt, points):
+    for args in points:
+        plain = transpile.grad(fn, wrt=wrt)(*args)
+        expected = sympy_grad(fn, args, wrt)
+        for k in ("sqrt", 2):
+            got = transpile.grad(fn, wrt=wrt, checkpoint=k)(*args)
+            assert_close(got, plain, rtol=1e-12)
+            assert_close(got, expected, rtol=1e-9)
+
+
+@pytest.mark.parametrize("f,make,wrt", test_numpy_programs.CASES,
+                         ids=[c[0].__name__ for c in test_numpy_programs.CASES])
+def test_numpy_programs_checkpointed(f, make, wrt):
+    args = make()
+    expected = test_numpy_programs.check(f, args, wrt)         # vs finite differences
+    for k in ("sqrt", 2):
+        got = transpile.grad(f, wrt=wrt, checkpoint=k)(
+            *[a.copy() if isinstance(a, np.ndarray) else a for a in args])
+        for g, e in zip(got, expected):
+            _close(g, e)
+
+
 # --- random programs (the generator of test_random_programs) -------------------------------
 
 from hypothesis import assume, given, note, settings  # noqa: E402
@@ -336,7 +366,7 @@ def progdir(tmp_path_factory):
     return tmp_path_factory.mktemp("checkpoint_programs")
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(source=programs(), x=points, y=points, k=st.sampled_from(["sqrt", 1, 2, 3]))
 def test_random_programs_checkpointed(progdir, source, x, y, k):
     f = load(source, progdir)
