@@ -7,8 +7,9 @@ given, or ceil(sqrt(n)) at run time), and only the segments' starting states are
     forward sweep                                  adjoint sweep
     _checkpoints1 = []                             for _start1 in reversed(SEGMENT STARTS):
     for _start1 in SEGMENT STARTS:                     y, h = _checkpoints1.pop()
-        _checkpoints1.append((y, snapshot(h)))         for i in SEGMENT: <body, saving>
-        for i in SEGMENT: <body, saving nothing>       for i in reversed(SEGMENT): <adjoint>
+        _checkpoints1.append((y, keep(h)))             h = restore(h)
+        for i in SEGMENT: <body, saving nothing>       for i in SEGMENT: <body, saving>
+                                                       for i in reversed(SEGMENT): <adjoint>
 
 Both loop bodies are the ones the reverse transform made for the plain loop: the adjoint
 sweep re-runs one segment with its saves (a tape of k iterations), then runs that
@@ -23,7 +24,9 @@ Three steps around the `Resolver` (which turns save/restore markers into pushes/
 code, tagging the re-run body `recompute` so the Resolver treats it as forward code and
 counts as its reads only what it takes from outside the loop; `finish` (after it) fills in
 the snapshots: the variables the re-run body reads before writing them that the loop
-changes (arrays changed in place are copied), and gives each segment its own tape.
+changes (an array changed in place is kept with a copy and restored into the same object,
+so the caller's arrays end as they would without checkpointing), and gives each segment
+its own tape.
 
 Not checkpointed: loops that save nothing per iteration (nothing to gain); loops that
 change a list in place that lives across iterations (noted in the generated source: a
@@ -202,7 +205,7 @@ def finish(fwd, rev, rt, names, optimize):
         L = A.get_tag(s, "checkpoint_adjoint")
         if L is None:
             continue
-        restore, rerun, rest = s.body[0], s.body[1], s.body[2:]
+        restore, rerun = s.body[0], s.body[1]
         var = rerun.target.id
         exposed, _ = _exposed(rerun.body, {var})
         inside = set()
@@ -210,7 +213,8 @@ def finish(fwd, rev, rt, names, optimize):
             inside |= A.names_stored(st) | _mutated([st])
         state = sorted((exposed & inside) - {var})
         held |= set(state)
-        values = [_call(rt.env.helper("snapshot"), A.load(v)) if v in copied else A.load(v)
+        # a value changed in place is kept with a copy, and restored into the same object
+        values = [_call(rt.env.helper("keep"), A.load(v)) if v in copied else A.load(v)
                   for v in state]
         save = saves[L]
         if state:
@@ -219,9 +223,15 @@ def finish(fwd, rev, rt, names, optimize):
             target = A.store(state[0]) if len(state) == 1 else ast.Tuple(
                 elts=[A.store(v) for v in state], ctx=ast.Store())
             s.body[0] = A.located(A.assign(target, restore.value), restore)
+            s.body[1:1] = [A.located(A.assign(v, _call(rt.env.helper("restore"), A.load(v))),
+                                     restore) for v in state if v in copied]
+            rerun_at = 1 + sum(1 for v in state if v in copied)
+        else:
+            rerun_at = 1
+        rest = s.body[rerun_at + 1:]
         if optimize and rest:
             seg_fwd, seg_rev, _ = loop_tapes([rerun], list(rest), names)
-            s.body[1:] = seg_fwd + seg_rev
+            s.body[rerun_at:] = seg_fwd + seg_rev
     return fwd, rev, held
 
 

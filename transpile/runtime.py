@@ -199,6 +199,20 @@ def snapshot(value):
     return value
 
 
+def keep(value):
+    """A checkpoint of a value the loop changes in place: (the object, a copy)."""
+    return value, snapshot(value)
+
+
+def restore(kept):
+    """The object of a `keep`, its contents put back as they were (the same object, so
+    other names holding it, the caller's array included, see them too)."""
+    obj, saved = kept
+    if saved is not obj:
+        obj[...] = saved
+    return obj
+
+
 def sqrt_interval(n):
     """Iterations per checkpoint for checkpoint="sqrt": ceil(sqrt(n)), at least 1."""
     import math
