@@ -332,8 +332,25 @@ def test_peak_memory_grows_like_sqrt_n(f):
     assert c_large * 20 < p_large
 
 
+def test_snapshots_of_a_range_loop():
+    from transpile import pipeline
+    kinds = {"x": "scalar", "w": "scalar", "n": "scalar"}
+    for n, k, count in ((1000, "sqrt", 32), (1000, 7, 143), (5, 7, 1), (0, "sqrt", 0)):
+        compiled = pipeline.vjp_pair(recurrence, ("x", "w"), kinds, k)
+        _, tape = compiled.forward(0.3, 0.7, n)
+        lists = [v for v in tape if isinstance(v, list)]
+        assert [len(v) for v in lists] == [count]      # the only thing kept per iteration
+        assert all(isinstance(v, float) for v in lists[0])
+
+
 def test_snapshot_counts():
     # fixed k: ceil(n / k) snapshots; thinning (while loops, "sqrt"): O(sqrt n) of them
+    for n, k in ((10, 3), (12, 3), (1, 5), (100, 1)):
+        ck, due = Checkpoints(k), 0
+        for i in range(n):
+            if i == due:
+                due = ck.save(i, i)
+        assert len(ck.states) == -(-n // k)
     for n in (1, 2, 10, 99, 1000, 12345):
         ck, due = Checkpoints(None), 0
         most = 0
