@@ -1,8 +1,8 @@
 """Checkpointing of long loops (the `checkpoint=` option): a tape of O(sqrt n) for n steps.
 
 Without checkpointing, a loop's forward sweep saves what each iteration overwrites, n
-entries for n iterations. With it, a top-level loop runs in segments of k iterations (k
-given, or ceil(sqrt(n)) at run time), and only the segments' starting states are kept:
+entries for n iterations. With it, the loop runs in segments of k iterations (k given, or
+ceil(sqrt(n)) at run time), and only the segments' starting states are kept:
 
     forward sweep                                  adjoint sweep
     _checkpoints1 = []                             for _start1 in reversed(SEGMENT STARTS):
@@ -28,10 +28,12 @@ changes (an array changed in place is kept with a copy and restored into the sam
 so the caller's arrays end as they would without checkpointing), and gives each segment
 its own tape.
 
-Not checkpointed: loops that save nothing per iteration (nothing to gain); loops that
+Loops at any depth are checkpointed, inner ones first: a loop inside another loop has
+its snapshots (and k) saved before each of its runs and restored after its adjoint, like
+its range, and an outer checkpointed loop re-runs it in its checkpointed form. Not
+checkpointed: loops that save nothing per iteration (nothing to gain) and loops that
 change a list in place that lives across iterations (noted in the generated source: a
-copy at every checkpoint would cost more than the tape); loops inside other statements
-(an inner loop is re-run as part of the checkpointed loop around it).
+copy at every checkpoint would cost more than the tape).
 """
 import ast
 import copy
@@ -39,7 +41,7 @@ import copy
 from . import astutil as A
 from .analysis import SEQ, UNKNOWN
 from .errors import TranspileError
-from .reverse import Resolver, loop_tapes, _is_push, _uses_stack
+from .reverse import Resolver, loop_tapes, marker, _is_push, _uses_stack
 
 
 def check_option(value):
@@ -53,29 +55,71 @@ def check_option(value):
 
 
 def restructure(fwd_m, rev_m, rt, params, every):
-    """Marked-up forward and adjoint sweeps with the eligible loops in checkpointed form."""
+    """Marked-up forward and adjoint sweeps with the eligible loops in checkpointed form
+    (inner loops first, so an outer loop's copies of its body carry them)."""
     trial_fwd, trial_rev = Resolver(rt, params).run(fwd_m, rev_m)
-    saving = {A.get_tag(s, "forward_loop") for s in trial_fwd
+    saving = {A.get_tag(s, "forward_loop") for s in _statements(trial_fwd)
               if A.get_tag(s, "forward_loop") is not None and _uses_stack(s.body)}
-    alive = {A.get_tag(s, "reverse_loop") for s in trial_rev}
-    reverse_at = {A.get_tag(s, "reverse_loop"): i for i, s in enumerate(rev_m)
-                  if A.get_tag(s, "reverse_loop") is not None}
-    new_fwd, new_rev = [], list(rev_m)
-    for s in fwd_m:
-        L = A.get_tag(s, "forward_loop")
-        if L is None or L not in saving or L not in alive or L not in reverse_at:
-            new_fwd.append(s)
-            continue
-        rloop = new_rev[reverse_at[L]]
-        why = _ineligible(s, rloop, rt)
-        if why is not None:
-            new_fwd += [_note(f"checkpoint: this loop keeps a full tape ({why})", s), s]
-            continue
-        fwd, adjoint = (_segmented if _counter(rloop) is None else _counted)(
-            s, rloop, rt, every)
-        new_fwd += fwd
-        new_rev[reverse_at[L]] = adjoint
-    return new_fwd, new_rev
+    alive = {A.get_tag(s, "reverse_loop") for s in _statements(trial_rev)}
+    reverse = {}                                 # loop id -> (list holding it, the loop)
+    for body in _bodies(rev_m):
+        for s in body:
+            if A.get_tag(s, "reverse_loop") is not None:
+                reverse[A.get_tag(s, "reverse_loop")] = (body, s)
+
+    def block(stmts, depth):
+        out = []
+        for s in stmts:
+            if isinstance(s, (ast.If, ast.For, ast.While)):
+                s.body = block(s.body, depth + isinstance(s, (ast.For, ast.While)))
+                s.orelse = block(s.orelse, depth)
+            L = A.get_tag(s, "forward_loop")
+            if L is None or L not in saving or L not in alive or L not in reverse:
+                out.append(s)
+                continue
+            holder, rloop = reverse[L]
+            why = _ineligible(s, rloop, rt)
+            if why is not None:
+                out += [_note(f"checkpoint: this loop keeps a full tape ({why})", s), s]
+                continue
+            fwd, adjoint = (_segmented if _counter(rloop) is None else _counted)(
+                s, rloop, rt, every, depth > 0)
+            out += fwd
+            i = next(i for i, x in enumerate(holder) if x is rloop)
+            holder[i:i + 1] = adjoint
+        return out
+
+    return block(fwd_m, 0), rev_m
+
+
+def _statements(stmts):
+    """Every statement in stmts, nested ones included."""
+    for s in stmts:
+        yield s
+        if isinstance(s, (ast.If, ast.For, ast.While)):
+            yield from _statements(s.body)
+            yield from _statements(s.orelse)
+
+
+def _bodies(stmts):
+    """stmts and every statement list nested in it."""
+    yield stmts
+    for s in stmts:
+        if isinstance(s, (ast.If, ast.For, ast.While)):
+            yield from _bodies(s.body)
+            yield from _bodies(s.orelse)
+
+
+def _kept_per_run(names, rt, nested):
+    """Variables a checkpointed loop sets once per run and its adjoint reads: inside
+    another loop they are saved (pushed) before being set and restored after the adjoint,
+    like a nested loop's range."""
+    rt.primal.update(names)
+    if nested:
+        rt.new_overwritten.update(names)
+    before = [marker(save=v) for v in names]
+    after = [marker(restore=v) for v in reversed(names)]
+    return before, after
 
 
 def _ineligible(floop, rloop, rt):
@@ -99,8 +143,8 @@ def _counter(rloop):
     return None
 
 
-def _segmented(floop, rloop, rt, every):
-    """(forward statements, adjoint statement) of a checkpointed `for` loop over a range."""
+def _segmented(floop, rloop, rt, every, nested):
+    """(forward statements, adjoint statements) of a checkpointed `for` loop over a range."""
     names, L, var = rt.names, A.get_tag(floop, "forward_loop"), floop.target.id
     rng = floop.iter.id
     ck, start = names.fresh("_checkpoints"), names.fresh("_start")
@@ -108,11 +152,10 @@ def _segmented(floop, rloop, rt, every):
     if every == "sqrt":
         k = names.fresh("_every")
         fwd.append(A.assign(k, _call(rt.env.helper("sqrt_interval"), _call("len", A.load(rng)))))
-        rt.primal.add(k)
         size = lambda: A.load(k)             # noqa: E731
     else:
         size = lambda: A.const(every)        # noqa: E731
-    rt.primal.add(ck)
+    before, after = _kept_per_run([k, ck] if every == "sqrt" else [ck], rt, nested)
     starts = lambda: _call("range", A.const(0), _call("len", A.load(rng)), size())  # noqa
     segment = lambda: ast.Subscript(         # noqa: E731  _range1[_start1:_start1 + k]
         value=A.load(rng), slice=ast.Slice(lower=A.load(start), upper=ast.BinOp(
@@ -123,19 +166,20 @@ def _segmented(floop, rloop, rt, every):
             A.tag(_for(start, starts(), [save, plain]), checkpoint_forward=L)]
     adjoint = _adjoint(floop, rloop, ck, _for(start, _call("reversed", starts()), []),
                        segment(), lambda: _call("reversed", segment()))
-    for n in fwd + [adjoint]:
+    fwd, adjoint = before + fwd, [adjoint] + after
+    for n in fwd + adjoint:
         A.located(n, floop)
     return fwd, adjoint
 
 
-def _counted(floop, rloop, rt, every):
+def _counted(floop, rloop, rt, every, nested):
     """The same for a loop whose iteration count is known at its end: snapshots kept by a
     runtime `Checkpoints` (with "sqrt" and no count in advance, it thins them as it goes)."""
     names, L = rt.names, A.get_tag(floop, "forward_loop")
     n = _counter(rloop)
     ck, due = names.fresh("_checkpoints"), names.fresh("_due")
     start, stop = names.fresh("_start"), names.fresh("_stop")
-    rt.primal.add(ck)
+    before, after = _kept_per_run([ck], rt, nested)
     if every != "sqrt":
         size = A.const(every)
     elif isinstance(floop, ast.For):           # at most len(range) iterations
@@ -165,7 +209,8 @@ def _counted(floop, rloop, rt, every):
                     type_comment=None)
     rerun = _for(var, segment(), [st for st in floop.body if A.get_tag(st, "loop") != L])
     adjoint = _adjoint(rerun, rloop, ck, outer, segment(), back)
-    for x in fwd + [adjoint]:
+    fwd, adjoint = before + fwd, [adjoint] + after
+    for x in fwd + adjoint:
         A.located(x, floop)
     return fwd, adjoint
 
@@ -193,15 +238,14 @@ def _adjoint(floop, rloop, ck, outer, segment, back):
 def finish(fwd, rev, rt, names, optimize):
     """Fill in the snapshots of the checkpointed loops; give each segment its own tape.
     Returns (fwd, rev, the variables snapshots hold)."""
-    saves = {}
-    for s in fwd:
-        if A.get_tag(s, "checkpoint_forward") is not None:
-            for n in ast.walk(s):
-                if A.get_tag(n, "checkpoint_save") is not None:
-                    saves[A.get_tag(n, "checkpoint_save")] = n
+    saves = {}                  # loop id -> its save calls (a loop nested in a
+    for s in fwd + rev:         # checkpointed loop has copies in both sweeps)
+        for n in ast.walk(s):
+            if A.get_tag(n, "checkpoint_save") is not None:
+                saves.setdefault(A.get_tag(n, "checkpoint_save"), []).append(n)
     held = set()
     copied = rt.mutated | _mutated(rt.norm.body)
-    for s in rev:
+    for s in list(_statements(rev)):
         L = A.get_tag(s, "checkpoint_adjoint")
         if L is None:
             continue
@@ -216,10 +260,10 @@ def finish(fwd, rev, rt, names, optimize):
         # a value changed in place is kept with a copy, and restored into the same object
         values = [_call(rt.env.helper("keep"), A.load(v)) if v in copied else A.load(v)
                   for v in state]
-        save = saves[L]
         if state:
-            save.args[-1] = values[0] if len(values) == 1 else ast.Tuple(elts=values,
-                                                                         ctx=ast.Load())
+            for save in saves[L]:
+                save.args[-1] = copy.deepcopy(values[0] if len(values) == 1 else ast.Tuple(
+                    elts=values, ctx=ast.Load()))
             target = A.store(state[0]) if len(state) == 1 else ast.Tuple(
                 elts=[A.store(v) for v in state], ctx=ast.Store())
             s.body[0] = A.located(A.assign(target, restore.value), restore)
