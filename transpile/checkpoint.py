@@ -37,6 +37,7 @@ copy at every checkpoint would cost more than the tape).
 """
 import ast
 import copy
+import numbers
 
 from . import astutil as A
 from .analysis import SEQ, UNKNOWN
@@ -48,8 +49,8 @@ def check_option(value):
     """None, "sqrt" or a positive int: the valid values of `checkpoint=`."""
     if value is None or value == "sqrt":
         return value
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1:
+        return int(value)
     raise TranspileError(f"checkpoint={value!r}: use None, 'sqrt' or a positive int (a "
                          "checkpoint every that many iterations)")
 
