@@ -8,6 +8,7 @@ import functools
 import inspect
 
 from . import pipeline
+from .checkpoint import check_option
 from .errors import TranspileError
 from .analysis import join, value_kind
 from .emit import annotate
@@ -111,8 +112,8 @@ def _kinds(fn, args, kwargs):
 class _Specialized:
     """Compiled variants of one gradient, one per kind of arguments (scalar/array/list)."""
 
-    def __init__(self, fn, names, jit=False):
-        self.fn, self.names, self.jit = fn, names, jit
+    def __init__(self, fn, names, jit=False, options=None):
+        self.fn, self.names, self.jit, self.options = fn, names, jit, options
         self.variants = {}
         self.last = None
 
@@ -127,7 +128,7 @@ class _Specialized:
                         f"'{name}': it is an integer or boolean array (pass floats, e.g. "
                         f"{name}.astype(float))")
             compiled = pipeline.gradient_function(self.fn, self.names,
-                                                  _kinds(self.fn, args, kwargs))
+                                                  _kinds(self.fn, args, kwargs), self.options)
             if self.jit:
                 from . import jit
                 compiled = jit.compiled_for(compiled)
@@ -139,14 +140,14 @@ class _Specialized:
         if self.last is None:        # nothing called yet: show the all-scalar version
             params = _param_names(self.fn)
             self.last = pipeline.gradient_function(self.fn, self.names,
-                                                   {p: "scalar" for p in params})
+                                                   {p: "scalar" for p in params}, self.options)
         return self.last.source
 
 
 class GradientFunction:
     """What grad / value_and_grad return: call it like f; `.source` shows generated code."""
 
-    def __init__(self, f, wrt, with_value, jit=False):
+    def __init__(self, f, wrt, with_value, jit=False, checkpoint=None):
         fn = _function(f)
         names, many = _wrt_names(fn, wrt)
         if jit:
@@ -154,7 +155,9 @@ class GradientFunction:
             numba_module()                   # a clear error now when numba is missing
         self.fn, self.names, self.many, self.with_value = fn, names, many, with_value
         self.jit = bool(jit)
-        self.variants = _Specialized(fn, names, self.jit)
+        checkpoint = check_option(checkpoint)
+        self.variants = _Specialized(fn, names, self.jit,
+                                     {"checkpoint": checkpoint} if checkpoint else None)
         functools.update_wrapper(self, fn)
         self.__name__ = ("value_and_grad_" if with_value else "grad_") + fn.__name__
         self._lookup = self.variants.variants.get
@@ -194,15 +197,19 @@ class GradientFunction:
         return self.variants.last.function
 
 
-def value_and_grad(f, wrt=0, jit=False):
+def value_and_grad(f, wrt=0, jit=False, checkpoint=None):
     """Return a function computing ``(f(*args), df/dwrt)`` from generated code.
 
-    ``jit=True``: the generated code is compiled with numba (the ``jit`` extra)."""
-    return GradientFunction(f, wrt, True, jit)
+    ``jit=True``: the generated code is compiled with numba (the ``jit`` extra).
+    ``checkpoint``: None (loops save every iteration), "sqrt" or an int k: long loops
+    keep a snapshot every ceil(sqrt(n)) or k iterations and re-run one segment at a
+    time in the adjoint sweep (tape memory O(sqrt n), one extra forward pass)."""
+    return GradientFunction(f, wrt, True, jit, checkpoint)
 
 
-def grad(f, wrt=0, jit=False):
-    """Return a function computing the gradient of scalar-valued f w.r.t. ``wrt``.
+def grad(f, wrt=0, jit=False, checkpoint=None):
+    """Return a function computing the gradient of scalar-valued f w.r.t. ``wrt``
+    (``jit`` and ``checkpoint`` as for value_and_grad).
 
     ``grad(grad(f))`` of a function of one scalar gives its second derivative.
     ``jit=True``: the generated code is compiled with numba (the ``jit`` extra)."""
@@ -212,19 +219,21 @@ def grad(f, wrt=0, jit=False):
                                  "use jit=False")
         from .higher import second_derivative
         return second_derivative(f)
-    return GradientFunction(f, wrt, False, jit)
+    return GradientFunction(f, wrt, False, jit, checkpoint)
 
 
-def vjp(f, *args, wrt=0, **kwargs):
+def vjp(f, *args, wrt=0, checkpoint=None, **kwargs):
     """Run f forward; return ``(value, pullback)``, pullback(cotangent) -> gradient(s).
 
     The pullback may be called any number of times: the first call uses the tape of the
     forward run; an adjoint sweep restores what the forward sweep overwrote (in-place
     writes included), so later calls run the forward sweep again for a fresh tape. The
-    value returned is a copy that no pullback call changes."""
+    value returned is a copy that no pullback call changes. ``checkpoint`` as for
+    value_and_grad."""
     fn = _function(f)
     names, many = _wrt_names(fn, wrt)
-    compiled = pipeline.vjp_pair(fn, names, _kinds(fn, args, kwargs))
+    compiled = pipeline.vjp_pair(fn, names, _kinds(fn, args, kwargs),
+                                 check_option(checkpoint))
     try:
         value, tape = compiled.forward(*args, **kwargs)
     except Exception as exc:
@@ -289,7 +298,7 @@ def jvp_source(f, args, tangents):
 class Differentiable:
     """A function with derivative methods: ``f(x)``, ``f.grad(x)``, ``f.vjp(x)``, ``f.source``."""
 
-    def __init__(self, fn, wrt=0, mode="reverse", jit=False):
+    def __init__(self, fn, wrt=0, mode="reverse", jit=False, checkpoint=None):
         if mode not in ("reverse", "forward"):
             raise TranspileError(f"mode={mode!r}: use 'reverse' or 'forward'")
         if jit:
@@ -297,6 +306,7 @@ class Differentiable:
             numba_module()                   # a clear error now when numba is missing
         self.__transpile_function__ = fn
         self.wrt = wrt
+        self.checkpoint = check_option(checkpoint)
         self.mode = mode
         self.jit = bool(jit)
         functools.update_wrapper(self, fn)
@@ -307,7 +317,8 @@ class Differentiable:
 
     def _value_and_grad(self):
         if self._vg is None:
-            self._vg = value_and_grad(self.__transpile_function__, self.wrt, self.jit)
+            self._vg = value_and_grad(self.__transpile_function__, self.wrt, self.jit,
+                                      self.checkpoint)
         return self._vg
 
     def grad(self, *args, **kwargs):
@@ -317,7 +328,8 @@ class Differentiable:
         return self._value_and_grad()(*args, **kwargs)
 
     def vjp(self, *args, **kwargs):
-        return vjp(self.__transpile_function__, *args, wrt=self.wrt, **kwargs)
+        return vjp(self.__transpile_function__, *args, wrt=self.wrt,
+                   checkpoint=self.checkpoint, **kwargs)
 
     def jvp(self, args, tangents):
         """Forward mode: (value, directional derivative along tangents)."""
@@ -341,11 +353,13 @@ class Differentiable:
         return f"<differentiable {self.__transpile_function__.__qualname__}>"
 
 
-def differentiate(fn=None, *, wrt=0, mode="reverse", jit=False):
+def differentiate(fn=None, *, wrt=0, mode="reverse", jit=False, checkpoint=None):
     """Decorator: ``@differentiate`` or ``@differentiate(wrt=("x", "w"))``.
 
     ``jit=True``: ``.grad`` and ``.value_and_grad`` run the generated code compiled with
-    numba (``.source`` still shows the generated Python; vjp/jvp stay plain Python)."""
+    numba (``.source`` still shows the generated Python; vjp/jvp stay plain Python).
+    ``checkpoint`` as for value_and_grad."""
     if fn is None:
-        return lambda f: Differentiable(f, wrt=wrt, mode=mode, jit=jit)
-    return Differentiable(fn, wrt=wrt, mode=mode, jit=jit)
+        return lambda f: Differentiable(f, wrt=wrt, mode=mode, jit=jit,
+                                        checkpoint=checkpoint)
+    return Differentiable(fn, wrt=wrt, mode=mode, jit=jit, checkpoint=checkpoint)

@@ -21,7 +21,7 @@ from .errors import TranspileError
 from .frontend import Unit, unit_from_function
 from .names import Names
 from .normalize import normalize, split_array_trees
-from . import cache, optimize
+from . import cache, checkpoint, optimize
 from .reverse import Resolver, ReverseTransform, STACK, PUSH, POP, loop_tapes
 
 
@@ -72,8 +72,10 @@ def _kinds_key(kinds):
 
 
 # optimize: the passes of optimize.py; simplify: sympy on scalar code; copy_adjoints:
-# helpers never update adjoints in place (for code that reverse mode differentiates again)
-DEFAULT_OPTIONS = {"optimize": True, "simplify": True, "copy_adjoints": False}
+# helpers never update adjoints in place (for code that reverse mode differentiates again);
+# checkpoint: None, "sqrt" or k (checkpointed loops, checkpoint.py)
+DEFAULT_OPTIONS = {"optimize": True, "simplify": True, "copy_adjoints": False,
+                   "checkpoint": None}
 
 
 def gradient_function(fn, wrt, kinds=None, options=None, gradient_only=False):
@@ -82,7 +84,8 @@ def gradient_function(fn, wrt, kinds=None, options=None, gradient_only=False):
 
     With gradient_only, f(*args) -> grads alone: the form that is differentiated again
     (Hessians, grad of grad). options: optimize (the passes of optimize.py), simplify
-    (sympy on scalar code)."""
+    (sympy on scalar code), checkpoint (None, "sqrt" or k: checkpointed loops,
+    checkpoint.py), copy_adjoints."""
     options = dict(DEFAULT_OPTIONS, **(options or {}))
     kind = "gradient" if gradient_only else "value_and_grad"
     key = (kind, tuple(wrt), _kinds_key(kinds), tuple(sorted(options.items())))
@@ -94,12 +97,12 @@ def gradient_function(fn, wrt, kinds=None, options=None, gradient_only=False):
     return entries[key]
 
 
-def vjp_pair(fn, wrt, kinds=None):
-    return _pair(fn, tuple(wrt), kinds)
+def vjp_pair(fn, wrt, kinds=None, checkpoint=None):
+    return _pair(fn, tuple(wrt), kinds, checkpoint)
 
 
-def _pair(target, active, kinds=None):
-    key = ("pair", tuple(active), _kinds_key(kinds))
+def _pair(target, active, kinds=None, checkpoint=None):
+    key = ("pair", tuple(active), _kinds_key(kinds)) + ((checkpoint,) if checkpoint else ())
     entries = _entries(target)
     if key not in entries:
         unit = unit_of(target)
@@ -107,7 +110,8 @@ def _pair(target, active, kinds=None):
         compiled.kinds = dict(kinds or {})
         entries[key] = compiled               # visible to recursive calls while building
         try:
-            _cached_transform(unit, active, "pair", compiled, kinds=kinds)
+            _cached_transform(unit, active, "pair", compiled, kinds=kinds,
+                              options={"checkpoint": checkpoint})
         except BaseException:
             del entries[key]
             raise
@@ -283,14 +287,19 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
                              local_names)
     rt = ReverseTransform(norm, an, env)
     fwd_m, rev_m = rt.run()
+    if options["checkpoint"] is not None:
+        fwd_m, rev_m = checkpoint.restructure(fwd_m, rev_m, rt, params, options["checkpoint"])
     resolver = Resolver(rt, params)
     fwd, rev = resolver.run(fwd_m, rev_m)
+    held = set()                    # what checkpoints hold: bound (None) before any use
+    if options["checkpoint"] is not None:
+        fwd, rev, held = checkpoint.finish(fwd, rev, rt, names, options["optimize"])
     result = norm.result
     fwd, rev, tapes = loop_tapes(fwd, rev, names) if options["optimize"] else (fwd, rev, [])
     all_scalar = all(k == "scalar" for k in an.kind.values())
     uses_stack = any(isinstance(n, ast.Name) and n.id in (PUSH, POP)
                      for s in fwd + rev for n in ast.walk(s))
-    nones = sorted(v for v in resolver.saved if v not in params)
+    nones = sorted(v for v in resolver.saved | held if v not in params)
     d_result = names.adjoint(result)
     adjoints = _adjoints_read(rev, names) - {d_result}
     name = unit.node.name
@@ -305,8 +314,8 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
                                   f"{POP} = {STACK}.pop")
         body += [A.assign(v, A.const(None)) for v in nones]
         body += fwd
-        if result in resolver.saved:
-            body.append(A.assign(value, A.load(result)))   # the sweep will restore result
+        if result in resolver.saved | held:   # the sweep will restore (or re-run) result
+            body.append(A.assign(value, A.load(result)))
         else:
             value = result
         grads = [names.adjoint(p) for p in active]
@@ -346,6 +355,8 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         bbody += A.parse_stmts(f"{tape} = {tape_name}")
     if uses_stack:
         bbody += A.parse_stmts(f"{POP} = {STACK}.pop")
+    if _uses_name(rev, PUSH):               # checkpointed loops save again while going back
+        bbody += A.parse_stmts(f"{PUSH} = {STACK}.append")
     grads = [names.adjoint(p) for p in active]
     for dv in sorted((adjoints | set(grads)) - {d_result}):   # d_result: the argument
         bbody.append(A.assign(dv, A.const(0.0)))
@@ -429,6 +440,10 @@ def _assemble_jvp(unit, norm, an, env, names, active, compiled, options, local_n
     compiled.namespace = env
     compiled.param_names = list(unit.params)
     return compiled
+
+
+def _uses_name(stmts, name):
+    return any(isinstance(n, ast.Name) and n.id == name for s in stmts for n in ast.walk(s))
 
 
 def _adjoints_read(stmts, names):

@@ -675,12 +675,16 @@ class Resolver:
             needed = new_needed
 
     def block(self, stmts, reverse):
-        out = []
-        for s in stmts:
-            out.extend(self.stmt(s, reverse))
-        return out
+        # a forward body re-run inside the adjoint sweep (checkpointing) is resolved after
+        # the adjoint code next to it, once that code has decided which loops it prunes
+        later = [i for i, s in enumerate(stmts) if A.get_tag(s, "recompute") is not None]
+        done = {i: self.stmt(s, reverse) for i, s in enumerate(stmts) if i not in later}
+        done.update({i: self.stmt(stmts[i], reverse) for i in later})
+        return [n for i in range(len(stmts)) for n in done[i]]
 
     def stmt(self, s, reverse):
+        if reverse and A.get_tag(s, "recompute") is not None:
+            reverse = False                     # forward code: its markers are saves
         loop = A.get_tag(s, "loop")
         if loop is not None and not reverse and loop in self.pruned:
             return []
@@ -758,7 +762,23 @@ def _reads(stmts):
     for s in stmts:
         if A.get_tag(s, "marker"):
             continue
-        out |= A.names_loaded(s)
+        out |= _loaded(s)
+    return out
+
+
+def _loaded(node):
+    """Names read in node; a re-run forward body (checkpointing) reads only what its tag
+    lists: the values it takes from outside the loop (the rest come from a snapshot)."""
+    inputs = A.get_tag(node, "recompute")
+    if inputs is not None:
+        return set(inputs)
+    if isinstance(node, ast.Name):
+        return {node.id} if isinstance(node.ctx, ast.Load) else set()
+    out = set()
+    if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+        out.add(node.target.id)
+    for child in ast.iter_child_nodes(node):
+        out |= _loaded(child)
     return out
 
 

@@ -251,6 +251,57 @@ def snapshot(value):
     return value
 
 
+def keep(value):
+    """A checkpoint of a value the loop changes in place: (the object, a copy)."""
+    return value, snapshot(value)
+
+
+def restore(kept):
+    """The object of a `keep`, its contents put back as they were (the same object, so
+    other names holding it, the caller's array included, see them too)."""
+    obj, saved = kept
+    if saved is not obj:
+        obj[...] = saved
+    return obj
+
+
+def sqrt_interval(n):
+    """Iterations per checkpoint for checkpoint="sqrt": ceil(sqrt(n)), at least 1."""
+    import math
+    return math.isqrt(n - 1) + 1 if n > 1 else 1
+
+
+class Checkpoints:
+    """Snapshots of a loop's state taken as it runs, for a loop whose number of iterations
+    is known only at its end (`while`, `break`): one every `every` iterations, or with
+    every=None about sqrt(2n) of them for n iterations (when there are more than 2*every,
+    every doubles and every other snapshot goes)."""
+
+    def __init__(self, every=None):
+        self.every, self.thin = every or 1, every is None
+        self.starts, self.states = [], []
+
+    def save(self, i, state):
+        """Keep the state at the start of iteration i; the iteration to save next."""
+        self.starts.append(i)
+        self.states.append(state)
+        if self.thin and len(self.states) > 2 * self.every:
+            self.every *= 2
+            keep = [j for j, start in enumerate(self.starts) if start % self.every == 0]
+            self.starts = [self.starts[j] for j in keep]
+            self.states = [self.states[j] for j in keep]
+        return self.starts[-1] + self.every
+
+    def segments(self, n):
+        """(start, stop) of each segment of an n-iteration run, last segment first."""
+        stops = self.starts[1:] + [n]
+        return list(zip(self.starts, stops))[::-1]
+
+    def pop(self):
+        self.starts.pop()
+        return self.states.pop()
+
+
 # --- forward mode: tangents of lists ------------------------------------------------------
 
 def copy_tangent(t):
