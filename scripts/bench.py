@@ -27,6 +27,7 @@ exponent of time ~ lines^k.
 Not a test: numbers depend on the machine; the README quotes one run.
 """
 import argparse
+import importlib.metadata
 import importlib.util
 import math
 import os
@@ -86,7 +87,6 @@ class Autograd(Peer):
         import autograd
         import autograd.numpy as anp
         self.grad, self.programs = autograd.grad, _programs(anp, anp)
-        self.version = getattr(autograd, "__version__", "?")
 
     def gradient(self, name, args, wrt):
         f = self.programs[name][0]
@@ -103,7 +103,6 @@ class JaxEager(Peer):
         import jax.numpy as jnp
         self.jax, self.jnp = jax, jnp
         self.programs = _programs(jnp, jnp)
-        self.version = jax.__version__
 
     def inputs(self, args):
         return tuple(self.jnp.asarray(a, dtype=self.jnp.float64)
@@ -148,7 +147,6 @@ class Torch(Peer):
         self.torch = torch
         tmath, tnp = torch_modules()
         self.programs = _programs(tmath, tnp)
-        self.version = torch.__version__
 
     def gradient(self, name, args, wrt):
         torch = self.torch
@@ -169,7 +167,6 @@ class Torch(Peer):
 
 class FiniteDifferences(Peer):
     name = "central FD"
-    version = ""
 
     def gradient(self, name, args, wrt):
         f = _programs(math, numpy)[name][0]
@@ -328,7 +325,7 @@ def warm_up(jit):
         jax.block_until_ready(jax.jit(jax.grad(small_array))(jnp.ones(3)))
 
 
-def describe_machine(peers):
+def describe_machine():
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as fh:
@@ -338,11 +335,17 @@ def describe_machine(peers):
                     break
     except OSError:
         pass
-    versions = ", ".join(f"{p.name} {p.version}" for p in peers
-                         if p.name not in ("jax.jit",))
+    versions = []
+    for dist in ("autograd", "jax", "jaxlib", "torch"):
+        try:
+            versions.append(f"{dist} {importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    threads = os.environ["OMP_NUM_THREADS"]
     print(f"# {cpu}, {os.cpu_count()} cores; {platform.python_implementation()} "
           f"{platform.python_version()}, NumPy {numpy.__version__}"
-          + (f"; {versions}" if versions else ""))
+          + (f"; {', '.join(versions)}" if versions else "")
+          + f"; {threads} thread(s) for BLAS, PyTorch and XLA")
 
 
 # --- the comparison -------------------------------------------------------------------------
@@ -505,7 +508,7 @@ def main():
     repeats = 3 if opts.quick else opts.repeats
     warnings.filterwarnings("ignore", message=".*os.fork.*")
     peers = [] if opts.scaling else load_peers()
-    describe_machine(peers)
+    describe_machine()
     if not opts.scaling:
         print(f"# medians of {repeats} alternating runs (calls over {SLOW} s: 3 runs)")
         compare(repeats, peers)
