@@ -20,9 +20,9 @@ first call, against jax.jit's trace and compile plus the first call, each the fi
 that function is seen in the process (both tools warmed up once on a trivial function).
 "transform" is the median of several cache-cleared builds.
 
-At the end (or alone with --scaling): transform time against function size, for generated
-straight-line and loop-containing scalar functions of 10 to 500 lines, with the fitted
-exponent of time ~ lines^k.
+At the end (or alone with --scaling): transform time (CPU time of the process) against
+function size, for generated straight-line and loop-containing scalar functions of 10 to
+500 lines, with the fitted exponent of time ~ lines^k.
 
 Not a test: numbers depend on the machine; the README quotes one run.
 """
@@ -271,15 +271,16 @@ def forget(fn):
     pipeline._UNITS.pop(fn, None)
 
 
-def transform_time(fn, args, wrt, repeats=5, summary=statistics.median):
-    """Source to compiled gradient: parse, all passes, print, compile (cache cleared)."""
+def transform_time(fn, args, wrt, repeats=5, clock=time.perf_counter):
+    """Source to compiled gradient: parse, all passes, print, compile (cache cleared);
+    median of several builds."""
     times = []
     for _ in range(repeats):
         forget(fn)
-        t0 = time.perf_counter()
+        t0 = clock()
         transpile.grad(fn, wrt=wrt).variants.get(args, {})
-        times.append(time.perf_counter() - t0)
-    return summary(times)
+        times.append(clock() - t0)
+    return statistics.median(times)
 
 
 def first_gradient(fn, args, wrt):
@@ -470,8 +471,8 @@ def slope(xs, ys):
 
 
 def scaling(sizes, repeats):
-    print("\n## Transform time against function size (cache cleared; best of "
-          f"{repeats} builds: the work is deterministic, other load only adds)")
+    print("\n## Transform time against function size (cache cleared; CPU time of this "
+          f"process, which other load barely moves; median of {repeats} builds)")
     print("| lines | straight-line | per line | with loops | per line |")
     print("| --- | --- | --- | --- | --- |")
     results = {"straight": [], "loops": []}
@@ -482,7 +483,7 @@ def scaling(sizes, repeats):
                 src = make(n)
                 assert len(src) == n
                 f = generated_function(src, f"{kind}{n}", folder)
-                t = transform_time(f, (0.3, 0.7), (0, 1), repeats, min)
+                t = transform_time(f, (0.3, 0.7), (0, 1), repeats, time.process_time)
                 value, grads = transpile.value_and_grad(f, wrt=(0, 1))(0.3, 0.7)
                 assert math.isfinite(value) and all(map(math.isfinite, grads))
                 results[kind].append(t)
