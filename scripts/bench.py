@@ -1,105 +1,521 @@
-"""Benchmark: gradient time / primal time, and transform time, side by side in one run.
+"""Benchmark: transpile's gradients against the primal and against other tools, in one run.
 
-    python scripts/bench.py [--repeats 21] [--quick]
+    python scripts/bench.py [--repeats 21] [--quick] [--scaling | --no-scaling]
 
-For each workload the primal and transpile's gradient are timed alternately (so machine
-noise hits both alike); medians and their ratio are printed. Transform time is the time to
-build the gradient function from scratch (cache cleared), median of several builds.
+For each workload (scripts/workloads.py: every tool runs the same program, written once
+against a math/NumPy-like module) these are timed alternately in one process, so machine
+noise hits all alike, and medians are printed with the ratio to the primal:
+
+* the primal (math / NumPy);
+* transpile's gradient;
+* peers, each skipped with a note when not installed (`pip install ".[bench]"`):
+  autograd, JAX eager (`jax.grad`), `jax.jit(jax.grad(f))` in steady state, PyTorch eager
+  (`backward()`), all in float64;
+* central finite differences (2n primal calls for n inputs).
+
+Before timing, every peer's gradient is compared with transpile's (relative difference of
+the flattened gradients; 1e-8, finite differences 1e-5) and a warning printed on a
+mismatch. Time to first gradient is transpile's transform (its cache cleared) plus the
+first call, against jax.jit's trace and compile plus the first call, each the first time
+that function is seen in the process (both tools warmed up once on a trivial function).
+"transform" is the median of several cache-cleared builds.
+
+At the end (or alone with --scaling): transform time (CPU time of the process) against
+function size, for generated straight-line and loop-containing scalar functions of 10 to
+500 lines, with the fitted exponent of time ~ lines^k.
+
 Not a test: numbers depend on the machine; the README quotes one run.
 """
 import argparse
+import importlib.metadata
+import importlib.util
+import math
 import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
+import warnings
+
+# one thread everywhere (BLAS, PyTorch, XLA) unless set otherwise: on a small shared
+# machine, thread pools spinning against each other distort the numbers far more than
+# they help (set these variables before starting to change it)
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
+                                   "intra_op_parallelism_threads=1")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import numpy  # noqa: E402
+
 import transpile  # noqa: E402
 from transpile import pipeline  # noqa: E402
-import math  # noqa: E402
+from workloads import array_workloads, scalar_workloads, torch_modules  # noqa: E402
 
-from workloads import array_workloads, scalar_workloads  # noqa: E402
+SLOW = 0.1           # seconds per call above which a contender is timed only 3 times
 
 
-def autograd_peer():
-    """(numpy module, grad maker) of autograd, or None when it is not installed."""
-    try:
+# --- peers ----------------------------------------------------------------------------------
+#
+# A peer turns (name, program, args, wrt) into a zero-argument callable returning the
+# gradient as a tuple of arrays/numbers (inputs converted to the peer's types beforehand,
+# outside the timed call).
+
+def _programs(math_module, np_module):
+    return {name: (f, args, wrt) for name, f, args, wrt in
+            scalar_workloads(math_module) + array_workloads(np_module)}
+
+
+class Peer:
+    name = "?"
+
+    def __init__(self):
+        self.setup()
+
+    def setup(self):
+        pass
+
+    def gradient(self, name, args, wrt):
+        raise NotImplementedError
+
+
+class Autograd(Peer):
+    name = "autograd"
+
+    def setup(self):
         import autograd
         import autograd.numpy as anp
-    except ImportError:
-        return None
-    return anp, lambda f, wrt: autograd.grad(f, argnum=wrt if len(wrt) > 1 else wrt[0])
+        self.grad, self.programs = autograd.grad, _programs(anp, anp)
+
+    def gradient(self, name, args, wrt):
+        f = self.programs[name][0]
+        g = self.grad(f, argnum=wrt)            # tuple of argnums -> tuple of gradients
+        return lambda: g(*args)
 
 
-def per_call(fn, args, number):
+class JaxEager(Peer):
+    name = "jax eager"
+
+    def setup(self):
+        import jax
+        jax.config.update("jax_enable_x64", True)
+        import jax.numpy as jnp
+        self.jax, self.jnp = jax, jnp
+        self.programs = _programs(jnp, jnp)
+
+    def inputs(self, args):
+        return tuple(self.jnp.asarray(a, dtype=self.jnp.float64)
+                     if isinstance(a, float) or getattr(a, "dtype", None) == numpy.float64
+                     else self.jnp.asarray(a) for a in args)
+
+    def gradient(self, name, args, wrt):
+        g = self.jax.grad(self.programs[name][0], argnums=wrt)
+        jargs = self.inputs(args)
+        block = self.jax.block_until_ready
+        return lambda: block(g(*jargs))
+
+
+class JaxJit(JaxEager):
+    name = "jax.jit"
+
+    def jitted(self, name, wrt):
+        f = self.programs[name][0]
+        # a new function object each time: nothing traced or compiled before is reused
+        return self.jax.jit(self.jax.grad(lambda *a: f(*a), argnums=wrt))
+
+    def gradient(self, name, args, wrt):
+        g = self.jitted(name, wrt)
+        jargs = self.inputs(args)
+        block = self.jax.block_until_ready
+        return lambda: block(g(*jargs))
+
+    def first_gradient(self, name, args, wrt):
+        """Seconds from jax.jit(jax.grad(f)) to the first gradient: trace, compile, run."""
+        jargs = self.inputs(args)
+        t0 = time.perf_counter()
+        self.jax.block_until_ready(self.jitted(name, wrt)(*jargs))
+        return time.perf_counter() - t0
+
+
+class Torch(Peer):
+    name = "torch eager"
+
+    def setup(self):
+        import torch
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+        self.torch = torch
+        tmath, tnp = torch_modules()
+        self.programs = _programs(tmath, tnp)
+
+    def gradient(self, name, args, wrt):
+        torch = self.torch
+        f = self.programs[name][0]
+        targs = [torch.tensor(a, dtype=torch.float64) if isinstance(a, float)
+                 else torch.from_numpy(numpy.ascontiguousarray(a, dtype=numpy.float64))
+                 for a in args]
+        leaves = [targs[i].requires_grad_(True) for i in wrt]
+
+        def g():
+            for leaf in leaves:
+                leaf.grad = None
+            f(*targs).backward()
+            return tuple(leaf.grad for leaf in leaves)
+
+        return g
+
+
+class FiniteDifferences(Peer):
+    name = "central FD"
+
+    def gradient(self, name, args, wrt):
+        f = _programs(math, numpy)[name][0]
+        return lambda: central_differences(f, args, wrt)
+
+
+def central_differences(f, args, wrt, rel=6e-6):
+    """Gradient by central differences: 2 primal calls per input, step rel * max(1, |x|)."""
+    args = list(args)
+    out = []
+    for i in wrt:
+        x = args[i]
+        if isinstance(x, float):
+            h = rel * max(1.0, abs(x))
+            args[i] = x + h
+            hi = f(*args)
+            args[i] = x - h
+            lo = f(*args)
+            args[i] = x
+            out.append((hi - lo) / (2 * h))
+            continue
+        x = x.copy()
+        args[i] = x
+        g = numpy.empty(x.shape)
+        flat, gflat = x.reshape(-1), g.reshape(-1)
+        for k in range(flat.size):
+            v = flat[k]
+            h = rel * max(1.0, abs(v))
+            flat[k] = v + h
+            hi = f(*args)
+            flat[k] = v - h
+            lo = f(*args)
+            flat[k] = v
+            gflat[k] = (hi - lo) / (2 * h)
+        out.append(g)
+    return tuple(out)
+
+
+PEERS = [Autograd, JaxEager, JaxJit, Torch]
+
+
+def load_peers():
+    peers = []
+    for cls in PEERS:
+        try:
+            peers.append(cls())
+        except ImportError as exc:
+            print(f"# note: {cls.name} skipped (not installed: {exc.name}); "
+                  f'pip install ".[bench]"')
+    return peers
+
+
+# --- timing ---------------------------------------------------------------------------------
+
+def per_call(fn, number):
     t0 = time.perf_counter()
     for _ in range(number):
-        fn(*args)
+        fn()
     return (time.perf_counter() - t0) / number
 
 
-def calibrate(fn, args, target=0.02):
+def calibrate(fn, target=0.02):
     number = 1
-    while per_call(fn, args, number) * number < target:
+    while True:
+        t = per_call(fn, number)
+        if t * number >= target:
+            return number, t
         number *= 2
-    return number
 
 
-def transform_time(fn, args, wrt, repeats=5):
-    """Source to compiled gradient: parse, all passes, print, compile (cache cleared)."""
+def time_alternately(calls, repeats):
+    """Median seconds per call of each callable, timed in turns (slow ones 3 times)."""
+    plan = [calibrate(c) for c in calls]
+    times = [[] for _ in calls]
+    for r in range(repeats):
+        for k, c in enumerate(calls):
+            number, first = plan[k]
+            if first > SLOW and r >= 3:
+                continue
+            times[k].append(per_call(c, number))
+    return [statistics.median(t) for t in times]
+
+
+def flat(gradient):
+    """A tuple of gradients (numbers, arrays, jax arrays, torch tensors) as one vector."""
+    parts = []
+    for g in gradient:
+        if hasattr(g, "detach"):
+            g = g.detach().numpy()
+        parts.append(numpy.ravel(numpy.asarray(g, dtype=float)))
+    return numpy.concatenate(parts)
+
+
+def relative_difference(a, b):
+    a, b = flat(a), flat(b)
+    return float(numpy.linalg.norm(a - b) / max(numpy.linalg.norm(b), 1e-300))
+
+
+def forget(fn):
+    """Drop transpile's in-memory cache entries for fn (the next grad transforms again)."""
+    pipeline._CACHE.pop(fn, None)
+    pipeline._UNITS.pop(fn, None)
+
+
+def transform_time(fn, args, wrt, repeats=5, clock=time.perf_counter):
+    """Source to compiled gradient: parse, all passes, print, compile (cache cleared);
+    median of several builds."""
     times = []
     for _ in range(repeats):
-        pipeline._CACHE.pop(fn, None)
-        pipeline._UNITS.pop(fn, None)
-        t0 = time.perf_counter()
+        forget(fn)
+        t0 = clock()
         transpile.grad(fn, wrt=wrt).variants.get(args, {})
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return statistics.median(times)
 
 
+def first_gradient(fn, args, wrt):
+    """Seconds from transpile.grad(f) to the first gradient (cache cleared)."""
+    forget(fn)
+    t0 = time.perf_counter()
+    transpile.grad(fn, wrt=wrt)(*args)
+    return time.perf_counter() - t0
+
+
 def fmt(seconds):
-    return f"{seconds * 1e6:>8.1f}us" if seconds < 1e-2 else f"{seconds * 1e3:>8.1f}ms"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} µs"
+    if seconds < 1.0:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds:.2f} s"
+
+
+def _small_programs(m):
+    def small(x):
+        y = x
+        for i in range(3):
+            y = m.sin(y) * x + 0.5 * y
+        return y
+
+    def small_array(x):
+        return m.sum(m.tanh(x) * x)
+
+    return small, small_array
+
+
+def warm_up(jit):
+    """One-time costs of each tool in a process (imports, first use of sympy or XLA), paid
+    on small functions before anything is measured."""
+    small, _ = _small_programs(math)
+    _, small_array = _small_programs(numpy)
+    transpile.grad(small)(0.5)
+    transpile.grad(small_array)(numpy.ones(3))
+    if jit is not None:
+        jax, jnp = jit.jax, jit.jnp
+        small, small_array = _small_programs(jnp)
+        jax.block_until_ready(jax.jit(jax.grad(small))(0.5))
+        jax.block_until_ready(jax.jit(jax.grad(small_array))(jnp.ones(3)))
+
+
+def describe_machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    versions = []
+    for dist in ("autograd", "jax", "jaxlib", "torch"):
+        try:
+            versions.append(f"{dist} {importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    threads = os.environ["OMP_NUM_THREADS"]
+    print(f"# {cpu}, {os.cpu_count()} cores; {platform.python_implementation()} "
+          f"{platform.python_version()}, NumPy {numpy.__version__}"
+          + (f"; {', '.join(versions)}" if versions else "")
+          + f"; {threads} thread(s) for BLAS, PyTorch and XLA")
+
+
+# --- the comparison -------------------------------------------------------------------------
+
+def compare(repeats, peers):
+    fd = FiniteDifferences()
+    jit = next((p for p in peers if isinstance(p, JaxJit)), None)
+    warm_up(jit)
+    names = ["primal", "transpile"] + [p.name for p in peers] + [fd.name]
+    summary = []
+    for name, fn, args, wrt in scalar_workloads(math) + array_workloads(numpy):
+        n_inputs = sum(1 if isinstance(args[i], float) else args[i].size for i in wrt)
+        first = first_gradient(fn, args, wrt)
+        first_jit = jit.first_gradient(name, args, wrt) if jit is not None else None
+        g = transpile.grad(fn, wrt=wrt)
+        calls = [lambda: fn(*args), lambda: g(*args)]
+        reference = g(*args)
+        for p in peers + [fd]:
+            call = p.gradient(name, args, wrt)
+            diff = relative_difference(call(), reference)
+            tol = 1e-5 if p is fd else 1e-8
+            if not diff <= tol:
+                print(f"# WARNING: {name}: {p.name}'s gradient differs from transpile's by "
+                      f"{diff:.1e} (relative)")
+            calls.append(call)
+        med = time_alternately(calls, repeats)
+        tt = transform_time(fn, args, wrt)
+        print(f"\n{name} ({n_inputs} inputs); transform {fmt(tt)}; time to first gradient: "
+              f"transpile {fmt(first)}" + (f", jax.jit {fmt(first_jit)} "
+                                           f"({first_jit / first:.0f}x transpile's)"
+                                           if jit is not None else ""))
+        print(f"| {'':<12} | {'seconds':>10} | {'/ primal':>9} | {'/ transpile':>11} |")
+        for label, t in zip(names, med):
+            print(f"| {label:<12} | {fmt(t):>10} | {t / med[0]:>8.2f}x | {t / med[1]:>10.1f}x |")
+        summary.append((name, dict(zip(names, med)), tt, first, first_jit))
+    print_summary(summary, names)
+
+
+def print_summary(summary, names):
+    print("\n## Summary: gradient / primal")
+    print("| workload | " + " | ".join(names[1:]) + " |")
+    print("| --- " * len(names) + "|")
+    ratios = []
+    for name, med, *_ in summary:
+        ratios.append(med["transpile"] / med["primal"])
+        print(f"| {name} | " + " | ".join(f"{med[k] / med['primal']:.2f}x" for k in names[1:])
+              + " |")
+    geo = statistics.geometric_mean(ratios)
+    print(f"\ntranspile gradient / primal: geometric mean {geo:.2f}x, "
+          f"worst {max(ratios):.2f}x (targets: at most 3x each, 2.5x geometric mean)")
+    print("\n## Summary: peer time / transpile time (how many times faster transpile is)")
+    peers = names[2:]
+    print("| workload | " + " | ".join(peers) + " |")
+    print("| --- " * (len(peers) + 1) + "|")
+    for name, med, *_ in summary:
+        print(f"| {name} | " + " | ".join(f"{med[k] / med['transpile']:.1f}x" for k in peers)
+              + " |")
+    print("\n## Time to first gradient (function never seen before in the process)")
+    print("| workload | transform (median) | transpile: transform + first call | "
+          "jax.jit: trace + compile + first call | jax.jit / transpile |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, _, tt, first, first_jit in summary:
+        jit = (f"{fmt(first_jit)} | {first_jit / first:.0f}x" if first_jit is not None
+               else "(not installed) | ")
+        print(f"| {name} | {fmt(tt)} | {fmt(first)} | {jit} |")
+
+
+# --- transform time against function size ---------------------------------------------------
+
+_FUNCS = ["math.sin", "math.cos", "math.tanh", "math.atan", "math.erf"]
+_STMTS = ["a = 0.6 * a + 0.3 * {f}(b * x)",
+          "b = 0.6 * b + 0.3 * {f}(a * w)",
+          "c = c + 0.1 * {f}(a - b)"]
+
+
+def straight_line_source(lines):
+    """`def f(x, w)` of exactly `lines` lines: three assignments, then one statement with a
+    math call per line (bounded: the values stay in [-2, 2]), then the return."""
+    out = ["def f(x, w):", "    a = x", "    b = w", "    c = 0.0"]
+    for k in range(lines - 5):
+        out.append("    " + _STMTS[k % 3].format(f=_FUNCS[k % 5]))
+    out.append("    return a + b + c")
+    return out
+
+
+def loops_source(lines):
+    """The same statements in `for` loops of three statements (three iterations each)."""
+    out = ["def f(x, w):", "    a = x", "    b = w", "    c = 0.0"]
+    left, k = lines - 5, 0
+    while left > 0:
+        if left == 1:
+            out.append("    a = 0.5 * a")
+            break
+        out.append(f"    for i{k} in range(3):")
+        body = min(3, left - 1)
+        for j in range(body):
+            out.append("        " + _STMTS[(k + j) % 3].format(f=_FUNCS[(k + j) % 5]))
+        left -= body + 1
+        k += 1
+    out.append("    return a + b + c")
+    return out
+
+
+def generated_function(lines, tag, folder):
+    """Write the function to a .py file (transpile reads source) and import it."""
+    path = os.path.join(folder, f"generated_{tag}.py")
+    with open(path, "w") as fh:
+        fh.write("import math\n\n\n" + "\n".join(lines) + "\n")
+    spec = importlib.util.spec_from_file_location(f"generated_{tag}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.f
+
+
+def slope(xs, ys):
+    """Least-squares slope of log y against log x."""
+    lx = [math.log(x) for x in xs]
+    ly = [math.log(y) for y in ys]
+    mx, my = statistics.fmean(lx), statistics.fmean(ly)
+    return (sum((a - mx) * (b - my) for a, b in zip(lx, ly))
+            / sum((a - mx) ** 2 for a in lx))
+
+
+def scaling(sizes, repeats):
+    print("\n## Transform time against function size (cache cleared; CPU time of this "
+          f"process, which other load barely moves; median of {repeats} builds)")
+    print("| lines | straight-line | per line | with loops | per line |")
+    print("| --- | --- | --- | --- | --- |")
+    results = {"straight": [], "loops": []}
+    with tempfile.TemporaryDirectory() as folder:
+        for n in sizes:
+            row = []
+            for kind, make in (("straight", straight_line_source), ("loops", loops_source)):
+                src = make(n)
+                assert len(src) == n
+                f = generated_function(src, f"{kind}{n}", folder)
+                t = transform_time(f, (0.3, 0.7), (0, 1), repeats, time.process_time)
+                value, grads = transpile.value_and_grad(f, wrt=(0, 1))(0.3, 0.7)
+                assert math.isfinite(value) and all(map(math.isfinite, grads))
+                results[kind].append(t)
+                row += [f"{t * 1e3:.0f} ms", f"{t * 1e3 / n:.2f} ms"]
+            print(f"| {n} | " + " | ".join(row) + " |")
+    for kind, ts in results.items():
+        big = [(n, t) for n, t in zip(sizes, ts) if n >= 50]
+        tail = (f"; {slope(*zip(*big)):.2f} from 50 lines up" if len(big) >= 2 else "")
+        print(f"{kind}: time ~ lines^{slope(sizes, ts):.2f} over {sizes[0]}-{sizes[-1]} "
+              f"lines{tail}")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=21)
     ap.add_argument("--quick", action="store_true", help="few repeats (smoke run)")
+    group = ap.add_mutually_exclusive_group()
+    group.add_argument("--scaling", action="store_true",
+                       help="only transform time against function size")
+    group.add_argument("--no-scaling", action="store_true",
+                       help="skip transform time against function size")
     opts = ap.parse_args()
     repeats = 3 if opts.quick else opts.repeats
-    print(f"# {platform.python_implementation()} {platform.python_version()} on "
-          f"{platform.machine()}, {os.cpu_count()} cores; medians of {repeats} alternating runs")
-    peer = autograd_peer()
-    print(f"{'workload':<16} {'primal':>10} {'gradient':>10} {'ratio':>7} {'transform':>10}"
-          f" {'autograd':>10} {'vs autograd':>11}")
-    ratios = []
-    import numpy
-    peer_programs = ({n: (f, a, w) for n, f, a, w in scalar_workloads(peer[0])
-                      + array_workloads(peer[0])} if peer else {})
-    for name, fn, args, wrt in scalar_workloads(math) + array_workloads(numpy):
-        g = transpile.grad(fn, wrt=wrt)
-        g(*args)
-        contenders = [(fn, args), (g, args)]
-        if peer is not None:
-            pf, pa, pw = peer_programs.get(name, (fn, args, wrt))
-            pg = peer[1](pf, pw)
-            pg(*pa)
-            contenders.append((pg, pa))
-        numbers = [calibrate(f, a) for f, a in contenders]
-        times = [[] for _ in contenders]
-        for _ in range(repeats):
-            for k, (f, a) in enumerate(contenders):
-                times[k].append(per_call(f, a, numbers[k]))
-        med = [statistics.median(t) for t in times]
-        mp, mg = med[0], med[1]
-        ratios.append(mg / mp)
-        tt = transform_time(fn, args, wrt)
-        peer_cols = (f" {med[2] * 1e6:>8.1f}us {med[2] / mg:>10.1f}x" if peer else
-                     "   (autograd not installed)")
-        print(f"{name:<16} {fmt(mp)} {fmt(mg)} {mg / mp:>6.2f}x "
-              f"{tt * 1e3:>8.2f}ms{peer_cols}")
-    print(f"geometric mean ratio: {statistics.geometric_mean(ratios):.2f}x")
+    warnings.filterwarnings("ignore", message=".*os.fork.*")
+    peers = [] if opts.scaling else load_peers()
+    describe_machine()
+    if not opts.scaling:
+        print(f"# medians of {repeats} alternating runs (calls over {SLOW} s: 3 runs)")
+        compare(repeats, peers)
+    if not opts.no_scaling:
+        sizes = [10, 50, 100] if opts.quick else [10, 50, 100, 200, 500]
+        scaling(sizes, 1 if opts.quick else 3)
 
 
 if __name__ == "__main__":

@@ -249,25 +249,53 @@ def _common_subexpressions(stmts, pure=frozenset()):
     def fresh():
         return names.fresh("_c")
 
+    # per statement (kept alive, so ids stay unique): its candidates and stored names;
+    # a rewrite replaces statements by new objects, so entries never go stale
+    memo = {}
+
+    def facts(s):
+        entry = memo.get(id(s))
+        if entry is None:
+            found = [(ast.dump(n), n) for n in ast.walk(s.value)
+                     if isinstance(n, ast.expr) and _cse_candidate(n, pure)]
+            entry = memo[id(s)] = (s, found, A.names_stored(s))
+        return entry
+
     def stretch(run):
-        """Rewrite one run of simple assignments."""
+        """Rewrite one run of simple assignments.
+
+        A rewrite never adds an occurrence of an existing expression (it replaces
+        occurrences by a new name and adds one copy in place of two or more), so an
+        expression seen once stays single: it is dropped from its statement's
+        candidates. Whether a repeated one may be shared depends only on the statements
+        holding it (those in between keep their targets; inserted ones store new names),
+        so a refusal is remembered for the same statements."""
+        refused = set()
         changed = True
         while changed:
             changed = False
             seen = {}
             for i, s in enumerate(run):
-                for n in ast.walk(s.value):
-                    if isinstance(n, ast.expr) and _cse_candidate(n, pure):
-                        seen.setdefault(ast.dump(n), []).append((i, n))
-            for key, places in sorted(seen.items(), key=lambda kv: -len(kv[0])):
+                for key, n in facts(s)[1]:
+                    seen.setdefault(key, []).append((i, n))
+            repeated = []
+            for kv in seen.items():
+                if len(kv[1]) >= 2:
+                    repeated.append(kv)
+                else:
+                    entry = facts(run[kv[1][0][0]])
+                    entry[1][:] = [f for f in entry[1] if f[0] != kv[0]]
+            for key, places in sorted(repeated, key=lambda kv: -len(kv[0])):
                 idxs = sorted({i for i, _ in places})
-                if len(places) < 2:
+                holders = (key,) + tuple(id(run[k]) for k in idxs)
+                if holders in refused:
                     continue
                 expr = places[0][1]
                 reads = A.names_loaded(expr)
                 first, last = idxs[0], idxs[-1]
                 # the names it reads must not change between the first and last use
-                if any(A.names_stored(run[k]) & reads for k in range(first, last)):
+                if any(facts(run[k])[2] & reads for k in range(first, last)):
+                    refused.add(holders)
                     continue
                 name = fresh()
                 target = ast.Name(id=name, ctx=ast.Load())
