@@ -834,6 +834,14 @@ def loop_tapes(fwd, rev, names):
                 rbody.append(A.assign(st.targets[0], A.load(saved[k])))
             else:
                 rbody.append(st)
+        first = rbody[0] if rbody else None
+        if (len(saved) == 1 and isinstance(first, ast.Assign)
+                and isinstance(first.targets[0], ast.Name) and isinstance(first.value, ast.Name)
+                and first.value.id == saved[0]
+                and not any(saved[0] in A.names_loaded(st) for st in rbody[1:])):
+            # the restore opens the body: iterate straight into the variable
+            saved = [first.targets[0].id]
+            rbody = rbody[1:] or [ast.Pass()]
         target = A.store(saved[0]) if len(saved) == 1 else ast.Tuple(
             elts=[A.store(x) for x in saved], ctx=ast.Store())
         walked = ast.Call(func=A.load("reversed"), args=[A.load(tape)], keywords=[])

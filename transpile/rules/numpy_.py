@@ -289,12 +289,20 @@ def _where_mask(where, shape):
     return np.broadcast_to(where, shape)
 
 
+def _fill(g, a):
+    """The common case of a full reduction's adjoint: every element of a gets g (None
+    when it does not apply)."""
+    if type(a) is np.ndarray and a.dtype.kind == "f" and (type(g) is float or np.ndim(g) == 0):
+        return np.full(a.shape, g, dtype=a.dtype)
+    return None
+
+
 def sum_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
             initial=np._NoValue, where=np._NoValue):
-    if (axis is None and where is np._NoValue and isinstance(a, np.ndarray)
-            and a.dtype.kind == "f" and np.ndim(g) == 0):
-        # the common case: every element gets g
-        return np.full(a.shape, g, dtype=a.dtype)
+    if axis is None and where is np._NoValue:
+        r = _fill(g, a)
+        if r is not None:
+            return r
     x = _arr(a)
     r = np.broadcast_to(_expand(g, x.ndim, axis, _kd(keepdims)), x.shape)
     m = _where_mask(where, x.shape)
@@ -305,6 +313,10 @@ def sum_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
 
 def mean_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
              where=np._NoValue):
+    if axis is None and where is np._NoValue and type(a) is np.ndarray and a.size:
+        r = _fill(g / a.size if type(g) is float else np.asarray(g) / a.size, a)
+        if r is not None:
+            return r
     x = _arr(a)
     m = _where_mask(where, x.shape)
     ax = _axes(axis, x.ndim)
