@@ -116,3 +116,19 @@ def test_cli_forward_mode(tmp_path):
     help_text = run_cli("--help").stdout
     for option in ("--function", "--wrt", "--mode", "--no-optimize", "--no-simplify", "-o"):
         assert option in help_text
+
+
+def test_cli_forward_mode_through_a_forward_rule(tmp_path):
+    """np.max has a forward rule (defjvp): the printed module names it through lookup."""
+    src = tmp_path / "peak.py"
+    src.write_text("import numpy as np\n\n\ndef peak(x):\n"
+                   "    return np.sum(np.max(x * x, axis=0))\n")
+    out = tmp_path / "peak_jvp.py"
+    proc = run_cli(str(src), "--mode", "forward", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert ".jvp" in out.read_text()
+    generated = load(out, "peak_jvp")
+    x, v = np.array([[1.0, 2.0], [3.0, -4.0]]), np.array([[0.5, 1.0], [1.0, 1.0]])
+    _, tangent = generated.peak_jvp(x, dx=v)
+    g = transpile.grad(generated.peak)(x)
+    assert tangent == pytest.approx(float(np.sum(g * v)), rel=1e-12)

@@ -203,9 +203,11 @@ def module_text(entries, preamble=()):
     binds, bodies, seen, names = [], [], set(), {}
 
     def bind_line(name, obj, origin):
-        if origin is not None and origin[0] in ("vjp", "vjps"):
+        if origin is not None and origin[0] in ("vjp", "vjps", "jvp"):
             from .rules.registry import key_of
             fn, nargs = key_of(origin[1])
+            if origin[0] == "jvp":
+                return f"{name} = lookup({_expr_of(fn)}, {nargs!r}).jvp"
             if origin[0] == "vjps":
                 return f"{name} = tuple(lookup({_expr_of(fn)}, {nargs!r}).vjps)"
             return f"{name} = lookup({_expr_of(fn)}, {nargs!r}).vjps[{origin[2]}]"

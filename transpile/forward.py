@@ -127,7 +127,8 @@ class ForwardTransform(Transform):
         fn = rule.fn
         if rule.jvp is not None:
             tangents = [self.tangent(a) for a in args]
-            jvp = self.env.bind(f"{_short_name(rule.name)}_jvp", rule.jvp)
+            jvp = self.env.bind(f"{_short_name(rule.name)}_jvp", rule.jvp,
+                                origin=("jvp", rule))
             return ast.Call(func=A.load(jvp), args=[ast.List(
                 elts=[t if t is not None else A.const(None) for t in tangents],
                 ctx=ast.Load())] + [copy.deepcopy(a) for a in args],
