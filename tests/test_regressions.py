@@ -313,3 +313,17 @@ def test_integer_array_wrt_is_a_clear_error():
     with pytest.raises(transpile.TranspileError, match="integer or boolean array"):
         transpile.grad(int_array_input)(np.arange(3))
     np.testing.assert_allclose(transpile.grad(int_array_input)(np.arange(3.0)), [2.0] * 3)
+
+
+def module_argument(m, x):
+    return m.sin(x) * x
+
+
+def test_a_module_passed_as_an_argument_is_a_clear_error_at_its_line():
+    # observed: "the rule for numpy.sin has no derivative for 2 arguments" at file.py:?
+    import math
+    for mod, x in ((math, 0.5), (np, np.array([0.5, 1.0]))):
+        with pytest.raises(transpile.TranspileError) as info:
+            transpile.grad(module_argument, wrt=1)(mod, x)
+        msg = str(info.value)
+        assert "test_regressions.py:" in msg and ":?" not in msg and "m.sin" in msg

@@ -3,7 +3,7 @@ analysis at hand, and reading off an expression node which rule applies to it.""
 import ast
 
 from . import astutil as A
-from .analysis import expr_names, SEQ
+from .analysis import expr_names, SCALAR, SEQ
 from .rules import lookup
 
 
@@ -67,9 +67,16 @@ class Transform:
     def method_rule(self, v):
         """(rule, args) of a method call on an array: x.sum(axis=0) is np.sum(x, axis=0)."""
         import numpy as np
+        from .analysis import ARRAY
         name = A.get_tag(v, "method")
         base = v.func.value
         args = list(v.args)
+        if self.an.kind_of(base) not in (ARRAY, SCALAR):
+            what = ast.unparse(base)
+            raise self.error(f"cannot differentiate the call {what}.{name}(...): '{what}' "
+                             "holds a module or object transpile cannot see in the source "
+                             "(an argument?); call the function through the module itself "
+                             f"(e.g. `import math` and math.{name}(...)) or a closure", v)
         if name == "reshape":
             shape = args[0] if len(args) == 1 else ast.Tuple(elts=args, ctx=ast.Load())
             fn, args = np.reshape, [base, shape]
