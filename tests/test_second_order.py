@@ -189,7 +189,9 @@ def test_grad_of_grad_through_numpy_and_lists():
 
 
 def stats(x, w):
-    return np.var(x * w) + np.std(x, axis=0).sum() * np.var(x, axis=1, ddof=1).sum()
+    return (np.var(x * w) + np.std(x, axis=0).sum() * np.var(x, axis=1, ddof=1).sum()
+            + np.linalg.norm(x * w) + np.sum(np.linalg.norm(x, axis=1) ** 3)
+            + np.linalg.norm(w, 1) * np.linalg.norm(x[0], np.inf))
 
 
 def matrices(A, b):
@@ -205,9 +207,9 @@ def matrices(A, b):
     (stats, lambda: (RNG.normal(size=(3, 4)), RNG.normal(size=4)), 1),
     (matrices, lambda: (RNG.normal(size=(3, 3)) + 3 * np.eye(3), RNG.normal(size=3)), 0),
     (matrices, lambda: (RNG.normal(size=(3, 3)) + 3 * np.eye(3), RNG.normal(size=3)), 1),
-], ids=["var-std-x", "var-std-w", "solve-inv-det-A", "solve-inv-det-b"])
+], ids=["var-std-norm-x", "var-std-norm-w", "solve-inv-det-A", "solve-inv-det-b"])
 def test_hvp_through_nonlinear_reverse_rules(f, make, i):
-    """var, std, inv, det, slogdet, solve: their reverse rules have forward rules."""
+    """var, std, norm, inv, det, slogdet, solve: their reverse rules have forward rules."""
     args = list(make())
     v = RNG.normal(size=np.shape(args[i]))
     got = transpile.hvp(f, wrt=i)(*args, v=v)

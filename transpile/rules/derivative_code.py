@@ -16,9 +16,9 @@ NumPy vjp functions ``vjp(g, ans, *args)`` are linear in g. For a linear primiti
 reshape, concatenate, take...) they do not depend on the values of args; for a piecewise
 linear one (max, sort, clip, median) only through a mask that is locally constant; for a
 multilinear one (dot, matmul, outer, einsum...) vjp_i is linear in g and in each operand other
-than i. var, std, inv, det, slogdet and solve have forward rules written out (`defjvp`);
-other primitives (cholesky, norm, prod...) have no second-order rule yet: a clear error names
-them.
+than i. var, std, norm, inv, det, slogdet and solve have forward rules written out
+(`defjvp`); other primitives (cholesky, eigh, prod...) have no second-order rule yet: a clear
+error names them.
 """
 import numpy as np
 
@@ -254,8 +254,9 @@ def _var_vjp_jvp(vjp):
     return jvp
 
 
-def _std_vjp_jvp(vjp):
-    """std's vjp (a - mean a) / (den s) * g, s = ans: bilinear in (g, a) over s."""
+def _scaled_bilinear_jvp(vjp):
+    """A vjp B(g, a) / s with B bilinear and s = ans (std: (a - mean a) g / (den s);
+    2-norm: a g / s): d = B(dg, a)/s + B(g, da)/s - B(g ds/s, a)/s."""
     def jvp(tangents, g, ans, a, *args, **kw):
         dg, dans, da = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
         terms = [None if dg is None else vjp(dg, ans, a, *args, **kw),
@@ -345,7 +346,26 @@ def _solve_vjp_a_jvp(tangents, g, ans, a, b):
     return out
 
 
-for _fn, _make in ((np.var, _var_vjp_jvp), (np.std, _std_vjp_jvp)):
+def _norm_vjp_jvp(vjp):
+    """norm: 2-norms and the Frobenius norm are scaled bilinear; 1- and inf-norms of
+    vectors locally linear in g (sign and mask constant); other orders not available."""
+    scaled = _scaled_bilinear_jvp(vjp)
+
+    def jvp(tangents, g, ans, x, ord=None, axis=None, keepdims=False):
+        vector = isinstance(axis, (int, np.integer)) or (axis is None and np.ndim(x) == 1)
+        if ord is None or ord == "fro" or (ord == 2 and vector):
+            return scaled(tangents, g, ans, x, ord, axis, keepdims)
+        if vector and ord in (1, np.inf, -np.inf):
+            dg = _t(tangents, 0)
+            return 0.0 if dg is None else vjp(dg, ans, x, ord, axis, keepdims)
+        from ..errors import TranspileError
+        raise TranspileError(f"second derivatives through numpy.linalg.norm with "
+                             f"ord={ord!r} are not available yet")
+    return jvp
+
+
+defjvp(lookup(np.linalg.norm).vjps[0], _norm_vjp_jvp(lookup(np.linalg.norm).vjps[0]))
+for _fn, _make in ((np.var, _var_vjp_jvp), (np.std, _scaled_bilinear_jvp)):
     _vjp = lookup(_fn).vjps[0]
     defjvp(_vjp, _make(_vjp))
 defjvp(lookup(np.linalg.inv).vjps[0], _inv_vjp_jvp)
