@@ -834,14 +834,11 @@ def loop_tapes(fwd, rev, names):
                 rbody.append(A.assign(st.targets[0], A.load(saved[k])))
             else:
                 rbody.append(st)
-        first = rbody[0] if rbody else None
-        if (len(saved) == 1 and isinstance(first, ast.Assign)
-                and isinstance(first.targets[0], ast.Name) and isinstance(first.value, ast.Name)
-                and first.value.id == saved[0]
-                and not any(saved[0] in A.names_loaded(st) for st in rbody[1:])):
-            # the restore opens the body: iterate straight into the variable
-            saved = [first.targets[0].id]
-            rbody = rbody[1:] or [ast.Pass()]
+        j = _direct_restore(rbody, saved)
+        if j is not None:
+            # nothing before the restore touches the variable: iterate straight into it
+            saved = [rbody[j].targets[0].id]
+            rbody = (rbody[:j] + rbody[j + 1:]) or [ast.Pass()]
         target = A.store(saved[0]) if len(saved) == 1 else ast.Tuple(
             elts=[A.store(x) for x in saved], ctx=ast.Store())
         walked = ast.Call(func=A.load("reversed"), args=[A.load(tape)], keywords=[])
@@ -859,6 +856,25 @@ def loop_tapes(fwd, rev, names):
             new_fwd[:] = [st for st in new_fwd if A.get_tag(st, "loop") != L]
             loop.body = [st for st in loop.body if A.get_tag(st, "loop") != L]
     return new_fwd, rev, tapes
+
+
+def _direct_restore(rbody, saved):
+    """Index of `y = saved` in a tape loop's body when the loop may iterate straight into
+    y: one saved value, read only there, and y neither read nor written before it."""
+    if len(saved) != 1:
+        return None
+    for j, st in enumerate(rbody):
+        if (isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Name)
+                and isinstance(st.value, ast.Name) and st.value.id == saved[0]):
+            y = st.targets[0].id
+            before = rbody[:j]
+            if any(y in A.names_loaded(b) | A.names_stored(b) for b in before) or any(
+                    saved[0] in A.names_loaded(b) for b in before + rbody[j + 1:]):
+                return None
+            return j
+        if isinstance(st, (ast.If, ast.For, ast.While)):
+            return None
+    return None
 
 
 def _is_push(s):
