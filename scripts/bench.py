@@ -8,6 +8,7 @@ noise hits all alike, and medians are printed with the ratio to the primal:
 
 * the primal (math / NumPy);
 * transpile's gradient;
+* transpile's gradient compiled with numba (`jit=True`, the [jit] extra; scalar workloads);
 * peers, each skipped with a note when not installed (`pip install ".[bench]"`):
   autograd, JAX eager (`jax.grad`), `jax.jit(jax.grad(f))` in steady state, PyTorch eager
   (`backward()`), all in float64;
@@ -205,7 +206,23 @@ def central_differences(f, args, wrt, rel=6e-6):
     return tuple(out)
 
 
-PEERS = [Autograd, JaxEager, JaxJit, Torch]
+class TranspileJit(Peer):
+    """transpile's own gradient compiled with numba (`jit=True`, the [jit] extra); the
+    scalar workloads only (array code is outside what the numba backend compiles)."""
+    name = "transpile jit"
+
+    def setup(self):
+        import numba  # noqa: F401  (skipped with a note when missing)
+
+    def gradient(self, name, args, wrt):
+        f = _programs(math, numpy)[name][0]
+        if any(not isinstance(args[i], float) for i in range(len(args))):
+            return None
+        g = transpile.grad(f, wrt=wrt, jit=True)
+        return lambda: g(*args)
+
+
+PEERS = [TranspileJit, Autograd, JaxEager, JaxJit, Torch]
 
 
 def load_peers():
@@ -364,15 +381,21 @@ def compare(repeats, peers):
         g = transpile.grad(fn, wrt=wrt)
         calls = [lambda: fn(*args), lambda: g(*args)]
         reference = g(*args)
-        for p in peers + [fd]:
+        absent = set()
+        for k, p in enumerate(peers + [fd]):
             call = p.gradient(name, args, wrt)
+            if call is None:                       # does not apply to this workload
+                absent.add(k + 2)
+                call = calls[1]
             diff = relative_difference(call(), reference)
             tol = 1e-5 if p is fd else 1e-8
             if not diff <= tol:
                 print(f"# WARNING: {name}: {p.name}'s gradient differs from transpile's by "
                       f"{diff:.1e} (relative)")
             calls.append(call)
-        med = time_alternately(calls, repeats)
+        timed = [c for k, c in enumerate(calls) if k not in absent]
+        it = iter(time_alternately(timed, repeats))
+        med = [math.nan if k in absent else next(it) for k in range(len(calls))]
         tt = transform_time(fn, args, wrt)
         print(f"\n{name} ({n_inputs} inputs); transform {fmt(tt)}; time to first gradient: "
               f"transpile {fmt(first)}" + (f", jax.jit {fmt(first_jit)} "
@@ -380,9 +403,16 @@ def compare(repeats, peers):
                                            if jit is not None else ""))
         print(f"| {'':<12} | {'seconds':>10} | {'/ primal':>9} | {'/ transpile':>11} |")
         for label, t in zip(names, med):
+            if math.isnan(t):
+                print(f"| {label:<12} | {'n/a':>10} | {'':>9} | {'':>11} |")
+                continue
             print(f"| {label:<12} | {fmt(t):>10} | {t / med[0]:>8.2f}x | {t / med[1]:>10.1f}x |")
         summary.append((name, dict(zip(names, med)), tt, first, first_jit))
     print_summary(summary, names)
+
+
+def _ratio(a, b, digits):
+    return "n/a" if math.isnan(a) else f"{a / b:.{digits}f}x"
 
 
 def print_summary(summary, names):
@@ -392,8 +422,8 @@ def print_summary(summary, names):
     ratios = []
     for name, med, *_ in summary:
         ratios.append(med["transpile"] / med["primal"])
-        print(f"| {name} | " + " | ".join(f"{med[k] / med['primal']:.2f}x" for k in names[1:])
-              + " |")
+        print(f"| {name} | " + " | ".join(_ratio(med[k], med["primal"], 2)
+                                          for k in names[1:]) + " |")
     geo = statistics.geometric_mean(ratios)
     print(f"\ntranspile gradient / primal: geometric mean {geo:.2f}x, "
           f"worst {max(ratios):.2f}x (targets: at most 3x each, 2.5x geometric mean)")
@@ -402,7 +432,7 @@ def print_summary(summary, names):
     print("| workload | " + " | ".join(peers) + " |")
     print("| --- " * (len(peers) + 1) + "|")
     for name, med, *_ in summary:
-        print(f"| {name} | " + " | ".join(f"{med[k] / med['transpile']:.1f}x" for k in peers)
+        print(f"| {name} | " + " | ".join(_ratio(med[k], med["transpile"], 1) for k in peers)
               + " |")
     print("\n## Time to first gradient (function never seen before in the process)")
     print("| workload | transform (median) | transpile: transform + first call | "
