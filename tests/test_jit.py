@@ -7,6 +7,7 @@ the jit path are skipped when numba is not installed; the error for a missing nu
 tested without it.
 """
 import math
+import os
 import re
 import sys
 
@@ -15,6 +16,12 @@ import pytest
 import transpile
 from oracle import assert_close, fd_grad, sympy_grad
 from test_programs_sympy import PROGRAMS, _pid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))), "scripts"))
+from workloads import scalar_programs  # noqa: E402  (the benchmark's scalar workloads)
+
+recurrence, euler = scalar_programs(math)
 
 RTOL = 1e-9
 
@@ -58,24 +65,6 @@ def test_jit_program_count():
     names = {e[0].__name__ for e in PROGRAMS}
     assert UNSUPPORTED <= names
     assert len(names - UNSUPPORTED) >= 60
-
-
-def recurrence(x, w):
-    y = x
-    for i in range(200):
-        y = math.sin(y) * w + 0.5 * y
-    return y
-
-
-def euler(k, x0, v0):
-    x = x0
-    v = v0
-    dt = 0.01
-    for i in range(500):
-        a = -k * x - 0.1 * v
-        x = x + dt * v
-        v = v + dt * a
-    return x
 
 
 def branchy_while(x, w):
