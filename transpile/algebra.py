@@ -30,6 +30,13 @@ def neg(e):
         return number(-n)
     if isinstance(e, ast.UnaryOp) and isinstance(e.op, ast.USub):
         return e.operand
+    if isinstance(e, ast.BinOp) and isinstance(e.op, ast.Mult):
+        c, fs = _factors(e)
+        if fs and c not in (1, -1):       # -(2 * x) -> -2 * x: one array pass less
+            out = fs[0]
+            for f in fs[1:]:
+                out = ast.BinOp(left=out, op=ast.Mult(), right=f)
+            return ast.BinOp(left=number(-c), op=ast.Mult(), right=out)
     return ast.UnaryOp(op=ast.USub(), operand=e)
 
 

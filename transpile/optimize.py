@@ -223,6 +223,8 @@ def _cse_candidate(e, pure=frozenset()):
     hoisted `sin`), at least one operation."""
     if not isinstance(e, (ast.BinOp, ast.UnaryOp, ast.Call, ast.Subscript)):
         return False
+    if isinstance(e, ast.UnaryOp) and isinstance(e.operand, ast.Constant):
+        return False                                  # -2: a constant, nothing to share
     for n in ast.walk(e):
         if isinstance(n, ast.Call):
             f = n.func
