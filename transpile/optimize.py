@@ -39,7 +39,8 @@ def _propagate_constants(stmts):
     for s in stmts:
         if consts:
             stored = A.names_stored(s)
-            use = {k: v for k, v in consts.items() if k not in stored}
+            loaded = A.names_loaded(s)
+            use = {k: v for k, v in consts.items() if k not in stored and k in loaded}
             if isinstance(s, (ast.If, ast.For, ast.While)):
                 s = A.substitute(s, use) if use else s
             elif isinstance(s, ast.Assign) and use:
@@ -453,8 +454,43 @@ def simplify_scalar(stmts, adjoint_names):
             elif (isinstance(s, ast.Assign) and len(s.targets) == 1
                   and isinstance(s.targets[0], ast.Name) and isinstance(s.value, ast.BinOp)
                   and (s.targets[0].id in adjoint_names
-                       or s.targets[0].id.startswith("_g"))):
+                       or s.targets[0].id.startswith("_g"))
+                  and _shares_a_factor(s.value)):
                 s.value = simplify(s.value)        # derivative code only, never the primal
         return body
 
     return block(stmts)
+
+
+def _shares_a_factor(expr):
+    """Does some sum in expr have two terms with a factor in common (what factoring can
+    pull out)? A cheap syntactic test that spares sympy the expressions it cannot help."""
+    def terms(n, out):
+        if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub)):
+            terms(n.left, out)
+            terms(n.right, out)
+        else:
+            out.append(n)
+        return out
+
+    def factors(n, out):
+        if isinstance(n, ast.UnaryOp):
+            return factors(n.operand, out)
+        if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Mult, ast.Div)):
+            factors(n.left, out)
+            return factors(n.right, out)
+        if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow):
+            return factors(n.left, out)
+        if not isinstance(n, ast.Constant):
+            out.add(ast.dump(n))
+        return out
+
+    for n in ast.walk(expr):
+        if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub)):
+            seen = set()
+            for t in terms(n, []):
+                fs = factors(t, set())
+                if seen & fs:
+                    return True
+                seen |= fs
+    return False
