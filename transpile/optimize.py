@@ -485,10 +485,18 @@ def _shares_a_factor(expr):
             out.add(ast.dump(n))
         return out
 
+    def negative(t):
+        return isinstance(t, ast.UnaryOp) and isinstance(t.op, ast.USub) or (
+            isinstance(t, ast.BinOp) and isinstance(t.op, (ast.Mult, ast.Div))
+            and negative(t.left))
+
     for n in ast.walk(expr):
         if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub)):
             seen = set()
-            for t in terms(n, []):
+            parts = terms(n, [])
+            if sum(1 for t in parts if negative(t)) >= 2:      # -a + -b: -(a + b)
+                return True
+            for t in parts:
                 fs = factors(t, set())
                 if seen & fs:
                     return True
