@@ -214,3 +214,41 @@ def test_hvp_through_nonlinear_reverse_rules(f, make, i):
     v = RNG.normal(size=np.shape(args[i]))
     got = transpile.hvp(f, wrt=i)(*args, v=v)
     np.testing.assert_allclose(got, _central_hvp(f, args, i, v), rtol=1e-5, atol=1e-6)
+
+
+def softplus(x):
+    return math.log1p(math.exp(x))
+
+
+def clip01(x):
+    return min(max(x, 0.0), 1.0)
+
+
+def doubled(x):
+    return 2.0 * x
+
+
+def doubled_vjp(g, ans, x):
+    return 2.0 * g
+
+
+transpile.defvjp(softplus, "1 / (1 + math.exp(-x))")
+transpile.defvjp(clip01, lambda g, ans, x: g if 0 < x < 1 else 0.0)
+transpile.defvjp(doubled, doubled_vjp)
+
+
+def with_user_rules(x, w):
+    return softplus(x * w) * clip01(x) + doubled(x) * x
+
+
+def test_second_derivatives_through_user_rules():
+    """User rules (a template, a lambda vjp, a vjp function): forward over reverse and
+    grad(grad) differentiate the user's vjp code itself."""
+    x, w, h = 0.4, 1.3, 1e-6
+    g = transpile.grad(with_user_rules)
+    fd = (g(x + h, w) - g(x - h, w)) / (2 * h)
+    assert transpile.hvp(with_user_rules, wrt=0)(x, w, v=1.0) == pytest.approx(fd, rel=1e-7)
+    assert transpile.grad(transpile.grad(with_user_rules))(x, w) == pytest.approx(fd,
+                                                                                rel=1e-7)
+    with pytest.raises(transpile.TranspileError, match="forward over reverse"):
+        transpile.hvp(with_user_rules, wrt=0, mode="reverse-over-forward")(x, w, v=1.0)

@@ -143,6 +143,11 @@ def _unless_zero_vjp(k):
 defvjp(R.unless_zero, None, None, *[_unless_zero_vjp(k) for k in range(8)],
        params="t, fn, " + ", ".join(f"a{k}" for k in range(8)), env=ENV,
        name="transpile.runtime.unless_zero")
+defvjp(R.jvp_from_vjps, None, params="vjps, fn, args, tangents", env=ENV,
+       name="transpile.runtime.jvp_from_vjps",
+       unavailable="forward-mode code that builds J v from a reverse rule (a function with "
+                   "vjp rules only) cannot be differentiated again; use forward over reverse "
+                   "(transpile.hvp's default mode)")
 for _fn in (R.zeros_like, R.sign, R.argmax, R.argmin, R.argbest):
     defvjp(_fn, zero=True, name=f"transpile.runtime.{_fn.__name__}", env=ENV)
 
