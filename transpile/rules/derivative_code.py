@@ -16,9 +16,9 @@ NumPy vjp functions ``vjp(g, ans, *args)`` are linear in g. For a linear primiti
 reshape, concatenate, take...) they do not depend on the values of args; for a piecewise
 linear one (max, sort, clip, median) only through a mask that is locally constant; for a
 multilinear one (dot, matmul, outer, einsum...) vjp_i is linear in g and in each operand other
-than i. var, std, norm, inv, det, slogdet and solve have forward rules written out
-(`defjvp`); other primitives (cholesky, eigh, prod...) have no second-order rule yet: a clear
-error names them.
+than i. var, std, norm, prod (nonzero inputs), inv, det, slogdet and solve have forward
+rules written out (`defjvp`); other primitives (cholesky, eigh, cumprod...) have no
+second-order rule yet: a clear error names them.
 """
 import numpy as np
 
@@ -370,6 +370,28 @@ def _norm_vjp_jvp(vjp):
 
 
 defjvp(lookup(np.linalg.norm).vjps[0], _norm_vjp_jvp(lookup(np.linalg.norm).vjps[0]))
+def _prod_vjp_jvp(vjp):
+    """prod's vjp g * (product of the other elements): with no zero in a, its tangent in
+    a is vjp * (sum(da / a) over the group - da / a)."""
+    def jvp(tangents, g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
+            initial=np._NoValue, where=np._NoValue):
+        dg, da = _t(tangents, 0), _t(tangents, 2)
+        kw = {} if keepdims is np._NoValue else {"keepdims": keepdims}
+        terms = [None if dg is None else vjp(dg, ans, a, axis, **kw)]
+        if da is not None and not _is_zero(g):
+            x = np.asarray(a, dtype=float)
+            if initial is not np._NoValue or where is not np._NoValue or not np.all(x != 0):
+                from ..errors import TranspileError
+                raise TranspileError("second derivatives through numpy.prod are available "
+                                     "for nonzero inputs without initial=/where= only")
+            ratio = np.asarray(da) / x
+            group = np.sum(ratio, axis=axis, keepdims=True)
+            terms.append(np.asarray(vjp(g, ans, a, axis, **kw)) * (group - ratio))
+        return _plus(*terms)
+    return jvp
+
+
+defjvp(lookup(np.prod).vjps[0], _prod_vjp_jvp(lookup(np.prod).vjps[0]))
 for _fn, _make in ((np.var, _var_vjp_jvp), (np.std, _scaled_bilinear_jvp)):
     _vjp = lookup(_fn).vjps[0]
     defjvp(_vjp, _make(_vjp))
