@@ -16,8 +16,8 @@ NumPy vjp functions ``vjp(g, ans, *args)`` are linear in g. For a linear primiti
 reshape, concatenate, take...) they do not depend on the values of args; for a piecewise
 linear one (max, sort, clip, median) only through a mask that is locally constant; for a
 multilinear one (dot, matmul, outer, einsum...) vjp_i is linear in g and in each operand other
-than i. var, std, norm, prod (nonzero inputs), inv, det, slogdet and solve have forward
-rules written out (`defjvp`); other primitives (cholesky, eigh, cumprod...) have no
+than i. var, std, norm, prod (nonzero inputs), inv, det, slogdet, solve and cholesky have
+forward rules written out (`defjvp`); other primitives (eigh, cumprod, pinv...) have no
 second-order rule yet: a clear error names them.
 """
 import numpy as np
@@ -392,6 +392,38 @@ def _prod_vjp_jvp(vjp):
 
 
 defjvp(lookup(np.prod).vjps[0], _prod_vjp_jvp(lookup(np.prod).vjps[0]))
+
+
+def _cholesky_vjp_jvp(tangents, g, ans, a, upper=False):
+    """cholesky's vjp: with P = phi(L^T G), S = L^-T P L^-1, the result is the lower-triangle
+    gradient of sym(S). It depends on g (linearly) and on L = ans: with dL the tangent of
+    ans, dS = -L^-T dL^T S + L^-T phi(dL^T G) L^-1 - S dL L^-1 (plus the dG part)."""
+    from .numpy_ import _lower_partial
+    vjp = lookup(np.linalg.cholesky).vjps[0]
+    dg, dans = _t(tangents, 0), _t(tangents, 1)
+    terms = [None if dg is None else vjp(dg, ans, a, upper)]
+    if dans is not None and not _is_zero(g):
+        L, G, dL = np.asarray(ans), np.asarray(g), np.asarray(dans)
+        if upper:
+            L, G, dL = _matT(L), _matT(G), _matT(dL)
+        n = L.shape[-1]
+
+        def phi(X):
+            return np.tril(X) / (1.0 + np.eye(n))
+
+        def left(X):                       # L^-T X
+            return np.linalg.solve(_matT(L), X)
+
+        def right(X):                      # X L^-1
+            return _matT(np.linalg.solve(_matT(L), _matT(X)))
+
+        S = right(left(phi(_matT(L) @ G)))
+        dS = -left(_matT(dL) @ S) + right(left(phi(_matT(dL) @ G))) - right(S @ dL)
+        terms.append(_lower_partial((dS + _matT(dS)) / 2, "U" if upper else "L"))
+    return _plus(*terms)
+
+
+defjvp(lookup(np.linalg.cholesky).vjps[0], _cholesky_vjp_jvp)
 for _fn, _make in ((np.var, _var_vjp_jvp), (np.std, _scaled_bilinear_jvp)):
     _vjp = lookup(_fn).vjps[0]
     defjvp(_vjp, _make(_vjp))
