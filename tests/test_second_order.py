@@ -273,3 +273,40 @@ def test_prod_with_a_zero_is_a_clear_error_in_second_order():
     assert np.allclose(transpile.grad(prod_with_zero)(x), [0.0, -6.0, 0.0])
     with pytest.raises(transpile.TranspileError, match="numpy.prod"):
         transpile.hvp(prod_with_zero)(x, v=np.ones(3))
+
+
+def _line_module(tmp_path):
+    """For each NumPy program f(..., x, ...), line_f(t, x0, v, ...) = f(..., x0 + t v, ...):
+    a scalar function whose second derivative at 0 is v^T H v (written to a file, as
+    transpile reads source)."""
+    import importlib.util
+    lines = ["import numpy as np", "from test_numpy_programs import *", ""]
+    for f, _, wrt in NUMPY_CASES:
+        params = list(f.__code__.co_varnames[:f.__code__.co_argcount])
+        i = wrt[0]
+        call = ", ".join("x0 + t * v_" if k == i else p for k, p in enumerate(params))
+        rest = "".join(f", {p}" for k, p in enumerate(params) if k != i)
+        lines += [f"def line_{f.__name__}(t, x0, v_{rest}):",
+                  f"    return {f.__name__}({call})", ""]
+    path = tmp_path / "numpy_lines.py"
+    path.write_text("\n".join(lines))
+    spec = importlib.util.spec_from_file_location("numpy_lines", str(path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("f, make, wrt", NUMPY_CASES, ids=[c[0].__name__ for c in NUMPY_CASES])
+def test_grad_of_grad_along_a_line_equals_hvp(tmp_path, f, make, wrt):
+    """grad(grad) of t -> f(x + t v) (a call of the NumPy program: reverse over reverse
+    through the callee's forward/backward pair) equals v . H v from forward over reverse."""
+    args = list(make())
+    i = wrt[0]
+    if not hasattr(args[i], "shape"):
+        pytest.skip("a scalar parameter")
+    v = RNG.normal(size=args[i].shape)
+    rest = [a for k, a in enumerate(args) if k != i]
+    line = getattr(_line_module(tmp_path), "line_" + f.__name__)
+    expected = float(np.sum(np.asarray(transpile.hvp(f, wrt=i)(*args, v=v)) * v))
+    got = transpile.grad(transpile.grad(line))(0.0, args[i], v, *rest)
+    assert got == pytest.approx(expected, rel=1e-7, abs=1e-9)

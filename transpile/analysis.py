@@ -60,6 +60,7 @@ def expr_names(e):
 
 
 SCALAR, ARRAY, SEQ, UNKNOWN = "scalar", "array", "seq", "unknown"
+MODULE = "module"        # a module passed as an argument: its functions are not visible
 
 
 def _container_helpers():
@@ -86,6 +87,9 @@ def value_kind(value):
         pass
     if isinstance(value, (list, tuple)):
         return SEQ
+    import types
+    if isinstance(value, types.ModuleType):
+        return MODULE
     return UNKNOWN
 
 

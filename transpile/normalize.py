@@ -132,7 +132,8 @@ def _inline_method_aliases(body, params):
     Generated derivative code binds its stack's methods to locals for speed; turning the
     calls back into method calls lets the transforms see list operations they have rules
     for, so derivative code can be differentiated again. Only top-level aliases of a local
-    list assigned once, whose alias is assigned once and only ever called, are inlined."""
+    list not rebound afterwards, whose alias is assigned once and only ever called, are
+    inlined."""
     stores, loads, called = {}, {}, {}
     for n in _walk_outside_defs(body):
         if isinstance(n, ast.Name):
@@ -141,13 +142,17 @@ def _inline_method_aliases(body, params):
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
             called[n.func.id] = called.get(n.func.id, 0) + 1
     aliases = {}
-    for s in body:
+    for i, s in enumerate(body):
         if (isinstance(s, ast.Assign) and len(s.targets) == 1
                 and isinstance(s.targets[0], ast.Name) and isinstance(s.value, ast.Attribute)
                 and isinstance(s.value.value, ast.Name)
                 and s.value.attr in ALIASABLE_METHODS):
             alias, base = s.targets[0].id, s.value.value.id
-            if (stores.get(alias) == 1 and stores.get(base) == 1 and base not in params
+            later = set()                      # the list is never rebound after the alias
+            for n in _walk_outside_defs(body[i + 1:]):
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+                    later.add(n.id)
+            if (stores.get(alias) == 1 and base not in later and base not in params
                     and loads.get(alias, 0) == called.get(alias, 0)):
                 aliases[alias] = s.value
     if not aliases:

@@ -3,7 +3,7 @@ analysis at hand, and reading off an expression node which rule applies to it.""
 import ast
 
 from . import astutil as A
-from .analysis import expr_names, SCALAR, SEQ
+from .analysis import expr_names, SEQ, UNKNOWN
 from .rules import lookup
 
 
@@ -57,8 +57,9 @@ class Transform:
         """`xs.pop()` on a list carrying derivatives (a stack in derivative code)."""
         base = v.func.value
         if A.get_tag(v, "method") != "pop" or not isinstance(base, ast.Name) or \
-                base.id not in self.an.active or self.an.kind_of(base) != SEQ:
-            return False
+                base.id not in self.an.active or self.an.kind_of(base) not in (SEQ, UNKNOWN,
+                                                                               None):
+            return False                    # (arrays have no .pop: an unknown kind is a list)
         if v.args or v.keywords:
             raise self.error("only `xs.pop()` (no index) is supported on a list carrying "
                              "derivatives", v)
@@ -67,11 +68,11 @@ class Transform:
     def method_rule(self, v):
         """(rule, args) of a method call on an array: x.sum(axis=0) is np.sum(x, axis=0)."""
         import numpy as np
-        from .analysis import ARRAY
+        from .analysis import MODULE
         name = A.get_tag(v, "method")
         base = v.func.value
         args = list(v.args)
-        if self.an.kind_of(base) not in (ARRAY, SCALAR):
+        if self.an.kind_of(base) == MODULE:
             what = ast.unparse(base)
             raise self.error(f"cannot differentiate the call {what}.{name}(...): '{what}' "
                              "holds a module or object transpile cannot see in the source "
