@@ -310,3 +310,19 @@ def test_grad_of_grad_along_a_line_equals_hvp(tmp_path, f, make, wrt):
     expected = float(np.sum(np.asarray(transpile.hvp(f, wrt=i)(*args, v=v)) * v))
     got = transpile.grad(transpile.grad(line))(0.0, args[i], v, *rest)
     assert got == pytest.approx(expected, rel=1e-7, abs=1e-9)
+
+
+def mixed(x, w):
+    return np.sum(np.sin(x) * w) + w ** 3 + np.sum(x) ** 2
+
+
+def test_hessian_with_respect_to_an_array_and_a_number_has_blocks():
+    """Several parameters, one an array: H[i][j] has shape s_i + s_j (was: a vector of
+    ones used as the tangent of the array, silently wrong)."""
+    x, w = np.array([0.3, 0.5, -1.1]), 0.7
+    H = transpile.hessian(mixed, wrt=(0, 1))(x, w)
+    assert H[0][0].shape == (3, 3) and H[0][1].shape == (3,) and H[1][0].shape == (3,)
+    np.testing.assert_allclose(H[0][0], np.diag(-np.sin(x) * w) + 2.0, rtol=1e-12)
+    np.testing.assert_allclose(H[0][1], np.cos(x), rtol=1e-12)
+    np.testing.assert_allclose(H[1][0], np.cos(x), rtol=1e-12)
+    assert H[1][1] == pytest.approx(6 * w, rel=1e-12)

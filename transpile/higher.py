@@ -97,30 +97,31 @@ class _with_source:
 
 def hessian(f, wrt=0, mode="forward-over-reverse"):
     """Return a function computing the Hessian of scalar f w.r.t. one parameter (a number
-    -> a number, an array of shape s -> an array of shape s + s) or a tuple of scalar
-    parameters (-> a nested list)."""
+    -> a number, an array of shape s -> an array of shape s + s) or a tuple of parameters
+    (-> a nested list of blocks: H[i][j] has shape s_i + s_j, a number for two numbers).
+    Column by column: one Hessian-vector product per input element."""
     fn = _function(f)
     names, many = _wrt_names(fn, wrt)
     product = hvp(fn, wrt, mode=mode)
     params = _param_names(fn)
 
     def run(*args):
-        if many:
-            rows = []
-            for i in range(len(names)):
-                e = tuple(1.0 if j == i else 0.0 for j in range(len(names)))
-                rows.append(list(product(*args, v=e)))
-            return [[rows[j][i] for j in range(len(names))] for i in range(len(names))]
-        x = args[params.index(names[0])]
-        if not hasattr(x, "shape"):
-            return product(*args, v=1.0)
-        x = np.asarray(x)
-        out = np.zeros(x.shape + x.shape)
-        for idx in np.ndindex(*x.shape):
-            e = np.zeros(x.shape)
-            e[idx] = 1.0
-            out[(Ellipsis,) + idx] = product(*args, v=e)
-        return out
+        xs = [args[params.index(n)] for n in names]
+        shapes = [np.shape(x) if hasattr(x, "shape") else () for x in xs]
+        blocks = [[np.zeros(si + sj) for sj in shapes] for si in shapes]
+        for j, sj in enumerate(shapes):
+            for idx in np.ndindex(*sj):
+                v = [np.zeros(sk) if hasattr(x, "shape") else 0.0
+                     for sk, x in zip(shapes, xs)]
+                if sj:
+                    v[j][idx] = 1.0
+                else:
+                    v[j] = 1.0
+                column = product(*args, v=tuple(v)) if many else (product(*args, v=v[0]),)
+                for i in range(len(names)):
+                    blocks[i][j][(Ellipsis,) + idx] = column[i]
+        out = [[b if b.shape else float(b) for b in row] for row in blocks]
+        return out if many else out[0][0]
 
     run.__name__ = f"hessian_{fn.__name__}"
     return _with_source(run, lambda: product.source)
