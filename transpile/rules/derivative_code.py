@@ -185,11 +185,10 @@ for _name in ("matmul", "outer", "tensordot", "cross", "vecdot", "diagonal", "tr
 
 def _operand_positions(fn, rule, nargs):
     """vjp argument positions (g, ans, *args) of the operands of a multilinear fn."""
-    start = 3 if fn is np.einsum else 2             # einsum(subscripts, *operands)
-    count = (nargs if nargs is not None else len(rule.vjps)) - (1 if fn is np.einsum else 0)
-    if fn not in (np.einsum,):
-        count = 2
-    return list(range(start, start + count))
+    if fn is np.einsum:                     # einsum(subscripts, *operands)
+        count = (nargs if nargs is not None else len(rule.vjps)) - 1
+        return list(range(3, 3 + count))
+    return [2, 3]
 
 
 def _register_vjp_rules():
@@ -218,14 +217,15 @@ def _register_vjp_rules():
             if kind == "linear":
                 groups = [(0,)]
             else:
-                operands = _operand_positions(fn, rule, nargs)
-                own = (i + 2) if fn is not np.einsum else (i + 2)
-                groups = [(0,)] + [(p,) for p in operands if p != own]
-            r = defvjp(vjp, None, multilinear=groups, name=f"the reverse rule of {rule.name}",
-                   params=None, env=ENV, unavailable=(
-                       f"reverse mode over the reverse rule of {rule.name} is not available "
-                       "(grad of grad through it); transpile.hvp and transpile.hessian "
-                       "(forward over reverse) handle it"))
+                own = i + 2                     # vjp i is for argument i, at i + 2
+                groups = [(0,)] + [(p,) for p in _operand_positions(fn, rule, nargs)
+                                   if p != own]
+            r = defvjp(vjp, None, multilinear=groups,
+                       name=f"the reverse rule of {rule.name}", params=None, env=ENV,
+                       unavailable=(f"reverse mode over the reverse rule of {rule.name} "
+                                    "is not available (grad of grad through it); "
+                                    "transpile.hvp and transpile.hessian (forward over "
+                                    "reverse) handle it"))
             r.zero_tangent_ok = False
 
 
