@@ -12,6 +12,7 @@
 import ast
 
 from . import astutil as A
+from .runtime import LIST_RESULTS
 
 def walk_body(stmts, depth=0):
     """Yield (stmt, loop_depth) for every statement, recursively."""
@@ -61,15 +62,6 @@ def expr_names(e):
 
 SCALAR, ARRAY, SEQ, UNKNOWN = "scalar", "array", "seq", "unknown"
 MODULE = "module"        # a module passed as an argument: its functions are not visible
-
-
-def _container_helpers():
-    """Runtime helpers of derivative code whose result may be a list (an adjoint of a list):
-    when derivative code is differentiated again, accumulating into their results goes
-    through `add` (never `+`, which would concatenate)."""
-    from . import runtime as R
-    return {R.add, R.add_at, R.add_at_copy, R.add_to_each, R.push_adjoint,
-            R.push_adjoint_copy, R.zeros_like}
 SHAPE_ATTRS = {"shape", "ndim", "size", "dtype", "itemsize", "nbytes"}
 
 
@@ -168,7 +160,7 @@ class Analysis:
                         if isinstance(base, ast.Name):
                             new.add(base.id)
                     if special is None and isinstance(v, ast.Call) and getattr(A.get_tag(
-                            v, "rule"), "fn", None) in _container_helpers():
+                            v, "rule"), "fn", None) in LIST_RESULTS:
                         new.add(t.id)       # an adjoint list in derivative code
                     if special == "method" and isinstance(v.func.value, ast.Name):
                         new.add(v.func.value.id)

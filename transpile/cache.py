@@ -105,7 +105,7 @@ def _path(digest):
 
 def describe(name, obj, origin, unit):
     """A JSON description of one binding of generated code (raises NotCacheable)."""
-    if origin is not None and origin[0] in ("vjp", "vjps", "jvp"):
+    if origin is not None and origin[0] in ("vjp", "vjps"):
         from .rules.registry import key_of
         fn, nargs = key_of(origin[1])
         return [origin[0], _object_path(fn), nargs, origin[2] if origin[0] == "vjp" else 0]
@@ -133,12 +133,6 @@ def resolve(desc, unit, pipeline):
         return importlib.import_module(desc[1])
     if kind == "object":
         return _from_path(desc[1])
-    if kind == "jvp":
-        from .rules import lookup
-        rule = lookup(_from_path(desc[1]), desc[2])
-        if rule is None or rule.jvp is None:
-            raise NotCacheable("rule gone")
-        return rule.jvp
     if kind in ("vjp", "vjps"):
         from .rules import lookup
         rule = lookup(_from_path(desc[1]), desc[2])

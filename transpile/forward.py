@@ -84,11 +84,12 @@ class ForwardTransform(Transform):
     def assign(self, s, t, value):
         if A.get_tag(value, "special") == "method" and self.is_stack_pop(value):
             base = value.func.value.id
-            popped = ast.Call(func=A.load(self.env.helper("pop_tangent")),
-                              args=[A.load(self.d(base))], keywords=[])
             if base in self.real_lists:
                 popped = ast.Call(func=ast.Attribute(value=A.load(self.d(base)), attr="pop",
                                                      ctx=ast.Load()), args=[], keywords=[])
+            else:
+                popped = ast.Call(func=A.load(self.env.helper("pop_tangent")),
+                                  args=[A.load(self.d(base))], keywords=[])
             if t not in self.an.active:
                 return [ast.Expr(value=popped), s]
             return [A.assign(self.d(t), popped), s]
@@ -163,15 +164,23 @@ class ForwardTransform(Transform):
             for i in group:
                 new_args[i] = copy.deepcopy(tangents[i]) if tangents[i] is not None \
                     else A.const(0.0)
-            term = ast.Call(func=copy.deepcopy(n.func), args=new_args,
-                            keywords=copy.deepcopy(n.keywords))
-            if not rule.zero_tangent_ok and len(group) == 1 and isinstance(
-                    tangents[group[0]], ast.Name):        # may hold the zero placeholder
-                term = ast.Call(func=A.load(self.env.helper("unless_zero")),
-                                args=[copy.deepcopy(tangents[group[0]]), term.func]
-                                + term.args, keywords=term.keywords)
-            terms.append(term)
+            if not rule.zero_tangent_ok and len(group) == 1:
+                terms.append(self.term(tangents[group[0]], n.func, new_args, n.keywords))
+            else:
+                terms.append(ast.Call(func=copy.deepcopy(n.func), args=new_args,
+                                      keywords=copy.deepcopy(n.keywords)))
         return _sum(terms)
+
+    def term(self, tangent, func, args, keywords):
+        """`func(*args)`, a product-rule term linear in `tangent`; when the tangent is a
+        variable (it may hold the zero placeholder 0.0, which fn may not accept), guarded:
+        `unless_zero(tangent, func, *args)`."""
+        keywords = copy.deepcopy(keywords)
+        if isinstance(tangent, ast.Name):
+            return ast.Call(func=A.load(self.env.helper("unless_zero")),
+                            args=[copy.deepcopy(tangent), copy.deepcopy(func)] + args,
+                            keywords=keywords)
+        return ast.Call(func=copy.deepcopy(func), args=args, keywords=keywords)
 
     def structured_tangent(self, n, fn, args, rule):
         """Tangents of rules given as vjp functions: linear and bilinear NumPy functions."""
@@ -189,19 +198,13 @@ class ForwardTransform(Transform):
                     continue
                 pair = [copy.deepcopy(args[0]), copy.deepcopy(args[1])]
                 pair[i] = tangents[i]
-                if isinstance(tangents[i], ast.Name):     # may hold the zero placeholder
+                if isinstance(n, ast.BinOp) and not isinstance(tangents[i], ast.Name):
+                    terms.append(ast.BinOp(left=pair[0], op=ast.MatMult(), right=pair[1]))
+                else:
                     import numpy as np
                     f = func if func is not None else A.load(self.env.bind("matmul",
                                                                            np.matmul))
-                    terms.append(ast.Call(func=A.load(self.env.helper("unless_zero")),
-                                          args=[copy.deepcopy(tangents[i]),
-                                                copy.deepcopy(f)] + pair,
-                                          keywords=copy.deepcopy(keywords)))
-                elif isinstance(n, ast.BinOp):
-                    terms.append(ast.BinOp(left=pair[0], op=ast.MatMult(), right=pair[1]))
-                else:
-                    terms.append(ast.Call(func=copy.deepcopy(func), args=pair,
-                                          keywords=copy.deepcopy(keywords)))
+                    terms.append(self.term(tangents[i], f, pair, keywords))
             return _sum(terms)
         if func is None:
             raise self.error(f"forward mode has no tangent rule for {rule.name}", n)

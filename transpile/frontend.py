@@ -46,8 +46,8 @@ class Unit:
 
     def error(self, message, node=None):
         lineno = getattr(node, "lineno", None) if node is not None else self.node.lineno
-        from .emit import SOURCE_MAPS
-        if self.filename in SOURCE_MAPS:      # generated code: point at the user's line
+        if self.is_generated:                 # generated code: point at the user's line
+            from .emit import SOURCE_MAPS
             user_file, lines = SOURCE_MAPS[self.filename]
             if lines.get(lineno) is not None:
                 return TranspileError(message, user_file, lines[lineno],

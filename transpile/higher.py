@@ -45,9 +45,7 @@ def hvp(f, wrt=0, mode="forward-over-reverse"):
                 return g(*args, **{keywords[p]: t for p, t in zip(names, vs)})
             return product, lambda: tangent.source + "\n\n" + g.source
         gradient = pipeline.gradient_function(fn, names, kinds, gradient_only=True)
-        params = _param_names(gradient.function)
-        g_kinds = dict(kinds)
-        outer = pipeline.jvp_function(gradient.function, names, g_kinds, tangent_only=True)
+        outer = pipeline.jvp_function(gradient.function, names, kinds, tangent_only=True)
         keywords = pipeline.tangent_names(gradient.function, names)
 
         def product(args, vs):

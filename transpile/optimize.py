@@ -356,7 +356,6 @@ HOISTED_MODULES = {"math", "cmath"}      # scalar code, where a lookup per call 
 def pure_calls(stmts, namespace, local_names):
     """Names called in stmts that refer to functions of the math module (a hoisted `sin`
     in derivative code that is differentiated again): safe to compute once."""
-    import math
     out = set()
     for s in stmts:
         for n in ast.walk(s):
@@ -365,8 +364,7 @@ def pure_calls(stmts, namespace, local_names):
                 name = n.func.id
                 obj = namespace.bindings.get(name) if name in namespace.bindings else \
                     namespace.unit.lookup(name)
-                if getattr(obj, "__module__", None) == "math" or obj is getattr(
-                        math, name, None):
+                if getattr(obj, "__module__", None) == "math":
                     out.add(name)
     return out
 

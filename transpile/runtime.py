@@ -199,6 +199,11 @@ def push_adjoint_copy(adj, value, g):
 COPYING = {"add_at": add_at_copy, "take_item": take_item_copy,
            "pop_adjoint": pop_adjoint_copy, "push_adjoint": push_adjoint_copy}
 
+# helpers whose result may be a list (an adjoint of a list): when derivative code is
+# differentiated again, accumulating into their results goes through `add`, never `+`
+LIST_RESULTS = frozenset({add, add_at, add_at_copy, add_to_each, push_adjoint,
+                          push_adjoint_copy, zeros_like})
+
 
 def argbest(values, better):
     """Index of the first extremum (Python's max/min tie rule)."""

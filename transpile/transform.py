@@ -3,7 +3,7 @@ analysis at hand, and reading off an expression node which rule applies to it.""
 import ast
 
 from . import astutil as A
-from .analysis import expr_names, SEQ, UNKNOWN
+from .analysis import expr_names, MODULE, SEQ, UNKNOWN
 from .rules import lookup
 
 
@@ -68,7 +68,6 @@ class Transform:
     def method_rule(self, v):
         """(rule, args) of a method call on an array: x.sum(axis=0) is np.sum(x, axis=0)."""
         import numpy as np
-        from .analysis import MODULE
         name = A.get_tag(v, "method")
         base = v.func.value
         args = list(v.args)

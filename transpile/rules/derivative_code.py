@@ -29,9 +29,9 @@ from ..runtime import _is_zero
 ENV = {"np": np}
 
 
-def _helper(fn, *vjps, multilinear, params):
-    defvjp(fn, *vjps, multilinear=multilinear, params=params, name=f"transpile.runtime.{fn.__name__}",
-           env=ENV)
+def _helper(fn, *vjps, **options):
+    """The rule of a runtime helper (named after it; options as for defvjp)."""
+    defvjp(fn, *vjps, name=f"transpile.runtime.{fn.__name__}", env=ENV, **options)
 
 
 def _part(g, k):
@@ -100,9 +100,9 @@ for _take in (R.take_item, R.take_item_copy):
     _helper(_take, _take_item_vjp, None, multilinear=[(0,)], params="adj, index")
 for _pop in (R.pop_adjoint, R.pop_adjoint_copy):
     _helper(_pop, _pop_adjoint_vjp, None, multilinear=[(0,)], params="adj, value")
+_d_adj, _d_g = _push_adjoint_vjps()
 for _push in (R.push_adjoint, R.push_adjoint_copy):
-    _helper(_push, _push_adjoint_vjps()[0], None, _push_adjoint_vjps()[1],
-            multilinear=[(0, 2)], params="adj, value, g")
+    _helper(_push, _d_adj, None, _d_g, multilinear=[(0, 2)], params="adj, value, g")
 _helper(R.add,
         lambda G, ans, a, b: _unless_zero(a, lambda: G),
         lambda G, ans, a, b: _unless_zero(b, lambda: G),
@@ -123,9 +123,8 @@ _helper(R.snapshot, lambda G, ans, value: G, multilinear=[(0,)], params="value")
 _helper(R.copy_tangent, lambda G, ans, t: G, multilinear=[(0,)], params="t")
 _helper(R.sum_tangent, lambda G, ans, t, value: 0.0 if _is_zero(t) else [G for _ in t],
         None, multilinear=[(0,)], params="t, value")
-defvjp(R.pop_tangent, None, multilinear=[(0,)], params="t", env=ENV,
-       name="transpile.runtime.pop_tangent",
-       unavailable="reverse mode over forward-mode code that pops from a list")
+_helper(R.pop_tangent, None, multilinear=[(0,)], params="t",
+        unavailable="reverse mode over forward-mode code that pops from a list")
 
 
 def _unless_zero_vjp(k):
@@ -140,16 +139,14 @@ def _unless_zero_vjp(k):
     return vjp
 
 
-defvjp(R.unless_zero, None, None, *[_unless_zero_vjp(k) for k in range(8)],
-       params="t, fn, " + ", ".join(f"a{k}" for k in range(8)), env=ENV,
-       name="transpile.runtime.unless_zero")
-defvjp(R.jvp_from_vjps, None, params="vjps, fn, args, tangents", env=ENV,
-       name="transpile.runtime.jvp_from_vjps",
-       unavailable="forward-mode code that builds J v from a reverse rule (a function with "
-                   "vjp rules only) cannot be differentiated again; use forward over reverse "
-                   "(transpile.hvp's default mode)")
+_helper(R.unless_zero, None, None, *[_unless_zero_vjp(k) for k in range(8)],
+        params="t, fn, " + ", ".join(f"a{k}" for k in range(8)))
+_helper(R.jvp_from_vjps, None, params="vjps, fn, args, tangents",
+        unavailable="forward-mode code that builds J v from a reverse rule (a function with "
+                    "vjp rules only) cannot be differentiated again; use forward over reverse "
+                    "(transpile.hvp's default mode)")
 for _fn in (R.zeros_like, R.sign, R.argmax, R.argmin, R.argbest):
-    defvjp(_fn, zero=True, name=f"transpile.runtime.{_fn.__name__}", env=ENV)
+    _helper(_fn, zero=True)
 
 
 # --- NumPy vjp functions -----------------------------------------------------------------
