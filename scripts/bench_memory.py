@@ -32,6 +32,7 @@ def recurrence(x, w, n):
 
 
 def peak_bytes(gradient, args):
+    """tracemalloc's peak during one call of gradient(*args), compiled and warm before."""
     gradient(*args)
     tracemalloc.start()
     try:

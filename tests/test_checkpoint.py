@@ -3,8 +3,9 @@ which match sympy or central finite differences; the tape grows like sqrt(n), no
 import ast
 import inspect
 import math
+import os
+import sys
 import textwrap
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -12,6 +13,10 @@ import pytest
 import transpile
 from transpile.runtime import Checkpoints
 from oracle import assert_close, fd_grad, sympy_grad
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))), "scripts"))
+from bench_memory import peak_bytes  # noqa: E402  (tracemalloc peak of one warm call)
 
 SETTINGS = ["sqrt", 1, 3, 4, 100]
 COUNTS = [0, 1, 2, 7, 12, 25]          # 7, 25: not divisible by 3 or 4; 0, 1, 2: n < k
@@ -389,23 +394,13 @@ def test_list_changed_in_place_keeps_full_tape_and_says_so():
 
 # --- memory: structural, not timed ----------------------------------------------------------
 
-def _peak(gradient, args):
-    gradient(*args)                       # compiled and warm before measuring
-    tracemalloc.start()
-    try:
-        gradient(*args)
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("f", [recurrence, with_while], ids=["for", "while"])
 def test_peak_memory_grows_like_sqrt_n(f):
     small, large = 10000, 160000          # 16 times the iterations
     plain = transpile.grad(f, wrt=(0, 1))
     ckpt = transpile.grad(f, wrt=(0, 1), checkpoint="sqrt")
-    p_small, p_large = _peak(plain, (0.3, 0.7, small)), _peak(plain, (0.3, 0.7, large))
-    c_small, c_large = _peak(ckpt, (0.3, 0.7, small)), _peak(ckpt, (0.3, 0.7, large))
+    p_small, p_large = peak_bytes(plain, (0.3, 0.7, small)), peak_bytes(plain, (0.3, 0.7, large))
+    c_small, c_large = peak_bytes(ckpt, (0.3, 0.7, small)), peak_bytes(ckpt, (0.3, 0.7, large))
     assert p_large / p_small > 12                 # the plain tape: ~n
     assert c_large / c_small < 7                  # checkpointed: ~sqrt(n) (16 -> 4)
     assert c_large * 20 < p_large
@@ -414,9 +409,9 @@ def test_peak_memory_grows_like_sqrt_n(f):
 def test_peak_memory_of_nested_loops_grows_like_sqrt_n():
     plain = transpile.grad(epochs, wrt=(0, 1))
     ckpt = transpile.grad(epochs, wrt=(0, 1), checkpoint="sqrt")
-    small, large = _peak(ckpt, (0.3, 0.7, 2, 5000)), _peak(ckpt, (0.3, 0.7, 2, 40000))
+    small, large = peak_bytes(ckpt, (0.3, 0.7, 2, 5000)), peak_bytes(ckpt, (0.3, 0.7, 2, 40000))
     assert large / small < 5.5                    # 8 times the inner steps: ~2.8, not 8
-    assert small * 20 < _peak(plain, (0.3, 0.7, 2, 5000))
+    assert small * 20 < peak_bytes(plain, (0.3, 0.7, 2, 5000))
 
 
 def test_snapshots_of_a_range_loop():
