@@ -9,6 +9,7 @@ import argparse
 import io
 import os
 import sys
+import threading
 import tokenize
 
 from .errors import TranspileError
@@ -16,8 +17,9 @@ from .errors import TranspileError
 DESCRIPTION = """\
 Print the generated derivative code of the functions in FILE.
 
-The file is parsed, never executed: its imports are carried out and its functions are
-compiled one by one, so nothing its top level would do happens. For each function the
+The file is parsed, never executed: nothing written in it, or in a module of your own
+project that it imports, runs (such modules are parsed the same way; installed libraries
+are imported so that their derivative rules can be looked up). For each function the
 output holds `grad_<name>(...)`, which returns (value, gradient) (with --mode forward
 `<name>_jvp(..., *, d<param>=tangent)` returning (value, tangent)), plus the derivatives
 of the functions it calls; the output is a module you can save (-o) and import.
@@ -36,6 +38,8 @@ exit codes: 0 success, 1 a function could not be transformed, 2 usage error
 def parser():
     p = argparse.ArgumentParser(prog="transpile-ad", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    from . import __version__
+    p.add_argument("--version", action="version", version=f"transpile-ad {__version__}")
     p.add_argument("file", help="a Python source file (it is not executed)")
     p.add_argument("--function", "-f", action="append", metavar="NAME",
                    help="transform only this function (repeatable; default: all)")
@@ -56,16 +60,38 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    if not os.path.isfile(args.file):
-        print(f"transpile-ad: error: no such file: {args.file}", file=sys.stderr)
-        return 2
+    # deeply nested expressions that CPython compiles need a deep stack in the passes:
+    # run the work in a thread with a large stack and a high recursion limit
+    result = []
+    stack = threading.stack_size()
+    try:
+        threading.stack_size(512 * 1024 * 1024)
+    except (ValueError, RuntimeError):          # a platform that cannot: the usual stack
+        pass
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 60000))
+    try:
+        worker = threading.Thread(target=lambda: result.append(_run(args)))
+        worker.start()
+        worker.join()
+    finally:
+        threading.stack_size(stack)
+        sys.setrecursionlimit(limit)
+    return result[0] if result else 1
+
+
+def _run(args):
     from . import pipeline
     from .static import StaticModule
     try:
         module = StaticModule(args.file)
     except TranspileError as exc:
-        print(f"transpile-ad: {exc}", file=sys.stderr)
-        return 1
+        print(f"transpile-ad: error: {exc}", file=sys.stderr)
+        return 2
+    if not module.definitions:
+        print(f"transpile-ad: error: {args.file}: no function definitions to differentiate",
+              file=sys.stderr)
+        return 2
     names = args.function or list(module.definitions)
     unknown = [n for n in names if n not in module.definitions]
     if unknown:
@@ -98,6 +124,11 @@ def main(argv=None):
                 compiled = pipeline.gradient_function(fn, wrt, kinds, options)
         except TranspileError as exc:
             print(f"transpile-ad: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        except (RecursionError, MemoryError):
+            print(f"transpile-ad: {args.file}:{fn.__code__.co_firstlineno}: in {name}: "
+                  "nested too deeply to transform", file=sys.stderr)
             failed = True
             continue
         entries.append((name, fn, wrt, compiled))

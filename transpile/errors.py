@@ -15,6 +15,6 @@ class TranspileError(Exception):
         self.function = function
         where = ""
         if filename is not None:
-            where = f"{filename}:{lineno if lineno is not None else '?'}: "
+            where = f"{filename}:{lineno}: " if lineno is not None else f"{filename}: "
         inside = f"in {function}: " if function else ""
         super().__init__(f"{where}{inside}{message}")
