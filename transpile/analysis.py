@@ -12,6 +12,7 @@
 import ast
 
 from . import astutil as A
+from .errors import TranspileError
 from .runtime import LIST_RESULTS
 
 def walk_body(stmts, depth=0):
@@ -109,6 +110,8 @@ class Analysis:
         self._kinds()
         self._sites()
         self._value_kinds(param_kinds or {})
+        if getattr(norm, "kinds_resolved", False):   # after split_array_trees' rewrites
+            check_aliasing(self)
 
     def _fixpoint(self, grow, step):
         """Add step(statement) to the set `grow` until nothing changes."""
@@ -355,3 +358,422 @@ class Analysis:
 
     def is_seq(self, name):
         return name in self.seq
+
+
+# --- aliasing: which names may share one list or array -------------------------------------
+#
+# A flow-sensitive may-alias analysis over normalized code. A pair (a, b) says a and b may
+# refer to one object or to overlapping memory (b = a, views such as a[1:], a.T,
+# a.reshape(...), np.asarray(a)); "xs[]" stands for the objects held in the list xs, so
+# (xs[], v) says v may be one of xs's elements, and (xs[], xs[]) that two elements of xs
+# may be one object. "@p" is the caller's object passed as parameter p. A write through one
+# name (an element store, an in-place method, `+=` on a list, a callee changing its
+# argument) that also changes another name read later is refused by `check_aliasing`:
+# the transforms follow each name separately.
+
+MUTATING_METHODS = frozenset({"append", "extend", "insert", "pop", "remove", "clear", "sort",
+                              "reverse", "fill", "resize", "put", "itemset", "setfield",
+                              "partition", "update", "setdefault", "popitem", "add",
+                              "discard"})
+LENGTH_METHODS = frozenset({"append", "extend", "insert", "pop", "remove", "clear"})
+VIEW_METHODS = frozenset({"reshape", "ravel", "view", "transpose", "swapaxes", "squeeze",
+                          "diagonal", "__array__"})
+VIEW_ATTRS = frozenset({"T", "mT", "real", "imag", "flat", "base"})
+VIEW_FUNCTIONS = frozenset({"reshape", "ravel", "transpose", "asarray", "asanyarray",
+                            "squeeze", "expand_dims", "swapaxes", "moveaxis", "rollaxis",
+                            "atleast_1d", "atleast_2d", "atleast_3d", "broadcast_to",
+                            "diagonal", "real", "imag", "ascontiguousarray",
+                            "asfortranarray", "flip", "fliplr", "flipud", "rot90"})
+WRITES_FIRST_ARGUMENT = frozenset({"copyto", "put", "place", "putmask", "fill_diagonal",
+                                   "shuffle", "put_along_axis"})
+MUTABLE = (ARRAY, SEQ, UNKNOWN, None)
+
+
+def _cell(name):
+    return name + "[]"
+
+
+def _is_cell(name):
+    return name.endswith("[]")
+
+
+class Aliases:
+    """May-alias pairs before every statement of a normalized body (see above)."""
+
+    def __init__(self, an):
+        self.an = an
+        self.before = {}             # id(stmt) -> frozenset of pairs
+        self.origin = {}             # name -> the expression it was last assigned
+        state = set()
+        for p in an.params:
+            if an.kind.get(p) in MUTABLE:
+                state |= {(p, "@" + p), (_cell(p), _cell("@" + p))}
+        self.flow(an.norm.body, frozenset(state))
+
+    # pairs are unordered: kept as sorted tuples
+    @staticmethod
+    def pair(a, b):
+        return (a, b) if a <= b else (b, a)
+
+    @staticmethod
+    def partners(state, name):
+        out = set()
+        for a, b in state:
+            if a == name:
+                out.add(b)
+            elif b == name:
+                out.add(a)
+        return out
+
+    def mutable(self, name):
+        return self.kind(name) in MUTABLE
+
+    def kind(self, name):
+        k = self.an.kind.get(name)
+        if k in (UNKNOWN, None) and name in self.an.seq:
+            return SEQ                  # a list built here (`xs = []`, a comprehension)
+        return k
+
+    def flow(self, stmts, state):
+        for s in stmts:
+            self.before[id(s)] = self.before.get(id(s), frozenset()) | state
+            if isinstance(s, ast.If):
+                state = self.flow(s.body, state) | self.flow(s.orelse, state)
+            elif isinstance(s, (ast.For, ast.While)):
+                head = state
+                while True:
+                    end = self.flow(s.body, head)
+                    if isinstance(s, ast.For):
+                        end = self.kill(end, s.target.id)
+                    new = head | end
+                    if new == head:
+                        break
+                    head = new
+                state = head
+            else:
+                state = self.step(s, state)
+        return state
+
+    def kill(self, state, t):
+        return frozenset(p for p in state if t not in p and _cell(t) not in p)
+
+    def step(self, s, state):
+        if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name):
+            t, v = s.targets[0].id, s.value
+            self.origin.setdefault(t, v)
+            same, cells, self_cells = self.sources(t, v, state)
+            state = set(self.kill(state, t))
+            if not self.mutable(t) or t == "_":
+                return frozenset(state)
+            for src in same:
+                state.add(self.pair(t, src))
+                for y in self.partners(state, src) - {t}:
+                    state.add(self.pair(t, y))
+                for y in self.partners(state, _cell(src)) - {_cell(t)}:
+                    state.add(self.pair(_cell(t), y if y != _cell(src) else _cell(t)))
+            self.add_elements(state, t, cells, self_cells)
+            return frozenset(state)
+        if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Subscript):
+            base, v = s.targets[0].value, s.value
+            if isinstance(base, ast.Name) and isinstance(v, ast.Name) and self.mutable(v.id) \
+                    and self.kind(base.id) != ARRAY and not A.get_tag(s, "writeback"):
+                state = set(state)
+                self.add_elements(state, base.id, {v.id}, False)
+                return frozenset(state)
+            return state
+        if isinstance(s, ast.Expr) and A.get_tag(s.value, "method") in ("append", "insert",
+                                                                           "extend"):
+            call = s.value
+            base = call.func.value
+            if isinstance(base, ast.Name) and call.args:
+                arg = call.args[-1]
+                if isinstance(arg, ast.Name) and self.mutable(arg.id):
+                    state = set(state)
+                    if A.get_tag(call, "method") == "extend":
+                        for y in self.partners(state, _cell(arg.id)) | {_cell(arg.id)}:
+                            self.add_elements(state, base.id, {y}, False)
+                    else:
+                        self.add_elements(state, base.id, {arg.id}, False)
+                    return frozenset(state)
+        return state
+
+    def add_elements(self, state, container, elements, self_cells):
+        """`container` (and every name sharing it) may now hold the objects `elements`."""
+        holders = {container} | {y for y in self.partners(state, container)
+                                 if not _is_cell(y)}
+        for c in holders:
+            cell = _cell(c)
+            existing = self.partners(state, cell)
+            for e in elements:
+                if self_cells or e in existing or existing & self.partners(state, e):
+                    state.add((cell, cell))
+                state.add(self.pair(cell, e))
+                for y in self.partners(state, e) - {cell}:
+                    state.add(self.pair(cell, y))
+
+    def sources(self, t, v, state):
+        """(names t may be, names whose elements t may hold, elements alias each other)."""
+        an = self.an
+        special = A.get_tag(v, "special")
+        names = lambda es: {e.id for e in es if isinstance(e, ast.Name) and self.mutable(e.id)}
+        if isinstance(v, ast.Name):
+            return names([v]), set(), False
+        if special == "subscript" and isinstance(v.value, ast.Name):
+            base = v.value.id
+            kind = self.kind(base)
+            if kind == ARRAY:
+                return {base}, set(), False              # a view (or a number)
+            if kind == SEQ and isinstance(v.slice, ast.Slice):
+                return set(), {_cell(base)}, False       # a new list of the same objects
+            if kind == SEQ:
+                return {_cell(base)}, set(), False
+            return {base, _cell(base)}, {_cell(base)}, False
+        if special == "display":
+            elems = names(v.elts)
+            return set(), elems, len(elems) < len([e for e in v.elts if isinstance(
+                e, ast.Name) and self.mutable(e.id)])
+        if special == "container":
+            fn = A.get_tag(v, "container")
+            arg = v.args[0] if v.args else None
+            if not isinstance(arg, ast.Name):
+                return set(), set(), False
+            if fn in (list, tuple):
+                return set(), {_cell(arg.id)}, False
+            if fn in (max, min):
+                return {_cell(arg.id)}, set(), False
+            return set(), set(), False
+        if special == "method":
+            base = v.func.value
+            name = A.get_tag(v, "method")
+            if not isinstance(base, ast.Name):
+                return set(), set(), False
+            if name == "copy":
+                return set(), ({_cell(base.id)} if self.kind(base.id) != ARRAY else set()), \
+                    False
+            if name in VIEW_METHODS and self.kind(base.id) != SEQ:
+                return {base.id}, set(), False
+            if name == "pop":
+                return {_cell(base.id)}, set(), False
+            if self.kind(base.id) == ARRAY:
+                return set(), set(), False               # other array methods: new arrays
+            return {base.id, _cell(base.id)}, {_cell(base.id)}, False
+        if special == "attr":
+            if isinstance(v.value, ast.Name) and v.attr in VIEW_ATTRS:
+                return {v.value.id}, set(), False
+            return set(), set(), False
+        if special in ("user", "opaque"):
+            args = names(list(getattr(v, "args", [])) + [k.value for k in getattr(
+                v, "keywords", [])])
+            return args | {_cell(a) for a in args}, {_cell(a) for a in args} | args, False
+        if special is None and isinstance(v, ast.Call):
+            fn = getattr(A.get_tag(v, "rule"), "fn", None)
+            if getattr(fn, "__name__", None) in VIEW_FUNCTIONS and v.args:
+                return names(v.args[:1]), set(), False
+            return set(), set(), False
+        if isinstance(v, ast.BinOp) and an.kind_of(v) == SEQ:
+            parts = names([v.left, v.right])
+            cells = {_cell(p) for p in parts}
+            return set(), cells, isinstance(v.op, ast.Mult) or len(parts) < 2
+        return set(), set(), False
+
+    def affected(self, state, name):
+        """Names whose value a write into `name` changes: `name`, what shares it, and the
+        lists holding any of those (and what shares them)."""
+        seen, todo = set(), [name]
+        while todo:
+            x = todo.pop()
+            if x in seen:
+                continue
+            seen.add(x)
+            for y in self.partners(state, x):
+                if _is_cell(y):
+                    todo.append(y[:-2])
+                elif not y.startswith("@"):
+                    todo.append(y)
+        return seen
+
+    def aliased(self, state, name):
+        return any(not _is_cell(y) for y in self.partners(state, name))
+
+
+def live_after(body, result):
+    """id(stmt) -> names read after stmt (before being assigned again)."""
+    out = {}
+
+    def uses(s):
+        return A.names_loaded(s)
+
+    def defs(s):
+        if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name):
+            return {s.targets[0].id}
+        return set()
+
+    def block(stmts, live):
+        for s in reversed(stmts):
+            out[id(s)] = out.get(id(s), set()) | live
+            if isinstance(s, ast.If):
+                live = block(s.body, live) | block(s.orelse, live) | uses(s.test)
+            elif isinstance(s, (ast.For, ast.While)):
+                head = set(live)
+                while True:
+                    inner = block(s.body, head | live)
+                    new = head | inner
+                    if new == head:
+                        break
+                    head = new
+                extra = uses(s.iter) if isinstance(s, ast.For) else uses(s.test)
+                live = head | live | extra
+            else:
+                live = (live - defs(s)) | uses(s)
+        return live
+
+    block(body, {result} if result else set())
+    return out
+
+
+def mutated_params(fn_node):
+    """Parameters a function changes in place (directly or through a local alias)."""
+    a = fn_node.args
+    params = {p.arg for p in a.posonlyargs + a.args + a.kwonlyargs}
+    tracked = {p: p for p in params}
+    body = ast.Module(body=fn_node.body, type_ignores=[])
+
+    def root(e):
+        while isinstance(e, (ast.Subscript, ast.Attribute)) or (
+                isinstance(e, ast.Call) and isinstance(e.func, ast.Attribute)
+                and e.func.attr in VIEW_METHODS):
+            e = e.func.value if isinstance(e, ast.Call) else e.value
+        return e.id if isinstance(e, ast.Name) else None
+
+    changed = True
+    while changed:
+        changed = False
+        for n in ast.walk(body):
+            if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(
+                    n.targets[0], ast.Name):
+                r = root(n.value)
+                if r in tracked and n.targets[0].id not in tracked:
+                    tracked[n.targets[0].id] = tracked[r]
+                    changed = True
+    out = {}
+    for n in ast.walk(body):
+        hit = None
+        if isinstance(n, (ast.Assign, ast.AugAssign, ast.Delete)):
+            for t in (n.targets if isinstance(n, (ast.Assign, ast.Delete)) else [n.target]):
+                if isinstance(t, ast.Subscript) or isinstance(n, ast.AugAssign):
+                    hit = root(t)
+        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) \
+                and n.func.attr in MUTATING_METHODS:
+            hit = root(n.func.value)
+        elif isinstance(n, ast.Call):
+            for k in n.keywords:
+                if k.arg == "out":
+                    hit = root(k.value)
+        if hit in tracked and tracked[hit] not in out:
+            out[tracked[hit]] = n
+    return out
+
+
+def check_aliasing(an):
+    """Refuse writes that change, besides their target, another name read later."""
+    unit = an.norm.unit
+    if unit.is_generated:
+        return None
+    al = Aliases(an)
+    live = live_after(an.norm.body, an.norm.result)
+    holder_parent = {}
+    for s, _ in walk_body(an.norm.body):
+        if A.get_tag(s, "holder") and isinstance(s.value, ast.Subscript) and isinstance(
+                s.value.value, ast.Name):
+            holder_parent[s.targets[0].id] = s.value.value.id
+
+    def label(name):
+        if name.startswith("_") and name in al.origin:
+            text = ast.unparse(al.origin[name])
+            return "a list built here" if text == "[]" else f"'{text}'"
+        return f"'{name}'"
+
+    def refuse(s, target, other, how):
+        raise unit.error(
+            f"unsupported aliasing: {how} changes {label(target)} in place, and "
+            f"{label(other)}, which shares its memory or elements with it (an alias "
+            "`b = a`, a view `a[1:]`/`a.T`/`a.reshape(...)`, or an element of a list), is "
+            "used afterwards; transpile follows each name on its own: make a copy "
+            "(`.copy()`, `list(...)`) or write into the original directly", s)
+
+    def check(s, target, how, itself=False):
+        state = al.before.get(id(s), frozenset())
+        hit = al.affected(state, target)
+        if not itself:
+            hit = hit - {target}
+            p = target
+            while p in holder_parent:        # X[i][j] = v: X[i] is stored back into X
+                p = holder_parent[p]
+                if (_cell(p), _cell(p)) not in state:
+                    hit.discard(p)
+        after = live.get(id(s), set())
+        for m in sorted(hit):
+            if m in after and not m.startswith("@"):
+                refuse(s, target, m, how)
+
+    for s, _ in walk_body(an.norm.body):
+        if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Subscript):
+            base = s.targets[0].value
+            if isinstance(base, ast.Name):
+                check(s, base.id, "this element write")
+            continue
+        call = s.value if isinstance(s, (ast.Assign, ast.Expr)) else None
+        if isinstance(s, ast.Assign) and A.get_tag(s, "augassign") and \
+                an.kind.get(s.targets[0].id) in (SEQ, UNKNOWN):
+            check(s, s.targets[0].id, "this augmented assignment")
+        if not isinstance(call, ast.Call):
+            continue
+        special = A.get_tag(call, "special")
+        if special == "method" and A.get_tag(call, "method") in MUTATING_METHODS \
+                and isinstance(call.func.value, ast.Name) \
+                and an.kind.get(call.func.value.id) != None:
+            check(s, call.func.value.id, f"'.{A.get_tag(call, 'method')}()'")
+        written = [k.value for k in call.keywords if k.arg == "out"]
+        fn = A.get_tag(call, "opaque") if special == "opaque" else getattr(
+            A.get_tag(call, "rule"), "fn", None)
+        if getattr(fn, "__name__", None) in WRITES_FIRST_ARGUMENT and call.args:
+            written.append(call.args[0])
+        for w in written:
+            if isinstance(w, ast.Name) and (w.id in an.active or any(
+                    n in an.active for n in expr_names(call))):
+                raise unit.error(f"unsupported construct: a NumPy call writing into "
+                                 f"'{w.id}' in place (out= or np.{fn.__name__}) with a "
+                                 "differentiated value; assign the result instead", s)
+        if special == "user":
+            _check_mutating_call(an, s, call, check)
+    return None
+
+
+def _check_mutating_call(an, s, call, check):
+    target = A.get_tag(call, "user")
+    from .pipeline import unit_of, bind_call
+    try:
+        callee = unit_of(target)
+    except Exception:
+        return
+    if callee.is_generated:
+        return
+    changed = mutated_params(callee.node)
+    if not changed:
+        return
+    params, bound = bind_call(target, call, an.norm.unit, s)
+    if not any(n in an.active for n in expr_names(call)):
+        return
+    for p, where in changed.items():
+        arg = bound.get(p)
+        if isinstance(arg, ast.Name) and an.kind.get(arg.id) in MUTABLE:
+            line = getattr(where, "lineno", "?")
+            try:
+                check(s, arg.id, f"the call of {callee.name} (which changes its parameter "
+                                 f"'{p}' in place at {callee.filename}:{line})", itself=True)
+            except TranspileError:
+                raise an.norm.unit.error(
+                    f"unsupported construct: {callee.name} changes its argument "
+                    f"'{arg.id}' in place (its parameter '{p}', at {callee.filename}:"
+                    f"{line}) and '{arg.id}' is used afterwards; return the new value "
+                    "instead", s) from None

@@ -27,6 +27,7 @@ import inspect
 import math
 
 from . import astutil as A
+from .analysis import MUTATING_METHODS, LENGTH_METHODS
 from .rules import lookup
 from .frontend import Unit
 
@@ -202,6 +203,8 @@ def _lift_nested(unit, body, outer_locals, local_functions):
         for s in d.body:
             free |= A.names_loaded(s)
         extras = sorted((free - inner_locals) & outer_locals - fnames)
+        if not unit.is_generated:
+            _refuse_outer_mutation(unit, d, set(extras))
         node = copy.deepcopy(d)
         node.decorator_list = []
         for e in extras:
@@ -220,6 +223,34 @@ def _lift_nested(unit, body, outer_locals, local_functions):
             pass
         local_functions[d.name] = nested
     return body
+
+
+def _refuse_outer_mutation(unit, d, outer):
+    """A nested def that changes a variable of the enclosing function in place (an append,
+    an element write...) has effects the derivative of the enclosing function would miss:
+    refused at the line of the change."""
+    for n in ast.walk(ast.Module(body=d.body, type_ignores=[])):
+        target = None
+        if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
+            for t in (n.targets if isinstance(n, (ast.Assign, ast.Delete)) else [n.target]):
+                for sub in ast.walk(t):
+                    if isinstance(sub, ast.Subscript) and isinstance(sub.ctx, (ast.Store,
+                                                                                ast.Del)):
+                        target = _root_name(sub)
+        elif (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+              and n.func.attr in MUTATING_METHODS):
+            target = _root_name(n.func.value)
+        if target is not None and target in outer:
+            raise unit.error(f"unsupported construct: the nested function '{d.name}' changes "
+                             f"'{target}' of the enclosing function in place; return the "
+                             "value instead and change it in the enclosing function", n)
+
+
+def _root_name(e):
+    """The variable at the root of `a`, `a[i]`, `a[i].T`..., or None."""
+    while isinstance(e, (ast.Subscript, ast.Attribute)):
+        e = e.value
+    return e.id if isinstance(e, ast.Name) else None
 
 
 def _place_keywords(fn, args, keywords, params=None):
@@ -394,6 +425,27 @@ class JumpLowering:
 
 # --- flattening ------------------------------------------------------------------------
 
+def _dict_names(body, unit):
+    """Variables that only ever hold dicts built here (displays, comprehensions, dict()):
+    a loop over one walks its keys."""
+    stores = {}
+    for n in _walk_outside_defs(body):
+        if isinstance(n, ast.Assign):
+            for t in n.targets:
+                for sub in ast.walk(t):
+                    if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                        is_dict = isinstance(t, ast.Name) and (
+                            isinstance(n.value, (ast.Dict, ast.DictComp))
+                            or isinstance(n.value, ast.Call)
+                            and unit.resolve(n.value.func) is dict)
+                        stores[sub.id] = stores.get(sub.id, True) and is_dict
+        elif isinstance(n, (ast.AugAssign, ast.AnnAssign, ast.For)):
+            for sub in ast.walk(n.target):
+                if isinstance(sub, ast.Name):
+                    stores[sub.id] = False
+    return {name for name, is_dict in stores.items() if is_dict}
+
+
 class Flattener:
     """Split expressions so each statement does one special thing (see module doc)."""
 
@@ -406,6 +458,8 @@ class Flattener:
         self.cur = unit.node
 
     def run(self, body):
+        self.dict_names = _dict_names(body, self.unit)
+        self.rebound_in_loop = set()
         return self.block(body)
 
     def error(self, msg, node=None):
@@ -494,28 +548,69 @@ class Flattener:
                                           ctx=ast.Load()), special="subscript")
                 self.assign_to(elt, sub)
         elif isinstance(target, ast.Subscript):
-            base = self.atom(target.value)
-            atom = self.bind(value)
-            sub = ast.Subscript(value=base, slice=self.index_expr(target.slice), ctx=ast.Store())
-            self.emit(A.tag(ast.Assign(targets=[sub], value=atom), setitem=True))
+            self.store_subscript(target, self.bind(value))
         elif isinstance(target, ast.Attribute):
             raise self.error("unsupported construct: assignment to an attribute")
         else:
             raise self.error(f"unsupported assignment target '{type(target).__name__}'")
 
+    def store_subscript(self, target, atom, chain=None):
+        """`X[i][j]... = atom`: the holders X[i], X[i][j]... are read once into temporaries,
+        the innermost is written, and each holder is stored back into its parent
+        (`X[i] = _t`): the same object (or the same memory) goes back where it was, so the
+        primal is unchanged, and the transforms see every write (tagged `writeback`)."""
+        holder = target.value
+        if chain is None:
+            chain = self.subscript_chain(holder)
+        base = chain[-1][2] if chain else self.atom(holder)
+        sub = ast.Subscript(value=copy.deepcopy(base), slice=self.index_expr(target.slice),
+                            ctx=ast.Store())
+        self.emit(A.tag(ast.Assign(targets=[sub], value=atom), setitem=True))
+        for parent, index, held in reversed(chain):
+            back = ast.Subscript(value=copy.deepcopy(parent), slice=copy.deepcopy(index),
+                                 ctx=ast.Store())
+            self.emit(A.tag(ast.Assign(targets=[back], value=copy.deepcopy(held)),
+                            setitem=True, writeback=True))
+
+    def subscript_chain(self, holder):
+        """For a store target's holder `X[i][j]`: read X, X[i], X[i][j] into names once;
+        [(parent atom, index, holder name), ...] outermost first (empty for a plain name)."""
+        if not (isinstance(holder, ast.Subscript) and not (
+                isinstance(holder.value, ast.Attribute) and holder.value.attr in SHAPE_ATTRS)):
+            return []
+        chain = self.subscript_chain(holder.value)
+        parent = chain[-1][2] if chain else self.atom(holder.value)
+        index = self.index_expr(holder.slice)
+        held = self.temp(A.tag(ast.Subscript(value=copy.deepcopy(parent),
+                                             slice=copy.deepcopy(index), ctx=ast.Load()),
+                               special="subscript"), base="_held")
+        A.tag(self.out[-1], holder=True)
+        return chain + [(parent, index, held)]
+
     def stmt_AugAssign(self, s):
         t = s.target
         if isinstance(t, ast.Name):
             new = ast.BinOp(left=A.load(t.id), op=s.op, right=s.value)
-            self.assign_to(A.store(t.id), self.expr(A.located(new, s)))
+            self.local_names.add(t.id)
+            # on an array, `v op= e` writes into v in place: split_array_trees decides,
+            # once the kinds are known, whether rebinding v says the same
+            self.emit(A.tag(A.assign(t.id, self.expr(A.located(new, s))), augassign=True))
         elif isinstance(t, ast.Subscript):
-            base = self.atom(t.value)
+            chain = self.subscript_chain(t.value)
+            base = chain[-1][2] if chain else self.atom(t.value)
             index = self.index_expr(t.slice)
-            old = self.temp(A.tag(ast.Subscript(value=base, slice=index,
+            old = self.temp(A.tag(ast.Subscript(value=copy.deepcopy(base), slice=index,
                                                 ctx=ast.Load()), special="subscript"))
-            new = self.expr(A.located(ast.BinOp(left=old, op=s.op, right=s.value), s))
-            self.assign_to(ast.Subscript(value=copy.deepcopy(base),
-                                         slice=copy.deepcopy(index), ctx=ast.Store()), new)
+            new = self.bind(self.expr(A.located(ast.BinOp(left=old, op=s.op, right=s.value),
+                                                s)))
+            sub = ast.Subscript(value=copy.deepcopy(base), slice=copy.deepcopy(index),
+                                ctx=ast.Store())
+            self.emit(A.tag(ast.Assign(targets=[sub], value=new), setitem=True))
+            for parent, pindex, held in reversed(chain):
+                back = ast.Subscript(value=copy.deepcopy(parent), slice=copy.deepcopy(pindex),
+                                     ctx=ast.Store())
+                self.emit(A.tag(ast.Assign(targets=[back], value=copy.deepcopy(held)),
+                                setitem=True, writeback=True))
         else:
             raise self.error("unsupported construct: augmented assignment to an attribute")
 
@@ -577,7 +672,12 @@ class Flattener:
             iterator = ast.Call(func=A.load("range"), args=[self.inactive(a) for a in it.args],
                                 keywords=[])
             self.out = saved
+        elif self._grows_while_walked(s):
+            self.out = saved
+            self.growing_loop(s)
+            return
         else:
+            self.rebound_in_loop = _stored_outside_defs(s.body)
             loop_var = None
             if (fn is enumerate and isinstance(target, ast.Tuple) and len(target.elts) == 2
                     and isinstance(target.elts[0], ast.Name) and len(it.args) == 1
@@ -591,8 +691,54 @@ class Flattener:
         A.tag(iterator, inactive=True)
         self.local_names.add(loop_var)
         body = pre_body + self.block(s.body)
-        self.emit(ast.For(target=A.store(loop_var), iter=iterator, body=body, orelse=[],
-                          type_comment=None))
+        loop = self.emit(ast.For(target=A.store(loop_var), iter=iterator, body=body,
+                                 orelse=[], type_comment=None))
+        if isinstance(it, ast.Name) and fn is None:
+            A.tag(loop, walks=it.id)        # indexed directly: see _walk_other_iterables
+
+    def _grows_while_walked(self, s):
+        """`for v in xs` (or enumerate(xs)) whose body changes the length of the list xs
+        (append, pop, `xs += ...`): Python's iterator sees the new length."""
+        seq = self._walked_name(s.iter)
+        if seq is None:
+            return False
+        for n in _walk_outside_defs(s.body):
+            if (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                    and n.func.attr in LENGTH_METHODS and isinstance(n.func.value, ast.Name)
+                    and n.func.value.id == seq):
+                return True
+            if (isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name)
+                    and n.target.id == seq):
+                return True
+        return False
+
+    def _walked_name(self, it):
+        if isinstance(it, ast.Name):
+            return it.id
+        fn = self.unit.resolve(it.func, self.local_names) if isinstance(it, ast.Call) else None
+        if fn is enumerate and len(it.args) == 1 and not it.keywords \
+                and isinstance(it.args[0], ast.Name):
+            return it.args[0].id
+        return None
+
+    def growing_loop(self, s):
+        """`for v in xs: ...` as Python runs it: `k = 0; while k < len(xs): v = xs[k]; ...;
+        k += 1` (the length is read again before every step)."""
+        seq = self._walked_name(s.iter)
+        k = self.names.fresh("_k")
+        element = ast.Subscript(value=A.load(seq), slice=A.load(k), ctx=ast.Load())
+        if not isinstance(s.iter, ast.Name):                     # enumerate(xs)
+            element = ast.Tuple(elts=[A.load(k), element], ctx=ast.Load())
+        body = [A.located(ast.Assign(targets=[s.target], value=element), s)] + list(s.body)
+        step = A.located(ast.Assign(targets=[A.store(k)], value=ast.BinOp(
+            left=A.load(k), op=ast.Add(), right=A.const(1))), s)
+        at = len(body) - 1 if A.get_tag(body[-1], "loop_exit") else len(body)
+        body.insert(at, step)
+        test = ast.Compare(left=A.load(k), ops=[ast.Lt()], comparators=[ast.Call(
+            func=A.load("len"), args=[A.load(seq)], keywords=[])])
+        self.local_names.add(k)
+        self.emit(A.assign(k, A.const(0)))
+        self.stmt_While(A.located(ast.While(test=test, body=body, orelse=[]), s))
 
     def iteration(self, it, outer):
         """How a loop walks `it`: (length expression, k -> element expression).
@@ -626,6 +772,14 @@ class Flattener:
                 return inner(A.tag(back, inactive=True))
             return n, element
         seq = self.atom_seq(it, outer)
+        if isinstance(seq, ast.Name) and seq.id in self.dict_names:
+            seq = self.atom_seq(ast.Call(func=A.load("list"), args=[seq], keywords=[]), outer)
+        elif isinstance(seq, ast.Name) and isinstance(it, ast.Name) and \
+                seq.id in self.rebound_in_loop:
+            # the loop walks the object xs held when it started, even if xs is rebound
+            inner, self.out = self.out, outer
+            seq = self.temp(copy.deepcopy(seq), base="_seq")
+            self.out = inner
         return self.len_of(seq), lambda k: self.index(seq, k)
 
     def unpack(self, target, value):
@@ -655,7 +809,8 @@ class Flattener:
         inner, self.out = self.out, outer
         r = self.expr(expr)
         if isinstance(expr, ast.Call) and A.get_tag(r, "special") in ("opaque",) \
-                or A.get_tag(r, "inactive") and isinstance(r, ast.Call):
+                or A.get_tag(r, "inactive") and isinstance(r, ast.Call) \
+                or A.get_tag(r, "method") in ("items", "keys", "values"):
             r = A.tag(ast.Call(func=A.load("list"), args=[self.bind(r)], keywords=[]),
                       special="container", container=builtins.list)
         seq = self.bind(r, base="_seq")
@@ -868,6 +1023,9 @@ class Flattener:
         for k in e.keywords:
             if k.arg is None:
                 raise self.error("unsupported construct '**kwargs' in a call", k)
+        if (self.unit.resolve(e.func, self.local_names) in (max, min) and e.args
+                and [k.arg for k in e.keywords] == ["key"]):
+            return self.best_with_key(e)
         kind, target = self.classify(e)
         if kind == "inactive":
             return self.inactive(e)
@@ -914,6 +1072,31 @@ class Flattener:
             return A.tag(call, special="container", container=target)
         return A.tag(call, special="opaque", opaque=target if target is not None
                      else ast.unparse(e.func))
+
+    def best_with_key(self, e):
+        """`max(xs, key=f)` -> `_index = max(range(len(xs)), key=lambda i: f(xs[i]))`,
+        then `xs[_index]`: the first best element, as Python picks it, read by index (so
+        the derivative flows to that element only)."""
+        if len(e.args) == 1:
+            seq = self.atom_seq(e.args[0], self.out)     # iterators become lists
+            if isinstance(seq, ast.Name) and seq.id in self.dict_names:
+                seq = self.temp(A.tag(ast.Call(func=A.load("list"), args=[seq], keywords=[]),
+                                      special="container", container=list))
+        else:
+            seq = self.temp(self._display(ast.List(elts=e.args, ctx=ast.Load()), ast.List))
+        i = self.names.fresh("_i")
+        key = ast.Lambda(args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=i)],
+                                            vararg=None, kwonlyargs=[], kw_defaults=[],
+                                            kwarg=None, defaults=[]),
+                         body=ast.Call(func=copy.deepcopy(e.keywords[0].value), args=[
+                             ast.Subscript(value=copy.deepcopy(seq), slice=A.load(i),
+                                           ctx=ast.Load())], keywords=[]))
+        best = ast.Call(func=copy.deepcopy(e.func), args=[ast.Call(
+            func=A.load("range"), args=[self.len_of(seq)], keywords=[])],
+            keywords=[ast.keyword(arg="key", value=key)])
+        index = self.names.fresh("_index")
+        self.emit(A.assign(index, self.inactive(A.located(best, e))))
+        return self.index(seq, index)
 
     def classify(self, call):
         """What kind of call this is: primitive, user, container, method, inactive, opaque."""
@@ -982,4 +1165,133 @@ def split_array_trees(norm, kind_of):
         return out
 
     norm.body = block(norm.body)
+    an = getattr(kind_of, "__self__", None)
+    if an is not None and not norm.unit.is_generated:
+        _augmented_in_place(norm, an)
+        _propagate_aliases(norm, an)
+        _walk_other_iterables(norm, an)
+    norm.kinds_resolved = True
     return norm
+
+
+def _augmented_in_place(norm, an):
+    """`v op= e` on an array writes into v (NumPy): where v may share its memory with
+    anything (a parameter, `v = a`, a view), it becomes `_t = v op e; v[...] = _t`, an
+    element write the transforms follow; a fresh array keeps the cheaper `v = v op e`."""
+    from .analysis import Aliases, ARRAY
+    aliases = Aliases(an)
+
+    def block(stmts):
+        out = []
+        for s in stmts:
+            if isinstance(s, (ast.If, ast.For, ast.While)):
+                s.body = block(s.body)
+                s.orelse = block(s.orelse)
+            elif (isinstance(s, ast.Assign) and A.get_tag(s, "augassign")
+                  and an.kind.get(s.targets[0].id) == ARRAY
+                  and aliases.aliased(aliases.before.get(id(s), frozenset()),
+                                      s.targets[0].id)):
+                v = s.targets[0].id
+                t = norm.names.fresh("_t")
+                out.append(A.assign(t, s.value, s))
+                s = A.tag(A.assign(ast.Subscript(value=A.load(v), slice=A.const(Ellipsis),
+                                                 ctx=ast.Store()), A.load(t), s),
+                          setitem=True)
+            out.append(s)
+        return out
+
+    norm.body = block(norm.body)
+
+
+def _walk_other_iterables(norm, an):
+    """`for v in d` over a value that is no list, tuple or array (a dict, a set, a
+    generator passed in): walk `list(d)`, as Python's iterator does, instead of d[k]."""
+    from .analysis import UNKNOWN, MODULE
+
+    def block(stmts):
+        out = []
+        for s in stmts:
+            if isinstance(s, (ast.If, ast.For, ast.While)):
+                s.body = block(s.body)
+                s.orelse = block(s.orelse)
+            seq = A.get_tag(s, "walks") if isinstance(s, ast.For) else None
+            if seq is not None and an.kind.get(seq) in (UNKNOWN, MODULE) and (
+                    seq in an.params or seq not in an.seq):
+                if seq in an.active:
+                    raise norm.unit.error(f"unsupported construct: a loop over '{seq}', "
+                                          "which is neither a list, a tuple nor an array, "
+                                          "carrying derivatives", s)
+                walked = norm.names.fresh("_seq")
+                out.append(A.assign(walked, A.tag(ast.Call(
+                    func=A.load("list"), args=[A.load(seq)], keywords=[]),
+                    special="container", container=list), s))
+                k = s.target.id
+                for n in ast.walk(s):
+                    if (isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name)
+                            and n.value.id == seq and isinstance(n.slice, ast.Name)
+                            and n.slice.id == k) or (
+                            isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                            and n.func.id == "len" and n.args and isinstance(
+                                n.args[0], ast.Name) and n.args[0].id == seq
+                            and n in ast.walk(s.iter)):
+                        target = n.value if isinstance(n, ast.Subscript) else n.args[0]
+                        target.id = walked
+            out.append(s)
+        return out
+
+    norm.body = block(norm.body)
+
+
+def _propagate_aliases(norm, an):
+    """`b = a` at the top level, b assigned nowhere else, a never rebound afterwards, and
+    one of them written in place: every later use of b is a use of a (one object, one
+    name), so writes through b are seen as writes into a."""
+    from .analysis import MUTABLE, MUTATING_METHODS
+    body = norm.body
+    i = 0
+    while i < len(body):
+        s = body[i]
+        if not (isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name)
+                and isinstance(s.value, ast.Name) and not A.get_tag(s, "augassign")):
+            i += 1
+            continue
+        b, a = s.targets[0].id, s.value.id
+        rest = body[i + 1:]
+        later = set()
+        for r in rest:
+            later |= A.names_stored(r)
+        sites = sum(1 for r in _walk_stmts(body) for t in _assigned_names(r) if t == b)
+        if (a == b or b in an.params or sites != 1 or a in later
+                or an.kind.get(a) not in MUTABLE or a not in an.sites
+                or not _written_in_place(rest, {a, b}, MUTATING_METHODS)):
+            i += 1
+            continue
+        for r in rest:
+            A.rename(r, {b: a})
+        if norm.result == b:
+            norm.result = a
+        del body[i]
+
+
+def _assigned_names(s):
+    if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name):
+        return [s.targets[0].id]
+    if isinstance(s, ast.For) and isinstance(s.target, ast.Name):
+        return [s.target.id]
+    return []
+
+
+def _written_in_place(stmts, names, methods):
+    for st in stmts:
+        for n in ast.walk(st):
+            if isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Store) and isinstance(
+                    n.value, ast.Name) and n.value.id in names:
+                return True
+            if (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                    and n.func.attr in methods and isinstance(n.func.value, ast.Name)
+                    and n.func.value.id in names):
+                return True
+            if isinstance(n, ast.Assign) and A.get_tag(n, "augassign") and \
+                    n.targets[0].id in names:
+                return True
+    return False

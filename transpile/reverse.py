@@ -164,7 +164,7 @@ class ReverseTransform(Transform):
             return []
         dv = self.d(name)
         kind = self.an.kind.get(name)
-        if kind in (SEQ, UNKNOWN, None) and self.an.is_seq(name) or (
+        if kind == SEQ or kind in (UNKNOWN, None) and self.an.is_seq(name) or (
                 kind == UNKNOWN and self.unit.is_generated):
             # lists; in derivative code differentiated again, anything that may be one
             value = ast.Call(func=A.load(self.env.helper("add")), args=[A.load(dv), G],
