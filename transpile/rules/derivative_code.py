@@ -29,9 +29,11 @@ from ..runtime import _is_zero
 ENV = {"np": np}
 
 
-def _helper(fn, *vjps, **options):
-    """The rule of a runtime helper (named after it; options as for defvjp)."""
-    defvjp(fn, *vjps, name=f"transpile.runtime.{fn.__name__}", env=ENV, **options)
+def _helper(fn, *vjps, needs_ans=False, **options):
+    """The rule of a runtime helper (named after it; options as for defvjp). Its vjps do
+    not read the helper's result unless ``needs_ans=True`` says so."""
+    defvjp(fn, *vjps, name=f"transpile.runtime.{fn.__name__}", env=ENV, needs_ans=needs_ans,
+           **options)
 
 
 def _part(g, k):
@@ -99,7 +101,8 @@ for _add_at in (R.add_at, R.add_at_copy):
 for _take in (R.take_item, R.take_item_copy):
     _helper(_take, _take_item_vjp, None, multilinear=[(0,)], params="adj, index")
 for _pop in (R.pop_adjoint, R.pop_adjoint_copy):
-    _helper(_pop, _pop_adjoint_vjp, None, multilinear=[(0,)], params="adj, value")
+    _helper(_pop, _pop_adjoint_vjp, None, multilinear=[(0,)], params="adj, value",
+            needs_ans=True)
 _d_adj, _d_g = _push_adjoint_vjps()
 for _push in (R.push_adjoint, R.push_adjoint_copy):
     _helper(_push, _d_adj, None, _d_g, multilinear=[(0, 2)], params="adj, value, g")
@@ -140,7 +143,7 @@ def _unless_zero_vjp(k):
 
 
 _helper(R.unless_zero, None, None, *[_unless_zero_vjp(k) for k in range(8)],
-        params="t, fn, " + ", ".join(f"a{k}" for k in range(8)))
+        params="t, fn, " + ", ".join(f"a{k}" for k in range(8)), needs_ans=True)
 _helper(R.jvp_from_vjps, None, params="vjps, fn, args, tangents",
         unavailable="forward-mode code that builds J v from a reverse rule (a function with "
                     "vjp rules only) cannot be differentiated again; use forward over reverse "

@@ -66,11 +66,13 @@ def _name(fn):
     return f"{mod}.{qn}"
 
 
-def _def(fn, *derivs, params=None, nargs=None, zero=False, name=None):
+def _def(fn, *derivs, params=None, nargs=None, zero=False, name=None, ans=False):
+    """Register a NumPy rule. ``ans=True`` declares that its vjp functions read the
+    result ``ans`` (the others get None there, and the result is not kept for them)."""
     if params is None:
         params = ", ".join(f"x{i}" for i in range(max(len(derivs), 1)))
     return defvjp(fn, *derivs, params=params, nargs=nargs, zero=zero,
-                  name=name or _name(fn), env=ENV)
+                  name=name or _name(fn), env=ENV, needs_ans=ans)
 
 
 def _is_zero(g):
@@ -376,9 +378,9 @@ def _extremum_vjp(nan=False):
 
 
 for _fn in (np.max, np.min, np.amax, np.amin):
-    _def(_fn, _extremum_vjp(), None, params="a, axis")
-_def(np.nanmax, _extremum_vjp(True), None, params="a, axis")
-_def(np.nanmin, _extremum_vjp(True), None, params="a, axis")
+    _def(_fn, _extremum_vjp(), None, params="a, axis", ans=True)
+_def(np.nanmax, _extremum_vjp(True), None, params="a, axis", ans=True)
+_def(np.nanmin, _extremum_vjp(True), None, params="a, axis", ans=True)
 
 
 def _extremum_jvp(fn, vjp):
@@ -451,9 +453,9 @@ def _std_vjp(nan):
 
 
 _def(np.var, _var_vjp(False), None, params="a, axis")
-_def(np.std, _std_vjp(False), None, params="a, axis")
+_def(np.std, _std_vjp(False), None, params="a, axis", ans=True)
 _def(np.nanvar, _var_vjp(True), None, params="a, axis")
-_def(np.nanstd, _std_vjp(True), None, params="a, axis")
+_def(np.nanstd, _std_vjp(True), None, params="a, axis", ans=True)
 
 
 def nansum_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
@@ -855,7 +857,8 @@ _def(np.dot, _dot_vjp(0), _dot_vjp(1), params="a, b")
 
 _def(np.matmul, matmul_vjp_a, matmul_vjp_b, params="a, b")
 _def(np.linalg.matmul, matmul_vjp_a, matmul_vjp_b, params="a, b")
-defvjp(ast.MatMult, matmul_vjp_a, matmul_vjp_b, params="a, b", name="@", env=ENV)
+defvjp(ast.MatMult, matmul_vjp_a, matmul_vjp_b, params="a, b", name="@", env=ENV,
+       needs_ans=False)
 if hasattr(np, "matvec"):
     _def(np.matvec, lambda g, ans, A, v, **kw: _fit(
         np.asarray(g)[..., :, None] * np.asarray(v)[..., None, :], A),
@@ -1004,7 +1007,7 @@ def solve_vjp_b(g, ans, a, b):
     return _fit(unbroadcast(gb, np.asarray(b)), b)
 
 
-_def(la.solve, solve_vjp_a, solve_vjp_b, params="a, b")
+_def(la.solve, solve_vjp_a, solve_vjp_b, params="a, b", ans=True)
 
 
 def inv_vjp(g, ans, a):
@@ -1012,7 +1015,7 @@ def inv_vjp(g, ans, a):
     return _fit(-np.matmul(np.matmul(Ai, np.asarray(g)), Ai), a)
 
 
-_def(la.inv, inv_vjp, params="a")
+_def(la.inv, inv_vjp, params="a", ans=True)
 
 
 def det_vjp(g, ans, a):
@@ -1021,7 +1024,7 @@ def det_vjp(g, ans, a):
     return _fit(r, a)
 
 
-_def(la.det, det_vjp, params="a")
+_def(la.det, det_vjp, params="a", ans=True)
 
 
 def slogdet_vjp(g, ans, a):
@@ -1056,7 +1059,7 @@ def cholesky_vjp(g, ans, a, upper=False):
     return _fit(_lower_partial(M, "U" if upper else "L"), a)
 
 
-_def(la.cholesky, cholesky_vjp, params="a")
+_def(la.cholesky, cholesky_vjp, params="a", ans=True)
 
 
 def _eigh_M(gw, gv, w, v):
@@ -1087,7 +1090,7 @@ def eigvalsh_vjp(g, ans, a, UPLO="L"):
     return _fit(_lower_partial(_eigh_M(g, 0.0, w, v), UPLO), a)
 
 
-_def(la.eigh, eigh_vjp, params="a")
+_def(la.eigh, eigh_vjp, params="a", ans=True)
 _def(la.eigvalsh, eigvalsh_vjp, params="a")
 
 
@@ -1112,7 +1115,7 @@ def pinv_vjp(g, ans, a, *rest, **kw):
     return _fit(r, a)
 
 
-_def(la.pinv, pinv_vjp, params="a")
+_def(la.pinv, pinv_vjp, params="a", ans=True)
 
 
 def matrix_power_vjp(g, ans, a, n):
@@ -1231,7 +1234,7 @@ def norm_vjp(g, ans, x, ord=None, axis=None, keepdims=False):
     return _fit(_matrix_norm_grad(xa, ans, g, ord, axis, keepdims), x)
 
 
-_def(la.norm, norm_vjp, None, None, None, params="x, ord, axis, keepdims")
+_def(la.norm, norm_vjp, None, None, None, params="x, ord, axis, keepdims", ans=True)
 
 
 def vector_norm_vjp(g, ans, x, axis=None, keepdims=False, ord=2):
@@ -1255,8 +1258,8 @@ def matrix_norm_vjp(g, ans, x, keepdims=False, ord="fro"):
     return _fit(_matrix_norm_grad(xa, ans, g, ord, (-2, -1), keepdims), x)
 
 
-_def(la.vector_norm, vector_norm_vjp, params="x")
-_def(la.matrix_norm, matrix_norm_vjp, params="x")
+_def(la.vector_norm, vector_norm_vjp, params="x", ans=True)
+_def(la.matrix_norm, matrix_norm_vjp, params="x", ans=True)
 
 
 # --- polynomials and 1-d signal functions ---------------------------------------------
@@ -1397,7 +1400,8 @@ def _densify(g, like):
     return np.asarray(g, dtype=float)
 
 
-_def(np.ndarray.tolist, lambda g, ans, a: _fit(_densify(g, ans), a), params="self")
+_def(np.ndarray.tolist, lambda g, ans, a: _fit(_densify(g, ans), a), params="self",
+     ans=True)
 
 
 def _transpose_vjp(g, ans, a, axes=None, *more):
@@ -1495,7 +1499,7 @@ def unstack_vjp(g, ans, x, axis=0):
 
 
 if hasattr(np, "unstack"):
-    _def(np.unstack, unstack_vjp, params="x")
+    _def(np.unstack, unstack_vjp, params="x", ans=True)
 
 
 def _split_vjp(axis_fn):
@@ -1506,11 +1510,13 @@ def _split_vjp(axis_fn):
     return vjp
 
 
-_def(np.split, _split_vjp(lambda nd, ax: ax), None, None, params="ary, ios, axis")
-_def(np.array_split, _split_vjp(lambda nd, ax: ax), None, None, params="ary, ios, axis")
-_def(np.hsplit, _split_vjp(lambda nd, ax: 1 if nd > 1 else 0), None, params="ary, ios")
-_def(np.vsplit, _split_vjp(lambda nd, ax: 0), None, params="ary, ios")
-_def(np.dsplit, _split_vjp(lambda nd, ax: 2), None, params="ary, ios")
+_def(np.split, _split_vjp(lambda nd, ax: ax), None, None, params="ary, ios, axis", ans=True)
+_def(np.array_split, _split_vjp(lambda nd, ax: ax), None, None, params="ary, ios, axis",
+     ans=True)
+_def(np.hsplit, _split_vjp(lambda nd, ax: 1 if nd > 1 else 0), None, params="ary, ios",
+     ans=True)
+_def(np.vsplit, _split_vjp(lambda nd, ax: 0), None, params="ary, ios", ans=True)
+_def(np.dsplit, _split_vjp(lambda nd, ax: 2), None, params="ary, ios", ans=True)
 
 
 def tile_vjp(g, ans, A, reps):
@@ -1619,7 +1625,8 @@ def select_vjp_default(g, ans, condlist, choicelist, default=0):
     return _fit(np.where(chosen, 0, g), default)
 
 
-_def(np.select, None, select_vjp, select_vjp_default, params="condlist, choicelist, default")
+_def(np.select, None, select_vjp, select_vjp_default, params="condlist, choicelist, default",
+     ans=True)
 
 
 def broadcast_arrays_vjp(i):
@@ -1631,7 +1638,7 @@ def broadcast_arrays_vjp(i):
     return vjp
 
 
-_def(np.broadcast_arrays, *[broadcast_arrays_vjp(i) for i in range(_MAXARGS)])
+_def(np.broadcast_arrays, *[broadcast_arrays_vjp(i) for i in range(_MAXARGS)], ans=True)
 
 
 def meshgrid_vjp(i):
@@ -1648,7 +1655,7 @@ def meshgrid_vjp(i):
     return vjp
 
 
-_def(np.meshgrid, *[meshgrid_vjp(i) for i in range(_MAXARGS)])
+_def(np.meshgrid, *[meshgrid_vjp(i) for i in range(_MAXARGS)], ans=True)
 
 
 def block_vjp(g, ans, arrays):
@@ -1693,9 +1700,9 @@ def sort_vjp(g, ans, a, axis=-1, kind=None, order=None, **kw):
     return _fit(r.reshape(x.shape), a)
 
 
-_def(np.sort, sort_vjp, None, params="a, axis")
+_def(np.sort, sort_vjp, None, params="a, axis", ans=True)
 _def(np.partition, lambda g, ans, a, kth, axis=-1, kind=None, order=None: sort_vjp(
-    g, ans, a, axis), None, None, params="a, kth, axis")
+    g, ans, a, axis), None, None, params="a, kth, axis", ans=True)
 
 
 def clip_vjp(i):
@@ -1722,7 +1729,7 @@ def clip_vjp(i):
     return vjp
 
 
-_def(np.clip, clip_vjp(0), clip_vjp(1), clip_vjp(2), params="a, a_min, a_max")
+_def(np.clip, clip_vjp(0), clip_vjp(1), clip_vjp(2), params="a, a_min, a_max", ans=True)
 
 
 def diff_vjp(g, ans, a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
@@ -1787,4 +1794,5 @@ def _linspace_vjp(i):
     return vjp
 
 
-_def(np.linspace, _linspace_vjp(0), _linspace_vjp(1), None, params="start, stop, num")
+_def(np.linspace, _linspace_vjp(0), _linspace_vjp(1), None, params="start, stop, num",
+     ans=True)
