@@ -185,9 +185,9 @@ for _name in ("matmul", "outer", "tensordot", "cross", "vecdot", "diagonal", "tr
 
 def _operand_positions(fn, rule, nargs):
     """vjp argument positions (g, ans, *args) of the operands of a multilinear fn."""
-    if fn is np.einsum:                     # einsum(subscripts, *operands)
-        count = (nargs if nargs is not None else len(rule.vjps)) - 1
-        return list(range(3, 3 + count))
+    if fn is np.einsum:      # einsum(subscripts, *operands) or einsum(op, sublist, ...):
+        count = nargs if nargs is not None else len(rule.vjps)     # any argument may be
+        return list(range(2, 2 + count))                           # an operand
     return [2, 3]
 
 
@@ -432,3 +432,54 @@ defjvp(lookup(np.linalg.det).vjps[0], _det_vjp_jvp)
 defjvp(lookup(np.linalg.slogdet).vjps[0], _slogdet_vjp_jvp)
 defjvp(lookup(np.linalg.solve).vjps[0], _solve_vjp_a_jvp)
 defjvp(lookup(np.linalg.solve).vjps[1], _solve_vjp_b_jvp)
+
+
+# --- what forward-mode code calls besides runtime helpers (rules/forward_runtime.py) ----
+from . import forward_runtime as F  # noqa: E402
+
+
+def _tangent_back(G, t):
+    """The adjoint of t from the adjoint G of a tangent shaped from t (dense, broadcast,
+    result_tangent): G summed back to t's structure and shape."""
+    if _is_zero(t) or _is_zero(G):
+        return 0.0
+    if isinstance(t, (list, tuple)):
+        return [_tangent_back(Gk, tk) for Gk, tk in zip(G, t)]
+    if hasattr(t, "shape") or hasattr(G, "shape"):
+        return R.unbroadcast(np.asarray(G), t) if hasattr(t, "shape") else float(np.sum(G))
+    return G
+
+
+def _forward_helper(fn, vjp, params):
+    defvjp(fn, vjp, None, name=f"transpile.rules.forward_runtime.{fn.__name__}", env=ENV,
+           multilinear=[(0,)], params=params, needs_ans=False)
+
+
+for _fn in (F.dense, F.broadcast_tangent, F.result_tangent):
+    _forward_helper(_fn, lambda G, ans, t, like: _tangent_back(G, t), "t, like")
+defvjp(F.jvp_by_vjps, None, name="transpile.rules.forward_runtime.jvp_by_vjps", env=ENV,
+       params="vjps, fn, args, tangents",
+       unavailable="forward-mode code that builds J v from a reverse rule (a function with "
+                   "vjp rules only) cannot be differentiated again; use forward over reverse "
+                   "(transpile.hvp's default mode)")
+
+
+def _register_jvp_rules():
+    """The forward rules (jvps) of NumPy primitives, called by tangent code: reverse mode
+    over them is refused with a clear error (forward over reverse handles them)."""
+    for (fn, nargs), rule in list(_RULES.items()):
+        jvp = rule.jvp
+        if jvp is None or not rule.name.startswith("numpy"):
+            continue
+        try:
+            if lookup(jvp) is not None:
+                continue
+        except TypeError:
+            continue
+        defvjp(jvp, None, name=f"the forward rule of {rule.name}", params=None, env=ENV,
+               unavailable=(f"reverse mode over the forward rule of {rule.name} is not "
+                            "available (transpile.hvp mode='reverse-over-forward'); "
+                            "use forward over reverse (transpile.hvp's default mode)"))
+
+
+_register_jvp_rules()

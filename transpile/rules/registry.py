@@ -43,6 +43,8 @@ class Rule:
         self.unavailable = unavailable     # no derivative through fn (why), except
                                            # forward mode by `multilinear` where given
         self.needs_ans = bool(needs_ans)   # vjps read the result `ans` (declared)
+        self.constant_keywords = ()        # keywords whose (constant) values are added to
+                                           # the result: dropped from tangent calls
         self._parsed = None
 
     @property
@@ -145,7 +147,7 @@ def lookup(fn, nargs=None):
 
 
 # rules for what generated derivative code calls (rules/derivative_code.py), not listed
-INTERNAL_PREFIXES = ("transpile.runtime.", "the reverse rule of ")
+INTERNAL_PREFIXES = ("transpile.runtime.", "transpile.rules.", "the reverse rule of ")
 
 
 def supported():
