@@ -4,34 +4,32 @@ For ``t = TREE`` the tangent ``dt = sum_i partial_i * d(arg_i)`` is computed (fr
 same partial-derivative templates reverse mode uses) just before t is assigned, so it
 reads the operands' current values; branches and loops keep their shape and need no tape.
 Lists carry lists of tangents; a call to another function calls that function's own
-forward derivative. NumPy functions with vjp-only rules are covered where the tangent is
-the function itself (linear: sum, reshape, transpose, ...) or a product rule (dot, @,
-outer, ...); others raise TranspileError naming the function.
+forward derivative. Primitives with vjp rules get their tangent from what their rule
+declares: a jvp (`defjvp`), or the argument positions they are (multi)linear in (the
+function applied to the tangents), else J v from the reverse rule itself.
+
+Conventions: the tangent of an elementwise result has the result's shape (`x + c` with
+scalar x and array c); the returned tangent has the structure, shape and floating dtype of
+the returned value, also when it is identically zero; the tangent of ``np.where(c, a, b)``
+is ``np.where(c, da, db)``, so a non-finite tangent in the branch not selected is dropped.
 """
 import ast
 import copy
 
 from . import algebra
 from . import astutil as A
-from .analysis import walk_body
+from .analysis import walk_body, SCALAR, SEQ, UNKNOWN
 from .transform import Transform
-
-
-def _linear_and_bilinear():
-    import numpy as np
-    linear = {np.sum, np.mean, np.reshape, np.transpose, np.swapaxes, np.moveaxis,
-              np.expand_dims, np.squeeze, np.ravel, np.cumsum, np.trace, np.diag, np.flip,
-              np.roll, np.tile, np.repeat, np.broadcast_to, np.diagonal, np.real,
-              np.atleast_1d, np.atleast_2d, np.copy, np.asarray, np.array, np.negative,
-              np.positive, np.fliplr, np.flipud, np.triu, np.tril, np.nansum}
-    bilinear = {np.dot, np.matmul, np.outer, np.inner, np.kron, np.vdot, ast.MatMult}
-    return linear, bilinear
 
 
 class ForwardTransform(Transform):
     def __init__(self, norm, analysis, env):
         super().__init__(norm, analysis, env)
-        self.linear, self.bilinear = _linear_and_bilinear()
+        # names written in place somewhere (xs[i] = v): a tangent that is another
+        # variable's tangent must be copied where the primal value is a new object
+        self.written = {st.targets[0].value.id for st, _ in walk_body(norm.body)
+                        if isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Subscript)
+                        and isinstance(st.targets[0].value, ast.Name)}
         # lists made once from `[]` (tapes, stacks, accumulators): their tangent is a real
         # list from the start, updated with plain list operations instead of helpers
         self.real_lists = {
@@ -42,7 +40,20 @@ class ForwardTransform(Transform):
             and st.targets[0].id not in analysis.params}
 
     def run(self):
-        return self.block(self.norm.body)
+        """The tangent statements; at the end, the tangent of the result (named
+        `self.d(result)`) has the result's structure, shape and floating dtype."""
+        body = self.block(self.norm.body)
+        result = self.norm.result
+        dres = self.d(result)
+        t = A.load(dres) if result in self.an.active else A.const(0.0)
+        body.append(A.assign(dres, ast.Call(func=A.load(self._fr("result_tangent")),
+                                            args=[t, A.load(result)], keywords=[])))
+        return body
+
+    def _fr(self, name):
+        """Bind a helper of rules/forward_runtime.py."""
+        from .rules import forward_runtime
+        return self.env.bind(name, getattr(forward_runtime, name))
 
     def block(self, stmts):
         out = []
@@ -107,8 +118,31 @@ class ForwardTransform(Transform):
             tangent = self.tangent(value)
         else:
             tangent = self.special_tangent(value)
+        if (isinstance(tangent, ast.Name) and self.written and not isinstance(value, ast.Name)
+                and self.an.kind_of(value) != SCALAR):
+            # t is a new object but its tangent would be another's: writes into one
+            # (set_tangent) must not change the other
+            tangent = ast.Call(func=A.load(self.env.helper("snapshot")), args=[tangent],
+                               keywords=[])
         # the tangent reads the operands as they are before t is overwritten
-        return [A.assign(dt, tangent if tangent is not None else A.const(0.0)), s]
+        out = [A.assign(dt, tangent if tangent is not None else A.const(0.0)), s]
+        if tangent is not None and self._elementwise(value):
+            out.append(A.assign(dt, ast.Call(func=A.load(self._fr("broadcast_tangent")),
+                                             args=[A.load(dt), A.load(t)], keywords=[])))
+        return out
+
+    def _elementwise(self, value):
+        """An elementwise operation of several operands whose tangent may be smaller
+        than its (broadcast) value: a constant operand or a zero tangent contributes
+        nothing to the tangent's shape."""
+        if not isinstance(value, (ast.BinOp, ast.Call)) or special_of(value) is not None:
+            return False
+        rule, args = self.rule_of(value)
+        if rule is None or rule.vjps is not None or rule.jvp is not None or len(args) < 2:
+            return False
+        if self.an.kind_of(value) == SCALAR:
+            return False
+        return rule.multilinear is None
 
     def tangent(self, n):
         """Tangent expression of a pure tree (None when it is identically zero)."""
@@ -153,8 +187,11 @@ class ForwardTransform(Transform):
 
     def multilinear_tangent(self, n, args, rule):
         """fn linear in each group of arguments: sum over the groups that carry a tangent
-        of fn with that group's arguments replaced by their tangents (0.0 where none)."""
+        of fn with that group's arguments replaced by their tangents (0.0 where none;
+        zeros shaped like the argument for lists and groups of several arguments)."""
         tangents = [self.tangent(a) for a in args]
+        keywords = [k for k in getattr(n, "keywords", [])
+                    if k.arg not in rule.constant_keywords]
         terms = []
         for group in rule.multilinear:
             group = [i for i in group if i < len(args)]
@@ -164,11 +201,20 @@ class ForwardTransform(Transform):
             for i in group:
                 new_args[i] = copy.deepcopy(tangents[i]) if tangents[i] is not None \
                     else A.const(0.0)
-            if not rule.zero_tangent_ok and len(group) == 1:
-                terms.append(self.term(tangents[group[0]], n.func, new_args, n.keywords))
+                if not rule.zero_tangent_ok and (len(group) > 1 or self.an.kind_of(
+                        args[i]) in (SEQ, UNKNOWN, None)):
+                    new_args[i] = ast.Call(func=A.load(self._fr("dense")),
+                                           args=[new_args[i], copy.deepcopy(args[i])],
+                                           keywords=[])
+            if isinstance(n, ast.BinOp):
+                func = A.load(self.env.bind(_short_name(rule.name), rule_function(rule)))
             else:
-                terms.append(ast.Call(func=copy.deepcopy(n.func), args=new_args,
-                                      keywords=copy.deepcopy(n.keywords)))
+                func = n.func
+            if not rule.zero_tangent_ok and len(group) == 1:
+                terms.append(self.term(tangents[group[0]], func, new_args, keywords))
+            else:
+                terms.append(ast.Call(func=copy.deepcopy(func), args=new_args,
+                                      keywords=copy.deepcopy(keywords)))
         return _sum(terms)
 
     def term(self, tangent, func, args, keywords):
@@ -183,36 +229,16 @@ class ForwardTransform(Transform):
         return ast.Call(func=copy.deepcopy(func), args=args, keywords=keywords)
 
     def structured_tangent(self, n, fn, args, rule):
-        """Tangents of rules given as vjp functions: linear and bilinear NumPy functions."""
+        """A rule with vjp functions only (a user rule): J v from the reverse rule, one
+        vjp per output element."""
         keywords = copy.deepcopy(getattr(n, "keywords", []))
-        func = copy.deepcopy(n.func) if isinstance(n, ast.Call) else None
-        tangents = [self.tangent(a) for a in args]
-        if fn in self.linear and all(t is None for t in tangents[1:]):
-            return ast.Call(func=func, args=[tangents[0]] + [copy.deepcopy(a)
-                                                             for a in args[1:]],
-                            keywords=keywords) if tangents[0] is not None else None
-        if fn in self.bilinear and len(args) == 2:
-            terms = []
-            for i in (0, 1):
-                if tangents[i] is None:
-                    continue
-                pair = [copy.deepcopy(args[0]), copy.deepcopy(args[1])]
-                pair[i] = tangents[i]
-                if isinstance(n, ast.BinOp) and not isinstance(tangents[i], ast.Name):
-                    terms.append(ast.BinOp(left=pair[0], op=ast.MatMult(), right=pair[1]))
-                else:
-                    import numpy as np
-                    f = func if func is not None else A.load(self.env.bind("matmul",
-                                                                           np.matmul))
-                    terms.append(self.term(tangents[i], f, pair, keywords))
-            return _sum(terms)
-        if func is None:
+        if not isinstance(n, ast.Call):
             raise self.error(f"forward mode has no tangent rule for {rule.name}", n)
-        # exact fallback: J v from the reverse rule, one vjp per output element
+        tangents = [self.tangent(a) for a in args]
         vjps = self.env.bind(f"{_short_name(rule.name)}_vjps", tuple(rule.vjps),
                              origin=("vjps", rule))
-        return ast.Call(func=A.load(self.env.helper("jvp_from_vjps")), args=[
-            A.load(vjps), func,
+        return ast.Call(func=A.load(self._fr("jvp_by_vjps")), args=[
+            A.load(vjps), copy.deepcopy(n.func),
             ast.List(elts=[copy.deepcopy(a) for a in args], ctx=ast.Load()),
             ast.List(elts=[t if t is not None else A.const(None) for t in tangents],
                      ctx=ast.Load())], keywords=keywords)
@@ -303,10 +329,12 @@ class ForwardTransform(Transform):
         tv = A.load(self.d(value.id)) if isinstance(value, ast.Name) and \
             value.id in self.an.active else A.const(0.0)
         dbase = self.d(base)
-        return [s, A.assign(dbase, ast.Call(func=A.load(self.env.helper("set_tangent")),
-                                            args=[A.load(dbase), A.load(base),
-                                                  A.index_value(target.slice), tv],
-                                            keywords=[]))]
+        # before the write, like every tangent: the value written may be computed from
+        # views of the array written to (y[1:] = y[1:] * y[:-1])
+        return [A.assign(dbase, ast.Call(func=A.load(self.env.helper("set_tangent")),
+                                         args=[A.load(dbase), A.load(base),
+                                               A.index_value(target.slice), tv],
+                                         keywords=[])), s]
 
     def method_stmt(self, s, call):
         base = call.func.value
@@ -326,6 +354,16 @@ class ForwardTransform(Transform):
                 args=[A.load(dbase), A.load(base.id), tv], keywords=[]))]
         raise self.error(f"no tangent rule for the method '.{A.get_tag(call, 'method')}()'",
                          s)
+
+
+def rule_function(rule):
+    """The callable of an operator rule (ast.MatMult -> numpy.matmul)."""
+    import numpy as np
+    return {ast.MatMult: np.matmul}.get(rule.fn, rule.fn)
+
+
+def special_of(n):
+    return A.get_tag(n, "special")
 
 
 def _short_name(name):

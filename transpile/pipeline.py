@@ -416,7 +416,7 @@ def _assemble_jvp(unit, norm, an, env, names, active, compiled, options, local_n
     body = ForwardTransform(norm, an, env).run()
     tangents = [names.adjoint(p) for p in active]
     result = norm.result
-    out = names.adjoint(result) if result in an.active else "0.0"
+    out = names.adjoint(result)         # set by ForwardTransform.run, shaped like result
     if compiled.kind == "jvp_tangent":
         body += A.parse_stmts(f"return {out}")
     else:

@@ -314,7 +314,7 @@ class ReverseTransform(Transform):
                 helper = self.env.bind(f"{_short(rule.name)}_vjp{i}", fn,
                                        origin=("vjp", rule, i))
                 full = G if coef is None else (coef if G is None else algebra.mul(coef, G))
-                ans = self._value_expr(n, values) if _reads_ans(fn) else A.const(None)
+                ans = self._value_expr(n, values) if _reads_ans(rule) else A.const(None)
                 child = ast.Call(func=A.load(helper), args=[copy.deepcopy(full), ans]
                     + [self._value_expr(a, values) for a in args],
                     keywords=copy.deepcopy(getattr(n, "keywords", [])))
@@ -612,18 +612,10 @@ def plain_call(s, target):
     return A.assign(s.targets[0], call, s)
 
 
-def _reads_ans(fn):
-    """Does a vjp function `vjp(g, ans, *args)` use `ans`? (If not, the result need not
-    be kept for the adjoint sweep.)"""
-    import dis
-    code = getattr(fn, "__code__", None)
-    if code is None or code.co_argcount < 2:
-        return True
-    ans = code.co_varnames[1]
-    if ans in code.co_cellvars:
-        return True
-    return any(ins.opname.startswith("LOAD_FAST") and ins.argval == ans
-               for ins in dis.get_instructions(code))
+def _reads_ans(rule):
+    """Does the rule's vjp `vjp(g, ans, *args)` read `ans`? The rule declares it
+    (`Rule.needs_ans`); if not, the result need not be kept for the adjoint sweep."""
+    return getattr(rule, "needs_ans", True)
 
 
 def _count_loads(node, name):

@@ -29,9 +29,11 @@ from ..runtime import _is_zero
 ENV = {"np": np}
 
 
-def _helper(fn, *vjps, **options):
-    """The rule of a runtime helper (named after it; options as for defvjp)."""
-    defvjp(fn, *vjps, name=f"transpile.runtime.{fn.__name__}", env=ENV, **options)
+def _helper(fn, *vjps, needs_ans=False, **options):
+    """The rule of a runtime helper (named after it; options as for defvjp). Its vjps do
+    not read the helper's result unless ``needs_ans=True`` says so."""
+    defvjp(fn, *vjps, name=f"transpile.runtime.{fn.__name__}", env=ENV, needs_ans=needs_ans,
+           **options)
 
 
 def _part(g, k):
@@ -99,7 +101,8 @@ for _add_at in (R.add_at, R.add_at_copy):
 for _take in (R.take_item, R.take_item_copy):
     _helper(_take, _take_item_vjp, None, multilinear=[(0,)], params="adj, index")
 for _pop in (R.pop_adjoint, R.pop_adjoint_copy):
-    _helper(_pop, _pop_adjoint_vjp, None, multilinear=[(0,)], params="adj, value")
+    _helper(_pop, _pop_adjoint_vjp, None, multilinear=[(0,)], params="adj, value",
+            needs_ans=True)
 _d_adj, _d_g = _push_adjoint_vjps()
 for _push in (R.push_adjoint, R.push_adjoint_copy):
     _helper(_push, _d_adj, None, _d_g, multilinear=[(0, 2)], params="adj, value, g")
@@ -140,7 +143,7 @@ def _unless_zero_vjp(k):
 
 
 _helper(R.unless_zero, None, None, *[_unless_zero_vjp(k) for k in range(8)],
-        params="t, fn, " + ", ".join(f"a{k}" for k in range(8)))
+        params="t, fn, " + ", ".join(f"a{k}" for k in range(8)), needs_ans=True)
 _helper(R.jvp_from_vjps, None, params="vjps, fn, args, tangents",
         unavailable="forward-mode code that builds J v from a reverse rule (a function with "
                     "vjp rules only) cannot be differentiated again; use forward over reverse "
@@ -182,9 +185,9 @@ for _name in ("matmul", "outer", "tensordot", "cross", "vecdot", "diagonal", "tr
 
 def _operand_positions(fn, rule, nargs):
     """vjp argument positions (g, ans, *args) of the operands of a multilinear fn."""
-    if fn is np.einsum:                     # einsum(subscripts, *operands)
-        count = (nargs if nargs is not None else len(rule.vjps)) - 1
-        return list(range(3, 3 + count))
+    if fn is np.einsum:      # einsum(subscripts, *operands) or einsum(op, sublist, ...):
+        count = nargs if nargs is not None else len(rule.vjps)     # any argument may be
+        return list(range(2, 2 + count))                           # an operand
     return [2, 3]
 
 
@@ -429,3 +432,54 @@ defjvp(lookup(np.linalg.det).vjps[0], _det_vjp_jvp)
 defjvp(lookup(np.linalg.slogdet).vjps[0], _slogdet_vjp_jvp)
 defjvp(lookup(np.linalg.solve).vjps[0], _solve_vjp_a_jvp)
 defjvp(lookup(np.linalg.solve).vjps[1], _solve_vjp_b_jvp)
+
+
+# --- what forward-mode code calls besides runtime helpers (rules/forward_runtime.py) ----
+from . import forward_runtime as F  # noqa: E402
+
+
+def _tangent_back(G, t):
+    """The adjoint of t from the adjoint G of a tangent shaped from t (dense, broadcast,
+    result_tangent): G summed back to t's structure and shape."""
+    if _is_zero(t) or _is_zero(G):
+        return 0.0
+    if isinstance(t, (list, tuple)):
+        return [_tangent_back(Gk, tk) for Gk, tk in zip(G, t)]
+    if hasattr(t, "shape") or hasattr(G, "shape"):
+        return R.unbroadcast(np.asarray(G), t) if hasattr(t, "shape") else float(np.sum(G))
+    return G
+
+
+def _forward_helper(fn, vjp, params):
+    defvjp(fn, vjp, None, name=f"transpile.rules.forward_runtime.{fn.__name__}", env=ENV,
+           multilinear=[(0,)], params=params, needs_ans=False)
+
+
+for _fn in (F.dense, F.broadcast_tangent, F.result_tangent):
+    _forward_helper(_fn, lambda G, ans, t, like: _tangent_back(G, t), "t, like")
+defvjp(F.jvp_by_vjps, None, name="transpile.rules.forward_runtime.jvp_by_vjps", env=ENV,
+       params="vjps, fn, args, tangents",
+       unavailable="forward-mode code that builds J v from a reverse rule (a function with "
+                   "vjp rules only) cannot be differentiated again; use forward over reverse "
+                   "(transpile.hvp's default mode)")
+
+
+def _register_jvp_rules():
+    """The forward rules (jvps) of NumPy primitives, called by tangent code: reverse mode
+    over them is refused with a clear error (forward over reverse handles them)."""
+    for (fn, nargs), rule in list(_RULES.items()):
+        jvp = rule.jvp
+        if jvp is None or not rule.name.startswith("numpy"):
+            continue
+        try:
+            if lookup(jvp) is not None:
+                continue
+        except TypeError:
+            continue
+        defvjp(jvp, None, name=f"the forward rule of {rule.name}", params=None, env=ENV,
+               unavailable=(f"reverse mode over the forward rule of {rule.name} is not "
+                            "available (transpile.hvp mode='reverse-over-forward'); "
+                            "use forward over reverse (transpile.hvp's default mode)"))
+
+
+_register_jvp_rules()

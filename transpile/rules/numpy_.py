@@ -31,7 +31,7 @@ Conventions at non-differentiable points and other choices:
     values the chain rule gives the usual symmetric result.
   * det/slogdet/inv/solve need invertible matrices; pinv assumes constant (full) rank.
   * Not covered: qr, svd (full), eig, lstsq, quantile/percentile, cov, logspace, gradient,
-    unique; einsum operand-list form; pad modes that are not copies (linear_ramp, mean...).
+    unique; pad modes that are not copies (linear_ramp, mean...).
 Gather-like functions (take, take_along_axis, pad, roll, flip, tile, repeat, broadcast_to,
 diag, diagonal, tril, triu, delete, insert, compress, extract, choose, select...) share one
 trick: the function is applied to an array of element *indices*, and the adjoint is scattered
@@ -66,11 +66,13 @@ def _name(fn):
     return f"{mod}.{qn}"
 
 
-def _def(fn, *derivs, params=None, nargs=None, zero=False, name=None):
+def _def(fn, *derivs, params=None, nargs=None, zero=False, name=None, ans=False):
+    """Register a NumPy rule. ``ans=True`` declares that its vjp functions read the
+    result ``ans`` (the others get None there, and the result is not kept for them)."""
     if params is None:
         params = ", ".join(f"x{i}" for i in range(max(len(derivs), 1)))
     return defvjp(fn, *derivs, params=params, nargs=nargs, zero=zero,
-                  name=name or _name(fn), env=ENV)
+                  name=name or _name(fn), env=ENV, needs_ans=ans)
 
 
 def _is_zero(g):
@@ -376,9 +378,9 @@ def _extremum_vjp(nan=False):
 
 
 for _fn in (np.max, np.min, np.amax, np.amin):
-    _def(_fn, _extremum_vjp(), None, params="a, axis")
-_def(np.nanmax, _extremum_vjp(True), None, params="a, axis")
-_def(np.nanmin, _extremum_vjp(True), None, params="a, axis")
+    _def(_fn, _extremum_vjp(), None, params="a, axis", ans=True)
+_def(np.nanmax, _extremum_vjp(True), None, params="a, axis", ans=True)
+_def(np.nanmin, _extremum_vjp(True), None, params="a, axis", ans=True)
 
 
 def _extremum_jvp(fn, vjp):
@@ -451,9 +453,9 @@ def _std_vjp(nan):
 
 
 _def(np.var, _var_vjp(False), None, params="a, axis")
-_def(np.std, _std_vjp(False), None, params="a, axis")
+_def(np.std, _std_vjp(False), None, params="a, axis", ans=True)
 _def(np.nanvar, _var_vjp(True), None, params="a, axis")
-_def(np.nanstd, _std_vjp(True), None, params="a, axis")
+_def(np.nanstd, _std_vjp(True), None, params="a, axis", ans=True)
 
 
 def nansum_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
@@ -738,15 +740,43 @@ def _einsum_grad(i, g, subscripts, operands):
     return _fit(z, operands[i])
 
 
+def _sublists_to_subscripts(args):
+    """einsum(op0, sub0, op1, sub1, ..., [out]) -> (subscripts string, operands, position
+    of each operand among args)."""
+    n = len(args) // 2
+    ops = [args[2 * k] for k in range(n)]
+    subs = [args[2 * k + 1] for k in range(n)]
+    out = args[2 * n] if len(args) % 2 else None
+    letters = {}
+
+    def word(sub):
+        w = ""
+        for s in sub:
+            if s is Ellipsis:
+                w += "..."
+            else:
+                w += letters.setdefault(int(s), _LETTERS[len(letters)])
+        return w
+    spec = ",".join(word(s) for s in subs)
+    if out is not None:
+        spec += "->" + word(out)
+    return spec, ops, [2 * k for k in range(n)]
+
+
 def _einsum_vjp(i):
-    def vjp(g, ans, subscripts, *operands, **kw):
-        if not isinstance(subscripts, str):
-            raise NotImplementedError("einsum: only the subscripts-string form is supported")
-        return _einsum_grad(i - 1, g, subscripts, operands)
+    """vjp for positional argument i of einsum: an operand of the subscripts-string form
+    (einsum(subscripts, *operands)) or of the sublist form (op, sublist, op, ...)."""
+    def vjp(g, ans, *args, **kw):
+        if isinstance(args[0], str):
+            return None if i == 0 else _einsum_grad(i - 1, g, args[0], args[1:])
+        spec, ops, positions = _sublists_to_subscripts(args)
+        if i not in positions:
+            return None                      # a sublist (integers): no gradient
+        return _einsum_grad(positions.index(i), g, spec, ops)
     return vjp
 
 
-_def(np.einsum, None, *[_einsum_vjp(i) for i in range(1, _MAXARGS)])
+_def(np.einsum, *[_einsum_vjp(i) for i in range(_MAXARGS)])
 
 
 def _dot_subs(na, nb):
@@ -855,7 +885,8 @@ _def(np.dot, _dot_vjp(0), _dot_vjp(1), params="a, b")
 
 _def(np.matmul, matmul_vjp_a, matmul_vjp_b, params="a, b")
 _def(np.linalg.matmul, matmul_vjp_a, matmul_vjp_b, params="a, b")
-defvjp(ast.MatMult, matmul_vjp_a, matmul_vjp_b, params="a, b", name="@", env=ENV)
+defvjp(ast.MatMult, matmul_vjp_a, matmul_vjp_b, params="a, b", name="@", env=ENV,
+       needs_ans=False)
 if hasattr(np, "matvec"):
     _def(np.matvec, lambda g, ans, A, v, **kw: _fit(
         np.asarray(g)[..., :, None] * np.asarray(v)[..., None, :], A),
@@ -1004,7 +1035,7 @@ def solve_vjp_b(g, ans, a, b):
     return _fit(unbroadcast(gb, np.asarray(b)), b)
 
 
-_def(la.solve, solve_vjp_a, solve_vjp_b, params="a, b")
+_def(la.solve, solve_vjp_a, solve_vjp_b, params="a, b", ans=True)
 
 
 def inv_vjp(g, ans, a):
@@ -1012,7 +1043,7 @@ def inv_vjp(g, ans, a):
     return _fit(-np.matmul(np.matmul(Ai, np.asarray(g)), Ai), a)
 
 
-_def(la.inv, inv_vjp, params="a")
+_def(la.inv, inv_vjp, params="a", ans=True)
 
 
 def det_vjp(g, ans, a):
@@ -1021,7 +1052,7 @@ def det_vjp(g, ans, a):
     return _fit(r, a)
 
 
-_def(la.det, det_vjp, params="a")
+_def(la.det, det_vjp, params="a", ans=True)
 
 
 def slogdet_vjp(g, ans, a):
@@ -1056,7 +1087,7 @@ def cholesky_vjp(g, ans, a, upper=False):
     return _fit(_lower_partial(M, "U" if upper else "L"), a)
 
 
-_def(la.cholesky, cholesky_vjp, params="a")
+_def(la.cholesky, cholesky_vjp, params="a", ans=True)
 
 
 def _eigh_M(gw, gv, w, v):
@@ -1087,7 +1118,7 @@ def eigvalsh_vjp(g, ans, a, UPLO="L"):
     return _fit(_lower_partial(_eigh_M(g, 0.0, w, v), UPLO), a)
 
 
-_def(la.eigh, eigh_vjp, params="a")
+_def(la.eigh, eigh_vjp, params="a", ans=True)
 _def(la.eigvalsh, eigvalsh_vjp, params="a")
 
 
@@ -1112,7 +1143,7 @@ def pinv_vjp(g, ans, a, *rest, **kw):
     return _fit(r, a)
 
 
-_def(la.pinv, pinv_vjp, params="a")
+_def(la.pinv, pinv_vjp, params="a", ans=True)
 
 
 def matrix_power_vjp(g, ans, a, n):
@@ -1231,7 +1262,7 @@ def norm_vjp(g, ans, x, ord=None, axis=None, keepdims=False):
     return _fit(_matrix_norm_grad(xa, ans, g, ord, axis, keepdims), x)
 
 
-_def(la.norm, norm_vjp, None, None, None, params="x, ord, axis, keepdims")
+_def(la.norm, norm_vjp, None, None, None, params="x, ord, axis, keepdims", ans=True)
 
 
 def vector_norm_vjp(g, ans, x, axis=None, keepdims=False, ord=2):
@@ -1255,8 +1286,8 @@ def matrix_norm_vjp(g, ans, x, keepdims=False, ord="fro"):
     return _fit(_matrix_norm_grad(xa, ans, g, ord, (-2, -1), keepdims), x)
 
 
-_def(la.vector_norm, vector_norm_vjp, params="x")
-_def(la.matrix_norm, matrix_norm_vjp, params="x")
+_def(la.vector_norm, vector_norm_vjp, params="x", ans=True)
+_def(la.matrix_norm, matrix_norm_vjp, params="x", ans=True)
 
 
 # --- polynomials and 1-d signal functions ---------------------------------------------
@@ -1397,7 +1428,8 @@ def _densify(g, like):
     return np.asarray(g, dtype=float)
 
 
-_def(np.ndarray.tolist, lambda g, ans, a: _fit(_densify(g, ans), a), params="self")
+_def(np.ndarray.tolist, lambda g, ans, a: _fit(_densify(g, ans), a), params="self",
+     ans=True)
 
 
 def _transpose_vjp(g, ans, a, axes=None, *more):
@@ -1460,26 +1492,40 @@ def _concat_grad(g, arrays, axis, transform=lambda x: np.asarray(x)):
     return [_fit(np.reshape(p, np.shape(x)), x) for p, x in zip(parts, arrays)]
 
 
+def _pieces(vjp):
+    """A joining function given one array instead of a sequence joins its rows: the
+    adjoint of the array is the rows' adjoints stacked back (an array, not a list)."""
+    def wrapped(g, ans, arrays, *args, **kw):
+        if isinstance(arrays, np.ndarray):
+            rows = vjp(g, ans, list(arrays), *args, **kw)
+            return _fit(np.stack([np.asarray(r) for r in rows]) if len(rows) else
+                        np.zeros(arrays.shape), arrays)
+        return vjp(g, ans, arrays, *args, **kw)
+    return wrapped
+
+
+@_pieces
 def concatenate_vjp(g, ans, arrays, axis=0, out=None, dtype=None, casting=None):
     return _concat_grad(g, arrays, axis)
 
 
 _def(np.concatenate, concatenate_vjp, None, params="arrays, axis")
-_def(np.hstack, lambda g, ans, tup, **kw: _concat_grad(
-    g, tup, 0 if np.ndim(np.atleast_1d(tup[0])) == 1 else 1, np.atleast_1d),
+_def(np.hstack, _pieces(lambda g, ans, tup, **kw: _concat_grad(
+    g, tup, 0 if np.ndim(np.atleast_1d(tup[0])) == 1 else 1, np.atleast_1d)),
     params="tup")
-_def(np.vstack, lambda g, ans, tup, **kw: _concat_grad(g, tup, 0, np.atleast_2d),
+_def(np.vstack, _pieces(lambda g, ans, tup, **kw: _concat_grad(g, tup, 0, np.atleast_2d)),
      params="tup")
 if hasattr(np, "row_stack"):
-    _def(np.row_stack, lambda g, ans, tup, **kw: _concat_grad(g, tup, 0, np.atleast_2d),
-         params="tup")
-_def(np.dstack, lambda g, ans, tup, **kw: _concat_grad(g, tup, 2, np.atleast_3d),
+    _def(np.row_stack, _pieces(lambda g, ans, tup, **kw: _concat_grad(
+        g, tup, 0, np.atleast_2d)), params="tup")
+_def(np.dstack, _pieces(lambda g, ans, tup, **kw: _concat_grad(g, tup, 2, np.atleast_3d)),
      params="tup")
-_def(np.column_stack, lambda g, ans, tup: _concat_grad(
-    g, tup, 1, lambda x: np.asarray(x)[:, None] if np.ndim(x) < 2 else np.asarray(x)),
+_def(np.column_stack, _pieces(lambda g, ans, tup: _concat_grad(
+    g, tup, 1, lambda x: np.asarray(x)[:, None] if np.ndim(x) < 2 else np.asarray(x))),
     params="tup")
 
 
+@_pieces
 def stack_vjp(g, ans, arrays, axis=0, out=None, **kw):
     G = np.asarray(g)
     ax = int(axis) % G.ndim
@@ -1495,7 +1541,7 @@ def unstack_vjp(g, ans, x, axis=0):
 
 
 if hasattr(np, "unstack"):
-    _def(np.unstack, unstack_vjp, params="x")
+    _def(np.unstack, unstack_vjp, params="x", ans=True)
 
 
 def _split_vjp(axis_fn):
@@ -1506,11 +1552,13 @@ def _split_vjp(axis_fn):
     return vjp
 
 
-_def(np.split, _split_vjp(lambda nd, ax: ax), None, None, params="ary, ios, axis")
-_def(np.array_split, _split_vjp(lambda nd, ax: ax), None, None, params="ary, ios, axis")
-_def(np.hsplit, _split_vjp(lambda nd, ax: 1 if nd > 1 else 0), None, params="ary, ios")
-_def(np.vsplit, _split_vjp(lambda nd, ax: 0), None, params="ary, ios")
-_def(np.dsplit, _split_vjp(lambda nd, ax: 2), None, params="ary, ios")
+_def(np.split, _split_vjp(lambda nd, ax: ax), None, None, params="ary, ios, axis", ans=True)
+_def(np.array_split, _split_vjp(lambda nd, ax: ax), None, None, params="ary, ios, axis",
+     ans=True)
+_def(np.hsplit, _split_vjp(lambda nd, ax: 1 if nd > 1 else 0), None, params="ary, ios",
+     ans=True)
+_def(np.vsplit, _split_vjp(lambda nd, ax: 0), None, params="ary, ios", ans=True)
+_def(np.dsplit, _split_vjp(lambda nd, ax: 2), None, params="ary, ios", ans=True)
 
 
 def tile_vjp(g, ans, A, reps):
@@ -1619,7 +1667,8 @@ def select_vjp_default(g, ans, condlist, choicelist, default=0):
     return _fit(np.where(chosen, 0, g), default)
 
 
-_def(np.select, None, select_vjp, select_vjp_default, params="condlist, choicelist, default")
+_def(np.select, None, select_vjp, select_vjp_default, params="condlist, choicelist, default",
+     ans=True)
 
 
 def broadcast_arrays_vjp(i):
@@ -1631,7 +1680,7 @@ def broadcast_arrays_vjp(i):
     return vjp
 
 
-_def(np.broadcast_arrays, *[broadcast_arrays_vjp(i) for i in range(_MAXARGS)])
+_def(np.broadcast_arrays, *[broadcast_arrays_vjp(i) for i in range(_MAXARGS)], ans=True)
 
 
 def meshgrid_vjp(i):
@@ -1648,7 +1697,7 @@ def meshgrid_vjp(i):
     return vjp
 
 
-_def(np.meshgrid, *[meshgrid_vjp(i) for i in range(_MAXARGS)])
+_def(np.meshgrid, *[meshgrid_vjp(i) for i in range(_MAXARGS)], ans=True)
 
 
 def block_vjp(g, ans, arrays):
@@ -1693,9 +1742,9 @@ def sort_vjp(g, ans, a, axis=-1, kind=None, order=None, **kw):
     return _fit(r.reshape(x.shape), a)
 
 
-_def(np.sort, sort_vjp, None, params="a, axis")
+_def(np.sort, sort_vjp, None, params="a, axis", ans=True)
 _def(np.partition, lambda g, ans, a, kth, axis=-1, kind=None, order=None: sort_vjp(
-    g, ans, a, axis), None, None, params="a, kth, axis")
+    g, ans, a, axis), None, None, params="a, kth, axis", ans=True)
 
 
 def clip_vjp(i):
@@ -1722,7 +1771,7 @@ def clip_vjp(i):
     return vjp
 
 
-_def(np.clip, clip_vjp(0), clip_vjp(1), clip_vjp(2), params="a, a_min, a_max")
+_def(np.clip, clip_vjp(0), clip_vjp(1), clip_vjp(2), params="a, a_min, a_max", ans=True)
 
 
 def diff_vjp(g, ans, a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
@@ -1787,4 +1836,249 @@ def _linspace_vjp(i):
     return vjp
 
 
-_def(np.linspace, _linspace_vjp(0), _linspace_vjp(1), None, params="start, stop, num")
+_def(np.linspace, _linspace_vjp(0), _linspace_vjp(1), None, params="start, stop, num",
+     ans=True)
+
+
+# ======================================================================================
+# forward mode, from the structure of each primitive
+# ======================================================================================
+# Linear and multilinear primitives declare the argument positions they are linear in
+# (`Rule.multilinear`: groups of positions, jointly linear within a group); their tangent
+# is the function applied to the tangents. Reductions get J v = sum over the reduced axes
+# of (vjp of ones) * v. A few nonlinear ones have jvps written out; the rest (and user
+# rules with vjp functions only) use J v from the reverse rule, one vjp per output element.
+from .forward_runtime import dense, jvp_by_vjps  # noqa: E402
+
+_ALL = tuple(range(_MAXARGS))
+
+
+def _linear(fns, *groups):
+    for fn in fns:
+        rule = lookup(fn)
+        rule.multilinear = [tuple(g) for g in groups]
+        rule.zero_tangent_ok = False
+
+
+_linear([np.mean, np.cumsum, np.trace, np.diagonal, np.diag, np.diagflat, np.tril, np.triu,
+         np.fliplr, np.flipud, np.rot90, np.reshape, np.expand_dims, np.squeeze, np.ravel,
+         np.copy, np.asarray, np.asanyarray, np.ascontiguousarray, np.asfortranarray,
+         np.array, np.require, np.ndarray.flatten, np.ndarray.ravel, np.ndarray.copy,
+         np.ndarray.astype, np.ndarray.view, np.ndarray.item, np.ndarray.tolist,
+         np.transpose, np.permute_dims, np.ndarray.transpose, np.swapaxes, np.moveaxis,
+         np.rollaxis, np.concatenate, np.hstack, np.vstack, np.dstack, np.column_stack,
+         np.stack, np.split, np.array_split, np.hsplit, np.vsplit, np.dsplit, np.tile,
+         np.repeat, np.flip, np.roll, np.broadcast_to, np.take, np.take_along_axis,
+         np.delete, np.resize, np.block, la.diagonal, la.trace, np.matrix_transpose,
+         la.matrix_transpose]
+        + [getattr(np, n) for n in ("row_stack", "unstack", "cumulative_sum")
+           if hasattr(np, n)], (0,))
+_linear([np.compress, np.extract, np.choose, np.full, np.full_like, np.bincount], (1,))
+_linear([np.where, np.select], (1, 2))
+_linear([np.append, np.linspace], (0, 1))
+_linear([np.insert], (0, 2))
+_linear([np.atleast_1d, np.atleast_2d, np.atleast_3d, np.broadcast_arrays, np.meshgrid], _ALL)
+_linear([np.dot, np.matmul, la.matmul, np.inner, np.outer, la.outer, np.tensordot,
+         la.tensordot, np.kron, np.cross, la.cross, np.convolve, np.correlate, np.vdot,
+         np.vecdot, la.vecdot, ast.MatMult]
+        + [getattr(np, n) for n in ("matvec", "vecmat") if hasattr(np, n)], (0,), (1,))
+_linear([np.einsum], *[(k,) for k in _ALL])
+
+
+def _given(t):
+    return t is not None and not _is_zero(t)
+
+
+def _fallback_if_more(rule, fn, jvp):
+    """jvp for the first argument; tangents of the others through the reverse rule."""
+    def wrapped(tangents, *args, **kw):
+        if any(_given(t) for t in tangents[1:]):
+            return jvp_by_vjps(rule.vjps, fn, args, tangents, **kw)
+        if not _given(tangents[0]):
+            return 0.0
+        return jvp(tangents[0], *args, **kw)
+    return wrapped
+
+
+def _reduce_by_weights(fn, axes_of):
+    """J v of a reduction: each input element reaches one output element, so J v is the
+    sum over the reduced axes of (vjp of ones) * v."""
+    rule = lookup(fn)
+    vjp = rule.vjps[0]
+
+    def jvp(da, a, *args, **kw):
+        ans = fn(a, *args, **kw)
+        if isinstance(ans, tuple):
+            return jvp_by_vjps(rule.vjps, fn, (a,) + args, [da], **kw)
+        ones = np.ones(np.shape(ans)) if np.ndim(ans) else 1.0
+        w = np.asarray(vjp(ones, ans, a, *args, **kw))
+        axes, keep = axes_of(np.ndim(a), *args, **kw)
+        t = np.sum(w * np.asarray(dense(da, a)), axis=axes, keepdims=keep)
+        return t if isinstance(ans, np.ndarray) else float(t)
+    rule.jvp = _fallback_if_more(rule, fn, jvp)
+
+
+def _axis_keepdims(nd, axis=None, *rest, keepdims=np._NoValue, **kw):
+    return _axes(axis, nd), _kd(keepdims)
+
+
+for _fn in (np.prod, np.var, np.std, np.nansum, np.nanmean, np.nanprod, np.nanvar,
+            np.nanstd, np.ptp, np.median):
+    _reduce_by_weights(_fn, _axis_keepdims)
+_reduce_by_weights(np.average, lambda nd, axis=None, *rest, keepdims=np._NoValue, **kw: (
+    _axes(axis, nd), _kd(keepdims)))
+_reduce_by_weights(la.norm, lambda nd, ord=None, axis=None, keepdims=False, **kw: (
+    _axes(axis, nd), bool(keepdims)))
+_reduce_by_weights(la.vector_norm, lambda nd, axis=None, keepdims=False, **kw: (
+    _axes(axis, nd), bool(keepdims)))
+_reduce_by_weights(la.matrix_norm, lambda nd, keepdims=False, **kw: (
+    (nd - 2, nd - 1), bool(keepdims)))
+_reduce_by_weights(la.det, lambda nd, **kw: ((nd - 2, nd - 1), False))
+if hasattr(np, "trapezoid"):
+    _reduce_by_weights(np.trapezoid, lambda nd, x=None, dx=1.0, axis=-1, **kw: (
+        (int(axis) % nd,), False))
+_linear([np.sum, np.pad], (0,))
+lookup(np.sum).constant_keywords = ("initial",)      # added to the value: no tangent
+lookup(np.pad).constant_keywords = ("constant_values",)
+
+
+def _inv_jvp(da, a):
+    ai = la.inv(np.asarray(a))
+    return -(ai @ np.asarray(da) @ ai)
+
+
+def _solve_jvp(tangents, a, b):
+    x = la.solve(a, b)
+    vec = np.ndim(b) == 1
+    rhs = 0.0
+    if _given(tangents[1]):
+        rhs = np.asarray(tangents[1], dtype=float)
+    if _given(tangents[0]):
+        X = x[..., None] if vec else x
+        dAx = np.asarray(tangents[0]) @ X
+        rhs = rhs - (dAx[..., 0] if vec else dAx)
+    if _is_zero(rhs):
+        return 0.0
+    if vec:
+        return la.solve(a, np.asarray(rhs)[..., None])[..., 0]
+    return la.solve(a, rhs)
+
+
+def _slogdet_jvp(da, a):
+    sign, logdet = la.slogdet(a)
+    t = np.einsum("...ij,...ji->...", la.inv(np.asarray(a)), np.asarray(da))
+    return np.zeros(np.shape(sign)), (t if np.ndim(t) else float(t))
+
+
+def _cholesky_jvp(da, a, upper=False):
+    L = la.cholesky(a, upper=upper) if upper else la.cholesky(a)
+    Lo = _T(L) if upper else L
+    Li = la.inv(Lo)
+    n = Lo.shape[-1]
+    P = Li @ np.asarray(da) @ _T(Li)
+    dL = Lo @ (np.tril(P) / (1.0 + np.eye(n)))
+    return _T(dL) if upper else dL
+
+
+def _sort_perm(x, ans, axis):
+    """p with ans == take_along_axis(x, p, axis) (x, ans flattened when axis is None)."""
+    sx = np.argsort(x, axis=axis, kind="stable")
+    so = np.argsort(np.argsort(ans, axis=axis, kind="stable"), axis=axis, kind="stable")
+    return np.take_along_axis(sx, so, axis=axis)
+
+
+def _sort_jvp(da, a, axis=-1, kind=None, order=None, **kw):
+    x, ans = np.asarray(a), np.sort(a, axis=axis, **kw)
+    t = np.asarray(dense(da, a))
+    if axis is None:
+        x, t, ans, axis = x.ravel(), np.broadcast_to(t, x.shape).ravel(), ans.ravel(), 0
+    return np.take_along_axis(np.broadcast_to(t, x.shape), _sort_perm(x, ans, axis), axis)
+
+
+def _partition_jvp(da, a, kth, axis=-1, kind=None, order=None):
+    x, ans = np.asarray(a), np.partition(a, kth, axis=axis)
+    t = np.asarray(dense(da, a))
+    if axis is None:
+        x, t, ans, axis = x.ravel(), np.broadcast_to(t, x.shape).ravel(), ans.ravel(), 0
+    return np.take_along_axis(np.broadcast_to(t, x.shape), _sort_perm(x, ans, axis), axis)
+
+
+def _clip_jvp(tangents, a, a_min=np._NoValue, a_max=np._NoValue, out=None, *,
+              min=np._NoValue, max=np._NoValue, **kw):
+    """Tangent of a inside [lo, hi], of the bound where a was clipped (as clip_vjp)."""
+    ans = np.clip(a, None if a_min is np._NoValue else a_min,
+                  None if a_max is np._NoValue else a_max, **(
+                      {} if min is np._NoValue else {"min": min}),
+                  **({} if max is np._NoValue else {"max": max}))
+    out_t = 0.0
+    for i, t in enumerate(tangents[:3]):
+        if _given(t):
+            out_t = out_t + _clip_mask(i, ans, a, a_min, a_max, min, max) * np.asarray(t)
+    return out_t
+
+
+def _clip_mask(i, ans, a, a_min, a_max, min, max):
+    lo = a_min if a_min is not np._NoValue else min
+    hi = a_max if a_max is not np._NoValue else max
+    lo = None if lo is np._NoValue else lo
+    hi = None if hi is np._NoValue else hi
+    x = _arr(a)
+    shape = np.shape(ans)
+    below = np.zeros(shape, bool) if lo is None else np.broadcast_to(x < lo, shape)
+    above = np.zeros(shape, bool) if hi is None else np.broadcast_to(x > hi, shape)
+    if lo is not None and hi is not None:
+        inverted = np.broadcast_to(np.asarray(lo) > np.asarray(hi), shape)
+        above = above | inverted
+        below = below & ~inverted
+    return (~(below | above), below, above)[i]
+
+
+def _diff_jvp(da, a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
+    zero = {}
+    if prepend is not np._NoValue:
+        zero["prepend"] = np.zeros_like(np.asarray(prepend, dtype=float))
+    if append is not np._NoValue:
+        zero["append"] = np.zeros_like(np.asarray(append, dtype=float))
+    return np.diff(dense(da, a), n, axis, **zero)
+
+
+def _ediff1d_jvp(da, ary, to_end=None, to_begin=None):
+    return np.ediff1d(dense(da, ary),
+                      None if to_end is None else np.zeros(np.size(to_end)),
+                      None if to_begin is None else np.zeros(np.size(to_begin)))
+
+
+def _multi_dot_jvp(da, arrays, **kw):
+    terms = []
+    for i, t in enumerate(da):
+        if _given(t):
+            mats = list(arrays)
+            mats[i] = t
+            terms.append(la.multi_dot(mats, **kw))
+    return sum(terms[1:], terms[0]) if terms else 0.0
+
+
+for _fn, _jvp in ((la.inv, _inv_jvp), (la.slogdet, _slogdet_jvp),
+                  (la.cholesky, _cholesky_jvp), (np.sort, _sort_jvp),
+                  (np.partition, _partition_jvp), (np.diff, _diff_jvp),
+                  (np.ediff1d, _ediff1d_jvp), (la.multi_dot, _multi_dot_jvp)):
+    lookup(_fn).jvp = _fallback_if_more(lookup(_fn), _fn, _jvp)
+lookup(la.solve).jvp = _solve_jvp
+lookup(np.clip).jvp = _clip_jvp
+
+
+def _from_reverse_rules():
+    """Every other vjp rule: J v from its reverse rule (exact)."""
+    from .registry import _RULES
+    for (fn, nargs), rule in list(_RULES.items()):
+        if rule.vjps is None or rule.jvp is not None or rule.multilinear is not None:
+            continue
+        if not rule.name.startswith("numpy"):
+            continue
+
+        def jvp(tangents, *args, _rule=rule, _fn=fn, **kw):
+            return jvp_by_vjps(_rule.vjps, _fn, args, tangents, **kw)
+        rule.jvp = jvp
+
+
+_from_reverse_rules()

@@ -7,6 +7,12 @@ argument has no derivative the entry is None. A rule may instead give *vjp funct
 called at run time as ``vjp(g, ans, *args)`` and returning that argument's contribution;
 this is the door for user functions whose derivative is not a short expression.
 
+A vjp rule *declares* what its backward pass reads besides the incoming adjoint and the
+arguments: ``needs_ans`` says whether it reads the result ``ans`` (when it does not, the
+result need not be kept for the adjoint sweep, and ``None`` is passed in its place). It is
+a declaration, never guessed from the function's code: user rules default to True (always
+safe), built-in rules say it where they are written.
+
 Built-in rules and user rules go through the same `defvjp`. Keys are the callable itself
 (``math.sin``) or an ``ast`` operator class (``ast.Mult``).
 """
@@ -19,7 +25,7 @@ class Rule:
     """How to differentiate one primitive."""
 
     def __init__(self, fn, name, params, partials=None, vjps=None, env=None, zero=False,
-                 derive=None, multilinear=None, unavailable=None):
+                 derive=None, multilinear=None, unavailable=None, needs_ans=True):
         self.fn = fn
         self.name = name
         self.params = tuple(params) if params is not None else None
@@ -36,6 +42,9 @@ class Rule:
         self.zero_tangent_ok = True        # fn accepts 0.0 for a zero (multilinear) argument
         self.unavailable = unavailable     # no derivative through fn (why), except
                                            # forward mode by `multilinear` where given
+        self.needs_ans = bool(needs_ans)   # vjps read the result `ans` (declared)
+        self.constant_keywords = ()        # keywords whose (constant) values are added to
+                                           # the result: dropped from tangent calls
         self._parsed = None
 
     @property
@@ -66,7 +75,7 @@ def _key(fn, nargs):
 
 
 def defvjp(fn, *derivatives, params=None, nargs=None, name=None, zero=False, env=None,
-           derive=None, multilinear=None, unavailable=None):
+           derive=None, multilinear=None, unavailable=None, needs_ans=True):
     """Register the derivative of ``fn``.
 
     ``derivatives`` has one entry per argument, each either
@@ -82,6 +91,9 @@ def defvjp(fn, *derivatives, params=None, nargs=None, name=None, zero=False, env
     jointly linear in arguments 0 and 3, constant in the others); gives forward mode.
     ``unavailable``: a message; differentiating through fn is refused with it (forward
     mode still works where ``multilinear`` is given).
+    ``needs_ans``: whether the vjp functions read their ``ans`` argument (the result of
+    fn). The default True is always safe; ``needs_ans=False`` lets the compiler drop the
+    result from the adjoint sweep and pass None instead.
     """
     if isinstance(params, str):
         params = [p.strip() for p in params.split(",") if p.strip()]
@@ -105,7 +117,8 @@ def defvjp(fn, *derivatives, params=None, nargs=None, name=None, zero=False, env
     rule = Rule(fn, name, params,
                 partials=list(derivatives) if (strings or (not calls and derivatives)) else None,
                 vjps=list(derivatives) if calls else None,
-                env=env, zero=zero, derive=derive, multilinear=multilinear, unavailable=unavailable)
+                env=env, zero=zero, derive=derive, multilinear=multilinear, unavailable=unavailable,
+                needs_ans=needs_ans)
     _RULES[_key(fn, nargs)] = rule
     return rule
 
@@ -134,7 +147,7 @@ def lookup(fn, nargs=None):
 
 
 # rules for what generated derivative code calls (rules/derivative_code.py), not listed
-INTERNAL_PREFIXES = ("transpile.runtime.", "the reverse rule of ")
+INTERNAL_PREFIXES = ("transpile.runtime.", "transpile.rules.", "the reverse rule of ")
 
 
 def supported():
