@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import transpile
+from transpile import grad  # noqa: F401 - shadowed in shadows_grad
 from transpile import frontend
 
 HERE = os.path.abspath(__file__)
@@ -218,6 +219,10 @@ def f(x, y):
 
 def g(x):
     return abs(x) + math.sin(x)
+
+
+def grad_g(x):
+    return "the user's own grad_g"
 '''
 
 
@@ -239,8 +244,10 @@ def test_cli_helpers_never_rebind_user_names(tmp_path):
     value, dx = module.grad_f(x, y)
     assert value == pytest.approx(user_f(x))
     np.testing.assert_allclose(dx, fd(user_f, x), rtol=1e-6)
-    value, dx = module.grad_g(0.5)
+    assert module.grad_g(0.5) == "the user's own grad_g"
+    value, dx = module.grad_g_v(0.5)            # the derivative of g, renamed
     assert dx == pytest.approx(fd(lambda x: abs(x) + np.sin(x), 0.5), rel=1e-7)
+    assert "# derivative of g (" in out.read_text().split("def grad_g_v(")[0].splitlines()[-1]
 
 
 # --- 4. nested differentiation is refused at the user's line ------------------------------
@@ -422,3 +429,14 @@ def test_transpile_error_shows_the_users_frames(call):
     assert exc.__context__ is None
     assert str(exc).startswith(f"{HERE}:")
     assert " in uses_try: " in str(exc) or " in times_two: " in str(exc)
+
+
+def shadows_grad(x):
+    def grad(y):                                    # a local function named like the API
+        return y * y
+    return grad(x) * 2.0
+
+
+def test_a_local_name_like_the_api_is_not_nested_differentiation():
+    assert transpile.grad(shadows_grad)(1.5) == pytest.approx(fd(shadows_grad, 1.5),
+                                                              rel=1e-7)

@@ -332,6 +332,11 @@ def _refuse_nested_differentiation(unit):
     lost or confused."""
     local = set(unit.params) | A.names_stored(unit.node)
     for n in ast.walk(unit.node):
+        if isinstance(n, ast.arg):
+            local.add(n.arg)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            local.add(n.name)
+    for n in ast.walk(unit.node):
         if isinstance(n, (ast.Name, ast.Attribute)) and isinstance(n.ctx, ast.Load):
             if isinstance(n, ast.Name) and n.id in local:
                 continue
