@@ -440,3 +440,16 @@ def shadows_grad(x):
 def test_a_local_name_like_the_api_is_not_nested_differentiation():
     assert transpile.grad(shadows_grad)(1.5) == pytest.approx(fd(shadows_grad, 1.5),
                                                               rel=1e-7)
+
+
+def test_a_gradient_function_is_not_differentiated_as_its_function():
+    """grad(f) wraps f (functools.update_wrapper): differentiating it must not
+    differentiate f instead (that gave f' where f'' was asked for)."""
+    g = transpile.grad(square)
+    for call in (lambda: transpile.vjp(g, 1.5), lambda: transpile.jvp(g, (1.5,), (1.0,)),
+                 lambda: transpile.value_and_grad(g)(1.5)):
+        with pytest.raises(transpile.TranspileError, match="is a derivative made by"):
+            call()
+    h = 1e-4
+    second = (square(1.5 + h) - 2 * square(1.5) + square(1.5 - h)) / h ** 2
+    assert transpile.grad(g)(1.5) == pytest.approx(second, rel=1e-6)

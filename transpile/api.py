@@ -24,6 +24,12 @@ def _function(f):
     f = getattr(f, "__transpile_function__", f)
     if not callable(f):
         raise TypeError(f"{f!r} is not callable")
+    if getattr(f, "__transpile_derivative__", False) is True:
+        name = getattr(f, "__name__", repr(f))
+        raise TranspileError(
+            f"{name} is a derivative made by transpile; its derivative comes from "
+            "transpile.hessian, transpile.hvp or transpile.grad(transpile.grad(f)), not "
+            "from differentiating it again with vjp, jvp or value_and_grad")
     return f
 
 
@@ -311,7 +317,7 @@ class GradientFunction:
         checkpoint = check_option(checkpoint)
         self.variants = _Specialized(fn, names, self.jit,
                                      {"checkpoint": checkpoint} if checkpoint else None)
-        functools.update_wrapper(self, fn)
+        functools.update_wrapper(self, fn, updated=())   # not fn.__dict__ over ours
         self.__name__ = ("value_and_grad_" if with_value else "grad_") + fn.__name__
         self._lookup = self.variants.variants.get
         self._several = len(names) > 1

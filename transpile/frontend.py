@@ -87,7 +87,11 @@ def unit_from_function(func):
     func = inspect.unwrap(func, stop=lambda f: _is_derivative_object(f))
     name = getattr(func, "__qualname__", getattr(func, "__name__", "?"))
     if _is_derivative_object(func):
-        raise TranspileError(NESTED_MESSAGE, function=name)
+        name = getattr(func, "__name__", name)
+        raise TranspileError(
+            f"{name} is a derivative made by transpile; its derivative comes from "
+            "transpile.hessian, transpile.hvp or transpile.grad(transpile.grad(f)), not "
+            "from differentiating it again with vjp, jvp or value_and_grad", function=name)
     if not inspect.isfunction(func):
         raise TranspileError(f"{func!r} is not a Python function with source", function=name)
     code = func.__code__
