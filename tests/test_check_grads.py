@@ -112,3 +112,22 @@ def test_bad_options():
         transpile.check_grads(uses_good, 0.4, modes=("sideways",))
     with pytest.raises(ValueError):
         transpile.check_grads(uses_good, 0.4, order=3)
+
+
+def summed_square(x):
+    return x * x
+
+
+transpile.defvjp(summed_square, lambda g, ans, x: np.sum(g * 2.0 * x))   # wrong: a number
+
+
+def uses_summed(x):
+    return np.sum(summed_square(x))
+
+
+def test_fails_on_a_gradient_of_the_wrong_shape():
+    """The gradient of an array has the array's shape: a rule that sums it away fails the
+    check even where the numbers along the direction might agree."""
+    x = np.array([0.5, -1.0, 2.0])
+    with pytest.raises(AssertionError, match="shape"):
+        transpile.check_grads(uses_summed, x, modes=("rev",), order=1)

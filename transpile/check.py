@@ -100,6 +100,8 @@ def check_grads(f, *args, modes=MODES, order=2, wrt=0, eps=1e-6, rtol=1e-5, atol
         u = _random_like(value, rng)
         grads = pullback(u)
         grads = grads if many else (grads,)
+        for g, x, name in zip(grads, xs, names):
+            _same_structure(f"{label}: the gradient (vjp) with respect to '{name}'", g, x)
         got = sum(float(np.dot(_flat(g, like=x), _flat(v))) for g, x, v in
                   zip(grads, xs, vs))
         want = float(np.dot(_flat(u), fd))
@@ -112,6 +114,7 @@ def check_grads(f, *args, modes=MODES, order=2, wrt=0, eps=1e-6, rtol=1e-5, atol
         for i, v in zip(index, vs):
             tangents[i] = v
         out, tangent = api.jvp(fn, copy.deepcopy(args), tangents)
+        _same_structure(f"{label}: the tangent (jvp)", tangent, value)
         _compare(f"{label}: the value jvp returns differs from f(*args)",
                  _flat(out), _flat(value), tol)
         _compare(f"{label}: forward mode (jvp along a random direction v) disagrees with "
@@ -138,6 +141,9 @@ def check_grads(f, *args, modes=MODES, order=2, wrt=0, eps=1e-6, rtol=1e-5, atol
             product = _hvp(fn, wrt=wrt, mode=route)
             hv = product(*copy.deepcopy(args), v=tuple(vs) if many else vs[0])
             hv = hv if many else (hv,)
+            for h, x, name in zip(hv, xs, names):
+                _same_structure(f"{label}: the Hessian-vector product ({route}) for "
+                                f"'{name}'", h, x)
             got = np.concatenate([_flat(h, like=x) for h, x in zip(hv, xs)])
             _compare(f"{label}: second order (hvp, {route}) disagrees with central "
                      f"differences of the gradient along a random direction v "
@@ -166,6 +172,21 @@ def _flat(value, like=None):
     if value is None:
         return np.zeros(0 if like is None else _flat(like).size)
     return np.asarray(value, dtype=np.float64).ravel()
+
+
+def _structure(value):
+    """Shape of a value: () for a number, an array's shape, a list of those for lists."""
+    if isinstance(value, (list, tuple)):
+        return [_structure(v) for v in value]
+    return tuple(np.shape(value))
+
+
+def _same_structure(what, got, like):
+    """A derivative has the shape of what it is the derivative of (numbers, arrays and
+    lists alike)."""
+    if _structure(got) != _structure(like):
+        raise AssertionError(f"{what} has shape {_structure(got)}, but the value it "
+                             f"belongs to has shape {_structure(like)}")
 
 
 def _float64(x):
