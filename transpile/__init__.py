@@ -14,9 +14,16 @@ from .rules import defjvp, defvjp
 from . import rules
 from .hooks import grad_hook, stop_gradient
 from . import cache
-from .higher import hessian, hvp, jacobian
+from . import higher as _higher
+from .api import entry_for as _entry_for
+
+# public entry points: arguments checked, errors trimmed to the user's frames (api.py)
+hessian = _entry_for(_higher.hessian)
+hvp = _entry_for(_higher.hvp)
+jacobian = _entry_for(_higher.jacobian)
+from .check import check_grads  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["differentiate", "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "defvjp", "defjvp",
-           "TranspileError",
+           "TranspileError", "check_grads",
            "Differentiable", "rules", "grad_hook", "stop_gradient"]

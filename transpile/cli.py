@@ -8,6 +8,7 @@ still printed), 2 usage errors.
 import argparse
 import io
 import os
+import re
 import sys
 import threading
 import tokenize
@@ -152,12 +153,19 @@ def render(module, entries):
     for name, src in module.definitions.items():
         preamble += [src, ""]
     text = module_text([c for _, _, _, c in entries], preamble)
+    from .emit import _LOOKUP
+    cut = text.index(f" as {_LOOKUP}\n")            # after the user's code: generated defs
+    head, text = text[:cut], text[cut:]
     for name, fn, wrt, compiled in entries:
         header = (f"# derivative of {name} ({module.filename}:{fn.__code__.co_firstlineno}) "
                   f"with respect to {', '.join(wrt)}")
         first = compiled.sources[0].splitlines()[0]
-        text = text.replace("\n" + first + "\n", "\n" + header + "\n" + first + "\n", 1)
-    return text
+        name = first[len("def "):first.index("(")]
+        # the def may have been renamed (a user function of the file has its name)
+        pattern = re.escape(first).replace(re.escape(name), re.escape(name) + r"(_v\d*)?", 1)
+        text = re.sub("\n(" + pattern + ")\n", lambda m: "\n" + header + "\n" + m.group(1)
+                      + "\n", text, count=1)
+    return head + text
 
 
 _COLORS = {tokenize.NAME: "", tokenize.STRING: "\033[32m", tokenize.NUMBER: "\033[36m",

@@ -197,38 +197,52 @@ def module_text(entries, preamble=()):
     everything they refer to, importable on its own: helpers are imported from transpile,
     rule functions looked up in its registry, called functions' derivatives included.
 
-    `preamble`: lines to put first (the user's imports, constants and plain functions)."""
+    `preamble`: lines to put first (the user's imports, constants and plain functions).
+    No name the preamble defines is rebound: a helper or generated function whose name
+    the user's code already uses for something else gets another name (`sign` becomes
+    `sign_helper` in the derivative code that calls it), so the user's functions keep
+    meaning what they meant."""
     import inspect as _inspect
     lines = list(preamble)
-    binds, bodies, seen, names = [], [], set(), {}
+    taken = _top_level_names(preamble)
+    user_lines = {line.strip() for line in "\n".join(preamble).splitlines()}
+    bodies, seen, names = [], set(), {}
+    chosen = {}            # (name, what it binds) -> the name it gets in the module
 
     def bind_line(name, obj, origin):
         if origin is not None and origin[0] in ("vjp", "vjps", "jvp"):
             from .rules.registry import key_of
             fn, nargs = key_of(origin[1])
             if origin[0] == "jvp":
-                return f"{name} = lookup({_expr_of(fn)}, {nargs!r}).jvp"
+                return f"{name} = {_LOOKUP}({_expr_of(fn)}, {nargs!r}).jvp"
             if origin[0] == "vjps":
-                return f"{name} = tuple(lookup({_expr_of(fn)}, {nargs!r}).vjps)"
-            return f"{name} = lookup({_expr_of(fn)}, {nargs!r}).vjps[{origin[2]}]"
+                return f"{name} = tuple({_LOOKUP}({_expr_of(fn)}, {nargs!r}).vjps)"
+            return f"{name} = {_LOOKUP}({_expr_of(fn)}, {nargs!r}).vjps[{origin[2]}]"
         if _inspect.ismodule(obj):
             base = obj.__name__
             return f"import {base}" if name == base else f"import {base} as {name}"
         return f"{name} = {_expr_of(obj)}"
 
+    def unused(base, suffix):
+        used = taken | set(names) | set(defined.values()) | set(chosen.values())
+        name, k = f"{base}_{suffix}", 1
+        while name in used:
+            k += 1
+            name = f"{base}_{suffix}{k}"
+        return name
+
     defined = {}           # id(function object) -> the name its def gets in the module
 
     def define(fn, source):
-        """Print a generated def under a name no other def in the module has."""
+        """Print a generated def under a name no other def (and no user name) has."""
         name = fn.__name__
-        k = 1
-        while name in defined.values():
-            k += 1
-            name = f"{fn.__name__}_v{k}"
+        if name in defined.values() or name in taken:
+            name = unused(fn.__name__, "v")
         defined[id(fn)] = name
         if name != fn.__name__:
             source = source.replace(f"def {fn.__name__}(", f"def {name}(", 1)
         bodies.append(source)
+        return len(bodies) - 1
 
     def add(compiled):
         if id(compiled) in seen:
@@ -236,31 +250,49 @@ def module_text(entries, preamble=()):
         seen.add(id(compiled))
         functions = ([compiled.function] if compiled.function is not None
                      else [compiled.forward, compiled.backward])
-        for fn, source in zip(functions, compiled.sources):
-            define(fn, source)             # first: recursive calls refer to these names
+        places = [define(fn, source)       # first: recursive calls refer to these names
+                  for fn, source in zip(functions, compiled.sources)]
         ns = compiled.namespace
+        renames = {}
         for name, obj in ns.bindings.items():
             origin = ns.origins.get(name)
             if origin is not None and origin[0] == "callee":
                 callee = origin[1]
                 add(callee)
                 target = defined[id((callee.forward, callee.backward)[origin[2]])]
-                line = None if target == name else f"{name} = {target}"
+
+                def line_for(n, target=target):
+                    return None if target == n else f"{n} = {target}"
             else:
-                line = bind_line(name, obj, origin)
+                def line_for(n, obj=obj, origin=origin):
+                    return bind_line(n, obj, origin)
+            line = line_for(name)
+            if line is not None and name in taken and line not in user_lines:
+                what = line.split("=", 1)[-1].strip()
+                new = chosen.get((name, what))
+                if new is None:
+                    new = chosen[(name, what)] = unused(name, "helper")
+                renames[name] = new
+                line = line_for(new)
+                name = new
             if line is not None:
                 key = names.setdefault(name, line)
                 if key != line:
                     raise ValueError(f"two generated functions need different objects named "
                                      f"{name!r}")
-
+        if renames:
+            for i in places:
+                bodies[i] = _renamed_source(bodies[i], renames)
 
     for compiled in entries:
         add(compiled)
     binds = sorted(set(names.values()), key=lambda l: (not l.startswith("import"), l))
-    lines += ["import ast", "import builtins", "import numpy", "import math",
-              "import transpile.runtime", "import transpile.rules.numpy_",
-              "from transpile.rules import lookup", ""]
+    plumbing = [f"import ast as {_AST}", f"import builtins as {_BUILTINS}"]
+    plumbing += [f"import {m}" for m in ("numpy", "math") if m not in taken]
+    plumbing += ["import transpile.runtime as _transpile_runtime",
+                 "import transpile.rules.numpy_ as _transpile_numpy_rules",
+                 f"from transpile.rules import lookup as {_LOOKUP}", ""]
+    lines += plumbing
     lines += binds
     lines.append("")
     for body in bodies:
@@ -268,16 +300,48 @@ def module_text(entries, preamble=()):
     return "\n".join(lines) + "\n"
 
 
+# names the printed module's own plumbing uses (private, so no user name is shadowed)
+_AST, _BUILTINS, _LOOKUP = "_transpile_ast", "_transpile_builtins", "_transpile_lookup"
+
+
+def _top_level_names(preamble):
+    """Names the user's code in the preamble binds at module level."""
+    try:
+        tree = ast.parse("\n".join(preamble))
+    except SyntaxError:
+        return set()
+    out = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                out.add((alias.asname or alias.name).split(".")[0])
+        else:
+            out |= A.names_stored(node)
+    return out
+
+
+def _renamed_source(source, renames):
+    """A generated def with the free names in `renames` renamed (loads only: in a
+    generated function those names are never assigned)."""
+    fdef = ast.parse(source).body[0]
+    for n in ast.walk(fdef):
+        if isinstance(n, ast.Name) and n.id in renames:
+            n.id = renames[n.id]
+    return to_source(fdef)
+
+
 def _expr_of(obj):
     """An importable expression for obj (module-level function, class, ufunc, builtin)."""
     if isinstance(obj, type) and issubclass(obj, ast.AST):
-        return f"ast.{obj.__name__}"
+        return f"{_AST}.{obj.__name__}"
     module = getattr(obj, "__module__", None) or "builtins"
     qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
     if qualname is None or "<" in qualname:
         raise ValueError(f"cannot name {obj!r} in generated module code")
     if module == "builtins":
-        return f"builtins.{qualname}"
+        return f"{_BUILTINS}.{qualname}"
     import importlib
     importlib.import_module(module)
     return f"__import__({module!r}, fromlist=['_']).{qualname}"

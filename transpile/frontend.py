@@ -7,9 +7,11 @@ dotted attribute (``math.sin``, ``np.linalg.norm``) refers to, statically.
 """
 import ast
 import builtins
+import copy
 import inspect
 import linecache
 import textwrap
+import types
 
 from . import astutil as A
 from .errors import TranspileError
@@ -82,62 +84,272 @@ class Unit:
 
 def unit_from_function(func):
     """Build a Unit from a live function: source, AST with file line numbers, environment."""
-    func = inspect.unwrap(func)
+    func = inspect.unwrap(func, stop=lambda f: _is_derivative_object(f))
     name = getattr(func, "__qualname__", getattr(func, "__name__", "?"))
+    if _is_derivative_object(func):
+        name = getattr(func, "__name__", name)
+        raise TranspileError(
+            f"{name} is a derivative made by transpile; its derivative comes from "
+            "transpile.hessian, transpile.hvp or transpile.grad(transpile.grad(f)), not "
+            "from differentiating it again with vjp, jvp or value_and_grad", function=name)
     if not inspect.isfunction(func):
         raise TranspileError(f"{func!r} is not a Python function with source", function=name)
     code = func.__code__
     filename = code.co_filename
+    if code.co_name == "<lambda>":
+        node, first = _lambda_node(func)
+    else:
+        node, first = _def_node(func)
+    node.decorator_list = []
+    if not node.name.isidentifier():
+        node.name = "_lambda"
+    if node.name == "_lambda" and func.__name__.isidentifier():
+        node.name = func.__name__             # a lambda renamed by its owner
+    closure = dict(zip(code.co_freevars, func.__closure__ or ()))
+    unit = Unit(node, name, filename, first - 1, func.__globals__, closure, func=func,
+                defaults=func.__defaults__, kwdefaults=func.__kwdefaults__)
+    _refuse_nested_differentiation(unit)
+    return unit
+
+
+def _no_source(func):
+    code = func.__code__
+    return TranspileError(
+        "no source available (functions typed at an interactive prompt or created by "
+        "exec cannot be transformed; put the function in a file)",
+        code.co_filename, code.co_firstlineno, func.__qualname__)
+
+
+def _def_node(func):
+    """The FunctionDef of a function defined with `def`, lines numbered as in its file."""
+    code = func.__code__
+    name = func.__qualname__
     try:
         lines, first = inspect.getsourcelines(func)
     except (OSError, TypeError):
-        raise TranspileError(
-            "no source available (functions typed at an interactive prompt or created by "
-            "exec cannot be transformed; put the function in a file)",
-            filename, code.co_firstlineno, name) from None
+        raise _no_source(func) from None
     source = textwrap.dedent("".join(lines))
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
-        raise TranspileError(f"cannot parse source: {exc.msg}", filename,
+        raise TranspileError(f"cannot parse source: {exc.msg}", code.co_filename,
                              first + (exc.lineno or 1) - 1, name) from None
     node = tree.body[0] if tree.body else None
     if isinstance(node, ast.AsyncFunctionDef):
-        raise TranspileError("unsupported construct 'async def'", filename, first, name)
-    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Lambda) or (
-            isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda)):
-        lam = node.value
-        node = A.lambda_def(_target_name(node, func), lam)
+        raise TranspileError("unsupported construct 'async def'", code.co_filename, first,
+                             name)
     if not isinstance(node, ast.FunctionDef):
-        node = _find_lambda_or_def(tree, func)
+        node = next((n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
+                     and n.name == code.co_name), None)
         if node is None:
             raise TranspileError("could not find the function definition in its source",
-                                 filename, first, name)
+                                 code.co_filename, first, name)
     ast.increment_lineno(node, first - 1)
-    node.decorator_list = []
-    if not node.name.isidentifier():
-        node.name = "_lambda"
-    if func.__name__.isidentifier() and func.__name__ != node.name and \
-            node.name == "_lambda":
-        node.name = func.__name__
-    closure = dict(zip(code.co_freevars, func.__closure__ or ()))
-    return Unit(node, name, filename, first - 1, func.__globals__, closure, func=func,
-                defaults=func.__defaults__, kwdefaults=func.__kwdefaults__)
+    return node, first
 
 
-def _target_name(stmt, func):
-    if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name):
-        return stmt.targets[0].id
-    return "_lambda" if not func.__name__.isidentifier() else func.__name__
+# --- lambdas: which `lambda` of the line is this function? --------------------------------
+#
+# A lambda's code object knows its line, not its column (before Python 3.11). The file is
+# parsed whole and every `lambda` starting on that line is a candidate; the one that
+# compiled to this code object is picked by, in turn: its parameters; on Python 3.11+ the
+# source positions of the code's instructions (the innermost lambda whose body holds all
+# of them); the names, constants and nested functions its code uses; its bytecode with
+# how each free name is looked up (global or closure cell) left out. Candidates that are
+# the same text are interchangeable: the derivative is built from the text, and every
+# name in it is resolved through the function object's own globals and closure cells,
+# never through the candidate's surroundings. Different texts that still cannot be told
+# apart are refused (give the lambda a line of its own, or use def).
+
+_FILE_TREES = {}          # filename -> (the lines parsed, ast.Module)
 
 
-def _find_lambda_or_def(tree, func):
+def _file_tree(func):
+    filename = func.__code__.co_filename
+    lines = linecache.getlines(filename, func.__globals__)
+    if not lines:
+        raise _no_source(func)
+    cached = _FILE_TREES.get(filename)
+    if cached is not None and cached[0] == lines:
+        return cached[1]
+    try:
+        tree = ast.parse("".join(lines), filename)
+    except SyntaxError as exc:
+        raise TranspileError(f"cannot parse source: {exc.msg}", filename, exc.lineno,
+                             func.__qualname__) from None
+    _FILE_TREES[filename] = (list(lines), tree)
+    return tree
+
+
+def _lambda_node(func):
+    """(FunctionDef equivalent of the lambda func was made from, its first line)."""
+    code = func.__code__
+    tree = _file_tree(func)
+    parents = {}
+    candidates = []
     for n in ast.walk(tree):
-        if isinstance(n, ast.FunctionDef) and n.name == func.__name__:
-            return n
-        if isinstance(n, ast.Lambda) and func.__name__ == "<lambda>":
-            return A.lambda_def("_lambda", n)
-    return None
+        for child in ast.iter_child_nodes(n):
+            parents[child] = n
+        if isinstance(n, ast.Lambda) and n.lineno == code.co_firstlineno:
+            candidates.append(n)
+    candidates = [c for c in candidates if _params_of(c.args) == _params_of_code(code)]
+    if not candidates:
+        raise TranspileError("could not find the lambda in its source", code.co_filename,
+                             code.co_firstlineno, func.__qualname__)
+    for narrow in (_by_positions, _by_code_summary, _by_bytecode):
+        if len(candidates) > 1:
+            candidates = narrow(candidates, code) or candidates
+    first = candidates[0]
+    same = ast.dump(first)
+    if any(ast.dump(c) != same for c in candidates[1:]):
+        raise TranspileError(
+            f"{len(candidates)} different lambdas on this line could be this function "
+            "and transpile cannot tell which one it is; put the lambda on a line of its "
+            "own or define it with def", code.co_filename, code.co_firstlineno,
+            func.__qualname__)
+    lam = first
+    parent = parents.get(lam)
+    name = "_lambda"
+    if (isinstance(parent, ast.Assign) and len(parent.targets) == 1
+            and isinstance(parent.targets[0], ast.Name) and parent.value is lam):
+        name = parent.targets[0].id
+    return A.lambda_def(name, copy.deepcopy(lam)), lam.lineno
+
+
+def _params_of(args):
+    return ([a.arg for a in args.posonlyargs], [a.arg for a in args.args],
+            args.vararg.arg if args.vararg else None,
+            [a.arg for a in args.kwonlyargs], args.kwarg.arg if args.kwarg else None)
+
+
+def _params_of_code(code):
+    names = code.co_varnames
+    npos, nonly, nkw = code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount
+    i = npos + nkw
+    vararg = kwarg = None
+    if code.co_flags & inspect.CO_VARARGS:
+        vararg, i = names[i], i + 1
+    if code.co_flags & inspect.CO_VARKEYWORDS:
+        kwarg = names[i]
+    return (list(names[:nonly]), list(names[nonly:npos]), vararg,
+            list(names[npos:npos + nkw]), kwarg)
+
+
+def _by_positions(candidates, code):
+    """Python 3.11+: the innermost candidate whose body holds every instruction."""
+    positions = getattr(code, "co_positions", None)
+    if positions is None:
+        return None
+    spans = {(p[0], p[2], p[1], p[3]) for p in positions()
+             if None not in p and (p[2], p[3]) != (0, 0)}
+    if not spans:
+        return None
+
+    def holds(lam):
+        b = lam.body
+        start, end = (b.lineno, b.col_offset), (b.end_lineno, b.end_col_offset)
+        return all(start <= (l0, c0) and (l1, c1) <= end for l0, c0, l1, c1 in spans)
+
+    inside = [c for c in candidates if holds(c)]
+    innermost = [c for c in inside if not any(
+        o is not c and any(n is o for n in ast.walk(c)) for o in inside)]
+    return innermost
+
+
+def _isolated_code(lam, filename):
+    """The code object of the lambda compiled on its own (free names become globals)."""
+    expr = ast.Expression(body=copy.deepcopy(lam))
+    try:
+        module = compile(ast.fix_missing_locations(expr), filename, "eval")
+    except (SyntaxError, ValueError):
+        return None
+    return next((c for c in module.co_consts if isinstance(c, types.CodeType)), None)
+
+
+def _summary(code):
+    """What a lambda's code uses, however its free names are looked up."""
+    names, consts, shapes = set(), [], []
+
+    def walk(c):
+        names.update(c.co_names)
+        names.update(c.co_freevars)
+        shapes.append(_params_of_code(c))
+        for k in c.co_consts:
+            if isinstance(k, types.CodeType):
+                walk(k)
+            else:
+                consts.append(repr(k))
+
+    walk(code)
+    return frozenset(names), sorted(consts), shapes
+
+
+_LOOKUPS = {"LOAD_GLOBAL": "LOAD", "LOAD_DEREF": "LOAD", "LOAD_NAME": "LOAD",
+            "LOAD_CLASSDEREF": "LOAD", "LOAD_FAST": "LOAD"}
+
+
+def _ops(code):
+    import dis
+    out = []
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("PUSH_NULL", "CACHE", "COPY_FREE_VARS", "RESUME", "NOP",
+                          "MAKE_CELL", "LOAD_CLOSURE", "BUILD_TUPLE"):
+            continue
+        arg = ins.argval if ins.opcode not in dis.hasjrel + dis.hasjabs else None
+        if isinstance(arg, types.CodeType):
+            arg = tuple(_ops(arg))
+        out.append((_LOOKUPS.get(ins.opname, ins.opname), repr(arg)))
+    return out
+
+
+def _by_code_summary(candidates, code):
+    want = _summary(code)
+    return [c for c in candidates
+            if (_isolated_code(c, code.co_filename) is not None
+                and _summary(_isolated_code(c, code.co_filename)) == want)]
+
+
+def _by_bytecode(candidates, code):
+    want = _ops(code)
+    return [c for c in candidates
+            if (_isolated_code(c, code.co_filename) is not None
+                and _ops(_isolated_code(c, code.co_filename)) == want)]
+
+
+# --- nested differentiation --------------------------------------------------------------
+
+NESTED_MESSAGE = ("nested transpile.grad inside a differentiated function is not "
+                  "supported (transpile.grad, vjp, jvp, hessian and the functions they "
+                  "return cannot be called by a function being differentiated); compute "
+                  "the inner derivative by hand, or differentiate the outer function of "
+                  "its own parameters only")
+
+
+def _is_derivative_object(obj):
+    """Is obj a derivative transpile made (or a function that makes one)?"""
+    return getattr(obj, "__transpile_derivative__", False) is True
+
+
+def _refuse_nested_differentiation(unit):
+    """A function being differentiated may not compute derivatives with transpile: the
+    inner derivative's dependence on the outer parameters (closures included) would be
+    lost or confused."""
+    local = set(unit.params) | A.names_stored(unit.node)
+    for n in ast.walk(unit.node):
+        if isinstance(n, ast.arg):
+            local.add(n.arg)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            local.add(n.name)
+    for n in ast.walk(unit.node):
+        if isinstance(n, (ast.Name, ast.Attribute)) and isinstance(n.ctx, ast.Load):
+            if isinstance(n, ast.Name) and n.id in local:
+                continue
+            try:
+                obj = unit.resolve(n)
+            except Exception:                  # noqa: BLE001 - an odd attribute: not ours
+                continue
+            if obj is not None and _is_derivative_object(obj):
+                raise unit.error(NESTED_MESSAGE, n)
 
 
 def register_source(filename, source):

@@ -241,6 +241,17 @@ def _cse_candidate(e, pure=frozenset()):
     return True
 
 
+def _walk_outside_lambdas(node):
+    """ast.walk, but not into lambda bodies (their names are the lambda's parameters, and
+    the body runs only when the lambda is called: a hook's runs in the adjoint sweep)."""
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        yield n
+        if not isinstance(n, ast.Lambda):
+            todo.extend(ast.iter_child_nodes(n))
+
+
 def _common_subexpressions(stmts, pure=frozenset()):
     """In straight-line stretches, an expression computed twice from unchanged names is
     computed once: `a = sin(x*x+1); b = cos(x*x+1)` -> `_c = x*x+1; a = sin(_c); ...`.
@@ -259,7 +270,7 @@ def _common_subexpressions(stmts, pure=frozenset()):
     def facts(s):
         entry = memo.get(id(s))
         if entry is None:
-            found = [(ast.dump(n), n) for n in ast.walk(s.value)
+            found = [(ast.dump(n), n) for n in _walk_outside_lambdas(s.value)
                      if isinstance(n, ast.expr) and _cse_candidate(n, pure)]
             entry = memo[id(s)] = (s, found, A.names_stored(s))
         return entry

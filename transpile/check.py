@@ -1,0 +1,239 @@
+"""check_grads: compare transpile's derivatives of a function with finite differences.
+
+The public gradient checker (in the spirit of autograd's ``check_grads`` and PyTorch's
+``gradcheck``): reverse mode (a vjp with a random cotangent), forward mode (a jvp with a
+random tangent) and, for second order, Hessian-vector products, each against central
+differences along a random direction.
+"""
+import copy
+
+import numpy as np
+
+from .api import _function, _param_names, _wrt_names
+from .errors import TranspileError
+
+MODES = ("rev", "fwd")
+
+
+def check_grads(f, *args, modes=MODES, order=2, wrt=0, eps=1e-6, rtol=1e-5, atol=1e-6,
+                seed=0):
+    """Check transpile's derivatives of ``f`` at ``args`` against central differences.
+
+    Parameters
+    ----------
+    f : callable
+        A Python function transpile can differentiate.
+    *args
+        Positional arguments of ``f``. Those named by ``wrt`` are numbers, float arrays
+        or lists/tuples of them; the others are passed through unchanged.
+    modes : tuple of str, optional
+        ``"rev"``: ``transpile.vjp`` with a random cotangent u is compared, through
+        ``<vjp(u), v>``, with ``<u, (f(x + eps v) - f(x - eps v)) / (2 eps)>`` for a random
+        direction v. ``"fwd"``: ``transpile.jvp`` along v is compared, element by element,
+        with the same central difference.
+    order : {1, 2}, optional
+        With 2 (default) and ``f`` returning a number, the Hessian-vector product
+        ``transpile.hvp(f)`` along v (forward over reverse; with both modes also reverse
+        over forward) is compared with central differences of ``transpile.grad(f)`` along
+        v. Second order needs a function returning a number: for other results only the
+        first order is checked.
+    wrt : int, str or tuple of them, optional
+        The parameters to differentiate with respect to (as for ``transpile.grad``).
+    eps : float, optional
+        Step of the central differences (taken in float64).
+    rtol, atol : float, optional
+        Tolerances, as for ``numpy.allclose``.
+    seed : int, optional
+        Seed of the random directions and cotangents.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    AssertionError
+        When a derivative disagrees with finite differences: the message names the check
+        and shows both numbers.
+    transpile.TranspileError
+        When transpile cannot differentiate ``f``.
+
+    Examples
+    --------
+    >>> def f(x):
+    ...     return np.sum(np.sin(x) * x)
+    >>> transpile.check_grads(f, np.array([0.1, 0.2]))
+    """
+    for mode in modes:
+        if mode not in MODES:
+            raise ValueError(f"modes: {mode!r} is not one of {MODES}")
+    if order not in (1, 2):
+        raise ValueError("order must be 1 or 2")
+    from . import api, hvp as _hvp
+    fn = _function(f)
+    names, many = _wrt_names(fn, wrt)
+    params = _param_names(fn)
+    index = [params.index(n) for n in names]
+    if any(i >= len(args) for i in index):
+        raise ValueError("check_grads: give every wrt argument positionally")
+    rng = np.random.default_rng(seed)
+    label = getattr(fn, "__qualname__", repr(fn))
+    tol = dict(rtol=rtol, atol=atol)
+
+    xs = [args[i] for i in index]
+    vs = [_random_like(x, rng) for x in xs]
+
+    def call(shift):
+        """f(args with each wrt argument moved by shift * its direction), in float64."""
+        moved = list(copy.deepcopy(args))
+        for i, x, v in zip(index, xs, vs):
+            moved[i] = _add(_float64(x), v, shift)
+        return fn(*moved)
+
+    value = fn(*copy.deepcopy(args))
+    fd = (_flat(call(eps)) - _flat(call(-eps))) / (2 * eps)
+
+    if "rev" in modes:
+        out, pullback = api.vjp(fn, *copy.deepcopy(args), wrt=wrt)
+        _compare(f"{label}: the value vjp returns differs from f(*args)",
+                 _flat(out), _flat(value), tol)
+        u = _random_like(value, rng)
+        grads = pullback(u)
+        grads = grads if many else (grads,)
+        for g, x, name in zip(grads, xs, names):
+            _same_structure(f"{label}: the gradient (vjp) with respect to '{name}'", g, x)
+        got = sum(float(np.dot(_flat(g, like=x), _flat(v))) for g, x, v in
+                  zip(grads, xs, vs))
+        want = float(np.dot(_flat(u), fd))
+        _compare(f"{label}: reverse mode (vjp with a random cotangent u) disagrees with "
+                 f"central differences along a random direction v (eps={eps}); "
+                 "<vjp(u), v>", got, want, tol)
+
+    if "fwd" in modes:
+        tangents = [None] * len(args)
+        for i, v in zip(index, vs):
+            tangents[i] = v
+        out, tangent = api.jvp(fn, copy.deepcopy(args), tangents)
+        _same_structure(f"{label}: the tangent (jvp)", tangent, value)
+        _compare(f"{label}: the value jvp returns differs from f(*args)",
+                 _flat(out), _flat(value), tol)
+        _compare(f"{label}: forward mode (jvp along a random direction v) disagrees with "
+                 f"central differences (eps={eps}); J v", _flat(tangent, like=value), fd,
+                 tol)
+
+    if order == 2 and _is_number(value):
+        from . import grad as _grad
+        gradient = _grad(fn, wrt=wrt)
+
+        def gradient_at(shift):
+            moved = list(copy.deepcopy(args))
+            for i, x, v in zip(index, xs, vs):
+                moved[i] = _add(_float64(x), v, shift)
+            g = gradient(*moved)
+            g = g if many else (g,)
+            return np.concatenate([_flat(gi, like=x) for gi, x in zip(g, xs)])
+
+        want = (gradient_at(eps) - gradient_at(-eps)) / (2 * eps)
+        routes = ["forward-over-reverse"]
+        if "rev" in modes and "fwd" in modes:
+            routes.append("reverse-over-forward")
+        for route in routes:
+            product = _hvp(fn, wrt=wrt, mode=route)
+            hv = product(*copy.deepcopy(args), v=tuple(vs) if many else vs[0])
+            hv = hv if many else (hv,)
+            for h, x, name in zip(hv, xs, names):
+                _same_structure(f"{label}: the Hessian-vector product ({route}) for "
+                                f"'{name}'", h, x)
+            got = np.concatenate([_flat(h, like=x) for h, x in zip(hv, xs)])
+            _compare(f"{label}: second order (hvp, {route}) disagrees with central "
+                     f"differences of the gradient along a random direction v "
+                     f"(eps={eps}); H v", got, want, tol)
+
+
+# --- values as flat float64 vectors -----------------------------------------------------
+
+def _is_number(value):
+    return isinstance(value, (int, float, np.number)) or np.shape(value) == () and \
+        hasattr(value, "dtype")
+
+
+def _flat(value, like=None):
+    """A value (number, array, nested list/tuple of them) as one float64 vector; a zero
+    number standing for a whole structure (`like`) becomes zeros of its size."""
+    if like is not None and not isinstance(like, (list, tuple)) and np.ndim(value) == 0 \
+            and np.ndim(like) > 0 and float(value) == 0.0:
+        return np.zeros(np.size(like))
+    if isinstance(value, (list, tuple)):
+        if like is not None and isinstance(like, (list, tuple)) and len(like) == len(value):
+            parts = [_flat(v, l) for v, l in zip(value, like)]
+        else:
+            parts = [_flat(v) for v in value]
+        return np.concatenate(parts) if parts else np.zeros(0)
+    if value is None:
+        return np.zeros(0 if like is None else _flat(like).size)
+    return np.asarray(value, dtype=np.float64).ravel()
+
+
+def _structure(value):
+    """Shape of a value: () for a number, an array's shape, a list of those for lists."""
+    if isinstance(value, (list, tuple)):
+        return [_structure(v) for v in value]
+    return tuple(np.shape(value))
+
+
+def _same_structure(what, got, like):
+    """A derivative has the shape of what it is the derivative of (numbers, arrays and
+    lists alike)."""
+    if _structure(got) != _structure(like):
+        raise AssertionError(f"{what} has shape {_structure(got)}, but the value it "
+                             f"belongs to has shape {_structure(like)}")
+
+
+def _float64(x):
+    if isinstance(x, (list, tuple)):
+        out = [_float64(v) for v in x]
+        return out if isinstance(x, list) else tuple(out)
+    if isinstance(x, np.ndarray):
+        return x.astype(np.float64)
+    return float(x)
+
+
+def _random_like(x, rng):
+    """A random value shaped like x (number, array, nested list/tuple)."""
+    if isinstance(x, (list, tuple)):
+        out = [_random_like(v, rng) for v in x]
+        return out if isinstance(x, list) else tuple(out)
+    if isinstance(x, np.ndarray) and x.ndim > 0:
+        return rng.standard_normal(x.shape)
+    return float(rng.standard_normal())
+
+
+def _add(x, v, shift):
+    if isinstance(x, (list, tuple)):
+        out = [_add(a, b, shift) for a, b in zip(x, v)]
+        return out if isinstance(x, list) else tuple(out)
+    return x + shift * v
+
+
+def _show(a):
+    a = np.asarray(a, dtype=float)
+    if a.size == 1:
+        return repr(float(a.ravel()[0]))
+    return np.array2string(a, precision=8, threshold=20)
+
+
+def _compare(what, got, want, tol):
+    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
+    if got.shape != want.shape:
+        raise AssertionError(f"{what}: transpile gives {got.size} numbers, the reference "
+                             f"{want.size}\n  transpile: {_show(got)}\n  reference: "
+                             f"{_show(want)}")
+    if not np.allclose(got, want, equal_nan=False, **tol):
+        diff = np.max(np.abs(got - want)) if got.size else 0.0
+        raise AssertionError(f"{what}\n  transpile:            {_show(got)}\n"
+                             f"  finite differences:   {_show(want)}\n"
+                             f"  largest difference {diff:.3g} (rtol={tol['rtol']}, "
+                             f"atol={tol['atol']})")
+
+
+__all__ = ["check_grads", "TranspileError"]
