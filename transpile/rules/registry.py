@@ -59,6 +59,7 @@ class Rule:
 
 
 _RULES = {}
+VERSION = [0]          # bumped by every defvjp / defjvp: cached derivatives compare it
 
 
 def _key(fn, nargs):
@@ -107,6 +108,7 @@ def defvjp(fn, *derivatives, params=None, nargs=None, name=None, zero=False, env
                 vjps=list(derivatives) if calls else None,
                 env=env, zero=zero, derive=derive, multilinear=multilinear, unavailable=unavailable)
     _RULES[_key(fn, nargs)] = rule
+    VERSION[0] += 1
     return rule
 
 
@@ -119,6 +121,7 @@ def defjvp(fn, jvp, nargs=None):
     if rule is None:
         raise ValueError(f"defjvp: register {fn!r} with defvjp first")
     rule.jvp = jvp
+    VERSION[0] += 1
     return rule
 
 
