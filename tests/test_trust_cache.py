@@ -301,3 +301,12 @@ def test_class_and_nested_functions_still_pass_the_source_check():
     assert close(transpile.grad(Model.loss)(0.4, 0.7), fd(Model.loss, 0.4, 0.7))
     fn = make_closure(math.tanh)
     assert close(transpile.grad(fn)(0.4), fd(fn, 0.4))
+
+
+def with_assert(x):
+    assert x > 0, "a positive x"            # pytest rewrites this module's asserts
+    return math.sin(x) * x
+
+
+def test_a_pytest_module_with_asserts_passes_the_source_check():
+    assert close(transpile.grad(with_assert)(0.6), fd(with_assert, 0.6))

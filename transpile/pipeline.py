@@ -564,8 +564,11 @@ def _check_source(unit, fn):
     first = max(first, 1)
     last = first + len(lines)
     mine = _fingerprint(code)
-    if any(first <= line < last and _fingerprint(c) == mine
-           for line, c in _file_codes(code.co_filename, text).get(code.co_name, ())):
+    loader = fn.__globals__.get("__loader__")
+    rewritten = type(loader).__name__ == "AssertionRewritingHook"   # a pytest test file
+    table = _file_codes(code.co_filename, text, rewritten)
+    if table is None or any(first <= line < last and _fingerprint(c) == mine
+                            for line, c in table.get(code.co_name, ())):
         return
     raise TranspileError(
         f"the source of {unit.name} in {code.co_filename} changed after the module was "
@@ -577,20 +580,31 @@ def _check_source(unit, fn):
 _FILE_CODES = {}        # file name -> (its text, {code name: [(first line, code)]})
 
 
-def _file_codes(filename, text):
+def _file_codes(filename, text, rewritten=False):
+    """{code name: [(first line, code object)]} of the file's text compiled as its module
+    was (a pytest test module with its asserts rewritten the way pytest does; None when
+    that cannot be reproduced: then there is nothing to compare)."""
     known = _FILE_CODES.get(filename)
-    if known is not None and known[0] == text:
+    if known is not None and known[0] == (text, rewritten):
         return known[1]
     table = {}
     try:
-        stack = [compile(text, filename, "exec", dont_inherit=True)]
+        tree = ast.parse(text, filename)
+        if rewritten:
+            try:
+                from _pytest.assertion.rewrite import rewrite_asserts
+                rewrite_asserts(tree, text.encode("utf-8"), filename, None)
+            except Exception:                  # noqa: BLE001 - pytest internals moved
+                _FILE_CODES[filename] = ((text, rewritten), None)
+                return None
+        stack = [compile(tree, filename, "exec", dont_inherit=True)]
     except (SyntaxError, ValueError):
         stack = []                             # not Python now: nothing matches
     while stack:
         c = stack.pop()
         table.setdefault(c.co_name, []).append((c.co_firstlineno, c))
         stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
-    _FILE_CODES[filename] = (text, table)
+    _FILE_CODES[filename] = ((text, rewritten), table)
     return table
 
 
