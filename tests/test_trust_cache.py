@@ -310,3 +310,15 @@ def with_assert(x):
 
 def test_a_pytest_module_with_asserts_passes_the_source_check():
     assert close(transpile.grad(with_assert)(0.6), fd(with_assert, 0.6))
+
+
+def jit_act(x):
+    return act(x) * x
+
+
+def test_jitted_gradient_follows_a_rebound_global(monkeypatch):
+    pytest.importorskip("numba")
+    g = transpile.grad(jit_act, jit=True)
+    assert close(g(0.5), fd(jit_act, 0.5))
+    monkeypatch.setattr(THIS, "act", math.cos)
+    assert close(g(0.5), fd(jit_act, 0.5))
