@@ -567,9 +567,10 @@ def _check_source(unit, fn):
     loader = fn.__globals__.get("__loader__")
     rewritten = type(loader).__name__ == "AssertionRewritingHook"   # a pytest test file
     table = _file_codes(code.co_filename, text, rewritten)
-    if table is None or any(first <= line < last and _fingerprint(c) == mine
+    if table is None or any(line == code.co_firstlineno and first <= line < last
+                            and _fingerprint(c) == mine
                             for line, c in table.get(code.co_name, ())):
-        return
+        return                    # (the same code, at the same place in the file)
     raise TranspileError(
         f"the source of {unit.name} in {code.co_filename} changed after the module was "
         f"imported: the text on disk is not the code that runs (reload the module, e.g. "
@@ -639,7 +640,7 @@ def _jump_opcodes():
 
 
 _JUMPS = _jump_opcodes()
-_IGNORED_OPS = {"CACHE", "EXTENDED_ARG", "NOP", "RESUME", "PRECALL"}
+_IGNORED_OPS = {"CACHE", "EXTENDED_ARG", "NOP", "RESUME", "PRECALL", "PUSH_NULL"}
 _SAME_OPS = {"LOAD_METHOD": "LOAD_ATTR", "CALL_METHOD": "CALL_FUNCTION"}
 
 
