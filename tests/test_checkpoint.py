@@ -513,3 +513,125 @@ def test_random_programs_checkpointed(progdir, source, x, y, k):
     assert_close(got, expected, rtol=1e-8, atol=1e-10 * scale)
     _, pullback = transpile.vjp(f, x, y, wrt=(0, 1), checkpoint=k)
     assert_close(pullback(1.0), plain, rtol=1e-12, atol=1e-12 * scale)
+
+
+# --- random numbers in a checkpointed loop: the re-run draws the same numbers ----------
+
+import random as _random                     # noqa: E402
+
+RNG = np.random.default_rng(7)
+
+
+def legacy_draws(x):
+    np.random.seed(0)
+    s = x
+    for i in range(20):
+        s = s + x * np.random.rand()
+    return s
+
+
+def legacy_draws_unseeded(x):
+    s = x
+    for i in range(20):
+        s = s * 0.9 + math.sin(x * np.random.normal())
+    return s
+
+
+def python_random_draws(x):
+    s = x
+    for i in range(17):
+        s = s * 0.8 + x * _random.random()
+    return s
+
+
+def generator_argument(x, rng):
+    s = x
+    for i in range(15):
+        s = math.sin(s) + x * rng.normal()
+    return s
+
+
+def module_generator(x):
+    s = x
+    for i in range(15):
+        s = s * 0.5 + x * RNG.uniform()
+    return s
+
+
+def _noise():
+    return np.random.rand()
+
+
+def draws_in_a_callee(x):
+    s = x
+    for i in range(12):
+        s = s * 0.7 + x * _noise()
+    return s
+
+
+def while_draws(x):
+    s = x
+    n = 0
+    while n < 13:
+        s = s + x * np.random.rand() * s
+        n = n + 1
+    return s
+
+
+def unseeded_generator(x):
+    s = x
+    for i in range(6):
+        s = s + x * np.random.default_rng().random()
+    return s
+
+
+def _rng_snapshot():
+    return (np.random.get_state()[1].copy(), _random.getstate(), RNG.bit_generator.state)
+
+
+def _same_state(a, b):
+    return np.array_equal(a[0], b[0]) and a[1] == b[1] and a[2] == b[2]
+
+
+@pytest.mark.parametrize("f", [legacy_draws, legacy_draws_unseeded, python_random_draws,
+                               module_generator, draws_in_a_callee, while_draws])
+@pytest.mark.parametrize("k", [1, 4, "sqrt"])
+def test_random_draws_in_a_rerun_segment_are_the_same(f, k):
+    # the same draws as the plain run: reseed before each evaluation
+    def at(seed, fn):
+        np.random.seed(seed)
+        _random.seed(seed)
+        RNG.bit_generator.state = np.random.default_rng(seed).bit_generator.state
+        return fn()
+
+    g = transpile.grad(f, checkpoint=k)
+    h = 1e-6
+    expected = (at(3, lambda: f(0.7 + h)) - at(3, lambda: f(0.7 - h))) / (2 * h)
+    got = at(3, lambda: g(0.7))
+    assert abs(got - expected) < 1e-6 * (1 + abs(expected))
+    plain = at(3, lambda: transpile.grad(f)(0.7))
+    assert abs(got - plain) < 1e-12 * (1 + abs(plain))
+    # the generators end as after one call of f
+    at(3, lambda: f(0.7))
+    after_f = _rng_snapshot()
+    at(3, lambda: g(0.7))
+    assert _same_state(_rng_snapshot(), after_f)
+
+
+def test_generator_argument_is_restored():
+    g = transpile.grad(generator_argument, checkpoint=4)
+    h = 1e-6
+    fdv = (generator_argument(0.4 + h, np.random.default_rng(5))
+           - generator_argument(0.4 - h, np.random.default_rng(5))) / (2 * h)
+    rng = np.random.default_rng(5)
+    got = g(0.4, rng)
+    assert abs(got - fdv) < 1e-6 * (1 + abs(fdv))
+    twin = np.random.default_rng(5)
+    generator_argument(0.4, twin)
+    assert rng.bit_generator.state == twin.bit_generator.state
+
+
+def test_unseeded_generator_in_a_checkpointed_loop_is_refused():
+    with pytest.raises(transpile.TranspileError) as err:
+        transpile.grad(unseeded_generator, checkpoint=2)(0.5)
+    assert "without a seed" in str(err.value)

@@ -3,8 +3,13 @@
 Turn it on with the environment variable TRANSPILE_CACHE_DIR=<folder> or
 `transpile.cache.enable()` (default folder: $XDG_CACHE_HOME/transpile or
 ~/.cache/transpile). An entry is a JSON file named by the SHA-256 of everything the
-generated code depends on: transpile's version, the function's source text and first line,
-the derivative asked for (wrt, argument kinds, options) and the set of registered rules.
+generated code depends on: transpile's version and a digest of its source, the versions of
+Python, NumPy, SymPy and astor, the function's source text and first line, the derivative
+asked for (wrt, argument kinds, options), every registered rule (user rules included: their
+templates and the code of their functions), and what the function reads: which module or
+object each global, closure variable and module attribute it reads is, the kind of the
+data values among them, and for each user function it calls that function's code and,
+recursively, what it reads.
 It holds the generated source, the line map for error notes, and a description of each
 free name the code needs (a runtime helper, a rule's vjp function, a module, the
 derivative of a called function plus a hash of that function's source). The file's own
@@ -58,13 +63,167 @@ def source_hash(fn):
 
 
 def key(unit, active, kind, kinds, options):
+    """The SHA-256 naming an entry: everything the generated code is built from."""
     import ast
-    from . import __version__
-    from .rules import supported
-    parts = [FORMAT, __version__, unit.filename, unit.name, unit.node.lineno,
+    parts = [FORMAT, versions(), unit.filename, unit.name, unit.node.lineno,
              ast.dump(unit.node), list(active), kind, sorted((kinds or {}).items()),
-             sorted((options or {}).items()), _sha("\n".join(supported()))]
+             sorted((options or {}).items()), rules_digest(), environment(unit)]
     return _sha(json.dumps(parts, default=str))
+
+
+_VERSIONS = []
+
+
+def versions():
+    """transpile's version and a digest of its own source files, Python's version, and
+    the versions of the packages generated code depends on."""
+    if not _VERSIONS:
+        import sys
+        from . import __version__
+        here = os.path.dirname(os.path.abspath(__file__))
+        digest = hashlib.sha256()
+        for folder, dirs, files in sorted(os.walk(here)):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for name in sorted(files):
+                if name.endswith(".py"):
+                    with open(os.path.join(folder, name), "rb") as fh:
+                        digest.update(name.encode() + b"\0" + fh.read())
+        from importlib import metadata
+        found = {}
+        for package in ("numpy", "sympy", "astor"):
+            try:
+                found[package] = metadata.version(package)
+            except Exception:               # pragma: no cover - core dependencies
+                found[package] = None
+        _VERSIONS.append([__version__, digest.hexdigest(), sys.version,
+                          sys.implementation.cache_tag, sorted(found.items())])
+    import numpy
+    return _VERSIONS[0] + [numpy.__version__]     # (read again: cheap, and patchable)
+
+
+_RULES_DIGEST = {}
+
+
+def rules_digest():
+    """A digest of the whole rule registry (built-in and user rules): what each rule is
+    for, its templates, and the code of its vjp / jvp functions. Computed once per
+    registry version (every defvjp / defjvp changes it)."""
+    from .rules import registry
+    version = registry.VERSION[0]
+    if version not in _RULES_DIGEST:
+        _RULES_DIGEST.clear()
+        digest = hashlib.sha256()
+        for (fn, nargs), rule in sorted(registry._RULES.items(),
+                                        key=lambda kv: (kv[1].name, str(kv[0][1]))):
+            part = [rule.name, nargs, _callable_text(fn), rule.params,
+                    rule._partials if rule._derive is None else None,
+                    _callable_text(rule._derive),
+                    [_callable_text(v) for v in rule.vjps or ()], rule.zero,
+                    rule.multilinear, rule.unavailable, _callable_text(rule.jvp)]
+            digest.update(json.dumps(part, default=repr).encode())
+        _RULES_DIGEST[version] = digest.hexdigest()
+    return _RULES_DIGEST[version]
+
+
+def _callable_text(fn, depth=0):
+    """A process-independent description of a callable: its importable name, and for
+    Python functions the digest of their code and of what their closure holds."""
+    if fn is None:
+        return None
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        try:
+            return _object_path(fn)
+        except NotCacheable:
+            return [type(fn).__qualname__, getattr(fn, "__qualname__", None)]
+    cells = []
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:
+            value = None
+        if callable(value) and depth < 3:
+            cells.append(_callable_text(value, depth + 1))
+        elif isinstance(value, (int, float, str, bool, type(None))):
+            cells.append(repr(value))
+        else:
+            cells.append(type(value).__qualname__)
+    return [getattr(fn, "__module__", None), getattr(fn, "__qualname__", None),
+            code_digest(code), cells]
+
+
+def code_digest(code):
+    from .pipeline import _fingerprint
+    return _sha(repr(_fingerprint(code)))
+
+
+def environment(unit):
+    """What the function reads from its environment, described process-independently:
+    each global, closure cell and builtin it reads, and the attributes of the modules and
+    classes among them (which module `np` is, which function `helpers.helper` is); for a
+    user function it calls, its code and, recursively, what it reads."""
+    return _reads_text(unit.globals, unit.closure,
+                       getattr(unit.func, "__code__", None) or unit.node, set())
+
+
+def _reads_text(globals_, closure, code, visiting):
+    from .pipeline import reads
+    return [[list(_flat(label)), _value_text(value, visiting)]
+            for label, _, value in reads(globals_, closure, code)]
+
+
+def _flat(label):
+    for part in label:
+        if isinstance(part, tuple):
+            yield from _flat(part)
+        else:
+            yield part
+
+
+def _value_text(value, visiting):
+    from .pipeline import _MISSING, _data_kind, _is_data
+    if value is _MISSING:
+        return ["missing"]
+    if isinstance(value, types.ModuleType):
+        return ["module", value.__name__]
+    if _is_data(value):
+        kind = _data_kind(value)
+        return ["data", kind[0].__module__, kind[0].__qualname__, kind[1]]
+    if isinstance(value, types.FunctionType):
+        text = ["function", value.__module__, value.__qualname__,
+                code_digest(value.__code__), repr(value.__defaults__),
+                repr(value.__kwdefaults__)]
+        if _is_user_code(value.__code__) and id(value) not in visiting:
+            visiting.add(id(value))           # a function transpile may differentiate
+            closure = dict(zip(value.__code__.co_freevars, value.__closure__ or ()))
+            text.append(_reads_text(value.__globals__, closure, value.__code__, visiting))
+        return text
+    if isinstance(value, type):
+        return ["class"] + _object_path(value) + [
+            code_digest(f.__code__) for f in vars(value).values()
+            if isinstance(f, types.FunctionType)]
+    wrapped = getattr(value, "__transpile_function__", None)
+    if wrapped is not None:
+        return ["differentiable", _value_text(wrapped, visiting)]
+    return ["object"] + _object_path(value)   # a builtin, a ufunc... (or NotCacheable)
+
+
+_LIBRARY = []
+
+
+def _is_user_code(code):
+    """Not the standard library, an installed package or transpile itself."""
+    if not _LIBRARY:
+        import sysconfig
+        paths = sysconfig.get_paths()
+        _LIBRARY.extend(os.path.realpath(paths[k]) + os.sep
+                        for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths)
+        _LIBRARY.append(os.path.dirname(os.path.abspath(__file__)) + os.sep)
+    filename = code.co_filename
+    if filename.startswith("<"):
+        return True
+    filename = os.path.realpath(filename)
+    return not filename.startswith(tuple(_LIBRARY))
 
 
 def load(digest):
@@ -158,7 +317,11 @@ def _object_path(obj):
     qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
     if qualname is None or "<" in qualname:
         raise NotCacheable(f"{obj!r} has no importable name")
-    if _from_path([module, qualname]) is not obj:
+    try:
+        found = _from_path([module, qualname])
+    except (ImportError, AttributeError):
+        found = None
+    if found is not obj:
         raise NotCacheable(f"{obj!r} is not what its name says")
     return [module, qualname]
 

@@ -257,10 +257,22 @@ def finish(fwd, rev, rt, names, optimize):
         for st in rerun.body:
             inside |= A.names_stored(st) | _mutated([st])
         state = sorted((exposed & inside) - {var})
-        held |= set(state)
         # a value changed in place is kept with a copy, and restored into the same object
         values = [_call(rt.env.helper("keep"), A.load(v)) if v in copied else A.load(v)
                   for v in state]
+        sources = _random_sources(rerun.body, rt)
+        if sources:                 # the re-run draws again: the same numbers, please
+            generators = ast.Tuple(elts=sources, ctx=ast.Load())
+            kept = names.fresh("_rng_state")
+            state.append(kept)
+            values.append(_call(rt.env.bind("rng_states", rng_states),
+                                copy.deepcopy(generators)))
+            restore_rng = A.located(ast.Expr(value=_call(
+                rt.env.bind("set_rng_states", set_rng_states), copy.deepcopy(generators),
+                A.load(kept))), restore)
+            s.body.insert(1, restore_rng)
+            _around(rev, s, generators, names, rt, restore)
+        held |= set(state)
         if state:
             for save in saves[L]:
                 save.args[-1] = copy.deepcopy(values[0] if len(values) == 1 else ast.Tuple(
@@ -270,7 +282,7 @@ def finish(fwd, rev, rt, names, optimize):
             s.body[0] = A.located(A.assign(target, restore.value), restore)
             s.body[1:1] = [A.located(A.assign(v, _call(rt.env.helper("restore"), A.load(v))),
                                      restore) for v in state if v in copied]
-            rerun_at = 1 + sum(1 for v in state if v in copied)
+            rerun_at = 1 + sum(1 for v in state if v in copied) + bool(sources)
         else:
             rerun_at = 1
         rest = s.body[rerun_at + 1:]
@@ -278,6 +290,154 @@ def finish(fwd, rev, rt, names, optimize):
             seg_fwd, seg_rev, _ = loop_tapes([rerun], list(rest), names)
             s.body[rerun_at:] = seg_fwd + seg_rev
     return fwd, rev, held
+
+
+# --- random numbers drawn in a re-run segment ------------------------------------------
+# A checkpointed loop's adjoint sweep runs each segment again: whatever the segment draws
+# from a random generator must be drawn again, the same numbers. Each snapshot keeps the
+# state of the generators the loop body uses (the global NumPy and `random` generators,
+# Generator / RandomState / Random objects it calls methods of), restored before the
+# segment's re-run; around the whole adjoint the generators are put back as the forward
+# sweep left them, so the caller sees them advanced exactly as by one call of f.
+
+_GLOBAL_SOURCES = ("numpy.random", "random")
+
+
+def _generator_classes():
+    import random
+    import numpy as np
+    return (np.random.Generator, np.random.RandomState, np.random.BitGenerator,
+            random.Random)
+
+
+def _state_of(source):
+    import random
+    import numpy as np
+    if source == "numpy.random":
+        return np.random.get_state()
+    if source == "random":
+        return random.getstate()
+    if isinstance(source, np.random.Generator):
+        return source.bit_generator.state
+    if isinstance(source, np.random.RandomState):
+        return source.get_state()
+    if isinstance(source, np.random.BitGenerator):
+        return source.state
+    if isinstance(source, random.Random):
+        return source.getstate()
+    return None                          # not a generator after all: nothing to keep
+
+
+def rng_states(sources):
+    """The states of random generators ("numpy.random" / "random": the global ones)."""
+    return tuple(_state_of(s) for s in sources)
+
+
+def set_rng_states(sources, states):
+    import random
+    import numpy as np
+    for source, state in zip(sources, states):
+        if state is None:
+            continue
+        if source == "numpy.random":
+            np.random.set_state(state)
+        elif source == "random":
+            random.setstate(state)
+        elif isinstance(source, np.random.Generator):
+            source.bit_generator.state = state
+        elif isinstance(source, np.random.BitGenerator):
+            source.state = state
+        elif isinstance(source, np.random.RandomState):
+            source.set_state(state)
+        else:
+            source.setstate(state)
+
+
+def _around(rev, stmt, generators, names, rt, like):
+    """Keep the generators' states before stmt (in whichever list holds it) and put them
+    back after it."""
+    after = names.fresh("_rng_after")
+    for body in _bodies(rev):
+        for i, x in enumerate(body):
+            if x is stmt:
+                body[i:i + 1] = [
+                    A.located(A.assign(after, _call(rt.env.bind("rng_states", rng_states),
+                                                    copy.deepcopy(generators))), like),
+                    stmt,
+                    A.located(ast.Expr(value=_call(
+                        rt.env.bind("set_rng_states", set_rng_states),
+                        copy.deepcopy(generators), A.load(after))), like)]
+                return
+
+
+def _random_sources(body, rt):
+    """Expressions for the random generators the loop body draws from (directly or in the
+    functions it calls): "numpy.random", "random", or a variable holding a generator.
+    A generator created in the loop without a seed cannot draw the same numbers twice:
+    refused."""
+    import numpy as np
+    import random
+    unit = rt.norm.unit
+    local = set(rt.an.sites) | set(rt.an.params)
+    stored = set()
+    for st in body:
+        stored |= A.names_stored(st)
+    found, names = [], []
+    unseeded = (np.random.default_rng, np.random.Generator, np.random.RandomState,
+                np.random.SeedSequence, random.Random, np.random.PCG64, np.random.MT19937,
+                np.random.Philox, np.random.SFC64, np.random.PCG64DXSM)
+    for n in ast.walk(ast.Module(body=list(body), type_ignores=[])):
+        if not isinstance(n, ast.Call):
+            continue
+        fn = unit.resolve(n.func, local)
+        if any(fn is u for u in unseeded) and not n.args and not n.keywords:
+            raise unit.error("checkpoint: this loop creates a random generator without a "
+                             "seed; re-running a segment in the adjoint sweep would draw "
+                             "other numbers (seed it, create it before the loop, or use "
+                             "checkpoint=None)", n)
+        for source in _sources_of(fn, set(), 0):
+            if not any(source is f for f in found):
+                found.append(source)
+        if isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name):
+            v = n.func.value.id
+            if v in stored or v in names:
+                continue
+            if v in local:
+                if rt.an.kind.get(v) in (UNKNOWN, None):
+                    names.append(v)               # checked at run time
+            elif isinstance(unit.resolve(n.func.value, local), _generator_classes()):
+                names.append(v)
+    return ([A.const(s) if isinstance(s, str) else A.load(rt.env.bind("_generator", s))
+             for s in found] + [A.load(v) for v in names])
+
+
+def _sources_of(fn, seen, depth):
+    """The global generators fn draws from: a NumPy / random module function or a method
+    of their global generators, or a Python function reading one (a few calls deep)."""
+    import random
+    import types
+    import numpy as np
+    owner = getattr(fn, "__self__", None)
+    if owner is np.random.mtrand._rand or (
+            isinstance(fn, types.ModuleType) and fn.__name__.startswith("numpy.random")) or (
+            callable(fn) and (getattr(fn, "__module__", None) or "").startswith(
+                "numpy.random") and owner is None):
+        return ["numpy.random"]
+    if owner is getattr(random, "_inst", None) or fn is random:
+        return ["random"]
+    if isinstance(fn, types.FunctionType) and depth < 4 and id(fn) not in seen:
+        seen.add(id(fn))
+        from .pipeline import reads
+        closure = dict(zip(fn.__code__.co_freevars, fn.__closure__ or ()))
+        out = []
+        for _, _, value in reads(fn.__globals__, closure, fn.__code__):
+            more = ([value] if isinstance(value, _generator_classes())
+                    else _sources_of(value, seen, depth + 1))
+            for s in more:
+                if not any(s is o for o in out):
+                    out.append(s)
+        return out
+    return []
 
 
 # --- helpers ---------------------------------------------------------------------------

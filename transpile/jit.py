@@ -60,11 +60,25 @@ def numba_module():
 
 
 class JitCompiled:
-    """The jitted counterpart of one pipeline.Compiled gradient (same `.source`)."""
+    """The jitted counterpart of one pipeline.Compiled gradient (same `.source`); made
+    again when that gradient is rebuilt (something it was built from changed)."""
 
-    def __init__(self, function, source):
-        self.function = function
+    def __init__(self, function, source, base=None):
+        self._function = function
         self.source = source
+        self.base = base
+        self.generation = base.generation if base is not None else 0
+
+    @property
+    def function(self):
+        base = self.base
+        if base is not None and not (base._check() and base.generation == self.generation):
+            base._fresh()
+            if base.generation != self.generation:
+                self._function = dispatcher(base._function)
+                self.source = base._source
+                self.generation = base.generation
+        return self._function
 
 
 def compiled_for(compiled):
@@ -82,7 +96,7 @@ def compiled_for(compiled):
                                  f"({type(exc).__name__}: {exc}); use jit=False for this "
                                  f"function", unit.filename, unit.node.lineno,
                                  unit.name) from exc
-        jitted = JitCompiled(function, compiled.source)
+        jitted = JitCompiled(function, compiled.source, compiled)
         _JITTED[compiled] = jitted
     return jitted
 

@@ -68,6 +68,7 @@ class Rule:
 
 
 _RULES = {}
+VERSION = [0]          # bumped by every defvjp / defjvp: cached derivatives compare it
 
 
 def _key(fn, nargs):
@@ -120,6 +121,7 @@ def defvjp(fn, *derivatives, params=None, nargs=None, name=None, zero=False, env
                 env=env, zero=zero, derive=derive, multilinear=multilinear, unavailable=unavailable,
                 needs_ans=needs_ans)
     _RULES[_key(fn, nargs)] = rule
+    VERSION[0] += 1
     return rule
 
 
@@ -132,6 +134,7 @@ def defjvp(fn, jvp, nargs=None):
     if rule is None:
         raise ValueError(f"defjvp: register {fn!r} with defvjp first")
     rule.jvp = jvp
+    VERSION[0] += 1
     return rule
 
 
