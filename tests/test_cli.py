@@ -12,9 +12,13 @@ import transpile
 SAMPLES = os.path.join(os.path.dirname(__file__), "cli_samples")
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "transpile.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    env = dict(os.environ, PYTHONPATH=ROOT)          # this tree's transpile, not another
+    return subprocess.run([sys.executable, "-m", "transpile.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
 
 
 def load(path, name):

@@ -11,8 +11,12 @@ import pytest
 import transpile
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def cli(*args, cwd, entry="transpile.cli"):
-    return subprocess.run([sys.executable, "-m", entry, *args], cwd=cwd,
+    env = dict(os.environ, PYTHONPATH=ROOT)          # this tree's transpile, not another
+    return subprocess.run([sys.executable, "-m", entry, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
