@@ -13,8 +13,11 @@ recursively, what it reads.
 It holds the generated source, the line map for error notes, and a description of each
 free name the code needs (a runtime helper, a rule's vjp function, a module, the
 derivative of a called function plus a hash of that function's source). The file's own
-hash is stored inside and checked before use; nothing is unpickled or executed except the
-generated source itself, compiled exactly as on a fresh transform. Entries that cannot be
+HMAC-SHA256, made with a per-user secret key (`<folder>/key`, mode 0600), is stored inside
+and checked before use, with the entry's shape, its sources and an allow-list of what it
+may bind; a folder or key file other users can write (or read, for the key) turns the cache
+off with one warning. Nothing is unpickled or executed except the generated source itself,
+compiled exactly as on a fresh transform. Entries that cannot be
 described this way (a nested function called with derivatives, a user rule defined in a
 local scope) are simply not cached.
 """
