@@ -13,16 +13,26 @@ recursively, what it reads.
 It holds the generated source, the line map for error notes, and a description of each
 free name the code needs (a runtime helper, a rule's vjp function, a module, the
 derivative of a called function plus a hash of that function's source). The file's own
-hash is stored inside and checked before use; nothing is unpickled or executed except the
-generated source itself, compiled exactly as on a fresh transform. Entries that cannot be
+HMAC-SHA256, made with a per-user secret key (`<folder>/key`, mode 0600), is stored inside
+and checked before use, with the entry's shape, its sources and an allow-list of what it
+may bind; a folder or key file other users can write (or read, for the key) turns the cache
+off with one warning. Nothing is unpickled or executed except the generated source itself,
+compiled exactly as on a fresh transform. Entries that cannot be
 described this way (a nested function called with derivatives, a user rule defined in a
 local scope) are simply not cached.
 """
 import hashlib
+import hmac
 import inspect
 import json
 import os
+import re
+import secrets
+import stat
+import tempfile
+import time
 import types
+import warnings
 
 _DIR = [os.environ.get("TRANSPILE_CACHE_DIR") or None]
 FORMAT = 1
@@ -226,44 +236,278 @@ def _is_user_code(code):
     return not filename.startswith(tuple(_LIBRARY))
 
 
+# --- reading and writing entries, safely ------------------------------------------------
+
+class CacheWarning(UserWarning):
+    """The on-disk cache was turned off for this process (an unsafe folder or key)."""
+
+
+_WARNED = set()
+_KEYS = {}
+_MAX_ENTRY = 64 * 1024 * 1024
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_POSIX = hasattr(os, "geteuid")
+
+
+def _warn_once(topic, message):
+    if topic not in _WARNED:
+        _WARNED.add(topic)
+        warnings.warn(message, CacheWarning, stacklevel=4)
+
+
+def _unsafe(st, private=False):
+    """Why a folder's or file's stat makes it untrustworthy, or None."""
+    if not _POSIX:
+        return None
+    if st.st_uid != os.geteuid():
+        return "is not owned by you"
+    if st.st_mode & (0o077 if private else 0o022):
+        return ("is readable or writable by other users" if private
+                else "is writable by other users")
+    return None
+
+
+def _safe_folder(path, top):
+    """Create `path` (mode 0o700) if missing; True if it is a folder only you can write."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.stat(path) if top else os.lstat(path)
+    except OSError as exc:
+        _warn_once(("folder", path), f"transpile: cache folder {path} is unusable ({exc}); "
+                   "the on-disk cache is off")
+        return False
+    problem = (None if stat.S_ISDIR(st.st_mode) else "is not a folder") or _unsafe(st)
+    if problem:
+        _warn_once(("folder", path), f"transpile: cache folder {path} {problem}; the "
+                   "on-disk cache is off (nothing is read from or written to it)")
+        return False
+    return True
+
+
+def _secret(top):
+    """The per-user key authenticating entries in `top` (created on first use), or None."""
+    if top in _KEYS:
+        return _KEYS[top]
+    path = os.path.join(top, "key")
+    key = None
+    try:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | _NOFOLLOW, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            try:
+                os.write(fd, secrets.token_bytes(32))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for _ in range(200):            # a concurrent first use may still be writing it
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                raise ValueError("is a symbolic link")
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+            try:
+                st = os.fstat(fd)
+                problem = (None if stat.S_ISREG(st.st_mode) else "is not a regular file") \
+                    or _unsafe(st, private=True)
+                if problem:
+                    raise ValueError(problem)
+                data = os.read(fd, 64)
+            finally:
+                os.close(fd)
+            if len(data) == 32:
+                key = data
+                break
+            if len(data) > 32:
+                raise ValueError("is not a transpile key")
+            time.sleep(0.01)
+        else:
+            raise ValueError("is not a transpile key")
+    except (OSError, ValueError) as exc:
+        _warn_once(("key", path), f"transpile: cache key file {path} {exc}; the on-disk "
+                   "cache is off (nothing is read from or written to it)")
+    _KEYS[top] = key
+    return key
+
+
+def _mac(key, digest, payload):
+    text = json.dumps([FORMAT, digest, payload], sort_keys=True, separators=(",", ":"))
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _open_folder(digest):
+    """(entry path, key) when the cache is on, its folders are safe and the key usable."""
+    top = _DIR[0]
+    if top is None or not isinstance(digest, str) or not _HEX.fullmatch(digest):
+        return None, None
+    top = os.path.abspath(top)
+    if not _safe_folder(top, True):
+        return None, None
+    key = _secret(top)
+    if key is None:
+        return None, None
+    sub = os.path.join(top, digest[:2])
+    if not _safe_folder(sub, False):
+        return None, None
+    return os.path.join(sub, digest + ".json"), key
+
+
 def load(digest):
-    path = _path(digest)
-    if path is None or not os.path.exists(path):
+    """The payload stored under `digest`, or None: missing, unreadable, not a regular file
+    (a symbolic link is never followed), not yours, not authenticated by your key, of
+    another format, or malformed in any way (all ignored; the caller rewrites it)."""
+    path, key = _open_folder(digest)
+    if path is None:
         return None
     try:
-        with open(path, encoding="utf-8") as fh:
-            record = json.load(fh)
-    except (OSError, ValueError):
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode) or _unsafe(st) or st.st_size > _MAX_ENTRY:
+                return None
+            record = json.loads(fh.read(_MAX_ENTRY + 1).decode("utf-8"))
+        if (not isinstance(record, dict) or record.get("format") != FORMAT
+                or not isinstance(record.get("mac"), str)):
+            return None
+        payload = record.get("payload")
+        if not hmac.compare_digest(record["mac"], _mac(key, digest, payload)):
+            return None                             # written by someone else, or edited
+        return payload if _valid_payload(payload) else None
+    except Exception:                               # any bad entry: ignored, never raised
         return None
-    payload = record.get("payload")
-    if not isinstance(payload, dict) or record.get("sha256") != _sha(
-            json.dumps(payload, sort_keys=True)):
-        return None                                 # corrupted or edited: ignore it
-    return payload
 
 
 def store(digest, payload):
-    path = _path(digest)
+    """Write an entry atomically: a fresh unique file in the entry's folder, then
+    os.replace (which replaces a symbolic link itself, never what it points at)."""
+    path, key = _open_folder(digest)
     if path is None:
         return
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    record = {"sha256": _sha(json.dumps(payload, sort_keys=True)), "payload": payload}
-    tmp = path + f".{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(record, fh)
-    os.replace(tmp, path)
+    record = {"format": FORMAT, "mac": _mac(key, digest, payload), "payload": payload}
+    data = json.dumps(record).encode("utf-8")
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
-def _path(digest):
-    if _DIR[0] is None:
-        return None
-    return os.path.join(_DIR[0], digest[:2], digest + ".json")
+_HEX = re.compile(r"[0-9a-f]{64}")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _is_str_list(value):
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _valid_payload(payload):
+    """The shape pipeline's _rebuild reads, each source one function definition that
+    compiles, and each binding one transpile itself writes (see _allowed)."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("kind"), str):
+        return False
+    functions = payload.get("functions")
+    if (not isinstance(functions, list)
+            or len(functions) != (2 if payload["kind"] == "pair" else 1)):
+        return False
+    for f in functions:
+        if not isinstance(f, dict) or not isinstance(f.get("name"), str) \
+                or not _NAME.fullmatch(f["name"]) or not isinstance(f.get("source"), str):
+            return False
+        lines = f.get("lines")
+        if not isinstance(lines, list) or not all(
+                isinstance(p, list) and len(p) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in p)
+                for p in lines):
+            return False
+        import ast
+        tree = ast.parse(f["source"])
+        if (len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef)
+                or tree.body[0].name != f["name"]):
+            return False
+        compile(tree, "<transpile cache>", "exec")
+    if not isinstance(payload.get("tape_has_stack"), bool) \
+            or not _is_str_list(payload.get("params")):
+        return False
+    bindings = payload.get("bindings")
+    if not isinstance(bindings, list):
+        return False
+    for item in bindings:
+        if (not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], str)
+                or not _NAME.fullmatch(item[0]) or not _allowed(item[1])):
+            return False
+    return True
+
+
+# What generated code may be bound to: transpile's own runtime helpers and rules, math,
+# cmath, NumPy, and AST operator classes (the keys of operator rules). A rule's vjp is
+# named by the function the rule is for, looked up only among modules already imported.
+_MODULES = ("transpile.runtime", "transpile.checkpoint", "math", "cmath", "numpy")
+_PREFIXES = ("transpile.rules.", "numpy.")
+
+
+def _module_allowed(name):
+    return isinstance(name, str) and (name in _MODULES or name.startswith(_PREFIXES))
+
+
+def _path_allowed(path, imported_only=False):
+    if not (isinstance(path, list) and len(path) == 2 and _is_str_list(path)):
+        return False
+    module, qualname = path
+    parts = qualname.split(".")
+    if not all(_NAME.fullmatch(p) and not p.startswith("__") for p in parts):
+        return False
+    if module == "ast":
+        import ast
+        obj = getattr(ast, qualname, None)
+        return len(parts) == 1 and isinstance(obj, type) and issubclass(obj, ast.AST)
+    if _module_allowed(module):
+        return True
+    import sys
+    return imported_only and module in sys.modules
+
+
+def _allowed(desc):
+    """Whether a binding description is one transpile writes (checked on read and write)."""
+    if not isinstance(desc, list) or not desc or not isinstance(desc[0], str):
+        return False
+    kind = desc[0]
+    if kind == "module":
+        return len(desc) == 2 and _module_allowed(desc[1])
+    if kind == "object":
+        return len(desc) == 2 and _path_allowed(desc[1])
+    if kind in ("vjp", "vjps"):
+        return (len(desc) == 4 and _path_allowed(desc[1], imported_only=True)
+                and isinstance(desc[2], (int, type(None))) and isinstance(desc[3], int)
+                and not isinstance(desc[3], bool) and desc[3] >= 0)
+    if kind == "callee":
+        return (len(desc) == 6 and isinstance(desc[1], str) and _NAME.fullmatch(desc[1])
+                and _is_str_list(desc[2]) and isinstance(desc[3], list)
+                and all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)
+                        for p in desc[3])
+                and desc[4] in (0, 1) and not isinstance(desc[4], bool)
+                and isinstance(desc[5], str) and bool(_HEX.fullmatch(desc[5])))
+    return False
 
 
 # --- free names of generated code, as data ----------------------------------------------
 
 def describe(name, obj, origin, unit):
-    """A JSON description of one binding of generated code (raises NotCacheable)."""
+    """A JSON description of one binding of generated code (raises NotCacheable, also
+    for a binding outside the allow-list: such an entry could never be read back)."""
+    desc = json.loads(json.dumps(_describe(name, obj, origin, unit)))   # as read back
+    if not _allowed(desc):
+        raise NotCacheable(f"{name} is bound to something the cache does not name")
+    return desc
+
+
+def _describe(name, obj, origin, unit):
     if origin is not None and origin[0] in ("vjp", "vjps"):
         from .rules.registry import key_of
         fn, nargs = key_of(origin[1])
@@ -285,7 +529,19 @@ def describe(name, obj, origin, unit):
 
 
 def resolve(desc, unit, pipeline):
-    """The object (or cell) a binding description stands for, or raise NotCacheable."""
+    """The object (or cell) a binding description stands for, or raise NotCacheable (for
+    any failure, and for a description outside the allow-list)."""
+    if not _allowed(desc):
+        raise NotCacheable("binding not allowed")
+    try:
+        return _resolve(desc, unit, pipeline)
+    except NotCacheable:
+        raise
+    except Exception as exc:
+        raise NotCacheable(f"binding unavailable: {exc!r}") from None
+
+
+def _resolve(desc, unit, pipeline):
     kind = desc[0]
     if kind == "module":
         import importlib
