@@ -41,7 +41,8 @@ PROGRAM = textwrap.dedent('''
 def run(tmp_path, program=PROGRAM):
     path = tmp_path / "prog.py"
     path.write_text(program)
-    env = dict(os.environ, TRANSPILE_CACHE_DIR=str(tmp_path / "cache"))
+    env = dict(os.environ, TRANSPILE_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     proc = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
                           env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
