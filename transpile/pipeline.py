@@ -255,12 +255,24 @@ def _build(compiled):
     _SESSION.append(compiled)
     ok = False
     try:
-        if compiled.kind.startswith("jvp"):
-            _transform(unit, compiled.active, compiled.kind, compiled, compiled.kinds,
-                       compiled.options)
-        else:
-            _cached_transform(unit, compiled.active, compiled.kind, compiled,
-                              compiled.kinds, compiled.options)
+        try:
+            if compiled.kind.startswith("jvp"):
+                _transform(unit, compiled.active, compiled.kind, compiled, compiled.kinds,
+                           compiled.options)
+            else:
+                _cached_transform(unit, compiled.active, compiled.kind, compiled,
+                                  compiled.kinds, compiled.options)
+        except TranspileError:
+            raise
+        except RecursionError:
+            raise unit.error("the function is nested too deeply for transpile's passes "
+                             "(split its longest expression into several statements)"
+                             ) from None
+        except Exception as exc:              # a bug of ours: one clear error, no number
+            raise unit.error(f"internal error while transforming this function "
+                             f"({type(exc).__name__}: {exc}); no derivative was made. "
+                             "This is a bug in transpile: please report it with the "
+                             "function") from exc
         ok = True
     finally:
         _BUILDING.pop()
