@@ -269,3 +269,27 @@ def test_public_functions_have_numpy_docstrings(name):
     # help(transpile.NAME) shows the real signature, not (*args, **kwargs)
     params = inspect.signature(getattr(transpile, name)).parameters
     assert list(params)[0] in ("f", "fn", "x"), (name, params)
+
+
+# --- a claim of the tour: differentiate() of a Differentiable takes the new options ---------
+
+def _tour_f(x, w):
+    y = x
+    for i in range(10):
+        y = math.sin(y) * w + 0.5 * y
+    return y
+
+
+def test_differentiate_of_a_differentiable_takes_its_own_wrt_and_mode():
+    """differentiate(f, wrt=..., mode="forward") on an f made by @differentiate used to
+    keep f's wrt and mode (its __dict__ was copied over the new object's): .source showed
+    the gradient, not the tangent code."""
+    f = transpile.differentiate(_tour_f, wrt=("x", "w"))
+    f_fwd = transpile.differentiate(f, wrt="w", mode="forward")
+    assert (f_fwd.wrt, f_fwd.mode) == ("w", "forward") and (f.wrt, f.mode) == (("x", "w"),
+                                                                             "reverse")
+    assert f_fwd.source.startswith("def _tour_f_jvp(")
+    assert f.source.startswith("def grad__tour_f(")
+    assert f_fwd.grad(0.3, 0.7) == pytest.approx(fd(lambda w: _tour_f(0.3, w), 0.7),
+                                                 rel=1e-7)
+    assert f.grad(0.3, 0.7)[0] == pytest.approx(fd(lambda x: _tour_f(x, 0.7), 0.3), rel=1e-7)
