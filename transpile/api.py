@@ -1,14 +1,22 @@
-"""The user-facing API: @differentiate, grad, value_and_grad, vjp.
+"""The user-facing API: @differentiate, grad, value_and_grad, vjp, jvp.
 
 `wrt` names the parameters to differentiate with respect to: an index, a name, or a tuple
 of them (then a tuple of gradients comes back). Default: the first parameter.
 `jit=True` runs the generated gradient compiled by numba (see jit.py).
+
+transpile reads the source of the function it differentiates: define it in a file (or a
+doctest, whose runner provides the source). A function typed at the interactive prompt has
+no source and is refused with a `TranspileError`.
 """
+from __future__ import annotations
+
 import fractions
 import decimal
 import functools
 import inspect
 import numbers
+from typing import Any, Callable, List, Literal, Protocol, Sequence, Tuple, TypeVar, Union
+from typing import cast, overload
 
 from . import pipeline
 from .checkpoint import check_option
@@ -19,8 +27,34 @@ from .runtime import zeros_like, _is_zero
 
 import numpy as np
 
+# --- the types of the public API ------------------------------------------------------------
 
-def _function(f):
+#: which parameters to differentiate with respect to: an index, a name, or several of them
+#: (a tuple or a list; then a tuple of gradients comes back)
+Wrt = Union[int, str, Tuple[Union[int, str], ...], List[Union[int, str]]]
+#: ``checkpoint=``: None (every iteration saved), "sqrt" or a snapshot every k iterations
+Checkpoint = Union[None, Literal["sqrt"], int]
+#: ``mode=`` of differentiate
+Mode = Literal["reverse", "forward"]
+#: a pullback: cotangent of the result -> gradient(s) of the wrt parameters
+Pullback = Callable[[Any], Any]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class Derivative(Protocol):
+    """What the derivative makers return (``grad``, ``hessian``, ``hvp``,
+    ``grad(grad(f))``): call it with the arguments of ``f``; ``.source`` is the generated
+    Python it runs."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    @property
+    def source(self) -> str: ...
+
+
+def _function(f: Any) -> Callable[..., Any]:
+    """The user's function behind f (a Differentiable's own function)."""
     f = getattr(f, "__transpile_function__", f)
     if not callable(f):
         raise TypeError(f"{f!r} is not callable")
@@ -40,7 +74,7 @@ def _function(f):
 # error's traceback and its chain of internal exceptions are dropped, so the traceback
 # holds the user's frames and one frame of transpile's (the entry point).
 
-def _trimmed(exc):
+def _trimmed(exc: TranspileError) -> TranspileError:
     exc.__traceback__ = None
     exc.__cause__ = None
     exc.__context__ = None
@@ -48,30 +82,42 @@ def _trimmed(exc):
     return exc
 
 
-def _entry_point(fn):
+def _entry_point(fn: _F) -> _F:
     """Decorate a public function: TranspileErrors leave it trimmed (see above)."""
     @functools.wraps(fn)
-    def entry(*args, **kwargs):
+    def entry(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except TranspileError as exc:
             raise _trimmed(exc) from None
-    entry.__transpile_derivative__ = True
-    return entry
+    setattr(entry, "__transpile_derivative__", True)
+    return cast(_F, entry)
 
 
 class _Entry:
     """A derivative function from higher.py (hvp, hessian, jacobian, grad of grad) as the
-    user receives it: the arguments checked, TranspileErrors trimmed; other attributes
-    (``.source``) are the wrapped object's."""
+    user receives it: the arguments checked, TranspileErrors trimmed; ``.source`` and
+    the other attributes are the wrapped object's."""
 
     __transpile_derivative__ = True
 
-    def __init__(self, wrapped, fn=None, names=()):
+    def __init__(self, wrapped: Callable[..., Any], fn: Callable[..., Any] | None = None,
+                 names: tuple[str, ...] = ()) -> None:
         self._wrapped, self._fn, self._names = wrapped, fn, names
         self.__name__ = getattr(wrapped, "__name__", "derivative")
 
-    def __call__(self, *args, **kwargs):
+    def __repr__(self) -> str:
+        return f"<transpile derivative {self.__name__}>"
+
+    @property
+    def source(self) -> str:
+        """The generated Python this derivative runs."""
+        try:
+            return cast(str, getattr(self._wrapped, "source"))
+        except TranspileError as exc:
+            raise _trimmed(exc) from None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
             if self._fn is not None:
                 _check_arguments(self._fn, self._names, _bind(self._fn, args, {},
@@ -80,30 +126,32 @@ class _Entry:
         except TranspileError as exc:
             raise _trimmed(exc) from None
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
         return getattr(self._wrapped, name)
 
 
-def entry_for(maker):
+def entry_for(maker: _F) -> _F:
     """A higher-order derivative maker (hvp, hessian, jacobian) made a public entry point:
-    what it returns checks its arguments and trims errors like grad's functions."""
+    what it returns checks its arguments and trims errors like grad's functions (and has
+    the type the maker declares: an ``_Entry`` is a `Derivative` where the maker's result
+    is one)."""
     @functools.wraps(maker)
-    def entry(f, wrt=0, *args, **kwargs):
+    def entry(f: Callable[..., Any], wrt: Wrt = 0, *args: Any, **kwargs: Any) -> _Entry:
         try:
             fn = _function(f)
             names, _ = _wrt_names(fn, wrt)
             return _Entry(maker(f, wrt, *args, **kwargs), fn, names)
         except TranspileError as exc:
             raise _trimmed(exc) from None
-    entry.__transpile_derivative__ = True
-    return entry
+    setattr(entry, "__transpile_derivative__", True)
+    return cast(_F, entry)
 
 
 # --- what can be differentiated ------------------------------------------------------------
 
-def _not_differentiable(value):
+def _not_differentiable(value: Any) -> str | None:
     """Why a value cannot be differentiated with respect to (None when it can)."""
     if isinstance(value, (bool, np.bool_)):
         return "a bool"
@@ -145,7 +193,8 @@ def _not_differentiable(value):
            "objects are not supported yet; pass its numbers as separate arguments)"
 
 
-def _check_arguments(fn, names, values):
+def _check_arguments(fn: Callable[..., Any], names: Sequence[str],
+                     values: Sequence[Any]) -> None:
     """A TranspileError naming the parameter and its type if a wrt argument cannot be
     differentiated with respect to."""
     for name, value in zip(names, values):
@@ -159,7 +208,7 @@ def _check_arguments(fn, names, values):
                 getattr(code, "co_firstlineno", None), fn.__qualname__)
 
 
-def _returns_nothing(fn):
+def _returns_nothing(fn: Callable[..., Any]) -> bool:
     """Does fn (statically) return None on every path: no `return <value>` at all?"""
     import ast
     node = pipeline.unit_of(fn).node
@@ -176,7 +225,7 @@ def _returns_nothing(fn):
     return True
 
 
-def _param_names(fn):
+def _param_names(fn: Callable[..., Any]) -> list[str]:
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -190,11 +239,11 @@ def _param_names(fn):
     return list(sig.parameters)
 
 
-def _wrt_names(fn, wrt):
+def _wrt_names(fn: Callable[..., Any], wrt: Wrt) -> tuple[tuple[str, ...], bool]:
     """(names tuple, whether the caller asked for a tuple)."""
     params = _param_names(fn)
     many = isinstance(wrt, (tuple, list))
-    items = list(wrt) if many else [wrt]
+    items = list(wrt) if isinstance(wrt, (tuple, list)) else [wrt]
     names = []
     for w in items:
         if isinstance(w, int) and not isinstance(w, bool):
@@ -211,7 +260,8 @@ def _wrt_names(fn, wrt):
     return tuple(names), many
 
 
-def _bind(fn, args, kwargs, names):
+def _bind(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
+          names: Sequence[str]) -> list[Any]:
     sig = inspect.signature(fn)
     bound = sig.bind(*args, **kwargs)
     bound.apply_defaults()
@@ -250,7 +300,8 @@ def _type_key(args, kwargs):
     return key
 
 
-def _kinds(fn, args, kwargs):
+def _kinds(fn: Callable[..., Any], args: Sequence[Any],
+           kwargs: dict[str, Any]) -> dict[str, str]:
     """Kind of every parameter's value (scalar, array, seq + element kind, unknown)."""
     sig = inspect.signature(fn)
     bound = sig.bind(*args, **kwargs)
@@ -271,8 +322,8 @@ class _Specialized:
 
     def __init__(self, fn, names, jit=False, options=None):
         self.fn, self.names, self.jit, self.options = fn, names, jit, options
-        self.variants = {}
-        self.last = None
+        self.variants: dict[Any, Any] = {}
+        self.last: Any = None               # the compiled variant used last
 
     def get(self, args, kwargs):
         key = _type_key(args, kwargs)
@@ -302,11 +353,27 @@ class _Specialized:
 
 
 class GradientFunction:
-    """What grad / value_and_grad return: call it like f; `.source` shows generated code."""
+    """A gradient made by `grad` or `value_and_grad`: call it like ``f``.
+
+    Calling it runs generated derivative code (transformed on the first call for each
+    kind of arguments: numbers, arrays, lists; compiled by numba with ``jit=True``) and
+    returns the gradient, or ``(value, gradient)`` for `value_and_grad`.
+
+    Attributes
+    ----------
+    source : str
+        The generated Python source of the most recently used variant (the all-scalar
+        one before a call).
+    fn : callable
+        The function being differentiated.
+    names : tuple of str
+        The parameters differentiated with respect to.
+    """
 
     __transpile_derivative__ = True
 
-    def __init__(self, f, wrt, with_value, jit=False, checkpoint=None):
+    def __init__(self, f: Callable[..., Any], wrt: Wrt, with_value: bool, jit: bool = False,
+                 checkpoint: Checkpoint = None) -> None:
         fn = _function(f)
         names, many = _wrt_names(fn, wrt)
         if jit:
@@ -322,7 +389,7 @@ class GradientFunction:
         self._lookup = self.variants.variants.get
         self._several = len(names) > 1
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         compiled = self._lookup(_type_key(args, kwargs))
         if compiled is None:
             try:
@@ -352,8 +419,11 @@ class GradientFunction:
         out = gs if self.many else gs[0]
         return (value, out) if self.with_value else out
 
+    def __repr__(self) -> str:
+        return f"<transpile {self.__name__} wrt {', '.join(self.names)}>"
+
     @property
-    def source(self):
+    def source(self) -> str:
         """Generated source of the most recently used variant (all-scalar before a call);
         with jit=True too, the Python that numba compiles (before its numba pass)."""
         try:
@@ -362,29 +432,128 @@ class GradientFunction:
             raise _trimmed(exc) from None
 
     @property
-    def generated(self):
+    def generated(self) -> Callable[..., Any]:
+        """The generated gradient function itself (``(value, gradient)`` from the
+        arguments of ``f``)."""
         self.variants.default_source()
         return self.variants.last.function
 
 
 @_entry_point
-def value_and_grad(f, wrt=0, jit=False, checkpoint=None):
-    """Return a function computing ``(f(*args), df/dwrt)`` from generated code.
+def value_and_grad(f: Callable[..., Any], wrt: Wrt = 0, jit: bool = False,
+                   checkpoint: Checkpoint = None) -> GradientFunction:
+    """Make a function that returns both ``f(*args)`` and its gradient.
 
-    ``jit=True``: the generated code is compiled with numba (the ``jit`` extra).
-    ``checkpoint``: None (loops save every iteration), "sqrt" or an int k: long loops
-    keep a snapshot every ceil(sqrt(n)) or k iterations and re-run one segment at a
-    time in the adjoint sweep (tape memory O(sqrt n), one extra forward pass)."""
+    The same as `grad`, but calling the result returns ``(value, gradient)``: the value
+    comes from the forward sweep of the generated code, at no extra cost.
+
+    Parameters
+    ----------
+    f : callable
+        A Python function defined in a file, returning a number.
+    wrt : int, str, or tuple or list of them, optional
+        The parameters to differentiate with respect to: an index, a name, or several
+        (the gradient is then a tuple, in that order). Default: the first parameter.
+    jit : bool, optional
+        Compile the generated code with numba (the ``jit`` extra); scalar code only.
+    checkpoint : None, "sqrt" or int, optional
+        None (default): loops keep every iteration's saved values. ``"sqrt"`` or ``k``:
+        long loops keep a snapshot every ``ceil(sqrt(n))`` or ``k`` iterations and re-run
+        one segment at a time in the adjoint sweep (tape memory O(sqrt n) for one extra
+        forward pass).
+
+    Returns
+    -------
+    GradientFunction
+        ``value_and_grad(f)(*args, **kwargs) -> (f(*args, **kwargs), gradient)``;
+        ``.source`` shows the generated code.
+
+    Raises
+    ------
+    TranspileError
+        When ``f`` cannot be differentiated (an unsupported construct, a call with no
+        rule, no source, a ``wrt`` naming no parameter, ``jit=True`` without numba, a bad
+        ``checkpoint``), raised when the result is made or first called, naming the
+        user's file:line. Also when a call returns something other than a number.
+
+    Examples
+    --------
+    >>> import transpile
+    >>> def f(x, w):
+    ...     return x * x * w
+    >>> transpile.value_and_grad(f)(3.0, 2.0)
+    (18.0, 12.0)
+    >>> transpile.value_and_grad(f, wrt=("x", "w"))(3.0, 2.0)
+    (18.0, (12.0, 9.0))
+    """
     return GradientFunction(f, wrt, True, jit, checkpoint)
 
 
 @_entry_point
-def grad(f, wrt=0, jit=False, checkpoint=None):
-    """Return a function computing the gradient of scalar-valued f w.r.t. ``wrt``
-    (``jit`` and ``checkpoint`` as for value_and_grad).
+def grad(f: Callable[..., Any], wrt: Wrt = 0, jit: bool = False,
+         checkpoint: Checkpoint = None) -> Derivative:
+    """Make a function that computes the gradient of ``f``.
 
-    ``grad(grad(f))`` of a function of one scalar gives its second derivative.
-    ``jit=True``: the generated code is compiled with numba (the ``jit`` extra)."""
+    transpile reads the source of ``f``, writes a Python function holding its primal
+    statements and the adjoint statements (reverse mode), compiles and caches it. The
+    transform runs on the first call for each kind of arguments (numbers, arrays, lists);
+    later calls run the generated code directly.
+
+    Parameters
+    ----------
+    f : callable
+        A Python function defined in a file (its source is read), returning a number.
+        A gradient made by ``grad`` gives the second derivative (see Notes).
+    wrt : int, str, or tuple or list of them, optional
+        The parameters to differentiate with respect to: an index, a name, or several
+        (the gradient is then a tuple, in that order). Default: the first parameter.
+    jit : bool, optional
+        Compile the generated code with numba (the ``jit`` extra); scalar code only.
+    checkpoint : None, "sqrt" or int, optional
+        Trade memory for time in long loops, as for `value_and_grad`.
+
+    Returns
+    -------
+    GradientFunction
+        ``grad(f)(*args, **kwargs)`` returns the gradient with respect to ``wrt``: a
+        number for a number, an array of the argument's shape and dtype for an array, a
+        list for a list. ``.source`` shows the generated code. (For ``grad(grad(f))``, a
+        `Derivative` with the same call and ``.source``.)
+
+    Raises
+    ------
+    TranspileError
+        When ``f`` cannot be differentiated (an unsupported construct, a call with no
+        rule, no source, a ``wrt`` naming no parameter, an argument that is not a number,
+        float array or list of them), raised when the gradient is made or first called,
+        with a message starting with the user's file:line. Also when a call returns
+        something other than a number (use `vjp` or `jacobian` for other results).
+
+    Notes
+    -----
+    ``grad(grad(f))`` of a function of one number is its second derivative (reverse
+    mode over the generated gradient code). A function typed at the interactive prompt
+    has no source: define it in a file (the examples here run under doctest, which
+    provides their source).
+
+    Examples
+    --------
+    >>> import transpile
+    >>> def f(x, w):
+    ...     return x * x * w
+    >>> df = transpile.grad(f)
+    >>> df(3.0, 2.0)                          # df/dx = 2 x w
+    12.0
+    >>> transpile.grad(f, wrt=(0, "w"))(3.0, 2.0)
+    (12.0, 9.0)
+    >>> transpile.grad(transpile.grad(f))(3.0, 2.0)   # d2f/dx2 = 2 w
+    4.0
+    >>> print(df.source)                      # doctest: +ELLIPSIS
+    def grad_f(x, w):
+        ...
+        return _result, dx
+    <BLANKLINE>
+    """
     if isinstance(f, GradientFunction):
         if jit:
             raise TranspileError("jit=True is not available for grad(grad(f)); "
@@ -395,14 +564,52 @@ def grad(f, wrt=0, jit=False, checkpoint=None):
 
 
 @_entry_point
-def vjp(f, *args, wrt=0, checkpoint=None, **kwargs):
-    """Run f forward; return ``(value, pullback)``, pullback(cotangent) -> gradient(s).
+def vjp(f: Callable[..., Any], *args: Any, wrt: Wrt = 0, checkpoint: Checkpoint = None,
+        **kwargs: Any) -> tuple[Any, Pullback]:
+    """Run ``f(*args, **kwargs)`` forward; return its value and a pullback.
 
-    The pullback may be called any number of times: the first call uses the tape of the
-    forward run; an adjoint sweep restores what the forward sweep overwrote (in-place
-    writes included), so later calls run the forward sweep again for a fresh tape. The
-    value returned is a copy that no pullback call changes. ``checkpoint`` as for
-    value_and_grad."""
+    Reverse mode for any result: ``pullback(cotangent)`` returns the vector-Jacobian
+    product, the gradient of ``<cotangent, f(...)>`` with respect to ``wrt``.
+
+    Parameters
+    ----------
+    f : callable
+        A Python function defined in a file, returning a number, an array, or a tuple
+        or list of them.
+    *args, **kwargs
+        The arguments of ``f``.
+    wrt : int, str, or tuple or list of them, optional
+        The parameters to differentiate with respect to, as for `grad`.
+    checkpoint : None, "sqrt" or int, optional
+        As for `value_and_grad`.
+
+    Returns
+    -------
+    value
+        ``f(*args, **kwargs)`` (a copy no pullback call changes).
+    pullback : callable
+        ``pullback(cotangent) -> gradient`` (a tuple of them when ``wrt`` names several);
+        the cotangent has the structure of ``value``. It may be called any number of
+        times: later calls run the forward sweep again for a fresh tape.
+
+    Raises
+    ------
+    TranspileError
+        When ``f`` cannot be differentiated (as for `grad`).
+
+    Examples
+    --------
+    >>> import transpile
+    >>> def f(x, w):
+    ...     return x * w, x + w
+    >>> value, pullback = transpile.vjp(f, 3.0, 2.0)
+    >>> value
+    (6.0, 5.0)
+    >>> pullback((1.0, 0.0))                 # d(x * w)/dx
+    2.0
+    >>> pullback((1.0, 10.0))                # d(x * w + 10 (x + w))/dx
+    12.0
+    """
     fn = _function(f)
     names, many = _wrt_names(fn, wrt)
     _check_arguments(fn, names, _bind(fn, args, kwargs, names))
@@ -415,7 +622,7 @@ def vjp(f, *args, wrt=0, checkpoint=None, **kwargs):
     inputs = _bind(fn, args, kwargs, names)
     state = {"tape": tape}
 
-    def pullback(cotangent):
+    def pullback(cotangent: Any) -> Any:
         tape = state.pop("tape", None)
         cotangent = _own(cotangent)
         try:
@@ -431,7 +638,7 @@ def vjp(f, *args, wrt=0, checkpoint=None, **kwargs):
     return _own_value(value), pullback
 
 
-def _own_value(value):
+def _own_value(value: Any) -> Any:
     """A copy of a returned value's lists and arrays (numbers are returned as they are)."""
     if isinstance(value, (list, tuple)):
         copied = [_own_value(v) for v in value]
@@ -441,8 +648,9 @@ def _own_value(value):
     return value
 
 
-def _jvp_compiled(f, args, tangents):
-    """(function, compiled tangent code, tangent keyword per parameter) for jvp."""
+def _jvp_compiled(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence[Any]
+                  ) -> tuple[Any, list[str], dict[str, str]]:
+    """(compiled tangent code, parameter names, tangent keyword per parameter) for jvp."""
     fn = _function(f)
     args, tangents = tuple(args), tuple(tangents)
     if len(args) != len(tangents):
@@ -455,95 +663,232 @@ def _jvp_compiled(f, args, tangents):
 
 
 @_entry_point
-def jvp(f, args, tangents):
-    """Forward mode: ``(f(*args), J(args) @ tangents)`` from generated tangent code.
+def jvp(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence[Any]
+        ) -> tuple[Any, Any]:
+    """Forward mode: ``f(*args)`` and its derivative along ``tangents``.
 
-    ``tangents`` has one entry per positional argument (None: that argument is held
-    fixed); each tangent has the shape of its argument."""
+    transpile writes tangent code interleaved with the primal (no tape) and runs it:
+    the Jacobian-vector product ``J(args) @ tangents``.
+
+    Parameters
+    ----------
+    f : callable
+        A Python function defined in a file, returning a number, an array, or a tuple
+        or list of them.
+    args : sequence
+        The positional arguments of ``f``.
+    tangents : sequence
+        One entry per argument: a tangent of the argument's shape, or None to hold that
+        argument fixed.
+
+    Returns
+    -------
+    value
+        ``f(*args)``.
+    tangent
+        The directional derivative, of the structure of ``value``.
+
+    Raises
+    ------
+    TranspileError
+        When ``f`` cannot be differentiated (as for `grad`).
+    TypeError
+        When ``args`` and ``tangents`` differ in length.
+
+    Examples
+    --------
+    >>> import transpile
+    >>> def f(x, w):
+    ...     return x * x * w
+    >>> transpile.jvp(f, (3.0, 2.0), (1.0, None))    # df/dx = 2 x w
+    (18.0, 12.0)
+    >>> transpile.jvp(f, (3.0, 2.0), (1.0, 1.0))     # df/dx + df/dw = 12 + 9
+    (18.0, 21.0)
+    """
     compiled, params, names = _jvp_compiled(f, args, tangents)
     keywords = {names[params[i]]: t for i, t in enumerate(tangents) if t is not None}
     try:
-        return compiled.function(*args, **keywords)
+        return cast(Tuple[Any, Any], compiled.function(*args, **keywords))
     except Exception as exc:
         raise annotate(exc)
 
 
 @_entry_point
-def jvp_source(f, args, tangents):
-    """The generated forward-mode source jvp(f, args, tangents) runs."""
-    return _jvp_compiled(f, args, tangents)[0].source
+def jvp_source(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence[Any]) -> str:
+    """The generated forward-mode source `jvp` runs for ``jvp(f, args, tangents)``."""
+    return cast(str, _jvp_compiled(f, args, tangents)[0].source)
 
 
 class Differentiable:
-    """A function with derivative methods: ``f(x)``, ``f.grad(x)``, ``f.vjp(x)``, ``f.source``."""
+    """A function with derivative methods, made by `differentiate`.
 
-    def __init__(self, fn, wrt=0, mode="reverse", jit=False, checkpoint=None):
+    Calling it calls the function unchanged; ``.grad``, ``.value_and_grad``, ``.vjp``
+    and ``.jvp`` take the function's arguments and differentiate with respect to the
+    ``wrt`` it was made with.
+
+    Parameters
+    ----------
+    fn : callable
+        A Python function defined in a file (or a Differentiable: its function).
+    wrt : int, str, or tuple or list of them, optional
+        The parameters to differentiate with respect to, as for `grad`.
+    mode : {"reverse", "forward"}, optional
+        Which derivative code ``.source`` shows: the gradient (reverse mode, default) or
+        the tangent code of forward mode.
+    jit : bool, optional
+        ``.grad`` and ``.value_and_grad`` run the generated code compiled with numba.
+    checkpoint : None, "sqrt" or int, optional
+        As for `value_and_grad`.
+
+    Attributes
+    ----------
+    wrt, mode, jit, checkpoint
+        As given.
+    source : str
+        The generated Python source (see the property).
+    """
+
+    def __init__(self, fn: Callable[..., Any], wrt: Wrt = 0, mode: Mode = "reverse",
+                 jit: bool = False, checkpoint: Checkpoint = None) -> None:
         if mode not in ("reverse", "forward"):
             raise TranspileError(f"mode={mode!r}: use 'reverse' or 'forward'")
         if jit:
             from .jit import numba_module
             numba_module()                   # a clear error now when numba is missing
+        fn = getattr(fn, "__transpile_function__", fn)     # a Differentiable: its function
+        functools.update_wrapper(self, fn, updated=())     # not fn.__dict__ over ours
         self.__transpile_function__ = fn
         self.wrt = wrt
         self.checkpoint = check_option(checkpoint)
         self.mode = mode
         self.jit = bool(jit)
-        functools.update_wrapper(self, fn)
-        self._vg = None
+        self._vg: GradientFunction | None = None
+        self._last_jvp: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.__transpile_function__(*args, **kwargs)
 
-    def _value_and_grad(self):
+    def _value_and_grad(self) -> GradientFunction:
         if self._vg is None:
             self._vg = value_and_grad(self.__transpile_function__, self.wrt, self.jit,
                                       self.checkpoint)
         return self._vg
 
     @_entry_point
-    def grad(self, *args, **kwargs):
+    def grad(self, *args: Any, **kwargs: Any) -> Any:
+        """The gradient at these arguments: ``transpile.grad(fn, wrt)(*args, **kwargs)``."""
         return self._value_and_grad()(*args, **kwargs)[1]
 
     @_entry_point
-    def value_and_grad(self, *args, **kwargs):
-        return self._value_and_grad()(*args, **kwargs)
+    def value_and_grad(self, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        """``(value, gradient)`` at these arguments, as `transpile.value_and_grad`."""
+        return cast(Tuple[Any, Any], self._value_and_grad()(*args, **kwargs))
 
     @_entry_point
-    def vjp(self, *args, **kwargs):
+    def vjp(self, *args: Any, **kwargs: Any) -> tuple[Any, Pullback]:
+        """``(value, pullback)`` at these arguments, as `transpile.vjp`."""
         return vjp(self.__transpile_function__, *args, wrt=self.wrt,
                    checkpoint=self.checkpoint, **kwargs)
 
     @_entry_point
-    def jvp(self, args, tangents):
-        """Forward mode: (value, directional derivative along tangents)."""
+    def jvp(self, args: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
+        """Forward mode: ``(value, directional derivative along tangents)``, as
+        `transpile.jvp` (one tangent or None per positional argument)."""
         self._last_jvp = (tuple(args), tuple(tangents))
         return jvp(self.__transpile_function__, args, tangents)
 
     @property
-    def source(self):
+    def source(self) -> str:
         """The generated Python source: the gradient function, or with mode="forward" the
         tangent function (for the arguments of the last .jvp call; all scalars before)."""
-        if self.mode == "forward":
-            fn = self.__transpile_function__
-            if getattr(self, "_last_jvp", None) is not None:
-                return jvp_source(fn, *self._last_jvp)
-            names, _ = _wrt_names(fn, self.wrt)
-            params = _param_names(fn)
-            return pipeline.jvp_function(fn, names, {p: "scalar" for p in params}).source
-        return self._value_and_grad().source
+        fn = self.__transpile_function__
+        try:
+            if self.mode == "forward":
+                if self._last_jvp is not None:
+                    return jvp_source(fn, *self._last_jvp)
+                names, _ = _wrt_names(fn, self.wrt)
+                params = _param_names(fn)
+                return cast(str, pipeline.jvp_function(
+                    fn, names, {p: "scalar" for p in params}).source)
+            return self._value_and_grad().source
+        except TranspileError as exc:
+            raise _trimmed(exc) from None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<differentiable {self.__transpile_function__.__qualname__}>"
 
 
-@_entry_point
-def differentiate(fn=None, *, wrt=0, mode="reverse", jit=False, checkpoint=None):
-    """Decorator: ``@differentiate`` or ``@differentiate(wrt=("x", "w"))``.
+@overload
+def differentiate(fn: Callable[..., Any], *, wrt: Wrt = 0, mode: Mode = "reverse",
+                  jit: bool = False, checkpoint: Checkpoint = None) -> Differentiable: ...
 
-    ``jit=True``: ``.grad`` and ``.value_and_grad`` run the generated code compiled with
-    numba (``.source`` still shows the generated Python; vjp/jvp stay plain Python).
-    ``checkpoint`` as for value_and_grad."""
+
+@overload
+def differentiate(fn: None = None, *, wrt: Wrt = 0, mode: Mode = "reverse",
+                  jit: bool = False, checkpoint: Checkpoint = None
+                  ) -> Callable[[Callable[..., Any]], Differentiable]: ...
+
+
+@_entry_point
+def differentiate(fn: Callable[..., Any] | None = None, *, wrt: Wrt = 0,
+                  mode: Mode = "reverse", jit: bool = False, checkpoint: Checkpoint = None
+                  ) -> Differentiable | Callable[[Callable[..., Any]], Differentiable]:
+    """Decorator: give a function derivative methods.
+
+    ``@differentiate`` or ``@differentiate(wrt=("x", "w"), ...)`` above a ``def``, or
+    ``differentiate(f, ...)``. The function keeps working as before; ``f.grad(...)``,
+    ``f.value_and_grad(...)``, ``f.vjp(...)`` and ``f.jvp(args, tangents)`` compute
+    derivatives at the arguments given, and ``f.source`` shows the generated code.
+
+    Parameters
+    ----------
+    fn : callable, optional
+        The function (defined in a file). Without it, a decorator is returned.
+    wrt : int, str, or tuple or list of them, optional
+        The parameters to differentiate with respect to, as for `grad`.
+    mode : {"reverse", "forward"}, optional
+        What ``.source`` shows: the gradient code (default) or forward-mode tangent code.
+    jit : bool, optional
+        ``.grad`` and ``.value_and_grad`` run the generated code compiled with numba
+        (``.source`` still shows the generated Python; ``.vjp`` and ``.jvp`` stay plain
+        Python).
+    checkpoint : None, "sqrt" or int, optional
+        As for `value_and_grad`.
+
+    Returns
+    -------
+    Differentiable
+        The function with derivative methods (or, without ``fn``, a decorator making
+        one).
+
+    Raises
+    ------
+    TranspileError
+        For a bad ``mode`` or ``checkpoint``, or ``jit=True`` without numba; errors of
+        the transform itself are raised by the first derivative call (as for `grad`).
+
+    Examples
+    --------
+    >>> import transpile
+    >>> @transpile.differentiate(wrt=("x", "w"))
+    ... def f(x, w):
+    ...     return x * x * w
+    >>> f(3.0, 2.0)
+    18.0
+    >>> f.grad(3.0, 2.0)
+    (12.0, 9.0)
+    >>> f.jvp((3.0, 2.0), (1.0, 0.0))
+    (18.0, 12.0)
+    """
+    def make(f: Callable[..., Any]) -> Differentiable:
+        try:
+            return Differentiable(f, wrt=wrt, mode=mode, jit=jit, checkpoint=checkpoint)
+        except TranspileError as exc:
+            raise _trimmed(exc) from None
+
     if fn is None:
-        return lambda f: Differentiable(f, wrt=wrt, mode=mode, jit=jit,
-                                        checkpoint=checkpoint)
-    return Differentiable(fn, wrt=wrt, mode=mode, jit=jit, checkpoint=checkpoint)
+        check_option(checkpoint)             # bad options are an error here already
+        if mode not in ("reverse", "forward"):
+            raise TranspileError(f"mode={mode!r}: use 'reverse' or 'forward'")
+        return make
+    return make(fn)

@@ -5,18 +5,25 @@ The public gradient checker (in the spirit of autograd's ``check_grads`` and PyT
 random tangent) and, for second order, Hessian-vector products, each against central
 differences along a random direction.
 """
+from __future__ import annotations
+
 import copy
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from .api import _function, _param_names, _wrt_names
+from .api import Wrt, _function, _param_names, _wrt_names
 from .errors import TranspileError
+
+if TYPE_CHECKING:
+    from .higher import HvpMode
 
 MODES = ("rev", "fwd")
 
 
-def check_grads(f, *args, modes=MODES, order=2, wrt=0, eps=1e-6, rtol=1e-5, atol=1e-6,
-                seed=0):
+def check_grads(f: Callable[..., Any], *args: Any, modes: Sequence[str] = MODES,
+                order: int = 2, wrt: Wrt = 0, eps: float = 1e-6, rtol: float = 1e-5,
+                atol: float = 1e-6, seed: int = 0) -> None:
     """Check transpile's derivatives of ``f`` at ``args`` against central differences.
 
     Parameters
@@ -57,12 +64,27 @@ def check_grads(f, *args, modes=MODES, order=2, wrt=0, eps=1e-6, rtol=1e-5, atol
         and shows both numbers.
     transpile.TranspileError
         When transpile cannot differentiate ``f``.
+    ValueError
+        For an unknown mode or order, or a ``wrt`` argument not given positionally.
 
     Examples
     --------
+    >>> import numpy as np, transpile
     >>> def f(x):
     ...     return np.sum(np.sin(x) * x)
-    >>> transpile.check_grads(f, np.array([0.1, 0.2]))
+    >>> transpile.check_grads(f, np.array([0.1, 0.2]))       # passes: returns None
+
+    A rule with a wrong derivative is caught:
+
+    >>> def twice(x):
+    ...     return 2.0 * x
+    >>> rule = transpile.defvjp(twice, "3.0")           # wrong: should be "2.0"
+    >>> def g(x):
+    ...     return twice(x) * x
+    >>> transpile.check_grads(g, 1.5, order=1)   # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    AssertionError: ...g: reverse mode (vjp with a random cotangent u) disagrees with ...
     """
     for mode in modes:
         if mode not in MODES:
@@ -134,7 +156,7 @@ def check_grads(f, *args, modes=MODES, order=2, wrt=0, eps=1e-6, rtol=1e-5, atol
             return np.concatenate([_flat(gi, like=x) for gi, x in zip(g, xs)])
 
         want = (gradient_at(eps) - gradient_at(-eps)) / (2 * eps)
-        routes = ["forward-over-reverse"]
+        routes: list[HvpMode] = ["forward-over-reverse"]
         if "rev" in modes and "fwd" in modes:
             routes.append("reverse-over-forward")
         for route in routes:
@@ -144,10 +166,10 @@ def check_grads(f, *args, modes=MODES, order=2, wrt=0, eps=1e-6, rtol=1e-5, atol
             for h, x, name in zip(hv, xs, names):
                 _same_structure(f"{label}: the Hessian-vector product ({route}) for "
                                 f"'{name}'", h, x)
-            got = np.concatenate([_flat(h, like=x) for h, x in zip(hv, xs)])
+            hv_flat = np.concatenate([_flat(h, like=x) for h, x in zip(hv, xs)])
             _compare(f"{label}: second order (hvp, {route}) disagrees with central "
                      f"differences of the gradient along a random direction v "
-                     f"(eps={eps}); H v", got, want, tol)
+                     f"(eps={eps}); H v", hv_flat, want, tol)
 
 
 # --- values as flat float64 vectors -----------------------------------------------------

@@ -14,36 +14,89 @@ runtime helpers it calls carry rules of their own (rules/derivative_code.py).
   reverse (the gradient of the generated gradient code, built with copying helpers so the
   outer adjoint sweep sees every inner adjoint as it was); where an inner reverse rule has
   no reverse rule of its own, forward over reverse.
+
+The public `hvp`, `hessian` and `jacobian` are these makers wrapped by `api.entry_for`
+(arguments checked, errors trimmed to the user's frames).
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Literal
+
 import numpy as np
 
 from . import pipeline
+from .api import Derivative, GradientFunction, Wrt
 from .api import _function, _kinds, _param_names, _wrt_names, grad as _grad, vjp as _vjp
 from .api import jvp as _jvp
 from .errors import TranspileError
 from .runtime import _is_zero, zeros_like
 
 HVP_MODES = ("forward-over-reverse", "reverse-over-forward")
+#: ``mode=`` of hvp and hessian
+HvpMode = Literal["forward-over-reverse", "reverse-over-forward"]
+#: ``mode=`` of jacobian
+JacobianMode = Literal["auto", "forward", "reverse"]
 
 
-def hvp(f, wrt=0, mode="forward-over-reverse"):
-    """Return hvp(*args, v=...) -> H v, H the Hessian of scalar f w.r.t. `wrt` (one
-    parameter, or a tuple of them with v a tuple of matching tangents)."""
+def hvp(f: Callable[..., Any], wrt: Wrt = 0,
+        mode: HvpMode = "forward-over-reverse") -> Derivative:
+    """Make a function computing Hessian-vector products ``H v`` of ``f``.
+
+    ``H`` is the Hessian of the number ``f`` returns with respect to ``wrt``, built
+    from generated code only: by default the forward-mode derivative of the generated
+    gradient code along ``v`` (forward over reverse). No Hessian is formed.
+
+    Parameters
+    ----------
+    f : callable
+        A Python function defined in a file, returning a number.
+    wrt : int, str, or tuple or list of them, optional
+        The parameters, as for `transpile.grad`. Default: the first.
+    mode : {"forward-over-reverse", "reverse-over-forward"}, optional
+        The route: the tangent of the gradient code (default), or the gradient of the
+        tangent code ``x -> <grad f(x), v>``. Both give the same numbers.
+
+    Returns
+    -------
+    Derivative
+        ``hvp(f, wrt)(*args, v=v) -> H v``, of the shape of the ``wrt`` argument; with
+        several parameters ``v`` is a tuple of matching directions and the result a tuple.
+        ``.source`` shows both generated functions (the gradient and its tangent).
+
+    Raises
+    ------
+    TranspileError
+        When ``f`` (or its generated gradient) cannot be differentiated: for instance a
+        NumPy function with no second-order rule, named with the user's line.
+    ValueError
+        For an unknown ``mode``.
+
+    Examples
+    --------
+    >>> import transpile
+    >>> def f(x, w):
+    ...     return x * x * x * w
+    >>> transpile.hvp(f)(2.0, 3.0, v=1.0)            # d2f/dx2 = 6 x w
+    36.0
+    >>> transpile.hvp(f, wrt=(0, 1))(2.0, 3.0, v=(1.0, 0.0))   # first column of H
+    (36.0, 12.0)
+    """
     if mode not in HVP_MODES:
         raise ValueError(f"mode must be one of {HVP_MODES}")
     fn = _function(f)
     names, many = _wrt_names(fn, wrt)
-    variants = {}                  # argument kinds -> (derivative function, its sources)
+    variants: dict[Any, Any] = {}  # argument kinds -> (derivative function, its sources)
+    chosen: list[Any] = [None]     # the variant run last (shown by .source)
 
-    def build(kinds):
+    def build(kinds: dict[str, str]) -> tuple[Callable[..., Any], Callable[[], str]]:
         if mode == "reverse-over-forward":
             tangent = pipeline.jvp_function(fn, names, kinds, tangent_only=True)
             g = _grad(tangent.function, wrt=names if many else names[0])
             keywords = pipeline.tangent_names(fn, names)
 
-            def product(args, vs):
+            def gradient_of_tangent(args: Any, vs: Any) -> Any:
                 return g(*args, **{keywords[p]: t for p, t in zip(names, vs)})
-            return product, lambda: tangent.source + "\n\n" + g.source
+            return gradient_of_tangent, lambda: tangent.source + "\n\n" + g.source
         gradient = pipeline.gradient_function(fn, names, kinds, gradient_only=True)
         outer = pipeline.jvp_function(gradient.function, names, kinds, tangent_only=True)
         keywords = pipeline.tangent_names(gradient.function, names)
@@ -58,7 +111,7 @@ def hvp(f, wrt=0, mode="forward-over-reverse"):
         key = tuple(sorted(kinds.items()))
         if key not in variants:
             variants[key] = build(kinds)
-        run.last = variants[key]
+        chosen[0] = variants[key]
         out = variants[key][0](args, vs)
         if many:
             if len(names) == 1:
@@ -69,11 +122,10 @@ def hvp(f, wrt=0, mode="forward-over-reverse"):
         return out
 
     def source():
-        if run.last is None:         # nothing run yet: show the all-scalar version
-            run.last = build({p: "scalar" for p in _param_names(fn)})
-        return run.last[1]()
+        if chosen[0] is None:        # nothing run yet: show the all-scalar version
+            chosen[0] = build({p: "scalar" for p in _param_names(fn)})
+        return chosen[0][1]()
 
-    run.last = None
     run.__name__ = f"hvp_{fn.__name__}"
     return _with_source(run, source)
 
@@ -81,23 +133,57 @@ def hvp(f, wrt=0, mode="forward-over-reverse"):
 class _with_source:
     """A derivative function plus `.source`, the generated code it runs."""
 
-    def __init__(self, fn, source):
+    def __init__(self, fn: Callable[..., Any], source: Callable[[], str]) -> None:
         self._fn, self._source = fn, source
         self.__name__ = fn.__name__
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._fn(*args, **kwargs)
 
     @property
-    def source(self):
+    def source(self) -> str:
         return self._source()
 
 
-def hessian(f, wrt=0, mode="forward-over-reverse"):
-    """Return a function computing the Hessian of scalar f w.r.t. one parameter (a number
-    -> a number, an array of shape s -> an array of shape s + s) or a tuple of parameters
-    (-> a nested list of blocks: H[i][j] has shape s_i + s_j, a number for two numbers).
-    Column by column: one Hessian-vector product per input element."""
+def hessian(f: Callable[..., Any], wrt: Wrt = 0,
+            mode: HvpMode = "forward-over-reverse") -> Derivative:
+    """Make a function computing the Hessian of ``f``.
+
+    Column by column: one Hessian-vector product (`hvp`) per input element, from
+    generated code only.
+
+    Parameters
+    ----------
+    f : callable
+        A Python function defined in a file, returning a number.
+    wrt : int, str, or tuple or list of them, optional
+        One parameter, or several (as for `transpile.grad`). Default: the first.
+    mode : {"forward-over-reverse", "reverse-over-forward"}, optional
+        The route of the Hessian-vector products, as for `hvp`.
+
+    Returns
+    -------
+    Derivative
+        ``hessian(f, wrt)(*args)``: for one parameter a number (for a number) or an
+        array of shape ``s + s`` (for an array of shape ``s``); for several, nested lists
+        of blocks ``H[i][j]`` of shape ``s_i + s_j`` (numbers for two numbers).
+        ``.source`` shows the generated code.
+
+    Raises
+    ------
+    TranspileError
+        When ``f`` cannot be differentiated twice (as for `hvp`).
+
+    Examples
+    --------
+    >>> import transpile
+    >>> def f(x, w):
+    ...     return x * x * x * w
+    >>> transpile.hessian(f)(2.0, 3.0)                # 6 x w
+    36.0
+    >>> transpile.hessian(f, wrt=(0, 1))(2.0, 3.0)    # [[6 x w, 3 x^2], [3 x^2, 0]]
+    [[36.0, 12.0], [12.0, 0.0]]
+    """
     fn = _function(f)
     names, many = _wrt_names(fn, wrt)
     product = hvp(fn, wrt, mode=mode)
@@ -109,8 +195,8 @@ def hessian(f, wrt=0, mode="forward-over-reverse"):
         blocks = [[np.zeros(si + sj) for sj in shapes] for si in shapes]
         for j, sj in enumerate(shapes):
             for idx in np.ndindex(*sj):
-                v = [np.zeros(sk) if hasattr(x, "shape") else 0.0
-                     for sk, x in zip(shapes, xs)]
+                v: list[Any] = [np.zeros(sk) if hasattr(x, "shape") else 0.0
+                                for sk, x in zip(shapes, xs)]
                 if sj:
                     v[j][idx] = 1.0
                 else:
@@ -125,10 +211,45 @@ def hessian(f, wrt=0, mode="forward-over-reverse"):
     return _with_source(run, lambda: product.source)
 
 
-def jacobian(f, wrt=0, mode="auto"):
-    """Return a function computing the Jacobian of f w.r.t. one parameter: shape
-    output.shape + input.shape (outputs may be numbers, arrays, tuples or lists of
-    numbers; inputs numbers or arrays). mode: "forward", "reverse" or "auto"."""
+def jacobian(f: Callable[..., Any], wrt: Wrt = 0,
+             mode: JacobianMode = "auto") -> Callable[..., Any]:
+    """Make a function computing the Jacobian of ``f`` with respect to one parameter.
+
+    Parameters
+    ----------
+    f : callable
+        A Python function defined in a file, returning a number, an array, or a tuple
+        or list of numbers.
+    wrt : int or str, optional
+        The one parameter (a number or an array). Default: the first.
+    mode : {"auto", "forward", "reverse"}, optional
+        ``"forward"`` builds a column per input element (one run of the tangent code
+        each), ``"reverse"`` a row per output element (one pullback each); ``"auto"``
+        (default) picks the one with fewer runs.
+
+    Returns
+    -------
+    callable
+        ``jacobian(f, wrt)(*args)``: an array of shape ``output.shape + input.shape``
+        (a float when both are numbers).
+
+    Raises
+    ------
+    TranspileError
+        When ``f`` cannot be differentiated (as for `transpile.grad`), or ``wrt``
+        names several parameters.
+    ValueError
+        For an unknown ``mode``.
+
+    Examples
+    --------
+    >>> import numpy as np, transpile
+    >>> def f(x):
+    ...     return x * x * x[0]
+    >>> transpile.jacobian(f)(np.array([1.0, 2.0]))
+    array([[3., 0.],
+           [4., 4.]])
+    """
     if mode not in ("auto", "forward", "reverse"):
         raise ValueError("mode must be 'auto', 'forward' or 'reverse'")
     fn = _function(f)
@@ -151,7 +272,7 @@ def jacobian(f, wrt=0, mode="auto"):
             for idx in np.ndindex(*xa.shape):
                 e = np.zeros(xa.shape)
                 e[idx] = 1.0
-                tangents = [None] * len(args)
+                tangents: list[Any] = [None] * len(args)
                 tangents[index] = e if hasattr(x, "shape") else 1.0
                 _, t = _jvp(fn, args, tangents)
                 out[(Ellipsis,) + idx] = np.asarray(t, dtype=float)
@@ -168,7 +289,7 @@ def jacobian(f, wrt=0, mode="auto"):
     return run
 
 
-def _like(value, e):
+def _like(value: Any, e: Any) -> Any:
     """A cotangent shaped like the output value (number, array, tuple or list)."""
     if isinstance(value, (tuple, list)):
         return [float(v) for v in e]
@@ -177,7 +298,7 @@ def _like(value, e):
     return float(e)
 
 
-def second_derivative(gradient_function):
+def second_derivative(gradient_function: GradientFunction) -> Derivative:
     """grad(grad(f)) for f of one scalar parameter: d^2 f / dx^2 at the arguments, reverse
     mode over the generated gradient code (forward over reverse where a rule inside has
     no reverse rule of its own)."""
@@ -187,7 +308,8 @@ def second_derivative(gradient_function):
         raise TranspileError("grad of a gradient needs a gradient with respect to one "
                              "parameter (use transpile.hessian for several)")
     fallback = hvp(fn, names[0])
-    variants = {}
+    variants: dict[Any, Any] = {}
+    chosen: list[Any] = [None]     # the variant run last (shown by .source)
 
     def build(kinds):
         inner = pipeline.gradient_function(fn, names, kinds, gradient_only=True,
@@ -209,14 +331,13 @@ def second_derivative(gradient_function):
                 if not getattr(exc, "no_reverse_rule", False):
                     raise
                 variants[key] = (lambda *a: fallback(*a, v=1.0), lambda: fallback.source)
-        run.last = variants[key]
+        chosen[0] = variants[key]
         return variants[key][0](*args)
 
     def source():
-        if run.last is None:
-            run.last = build({p: "scalar" for p in _param_names(fn)})
-        return run.last[1]()
+        if chosen[0] is None:
+            chosen[0] = build({p: "scalar" for p in _param_names(fn)})
+        return chosen[0][1]()
 
-    run.last = None
     run.__name__ = f"grad_grad_{fn.__name__}"
     return _with_source(run, source)

@@ -16,9 +16,12 @@ safe), built-in rules say it where they are written.
 Built-in rules and user rules go through the same `defvjp`. Keys are the callable itself
 (``math.sin``) or an ``ast`` operator class (``ast.Mult``).
 """
+from __future__ import annotations
+
 import ast
 import inspect
 import sys
+from typing import Any, Callable, Sequence
 
 
 class Rule:
@@ -75,26 +78,85 @@ def _key(fn, nargs):
     return (fn, nargs)
 
 
-def defvjp(fn, *derivatives, params=None, nargs=None, name=None, zero=False, env=None,
-           derive=None, multilinear=None, unavailable=None, needs_ans=True):
-    """Register the derivative of ``fn``.
+def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None,
+           params: str | Sequence[str] | None = None, nargs: int | None = None,
+           name: str | None = None, zero: bool = False, env: dict[str, Any] | None = None,
+           derive: Callable[[], list[str | None]] | None = None,
+           multilinear: Sequence[Sequence[int]] | None = None,
+           unavailable: str | None = None, needs_ans: bool = True) -> Rule:
+    """Register the derivative (reverse-mode rule) of ``fn``.
 
-    ``derivatives`` has one entry per argument, each either
-      * a string: the partial derivative as an expression in the parameter names, e.g.
-        ``defvjp(math.atan2, "x / (x*x + y*y)", "-y / (x*x + y*y)", params="y, x")``;
-      * a callable ``vjp(g, ans, *args)`` returning that argument's share of the gradient
-        (g: adjoint of the result, ans: the result);
-      * None: not differentiable with respect to that argument.
-    Names in string templates resolve in the caller's module (``math``, ``np``, helpers).
-    ``nargs`` registers the rule for one call arity only (e.g. 2-argument ``math.log``).
-    ``zero=True`` declares a piecewise-constant function (floor, round): no adjoint flows.
-    ``multilinear``: groups of argument positions fn is linear in (e.g. ``[(0, 3)]``:
-    jointly linear in arguments 0 and 3, constant in the others); gives forward mode.
-    ``unavailable``: a message; differentiating through fn is refused with it (forward
-    mode still works where ``multilinear`` is given).
-    ``needs_ans``: whether the vjp functions read their ``ans`` argument (the result of
-    fn). The default True is always safe; ``needs_ans=False`` lets the compiler drop the
-    result from the adjoint sweep and pass None instead.
+    Calls of ``fn`` inside a function being differentiated then use this rule instead
+    of ``fn``'s source (a function without Python source needs one). Built-in rules go
+    through the same door. Registering again replaces the earlier rule.
+
+    Parameters
+    ----------
+    fn : callable
+        The function (or an ``ast`` operator class) the rule is for.
+    *derivatives : str, callable or None
+        One entry per argument of ``fn``, each either
+
+        * a string: the partial derivative as an expression in the parameter names,
+          inlined into the generated code and multiplied by the incoming adjoint, e.g.
+          ``defvjp(math.atan2, "x / (x*x + y*y)", "-y / (x*x + y*y)", params="y, x")``;
+        * a callable ``vjp(g, ans, *args)`` returning that argument's share of the
+          gradient (``g``: the adjoint of the result, ``ans``: the result), called at
+          run time;
+        * None: not differentiable with respect to that argument.
+
+        Strings and callables are not mixed in one rule. Names in string templates
+        resolve in the caller's module (``math``, ``np``, helpers).
+    params : str or sequence of str, optional
+        The parameter names the templates use (``"y, x"``); default: ``fn``'s signature.
+    nargs : int, optional
+        Register the rule for calls with this many positional arguments only (e.g.
+        2-argument ``math.log``).
+    name : str, optional
+        The name in messages and in `transpile.rules.supported`; default:
+        ``module.qualname`` of ``fn``.
+    zero : bool, optional
+        ``fn`` is piecewise constant (floor, round): no adjoint flows through it.
+    env : dict, optional
+        The namespace template names resolve in (default: the caller's globals).
+    derive : callable, optional
+        ``() -> templates``, computed lazily on first use (e.g. by sympy).
+    multilinear : sequence of sequences of int, optional
+        Groups of argument positions ``fn`` is linear in (``[(0, 3)]``: jointly linear in
+        arguments 0 and 3, constant in the others); gives forward mode.
+    unavailable : str, optional
+        A message: differentiating through ``fn`` is refused with it (forward mode
+        still works where ``multilinear`` is given).
+    needs_ans : bool, optional
+        Whether the vjp functions read their ``ans`` argument (the result of ``fn``).
+        The default True is always safe; False lets the compiler drop the result from
+        the adjoint sweep and pass None instead.
+
+    Returns
+    -------
+    Rule
+        The registered rule.
+
+    Raises
+    ------
+    ValueError
+        When strings and callables are mixed.
+
+    Examples
+    --------
+    >>> import math, transpile
+    >>> def softplus(x):
+    ...     return math.log1p(math.exp(x))
+    >>> rule = transpile.defvjp(softplus, "1 / (1 + math.exp(-x))")
+    >>> def f(x):
+    ...     return softplus(x) * 2.0
+    >>> transpile.grad(f)(0.0)            # 2 * sigmoid(0)
+    1.0
+    >>> def clip01(x):
+    ...     return min(max(x, 0.0), 1.0)
+    >>> rule = transpile.defvjp(clip01, lambda g, ans, x: g if 0 < x < 1 else 0.0)
+    >>> transpile.grad(clip01)(0.5), transpile.grad(clip01)(2.0)
+    (1.0, 0.0)
     """
     if isinstance(params, str):
         params = [p.strip() for p in params.split(",") if p.strip()]
@@ -125,11 +187,45 @@ def defvjp(fn, *derivatives, params=None, nargs=None, name=None, zero=False, env
     return rule
 
 
-def defjvp(fn, jvp, nargs=None):
-    """Register the forward-mode derivative of ``fn``: ``jvp(tangents, *args, **kwargs)``
-    returns the tangent of ``fn(*args, **kwargs)``; ``tangents`` has one entry per positional
-    argument, None where that argument carries no tangent. ``fn`` needs a rule (defvjp)
-    already; forward mode then uses this function instead of its own derivation."""
+def defjvp(fn: Callable[..., Any], jvp: Callable[..., Any], nargs: int | None = None) -> Rule:
+    """Register the forward-mode derivative of ``fn``, beside its `defvjp` rule.
+
+    Forward mode (`transpile.jvp`, ``hvp``, ``hessian``, ``jacobian``) then calls
+    ``jvp`` instead of deriving the tangent from the reverse rule.
+
+    Parameters
+    ----------
+    fn : callable
+        A function that has a rule already (`defvjp`).
+    jvp : callable
+        ``jvp(tangents, *args, **kwargs)`` returns the tangent of
+        ``fn(*args, **kwargs)``; ``tangents`` has one entry per positional argument,
+        None where that argument carries no tangent.
+    nargs : int, optional
+        The arity the rule was registered for (as given to `defvjp`).
+
+    Returns
+    -------
+    Rule
+        The rule, now with its forward-mode derivative.
+
+    Raises
+    ------
+    ValueError
+        When ``fn`` has no rule yet.
+
+    Examples
+    --------
+    >>> import math, transpile
+    >>> def cube(x):
+    ...     return x * x * x
+    >>> rule = transpile.defvjp(cube, "3 * x * x")
+    >>> rule = transpile.defjvp(cube, lambda tangents, x: 3 * x * x * tangents[0])
+    >>> def f(x):
+    ...     return cube(x) + x
+    >>> transpile.jvp(f, (2.0,), (1.0,))  # forward mode calls the jvp: 3 x^2 + 1
+    (10.0, 13.0)
+    """
     rule = _RULES.get(_key(fn, nargs))
     if rule is None:
         raise ValueError(f"defjvp: register {fn!r} with defvjp first")
@@ -138,7 +234,7 @@ def defjvp(fn, jvp, nargs=None):
     return rule
 
 
-def lookup(fn, nargs=None):
+def lookup(fn: Any, nargs: int | None = None) -> Rule | None:
     """The rule for ``fn`` called with ``nargs`` positional arguments, or None."""
     try:
         rule = _RULES.get(_key(fn, nargs))
@@ -153,8 +249,21 @@ def lookup(fn, nargs=None):
 INTERNAL_PREFIXES = ("transpile.runtime.", "transpile.rules.", "the reverse rule of ")
 
 
-def supported():
-    """Names of all callables (and operators) that have derivative rules."""
+def supported() -> list[str]:
+    """Names of all callables (and operators) that have derivative rules.
+
+    Returns
+    -------
+    list of str
+        Sorted names (``"math.sin"``, ``"numpy.tanh"``, ...); the rules transpile keeps
+        for its own generated code are left out.
+
+    Examples
+    --------
+    >>> import transpile
+    >>> "math.sin" in transpile.rules.supported()
+    True
+    """
     out = set()
     for (fn, _), rule in _RULES.items():
         if rule.name.startswith(INTERNAL_PREFIXES):
