@@ -19,10 +19,13 @@ import copy
 from . import astutil as A
 from . import algebra
 from .analysis import expr_names, walk_body, SCALAR, SEQ, UNKNOWN
+from .errors import TranspileError
 from .rules import lookup
 from .transform import Transform
 
 PUSH, POP, STACK = "_push", "_pop", "_stack"
+# kinds entry of a callee whose result's adjoint may be masked (see _masked_adjoints)
+MASKED_RESULT = "[masked result]"
 
 
 def marker(**tags):
@@ -41,6 +44,78 @@ class ReverseTransform(Transform):
         self.mutated = {st.targets[0].value.id for st, _ in walk_body(norm.body)
                         if isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Subscript)
                         and isinstance(st.targets[0].value, ast.Name)}
+        self.masked = self._masked_adjoints()
+        self.cur_masked = False         # the statement being transformed: its target's
+        self.cur_arrays = False         # adjoint may be masked; it may hold arrays
+
+    def _masked_adjoints(self):
+        """Names whose adjoints may be exactly 0 for values that do not reach the result:
+        what flows into a selection (np.where's branches, maximum, an index, elements an
+        element write overwrites; rules declaring `masks`) and, back from there,
+        everything flowing into those. Where such a value's partial derivative is inf or
+        nan (np.sqrt(x) at x < 0 in the branch np.where drops), partial * adjoint is
+        formed by `mul_masked`, which keeps the 0 (plain `*` elsewhere: no cost)."""
+        out = set()
+        if self.an.param_kinds.get(MASKED_RESULT):
+            out.add(self.norm.result)
+        active = self.an.active
+
+        def names_in(e):
+            return expr_names(e) & active
+
+        def selects(v):
+            special = A.get_tag(v, "special")
+            if special == "subscript":
+                return names_in(v.value)
+            if special == "container" and A.get_tag(v, "container") in (max, min):
+                return names_in(v)
+            if special == "method" and self.an.kind_of(v.func.value) != SEQ:
+                try:
+                    rule, args = self.method_rule(v)
+                except TranspileError:
+                    return set()
+                return names_in(v) if rule is not None and rule.masks else set()
+            new = set()
+            if special is None:
+                for n in ast.walk(v):
+                    if self._internal(n):
+                        rule, args = self.rule_of(n)
+                        if rule is not None and rule.masks:
+                            for a in args:
+                                new |= names_in(a)
+            return new
+
+        changed = True
+        while changed:
+            changed = False
+            for st, _ in walk_body(self.norm.body):
+                new = set()
+                if isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Subscript):
+                    base = st.targets[0].value.id
+                    new.add(base)               # the overwritten elements get 0
+                    if base in out:
+                        new |= names_in(st.value)
+                elif isinstance(st, ast.Assign):
+                    if st.targets[0].id in out:
+                        new |= names_in(st.value)
+                    new |= selects(st.value)
+                elif isinstance(st, ast.Expr) and A.get_tag(st.value, "special") == "method":
+                    base = st.value.func.value
+                    if isinstance(base, ast.Name) and base.id in out:
+                        new |= names_in(st.value)
+                new = (new & active) - out
+                if new:
+                    out |= new
+                    changed = True
+        return out
+
+    def masked_product(self, p, g):
+        """p * g for a partial p and an adjoint g: `mul_masked(p, g)` (exactly 0 where g
+        is 0) when g may be masked and p may be inf or nan, else the plain product."""
+        if self.cur_masked and not _surely_finite(p):
+            return ast.Call(func=A.load(self.env.helper("mul_masked")),
+                            args=[p, copy.deepcopy(g)], keywords=[])
+        return algebra.mul(p, copy.deepcopy(g))
 
     # --- driving ---------------------------------------------------------------------
     def run(self):
@@ -85,6 +160,8 @@ class ReverseTransform(Transform):
     # --- assignments -----------------------------------------------------------------
     def assign(self, s, t, value):
         special = A.get_tag(value, "special")
+        self.cur_arrays = self.an.kind.get(t) != SCALAR or self.an.kind_of(value) != SCALAR
+        self.cur_masked = t in self.masked and self.cur_arrays
         if special == "user":
             return self.user_call(s, t, value)
         first = id(s) in self.an.first_defs
@@ -153,7 +230,7 @@ class ReverseTransform(Transform):
             total = coefs[0] if coefs else A.const(0.0)
             for c in coefs[1:]:
                 total = ast.BinOp(left=total, op=ast.Add(), right=c)
-            rev.append(A.assign(dt, algebra.mul(total, A.load(dt))))
+            rev.append(A.assign(dt, self.masked_product(total, A.load(dt))))
         return rev
 
     def accumulate(self, name, G):
@@ -280,7 +357,8 @@ class ReverseTransform(Transform):
             if n.id == self.self_target and n.id in self.an.active:
                 self.self_contribs.append(coef)
                 return
-            full = G if coef is None else (coef if G is None else algebra.mul(coef, G))
+            full = G if coef is None else (coef if G is None else self.masked_product(
+                coef, G))
             full = copy.deepcopy(full)
             if broadcast:       # summing is linear: keep a sign outside, -unbroadcast(g)
                 negated = isinstance(full, ast.UnaryOp) and isinstance(full.op, ast.USub)
@@ -313,7 +391,8 @@ class ReverseTransform(Transform):
                     continue
                 helper = self.env.bind(f"{_short(rule.name)}_vjp{i}", fn,
                                        origin=("vjp", rule, i))
-                full = G if coef is None else (coef if G is None else algebra.mul(coef, G))
+                full = G if coef is None else (coef if G is None else self.masked_product(
+                    coef, G))
                 ans = self._value_expr(n, values) if _reads_ans(rule) else A.const(None)
                 child = ast.Call(func=A.load(helper), args=[copy.deepcopy(full), ans]
                     + [self._value_expr(a, values) for a in args],
@@ -329,7 +408,23 @@ class ReverseTransform(Transform):
             if id(n) in values:       # d exp(x) = exp(x): reuse the value computed already
                 p = A.replace_equal(p, self._recompute(n, values), A.load(values[id(n)]))
             p = algebra.fold(p)
-            child = p if coef is None else algebra.mul(p, copy.deepcopy(coef))
+            if rule.masks and self.cur_arrays and rule.name.startswith("numpy"):
+                # a selection's adjoint is 0 where it does not select, whatever flows in
+                # (an inf from np.sqrt(np.maximum(x, 0)) at 0): mask * adjoint keeps it
+                full = G if coef is None else (coef if G is None else algebra.mul(
+                    copy.deepcopy(coef), copy.deepcopy(G)))
+                child = ast.Call(func=A.load(self.env.helper("mul_masked")),
+                                 args=[copy.deepcopy(full), p], keywords=[])
+                others = [self.an.kind_of(a) for j, a in enumerate(args) if j != i]
+                self._propagate(args[i], child, None, values, out,
+                                broadcast=any(k != SCALAR for k in others))
+                continue
+            if coef is None:
+                child = p
+            elif G is None:             # coef is the adjoint itself
+                child = self.masked_product(p, coef)
+            else:                       # a product of partials, times G at the leaves
+                child = algebra.mul(p, copy.deepcopy(coef))
             if G is not None and isinstance(child, ast.Constant) and child.value == 1:
                 child = None
             others = [self.an.kind_of(a) for j, a in enumerate(args) if j != i and not (
@@ -392,7 +487,12 @@ class ReverseTransform(Transform):
                         func=A.load(h("add_to_each")),
                         args=[A.load(self.d(base)), A.load(base), G], keywords=[])))
                 if len(args) > 1 and isinstance(args[1], ast.Name):
-                    out += self.accumulate(args[1].id, copy.deepcopy(G))
+                    g = copy.deepcopy(G)
+                    if not (self.an.kind_of(v) == SCALAR == self.an.kind_of(args[1])):
+                        # the start value may have broadcast against the elements
+                        g = ast.Call(func=A.load(h("unbroadcast")), args=[g, A.load(
+                            args[1].id)], keywords=[])
+                    out += self.accumulate(args[1].id, g)
                 return out
             if fn in (max, min) and len(args) == 1 and isinstance(args[0], ast.Name):
                 base = args[0].id
@@ -449,6 +549,8 @@ class ReverseTransform(Transform):
             kinds[p] = self.an.kind_of(arg) or "unknown"
             if kinds[p] == "seq" and isinstance(arg, ast.Name):
                 kinds[p + "[]"] = self.an.elem.get(arg.id, "unknown")
+        if self.cur_masked:
+            kinds[MASKED_RESULT] = "masked"     # the callee keeps zeros of its adjoint
         fwd_name, bwd_name = self.env.callee(target, tuple(active), kinds, s)
         tape = self.names.fresh("_tape")
         if self.depth > 0:
@@ -610,6 +712,21 @@ def plain_call(s, target):
     call = copy.copy(s.value)
     call.keywords = [k for k in call.keywords if k.arg not in extras]
     return A.assign(s.targets[0], call, s)
+
+
+def _surely_finite(e):
+    """Is the partial-derivative expression e finite whatever its operands hold? Numbers,
+    comparisons (masks) and sums and products of those."""
+    if isinstance(e, ast.Constant):
+        return isinstance(e.value, (bool, int, float)) and e.value - e.value == 0
+    if isinstance(e, (ast.Compare, ast.BoolOp)):
+        return True
+    if isinstance(e, ast.UnaryOp):
+        return _surely_finite(e.operand)
+    if isinstance(e, ast.BinOp) and isinstance(e.op, (ast.Add, ast.Sub, ast.Mult,
+                                                      ast.BitAnd, ast.BitOr)):
+        return _surely_finite(e.left) and _surely_finite(e.right)
+    return False
 
 
 def _reads_ans(rule):

@@ -25,7 +25,8 @@ class Rule:
     """How to differentiate one primitive."""
 
     def __init__(self, fn, name, params, partials=None, vjps=None, env=None, zero=False,
-                 derive=None, multilinear=None, unavailable=None, needs_ans=True):
+                 derive=None, multilinear=None, unavailable=None, needs_ans=True,
+                 masks=False):
         self.fn = fn
         self.name = name
         self.params = tuple(params) if params is not None else None
@@ -43,6 +44,9 @@ class Rule:
         self.unavailable = unavailable     # no derivative through fn (why), except
                                            # forward mode by `multilinear` where given
         self.needs_ans = bool(needs_ans)   # vjps read the result `ans` (declared)
+        self.masks = bool(masks)           # selects: its adjoint is exactly 0 for values
+                                           # that do not reach the result (where, maximum,
+                                           # indexing-like functions), see reverse.py
         self.constant_keywords = ()        # keywords whose (constant) values are added to
                                            # the result: dropped from tangent calls
         self._parsed = None
@@ -75,7 +79,7 @@ def _key(fn, nargs):
 
 
 def defvjp(fn, *derivatives, params=None, nargs=None, name=None, zero=False, env=None,
-           derive=None, multilinear=None, unavailable=None, needs_ans=True):
+           derive=None, multilinear=None, unavailable=None, needs_ans=True, masks=False):
     """Register the derivative of ``fn``.
 
     ``derivatives`` has one entry per argument, each either
@@ -94,6 +98,9 @@ def defvjp(fn, *derivatives, params=None, nargs=None, name=None, zero=False, env
     ``needs_ans``: whether the vjp functions read their ``ans`` argument (the result of
     fn). The default True is always safe; ``needs_ans=False`` lets the compiler drop the
     result from the adjoint sweep and pass None instead.
+    ``masks=True`` declares a selection (np.where, maximum, take...): the adjoint it passes
+    back is exactly 0 for the argument values that do not reach its result, and the
+    compiler keeps it 0 there even where partial derivatives further back are inf or nan.
     """
     if isinstance(params, str):
         params = [p.strip() for p in params.split(",") if p.strip()]
@@ -118,7 +125,7 @@ def defvjp(fn, *derivatives, params=None, nargs=None, name=None, zero=False, env
                 partials=list(derivatives) if (strings or (not calls and derivatives)) else None,
                 vjps=list(derivatives) if calls else None,
                 env=env, zero=zero, derive=derive, multilinear=multilinear, unavailable=unavailable,
-                needs_ans=needs_ans)
+                needs_ans=needs_ans, masks=masks)
     _RULES[_key(fn, nargs)] = rule
     return rule
 
