@@ -8,6 +8,8 @@
   list, tuple, dict or string.
 * `x ** y` with an array x, differentiated with respect to the exponent.
 * Builtin `sum` over a 2-d array, with a start value, over a list of arrays.
+* The gradient leaves every argument as f leaves it (in-place writes, appends).
+* A float input's gradient has the input's dtype.
 
 Every derivative is checked against central finite differences, with exact shapes.
 Programs are module-level defs (transpile reads their source).
@@ -305,3 +307,129 @@ def test_builtin_sum_of_arrays():
     check(T.grad(sum_vector)(y), fd_grad(sum_vector, [y]))
     _, t = T.jvp(sum_rows, (x,), (np.ones((2, 3)),))
     check(t, np.sum(fd_grad(sum_rows, [x])))
+
+
+# --- 5. the gradient leaves the arguments as f leaves them -------------------------------
+def double_first(a):
+    a[0] = a[0] * 2.0
+    return np.sum(a * a)
+
+
+def double_all(a):
+    a *= 2
+    return np.sum(a * a)
+
+
+def write_in_loop(a):
+    for i in range(3):
+        a[i] = a[i] * a[(i + 1) % 3]
+    return np.sum(np.sin(a))
+
+
+def write_list(xs):
+    xs[0] = xs[0] * 3.0
+    xs.append(xs[1] * xs[0])
+    return xs[0] * xs[1] + xs[2]
+
+
+def write_scalar_array(a, s):
+    a[1] = a[1] * s
+    return np.sum(a) * s
+
+
+def copy_then_write(a):
+    a = a.copy()
+    a[0] = a[0] * 2.0
+    return np.sum(a * a)
+
+
+def write_rebind_write(a):
+    a[0] = a[0] * 3.0               # the caller's array
+    b = a * 1.0
+    a = b * a
+    a[1] = a[1] * a[0]              # a new array
+    return np.sum(np.sin(a))
+
+
+MUTATING = [
+    (double_first, (np.array([1.0, 2.0]),), 0),
+    (copy_then_write, (np.array([1.0, 2.0]),), 0),
+    (write_rebind_write, (np.array([0.5, 0.25]),), 0),
+    (double_all, (np.array([1.0, 2.0]),), 0),
+    (write_in_loop, (np.array([1.0, 2.0, 0.5]),), 0),
+    (write_scalar_array, (np.array([1.0, 2.0]), 3.0), 0),
+    (write_scalar_array, (np.array([1.0, 2.0]), 3.0), 1),
+]
+
+
+def _copied(args):
+    return [a.copy() if isinstance(a, np.ndarray) else list(a) if isinstance(a, list) else a
+            for a in args]
+
+
+@pytest.mark.parametrize("f, args, wrt", MUTATING,
+                         ids=[f"{f.__name__}-{w}" for f, _, w in MUTATING])
+@pytest.mark.parametrize("how", ["grad", "value_and_grad", "checkpoint"])
+def test_gradient_leaves_arguments_as_f_does(f, args, wrt, how):
+    after_f = _copied(args)
+    f(*after_f)
+    mine = _copied(args)
+    kw = {"checkpoint": 1} if how == "checkpoint" else {}
+    out = (T.value_and_grad if how == "value_and_grad" else T.grad)(f, wrt=wrt, **kw)(*mine)
+    g = out[1] if how == "value_and_grad" else out
+    for a, b in zip(mine, after_f):
+        assert np.array_equal(a, b), (a, b)
+    check(g, fd_grad(f, args, wrt))
+
+
+def test_gradient_leaves_a_list_argument_as_f_does():
+    xs = [1.0, 2.0]
+    after_f = list(xs)
+    write_list(after_f)
+    mine = list(xs)
+    g = T.grad(write_list)(mine)
+    assert mine == after_f
+    expected = [fd_grad(lambda a, b: write_list([a, b]), [1.0, 2.0], i) for i in (0, 1)]
+    assert np.allclose(g, expected)
+
+
+@pytest.mark.xfail(strict=True, reason="needs api.vjp to write the arguments' final state "
+                   "back after each pullback (runtime.final_state / write_back)")
+def test_vjp_leaves_arguments_as_f_does():
+    a = np.array([1.0, 2.0])
+    after_f = a.copy()
+    double_first(after_f)
+    value, pullback = T.vjp(double_first, a)
+    assert np.array_equal(a, after_f)
+    for _ in range(3):
+        check(pullback(1.0), fd_grad(double_first, [np.array([1.0, 2.0])]))
+        assert np.array_equal(a, after_f), a
+
+
+# --- 6. the gradient has the dtype of a float input --------------------------------------
+def times_float64_array(x):
+    return np.sum(x * np.array([0.1, 0.2]))
+
+
+def times_float64_scalar(x):
+    return np.sum(np.exp(x) * np.float64(0.1))
+
+
+def float32_scalar(x):
+    return x * np.float64(3.0)
+
+
+@pytest.mark.xfail(strict=True, reason="needs api.py to cast each gradient to its float "
+                   "input's dtype (grad, value_and_grad and vjp)")
+def test_gradient_dtype_is_the_input_dtype():
+    x = np.ones(2, np.float32)
+    for f in (times_float64_array, times_float64_scalar):
+        g = T.grad(f)(x)
+        assert g.dtype == np.float32 and g.shape == (2,), (f.__name__, g.dtype)
+        check(g, fd_grad(f, [x.astype(float)]), atol=1e-6)
+        _, pullback = T.vjp(f, x)
+        assert pullback(1.0).dtype == np.float32
+    g = T.grad(times_float64_array)(np.ones(2))
+    assert g.dtype == np.float64
+    g = T.grad(float32_scalar)(np.float32(2.0))
+    assert np.asarray(g).dtype == np.float32 and np.ndim(g) == 0

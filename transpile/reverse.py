@@ -34,8 +34,13 @@ def marker(**tags):
 
 
 class ReverseTransform(Transform):
-    def __init__(self, norm, analysis, env):
+    """`top_level`: the code is a gradient function (not the forward/backward pair a
+    caller's derivative code calls): after its adjoint sweep every argument is left as
+    the function leaves it (the sweep restores values the function overwrote in place)."""
+
+    def __init__(self, norm, analysis, env, top_level=False):
         super().__init__(norm, analysis, env)
+        self.top_level = top_level
         self.depth = 0
         self.self_target, self.self_contribs = None, []
         self.loop_ids = 0
@@ -120,7 +125,38 @@ class ReverseTransform(Transform):
     # --- driving ---------------------------------------------------------------------
     def run(self):
         fwd, rev = self.block(self.norm.body)
+        if self.top_level:
+            where = self.unit.node
+            for p in sorted(self.written_params()):
+                kept = self.names.fresh("_final_" + p.lstrip("_"))
+                arg = p
+                if self.an.sites.get(p, 0) > 1:     # rebound: follow the caller's object
+                    arg = self.names.fresh("_arg_" + p.lstrip("_"))
+                    fwd.insert(0, A.located(marker(final_alias=(p, arg)), where))
+                fwd.append(A.located(marker(final_save=(p, arg, kept)), where))
+                rev.append(A.located(marker(final_restore=(p, arg, kept)), where))
         return fwd, rev
+
+    def written_params(self):
+        """Parameters whose contents the function changes in place (element writes, also
+        into their elements, and in-place methods)."""
+        from .analysis import MUTATING_METHODS
+        out = set(self.mutated)
+        for st, _ in walk_body(self.norm.body):
+            v = getattr(st, "value", None)
+            if A.get_tag(v, "special") == "method" and A.get_tag(v, "method") in \
+                    MUTATING_METHODS and isinstance(v.func.value, ast.Name):
+                out.add(v.func.value.id)
+        holders = {}
+        for st, _ in walk_body(self.norm.body):
+            if A.get_tag(st, "holder") and isinstance(st.value, ast.Subscript) and \
+                    isinstance(st.value.value, ast.Name):
+                holders[st.targets[0].id] = st.value.value.id
+        for name in list(out):
+            while name in holders:          # x = xs[i]; x[j] = v: xs's element changes
+                name = holders[name]
+                out.add(name)
+        return out & set(self.an.params)
 
     def block(self, stmts):
         fwd, rev = [], []
@@ -766,11 +802,14 @@ class Resolver:
     def __init__(self, transform, params):
         self.t = transform
         self.params = set(params)
+        self.checkpointed = False       # loops re-run from checkpoints (restore objects)
 
     def overwritten(self, name):
         return self.t.an.overwritten(name) or name in self.t.new_overwritten
 
     def run(self, fwd_m, rev_m):
+        self.checkpointed = any(A.get_tag(n, "checkpoint_adjoint") is not None
+                                for s in rev_m for n in ast.walk(s))
         needed = None
         while True:
             self.needed = needed if needed is not None else _reads(rev_m) & self.t.primal
@@ -815,6 +854,24 @@ class Resolver:
         return [s]
 
     def marker(self, m, reverse):
+        final = A.get_tag(m, "final_save" if not reverse else "final_restore")
+        alias = A.get_tag(m, "final_alias")
+        if final is not None or alias is not None:
+            # the adjoint sweep restores an argument changed in place (it reads it): keep
+            # what the function left in the caller's object, put that back at the end
+            p = (final or alias)[0]
+            if p not in self.needed and not self.checkpointed:
+                return []
+            if alias is not None:
+                return [A.located(A.assign(alias[1], A.load(p)), m)]
+            h = self.t.env.helper
+            _, arg, kept = final
+            if not reverse:
+                return [A.located(A.assign(kept, ast.Call(func=A.load(h("final_state")),
+                                                          args=[A.load(arg)], keywords=[])),
+                                  m)]
+            return [A.located(ast.Expr(value=ast.Call(func=A.load(h("write_back")), args=[
+                A.load(arg), A.load(kept)], keywords=[])), m)]
         var = A.get_tag(m, "save") if not reverse else A.get_tag(m, "restore")
         if A.get_tag(m, "loop_target"):
             L = A.get_tag(m, "loop")

@@ -53,7 +53,7 @@ def mul_masked(p, g):
     partial derivative with an adjoint a selection (np.where's other branch, an index)
     set to 0 for a value that does not reach the result. Plain p * g when finite."""
     out = p * g
-    if out.__class__ is float:
+    if isinstance(out, float):                  # Python and NumPy float64 numbers
         return out if out - out == 0.0 or g != 0 else 0.0
     import numpy
     if numpy.isfinite(out).all():
@@ -286,6 +286,43 @@ def unbroadcast(g, like):
     if axes:
         g = g.sum(axis=axes, keepdims=True)
     return g.reshape(shape)
+
+
+def final_state(value):
+    """What an argument holds, to put back later with `write_back`: an array's contents,
+    a list's or dict's items and, recursively, what those hold."""
+    if isinstance(value, list):
+        return list(value), [final_state(v) for v in value]
+    if isinstance(value, tuple):
+        return None, [final_state(v) for v in value]
+    if isinstance(value, dict):
+        return dict(value), {k: final_state(v) for k, v in value.items()}
+    if hasattr(value, "shape") and hasattr(value, "copy") and getattr(
+            getattr(value, "flags", None), "writeable", False):
+        return value.copy()
+    return None
+
+
+def write_back(value, state):
+    """Put `final_state(value)` back into value (the same objects, so the caller sees
+    it): the gradient leaves an argument as the function leaves it, after the adjoint
+    sweep restored what the function overwrote."""
+    if state is None:
+        return
+    if isinstance(value, (list, tuple)):
+        items, inner = state
+        if items is not None:
+            value[:] = items
+        for v, s in zip(value, inner):
+            write_back(v, s)
+    elif isinstance(value, dict):
+        items, inner = state
+        value.clear()
+        value.update(items)
+        for k, s in inner.items():
+            write_back(items[k], s)
+    else:
+        value[...] = state
 
 
 def snapshot(value):
