@@ -169,6 +169,25 @@ def test_vjp_and_hvp_of_where():
     check(h, [0.0, -0.25 * 4.0 ** -1.5, -0.25 * 2.0 ** -1.5])
 
 
+@pytest.mark.parametrize("f", [sqrt_or_zero, product_of_nans_or_x, index_after_sqrt])
+@pytest.mark.parametrize("mode", ["forward-over-reverse", "reverse-over-forward"])
+def test_second_order_keeps_the_zeros(f, mode):
+    x, v = np.array([-1.0, 4.0, 2.0]), np.array([1.0, 0.5, 2.0])
+    eps = 1e-6
+    with np.errstate(all="ignore"):
+        h = T.hvp(f, mode=mode)(x, v=v)
+        # central differences of the gradient along v (the gradient is checked above)
+        expected = (T.grad(f)(x + eps * v) - T.grad(f)(x - eps * v)) / (2 * eps)
+    check(h, expected, atol=1e-5)
+
+
+def test_grad_of_grad_keeps_the_zeros():
+    with np.errstate(all="ignore"):
+        gg = T.grad(T.grad(scalar_where))
+        check(gg(-1.0), 0.0)
+        check(gg(4.0), fd_grad(T.grad(scalar_where), [4.0]), atol=1e-5)
+
+
 def guarded_products_only_after_masks(x, w):
     return np.sum(np.tanh(x * w) / (1.0 + x * x))
 

@@ -117,7 +117,7 @@ _helper(R.add,
 _helper(R.item,
         lambda G, ans, adj, index: 0.0 if _is_zero(adj) or _is_zero(G) else R.add_at(
             0.0, adj, index, G),
-        None, multilinear=[(0,)], params="adj, index")
+        None, multilinear=[(0,)], params="adj, index", masks=True)
 _helper(R.add_to_each,
         lambda G, ans, adj, value, g: _unless_zero(adj, lambda: G),
         None,
@@ -139,7 +139,7 @@ def _times_p(p, g, t):
 _helper(R.mul_masked,
         lambda G, ans, p, g: R.unbroadcast(R.mul_masked(G, g), p),
         lambda G, ans, p, g: R.unbroadcast(_times_p(p, g, G), g),
-        params="p, g")
+        params="p, g", masks=True)
 defjvp(R.mul_masked, lambda tangents, p, g: _plus(
     None if _t(tangents, 0) is None else R.mul_masked(tangents[0], g),
     None if _t(tangents, 1) is None else _times_p(p, g, tangents[1])))
