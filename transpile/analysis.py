@@ -106,12 +106,44 @@ class Analysis:
         self.in_loop = set()     # names assigned inside a loop
         self.kind = {}           # name -> SCALAR | ARRAY | SEQ | UNKNOWN
         self.elem = {}           # SEQ name -> kind of its elements
+        self.param_kinds = dict(param_kinds or {})
         self._activity()
         self._kinds()
         self._sites()
         self._value_kinds(param_kinds or {})
+        self._check_index_values()
         if getattr(norm, "kinds_resolved", False):   # after split_array_trees' rewrites
             check_aliasing(self)
+
+    def _check_index_values(self):
+        """`obj[i]` with a constant obj and an index carrying a derivative: plain indexing
+        of an array, list, tuple, dict or string picks an element (derivative zero, right);
+        any other object may compute its result from the index's value (np.s_, np.mgrid,
+        a class with __getitem__): refused, never a silent zero."""
+        import numpy
+        unit = self.norm.unit
+        if unit.is_generated:
+            return
+        local = set(self.sites) | set(self.params)
+        for s, _ in walk_body(self.norm.body):
+            v = getattr(s, "value", None)
+            if not (isinstance(s, ast.Assign) and A.get_tag(v, "special") == "subscript"):
+                continue
+            carried = sorted(A.names_loaded(v.slice) & self.active)
+            if not carried or expr_names(v.value) & self.active:
+                continue
+            if self.kind_of(v.value) in (ARRAY, SEQ):
+                continue
+            obj = unit.resolve(v.value, local)
+            if isinstance(obj, (numpy.ndarray, list, tuple, dict, str, bytes, range)):
+                continue
+            raise unit.error(
+                f"unsupported construct: the subscript {ast.unparse(v.value)}[...] of an "
+                f"object that is not an array, list, tuple or dict, by a value carrying a "
+                f"derivative ('{carried[0]}'): its result may be computed from that value "
+                "(np.s_, np.mgrid, a class with __getitem__), which transpile cannot "
+                "differentiate; use an equivalent NumPy function (np.concatenate, "
+                "np.linspace...) instead", s)
 
     def _fixpoint(self, grow, step):
         """Add step(statement) to the set `grow` until nothing changes."""

@@ -17,8 +17,8 @@ module compiles a copy of it:
    objects come from the function's closure cells and globals, resolved once here.
    Python functions among them (runtime helpers like ``sign``, derivatives of called
    functions, the user's own helpers) are compiled the same way, recursively. What numba
-   lacks gets a stand-in (`_helpers`): ``reversed`` of lists and ranges, the scalar case
-   of ``unbroadcast``.
+   lacks gets a stand-in (`_helpers`): ``reversed`` of lists and ranges, the scalar cases
+   of ``unbroadcast`` and ``pow_log``.
 3. ``numba.njit`` the result. Numba compiles on the first call for each combination of
    argument types; what it cannot compile (NumPy vjp helpers, lists of arrays, arbitrary
    Python objects) raises one `TranspileError` naming numba's reason and the user's
@@ -500,13 +500,27 @@ def _helpers():
         if isinstance(g, scalar) and isinstance(like, scalar):
             return lambda g, like: g            # a scalar adjoint of a scalar value
 
+    def jit_pow_log(a, b, k):
+        return runtime.pow_log(a, b, k)
+
+    @overload(jit_pow_log)
+    def _pow_log(a, b, k):
+        scalar = (nt.Number, nt.Boolean)
+        if isinstance(a, scalar) and isinstance(b, scalar) and isinstance(k, scalar):
+            def impl(a, b, k):
+                if a > 0 and k >= 0:
+                    return a ** b * math.log(a) ** k
+                return 0.0
+            return impl
+
     @numba.njit
     def jit_log(x, base):
         return math.log(x) / math.log(base)    # what math.log(x, base) computes
 
     _HELPERS.update(reversed=jit_reversed, _jit_prefix=jit_prefix, _jit_log=jit_log,
-                    unbroadcast=jit_unbroadcast)
+                    unbroadcast=jit_unbroadcast, pow_log=jit_pow_log)
     _REPLACED[runtime.unbroadcast] = "unbroadcast"
+    _REPLACED[runtime.pow_log] = "pow_log"
     return _HELPERS
 
 

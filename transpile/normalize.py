@@ -932,9 +932,48 @@ class Flattener:
     def expr_Subscript(self, e):
         if isinstance(e.value, ast.Attribute) and e.value.attr in SHAPE_ATTRS:
             return self.inactive(e)                  # x.shape[0]: an int
+        joined = self.index_concatenation(e)
+        if joined is not None:
+            return self.expr(A.located(joined, e))
         base = self.atom(e.value)
         return A.tag(ast.Subscript(value=base, slice=self.index_expr(e.slice), ctx=ast.Load()),
                      special="subscript")
+
+    def index_concatenation(self, e):
+        """`np.r_[a, b]` -> `np.concatenate([np.atleast_1d(a), np.atleast_1d(b)])` and
+        `np.c_[a, b]` -> `np.concatenate([np.column_stack([a]), ...], axis=-1)`: the same
+        arrays, built by functions with derivative rules (what NumPy's index tricks do for
+        items that are not slices or string directives). None for anything else."""
+        import numpy
+        obj = self.unit.resolve(e.value, self.local_names)
+        if obj is not numpy.r_ and obj is not numpy.c_:
+            return None
+        items = e.slice.elts if isinstance(e.slice, ast.Tuple) else [e.slice]
+        if not items or any(isinstance(n, ast.Slice) or isinstance(n, ast.Constant)
+                            and isinstance(n.value, str) for n in items):
+            return None                       # ranges and directives: left to NumPy
+        module = None
+        if isinstance(e.value, ast.Attribute) and \
+                self.unit.resolve(e.value.value, self.local_names) is numpy:
+            module = e.value.value
+        else:
+            name = next((k for k, v in self.unit.globals.items() if v is numpy
+                         and k not in self.local_names and k.isidentifier()), None)
+            module = A.load(name) if name is not None else None
+        if module is None:
+            return None
+
+        def np_call(fn, args, keywords=()):
+            return ast.Call(func=ast.Attribute(value=copy.deepcopy(module), attr=fn,
+                                               ctx=ast.Load()), args=args,
+                            keywords=list(keywords))
+        if obj is numpy.r_:
+            parts = [np_call("atleast_1d", [item]) for item in items]
+            return np_call("concatenate", [ast.List(elts=parts, ctx=ast.Load())])
+        parts = [np_call("column_stack", [ast.List(elts=[item], ctx=ast.Load())])
+                 for item in items]
+        return np_call("concatenate", [ast.List(elts=parts, ctx=ast.Load())],
+                       [ast.keyword(arg="axis", value=A.const(-1))])
 
     def index_expr(self, index):
         """An index expression, evaluated once: masks and other computed indices go into a

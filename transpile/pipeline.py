@@ -802,7 +802,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     if kind.startswith("jvp"):
         return _assemble_jvp(unit, norm, an, env, names, active, compiled, options,
                              local_names)
-    rt = ReverseTransform(norm, an, env)
+    rt = ReverseTransform(norm, an, env, top_level=kind == "value_and_grad")
     fwd_m, rev_m = rt.run()
     if options["checkpoint"] is not None:
         fwd_m, rev_m = checkpoint.restructure(fwd_m, rev_m, rt, params, options["checkpoint"])

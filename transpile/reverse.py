@@ -19,10 +19,13 @@ import copy
 from . import astutil as A
 from . import algebra
 from .analysis import expr_names, walk_body, SCALAR, SEQ, UNKNOWN
+from .errors import TranspileError
 from .rules import lookup
 from .transform import Transform
 
 PUSH, POP, STACK = "_push", "_pop", "_stack"
+# kinds entry of a callee whose result's adjoint may be masked (see _masked_adjoints)
+MASKED_RESULT = "[masked result]"
 
 
 def marker(**tags):
@@ -31,8 +34,13 @@ def marker(**tags):
 
 
 class ReverseTransform(Transform):
-    def __init__(self, norm, analysis, env):
+    """`top_level`: the code is a gradient function (not the forward/backward pair a
+    caller's derivative code calls): after its adjoint sweep every argument is left as
+    the function leaves it (the sweep restores values the function overwrote in place)."""
+
+    def __init__(self, norm, analysis, env, top_level=False):
         super().__init__(norm, analysis, env)
+        self.top_level = top_level
         self.depth = 0
         self.self_target, self.self_contribs = None, []
         self.loop_ids = 0
@@ -41,11 +49,114 @@ class ReverseTransform(Transform):
         self.mutated = {st.targets[0].value.id for st, _ in walk_body(norm.body)
                         if isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Subscript)
                         and isinstance(st.targets[0].value, ast.Name)}
+        self.masked = self._masked_adjoints()
+        self.cur_masked = False         # the statement being transformed: its target's
+        self.cur_arrays = False         # adjoint may be masked; it may hold arrays
+
+    def _masked_adjoints(self):
+        """Names whose adjoints may be exactly 0 for values that do not reach the result:
+        what flows into a selection (np.where's branches, maximum, an index, elements an
+        element write overwrites; rules declaring `masks`) and, back from there,
+        everything flowing into those. Where such a value's partial derivative is inf or
+        nan (np.sqrt(x) at x < 0 in the branch np.where drops), partial * adjoint is
+        formed by `mul_masked`, which keeps the 0 (plain `*` elsewhere: no cost)."""
+        out = set()
+        if self.an.param_kinds.get(MASKED_RESULT):
+            out.add(self.norm.result)
+        active = self.an.active
+
+        def names_in(e):
+            return expr_names(e) & active
+
+        def selects(v):
+            special = A.get_tag(v, "special")
+            if special == "subscript":
+                return names_in(v.value)
+            if special == "container" and A.get_tag(v, "container") in (max, min):
+                return names_in(v)
+            if special == "method" and self.an.kind_of(v.func.value) != SEQ:
+                try:
+                    rule, args = self.method_rule(v)
+                except TranspileError:
+                    return set()
+                return names_in(v) if rule is not None and rule.masks else set()
+            new = set()
+            if special is None:
+                for n in ast.walk(v):
+                    if self._internal(n):
+                        rule, args = self.rule_of(n)
+                        if rule is not None and rule.masks:
+                            for a in args:
+                                new |= names_in(a)
+            return new
+
+        changed = True
+        while changed:
+            changed = False
+            for st, _ in walk_body(self.norm.body):
+                new = set()
+                if isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Subscript):
+                    base = st.targets[0].value.id
+                    new.add(base)               # the overwritten elements get 0
+                    if base in out:
+                        new |= names_in(st.value)
+                elif isinstance(st, ast.Assign):
+                    if st.targets[0].id in out:
+                        new |= names_in(st.value)
+                    new |= selects(st.value)
+                elif isinstance(st, ast.Expr) and A.get_tag(st.value, "special") == "method":
+                    base = st.value.func.value
+                    if isinstance(base, ast.Name) and base.id in out:
+                        new |= names_in(st.value)
+                new = (new & active) - out
+                if new:
+                    out |= new
+                    changed = True
+        return out
+
+    def masked_product(self, p, g):
+        """p * g for a partial p and an adjoint g: `mul_masked(p, g)` (exactly 0 where g
+        is 0) when g may be masked and p may be inf or nan, else the plain product."""
+        if self.cur_masked and not _surely_finite(p):
+            return ast.Call(func=A.load(self.env.helper("mul_masked")),
+                            args=[p, copy.deepcopy(g)], keywords=[])
+        return algebra.mul(p, copy.deepcopy(g))
 
     # --- driving ---------------------------------------------------------------------
     def run(self):
         fwd, rev = self.block(self.norm.body)
+        if self.top_level:
+            where = self.unit.node
+            for p in sorted(self.written_params()):
+                kept = self.names.fresh("_final_" + p.lstrip("_"))
+                arg = p
+                if self.an.sites.get(p, 0) > 1:     # rebound: follow the caller's object
+                    arg = self.names.fresh("_arg_" + p.lstrip("_"))
+                    fwd.insert(0, A.located(marker(final_alias=(p, arg)), where))
+                fwd.append(A.located(marker(final_save=(p, arg, kept)), where))
+                rev.append(A.located(marker(final_restore=(p, arg, kept)), where))
         return fwd, rev
+
+    def written_params(self):
+        """Parameters whose contents the function changes in place (element writes, also
+        into their elements, and in-place methods)."""
+        from .analysis import MUTATING_METHODS
+        out = set(self.mutated)
+        for st, _ in walk_body(self.norm.body):
+            v = getattr(st, "value", None)
+            if A.get_tag(v, "special") == "method" and A.get_tag(v, "method") in \
+                    MUTATING_METHODS and isinstance(v.func.value, ast.Name):
+                out.add(v.func.value.id)
+        holders = {}
+        for st, _ in walk_body(self.norm.body):
+            if A.get_tag(st, "holder") and isinstance(st.value, ast.Subscript) and \
+                    isinstance(st.value.value, ast.Name):
+                holders[st.targets[0].id] = st.value.value.id
+        for name in list(out):
+            while name in holders:          # x = xs[i]; x[j] = v: xs's element changes
+                name = holders[name]
+                out.add(name)
+        return out & set(self.an.params)
 
     def block(self, stmts):
         fwd, rev = [], []
@@ -85,6 +196,8 @@ class ReverseTransform(Transform):
     # --- assignments -----------------------------------------------------------------
     def assign(self, s, t, value):
         special = A.get_tag(value, "special")
+        self.cur_arrays = self.an.kind.get(t) != SCALAR or self.an.kind_of(value) != SCALAR
+        self.cur_masked = t in self.masked and self.cur_arrays
         if special == "user":
             return self.user_call(s, t, value)
         first = id(s) in self.an.first_defs
@@ -153,7 +266,7 @@ class ReverseTransform(Transform):
             total = coefs[0] if coefs else A.const(0.0)
             for c in coefs[1:]:
                 total = ast.BinOp(left=total, op=ast.Add(), right=c)
-            rev.append(A.assign(dt, algebra.mul(total, A.load(dt))))
+            rev.append(A.assign(dt, self.masked_product(total, A.load(dt))))
         return rev
 
     def accumulate(self, name, G):
@@ -280,7 +393,8 @@ class ReverseTransform(Transform):
             if n.id == self.self_target and n.id in self.an.active:
                 self.self_contribs.append(coef)
                 return
-            full = G if coef is None else (coef if G is None else algebra.mul(coef, G))
+            full = G if coef is None else (coef if G is None else self.masked_product(
+                coef, G))
             full = copy.deepcopy(full)
             if broadcast:       # summing is linear: keep a sign outside, -unbroadcast(g)
                 negated = isinstance(full, ast.UnaryOp) and isinstance(full.op, ast.USub)
@@ -313,7 +427,8 @@ class ReverseTransform(Transform):
                     continue
                 helper = self.env.bind(f"{_short(rule.name)}_vjp{i}", fn,
                                        origin=("vjp", rule, i))
-                full = G if coef is None else (coef if G is None else algebra.mul(coef, G))
+                full = G if coef is None else (coef if G is None else self.masked_product(
+                    coef, G))
                 ans = self._value_expr(n, values) if _reads_ans(rule) else A.const(None)
                 child = ast.Call(func=A.load(helper), args=[copy.deepcopy(full), ans]
                     + [self._value_expr(a, values) for a in args],
@@ -329,7 +444,23 @@ class ReverseTransform(Transform):
             if id(n) in values:       # d exp(x) = exp(x): reuse the value computed already
                 p = A.replace_equal(p, self._recompute(n, values), A.load(values[id(n)]))
             p = algebra.fold(p)
-            child = p if coef is None else algebra.mul(p, copy.deepcopy(coef))
+            if rule.masks and self.cur_arrays and rule.name.startswith("numpy"):
+                # a selection's adjoint is 0 where it does not select, whatever flows in
+                # (an inf from np.sqrt(np.maximum(x, 0)) at 0): mask * adjoint keeps it
+                full = G if coef is None else (coef if G is None else algebra.mul(
+                    copy.deepcopy(coef), copy.deepcopy(G)))
+                child = ast.Call(func=A.load(self.env.helper("mul_masked")),
+                                 args=[copy.deepcopy(full), p], keywords=[])
+                others = [self.an.kind_of(a) for j, a in enumerate(args) if j != i]
+                self._propagate(args[i], child, None, values, out,
+                                broadcast=any(k != SCALAR for k in others))
+                continue
+            if coef is None:
+                child = p
+            elif G is None:             # coef is the adjoint itself
+                child = self.masked_product(p, coef)
+            else:                       # a product of partials, times G at the leaves
+                child = algebra.mul(p, copy.deepcopy(coef))
             if G is not None and isinstance(child, ast.Constant) and child.value == 1:
                 child = None
             others = [self.an.kind_of(a) for j, a in enumerate(args) if j != i and not (
@@ -392,7 +523,12 @@ class ReverseTransform(Transform):
                         func=A.load(h("add_to_each")),
                         args=[A.load(self.d(base)), A.load(base), G], keywords=[])))
                 if len(args) > 1 and isinstance(args[1], ast.Name):
-                    out += self.accumulate(args[1].id, copy.deepcopy(G))
+                    g = copy.deepcopy(G)
+                    if not (self.an.kind_of(v) == SCALAR == self.an.kind_of(args[1])):
+                        # the start value may have broadcast against the elements
+                        g = ast.Call(func=A.load(h("unbroadcast")), args=[g, A.load(
+                            args[1].id)], keywords=[])
+                    out += self.accumulate(args[1].id, g)
                 return out
             if fn in (max, min) and len(args) == 1 and isinstance(args[0], ast.Name):
                 base = args[0].id
@@ -449,6 +585,8 @@ class ReverseTransform(Transform):
             kinds[p] = self.an.kind_of(arg) or "unknown"
             if kinds[p] == "seq" and isinstance(arg, ast.Name):
                 kinds[p + "[]"] = self.an.elem.get(arg.id, "unknown")
+        if self.cur_masked:
+            kinds[MASKED_RESULT] = "masked"     # the callee keeps zeros of its adjoint
         fwd_name, bwd_name = self.env.callee(target, tuple(active), kinds, s)
         tape = self.names.fresh("_tape")
         if self.depth > 0:
@@ -612,6 +750,21 @@ def plain_call(s, target):
     return A.assign(s.targets[0], call, s)
 
 
+def _surely_finite(e):
+    """Is the partial-derivative expression e finite whatever its operands hold? Numbers,
+    comparisons (masks) and sums and products of those."""
+    if isinstance(e, ast.Constant):
+        return isinstance(e.value, (bool, int, float)) and e.value - e.value == 0
+    if isinstance(e, (ast.Compare, ast.BoolOp)):
+        return True
+    if isinstance(e, ast.UnaryOp):
+        return _surely_finite(e.operand)
+    if isinstance(e, ast.BinOp) and isinstance(e.op, (ast.Add, ast.Sub, ast.Mult,
+                                                      ast.BitAnd, ast.BitOr)):
+        return _surely_finite(e.left) and _surely_finite(e.right)
+    return False
+
+
 def _reads_ans(rule):
     """Does the rule's vjp `vjp(g, ans, *args)` read `ans`? The rule declares it
     (`Rule.needs_ans`); if not, the result need not be kept for the adjoint sweep."""
@@ -649,11 +802,14 @@ class Resolver:
     def __init__(self, transform, params):
         self.t = transform
         self.params = set(params)
+        self.checkpointed = False       # loops re-run from checkpoints (restore objects)
 
     def overwritten(self, name):
         return self.t.an.overwritten(name) or name in self.t.new_overwritten
 
     def run(self, fwd_m, rev_m):
+        self.checkpointed = any(A.get_tag(n, "checkpoint_adjoint") is not None
+                                for s in rev_m for n in ast.walk(s))
         needed = None
         while True:
             self.needed = needed if needed is not None else _reads(rev_m) & self.t.primal
@@ -698,6 +854,24 @@ class Resolver:
         return [s]
 
     def marker(self, m, reverse):
+        final = A.get_tag(m, "final_save" if not reverse else "final_restore")
+        alias = A.get_tag(m, "final_alias")
+        if final is not None or alias is not None:
+            # the adjoint sweep restores an argument changed in place (it reads it): keep
+            # what the function left in the caller's object, put that back at the end
+            p = (final or alias)[0]
+            if p not in self.needed and not self.checkpointed:
+                return []
+            if alias is not None:
+                return [A.located(A.assign(alias[1], A.load(p)), m)]
+            h = self.t.env.helper
+            _, arg, kept = final
+            if not reverse:
+                return [A.located(A.assign(kept, ast.Call(func=A.load(h("final_state")),
+                                                          args=[A.load(arg)], keywords=[])),
+                                  m)]
+            return [A.located(ast.Expr(value=ast.Call(func=A.load(h("write_back")), args=[
+                A.load(arg), A.load(kept)], keywords=[])), m)]
         var = A.get_tag(m, "save") if not reverse else A.get_tag(m, "restore")
         if A.get_tag(m, "loop_target"):
             L = A.get_tag(m, "loop")

@@ -29,6 +29,39 @@ def digamma(x):
         1.0 / 12 - inv2 * (1.0 / 120 - inv2 * (1.0 / 252 - inv2 * (1.0 / 240 - inv2 / 132))))
 
 
+def pow_log(a, b, k):
+    """``a ** b * log(a) ** k`` where a > 0, else 0: with k = 1 the derivative of ``a ** b``
+    in the exponent (taken as 0 where a <= 0), with other k its derivatives. Numbers or
+    arrays (elementwise); only ever reached with k < 0 multiplied by 0 (then 0)."""
+    if hasattr(a, "shape") or hasattr(b, "shape"):
+        import numpy
+        a = numpy.asarray(a)
+        positive = a > 0
+        safe = numpy.where(positive, a, 1)
+        if k < 0:
+            out = numpy.zeros(numpy.broadcast(safe, b).shape, numpy.result_type(safe, b, 1.0))
+        else:
+            out = numpy.where(positive, safe ** b * numpy.log(safe) ** k, 0 * safe)
+        return out if out.ndim else out[()]
+    if a > 0 and k >= 0:
+        return a ** b * math.log(a) ** k
+    return 0.0
+
+
+def mul_masked(p, g):
+    """p * g, and exactly 0 where g is 0 even where p is inf or nan: the product of a
+    partial derivative with an adjoint a selection (np.where's other branch, an index)
+    set to 0 for a value that does not reach the result. Plain p * g when finite."""
+    out = p * g
+    if isinstance(out, float):                  # Python and NumPy float64 numbers
+        return out if out - out == 0.0 or g != 0 else 0.0
+    import numpy
+    if numpy.isfinite(out).all():
+        return out
+    kept = numpy.where(numpy.asarray(g) == 0, numpy.zeros((), numpy.result_type(out)), out)
+    return kept if isinstance(out, numpy.ndarray) else kept[()]
+
+
 def zeros_like(value):
     """A zero adjoint shaped like ``value`` (lists and tuples become lists; float32 arrays
     get float32 adjoints, integer arrays float64 ones)."""
@@ -131,12 +164,19 @@ def _keep_last_writes(g, index):
 
 
 def add_to_each(adj, value, g):
-    """Adjoint of ``s = sum(value)``: every element receives g."""
+    """Adjoint of ``s = sum(value)``: every element receives g, summed back to the
+    element's own shape (a scalar element of a sum that broadcast gets g's total). An
+    array's elements are its rows: its adjoint is an array of its own shape."""
     if _is_zero(g):
         return adj
+    if hasattr(value, "shape") and not isinstance(value, (list, tuple)):
+        if not len(value):
+            return adj
+        each = zeros_like(value) + unbroadcast(g, value[0])
+        return each if _is_zero(adj) else adj + each
     if _is_zero(adj):
-        return [g for _ in value]
-    return [add(a, g) for a in adj]
+        return [unbroadcast(g, v) for v in value]
+    return [add(a, unbroadcast(g, v)) for a, v in zip(adj, value)]
 
 
 def pop_adjoint(adj, value):
@@ -246,6 +286,43 @@ def unbroadcast(g, like):
     if axes:
         g = g.sum(axis=axes, keepdims=True)
     return g.reshape(shape)
+
+
+def final_state(value):
+    """What an argument holds, to put back later with `write_back`: an array's contents,
+    a list's or dict's items and, recursively, what those hold."""
+    if isinstance(value, list):
+        return list(value), [final_state(v) for v in value]
+    if isinstance(value, tuple):
+        return None, [final_state(v) for v in value]
+    if isinstance(value, dict):
+        return dict(value), {k: final_state(v) for k, v in value.items()}
+    if hasattr(value, "shape") and hasattr(value, "copy") and getattr(
+            getattr(value, "flags", None), "writeable", False):
+        return value.copy()
+    return None
+
+
+def write_back(value, state):
+    """Put `final_state(value)` back into value (the same objects, so the caller sees
+    it): the gradient leaves an argument as the function leaves it, after the adjoint
+    sweep restored what the function overwrote."""
+    if state is None:
+        return
+    if isinstance(value, (list, tuple)):
+        items, inner = state
+        if items is not None:
+            value[:] = items
+        for v, s in zip(value, inner):
+            write_back(v, s)
+    elif isinstance(value, dict):
+        items, inner = state
+        value.clear()
+        value.update(items)
+        for k, s in inner.items():
+            write_back(items[k], s)
+    else:
+        value[...] = state
 
 
 def snapshot(value):

@@ -57,10 +57,14 @@ def _broadcast_like(G, g):
     return G if G.shape == shape else np.array(np.broadcast_to(G, shape))
 
 
-def _sum_list(G):
+def _sum_each(G, g):
+    """The adjoint of g in add_to_each(adj, value, g) from the adjoint G of the result:
+    each element's share spread back to g's shape, summed (an array's rows likewise)."""
+    if _is_zero(G):
+        return 0.0
     total = 0.0
     for v in G:
-        total = R.add(total, v)
+        total = R.add(total, _broadcast_like(v, g))
     return total
 
 
@@ -113,12 +117,32 @@ _helper(R.add,
 _helper(R.item,
         lambda G, ans, adj, index: 0.0 if _is_zero(adj) or _is_zero(G) else R.add_at(
             0.0, adj, index, G),
-        None, multilinear=[(0,)], params="adj, index")
+        None, multilinear=[(0,)], params="adj, index", masks=True)
 _helper(R.add_to_each,
         lambda G, ans, adj, value, g: _unless_zero(adj, lambda: G),
         None,
-        lambda G, ans, adj, value, g: 0.0 if _is_zero(G) else _sum_list(G),
+        lambda G, ans, adj, value, g: _sum_each(G, g),
         multilinear=[(0, 2)], params="adj, value, g")
+def _times_p(p, g, t):
+    """p * t where mul_masked(p, g) does not hold p back (g != 0 or p finite), else 0:
+    mul_masked(p, g) is locally constant in g where it keeps its 0."""
+    if _is_zero(t):
+        return 0.0
+    out = p * t
+    if np.all(np.isfinite(p)):
+        return out
+    held = (np.asarray(g) == 0) & ~np.isfinite(p)
+    kept = np.where(held, np.zeros((), np.result_type(out)), out)
+    return kept if isinstance(out, np.ndarray) else kept[()]
+
+
+_helper(R.mul_masked,
+        lambda G, ans, p, g: R.unbroadcast(R.mul_masked(G, g), p),
+        lambda G, ans, p, g: R.unbroadcast(_times_p(p, g, G), g),
+        params="p, g", masks=True)
+defjvp(R.mul_masked, lambda tangents, p, g: _plus(
+    None if _t(tangents, 0) is None else R.mul_masked(tangents[0], g),
+    None if _t(tangents, 1) is None else _times_p(p, g, tangents[1])))
 _helper(R.unbroadcast, lambda G, ans, g, like: _broadcast_like(G, g), None,
         multilinear=[(0,)], params="g, like")
 _helper(R.snapshot, lambda G, ans, value: G, multilinear=[(0,)], params="value")
@@ -148,7 +172,8 @@ _helper(R.jvp_from_vjps, None, params="vjps, fn, args, tangents",
         unavailable="forward-mode code that builds J v from a reverse rule (a function with "
                     "vjp rules only) cannot be differentiated again; use forward over reverse "
                     "(transpile.hvp's default mode)")
-for _fn in (R.zeros_like, R.sign, R.argmax, R.argmin, R.argbest):
+for _fn in (R.zeros_like, R.sign, R.argmax, R.argmin, R.argbest, R.final_state,
+            R.write_back):
     _helper(_fn, zero=True)
 
 

@@ -66,13 +66,15 @@ def _name(fn):
     return f"{mod}.{qn}"
 
 
-def _def(fn, *derivs, params=None, nargs=None, zero=False, name=None, ans=False):
+def _def(fn, *derivs, params=None, nargs=None, zero=False, name=None, ans=False,
+         masks=False):
     """Register a NumPy rule. ``ans=True`` declares that its vjp functions read the
-    result ``ans`` (the others get None there, and the result is not kept for them)."""
+    result ``ans`` (the others get None there, and the result is not kept for them);
+    ``masks=True`` that it selects (see registry.defvjp)."""
     if params is None:
         params = ", ".join(f"x{i}" for i in range(max(len(derivs), 1)))
     return defvjp(fn, *derivs, params=params, nargs=nargs, zero=zero,
-                  name=name or _name(fn), env=ENV, needs_ans=ans)
+                  name=name or _name(fn), env=ENV, needs_ans=ans, masks=masks)
 
 
 def _is_zero(g):
@@ -170,7 +172,7 @@ def _gather_rule(fn, nargs=None, params=None):
     """Rule for fn(x, *rest): first argument gathered, the rest get nothing."""
     def vjp(g, ans, x, *rest, **kw):
         return _gather(fn, x, g, *rest, **kw)
-    _def(fn, vjp, *([None] * 8), nargs=nargs)
+    _def(fn, vjp, *([None] * 8), nargs=nargs, masks=True)
 
 
 def _parts(g, n):
@@ -249,11 +251,13 @@ BINARY = {
     np.ldexp: ("np.ldexp(np.ones_like(x), y)", None),
 }
 for _fn, _ds in BINARY.items():
-    _def(_fn, *_ds, params="x, y")
+    _def(_fn, *_ds, params="x, y",
+         masks=_fn in (np.maximum, np.minimum, np.fmax, np.fmin))
 _def(np.arctan2, "x / (x * x + y * y)", "-y / (x * x + y * y)", params="y, x")
 
 # where(cond, x, y) is elementwise too; one-argument where is nonzero
-_def(np.where, None, "(condition != 0)", "(condition == 0)", params="condition, x, y")
+_def(np.where, None, "(condition != 0)", "(condition == 0)", params="condition, x, y",
+     masks=True)
 _def(np.where, nargs=1, zero=True)
 
 # --- no derivative ---------------------------------------------------------------------
@@ -2065,6 +2069,16 @@ for _fn, _jvp in ((la.inv, _inv_jvp), (la.slogdet, _slogdet_jvp),
     lookup(_fn).jvp = _fallback_if_more(lookup(_fn), _fn, _jvp)
 lookup(la.solve).jvp = _solve_jvp
 lookup(np.clip).jvp = _clip_jvp
+
+
+# selections (see registry.defvjp's masks=): extrema, medians, clipping, choices and the
+# nan-skipping reductions pass back exactly 0 for the elements they do not use
+for _fn in (np.max, np.min, np.amax, np.amin, np.nanmax, np.nanmin, np.ptp, np.median,
+            np.nanmedian, np.clip, np.select, np.choose, np.compress, np.extract, np.nansum,
+            np.nanmean, np.nanprod, np.nancumsum, np.nanvar, np.nanstd):
+    _rule = lookup(_fn)
+    if _rule is not None:
+        _rule.masks = True
 
 
 def _from_reverse_rules():

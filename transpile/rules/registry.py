@@ -28,7 +28,8 @@ class Rule:
     """How to differentiate one primitive."""
 
     def __init__(self, fn, name, params, partials=None, vjps=None, env=None, zero=False,
-                 derive=None, multilinear=None, unavailable=None, needs_ans=True):
+                 derive=None, multilinear=None, unavailable=None, needs_ans=True,
+                 masks=False):
         self.fn = fn
         self.name = name
         self.params = tuple(params) if params is not None else None
@@ -46,6 +47,9 @@ class Rule:
         self.unavailable = unavailable     # no derivative through fn (why), except
                                            # forward mode by `multilinear` where given
         self.needs_ans = bool(needs_ans)   # vjps read the result `ans` (declared)
+        self.masks = bool(masks)           # selects: its adjoint is exactly 0 for values
+                                           # that do not reach the result (where, maximum,
+                                           # indexing-like functions), see reverse.py
         self.constant_keywords = ()        # keywords whose (constant) values are added to
                                            # the result: dropped from tangent calls
         self._parsed = None
@@ -83,7 +87,8 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
            name: str | None = None, zero: bool = False, env: dict[str, Any] | None = None,
            derive: Callable[[], list[str | None]] | None = None,
            multilinear: Sequence[Sequence[int]] | None = None,
-           unavailable: str | None = None, needs_ans: bool = True) -> Rule:
+           unavailable: str | None = None, needs_ans: bool = True,
+           masks: bool = False) -> Rule:
     """Register the derivative (reverse-mode rule) of ``fn``.
 
     Calls of ``fn`` inside a function being differentiated then use this rule instead
@@ -131,6 +136,10 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
         Whether the vjp functions read their ``ans`` argument (the result of ``fn``).
         The default True is always safe; False lets the compiler drop the result from
         the adjoint sweep and pass None instead.
+    masks : bool, optional
+        Declares a selection (np.where, maximum, take...): the adjoint it passes back is
+        exactly 0 for the argument values that do not reach its result, and the compiler
+        keeps it 0 there even where partial derivatives further back are inf or nan.
 
     Returns
     -------
@@ -181,7 +190,7 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
                 partials=list(derivatives) if (strings or (not calls and derivatives)) else None,
                 vjps=list(derivatives) if calls else None,
                 env=env, zero=zero, derive=derive, multilinear=multilinear, unavailable=unavailable,
-                needs_ans=needs_ans)
+                needs_ans=needs_ans, masks=masks)
     _RULES[_key(fn, nargs)] = rule
     VERSION[0] += 1
     return rule

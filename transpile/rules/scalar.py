@@ -15,15 +15,19 @@ import math
 from .registry import defvjp
 from .. import runtime
 
-ENV = {"math": math, "sign": runtime.sign, "digamma": runtime.digamma}
+ENV = {"math": math, "sign": runtime.sign, "digamma": runtime.digamma,
+       "pow_log": runtime.pow_log}
 
 # --- operators (keys are ast operator classes) -----------------------------------------
 defvjp(ast.Add, "1", "1", params="a, b", name="+", env=ENV)
 defvjp(ast.Sub, "1", "-1", params="a, b", name="-", env=ENV)
 defvjp(ast.Mult, "b", "a", params="a, b", name="*", env=ENV)
 defvjp(ast.Div, "1 / b", "-a / (b * b)", params="a, b", name="/", env=ENV)
-defvjp(ast.Pow, "b * a ** (b - 1)", "(a ** b * math.log(a) if a > 0 else 0.0)",
+defvjp(ast.Pow, "b * a ** (b - 1)", "pow_log(a, b, 1)",
        params="a, b", name="**", env=ENV)
+# pow_log(a, b, k) = a ** b * log(a) ** k (0 where a <= 0): numbers and arrays alike
+defvjp(runtime.pow_log, "b * pow_log(a, b - 1, k) + k * pow_log(a, b - 1, k - 1)",
+       "pow_log(a, b, k + 1)", None, params="a, b, k", env=ENV)
 defvjp(ast.Mod, "1", "-(a // b)", params="a, b", name="%", env=ENV)
 defvjp(ast.FloorDiv, params="a, b", name="//", zero=True, env=ENV)
 defvjp(ast.USub, "-1", params="a", name="unary -", env=ENV)
@@ -64,9 +68,9 @@ defvjp(math.log10, "1 / (x * math.log(10))", params="x", env=ENV)
 defvjp(math.log, "1 / (x * math.log(b))", "-math.log(x) / (b * math.log(b) ** 2)",
        params="x, b", nargs=2, env=ENV)
 defvjp(math.hypot, "x / math.hypot(x, y)", "y / math.hypot(x, y)", params="x, y", env=ENV)
-defvjp(math.pow, "b * a ** (b - 1)", "(a ** b * math.log(a) if a > 0 else 0.0)",
+defvjp(math.pow, "b * a ** (b - 1)", "pow_log(a, b, 1)",
        params="a, b", env=ENV)
-defvjp(builtins.pow, "b * a ** (b - 1)", "(a ** b * math.log(a) if a > 0 else 0.0)",
+defvjp(builtins.pow, "b * a ** (b - 1)", "pow_log(a, b, 1)",
        params="a, b", nargs=2, env=ENV)
 defvjp(math.fabs, "sign(x)", params="x", env=ENV)
 defvjp(builtins.abs, "sign(x)", params="x", env=ENV)
@@ -83,9 +87,9 @@ if hasattr(math, "exp2"):
 defvjp(builtins.float, "1", params="x", env=ENV)
 # ties: the first argument that attains the extremum gets the gradient (Python's choice)
 defvjp(builtins.max, "(1.0 if a >= b else 0.0)", "(0.0 if a >= b else 1.0)",
-       params="a, b", nargs=2, env=ENV)
+       params="a, b", nargs=2, env=ENV, masks=True)
 defvjp(builtins.min, "(1.0 if a <= b else 0.0)", "(0.0 if a <= b else 1.0)",
-       params="a, b", nargs=2, env=ENV)
+       params="a, b", nargs=2, env=ENV, masks=True)
 
 # --- piecewise-constant or integer-valued: derivative zero ------------------------------
 for _fn in (math.floor, math.ceil, math.trunc, builtins.round, builtins.int, builtins.bool,
