@@ -58,6 +58,10 @@ def _function(f: Any) -> Callable[..., Any]:
     f = getattr(f, "__transpile_function__", f)
     if not callable(f):
         raise TypeError(f"{f!r} is not callable")
+    if isinstance(f, functools.partial):
+        raise TranspileError(
+            f"{f!r} is a functools.partial object, which transpile does not differentiate "
+            "yet: differentiate a def or lambda that calls it (e.g. lambda x: f(x, y=1))")
     if getattr(f, "__transpile_derivative__", False) is True:
         name = getattr(f, "__name__", repr(f))
         raise TranspileError(
@@ -290,6 +294,26 @@ def _finish(grads, inputs):
                  for g, x in zip(grads, inputs))
 
 
+def _match_dtypes(grads, inputs):
+    """Each gradient with the floating dtype of its input (a float32 input gets a float32
+    gradient even where the function mixes in float64 constants), as NumPy arrays keep."""
+    out = None
+    for i, (g, x) in enumerate(zip(grads, inputs)):
+        if x.__class__ is float:
+            continue
+        dt = getattr(x, "dtype", None)
+        if dt is None or dt.kind != "f":
+            continue
+        gdt = getattr(g, "dtype", None)
+        if gdt == dt:
+            continue
+        if gdt is None and not isinstance(g, (int, float)):
+            continue
+        out = list(grads) if out is None else out
+        out[i] = g.astype(dt) if gdt is not None and np.ndim(g) else dt.type(g)
+    return grads if out is None else tuple(out)
+
+
 def _type_key(args, kwargs):
     """Cheap key of the argument types the generated code is specialized on."""
     key = tuple([(type(a), a.dtype.kind) if type(a) is np.ndarray else type(a)
@@ -388,6 +412,9 @@ class GradientFunction:
         self.__name__ = ("value_and_grad_" if with_value else "grad_") + fn.__name__
         self._lookup = self.variants.variants.get
         self._several = len(names) > 1
+        params = _param_names(fn)
+        self._positions = [params.index(n) for n in names]   # wrt parameters' positions
+        self._last_position = max(self._positions)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         compiled = self._lookup(_type_key(args, kwargs))
@@ -416,6 +443,13 @@ class GradientFunction:
             if x.__class__ is float and x == 0.0 or x is None or x.__class__ is int:
                 gs = _finish(gs, _bind(self.fn, args, kwargs, self.names))
                 break
+        if kwargs or len(args) <= self._last_position:
+            gs = _match_dtypes(gs, _bind(self.fn, args, kwargs, self.names))
+        else:
+            for i in self._positions:
+                if args[i].__class__ is not float:     # a float input: nothing to match
+                    gs = _match_dtypes(gs, [args[i] for i in self._positions])
+                    break
         out = gs if self.many else gs[0]
         return (value, out) if self.with_value else out
 
@@ -615,10 +649,18 @@ def vjp(f: Callable[..., Any], *args: Any, wrt: Wrt = 0, checkpoint: Checkpoint 
     _check_arguments(fn, names, _bind(fn, args, kwargs, names))
     compiled = pipeline.vjp_pair(fn, names, _kinds(fn, args, kwargs),
                                  check_option(checkpoint))
+    # arguments f writes into: the adjoint sweep restores them, so each pullback puts back
+    # what f left in them (and a repeated forward sweep starts from what f was given)
+    from .analysis import mutated_params
+    from .runtime import final_state, write_back
+    written = sorted(mutated_params(pipeline.unit_of(fn).node))
+    written = _bind(fn, args, kwargs, written) if written else []
+    initial = [final_state(a) for a in written]
     try:
         value, tape = compiled.forward(*args, **kwargs)
     except Exception as exc:
         raise annotate(exc)
+    final = [final_state(a) for a in written]
     inputs = _bind(fn, args, kwargs, names)
     state = {"tape": tape}
 
@@ -627,8 +669,13 @@ def vjp(f: Callable[..., Any], *args: Any, wrt: Wrt = 0, checkpoint: Checkpoint 
         cotangent = _own(cotangent)
         try:
             if tape is None:
+                for a, s in zip(written, initial):
+                    write_back(a, s)
                 _, tape = compiled.forward(*args, **kwargs)
-            grads = _finish(compiled.backward(tape, cotangent), inputs)
+            grads = _match_dtypes(_finish(compiled.backward(tape, cotangent), inputs),
+                                  inputs)
+            for a, s in zip(written, final):
+                write_back(a, s)
         except TranspileError as exc:
             raise _trimmed(exc) from None
         except Exception as exc:
