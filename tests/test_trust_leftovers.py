@@ -461,3 +461,26 @@ def test_a_partial_object_is_a_clear_error_not_a_crash():
             make(functools.partial(two_args, y=1.0))
     with pytest.raises(T.TranspileError, match="functools.partial"):
         T.vjp(functools.partial(two_args, y=1.0), 2.0)
+
+
+CONST = np.ones((3, 2))
+
+
+def constant_of_x(x):
+    return np.sum(CONST * 2.0)
+
+
+def piecewise_constant(x):
+    return np.sum(np.ceil(x) * 3.0 + np.sign(x))
+
+
+@pytest.mark.parametrize("mode", ["forward-over-reverse", "reverse-over-forward"])
+@pytest.mark.parametrize("f, x", [(constant_of_x, np.full((3, 2), 0.3)),
+                                  (piecewise_constant, np.array([0.3, 1.4, -2.2]))])
+def test_a_zero_hessian_vector_product_has_the_input_shape(f, x, mode):
+    v = np.linspace(0.5, 1.5, x.size).reshape(x.shape)
+    hv = T.hvp(f, mode=mode)(x, v=v)
+    h = 1e-5                                # central differences of the gradient along v
+    ref = (T.grad(f)(x + h * v) - T.grad(f)(x - h * v)) / (2 * h)
+    assert isinstance(hv, np.ndarray) and hv.shape == x.shape
+    assert np.allclose(hv, ref)

@@ -113,13 +113,13 @@ def hvp(f: Callable[..., Any], wrt: Wrt = 0,
             variants[key] = build(kinds)
         chosen[0] = variants[key]
         out = variants[key][0](args, vs)
-        if many:
-            if len(names) == 1:
-                return (out,)
-            if _is_zero(out):            # the gradient does not depend on the inputs
-                return tuple(zeros_like(t) for t in vs)
-            return tuple(out)
-        return out
+        outs = (out,) if len(names) == 1 else (
+            (out,) * len(vs) if _is_zero(out) else tuple(out))
+        # a part of H v that does not depend on the inputs: zeros shaped like its input
+        outs = tuple(zeros_like(t) if _is_zero(o) and np.ndim(o) == 0 and np.ndim(t) > 0
+                     or _is_zero(o) and isinstance(t, (list, tuple)) else o
+                     for o, t in zip(outs, vs))
+        return outs if many else outs[0]
 
     def source():
         if chosen[0] is None:        # nothing run yet: show the all-scalar version
