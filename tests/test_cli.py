@@ -15,9 +15,9 @@ SAMPLES = os.path.join(os.path.dirname(__file__), "cli_samples")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_cli(*args, cwd=None):
+def run_cli(*args, cwd=None, module="transpile.cli"):
     env = dict(os.environ, PYTHONPATH=ROOT)          # this tree's transpile, not another
-    return subprocess.run([sys.executable, "-m", "transpile.cli", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
 

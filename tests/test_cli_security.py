@@ -1,30 +1,17 @@
 """`transpile-ad` reads, it never runs: not the file, not its defaults or annotations, not
 the modules of the user's project it imports; bad files are one line and exit code 2."""
-import importlib.util
 import math
 import os
-import subprocess
 import sys
 
 import pytest
 
 import transpile
-
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from test_cli import load, run_cli
 
 
 def cli(*args, cwd, entry="transpile.cli"):
-    env = dict(os.environ, PYTHONPATH=ROOT)          # this tree's transpile, not another
-    return subprocess.run([sys.executable, "-m", entry, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
-def load(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return run_cli(*args, cwd=cwd, module=entry)
 
 
 def markers(folder):

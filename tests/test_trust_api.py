@@ -17,26 +17,13 @@ import numpy as np
 import pytest
 
 import transpile
+from finite_differences import central as fd
 from transpile import grad  # noqa: F401 - shadowed in shadows_grad
 from transpile import frontend
 
 HERE = os.path.abspath(__file__)
 ROOT = os.path.dirname(os.path.dirname(HERE))
 PACKAGE = os.path.dirname(os.path.abspath(transpile.__file__))
-
-
-def fd(f, x, eps=1e-6):
-    """Central differences of f at x (a number or an array)."""
-    if np.ndim(x) == 0:
-        return (f(x + eps) - f(x - eps)) / (2 * eps)
-    x = np.asarray(x, float)
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        xp, xm = x.copy(), x.copy()
-        xp[i] += eps
-        xm[i] -= eps
-        g[i] = (f(xp) - f(xm)) / (2 * eps)
-    return g
 
 
 def line_of(text):

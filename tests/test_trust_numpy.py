@@ -11,21 +11,8 @@ import numpy as np
 import pytest
 
 import transpile as T
+from finite_differences import central as fd_grad
 from transpile.rules import lookup
-
-
-def fd_grad(f, x, eps=1e-6):
-    """Central finite differences of scalar f at array (or number) x."""
-    if np.ndim(x) == 0:
-        return (f(x + eps) - f(x - eps)) / (2 * eps)
-    x = np.asarray(x, float)
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        xp, xm = x.copy(), x.copy()
-        xp[i] += eps
-        xm[i] -= eps
-        g[i] = (f(xp) - f(xm)) / (2 * eps)
-    return g
 
 
 def fd_jvp(f, args, tangents, eps=1e-6):
