@@ -978,6 +978,14 @@ class Flattener:
     def index_expr(self, index):
         """An index expression, evaluated once: masks and other computed indices go into a
         variable, so the adjoint sweep reuses the very same index."""
+        if isinstance(index, ast.Slice):     # `a:b:c` is no expression: its bounds are
+            return A.tag(A.located(ast.Slice(  # hoisted one by one, the slice kept inline
+                lower=index.lower and self.index_expr(index.lower),
+                upper=index.upper and self.index_expr(index.upper),
+                step=index.step and self.index_expr(index.step)), index), inactive=True)
+        if isinstance(index, ast.Tuple) and any(isinstance(n, ast.Slice) for n in index.elts):
+            return A.tag(A.located(ast.Tuple(elts=[self.index_expr(n) for n in index.elts],
+                                             ctx=ast.Load()), index), inactive=True)
         simple = (ast.Constant, ast.Name, ast.Slice, ast.BinOp, ast.UnaryOp, ast.Tuple)
         if isinstance(index, simple) and not any(
                 isinstance(n, (ast.Call, ast.Compare, ast.Subscript, ast.BoolOp))

@@ -166,6 +166,35 @@ def _inlinable(e):
     return True
 
 
+def _names_changed(s):
+    """Names whose value s may change: assigned names, the arrays behind element and
+    attribute writes (`x[i] = _pop()` restores x in place) and the objects a call may
+    update in place (its arguments and, for a method, its receiver)."""
+    out = set(A.names_stored(s))
+    for n in ast.walk(s):
+        targets = n.targets if isinstance(n, ast.Assign) else \
+            [n.target] if isinstance(n, (ast.AugAssign, ast.AnnAssign)) else []
+        for t in targets:
+            for e in ast.walk(t):
+                if isinstance(e, (ast.Subscript, ast.Attribute)):
+                    root = e.value
+                    while isinstance(root, (ast.Subscript, ast.Attribute)):
+                        root = root.value
+                    if isinstance(root, ast.Name):
+                        out.add(root.id)
+        if isinstance(n, ast.Call) and not (isinstance(n.func, ast.Name)
+                                            and n.func.id in PURE_CALLS):
+            args = list(n.args) + [k.value for k in n.keywords]
+            if isinstance(n.func, ast.Name) and n.func.id in IN_PLACE_HELPERS:
+                args = args[:1]                 # they update the adjoint only
+            for a in args:
+                if isinstance(a, ast.Name):
+                    out.add(a.id)
+            if isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name):
+                out.add(n.func.value.id)
+    return out
+
+
 def _inline_single_use(stmts):
     """`_g = e` used once, a few lines later in the same block: substitute e there.
 
@@ -207,7 +236,7 @@ def _inline_single_use(stmts):
                                 del body[i]
                                 i -= 1
                             break
-                        if A.names_stored(t) & reads:
+                        if _names_changed(t) & reads:
                             break
             i += 1
         return body

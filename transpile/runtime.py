@@ -140,27 +140,28 @@ def take_item(adj, index):
     if hasattr(g, "copy") and hasattr(g, "shape"):     # a view into the array adjoint
         g = g.copy()
         adj[index] = 0
-        _keep_last_writes(g, index)
+        _keep_last_writes(g, index, adj)
     else:
         adj[index] = 0.0 if not isinstance(g, list) else zeros_like(g)
     return g, adj
 
 
-def _keep_last_writes(g, index):
-    """`y[[0, 0]] = v` keeps the last write to each element: earlier duplicates of an
-    integer index get no gradient."""
+def _keep_last_writes(g, index, adj):
+    """`y[[0, 0]] = v` keeps the last write to each element: positions of g (the
+    selection adj[index], a copy) whose element is written again later get no gradient.
+    The positions are found by selecting element numbers with the same index, so integer
+    arrays in any dimension, lists and masks mixed with slices all follow NumPy."""
     import numpy
-    if isinstance(index, list):
-        index = numpy.asarray(index)
-    if not (isinstance(index, numpy.ndarray) and index.ndim == 1
-            and index.dtype.kind in "iu" and len(index) != len(numpy.unique(index))):
+    if _basic_index(index):
         return
-    seen = set()
-    for k in range(len(index) - 1, -1, -1):
-        i = int(index[k])
-        if i in seen:
-            g[k] = 0
-        seen.add(i)
+    ids = numpy.arange(adj.size).reshape(adj.shape)[index]
+    flat = numpy.asarray(ids).reshape(-1)
+    if flat.size == len(numpy.unique(flat)):
+        return
+    _, first_from_end = numpy.unique(flat[::-1], return_index=True)
+    last = numpy.zeros(flat.size, dtype=bool)
+    last[flat.size - 1 - first_from_end] = True
+    g.reshape(-1)[~last] = 0
 
 
 def add_to_each(adj, value, g):
