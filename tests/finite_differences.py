@@ -1,0 +1,29 @@
+"""Central finite differences, the reference the tests check derivatives against."""
+import numpy as np
+
+
+def central(f, x, eps=1e-6):
+    """Central differences of scalar-valued f at x (a number or an array)."""
+    if np.ndim(x) == 0:
+        return (f(x + eps) - f(x - eps)) / (2 * eps)
+    x = np.asarray(x, float)
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[i] += eps
+        xm[i] -= eps
+        g[i] = (f(xp) - f(xm)) / (2 * eps)
+    return g
+
+
+def central_wrt(f, args, i=0, eps=1e-6):
+    """Central differences of scalar f(*args) with respect to argument i (the other
+    array arguments copied for every call, so in-place writes cannot leak between calls)."""
+    args = list(args)
+
+    def at(v):
+        a = list(args)
+        a[i] = v
+        return float(f(*[b.copy() if isinstance(b, np.ndarray) and k != i else b
+                         for k, b in enumerate(a)]))
+    return central(at, args[i], eps)
