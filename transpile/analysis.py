@@ -48,6 +48,8 @@ def expr_names(e):
             out |= expr_names(k.value)
         if isinstance(e.func, ast.Attribute) and A.get_tag(e, "special") == "method":
             out |= expr_names(e.func.value)
+        if A.get_tag(e, "special") == "opaque":
+            out |= A.names_loaded(e.func)   # a local callable (one may close over x)
         return out
     if isinstance(e, ast.Subscript):
         return expr_names(e.value)
@@ -107,7 +109,9 @@ class Analysis:
         self.kind = {}           # name -> SCALAR | ARRAY | SEQ | UNKNOWN
         self.elem = {}           # SEQ name -> kind of its elements
         self.param_kinds = dict(param_kinds or {})
+        self.closures = {}       # active local function (or alias) -> an active name read
         self._activity()
+        self._check_function_arguments()
         self._kinds()
         self._sites()
         self._value_kinds(param_kinds or {})
@@ -156,9 +160,34 @@ class Analysis:
                     grow |= new
                     changed = True
 
+    def _closure_reads(self, name):
+        """The outer names a local function reads (its lifted free variables, and the
+        local functions it calls), or None for a name that is no local function."""
+        unit = getattr(self.norm, "local_functions", {}).get(name)
+        if unit is None or not isinstance(getattr(unit, "node", None), ast.FunctionDef):
+            return None
+        a = unit.node.args
+        params = {p.arg for p in a.posonlyargs + a.args + a.kwonlyargs}
+        loaded = set()
+        for st in unit.node.body:
+            loaded |= A.names_loaded(st)
+        return set(unit.extra_params) | (loaded - params) & set(self.norm.local_functions)
+
     def _activity(self):
         def step(s):
             new = set()
+            if isinstance(s, ast.FunctionDef):
+                # a local function closing over an active value is itself an active value
+                # (passed to a callable transpile cannot read, it carries x's derivative)
+                reads = self._closure_reads(s.name)
+                if reads and reads & self.active:
+                    new.add(s.name)
+                    funcs = set(self.norm.local_functions)
+                    self.closures.setdefault(s.name, min(
+                        reads & self.active, key=lambda n: (n in funcs, n)))
+            elif isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name) and \
+                    isinstance(s.value, ast.Name) and s.value.id in self.closures:
+                self.closures.setdefault(s.targets[0].id, self.closures[s.value.id])
             if isinstance(s, ast.Assign):
                 t = s.targets[0]
                 flows = expr_names(s.value) & self.active
@@ -175,6 +204,50 @@ class Analysis:
                     new.add(call.func.value.id)
             return new
         self._fixpoint(self.active, step)
+
+    def _check_function_arguments(self):
+        """A function depending on an active value, passed to a call transpile does not
+        differentiate through (an object without a rule or readable source, or a Python
+        function: its parameter would be called as an opaque value): refused, at the call.
+        Calling such a function directly is fine (a local function is transformed)."""
+        if not self.closures:
+            return
+        for s, _ in walk_body(self.norm.body):
+            call = s.value if isinstance(s, (ast.Assign, ast.Expr)) else None
+            if not isinstance(call, ast.Call):
+                continue
+            special = A.get_tag(call, "special")
+            if special not in ("user", "opaque", "method", "container"):
+                continue
+            passed = []
+            parts = list(call.args) + [k.value for k in call.keywords]
+            if special == "opaque" and not isinstance(call.func, ast.Name):
+                parts.append(call.func)            # `G(inner)(2.0)`: G is called too
+            for a in parts:
+                for n in ast.walk(a):
+                    if isinstance(n, ast.Name) and n.id in self.closures and \
+                            n.id in self.active:
+                        passed.append(n.id)
+            if not passed:
+                continue
+            fn = passed[0]
+            inner = next((n for part in parts for n in ast.walk(part) if isinstance(
+                n, ast.Call) and any(isinstance(m, ast.Name) and m.id == fn for a in list(
+                    n.args) + [k.value for k in n.keywords] for m in ast.walk(a))), call)
+            if inner is not call:
+                callee = ast.unparse(inner.func)
+            elif special == "user":
+                target = A.get_tag(call, "user")
+                callee = getattr(target, "__qualname__", None) or getattr(
+                    target, "name", None) or ast.unparse(call.func)
+            else:
+                callee = ast.unparse(call.func)
+            raise self.norm.unit.error(
+                f"unsupported construct: this call passes a function that depends on "
+                f"'{self.closures[fn]}' ('{fn}') to {callee}, which transpile cannot "
+                "differentiate through (it would treat the function's result as a "
+                "constant); call the function here and pass its result, or register a "
+                "rule with transpile.defvjp", s)
 
     def _kinds(self):
         def step(s):

@@ -19,6 +19,7 @@ import copy
 from . import algebra
 from . import astutil as A
 from .analysis import walk_body, SCALAR, SEQ, UNKNOWN
+from .rules.scalar import specialize
 from .transform import Transform
 
 
@@ -181,7 +182,7 @@ class ForwardTransform(Transform):
                 continue
             mapping = {name: copy.deepcopy(args[j]) for j, name in enumerate(rule.params)
                        if j < len(args)}
-            p = algebra.fold(self.env.instantiate(rule.partials[i], mapping, rule.env))
+            p = algebra.fold(self.env.instantiate(specialize(rule.partials[i], mapping), mapping, rule.env))
             terms.append(algebra.product(algebra.mul(p, ta)))
         return _sum(terms)
 

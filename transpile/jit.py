@@ -18,7 +18,7 @@ module compiles a copy of it:
    Python functions among them (runtime helpers like ``sign``, derivatives of called
    functions, the user's own helpers) are compiled the same way, recursively. What numba
    lacks gets a stand-in (`_helpers`): ``reversed`` of lists and ranges, the scalar cases
-   of ``unbroadcast`` and ``pow_log``.
+   of ``unbroadcast``, ``pow_log`` and ``pow_deriv``.
 3. ``numba.njit`` the result. Numba compiles on the first call for each combination of
    argument types; what it cannot compile (NumPy vjp helpers, lists of arrays, arbitrary
    Python objects) raises one `TranspileError` naming numba's reason and the user's
@@ -513,14 +513,31 @@ def _helpers():
                 return 0.0
             return impl
 
+    def jit_pow_deriv(a, b, c):
+        return runtime.pow_deriv(a, b, c)
+
+    @overload(jit_pow_deriv)
+    def _pow_deriv(a, b, c):
+        scalar = (nt.Number, nt.Boolean)
+        if isinstance(a, scalar) and isinstance(b, scalar) and isinstance(c, scalar):
+            def impl(a, b, c):
+                if c == 0:
+                    return 0.0
+                if a == 0 and b < 0:
+                    return c * math.inf
+                return c * a ** b
+            return impl
+
     @numba.njit
     def jit_log(x, base):
         return math.log(x) / math.log(base)    # what math.log(x, base) computes
 
     _HELPERS.update(reversed=jit_reversed, _jit_prefix=jit_prefix, _jit_log=jit_log,
-                    unbroadcast=jit_unbroadcast, pow_log=jit_pow_log)
+                    unbroadcast=jit_unbroadcast, pow_log=jit_pow_log,
+                    pow_deriv=jit_pow_deriv)
     _REPLACED[runtime.unbroadcast] = "unbroadcast"
     _REPLACED[runtime.pow_log] = "pow_log"
+    _REPLACED[runtime.pow_deriv] = "pow_deriv"
     return _HELPERS
 
 

@@ -195,6 +195,7 @@ def _lift_nested(unit, body, outer_locals, local_functions):
     body = _name_called_lambdas(body, unit)
     defs = [n for n in _walk_stmts(body) if isinstance(n, ast.FunctionDef)]
     fnames = {d.name for d in defs} | set(local_functions)
+    own = {}                  # def name -> (outer locals it reads, local functions it calls)
     for d in defs:
         inner = d.args
         inner_params = {p.arg for p in inner.posonlyargs + inner.args + inner.kwonlyargs}
@@ -202,7 +203,22 @@ def _lift_nested(unit, body, outer_locals, local_functions):
         free = set()
         for s in d.body:
             free |= A.names_loaded(s)
-        extras = sorted((free - inner_locals) & outer_locals - fnames)
+        own[d.name] = ((free - inner_locals) & outer_locals - fnames,
+                       (free - inner_locals) & fnames)
+    reads = {k: set(v[0]) for k, v in own.items()}
+    changed = True
+    while changed:             # a def calling another reads what that one reads: `g` calling
+        changed = False        # `f`, which closes over x, passes x on to f
+        for k, (_, calls) in own.items():
+            for c in calls:
+                extra = reads.get(c, set(getattr(local_functions.get(c), "extra_params",
+                                                 ()))) & outer_locals - reads[k]
+                if extra:
+                    reads[k] |= extra
+                    changed = True
+    for d in defs:
+        inner = d.args
+        extras = sorted(reads[d.name])
         if not unit.is_generated:
             _refuse_outer_mutation(unit, d, set(extras))
         node = copy.deepcopy(d)

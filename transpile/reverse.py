@@ -21,6 +21,7 @@ from . import algebra
 from .analysis import expr_names, walk_body, SCALAR, SEQ, UNKNOWN
 from .errors import TranspileError
 from .rules import lookup
+from .rules.scalar import specialize
 from .transform import Transform
 
 PUSH, POP, STACK = "_push", "_pop", "_stack"
@@ -440,7 +441,7 @@ class ReverseTransform(Transform):
                 continue
             mapping = {name: self._value_expr(args[j], values)
                        for j, name in enumerate(rule.params) if j < len(args)}
-            p = self.env.instantiate(p, mapping, rule.env)
+            p = self.env.instantiate(specialize(p, mapping), mapping, rule.env)
             if id(n) in values:       # d exp(x) = exp(x): reuse the value computed already
                 p = A.replace_equal(p, self._recompute(n, values), A.load(values[id(n)]))
             p = algebra.fold(p)

@@ -48,6 +48,31 @@ def pow_log(a, b, k):
     return 0.0
 
 
+def pow_deriv(a, b, c):
+    """``c * a ** b``, and exactly 0 where c is 0: the derivative ``b * a ** (b - 1)`` of
+    ``a ** b`` (c = b), 0 for ``a ** 0`` even at a = 0 (where ``a ** -1`` is infinite),
+    and its higher derivatives (c collects the falling factorial). Numbers or arrays."""
+    if not (hasattr(a, "shape") or hasattr(b, "shape") or hasattr(c, "shape")):
+        if c == 0:
+            return 0.0 * a if not isinstance(a, complex) else 0j
+        try:
+            return c * a ** b
+        except ZeroDivisionError:               # 0.0 ** -1: infinite, as NumPy says
+            import numpy
+            with numpy.errstate(divide="ignore", invalid="ignore"):
+                return float(c * numpy.float64(a) ** b)
+    import numpy
+    a = numpy.asarray(a)
+    if a.dtype.kind in "biu":
+        a = a.astype(float)
+    with numpy.errstate(divide="ignore", invalid="ignore"):
+        out = c * a ** b
+        zero = numpy.asarray(c) == 0
+        if zero.any():
+            out = numpy.where(zero, numpy.zeros((), numpy.result_type(out)), out)
+    return out if out.ndim else out[()]
+
+
 def mul_masked(p, g):
     """p * g, and exactly 0 where g is 0 even where p is inf or nan: the product of a
     partial derivative with an adjoint a selection (np.where's other branch, an index)

@@ -43,9 +43,10 @@ import math
 import numpy as np
 
 from .registry import defjvp, defvjp, lookup
+from .. import runtime
 from ..runtime import unbroadcast
 
-ENV = {"np": np, "math": math}
+ENV = {"np": np, "math": math, "pow_deriv": runtime.pow_deriv}
 _MAXARGS = 32          # variadic functions: rules for up to this many positional arguments
 
 
@@ -135,7 +136,10 @@ def _expand(g, ndim, axis, keepdims):
     g = np.asarray(g)
     if keepdims or ndim == 0:
         return g
-    return np.expand_dims(g, _axes(axis, ndim))
+    axes = _axes(axis, ndim)
+    if g.ndim < ndim - len(axes):         # a scalar seed for a small result: broadcast
+        g = g.reshape((1,) * (ndim - len(axes) - g.ndim) + g.shape)
+    return np.expand_dims(g, axes)
 
 
 def _kd(keepdims):
@@ -234,7 +238,7 @@ BINARY = {
     np.subtract: ("1", "-1"),
     np.multiply: ("y", "x"),
     np.divide: ("1 / y", "-x / (y * y)"),
-    np.power: ("y * x ** (y - 1)",
+    np.power: ("pow_deriv(x, y - 1, y)",
                "np.where(x > 0, x ** y * np.log(np.where(x > 0, x, 1)), 0 * x)"),
     np.float_power: ("y * np.float_power(x, y - 1)",
                      "np.where(x > 0, np.float_power(x, y) * np.log(np.where(x > 0, x, 1)), 0.0)"),
@@ -1525,7 +1529,7 @@ if hasattr(np, "row_stack"):
 _def(np.dstack, _pieces(lambda g, ans, tup, **kw: _concat_grad(g, tup, 2, np.atleast_3d)),
      params="tup")
 _def(np.column_stack, _pieces(lambda g, ans, tup: _concat_grad(
-    g, tup, 1, lambda x: np.asarray(x)[:, None] if np.ndim(x) < 2 else np.asarray(x))),
+    g, tup, 1, lambda x: np.array(x, ndmin=2).T if np.ndim(x) < 2 else np.asarray(x))),
     params="tup")
 
 

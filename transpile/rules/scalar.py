@@ -6,7 +6,7 @@ sympy's Python printer writes the template. The rest are written by hand, one li
 
 Conventions at non-differentiable points: abs'(0) = 0 (sign), max/min ties send the whole
 gradient to the first argument that attains the extremum (the one Python returns),
-floor/ceil/trunc/round/int/`//` have derivative 0.
+floor/ceil/trunc/round/int/`//` have derivative 0, d/dx x ** 0 = 0 (also at x = 0).
 """
 import ast
 import builtins
@@ -16,18 +16,21 @@ from .registry import defvjp
 from .. import runtime
 
 ENV = {"math": math, "sign": runtime.sign, "digamma": runtime.digamma,
-       "pow_log": runtime.pow_log}
+       "pow_log": runtime.pow_log, "pow_deriv": runtime.pow_deriv}
 
 # --- operators (keys are ast operator classes) -----------------------------------------
 defvjp(ast.Add, "1", "1", params="a, b", name="+", env=ENV)
 defvjp(ast.Sub, "1", "-1", params="a, b", name="-", env=ENV)
 defvjp(ast.Mult, "b", "a", params="a, b", name="*", env=ENV)
 defvjp(ast.Div, "1 / b", "-a / (b * b)", params="a, b", name="/", env=ENV)
-defvjp(ast.Pow, "b * a ** (b - 1)", "pow_log(a, b, 1)",
+defvjp(ast.Pow, "pow_deriv(a, b - 1, b)", "pow_log(a, b, 1)",
        params="a, b", name="**", env=ENV)
 # pow_log(a, b, k) = a ** b * log(a) ** k (0 where a <= 0): numbers and arrays alike
 defvjp(runtime.pow_log, "b * pow_log(a, b - 1, k) + k * pow_log(a, b - 1, k - 1)",
        "pow_log(a, b, k + 1)", None, params="a, b, k", env=ENV)
+# pow_deriv(a, b, c) = c * a ** b (0 where c == 0): d/dx x ** 0 is 0, also at x = 0
+defvjp(runtime.pow_deriv, "pow_deriv(a, b - 1, c * b)", "c * pow_log(a, b, 1)",
+       "pow_deriv(a, b, 1)", params="a, b, c", env=ENV)
 defvjp(ast.Mod, "1", "-(a // b)", params="a, b", name="%", env=ENV)
 defvjp(ast.FloorDiv, params="a, b", name="//", zero=True, env=ENV)
 defvjp(ast.USub, "-1", params="a", name="unary -", env=ENV)
@@ -68,9 +71,9 @@ defvjp(math.log10, "1 / (x * math.log(10))", params="x", env=ENV)
 defvjp(math.log, "1 / (x * math.log(b))", "-math.log(x) / (b * math.log(b) ** 2)",
        params="x, b", nargs=2, env=ENV)
 defvjp(math.hypot, "x / math.hypot(x, y)", "y / math.hypot(x, y)", params="x, y", env=ENV)
-defvjp(math.pow, "b * a ** (b - 1)", "pow_log(a, b, 1)",
+defvjp(math.pow, "pow_deriv(a, b - 1, b)", "pow_log(a, b, 1)",
        params="a, b", env=ENV)
-defvjp(builtins.pow, "b * a ** (b - 1)", "pow_log(a, b, 1)",
+defvjp(builtins.pow, "pow_deriv(a, b - 1, b)", "pow_log(a, b, 1)",
        params="a, b", nargs=2, env=ENV)
 defvjp(math.fabs, "sign(x)", params="x", env=ENV)
 defvjp(builtins.abs, "sign(x)", params="x", env=ENV)
@@ -94,5 +97,24 @@ defvjp(builtins.min, "(1.0 if a <= b else 0.0)", "(0.0 if a <= b else 1.0)",
 # --- piecewise-constant or integer-valued: derivative zero ------------------------------
 for _fn in (math.floor, math.ceil, math.trunc, builtins.round, builtins.int, builtins.bool,
             builtins.len, builtins.range, math.isfinite, math.isnan, math.isinf,
-            builtins.isinstance, math.factorial, math.comb, math.perm, math.gcd):
+            builtins.isinstance, math.factorial, math.comb, math.perm, math.gcd,
+            builtins.slice):
     defvjp(_fn, zero=True, env=ENV)
+
+
+def specialize(template, mapping):
+    """The template of one partial derivative, for these arguments: `pow_deriv(a, e, c)`
+    with c a nonzero number and e a number >= 0 is written out as ``c * a ** e`` (``2 * x``
+    for ``x ** 2``); otherwise the helper gives exact zeros where c is 0 and an infinity,
+    not a ZeroDivisionError, for ``0.0 ** -1``."""
+    if not (isinstance(template, ast.Call) and isinstance(template.func, ast.Name)
+            and template.func.id == "pow_deriv" and len(template.args) == 3):
+        return template
+    from .. import algebra
+    from .. import astutil as A
+    c = algebra._num(algebra.fold(A.substitute(template.args[2], mapping)))
+    e = algebra._num(algebra.fold(A.substitute(template.args[1], mapping)))
+    if c is None or c == 0 or e is None or e < 0:
+        return template         # the helper: exact zeros, and no ZeroDivisionError at 0
+    a, e, k = template.args
+    return ast.BinOp(left=k, op=ast.Mult(), right=ast.BinOp(left=a, op=ast.Pow(), right=e))
