@@ -27,3 +27,12 @@ def central_wrt(f, args, i=0, eps=1e-6):
         return float(f(*[b.copy() if isinstance(b, np.ndarray) and k != i else b
                          for k, b in enumerate(a)]))
     return central(at, args[i], eps)
+
+
+def check(value, expected, atol=1e-6):
+    """value is a number or array of expected's shape, close to it."""
+    expected = np.asarray(expected, float)
+    assert isinstance(value, (float, np.ndarray, np.floating)), type(value)
+    assert np.shape(value) == expected.shape, (np.shape(value), expected.shape)
+    assert np.allclose(np.asarray(value, float), expected, atol=atol, rtol=1e-6), \
+        (value, expected)

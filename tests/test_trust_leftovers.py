@@ -20,15 +20,7 @@ import numpy as np
 import pytest
 
 import transpile as T
-from finite_differences import central_wrt as fd_grad
-
-
-def check(value, expected, atol=1e-6):
-    expected = np.asarray(expected, float)
-    assert isinstance(value, (float, np.ndarray, np.floating)), type(value)
-    assert np.shape(value) == expected.shape, (np.shape(value), expected.shape)
-    assert np.allclose(np.asarray(value, float), expected, atol=atol, rtol=1e-6), \
-        (value, expected)
+from finite_differences import central_wrt as fd_grad, check
 
 
 def marked_line(f, mark="# refused"):

@@ -16,36 +16,7 @@ import numpy as np
 import pytest
 
 import transpile as T
-
-
-def fd_grad(f, args, i=0, eps=1e-6):
-    """Central finite differences of scalar f with respect to argument i."""
-    args = list(args)
-    x = args[i]
-
-    def at(v):
-        a = list(args)
-        a[i] = v
-        return float(f(*[b.copy() if isinstance(b, np.ndarray) and k != i else b
-                         for k, b in enumerate(a)]))
-    if np.ndim(x) == 0:
-        return (at(x + eps) - at(x - eps)) / (2 * eps)
-    x = np.asarray(x, float)
-    g = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        xp, xm = x.copy(), x.copy()
-        xp[idx] += eps
-        xm[idx] -= eps
-        g[idx] = (at(xp) - at(xm)) / (2 * eps)
-    return g
-
-
-def check(value, expected, atol=1e-6):
-    expected = np.asarray(expected, float)
-    assert isinstance(value, (float, np.ndarray, np.floating)), type(value)
-    assert np.shape(value) == expected.shape, (np.shape(value), expected.shape)
-    assert np.allclose(np.asarray(value, float), expected, atol=atol, rtol=1e-6), \
-        (value, expected)
+from finite_differences import central_wrt as fd_grad, check
 
 
 def marked_line(f, mark="# refused"):

@@ -582,6 +582,10 @@ class Flattener:
         sub = ast.Subscript(value=copy.deepcopy(base), slice=self.index_expr(target.slice),
                             ctx=ast.Store())
         self.emit(A.tag(ast.Assign(targets=[sub], value=atom), setitem=True))
+        self.store_back(chain)
+
+    def store_back(self, chain):
+        """`X[i] = _held` for each holder of `subscript_chain`, innermost first."""
         for parent, index, held in reversed(chain):
             back = ast.Subscript(value=copy.deepcopy(parent), slice=copy.deepcopy(index),
                                  ctx=ast.Store())
@@ -622,11 +626,7 @@ class Flattener:
             sub = ast.Subscript(value=copy.deepcopy(base), slice=copy.deepcopy(index),
                                 ctx=ast.Store())
             self.emit(A.tag(ast.Assign(targets=[sub], value=new), setitem=True))
-            for parent, pindex, held in reversed(chain):
-                back = ast.Subscript(value=copy.deepcopy(parent), slice=copy.deepcopy(pindex),
-                                     ctx=ast.Store())
-                self.emit(A.tag(ast.Assign(targets=[back], value=copy.deepcopy(held)),
-                                setitem=True, writeback=True))
+            self.store_back(chain)
         else:
             raise self.error("unsupported construct: augmented assignment to an attribute")
 
