@@ -777,8 +777,8 @@ def _rebuild(unit, active, kind, compiled, kinds, payload):
     return compiled
 
 
-def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
-    options = dict(DEFAULT_OPTIONS, **(options or {}))
+def _front(unit, active, kind, kinds):
+    """The passes before differentiation: (names, normalized code, its analysis)."""
     names = Names(unit.node)
     for p in unit.params:
         names.reserve(p)
@@ -788,14 +788,20 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
             names.adjoints[p] = t
     norm = normalize(unit, names)
     _free_stack_names(norm, names)
-    params = list(unit.params)
-    unknown = [p for p in active if p not in params]
+    unknown = [p for p in active if p not in unit.params]
     if unknown:
         raise unit.error(f"no parameter named {unknown[0]!r}")
     an = Analysis(norm, active, kinds)
     if any(k != "scalar" for k in an.kind.values()):
         split_array_trees(norm, an.kind_of)
         an = Analysis(norm, active, kinds)
+    return names, norm, an
+
+
+def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
+    options = dict(DEFAULT_OPTIONS, **(options or {}))
+    names, norm, an = _front(unit, active, kind, kinds)
+    params = list(unit.params)
     local_names = set(an.params) | set(an.sites)
     env = Namespace(unit, names, local_names, _Pipeline)
     env.copying = options["copy_adjoints"]
@@ -971,3 +977,56 @@ def _adjoints_read(stmts, names):
             if isinstance(n, ast.Name) and n.id in adj:
                 out.add(n.id)
     return out
+
+
+def stages(fn, wrt, kinds=None, options=None):
+    """The output of each pass for fn differentiated with respect to wrt (parameter
+    names), as text: for golden tests and for reading what a pass did.
+
+    {"normalize": the normalized body (ast.unparse), "analysis": active, overwritten
+    variables and the kind of each variable (sorted), "reverse": the gradient source with
+    optimize and simplify off, "optimize": the gradient source as `gradient_function`
+    makes it, "forward": the jvp source}; each generated source is followed by those of
+    the derivatives of user functions it calls (built as for any call: optimized). The
+    function's own passes run afresh (its cache entries are neither read nor written)."""
+    options = dict(DEFAULT_OPTIONS, **(options or {}))
+    unit = unit_of(fn)
+    active = tuple(wrt)
+    _, norm, an = _front(unit, active, "value_and_grad", kinds)
+    fdef = copy.copy(unit.node)
+    fdef.body, fdef.decorator_list = norm.body + [ast.Return(ast.Name(norm.result))], []
+    names = sorted(set(an.kind) | set(an.sites) | set(an.active))
+    analysis = [f"params: {', '.join(an.params)}",
+                f"active: {', '.join(sorted(an.active))}",
+                f"overwritten: {', '.join(n for n in names if an.overwritten(n))}",
+                "kinds:"] + [f"  {n}: {an.kind.get(n, '-')}" for n in names]
+    if an.elem:
+        analysis += ["elements:"] + [f"  {n}: {k}" for n, k in sorted(an.elem.items())]
+    plain = dict(options, optimize=False, simplify=False)
+    return {
+        "normalize": ast.unparse(ast.fix_missing_locations(fdef)) + "\n",
+        "analysis": "\n".join(analysis) + "\n",
+        "reverse": _with_callees(_transform(unit, active, "value_and_grad", None, kinds,
+                                            plain)),
+        "optimize": _with_callees(_transform(unit, active, "value_and_grad", None, kinds,
+                                             options)),
+        "forward": _with_callees(_transform(unit, active, "jvp",
+                                            Compiled(unit, "jvp", active), kinds, options)),
+    }
+
+
+def _with_callees(compiled):
+    """compiled's source, then its callees' (each once, in the order they are bound,
+    under a comment naming what the caller calls them)."""
+    order, labels, todo = [compiled], [""], [compiled]
+    while todo:
+        here = {}
+        for name, origin in todo.pop(0).namespace.origins.items():
+            if origin[0] == "callee":
+                here.setdefault(id(origin[1]), (origin[1], []))[1].append(name)
+        for callee, bound in here.values():
+            if not any(callee is c for c in order):
+                order.append(callee)
+                labels.append(f"# called as {', '.join(bound)}\n")
+                todo.append(callee)
+    return "\n\n".join(label + c.source for c, label in zip(order, labels))
