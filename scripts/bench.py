@@ -22,20 +22,19 @@ that function is seen in the process (both tools warmed up once on a trivial fun
 "transform" is the median of several cache-cleared builds.
 
 At the end (or alone with --scaling): transform time (CPU time of the process) against
-function size, for generated straight-line and loop-containing scalar functions of 10 to
-500 lines, with the fitted exponent of time ~ lines^k.
+function size, for generated scalar and NumPy functions of 10 to 500 lines, straight-line
+and with loops, with the fitted exponent of time ~ lines^k (scripts/transform_time.py,
+which also runs on its own).
 
 Not a test: numbers depend on the machine; the README quotes one run.
 """
 import argparse
 import importlib.metadata
-import importlib.util
 import math
 import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 import warnings
 
@@ -51,7 +50,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy  # noqa: E402
 
 import transpile  # noqa: E402
-from transpile import pipeline  # noqa: E402
+from transform_time import forget, scaling, transform_time  # noqa: E402
 from workloads import array_workloads, scalar_workloads, torch_modules  # noqa: E402
 
 SLOW = 0.1           # seconds per call above which a contender is timed only 3 times
@@ -282,24 +281,6 @@ def relative_difference(a, b):
     return float(numpy.linalg.norm(a - b) / max(numpy.linalg.norm(b), 1e-300))
 
 
-def forget(fn):
-    """Drop transpile's in-memory cache entries for fn (the next grad transforms again)."""
-    pipeline._CACHE.pop(fn, None)
-    pipeline._UNITS.pop(fn, None)
-
-
-def transform_time(fn, args, wrt, repeats=5, clock=time.perf_counter):
-    """Source to compiled gradient: parse, all passes, print, compile (cache cleared);
-    median of several builds."""
-    times = []
-    for _ in range(repeats):
-        forget(fn)
-        t0 = clock()
-        transpile.grad(fn, wrt=wrt).variants.get(args, {})
-        times.append(clock() - t0)
-    return statistics.median(times)
-
-
 def first_gradient(fn, args, wrt):
     """Seconds from transpile.grad(f) to the first gradient (cache cleared)."""
     forget(fn)
@@ -442,88 +423,6 @@ def print_summary(summary, names):
         jit = (f"{fmt(first_jit)} | {first_jit / first:.0f}x" if first_jit is not None
                else "(not installed) | ")
         print(f"| {name} | {fmt(tt)} | {fmt(first)} | {jit} |")
-
-
-# --- transform time against function size ---------------------------------------------------
-
-_FUNCS = ["math.sin", "math.cos", "math.tanh", "math.atan", "math.erf"]
-_STMTS = ["a = 0.6 * a + 0.3 * {f}(b * x)",
-          "b = 0.6 * b + 0.3 * {f}(a * w)",
-          "c = c + 0.1 * {f}(a - b)"]
-
-
-def straight_line_source(lines):
-    """`def f(x, w)` of exactly `lines` lines: three assignments, then one statement with a
-    math call per line (bounded: the values stay in [-2, 2]), then the return."""
-    out = ["def f(x, w):", "    a = x", "    b = w", "    c = 0.0"]
-    for k in range(lines - 5):
-        out.append("    " + _STMTS[k % 3].format(f=_FUNCS[k % 5]))
-    out.append("    return a + b + c")
-    return out
-
-
-def loops_source(lines):
-    """The same statements in `for` loops of three statements (three iterations each)."""
-    out = ["def f(x, w):", "    a = x", "    b = w", "    c = 0.0"]
-    left, k = lines - 5, 0
-    while left > 0:
-        if left == 1:
-            out.append("    a = 0.5 * a")
-            break
-        out.append(f"    for i{k} in range(3):")
-        body = min(3, left - 1)
-        for j in range(body):
-            out.append("        " + _STMTS[(k + j) % 3].format(f=_FUNCS[(k + j) % 5]))
-        left -= body + 1
-        k += 1
-    out.append("    return a + b + c")
-    return out
-
-
-def generated_function(lines, tag, folder):
-    """Write the function to a .py file (transpile reads source) and import it."""
-    path = os.path.join(folder, f"generated_{tag}.py")
-    with open(path, "w") as fh:
-        fh.write("import math\n\n\n" + "\n".join(lines) + "\n")
-    spec = importlib.util.spec_from_file_location(f"generated_{tag}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.f
-
-
-def slope(xs, ys):
-    """Least-squares slope of log y against log x."""
-    lx = [math.log(x) for x in xs]
-    ly = [math.log(y) for y in ys]
-    mx, my = statistics.fmean(lx), statistics.fmean(ly)
-    return (sum((a - mx) * (b - my) for a, b in zip(lx, ly))
-            / sum((a - mx) ** 2 for a in lx))
-
-
-def scaling(sizes, repeats):
-    print("\n## Transform time against function size (cache cleared; CPU time of this "
-          f"process, which other load barely moves; median of {repeats} builds)")
-    print("| lines | straight-line | per line | with loops | per line |")
-    print("| --- | --- | --- | --- | --- |")
-    results = {"straight": [], "loops": []}
-    with tempfile.TemporaryDirectory() as folder:
-        for n in sizes:
-            row = []
-            for kind, make in (("straight", straight_line_source), ("loops", loops_source)):
-                src = make(n)
-                assert len(src) == n
-                f = generated_function(src, f"{kind}{n}", folder)
-                t = transform_time(f, (0.3, 0.7), (0, 1), repeats, time.process_time)
-                value, grads = transpile.value_and_grad(f, wrt=(0, 1))(0.3, 0.7)
-                assert math.isfinite(value) and all(map(math.isfinite, grads))
-                results[kind].append(t)
-                row += [f"{t * 1e3:.0f} ms", f"{t * 1e3 / n:.2f} ms"]
-            print(f"| {n} | " + " | ".join(row) + " |")
-    for kind, ts in results.items():
-        big = [(n, t) for n, t in zip(sizes, ts) if n >= 50]
-        tail = (f"; {slope(*zip(*big)):.2f} from 50 lines up" if len(big) >= 2 else "")
-        print(f"{kind}: time ~ lines^{slope(sizes, ts):.2f} over {sizes[0]}-{sizes[-1]} "
-              f"lines{tail}")
 
 
 def main():
