@@ -983,12 +983,13 @@ def stages(fn, wrt, kinds=None, options=None):
     """The output of each pass for fn differentiated with respect to wrt (parameter
     names), as text: for golden tests and for reading what a pass did.
 
-    {"normalize": the normalized body (ast.unparse), "analysis": active, overwritten
-    variables and the kind of each variable (sorted), "reverse": the gradient source with
-    optimize and simplify off, "optimize": the gradient source as `gradient_function`
-    makes it, "forward": the jvp source}; each generated source is followed by those of
-    the derivatives of user functions it calls (built as for any call: optimized). The
-    function's own passes run afresh (its cache entries are neither read nor written)."""
+    {"normalize": the normalized function (ast.unparse), "analysis": its active and
+    overwritten variables and the kind of each variable (sorted; both as the gradient
+    sees them), "reverse": the gradient source with optimize and simplify off,
+    "optimize": the gradient source as `gradient_function` makes it, "forward": the jvp
+    source}; each generated source is followed by those of the derivatives of user
+    functions it calls (built as for any call: optimized). The function's own passes run
+    afresh (its cache entries are neither read nor written)."""
     options = dict(DEFAULT_OPTIONS, **(options or {}))
     unit = unit_of(fn)
     active = tuple(wrt)
@@ -1004,7 +1005,7 @@ def stages(fn, wrt, kinds=None, options=None):
         analysis += ["elements:"] + [f"  {n}: {k}" for n, k in sorted(an.elem.items())]
     plain = dict(options, optimize=False, simplify=False)
     return {
-        "normalize": ast.unparse(ast.fix_missing_locations(fdef)) + "\n",
+        "normalize": ast.unparse(fdef) + "\n",
         "analysis": "\n".join(analysis) + "\n",
         "reverse": _with_callees(_transform(unit, active, "value_and_grad", None, kinds,
                                             plain)),
