@@ -22,7 +22,8 @@ from .frontend import Unit, unit_from_function
 from .names import Names
 from .normalize import normalize, split_array_trees
 from . import cache, checkpoint, optimize
-from .reverse import Resolver, ReverseTransform, STACK, PUSH, POP, loop_tapes
+from .reverse import ReverseTransform
+from .tapes import Resolver, STACK, PUSH, POP, loop_tapes
 
 
 class Compiled:
@@ -804,13 +805,14 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
                              local_names)
     rt = ReverseTransform(norm, an, env, top_level=kind == "value_and_grad")
     fwd_m, rev_m = rt.run()
+    plan = rt.plan(params)
     if options["checkpoint"] is not None:
-        fwd_m, rev_m = checkpoint.restructure(fwd_m, rev_m, rt, params, options["checkpoint"])
-    resolver = Resolver(rt, params)
+        fwd_m, rev_m, plan = checkpoint.restructure(fwd_m, rev_m, plan, options["checkpoint"])
+    resolver = Resolver(plan)
     fwd, rev = resolver.run(fwd_m, rev_m)
     held = set()                    # what checkpoints hold: bound (None) before any use
     if options["checkpoint"] is not None:
-        fwd, rev, held = checkpoint.finish(fwd, rev, rt, names, options["optimize"])
+        fwd, rev, held = checkpoint.finish(fwd, rev, plan, options["optimize"])
     result = norm.result
     fwd, rev, tapes = loop_tapes(fwd, rev, names) if options["optimize"] else (fwd, rev, [])
     all_scalar = all(k == "scalar" for k in an.kind.values())
