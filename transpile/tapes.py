@@ -20,6 +20,7 @@ import dataclasses
 from typing import Any
 
 from . import astutil as A
+from . import templates as T
 
 PUSH, POP, STACK = "_push", "_pop", "_stack"
 
@@ -250,7 +251,7 @@ def loop_tapes(fwd, rev, names):
                                                      ctx=ast.Load())], keywords=[])))
         loop = copy.copy(s)
         loop.body = body
-        new_fwd += A.parse_stmts(f"{tape} = []\n{record} = {tape}.append")
+        new_fwd += T.expand(T.loop_tape, TAPE=tape, RECORD=record)
         new_fwd.append(loop)
         # adjoint loop: iterate the tape backwards, pops become reads of the saved names
         rbody = []
