@@ -167,7 +167,7 @@ def _segmented(floop, rloop, plan, kept, every, nested):
     save = ast.Expr(value=_save_call(_method(ck, "append"), L))
     plain = _for(var, segment(), _without_saves(copy.deepcopy(floop.body)))
     fwd += [A.assign(ck, ast.List(elts=[], ctx=ast.Load())),
-            A.tag(_for(start, starts(), [save, plain]), checkpoint_forward=L)]
+            _for(start, starts(), [save, plain])]
     adjoint = _adjoint(floop, rloop, ck, _for(start, _call("reversed", starts()), []),
                        segment(), lambda: _call("reversed", segment()))
     fwd, adjoint = before + fwd, [adjoint] + after
@@ -195,7 +195,7 @@ def _counted(floop, rloop, plan, kept, every, nested):
                    body=[save], orelse=[])
     plain = copy.copy(floop)
     plain.body = [check] + _without_saves(copy.deepcopy(floop.body))
-    A.tag(plain, forward_loop=None, checkpoint_forward=L)
+    A.tag(plain, forward_loop=None)
     fwd = [A.assign(ck, _call(plan.env.helper("Checkpoints"), size)),
            A.assign(due, A.const(0)), plain]
     if isinstance(floop, ast.For):
@@ -223,7 +223,7 @@ def _adjoint(floop, rloop, ck, outer, segment, back):
     """`outer` over the segments, last first: restore the segment's start, re-run the
     segment saving what its adjoint needs, run its adjoint loop."""
     L = A.get_tag(rloop, "reverse_loop")
-    restore = A.tag(ast.Expr(value=_call(_method(ck, "pop"))), checkpoint_restore=L)
+    restore = ast.Expr(value=_call(_method(ck, "pop")))
     body = copy.deepcopy(floop.body)
     var = floop.target.id
     inside = set()

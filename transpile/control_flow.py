@@ -31,7 +31,7 @@ class ControlFlowReversal:
         fo, ro = self.block(s.orelse)
         fwd = ast.If(test=s.test, body=fb or [ast.Pass()], orelse=fo)
         rev = ast.If(test=copy.deepcopy(s.test), body=rb or [ast.Pass()], orelse=ro)
-        return [fwd], [A.tag(rev, reverse_branch=True)]
+        return [fwd], [rev]
 
     def fresh(self, stmts):
         """Adjoints of values that live and die within one pass over `stmts`: each
