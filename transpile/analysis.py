@@ -9,7 +9,10 @@
   more than once (or in a loop, or a reassigned parameter) is *overwritten*, so the reverse
   sweep must save and restore any value of it that the adjoint code reads.
 """
+from __future__ import annotations
+
 import ast
+from typing import Literal
 
 from . import astutil as A
 from .errors import TranspileError
@@ -63,8 +66,25 @@ def expr_names(e):
     return A.names_loaded(e)
 
 
-SCALAR, ARRAY, SEQ, UNKNOWN = "scalar", "array", "seq", "unknown"
-MODULE = "module"        # a module passed as an argument: its functions are not visible
+# --- value kinds ------------------------------------------------------------------------
+# What a variable holds, as generated code is specialised on it: a number, an array, a
+# list or tuple (with the kind of its elements kept beside it), a module passed as an
+# argument (its functions are not visible), or unknown. One lattice: None (nothing known
+# yet, the bottom of the fixpoint) < SCALAR < ARRAY (a number meeting an array may become
+# one) < UNKNOWN; SEQ and MODULE join only with themselves. Kinds are plain strings so that
+# they can key caches (`pipeline`, `cache`); `Kind` is their type.
+Kind = Literal["scalar", "array", "seq", "module", "unknown"]
+SCALAR: Kind = "scalar"
+ARRAY: Kind = "array"
+SEQ: Kind = "seq"
+UNKNOWN: Kind = "unknown"
+MODULE: Kind = "module"
+
+
+def elements_key(name):
+    """The key of a sequence parameter's element kind in a kinds mapping
+    (``{"xs": SEQ, elements_key("xs"): ARRAY}``), as `api` and callers pass them."""
+    return name + "[]"
 SHAPE_ATTRS = {"shape", "ndim", "size", "dtype", "itemsize", "nbytes"}
 
 
@@ -88,7 +108,8 @@ def value_kind(value):
     return UNKNOWN
 
 
-def join(a, b):
+def join(a: Kind | None, b: Kind | None) -> Kind | None:
+    """The least kind above both (None: not known yet)."""
     if a is None:
         return b
     if b is None or a == b:
@@ -103,18 +124,18 @@ class Analysis:
         self.norm = norm
         self.params = list(norm.params) + list(norm.unit.extra_params)
         self.active = set(active_params)
-        self.seq = set()
         self.sites = {}          # name -> number of assignment sites
         self.in_loop = set()     # names assigned inside a loop
-        self.kind = {}           # name -> SCALAR | ARRAY | SEQ | UNKNOWN
-        self.elem = {}           # SEQ name -> kind of its elements
+        self.kind = {}           # name -> its Kind
+        self.elem = {}           # SEQ name -> the Kind of its elements
+        self.seq = set()         # names used as lists (element writes, list methods...):
+                                 # a list where the value's kind is not known
         self.param_kinds = dict(param_kinds or {})
         self.closures = {}       # active local function (or alias) -> an active name read
         self._activity()
         self._check_function_arguments()
-        self._kinds()
         self._sites()
-        self._value_kinds(param_kinds or {})
+        self._kinds(param_kinds or {})
         self._check_index_values()
         if getattr(norm, "kinds_resolved", False):   # after split_array_trees' rewrites
             check_aliasing(self)
@@ -249,38 +270,97 @@ class Analysis:
                 "constant); call the function here and pass its result, or register a "
                 "rule with transpile.defvjp", s)
 
-    def _kinds(self):
-        def step(s):
-            new = set()
-            if isinstance(s, ast.Assign):
-                t, v = s.targets[0], s.value
-                if isinstance(t, ast.Subscript):
-                    new.add(t.value.id)
-                elif isinstance(t, ast.Name):
-                    special = A.get_tag(v, "special")
-                    if special == "display" or (special == "container" and A.get_tag(
-                            v, "container") in (list, tuple)):
-                        new.add(t.id)
-                    if isinstance(v, ast.Name) and (v.id in self.seq or t.id in self.seq):
-                        new |= {v.id, t.id}
-                    if special == "container" or special == "subscript":
-                        base = v.args[0] if isinstance(v, ast.Call) else v.value
-                        if isinstance(base, ast.Name):
-                            new.add(base.id)
-                    if special is None and isinstance(v, ast.Call) and getattr(A.get_tag(
-                            v, "rule"), "fn", None) in LIST_RESULTS:
-                        new.add(t.id)       # an adjoint list in derivative code
-                    if special == "method" and isinstance(v.func.value, ast.Name):
-                        new.add(v.func.value.id)
-                        if v.func.attr == "copy":
-                            new.add(t.id)
-            elif isinstance(s, ast.Expr) and A.get_tag(s.value, "special") == "method":
-                if isinstance(s.value.func.value, ast.Name):
-                    new.add(s.value.func.value.id)
-            return new
-        self._fixpoint(self.seq, step)
+    def _kinds(self, param_kinds):
+        """Kinds of all variables: one fixpoint over the statements, joining what each
+        assignment, loop, append and element write says about its target's kind, its
+        elements' kind and its use as a list, until nothing changes."""
+        defaults = self._default_values()
+        for p in self.params:
+            self.kind[p] = param_kinds.get(p, value_kind(defaults[p]) if p in defaults
+                                           else UNKNOWN)
+            if self.kind[p] == SEQ:
+                self.elem[p] = param_kinds.get(elements_key(p), UNKNOWN)
+        changed = True
+        while changed:
+            changed = False
+            for s, _ in walk_body(self.norm.body):
+                new_seq = self._used_as_list(s) - self.seq
+                if new_seq:
+                    self.seq |= new_seq
+                    changed = True
+                kinds, elements = self._kind_updates(s)
+                for table, updates in ((self.kind, kinds), (self.elem, elements)):
+                    for name, k in updates:
+                        new = join(table.get(name), k)
+                        if k is not None and new != table.get(name):
+                            table[name] = new
+                            changed = True
+        for name in self.sites:
+            self.kind.setdefault(name, UNKNOWN)
 
-    # --- value kinds: what a variable holds (specialized on the argument types) -------
+    def _used_as_list(self, s):
+        """Names statement s uses as lists or tuples (whatever their values' kinds)."""
+        new = set()
+        if isinstance(s, ast.Assign):
+            t, v = s.targets[0], s.value
+            if isinstance(t, ast.Subscript):
+                new.add(t.value.id)
+            elif isinstance(t, ast.Name):
+                special = A.get_tag(v, "special")
+                if special == "display" or (special == "container" and A.get_tag(
+                        v, "container") in (list, tuple)):
+                    new.add(t.id)
+                if isinstance(v, ast.Name) and (v.id in self.seq or t.id in self.seq):
+                    new |= {v.id, t.id}
+                if special == "container" or special == "subscript":
+                    base = v.args[0] if isinstance(v, ast.Call) else v.value
+                    if isinstance(base, ast.Name):
+                        new.add(base.id)
+                if special is None and isinstance(v, ast.Call) and getattr(A.get_tag(
+                        v, "rule"), "fn", None) in LIST_RESULTS:
+                    new.add(t.id)       # an adjoint list in derivative code
+                if special == "method" and isinstance(v.func.value, ast.Name):
+                    new.add(v.func.value.id)
+                    if v.func.attr == "copy":
+                        new.add(t.id)
+        elif isinstance(s, ast.Expr) and A.get_tag(s.value, "special") == "method":
+            if isinstance(s.value.func.value, ast.Name):
+                new.add(s.value.func.value.id)
+        return new
+
+    def _kind_updates(self, s):
+        """(kinds, element kinds) statement s gives names: lists of (name, kind)."""
+        kinds, elements = [], []
+        if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name):
+            t, v = s.targets[0].id, s.value
+            special = A.get_tag(v, "special")
+            kinds.append((t, self.kind_of(v)))
+            if special == "display":
+                elem = None
+                for x in v.elts:
+                    elem = join(elem, self.kind_of(x))
+                elements.append((t, elem))
+            elif isinstance(v, ast.Name) and v.id in self.elem:
+                elements.append((t, self.elem[v.id]))
+            elif special in ("container", "method") and self.kind_of(v) == SEQ:
+                base = v.args[0] if special == "container" else v.func.value
+                if isinstance(base, ast.Name) and base.id in self.elem:
+                    elements.append((t, self.elem[base.id]))
+            elif special == "subscript" and isinstance(v.slice, ast.Slice) and isinstance(
+                    v.value, ast.Name) and v.value.id in self.elem:
+                elements.append((t, self.elem[v.value.id]))
+        elif isinstance(s, ast.For):
+            kinds.append((s.target.id, SCALAR))
+        elif isinstance(s, ast.Expr) and A.get_tag(s.value, "method") == "append":
+            base = s.value.func.value
+            if isinstance(base, ast.Name) and s.value.args:
+                elements.append((base.id, self.kind_of(s.value.args[0])))
+        elif isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Subscript):
+            base = s.targets[0].value
+            if isinstance(base, ast.Name) and self.kind.get(base.id) == SEQ:
+                elements.append((base.id, self.kind_of(s.value)))
+        return kinds, elements
+
     def kind_of(self, e):
         """Kind of the value of a normalized expression."""
         if isinstance(e, ast.Name):
@@ -364,60 +444,6 @@ class Analysis:
                     return UNKNOWN
             return out or SCALAR
         return UNKNOWN
-
-    def _value_kinds(self, param_kinds):
-        defaults = self._default_values()
-        for p in self.params:
-            self.kind[p] = param_kinds.get(p, value_kind(defaults[p]) if p in defaults
-                                           else UNKNOWN)
-            if self.kind[p] == SEQ:
-                self.elem[p] = param_kinds.get(p + "[]", UNKNOWN)
-        changed = True
-        while changed:
-            changed = False
-            for s, _ in walk_body(self.norm.body):
-                updates = []
-                if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name):
-                    t, v = s.targets[0].id, s.value
-                    updates.append((t, self.kind_of(v)))
-                    if A.get_tag(v, "special") == "display":
-                        elem = None
-                        for x in v.elts:
-                            elem = join(elem, self.kind_of(x))
-                        updates.append((t + "[]", elem))
-                    elif isinstance(v, ast.Name) and v.id in self.elem:
-                        updates.append((t + "[]", self.elem[v.id]))
-                    elif A.get_tag(v, "special") in ("container", "method") and \
-                            self.kind_of(v) == SEQ:
-                        base = v.args[0] if A.get_tag(v, "special") == "container" \
-                            else v.func.value
-                        if isinstance(base, ast.Name) and base.id in self.elem:
-                            updates.append((t + "[]", self.elem[base.id]))
-                    elif A.get_tag(v, "special") == "subscript" and isinstance(
-                            v.slice, ast.Slice) and isinstance(v.value, ast.Name) \
-                            and v.value.id in self.elem:
-                        updates.append((t + "[]", self.elem[v.value.id]))
-                elif isinstance(s, ast.For):
-                    updates.append((s.target.id, SCALAR))
-                elif isinstance(s, ast.Expr) and A.get_tag(s.value, "method") == "append":
-                    base = s.value.func.value
-                    if isinstance(base, ast.Name) and s.value.args:
-                        updates.append((base.id + "[]", self.kind_of(s.value.args[0])))
-                elif isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Subscript):
-                    base = s.targets[0].value
-                    if isinstance(base, ast.Name) and self.kind.get(base.id) == SEQ:
-                        updates.append((base.id + "[]", self.kind_of(s.value)))
-                for name, k in updates:
-                    if k is None:
-                        continue
-                    table, key = (self.elem, name[:-2]) if name.endswith("[]") else (
-                        self.kind, name)
-                    new = join(table.get(key), k)
-                    if new != table.get(key):
-                        table[key] = new
-                        changed = True
-        for name in self.sites:
-            self.kind.setdefault(name, UNKNOWN)
 
     def _default_values(self):
         """Parameter -> default value (for parameters a call site leaves out)."""

@@ -341,39 +341,55 @@ def _kinds(fn: Callable[..., Any], args: Sequence[Any],
     return kinds
 
 
-class _Specialized:
-    """Compiled variants of one gradient, one per kind of arguments (scalar/array/list)."""
+class Variants:
+    """The compiled variants of one derivative, one per kind of arguments: generated code
+    is specialised on whether each argument is a number, an array or a list (and of
+    what), so a call picks the variant for its arguments' kinds, building it the first
+    time (`build(kinds)`). Used by gradients, Hessian-vector products and grad of grad.
 
-    def __init__(self, fn, names, jit=False, options=None):
-        self.fn, self.names, self.jit, self.options = fn, names, jit, options
+    `last` is the variant used last, shown by ``.source``; before any call `default()`
+    builds the all-scalar one to show."""
+
+    def __init__(self, fn: Callable[..., Any], build: Callable[[dict[str, str]], Any],
+                 check: Callable[[Sequence[Any], dict[str, Any]], None] | None = None):
+        self.fn, self.build, self.check = fn, build, check
         self.variants: dict[Any, Any] = {}
-        self.last: Any = None               # the compiled variant used last
+        self.last: Any = None
 
-    def get(self, args, kwargs):
+    def get(self, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         key = _type_key(args, kwargs)
-        compiled = self.variants.get(key)
-        if compiled is None:
-            _check_arguments(self.fn, self.names, _bind(self.fn, args, kwargs, self.names))
-            compiled = pipeline.gradient_function(self.fn, self.names,
-                                                  _kinds(self.fn, args, kwargs), self.options)
-            if _returns_nothing(self.fn):
-                code = self.fn.__code__
-                raise TranspileError("the function returns None: a gradient needs a "
-                                     "function returning a number", code.co_filename,
-                                     code.co_firstlineno, self.fn.__qualname__)
-            if self.jit:
-                from . import jit
-                compiled = jit.compiled_for(compiled)
-            self.variants[key] = compiled
-        self.last = compiled
+        variant = self.variants.get(key)
+        if variant is None:
+            if self.check is not None:         # the arguments, before the first build
+                self.check(args, kwargs)
+            variant = self.variants[key] = self.build(_kinds(self.fn, args, kwargs))
+        self.last = variant
+        return variant
+
+    def default(self) -> Any:
+        if self.last is None:
+            self.last = self.build({p: "scalar" for p in _param_names(self.fn)})
+        return self.last
+
+
+def _gradient_variants(fn, names, jit=False, options=None):
+    """Variants of the gradient of fn (the compiled code of `pipeline.gradient_function`,
+    through numba with `jit`)."""
+    def build(kinds):
+        compiled = pipeline.gradient_function(fn, names, kinds, options)
+        if _returns_nothing(fn):
+            code = fn.__code__
+            raise TranspileError("the function returns None: a gradient needs a "
+                                 "function returning a number", code.co_filename,
+                                 code.co_firstlineno, fn.__qualname__)
+        if jit:
+            from . import jit as numba_backend
+            compiled = numba_backend.compiled_for(compiled)
         return compiled
 
-    def default_source(self):
-        if self.last is None:        # nothing called yet: show the all-scalar version
-            params = _param_names(self.fn)
-            self.last = pipeline.gradient_function(self.fn, self.names,
-                                                   {p: "scalar" for p in params}, self.options)
-        return self.last.source
+    def check(args, kwargs):
+        _check_arguments(fn, names, _bind(fn, args, kwargs, names))
+    return Variants(fn, build, check)
 
 
 class GradientFunction:
@@ -406,8 +422,8 @@ class GradientFunction:
         self.fn, self.names, self.many, self.with_value = fn, names, many, with_value
         self.jit = bool(jit)
         checkpoint = check_option(checkpoint)
-        self.variants = _Specialized(fn, names, self.jit,
-                                     {"checkpoint": checkpoint} if checkpoint else None)
+        self.variants = _gradient_variants(fn, names, self.jit,
+                                           {"checkpoint": checkpoint} if checkpoint else None)
         functools.update_wrapper(self, fn, updated=())   # not fn.__dict__ over ours
         self.__name__ = ("value_and_grad_" if with_value else "grad_") + fn.__name__
         self._lookup = self.variants.variants.get
@@ -461,7 +477,7 @@ class GradientFunction:
         """Generated source of the most recently used variant (all-scalar before a call);
         with jit=True too, the Python that numba compiles (before its numba pass)."""
         try:
-            return self.variants.default_source()
+            return self.variants.default().source
         except TranspileError as exc:
             raise _trimmed(exc) from None
 
@@ -469,8 +485,7 @@ class GradientFunction:
     def generated(self) -> Callable[..., Any]:
         """The generated gradient function itself (``(value, gradient)`` from the
         arguments of ``f``)."""
-        self.variants.default_source()
-        return self.variants.last.function
+        return self.variants.default().function
 
 
 @_entry_point

@@ -98,9 +98,57 @@ class _Ref:
         return self
 
 
+# Every tag the passes put on AST nodes, who writes it, and what it says. `tag` refuses
+# any other key, so a tag is declared here or it does not exist.
+TAGS = {
+    # normalize.py: what a normalized expression is
+    "special": "the kind of a non-rule expression: subscript, display, container, method, "
+               "attr, user, opaque",
+    "rule": "the registry Rule of a primitive call or operator",
+    "user": "the Python function a `special=user` call calls (transformed with it)",
+    "container": "the builtin of a `special=container` call (list, tuple, sum, max, min)",
+    "method": "the method name of a `special=method` call",
+    "opaque": "what a `special=opaque` call is (a callable or a description): no rule",
+    "inactive": "the expression carries no derivative (indices, shapes, comparisons)",
+    "elements": "a tuple of loop elements (enumerate/zip) unpacked by the loop target",
+    # normalize.py: what a normalized statement came from
+    "forward_only": "copied into the forward sweep only (def, assert, raise)",
+    "loop_exit": "the statement that leaves a loop early (break / return flag)",
+    "augassign": "`v op= e` rebound as `v = v op e` (split_array_trees decides in place)",
+    "holder": "`_held = parent[i]`, the element a nested element write goes through",
+    "writeback": "the store-back of a holder into its parent",
+    "walks": "a loop indexes this iterable directly (see _walk_other_iterables)",
+    # control_flow.py / reverse.py: loops of the two sweeps
+    "loop": "the loop id a counter statement belongs to (pruned with its loop)",
+    "forward_loop": "the loop id of a forward-sweep loop",
+    "reverse_loop": "the loop id of an adjoint-sweep loop",
+    "fresh_zero": "adjoints that start at zero on each pass over the loop body",
+    # tapes.py: markers, turned into pushes and pops
+    "marker": "a bookkeeping placeholder statement",
+    "save": "marker: save this name before it is overwritten",
+    "restore": "marker: restore this name",
+    "save_elem": "marker: save an element (base, index, is_array) before its write",
+    "restore_elem": "marker: restore an element",
+    "loop_target": "marker: the save/restore is of a loop's target variable",
+    "nested": "marker: the loop is inside another loop",
+    "final_save": "marker: keep an argument's final state (param, arg, kept name)",
+    "final_restore": "marker: write an argument's final state back after the sweep",
+    "final_alias": "marker: follow the caller's object of a rebound parameter",
+    "recompute": "forward code re-run in the adjoint sweep: the names it reads from "
+                 "outside (checkpointing)",
+    # checkpoint.py
+    "checkpoint_save": "the snapshot call of a checkpointed loop (its arguments filled in "
+                       "by checkpoint.finish)",
+    "checkpoint_adjoint": "the adjoint loop over a checkpointed loop's segments",
+}
+
+
 def tag(node, **attrs):
-    """Annotate an AST node (tags survive copy.deepcopy, their values are shared)."""
+    """Annotate an AST node (tags survive copy.deepcopy, their values are shared); the
+    keys are those of `TAGS`."""
     for k, v in attrs.items():
+        if k not in TAGS:
+            raise KeyError(f"undeclared AST tag {k!r} (declare it in astutil.TAGS)")
         setattr(node, "_tp_" + k, _Ref(v))
     return node
 

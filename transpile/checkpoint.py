@@ -42,7 +42,7 @@ import numbers
 from . import astutil as A
 from .analysis import SEQ, UNKNOWN
 from .errors import TranspileError
-from .reverse import Resolver, loop_tapes, marker, _is_push, _uses_stack
+from .tapes import Resolver, loop_tapes, marker, _is_push, _uses_stack
 
 
 def check_option(value):
@@ -55,10 +55,12 @@ def check_option(value):
                          "checkpoint every that many iterations)")
 
 
-def restructure(fwd_m, rev_m, rt, params, every):
+def restructure(fwd_m, rev_m, plan, every):
     """Marked-up forward and adjoint sweeps with the eligible loops in checkpointed form
-    (inner loops first, so an outer loop's copies of its body carry them)."""
-    trial_fwd, trial_rev = Resolver(rt, params).run(fwd_m, rev_m)
+    (inner loops first, so an outer loop's copies of its body carry them), and the sweep
+    plan (tapes.SweepPlan) extended by what the checkpointed loops keep per run."""
+    trial_fwd, trial_rev = Resolver(plan).run(fwd_m, rev_m)
+    kept = []                                    # (names, nested) of _kept_per_run
     saving = {A.get_tag(s, "forward_loop") for s in _statements(trial_fwd)
               if A.get_tag(s, "forward_loop") is not None and _uses_stack(s.body)}
     alive = {A.get_tag(s, "reverse_loop") for s in _statements(trial_rev)}
@@ -79,18 +81,21 @@ def restructure(fwd_m, rev_m, rt, params, every):
                 out.append(s)
                 continue
             holder, rloop = reverse[L]
-            why = _ineligible(s, rloop, rt)
+            why = _ineligible(s, rloop, plan)
             if why is not None:
                 out += [_note(f"checkpoint: this loop keeps a full tape ({why})", s), s]
                 continue
             fwd, adjoint = (_segmented if _counter(rloop) is None else _counted)(
-                s, rloop, rt, every, depth > 0)
+                s, rloop, plan, kept, every, depth > 0)
             out += fwd
             i = next(i for i, x in enumerate(holder) if x is rloop)
             holder[i:i + 1] = adjoint
         return out
 
-    return block(fwd_m, 0), rev_m
+    fwd_m = block(fwd_m, 0)
+    for names, nested in kept:
+        plan = plan.keeping(names, nested)
+    return fwd_m, rev_m, plan
 
 
 def _statements(stmts):
@@ -111,24 +116,22 @@ def _bodies(stmts):
             yield from _bodies(s.orelse)
 
 
-def _kept_per_run(names, rt, nested):
+def _kept_per_run(names, kept, nested):
     """Variables a checkpointed loop sets once per run and its adjoint reads: inside
     another loop they are saved (pushed) before being set and restored after the adjoint,
-    like a nested loop's range."""
-    rt.primal.update(names)
-    if nested:
-        rt.new_overwritten.update(names)
+    like a nested loop's range (recorded in `kept` for the sweep plan)."""
+    kept.append((tuple(names), nested))
     before = [marker(save=v) for v in names]
     after = [marker(restore=v) for v in reversed(names)]
     return before, after
 
 
-def _ineligible(floop, rloop, rt):
+def _ineligible(floop, rloop, plan):
     written = {floop.target.id} if isinstance(floop, ast.For) else set()
     exposed, _ = _exposed(floop.body, written)
     for v in sorted(_mutated(floop.body) & exposed):
-        kind = rt.an.kind.get(v)
-        if kind == SEQ or kind in (UNKNOWN, None) and rt.an.is_seq(v):
+        kind = plan.analysis.kind.get(v)
+        if kind == SEQ or kind in (UNKNOWN, None) and plan.analysis.is_seq(v):
             return f"it changes the list '{v}' in place"
     return None
 
@@ -144,19 +147,19 @@ def _counter(rloop):
     return None
 
 
-def _segmented(floop, rloop, rt, every, nested):
+def _segmented(floop, rloop, plan, kept, every, nested):
     """(forward statements, adjoint statements) of a checkpointed `for` loop over a range."""
-    names, L, var = rt.names, A.get_tag(floop, "forward_loop"), floop.target.id
+    names, L, var = plan.names, A.get_tag(floop, "forward_loop"), floop.target.id
     rng = floop.iter.id
     ck, start = names.fresh("_checkpoints"), names.fresh("_start")
     fwd = []
     if every == "sqrt":
         k = names.fresh("_every")
-        fwd.append(A.assign(k, _call(rt.env.helper("sqrt_interval"), _call("len", A.load(rng)))))
+        fwd.append(A.assign(k, _call(plan.env.helper("sqrt_interval"), _call("len", A.load(rng)))))
         size = lambda: A.load(k)             # noqa: E731
     else:
         size = lambda: A.const(every)        # noqa: E731
-    before, after = _kept_per_run([k, ck] if every == "sqrt" else [ck], rt, nested)
+    before, after = _kept_per_run([k, ck] if every == "sqrt" else [ck], kept, nested)
     starts = lambda: _call("range", A.const(0), _call("len", A.load(rng)), size())  # noqa
     segment = lambda: ast.Subscript(         # noqa: E731  _range1[_start1:_start1 + k]
         value=A.load(rng), slice=ast.Slice(lower=A.load(start), upper=ast.BinOp(
@@ -164,7 +167,7 @@ def _segmented(floop, rloop, rt, every, nested):
     save = ast.Expr(value=_save_call(_method(ck, "append"), L))
     plain = _for(var, segment(), _without_saves(copy.deepcopy(floop.body)))
     fwd += [A.assign(ck, ast.List(elts=[], ctx=ast.Load())),
-            A.tag(_for(start, starts(), [save, plain]), checkpoint_forward=L)]
+            _for(start, starts(), [save, plain])]
     adjoint = _adjoint(floop, rloop, ck, _for(start, _call("reversed", starts()), []),
                        segment(), lambda: _call("reversed", segment()))
     fwd, adjoint = before + fwd, [adjoint] + after
@@ -173,18 +176,18 @@ def _segmented(floop, rloop, rt, every, nested):
     return fwd, adjoint
 
 
-def _counted(floop, rloop, rt, every, nested):
+def _counted(floop, rloop, plan, kept, every, nested):
     """The same for a loop whose iteration count is known at its end: snapshots kept by a
     runtime `Checkpoints` (with "sqrt" and no count in advance, it thins them as it goes)."""
-    names, L = rt.names, A.get_tag(floop, "forward_loop")
+    names, L = plan.names, A.get_tag(floop, "forward_loop")
     n = _counter(rloop)
     ck, due = names.fresh("_checkpoints"), names.fresh("_due")
     start, stop = names.fresh("_start"), names.fresh("_stop")
-    before, after = _kept_per_run([ck], rt, nested)
+    before, after = _kept_per_run([ck], kept, nested)
     if every != "sqrt":
         size = A.const(every)
     elif isinstance(floop, ast.For):           # at most len(range) iterations
-        size = _call(rt.env.helper("sqrt_interval"), _call("len", A.load(floop.iter.id)))
+        size = _call(plan.env.helper("sqrt_interval"), _call("len", A.load(floop.iter.id)))
     else:
         size = A.const(None)
     save = A.assign(due, _save_call(_method(ck, "save"), L, A.load(n)))
@@ -192,8 +195,8 @@ def _counted(floop, rloop, rt, every, nested):
                    body=[save], orelse=[])
     plain = copy.copy(floop)
     plain.body = [check] + _without_saves(copy.deepcopy(floop.body))
-    A.tag(plain, forward_loop=None, checkpoint_forward=L)
-    fwd = [A.assign(ck, _call(rt.env.helper("Checkpoints"), size)),
+    A.tag(plain, forward_loop=None)
+    fwd = [A.assign(ck, _call(plan.env.helper("Checkpoints"), size)),
            A.assign(due, A.const(0)), plain]
     if isinstance(floop, ast.For):
         segment = lambda: ast.Subscript(     # noqa: E731  _range1[_start1:_stop1]
@@ -220,7 +223,7 @@ def _adjoint(floop, rloop, ck, outer, segment, back):
     """`outer` over the segments, last first: restore the segment's start, re-run the
     segment saving what its adjoint needs, run its adjoint loop."""
     L = A.get_tag(rloop, "reverse_loop")
-    restore = A.tag(ast.Expr(value=_call(_method(ck, "pop"))), checkpoint_restore=L)
+    restore = ast.Expr(value=_call(_method(ck, "pop")))
     body = copy.deepcopy(floop.body)
     var = floop.target.id
     inside = set()
@@ -236,7 +239,7 @@ def _adjoint(floop, rloop, ck, outer, segment, back):
     return A.tag(outer, checkpoint_adjoint=L)
 
 
-def finish(fwd, rev, rt, names, optimize):
+def finish(fwd, rev, plan, optimize):
     """Fill in the snapshots of the checkpointed loops; give each segment its own tape.
     Returns (fwd, rev, the variables snapshots hold)."""
     saves = {}                  # loop id -> its save calls (a loop nested in a
@@ -245,7 +248,8 @@ def finish(fwd, rev, rt, names, optimize):
             if A.get_tag(n, "checkpoint_save") is not None:
                 saves.setdefault(A.get_tag(n, "checkpoint_save"), []).append(n)
     held = set()
-    copied = rt.mutated | _mutated(rt.norm.body)
+    copied = plan.mutated | _mutated(plan.norm.body)
+    names = plan.names
     for s in list(_statements(rev)):
         L = A.get_tag(s, "checkpoint_adjoint")
         if L is None:
@@ -258,20 +262,20 @@ def finish(fwd, rev, rt, names, optimize):
             inside |= A.names_stored(st) | _mutated([st])
         state = sorted((exposed & inside) - {var})
         # a value changed in place is kept with a copy, and restored into the same object
-        values = [_call(rt.env.helper("keep"), A.load(v)) if v in copied else A.load(v)
+        values = [_call(plan.env.helper("keep"), A.load(v)) if v in copied else A.load(v)
                   for v in state]
-        sources = _random_sources(rerun.body, rt)
+        sources = _random_sources(rerun.body, plan)
         if sources:                 # the re-run draws again: the same numbers, please
             generators = ast.Tuple(elts=sources, ctx=ast.Load())
             kept = names.fresh("_rng_state")
             state.append(kept)
-            values.append(_call(rt.env.bind("rng_states", rng_states),
+            values.append(_call(plan.env.bind("rng_states", rng_states),
                                 copy.deepcopy(generators)))
             restore_rng = A.located(ast.Expr(value=_call(
-                rt.env.bind("set_rng_states", set_rng_states), copy.deepcopy(generators),
+                plan.env.bind("set_rng_states", set_rng_states), copy.deepcopy(generators),
                 A.load(kept))), restore)
             s.body.insert(1, restore_rng)
-            _around(rev, s, generators, names, rt, restore)
+            _around(rev, s, generators, names, plan, restore)
         held |= set(state)
         if state:
             for save in saves[L]:
@@ -280,7 +284,7 @@ def finish(fwd, rev, rt, names, optimize):
             target = A.store(state[0]) if len(state) == 1 else ast.Tuple(
                 elts=[A.store(v) for v in state], ctx=ast.Store())
             s.body[0] = A.located(A.assign(target, restore.value), restore)
-            s.body[1:1] = [A.located(A.assign(v, _call(rt.env.helper("restore"), A.load(v))),
+            s.body[1:1] = [A.located(A.assign(v, _call(plan.env.helper("restore"), A.load(v))),
                                      restore) for v in state if v in copied]
             rerun_at = 1 + sum(1 for v in state if v in copied) + bool(sources)
         else:
@@ -353,7 +357,7 @@ def set_rng_states(sources, states):
             source.setstate(state)
 
 
-def _around(rev, stmt, generators, names, rt, like):
+def _around(rev, stmt, generators, names, plan, like):
     """Keep the generators' states before stmt (in whichever list holds it) and put them
     back after it."""
     after = names.fresh("_rng_after")
@@ -361,24 +365,24 @@ def _around(rev, stmt, generators, names, rt, like):
         for i, x in enumerate(body):
             if x is stmt:
                 body[i:i + 1] = [
-                    A.located(A.assign(after, _call(rt.env.bind("rng_states", rng_states),
+                    A.located(A.assign(after, _call(plan.env.bind("rng_states", rng_states),
                                                     copy.deepcopy(generators))), like),
                     stmt,
                     A.located(ast.Expr(value=_call(
-                        rt.env.bind("set_rng_states", set_rng_states),
+                        plan.env.bind("set_rng_states", set_rng_states),
                         copy.deepcopy(generators), A.load(after))), like)]
                 return
 
 
-def _random_sources(body, rt):
+def _random_sources(body, plan):
     """Expressions for the random generators the loop body draws from (directly or in the
     functions it calls): "numpy.random", "random", or a variable holding a generator.
     A generator created in the loop without a seed cannot draw the same numbers twice:
     refused."""
     import numpy as np
     import random
-    unit = rt.norm.unit
-    local = set(rt.an.sites) | set(rt.an.params)
+    unit = plan.norm.unit
+    local = set(plan.analysis.sites) | set(plan.analysis.params)
     stored = set()
     for st in body:
         stored |= A.names_stored(st)
@@ -403,11 +407,11 @@ def _random_sources(body, rt):
             if v in stored or v in names:
                 continue
             if v in local:
-                if rt.an.kind.get(v) in (UNKNOWN, None):
+                if plan.analysis.kind.get(v) in (UNKNOWN, None):
                     names.append(v)               # checked at run time
             elif isinstance(unit.resolve(n.func.value, local), _generator_classes()):
                 names.append(v)
-    return ([A.const(s) if isinstance(s, str) else A.load(rt.env.bind("_generator", s))
+    return ([A.const(s) if isinstance(s, str) else A.load(plan.env.bind("_generator", s))
              for s in found] + [A.load(v) for v in names])
 
 

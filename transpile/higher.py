@@ -26,7 +26,7 @@ import numpy as np
 
 from . import pipeline
 from .api import Derivative, GradientFunction, Wrt
-from .api import _function, _kinds, _param_names, _wrt_names, grad as _grad, vjp as _vjp
+from .api import Variants, _function, _param_names, _wrt_names, grad as _grad, vjp as _vjp
 from .api import jvp as _jvp
 from .errors import TranspileError
 from .runtime import _is_zero, zeros_like
@@ -85,9 +85,6 @@ def hvp(f: Callable[..., Any], wrt: Wrt = 0,
         raise ValueError(f"mode must be one of {HVP_MODES}")
     fn = _function(f)
     names, many = _wrt_names(fn, wrt)
-    variants: dict[Any, Any] = {}  # argument kinds -> (derivative function, its sources)
-    chosen: list[Any] = [None]     # the variant run last (shown by .source)
-
     def build(kinds: dict[str, str]) -> tuple[Callable[..., Any], Callable[[], str]]:
         if mode == "reverse-over-forward":
             tangent = pipeline.jvp_function(fn, names, kinds, tangent_only=True)
@@ -105,14 +102,11 @@ def hvp(f: Callable[..., Any], wrt: Wrt = 0,
             return outer.function(*args, **{keywords[p]: t for p, t in zip(names, vs)})
         return product, lambda: gradient.source + "\n\n" + outer.source
 
+    variants = Variants(fn, build)   # argument kinds -> (derivative function, sources)
+
     def run(*args, v):
         vs = tuple(v) if many else (v,)
-        kinds = _kinds(fn, args, {})
-        key = tuple(sorted(kinds.items()))
-        if key not in variants:
-            variants[key] = build(kinds)
-        chosen[0] = variants[key]
-        out = variants[key][0](args, vs)
+        out = variants.get(args, {})[0](args, vs)
         outs = (out,) if len(names) == 1 else (
             (out,) * len(vs) if _is_zero(out) else tuple(out))
         # a part of H v that does not depend on the inputs: zeros shaped like its input
@@ -122,9 +116,7 @@ def hvp(f: Callable[..., Any], wrt: Wrt = 0,
         return outs if many else outs[0]
 
     def source():
-        if chosen[0] is None:        # nothing run yet: show the all-scalar version
-            chosen[0] = build({p: "scalar" for p in _param_names(fn)})
-        return chosen[0][1]()
+        return variants.default()[1]()
 
     run.__name__ = f"hvp_{fn.__name__}"
     return _with_source(run, source)
@@ -308,36 +300,37 @@ def second_derivative(gradient_function: GradientFunction) -> Derivative:
         raise TranspileError("grad of a gradient needs a gradient with respect to one "
                              "parameter (use transpile.hessian for several)")
     fallback = hvp(fn, names[0])
-    variants: dict[Any, Any] = {}
-    chosen: list[Any] = [None]     # the variant run last (shown by .source)
 
-    def build(kinds):
+    def reverse_over_reverse(kinds):
         inner = pipeline.gradient_function(fn, names, kinds, gradient_only=True,
                                            options={"copy_adjoints": True})
         outer = _grad(inner.function, wrt=names[0])
         return outer, lambda: inner.source + "\n\n" + outer.source
 
-    def run(*args):
-        kinds = _kinds(fn, args, {})
+    def build(kinds):
         if kinds.get(names[0]) != "scalar":
             raise TranspileError(f"grad(grad({fn.__qualname__})): '{names[0]}' must be a "
                                  "number; use transpile.hessian for arrays")
-        key = tuple(sorted(kinds.items()))
-        if key not in variants:
+        outer, source = reverse_over_reverse(kinds)
+        chosen = [outer, source]
+
+        def call(*args):
             try:
-                variants[key] = build(kinds)
-                variants[key][0](*args)
-            except TranspileError as exc:
-                if not getattr(exc, "no_reverse_rule", False):
+                return chosen[0](*args)
+            except TranspileError as exc:     # raised while the outer gradient compiles
+                if chosen[0] is not outer or not getattr(exc, "no_reverse_rule", False):
                     raise
-                variants[key] = (lambda *a: fallback(*a, v=1.0), lambda: fallback.source)
-        chosen[0] = variants[key]
-        return variants[key][0](*args)
+                chosen[:] = [lambda *a: fallback(*a, v=1.0), lambda: fallback.source]
+                return chosen[0](*args)
+        return call, lambda: chosen[1]()
+
+    variants = Variants(fn, build)
+
+    def run(*args):
+        return variants.get(args, {})[0](*args)
 
     def source():
-        if chosen[0] is None:
-            chosen[0] = build({p: "scalar" for p in _param_names(fn)})
-        return chosen[0][1]()
+        return variants.default()[1]()
 
     run.__name__ = f"grad_grad_{fn.__name__}"
     return _with_source(run, source)

@@ -40,7 +40,7 @@ import types
 import weakref
 
 from .errors import TranspileError
-from .reverse import PUSH, POP, STACK
+from .tapes import PUSH, POP, STACK
 
 INSTALL_HINT = "pip install 'transpile[jit]' (or pip install numba)"
 

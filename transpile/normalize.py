@@ -581,7 +581,7 @@ class Flattener:
         base = chain[-1][2] if chain else self.atom(holder)
         sub = ast.Subscript(value=copy.deepcopy(base), slice=self.index_expr(target.slice),
                             ctx=ast.Store())
-        self.emit(A.tag(ast.Assign(targets=[sub], value=atom), setitem=True))
+        self.emit(A.tag(ast.Assign(targets=[sub], value=atom)))
         self.store_back(chain)
 
     def store_back(self, chain):
@@ -590,7 +590,7 @@ class Flattener:
             back = ast.Subscript(value=copy.deepcopy(parent), slice=copy.deepcopy(index),
                                  ctx=ast.Store())
             self.emit(A.tag(ast.Assign(targets=[back], value=copy.deepcopy(held)),
-                            setitem=True, writeback=True))
+                            writeback=True))
 
     def subscript_chain(self, holder):
         """For a store target's holder `X[i][j]`: read X, X[i], X[i][j] into names once;
@@ -625,7 +625,7 @@ class Flattener:
                                                 s)))
             sub = ast.Subscript(value=copy.deepcopy(base), slice=copy.deepcopy(index),
                                 ctx=ast.Store())
-            self.emit(A.tag(ast.Assign(targets=[sub], value=new), setitem=True))
+            self.emit(A.tag(ast.Assign(targets=[sub], value=new)))
             self.store_back(chain)
         else:
             raise self.error("unsupported construct: augmented assignment to an attribute")
@@ -1257,9 +1257,8 @@ def _augmented_in_place(norm, an):
                 v = s.targets[0].id
                 t = norm.names.fresh("_t")
                 out.append(A.assign(t, s.value, s))
-                s = A.tag(A.assign(ast.Subscript(value=A.load(v), slice=A.const(Ellipsis),
-                                                 ctx=ast.Store()), A.load(t), s),
-                          setitem=True)
+                s = A.assign(ast.Subscript(value=A.load(v), slice=A.const(Ellipsis),
+                                           ctx=ast.Store()), A.load(t), s)
             out.append(s)
         return out
 

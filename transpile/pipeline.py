@@ -22,7 +22,9 @@ from .frontend import Unit, unit_from_function
 from .names import Names
 from .normalize import normalize, split_array_trees
 from . import cache, checkpoint, optimize
-from .reverse import Resolver, ReverseTransform, STACK, PUSH, POP, loop_tapes
+from . import templates as T
+from .reverse import ReverseTransform
+from .tapes import Resolver, STACK, PUSH, POP, loop_tapes
 
 
 class Compiled:
@@ -810,13 +812,14 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
                              local_names)
     rt = ReverseTransform(norm, an, env, top_level=kind == "value_and_grad")
     fwd_m, rev_m = rt.run()
+    plan = rt.plan(params)
     if options["checkpoint"] is not None:
-        fwd_m, rev_m = checkpoint.restructure(fwd_m, rev_m, rt, params, options["checkpoint"])
-    resolver = Resolver(rt, params)
+        fwd_m, rev_m, plan = checkpoint.restructure(fwd_m, rev_m, plan, options["checkpoint"])
+    resolver = Resolver(plan)
     fwd, rev = resolver.run(fwd_m, rev_m)
     held = set()                    # what checkpoints hold: bound (None) before any use
     if options["checkpoint"] is not None:
-        fwd, rev, held = checkpoint.finish(fwd, rev, rt, names, options["optimize"])
+        fwd, rev, held = checkpoint.finish(fwd, rev, plan, options["optimize"])
     result = norm.result
     fwd, rev, tapes = loop_tapes(fwd, rev, names) if options["optimize"] else (fwd, rev, [])
     all_scalar = all(k == "scalar" for k in an.kind.values())
@@ -833,8 +836,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         value = names.unique("_value")
         body = []
         if uses_stack:
-            body += A.parse_stmts(f"{STACK} = []\n{PUSH} = {STACK}.append\n"
-                                  f"{POP} = {STACK}.pop")
+            body += T.expand(T.stack_with_pop, STACK=STACK, PUSH=PUSH, POP=POP)
         body += [A.assign(v, A.const(None)) for v in nones]
         body += fwd
         if result in resolver.saved | held:   # the sweep will restore (or re-run) result
@@ -846,14 +848,10 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
             body.append(A.assign(dv, A.const(0.0)))
         body.append(A.assign(d_result, A.const(1.0)))
         body += rev
-        out = grads[0] if len(grads) == 1 else "(" + ", ".join(grads) + ",)"
-        body += A.parse_stmts(f"return {value}, {out}" if kind == "value_and_grad"
-                              else f"return {out}")
-        if options["optimize"]:
-            body = optimize.run(body, optimize.pure_calls(body, env, local_names))
-            body = optimize.hoist_module_functions(body, env, local_names)
-        if options["simplify"] and all_scalar:
-            body = optimize.simplify_scalar(body, set(names.adjoints.values()))
+        out = grads[0] if len(grads) == 1 else T.names_tuple(grads)
+        body += (T.expand(T.return_value_and, VALUE=value, OUT=out) if kind == "value_and_grad"
+                 else T.expand(T.return_only, OUT=out))
+        body = _optimized(body, env, local_names, options, names, all_scalar)
         args = copy.deepcopy(unit.node.args)
         fn, source = build(f"grad_{name}", args, body, env, unit, unit.defaults,
                            unit.kwdefaults, kind="grad")
@@ -866,31 +864,27 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     tape_vars = ([STACK] if uses_stack else []) + needed
     fbody = []
     if uses_stack:
-        fbody += A.parse_stmts(f"{STACK} = []\n{PUSH} = {STACK}.append")
+        fbody += T.expand(T.stack, STACK=STACK, PUSH=PUSH)
     fbody += [A.assign(v, A.const(None)) for v in sorted(set(nones) | (
         set(needed) - set(params) - set(unit.extra_params)))]
     fbody += fwd
-    tape = ", ".join(tape_vars) + ("," if len(tape_vars) == 1 else "")
-    fbody += A.parse_stmts(f"return {result}, ({tape})")
+    fbody += T.expand(T.return_value_and, VALUE=result, OUT=T.names_tuple(tape_vars))
     tape_name = names.unique("_tape")
     bbody = []
     if tape_vars:
-        bbody += A.parse_stmts(f"{tape} = {tape_name}")
+        bbody += T.expand(T.unpack_tape, TAPE=tape_vars, TAPE_ARG=tape_name)
     if uses_stack:
-        bbody += A.parse_stmts(f"{POP} = {STACK}.pop")
+        bbody += T.expand(T.bind_method, NAME=POP, STACK=STACK, METHOD="pop")
     if _uses_name(rev, PUSH):               # checkpointed loops save again while going back
-        bbody += A.parse_stmts(f"{PUSH} = {STACK}.append")
+        bbody += T.expand(T.bind_method, NAME=PUSH, STACK=STACK, METHOD="append")
     grads = [names.adjoint(p) for p in active]
     for dv in sorted((adjoints | set(grads)) - {d_result}):   # d_result: the argument
         bbody.append(A.assign(dv, A.const(0.0)))
     bbody += rev
-    bbody += A.parse_stmts("return (" + ", ".join(grads) + ",)")
+    bbody += T.expand(T.return_only, OUT=T.names_tuple(grads))
+    bbody = _optimized(bbody, env, local_names, options, names, all_scalar)
     if options["optimize"]:
-        bbody = optimize.run(bbody, optimize.pure_calls(bbody, env, local_names))
-        bbody = optimize.hoist_module_functions(bbody, env, local_names)
         fbody = optimize.hoist_module_functions(fbody, env, local_names)
-    if options["simplify"] and all_scalar:
-        bbody = optimize.simplify_scalar(bbody, set(names.adjoints.values()))
     fargs = copy.deepcopy(unit.node.args)
     fwd_fn, fsrc = build(f"{name}_forward", fargs, fbody, env, unit, unit.defaults,
                          unit.kwdefaults, kind="forward")
@@ -941,12 +935,10 @@ def _assemble_jvp(unit, norm, an, env, names, active, compiled, options, local_n
     result = norm.result
     out = names.adjoint(result)         # set by ForwardTransform.run, shaped like result
     if compiled.kind == "jvp_tangent":
-        body += A.parse_stmts(f"return {out}")
+        body += T.expand(T.return_only, OUT=out)
     else:
-        body += A.parse_stmts(f"return {result}, {out}")
-    if options["optimize"]:
-        body = optimize.run(body, optimize.pure_calls(body, env, local_names))
-        body = optimize.hoist_module_functions(body, env, local_names)
+        body += T.expand(T.return_value_and, VALUE=result, OUT=out)
+    body = _optimized(body, env, local_names, options, names, all_scalar=False)
     args = copy.deepcopy(unit.node.args)
     for t in tangents:                       # keyword-only, default 0.0 (no tangent)
         args.kwonlyargs.append(ast.arg(arg=t))
@@ -963,6 +955,17 @@ def _assemble_jvp(unit, norm, an, env, names, active, compiled, options, local_n
     compiled.namespace = env
     compiled.param_names = list(unit.params)
     return compiled
+
+
+def _optimized(body, env, local_names, options, names, all_scalar):
+    """One generated body through the optimiser: the passes of optimize.py (with
+    `optimize`), then sympy on all-scalar code (with `simplify`)."""
+    if options["optimize"]:
+        body = optimize.run(body, optimize.pure_calls(body, env, local_names))
+        body = optimize.hoist_module_functions(body, env, local_names)
+    if options["simplify"] and all_scalar:
+        body = optimize.simplify_scalar(body, set(names.adjoints.values()))
+    return body
 
 
 def _uses_name(stmts, name):

@@ -8,10 +8,12 @@ intermediate values the rules need, applies each rule's partial derivatives to t
 adjoint ``dt`` and accumulates into the arguments' adjoints, then restores ``t``'s old value;
 branches replay the recorded decision, loops run their recorded iteration count backwards.
 
-Bookkeeping is first emitted as *markers*; `Resolver` then turns them into pushes and pops
-for exactly the values the finished adjoint code reads, and drops adjoint loops and
-branches that do no work (with their counters), so straight-line code with no overwrites
-needs no stack at all.
+The passes of reverse mode, one file each: this file gives each statement its adjoint
+(rules applied to the incoming adjoint, accumulation, calls of user functions, element
+writes, in-place methods); `control_flow.py` reverses branches and loops; bookkeeping is
+emitted as *markers* and `tapes.py` plans what is saved (pushes and pops for exactly the
+values the finished adjoint code reads, per-loop tapes) from the `SweepPlan` this
+transform hands on; `checkpoint.py` restructures long loops before that.
 """
 import ast
 import copy
@@ -22,19 +24,15 @@ from .analysis import expr_names, walk_body, SCALAR, SEQ, UNKNOWN
 from .errors import TranspileError
 from .rules import lookup
 from .rules.scalar import specialize
+from .control_flow import ControlFlowReversal, _count_loads
+from .tapes import PUSH, POP, STACK, SweepPlan, marker  # noqa: F401  (re-exported)
 from .transform import Transform
 
-PUSH, POP, STACK = "_push", "_pop", "_stack"
 # kinds entry of a callee whose result's adjoint may be masked (see _masked_adjoints)
 MASKED_RESULT = "[masked result]"
 
 
-def marker(**tags):
-    m = ast.Expr(value=A.const("marker"))
-    return A.tag(m, marker=True, **tags)
-
-
-class ReverseTransform(Transform):
+class ReverseTransform(ControlFlowReversal, Transform):
     """`top_level`: the code is a gradient function (not the forward/backward pair a
     caller's derivative code calls): after its adjoint sweep every argument is left as
     the function leaves it (the sweep restores values the function overwrote in place)."""
@@ -137,6 +135,13 @@ class ReverseTransform(Transform):
                 fwd.append(A.located(marker(final_save=(p, arg, kept)), where))
                 rev.append(A.located(marker(final_restore=(p, arg, kept)), where))
         return fwd, rev
+
+    def plan(self, params):
+        """The sweep plan (tapes.SweepPlan) for the passes after this one."""
+        return SweepPlan(analysis=self.an, env=self.env, names=self.names, norm=self.norm,
+                         params=frozenset(params), primal=frozenset(self.primal),
+                         overwritten=frozenset(self.new_overwritten),
+                         mutated=frozenset(self.mutated))
 
     def written_params(self):
         """Parameters whose contents the function changes in place (element writes, also
@@ -651,94 +656,6 @@ class ReverseTransform(Transform):
         raise self.error(f"no derivative rule for the in-place method '.{name}()' on a "
                          "differentiated value (write `y = np.sort(x)`-style code instead)", s)
 
-    # --- control flow ----------------------------------------------------------------
-    def if_(self, s):
-        fb, rb = self.block(s.body)
-        fo, ro = self.block(s.orelse)
-        fwd = ast.If(test=s.test, body=fb or [ast.Pass()], orelse=fo)
-        rev = ast.If(test=copy.deepcopy(s.test), body=rb or [ast.Pass()], orelse=ro)
-        return [fwd], [A.tag(rev, reverse_branch=True)]
-
-    def fresh(self, stmts):
-        """Adjoints of values that live and die within one pass over `stmts`: each
-        reverse pass over the block starts with them at zero."""
-        out = set()
-        for i, st in enumerate(stmts):
-            if not (isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Name)):
-                continue
-            v = st.targets[0].id
-            if v not in self.an.active or self.an.sites.get(v) != 1 or v in self.an.params:
-                continue
-            later = sum(_count_loads(x, v) for x in stmts[i + 1:]
-                        if not isinstance(x, (ast.If, ast.For, ast.While)))
-            if later == self.an.loads.get(v, 0):
-                out.add(self.d(v))
-        return out
-
-    def _loop_id(self):
-        self.loop_ids += 1
-        return self.loop_ids
-
-    def for_(self, s):
-        L = self._loop_id()
-        var = s.target.id
-        exits = bool(s.body) and A.get_tag(s.body[-1], "loop_exit")
-        nested = self.depth > 0
-        self.depth += 1
-        fb, rb = self.block(s.body)
-        self.depth -= 1
-        r = self.names.fresh("_range")
-        self.primal.add(r)
-        if nested:
-            self.new_overwritten.add(r)
-        fwd = [marker(save=r), A.assign(r, s.iter), marker(loop_target=var, loop=L,
-                                                           nested=nested, save=var)]
-        rng = A.load(r)
-        if exits:
-            n = self.names.fresh("_n")
-            self.primal.add(n)              # the adjoint sweep reads the count
-            fwd.append(A.tag(A.assign(n, A.const(0)), loop=L))
-            fb.insert(0, A.tag(ast.AugAssign(target=A.store(n), op=ast.Add(),
-                                             value=A.const(1)), loop=L))
-            rng = ast.Subscript(value=rng, slice=ast.Slice(upper=A.load(n)), ctx=ast.Load())
-        fwd.append(A.tag(ast.For(target=A.store(var), iter=A.load(r), body=fb, orelse=[],
-                                 type_comment=None), forward_loop=L))
-        rev = self.keep_count(n, L, fwd) if exits and nested else []
-        if var in self.an.active:
-            # each iteration's `var = next item` overwrote var: no adjoint flows past it
-            rb = rb + [A.assign(self.d(var), A.const(0.0))]
-        rev.append(A.tag(ast.For(target=A.store(var), iter=ast.Call(
-            func=A.load("reversed"), args=[rng], keywords=[]), body=rb or [ast.Pass()],
-            orelse=[], type_comment=None), reverse_loop=L, fresh_zero=self.fresh(s.body)))
-        rev.append(marker(loop_target=var, loop=L, nested=nested, restore=var))
-        rev.append(marker(restore=r))
-        return fwd, rev
-
-    def keep_count(self, n, L, fwd):
-        """A loop inside a loop runs many times: push its iteration count after it (added
-        to fwd) and pop it before its adjoint loop (returned)."""
-        fwd.append(A.tag(ast.Expr(value=ast.Call(func=A.load(PUSH), args=[A.load(n)],
-                                                 keywords=[])), loop=L))
-        return [A.tag(A.assign(n, ast.Call(func=A.load(POP), args=[], keywords=[])), loop=L)]
-
-    def while_(self, s):
-        L = self._loop_id()
-        nested = self.depth > 0
-        self.depth += 1
-        fb, rb = self.block(s.body)
-        self.depth -= 1
-        n = self.names.fresh("_n")
-        self.primal.add(n)
-        fb.insert(0, A.tag(ast.AugAssign(target=A.store(n), op=ast.Add(), value=A.const(1)),
-                           loop=L))
-        fwd = [A.tag(A.assign(n, A.const(0)), loop=L),
-               A.tag(ast.While(test=s.test, body=fb, orelse=[]), forward_loop=L)]
-        rev = self.keep_count(n, L, fwd) if nested else []
-        rev.append(A.tag(ast.For(target=A.store("_"), iter=ast.Call(
-            func=A.load("range"), args=[A.load(n)], keywords=[]), body=rb or [ast.Pass()],
-            orelse=[], type_comment=None), reverse_loop=L, fresh_zero=self.fresh(s.body)))
-        return fwd, rev
-
 
 def plain_call(s, target):
     """`t = h(x, w=w)` -> `t = h(x)`: a call of a lifted nested function that needs no
@@ -772,11 +689,6 @@ def _reads_ans(rule):
     return getattr(rule, "needs_ans", True)
 
 
-def _count_loads(node, name):
-    return sum(1 for n in ast.walk(node) if isinstance(n, ast.Name) and n.id == name
-               and isinstance(n.ctx, ast.Load))
-
-
 _OPERATOR_NAMES = {"@": "matmul", "+": "add", "-": "sub", "*": "mul", "/": "div",
                    "**": "pow", "%": "mod", "//": "floordiv"}
 
@@ -793,284 +705,3 @@ def _callable_name(obj):
     mod = getattr(obj, "__module__", None)
     name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or repr(obj)
     return f"{mod}.{name}" if mod and mod != "builtins" else name
-
-
-# --- markers -> pushes and pops ------------------------------------------------------
-
-class Resolver:
-    """Replace markers by the pushes/pops the adjoint code needs; prune idle adjoint loops."""
-
-    def __init__(self, transform, params):
-        self.t = transform
-        self.params = set(params)
-        self.checkpointed = False       # loops re-run from checkpoints (restore objects)
-
-    def overwritten(self, name):
-        return self.t.an.overwritten(name) or name in self.t.new_overwritten
-
-    def run(self, fwd_m, rev_m):
-        self.checkpointed = any(A.get_tag(n, "checkpoint_adjoint") is not None
-                                for s in rev_m for n in ast.walk(s))
-        needed = None
-        while True:
-            self.needed = needed if needed is not None else _reads(rev_m) & self.t.primal
-            self.saved = {v for v in self.needed if self.overwritten(v)}
-            self.pruned = set()
-            rev = _drop_pruned(self.block(rev_m, reverse=True), self.pruned)
-            fwd = self.block(fwd_m, reverse=False)
-            new_needed = _reads(rev) & self.t.primal
-            if new_needed == self.needed:
-                return fwd, rev
-            needed = new_needed
-
-    def block(self, stmts, reverse):
-        # a forward body re-run inside the adjoint sweep (checkpointing) is resolved after
-        # the adjoint code next to it, once that code has decided which loops it prunes
-        later = [i for i, s in enumerate(stmts) if A.get_tag(s, "recompute") is not None]
-        done = {i: self.stmt(s, reverse) for i, s in enumerate(stmts) if i not in later}
-        done.update({i: self.stmt(stmts[i], reverse) for i in later})
-        return [n for i in range(len(stmts)) for n in done[i]]
-
-    def stmt(self, s, reverse):
-        if reverse and A.get_tag(s, "recompute") is not None:
-            reverse = False                     # forward code: its markers are saves
-        loop = A.get_tag(s, "loop")
-        if loop is not None and not reverse and loop in self.pruned:
-            return []
-        if A.get_tag(s, "marker"):
-            return self.marker(s, reverse)
-        if isinstance(s, (ast.If, ast.For, ast.While)):
-            new = copy.copy(s)
-            new.body = self.block(s.body, reverse)
-            new.orelse = self.block(s.orelse, reverse)
-            if reverse and _idle(new.body) and _idle(new.orelse):
-                L = A.get_tag(s, "reverse_loop")
-                if L is not None:
-                    self.pruned.add(L)
-                return []
-            new.body = new.body or [ast.Pass()]
-            return [new]
-        if reverse and loop is not None and loop in self.pruned:
-            return []
-        return [s]
-
-    def marker(self, m, reverse):
-        final = A.get_tag(m, "final_save" if not reverse else "final_restore")
-        alias = A.get_tag(m, "final_alias")
-        if final is not None or alias is not None:
-            # the adjoint sweep restores an argument changed in place (it reads it): keep
-            # what the function left in the caller's object, put that back at the end
-            p = (final or alias)[0]
-            if p not in self.needed and not self.checkpointed:
-                return []
-            if alias is not None:
-                return [A.located(A.assign(alias[1], A.load(p)), m)]
-            h = self.t.env.helper
-            _, arg, kept = final
-            if not reverse:
-                return [A.located(A.assign(kept, ast.Call(func=A.load(h("final_state")),
-                                                          args=[A.load(arg)], keywords=[])),
-                                  m)]
-            return [A.located(ast.Expr(value=ast.Call(func=A.load(h("write_back")), args=[
-                A.load(arg), A.load(kept)], keywords=[])), m)]
-        var = A.get_tag(m, "save") if not reverse else A.get_tag(m, "restore")
-        if A.get_tag(m, "loop_target"):
-            L = A.get_tag(m, "loop")
-            if L in self.pruned or var not in self.needed:
-                return []
-            if not (self.t.an.sites.get(var, 0) > 1 or A.get_tag(m, "nested")
-                    or var in self.params):
-                return []
-            self.saved.add(var)
-            return [self._push(A.load(var))] if not reverse else [self._pop(A.store(var))]
-        elem = A.get_tag(m, "save_elem") if not reverse else A.get_tag(m, "restore_elem")
-        if elem is not None:
-            base, index, array = elem
-            if base not in self.needed:
-                return []
-            sub = ast.Subscript(value=A.load(base), slice=copy.deepcopy(index),
-                                ctx=ast.Load() if not reverse else ast.Store())
-            if reverse:
-                return [self._pop(sub)]
-            if array:                      # an array slice is a view: save a copy
-                sub = ast.Call(func=A.load(self.t.env.helper("snapshot")), args=[sub],
-                               keywords=[])
-            return [self._push(sub)]
-        if var is None or var not in self.saved:
-            return []
-        return [self._push(A.load(var))] if not reverse else [self._pop(A.store(var))]
-
-    def _push(self, value):
-        return ast.Expr(value=ast.Call(func=A.load(PUSH), args=[value], keywords=[]))
-
-    def _pop(self, target):
-        return ast.Assign(targets=[target], value=ast.Call(func=A.load(POP), args=[],
-                                                           keywords=[]))
-
-
-def _drop_pruned(stmts, pruned):
-    out = []
-    for s in stmts:
-        if A.get_tag(s, "loop") in pruned:
-            continue
-        if isinstance(s, (ast.If, ast.For, ast.While)):
-            s.body = _drop_pruned(s.body, pruned) or [ast.Pass()]
-            s.orelse = _drop_pruned(s.orelse, pruned)
-        out.append(s)
-    return out
-
-
-def _idle(stmts):
-    return all(isinstance(s, ast.Pass) for s in stmts)
-
-
-def _reads(stmts):
-    out = set()
-    for s in stmts:
-        if A.get_tag(s, "marker"):
-            continue
-        out |= _loaded(s)
-    return out
-
-
-def _loaded(node):
-    """Names read in node; a re-run forward body (checkpointing) reads only what its tag
-    lists: the values it takes from outside the loop (the rest come from a snapshot)."""
-    inputs = A.get_tag(node, "recompute")
-    if inputs is not None:
-        return set(inputs)
-    if isinstance(node, ast.Name):
-        return {node.id} if isinstance(node.ctx, ast.Load) else set()
-    out = set()
-    if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
-        out.add(node.target.id)
-    for child in ast.iter_child_nodes(node):
-        out |= _loaded(child)
-    return out
-
-
-# --- per-loop tapes ------------------------------------------------------------------
-
-def loop_tapes(fwd, rev, names):
-    """Give simple top-level loops their own tape, read by iteration instead of pops.
-
-    A loop qualifies when every push in its body is a top-level statement (so each
-    iteration pushes the same variables in the same order) and its adjoint loop pops them
-    back at top level. Each iteration then appends one value (or one tuple) to a list, and
-    the adjoint loop iterates over the reversed list: ``for y_saved in reversed(tape)``
-    replaces a pop call per value. Returns (fwd, rev, names of the new tape lists).
-    """
-    rev_loops = {A.get_tag(s, "reverse_loop"): (i, s) for i, s in enumerate(rev)
-                 if A.get_tag(s, "reverse_loop") is not None}
-    tapes = []
-    new_fwd = []
-    for s in fwd:
-        L = A.get_tag(s, "forward_loop")
-        plan = _tape_plan(s, rev_loops.get(L, (None, None))[1]) if L is not None else None
-        if plan is None:
-            new_fwd.append(s)
-            continue
-        pushed, pops = plan
-        i, rloop = rev_loops[L]
-        tape = names.fresh("_tape")
-        record = names.fresh("_record")
-        tapes.append(tape)
-        saved = [names.fresh("_saved") for _ in pushed]
-        positions = [j for j, st in enumerate(s.body) if _is_push(st)]
-        body = list(s.body)
-        if len(saved) == 1:                     # record the value directly
-            body[positions[0]] = ast.Expr(value=ast.Call(
-                func=A.load(record), args=[copy.deepcopy(s.body[positions[0]].value.args[0])],
-                keywords=[]))
-        else:                                   # copy at each push, record one tuple
-            for k, j in enumerate(positions):
-                body[j] = A.assign(saved[k], s.body[j].value.args[0])
-            body.insert(positions[-1] + 1, ast.Expr(value=ast.Call(
-                func=A.load(record), args=[ast.Tuple(elts=[A.load(x) for x in saved],
-                                                     ctx=ast.Load())], keywords=[])))
-        loop = copy.copy(s)
-        loop.body = body
-        new_fwd += A.parse_stmts(f"{tape} = []\n{record} = {tape}.append")
-        new_fwd.append(loop)
-        # adjoint loop: iterate the tape backwards, pops become reads of the saved names
-        rbody = []
-        k = len(saved)
-        for st in rloop.body:
-            if _is_pop(st):
-                k -= 1
-                rbody.append(A.assign(st.targets[0], A.load(saved[k])))
-            else:
-                rbody.append(st)
-        j = _direct_restore(rbody, saved)
-        if j is not None:
-            # nothing before the restore touches the variable: iterate straight into it
-            saved = [rbody[j].targets[0].id]
-            rbody = (rbody[:j] + rbody[j + 1:]) or [ast.Pass()]
-        target = A.store(saved[0]) if len(saved) == 1 else ast.Tuple(
-            elts=[A.store(x) for x in saved], ctx=ast.Store())
-        walked = ast.Call(func=A.load("reversed"), args=[A.load(tape)], keywords=[])
-        loop_var = rloop.target
-        if any(isinstance(n, ast.Name) and n.id == getattr(loop_var, "id", None)
-               for st in rbody for n in ast.walk(st)) and loop_var.id != "_":
-            target = ast.Tuple(elts=[copy.deepcopy(loop_var), target], ctx=ast.Store())
-            walked = ast.Call(func=A.load("zip"), args=[rloop.iter, walked], keywords=[])
-        new_rloop = copy.copy(rloop)
-        new_rloop.target, new_rloop.iter, new_rloop.body = target, walked, rbody
-        rev[i] = new_rloop
-        counters = {n.id for st in new_fwd + loop.body if A.get_tag(st, "loop") == L
-                    for n in ast.walk(st) if isinstance(n, ast.Name)}
-        if not counters & A.names_loaded(new_rloop.iter):        # iteration count unused
-            new_fwd[:] = [st for st in new_fwd if A.get_tag(st, "loop") != L]
-            loop.body = [st for st in loop.body if A.get_tag(st, "loop") != L]
-    return new_fwd, rev, tapes
-
-
-def _direct_restore(rbody, saved):
-    """Index of `y = saved` in a tape loop's body when the loop may iterate straight into
-    y: one saved value, read only there, and y neither read nor written before it."""
-    if len(saved) != 1:
-        return None
-    for j, st in enumerate(rbody):
-        if (isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Name)
-                and isinstance(st.value, ast.Name) and st.value.id == saved[0]):
-            y = st.targets[0].id
-            before = rbody[:j]
-            if any(y in A.names_loaded(b) | A.names_stored(b) for b in before) or any(
-                    saved[0] in A.names_loaded(b) for b in before + rbody[j + 1:]):
-                return None
-            return j
-        if isinstance(st, (ast.If, ast.For, ast.While)):
-            return None
-    return None
-
-
-def _is_push(s):
-    return (isinstance(s, ast.Expr) and isinstance(s.value, ast.Call)
-            and isinstance(s.value.func, ast.Name) and s.value.func.id == PUSH)
-
-
-def _is_pop(s):
-    return (isinstance(s, ast.Assign) and isinstance(s.value, ast.Call)
-            and isinstance(s.value.func, ast.Name) and s.value.func.id == POP
-            and isinstance(s.targets[0], ast.Name))
-
-
-def _uses_stack(stmts):
-    return any(isinstance(n, ast.Name) and n.id in (PUSH, POP)
-               for s in stmts for n in ast.walk(s))
-
-
-def _tape_plan(floop, rloop):
-    if rloop is None or not isinstance(floop, (ast.For, ast.While)):
-        return None
-    pushed = [st.value.args[0] for st in floop.body if _is_push(st)]
-    if not pushed or not all(isinstance(p, ast.Name) for p in pushed):
-        return None
-    if _uses_stack([st for st in floop.body if not _is_push(st)]):
-        return None                      # pushes inside branches or inner loops
-    pops = [st.targets[0].id for st in rloop.body if _is_pop(st)]
-    if _uses_stack([st for st in rloop.body if not _is_pop(st)]):
-        return None
-    if pops != [p.id for p in reversed(pushed)]:
-        return None
-    return [p.id for p in pushed], pops

@@ -1,0 +1,119 @@
+"""Reverse mode, control flow: how branches and loops are reversed.
+
+The forward sweep keeps each branch as written (its condition lives in a variable the
+adjoint sweep reads again) and makes loops countable: a `for` loop's iterable is kept in a
+`_range` variable, a `while` loop (and a `for` loop that may exit early) counts its
+iterations in `_n`. The adjoint sweep replays the recorded decision for a branch and runs
+a loop's adjoint body over the same iterations backwards (``reversed(_range)``,
+``range(_n)``). Loops inside loops push their counts (`keep_count`). What a loop's
+iterations overwrite is not handled here: the bodies carry save/restore *markers* that
+`tapes.py` turns into pushes, pops or per-loop tapes.
+
+`ControlFlowReversal` is one part of `reverse.ReverseTransform` (statement by statement
+adjoints live in reverse.py): its methods call the transform's `block` for the bodies.
+"""
+import ast
+import copy
+
+from . import astutil as A
+from .tapes import PUSH, POP, marker
+
+
+class ControlFlowReversal:
+    """if / for / while for `reverse.ReverseTransform` (which provides `block`, `d`,
+    `an`, `names`, `primal`, `new_overwritten`)."""
+
+    depth = 0            # loop nesting of the statement being transformed
+    loop_ids = 0
+
+    def if_(self, s):
+        fb, rb = self.block(s.body)
+        fo, ro = self.block(s.orelse)
+        fwd = ast.If(test=s.test, body=fb or [ast.Pass()], orelse=fo)
+        rev = ast.If(test=copy.deepcopy(s.test), body=rb or [ast.Pass()], orelse=ro)
+        return [fwd], [rev]
+
+    def fresh(self, stmts):
+        """Adjoints of values that live and die within one pass over `stmts`: each
+        reverse pass over the block starts with them at zero."""
+        out = set()
+        for i, st in enumerate(stmts):
+            if not (isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Name)):
+                continue
+            v = st.targets[0].id
+            if v not in self.an.active or self.an.sites.get(v) != 1 or v in self.an.params:
+                continue
+            later = sum(_count_loads(x, v) for x in stmts[i + 1:]
+                        if not isinstance(x, (ast.If, ast.For, ast.While)))
+            if later == self.an.loads.get(v, 0):
+                out.add(self.d(v))
+        return out
+
+    def _loop_id(self):
+        self.loop_ids += 1
+        return self.loop_ids
+
+    def for_(self, s):
+        L = self._loop_id()
+        var = s.target.id
+        exits = bool(s.body) and A.get_tag(s.body[-1], "loop_exit")
+        nested = self.depth > 0
+        self.depth += 1
+        fb, rb = self.block(s.body)
+        self.depth -= 1
+        r = self.names.fresh("_range")
+        self.primal.add(r)
+        if nested:
+            self.new_overwritten.add(r)
+        fwd = [marker(save=r), A.assign(r, s.iter), marker(loop_target=var, loop=L,
+                                                           nested=nested, save=var)]
+        rng = A.load(r)
+        if exits:
+            n = self.names.fresh("_n")
+            self.primal.add(n)              # the adjoint sweep reads the count
+            fwd.append(A.tag(A.assign(n, A.const(0)), loop=L))
+            fb.insert(0, A.tag(ast.AugAssign(target=A.store(n), op=ast.Add(),
+                                             value=A.const(1)), loop=L))
+            rng = ast.Subscript(value=rng, slice=ast.Slice(upper=A.load(n)), ctx=ast.Load())
+        fwd.append(A.tag(ast.For(target=A.store(var), iter=A.load(r), body=fb, orelse=[],
+                                 type_comment=None), forward_loop=L))
+        rev = self.keep_count(n, L, fwd) if exits and nested else []
+        if var in self.an.active:
+            # each iteration's `var = next item` overwrote var: no adjoint flows past it
+            rb = rb + [A.assign(self.d(var), A.const(0.0))]
+        rev.append(A.tag(ast.For(target=A.store(var), iter=ast.Call(
+            func=A.load("reversed"), args=[rng], keywords=[]), body=rb or [ast.Pass()],
+            orelse=[], type_comment=None), reverse_loop=L, fresh_zero=self.fresh(s.body)))
+        rev.append(marker(loop_target=var, loop=L, nested=nested, restore=var))
+        rev.append(marker(restore=r))
+        return fwd, rev
+
+    def keep_count(self, n, L, fwd):
+        """A loop inside a loop runs many times: push its iteration count after it (added
+        to fwd) and pop it before its adjoint loop (returned)."""
+        fwd.append(A.tag(ast.Expr(value=ast.Call(func=A.load(PUSH), args=[A.load(n)],
+                                                 keywords=[])), loop=L))
+        return [A.tag(A.assign(n, ast.Call(func=A.load(POP), args=[], keywords=[])), loop=L)]
+
+    def while_(self, s):
+        L = self._loop_id()
+        nested = self.depth > 0
+        self.depth += 1
+        fb, rb = self.block(s.body)
+        self.depth -= 1
+        n = self.names.fresh("_n")
+        self.primal.add(n)
+        fb.insert(0, A.tag(ast.AugAssign(target=A.store(n), op=ast.Add(), value=A.const(1)),
+                           loop=L))
+        fwd = [A.tag(A.assign(n, A.const(0)), loop=L),
+               A.tag(ast.While(test=s.test, body=fb, orelse=[]), forward_loop=L)]
+        rev = self.keep_count(n, L, fwd) if nested else []
+        rev.append(A.tag(ast.For(target=A.store("_"), iter=ast.Call(
+            func=A.load("range"), args=[A.load(n)], keywords=[]), body=rb or [ast.Pass()],
+            orelse=[], type_comment=None), reverse_loop=L, fresh_zero=self.fresh(s.body)))
+        return fwd, rev
+
+
+def _count_loads(node, name):
+    return sum(1 for n in ast.walk(node) if isinstance(n, ast.Name) and n.id == name
+               and isinstance(n.ctx, ast.Load))
