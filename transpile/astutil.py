@@ -143,6 +143,32 @@ TAGS = {
 }
 
 
+def statements(stmts, into_defs=False):
+    """Every statement of `stmts` and of the blocks nested in them (the bodies and else
+    branches of if, for, while, with...), in source order; not into nested function
+    definitions unless `into_defs`."""
+    for s in stmts:
+        yield s
+        if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and not into_defs:
+            continue
+        for field in ("body", "orelse"):
+            sub = getattr(s, field, None)
+            if isinstance(sub, list):
+                yield from statements(sub, into_defs)
+
+
+def bodies(stmts):
+    """`stmts` and every statement list nested in it (not into function definitions)."""
+    yield stmts
+    for s in stmts:
+        if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for field in ("body", "orelse"):
+            sub = getattr(s, field, None)
+            if isinstance(sub, list):
+                yield from bodies(sub)
+
+
 def tag(node, **attrs):
     """Annotate an AST node (tags survive copy.deepcopy, their values are shared); the
     keys are those of `TAGS`."""

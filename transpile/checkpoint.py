@@ -61,11 +61,11 @@ def restructure(fwd_m, rev_m, plan, every):
     plan (tapes.SweepPlan) extended by what the checkpointed loops keep per run."""
     trial_fwd, trial_rev = Resolver(plan).run(fwd_m, rev_m)
     kept = []                                    # (names, nested) of _kept_per_run
-    saving = {A.get_tag(s, "forward_loop") for s in _statements(trial_fwd)
+    saving = {A.get_tag(s, "forward_loop") for s in A.statements(trial_fwd)
               if A.get_tag(s, "forward_loop") is not None and _uses_stack(s.body)}
-    alive = {A.get_tag(s, "reverse_loop") for s in _statements(trial_rev)}
+    alive = {A.get_tag(s, "reverse_loop") for s in A.statements(trial_rev)}
     reverse = {}                                 # loop id -> (list holding it, the loop)
-    for body in _bodies(rev_m):
+    for body in A.bodies(rev_m):
         for s in body:
             if A.get_tag(s, "reverse_loop") is not None:
                 reverse[A.get_tag(s, "reverse_loop")] = (body, s)
@@ -96,24 +96,6 @@ def restructure(fwd_m, rev_m, plan, every):
     for names, nested in kept:
         plan = plan.keeping(names, nested)
     return fwd_m, rev_m, plan
-
-
-def _statements(stmts):
-    """Every statement in stmts, nested ones included."""
-    for s in stmts:
-        yield s
-        if isinstance(s, (ast.If, ast.For, ast.While)):
-            yield from _statements(s.body)
-            yield from _statements(s.orelse)
-
-
-def _bodies(stmts):
-    """stmts and every statement list nested in it."""
-    yield stmts
-    for s in stmts:
-        if isinstance(s, (ast.If, ast.For, ast.While)):
-            yield from _bodies(s.body)
-            yield from _bodies(s.orelse)
 
 
 def _kept_per_run(names, kept, nested):
@@ -250,7 +232,7 @@ def finish(fwd, rev, plan, optimize):
     held = set()
     copied = plan.mutated | _mutated(plan.norm.body)
     names = plan.names
-    for s in list(_statements(rev)):
+    for s in list(A.statements(rev)):
         L = A.get_tag(s, "checkpoint_adjoint")
         if L is None:
             continue
@@ -361,7 +343,7 @@ def _around(rev, stmt, generators, names, plan, like):
     """Keep the generators' states before stmt (in whichever list holds it) and put them
     back after it."""
     after = names.fresh("_rng_after")
-    for body in _bodies(rev):
+    for body in A.bodies(rev):
         for i, x in enumerate(body):
             if x is stmt:
                 body[i:i + 1] = [

@@ -135,18 +135,12 @@ def load(name, source, bindings, unit, defaults=None, kwdefaults=None, kind="", 
 SOURCE_MAPS = {}      # generated file name -> (user file, {generated line: user line})
 
 
-def _statements(node):
-    for field in ("body", "orelse"):
-        for s in getattr(node, field, None) or []:
-            yield s
-            yield from _statements(s)
-
-
 def _line_map(fdef, source, offset):
     """Generated line -> the user's line each generated statement came from."""
     printed = ast.parse(source).body[0]
     out = {}
-    for mine, theirs in zip(_statements(fdef), _statements(printed)):
+    for mine, theirs in zip(A.statements(fdef.body, into_defs=True),
+                            A.statements(printed.body, into_defs=True)):
         line = getattr(mine, "lineno", None)
         if line is not None and line > 1:
             for k in range(theirs.lineno, (theirs.end_lineno or theirs.lineno) + 1):

@@ -193,7 +193,7 @@ def _lift_nested(unit, body, outer_locals, local_functions):
 
     body = [Lift().visit(s) for s in body]
     body = _name_called_lambdas(body, unit)
-    defs = [n for n in _walk_stmts(body) if isinstance(n, ast.FunctionDef)]
+    defs = [n for n in A.statements(body) if isinstance(n, ast.FunctionDef)]
     fnames = {d.name for d in defs} | set(local_functions)
     own = {}                  # def name -> (outer locals it reads, local functions it calls)
     for d in defs:
@@ -329,18 +329,6 @@ def _name_called_lambdas(stmts, unit):
     return block(stmts)
 
 
-def _walk_stmts(stmts):
-    """Statements (recursively into blocks, not into nested defs)."""
-    for s in stmts:
-        yield s
-        if isinstance(s, ast.FunctionDef):
-            continue
-        for field in ("body", "orelse"):
-            sub = getattr(s, field, None)
-            if isinstance(sub, list):
-                yield from _walk_stmts(sub)
-
-
 # --- break / continue / return -> flags ---------------------------------------------
 
 class _Loop:
@@ -358,8 +346,8 @@ class JumpLowering:
         self.result = None
 
     def run(self, body):
-        returns = [n for n in _walk_stmts(body) if isinstance(n, ast.Return)]
-        jumps = [n for n in _walk_stmts(body) if isinstance(n, (ast.Break, ast.Continue))]
+        returns = [n for n in A.statements(body) if isinstance(n, ast.Return)]
+        jumps = [n for n in A.statements(body) if isinstance(n, (ast.Break, ast.Continue))]
         last = body[-1] if body else None
         if isinstance(last, ast.Return) and len(returns) == 1 and not jumps:
             if isinstance(last.value, ast.Name):
@@ -1322,7 +1310,7 @@ def _propagate_aliases(norm, an):
         later = set()
         for r in rest:
             later |= A.names_stored(r)
-        sites = sum(1 for r in _walk_stmts(body) for t in _assigned_names(r) if t == b)
+        sites = sum(1 for r in A.statements(body) for t in _assigned_names(r) if t == b)
         if (a == b or b in an.params or sites != 1 or a in later
                 or an.kind.get(a) not in MUTABLE or a not in an.sites
                 or not _written_in_place(rest, {a, b}, MUTATING_METHODS)):
