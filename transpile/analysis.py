@@ -17,6 +17,7 @@ from typing import Literal
 from . import astutil as A
 from .errors import TranspileError
 from .runtime import LIST_RESULTS
+from .rules import containers
 
 def walk_body(stmts, depth=0):
     """Yield (stmt, loop_depth) for every statement, recursively."""
@@ -390,30 +391,8 @@ class Analysis:
             for a in e.args:
                 out = join(out, self.kind_of(a))
             return out if module == "builtins" else UNKNOWN
-        if special == "display":
-            return SEQ
-        if special == "subscript":
-            base = self.kind_of(e.value)
-            if base == SEQ and isinstance(e.value, ast.Name):
-                return self.elem.get(e.value.id, UNKNOWN) if not isinstance(
-                    e.slice, ast.Slice) else SEQ
-            if base == SCALAR:                   # indexing a shape tuple or similar
-                return SCALAR
-            return ARRAY if base == ARRAY else UNKNOWN
-        if special == "container":
-            fn = A.get_tag(e, "container")
-            if fn in (list, tuple):
-                return SEQ
-            if isinstance(e.args[0], ast.Name):
-                return self.elem.get(e.args[0].id, UNKNOWN)
-            return UNKNOWN
-        if special == "method":
-            base = self.kind_of(e.func.value)
-            if base == SEQ:
-                return SEQ if A.get_tag(e, "method") == "copy" else UNKNOWN
-            return ARRAY if base in (ARRAY, UNKNOWN) else UNKNOWN
-        if special == "attr":
-            return ARRAY if self.kind_of(e.value) == ARRAY else UNKNOWN
+        if special is not None:
+            return containers.rule_for(e).kind(self, e)
         return UNKNOWN
 
     def _inactive_kind(self, e):

@@ -19,6 +19,7 @@ import copy
 from . import algebra
 from . import astutil as A
 from .analysis import walk_body, SCALAR, SEQ, UNKNOWN
+from .rules import containers
 from .rules.scalar import specialize
 from .transform import Transform
 
@@ -245,63 +246,18 @@ class ForwardTransform(Transform):
                      ctx=ast.Load())], keywords=keywords)
 
     def special_tangent(self, v):
-        special = A.get_tag(v, "special")
-        h = self.env.helper
-        if special == "subscript":
-            base = v.value.id
-            if base not in self.an.active:
-                return None
-            if base in self.real_lists:
-                return ast.Subscript(value=A.load(self.d(base)), slice=copy.deepcopy(v.slice),
-                                     ctx=ast.Load())
-            return ast.Call(func=A.load(h("item")), args=[A.load(self.d(base)),
-                                                           A.index_value(v.slice)],
-                            keywords=[])
-        if special == "display":
-            elts = [A.load(self.d(e.id)) if isinstance(e, ast.Name) and e.id in self.an.active
-                    else A.const(0.0) for e in v.elts]
-            return ast.List(elts=elts, ctx=ast.Load())
-        if special == "container":
-            fn = A.get_tag(v, "container")
-            arg = v.args[0]
-            targ = A.load(self.d(arg.id)) if isinstance(arg, ast.Name) and \
-                arg.id in self.an.active else None
-            if fn in (list, tuple):
-                return ast.Call(func=A.load(h("copy_tangent")), args=[targ], keywords=[]) \
-                    if targ is not None else None
-            if fn is sum:
-                terms = []
-                if targ is not None:
-                    terms.append(ast.Call(func=A.load(h("sum_tangent")),
-                                          args=[targ, copy.deepcopy(arg)], keywords=[]))
-                if len(v.args) > 1:
-                    t2 = self.tangent(v.args[1])
-                    if t2 is not None:
-                        terms.append(t2)
-                return _sum(terms)
-            if fn in (max, min) and targ is not None:
-                which = h("argmax" if fn is max else "argmin")
-                return ast.Call(func=A.load(h("item")), args=[targ, ast.Call(
-                    func=A.load(which), args=[copy.deepcopy(arg)], keywords=[])],
-                    keywords=[])
-        if special == "method" and A.get_tag(v, "method") == "copy":
-            base = v.func.value
-            return ast.Call(func=A.load(h("copy_tangent")), args=[A.load(self.d(base.id))],
-                            keywords=[])
-        if special == "method" or special == "attr":
-            import numpy as np
-            if special == "attr" and v.attr == "T":
-                fn, args = np.transpose, [v.value]
-            elif special == "attr":
-                raise self.error(f"no tangent rule for the attribute '.{v.attr}'", v)
-            else:
-                rule, args = self.method_rule(v)
-                fn = rule.fn if rule is not None else None
-            call = A.tag(ast.Call(func=A.load(self.env.bind(f"np_{fn.__name__}", fn)), args=args,
-                                  keywords=copy.deepcopy(getattr(v, "keywords", []))),
-                         rule=self._rule(fn, len(args)))
-            return self.tangent(call)
-        raise self.error(f"forward mode: no tangent rule for {ast.unparse(v)}", v)
+        """Tangent of a container operation (rules/containers.py)."""
+        return containers.rule_for(v).tangent(self, v)
+
+    def tangent_by_rule(self, v, fn, args):
+        """Tangent of a method or attribute of an array, by the rule of the NumPy
+        function it stands for (x.sum(axis=0): np.sum's)."""
+        if fn is None:
+            raise self.error(f"forward mode: no tangent rule for {ast.unparse(v)}", v)
+        call = A.tag(ast.Call(func=A.load(self.env.bind(f"np_{fn.__name__}", fn)), args=args,
+                              keywords=copy.deepcopy(getattr(v, "keywords", []))),
+                     rule=self._rule(fn, len(args)))
+        return self.tangent(call)
 
     def _rule(self, fn, nargs):
         from .rules import lookup

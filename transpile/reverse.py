@@ -21,11 +21,10 @@ import copy
 from . import astutil as A
 from . import algebra
 from .analysis import expr_names, walk_body, SCALAR, SEQ, UNKNOWN
-from .errors import TranspileError
-from .rules import lookup
+from .rules import containers
 from .rules.scalar import specialize
 from .control_flow import ControlFlowReversal, _count_loads
-from .tapes import PUSH, POP, STACK, SweepPlan, marker  # noqa: F401  (re-exported)
+from .tapes import SweepPlan, marker
 from .transform import Transform
 
 # kinds entry of a callee whose result's adjoint may be masked (see _masked_adjoints)
@@ -69,16 +68,8 @@ class ReverseTransform(ControlFlowReversal, Transform):
 
         def selects(v):
             special = A.get_tag(v, "special")
-            if special == "subscript":
-                return names_in(v.value)
-            if special == "container" and A.get_tag(v, "container") in (max, min):
-                return names_in(v)
-            if special == "method" and self.an.kind_of(v.func.value) != SEQ:
-                try:
-                    rule, args = self.method_rule(v)
-                except TranspileError:
-                    return set()
-                return names_in(v) if rule is not None and rule.masks else set()
+            if special is not None:
+                return containers.rule_for(v).selects(self, v) & active
             new = set()
             if special is None:
                 for n in ast.walk(v):
@@ -495,89 +486,8 @@ class ReverseTransform(ControlFlowReversal, Transform):
         self._propagate(call, None, G, values, out)
 
     def special_adjoint(self, t, v, G, ans=None):
-        special = A.get_tag(v, "special")
-        h = self.env.helper
-        if special == "subscript":
-            base = v.value.id
-            if base not in self.an.active:
-                return []
-            call = ast.Call(func=A.load(h("add_at")), args=[
-                A.load(self.d(base)), A.load(base), A.index_value(v.slice), G], keywords=[])
-            return [A.assign(self.d(base), call)]
-        if special == "display":
-            out = []
-            for k, e in enumerate(v.elts):
-                if isinstance(e, ast.Name) and e.id in self.an.active:
-                    out += self.accumulate(e.id, ast.Call(
-                        func=A.load(h("item")), args=[copy.deepcopy(G), A.const(k)],
-                        keywords=[]))
-            return out
-        if special == "container":
-            fn = A.get_tag(v, "container")
-            args = v.args
-            for k in v.keywords:
-                if self.active(k.value):
-                    raise self.error(f"no derivative flows through the keyword argument "
-                                     f"'{k.arg}' of {fn.__name__}", v)
-            if fn in (list, tuple) and len(args) == 1:
-                return self.accumulate(args[0].id, G) if isinstance(args[0], ast.Name) else []
-            if fn is sum:
-                out = []
-                if isinstance(args[0], ast.Name) and args[0].id in self.an.active:
-                    base = args[0].id
-                    out.append(A.assign(self.d(base), ast.Call(
-                        func=A.load(h("add_to_each")),
-                        args=[A.load(self.d(base)), A.load(base), G], keywords=[])))
-                if len(args) > 1 and isinstance(args[1], ast.Name):
-                    g = copy.deepcopy(G)
-                    if not (self.an.kind_of(v) == SCALAR == self.an.kind_of(args[1])):
-                        # the start value may have broadcast against the elements
-                        g = ast.Call(func=A.load(h("unbroadcast")), args=[g, A.load(
-                            args[1].id)], keywords=[])
-                    out += self.accumulate(args[1].id, g)
-                return out
-            if fn in (max, min) and len(args) == 1 and isinstance(args[0], ast.Name):
-                base = args[0].id
-                which = h("argmax" if fn is max else "argmin")
-                idx = ast.Call(func=A.load(which), args=[A.load(base)], keywords=[])
-                return [A.assign(self.d(base), ast.Call(func=A.load(h("add_at")), args=[
-                    A.load(self.d(base)), A.load(base), idx, G], keywords=[]))]
-            raise self.error(f"no derivative rule for {ast.unparse(v.func)} with these "
-                             "arguments", v)
-        if special == "method":
-            name = A.get_tag(v, "method")
-            base = v.func.value
-            if name == "pop" and self.is_stack_pop(v):
-                return [A.assign(self.d(base.id), ast.Call(
-                    func=A.load(h("push_adjoint")),
-                    args=[A.load(self.d(base.id)), A.load(base.id), G], keywords=[]))]
-            if name == "copy" and isinstance(base, ast.Name) and self.an.kind_of(base) in (
-                    SEQ, SCALAR):
-                return self.accumulate(base.id, G)
-            if self.an.kind_of(base) != SEQ:
-                rule, args = self.method_rule(v)
-                if rule is not None:
-                    return self.apply_rule(rule, args, copy.deepcopy(v.keywords), G, ans, v)
-            raise self.error(f"no derivative rule for the method '.{name}()' on a "
-                             "differentiated value", v)
-        if special == "opaque":
-            what = A.get_tag(v, "opaque")
-            label = what if isinstance(what, str) else _callable_name(what)
-            if isinstance(what, str) and what.endswith(("display", "comprehension")):
-                raise self.error(f"unsupported construct: {what} holding a differentiated "
-                                 "value", v)
-            raise self.error(f"no derivative rule for '{label}' and it is not a Python "
-                             "function transpile can read; register a rule with "
-                             "transpile.defvjp", v)
-        if special == "attr":
-            import numpy as np
-            if v.attr == "T":
-                return self.apply_rule(lookup(np.transpose, 1), [v.value], [], G, ans, v)
-            if v.attr == "real":
-                return self.accumulate(v.value.id, G)
-            raise self.error(f"no derivative rule for the attribute '.{v.attr}' of a "
-                             "differentiated value", v)
-        raise self.error(f"unsupported expression {ast.unparse(v)}", v)
+        """Adjoint statements of a container operation (rules/containers.py)."""
+        return containers.rule_for(v).adjoint(self, v, G, ans)
 
     def user_call(self, s, t, call):
         target = A.get_tag(call, "user")
