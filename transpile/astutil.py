@@ -169,6 +169,38 @@ def bodies(stmts):
                 yield from bodies(sub)
 
 
+def walk_outside_defs(stmts):
+    """ast.walk over statements, not descending into nested function bodies."""
+    todo = list(stmts)
+    while todo:
+        n = todo.pop()
+        yield n
+        if isinstance(n, (ast.FunctionDef, ast.Lambda)):
+            if isinstance(n, ast.FunctionDef):
+                for sub in n.body:          # still check nested bodies for unsupported
+                    todo.append(sub)
+            continue
+        todo.extend(ast.iter_child_nodes(n))
+
+
+def stored_outside_defs(stmts):
+    """Names bound by stmts (assignments, loop targets, defs), not inside nested functions
+    or lambdas."""
+    out = set()
+    todo = list(stmts)
+    while todo:
+        n = todo.pop()
+        if isinstance(n, ast.FunctionDef):
+            out.add(n.name)
+            continue
+        if isinstance(n, ast.Lambda):
+            continue
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+            out.add(n.id)
+        todo.extend(ast.iter_child_nodes(n))
+    return out
+
+
 def tag(node, **attrs):
     """Annotate an AST node (tags survive copy.deepcopy, their values are shared); the
     keys are those of `TAGS`."""

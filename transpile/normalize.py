@@ -19,6 +19,11 @@ lists, ``enumerate``, ``zip`` and ``reversed`` (into index loops), lowers ``brea
 (their free variables become keyword-only parameters) so calls to them can be
 differentiated like any other call. Everything it cannot handle raises TranspileError at
 the user's line.
+
+Its parts: desugar.py (whole-body rewrites first: method aliases, lambda lifting, jumps
+into flags), this file's `Flattener` (statements and expressions into one operation each),
+loops.py (iteration and comprehensions, part of the Flattener), and, once analysis.py has
+found the value kinds, array_statements.py (one array operation per statement).
 """
 import ast
 import builtins
@@ -27,9 +32,9 @@ import inspect
 import math
 
 from . import astutil as A
-from .analysis import MUTATING_METHODS, LENGTH_METHODS
 from .rules import lookup
-from .frontend import Unit
+from .desugar import JumpLowering, inline_method_aliases, lift_nested
+from .loops import LoopFlattening
 
 UNSUPPORTED = {
     ast.Try: "try", ast.With: "with", ast.AsyncWith: "async with",
@@ -71,9 +76,9 @@ def normalize(unit, names):
     local_functions = getattr(unit, "local_functions", None)
     if local_functions is None:
         local_functions = {}
-    outer_locals = set(params) | _stored_outside_defs(body)
-    body = _inline_method_aliases(body, set(params))
-    body = _lift_nested(unit, body, outer_locals, local_functions)
+    outer_locals = set(params) | A.stored_outside_defs(body)
+    body = inline_method_aliases(body, set(params))
+    body = lift_nested(unit, body, outer_locals, local_functions)
     body, result = JumpLowering(names).run(body)
     flat = Flattener(unit, names, local_functions, outer_locals | {result}).run(body)
     return Normalized(unit, flat, result, names, local_functions, params)
@@ -82,7 +87,7 @@ def normalize(unit, names):
 # --- checks ---------------------------------------------------------------------------
 
 def _check_supported(unit, node):
-    for n in _walk_outside_defs(node.body):
+    for n in A.walk_outside_defs(node.body):
         kind = UNSUPPORTED.get(type(n))
         if kind is not None:
             raise unit.error(f"unsupported construct '{kind}'", n)
@@ -90,183 +95,6 @@ def _check_supported(unit, node):
             raise unit.error("unsupported construct 'else' on a loop", n)
         if isinstance(n, ast.Starred):
             raise unit.error("unsupported construct '*' unpacking", n)
-
-
-def _walk_outside_defs(stmts):
-    """ast.walk over statements, not descending into nested function bodies."""
-    todo = list(stmts)
-    while todo:
-        n = todo.pop()
-        yield n
-        if isinstance(n, (ast.FunctionDef, ast.Lambda)):
-            if isinstance(n, ast.FunctionDef):
-                for sub in n.body:          # still check nested bodies for unsupported
-                    todo.append(sub)
-            continue
-        todo.extend(ast.iter_child_nodes(n))
-
-
-def _stored_outside_defs(stmts):
-    out = set()
-    todo = list(stmts)
-    while todo:
-        n = todo.pop()
-        if isinstance(n, ast.FunctionDef):
-            out.add(n.name)
-            continue
-        if isinstance(n, ast.Lambda):
-            continue
-        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
-            out.add(n.id)
-        todo.extend(ast.iter_child_nodes(n))
-    return out
-
-
-# --- bound-method aliases ---------------------------------------------------------------
-
-ALIASABLE_METHODS = {"append", "pop"}
-
-
-def _inline_method_aliases(body, params):
-    """`push = xs.append; push(v)` -> `xs.append(v)` (and the same for `pop`).
-
-    Generated derivative code binds its stack's methods to locals for speed; turning the
-    calls back into method calls lets the transforms see list operations they have rules
-    for, so derivative code can be differentiated again. Only top-level aliases of a local
-    list not rebound afterwards, whose alias is assigned once and only ever called, are
-    inlined."""
-    stores, loads, called = {}, {}, {}
-    for n in _walk_outside_defs(body):
-        if isinstance(n, ast.Name):
-            table = stores if isinstance(n.ctx, ast.Store) else loads
-            table[n.id] = table.get(n.id, 0) + 1
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
-            called[n.func.id] = called.get(n.func.id, 0) + 1
-    aliases = {}
-    for i, s in enumerate(body):
-        if (isinstance(s, ast.Assign) and len(s.targets) == 1
-                and isinstance(s.targets[0], ast.Name) and isinstance(s.value, ast.Attribute)
-                and isinstance(s.value.value, ast.Name)
-                and s.value.attr in ALIASABLE_METHODS):
-            alias, base = s.targets[0].id, s.value.value.id
-            later = set()                      # the list is never rebound after the alias
-            for n in _walk_outside_defs(body[i + 1:]):
-                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
-                    later.add(n.id)
-            if (stores.get(alias) == 1 and base not in later and base not in params
-                    and loads.get(alias, 0) == called.get(alias, 0)):
-                aliases[alias] = s.value
-    if not aliases:
-        return body
-
-    class Inline(ast.NodeTransformer):
-        def visit_Call(self, n):
-            self.generic_visit(n)
-            if isinstance(n.func, ast.Name) and n.func.id in aliases:
-                n.func = ast.copy_location(copy.deepcopy(aliases[n.func.id]), n.func)
-            return n
-
-    kept = [s for s in body if not (isinstance(s, ast.Assign) and isinstance(
-        s.targets[0], ast.Name) and s.targets[0].id in aliases and s.value is aliases[
-        s.targets[0].id])]
-    return [Inline().visit(s) for s in kept]
-
-
-# --- nested functions: lambda lifting ---------------------------------------------------
-
-def _lift_nested(unit, body, outer_locals, local_functions):
-    """Register nested defs (and `name = lambda`) as Units with free locals as kw params."""
-
-    class Lift(ast.NodeTransformer):
-        def visit_FunctionDef(self, n):
-            return n                         # do not look inside
-
-        def visit_Lambda(self, n):
-            return n
-
-        def visit_Assign(self, n):
-            if (len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
-                    and isinstance(n.value, ast.Lambda)):
-                lam = n.value
-                return A.lambda_def(n.targets[0].id, lam, n)
-            return n
-
-    body = [Lift().visit(s) for s in body]
-    body = _name_called_lambdas(body, unit)
-    defs = [n for n in A.statements(body) if isinstance(n, ast.FunctionDef)]
-    fnames = {d.name for d in defs} | set(local_functions)
-    own = {}                  # def name -> (outer locals it reads, local functions it calls)
-    for d in defs:
-        inner = d.args
-        inner_params = {p.arg for p in inner.posonlyargs + inner.args + inner.kwonlyargs}
-        inner_locals = inner_params | _stored_outside_defs(d.body)
-        free = set()
-        for s in d.body:
-            free |= A.names_loaded(s)
-        own[d.name] = ((free - inner_locals) & outer_locals - fnames,
-                       (free - inner_locals) & fnames)
-    reads = {k: set(v[0]) for k, v in own.items()}
-    changed = True
-    while changed:             # a def calling another reads what that one reads: `g` calling
-        changed = False        # `f`, which closes over x, passes x on to f
-        for k, (_, calls) in own.items():
-            for c in calls:
-                extra = reads.get(c, set(getattr(local_functions.get(c), "extra_params",
-                                                 ()))) & outer_locals - reads[k]
-                if extra:
-                    reads[k] |= extra
-                    changed = True
-    for d in defs:
-        inner = d.args
-        extras = sorted(reads[d.name])
-        if not unit.is_generated:
-            _refuse_outer_mutation(unit, d, set(extras))
-        node = copy.deepcopy(d)
-        node.decorator_list = []
-        for e in extras:
-            node.args.kwonlyargs.append(ast.arg(arg=e, annotation=None))
-            node.args.kw_defaults.append(None)
-        nested = Unit(node, f"{unit.name}.<locals>.{d.name}", unit.filename,
-                      unit.line_offset, unit.globals, unit.closure,
-                      defaults=None, extra_params=extras)
-        nested.local_functions = local_functions
-        try:                                  # literal defaults: the generated code needs them
-            nested.defaults = tuple(ast.literal_eval(d) for d in inner.defaults) or None
-            nested.kwdefaults = {a.arg: ast.literal_eval(d) for a, d in
-                                 zip(inner.kwonlyargs, inner.kw_defaults) if d is not None} \
-                or None
-        except ValueError:
-            pass
-        local_functions[d.name] = nested
-    return body
-
-
-def _refuse_outer_mutation(unit, d, outer):
-    """A nested def that changes a variable of the enclosing function in place (an append,
-    an element write...) has effects the derivative of the enclosing function would miss:
-    refused at the line of the change."""
-    for n in ast.walk(ast.Module(body=d.body, type_ignores=[])):
-        target = None
-        if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
-            for t in (n.targets if isinstance(n, (ast.Assign, ast.Delete)) else [n.target]):
-                for sub in ast.walk(t):
-                    if isinstance(sub, ast.Subscript) and isinstance(sub.ctx, (ast.Store,
-                                                                                ast.Del)):
-                        target = _root_name(sub)
-        elif (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-              and n.func.attr in MUTATING_METHODS):
-            target = _root_name(n.func.value)
-        if target is not None and target in outer:
-            raise unit.error(f"unsupported construct: the nested function '{d.name}' changes "
-                             f"'{target}' of the enclosing function in place; return the "
-                             "value instead and change it in the enclosing function", n)
-
-
-def _root_name(e):
-    """The variable at the root of `a`, `a[i]`, `a[i].T`..., or None."""
-    while isinstance(e, (ast.Subscript, ast.Attribute)):
-        e = e.value
-    return e.id if isinstance(e, ast.Name) else None
 
 
 def _place_keywords(fn, args, keywords, params=None):
@@ -287,153 +115,13 @@ def _place_keywords(fn, args, keywords, params=None):
     return args, remaining
 
 
-def _name_called_lambdas(stmts, unit):
-    """`(lambda u: e)(a)` -> `def _lambda1(u): return e` before the statement, `_lambda1(a)`."""
-    from .names import Names
-    names = Names(ast.Module(body=list(stmts), type_ignores=[]))
-
-    def fresh():
-        return names.fresh("_lambda")
-
-    def block(body):
-        out = []
-        for s in body:
-            defs = []
-
-            class Name(ast.NodeTransformer):
-                def visit_FunctionDef(self, n):
-                    return n
-
-                def visit_Call(self, n):
-                    self.generic_visit(n)
-                    if isinstance(n.func, ast.Lambda):
-                        lam, name = n.func, fresh()
-                        defs.append(A.lambda_def(name, lam, s))
-                        n.func = A.located(A.load(name), lam)
-                    return n
-
-            for field in ("body", "orelse"):
-                sub = getattr(s, field, None)
-                if isinstance(sub, list) and not isinstance(s, ast.FunctionDef):
-                    setattr(s, field, block(sub))
-            if isinstance(s, (ast.If, ast.For, ast.While)):
-                for field in ("test", "iter"):
-                    if hasattr(s, field):
-                        setattr(s, field, Name().visit(getattr(s, field)))
-            elif not isinstance(s, ast.FunctionDef):
-                s = Name().visit(s)
-            out.extend(defs)
-            out.append(s)
-        return out
-
-    return block(stmts)
-
-
-# --- break / continue / return -> flags ---------------------------------------------
-
-class _Loop:
-    def __init__(self):
-        self.brk = None
-        self.cont = None
-
-
-class JumpLowering:
-    """Rewrite jumps into flag assignments so every loop runs whole iterations."""
-
-    def __init__(self, names):
-        self.names = names
-        self.ret = None
-        self.result = None
-
-    def run(self, body):
-        returns = [n for n in A.statements(body) if isinstance(n, ast.Return)]
-        jumps = [n for n in A.statements(body) if isinstance(n, (ast.Break, ast.Continue))]
-        last = body[-1] if body else None
-        if isinstance(last, ast.Return) and len(returns) == 1 and not jumps:
-            if isinstance(last.value, ast.Name):
-                return body[:-1], last.value.id
-            self.result = self.names.unique("_result")
-            value = last.value if last.value is not None else A.const(None)
-            return body[:-1] + [A.assign(self.result, value, last)], self.result
-        self.result = self.names.unique("_result")
-        pre = [A.located(A.assign(self.result, A.const(None)), body[0] if body else None)]
-        if returns and not (len(returns) == 1 and last is returns[0]):
-            self.ret = self.names.flag("_ret")
-            pre.append(A.located(A.assign(self.ret, A.const(False)), body[0]))
-        new, _ = self.block(body, None)
-        return pre + new, self.result
-
-    def block(self, stmts, loop):
-        out = []
-        for i, s in enumerate(stmts):
-            new, flags = self.stmt(s, loop)
-            out.extend(new)
-            if flags:
-                rest, more = self.block(stmts[i + 1:], loop)
-                if rest:
-                    out.append(A.located(ast.If(test=self._none_set(flags), body=rest,
-                                                orelse=[]), stmts[i + 1]))
-                return out, flags | more
-        return out, set()
-
-    @staticmethod
-    def _any_set(flags):
-        flags = sorted(flags)
-        if len(flags) == 1:
-            return A.load(flags[0])
-        return ast.BoolOp(op=ast.Or(), values=[A.load(f) for f in flags])
-
-    def _none_set(self, flags):
-        return ast.UnaryOp(op=ast.Not(), operand=self._any_set(flags))
-
-    def stmt(self, s, loop):
-        if isinstance(s, ast.Return):
-            value = s.value if s.value is not None else A.const(None)
-            new = [A.assign(self.result, value, s)]
-            if self.ret is None:                    # the single, final return
-                return new, set()
-            new.append(A.assign(self.ret, A.const(True), s))
-            return new, {self.ret}
-        if isinstance(s, ast.Break):
-            loop.brk = loop.brk or self.names.flag("_brk")
-            return [A.assign(loop.brk, A.const(True), s)], {loop.brk}
-        if isinstance(s, ast.Continue):
-            loop.cont = loop.cont or self.names.flag("_cont")
-            return [A.assign(loop.cont, A.const(True), s)], {loop.cont}
-        if isinstance(s, ast.If):
-            body, f1 = self.block(s.body, loop)
-            orelse, f2 = self.block(s.orelse, loop)
-            new = ast.copy_location(ast.If(test=s.test, body=body or [ast.Pass()],
-                                           orelse=orelse), s)
-            return [new], f1 | f2
-        if isinstance(s, (ast.For, ast.While)):
-            inner = _Loop()
-            body, flags = self.block(s.body, inner)
-            escaping = flags - {inner.brk, inner.cont}
-            if inner.cont:
-                body.insert(0, A.assign(inner.cont, A.const(False), s))
-            exits = {f for f in (inner.brk,) if f} | escaping
-            pre = []
-            if inner.brk:
-                pre.append(A.assign(inner.brk, A.const(False), s))
-            if exits:
-                exit_if = A.located(ast.If(test=self._any_set(exits), body=[ast.Break()],
-                                           orelse=[]), s)
-                A.tag(exit_if, loop_exit=True)
-                body.append(exit_if)
-            new = copy.copy(s)
-            new.body = body or [ast.Pass()]
-            return pre + [new], escaping
-        return [s], set()
-
-
 # --- flattening ------------------------------------------------------------------------
 
 def _dict_names(body, unit):
     """Variables that only ever hold dicts built here (displays, comprehensions, dict()):
     a loop over one walks its keys."""
     stores = {}
-    for n in _walk_outside_defs(body):
+    for n in A.walk_outside_defs(body):
         if isinstance(n, ast.Assign):
             for t in n.targets:
                 for sub in ast.walk(t):
@@ -450,7 +138,7 @@ def _dict_names(body, unit):
     return {name for name, is_dict in stores.items() if is_dict}
 
 
-class Flattener:
+class Flattener(LoopFlattening):
     """Split expressions so each statement does one special thing (see module doc)."""
 
     def __init__(self, unit, names, local_functions, local_names):
@@ -652,185 +340,6 @@ class Flattener:
         self.emit(A.assign(name, self.inactive(test)))
         return A.load(name)
 
-    def stmt_While(self, s):
-        test = self.cond(s.test)
-        saved, self.out = self.out, []
-        self.cond(s.test, test.id)                 # recomputed at the end of each pass
-        recompute, self.out = self.out, saved
-        body = self.block(s.body)
-        at = len(body)
-        if body and A.get_tag(body[-1], "loop_exit"):
-            at -= 1
-        body[at:at] = recompute
-        self.emit(ast.While(test=test, body=body, orelse=[]))
-
-    def stmt_For(self, s):
-        it, target = s.iter, s.target
-        pre_body = []
-        saved, self.out = self.out, pre_body
-        fn = self.unit.resolve(it.func, self.local_names) if isinstance(it, ast.Call) else None
-        if fn is builtins.range and not it.keywords:
-            if not isinstance(target, ast.Name):
-                raise self.error("a range loop needs a single loop variable")
-            loop_var = target.id
-            iterator = ast.Call(func=A.load("range"), args=[self.inactive(a) for a in it.args],
-                                keywords=[])
-            self.out = saved
-        elif self._grows_while_walked(s):
-            self.out = saved
-            self.growing_loop(s)
-            return
-        else:
-            self.rebound_in_loop = _stored_outside_defs(s.body)
-            loop_var = None
-            if (fn is enumerate and isinstance(target, ast.Tuple) and len(target.elts) == 2
-                    and isinstance(target.elts[0], ast.Name) and len(it.args) == 1
-                    and not it.keywords):
-                loop_var = target.elts[0].id        # `for i, v in enumerate(xs)`: i is k
-            loop_var = loop_var or self.names.fresh("_k")
-            n, element = self.iteration(it, saved)
-            self.unpack(target, element(A.load(loop_var)))
-            iterator = ast.Call(func=A.load("range"), args=[n], keywords=[])
-            self.out = saved
-        A.tag(iterator, inactive=True)
-        self.local_names.add(loop_var)
-        body = pre_body + self.block(s.body)
-        loop = self.emit(ast.For(target=A.store(loop_var), iter=iterator, body=body,
-                                 orelse=[], type_comment=None))
-        if isinstance(it, ast.Name) and fn is None:
-            A.tag(loop, walks=it.id)        # indexed directly: see _walk_other_iterables
-
-    def _grows_while_walked(self, s):
-        """`for v in xs` (or enumerate(xs)) whose body changes the length of the list xs
-        (append, pop, `xs += ...`): Python's iterator sees the new length."""
-        seq = self._walked_name(s.iter)
-        if seq is None:
-            return False
-        for n in _walk_outside_defs(s.body):
-            if (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-                    and n.func.attr in LENGTH_METHODS and isinstance(n.func.value, ast.Name)
-                    and n.func.value.id == seq):
-                return True
-            if (isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name)
-                    and n.target.id == seq):
-                return True
-        return False
-
-    def _walked_name(self, it):
-        if isinstance(it, ast.Name):
-            return it.id
-        fn = self.unit.resolve(it.func, self.local_names) if isinstance(it, ast.Call) else None
-        if fn is enumerate and len(it.args) == 1 and not it.keywords \
-                and isinstance(it.args[0], ast.Name):
-            return it.args[0].id
-        return None
-
-    def growing_loop(self, s):
-        """`for v in xs: ...` as Python runs it: `k = 0; while k < len(xs): v = xs[k]; ...;
-        k += 1` (the length is read again before every step)."""
-        seq = self._walked_name(s.iter)
-        k = self.names.fresh("_k")
-        element = ast.Subscript(value=A.load(seq), slice=A.load(k), ctx=ast.Load())
-        if not isinstance(s.iter, ast.Name):                     # enumerate(xs)
-            element = ast.Tuple(elts=[A.load(k), element], ctx=ast.Load())
-        body = [A.located(ast.Assign(targets=[s.target], value=element), s)] + list(s.body)
-        step = A.located(ast.Assign(targets=[A.store(k)], value=ast.BinOp(
-            left=A.load(k), op=ast.Add(), right=A.const(1))), s)
-        at = len(body) - 1 if A.get_tag(body[-1], "loop_exit") else len(body)
-        body.insert(at, step)
-        test = ast.Compare(left=A.load(k), ops=[ast.Lt()], comparators=[ast.Call(
-            func=A.load("len"), args=[A.load(seq)], keywords=[])])
-        self.local_names.add(k)
-        self.emit(A.assign(k, A.const(0)))
-        self.stmt_While(A.located(ast.While(test=test, body=body, orelse=[]), s))
-
-    def iteration(self, it, outer):
-        """How a loop walks `it`: (length expression, k -> element expression).
-
-        enumerate, zip and reversed compose; anything else is evaluated once before the
-        loop (materialized with list() unless it is a name or a plain value) and indexed."""
-        fn = self.unit.resolve(it.func, self.local_names) if isinstance(it, ast.Call) else None
-        if fn is enumerate and 1 <= len(it.args) <= 2:
-            n, inner = self.iteration(it.args[0], outer)
-            start = it.args[1] if len(it.args) > 1 else next(
-                (kw.value for kw in it.keywords if kw.arg == "start"), None)
-
-            def element(k):
-                idx = k if start is None else ast.BinOp(left=k, op=ast.Add(),
-                                                       right=self.inactive(start))
-                return A.tag(ast.Tuple(elts=[A.tag(idx, inactive=True), inner(k)],
-                                       ctx=ast.Load()), elements=True)
-            return n, element
-        if fn is zip and it.args and not it.keywords:
-            parts = [self.iteration(a, outer) for a in it.args]
-            n = parts[0][0] if len(parts) == 1 else A.tag(ast.Call(
-                func=A.load("min"), args=[p[0] for p in parts], keywords=[]), inactive=True)
-            return n, lambda k: A.tag(ast.Tuple(elts=[e(k) for _, e in parts],
-                                                ctx=ast.Load()), elements=True)
-        if fn is reversed and len(it.args) == 1 and not it.keywords:
-            n, inner = self.iteration(it.args[0], outer)
-
-            def element(k):
-                back = ast.BinOp(left=ast.BinOp(left=copy.deepcopy(n), op=ast.Sub(),
-                                                right=A.const(1)), op=ast.Sub(), right=k)
-                return inner(A.tag(back, inactive=True))
-            return n, element
-        seq = self.atom_seq(it, outer)
-        if isinstance(seq, ast.Name) and seq.id in self.dict_names:
-            seq = self.atom_seq(ast.Call(func=A.load("list"), args=[seq], keywords=[]), outer)
-        elif isinstance(seq, ast.Name) and isinstance(it, ast.Name) and \
-                seq.id in self.rebound_in_loop:
-            # the loop walks the object xs held when it started, even if xs is rebound
-            inner, self.out = self.out, outer
-            seq = self.temp(copy.deepcopy(seq), base="_seq")
-            self.out = inner
-        return self.len_of(seq), lambda k: self.index(seq, k)
-
-    def unpack(self, target, value):
-        """Assign a loop element to the loop target, pairing up tuples where possible."""
-        if A.get_tag(value, "elements"):
-            if isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) == len(
-                    value.elts):
-                for t, v in zip(target.elts, value.elts):
-                    self.unpack(t, v)
-                return
-            value = A.tag(ast.Tuple(elts=[self.bind(self._element_value(v))
-                                          for v in value.elts], ctx=ast.Load()),
-                          special="display")
-        if isinstance(target, ast.Name) and isinstance(value, ast.Name) and \
-                target.id == value.id:
-            return
-        self.assign_to(target, value)
-
-    def _element_value(self, v):
-        if A.get_tag(v, "elements"):
-            return A.tag(ast.Tuple(elts=[self.bind(self._element_value(e)) for e in v.elts],
-                                   ctx=ast.Load()), special="display")
-        return v
-
-    def atom_seq(self, expr, outer):
-        """The sequence a loop walks, as a name evaluated before the loop."""
-        inner, self.out = self.out, outer
-        r = self.expr(expr)
-        if isinstance(expr, ast.Call) and A.get_tag(r, "special") in ("opaque",) \
-                or A.get_tag(r, "inactive") and isinstance(r, ast.Call) \
-                or A.get_tag(r, "method") in ("items", "keys", "values"):
-            r = A.tag(ast.Call(func=A.load("list"), args=[self.bind(r)], keywords=[]),
-                      special="container", container=builtins.list)
-        seq = self.bind(r, base="_seq")
-        self.out = inner
-        return seq
-
-    @staticmethod
-    def len_of(seq):
-        return A.tag(ast.Call(func=A.load("len"), args=[copy.deepcopy(seq)], keywords=[]),
-                     inactive=True)
-
-    @staticmethod
-    def index(seq, k):
-        k = A.load(k) if isinstance(k, str) else copy.deepcopy(k)
-        return A.tag(ast.Subscript(value=copy.deepcopy(seq), slice=A.tag(k, inactive=True),
-                                   ctx=ast.Load()), special="subscript")
 
     # expressions
     def inactive(self, e):
@@ -1024,11 +533,6 @@ class Flattener:
     def expr_Set(self, e):
         return A.tag(e, special="opaque", opaque="set display")
 
-    def expr_DictComp(self, e):
-        return A.tag(e, special="opaque", opaque="dict comprehension")
-
-    def expr_SetComp(self, e):
-        return A.tag(e, special="opaque", opaque="set comprehension")
 
     def expr_Lambda(self, e):
         raise self.error("unsupported construct: a lambda used as a value (assign it to a "
@@ -1037,35 +541,6 @@ class Flattener:
     def expr_Starred(self, e):
         raise self.error("unsupported construct '*' unpacking", e)
 
-    def expr_ListComp(self, e):
-        return self._comprehension(e)
-
-    def expr_GeneratorExp(self, e):
-        return self._comprehension(e)
-
-    def _comprehension(self, e):
-        result = self.names.fresh("_list")
-        self.emit(A.assign(result, ast.List(elts=[], ctx=ast.Load())))
-        e = copy.deepcopy(e)
-        mapping = {}
-        for gen in e.generators:
-            for n in ast.walk(gen.target):
-                if isinstance(n, ast.Name):
-                    mapping[n.id] = self.names.fresh("_" + n.id.lstrip("_") + "_")
-        A.rename(e, mapping)
-        inner = [A.located(ast.Expr(value=ast.Call(
-            func=ast.Attribute(value=A.load(result), attr="append", ctx=ast.Load()),
-            args=[e.elt], keywords=[])), e)]
-        for gen in reversed(e.generators):
-            if gen.is_async:
-                raise self.error("unsupported construct 'async for'", e)
-            for cond in reversed(gen.ifs):
-                inner = [A.located(ast.If(test=cond, body=inner, orelse=[]), e)]
-            inner = [A.located(ast.For(target=gen.target, iter=gen.iter, body=inner,
-                                       orelse=[], type_comment=None), e)]
-        for s in inner:
-            self.stmt(s)
-        return A.load(result)
 
     def expr_Call(self, e):
         for a in e.args:
@@ -1173,175 +648,3 @@ class Flattener:
         if inspect.isfunction(obj):
             return "user", obj
         return "opaque", obj
-
-
-# --- arrays: one operation per statement ------------------------------------------------
-
-def split_array_trees(norm, kind_of):
-    """Give every intermediate of a non-scalar expression its own variable.
-
-    Scalar trees stay whole (recomputing a scalar in the adjoint sweep is cheaper than
-    saving it); array intermediates are kept, and each operation's adjoint can then sum
-    broadcasts back to the exact shape of its operands."""
-
-    def internal(n):
-        return isinstance(n, (ast.BinOp, ast.UnaryOp, ast.Call)) and not A.get_tag(
-            n, "inactive") and not A.get_tag(n, "special")
-
-    def hoist(n, out, like):
-        for field in ("left", "right", "operand"):
-            child = getattr(n, field, None)
-            if child is not None and internal(child):
-                setattr(n, field, hoist_child(child, out, like))
-        if isinstance(n, ast.Call):
-            n.args = [hoist_child(a, out, like) if internal(a) else a for a in n.args]
-        return n
-
-    def hoist_child(child, out, like):
-        child = hoist(child, out, like)
-        name = norm.names.fresh("_t")
-        out.append(A.located(A.assign(name, child), like))
-        return A.load(name)
-
-    def block(stmts):
-        out = []
-        for s in stmts:
-            if isinstance(s, (ast.If, ast.For, ast.While)):
-                s.body = block(s.body)
-                s.orelse = block(s.orelse)
-            elif (isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name)
-                  and internal(s.value) and kind_of(s.value) != "scalar"):
-                s.value = hoist(s.value, out, s)
-            out.append(s)
-        return out
-
-    norm.body = block(norm.body)
-    an = getattr(kind_of, "__self__", None)
-    if an is not None and not norm.unit.is_generated:
-        _augmented_in_place(norm, an)
-        _propagate_aliases(norm, an)
-        _walk_other_iterables(norm, an)
-    norm.kinds_resolved = True
-    return norm
-
-
-def _augmented_in_place(norm, an):
-    """`v op= e` on an array writes into v (NumPy): where v may share its memory with
-    anything (a parameter, `v = a`, a view), it becomes `_t = v op e; v[...] = _t`, an
-    element write the transforms follow; a fresh array keeps the cheaper `v = v op e`."""
-    from .analysis import Aliases, ARRAY
-    aliases = Aliases(an)
-
-    def block(stmts):
-        out = []
-        for s in stmts:
-            if isinstance(s, (ast.If, ast.For, ast.While)):
-                s.body = block(s.body)
-                s.orelse = block(s.orelse)
-            elif (isinstance(s, ast.Assign) and A.get_tag(s, "augassign")
-                  and an.kind.get(s.targets[0].id) == ARRAY
-                  and aliases.aliased(aliases.before.get(id(s), frozenset()),
-                                      s.targets[0].id)):
-                v = s.targets[0].id
-                t = norm.names.fresh("_t")
-                out.append(A.assign(t, s.value, s))
-                s = A.assign(ast.Subscript(value=A.load(v), slice=A.const(Ellipsis),
-                                           ctx=ast.Store()), A.load(t), s)
-            out.append(s)
-        return out
-
-    norm.body = block(norm.body)
-
-
-def _walk_other_iterables(norm, an):
-    """`for v in d` over a value that is no list, tuple or array (a dict, a set, a
-    generator passed in): walk `list(d)`, as Python's iterator does, instead of d[k]."""
-    from .analysis import UNKNOWN, MODULE
-
-    def block(stmts):
-        out = []
-        for s in stmts:
-            if isinstance(s, (ast.If, ast.For, ast.While)):
-                s.body = block(s.body)
-                s.orelse = block(s.orelse)
-            seq = A.get_tag(s, "walks") if isinstance(s, ast.For) else None
-            if seq is not None and an.kind.get(seq) in (UNKNOWN, MODULE) and (
-                    seq in an.params or seq not in an.seq):
-                if seq in an.active:
-                    raise norm.unit.error(f"unsupported construct: a loop over '{seq}', "
-                                          "which is neither a list, a tuple nor an array, "
-                                          "carrying derivatives", s)
-                walked = norm.names.fresh("_seq")
-                out.append(A.assign(walked, A.tag(ast.Call(
-                    func=A.load("list"), args=[A.load(seq)], keywords=[]),
-                    special="container", container=list), s))
-                k = s.target.id
-                for n in ast.walk(s):
-                    if (isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name)
-                            and n.value.id == seq and isinstance(n.slice, ast.Name)
-                            and n.slice.id == k) or (
-                            isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-                            and n.func.id == "len" and n.args and isinstance(
-                                n.args[0], ast.Name) and n.args[0].id == seq
-                            and n in ast.walk(s.iter)):
-                        target = n.value if isinstance(n, ast.Subscript) else n.args[0]
-                        target.id = walked
-            out.append(s)
-        return out
-
-    norm.body = block(norm.body)
-
-
-def _propagate_aliases(norm, an):
-    """`b = a` at the top level, b assigned nowhere else, a never rebound afterwards, and
-    one of them written in place: every later use of b is a use of a (one object, one
-    name), so writes through b are seen as writes into a."""
-    from .analysis import MUTABLE, MUTATING_METHODS
-    body = norm.body
-    i = 0
-    while i < len(body):
-        s = body[i]
-        if not (isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name)
-                and isinstance(s.value, ast.Name) and not A.get_tag(s, "augassign")):
-            i += 1
-            continue
-        b, a = s.targets[0].id, s.value.id
-        rest = body[i + 1:]
-        later = set()
-        for r in rest:
-            later |= A.names_stored(r)
-        sites = sum(1 for r in A.statements(body) for t in _assigned_names(r) if t == b)
-        if (a == b or b in an.params or sites != 1 or a in later
-                or an.kind.get(a) not in MUTABLE or a not in an.sites
-                or not _written_in_place(rest, {a, b}, MUTATING_METHODS)):
-            i += 1
-            continue
-        for r in rest:
-            A.rename(r, {b: a})
-        if norm.result == b:
-            norm.result = a
-        del body[i]
-
-
-def _assigned_names(s):
-    if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name):
-        return [s.targets[0].id]
-    if isinstance(s, ast.For) and isinstance(s.target, ast.Name):
-        return [s.target.id]
-    return []
-
-
-def _written_in_place(stmts, names, methods):
-    for st in stmts:
-        for n in ast.walk(st):
-            if isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Store) and isinstance(
-                    n.value, ast.Name) and n.value.id in names:
-                return True
-            if (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-                    and n.func.attr in methods and isinstance(n.func.value, ast.Name)
-                    and n.func.value.id in names):
-                return True
-            if isinstance(n, ast.Assign) and A.get_tag(n, "augassign") and \
-                    n.targets[0].id in names:
-                return True
-    return False

@@ -20,7 +20,8 @@ from .emit import Namespace, build
 from .errors import TranspileError
 from .frontend import Unit, unit_from_function
 from .names import Names
-from .normalize import normalize, split_array_trees
+from .normalize import normalize
+from .array_statements import split_array_trees
 from . import cache, checkpoint, optimize
 from . import templates as T
 from .reverse import ReverseTransform

@@ -1,0 +1,295 @@
+"""Desugaring before flattening: the rewrites normalize.py makes on whole bodies first.
+
+* bound-method aliases inlined (``push = xs.append; push(v)`` is ``xs.append(v)``), so
+  derivative code's stacks are list operations again;
+* nested functions lambda-lifted (their free variables become keyword-only parameters)
+  and called lambdas named, so calls to them are differentiated like any other call;
+* ``break``, ``continue`` and ``return`` inside loops lowered into flags
+  (`JumpLowering`), so loops have one exit at the top of their body.
+"""
+import ast
+import copy
+
+from . import astutil as A
+from .analysis import MUTATING_METHODS
+from .frontend import Unit
+
+ALIASABLE_METHODS = {"append", "pop"}
+
+
+def inline_method_aliases(body, params):
+    """`push = xs.append; push(v)` -> `xs.append(v)` (and the same for `pop`).
+
+    Generated derivative code binds its stack's methods to locals for speed; turning the
+    calls back into method calls lets the transforms see list operations they have rules
+    for, so derivative code can be differentiated again. Only top-level aliases of a local
+    list not rebound afterwards, whose alias is assigned once and only ever called, are
+    inlined."""
+    stores, loads, called = {}, {}, {}
+    for n in A.walk_outside_defs(body):
+        if isinstance(n, ast.Name):
+            table = stores if isinstance(n.ctx, ast.Store) else loads
+            table[n.id] = table.get(n.id, 0) + 1
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
+            called[n.func.id] = called.get(n.func.id, 0) + 1
+    aliases = {}
+    for i, s in enumerate(body):
+        if (isinstance(s, ast.Assign) and len(s.targets) == 1
+                and isinstance(s.targets[0], ast.Name) and isinstance(s.value, ast.Attribute)
+                and isinstance(s.value.value, ast.Name)
+                and s.value.attr in ALIASABLE_METHODS):
+            alias, base = s.targets[0].id, s.value.value.id
+            later = set()                      # the list is never rebound after the alias
+            for n in A.walk_outside_defs(body[i + 1:]):
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+                    later.add(n.id)
+            if (stores.get(alias) == 1 and base not in later and base not in params
+                    and loads.get(alias, 0) == called.get(alias, 0)):
+                aliases[alias] = s.value
+    if not aliases:
+        return body
+
+    class Inline(ast.NodeTransformer):
+        def visit_Call(self, n):
+            self.generic_visit(n)
+            if isinstance(n.func, ast.Name) and n.func.id in aliases:
+                n.func = ast.copy_location(copy.deepcopy(aliases[n.func.id]), n.func)
+            return n
+
+    kept = [s for s in body if not (isinstance(s, ast.Assign) and isinstance(
+        s.targets[0], ast.Name) and s.targets[0].id in aliases and s.value is aliases[
+        s.targets[0].id])]
+    return [Inline().visit(s) for s in kept]
+
+
+def lift_nested(unit, body, outer_locals, local_functions):
+    """Register nested defs (and `name = lambda`) as Units with free locals as kw params."""
+
+    class Lift(ast.NodeTransformer):
+        def visit_FunctionDef(self, n):
+            return n                         # do not look inside
+
+        def visit_Lambda(self, n):
+            return n
+
+        def visit_Assign(self, n):
+            if (len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
+                    and isinstance(n.value, ast.Lambda)):
+                lam = n.value
+                return A.lambda_def(n.targets[0].id, lam, n)
+            return n
+
+    body = [Lift().visit(s) for s in body]
+    body = _name_called_lambdas(body, unit)
+    defs = [n for n in A.statements(body) if isinstance(n, ast.FunctionDef)]
+    fnames = {d.name for d in defs} | set(local_functions)
+    own = {}                  # def name -> (outer locals it reads, local functions it calls)
+    for d in defs:
+        inner = d.args
+        inner_params = {p.arg for p in inner.posonlyargs + inner.args + inner.kwonlyargs}
+        inner_locals = inner_params | A.stored_outside_defs(d.body)
+        free = set()
+        for s in d.body:
+            free |= A.names_loaded(s)
+        own[d.name] = ((free - inner_locals) & outer_locals - fnames,
+                       (free - inner_locals) & fnames)
+    reads = {k: set(v[0]) for k, v in own.items()}
+    changed = True
+    while changed:             # a def calling another reads what that one reads: `g` calling
+        changed = False        # `f`, which closes over x, passes x on to f
+        for k, (_, calls) in own.items():
+            for c in calls:
+                extra = reads.get(c, set(getattr(local_functions.get(c), "extra_params",
+                                                 ()))) & outer_locals - reads[k]
+                if extra:
+                    reads[k] |= extra
+                    changed = True
+    for d in defs:
+        inner = d.args
+        extras = sorted(reads[d.name])
+        if not unit.is_generated:
+            _refuse_outer_mutation(unit, d, set(extras))
+        node = copy.deepcopy(d)
+        node.decorator_list = []
+        for e in extras:
+            node.args.kwonlyargs.append(ast.arg(arg=e, annotation=None))
+            node.args.kw_defaults.append(None)
+        nested = Unit(node, f"{unit.name}.<locals>.{d.name}", unit.filename,
+                      unit.line_offset, unit.globals, unit.closure,
+                      defaults=None, extra_params=extras)
+        nested.local_functions = local_functions
+        try:                                  # literal defaults: the generated code needs them
+            nested.defaults = tuple(ast.literal_eval(d) for d in inner.defaults) or None
+            nested.kwdefaults = {a.arg: ast.literal_eval(d) for a, d in
+                                 zip(inner.kwonlyargs, inner.kw_defaults) if d is not None} \
+                or None
+        except ValueError:
+            pass
+        local_functions[d.name] = nested
+    return body
+
+
+def _refuse_outer_mutation(unit, d, outer):
+    """A nested def that changes a variable of the enclosing function in place (an append,
+    an element write...) has effects the derivative of the enclosing function would miss:
+    refused at the line of the change."""
+    for n in ast.walk(ast.Module(body=d.body, type_ignores=[])):
+        target = None
+        if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
+            for t in (n.targets if isinstance(n, (ast.Assign, ast.Delete)) else [n.target]):
+                for sub in ast.walk(t):
+                    if isinstance(sub, ast.Subscript) and isinstance(sub.ctx, (ast.Store,
+                                                                                ast.Del)):
+                        target = _root_name(sub)
+        elif (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+              and n.func.attr in MUTATING_METHODS):
+            target = _root_name(n.func.value)
+        if target is not None and target in outer:
+            raise unit.error(f"unsupported construct: the nested function '{d.name}' changes "
+                             f"'{target}' of the enclosing function in place; return the "
+                             "value instead and change it in the enclosing function", n)
+
+
+def _root_name(e):
+    """The variable at the root of `a`, `a[i]`, `a[i].T`..., or None."""
+    while isinstance(e, (ast.Subscript, ast.Attribute)):
+        e = e.value
+    return e.id if isinstance(e, ast.Name) else None
+
+
+def _name_called_lambdas(stmts, unit):
+    """`(lambda u: e)(a)` -> `def _lambda1(u): return e` before the statement, `_lambda1(a)`."""
+    from .names import Names
+    names = Names(ast.Module(body=list(stmts), type_ignores=[]))
+
+    def fresh():
+        return names.fresh("_lambda")
+
+    def block(body):
+        out = []
+        for s in body:
+            defs = []
+
+            class Name(ast.NodeTransformer):
+                def visit_FunctionDef(self, n):
+                    return n
+
+                def visit_Call(self, n):
+                    self.generic_visit(n)
+                    if isinstance(n.func, ast.Lambda):
+                        lam, name = n.func, fresh()
+                        defs.append(A.lambda_def(name, lam, s))
+                        n.func = A.located(A.load(name), lam)
+                    return n
+
+            for field in ("body", "orelse"):
+                sub = getattr(s, field, None)
+                if isinstance(sub, list) and not isinstance(s, ast.FunctionDef):
+                    setattr(s, field, block(sub))
+            if isinstance(s, (ast.If, ast.For, ast.While)):
+                for field in ("test", "iter"):
+                    if hasattr(s, field):
+                        setattr(s, field, Name().visit(getattr(s, field)))
+            elif not isinstance(s, ast.FunctionDef):
+                s = Name().visit(s)
+            out.extend(defs)
+            out.append(s)
+        return out
+
+    return block(stmts)
+
+
+class _Loop:
+    def __init__(self):
+        self.brk = None
+        self.cont = None
+
+
+class JumpLowering:
+    """Rewrite jumps into flag assignments so every loop runs whole iterations."""
+
+    def __init__(self, names):
+        self.names = names
+        self.ret = None
+        self.result = None
+
+    def run(self, body):
+        returns = [n for n in A.statements(body) if isinstance(n, ast.Return)]
+        jumps = [n for n in A.statements(body) if isinstance(n, (ast.Break, ast.Continue))]
+        last = body[-1] if body else None
+        if isinstance(last, ast.Return) and len(returns) == 1 and not jumps:
+            if isinstance(last.value, ast.Name):
+                return body[:-1], last.value.id
+            self.result = self.names.unique("_result")
+            value = last.value if last.value is not None else A.const(None)
+            return body[:-1] + [A.assign(self.result, value, last)], self.result
+        self.result = self.names.unique("_result")
+        pre = [A.located(A.assign(self.result, A.const(None)), body[0] if body else None)]
+        if returns and not (len(returns) == 1 and last is returns[0]):
+            self.ret = self.names.flag("_ret")
+            pre.append(A.located(A.assign(self.ret, A.const(False)), body[0]))
+        new, _ = self.block(body, None)
+        return pre + new, self.result
+
+    def block(self, stmts, loop):
+        out = []
+        for i, s in enumerate(stmts):
+            new, flags = self.stmt(s, loop)
+            out.extend(new)
+            if flags:
+                rest, more = self.block(stmts[i + 1:], loop)
+                if rest:
+                    out.append(A.located(ast.If(test=self._none_set(flags), body=rest,
+                                                orelse=[]), stmts[i + 1]))
+                return out, flags | more
+        return out, set()
+
+    @staticmethod
+    def _any_set(flags):
+        flags = sorted(flags)
+        if len(flags) == 1:
+            return A.load(flags[0])
+        return ast.BoolOp(op=ast.Or(), values=[A.load(f) for f in flags])
+
+    def _none_set(self, flags):
+        return ast.UnaryOp(op=ast.Not(), operand=self._any_set(flags))
+
+    def stmt(self, s, loop):
+        if isinstance(s, ast.Return):
+            value = s.value if s.value is not None else A.const(None)
+            new = [A.assign(self.result, value, s)]
+            if self.ret is None:                    # the single, final return
+                return new, set()
+            new.append(A.assign(self.ret, A.const(True), s))
+            return new, {self.ret}
+        if isinstance(s, ast.Break):
+            loop.brk = loop.brk or self.names.flag("_brk")
+            return [A.assign(loop.brk, A.const(True), s)], {loop.brk}
+        if isinstance(s, ast.Continue):
+            loop.cont = loop.cont or self.names.flag("_cont")
+            return [A.assign(loop.cont, A.const(True), s)], {loop.cont}
+        if isinstance(s, ast.If):
+            body, f1 = self.block(s.body, loop)
+            orelse, f2 = self.block(s.orelse, loop)
+            new = ast.copy_location(ast.If(test=s.test, body=body or [ast.Pass()],
+                                           orelse=orelse), s)
+            return [new], f1 | f2
+        if isinstance(s, (ast.For, ast.While)):
+            inner = _Loop()
+            body, flags = self.block(s.body, inner)
+            escaping = flags - {inner.brk, inner.cont}
+            if inner.cont:
+                body.insert(0, A.assign(inner.cont, A.const(False), s))
+            exits = {f for f in (inner.brk,) if f} | escaping
+            pre = []
+            if inner.brk:
+                pre.append(A.assign(inner.brk, A.const(False), s))
+            if exits:
+                exit_if = A.located(ast.If(test=self._any_set(exits), body=[ast.Break()],
+                                           orelse=[]), s)
+                A.tag(exit_if, loop_exit=True)
+                body.append(exit_if)
+            new = copy.copy(s)
+            new.body = body or [ast.Pass()]
+            return pre + [new], escaping
+        return [s], set()
