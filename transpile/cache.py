@@ -163,7 +163,7 @@ def _callable_text(fn, depth=0):
 
 
 def code_digest(code):
-    from .pipeline import _fingerprint
+    from .dependencies import _fingerprint
     return _sha(repr(_fingerprint(code)))
 
 
@@ -177,7 +177,7 @@ def environment(unit):
 
 
 def _reads_text(globals_, closure, code, visiting):
-    from .pipeline import reads
+    from .dependencies import reads
     return [[list(_flat(label)), _value_text(value, visiting)]
             for label, _, value in reads(globals_, closure, code)]
 
@@ -191,7 +191,7 @@ def _flat(label):
 
 
 def _value_text(value, visiting):
-    from .pipeline import _MISSING, _data_kind, _is_data
+    from .dependencies import _MISSING, _data_kind, _is_data
     if value is _MISSING:
         return ["missing"]
     if isinstance(value, types.ModuleType):

@@ -413,7 +413,7 @@ def _sources_of(fn, seen, depth):
         return ["random"]
     if isinstance(fn, types.FunctionType) and depth < 4 and id(fn) not in seen:
         seen.add(id(fn))
-        from .pipeline import reads
+        from .dependencies import reads
         closure = dict(zip(fn.__code__.co_freevars, fn.__closure__ or ()))
         out = []
         for _, _, value in reads(fn.__globals__, closure, fn.__code__):
