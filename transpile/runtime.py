@@ -9,8 +9,14 @@ import math
 
 
 def sign(x):
-    """Derivative of abs; 0 at 0 (the documented convention)."""
-    return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+    """Derivative of abs; 0 at 0 (the documented convention). Builtin abs of an array is
+    elementwise: its derivative is NumPy's sign."""
+    if x.__class__ is float or x.__class__ is int:
+        return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+    import numpy
+    if numpy.ndim(x) == 0:
+        return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+    return numpy.sign(x)
 
 
 def digamma(x):

@@ -84,8 +84,8 @@ class Transform:
             fn = np.transpose
             args = [base] + ([args[0]] if len(args) == 1 else
                              [ast.Tuple(elts=args, ctx=ast.Load())] if args else [])
-        elif name == "flatten":
-            fn, args = np.ravel, [base]
+        elif name == "flatten":                  # x.flatten(order) is np.ravel(x, order)
+            fn, args = np.ravel, [base] + args
         elif name == "compress":                  # np.compress(condition, a, ...)
             fn, args = np.compress, [args[0], base] + args[1:]
         elif name in ("astype", "item", "tolist") or not hasattr(np, name):

@@ -157,7 +157,9 @@ _helper(R.pop_tangent, None, multilinear=[(0,)], params="t",
 def _unless_zero_vjp(k):
     """Adjoint of argument k of fn in unless_zero(t, fn, *args): fn's own reverse rule."""
     def vjp(G, ans, t, fn, *args, **kwargs):
-        if _is_zero(t) or _is_zero(G):
+        # fn is linear in t: with t = 0 its other arguments have no derivative; the
+        # adjoint of t itself flows even where t is a computed 0.0
+        if _is_zero(G) or _is_zero(t) and (k >= len(args) or args[k] is not t):
             return 0.0
         rule = lookup(fn, len(args))
         if rule is None or rule.vjps is None or rule.vjps[k] is None:
@@ -465,8 +467,9 @@ from . import forward_runtime as F  # noqa: E402
 
 def _tangent_back(G, t):
     """The adjoint of t from the adjoint G of a tangent shaped from t (dense, broadcast,
-    result_tangent): G summed back to t's structure and shape."""
-    if _is_zero(t) or _is_zero(G):
+    result_tangent): G summed back to t's structure and shape. A float t of 0.0 may be a
+    computed tangent (2 x dx at x = 0), not only the zero placeholder: G flows either way."""
+    if _is_zero(G):
         return 0.0
     if isinstance(t, (list, tuple)):
         return [_tangent_back(Gk, tk) for Gk, tk in zip(G, t)]

@@ -1,0 +1,80 @@
+"""Wrong numbers and crashes the rule matrix (tests/test_rule_matrix.py) found, fixed.
+
+Each case is checked in reverse and forward mode against central finite differences
+(second-order ones against differences of gradients).
+"""
+import numpy as np
+import pytest
+
+import transpile as T
+from finite_differences import central, check
+
+RNG = np.random.default_rng(7)
+X = RNG.normal(size=(2, 3))
+W = RNG.normal(size=6)
+
+
+def flatten_f(x):
+    return np.sum(np.sin(x.flatten("F")) * W)
+
+
+def flatten_f_keyword(x):
+    return np.sum(np.sin(x.flatten(order="F")) * W)
+
+
+def flatten_c(x):
+    return np.sum(np.sin(x.flatten()) * W)
+
+
+def builtin_abs_of_array(x):
+    return np.sum(abs(x) * W.reshape(2, 3))
+
+
+@pytest.mark.parametrize("f", [flatten_f, flatten_f_keyword, flatten_c,
+                               builtin_abs_of_array])
+def test_first_order(f):
+    check(T.grad(f)(X), central(f, X))
+    v = RNG.normal(size=X.shape)
+    value, tangent = T.jvp(f, (X,), (v,))
+    check(tangent, np.sum(central(f, X) * v))
+
+
+def square(x):
+    return x ** 2
+
+
+@pytest.mark.parametrize("mode", ["forward-over-reverse", "reverse-over-forward"])
+@pytest.mark.parametrize("x", [0.0, 0.5, -1.5])
+def test_square_second_derivative_at_zero(mode, x):
+    # at x = 0 the tangent 2 x dx is a computed 0.0: its adjoint must still flow
+    assert T.hvp(square, mode=mode)(x, v=1.0) == pytest.approx(2.0)
+
+
+M = RNG.normal(size=(3, 4))
+
+
+def square_then_dot(x):
+    return np.sum(np.dot(x ** 2, M)) + np.sum(np.tanh(x) * x)
+
+
+@pytest.mark.parametrize("mode", ["forward-over-reverse", "reverse-over-forward"])
+def test_computed_zero_tangent_through_a_multilinear_rule(mode):
+    # at x = 0 the tangent of x ** 2 is an array of zeros, of 2 x dx a float 0.0 for
+    # scalars: the product rule's term must still pass its adjoint on
+    x, v = np.zeros(3), RNG.normal(size=3)
+    eps = 1e-6
+    g = T.grad(square_then_dot)
+    expected = (g(x + eps * v) - g(x - eps * v)) / (2 * eps)
+    check(T.hvp(square_then_dot, mode=mode)(x, v=v), expected)
+
+
+def scalar_square_times(x, w):
+    return (x * x) * w + w * x
+
+
+@pytest.mark.parametrize("mode", ["forward-over-reverse", "reverse-over-forward"])
+def test_scalar_computed_zero_tangent(mode):
+    eps = 1e-6
+    g = T.grad(scalar_square_times)
+    expected = (g(eps, 1.5) - g(-eps, 1.5)) / (2 * eps)
+    assert T.hvp(scalar_square_times, mode=mode)(0.0, 1.5, v=1.0) == pytest.approx(expected)
