@@ -78,3 +78,55 @@ def test_scalar_computed_zero_tangent(mode):
     g = T.grad(scalar_square_times)
     expected = (g(eps, 1.5) - g(-eps, 1.5)) / (2 * eps)
     assert T.hvp(scalar_square_times, mode=mode)(0.0, 1.5, v=1.0) == pytest.approx(expected)
+
+
+def sinc_sum(x):
+    return np.sum(np.sinc(x) * np.array([1.0, 2.0, 0.5]))
+
+
+@pytest.mark.parametrize("mode", ["forward-over-reverse", "reverse-over-forward"])
+def test_sinc_second_derivative_at_zero(mode):
+    x, v = np.array([0.0, 0.3, -1.2]), np.array([1.0, -0.5, 2.0])
+    eps = 1e-5
+    g = T.grad(sinc_sum)
+    expected = (g(x + eps * v) - g(x - eps * v)) / (2 * eps)
+    assert expected[0] == pytest.approx(-np.pi ** 2 / 3, rel=1e-6)
+    check(T.hvp(sinc_sum, mode=mode)(x, v=v), expected, atol=1e-6)
+
+
+def arange_start(x):
+    return np.sum(np.sin(np.arange(x, 3.0)) * W[:3])
+
+
+def arange_step(x, s):
+    return np.sum(np.sin(np.arange(x, 3.0, s)) * W)
+
+
+def arange_stop(x):
+    return np.sum(np.arange(x) * 1.0)
+
+
+def test_arange_moves_with_start_and_step():
+    x = 0.3
+    check(T.grad(arange_start)(x), central(arange_start, x))
+    check(T.jvp(arange_start, (x,), (1.0,))[1], central(arange_start, x))
+    for wrt in (0, 1):
+        fd = central(lambda v: arange_step(*[(x, 0.5)[k] if k != wrt else v
+                                             for k in range(2)]), (x, 0.5)[wrt])
+        check(T.grad(arange_step, wrt=wrt)(x, 0.5), fd)
+        tangents = (1.0, 0.0) if wrt == 0 else (0.0, 1.0)
+        check(T.jvp(arange_step, (x, 0.5), tangents)[1], fd)
+    assert T.grad(arange_stop)(4.5) == 0.0
+
+
+def clip_min_keyword(x):
+    return np.sum(np.sin(np.clip(x, min=-0.2)) * W.reshape(2, 3))
+
+
+def test_clip_with_numpy2_keywords():
+    v = RNG.normal(size=X.shape)
+    check(T.jvp(clip_min_keyword, (X,), (v,))[1], np.sum(central(clip_min_keyword, X) * v))
+    eps = 1e-6
+    g = T.grad(clip_min_keyword)
+    check(T.hvp(clip_min_keyword)(X, v=v), (g(X + eps * v) - g(X - eps * v)) / (2 * eps),
+          atol=1e-5)

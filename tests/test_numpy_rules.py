@@ -522,7 +522,7 @@ ZERO_CASES = [
     (np.searchsorted, np.sort(XA.ravel()), 0.1), (np.digitize, XA, np.array([-1.0, 0.0, 1.0])),
     (np.lexsort, (XA[0], XA[1])), (np.shape, XA), (np.ndim, XA), (np.size, XA),
     (np.zeros, (2, 3)), (np.ones, 3), (np.empty, 2), (np.zeros_like, XA), (np.ones_like, XA),
-    (np.empty_like, XA), (np.eye, 3), (np.identity, 3), (np.tri, 3), (np.arange, 0.5, 3.0),
+    (np.empty_like, XA), (np.eye, 3), (np.identity, 3), (np.tri, 3), (np.arange, 3),
     (np.indices, (2, 3)), (np.tril_indices, 3), (np.triu_indices, 3), (np.diag_indices, 3),
     (np.tril_indices_from, M33), (np.triu_indices_from, M33),
     (np.ravel_multi_index, (np.array([0, 1]), np.array([1, 2])), (3, 4)),

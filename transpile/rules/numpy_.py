@@ -11,7 +11,8 @@ boolean array, which never receives a gradient).
 Conventions at non-differentiable points and other choices:
   * abs'(0) = fabs'(0) = 0 (np.sign); sign, floor, ceil, trunc, rint, round, fix,
     comparisons, arg-functions, shape queries and integer-valued creation functions carry no
-    derivative (``zero=True``). np.arange is treated as constant even with float arguments.
+    derivative (``zero=True``). np.arange(start, stop, step) = start + k step: derivative 1
+    in start, k in step, 0 in stop (the count is piecewise constant); np.arange(stop) is 0.
   * np.maximum/np.minimum/np.fmax/np.fmin ties: the whole gradient goes to the FIRST argument.
   * Reductions max/min/amax/amin/nanmax/nanmin/ptp and the vector inf-norms: ties inside one
     reduced group SPLIT the gradient evenly among all the elements attaining the extremum.
@@ -221,7 +222,10 @@ UNARY = {
     np.fabs: "np.sign(x)",
     np.negative: "-1",
     np.positive: "1",
-    np.sinc: "np.where(x == 0, 0 * x, (np.cos(math.pi * x) - np.sinc(x)) / np.where(x == 0, 1, x))",
+    # sinc'(0) = 0; the branch at 0 is the first Taylor term of sinc', so that the
+    # template's own derivative there is sinc''(0) = -pi^2/3 (second order)
+    np.sinc: "np.where(x == 0, -(math.pi ** 2 / 3) * x, (np.cos(math.pi * x) - np.sinc(x)) "
+             "/ np.where(x == 0, 1, x))",
     np.deg2rad: "math.pi / 180",
     np.radians: "math.pi / 180",
     np.rad2deg: "180 / math.pi",
@@ -274,7 +278,7 @@ _ZERO = [
     "argmax", "argmin", "nanargmax", "nanargmin", "argsort", "argpartition", "argwhere",
     "nonzero", "flatnonzero", "count_nonzero", "searchsorted", "digitize", "lexsort",
     "shape", "ndim", "size", "zeros", "ones", "empty", "zeros_like", "ones_like",
-    "empty_like", "eye", "identity", "tri", "arange", "indices",
+    "empty_like", "eye", "identity", "tri", "indices",
     "tril_indices", "triu_indices", "diag_indices", "tril_indices_from", "triu_indices_from",
     "ravel_multi_index", "unravel_index", "isclose", "allclose", "array_equal",
     "array_equiv", "floor_divide", "heaviside", "any", "all", "isin",
@@ -286,6 +290,35 @@ for _n in _ZERO:
     if hasattr(np, _n):
         _def(getattr(np, _n), zero=True)
 _def(np.linalg.matrix_rank, zero=True)
+
+
+def _arange_vjp(i):
+    """arange(start, stop, step)[k] = start + k step: d/dstart = 1, d/dstep = k."""
+    def vjp(g, ans, start, stop=None, step=1, **kw):
+        if _is_zero(g):
+            return _fit(0.0, (start, stop, step)[i])
+        g = np.asarray(g, dtype=float)
+        if i == 0:
+            return _fit(np.sum(g), start)
+        return _fit(np.sum(g * np.arange(g.size)), step)
+    return vjp
+
+
+def _arange_jvp(tangents, start, stop=None, step=1, **kw):
+    n = np.arange(start, stop, step, **kw).size
+    out = 0.0
+    if len(tangents) > 0 and not _is_zero(tangents[0]):
+        out = out + np.full(n, float(tangents[0]))
+    if len(tangents) > 2 and not _is_zero(tangents[2]):
+        out = out + float(tangents[2]) * np.arange(n, dtype=float)
+    return np.full(n, 0.0) + out
+
+
+_def(np.arange, zero=True, nargs=1)                   # arange(stop): 0, 1, 2, ...
+for _n in (2, 3):
+    _def(np.arange, _arange_vjp(0), None, *([_arange_vjp(2)] if _n == 3 else []),
+         params="start, stop, step"[:len("start, stop") if _n == 2 else None], nargs=_n)
+    defjvp(np.arange, _arange_jvp, nargs=_n)
 _def(np.bincount, None, lambda g, ans, x, weights=None, minlength=0: _fit(
     np.asarray(g)[np.asarray(x)], weights), params="x, weights")
 
@@ -2014,10 +2047,9 @@ def _partition_jvp(da, a, kth, axis=-1, kind=None, order=None):
 def _clip_jvp(tangents, a, a_min=np._NoValue, a_max=np._NoValue, out=None, *,
               min=np._NoValue, max=np._NoValue, **kw):
     """Tangent of a inside [lo, hi], of the bound where a was clipped (as clip_vjp)."""
-    ans = np.clip(a, None if a_min is np._NoValue else a_min,
-                  None if a_max is np._NoValue else a_max, **(
-                      {} if min is np._NoValue else {"min": min}),
-                  **({} if max is np._NoValue else {"max": max}))
+    lo = a_min if a_min is not np._NoValue else min      # NumPy 2's min=/max= names
+    hi = a_max if a_max is not np._NoValue else max
+    ans = np.clip(a, None if lo is np._NoValue else lo, None if hi is np._NoValue else hi)
     out_t = 0.0
     for i, t in enumerate(tangents[:3]):
         if _given(t):
