@@ -191,8 +191,11 @@ class ForwardTransform(Transform):
         of fn with that group's arguments replaced by their tangents (0.0 where none;
         zeros shaped like the argument for lists and groups of several arguments)."""
         tangents = [self.tangent(a) for a in args]
-        keywords = [k for k in getattr(n, "keywords", [])
-                    if k.arg not in rule.constant_keywords]
+        # keywords whose values fn places in its result: zeros of their shape
+        keywords = [k if k.arg not in rule.constant_keywords else ast.keyword(
+            arg=k.arg, value=ast.Call(func=A.load(self.env.helper("zeros_like")),
+                                      args=[copy.deepcopy(k.value)], keywords=[]))
+            for k in getattr(n, "keywords", [])]
         terms = []
         for group in rule.multilinear:
             group = [i for i in group if i < len(args)]
