@@ -433,3 +433,91 @@ def _own(vjp):
 for _rule in list(_RULES.values()):
     derive(_rule)
 DERIVERS.append(derive)
+
+
+# --- which modes each rule gives (transpile.rules.supported(modes=True)) -----------------
+def _reverse_reason(rule):
+    if rule.zero:
+        return None
+    if rule.unavailable is not None:
+        return rule.unavailable
+    if rule.vjps is None and rule.partials is None:
+        return f"{rule.name} has no reverse rule"
+    return None
+
+
+def _forward_reason(rule):
+    if rule.zero or rule.multilinear is not None or rule.jvp is not None:
+        return None
+    return rule.unavailable
+
+
+def _through(fn, reason_of):
+    """Why what derivative code calls (fn) cannot be differentiated (None: it can)."""
+    import inspect
+    rule = lookup(fn)
+    if rule is None:
+        return None if inspect.isfunction(fn) else f"{fn!r} has no rule"
+    return reason_of(rule)
+
+
+def _template_reason(rule):
+    """Why the partial-derivative templates of rule cannot be differentiated again: a
+    function they call that has no rule (None: they can)."""
+    import ast
+    for template in rule.partials or ():
+        for node in ast.walk(template) if template is not None else ():
+            if not isinstance(node, ast.Call):
+                continue
+            obj = _resolve(node.func, rule.env)
+            if obj is not None and lookup(obj) is None and not isinstance(obj, type):
+                return (f"second derivatives through {rule.name} are not available: its "
+                        f"derivative calls {ast.unparse(node.func)}, which has no rule")
+    return None
+
+
+def _resolve(node, env):
+    import ast
+    import builtins
+    if isinstance(node, ast.Name):
+        return env.get(node.id, getattr(builtins, node.id, None))
+    if isinstance(node, ast.Attribute):
+        base = _resolve(node.value, env)
+        return getattr(base, node.attr, None) if base is not None else None
+    return None
+
+
+def _first(reasons):
+    return next((r for r in reasons if r is not None), None)
+
+
+def mode_status(rule):
+    """{mode: None | reason} for one rule, read off the registry: the rule itself for
+    "reverse" and "forward", the rules of what its derivative code calls (its templates,
+    vjp functions, jvp function) for the second-order routes."""
+    out = {"reverse": _reverse_reason(rule), "forward": _forward_reason(rule)}
+    if rule.zero:
+        out.update({m: None for m in SECOND_ORDER})
+        return out
+    if rule.vjps is None:
+        templates = _template_reason(rule) if rule.partials is not None else out["reverse"]
+        out.update({m: templates for m in SECOND_ORDER})
+        if rule.multilinear is not None:           # its tangent calls fn itself
+            out["reverse-over-forward"] = _first([out["reverse"], templates])
+        return out
+    vjps = [v for v in rule.vjps if v is not None]
+    out["forward-over-reverse"] = _first([out["reverse"]] + [
+        _through(v, _forward_reason) for v in vjps])
+    out["reverse-over-reverse"] = _first([out["reverse"]] + [
+        _through(v, _reverse_reason) for v in vjps])
+    if rule.multilinear is not None:
+        tangent_code = out["reverse"]
+    elif rule.jvp is not None:
+        tangent_code = _through(rule.jvp, _reverse_reason)
+    else:
+        tangent_code = _through(F.jvp_by_vjps, _reverse_reason)
+    out["reverse-over-forward"] = _first([out["forward"], tangent_code])
+    return out
+
+
+SECOND_ORDER = ("forward-over-reverse", "reverse-over-forward", "reverse-over-reverse")

@@ -96,11 +96,11 @@ class Rule:
 def _structure_of(rule):
     if rule.zero:
         return "zero"
+    if rule.multilinear is not None:
+        return "linear" if len(rule.multilinear) == 1 else "multilinear"
     if rule.vjps is None:
         return "elementwise" if (rule._partials is not None or rule._derive is not None) \
             else "reverse_only"
-    if rule.multilinear is not None:
-        return "linear" if len(rule.multilinear) == 1 else "multilinear"
     if rule.jvp is not None:
         return "explicit"
     return "reverse_only"
@@ -349,30 +349,53 @@ def lookup(fn: Any, nargs: int | None = None) -> Rule | None:
 
 
 # rules for what generated derivative code calls (rules/derivative_code.py), not listed
-INTERNAL_PREFIXES = ("transpile.runtime.", "transpile.rules.", "the reverse rule of ")
+INTERNAL_PREFIXES = ("transpile.runtime.", "transpile.rules.", "the reverse rule of ",
+                     "the forward rule of ")
+#: the modes `supported(modes=True)` reports
+MODES = ("reverse", "forward", "forward-over-reverse", "reverse-over-forward",
+         "reverse-over-reverse")
 
 
-def supported() -> list[str]:
+def supported(modes: bool = False) -> list[str] | dict[str, dict[str, str | None]]:
     """Names of all callables (and operators) that have derivative rules.
+
+    Parameters
+    ----------
+    modes : bool, optional
+        False (default): the sorted names. True: for each name, which modes of
+        differentiation its rule gives: ``{name: {mode: None | reason}}`` for the modes
+        ``"reverse"`` (`transpile.grad`), ``"forward"`` (`transpile.jvp`),
+        ``"forward-over-reverse"`` and ``"reverse-over-forward"`` (the two routes of
+        `transpile.hvp`) and ``"reverse-over-reverse"`` (``grad(grad(f))``); None means
+        available, a string is the message a refusal gives. Computed from the registry:
+        from what each rule declares and the rules of what its derivative code calls.
 
     Returns
     -------
-    list of str
-        Sorted names (``"math.sin"``, ``"numpy.tanh"``, ...); the rules transpile keeps
-        for its own generated code are left out.
+    list of str, or dict
+        Sorted names (``"math.sin"``, ``"numpy.tanh"``, ...), or the modes by name; the
+        rules transpile keeps for its own generated code are left out.
 
     Examples
     --------
     >>> import transpile
     >>> "math.sin" in transpile.rules.supported()
     True
+    >>> transpile.rules.supported(modes=True)["numpy.sort"]["reverse-over-forward"] is None
+    True
     """
-    out = set()
-    for (fn, _), rule in _RULES.items():
-        if rule.name.startswith(INTERNAL_PREFIXES):
-            continue
-        out.add(rule.name)
-    return sorted(out)
+    rules = [rule for rule in _RULES.values() if not rule.name.startswith(INTERNAL_PREFIXES)]
+    if not modes:
+        return sorted({rule.name for rule in rules})
+    from .derivative_code import mode_status
+    out = {}
+    for rule in sorted(rules, key=lambda r: r.name):
+        status = mode_status(rule)
+        merged = out.setdefault(rule.name, {m: None for m in MODES})
+        for m in MODES:                     # several arities: a mode any of them refuses
+            if merged[m] is None:
+                merged[m] = status[m]
+    return out
 
 
 def key_of(rule):
