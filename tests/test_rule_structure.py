@@ -147,7 +147,32 @@ def p_eigvalsh(x):
     return np.sum(np.linalg.eigvalsh(x @ x.T + SPD) ** 3)
 
 
-PROGRAMS = [p_sum_initial, p_pad, p_diff_prepend, p_concatenate, p_take, p_linspace,
+def p_vector_norm(x):
+    return np.sum(np.linalg.vector_norm(x, axis=1) ** 3)
+
+
+def p_vector_norm_inf(x):
+    return np.linalg.vector_norm(x[0] * x[1], ord=np.inf) * np.sum(x ** 2)
+
+
+def p_matrix_norm(x):
+    return np.linalg.matrix_norm(x * x[0]) ** 3
+
+
+def p_trapezoid(x):
+    return np.sum(np.trapezoid(x ** 2, np.cumsum(x[0] ** 2)) ** 2)
+
+
+def p_matrix_power(x):
+    return np.sum(np.linalg.matrix_power(x[:, :3] * 0.5, 3) ** 2)
+
+
+def p_matrix_power_negative(x):
+    return np.sum(np.linalg.matrix_power(x @ x.T + np.eye(3), -2) ** 2)
+
+
+PROGRAMS = [p_vector_norm, p_vector_norm_inf, p_matrix_norm, p_trapezoid, p_matrix_power,
+            p_matrix_power_negative, p_sum_initial, p_pad, p_diff_prepend, p_concatenate, p_take, p_linspace,
             p_einsum, p_dot, p_kron, p_cross, p_convolve, p_max, p_sort, p_partition,
             p_clip_bounds, p_median, p_ptp, p_nansum, p_ediff1d, p_prod, p_var, p_std,
             p_norm, p_cumprod, p_inv, p_det, p_slogdet, p_solve, p_cholesky, p_eigh,

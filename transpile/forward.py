@@ -4,9 +4,10 @@ For ``t = TREE`` the tangent ``dt = sum_i partial_i * d(arg_i)`` is computed (fr
 same partial-derivative templates reverse mode uses) just before t is assigned, so it
 reads the operands' current values; branches and loops keep their shape and need no tape.
 Lists carry lists of tangents; a call to another function calls that function's own
-forward derivative. Primitives with vjp rules get their tangent from what their rule
-declares: a jvp (`defjvp`), or the argument positions they are (multi)linear in (the
-function applied to the tangents), else J v from the reverse rule itself.
+forward derivative. Primitives with vjp rules get their tangent from the structure their
+rule declares: the argument positions they are (multi)linear in (the function applied to
+the tangents, zeros for the keywords whose values it places in its result), a jvp
+(piecewise linear and explicit rules, `defjvp`), else J v from the reverse rule itself.
 
 Conventions: the tangent of an elementwise result has the result's shape (`x + c` with
 scalar x and array c); the returned tangent has the structure, shape and floating dtype of

@@ -1,24 +1,19 @@
 """Rules for what generated derivative code calls, so that it can be differentiated again.
 
 Gradient code calls a few runtime helpers (accumulation into list and array adjoints,
-`unbroadcast`, stack-like lists) and the vjp functions of NumPy rules. Each gets a rule here,
-through the same `defvjp` door as every primitive:
+`unbroadcast`, stack-like lists) and the vjp functions of NumPy rules; tangent code calls
+jvp functions. Each gets a rule here, through the same `defvjp` door as every primitive:
 
-* forward mode (Hessian-vector products as forward over reverse): every one of them is
-  *multilinear*: linear in the adjoints it moves around, constant (or locally constant) in
-  the values it reads shapes, indices and masks from. `multilinear=[groups]` says which
-  argument positions; the tangent is the function applied to the tangents.
-* reverse mode (grad of grad): vjp functions for the helpers, written for their copying
-  variants (`runtime.COPYING`), which derivative code uses when it is built to be
-  differentiated in reverse mode again.
-
-NumPy vjp functions ``vjp(g, ans, *args)`` are linear in g. For a linear primitive (sum,
-reshape, concatenate, take...) they do not depend on the values of args; for a piecewise
-linear one (max, sort, clip, median) only through a mask that is locally constant; for a
-multilinear one (dot, matmul, outer, einsum...) vjp_i is linear in g and in each operand other
-than i. var, std, norm, prod (nonzero inputs), inv, det, slogdet, solve and cholesky have
-forward rules written out (`defjvp`); other primitives (eigh, cumprod, pinv...) have no
-second-order rule yet: a clear error names them.
+* runtime helpers, written out: every one of them is *multilinear* (linear in the adjoints
+  it moves around, constant or locally constant in the values it reads shapes, indices and
+  masks from), which gives forward mode; reverse mode (grad of grad) by vjp functions
+  written for their copying variants (`runtime.COPYING`), which derivative code uses when
+  it is built to be differentiated in reverse mode again.
+* the vjp and jvp functions of primitives: derived, never listed, from the structure each
+  rule declares where it is written (`derive`, below): linear, multilinear, piecewise
+  linear, or explicit with the tangents of its vjps. What a rule does not declare has no
+  second-order rule: a clear error names the primitive, and `supported(modes=True)` says
+  which modes each primitive has (`mode_status`).
 """
 import numpy as np
 
@@ -356,7 +351,9 @@ def _vjp_rule(rule, i, vjp):
                                             for group in rule.multilinear if i not in group]}
     else:
         forward = {"jvp": rule.vjp_tangents[i]}
-    r = defvjp(vjp, *vjps, name=name, params=None, env=ENV, needs_ans=False, **forward)
+    # keywords of its calls stay as in the primitive's call (the derived rules call fn)
+    params = ("g", "ans") + tuple(rule.params or ())
+    r = defvjp(vjp, *vjps, name=name, params=params, env=ENV, needs_ans=False, **forward)
     r.zero_tangent_ok = False
     r.structure, r.source_rule = "derived", rule
     for d in vjps:
@@ -387,7 +384,8 @@ def _jvp_rule(rule):
         return d
     vjps = [d_tangents] + [d_arg(k) if rule.structure == "explicit" and v is not None
                            else None for k, v in enumerate(rule.vjps)]
-    r = defvjp(rule.jvp, *vjps, name=name, params=None, env=ENV, needs_ans=False)
+    params = ("tangents",) + tuple(rule.params or ())
+    r = defvjp(rule.jvp, *vjps, name=name, params=params, env=ENV, needs_ans=False)
     r.structure, r.source_rule = "derived", rule
     for d in vjps:
         if d is not None:

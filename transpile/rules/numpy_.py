@@ -32,6 +32,11 @@ Conventions at non-differentiable points and other choices:
   * det/slogdet/inv/solve need invertible matrices; pinv assumes constant (full) rank.
   * Not covered: qr, svd (full), eig, lstsq, quantile/percentile, cov, logspace, gradient,
     unique; pad modes that are not copies (linear_ramp, mean...).
+Each rule declares its structure where it is written (`_def(..., linear=(0,))`,
+``multilinear=``, ``piecewise_linear=True``, ``jvp=`` and ``vjp_tangents=``, see
+registry.defvjp); forward mode, reverse mode and the second-order routes are derived from
+it (rules/derivative_code.py). Rules with vjp functions only get forward mode by J v from
+the vjps and no second-order rule.
 Gather-like functions (take, take_along_axis, pad, roll, flip, tile, repeat, broadcast_to,
 diag, diagonal, tril, triu, delete, insert, compress, extract, choose, select...) share one
 trick: the function is applied to an array of element *indices*, and the adjoint is scattered
@@ -838,10 +843,9 @@ def trapezoid_vjp_x(g, ans, y, x=None, dx=1.0, axis=-1):
 
 
 if hasattr(np, "trapezoid"):
+    # sum of (x[i+1] - x[i]) (y[i] + y[i+1]) / 2: linear in y and in x
     _def(np.trapezoid, trapezoid_vjp_y, trapezoid_vjp_x, None, None,
-         params="y, x, dx, axis", jvp=_by_weights(
-             np.trapezoid, [trapezoid_vjp_y, trapezoid_vjp_x, None, None],
-             lambda nd, x=None, dx=1.0, axis=-1, **kw: ((int(axis) % nd,), False)))
+         params="y, x, dx, axis", multilinear=[(0,), (1,)])
 
 
 # ======================================================================================
@@ -1559,7 +1563,62 @@ def matrix_power_vjp(g, ans, a, n):
     return _fit(r, a)
 
 
-_def(la.matrix_power, matrix_power_vjp, None, params="a, n")
+def _power_tangent(B, dB, m):
+    """The tangent of B^m along dB: the sum of B^j dB B^(m-1-j)."""
+    pows = [np.broadcast_to(np.eye(B.shape[-1]), B.shape)]
+    for _ in range(m - 1):
+        pows.append(pows[-1] @ B)
+    out = np.zeros(np.broadcast_shapes(B.shape, np.shape(dB)))
+    for j in range(m):
+        out = out + pows[j] @ dB @ pows[m - 1 - j]
+    return out
+
+
+def _matrix_power_jvp(tangents, a, n):
+    if not _given(tangents[0]):
+        return 0.0
+    A, dA = np.asarray(a, dtype=float), np.asarray(tangents[0], dtype=float)
+    if n < 0:
+        A, dA, n = la.inv(A), -(la.inv(A) @ dA @ la.inv(A)), -n
+    return _power_tangent(A, dA, n)
+
+
+def _power_vjp_tangent(G, dG, B, dB, m):
+    """The tangent of the sum of P_k G P_(m-1-k) (P_j = (B^T)^j) along dG and dB."""
+    BT, dBT = _matT(B), _matT(dB)
+    P = [np.broadcast_to(np.eye(B.shape[-1]), B.shape)]
+    for _ in range(m - 1):
+        P.append(P[-1] @ BT)
+    dP = [np.zeros(B.shape)] + [_power_tangent(BT, dBT, j) for j in range(1, m)]
+    out = 0.0
+    for k in range(m):
+        out = out + dP[k] @ G @ P[m - 1 - k] + P[k] @ G @ dP[m - 1 - k]
+        if dG is not None:
+            out = out + P[k] @ dG @ P[m - 1 - k]
+    return out
+
+
+def _matrix_power_vjp_jvp(tangents, g, ans, a, n):
+    """The tangent of matrix_power's vjp along g and a (n < 0 through inv)."""
+    dg, da = _t(tangents, 0), _t(tangents, 2)
+    if n == 0:
+        return 0.0
+    A = np.asarray(a, dtype=float)
+    G = np.asarray(g, dtype=float) if not _is_zero(g) else np.zeros(A.shape)
+    dA = np.zeros(A.shape) if da is None else np.asarray(da, dtype=float)
+    dG = None if dg is None else np.asarray(dg, dtype=float)
+    if n > 0:
+        return _power_vjp_tangent(G, dG, A, dA, n)
+    B = la.inv(A)
+    dB = -(B @ dA @ B)
+    gB = np.asarray(matrix_power_vjp(G, None, B, -n))
+    dgB = _power_vjp_tangent(G, dG, B, dB, -n)
+    BT, dBT = _matT(B), _matT(dB)
+    return -(dBT @ gB @ BT + BT @ dgB @ BT + BT @ gB @ dBT)
+
+
+_def(la.matrix_power, matrix_power_vjp, None, params="a, n", jvp=_matrix_power_jvp,
+     vjp_tangents=[_matrix_power_vjp_jvp])
 
 
 def multi_dot_vjp(g, ans, arrays, **kw):
@@ -1710,13 +1769,38 @@ def matrix_norm_vjp(g, ans, x, keepdims=False, ord="fro"):
     return _fit(_matrix_norm_grad(xa, ans, g, ord, (-2, -1), keepdims), x)
 
 
+def _vector_norm_vjp_jvp(tangents, g, ans, x, axis=None, keepdims=False, ord=2):
+    """2-norms scaled bilinear, 1- and inf-norms locally linear in g (as norm's)."""
+    if ord == 2:
+        return _scaled_bilinear_jvp(vector_norm_vjp)(tangents, g, ans, x, axis, keepdims,
+                                                     ord)
+    if ord in (1, np.inf, -np.inf):
+        dg = _t(tangents, 0)
+        return 0.0 if dg is None else vector_norm_vjp(dg, ans, x, axis, keepdims, ord)
+    raise TranspileError(f"second derivatives through numpy.linalg.vector_norm with "
+                         f"ord={ord!r} are not available yet")
+
+
+def _matrix_norm_vjp_jvp(tangents, g, ans, x, keepdims=False, ord="fro"):
+    """The Frobenius norm scaled bilinear, 1- and inf-norms locally linear in g."""
+    if ord == "fro":
+        return _scaled_bilinear_jvp(matrix_norm_vjp)(tangents, g, ans, x, keepdims, ord)
+    if ord in (1, -1, np.inf, -np.inf):
+        dg = _t(tangents, 0)
+        return 0.0 if dg is None else matrix_norm_vjp(dg, ans, x, keepdims, ord)
+    raise TranspileError(f"second derivatives through numpy.linalg.matrix_norm with "
+                         f"ord={ord!r} are not available yet")
+
+
 _def(la.vector_norm, vector_norm_vjp, params="x", ans=True,
      jvp=_by_weights(la.vector_norm, [vector_norm_vjp],
                      lambda nd, axis=None, keepdims=False, **kw: (
-                         _axes(axis, nd), bool(keepdims))))
+                         _axes(axis, nd), bool(keepdims))),
+     vjp_tangents=[_vector_norm_vjp_jvp])
 _def(la.matrix_norm, matrix_norm_vjp, params="x", ans=True,
      jvp=_by_weights(la.matrix_norm, [matrix_norm_vjp], lambda nd, keepdims=False, **kw: (
-         (nd - 2, nd - 1), bool(keepdims))))
+         (nd - 2, nd - 1), bool(keepdims))),
+     vjp_tangents=[_matrix_norm_vjp_jvp])
 
 
 # --- polynomials and 1-d signal functions ---------------------------------------------

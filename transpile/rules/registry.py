@@ -21,7 +21,7 @@ from __future__ import annotations
 import ast
 import inspect
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence, overload
 
 
 STRUCTURES = ("elementwise", "linear", "multilinear", "piecewise_linear", "zero", "explicit",
@@ -354,6 +354,14 @@ INTERNAL_PREFIXES = ("transpile.runtime.", "transpile.rules.", "the reverse rule
 #: the modes `supported(modes=True)` reports
 MODES = ("reverse", "forward", "forward-over-reverse", "reverse-over-forward",
          "reverse-over-reverse")
+
+
+@overload
+def supported(modes: Literal[False] = False) -> list[str]: ...
+
+
+@overload
+def supported(modes: Literal[True]) -> dict[str, dict[str, str | None]]: ...
 
 
 def supported(modes: bool = False) -> list[str] | dict[str, dict[str, str | None]]:
