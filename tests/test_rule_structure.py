@@ -171,12 +171,170 @@ def p_matrix_power_negative(x):
     return np.sum(np.linalg.matrix_power(x @ x.T + np.eye(3), -2) ** 2)
 
 
+def p_split(x):
+    return np.sum(np.split(x, 2, axis=1)[1] ** 3)
+
+
+def p_stack(x):
+    return np.sum(np.stack([x, x ** 2], axis=1) ** 3)
+
+
+def p_meshgrid(x):
+    return np.sum(np.meshgrid(x[0], x[1] ** 2)[1] ** 3)
+
+
+def p_broadcast(x):
+    return np.sum(np.broadcast_arrays(x[0], x ** 2)[0] ** 3)
+
+
+def p_select(x):
+    return np.sum(np.select([x > 0, x < -0.5], [x ** 2, x ** 3], 0.5) ** 2)
+
+
+def p_choose(x):
+    return np.sum(np.choose(np.array([0, 1, 0, 1]), [x[0] ** 2, x[1] ** 3]) ** 2)
+
+
+def p_insert(x):
+    return np.sum(np.insert(x[0], 1, x[1, :2] ** 2) ** 3)
+
+
+def p_append(x):
+    return np.sum(np.append(x, x ** 2, axis=0) ** 3)
+
+
+def p_full_like(x):
+    return np.sum(np.full_like(x, x[0, 0] ** 2) * x ** 2)
+
+
+def p_bincount(x):
+    return np.sum(np.bincount(np.array([0, 2, 2, 1]), weights=x[0] ** 2) ** 2)
+
+
+def p_atleast(x):
+    return np.sum(np.atleast_2d(x[0] ** 2) ** 3)
+
+
+def p_block(x):
+    return np.sum(np.block([[x, x ** 2]]) ** 3)
+
+
+def p_moveaxis(x):
+    return np.sum(np.moveaxis(x[None] ** 2, 0, 2) ** 3)
+
+
+def p_roll(x):
+    return np.sum(np.roll(x ** 2, 2) * W)
+
+
+def p_compress(x):
+    return np.sum(np.compress([True, False, True], x ** 2, axis=0) ** 3)
+
+
+def p_extract(x):
+    return np.sum(np.extract(x > 0, x ** 2) ** 3)
+
+
+def p_column_stack(x):
+    return np.sum(np.column_stack([x[0], x[1] ** 2]) ** 3)
+
+
+def p_nancumsum(x):
+    return np.sum(np.nancumsum(x ** 2, axis=1) ** 3)
+
+
+def p_nanmean(x):
+    return np.sum(np.nanmean(x ** 2, axis=0) ** 3)
+
+
+def p_tolist(x):
+    return sum(v ** 3 for v in (x[0] ** 2).tolist())
+
+
+def p_inner(x):
+    return np.sum(np.inner(x, x ** 2) ** 2)
+
+
+def p_vdot(x):
+    return np.vdot(x, x ** 2) ** 2
+
+
+def p_correlate(x):
+    return np.sum(np.correlate(x[0], x[1] ** 2, "full") ** 2)
+
+
+def p_einsum3(x):
+    return np.einsum("ij,ij,ij->", x, x, W) ** 2
+
+
+def p_matvec(x):
+    return np.sum((x[:, :3] @ x[0, :3] ** 2) ** 2)
+
+
+def p_amax(x):
+    return np.sum(np.amax(x ** 2, axis=0) ** 3)
+
+
+def p_nanmin(x):
+    return np.sum(np.nanmin(x ** 2, axis=1) ** 3)
+
+
+def p_maximum(x):
+    return np.sum(np.maximum(x ** 2, x * 0.5) ** 3)
+
+
+def p_nanvar(x):
+    return np.sum(np.nanvar(x, axis=0) ** 2)
+
+
+def p_nanstd(x):
+    return np.sum(np.nanstd(x, axis=1) ** 3)
+
+
+def p_norm_inf(x):
+    return np.linalg.norm(x[0] ** 3, ord=np.inf) ** 2
+
+
+def p_solve_matrix(x):
+    return np.sum(np.linalg.solve(x @ x.T + np.eye(3), x ** 2) ** 2)
+
+
+def p_cholesky_upper(x):
+    return np.sum(np.linalg.cholesky(x @ x.T + np.eye(3), upper=True) ** 3)
+
+
+def p_eigh_upper(x):
+    return np.sum(np.linalg.eigh(x @ x.T + np.diag([1.0, 2.0, 3.5]), UPLO="U")[0] ** 3)
+
+
+def p_cumprod_flat(x):
+    return np.sum(np.cumprod(x ** 2 + 0.5) ** 2)
+
+
+def p_prod_axis(x):
+    return np.sum(np.prod(x ** 2 + 0.5, axis=1) ** 2)
+
+
+def p_det_batch(x):
+    return np.sum(np.linalg.det(np.stack([x[:, :3] + 2 * np.eye(3), x[:, 1:] + 3 * np.eye(3)])) ** 2)
+
+
+def p_mean_keepdims(x):
+    return np.sum(np.mean(x ** 2, axis=1, keepdims=True) * x)
+
+
+MORE = [p_split, p_stack, p_meshgrid, p_broadcast, p_select, p_choose, p_insert, p_append,
+        p_full_like, p_bincount, p_atleast, p_block, p_moveaxis, p_roll, p_compress,
+        p_extract, p_column_stack, p_nancumsum, p_nanmean, p_tolist, p_inner, p_vdot,
+        p_correlate, p_einsum3, p_matvec, p_amax, p_nanmin, p_maximum, p_nanvar, p_nanstd,
+        p_norm_inf, p_solve_matrix, p_cholesky_upper, p_eigh_upper, p_cumprod_flat,
+        p_prod_axis, p_det_batch, p_mean_keepdims]
 PROGRAMS = [p_vector_norm, p_vector_norm_inf, p_matrix_norm, p_trapezoid, p_matrix_power,
             p_matrix_power_negative, p_sum_initial, p_pad, p_diff_prepend, p_concatenate, p_take, p_linspace,
             p_einsum, p_dot, p_kron, p_cross, p_convolve, p_max, p_sort, p_partition,
             p_clip_bounds, p_median, p_ptp, p_nansum, p_ediff1d, p_prod, p_var, p_std,
             p_norm, p_cumprod, p_inv, p_det, p_slogdet, p_solve, p_cholesky, p_eigh,
-            p_eigvalsh]
+            p_eigvalsh] + MORE
 IDS = [p.__name__[2:] for p in PROGRAMS]
 
 
@@ -187,6 +345,7 @@ def _hvp_by_differences(f, x, v, eps=1e-5):
 
 @pytest.mark.parametrize("f", PROGRAMS, ids=IDS)
 def test_forward_mode(f):
+    """Each program's tangent along V0."""
     _, t = transpile.jvp(f, (X0,), (V0,))
     expected = central(lambda e: f(X0 + e * V0), 0.0, eps=1e-6)
     assert np.allclose(t, expected, rtol=1e-5, atol=1e-6)

@@ -155,9 +155,11 @@ def _unless_zero_vjp(k):
     def vjp(G, ans, t, fn, *args, **kwargs):
         if _is_zero(t) or _is_zero(G):
             return 0.0
-        rule = lookup(fn, len(args))
-        if rule is None or rule.vjps is None or rule.vjps[k] is None:
+        rule = lookup(fn, len(args)) or lookup(fn)
+        if rule is None or rule.vjps is None:
             raise NotImplementedError(f"no reverse rule for {fn!r} inside unless_zero")
+        if k >= len(rule.vjps) or rule.vjps[k] is None:
+            return 0.0                  # no derivative through that argument (a shape)
         return rule.vjps[k](G, ans, *args, **kwargs)
     return vjp
 
