@@ -316,7 +316,8 @@ def p_prod_axis(x):
 
 
 def p_det_batch(x):
-    return np.sum(np.linalg.det(np.stack([x[:, :3] + 2 * np.eye(3), x[:, 1:] + 3 * np.eye(3)])) ** 2)
+    batch = np.stack([x[:, :3] + 2 * np.eye(3), x[:, 1:] + 3 * np.eye(3)])
+    return np.sum(np.linalg.det(batch) ** 2)
 
 
 def p_mean_keepdims(x):
@@ -330,7 +331,8 @@ MORE = [p_split, p_stack, p_meshgrid, p_broadcast, p_select, p_choose, p_insert,
         p_norm_inf, p_solve_matrix, p_cholesky_upper, p_eigh_upper, p_cumprod_flat,
         p_prod_axis, p_det_batch, p_mean_keepdims]
 PROGRAMS = [p_vector_norm, p_vector_norm_inf, p_matrix_norm, p_trapezoid, p_matrix_power,
-            p_matrix_power_negative, p_sum_initial, p_pad, p_diff_prepend, p_concatenate, p_take, p_linspace,
+            p_matrix_power_negative,
+            p_sum_initial, p_pad, p_diff_prepend, p_concatenate, p_take, p_linspace,
             p_einsum, p_dot, p_kron, p_cross, p_convolve, p_max, p_sort, p_partition,
             p_clip_bounds, p_median, p_ptp, p_nansum, p_ediff1d, p_prod, p_var, p_std,
             p_norm, p_cumprod, p_inv, p_det, p_slogdet, p_solve, p_cholesky, p_eigh,

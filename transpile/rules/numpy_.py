@@ -1099,7 +1099,8 @@ _def(np.outer, outer_vjp_a, outer_vjp_b, params="a, b", multilinear=[(0,), (1,)]
 _def(np.linalg.outer, outer_vjp_a, outer_vjp_b, params="a, b", multilinear=[(0,), (1,)])
 _def(np.vdot,
      lambda g, ans, a, b: _fit(g * np.reshape(b, np.shape(a)), a),
-     lambda g, ans, a, b: _fit(g * np.reshape(a, np.shape(b)), b), params="a, b", multilinear=[(0,), (1,)])
+     lambda g, ans, a, b: _fit(g * np.reshape(a, np.shape(b)), b), params="a, b",
+     multilinear=[(0,), (1,)])
 
 
 def _trace_grad(g, shape, offset, axis1, axis2):
@@ -1179,7 +1180,8 @@ def _cross_vjp(i, linalg=False):
 
 
 _def(np.cross, _cross_vjp(0), _cross_vjp(1), params="a, b", multilinear=[(0,), (1,)])
-_def(np.linalg.cross, _cross_vjp(0, True), _cross_vjp(1, True), params="x1, x2", multilinear=[(0,), (1,)])
+_def(np.linalg.cross, _cross_vjp(0, True), _cross_vjp(1, True), params="x1, x2",
+     multilinear=[(0,), (1,)])
 
 
 def _T(x):

@@ -13,6 +13,12 @@ result need not be kept for the adjoint sweep, and ``None`` is passed in its pla
 a declaration, never guessed from the function's code: user rules default to True (always
 safe), built-in rules say it where they are written.
 
+A rule also declares the *structure* of its primitive (`Rule.structure`): elementwise
+(templates), linear or multilinear in given argument positions, piecewise linear, zero, or
+explicit (a jvp and the tangents of its vjps written out). Forward mode, reverse mode and
+the second-order routes are derived from it (rules/derivative_code.py), and
+`supported(modes=True)` reports, per primitive, which modes that gives.
+
 Built-in rules and user rules go through the same `defvjp`. Keys are the callable itself
 (``math.sin``) or an ``ast`` operator class (``ast.Mult``).
 """
@@ -179,9 +185,9 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
     piecewise_linear : bool, optional
         Structure "piecewise linear" (max/min reductions, sort, clip, median): ``fn`` is
         linear in its tangent given a mask that is locally constant, so the ``jvp``
-        (default: J v from the vjps, one per output element) is linear in the tangents, the vjps are linear in ``g`` and nothing
-        else varies: all second-order terms are 0 almost everywhere. Every
-        second-order route follows from ``jvp`` and the vjps.
+        (default: J v from the vjps, one per output element) is linear in the tangents,
+        the vjps are linear in ``g`` and nothing else varies: all second-order terms are
+        0 almost everywhere. Every second-order route follows from ``jvp`` and the vjps.
     jvp : callable, optional
         The forward-mode derivative, ``jvp(tangents, *args, **kwargs)`` (as for
         `defjvp`). With vjp functions and no other structure: structure "explicit".
@@ -267,8 +273,9 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
     rule = Rule(fn, name, params,
                 partials=list(derivatives) if (strings or (not calls and derivatives)) else None,
                 vjps=list(derivatives) if calls else None,
-                env=env, zero=zero, derive=derive, multilinear=multilinear, unavailable=unavailable,
-                needs_ans=needs_ans, masks=masks, structure=structure, jvp=jvp,
+                env=env, zero=zero, derive=derive, multilinear=multilinear,
+                unavailable=unavailable, needs_ans=needs_ans, masks=masks,
+                structure=structure, jvp=jvp,
                 vjp_tangents=list(vjp_tangents) if vjp_tangents is not None else None,
                 constant_keywords=constant_keywords)
     _RULES[_key(fn, nargs)] = rule
