@@ -330,7 +330,32 @@ MORE = [p_split, p_stack, p_meshgrid, p_broadcast, p_select, p_choose, p_insert,
         p_correlate, p_einsum3, p_matvec, p_amax, p_nanmin, p_maximum, p_nanvar, p_nanstd,
         p_norm_inf, p_solve_matrix, p_cholesky_upper, p_eigh_upper, p_cumprod_flat,
         p_prod_axis, p_det_batch, p_mean_keepdims]
-PROGRAMS = [p_vector_norm, p_vector_norm_inf, p_matrix_norm, p_trapezoid, p_matrix_power,
+def p_norm_p3(x):
+    return np.linalg.norm(x[0] * x[1], ord=3) ** 2
+
+
+def p_norm_p4_axis(x):
+    return np.sum(np.linalg.norm(x ** 2, ord=4, axis=1) ** 3)
+
+
+def p_vector_norm_p3(x):
+    return np.linalg.vector_norm(x, ord=3) ** 3
+
+
+def p_norm_matrix_1(x):
+    return np.linalg.norm(x * x[0], ord=1) * np.sum(x ** 2)
+
+
+def p_norm_matrix_inf(x):
+    return np.linalg.norm(x * x[0], ord=np.inf) ** 2
+
+
+def p_fmax(x):
+    return np.sum(np.fmax(x ** 2, x * 0.5) ** 3 + np.fmin(x, 0.2) ** 3)
+
+
+PROGRAMS = [p_norm_p3, p_norm_p4_axis, p_vector_norm_p3, p_norm_matrix_1, p_norm_matrix_inf,
+            p_fmax, p_vector_norm, p_vector_norm_inf, p_matrix_norm, p_trapezoid, p_matrix_power,
             p_matrix_power_negative,
             p_sum_initial, p_pad, p_diff_prepend, p_concatenate, p_take, p_linspace,
             p_einsum, p_dot, p_kron, p_cross, p_convolve, p_max, p_sort, p_partition,

@@ -467,6 +467,10 @@ def _template_reason(rule):
     import ast
     for template in rule.partials or ():
         for node in ast.walk(template) if template is not None else ():
+            if isinstance(node, (ast.BinOp, ast.UnaryOp)) and lookup(type(node.op)) is None:
+                return (f"second derivatives through {rule.name} are not available: its "
+                        f"derivative uses the operator {type(node.op).__name__}, which has "
+                        "no rule")
             if not isinstance(node, ast.Call):
                 continue
             obj = _resolve(node.func, rule.env)

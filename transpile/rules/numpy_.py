@@ -1730,15 +1730,47 @@ def norm_vjp(g, ans, x, ord=None, axis=None, keepdims=False):
     return _fit(_matrix_norm_grad(xa, ans, g, ord, axis, keepdims), x)
 
 
+def _pnorm_vjp_tangent(vjp, tangents, g, ans, x, p, axis, keepdims, *args):
+    """The tangent of the p-norm's vjp sign(x) |x|^(p-1) g / n^(p-1) (p >= 2) along g, x
+    and n = ans: (p - 1) g (|x|^(p-2) dx / n^(p-1) - sign(x) |x|^(p-1) dn / n^p)."""
+    dg, dans, dx = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
+    terms = [None if dg is None else vjp(dg, ans, x, *args)]
+    if not _is_zero(g) and (dx is not None or dans is not None):
+        X = _arr(x)
+        n = _expand(ans, X.ndim, axis, keepdims)
+        safe = np.where(n == 0, 1, n)
+        d = 0.0
+        if dx is not None:
+            d = d + np.abs(X) ** (p - 2) * np.asarray(dx) / safe ** (p - 1)
+        if dans is not None:
+            dn = _expand(dans, X.ndim, axis, keepdims)
+            d = d - np.sign(X) * np.abs(X) ** (p - 1) * dn / safe ** p
+        G = _expand(g, X.ndim, axis, keepdims)
+        terms.append(_fit(np.where(n == 0, 0, (p - 1) * d * G), x))
+    return _plus(*terms)
+
+
+def _p_order(ord):
+    """ord as a number p >= 2 of a p-norm without its own rule, else None."""
+    if isinstance(ord, (int, float, np.integer, np.floating)) and math.isfinite(ord) \
+            and ord > 2:
+        return float(ord)
+    return None
+
+
 def _norm_vjp_jvp(tangents, g, ans, x, ord=None, axis=None, keepdims=False):
-    """norm: 2-norms and the Frobenius norm are scaled bilinear; 1- and inf-norms of
-    vectors locally linear in g (sign and mask constant); other orders not available."""
+    """norm: 2-norms and the Frobenius norm are scaled bilinear; 1- and inf-norms locally
+    linear in g (sign and mask constant); p-norms of vectors for p > 2; other orders
+    (nuclear, spectral) not available."""
     vector = isinstance(axis, (int, np.integer)) or (axis is None and np.ndim(x) == 1)
     if ord is None or ord == "fro" or (ord == 2 and vector):
         return _scaled_bilinear_jvp(norm_vjp)(tangents, g, ans, x, ord, axis, keepdims)
-    if vector and ord in (1, np.inf, -np.inf):
+    if ord in (1, np.inf, -np.inf) or (not vector and ord == -1):
         dg = _t(tangents, 0)
         return 0.0 if dg is None else norm_vjp(dg, ans, x, ord, axis, keepdims)
+    if vector and _p_order(ord) is not None:
+        return _pnorm_vjp_tangent(norm_vjp, tangents, g, ans, x, _p_order(ord),
+                                  0 if axis is None else axis, keepdims, ord, axis, keepdims)
     raise TranspileError(f"second derivatives through numpy.linalg.norm with "
                          f"ord={ord!r} are not available yet")
 
@@ -1779,6 +1811,12 @@ def _vector_norm_vjp_jvp(tangents, g, ans, x, axis=None, keepdims=False, ord=2):
     if ord in (1, np.inf, -np.inf):
         dg = _t(tangents, 0)
         return 0.0 if dg is None else vector_norm_vjp(dg, ans, x, axis, keepdims, ord)
+    if _p_order(ord) is not None and (axis is None or isinstance(axis, (int, np.integer))):
+        if axis is None:              # the norm of all elements: as one vector
+            return _pnorm_vjp_tangent(vector_norm_vjp, tangents, g, ans, x, _p_order(ord),
+                                      None, keepdims, axis, keepdims, ord)
+        return _pnorm_vjp_tangent(vector_norm_vjp, tangents, g, ans, x, _p_order(ord),
+                                  axis, keepdims, axis, keepdims, ord)
     raise TranspileError(f"second derivatives through numpy.linalg.vector_norm with "
                          f"ord={ord!r} are not available yet")
 
