@@ -354,7 +354,34 @@ def p_fmax(x):
     return np.sum(np.fmax(x ** 2, x * 0.5) ** 3 + np.fmin(x, 0.2) ** 3)
 
 
-PROGRAMS = [p_norm_p3, p_norm_p4_axis, p_vector_norm_p3, p_norm_matrix_1, p_norm_matrix_inf,
+def p_nanprod(x):
+    y = np.where(x > 1.0, np.nan, x ** 2 + 0.5)
+    return np.sum(np.nanprod(y, axis=1) ** 2)
+
+
+def p_nancumprod(x):
+    y = np.where(x > 1.0, np.nan, x ** 2 + 0.5)
+    return np.sum(np.nancumprod(y, axis=1) ** 2)
+
+
+def p_multi_dot(x):
+    return np.sum(np.linalg.multi_dot([x, (x ** 2).T, x * W]) ** 2)
+
+
+def p_polyval(x):
+    return np.sum(np.polyval(x[0] ** 2, x[1:] * 0.7) ** 2)
+
+
+def p_average(x):
+    return np.sum(np.average(x ** 2, 1, np.arange(1.0, 5.0)) ** 3)
+
+
+def p_average_weights(x):
+    return np.average(x[0], None, x[1] ** 2 + 1) ** 2 + np.sum(
+        np.average(x ** 3, 0, x * x + 0.5) ** 2)
+
+
+PROGRAMS = [p_average, p_average_weights, p_nanprod, p_nancumprod, p_multi_dot, p_polyval, p_norm_p3, p_norm_p4_axis, p_vector_norm_p3, p_norm_matrix_1, p_norm_matrix_inf,
             p_fmax, p_vector_norm, p_vector_norm_inf, p_matrix_norm, p_trapezoid, p_matrix_power,
             p_matrix_power_negative,
             p_sum_initial, p_pad, p_diff_prepend, p_concatenate, p_take, p_linspace,
@@ -410,7 +437,8 @@ def test_grad_of_grad(f, tmp_path):
     (np.dot, "multilinear"), (np.einsum, "multilinear"), (np.kron, "multilinear"),
     (np.max, "piecewise_linear"), (np.sort, "piecewise_linear"), (np.clip, "piecewise_linear"),
     (np.prod, "explicit"), (np.linalg.inv, "explicit"), (np.linalg.eigh, "explicit"),
-    (np.sin, "elementwise"), (np.floor, "zero"), (np.polyval, "reverse_only")])
+    (np.sin, "elementwise"), (np.floor, "zero"), (np.polyval, "explicit"),
+    (np.interp, "reverse_only")])
 def test_structure_is_declared_at_the_rule(fn, structure):
     assert lookup(fn).structure == structure
 

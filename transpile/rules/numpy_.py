@@ -613,8 +613,22 @@ _def(np.nansum, nansum_vjp, None, params="a, axis", masks=True, piecewise_linear
      jvp=_by_weights(np.nansum, [nansum_vjp]))
 _def(np.nanmean, nanmean_vjp, None, params="a, axis", masks=True, piecewise_linear=True,
      jvp=_by_weights(np.nanmean, [nanmean_vjp]))
+def _nan_skipped(tangent_of, vjp):
+    """The tangent of a nan-skipping vjp: that of `vjp` at a with its nans replaced by 1
+    (and no tangent there), 0 where a is nan."""
+    def tangent(tangents, g, ans, a, *args, **kw):
+        nans = np.isnan(_arr(a))
+        ts = list(tangents)
+        if _t(ts, 2) is not None:
+            ts[2] = np.where(nans, 0.0, np.asarray(ts[2], dtype=float))
+        r = tangent_of(vjp)(ts, g, ans, np.where(nans, 1.0, _arr(a)), *args, **kw)
+        return r if _is_zero(r) else _fit(np.where(nans, 0.0, r), a)
+    return tangent
+
+
 _def(np.nanprod, nanprod_vjp, None, params="a, axis", masks=True,
-     jvp=_by_weights(np.nanprod, [nanprod_vjp]))
+     jvp=_by_weights(np.nanprod, [nanprod_vjp]),
+     vjp_tangents=[_nan_skipped(_prod_vjp_jvp, prod_vjp)])
 
 
 def _revcumsum(g, axis):
@@ -716,7 +730,8 @@ _def(np.cumsum, cumsum_vjp, None, params="a, axis", linear=(0,))
 _def(np.cumprod, cumprod_vjp, None, params="a, axis",
      jvp=_cumprod_jvp(np.cumprod, [cumprod_vjp, None]), vjp_tangents=[_cumprod_vjp_jvp])
 _def(np.nancumsum, nancumsum_vjp, None, params="a, axis", masks=True, piecewise_linear=True)
-_def(np.nancumprod, nancumprod_vjp, None, params="a, axis")
+_def(np.nancumprod, nancumprod_vjp, None, params="a, axis", masks=True,
+     vjp_tangents=[_nan_skipped(lambda vjp: _cumprod_vjp_jvp, cumprod_vjp)])
 if hasattr(np, "cumulative_sum"):
     _def(np.cumulative_sum, cumsum_vjp, params="x", linear=(0,))
     _def(np.cumulative_prod, cumprod_vjp, params="x",
@@ -774,8 +789,55 @@ def _reduce_to_weights(r, weights, axis):
     return np.sum(r, axis=tuple(i for i in range(r.ndim) if i != ax)).reshape(wshape)
 
 
+def _average_parts(a, axis, weights, keepdims, g):
+    x = _arr(a)
+    ax = _axes(axis, x.ndim)
+    w = _weights_full(x, weights, axis)
+    return x, ax, w, np.sum(w, axis=ax, keepdims=True), _expand(g, x.ndim, axis,
+                                                                  _kd(keepdims))
+
+
+def _average_vjp_a_jvp(tangents, g, ans, a, axis=None, weights=None, returned=False,
+                       keepdims=np._NoValue):
+    """The tangent of w / sum(w) g along g and the weights (it does not depend on a)."""
+    dg, dw = _t(tangents, 0), _t(tangents, 4)
+    terms = [None if dg is None else average_vjp_a(dg, ans, a, axis, weights, returned,
+                                                   keepdims)]
+    g = _parts(g, 2)[0] if returned else g
+    if dw is not None and weights is not None and not _is_zero(g):
+        x, ax, w, sw, G = _average_parts(a, axis, weights, keepdims, g)
+        dW = _weights_full(x, dw, axis)
+        dsw = np.sum(dW, axis=ax, keepdims=True)
+        terms.append(_fit((dW / sw - w * dsw / (sw * sw)) * G, a))
+    return _plus(*terms)
+
+
+def _average_vjp_w_jvp(tangents, g, ans, a, axis=None, weights=None, returned=False,
+                       keepdims=np._NoValue):
+    """The tangent of (a - avg) / sum(w) g along g, a and the weights."""
+    dg, da, dw = _t(tangents, 0), _t(tangents, 2), _t(tangents, 4)
+    terms = [None if dg is None else average_vjp_w(dg, ans, a, axis, weights, returned,
+                                                   keepdims)]
+    g = _parts(g, 2)[0] if returned else g
+    if not _is_zero(g) and (da is not None or dw is not None):
+        x, ax, w, sw, G = _average_parts(a, axis, weights, keepdims, g)
+        avg = np.sum(w * x, axis=ax, keepdims=True) / sw
+        d = 0.0
+        if da is not None:
+            dX = np.broadcast_to(np.asarray(da, dtype=float), x.shape)
+            d = d + (dX - np.sum(w * dX, axis=ax, keepdims=True) / sw) / sw * G
+        if dw is not None:
+            dW = _weights_full(x, dw, axis)
+            dsw = np.sum(dW, axis=ax, keepdims=True)
+            davg = np.sum(dW * (x - avg), axis=ax, keepdims=True) / sw
+            d = d - davg / sw * G - (x - avg) * dsw / (sw * sw) * G
+        terms.append(_fit(_reduce_to_weights(d, weights, axis), weights))
+    return _plus(*terms)
+
+
 _def(np.average, average_vjp_a, None, average_vjp_w, params="a, axis, weights",
-     jvp=_by_weights(np.average, [average_vjp_a, None, average_vjp_w]))
+     jvp=_by_weights(np.average, [average_vjp_a, None, average_vjp_w]),
+     vjp_tangents=[_average_vjp_a_jvp, None, _average_vjp_w_jvp])
 
 
 def median_vjp(g, ans, a, axis=None, out=None, overwrite_input=False, keepdims=False):
@@ -1657,8 +1719,27 @@ def _multi_dot_jvp(da, arrays, **kw):
     return sum(terms[1:], terms[0]) if terms else 0.0
 
 
+def _multi_dot_vjp_jvp(tangents, g, ans, arrays, **kw):
+    """multi_dot is linear in each matrix: the tangent of its vjp along matrix j is the vjp
+    with matrix j replaced by its tangent (for the other matrices)."""
+    dg, da = _t(tangents, 0), _t(tangents, 2)
+    out = [0.0] * len(arrays)
+    if dg is not None:
+        out = [_plus(o, t) for o, t in zip(out, multi_dot_vjp(dg, ans, arrays, **kw))]
+    if da is not None and not _is_zero(g):
+        for j, t in enumerate(da):
+            if not _given(t):
+                continue
+            mats = list(arrays)
+            mats[j] = np.asarray(t)
+            part = multi_dot_vjp(g, None, mats, **kw)
+            out = [o if i == j else _plus(o, part[i]) for i, o in enumerate(out)]
+    return out
+
+
 _def(la.multi_dot, multi_dot_vjp, params="arrays",
-     jvp=_vjps_if_more(la.multi_dot, [multi_dot_vjp], _multi_dot_jvp))
+     jvp=_vjps_if_more(la.multi_dot, [multi_dot_vjp], _multi_dot_jvp),
+     vjp_tangents=[_multi_dot_vjp_jvp])
 
 
 # --- norms -------------------------------------------------------------------------------
@@ -1858,7 +1939,37 @@ def polyval_vjp_x(g, ans, p, x):
     return _fit(np.asarray(g) * np.polyval(dp, np.asarray(x, dtype=float)), x)
 
 
-_def(np.polyval, polyval_vjp_p, polyval_vjp_x, params="p, x")
+def _polyval_vjp_p_jvp(tangents, g, ans, p, x):
+    """The tangent of sum(x^k g) (k = n-1, ..., 0) along g and x."""
+    dg, dx = _t(tangents, 0), _t(tangents, 3)
+    terms = [None if dg is None else polyval_vjp_p(dg, ans, p, x)]
+    if dx is not None and not _is_zero(g):
+        X = np.asarray(x, dtype=float)
+        k = np.arange(len(p) - 1, -1, -1).reshape((-1,) + (1,) * X.ndim)
+        dpow = k * X[None, ...] ** np.maximum(k - 1, 0)
+        gdx = np.broadcast_to(np.asarray(g) * np.asarray(dx), X.shape)
+        terms.append(_fit(np.sum(dpow * gdx[None, ...], axis=tuple(range(1, X.ndim + 1))),
+                          p))
+    return _plus(*terms)
+
+
+def _polyval_vjp_x_jvp(tangents, g, ans, p, x):
+    """The tangent of g p'(x) along g, p and x."""
+    dg, dp, dx = _t(tangents, 0), _t(tangents, 2), _t(tangents, 3)
+    terms = [None if dg is None else polyval_vjp_x(dg, ans, p, x)]
+    if not _is_zero(g):
+        X, P = np.asarray(x, dtype=float), np.asarray(p, dtype=float)
+        if dp is not None:
+            d1 = np.polyder(np.asarray(dp, dtype=float)) if len(p) > 1 else np.zeros(1)
+            terms.append(_fit(np.asarray(g) * np.polyval(d1, X), x))
+        if dx is not None:
+            d2 = np.polyder(P, 2) if len(p) > 2 else np.zeros(1)
+            terms.append(_fit(np.asarray(g) * np.polyval(d2, X) * np.asarray(dx), x))
+    return _plus(*terms)
+
+
+_def(np.polyval, polyval_vjp_p, polyval_vjp_x, params="p, x",
+     vjp_tangents=[_polyval_vjp_p_jvp, _polyval_vjp_x_jvp])
 
 
 def _conv_offset(n, m, mode):

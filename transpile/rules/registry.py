@@ -107,7 +107,7 @@ def _structure_of(rule):
     if rule.vjps is None:
         return "elementwise" if (rule._partials is not None or rule._derive is not None) \
             else "reverse_only"
-    if rule.jvp is not None:
+    if rule.jvp is not None or rule.vjp_tangents is not None:
         return "explicit"
     return "reverse_only"
 
@@ -190,7 +190,8 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
         0 almost everywhere. Every second-order route follows from ``jvp`` and the vjps.
     jvp : callable, optional
         The forward-mode derivative, ``jvp(tangents, *args, **kwargs)`` (as for
-        `defjvp`). With vjp functions and no other structure: structure "explicit".
+        `defjvp`). With vjp functions and no other structure: structure "explicit"
+        (without it, an explicit rule's forward mode is J v from the vjps).
     vjp_tangents : sequence of callables or None, optional
         Structure "explicit", second order: one entry per vjp function, its tangent
         ``t(tangents, g, ans, *args, **kwargs)`` (``tangents`` has one entry per argument
