@@ -18,7 +18,7 @@ jvp functions. Each gets a rule here, through the same `defvjp` door as every pr
 import numpy as np
 
 from .registry import defjvp, defvjp, lookup, _RULES
-from .numpy_ import _t, _plus
+from .numpy_ import _given, _plus, _t
 from .. import runtime as R
 from ..runtime import _is_zero
 
@@ -227,14 +227,10 @@ defvjp(F.jvp_by_vjps, None, name="transpile.rules.forward_runtime.jvp_by_vjps", 
 from .registry import DERIVERS, INTERNAL_PREFIXES  # noqa: E402
 
 
-def _given(t):
-    return t is not None and not _is_zero(t)
-
-
 def _callable(rule):
     """The function a rule is for (operator rules: ast.MatMult -> numpy.matmul)."""
-    import ast
-    return {ast.MatMult: np.matmul}.get(rule.fn, rule.fn)
+    from ..forward import rule_function
+    return rule_function(rule)
 
 
 def _padded(ts, n):
