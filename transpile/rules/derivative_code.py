@@ -459,7 +459,8 @@ def _through(fn, reason_of):
 
 def _template_reason(rule):
     """Why the partial-derivative templates of rule cannot be differentiated again: a
-    function they call that has no rule (None: they can)."""
+    function they call that has no rule and no Python source the compiler reads (None:
+    they can)."""
     import ast
     for template in rule.partials or ():
         for node in ast.walk(template) if template is not None else ():
@@ -470,7 +471,8 @@ def _template_reason(rule):
             if not isinstance(node, ast.Call):
                 continue
             obj = _resolve(node.func, rule.env)
-            if obj is not None and lookup(obj) is None and not isinstance(obj, type):
+            if obj is not None and _through(obj, lambda r: None) is not None and \
+                    not isinstance(obj, type):
                 return (f"second derivatives through {rule.name} are not available: its "
                         f"derivative calls {ast.unparse(node.func)}, which has no rule")
     return None
