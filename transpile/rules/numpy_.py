@@ -1591,7 +1591,45 @@ def svdvals_vjp(g, ans, x):
     return _fit(np.matmul(u * np.asarray(g)[..., None, :], vh), x)
 
 
-_def(la.svdvals, svdvals_vjp, params="x")
+def _svd_tangent(u, s, vh, dA):
+    """(du, ds, dvh) of the thin SVD u diag(s) vh along dA (distinct nonzero singular
+    values): with dP = u^T dA v and F_ij = 1 / (s_j^2 - s_i^2) off the diagonal,
+    du = u (F o (dP S + S dP^T)) + (I - u u^T) dA v S^-1, ds = diag(dP),
+    dv = v (F o (S dP + dP^T S)) + (I - v v^T) dA^T u S^-1."""
+    v = _matT(vh)
+    dA = np.asarray(dA, dtype=float)
+    dP = _matT(u) @ dA @ v
+    k = s.shape[-1]
+    eye = np.eye(k)
+    F = (1 - eye) / (s[..., None, :] ** 2 - s[..., :, None] ** 2 + eye)
+    col, row = s[..., None, :], s[..., :, None]            # X * col = X S, row * X = S X
+    du = u @ (F * (dP * col + row * _matT(dP))) + (
+        dA @ v - u @ (_matT(u) @ dA @ v)) / col
+    dv = v @ (F * (row * dP + _matT(dP) * col)) + (
+        _matT(dA) @ u - v @ (vh @ _matT(dA) @ u)) / col
+    return du, np.diagonal(dP, axis1=-2, axis2=-1).copy(), _matT(dv)
+
+
+def _svdvals_jvp(tangents, x):
+    u, s, vh = la.svd(np.asarray(x, dtype=float), full_matrices=False)
+    if not _given(tangents[0]):
+        return np.zeros_like(s)
+    return _svd_tangent(u, s, vh, tangents[0])[1]
+
+
+def _svdvals_vjp_jvp(tangents, g, ans, x):
+    """The tangent of u diag(g) vh along g and x."""
+    dg, dx = _t(tangents, 0), _t(tangents, 2)
+    terms = [None if dg is None else svdvals_vjp(dg, ans, x)]
+    if dx is not None and not _is_zero(g):
+        u, s, vh = la.svd(np.asarray(x, dtype=float), full_matrices=False)
+        du, _, dvh = _svd_tangent(u, s, vh, dx)
+        G = np.asarray(g)[..., None, :]
+        terms.append(_fit((du * G) @ vh + (u * G) @ dvh, x))
+    return _plus(*terms)
+
+
+_def(la.svdvals, svdvals_vjp, params="x", jvp=_svdvals_jvp, vjp_tangents=[_svdvals_vjp_jvp])
 
 
 def pinv_vjp(g, ans, a, *rest, **kw):
@@ -1607,7 +1645,44 @@ def pinv_vjp(g, ans, a, *rest, **kw):
     return _fit(r, a)
 
 
-_def(la.pinv, pinv_vjp, params="a", ans=True)
+def _dpinv(A, P, dA):
+    """The tangent of P = pinv(A) along dA (constant rank):
+    -P dA P + P P^T dA^T (I - A P) + (I - P A) dA^T P^T P."""
+    dA = np.asarray(dA, dtype=float)
+    m, n = A.shape[-2], A.shape[-1]
+    PT, dAT = _matT(P), _matT(dA)
+    return (-(P @ dA @ P) + P @ PT @ dAT @ (np.eye(m) - A @ P)
+            + (np.eye(n) - P @ A) @ dAT @ PT @ P)
+
+
+def _pinv_jvp(tangents, a, *rest, **kw):
+    if not _given(tangents[0]) or any(_given(t) for t in tangents[1:]):
+        return jvp_by_vjps([pinv_vjp], la.pinv, (a,) + rest, tangents, **kw)
+    A = np.asarray(a, dtype=float)
+    return _dpinv(A, la.pinv(A, *rest, **kw), tangents[0])
+
+
+def _pinv_vjp_jvp(tangents, g, ans, a, *rest, **kw):
+    """The tangent of pinv's vjp -P^T G P^T + Q G^T P P^T + P^T P G^T R (Q = I - A P,
+    R = I - P A, P = ans) along g, P and a."""
+    dg, dP, da = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
+    terms = [None if dg is None else pinv_vjp(dg, ans, a, *rest, **kw)]
+    if (da is not None or dP is not None) and not _is_zero(g):
+        A, P, G = np.asarray(a, dtype=float), np.asarray(ans), np.asarray(g)
+        dA = np.zeros(A.shape) if da is None else np.asarray(da, dtype=float)
+        dP = _dpinv(A, P, dA) if dP is None else np.asarray(dP)
+        m, n = A.shape[-2], A.shape[-1]
+        PT, GT, dPT = _matT(P), _matT(G), _matT(dP)
+        Q, R = np.eye(m) - A @ P, np.eye(n) - P @ A
+        dQ, dR = -(dA @ P + A @ dP), -(dP @ A + P @ dA)
+        d = (-(dPT @ G @ PT + PT @ G @ dPT)
+             + dQ @ GT @ P @ PT + Q @ GT @ (dP @ PT + P @ dPT)
+             + (dPT @ P + PT @ dP) @ GT @ R + PT @ P @ GT @ dR)
+        terms.append(_fit(d, a))
+    return _plus(*terms)
+
+
+_def(la.pinv, pinv_vjp, params="a", ans=True, jvp=_pinv_jvp, vjp_tangents=[_pinv_vjp_jvp])
 
 
 def matrix_power_vjp(g, ans, a, n):
