@@ -397,14 +397,15 @@ def p_pinv_tall(x):
     return np.sum(np.linalg.pinv((x * W).T) ** 3) * np.sum(x[1] ** 2)
 
 
-PROGRAMS = [p_pinv_wide, p_pinv_tall, p_svdvals, p_svdvals_tall, p_average, p_average_weights, p_nanprod, p_nancumprod, p_multi_dot, p_polyval, p_norm_p3, p_norm_p4_axis, p_vector_norm_p3, p_norm_matrix_1, p_norm_matrix_inf,
-            p_fmax, p_vector_norm, p_vector_norm_inf, p_matrix_norm, p_trapezoid, p_matrix_power,
-            p_matrix_power_negative,
-            p_sum_initial, p_pad, p_diff_prepend, p_concatenate, p_take, p_linspace,
-            p_einsum, p_dot, p_kron, p_cross, p_convolve, p_max, p_sort, p_partition,
-            p_clip_bounds, p_median, p_ptp, p_nansum, p_ediff1d, p_prod, p_var, p_std,
-            p_norm, p_cumprod, p_inv, p_det, p_slogdet, p_solve, p_cholesky, p_eigh,
-            p_eigvalsh] + MORE
+PROGRAMS = [p_pinv_wide, p_pinv_tall, p_svdvals, p_svdvals_tall, p_average,
+            p_average_weights, p_nanprod, p_nancumprod, p_multi_dot, p_polyval, p_norm_p3,
+            p_norm_p4_axis, p_vector_norm_p3, p_norm_matrix_1, p_norm_matrix_inf, p_fmax,
+            p_vector_norm, p_vector_norm_inf, p_matrix_norm, p_trapezoid, p_matrix_power,
+            p_matrix_power_negative, p_sum_initial, p_pad, p_diff_prepend, p_concatenate,
+            p_take, p_linspace, p_einsum, p_dot, p_kron, p_cross, p_convolve, p_max,
+            p_sort, p_partition, p_clip_bounds, p_median, p_ptp, p_nansum, p_ediff1d,
+            p_prod, p_var, p_std, p_norm, p_cumprod, p_inv, p_det, p_slogdet, p_solve,
+            p_cholesky, p_eigh, p_eigvalsh] + MORE
 IDS = [p.__name__[2:] for p in PROGRAMS]
 
 

@@ -305,8 +305,8 @@ def _builtin(rule):
 
 
 def _third(rule, what):
-    return (f"third derivatives through {rule.name} are not available (the {what} of its "
-            "second-order rule has no rule of its own)")
+    return (f"third derivatives through {rule.name} are not available (the {what} it "
+            "derives has no rule of its own)")
 
 
 def _refused(fn, name, reason, rule=None):
@@ -349,6 +349,9 @@ def _vjp_rule(rule, i, vjp):
                                             for group in rule.multilinear if i not in group]}
     else:
         forward = {"jvp": rule.vjp_tangents[i]}
+        if lookup(rule.vjp_tangents[i]) is None:
+            _refused(rule.vjp_tangents[i], f"the forward rule of {name}",
+                     _third(rule, "tangent of its reverse rule"), rule)
     # keywords of its calls stay as in the primitive's call (the derived rules call fn)
     params = ("g", "ans") + tuple(rule.params or ())
     r = defvjp(vjp, *vjps, name=name, params=params, env=ENV, needs_ans=False, **forward)
@@ -356,7 +359,7 @@ def _vjp_rule(rule, i, vjp):
     r.structure, r.source_rule = "derived", rule
     for d in vjps:
         if d is not None:
-            _refused(d, name, _third(rule, "reverse rule"))
+            _refused(d, name, _third(rule, "reverse rule of its reverse rule"))
 
 
 def _jvp_rule(rule):
@@ -387,7 +390,7 @@ def _jvp_rule(rule):
     r.structure, r.source_rule = "derived", rule
     for d in vjps:
         if d is not None:
-            _refused(d, name, _third(rule, "forward rule"))
+            _refused(d, name, _third(rule, "reverse rule of its forward rule"))
 
 
 def _jvp_by_vjps(rule):
