@@ -305,8 +305,8 @@ def _builtin(rule):
 
 
 def _third(rule, what):
-    return (f"third derivatives through {rule.name} are not available (the {what} it "
-            "derives has no rule of its own)")
+    return (f"third derivatives through {rule.name} are not available (the {what} "
+            "has no rule of its own)")
 
 
 def _refused(fn, name, reason, rule=None):
