@@ -142,7 +142,7 @@ def spread(x, a):
 
 
 def factor(x, a):
-    return np.sum(np.linalg.eigvalsh(np.outer(a, a) * x + np.eye(3)) ** 2) + x * x
+    return np.sum(np.interp(a * x, [0.0, 1.0, 5.0], [0.0, 2.0, 3.0]) ** 2) + x * x
 
 
 def test_grad_of_grad_falls_back_to_forward_over_reverse():
@@ -156,7 +156,7 @@ def test_second_derivative_without_a_rule_is_a_clear_error():
     with pytest.raises(transpile.TranspileError) as info:
         transpile.grad(transpile.grad(factor))(0.5, np.array([1.0, 2.0, 4.0]))
     msg = str(info.value)
-    assert "numpy.linalg.eigvalsh" in msg and "test_second_order.py:" in msg \
+    assert "numpy.interp" in msg and "test_second_order.py:" in msg \
         and "grad_factor" in msg
 
 

@@ -129,7 +129,9 @@ def rules_digest():
                     rule._partials if rule._derive is None else None,
                     _callable_text(rule._derive),
                     [_callable_text(v) for v in rule.vjps or ()], rule.zero,
-                    rule.multilinear, rule.unavailable, _callable_text(rule.jvp)]
+                    rule.multilinear, rule.unavailable, _callable_text(rule.jvp),
+                    rule.structure, [_callable_text(t) for t in rule.vjp_tangents or ()],
+                    rule.constant_keywords]
             digest.update(json.dumps(part, default=repr).encode())
         _RULES_DIGEST[version] = digest.hexdigest()
     return _RULES_DIGEST[version]

@@ -4,9 +4,10 @@ For ``t = TREE`` the tangent ``dt = sum_i partial_i * d(arg_i)`` is computed (fr
 same partial-derivative templates reverse mode uses) just before t is assigned, so it
 reads the operands' current values; branches and loops keep their shape and need no tape.
 Lists carry lists of tangents; a call to another function calls that function's own
-forward derivative. Primitives with vjp rules get their tangent from what their rule
-declares: a jvp (`defjvp`), or the argument positions they are (multi)linear in (the
-function applied to the tangents), else J v from the reverse rule itself.
+forward derivative. Primitives with vjp rules get their tangent from the structure their
+rule declares: the argument positions they are (multi)linear in (the function applied to
+the tangents, zeros for the keywords whose values it places in its result), a jvp
+(piecewise linear and explicit rules, `defjvp`), else J v from the reverse rule itself.
 
 Conventions: the tangent of an elementwise result has the result's shape (`x + c` with
 scalar x and array c); the returned tangent has the structure, shape and floating dtype of
@@ -192,8 +193,11 @@ class ForwardTransform(Transform):
         of fn with that group's arguments replaced by their tangents (0.0 where none;
         zeros shaped like the argument for lists and groups of several arguments)."""
         tangents = [self.tangent(a) for a in args]
-        keywords = [k for k in getattr(n, "keywords", [])
-                    if k.arg not in rule.constant_keywords]
+        # keywords whose values fn places in its result: zeros of their shape
+        keywords = [k if k.arg not in rule.constant_keywords else ast.keyword(
+            arg=k.arg, value=ast.Call(func=A.load(self.env.helper("zeros_like")),
+                                      args=[copy.deepcopy(k.value)], keywords=[]))
+            for k in getattr(n, "keywords", [])]
         terms = []
         for group in rule.multilinear:
             group = [i for i in group if i < len(args)]

@@ -118,7 +118,10 @@ def add(a, b):
     if _is_zero(b):
         return a
     if isinstance(a, list) or isinstance(b, list) or isinstance(a, tuple):
-        return [add(x, y) for x, y in zip(a, b)]
+        # lists of different lengths: the adjoint of a stack made from its value at another
+        # time (a tape popped by the code that reads it); the missing entries are zeros
+        from itertools import zip_longest
+        return [add(x, y) for x, y in zip_longest(a, b, fillvalue=0.0)]
     return a + b
 
 

@@ -1,28 +1,24 @@
 """Rules for what generated derivative code calls, so that it can be differentiated again.
 
 Gradient code calls a few runtime helpers (accumulation into list and array adjoints,
-`unbroadcast`, stack-like lists) and the vjp functions of NumPy rules. Each gets a rule here,
-through the same `defvjp` door as every primitive:
+`unbroadcast`, stack-like lists) and the vjp functions of NumPy rules; tangent code calls
+jvp functions. Each gets a rule here, through the same `defvjp` door as every primitive:
 
-* forward mode (Hessian-vector products as forward over reverse): every one of them is
-  *multilinear*: linear in the adjoints it moves around, constant (or locally constant) in
-  the values it reads shapes, indices and masks from. `multilinear=[groups]` says which
-  argument positions; the tangent is the function applied to the tangents.
-* reverse mode (grad of grad): vjp functions for the helpers, written for their copying
-  variants (`runtime.COPYING`), which derivative code uses when it is built to be
-  differentiated in reverse mode again.
-
-NumPy vjp functions ``vjp(g, ans, *args)`` are linear in g. For a linear primitive (sum,
-reshape, concatenate, take...) they do not depend on the values of args; for a piecewise
-linear one (max, sort, clip, median) only through a mask that is locally constant; for a
-multilinear one (dot, matmul, outer, einsum...) vjp_i is linear in g and in each operand other
-than i. var, std, norm, prod (nonzero inputs), inv, det, slogdet, solve and cholesky have
-forward rules written out (`defjvp`); other primitives (eigh, cumprod, pinv...) have no
-second-order rule yet: a clear error names them.
+* runtime helpers, written out: every one of them is *multilinear* (linear in the adjoints
+  it moves around, constant or locally constant in the values it reads shapes, indices and
+  masks from), which gives forward mode; reverse mode (grad of grad) by vjp functions
+  written for their copying variants (`runtime.COPYING`), which derivative code uses when
+  it is built to be differentiated in reverse mode again.
+* the vjp and jvp functions of primitives: derived, never listed, from the structure each
+  rule declares where it is written (`derive`, below): linear, multilinear, piecewise
+  linear, or explicit with the tangents of its vjps. What a rule does not declare has no
+  second-order rule: a clear error names the primitive, and `supported(modes=True)` says
+  which modes each primitive has (`mode_status`).
 """
 import numpy as np
 
 from .registry import defjvp, defvjp, lookup, _RULES
+from .numpy_ import _given, _plus, _t
 from .. import runtime as R
 from ..runtime import _is_zero
 
@@ -161,9 +157,11 @@ def _unless_zero_vjp(k):
         # adjoint of t itself flows even where t is a computed 0.0
         if _is_zero(G) or _is_zero(t) and (k >= len(args) or args[k] is not t):
             return 0.0
-        rule = lookup(fn, len(args))
-        if rule is None or rule.vjps is None or rule.vjps[k] is None:
+        rule = lookup(fn, len(args)) or lookup(fn)
+        if rule is None or rule.vjps is None:
             raise NotImplementedError(f"no reverse rule for {fn!r} inside unless_zero")
+        if k >= len(rule.vjps) or rule.vjps[k] is None:
+            return 0.0                  # no derivative through that argument (a shape)
         return rule.vjps[k](G, ans, *args, **kwargs)
     return vjp
 
@@ -177,288 +175,6 @@ _helper(R.jvp_from_vjps, None, params="vjps, fn, args, tangents",
 for _fn in (R.zeros_like, R.sign, R.argmax, R.argmin, R.argbest, R.final_state,
             R.write_back):
     _helper(_fn, zero=True)
-
-
-# --- NumPy vjp functions -----------------------------------------------------------------
-LINEAR = [
-    np.sum, np.mean, np.nansum, np.nanmean, np.cumsum, np.nancumsum, np.trace, np.diagonal,
-    np.diag, np.diagflat, np.tril, np.triu, np.fliplr, np.flipud, np.rot90, np.reshape,
-    np.expand_dims, np.squeeze, np.ravel, np.copy, np.asarray, np.asanyarray,
-    np.ascontiguousarray, np.asfortranarray, np.array, np.ndarray.flatten, np.ndarray.ravel,
-    np.ndarray.copy, np.ndarray.astype, np.ndarray.view, np.ndarray.item,
-    np.ndarray.tolist, np.transpose, np.ndarray.transpose, np.swapaxes, np.moveaxis,
-    np.rollaxis, np.atleast_1d, np.atleast_2d, np.atleast_3d, np.concatenate, np.hstack,
-    np.vstack, np.dstack, np.column_stack, np.stack, np.split, np.array_split, np.hsplit,
-    np.vsplit, np.dsplit, np.tile, np.repeat, np.flip, np.roll, np.broadcast_to, np.take,
-    np.take_along_axis, np.delete, np.resize, np.compress, np.extract, np.pad, np.insert,
-    np.append, np.choose, np.select, np.broadcast_arrays, np.meshgrid, np.block,
-    np.real, np.negative, np.positive, np.where,
-]
-PIECEWISE_LINEAR = [np.max, np.min, np.amax, np.amin, np.nanmax, np.nanmin, np.ptp,
-                    np.median, np.sort, np.partition, np.clip]
-MULTILINEAR = [np.dot, np.matmul, np.outer, np.inner, np.tensordot, np.vdot, np.kron,
-               np.cross, np.convolve, np.correlate, np.einsum]
-for _name in ("permute_dims", "matrix_transpose", "unstack", "row_stack", "matvec", "vecmat",
-              "vecdot", "cumulative_sum"):
-    if hasattr(np, _name):
-        (MULTILINEAR if _name in ("matvec", "vecmat", "vecdot") else LINEAR).append(
-            getattr(np, _name))
-for _name in ("matmul", "outer", "tensordot", "cross", "vecdot", "diagonal", "trace",
-              "matrix_transpose"):
-    if hasattr(np.linalg, _name):
-        (LINEAR if _name in ("diagonal", "trace", "matrix_transpose") else MULTILINEAR).append(
-            getattr(np.linalg, _name))
-
-
-def _operand_positions(fn, rule, nargs):
-    """vjp argument positions (g, ans, *args) of the operands of a multilinear fn."""
-    if fn is np.einsum:      # einsum(subscripts, *operands) or einsum(op, sublist, ...):
-        count = nargs if nargs is not None else len(rule.vjps)     # any argument may be
-        return list(range(2, 2 + count))                           # an operand
-    return [2, 3]
-
-
-def _register_vjp_rules():
-    """Forward-mode rules for the vjp functions of linear and multilinear primitives."""
-    kinds = {}
-    for fn in LINEAR + PIECEWISE_LINEAR:
-        kinds[fn] = "linear"
-    for fn in MULTILINEAR:
-        kinds[fn] = "multilinear"
-    for (fn, nargs), rule in list(_RULES.items()):
-        try:
-            kind = kinds.get(fn)
-        except TypeError:
-            continue
-        if not rule.vjps:
-            continue
-        for i, vjp in enumerate(rule.vjps):
-            if vjp is None or lookup(vjp) is not None:
-                continue
-            if kind is None:
-                defvjp(vjp, None, name=f"the reverse rule of {rule.name}", params=None,
-                       env=ENV, unavailable=(
-                           f"second derivatives through {rule.name} are not available yet "
-                           "(its reverse rule has no derivative rule of its own)"))
-                continue
-            if kind == "linear":
-                groups = [(0,)]
-            else:
-                own = i + 2                     # vjp i is for argument i, at i + 2
-                groups = [(0,)] + [(p,) for p in _operand_positions(fn, rule, nargs)
-                                   if p != own]
-            r = defvjp(vjp, None, multilinear=groups,
-                       name=f"the reverse rule of {rule.name}", params=None, env=ENV,
-                       unavailable=(f"reverse mode over the reverse rule of {rule.name} "
-                                    "is not available (grad of grad through it); "
-                                    "transpile.hvp and transpile.hessian (forward over "
-                                    "reverse) handle it"))
-            r.zero_tangent_ok = False
-
-
-_register_vjp_rules()
-
-
-# --- forward rules for the reverse rules of a few nonlinear NumPy functions ---------------
-# tangents[k] is the tangent of the k-th argument of vjp(g, ans, a, ...), None if constant.
-def _t(tangents, k):
-    return tangents[k] if k < len(tangents) and not _is_zero(tangents[k]) else None
-
-
-def _plus(*terms):
-    out = 0.0
-    for term in terms:
-        if term is not None:
-            out = out + term
-    return out
-
-
-def _matT(x):
-    return np.swapaxes(np.asarray(x), -1, -2)
-
-
-def _var_vjp_jvp(vjp):
-    """var's vjp 2 (a - mean a) / den * g is bilinear in (g, a)."""
-    def jvp(tangents, g, ans, a, *args, **kw):
-        dg, da = _t(tangents, 0), _t(tangents, 2)
-        return _plus(None if dg is None else vjp(dg, ans, a, *args, **kw),
-                     None if da is None else vjp(g, ans, da, *args, **kw))
-    return jvp
-
-
-def _scaled_bilinear_jvp(vjp):
-    """A vjp B(g, a) / s with B bilinear and s = ans (std: (a - mean a) g / (den s);
-    2-norm: a g / s): d = B(dg, a)/s + B(g, da)/s - B(g ds/s, a)/s."""
-    def jvp(tangents, g, ans, a, *args, **kw):
-        dg, dans, da = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
-        terms = [None if dg is None else vjp(dg, ans, a, *args, **kw),
-                 None if da is None else vjp(g, ans, da, *args, **kw)]
-        if dans is not None and not _is_zero(g):
-            s = np.asarray(ans)
-            ratio = np.where(s == 0, 0.0, np.asarray(dans) / np.where(s == 0, 1.0, s))
-            terms.append(-vjp(np.asarray(g) * ratio, ans, a, *args, **kw))
-        return _plus(*terms)
-    return jvp
-
-
-def _inv_vjp_jvp(tangents, g, ans, a):
-    """-A^-T g A^-T with A^-1 = ans."""
-    dg, dans = _t(tangents, 0), _t(tangents, 1)
-    Ai = _matT(ans)
-    terms = [None if dg is None else -(Ai @ np.asarray(dg) @ Ai)]
-    if dans is not None:
-        dAi, G = _matT(dans), np.asarray(g)
-        terms.append(-(dAi @ G @ Ai + Ai @ G @ dAi))
-    return _plus(*terms)
-
-
-def _dinv(a, da):
-    """Tangent of inv(a)."""
-    ai = np.linalg.inv(np.asarray(a))
-    return -(ai @ np.asarray(da) @ ai)
-
-
-def _det_vjp_jvp(tangents, g, ans, a):
-    """(g det a) inv(a)^T."""
-    dg, dans, da = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
-    A = np.asarray(a)
-    scale = np.asarray(g) * np.asarray(ans)
-    dscale = _plus(None if dg is None else np.asarray(dg) * np.asarray(ans),
-                   None if dans is None else np.asarray(g) * np.asarray(dans))
-    inv_T = _matT(np.linalg.inv(A))
-    out = np.asarray(dscale)[..., None, None] * inv_T
-    if da is not None:
-        out = out + scale[..., None, None] * _matT(_dinv(A, da))
-    return out
-
-
-def _slogdet_vjp_jvp(tangents, g, ans, a):
-    """g_logdet inv(a)^T (the sign carries no derivative)."""
-    dg, da = _t(tangents, 0), _t(tangents, 2)
-    gl = 0.0 if _is_zero(g) else g[1]
-    dgl = None if dg is None else dg[1]
-    A = np.asarray(a)
-    out = 0.0
-    if dgl is not None and not _is_zero(dgl):
-        out = np.asarray(dgl)[..., None, None] * _matT(np.linalg.inv(A))
-    if da is not None and not _is_zero(gl):
-        out = out + np.asarray(gl)[..., None, None] * _matT(_dinv(A, da))
-    return out
-
-
-def _solve_gb_jvp(tangents, g, a, b):
-    """(gb, tangent of gb) for gb = solve(a^T, g) (vectors as columns)."""
-    dg, da = _t(tangents, 0), _t(tangents, 2)
-    A = np.asarray(a)
-    vec = np.ndim(b) == 1
-    G = np.asarray(g)[..., None] if vec else np.asarray(g)
-    gb = np.linalg.solve(_matT(A), G)
-    dgb = 0.0
-    if dg is not None:
-        dgb = dgb + np.linalg.solve(_matT(A), np.asarray(dg)[..., None] if vec else dg)
-    if da is not None:
-        dgb = dgb - np.linalg.solve(_matT(A), _matT(da) @ gb)
-    return gb, dgb, vec
-
-
-def _solve_vjp_b_jvp(tangents, g, ans, a, b):
-    gb, dgb, vec = _solve_gb_jvp(tangents, g, a, b)
-    return dgb[..., 0] if vec and not _is_zero(dgb) else dgb
-
-
-def _solve_vjp_a_jvp(tangents, g, ans, a, b):
-    """-gb x^T with x = ans."""
-    gb, dgb, vec = _solve_gb_jvp(tangents, g, a, b)
-    dx = _t(tangents, 1)
-    X = np.asarray(ans)[..., None] if vec else np.asarray(ans)
-    out = 0.0 if _is_zero(dgb) else -(dgb @ _matT(X))
-    if dx is not None:
-        dX = np.asarray(dx)[..., None] if vec else np.asarray(dx)
-        out = out - gb @ _matT(dX)
-    return out
-
-
-def _norm_vjp_jvp(vjp):
-    """norm: 2-norms and the Frobenius norm are scaled bilinear; 1- and inf-norms of
-    vectors locally linear in g (sign and mask constant); other orders not available."""
-    scaled = _scaled_bilinear_jvp(vjp)
-
-    def jvp(tangents, g, ans, x, ord=None, axis=None, keepdims=False):
-        vector = isinstance(axis, (int, np.integer)) or (axis is None and np.ndim(x) == 1)
-        if ord is None or ord == "fro" or (ord == 2 and vector):
-            return scaled(tangents, g, ans, x, ord, axis, keepdims)
-        if vector and ord in (1, np.inf, -np.inf):
-            dg = _t(tangents, 0)
-            return 0.0 if dg is None else vjp(dg, ans, x, ord, axis, keepdims)
-        from ..errors import TranspileError
-        raise TranspileError(f"second derivatives through numpy.linalg.norm with "
-                             f"ord={ord!r} are not available yet")
-    return jvp
-
-
-defjvp(lookup(np.linalg.norm).vjps[0], _norm_vjp_jvp(lookup(np.linalg.norm).vjps[0]))
-def _prod_vjp_jvp(vjp):
-    """prod's vjp g * (product of the other elements): with no zero in a, its tangent in
-    a is vjp * (sum(da / a) over the group - da / a)."""
-    def jvp(tangents, g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
-            initial=np._NoValue, where=np._NoValue):
-        dg, da = _t(tangents, 0), _t(tangents, 2)
-        kw = {} if keepdims is np._NoValue else {"keepdims": keepdims}
-        terms = [None if dg is None else vjp(dg, ans, a, axis, **kw)]
-        if da is not None and not _is_zero(g):
-            x = np.asarray(a, dtype=float)
-            if initial is not np._NoValue or where is not np._NoValue or not np.all(x != 0):
-                from ..errors import TranspileError
-                raise TranspileError("second derivatives through numpy.prod are available "
-                                     "for nonzero inputs without initial=/where= only")
-            ratio = np.asarray(da) / x
-            group = np.sum(ratio, axis=axis, keepdims=True)
-            terms.append(np.asarray(vjp(g, ans, a, axis, **kw)) * (group - ratio))
-        return _plus(*terms)
-    return jvp
-
-
-defjvp(lookup(np.prod).vjps[0], _prod_vjp_jvp(lookup(np.prod).vjps[0]))
-
-
-def _cholesky_vjp_jvp(tangents, g, ans, a, upper=False):
-    """cholesky's vjp: with P = phi(L^T G), S = L^-T P L^-1, the result is the lower-triangle
-    gradient of sym(S). It depends on g (linearly) and on L = ans: with dL the tangent of
-    ans, dS = -L^-T dL^T S + L^-T phi(dL^T G) L^-1 - S dL L^-1 (plus the dG part)."""
-    from .numpy_ import _lower_partial
-    vjp = lookup(np.linalg.cholesky).vjps[0]
-    dg, dans = _t(tangents, 0), _t(tangents, 1)
-    terms = [None if dg is None else vjp(dg, ans, a, upper)]
-    if dans is not None and not _is_zero(g):
-        L, G, dL = np.asarray(ans), np.asarray(g), np.asarray(dans)
-        if upper:
-            L, G, dL = _matT(L), _matT(G), _matT(dL)
-        n = L.shape[-1]
-
-        def phi(X):
-            return np.tril(X) / (1.0 + np.eye(n))
-
-        def left(X):                       # L^-T X
-            return np.linalg.solve(_matT(L), X)
-
-        def right(X):                      # X L^-1
-            return _matT(np.linalg.solve(_matT(L), _matT(X)))
-
-        S = right(left(phi(_matT(L) @ G)))
-        dS = -left(_matT(dL) @ S) + right(left(phi(_matT(dL) @ G))) - right(S @ dL)
-        terms.append(_lower_partial((dS + _matT(dS)) / 2, "U" if upper else "L"))
-    return _plus(*terms)
-
-
-defjvp(lookup(np.linalg.cholesky).vjps[0], _cholesky_vjp_jvp)
-for _fn, _make in ((np.var, _var_vjp_jvp), (np.std, _scaled_bilinear_jvp)):
-    _vjp = lookup(_fn).vjps[0]
-    defjvp(_vjp, _make(_vjp))
-defjvp(lookup(np.linalg.inv).vjps[0], _inv_vjp_jvp)
-defjvp(lookup(np.linalg.det).vjps[0], _det_vjp_jvp)
-defjvp(lookup(np.linalg.slogdet).vjps[0], _slogdet_vjp_jvp)
-defjvp(lookup(np.linalg.solve).vjps[0], _solve_vjp_a_jvp)
-defjvp(lookup(np.linalg.solve).vjps[1], _solve_vjp_b_jvp)
 
 
 # --- what forward-mode code calls besides runtime helpers (rules/forward_runtime.py) ----
@@ -492,22 +208,324 @@ defvjp(F.jvp_by_vjps, None, name="transpile.rules.forward_runtime.jvp_by_vjps", 
                    "(transpile.hvp's default mode)")
 
 
-def _register_jvp_rules():
-    """The forward rules (jvps) of NumPy primitives, called by tangent code: reverse mode
-    over them is refused with a clear error (forward over reverse handles them)."""
-    for (fn, nargs), rule in list(_RULES.items()):
-        jvp = rule.jvp
-        if jvp is None or not rule.name.startswith("numpy"):
-            continue
-        try:
-            if lookup(jvp) is not None:
+# --- every mode of a primitive, read off the structure its rule declares -----------------
+# Generated code calls, besides the primitive itself, its vjp functions (gradient code) and
+# its jvp function (tangent code). Their own rules follow from the declaration:
+#
+# * the tangent map T(x)[v] (J v): for "linear" and "multilinear" fn applied to the
+#   tangents (one group at a time, zeros for the rest of a group); else the rule's jvp.
+# * the second-order term S_k(g, x, w) = d/de vjp_k(g, f(x + e w), x + e w), the Hessian of
+#   <g, f> times w (its share for argument k): 0 for "linear" and "piecewise_linear"
+#   (a.e.); for "multilinear" vjp_k with the other groups replaced by w; for "explicit"
+#   the declared tangent of vjp_k (``vjp_tangents``) at the tangents (0, T(x)[w], w).
+#
+# By the symmetry of second derivatives (g fixed):
+#   forward rule of vjp_k (forward over reverse): vjp_k(dg, ans, x) + S_k(g, x, dx);
+#   reverse rule of vjp_i (reverse over reverse): to g, T(x)[H at i]; to x_k,
+#       S_k(g, x, H at i); to ans, nothing (ans = f(x) is folded into x);
+#   reverse rule of the jvp (reverse over forward): to tangent i, vjp_i(G, ans, x); to
+#       x_k, S_k(G, x, tangents).
+# Derived rules are registered through defvjp like every other; what derivative code calls
+# when differentiated a third time is refused with a clear error.
+from .registry import DERIVERS, INTERNAL_PREFIXES  # noqa: E402
+
+
+def _callable(rule):
+    """The function a rule is for (operator rules: ast.MatMult -> numpy.matmul)."""
+    from ..forward import rule_function
+    return rule_function(rule)
+
+
+def _padded(ts, n):
+    ts = list(ts)
+    return ts + [None] * (n - len(ts))
+
+
+def _group_replaced(args, group, ts):
+    """args with the positions of `group` replaced by their tangents (zeros where none)."""
+    new = list(args)
+    for i in group:
+        if i < len(args):
+            new[i] = F.dense(ts[i] if _given(ts[i]) else 0.0, args[i])
+    return new
+
+
+def tangent_map(rule, tangents, args, kwargs):
+    """J v: the tangent of fn(*args, **kwargs) for `tangents` (one per positional
+    argument, None where none flows), read off the rule's structure."""
+    ts = _padded(tangents, len(args))
+    if rule.multilinear is not None:
+        kw = {k: (R.zeros_like(v) if k in rule.constant_keywords else v)
+              for k, v in kwargs.items()}
+        total = 0.0
+        for group in rule.multilinear:
+            if any(_given(ts[i]) for i in group if i < len(args)):
+                total = R.add(total, _callable(rule)(*_group_replaced(args, group, ts), **kw))
+        return total
+    if rule.jvp is not None:
+        return rule.jvp(ts, *args, **kwargs)
+    return F.jvp_by_vjps(rule.vjps, rule.fn, args, ts, **kwargs)
+
+
+def second_order(rule, k, g, args, kwargs, w):
+    """S_k(g, x, w) = d/de vjp_k(g, f(x + e w), x + e w) (see above)."""
+    ws = _padded(w, len(args))
+    if _is_zero(g) or not any(_given(t) for t in ws) or rule.structure in (
+            "linear", "piecewise_linear"):
+        return 0.0
+    if rule.structure == "multilinear":
+        total = 0.0
+        for group in rule.multilinear:
+            if k in group or not any(_given(ws[i]) for i in group if i < len(args)):
                 continue
-        except TypeError:
+            new = _group_replaced(args, group, ws)
+            ans = _callable(rule)(*new, **kwargs) if rule.needs_ans else None
+            total = R.add(total, rule.vjps[k](g, ans, *new, **kwargs))
+        return total
+    ans = _callable(rule)(*args, **kwargs)
+    dans = tangent_map(rule, ws, args, kwargs)
+    return rule.vjp_tangents[k]([None, dans] + ws, g, ans, *args, **kwargs)
+
+
+def _second_order_reason(rule):
+    """Why rule has no second-order term (None when it has one)."""
+    s = rule.structure
+    if s in ("linear", "multilinear", "piecewise_linear"):
+        return None
+    missing = [i for i, v in enumerate(rule.vjps or ()) if v is not None and (
+        rule.vjp_tangents is None or i >= len(rule.vjp_tangents)
+        or rule.vjp_tangents[i] is None)]
+    if s == "explicit" and not missing:
+        return None
+    return (f"second derivatives through {rule.name} are not available yet (its rule "
+            "declares no second-order term: no tangent of its reverse rule)")
+
+
+def _builtin(rule):
+    """Rules transpile ships (NumPy): what they do not declare is refused, never guessed.
+    For a user rule the compiler reads the user's vjp and jvp functions instead."""
+    return rule.name.startswith(("numpy", "@"))
+
+
+def _third(rule, what):
+    return (f"third derivatives through {rule.name} are not available (the {what} "
+            "has no rule of its own)")
+
+
+def _refused(fn, name, reason, rule=None):
+    r = defvjp(fn, None, name=name, params=None, env=ENV, unavailable=reason)
+    r.structure, r.source_rule = "derived", rule
+    return r
+
+
+def _vjp_rule(rule, i, vjp):
+    """The rule of vjp function i of `rule` (called by gradient code)."""
+    s = rule.structure
+    name = f"the reverse rule of {rule.name}"
+    reason = _second_order_reason(rule)
+    if reason is not None:
+        _refused(vjp, name, reason, rule)
+        return
+
+    def d_g(H, _ans, g, ans, *args, **kw):
+        if _is_zero(H):
+            return 0.0
+        ts = [None] * len(args)
+        ts[i] = H
+        return tangent_map(rule, ts, args, kw)
+
+    def d_arg(k):
+        def d(H, _ans, g, ans, *args, **kw):
+            if _is_zero(H):
+                return 0.0
+            w = [None] * len(args)
+            w[i] = H
+            return second_order(rule, k, g, args, kw, w)
+        return d
+    nonlinear = s in ("multilinear", "explicit")
+    vjps = [d_g, None] + [d_arg(k) if nonlinear and v is not None else None
+                          for k, v in enumerate(rule.vjps)]
+    if s in ("linear", "piecewise_linear"):
+        forward = {"multilinear": [(0,)]}
+    elif s == "multilinear":
+        forward = {"multilinear": [(0,)] + [tuple(p + 2 for p in group)
+                                            for group in rule.multilinear if i not in group]}
+    else:
+        forward = {"jvp": rule.vjp_tangents[i]}
+        if lookup(rule.vjp_tangents[i]) is None:
+            _refused(rule.vjp_tangents[i], f"the forward rule of {name}",
+                     _third(rule, "tangent of its reverse rule"), rule)
+    # keywords of its calls stay as in the primitive's call (the derived rules call fn)
+    params = ("g", "ans") + tuple(rule.params or ())
+    r = defvjp(vjp, *vjps, name=name, params=params, env=ENV, needs_ans=False, **forward)
+    r.zero_tangent_ok = False
+    r.structure, r.source_rule = "derived", rule
+    for d in vjps:
+        if d is not None:
+            _refused(d, name, _third(rule, "reverse rule of its reverse rule"))
+
+
+def _jvp_rule(rule):
+    """The rule of rule.jvp (called by tangent code)."""
+    name = f"the forward rule of {rule.name}"
+    reason = _second_order_reason(rule)
+    if reason is not None:
+        _refused(rule.jvp, name, reason, rule)
+        return
+
+    def d_tangents(G, _ans, tangents, *args, **kw):
+        if _is_zero(G):
+            return 0.0
+        ans = _callable(rule)(*args, **kw) if rule.needs_ans else None
+        out = []
+        for t, v in zip(_padded(tangents, len(rule.vjps)), rule.vjps):
+            out.append(0.0 if t is None or v is None else v(G, ans, *args, **kw))
+        return out[:len(tangents)]
+
+    def d_arg(k):
+        def d(G, _ans, tangents, *args, **kw):
+            return second_order(rule, k, G, args, kw, tangents)
+        return d
+    vjps = [d_tangents] + [d_arg(k) if rule.structure == "explicit" and v is not None
+                           else None for k, v in enumerate(rule.vjps)]
+    params = ("tangents",) + tuple(rule.params or ())
+    r = defvjp(rule.jvp, *vjps, name=name, params=params, env=ENV, needs_ans=False)
+    r.structure, r.source_rule = "derived", rule
+    for d in vjps:
+        if d is not None:
+            _refused(d, name, _third(rule, "reverse rule of its forward rule"))
+
+
+def _jvp_by_vjps(rule):
+    def jvp(tangents, *args, **kw):
+        return F.jvp_by_vjps(rule.vjps, rule.fn, args, tangents, **kw)
+    return jvp
+
+
+def derive(rule):
+    """Give the functions derivative code calls for `rule` their rules (see above)."""
+    if rule.name.startswith(INTERNAL_PREFIXES) or rule.vjps is None or rule.structure in (
+            "zero", "elementwise", "derived"):
+        return
+    if not _builtin(rule) and rule.structure == "reverse_only":
+        return                  # user vjp functions: the compiler reads their code
+    if rule.structure in ("piecewise_linear", "explicit") and rule.jvp is None:
+        rule.jvp = _jvp_by_vjps(rule)
+    for i, vjp in enumerate(rule.vjps):
+        if vjp is None:
             continue
-        defvjp(jvp, None, name=f"the forward rule of {rule.name}", params=None, env=ENV,
-               unavailable=(f"reverse mode over the forward rule of {rule.name} is not "
-                            "available (transpile.hvp mode='reverse-over-forward'); "
-                            "use forward over reverse (transpile.hvp's default mode)"))
+        known = lookup(vjp)
+        if known is not None and getattr(known, "source_rule", None) is not rule:
+            vjp = rule.vjps[i] = _own(vjp)    # shared with another primitive: its own copy
+        if _builtin(rule) or _second_order_reason(rule) is None:
+            _vjp_rule(rule, i, vjp)
+    known = lookup(rule.jvp) if rule.jvp is not None else None
+    if rule.jvp is not None and (known is None or getattr(known, "source_rule", None) is rule) \
+            and (_builtin(rule) or _second_order_reason(rule) is None):
+        _jvp_rule(rule)
 
 
-_register_jvp_rules()
+def _own(vjp):
+    def own(*args, **kwargs):
+        return vjp(*args, **kwargs)
+    own.__name__ = getattr(vjp, "__name__", "vjp")
+    return own
+
+
+for _rule in list(_RULES.values()):
+    derive(_rule)
+DERIVERS.append(derive)
+
+
+# --- which modes each rule gives (transpile.rules.supported(modes=True)) -----------------
+def _reverse_reason(rule):
+    if rule.zero:
+        return None
+    if rule.unavailable is not None:
+        return rule.unavailable
+    if rule.vjps is None and rule.partials is None:
+        return f"{rule.name} has no reverse rule"
+    return None
+
+
+def _forward_reason(rule):
+    if rule.zero or rule.multilinear is not None or rule.jvp is not None:
+        return None
+    return rule.unavailable
+
+
+def _through(fn, reason_of):
+    """Why what derivative code calls (fn) cannot be differentiated (None: it can)."""
+    import inspect
+    rule = lookup(fn)
+    if rule is None:
+        return None if inspect.isfunction(fn) else f"{fn!r} has no rule"
+    return reason_of(rule)
+
+
+def _template_reason(rule):
+    """Why the partial-derivative templates of rule cannot be differentiated again: a
+    function they call that has no rule and no Python source the compiler reads (None:
+    they can)."""
+    import ast
+    for template in rule.partials or ():
+        for node in ast.walk(template) if template is not None else ():
+            if isinstance(node, (ast.BinOp, ast.UnaryOp)) and lookup(type(node.op)) is None:
+                return (f"second derivatives through {rule.name} are not available: its "
+                        f"derivative uses the operator {type(node.op).__name__}, which has "
+                        "no rule")
+            if not isinstance(node, ast.Call):
+                continue
+            obj = _resolve(node.func, rule.env)
+            if obj is not None and _through(obj, lambda r: None) is not None and \
+                    not isinstance(obj, type):
+                return (f"second derivatives through {rule.name} are not available: its "
+                        f"derivative calls {ast.unparse(node.func)}, which has no rule")
+    return None
+
+
+def _resolve(node, env):
+    import ast
+    import builtins
+    if isinstance(node, ast.Name):
+        return env.get(node.id, getattr(builtins, node.id, None))
+    if isinstance(node, ast.Attribute):
+        base = _resolve(node.value, env)
+        return getattr(base, node.attr, None) if base is not None else None
+    return None
+
+
+def _first(reasons):
+    return next((r for r in reasons if r is not None), None)
+
+
+def mode_status(rule):
+    """{mode: None | reason} for one rule, read off the registry: the rule itself for
+    "reverse" and "forward", the rules of what its derivative code calls (its templates,
+    vjp functions, jvp function) for the second-order routes."""
+    out = {"reverse": _reverse_reason(rule), "forward": _forward_reason(rule)}
+    if rule.zero:
+        out.update({m: None for m in SECOND_ORDER})
+        return out
+    if rule.vjps is None:
+        templates = _template_reason(rule) if rule.partials is not None else out["reverse"]
+        out.update({m: templates for m in SECOND_ORDER})
+        if rule.multilinear is not None:           # its tangent calls fn itself
+            out["reverse-over-forward"] = _first([out["reverse"], templates])
+        return out
+    vjps = [v for v in rule.vjps if v is not None]
+    out["forward-over-reverse"] = _first([out["reverse"]] + [
+        _through(v, _forward_reason) for v in vjps])
+    out["reverse-over-reverse"] = _first([out["reverse"]] + [
+        _through(v, _reverse_reason) for v in vjps])
+    if rule.multilinear is not None:
+        tangent_code = out["reverse"]
+    elif rule.jvp is not None:
+        tangent_code = _through(rule.jvp, _reverse_reason)
+    else:
+        tangent_code = _through(F.jvp_by_vjps, _reverse_reason)
+    out["reverse-over-forward"] = _first([out["forward"], tangent_code])
+    return out
+
+
+SECOND_ORDER = ("forward-over-reverse", "reverse-over-forward", "reverse-over-reverse")

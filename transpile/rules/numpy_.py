@@ -33,6 +33,11 @@ Conventions at non-differentiable points and other choices:
   * det/slogdet/inv/solve need invertible matrices; pinv assumes constant (full) rank.
   * Not covered: qr, svd (full), eig, lstsq, quantile/percentile, cov, logspace, gradient,
     unique; pad modes that are not copies (linear_ramp, mean...).
+Each rule declares its structure where it is written (`_def(..., linear=(0,))`,
+``multilinear=``, ``piecewise_linear=True``, ``jvp=`` and ``vjp_tangents=``, see
+registry.defvjp); forward mode, reverse mode and the second-order routes are derived from
+it (rules/derivative_code.py). Rules with vjp functions only get forward mode by J v from
+the vjps and no second-order rule.
 Gather-like functions (take, take_along_axis, pad, roll, flip, tile, repeat, broadcast_to,
 diag, diagonal, tril, triu, delete, insert, compress, extract, choose, select...) share one
 trick: the function is applied to an array of element *indices*, and the adjoint is scattered
@@ -43,8 +48,10 @@ import math
 
 import numpy as np
 
-from .registry import defjvp, defvjp, lookup
+from .registry import defvjp
+from .forward_runtime import dense, jvp_by_vjps
 from .. import runtime
+from ..errors import TranspileError
 from ..runtime import unbroadcast
 
 ENV = {"np": np, "math": math, "pow_deriv": runtime.pow_deriv}
@@ -69,14 +76,37 @@ def _name(fn):
 
 
 def _def(fn, *derivs, params=None, nargs=None, zero=False, name=None, ans=False,
-         masks=False):
+         masks=False, **structure):
     """Register a NumPy rule. ``ans=True`` declares that its vjp functions read the
     result ``ans`` (the others get None there, and the result is not kept for them);
-    ``masks=True`` that it selects (see registry.defvjp)."""
+    ``masks=True`` that it selects; the other keywords (``linear=``, ``multilinear=``,
+    ``piecewise_linear=``, ``jvp=``, ``vjp_tangents=``, ``constant_keywords=``...) declare
+    its structure, from which every mode is derived (see registry.defvjp)."""
     if params is None:
         params = ", ".join(f"x{i}" for i in range(max(len(derivs), 1)))
-    return defvjp(fn, *derivs, params=params, nargs=nargs, zero=zero,
-                  name=name or _name(fn), env=ENV, needs_ans=ans, masks=masks)
+    rule = defvjp(fn, *derivs, params=params, nargs=nargs, zero=zero,
+                  name=name or _name(fn), env=ENV, needs_ans=ans, masks=masks, **structure)
+    if rule.multilinear is not None:
+        rule.zero_tangent_ok = False       # NumPy functions do not take 0.0 for an array
+    return rule
+
+
+def _t(tangents, k):
+    """Entry k of a jvp's tangents, None where no tangent flows (or the zero 0.0)."""
+    return tangents[k] if k < len(tangents) and not _is_zero(tangents[k]) else None
+
+
+def _plus(*terms):
+    """The sum of the terms that are not None (0.0 when none is)."""
+    out = 0.0
+    for term in terms:
+        if term is not None:
+            out = out + term
+    return out
+
+
+def _given(t):
+    return t is not None and not _is_zero(t)
 
 
 def _is_zero(g):
@@ -174,10 +204,10 @@ def _gather(fn, x, g, *args, **kw):
 
 
 def _gather_rule(fn, nargs=None, params=None):
-    """Rule for fn(x, *rest): first argument gathered, the rest get nothing."""
+    """Rule for fn(x, *rest): first argument gathered (linear), the rest get nothing."""
     def vjp(g, ans, x, *rest, **kw):
         return _gather(fn, x, g, *rest, **kw)
-    _def(fn, vjp, *([None] * 8), nargs=nargs, masks=True)
+    _def(fn, vjp, *([None] * 8), nargs=nargs, masks=True, linear=(0,))
 
 
 def _parts(g, n):
@@ -265,7 +295,7 @@ _def(np.arctan2, "x / (x * x + y * y)", "-y / (x * x + y * y)", params="y, x")
 
 # where(cond, x, y) is elementwise too; one-argument where is nonzero
 _def(np.where, None, "(condition != 0)", "(condition == 0)", params="condition, x, y",
-     masks=True)
+     masks=True, linear=(1, 2))
 _def(np.where, nargs=1, zero=True)
 
 # --- no derivative ---------------------------------------------------------------------
@@ -320,7 +350,45 @@ for _n in (2, 3):
          params="start, stop, step"[:len("start, stop") if _n == 2 else None], nargs=_n)
     defjvp(np.arange, _arange_jvp, nargs=_n)
 _def(np.bincount, None, lambda g, ans, x, weights=None, minlength=0: _fit(
-    np.asarray(g)[np.asarray(x)], weights), params="x, weights")
+    np.asarray(g)[np.asarray(x)], weights), params="x, weights", linear=(1,))
+
+
+def _matT(x):
+    return np.swapaxes(np.asarray(x), -1, -2)
+
+
+# --- jvps built from the vjps ---------------------------------------------------------
+def _vjps_if_more(fn, vjps, jvp):
+    """jvp(da, *args) for the first argument; the tangents of the others by J v from the
+    vjps (exact, one vjp per output element)."""
+    def wrapped(tangents, *args, **kw):
+        if any(_given(t) for t in tangents[1:]):
+            return jvp_by_vjps(vjps, fn, args, tangents, **kw)
+        if not _given(tangents[0]):
+            return 0.0
+        return jvp(tangents[0], *args, **kw)
+    return wrapped
+
+
+def _axis_keepdims(nd, axis=None, *rest, keepdims=np._NoValue, **kw):
+    return _axes(axis, nd), _kd(keepdims)
+
+
+def _by_weights(fn, vjps, axes_of=_axis_keepdims):
+    """J v of a reduction: each input element reaches one output element, so J v is the
+    sum over the reduced axes of (vjp of ones) * v."""
+    vjp = vjps[0]
+
+    def jvp(da, a, *args, **kw):
+        ans = fn(a, *args, **kw)
+        if isinstance(ans, tuple):
+            return jvp_by_vjps(vjps, fn, (a,) + args, [da], **kw)
+        ones = np.ones(np.shape(ans)) if np.ndim(ans) else 1.0
+        w = np.asarray(vjp(ones, ans, a, *args, **kw))
+        axes, keep = axes_of(np.ndim(a), *args, **kw)
+        t = np.sum(w * np.asarray(dense(da, a)), axis=axes, keepdims=keep)
+        return t if isinstance(ans, np.ndarray) else float(t)
+    return _vjps_if_more(fn, vjps, jvp)
 
 
 # ======================================================================================
@@ -418,12 +486,6 @@ def _extremum_vjp(nan=False):
     return vjp
 
 
-for _fn in (np.max, np.min, np.amax, np.amin):
-    _def(_fn, _extremum_vjp(), None, params="a, axis", ans=True)
-_def(np.nanmax, _extremum_vjp(True), None, params="a, axis", ans=True)
-_def(np.nanmin, _extremum_vjp(True), None, params="a, axis", ans=True)
-
-
 def _extremum_jvp(fn, vjp):
     """Forward mode of a max/min reduction: the tangent averaged over the elements that
     attain the extremum (the vjp of ones gives those weights)."""
@@ -438,9 +500,11 @@ def _extremum_jvp(fn, vjp):
     return jvp
 
 
-for _fn in (np.max, np.min, np.amax, np.amin, np.nanmax, np.nanmin):
-    _rule = lookup(_fn)
-    defjvp(_fn, _extremum_jvp(_fn, _rule.vjps[0]))
+for _fn, _nan in ((np.max, False), (np.min, False), (np.amax, False), (np.amin, False),
+                  (np.nanmax, True), (np.nanmin, True)):
+    _vjp = _extremum_vjp(_nan)
+    _def(_fn, _vjp, None, params="a, axis", ans=True, masks=True, piecewise_linear=True,
+         jvp=_extremum_jvp(_fn, _vjp))
 
 
 def ptp_vjp(g, ans, a, axis=None, out=None, keepdims=np._NoValue):
@@ -450,10 +514,32 @@ def ptp_vjp(g, ans, a, axis=None, out=None, keepdims=np._NoValue):
     return _fit(np.asarray(hi) - np.asarray(lo), a)
 
 
-_def(np.sum, sum_vjp, None, params="a, axis")
-_def(np.mean, mean_vjp, None, params="a, axis")
-_def(np.prod, prod_vjp, None, params="a, axis")
-_def(np.ptp, ptp_vjp, None, params="a, axis")
+def _prod_vjp_jvp(vjp):
+    """prod's vjp g * (product of the other elements): with no zero in a, its tangent in
+    a is vjp * (sum(da / a) over the group - da / a)."""
+    def jvp(tangents, g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
+            initial=np._NoValue, where=np._NoValue):
+        dg, da = _t(tangents, 0), _t(tangents, 2)
+        kw = {} if keepdims is np._NoValue else {"keepdims": keepdims}
+        terms = [None if dg is None else vjp(dg, ans, a, axis, **kw)]
+        if da is not None and not _is_zero(g):
+            x = np.asarray(a, dtype=float)
+            if initial is not np._NoValue or where is not np._NoValue or not np.all(x != 0):
+                raise TranspileError("second derivatives through numpy.prod are available "
+                                     "for nonzero inputs without initial=/where= only")
+            ratio = np.asarray(da) / x
+            group = np.sum(ratio, axis=axis, keepdims=True)
+            terms.append(np.asarray(vjp(g, ans, a, axis, **kw)) * (group - ratio))
+        return _plus(*terms)
+    return jvp
+
+
+_def(np.sum, sum_vjp, None, params="a, axis", linear=(0,), constant_keywords=("initial",))
+_def(np.mean, mean_vjp, None, params="a, axis", linear=(0,))
+_def(np.prod, prod_vjp, None, params="a, axis", jvp=_by_weights(np.prod, [prod_vjp]),
+     vjp_tangents=[_prod_vjp_jvp(prod_vjp)])
+_def(np.ptp, ptp_vjp, None, params="a, axis", masks=True, piecewise_linear=True,
+     jvp=_by_weights(np.ptp, [ptp_vjp]))
 
 
 def _var_parts(a, axis, ddof, keepdims, nan=False, correction=np._NoValue):
@@ -493,10 +579,37 @@ def _std_vjp(nan):
     return vjp
 
 
-_def(np.var, _var_vjp(False), None, params="a, axis")
-_def(np.std, _std_vjp(False), None, params="a, axis", ans=True)
-_def(np.nanvar, _var_vjp(True), None, params="a, axis")
-_def(np.nanstd, _std_vjp(True), None, params="a, axis", ans=True)
+def _var_vjp_jvp(vjp):
+    """var's vjp 2 (a - mean a) / den * g is bilinear in (g, a)."""
+    def jvp(tangents, g, ans, a, *args, **kw):
+        dg, da = _t(tangents, 0), _t(tangents, 2)
+        return _plus(None if dg is None else vjp(dg, ans, a, *args, **kw),
+                     None if da is None else vjp(g, ans, da, *args, **kw))
+    return jvp
+
+
+def _scaled_bilinear_jvp(vjp):
+    """A vjp B(g, a) / s with B bilinear and s = ans (std: (a - mean a) g / (den s);
+    2-norm: a g / s): d = B(dg, a)/s + B(g, da)/s - B(g ds/s, a)/s."""
+    def jvp(tangents, g, ans, a, *args, **kw):
+        dg, dans, da = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
+        terms = [None if dg is None else vjp(dg, ans, a, *args, **kw),
+                 None if da is None else vjp(g, ans, da, *args, **kw)]
+        if dans is not None and not _is_zero(g):
+            s = np.asarray(ans)
+            ratio = np.where(s == 0, 0.0, np.asarray(dans) / np.where(s == 0, 1.0, s))
+            terms.append(-vjp(np.asarray(g) * ratio, ans, a, *args, **kw))
+        return _plus(*terms)
+    return jvp
+
+
+for _fn, _make, _nan, _tangent in ((np.var, _var_vjp, False, _var_vjp_jvp),
+                                   (np.nanvar, _var_vjp, True, _var_vjp_jvp),
+                                   (np.std, _std_vjp, False, _scaled_bilinear_jvp),
+                                   (np.nanstd, _std_vjp, True, _scaled_bilinear_jvp)):
+    _vjp = _make(_nan)
+    _def(_fn, _vjp, None, params="a, axis", ans=_make is _std_vjp, masks=_nan,
+         jvp=_by_weights(_fn, [_vjp]), vjp_tangents=[_tangent(_vjp)])
 
 
 def nansum_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
@@ -528,9 +641,27 @@ def nanprod_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue
     return _fit(r, a)
 
 
-_def(np.nansum, nansum_vjp, None, params="a, axis")
-_def(np.nanmean, nanmean_vjp, None, params="a, axis")
-_def(np.nanprod, nanprod_vjp, None, params="a, axis")
+# linear but for the elements they skip (a mask that is locally constant)
+_def(np.nansum, nansum_vjp, None, params="a, axis", masks=True, piecewise_linear=True,
+     jvp=_by_weights(np.nansum, [nansum_vjp]))
+_def(np.nanmean, nanmean_vjp, None, params="a, axis", masks=True, piecewise_linear=True,
+     jvp=_by_weights(np.nanmean, [nanmean_vjp]))
+def _nan_skipped(tangent_of, vjp):
+    """The tangent of a nan-skipping vjp: that of `vjp` at a with its nans replaced by 1
+    (and no tangent there), 0 where a is nan."""
+    def tangent(tangents, g, ans, a, *args, **kw):
+        nans = np.isnan(_arr(a))
+        ts = list(tangents)
+        if _t(ts, 2) is not None:
+            ts[2] = np.where(nans, 0.0, np.asarray(ts[2], dtype=float))
+        r = tangent_of(vjp)(ts, g, ans, np.where(nans, 1.0, _arr(a)), *args, **kw)
+        return r if _is_zero(r) else _fit(np.where(nans, 0.0, r), a)
+    return tangent
+
+
+_def(np.nanprod, nanprod_vjp, None, params="a, axis", masks=True,
+     jvp=_by_weights(np.nanprod, [nanprod_vjp]),
+     vjp_tangents=[_nan_skipped(_prod_vjp_jvp, prod_vjp)])
 
 
 def _revcumsum(g, axis):
@@ -588,13 +719,57 @@ def nancumprod_vjp(g, ans, a, axis=None, dtype=None, out=None):
     return _fit(r.reshape(shape), a)
 
 
-_def(np.cumsum, cumsum_vjp, None, params="a, axis")
-_def(np.cumprod, cumprod_vjp, None, params="a, axis")
-_def(np.nancumsum, nancumsum_vjp, None, params="a, axis")
-_def(np.nancumprod, nancumprod_vjp, None, params="a, axis")
+def _cum_args(args, kw):
+    """(a, axis, include_initial) of a cumulative function's arguments."""
+    axis = args[1] if len(args) > 1 else kw.get("axis")
+    return args[0], axis, bool(kw.get("include_initial", False))
+
+
+def _cumprod_jvp(fn, vjps):
+    """cumprod's tangent y * cumsum(da / a) for a without zeros (else J v from the vjp)."""
+    def jvp(tangents, *args, **kw):
+        a, axis, initial = _cum_args(args, kw)
+        x, ax, shape = _cum_setup(a, axis)
+        if initial or not np.all(x != 0) or any(_given(t) for t in tangents[1:]):
+            return jvp_by_vjps(vjps, fn, args, tangents, **kw)
+        if not _given(tangents[0]):
+            return 0.0
+        dx = np.broadcast_to(np.asarray(tangents[0]), np.shape(a)).reshape(x.shape)
+        return np.cumprod(x, ax) * np.cumsum(dx / x, ax)
+    return jvp
+
+
+def _cumprod_vjp_jvp(tangents, g, ans, *args, **kw):
+    """The tangent of cumprod's vjp revcumsum(g y) / a (y = cumprod(a), no zero in a):
+    revcumsum(dg y + g dy) / a - revcumsum(g y) da / a^2 with dy = y cumsum(da / a)."""
+    dg, da = _t(tangents, 0), _t(tangents, 2)
+    a, axis, initial = _cum_args(args, kw)
+    terms = [None if dg is None else cumprod_vjp(dg, ans, *args, **kw)]
+    if da is not None and not _is_zero(g):
+        x, ax, shape = _cum_setup(a, axis)
+        if initial or not np.all(x != 0):
+            raise TranspileError("second derivatives through numpy.cumprod are available "
+                                 "for inputs without zeros (and without include_initial=)")
+        dx = np.broadcast_to(np.asarray(da), shape).reshape(x.shape)
+        G = np.asarray(g, dtype=float).reshape(np.shape(np.cumprod(x, ax)))
+        y = np.cumprod(x, ax)
+        dy = y * np.cumsum(dx / x, ax)
+        r = _revcumsum(G * dy, ax) / x - _revcumsum(G * y, ax) * dx / (x * x)
+        terms.append(_fit(r.reshape(shape), a))
+    return _plus(*terms)
+
+
+_def(np.cumsum, cumsum_vjp, None, params="a, axis", linear=(0,))
+_def(np.cumprod, cumprod_vjp, None, params="a, axis",
+     jvp=_cumprod_jvp(np.cumprod, [cumprod_vjp, None]), vjp_tangents=[_cumprod_vjp_jvp])
+_def(np.nancumsum, nancumsum_vjp, None, params="a, axis", masks=True, piecewise_linear=True)
+_def(np.nancumprod, nancumprod_vjp, None, params="a, axis", masks=True,
+     vjp_tangents=[_nan_skipped(lambda vjp: _cumprod_vjp_jvp, cumprod_vjp)])
 if hasattr(np, "cumulative_sum"):
-    _def(np.cumulative_sum, cumsum_vjp, params="x")
-    _def(np.cumulative_prod, cumprod_vjp, params="x")
+    _def(np.cumulative_sum, cumsum_vjp, params="x", linear=(0,))
+    _def(np.cumulative_prod, cumprod_vjp, params="x",
+         jvp=_cumprod_jvp(np.cumulative_prod, [cumprod_vjp]),
+         vjp_tangents=[_cumprod_vjp_jvp])
 
 
 def average_vjp_a(g, ans, a, axis=None, weights=None, returned=False, keepdims=np._NoValue):
@@ -647,7 +822,55 @@ def _reduce_to_weights(r, weights, axis):
     return np.sum(r, axis=tuple(i for i in range(r.ndim) if i != ax)).reshape(wshape)
 
 
-_def(np.average, average_vjp_a, None, average_vjp_w, params="a, axis, weights")
+def _average_parts(a, axis, weights, keepdims, g):
+    x = _arr(a)
+    ax = _axes(axis, x.ndim)
+    w = _weights_full(x, weights, axis)
+    return x, ax, w, np.sum(w, axis=ax, keepdims=True), _expand(g, x.ndim, axis,
+                                                                  _kd(keepdims))
+
+
+def _average_vjp_a_jvp(tangents, g, ans, a, axis=None, weights=None, returned=False,
+                       keepdims=np._NoValue):
+    """The tangent of w / sum(w) g along g and the weights (it does not depend on a)."""
+    dg, dw = _t(tangents, 0), _t(tangents, 4)
+    terms = [None if dg is None else average_vjp_a(dg, ans, a, axis, weights, returned,
+                                                   keepdims)]
+    g = _parts(g, 2)[0] if returned else g
+    if dw is not None and weights is not None and not _is_zero(g):
+        x, ax, w, sw, G = _average_parts(a, axis, weights, keepdims, g)
+        dW = _weights_full(x, dw, axis)
+        dsw = np.sum(dW, axis=ax, keepdims=True)
+        terms.append(_fit((dW / sw - w * dsw / (sw * sw)) * G, a))
+    return _plus(*terms)
+
+
+def _average_vjp_w_jvp(tangents, g, ans, a, axis=None, weights=None, returned=False,
+                       keepdims=np._NoValue):
+    """The tangent of (a - avg) / sum(w) g along g, a and the weights."""
+    dg, da, dw = _t(tangents, 0), _t(tangents, 2), _t(tangents, 4)
+    terms = [None if dg is None else average_vjp_w(dg, ans, a, axis, weights, returned,
+                                                   keepdims)]
+    g = _parts(g, 2)[0] if returned else g
+    if not _is_zero(g) and (da is not None or dw is not None):
+        x, ax, w, sw, G = _average_parts(a, axis, weights, keepdims, g)
+        avg = np.sum(w * x, axis=ax, keepdims=True) / sw
+        d = 0.0
+        if da is not None:
+            dX = np.broadcast_to(np.asarray(da, dtype=float), x.shape)
+            d = d + (dX - np.sum(w * dX, axis=ax, keepdims=True) / sw) / sw * G
+        if dw is not None:
+            dW = _weights_full(x, dw, axis)
+            dsw = np.sum(dW, axis=ax, keepdims=True)
+            davg = np.sum(dW * (x - avg), axis=ax, keepdims=True) / sw
+            d = d - davg / sw * G - (x - avg) * dsw / (sw * sw) * G
+        terms.append(_fit(_reduce_to_weights(d, weights, axis), weights))
+    return _plus(*terms)
+
+
+_def(np.average, average_vjp_a, None, average_vjp_w, params="a, axis, weights",
+     jvp=_by_weights(np.average, [average_vjp_a, None, average_vjp_w]),
+     vjp_tangents=[_average_vjp_a_jvp, None, _average_vjp_w_jvp])
 
 
 def median_vjp(g, ans, a, axis=None, out=None, overwrite_input=False, keepdims=False):
@@ -668,7 +891,8 @@ def median_vjp(g, ans, a, axis=None, out=None, overwrite_input=False, keepdims=F
     return _fit(undo(r), a)
 
 
-_def(np.median, median_vjp, None, params="a, axis")
+_def(np.median, median_vjp, None, params="a, axis", masks=True, piecewise_linear=True,
+     jvp=_by_weights(np.median, [median_vjp, None]))
 
 
 def trapezoid_vjp_y(g, ans, y, x=None, dx=1.0, axis=-1):
@@ -714,8 +938,9 @@ def trapezoid_vjp_x(g, ans, y, x=None, dx=1.0, axis=-1):
 
 
 if hasattr(np, "trapezoid"):
+    # sum of (x[i+1] - x[i]) (y[i] + y[i+1]) / 2: linear in y and in x
     _def(np.trapezoid, trapezoid_vjp_y, trapezoid_vjp_x, None, None,
-         params="y, x, dx, axis")
+         params="y, x, dx, axis", multilinear=[(0,), (1,)])
 
 
 # ======================================================================================
@@ -817,7 +1042,8 @@ def _einsum_vjp(i):
     return vjp
 
 
-_def(np.einsum, *[_einsum_vjp(i) for i in range(_MAXARGS)])
+_def(np.einsum, *[_einsum_vjp(i) for i in range(_MAXARGS)],
+     multilinear=[(k,) for k in range(_MAXARGS)])
 
 
 def _dot_subs(na, nb):
@@ -864,7 +1090,8 @@ def _inner_subs(na, nb):
     return f"{la}z,{lb}z->{la}{lb}"
 
 
-_def(np.inner, *_bilinear(lambda na, nb, *r, **k: _inner_subs(na, nb)), params="a, b")
+_def(np.inner, *_bilinear(lambda na, nb, *r, **k: _inner_subs(na, nb)), params="a, b",
+     multilinear=[(0,), (1,)])
 
 
 def _tensordot_subs(na, nb, axes=2):
@@ -887,9 +1114,10 @@ def _tensordot_subs(na, nb, axes=2):
 
 
 _def(np.tensordot, *_bilinear(lambda na, nb, axes=2, **k: _tensordot_subs(na, nb, axes)),
-     params="a, b")
+     params="a, b", multilinear=[(0,), (1,)])
 _def(np.linalg.tensordot,
-     *_bilinear(lambda na, nb, axes=2, **k: _tensordot_subs(na, nb, axes)), params="a, b")
+     *_bilinear(lambda na, nb, axes=2, **k: _tensordot_subs(na, nb, axes)), params="a, b",
+     multilinear=[(0,), (1,)])
 
 
 def _matmul_parts(a, b, g):
@@ -921,22 +1149,23 @@ def matmul_vjp_b(g, ans, a, b, **kw):
     return _fit(np.reshape(r, np.shape(b)), b)
 
 
-_def(np.dot, _dot_vjp(0), _dot_vjp(1), params="a, b")
+_def(np.dot, _dot_vjp(0), _dot_vjp(1), params="a, b", multilinear=[(0,), (1,)])
 
 
-_def(np.matmul, matmul_vjp_a, matmul_vjp_b, params="a, b")
-_def(np.linalg.matmul, matmul_vjp_a, matmul_vjp_b, params="a, b")
-defvjp(ast.MatMult, matmul_vjp_a, matmul_vjp_b, params="a, b", name="@", env=ENV,
-       needs_ans=False)
+_def(np.matmul, matmul_vjp_a, matmul_vjp_b, params="a, b", multilinear=[(0,), (1,)])
+_def(np.linalg.matmul, matmul_vjp_a, matmul_vjp_b, params="a, b", multilinear=[(0,), (1,)])
+_def(ast.MatMult, matmul_vjp_a, matmul_vjp_b, params="a, b", name="@", multilinear=[(0,), (1,)])
 if hasattr(np, "matvec"):
     _def(np.matvec, lambda g, ans, A, v, **kw: _fit(
         np.asarray(g)[..., :, None] * np.asarray(v)[..., None, :], A),
         lambda g, ans, A, v, **kw: _fit(
-        np.matmul(np.asarray(g)[..., None, :], np.asarray(A))[..., 0, :], v), params="A, v")
+        np.matmul(np.asarray(g)[..., None, :], np.asarray(A))[..., 0, :], v), params="A, v",
+        multilinear=[(0,), (1,)])
     _def(np.vecmat, lambda g, ans, v, A, **kw: _fit(
         np.matmul(np.asarray(A), np.asarray(g)[..., :, None])[..., 0], v),
         lambda g, ans, v, A, **kw: _fit(
-        np.asarray(v)[..., :, None] * np.asarray(g)[..., None, :], A), params="v, A")
+        np.asarray(v)[..., :, None] * np.asarray(g)[..., None, :], A), params="v, A",
+        multilinear=[(0,), (1,)])
 
 
 def _vecdot_vjp(i):
@@ -950,7 +1179,7 @@ def _vecdot_vjp(i):
 
 
 for _fn in (np.vecdot, np.linalg.vecdot):
-    _def(_fn, _vecdot_vjp(0), _vecdot_vjp(1), params="x1, x2")
+    _def(_fn, _vecdot_vjp(0), _vecdot_vjp(1), params="x1, x2", multilinear=[(0,), (1,)])
 
 
 def outer_vjp_a(g, ans, a, b, **kw):
@@ -961,11 +1190,12 @@ def outer_vjp_b(g, ans, a, b, **kw):
     return _fit((np.ravel(a) @ np.asarray(g)).reshape(np.shape(b)), b)
 
 
-_def(np.outer, outer_vjp_a, outer_vjp_b, params="a, b")
-_def(np.linalg.outer, outer_vjp_a, outer_vjp_b, params="a, b")
+_def(np.outer, outer_vjp_a, outer_vjp_b, params="a, b", multilinear=[(0,), (1,)])
+_def(np.linalg.outer, outer_vjp_a, outer_vjp_b, params="a, b", multilinear=[(0,), (1,)])
 _def(np.vdot,
      lambda g, ans, a, b: _fit(g * np.reshape(b, np.shape(a)), a),
-     lambda g, ans, a, b: _fit(g * np.reshape(a, np.shape(b)), b), params="a, b")
+     lambda g, ans, a, b: _fit(g * np.reshape(a, np.shape(b)), b), params="a, b",
+     multilinear=[(0,), (1,)])
 
 
 def _trace_grad(g, shape, offset, axis1, axis2):
@@ -980,23 +1210,26 @@ def trace_vjp(g, ans, a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
     return _fit(_trace_grad(g, x.shape, offset, axis1 % x.ndim, axis2 % x.ndim), a)
 
 
-_def(np.trace, trace_vjp, None, None, None, params="a, offset, axis1, axis2")
+_def(np.trace, trace_vjp, None, None, None, params="a, offset, axis1, axis2", linear=(0,))
 _def(np.linalg.trace, lambda g, ans, x, offset=0, dtype=None: _fit(
-    _trace_grad(g, np.shape(x), offset, np.ndim(x) - 2, np.ndim(x) - 1), x), params="x")
+    _trace_grad(g, np.shape(x), offset, np.ndim(x) - 2, np.ndim(x) - 1), x), params="x",
+     linear=(0,))
 
 
 def diagonal_vjp(g, ans, a, offset=0, axis1=0, axis2=1):
     return _gather(np.diagonal, a, g, offset, axis1, axis2)
 
 
-_def(np.diagonal, diagonal_vjp, None, None, None, params="a, offset, axis1, axis2")
+_def(np.diagonal, diagonal_vjp, None, None, None, params="a, offset, axis1, axis2",
+     linear=(0,))
 _def(np.linalg.diagonal, lambda g, ans, x, offset=0: _gather(
-    lambda v: np.linalg.diagonal(v, offset=offset), x, g), params="x")
+    lambda v: np.linalg.diagonal(v, offset=offset), x, g), params="x", linear=(0,))
 for _fn in (np.diag, np.diagflat, np.tril, np.triu, np.fliplr, np.flipud, np.rot90):
     _gather_rule(_fn)
 _def(np.linalg.matrix_transpose, lambda g, ans, x: _fit(np.swapaxes(g, -1, -2), x),
-     params="x")
-_def(np.matrix_transpose, lambda g, ans, x: _fit(np.swapaxes(g, -1, -2), x), params="x")
+     params="x", linear=(0,))
+_def(np.matrix_transpose, lambda g, ans, x: _fit(np.swapaxes(g, -1, -2), x), params="x",
+     linear=(0,))
 
 
 def kron_vjp(i):
@@ -1019,7 +1252,7 @@ def kron_vjp(i):
     return vjp
 
 
-_def(np.kron, kron_vjp(0), kron_vjp(1), params="a, b")
+_def(np.kron, kron_vjp(0), kron_vjp(1), params="a, b", multilinear=[(0,), (1,)])
 
 
 def _cross_vjp(i, linalg=False):
@@ -1041,8 +1274,9 @@ def _cross_vjp(i, linalg=False):
     return vjp
 
 
-_def(np.cross, _cross_vjp(0), _cross_vjp(1), params="a, b")
-_def(np.linalg.cross, _cross_vjp(0, True), _cross_vjp(1, True), params="x1, x2")
+_def(np.cross, _cross_vjp(0), _cross_vjp(1), params="a, b", multilinear=[(0,), (1,)])
+_def(np.linalg.cross, _cross_vjp(0, True), _cross_vjp(1, True), params="x1, x2",
+     multilinear=[(0,), (1,)])
 
 
 def _T(x):
@@ -1076,7 +1310,57 @@ def solve_vjp_b(g, ans, a, b):
     return _fit(unbroadcast(gb, np.asarray(b)), b)
 
 
-_def(la.solve, solve_vjp_a, solve_vjp_b, params="a, b", ans=True)
+def _solve_jvp(tangents, a, b):
+    x = la.solve(a, b)
+    vec = np.ndim(b) == 1
+    rhs = 0.0
+    if _given(tangents[1]):
+        rhs = np.asarray(tangents[1], dtype=float)
+    if _given(tangents[0]):
+        X = x[..., None] if vec else x
+        dAx = np.asarray(tangents[0]) @ X
+        rhs = rhs - (dAx[..., 0] if vec else dAx)
+    if _is_zero(rhs):
+        return 0.0
+    if vec:
+        return la.solve(a, np.asarray(rhs)[..., None])[..., 0]
+    return la.solve(a, rhs)
+
+
+def _solve_gb_jvp(tangents, g, a, b):
+    """(gb, tangent of gb) for gb = solve(a^T, g) (vectors as columns)."""
+    dg, da = _t(tangents, 0), _t(tangents, 2)
+    A = np.asarray(a)
+    vec = np.ndim(b) == 1
+    G = np.asarray(g)[..., None] if vec else np.asarray(g)
+    gb = np.linalg.solve(_matT(A), G)
+    dgb = 0.0
+    if dg is not None:
+        dgb = dgb + np.linalg.solve(_matT(A), np.asarray(dg)[..., None] if vec else dg)
+    if da is not None:
+        dgb = dgb - np.linalg.solve(_matT(A), _matT(da) @ gb)
+    return gb, dgb, vec
+
+
+def _solve_vjp_b_jvp(tangents, g, ans, a, b):
+    gb, dgb, vec = _solve_gb_jvp(tangents, g, a, b)
+    return dgb[..., 0] if vec and not _is_zero(dgb) else dgb
+
+
+def _solve_vjp_a_jvp(tangents, g, ans, a, b):
+    """-gb x^T with x = ans."""
+    gb, dgb, vec = _solve_gb_jvp(tangents, g, a, b)
+    dx = _t(tangents, 1)
+    X = np.asarray(ans)[..., None] if vec else np.asarray(ans)
+    out = 0.0 if _is_zero(dgb) else -(dgb @ _matT(X))
+    if dx is not None:
+        dX = np.asarray(dx)[..., None] if vec else np.asarray(dx)
+        out = out - gb @ _matT(dX)
+    return out
+
+
+_def(la.solve, solve_vjp_a, solve_vjp_b, params="a, b", ans=True, jvp=_solve_jvp,
+     vjp_tangents=[_solve_vjp_a_jvp, _solve_vjp_b_jvp])
 
 
 def inv_vjp(g, ans, a):
@@ -1084,7 +1368,29 @@ def inv_vjp(g, ans, a):
     return _fit(-np.matmul(np.matmul(Ai, np.asarray(g)), Ai), a)
 
 
-_def(la.inv, inv_vjp, params="a", ans=True)
+def _dinv(a, da):
+    """Tangent of inv(a)."""
+    ai = la.inv(np.asarray(a))
+    return -(ai @ np.asarray(da) @ ai)
+
+
+def _inv_vjp_jvp(tangents, g, ans, a):
+    """-A^-T g A^-T with A^-1 = ans."""
+    dg, dans = _t(tangents, 0), _t(tangents, 1)
+    Ai = _matT(ans)
+    terms = [None if dg is None else -(Ai @ np.asarray(dg) @ Ai)]
+    if dans is not None:
+        dAi, G = _matT(dans), np.asarray(g)
+        terms.append(-(dAi @ G @ Ai + Ai @ G @ dAi))
+    return _plus(*terms)
+
+
+def _inv_jvp(da, a):
+    return _dinv(a, da)
+
+
+_def(la.inv, inv_vjp, params="a", ans=True, jvp=_vjps_if_more(la.inv, [inv_vjp], _inv_jvp),
+     vjp_tangents=[_inv_vjp_jvp])
 
 
 def det_vjp(g, ans, a):
@@ -1093,7 +1399,23 @@ def det_vjp(g, ans, a):
     return _fit(r, a)
 
 
-_def(la.det, det_vjp, params="a", ans=True)
+def _det_vjp_jvp(tangents, g, ans, a):
+    """(g det a) inv(a)^T."""
+    dg, dans, da = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
+    A = np.asarray(a)
+    scale = np.asarray(g) * np.asarray(ans)
+    dscale = _plus(None if dg is None else np.asarray(dg) * np.asarray(ans),
+                   None if dans is None else np.asarray(g) * np.asarray(dans))
+    inv_T = _matT(la.inv(A))
+    out = np.asarray(dscale)[..., None, None] * inv_T
+    if da is not None:
+        out = out + scale[..., None, None] * _matT(_dinv(A, da))
+    return out
+
+
+_def(la.det, det_vjp, params="a", ans=True,
+     jvp=_by_weights(la.det, [det_vjp], lambda nd, **kw: ((nd - 2, nd - 1), False)),
+     vjp_tangents=[_det_vjp_jvp])
 
 
 def slogdet_vjp(g, ans, a):
@@ -1103,7 +1425,29 @@ def slogdet_vjp(g, ans, a):
     return _fit(np.asarray(gl)[..., None, None] * _T(la.inv(np.asarray(a))), a)
 
 
-_def(la.slogdet, slogdet_vjp, params="a")
+def _slogdet_jvp(da, a):
+    sign, logdet = la.slogdet(a)
+    t = np.einsum("...ij,...ji->...", la.inv(np.asarray(a)), np.asarray(da))
+    return np.zeros(np.shape(sign)), (t if np.ndim(t) else float(t))
+
+
+def _slogdet_vjp_jvp(tangents, g, ans, a):
+    """g_logdet inv(a)^T (the sign carries no derivative)."""
+    dg, da = _t(tangents, 0), _t(tangents, 2)
+    gl = 0.0 if _is_zero(g) else g[1]
+    dgl = None if dg is None else dg[1]
+    A = np.asarray(a)
+    out = 0.0
+    if dgl is not None and not _is_zero(dgl):
+        out = np.asarray(dgl)[..., None, None] * _matT(la.inv(A))
+    if da is not None and not _is_zero(gl):
+        out = out + np.asarray(gl)[..., None, None] * _matT(_dinv(A, da))
+    return out
+
+
+_def(la.slogdet, slogdet_vjp, params="a",
+     jvp=_vjps_if_more(la.slogdet, [slogdet_vjp], _slogdet_jvp),
+     vjp_tangents=[_slogdet_vjp_jvp])
 
 
 def _lower_partial(M, uplo="L"):
@@ -1128,7 +1472,46 @@ def cholesky_vjp(g, ans, a, upper=False):
     return _fit(_lower_partial(M, "U" if upper else "L"), a)
 
 
-_def(la.cholesky, cholesky_vjp, params="a", ans=True)
+def _cholesky_jvp(da, a, upper=False):
+    L = la.cholesky(a, upper=upper) if upper else la.cholesky(a)
+    Lo = _T(L) if upper else L
+    Li = la.inv(Lo)
+    n = Lo.shape[-1]
+    P = Li @ np.asarray(da) @ _T(Li)
+    dL = Lo @ (np.tril(P) / (1.0 + np.eye(n)))
+    return _T(dL) if upper else dL
+
+
+def _cholesky_vjp_jvp(tangents, g, ans, a, upper=False):
+    """cholesky's vjp: with P = phi(L^T G), S = L^-T P L^-1, the result is the lower-triangle
+    gradient of sym(S). It depends on g (linearly) and on L = ans: with dL the tangent of
+    ans, dS = -L^-T dL^T S + L^-T phi(dL^T G) L^-1 - S dL L^-1 (plus the dG part)."""
+    dg, dans = _t(tangents, 0), _t(tangents, 1)
+    terms = [None if dg is None else cholesky_vjp(dg, ans, a, upper)]
+    if dans is not None and not _is_zero(g):
+        L, G, dL = np.asarray(ans), np.asarray(g), np.asarray(dans)
+        if upper:
+            L, G, dL = _matT(L), _matT(G), _matT(dL)
+        n = L.shape[-1]
+
+        def phi(X):
+            return np.tril(X) / (1.0 + np.eye(n))
+
+        def left(X):                       # L^-T X
+            return la.solve(_matT(L), X)
+
+        def right(X):                      # X L^-1
+            return _matT(la.solve(_matT(L), _matT(X)))
+
+        S = right(left(phi(_matT(L) @ G)))
+        dS = -left(_matT(dL) @ S) + right(left(phi(_matT(dL) @ G))) - right(S @ dL)
+        terms.append(_lower_partial((dS + _matT(dS)) / 2, "U" if upper else "L"))
+    return _plus(*terms)
+
+
+_def(la.cholesky, cholesky_vjp, params="a", ans=True,
+     jvp=_vjps_if_more(la.cholesky, [cholesky_vjp], _cholesky_jvp),
+     vjp_tangents=[_cholesky_vjp_jvp])
 
 
 def _eigh_M(gw, gv, w, v):
@@ -1159,8 +1542,81 @@ def eigvalsh_vjp(g, ans, a, UPLO="L"):
     return _fit(_lower_partial(_eigh_M(g, 0.0, w, v), UPLO), a)
 
 
-_def(la.eigh, eigh_vjp, params="a", ans=True)
-_def(la.eigvalsh, eigvalsh_vjp, params="a")
+def _read_triangle(a, UPLO="L"):
+    """The symmetric matrix eigh and eigvalsh see in a (they read one triangle)."""
+    A = np.asarray(a)
+    if UPLO.upper() == "L":
+        return np.tril(A) + _matT(np.tril(A, -1))
+    return np.triu(A) + _matT(np.triu(A, 1))
+
+
+def _eigh_F(w):
+    """F_ij = 1 / (w_j - w_i) off the diagonal, 0 on it."""
+    n = w.shape[-1]
+    eye = np.eye(n)
+    return (1 - eye) / (w[..., None, :] - w[..., :, None] + eye)
+
+
+def _eigh_tangent(w, v, da, UPLO):
+    """(dw, dv) of eigh for the tangent da of its input (distinct eigenvalues)."""
+    P = _matT(v) @ _read_triangle(da, UPLO) @ v
+    return np.diagonal(P, axis1=-2, axis2=-1).copy(), v @ (_eigh_F(w) * P)
+
+
+def _eigh_jvp(tangents, a, UPLO="L"):
+    w, v = la.eigh(np.asarray(a), UPLO=UPLO)
+    if not _given(tangents[0]):
+        return np.zeros_like(w), np.zeros_like(v)
+    return _eigh_tangent(w, v, tangents[0], UPLO)
+
+
+def _eigh_vjp_jvp(tangents, g, ans, a, UPLO="L"):
+    """The tangent of eigh's vjp lower(v diag(gw) v^T + v (F o v^T gv) v^T) along g and
+    along (dw, dv), the tangent of ans = (w, v)."""
+    dg, dans = _t(tangents, 0), _t(tangents, 1)
+    terms = [None if dg is None else eigh_vjp(dg, ans, a, UPLO)]
+    gw, gv = _parts(g, 2)
+    if dans is not None and not (_is_zero(gw) and _is_zero(gv)):
+        w, v = np.asarray(ans[0]), np.asarray(ans[1])
+        dw, dv = (np.zeros_like(x) if _is_zero(t) else np.asarray(t)
+                  for t, x in zip(_parts(dans, 2), (w, v)))
+        vT, dvT = _matT(v), _matT(dv)
+        dM = 0.0
+        if not _is_zero(gw):
+            Gw = np.asarray(gw)[..., None, :]
+            dM = dM + (dv * Gw) @ vT + (v * Gw) @ dvT
+        if not _is_zero(gv):
+            F, C = _eigh_F(w), vT @ np.asarray(gv)
+            K = F * C
+            dK = -(F * F) * (dw[..., None, :] - dw[..., :, None]) * C + F * (dvT @ gv)
+            dM = dM + dv @ K @ vT + v @ dK @ vT + v @ K @ dvT
+        terms.append(_fit(_lower_partial(dM, UPLO), a))
+    return _plus(*terms)
+
+
+def _eigvalsh_jvp(tangents, a, UPLO="L"):
+    w, v = la.eigh(np.asarray(a), UPLO=UPLO)
+    if not _given(tangents[0]):
+        return np.zeros_like(w)
+    return _eigh_tangent(w, v, tangents[0], UPLO)[0]
+
+
+def _eigvalsh_vjp_jvp(tangents, g, ans, a, UPLO="L"):
+    """The tangent of lower(v diag(g) v^T), v the eigenvectors of a."""
+    dg, da = _t(tangents, 0), _t(tangents, 2)
+    terms = [None if dg is None else eigvalsh_vjp(dg, ans, a, UPLO)]
+    if da is not None and not _is_zero(g):
+        w, v = la.eigh(np.asarray(a), UPLO=UPLO)
+        dv = _eigh_tangent(w, v, da, UPLO)[1]
+        G = np.asarray(g)[..., None, :]
+        terms.append(_fit(_lower_partial((dv * G) @ _matT(v) + (v * G) @ _matT(dv), UPLO),
+                          a))
+    return _plus(*terms)
+
+
+_def(la.eigh, eigh_vjp, params="a", ans=True, jvp=_eigh_jvp, vjp_tangents=[_eigh_vjp_jvp])
+_def(la.eigvalsh, eigvalsh_vjp, params="a", jvp=_eigvalsh_jvp,
+     vjp_tangents=[_eigvalsh_vjp_jvp])
 
 
 def svdvals_vjp(g, ans, x):
@@ -1168,7 +1624,45 @@ def svdvals_vjp(g, ans, x):
     return _fit(np.matmul(u * np.asarray(g)[..., None, :], vh), x)
 
 
-_def(la.svdvals, svdvals_vjp, params="x")
+def _svd_tangent(u, s, vh, dA):
+    """(du, ds, dvh) of the thin SVD u diag(s) vh along dA (distinct nonzero singular
+    values): with dP = u^T dA v and F_ij = 1 / (s_j^2 - s_i^2) off the diagonal,
+    du = u (F o (dP S + S dP^T)) + (I - u u^T) dA v S^-1, ds = diag(dP),
+    dv = v (F o (S dP + dP^T S)) + (I - v v^T) dA^T u S^-1."""
+    v = _matT(vh)
+    dA = np.asarray(dA, dtype=float)
+    dP = _matT(u) @ dA @ v
+    k = s.shape[-1]
+    eye = np.eye(k)
+    F = (1 - eye) / (s[..., None, :] ** 2 - s[..., :, None] ** 2 + eye)
+    col, row = s[..., None, :], s[..., :, None]            # X * col = X S, row * X = S X
+    du = u @ (F * (dP * col + row * _matT(dP))) + (
+        dA @ v - u @ (_matT(u) @ dA @ v)) / col
+    dv = v @ (F * (row * dP + _matT(dP) * col)) + (
+        _matT(dA) @ u - v @ (vh @ _matT(dA) @ u)) / col
+    return du, np.diagonal(dP, axis1=-2, axis2=-1).copy(), _matT(dv)
+
+
+def _svdvals_jvp(tangents, x):
+    u, s, vh = la.svd(np.asarray(x, dtype=float), full_matrices=False)
+    if not _given(tangents[0]):
+        return np.zeros_like(s)
+    return _svd_tangent(u, s, vh, tangents[0])[1]
+
+
+def _svdvals_vjp_jvp(tangents, g, ans, x):
+    """The tangent of u diag(g) vh along g and x."""
+    dg, dx = _t(tangents, 0), _t(tangents, 2)
+    terms = [None if dg is None else svdvals_vjp(dg, ans, x)]
+    if dx is not None and not _is_zero(g):
+        u, s, vh = la.svd(np.asarray(x, dtype=float), full_matrices=False)
+        du, _, dvh = _svd_tangent(u, s, vh, dx)
+        G = np.asarray(g)[..., None, :]
+        terms.append(_fit((du * G) @ vh + (u * G) @ dvh, x))
+    return _plus(*terms)
+
+
+_def(la.svdvals, svdvals_vjp, params="x", jvp=_svdvals_jvp, vjp_tangents=[_svdvals_vjp_jvp])
 
 
 def pinv_vjp(g, ans, a, *rest, **kw):
@@ -1184,7 +1678,44 @@ def pinv_vjp(g, ans, a, *rest, **kw):
     return _fit(r, a)
 
 
-_def(la.pinv, pinv_vjp, params="a", ans=True)
+def _dpinv(A, P, dA):
+    """The tangent of P = pinv(A) along dA (constant rank):
+    -P dA P + P P^T dA^T (I - A P) + (I - P A) dA^T P^T P."""
+    dA = np.asarray(dA, dtype=float)
+    m, n = A.shape[-2], A.shape[-1]
+    PT, dAT = _matT(P), _matT(dA)
+    return (-(P @ dA @ P) + P @ PT @ dAT @ (np.eye(m) - A @ P)
+            + (np.eye(n) - P @ A) @ dAT @ PT @ P)
+
+
+def _pinv_jvp(tangents, a, *rest, **kw):
+    if not _given(tangents[0]) or any(_given(t) for t in tangents[1:]):
+        return jvp_by_vjps([pinv_vjp], la.pinv, (a,) + rest, tangents, **kw)
+    A = np.asarray(a, dtype=float)
+    return _dpinv(A, la.pinv(A, *rest, **kw), tangents[0])
+
+
+def _pinv_vjp_jvp(tangents, g, ans, a, *rest, **kw):
+    """The tangent of pinv's vjp -P^T G P^T + Q G^T P P^T + P^T P G^T R (Q = I - A P,
+    R = I - P A, P = ans) along g, P and a."""
+    dg, dP, da = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
+    terms = [None if dg is None else pinv_vjp(dg, ans, a, *rest, **kw)]
+    if (da is not None or dP is not None) and not _is_zero(g):
+        A, P, G = np.asarray(a, dtype=float), np.asarray(ans), np.asarray(g)
+        dA = np.zeros(A.shape) if da is None else np.asarray(da, dtype=float)
+        dP = _dpinv(A, P, dA) if dP is None else np.asarray(dP)
+        m, n = A.shape[-2], A.shape[-1]
+        PT, GT, dPT = _matT(P), _matT(G), _matT(dP)
+        Q, R = np.eye(m) - A @ P, np.eye(n) - P @ A
+        dQ, dR = -(dA @ P + A @ dP), -(dP @ A + P @ dA)
+        d = (-(dPT @ G @ PT + PT @ G @ dPT)
+             + dQ @ GT @ P @ PT + Q @ GT @ (dP @ PT + P @ dPT)
+             + (dPT @ P + PT @ dP) @ GT @ R + PT @ P @ GT @ dR)
+        terms.append(_fit(d, a))
+    return _plus(*terms)
+
+
+_def(la.pinv, pinv_vjp, params="a", ans=True, jvp=_pinv_jvp, vjp_tangents=[_pinv_vjp_jvp])
 
 
 def matrix_power_vjp(g, ans, a, n):
@@ -1204,7 +1735,62 @@ def matrix_power_vjp(g, ans, a, n):
     return _fit(r, a)
 
 
-_def(la.matrix_power, matrix_power_vjp, None, params="a, n")
+def _power_tangent(B, dB, m):
+    """The tangent of B^m along dB: the sum of B^j dB B^(m-1-j)."""
+    pows = [np.broadcast_to(np.eye(B.shape[-1]), B.shape)]
+    for _ in range(m - 1):
+        pows.append(pows[-1] @ B)
+    out = np.zeros(np.broadcast_shapes(B.shape, np.shape(dB)))
+    for j in range(m):
+        out = out + pows[j] @ dB @ pows[m - 1 - j]
+    return out
+
+
+def _matrix_power_jvp(tangents, a, n):
+    if not _given(tangents[0]):
+        return 0.0
+    A, dA = np.asarray(a, dtype=float), np.asarray(tangents[0], dtype=float)
+    if n < 0:
+        A, dA, n = la.inv(A), -(la.inv(A) @ dA @ la.inv(A)), -n
+    return _power_tangent(A, dA, n)
+
+
+def _power_vjp_tangent(G, dG, B, dB, m):
+    """The tangent of the sum of P_k G P_(m-1-k) (P_j = (B^T)^j) along dG and dB."""
+    BT, dBT = _matT(B), _matT(dB)
+    P = [np.broadcast_to(np.eye(B.shape[-1]), B.shape)]
+    for _ in range(m - 1):
+        P.append(P[-1] @ BT)
+    dP = [np.zeros(B.shape)] + [_power_tangent(BT, dBT, j) for j in range(1, m)]
+    out = 0.0
+    for k in range(m):
+        out = out + dP[k] @ G @ P[m - 1 - k] + P[k] @ G @ dP[m - 1 - k]
+        if dG is not None:
+            out = out + P[k] @ dG @ P[m - 1 - k]
+    return out
+
+
+def _matrix_power_vjp_jvp(tangents, g, ans, a, n):
+    """The tangent of matrix_power's vjp along g and a (n < 0 through inv)."""
+    dg, da = _t(tangents, 0), _t(tangents, 2)
+    if n == 0:
+        return 0.0
+    A = np.asarray(a, dtype=float)
+    G = np.asarray(g, dtype=float) if not _is_zero(g) else np.zeros(A.shape)
+    dA = np.zeros(A.shape) if da is None else np.asarray(da, dtype=float)
+    dG = None if dg is None else np.asarray(dg, dtype=float)
+    if n > 0:
+        return _power_vjp_tangent(G, dG, A, dA, n)
+    B = la.inv(A)
+    dB = -(B @ dA @ B)
+    gB = np.asarray(matrix_power_vjp(G, None, B, -n))
+    dgB = _power_vjp_tangent(G, dG, B, dB, -n)
+    BT, dBT = _matT(B), _matT(dB)
+    return -(dBT @ gB @ BT + BT @ dgB @ BT + BT @ gB @ dBT)
+
+
+_def(la.matrix_power, matrix_power_vjp, None, params="a, n", jvp=_matrix_power_jvp,
+     vjp_tangents=[_matrix_power_vjp_jvp])
 
 
 def multi_dot_vjp(g, ans, arrays, **kw):
@@ -1231,7 +1817,37 @@ def multi_dot_vjp(g, ans, arrays, **kw):
     return [_fit(o, x) for o, x in zip(out, arrays)]
 
 
-_def(la.multi_dot, multi_dot_vjp, params="arrays")
+def _multi_dot_jvp(da, arrays, **kw):
+    terms = []
+    for i, t in enumerate(da):
+        if _given(t):
+            mats = list(arrays)
+            mats[i] = t
+            terms.append(la.multi_dot(mats, **kw))
+    return sum(terms[1:], terms[0]) if terms else 0.0
+
+
+def _multi_dot_vjp_jvp(tangents, g, ans, arrays, **kw):
+    """multi_dot is linear in each matrix: the tangent of its vjp along matrix j is the vjp
+    with matrix j replaced by its tangent (for the other matrices)."""
+    dg, da = _t(tangents, 0), _t(tangents, 2)
+    out = [0.0] * len(arrays)
+    if dg is not None:
+        out = [_plus(o, t) for o, t in zip(out, multi_dot_vjp(dg, ans, arrays, **kw))]
+    if da is not None and not _is_zero(g):
+        for j, t in enumerate(da):
+            if not _given(t):
+                continue
+            mats = list(arrays)
+            mats[j] = np.asarray(t)
+            part = multi_dot_vjp(g, None, mats, **kw)
+            out = [o if i == j else _plus(o, part[i]) for i, o in enumerate(out)]
+    return out
+
+
+_def(la.multi_dot, multi_dot_vjp, params="arrays",
+     jvp=_vjps_if_more(la.multi_dot, [multi_dot_vjp], _multi_dot_jvp),
+     vjp_tangents=[_multi_dot_vjp_jvp])
 
 
 # --- norms -------------------------------------------------------------------------------
@@ -1303,7 +1919,56 @@ def norm_vjp(g, ans, x, ord=None, axis=None, keepdims=False):
     return _fit(_matrix_norm_grad(xa, ans, g, ord, axis, keepdims), x)
 
 
-_def(la.norm, norm_vjp, None, None, None, params="x, ord, axis, keepdims", ans=True)
+def _pnorm_vjp_tangent(vjp, tangents, g, ans, x, p, axis, keepdims, *args):
+    """The tangent of the p-norm's vjp sign(x) |x|^(p-1) g / n^(p-1) (p >= 2) along g, x
+    and n = ans: (p - 1) g (|x|^(p-2) dx / n^(p-1) - sign(x) |x|^(p-1) dn / n^p)."""
+    dg, dans, dx = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
+    terms = [None if dg is None else vjp(dg, ans, x, *args)]
+    if not _is_zero(g) and (dx is not None or dans is not None):
+        X = _arr(x)
+        n = _expand(ans, X.ndim, axis, keepdims)
+        safe = np.where(n == 0, 1, n)
+        d = 0.0
+        if dx is not None:
+            d = d + np.abs(X) ** (p - 2) * np.asarray(dx) / safe ** (p - 1)
+        if dans is not None:
+            dn = _expand(dans, X.ndim, axis, keepdims)
+            d = d - np.sign(X) * np.abs(X) ** (p - 1) * dn / safe ** p
+        G = _expand(g, X.ndim, axis, keepdims)
+        terms.append(_fit(np.where(n == 0, 0, (p - 1) * d * G), x))
+    return _plus(*terms)
+
+
+def _p_order(ord):
+    """ord as a number p >= 2 of a p-norm without its own rule, else None."""
+    if isinstance(ord, (int, float, np.integer, np.floating)) and math.isfinite(ord) \
+            and ord > 2:
+        return float(ord)
+    return None
+
+
+def _norm_vjp_jvp(tangents, g, ans, x, ord=None, axis=None, keepdims=False):
+    """norm: 2-norms and the Frobenius norm are scaled bilinear; 1- and inf-norms locally
+    linear in g (sign and mask constant); p-norms of vectors for p > 2; other orders
+    (nuclear, spectral) not available."""
+    vector = isinstance(axis, (int, np.integer)) or (axis is None and np.ndim(x) == 1)
+    if ord is None or ord == "fro" or (ord == 2 and vector):
+        return _scaled_bilinear_jvp(norm_vjp)(tangents, g, ans, x, ord, axis, keepdims)
+    if ord in (1, np.inf, -np.inf) or (not vector and ord == -1):
+        dg = _t(tangents, 0)
+        return 0.0 if dg is None else norm_vjp(dg, ans, x, ord, axis, keepdims)
+    if vector and _p_order(ord) is not None:
+        return _pnorm_vjp_tangent(norm_vjp, tangents, g, ans, x, _p_order(ord),
+                                  0 if axis is None else axis, keepdims, ord, axis, keepdims)
+    raise TranspileError(f"second derivatives through numpy.linalg.norm with "
+                         f"ord={ord!r} are not available yet")
+
+
+_def(la.norm, norm_vjp, None, None, None, params="x, ord, axis, keepdims", ans=True,
+     jvp=_by_weights(la.norm, [norm_vjp, None, None, None],
+                     lambda nd, ord=None, axis=None, keepdims=False, **kw: (
+                         _axes(axis, nd), bool(keepdims))),
+     vjp_tangents=[_norm_vjp_jvp])
 
 
 def vector_norm_vjp(g, ans, x, axis=None, keepdims=False, ord=2):
@@ -1327,8 +1992,44 @@ def matrix_norm_vjp(g, ans, x, keepdims=False, ord="fro"):
     return _fit(_matrix_norm_grad(xa, ans, g, ord, (-2, -1), keepdims), x)
 
 
-_def(la.vector_norm, vector_norm_vjp, params="x", ans=True)
-_def(la.matrix_norm, matrix_norm_vjp, params="x", ans=True)
+def _vector_norm_vjp_jvp(tangents, g, ans, x, axis=None, keepdims=False, ord=2):
+    """2-norms scaled bilinear, 1- and inf-norms locally linear in g (as norm's)."""
+    if ord == 2:
+        return _scaled_bilinear_jvp(vector_norm_vjp)(tangents, g, ans, x, axis, keepdims,
+                                                     ord)
+    if ord in (1, np.inf, -np.inf):
+        dg = _t(tangents, 0)
+        return 0.0 if dg is None else vector_norm_vjp(dg, ans, x, axis, keepdims, ord)
+    if _p_order(ord) is not None and (axis is None or isinstance(axis, (int, np.integer))):
+        if axis is None:              # the norm of all elements: as one vector
+            return _pnorm_vjp_tangent(vector_norm_vjp, tangents, g, ans, x, _p_order(ord),
+                                      None, keepdims, axis, keepdims, ord)
+        return _pnorm_vjp_tangent(vector_norm_vjp, tangents, g, ans, x, _p_order(ord),
+                                  axis, keepdims, axis, keepdims, ord)
+    raise TranspileError(f"second derivatives through numpy.linalg.vector_norm with "
+                         f"ord={ord!r} are not available yet")
+
+
+def _matrix_norm_vjp_jvp(tangents, g, ans, x, keepdims=False, ord="fro"):
+    """The Frobenius norm scaled bilinear, 1- and inf-norms locally linear in g."""
+    if ord == "fro":
+        return _scaled_bilinear_jvp(matrix_norm_vjp)(tangents, g, ans, x, keepdims, ord)
+    if ord in (1, -1, np.inf, -np.inf):
+        dg = _t(tangents, 0)
+        return 0.0 if dg is None else matrix_norm_vjp(dg, ans, x, keepdims, ord)
+    raise TranspileError(f"second derivatives through numpy.linalg.matrix_norm with "
+                         f"ord={ord!r} are not available yet")
+
+
+_def(la.vector_norm, vector_norm_vjp, params="x", ans=True,
+     jvp=_by_weights(la.vector_norm, [vector_norm_vjp],
+                     lambda nd, axis=None, keepdims=False, **kw: (
+                         _axes(axis, nd), bool(keepdims))),
+     vjp_tangents=[_vector_norm_vjp_jvp])
+_def(la.matrix_norm, matrix_norm_vjp, params="x", ans=True,
+     jvp=_by_weights(la.matrix_norm, [matrix_norm_vjp], lambda nd, keepdims=False, **kw: (
+         (nd - 2, nd - 1), bool(keepdims))),
+     vjp_tangents=[_matrix_norm_vjp_jvp])
 
 
 # --- polynomials and 1-d signal functions ---------------------------------------------
@@ -1346,7 +2047,37 @@ def polyval_vjp_x(g, ans, p, x):
     return _fit(np.asarray(g) * np.polyval(dp, np.asarray(x, dtype=float)), x)
 
 
-_def(np.polyval, polyval_vjp_p, polyval_vjp_x, params="p, x")
+def _polyval_vjp_p_jvp(tangents, g, ans, p, x):
+    """The tangent of sum(x^k g) (k = n-1, ..., 0) along g and x."""
+    dg, dx = _t(tangents, 0), _t(tangents, 3)
+    terms = [None if dg is None else polyval_vjp_p(dg, ans, p, x)]
+    if dx is not None and not _is_zero(g):
+        X = np.asarray(x, dtype=float)
+        k = np.arange(len(p) - 1, -1, -1).reshape((-1,) + (1,) * X.ndim)
+        dpow = k * X[None, ...] ** np.maximum(k - 1, 0)
+        gdx = np.broadcast_to(np.asarray(g) * np.asarray(dx), X.shape)
+        terms.append(_fit(np.sum(dpow * gdx[None, ...], axis=tuple(range(1, X.ndim + 1))),
+                          p))
+    return _plus(*terms)
+
+
+def _polyval_vjp_x_jvp(tangents, g, ans, p, x):
+    """The tangent of g p'(x) along g, p and x."""
+    dg, dp, dx = _t(tangents, 0), _t(tangents, 2), _t(tangents, 3)
+    terms = [None if dg is None else polyval_vjp_x(dg, ans, p, x)]
+    if not _is_zero(g):
+        X, P = np.asarray(x, dtype=float), np.asarray(p, dtype=float)
+        if dp is not None:
+            d1 = np.polyder(np.asarray(dp, dtype=float)) if len(p) > 1 else np.zeros(1)
+            terms.append(_fit(np.asarray(g) * np.polyval(d1, X), x))
+        if dx is not None:
+            d2 = np.polyder(P, 2) if len(p) > 2 else np.zeros(1)
+            terms.append(_fit(np.asarray(g) * np.polyval(d2, X) * np.asarray(dx), x))
+    return _plus(*terms)
+
+
+_def(np.polyval, polyval_vjp_p, polyval_vjp_x, params="p, x",
+     vjp_tangents=[_polyval_vjp_p_jvp, _polyval_vjp_x_jvp])
 
 
 def _conv_offset(n, m, mode):
@@ -1381,8 +2112,8 @@ def _corr_vjp(i):
     return vjp
 
 
-_def(np.convolve, _conv_vjp(0), _conv_vjp(1), params="a, v")
-_def(np.correlate, _corr_vjp(0), _corr_vjp(1), params="a, v")
+_def(np.convolve, _conv_vjp(0), _conv_vjp(1), params="a, v", multilinear=[(0,), (1,)])
+_def(np.correlate, _corr_vjp(0), _corr_vjp(1), params="a, v", multilinear=[(0,), (1,)])
 
 
 def interp_vjp_x(g, ans, x, xp, fp, left=None, right=None, period=None):
@@ -1447,19 +2178,21 @@ def _ravel_back(g, ans, a, order="C"):
 
 for _fn in (np.reshape, np.expand_dims, np.squeeze, np.ravel):
     _def(_fn, _reshape_back if _fn is not np.ravel else _ravel_back, None, None,
-         params="a, x1, x2")
+         params="a, x1, x2", linear=(0,))
 for _fn in (np.copy, np.asarray, np.asanyarray, np.ascontiguousarray, np.asfortranarray,
             np.array, np.require):
     _def(_fn, lambda g, ans, a, *rest, **kw: _fit(np.array(g, copy=True), a) if not
-         isinstance(a, (list, tuple)) else _fit(np.asarray(g), a), params="a")
-_def(np.ndarray.flatten, _ravel_back, params="self")
-_def(np.ndarray.ravel, _ravel_back, params="self")
+         isinstance(a, (list, tuple)) else _fit(np.asarray(g), a), params="a", linear=(0,))
+_def(np.ndarray.flatten, _ravel_back, params="self", linear=(0,))
+_def(np.ndarray.ravel, _ravel_back, params="self", linear=(0,))
 _def(np.ndarray.copy, lambda g, ans, a, *r, **k: _fit(np.array(g, copy=True), a),
-     params="self")
-_def(np.ndarray.astype, lambda g, ans, a, *r, **k: _fit(np.asarray(g), a), params="self")
-_def(np.ndarray.view, lambda g, ans, a, *r, **k: _fit(np.asarray(g), a), params="self")
+     params="self", linear=(0,))
+_def(np.ndarray.astype, lambda g, ans, a, *r, **k: _fit(np.asarray(g), a), params="self",
+     linear=(0,))
+_def(np.ndarray.view, lambda g, ans, a, *r, **k: _fit(np.asarray(g), a), params="self",
+     linear=(0,))
 _def(np.ndarray.item, lambda g, ans, a, *args: _gather(
-    lambda z: z.item(*args), a, g), params="self")
+    lambda z: z.item(*args), a, g), params="self", linear=(0,))
 def _densify(g, like):
     """A list adjoint with 0.0 placeholders, made dense like ``like``."""
     if _is_zero(g):
@@ -1470,7 +2203,7 @@ def _densify(g, like):
 
 
 _def(np.ndarray.tolist, lambda g, ans, a: _fit(_densify(g, ans), a), params="self",
-     ans=True)
+     ans=True, linear=(0,))
 
 
 def _transpose_vjp(g, ans, a, axes=None, *more):
@@ -1483,13 +2216,13 @@ def _transpose_vjp(g, ans, a, axes=None, *more):
     return _fit(np.transpose(g, np.argsort(axes)), a)
 
 
-_def(np.transpose, _transpose_vjp, None, params="a, axes")
-_def(np.permute_dims, _transpose_vjp, None, params="a, axes")
-_def(np.ndarray.transpose, _transpose_vjp, params="self")
+_def(np.transpose, _transpose_vjp, None, params="a, axes", linear=(0,))
+_def(np.permute_dims, _transpose_vjp, None, params="a, axes", linear=(0,))
+_def(np.ndarray.transpose, _transpose_vjp, params="self", linear=(0,))
 _def(np.swapaxes, lambda g, ans, a, a1, a2: _fit(np.swapaxes(g, a1, a2), a), None, None,
-     params="a, axis1, axis2")
+     params="a, axis1, axis2", linear=(0,))
 _def(np.moveaxis, lambda g, ans, a, src, dst: _fit(np.moveaxis(g, dst, src), a), None,
-     None, params="a, source, destination")
+     None, params="a, source, destination", linear=(0,))
 
 
 def rollaxis_vjp(g, ans, a, axis, start=0):
@@ -1505,7 +2238,7 @@ def rollaxis_vjp(g, ans, a, axis, start=0):
     return _fit(np.transpose(g, np.argsort(perm)), a)
 
 
-_def(np.rollaxis, rollaxis_vjp, None, None, params="a, axis, start")
+_def(np.rollaxis, rollaxis_vjp, None, None, params="a, axis, start", linear=(0,))
 
 
 def _atleast_vjp(i):
@@ -1518,7 +2251,7 @@ def _atleast_vjp(i):
 
 
 for _fn in (np.atleast_1d, np.atleast_2d, np.atleast_3d):
-    _def(_fn, *[_atleast_vjp(i) for i in range(_MAXARGS)])
+    _def(_fn, *[_atleast_vjp(i) for i in range(_MAXARGS)], linear=range(_MAXARGS))
 
 
 def _concat_grad(g, arrays, axis, transform=lambda x: np.asarray(x)):
@@ -1550,20 +2283,20 @@ def concatenate_vjp(g, ans, arrays, axis=0, out=None, dtype=None, casting=None):
     return _concat_grad(g, arrays, axis)
 
 
-_def(np.concatenate, concatenate_vjp, None, params="arrays, axis")
+_def(np.concatenate, concatenate_vjp, None, params="arrays, axis", linear=(0,))
 _def(np.hstack, _pieces(lambda g, ans, tup, **kw: _concat_grad(
     g, tup, 0 if np.ndim(np.atleast_1d(tup[0])) == 1 else 1, np.atleast_1d)),
-    params="tup")
+    params="tup", linear=(0,))
 _def(np.vstack, _pieces(lambda g, ans, tup, **kw: _concat_grad(g, tup, 0, np.atleast_2d)),
-     params="tup")
+     params="tup", linear=(0,))
 if hasattr(np, "row_stack"):
     _def(np.row_stack, _pieces(lambda g, ans, tup, **kw: _concat_grad(
-        g, tup, 0, np.atleast_2d)), params="tup")
+        g, tup, 0, np.atleast_2d)), params="tup", linear=(0,))
 _def(np.dstack, _pieces(lambda g, ans, tup, **kw: _concat_grad(g, tup, 2, np.atleast_3d)),
-     params="tup")
+     params="tup", linear=(0,))
 _def(np.column_stack, _pieces(lambda g, ans, tup: _concat_grad(
     g, tup, 1, lambda x: np.array(x, ndmin=2).T if np.ndim(x) < 2 else np.asarray(x))),
-    params="tup")
+    params="tup", linear=(0,))
 
 
 @_pieces
@@ -1573,7 +2306,7 @@ def stack_vjp(g, ans, arrays, axis=0, out=None, **kw):
     return [_fit(np.take(G, i, axis=ax), x) for i, x in enumerate(arrays)]
 
 
-_def(np.stack, stack_vjp, None, params="arrays, axis")
+_def(np.stack, stack_vjp, None, params="arrays, axis", linear=(0,))
 
 
 def unstack_vjp(g, ans, x, axis=0):
@@ -1582,7 +2315,7 @@ def unstack_vjp(g, ans, x, axis=0):
 
 
 if hasattr(np, "unstack"):
-    _def(np.unstack, unstack_vjp, params="x", ans=True)
+    _def(np.unstack, unstack_vjp, params="x", ans=True, linear=(0,))
 
 
 def _split_vjp(axis_fn):
@@ -1593,13 +2326,16 @@ def _split_vjp(axis_fn):
     return vjp
 
 
-_def(np.split, _split_vjp(lambda nd, ax: ax), None, None, params="ary, ios, axis", ans=True)
+_def(np.split, _split_vjp(lambda nd, ax: ax), None, None, params="ary, ios, axis", ans=True,
+     linear=(0,))
 _def(np.array_split, _split_vjp(lambda nd, ax: ax), None, None, params="ary, ios, axis",
-     ans=True)
+     ans=True, linear=(0,))
 _def(np.hsplit, _split_vjp(lambda nd, ax: 1 if nd > 1 else 0), None, params="ary, ios",
-     ans=True)
-_def(np.vsplit, _split_vjp(lambda nd, ax: 0), None, params="ary, ios", ans=True)
-_def(np.dsplit, _split_vjp(lambda nd, ax: 2), None, params="ary, ios", ans=True)
+     ans=True, linear=(0,))
+_def(np.vsplit, _split_vjp(lambda nd, ax: 0), None, params="ary, ios", ans=True,
+     linear=(0,))
+_def(np.dsplit, _split_vjp(lambda nd, ax: 2), None, params="ary, ios", ans=True,
+     linear=(0,))
 
 
 def tile_vjp(g, ans, A, reps):
@@ -1615,7 +2351,7 @@ def tile_vjp(g, ans, A, reps):
     return _fit(G.sum(axis=tuple(range(0, 2 * d, 2))).reshape(x.shape), A)
 
 
-_def(np.tile, tile_vjp, None, params="A, reps")
+_def(np.tile, tile_vjp, None, params="A, reps", linear=(0,))
 _gather_rule(np.repeat)
 _gather_rule(np.flip)
 _gather_rule(np.roll)
@@ -1625,9 +2361,10 @@ _gather_rule(np.take_along_axis)
 _gather_rule(np.delete)
 _gather_rule(np.resize)
 _def(np.compress, None, lambda g, ans, c, a, *r, **k: _gather(
-    lambda z: np.compress(c, z, *r, **k), a, g), params="condition, a")
+    lambda z: np.compress(c, z, *r, **k), a, g), params="condition, a", masks=True,
+    linear=(1,))
 _def(np.extract, None, lambda g, ans, c, a: _gather(lambda z: np.extract(c, z), a, g),
-     params="condition, arr")
+     params="condition, arr", masks=True, linear=(1,))
 
 
 def pad_vjp(g, ans, array, pad_width, mode="constant", **kw):
@@ -1638,7 +2375,8 @@ def pad_vjp(g, ans, array, pad_width, mode="constant", **kw):
     return _gather(lambda z: np.pad(z, pad_width, mode, **kw), array, g)
 
 
-_def(np.pad, pad_vjp, None, params="array, pad_width")
+_def(np.pad, pad_vjp, None, params="array, pad_width", linear=(0,),
+     constant_keywords=("constant_values",))
 
 
 def insert_vjp_arr(g, ans, arr, obj, values, axis=None):
@@ -1651,10 +2389,11 @@ def insert_vjp_values(g, ans, arr, obj, values, axis=None):
     return _gather(lambda z: np.insert(base, obj, z, axis), values, g)
 
 
-_def(np.insert, insert_vjp_arr, None, insert_vjp_values, params="arr, obj, values")
+_def(np.insert, insert_vjp_arr, None, insert_vjp_values, params="arr, obj, values",
+     linear=(0, 2))
 _def(np.append, lambda g, ans, arr, values, axis=None: _append_vjp(0, g, arr, values, axis),
      lambda g, ans, arr, values, axis=None: _append_vjp(1, g, arr, values, axis),
-     params="arr, values")
+     params="arr, values", linear=(0, 1))
 
 
 def _append_vjp(i, g, arr, values, axis):
@@ -1693,7 +2432,7 @@ def choose_vjp_choices(g, ans, a, choices, out=None, mode="raise"):
     return _scatter_back(g, np.choose(a, idxs, mode=mode), choices, total)
 
 
-_def(np.choose, None, choose_vjp_choices, params="a, choices")
+_def(np.choose, None, choose_vjp_choices, params="a, choices", masks=True, linear=(1,))
 
 
 def select_vjp(g, ans, condlist, choicelist, default=0):
@@ -1709,7 +2448,7 @@ def select_vjp_default(g, ans, condlist, choicelist, default=0):
 
 
 _def(np.select, None, select_vjp, select_vjp_default, params="condlist, choicelist, default",
-     ans=True)
+     ans=True, masks=True, linear=(1, 2))
 
 
 def broadcast_arrays_vjp(i):
@@ -1721,7 +2460,8 @@ def broadcast_arrays_vjp(i):
     return vjp
 
 
-_def(np.broadcast_arrays, *[broadcast_arrays_vjp(i) for i in range(_MAXARGS)], ans=True)
+_def(np.broadcast_arrays, *[broadcast_arrays_vjp(i) for i in range(_MAXARGS)], ans=True,
+     linear=range(_MAXARGS))
 
 
 def meshgrid_vjp(i):
@@ -1738,7 +2478,8 @@ def meshgrid_vjp(i):
     return vjp
 
 
-_def(np.meshgrid, *[meshgrid_vjp(i) for i in range(_MAXARGS)], ans=True)
+_def(np.meshgrid, *[meshgrid_vjp(i) for i in range(_MAXARGS)], ans=True,
+     linear=range(_MAXARGS))
 
 
 def block_vjp(g, ans, arrays):
@@ -1764,7 +2505,7 @@ def block_vjp(g, ans, arrays):
     return rec(arrays, G, 0)
 
 
-_def(np.block, block_vjp, params="arrays")
+_def(np.block, block_vjp, params="arrays", linear=(0,))
 
 
 def sort_vjp(g, ans, a, axis=-1, kind=None, order=None, **kw):
@@ -1783,9 +2524,38 @@ def sort_vjp(g, ans, a, axis=-1, kind=None, order=None, **kw):
     return _fit(r.reshape(x.shape), a)
 
 
-_def(np.sort, sort_vjp, None, params="a, axis", ans=True)
-_def(np.partition, lambda g, ans, a, kth, axis=-1, kind=None, order=None: sort_vjp(
-    g, ans, a, axis), None, None, params="a, kth, axis", ans=True)
+def _sort_perm(x, ans, axis):
+    """p with ans == take_along_axis(x, p, axis) (x, ans flattened when axis is None)."""
+    sx = np.argsort(x, axis=axis, kind="stable")
+    so = np.argsort(np.argsort(ans, axis=axis, kind="stable"), axis=axis, kind="stable")
+    return np.take_along_axis(sx, so, axis=axis)
+
+
+def _sort_jvp(da, a, axis=-1, kind=None, order=None, **kw):
+    x, ans = np.asarray(a), np.sort(a, axis=axis, **kw)
+    t = np.asarray(dense(da, a))
+    if axis is None:
+        x, t, ans, axis = x.ravel(), np.broadcast_to(t, x.shape).ravel(), ans.ravel(), 0
+    return np.take_along_axis(np.broadcast_to(t, x.shape), _sort_perm(x, ans, axis), axis)
+
+
+def _partition_jvp(da, a, kth, axis=-1, kind=None, order=None):
+    x, ans = np.asarray(a), np.partition(a, kth, axis=axis)
+    t = np.asarray(dense(da, a))
+    if axis is None:
+        x, t, ans, axis = x.ravel(), np.broadcast_to(t, x.shape).ravel(), ans.ravel(), 0
+    return np.take_along_axis(np.broadcast_to(t, x.shape), _sort_perm(x, ans, axis), axis)
+
+
+def _partition_vjp(g, ans, a, kth, axis=-1, kind=None, order=None):
+    return sort_vjp(g, ans, a, axis)
+
+
+_def(np.sort, sort_vjp, None, params="a, axis", ans=True, piecewise_linear=True,
+     jvp=_vjps_if_more(np.sort, [sort_vjp, None], _sort_jvp))
+_def(np.partition, _partition_vjp, None, None, params="a, kth, axis", ans=True,
+     piecewise_linear=True,
+     jvp=_vjps_if_more(np.partition, [_partition_vjp, None, None], _partition_jvp))
 
 
 def clip_vjp(i):
@@ -1810,238 +2580,6 @@ def clip_vjp(i):
             return None if lo is None else _fit(np.where(below, G, 0), lo)
         return None if hi is None else _fit(np.where(above, G, 0), hi)
     return vjp
-
-
-_def(np.clip, clip_vjp(0), clip_vjp(1), clip_vjp(2), params="a, a_min, a_max", ans=True)
-
-
-def diff_vjp(g, ans, a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
-    x = _arr(a)
-    ax = int(axis) % x.ndim
-    G = np.asarray(g)
-    for _ in range(n):
-        p0 = [(0, 0)] * G.ndim
-        p1 = [(0, 0)] * G.ndim
-        p0[ax] = (1, 0)
-        p1[ax] = (0, 1)
-        G = np.pad(G, p0) - np.pad(G, p1)
-    start = 0
-    if prepend is not np._NoValue:
-        start = 1 if np.ndim(prepend) == 0 else np.shape(prepend)[ax]
-    G = np.take(G, np.arange(start, start + x.shape[ax]), axis=ax)
-    return _fit(G, a)
-
-
-_def(np.diff, diff_vjp, None, None, params="a, n, axis")
-
-
-def ediff1d_vjp(g, ans, ary, to_end=None, to_begin=None):
-    G = np.asarray(g)
-    start = 0 if to_begin is None else np.size(to_begin)
-    n = np.size(ary)
-    G = G[start:start + max(n - 1, 0)]
-    r = np.zeros(n)
-    r[1:] += G
-    r[:-1] -= G
-    return _fit(r.reshape(np.shape(ary)), ary)
-
-
-_def(np.ediff1d, ediff1d_vjp, params="ary")
-
-
-# ======================================================================================
-# creation
-# ======================================================================================
-_def(np.full, None, lambda g, ans, shape, fill_value, *r, **k: _fit(g, fill_value),
-     params="shape, fill_value")
-_def(np.full_like, None, lambda g, ans, a, fill_value, *r, **k: _fit(g, fill_value),
-     params="a, fill_value")
-
-
-def _linspace_vjp(i):
-    def vjp(g, ans, start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0,
-            **kw):
-        gstep = 0.0
-        if retstep:
-            g, gstep = _parts(g, 2)
-            ans = ans[0]
-        div = (num - 1) if endpoint else num
-        t = np.arange(num, dtype=float) / div if div > 0 else np.zeros(num)
-        G = np.zeros(np.shape(ans)) if _is_zero(g) else np.asarray(g, dtype=float)
-        G = np.moveaxis(G, axis, 0)
-        w = t if i == 1 else 1 - t
-        r = np.tensordot(w, G, axes=(0, 0))
-        if not _is_zero(gstep) and div > 0:
-            r = r + np.asarray(gstep) * ((1.0 if i == 1 else -1.0) / div)
-        return _fit(r, (start, stop)[i])
-    return vjp
-
-
-_def(np.linspace, _linspace_vjp(0), _linspace_vjp(1), None, params="start, stop, num",
-     ans=True)
-
-
-# ======================================================================================
-# forward mode, from the structure of each primitive
-# ======================================================================================
-# Linear and multilinear primitives declare the argument positions they are linear in
-# (`Rule.multilinear`: groups of positions, jointly linear within a group); their tangent
-# is the function applied to the tangents. Reductions get J v = sum over the reduced axes
-# of (vjp of ones) * v. A few nonlinear ones have jvps written out; the rest (and user
-# rules with vjp functions only) use J v from the reverse rule, one vjp per output element.
-from .forward_runtime import dense, jvp_by_vjps  # noqa: E402
-
-_ALL = tuple(range(_MAXARGS))
-
-
-def _linear(fns, *groups):
-    for fn in fns:
-        rule = lookup(fn)
-        rule.multilinear = [tuple(g) for g in groups]
-        rule.zero_tangent_ok = False
-
-
-_linear([np.mean, np.cumsum, np.trace, np.diagonal, np.diag, np.diagflat, np.tril, np.triu,
-         np.fliplr, np.flipud, np.rot90, np.reshape, np.expand_dims, np.squeeze, np.ravel,
-         np.copy, np.asarray, np.asanyarray, np.ascontiguousarray, np.asfortranarray,
-         np.array, np.require, np.ndarray.flatten, np.ndarray.ravel, np.ndarray.copy,
-         np.ndarray.astype, np.ndarray.view, np.ndarray.item, np.ndarray.tolist,
-         np.transpose, np.permute_dims, np.ndarray.transpose, np.swapaxes, np.moveaxis,
-         np.rollaxis, np.concatenate, np.hstack, np.vstack, np.dstack, np.column_stack,
-         np.stack, np.split, np.array_split, np.hsplit, np.vsplit, np.dsplit, np.tile,
-         np.repeat, np.flip, np.roll, np.broadcast_to, np.take, np.take_along_axis,
-         np.delete, np.resize, np.block, la.diagonal, la.trace, np.matrix_transpose,
-         la.matrix_transpose]
-        + [getattr(np, n) for n in ("row_stack", "unstack", "cumulative_sum")
-           if hasattr(np, n)], (0,))
-_linear([np.compress, np.extract, np.choose, np.full, np.full_like, np.bincount], (1,))
-_linear([np.where, np.select], (1, 2))
-_linear([np.append, np.linspace], (0, 1))
-_linear([np.insert], (0, 2))
-_linear([np.atleast_1d, np.atleast_2d, np.atleast_3d, np.broadcast_arrays, np.meshgrid], _ALL)
-_linear([np.dot, np.matmul, la.matmul, np.inner, np.outer, la.outer, np.tensordot,
-         la.tensordot, np.kron, np.cross, la.cross, np.convolve, np.correlate, np.vdot,
-         np.vecdot, la.vecdot, ast.MatMult]
-        + [getattr(np, n) for n in ("matvec", "vecmat") if hasattr(np, n)], (0,), (1,))
-_linear([np.einsum], *[(k,) for k in _ALL])
-
-
-def _given(t):
-    return t is not None and not _is_zero(t)
-
-
-def _fallback_if_more(rule, fn, jvp):
-    """jvp for the first argument; tangents of the others through the reverse rule."""
-    def wrapped(tangents, *args, **kw):
-        if any(_given(t) for t in tangents[1:]):
-            return jvp_by_vjps(rule.vjps, fn, args, tangents, **kw)
-        if not _given(tangents[0]):
-            return 0.0
-        return jvp(tangents[0], *args, **kw)
-    return wrapped
-
-
-def _reduce_by_weights(fn, axes_of):
-    """J v of a reduction: each input element reaches one output element, so J v is the
-    sum over the reduced axes of (vjp of ones) * v."""
-    rule = lookup(fn)
-    vjp = rule.vjps[0]
-
-    def jvp(da, a, *args, **kw):
-        ans = fn(a, *args, **kw)
-        if isinstance(ans, tuple):
-            return jvp_by_vjps(rule.vjps, fn, (a,) + args, [da], **kw)
-        ones = np.ones(np.shape(ans)) if np.ndim(ans) else 1.0
-        w = np.asarray(vjp(ones, ans, a, *args, **kw))
-        axes, keep = axes_of(np.ndim(a), *args, **kw)
-        t = np.sum(w * np.asarray(dense(da, a)), axis=axes, keepdims=keep)
-        return t if isinstance(ans, np.ndarray) else float(t)
-    rule.jvp = _fallback_if_more(rule, fn, jvp)
-
-
-def _axis_keepdims(nd, axis=None, *rest, keepdims=np._NoValue, **kw):
-    return _axes(axis, nd), _kd(keepdims)
-
-
-for _fn in (np.prod, np.var, np.std, np.nansum, np.nanmean, np.nanprod, np.nanvar,
-            np.nanstd, np.ptp, np.median):
-    _reduce_by_weights(_fn, _axis_keepdims)
-_reduce_by_weights(np.average, lambda nd, axis=None, *rest, keepdims=np._NoValue, **kw: (
-    _axes(axis, nd), _kd(keepdims)))
-_reduce_by_weights(la.norm, lambda nd, ord=None, axis=None, keepdims=False, **kw: (
-    _axes(axis, nd), bool(keepdims)))
-_reduce_by_weights(la.vector_norm, lambda nd, axis=None, keepdims=False, **kw: (
-    _axes(axis, nd), bool(keepdims)))
-_reduce_by_weights(la.matrix_norm, lambda nd, keepdims=False, **kw: (
-    (nd - 2, nd - 1), bool(keepdims)))
-_reduce_by_weights(la.det, lambda nd, **kw: ((nd - 2, nd - 1), False))
-if hasattr(np, "trapezoid"):
-    _reduce_by_weights(np.trapezoid, lambda nd, x=None, dx=1.0, axis=-1, **kw: (
-        (int(axis) % nd,), False))
-_linear([np.sum, np.pad], (0,))
-lookup(np.sum).constant_keywords = ("initial",)      # added to the value: no tangent
-lookup(np.pad).constant_keywords = ("constant_values",)
-
-
-def _inv_jvp(da, a):
-    ai = la.inv(np.asarray(a))
-    return -(ai @ np.asarray(da) @ ai)
-
-
-def _solve_jvp(tangents, a, b):
-    x = la.solve(a, b)
-    vec = np.ndim(b) == 1
-    rhs = 0.0
-    if _given(tangents[1]):
-        rhs = np.asarray(tangents[1], dtype=float)
-    if _given(tangents[0]):
-        X = x[..., None] if vec else x
-        dAx = np.asarray(tangents[0]) @ X
-        rhs = rhs - (dAx[..., 0] if vec else dAx)
-    if _is_zero(rhs):
-        return 0.0
-    if vec:
-        return la.solve(a, np.asarray(rhs)[..., None])[..., 0]
-    return la.solve(a, rhs)
-
-
-def _slogdet_jvp(da, a):
-    sign, logdet = la.slogdet(a)
-    t = np.einsum("...ij,...ji->...", la.inv(np.asarray(a)), np.asarray(da))
-    return np.zeros(np.shape(sign)), (t if np.ndim(t) else float(t))
-
-
-def _cholesky_jvp(da, a, upper=False):
-    L = la.cholesky(a, upper=upper) if upper else la.cholesky(a)
-    Lo = _T(L) if upper else L
-    Li = la.inv(Lo)
-    n = Lo.shape[-1]
-    P = Li @ np.asarray(da) @ _T(Li)
-    dL = Lo @ (np.tril(P) / (1.0 + np.eye(n)))
-    return _T(dL) if upper else dL
-
-
-def _sort_perm(x, ans, axis):
-    """p with ans == take_along_axis(x, p, axis) (x, ans flattened when axis is None)."""
-    sx = np.argsort(x, axis=axis, kind="stable")
-    so = np.argsort(np.argsort(ans, axis=axis, kind="stable"), axis=axis, kind="stable")
-    return np.take_along_axis(sx, so, axis=axis)
-
-
-def _sort_jvp(da, a, axis=-1, kind=None, order=None, **kw):
-    x, ans = np.asarray(a), np.sort(a, axis=axis, **kw)
-    t = np.asarray(dense(da, a))
-    if axis is None:
-        x, t, ans, axis = x.ravel(), np.broadcast_to(t, x.shape).ravel(), ans.ravel(), 0
-    return np.take_along_axis(np.broadcast_to(t, x.shape), _sort_perm(x, ans, axis), axis)
-
-
-def _partition_jvp(da, a, kth, axis=-1, kind=None, order=None):
-    x, ans = np.asarray(a), np.partition(a, kth, axis=axis)
-    t = np.asarray(dense(da, a))
-    if axis is None:
-        x, t, ans, axis = x.ravel(), np.broadcast_to(t, x.shape).ravel(), ans.ravel(), 0
-    return np.take_along_axis(np.broadcast_to(t, x.shape), _sort_perm(x, ans, axis), axis)
 
 
 def _clip_jvp(tangents, a, a_min=np._NoValue, a_max=np._NoValue, out=None, *,
@@ -2073,13 +2611,40 @@ def _clip_mask(i, ans, a, a_min, a_max, min, max):
     return (~(below | above), below, above)[i]
 
 
-def _diff_jvp(da, a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
-    zero = {}
+_def(np.clip, clip_vjp(0), clip_vjp(1), clip_vjp(2), params="a, a_min, a_max", ans=True,
+     masks=True, piecewise_linear=True, jvp=_clip_jvp)
+
+
+def diff_vjp(g, ans, a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
+    x = _arr(a)
+    ax = int(axis) % x.ndim
+    G = np.asarray(g)
+    for _ in range(n):
+        p0 = [(0, 0)] * G.ndim
+        p1 = [(0, 0)] * G.ndim
+        p0[ax] = (1, 0)
+        p1[ax] = (0, 1)
+        G = np.pad(G, p0) - np.pad(G, p1)
+    start = 0
     if prepend is not np._NoValue:
-        zero["prepend"] = np.zeros_like(np.asarray(prepend, dtype=float))
-    if append is not np._NoValue:
-        zero["append"] = np.zeros_like(np.asarray(append, dtype=float))
-    return np.diff(dense(da, a), n, axis, **zero)
+        start = 1 if np.ndim(prepend) == 0 else np.shape(prepend)[ax]
+    G = np.take(G, np.arange(start, start + x.shape[ax]), axis=ax)
+    return _fit(G, a)
+
+
+_def(np.diff, diff_vjp, None, None, params="a, n, axis", linear=(0,),
+     constant_keywords=("prepend", "append"))
+
+
+def ediff1d_vjp(g, ans, ary, to_end=None, to_begin=None):
+    G = np.asarray(g)
+    start = 0 if to_begin is None else np.size(to_begin)
+    n = np.size(ary)
+    G = G[start:start + max(n - 1, 0)]
+    r = np.zeros(n)
+    r[1:] += G
+    r[:-1] -= G
+    return _fit(r.reshape(np.shape(ary)), ary)
 
 
 def _ediff1d_jvp(da, ary, to_end=None, to_begin=None):
@@ -2088,47 +2653,38 @@ def _ediff1d_jvp(da, ary, to_end=None, to_begin=None):
                       None if to_begin is None else np.zeros(np.size(to_begin)))
 
 
-def _multi_dot_jvp(da, arrays, **kw):
-    terms = []
-    for i, t in enumerate(da):
-        if _given(t):
-            mats = list(arrays)
-            mats[i] = t
-            terms.append(la.multi_dot(mats, **kw))
-    return sum(terms[1:], terms[0]) if terms else 0.0
+# affine in ary (to_end and to_begin are placed in the result): linear in its tangent
+_def(np.ediff1d, ediff1d_vjp, params="ary", piecewise_linear=True,
+     jvp=_vjps_if_more(np.ediff1d, [ediff1d_vjp], _ediff1d_jvp))
 
 
-for _fn, _jvp in ((la.inv, _inv_jvp), (la.slogdet, _slogdet_jvp),
-                  (la.cholesky, _cholesky_jvp), (np.sort, _sort_jvp),
-                  (np.partition, _partition_jvp), (np.diff, _diff_jvp),
-                  (np.ediff1d, _ediff1d_jvp), (la.multi_dot, _multi_dot_jvp)):
-    lookup(_fn).jvp = _fallback_if_more(lookup(_fn), _fn, _jvp)
-lookup(la.solve).jvp = _solve_jvp
-lookup(np.clip).jvp = _clip_jvp
+# ======================================================================================
+# creation
+# ======================================================================================
+_def(np.full, None, lambda g, ans, shape, fill_value, *r, **k: _fit(g, fill_value),
+     params="shape, fill_value", linear=(1,))
+_def(np.full_like, None, lambda g, ans, a, fill_value, *r, **k: _fit(g, fill_value),
+     params="a, fill_value", linear=(1,))
 
 
-# selections (see registry.defvjp's masks=): extrema, medians, clipping, choices and the
-# nan-skipping reductions pass back exactly 0 for the elements they do not use
-for _fn in (np.max, np.min, np.amax, np.amin, np.nanmax, np.nanmin, np.ptp, np.median,
-            np.nanmedian, np.clip, np.select, np.choose, np.compress, np.extract, np.nansum,
-            np.nanmean, np.nanprod, np.nancumsum, np.nanvar, np.nanstd):
-    _rule = lookup(_fn)
-    if _rule is not None:
-        _rule.masks = True
+def _linspace_vjp(i):
+    def vjp(g, ans, start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0,
+            **kw):
+        gstep = 0.0
+        if retstep:
+            g, gstep = _parts(g, 2)
+            ans = ans[0]
+        div = (num - 1) if endpoint else num
+        t = np.arange(num, dtype=float) / div if div > 0 else np.zeros(num)
+        G = np.zeros(np.shape(ans)) if _is_zero(g) else np.asarray(g, dtype=float)
+        G = np.moveaxis(G, axis, 0)
+        w = t if i == 1 else 1 - t
+        r = np.tensordot(w, G, axes=(0, 0))
+        if not _is_zero(gstep) and div > 0:
+            r = r + np.asarray(gstep) * ((1.0 if i == 1 else -1.0) / div)
+        return _fit(r, (start, stop)[i])
+    return vjp
 
 
-def _from_reverse_rules():
-    """Every other vjp rule: J v from its reverse rule (exact)."""
-    from .registry import _RULES
-    for (fn, nargs), rule in list(_RULES.items()):
-        if rule.vjps is None or rule.jvp is not None or rule.multilinear is not None:
-            continue
-        if not rule.name.startswith("numpy"):
-            continue
-
-        def jvp(tangents, *args, _rule=rule, _fn=fn, **kw):
-            return jvp_by_vjps(_rule.vjps, _fn, args, tangents, **kw)
-        rule.jvp = jvp
-
-
-_from_reverse_rules()
+_def(np.linspace, _linspace_vjp(0), _linspace_vjp(1), None, params="start, stop, num",
+     ans=True, linear=(0, 1))

@@ -13,6 +13,12 @@ result need not be kept for the adjoint sweep, and ``None`` is passed in its pla
 a declaration, never guessed from the function's code: user rules default to True (always
 safe), built-in rules say it where they are written.
 
+A rule also declares the *structure* of its primitive (`Rule.structure`): elementwise
+(templates), linear or multilinear in given argument positions, piecewise linear, zero, or
+explicit (a jvp and the tangents of its vjps written out). Forward mode, reverse mode and
+the second-order routes are derived from it (rules/derivative_code.py), and
+`supported(modes=True)` reports, per primitive, which modes that gives.
+
 Built-in rules and user rules go through the same `defvjp`. Keys are the callable itself
 (``math.sin``) or an ``ast`` operator class (``ast.Mult``).
 """
@@ -21,15 +27,29 @@ from __future__ import annotations
 import ast
 import inspect
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence, overload
+
+
+STRUCTURES = ("elementwise", "linear", "multilinear", "piecewise_linear", "zero", "explicit",
+              "reverse_only")
 
 
 class Rule:
-    """How to differentiate one primitive."""
+    """How to differentiate one primitive.
+
+    ``structure`` is what the rule declares about the primitive, from which every mode is
+    derived (rules/derivative_code.py): "elementwise" (partial-derivative templates),
+    "linear" (in the argument positions ``multilinear[0]``, jointly), "multilinear"
+    (linear in each group of ``multilinear``), "piecewise_linear" (linear in its tangent
+    given a locally constant mask: ``jvp`` and vjps, no second-order term), "zero",
+    "explicit" (``jvp`` and vjps written out; ``vjp_tangents`` the tangent of each vjp,
+    which gives the second-order routes) and "reverse_only" (vjps only: forward mode by
+    J v from the vjps)."""
 
     def __init__(self, fn, name, params, partials=None, vjps=None, env=None, zero=False,
                  derive=None, multilinear=None, unavailable=None, needs_ans=True,
-                 masks=False):
+                 masks=False, structure=None, jvp=None, vjp_tangents=None,
+                 constant_keywords=()):
         self.fn = fn
         self.name = name
         self.params = tuple(params) if params is not None else None
@@ -38,11 +58,12 @@ class Rule:
         self.env = env or {}               # how free names in templates resolve
         self.zero = zero                   # derivative is zero everywhere it exists
         self._derive = derive              # lazy: () -> list of template strings
-        # forward mode for vjp-rule functions: fn is linear in each group of argument
+        # linear and multilinear primitives: fn is linear in each group of argument
         # positions (jointly within a group) and constant in the others, so its tangent
         # is the sum over groups of fn with that group's arguments replaced by tangents
         self.multilinear = multilinear
-        self.jvp = None                    # jvp(tangents, *args, **kw): forward mode
+        self.jvp = jvp                     # jvp(tangents, *args, **kw): forward mode
+        self.vjp_tangents = vjp_tangents   # per vjp: its tangent t(tangents, g, ans, *args)
         self.zero_tangent_ok = True        # fn accepts 0.0 for a zero (multilinear) argument
         self.unavailable = unavailable     # no derivative through fn (why), except
                                            # forward mode by `multilinear` where given
@@ -50,8 +71,12 @@ class Rule:
         self.masks = bool(masks)           # selects: its adjoint is exactly 0 for values
                                            # that do not reach the result (where, maximum,
                                            # indexing-like functions), see reverse.py
-        self.constant_keywords = ()        # keywords whose (constant) values are added to
-                                           # the result: dropped from tangent calls
+        self.constant_keywords = tuple(constant_keywords)   # keywords whose (constant)
+                                           # values are added to the result: zeros in
+                                           # tangent calls
+        self.structure = structure or _structure_of(self)
+        self.derived = {}                  # mode -> None | reason (second-order routes),
+                                           # filled in by rules/derivative_code.py
         self._parsed = None
 
     @property
@@ -74,6 +99,19 @@ class Rule:
         return f"Rule({self.name})"
 
 
+def _structure_of(rule):
+    if rule.zero:
+        return "zero"
+    if rule.multilinear is not None:
+        return "linear" if len(rule.multilinear) == 1 else "multilinear"
+    if rule.vjps is None:
+        return "elementwise" if (rule._partials is not None or rule._derive is not None) \
+            else "reverse_only"
+    if rule.jvp is not None or rule.vjp_tangents is not None:
+        return "explicit"
+    return "reverse_only"
+
+
 _RULES = {}
 VERSION = [0]          # bumped by every defvjp / defjvp: cached derivatives compare it
 
@@ -88,7 +126,10 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
            derive: Callable[[], list[str | None]] | None = None,
            multilinear: Sequence[Sequence[int]] | None = None,
            unavailable: str | None = None, needs_ans: bool = True,
-           masks: bool = False) -> Rule:
+           masks: bool = False, linear: Sequence[int] | None = None,
+           piecewise_linear: bool = False, jvp: Callable[..., Any] | None = None,
+           vjp_tangents: Sequence[Callable[..., Any] | None] | None = None,
+           constant_keywords: Sequence[str] = ()) -> Rule:
     """Register the derivative (reverse-mode rule) of ``fn``.
 
     Calls of ``fn`` inside a function being differentiated then use this rule instead
@@ -122,13 +163,44 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
         ``module.qualname`` of ``fn``.
     zero : bool, optional
         ``fn`` is piecewise constant (floor, round): no adjoint flows through it.
+        (Structure "zero".)
     env : dict, optional
         The namespace template names resolve in (default: the caller's globals).
     derive : callable, optional
         ``() -> templates``, computed lazily on first use (e.g. by sympy).
+    linear : sequence of int, optional
+        Structure "linear": ``fn`` is jointly linear in these argument positions
+        (``linear=(0,)`` for sum, reshape, take...; ``(1, 2)`` for ``where``) and constant
+        in the others, and its vjp functions read nothing of the values of those
+        arguments (only shapes). Every mode follows: the tangent is ``fn`` applied to the
+        tangents, a vjp's own tangent is itself applied to the tangent of ``g``, and the
+        reverse rule of a vjp is ``fn`` applied to the incoming adjoint.
     multilinear : sequence of sequences of int, optional
-        Groups of argument positions ``fn`` is linear in (``[(0, 3)]``: jointly linear in
-        arguments 0 and 3, constant in the others); gives forward mode.
+        Structure "multilinear": groups of argument positions ``fn`` is linear in, each
+        group jointly, the groups separately (``[(0,), (1,)]`` for dot, matmul, outer,
+        kron...). The tangent is the sum over groups of ``fn`` with that group replaced
+        by its tangents; vjp i is linear in ``g`` and in the other groups' operands, and
+        its reverse rule is read off the same structure. One group is the same as
+        ``linear``.
+    piecewise_linear : bool, optional
+        Structure "piecewise linear" (max/min reductions, sort, clip, median): ``fn`` is
+        linear in its tangent given a mask that is locally constant, so the ``jvp``
+        (default: J v from the vjps, one per output element) is linear in the tangents,
+        the vjps are linear in ``g`` and nothing else varies: all second-order terms are
+        0 almost everywhere. Every second-order route follows from ``jvp`` and the vjps.
+    jvp : callable, optional
+        The forward-mode derivative, ``jvp(tangents, *args, **kwargs)`` (as for
+        `defjvp`). With vjp functions and no other structure: structure "explicit"
+        (without it, an explicit rule's forward mode is J v from the vjps).
+    vjp_tangents : sequence of callables or None, optional
+        Structure "explicit", second order: one entry per vjp function, its tangent
+        ``t(tangents, g, ans, *args, **kwargs)`` (``tangents`` has one entry per argument
+        of the vjp, ``g`` and ``ans`` first, None where none flows). With ``jvp`` and the
+        vjps this gives every second-order route (forward over reverse, reverse over
+        forward, reverse over reverse) by the symmetry of second derivatives.
+    constant_keywords : sequence of str, optional
+        Keywords whose values ``fn`` adds to (or places in) its result (``initial=`` of
+        sum, ``constant_values=`` of pad, ``prepend=`` of diff): zeros in tangents.
     unavailable : str, optional
         A message: differentiating through ``fn`` is refused with it (forward mode
         still works where ``multilinear`` is given).
@@ -186,14 +258,41 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
         mod = getattr(fn, "__module__", None)
         if mod and mod not in ("builtins",) and not isinstance(fn, type):
             name = f"{mod}.{name}"
+    structure = None
+    if linear is not None:
+        if multilinear is not None:
+            raise ValueError("defvjp: give linear= or multilinear=, not both")
+        multilinear = [tuple(linear)]
+    if multilinear is not None:
+        multilinear = [tuple(group) for group in multilinear]
+    if piecewise_linear:
+        if not calls:
+            raise ValueError("defvjp: piecewise_linear=True goes with vjp functions")
+        structure = "piecewise_linear"
+    if (jvp is not None or vjp_tangents is not None) and not calls:
+        raise ValueError("defvjp: jvp= and vjp_tangents= go with vjp functions")
     rule = Rule(fn, name, params,
                 partials=list(derivatives) if (strings or (not calls and derivatives)) else None,
                 vjps=list(derivatives) if calls else None,
-                env=env, zero=zero, derive=derive, multilinear=multilinear, unavailable=unavailable,
-                needs_ans=needs_ans, masks=masks)
+                env=env, zero=zero, derive=derive, multilinear=multilinear,
+                unavailable=unavailable, needs_ans=needs_ans, masks=masks,
+                structure=structure, jvp=jvp,
+                vjp_tangents=list(vjp_tangents) if vjp_tangents is not None else None,
+                constant_keywords=constant_keywords)
     _RULES[_key(fn, nargs)] = rule
     VERSION[0] += 1
+    _derive_modes(rule)
     return rule
+
+
+#: called with every new rule (rules/derivative_code.py): the rules of what derivative
+#: code calls for it (its vjp and jvp functions), read off its structure
+DERIVERS = []
+
+
+def _derive_modes(rule):
+    for derive_rule in DERIVERS:
+        derive_rule(rule)
 
 
 def defjvp(fn: Callable[..., Any], jvp: Callable[..., Any], nargs: int | None = None) -> Rule:
@@ -239,7 +338,10 @@ def defjvp(fn: Callable[..., Any], jvp: Callable[..., Any], nargs: int | None = 
     if rule is None:
         raise ValueError(f"defjvp: register {fn!r} with defvjp first")
     rule.jvp = jvp
+    if rule.structure == "reverse_only":
+        rule.structure = "explicit"
     VERSION[0] += 1
+    _derive_modes(rule)
     return rule
 
 
@@ -255,30 +357,61 @@ def lookup(fn: Any, nargs: int | None = None) -> Rule | None:
 
 
 # rules for what generated derivative code calls (rules/derivative_code.py), not listed
-INTERNAL_PREFIXES = ("transpile.runtime.", "transpile.rules.", "the reverse rule of ")
+INTERNAL_PREFIXES = ("transpile.runtime.", "transpile.rules.", "the reverse rule of ",
+                     "the forward rule of ")
+#: the modes `supported(modes=True)` reports
+MODES = ("reverse", "forward", "forward-over-reverse", "reverse-over-forward",
+         "reverse-over-reverse")
 
 
-def supported() -> list[str]:
+@overload
+def supported(modes: Literal[False] = False) -> list[str]: ...
+
+
+@overload
+def supported(modes: Literal[True]) -> dict[str, dict[str, str | None]]: ...
+
+
+def supported(modes: bool = False) -> list[str] | dict[str, dict[str, str | None]]:
     """Names of all callables (and operators) that have derivative rules.
+
+    Parameters
+    ----------
+    modes : bool, optional
+        False (default): the sorted names. True: for each name, which modes of
+        differentiation its rule gives: ``{name: {mode: None | reason}}`` for the modes
+        ``"reverse"`` (`transpile.grad`), ``"forward"`` (`transpile.jvp`),
+        ``"forward-over-reverse"`` and ``"reverse-over-forward"`` (the two routes of
+        `transpile.hvp`) and ``"reverse-over-reverse"`` (``grad(grad(f))``); None means
+        available, a string is the message a refusal gives. Computed from the registry:
+        from what each rule declares and the rules of what its derivative code calls.
 
     Returns
     -------
-    list of str
-        Sorted names (``"math.sin"``, ``"numpy.tanh"``, ...); the rules transpile keeps
-        for its own generated code are left out.
+    list of str, or dict
+        Sorted names (``"math.sin"``, ``"numpy.tanh"``, ...), or the modes by name; the
+        rules transpile keeps for its own generated code are left out.
 
     Examples
     --------
     >>> import transpile
     >>> "math.sin" in transpile.rules.supported()
     True
+    >>> transpile.rules.supported(modes=True)["numpy.sort"]["reverse-over-forward"] is None
+    True
     """
-    out = set()
-    for (fn, _), rule in _RULES.items():
-        if rule.name.startswith(INTERNAL_PREFIXES):
-            continue
-        out.add(rule.name)
-    return sorted(out)
+    rules = [rule for rule in _RULES.values() if not rule.name.startswith(INTERNAL_PREFIXES)]
+    if not modes:
+        return sorted({rule.name for rule in rules})
+    from .derivative_code import mode_status
+    out = {}
+    for rule in sorted(rules, key=lambda r: r.name):
+        status = mode_status(rule)
+        merged = out.setdefault(rule.name, {m: None for m in MODES})
+        for m in MODES:                     # several arities: a mode any of them refuses
+            if merged[m] is None:
+                merged[m] = status[m]
+    return out
 
 
 def key_of(rule):

@@ -33,6 +33,11 @@ defvjp(runtime.pow_deriv, "pow_deriv(a, b - 1, c * b)", "c * pow_log(a, b, 1)",
        "pow_deriv(a, b, 1)", params="a, b, c", env=ENV)
 defvjp(ast.Mod, "1", "-(a // b)", params="a, b", name="%", env=ENV)
 defvjp(ast.FloorDiv, params="a, b", name="//", zero=True, env=ENV)
+# bitwise operators: integers and booleans only (masks in templates: `(x >= y) | isnan(y)`)
+for _op, _sym in ((ast.BitOr, "|"), (ast.BitAnd, "&"), (ast.BitXor, "^"), (ast.LShift, "<<"),
+                  (ast.RShift, ">>")):
+    defvjp(_op, params="a, b", name=_sym, zero=True, env=ENV)
+defvjp(ast.Invert, params="a", name="~", zero=True, env=ENV)
 defvjp(ast.USub, "-1", params="a", name="unary -", env=ENV)
 defvjp(ast.UAdd, "1", params="a", name="unary +", env=ENV)
 
