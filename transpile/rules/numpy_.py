@@ -346,9 +346,10 @@ def _arange_jvp(tangents, start, stop=None, step=1, **kw):
 
 _def(np.arange, zero=True, nargs=1)                   # arange(stop): 0, 1, 2, ...
 for _n in (2, 3):
+    # start + k step: linear in (start, step) while the count k stays what it is
     _def(np.arange, _arange_vjp(0), None, *([_arange_vjp(2)] if _n == 3 else []),
-         params="start, stop, step"[:len("start, stop") if _n == 2 else None], nargs=_n)
-    defjvp(np.arange, _arange_jvp, nargs=_n)
+         params="start, stop, step"[:len("start, stop") if _n == 2 else None], nargs=_n,
+         piecewise_linear=True, jvp=_arange_jvp)
 _def(np.bincount, None, lambda g, ans, x, weights=None, minlength=0: _fit(
     np.asarray(g)[np.asarray(x)], weights), params="x, weights", linear=(1,))
 
