@@ -448,7 +448,8 @@ Z("numpy.shares_memory", "2d", "np.shares_memory(x, y)", x=N(2, 3), y=N(2, 3))
 Z("numpy.linalg.matrix_rank", "2d", "np.linalg.matrix_rank(x)", x=N(3, 3))
 Z("numpy.result_type", "2d", "np.result_type(x, y)", x=N(2, 3), y=N(3),
   wrap=("np.sin(np.zeros(2, dtype={}))",))
-Z("numpy.arange", "float-start", "np.arange(x, 3.0)", x=0.25)
+X("numpy.arange", "float-start", "np.arange(x, 3.0)", x=0.25)
+X("numpy.arange", "float-step", "np.arange(0.5, 3.0, x)", x=0.45)
 Z("transpile.stop_gradient", "2d", "transpile.stop_gradient(x)", zero="declared", x=N(2, 3))
 Z("transpile.stop_gradient", "scalar", "transpile.stop_gradient(x)", zero="declared", x=N())
 X("transpile.grad_hook", "identity", "transpile.grad_hook(x, lambda g: g)", x=N(2, 3))
@@ -475,6 +476,15 @@ for fname in ("bitwise_and", "bitwise_or", "bitwise_xor", "gcd", "lcm", "left_sh
     X(f"numpy.{fname}", "uses", f"x * np.{fname}({I1}, {I2 if 'shift' not in fname else 1})",
       x=N(3))
 X("numpy.invert", "uses", f"x * np.invert({I1})", x=N(3))
+# the bitwise operators (derivative zero: the masks of templates such as fmax's combine
+# comparisons with them)
+for op in ("&", "|", "^"):
+    X(op, "mask", f"x * ((x > 0.2) {op} (x < 0.5))", x=N(4))
+    X(op, "ints", f"x * ({I1} {op} {I2})", x=N(3))
+for op in ("<<", ">>"):
+    X(op, "ints", f"x * ({I1} {op} 1)", x=N(3))
+X("~", "mask", "x * ~(x > 0.2)", x=N(4))
+X("~", "ints", f"x * ~{I1}", x=N(3))
 
 # ======================================================================================
 # keyword and edge variants (orders, where=, ends, zeros in products, zero bases)

@@ -130,3 +130,36 @@ def test_clip_with_numpy2_keywords():
     g = T.grad(clip_min_keyword)
     check(T.hvp(clip_min_keyword)(X, v=v), (g(X + eps * v) - g(X - eps * v)) / (2 * eps),
           atol=1e-5)
+
+
+def nan_spread(x):
+    return np.sum(np.sin(np.nanvar(x, axis=1)) * W[:2]) + np.sum(np.nanstd(x, axis=0) * W[:3])
+
+
+@pytest.mark.parametrize("mode", ["forward-over-reverse", "reverse-over-forward"])
+def test_nan_skipping_spread_second_order(mode):
+    x = X.copy()
+    x[0, 1] = np.nan
+    v = RNG.normal(size=x.shape)
+    eps = 1e-5
+    g = T.grad(nan_spread)
+    expected = (g(x + eps * v) - g(x - eps * v)) / (2 * eps)
+    got = T.hvp(nan_spread, mode=mode)(x, v=v)
+    assert got[0, 1] == 0.0
+    check(got, expected, atol=1e-6)
+
+
+def test_sinc_gradient_near_zero_is_accurate():
+    # the quotient (cos(pi x) - sinc(x)) / x cancels near 0: the Taylor branch keeps
+    # sinc' accurate to rounding there
+    import sympy
+    t = sympy.Symbol("t")
+    dsinc = sympy.diff(sympy.sin(sympy.pi * t) / (sympy.pi * t), t)
+    x = np.array([1e-6, -3e-4, 2e-3, 0.4])
+    expected = [float(dsinc.subs(t, sympy.Rational(repr(float(v)))).evalf(30)) for v in x]
+    got = T.grad(lambda_free_sinc)(x)
+    assert np.allclose(got, expected, rtol=1e-12, atol=0), (got, expected)
+
+
+def lambda_free_sinc(x):
+    return np.sum(np.sinc(x))

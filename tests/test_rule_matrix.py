@@ -315,720 +315,74 @@ CELLS = [Cell(ex, p, mode) for ex in EXAMPLES for p in ex.wrt for mode in MODES]
 # the cells failing today: cell id -> what happens (strict xfail: remove when fixed)
 # ----------------------------------------------------------------------------------------
 KNOWN_GAPS = {
-    'numpy.amax[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.amax is not available (transpile.h...',
-    'numpy.amax[2d-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.amax is not available (transpile.h...',
-    'numpy.amax[2d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.amax is not available (transpile.h...',
-    'numpy.amax[3d-axes]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.amax is not available (transpile.h...',
-    'numpy.amin[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.amin is not available (transpile.h...',
-    'numpy.amin[2d-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.amin is not available (transpile.h...',
-    'numpy.amin[2d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.amin is not available (transpile.h...',
-    'numpy.amin[3d-axes]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.amin is not available (transpile.h...',
-    'numpy.arange[float-start]-forward-dx':
-        'wrong: got -0.47984557370521325, expected exactly 0',
-    'numpy.arange[float-start]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.arange are not available yet (its reverse rule h...',
-    'numpy.arange[float-start]-reverse-dx':
-        'wrong: got 0.21989333793970356, expected exactly 0',
-    'numpy.arange[float-start]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.arange is not available (transpile...',
-    'numpy.arange[float-start]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.arange are not available yet (its reverse rule h...',
-    'numpy.average[1d-weights-axis]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.average are not available yet (its reverse rule ...',
-    'numpy.average[1d-weights-axis]-forward-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.average are not available yet (its reverse rule ...',
-    'numpy.average[1d-weights-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.average is not available (transpil...',
-    'numpy.average[1d-weights-axis]-reverse-over-forward-dy':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.average is not available (transpil...',
-    'numpy.average[1d-weights-axis]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.average are not available yet (its reverse rule ...',
-    'numpy.average[1d-weights-axis]-reverse-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.average are not available yet (its reverse rule ...',
-    'numpy.average[2d-axis]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.average are not available yet (its reverse rule ...',
-    'numpy.average[2d-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.average is not available (transpil...',
-    'numpy.average[2d-axis]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.average are not available yet (its reverse rule ...',
-    'numpy.average[returned]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.average are not available yet (its reverse rule ...',
-    'numpy.average[returned]-forward-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.average are not available yet (its reverse rule ...',
-    'numpy.average[returned]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.average is not available (transpil...',
-    'numpy.average[returned]-reverse-over-forward-dy':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.average is not available (transpil...',
-    'numpy.average[returned]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.average are not available yet (its reverse rule ...',
-    'numpy.average[returned]-reverse-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.average are not available yet (its reverse rule ...',
-    'numpy.average[weights]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.average are not available yet (its reverse rule ...',
-    'numpy.average[weights]-forward-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.average are not available yet (its reverse rule ...',
-    'numpy.average[weights]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.average is not available (transpil...',
-    'numpy.average[weights]-reverse-over-forward-dy':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.average is not available (transpil...',
-    'numpy.average[weights]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.average are not available yet (its reverse rule ...',
-    'numpy.average[weights]-reverse-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.average are not available yet (its reverse rule ...',
-    'numpy.bincount[weights]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.bincount are not available yet (its reverse rule...',
-    'numpy.bincount[weights]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.bincount are not available yet (its reverse rule...',
-    'numpy.clip[2d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.clip is not available (transpile.h...',
-    'numpy.clip[array-bounds]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.clip is not available (transpile.h...',
-    'numpy.clip[array-bounds]-reverse-over-forward-dy':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.clip is not available (transpile.h...',
-    'numpy.clip[array-bounds]-reverse-over-forward-dz':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.clip is not available (transpile.h...',
-    'numpy.clip[keyword]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.clip is not available (transpile.h...',
-    'numpy.clip[upper-only]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.clip is not available (transpile.h...',
     'numpy.cumprod[1d-one-zero]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.cumprod are not available yet (its reverse rule ...',
+        'refused: TranspileError: second derivatives through numpy.cumprod are available for inputs without zeros (and without include_initial=)',
     'numpy.cumprod[1d-one-zero]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.cumprod is not available (transpil...',
+        'refused: TranspileError: second derivatives through numpy.cumprod are available for inputs without zeros (and without include_initial=)',
     'numpy.cumprod[1d-one-zero]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.cumprod are not available yet (its reverse rule ...',
-    'numpy.cumprod[1d]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.cumprod are not available yet (its reverse rule ...',
-    'numpy.cumprod[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.cumprod is not available (transpil...',
-    'numpy.cumprod[1d]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.cumprod are not available yet (its reverse rule ...',
-    'numpy.cumprod[2d-axis]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.cumprod are not available yet (its reverse rule ...',
-    'numpy.cumprod[2d-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.cumprod is not available (transpil...',
-    'numpy.cumprod[2d-axis]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.cumprod are not available yet (its reverse rule ...',
+        'refused: TranspileError: second derivatives through numpy.cumprod are available for inputs without zeros (and without include_initial=)',
     'numpy.cumulative_prod[1d]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.cumprod are not available yet (its reverse rule ...',
+        'refused: TranspileError: second derivatives through numpy.cumprod are available for inputs without zeros (and without include_initial=)',
     'numpy.cumulative_prod[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.cumulative_prod is not available (...',
+        'refused: TranspileError: second derivatives through numpy.cumprod are available for inputs without zeros (and without include_initial=)',
     'numpy.cumulative_prod[1d]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.cumprod are not available yet (its reverse rule ...',
-    'numpy.cumulative_prod[2d-axis]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.cumprod are not available yet (its reverse rule ...',
-    'numpy.cumulative_prod[2d-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.cumulative_prod is not available (...',
-    'numpy.cumulative_prod[2d-axis]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.cumprod are not available yet (its reverse rule ...',
-    'numpy.diff[1d]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.diff are not available yet (its reverse rule has...',
-    'numpy.diff[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.diff is not available (transpile.h...',
-    'numpy.diff[1d]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.diff are not available yet (its reverse rule has...',
-    'numpy.diff[2d-n2]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.diff are not available yet (its reverse rule has...',
-    'numpy.diff[2d-n2]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.diff is not available (transpile.h...',
-    'numpy.diff[2d-n2]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.diff are not available yet (its reverse rule has...',
+        'refused: TranspileError: second derivatives through numpy.cumprod are available for inputs without zeros (and without include_initial=)',
     'numpy.diff[prepend-append]-forward-dy':
-        "refused: TranspileError: in f: no derivative flows through the keyword argument 'append' of numpy.diff; pass that value positionally or k...",
-    'numpy.diff[prepend-append]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.diff are not available yet (its reverse rule has...',
+        "refused: TranspileError: in f: no derivative flows through the keyword argument 'append' of numpy.diff; keep it constant",
     'numpy.diff[prepend-append]-forward-over-reverse-dy':
-        "refused: TranspileError: in f: no derivative flows through the keyword argument 'append' of numpy.diff; pass that value positionally or k...",
+        "refused: TranspileError: in f: no derivative flows through the keyword argument 'append' of numpy.diff; keep it constant",
     'numpy.diff[prepend-append]-reverse-dy':
-        "refused: TranspileError: in f: no derivative flows through the keyword argument 'append' of numpy.diff; pass that value positionally or k...",
-    'numpy.diff[prepend-append]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.diff is not available (transpile.h...',
+        "refused: TranspileError: in f: no derivative flows through the keyword argument 'append' of numpy.diff; keep it constant",
     'numpy.diff[prepend-append]-reverse-over-forward-dy':
-        "refused: TranspileError: in f: no derivative flows through the keyword argument 'append' of numpy.diff; pass that value positionally or k...",
-    'numpy.diff[prepend-append]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.diff are not available yet (its reverse rule has...',
+        "refused: TranspileError: in f: no derivative flows through the keyword argument 'append' of numpy.diff; keep it constant",
     'numpy.diff[prepend-append]-reverse-over-reverse-dy':
-        "refused: TranspileError: in f: no derivative flows through the keyword argument 'append' of numpy.diff; pass that value positionally or k...",
-    'numpy.ediff1d[2d]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.ediff1d are not available yet (its reverse rule ...',
-    'numpy.ediff1d[2d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.ediff1d is not available (transpil...',
-    'numpy.ediff1d[2d]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.ediff1d are not available yet (its reverse rule ...',
-    'numpy.ediff1d[ends]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.ediff1d are not available yet (its reverse rule ...',
-    'numpy.ediff1d[ends]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.ediff1d is not available (transpil...',
-    'numpy.ediff1d[ends]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.ediff1d are not available yet (its reverse rule ...',
-    'numpy.fmax[1d]-reverse-over-forward-dx':
-        "refused: TranspileError: in the derivative code f_tangent: no derivative rule for operator 'BitOr'",
-    'numpy.fmax[1d]-reverse-over-forward-dy':
-        "refused: TranspileError: in the derivative code f_tangent: no derivative rule for operator 'BitAnd'",
-    'numpy.fmax[1d]-reverse-over-reverse-dx':
-        "refused: TranspileError: in the derivative code grad_f: no derivative rule for operator 'BitOr'",
-    'numpy.fmax[1d]-reverse-over-reverse-dy':
-        "refused: TranspileError: in the derivative code grad_f: no derivative rule for operator 'BitAnd'",
-    'numpy.fmax[bcast-2d]-reverse-over-forward-dx':
-        "refused: TranspileError: in the derivative code f_tangent: no derivative rule for operator 'BitOr'",
-    'numpy.fmax[bcast-2d]-reverse-over-forward-dy':
-        "refused: TranspileError: in the derivative code f_tangent: no derivative rule for operator 'BitAnd'",
-    'numpy.fmax[bcast-2d]-reverse-over-reverse-dx':
-        "refused: TranspileError: in the derivative code grad_f: no derivative rule for operator 'BitOr'",
-    'numpy.fmax[bcast-2d]-reverse-over-reverse-dy':
-        "refused: TranspileError: in the derivative code grad_f: no derivative rule for operator 'BitAnd'",
-    'numpy.fmax[scalars]-reverse-over-forward-dx':
-        "refused: TranspileError: in the derivative code f_tangent: no derivative rule for operator 'BitOr'",
-    'numpy.fmax[scalars]-reverse-over-forward-dy':
-        "refused: TranspileError: in the derivative code f_tangent: no derivative rule for operator 'BitAnd'",
-    'numpy.fmax[scalars]-reverse-over-reverse-dx':
-        "refused: TranspileError: in the derivative code grad_f: no derivative rule for operator 'BitOr'",
-    'numpy.fmax[scalars]-reverse-over-reverse-dy':
-        "refused: TranspileError: in the derivative code grad_f: no derivative rule for operator 'BitAnd'",
-    'numpy.fmin[1d]-reverse-over-forward-dx':
-        "refused: TranspileError: in the derivative code f_tangent: no derivative rule for operator 'BitOr'",
-    'numpy.fmin[1d]-reverse-over-forward-dy':
-        "refused: TranspileError: in the derivative code f_tangent: no derivative rule for operator 'BitAnd'",
-    'numpy.fmin[1d]-reverse-over-reverse-dx':
-        "refused: TranspileError: in the derivative code grad_f: no derivative rule for operator 'BitOr'",
-    'numpy.fmin[1d]-reverse-over-reverse-dy':
-        "refused: TranspileError: in the derivative code grad_f: no derivative rule for operator 'BitAnd'",
-    'numpy.fmin[bcast-2d]-reverse-over-forward-dx':
-        "refused: TranspileError: in the derivative code f_tangent: no derivative rule for operator 'BitOr'",
-    'numpy.fmin[bcast-2d]-reverse-over-forward-dy':
-        "refused: TranspileError: in the derivative code f_tangent: no derivative rule for operator 'BitAnd'",
-    'numpy.fmin[bcast-2d]-reverse-over-reverse-dx':
-        "refused: TranspileError: in the derivative code grad_f: no derivative rule for operator 'BitOr'",
-    'numpy.fmin[bcast-2d]-reverse-over-reverse-dy':
-        "refused: TranspileError: in the derivative code grad_f: no derivative rule for operator 'BitAnd'",
-    'numpy.fmin[scalars]-reverse-over-forward-dx':
-        "refused: TranspileError: in the derivative code f_tangent: no derivative rule for operator 'BitOr'",
-    'numpy.fmin[scalars]-reverse-over-forward-dy':
-        "refused: TranspileError: in the derivative code f_tangent: no derivative rule for operator 'BitAnd'",
-    'numpy.fmin[scalars]-reverse-over-reverse-dx':
-        "refused: TranspileError: in the derivative code grad_f: no derivative rule for operator 'BitOr'",
-    'numpy.fmin[scalars]-reverse-over-reverse-dy':
-        "refused: TranspileError: in the derivative code grad_f: no derivative rule for operator 'BitAnd'",
-    'numpy.full[1d]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.full are not available yet (its reverse rule has...',
-    'numpy.full[1d]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.full are not available yet (its reverse rule has...',
-    'numpy.full[scalar]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.full are not available yet (its reverse rule has...',
-    'numpy.full[scalar]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.full are not available yet (its reverse rule has...',
-    'numpy.full_like[2d]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.full_like are not available yet (its reverse rul...',
-    'numpy.full_like[2d]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.full_like are not available yet (its reverse rul...',
-    'numpy.interp[1d]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.interp are not available yet (its reverse rule h...',
-    'numpy.interp[1d]-forward-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.interp are not available yet (its reverse rule h...',
-    'numpy.interp[1d]-forward-over-reverse-dz':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.interp are not available yet (its reverse rule h...',
-    'numpy.interp[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.interp is not available (transpile...',
-    'numpy.interp[1d]-reverse-over-forward-dy':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.interp is not available (transpile...',
-    'numpy.interp[1d]-reverse-over-forward-dz':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.interp is not available (transpile...',
-    'numpy.interp[1d]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.interp are not available yet (its reverse rule h...',
-    'numpy.interp[1d]-reverse-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.interp are not available yet (its reverse rule h...',
-    'numpy.interp[1d]-reverse-over-reverse-dz':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.interp are not available yet (its reverse rule h...',
-    'numpy.interp[left-right]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.interp are not available yet (its reverse rule h...',
-    'numpy.interp[left-right]-forward-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.interp are not available yet (its reverse rule h...',
-    'numpy.interp[left-right]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.interp is not available (transpile...',
-    'numpy.interp[left-right]-reverse-over-forward-dy':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.interp is not available (transpile...',
-    'numpy.interp[left-right]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.interp are not available yet (its reverse rule h...',
-    'numpy.interp[left-right]-reverse-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.interp are not available yet (its reverse rule h...',
-    'numpy.linalg.cholesky[2d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.cholesky is not available (...',
-    'numpy.linalg.cholesky[batched]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.cholesky is not available (...',
-    'numpy.linalg.cholesky[upper]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.cholesky is not available (...',
-    'numpy.linalg.det[2d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.det is not available (trans...',
-    'numpy.linalg.det[batched]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.det is not available (trans...',
-    'numpy.linalg.eigh[2d]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.eigh are not available yet (its reverse r...',
-    'numpy.linalg.eigh[2d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.eigh is not available (tran...',
-    'numpy.linalg.eigh[2d]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.eigh are not available yet (its reverse r...',
-    'numpy.linalg.eigh[batched]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.eigh are not available yet (its reverse r...',
-    'numpy.linalg.eigh[batched]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.eigh is not available (tran...',
-    'numpy.linalg.eigh[batched]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.eigh are not available yet (its reverse r...',
-    'numpy.linalg.eigh[upper]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.eigh are not available yet (its reverse r...',
-    'numpy.linalg.eigh[upper]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.eigh is not available (tran...',
-    'numpy.linalg.eigh[upper]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.eigh are not available yet (its reverse r...',
-    'numpy.linalg.eigvalsh[2d]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.eigvalsh are not available yet (its rever...',
-    'numpy.linalg.eigvalsh[2d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.eigvalsh is not available (...',
-    'numpy.linalg.eigvalsh[2d]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.eigvalsh are not available yet (its rever...',
-    'numpy.linalg.inv[2d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.inv is not available (trans...',
-    'numpy.linalg.inv[batched]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.inv is not available (trans...',
+        "refused: TranspileError: in f: no derivative flows through the keyword argument 'append' of numpy.diff; keep it constant",
     'numpy.linalg.matrix_norm[2d-nuc]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.matrix_norm are not available yet (its re...',
+        "refused: TranspileError: second derivatives through numpy.linalg.matrix_norm with ord='nuc' are not available yet",
     'numpy.linalg.matrix_norm[2d-nuc]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.matrix_norm is not availabl...',
+        "refused: TranspileError: second derivatives through numpy.linalg.matrix_norm with ord='nuc' are not available yet",
     'numpy.linalg.matrix_norm[2d-nuc]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.matrix_norm are not available yet (its re...',
-    'numpy.linalg.matrix_norm[batched]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.matrix_norm are not available yet (its re...',
-    'numpy.linalg.matrix_norm[batched]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.matrix_norm is not availabl...',
-    'numpy.linalg.matrix_norm[batched]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.matrix_norm are not available yet (its re...',
-    'numpy.linalg.matrix_power[2d-0]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.matrix_power are not available yet (its r...',
-    'numpy.linalg.matrix_power[2d-0]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.matrix_power is not availab...',
-    'numpy.linalg.matrix_power[2d-0]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.matrix_power are not available yet (its r...',
-    'numpy.linalg.matrix_power[2d-3]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.matrix_power are not available yet (its r...',
-    'numpy.linalg.matrix_power[2d-3]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.matrix_power is not availab...',
-    'numpy.linalg.matrix_power[2d-3]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.matrix_power are not available yet (its r...',
-    'numpy.linalg.matrix_power[2d-neg]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.matrix_power are not available yet (its r...',
-    'numpy.linalg.matrix_power[2d-neg]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.matrix_power is not availab...',
-    'numpy.linalg.matrix_power[2d-neg]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.matrix_power are not available yet (its r...',
-    'numpy.linalg.multi_dot[2d]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.multi_dot are not available yet (its reve...',
-    'numpy.linalg.multi_dot[2d]-forward-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.multi_dot are not available yet (its reve...',
-    'numpy.linalg.multi_dot[2d]-forward-over-reverse-dz':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.multi_dot are not available yet (its reve...',
-    'numpy.linalg.multi_dot[2d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.multi_dot is not available ...',
-    'numpy.linalg.multi_dot[2d]-reverse-over-forward-dy':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.multi_dot is not available ...',
-    'numpy.linalg.multi_dot[2d]-reverse-over-forward-dz':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.multi_dot is not available ...',
-    'numpy.linalg.multi_dot[2d]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.multi_dot are not available yet (its reve...',
-    'numpy.linalg.multi_dot[2d]-reverse-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.multi_dot are not available yet (its reve...',
-    'numpy.linalg.multi_dot[2d]-reverse-over-reverse-dz':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.multi_dot are not available yet (its reve...',
-    'numpy.linalg.multi_dot[vectors]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.multi_dot are not available yet (its reve...',
-    'numpy.linalg.multi_dot[vectors]-forward-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.multi_dot are not available yet (its reve...',
-    'numpy.linalg.multi_dot[vectors]-forward-over-reverse-dz':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.multi_dot are not available yet (its reve...',
-    'numpy.linalg.multi_dot[vectors]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.multi_dot is not available ...',
-    'numpy.linalg.multi_dot[vectors]-reverse-over-forward-dy':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.multi_dot is not available ...',
-    'numpy.linalg.multi_dot[vectors]-reverse-over-forward-dz':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.multi_dot is not available ...',
-    'numpy.linalg.multi_dot[vectors]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.multi_dot are not available yet (its reve...',
-    'numpy.linalg.multi_dot[vectors]-reverse-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.multi_dot are not available yet (its reve...',
-    'numpy.linalg.multi_dot[vectors]-reverse-over-reverse-dz':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.multi_dot are not available yet (its reve...',
-    'numpy.linalg.norm[1d-inf]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.norm is not available (tran...',
-    'numpy.linalg.norm[1d-neg-inf]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.norm is not available (tran...',
-    'numpy.linalg.norm[1d-ord1]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.norm is not available (tran...',
-    'numpy.linalg.norm[1d-p3]-forward-over-reverse-dx':
-        'refused: TranspileError: second derivatives through numpy.linalg.norm with ord=3 are not available yet',
-    'numpy.linalg.norm[1d-p3]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.norm is not available (tran...',
-    'numpy.linalg.norm[1d-p3]-reverse-over-reverse-dx':
-        'refused: TranspileError: second derivatives through numpy.linalg.norm with ord=3 are not available yet',
-    'numpy.linalg.norm[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.norm is not available (tran...',
-    'numpy.linalg.norm[2d-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.norm is not available (tran...',
-    'numpy.linalg.norm[2d-fro]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.norm is not available (tran...',
-    'numpy.linalg.norm[2d-keepdims]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.norm is not available (tran...',
+        "refused: TranspileError: second derivatives through numpy.linalg.matrix_norm with ord='nuc' are not available yet",
     'numpy.linalg.norm[2d-nuc]-forward-over-reverse-dx':
         "refused: TranspileError: second derivatives through numpy.linalg.norm with ord='nuc' are not available yet",
     'numpy.linalg.norm[2d-nuc]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.norm is not available (tran...',
+        "refused: TranspileError: second derivatives through numpy.linalg.norm with ord='nuc' are not available yet",
     'numpy.linalg.norm[2d-nuc]-reverse-over-reverse-dx':
         "refused: TranspileError: second derivatives through numpy.linalg.norm with ord='nuc' are not available yet",
-    'numpy.linalg.norm[2d-ord1]-forward-over-reverse-dx':
-        'refused: TranspileError: second derivatives through numpy.linalg.norm with ord=1 are not available yet',
-    'numpy.linalg.norm[2d-ord1]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.norm is not available (tran...',
-    'numpy.linalg.norm[2d-ord1]-reverse-over-reverse-dx':
-        'refused: TranspileError: second derivatives through numpy.linalg.norm with ord=1 are not available yet',
     'numpy.linalg.norm[2d-ord2]-forward-over-reverse-dx':
         'refused: TranspileError: second derivatives through numpy.linalg.norm with ord=2 are not available yet',
     'numpy.linalg.norm[2d-ord2]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.norm is not available (tran...',
+        'refused: TranspileError: second derivatives through numpy.linalg.norm with ord=2 are not available yet',
     'numpy.linalg.norm[2d-ord2]-reverse-over-reverse-dx':
         'refused: TranspileError: second derivatives through numpy.linalg.norm with ord=2 are not available yet',
-    'numpy.linalg.norm[batched]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.norm is not available (tran...',
-    'numpy.linalg.pinv[square]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.pinv are not available yet (its reverse r...',
-    'numpy.linalg.pinv[square]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.pinv is not available (tran...',
-    'numpy.linalg.pinv[square]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.pinv are not available yet (its reverse r...',
-    'numpy.linalg.pinv[wide]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.pinv are not available yet (its reverse r...',
-    'numpy.linalg.pinv[wide]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.pinv is not available (tran...',
-    'numpy.linalg.pinv[wide]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.pinv are not available yet (its reverse r...',
-    'numpy.linalg.slogdet[2d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.slogdet is not available (t...',
-    'numpy.linalg.slogdet[negative-det]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.slogdet is not available (t...',
-    'numpy.linalg.solve[2d-1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.solve is not available (tra...',
-    'numpy.linalg.solve[2d-1d]-reverse-over-forward-dy':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.solve is not available (tra...',
-    'numpy.linalg.solve[2d-2d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.solve is not available (tra...',
-    'numpy.linalg.solve[2d-2d]-reverse-over-forward-dy':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.solve is not available (tra...',
-    'numpy.linalg.solve[batched]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.solve is not available (tra...',
-    'numpy.linalg.solve[batched]-reverse-over-forward-dy':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.solve is not available (tra...',
-    'numpy.linalg.svdvals[2d]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.svdvals are not available yet (its revers...',
-    'numpy.linalg.svdvals[2d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.svdvals is not available (t...',
-    'numpy.linalg.svdvals[2d]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.svdvals are not available yet (its revers...',
-    'numpy.linalg.svdvals[batched]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.svdvals are not available yet (its revers...',
-    'numpy.linalg.svdvals[batched]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.svdvals is not available (t...',
-    'numpy.linalg.svdvals[batched]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.svdvals are not available yet (its revers...',
-    'numpy.linalg.vector_norm[1d-ord1]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.vector_norm are not available yet (its re...',
-    'numpy.linalg.vector_norm[1d-ord1]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.vector_norm is not availabl...',
-    'numpy.linalg.vector_norm[1d-ord1]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.vector_norm are not available yet (its re...',
-    'numpy.linalg.vector_norm[2d-axis]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.vector_norm are not available yet (its re...',
-    'numpy.linalg.vector_norm[2d-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.linalg.vector_norm is not availabl...',
-    'numpy.linalg.vector_norm[2d-axis]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linalg.vector_norm are not available yet (its re...',
-    'numpy.linspace[arrays]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linspace are not available yet (its reverse rule...',
-    'numpy.linspace[arrays]-forward-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linspace are not available yet (its reverse rule...',
-    'numpy.linspace[arrays]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linspace are not available yet (its reverse rule...',
-    'numpy.linspace[arrays]-reverse-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linspace are not available yet (its reverse rule...',
-    'numpy.linspace[no-endpoint]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linspace are not available yet (its reverse rule...',
-    'numpy.linspace[no-endpoint]-forward-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linspace are not available yet (its reverse rule...',
-    'numpy.linspace[no-endpoint]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linspace are not available yet (its reverse rule...',
-    'numpy.linspace[no-endpoint]-reverse-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linspace are not available yet (its reverse rule...',
-    'numpy.linspace[retstep]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linspace are not available yet (its reverse rule...',
-    'numpy.linspace[retstep]-forward-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linspace are not available yet (its reverse rule...',
     'numpy.linspace[retstep]-reverse-over-forward-dx':
         'crashed: ValueError: too many values to unpack (expected 2)',
     'numpy.linspace[retstep]-reverse-over-forward-dy':
         'crashed: ValueError: too many values to unpack (expected 2)',
-    'numpy.linspace[retstep]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linspace are not available yet (its reverse rule...',
-    'numpy.linspace[retstep]-reverse-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linspace are not available yet (its reverse rule...',
-    'numpy.linspace[scalars]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linspace are not available yet (its reverse rule...',
-    'numpy.linspace[scalars]-forward-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linspace are not available yet (its reverse rule...',
-    'numpy.linspace[scalars]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linspace are not available yet (its reverse rule...',
-    'numpy.linspace[scalars]-reverse-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.linspace are not available yet (its reverse rule...',
-    'numpy.max[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.max is not available (transpile.hv...',
-    'numpy.max[2d-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.max is not available (transpile.hv...',
-    'numpy.max[2d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.max is not available (transpile.hv...',
-    'numpy.max[3d-axes]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.max is not available (transpile.hv...',
-    'numpy.max[keepdims]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.max is not available (transpile.hv...',
-    'numpy.median[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.median is not available (transpile...',
-    'numpy.median[2d-axis-even]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.median is not available (transpile...',
-    'numpy.median[2d-even]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.median is not available (transpile...',
-    'numpy.min[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.min is not available (transpile.hv...',
-    'numpy.min[2d-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.min is not available (transpile.hv...',
-    'numpy.min[2d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.min is not available (transpile.hv...',
-    'numpy.min[3d-axes]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.min is not available (transpile.hv...',
-    'numpy.nancumprod[1d]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.nancumprod are not available yet (its reverse ru...',
-    'numpy.nancumprod[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.nancumprod is not available (trans...',
-    'numpy.nancumprod[1d]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.nancumprod are not available yet (its reverse ru...',
-    'numpy.nancumprod[2d-axis]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.nancumprod are not available yet (its reverse ru...',
-    'numpy.nancumprod[2d-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.nancumprod is not available (trans...',
-    'numpy.nancumprod[2d-axis]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.nancumprod are not available yet (its reverse ru...',
-    'numpy.nancumsum[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.nancumsum is not available (transp...',
-    'numpy.nancumsum[2d-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.nancumsum is not available (transp...',
-    'numpy.nanmax[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.nanmax is not available (transpile...',
-    'numpy.nanmax[2d-nan-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.nanmax is not available (transpile...',
-    'numpy.nanmean[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.nanmean is not available (transpil...',
-    'numpy.nanmean[2d-nan-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.nanmean is not available (transpil...',
-    'numpy.nanmin[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.nanmin is not available (transpile...',
-    'numpy.nanmin[2d-nan-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.nanmin is not available (transpile...',
-    'numpy.nanprod[1d]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.nanprod are not available yet (its reverse rule ...',
-    'numpy.nanprod[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.nanprod is not available (transpil...',
-    'numpy.nanprod[1d]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.nanprod are not available yet (its reverse rule ...',
-    'numpy.nanprod[2d-nan-axis]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.nanprod are not available yet (its reverse rule ...',
-    'numpy.nanprod[2d-nan-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.nanprod is not available (transpil...',
-    'numpy.nanprod[2d-nan-axis]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.nanprod are not available yet (its reverse rule ...',
-    'numpy.nanstd[1d]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.nanstd are not available yet (its reverse rule h...',
-    'numpy.nanstd[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.nanstd is not available (transpile...',
-    'numpy.nanstd[1d]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.nanstd are not available yet (its reverse rule h...',
-    'numpy.nanstd[2d-nan-axis]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.nanstd are not available yet (its reverse rule h...',
-    'numpy.nanstd[2d-nan-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.nanstd is not available (transpile...',
-    'numpy.nanstd[2d-nan-axis]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.nanstd are not available yet (its reverse rule h...',
-    'numpy.nansum[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.nansum is not available (transpile...',
-    'numpy.nansum[2d-nan-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.nansum is not available (transpile...',
-    'numpy.nanvar[1d]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.nanvar are not available yet (its reverse rule h...',
-    'numpy.nanvar[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.nanvar is not available (transpile...',
-    'numpy.nanvar[1d]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.nanvar are not available yet (its reverse rule h...',
-    'numpy.nanvar[2d-nan-axis]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.nanvar are not available yet (its reverse rule h...',
-    'numpy.nanvar[2d-nan-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.nanvar is not available (transpile...',
-    'numpy.nanvar[2d-nan-axis]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.nanvar are not available yet (its reverse rule h...',
     'numpy.pad[constant-value]-forward-dy':
-        "refused: TranspileError: in f: no derivative flows through the keyword argument 'constant_values' of numpy.pad; pass that value positiona...",
+        "refused: TranspileError: in f: no derivative flows through the keyword argument 'constant_values' of numpy.pad; keep it constant",
     'numpy.pad[constant-value]-forward-over-reverse-dy':
-        "refused: TranspileError: in f: no derivative flows through the keyword argument 'constant_values' of numpy.pad; pass that value positiona...",
+        "refused: TranspileError: in f: no derivative flows through the keyword argument 'constant_values' of numpy.pad; keep it constant",
     'numpy.pad[constant-value]-reverse-dy':
-        "refused: TranspileError: in f: no derivative flows through the keyword argument 'constant_values' of numpy.pad; pass that value positiona...",
+        "refused: TranspileError: in f: no derivative flows through the keyword argument 'constant_values' of numpy.pad; keep it constant",
     'numpy.pad[constant-value]-reverse-over-forward-dy':
-        "refused: TranspileError: in f: no derivative flows through the keyword argument 'constant_values' of numpy.pad; pass that value positiona...",
+        "refused: TranspileError: in f: no derivative flows through the keyword argument 'constant_values' of numpy.pad; keep it constant",
     'numpy.pad[constant-value]-reverse-over-reverse-dy':
-        "refused: TranspileError: in f: no derivative flows through the keyword argument 'constant_values' of numpy.pad; pass that value positiona...",
-    'numpy.partition[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.partition is not available (transp...',
-    'numpy.partition[2d-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.partition is not available (transp...',
-    'numpy.polyval[1d]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.polyval are not available yet (its reverse rule ...',
-    'numpy.polyval[1d]-forward-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.polyval are not available yet (its reverse rule ...',
-    'numpy.polyval[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.polyval is not available (transpil...',
-    'numpy.polyval[1d]-reverse-over-forward-dy':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.polyval is not available (transpil...',
-    'numpy.polyval[1d]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.polyval are not available yet (its reverse rule ...',
-    'numpy.polyval[1d]-reverse-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.polyval are not available yet (its reverse rule ...',
-    'numpy.polyval[scalar]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.polyval are not available yet (its reverse rule ...',
-    'numpy.polyval[scalar]-forward-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.polyval are not available yet (its reverse rule ...',
-    'numpy.polyval[scalar]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.polyval is not available (transpil...',
-    'numpy.polyval[scalar]-reverse-over-forward-dy':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.polyval is not available (transpil...',
-    'numpy.polyval[scalar]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.polyval are not available yet (its reverse rule ...',
-    'numpy.polyval[scalar]-reverse-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.polyval are not available yet (its reverse rule ...',
+        "refused: TranspileError: in f: no derivative flows through the keyword argument 'constant_values' of numpy.pad; keep it constant",
     'numpy.prod[1d-one-zero]-forward-over-reverse-dx':
         'refused: TranspileError: second derivatives through numpy.prod are available for nonzero inputs without initial=/where= only',
     'numpy.prod[1d-one-zero]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.prod is not available (transpile.h...',
+        'refused: TranspileError: second derivatives through numpy.prod are available for nonzero inputs without initial=/where= only',
     'numpy.prod[1d-one-zero]-reverse-over-reverse-dx':
         'refused: TranspileError: second derivatives through numpy.prod are available for nonzero inputs without initial=/where= only',
-    'numpy.prod[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.prod is not available (transpile.h...',
-    'numpy.prod[2d-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.prod is not available (transpile.h...',
     'numpy.prod[2d-zeros-axis]-forward-over-reverse-dx':
         'refused: TranspileError: second derivatives through numpy.prod are available for nonzero inputs without initial=/where= only',
     'numpy.prod[2d-zeros-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.prod is not available (transpile.h...',
+        'refused: TranspileError: second derivatives through numpy.prod are available for nonzero inputs without initial=/where= only',
     'numpy.prod[2d-zeros-axis]-reverse-over-reverse-dx':
         'refused: TranspileError: second derivatives through numpy.prod are available for nonzero inputs without initial=/where= only',
-    'numpy.prod[2d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.prod is not available (transpile.h...',
-    'numpy.prod[3d-axes]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.prod is not available (transpile.h...',
-    'numpy.ptp[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.ptp is not available (transpile.hv...',
-    'numpy.ptp[2d-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.ptp is not available (transpile.hv...',
-    'numpy.ptp[2d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.ptp is not available (transpile.hv...',
-    'numpy.ptp[3d-axes]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.ptp is not available (transpile.hv...',
-    'numpy.require[2d]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.require are not available yet (its reverse rule ...',
-    'numpy.require[2d]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.require are not available yet (its reverse rule ...',
-    'numpy.reshape[3d-order-F]-forward-over-reverse-dx':
-        'wrong: got [[ 0.00724123 -0.064479 -0.02393177] [-0.10007397 -0.26643057 0.0251498 ]], expected [[ 0.00724123 -0.26643057 -0.10007397] [-...',
-    'numpy.reshape[3d-order-F]-reverse-over-reverse-dx':
-        'wrong: got 0.34894865, expected 0.25872441',
-    'numpy.reshape[order-F]-forward-over-reverse-dx':
-        'wrong: got [[-0.05404653 -0.02011205 0.79301242] [ 0.1472172 -0.08017077 0.43176651]], expected [[-0.05404653 0.79301242 -0.08017077] [-0...',
-    'numpy.reshape[order-F]-reverse-over-reverse-dx':
-        'wrong: got -1.09994779, expected 0.14985791',
-    'numpy.sinc[at-zero]-forward-over-reverse-dx':
-        'wrong: got [-0.23628324 0.04801969 -0.95216648], expected [-0.23628799 0.04801969 -0.95216648]',
-    'numpy.sinc[at-zero]-reverse-over-forward-dx':
-        'wrong: got [-0.23628324 0.04801969 -0.95216648], expected [-0.23628799 0.04801969 -0.95216648]',
-    'numpy.sort[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.sort is not available (transpile.h...',
-    'numpy.sort[2d-axis0]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.sort is not available (transpile.h...',
-    'numpy.sort[flat]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.sort is not available (transpile.h...',
-    'numpy.std[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.std is not available (transpile.hv...',
-    'numpy.std[2d-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.std is not available (transpile.hv...',
-    'numpy.std[2d-flat]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.std is not available (transpile.hv...',
-    'numpy.std[2d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.std is not available (transpile.hv...',
-    'numpy.std[3d-axes]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.std is not available (transpile.hv...',
-    'numpy.std[ddof]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.std is not available (transpile.hv...',
-    'numpy.trapezoid[1d]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.trapezoid are not available yet (its reverse rul...',
-    'numpy.trapezoid[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.trapezoid is not available (transp...',
-    'numpy.trapezoid[1d]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.trapezoid are not available yet (its reverse rul...',
-    'numpy.trapezoid[2d-coords]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.trapezoid are not available yet (its reverse rul...',
-    'numpy.trapezoid[2d-coords]-forward-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.trapezoid are not available yet (its reverse rul...',
-    'numpy.trapezoid[2d-coords]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.trapezoid is not available (transp...',
-    'numpy.trapezoid[2d-coords]-reverse-over-forward-dy':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.trapezoid is not available (transp...',
-    'numpy.trapezoid[2d-coords]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.trapezoid are not available yet (its reverse rul...',
-    'numpy.trapezoid[2d-coords]-reverse-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.trapezoid are not available yet (its reverse rul...',
-    'numpy.trapezoid[axis0]-forward-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.trapezoid are not available yet (its reverse rul...',
-    'numpy.trapezoid[axis0]-forward-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.trapezoid are not available yet (its reverse rul...',
-    'numpy.trapezoid[axis0]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.trapezoid is not available (transp...',
-    'numpy.trapezoid[axis0]-reverse-over-forward-dy':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.trapezoid is not available (transp...',
-    'numpy.trapezoid[axis0]-reverse-over-reverse-dx':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.trapezoid are not available yet (its reverse rul...',
-    'numpy.trapezoid[axis0]-reverse-over-reverse-dy':
-        'refused: TranspileError: in the derivative code grad_f: second derivatives through numpy.trapezoid are not available yet (its reverse rul...',
-    'numpy.var[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.var is not available (transpile.hv...',
-    'numpy.var[2d-axis]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.var is not available (transpile.hv...',
-    'numpy.var[2d-keepdims]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.var is not available (transpile.hv...',
-    'numpy.var[2d]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.var is not available (transpile.hv...',
-    'numpy.var[3d-axes]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.var is not available (transpile.hv...',
-    'numpy.var[ddof]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: reverse mode over the forward rule of numpy.var is not available (transpile.hv...',
     'transpile.grad_hook[identity]-forward-over-reverse-dx':
         'refused: TranspileError: in the derivative code grad_f: unsupported construct: a lambda used as a value (assign it to a name or use def)',
-    'transpile.grad_hook[identity]-reverse-over-forward-dx':
-        'refused: TranspileError: in the derivative code f_tangent: unsupported construct: a lambda used as a value (assign it to a name or use def)',
     'transpile.grad_hook[identity]-reverse-over-reverse-dx':
         'refused: TranspileError: in the derivative code grad_f: unsupported construct: a lambda used as a value (assign it to a name or use def)',
 }

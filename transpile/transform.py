@@ -49,9 +49,11 @@ class Transform:
         """A keyword argument carrying a derivative has no rule: say so, never drop it."""
         for k in getattr(n, "keywords", None) or []:
             if self.active(k.value):
+                positional = k.arg in (rule.params or ())
                 raise self.error(f"no derivative flows through the keyword argument "
-                                 f"'{k.arg}' of {rule.name}; pass that value positionally "
-                                 "or keep it constant", n)
+                                 f"'{k.arg}' of {rule.name}; " + (
+                                     "pass that value positionally or keep it constant"
+                                     if positional else "keep it constant"), n)
 
     def is_stack_pop(self, v):
         """`xs.pop()` on a list carrying derivatives (a stack in derivative code)."""

@@ -252,10 +252,10 @@ UNARY = {
     np.fabs: "np.sign(x)",
     np.negative: "-1",
     np.positive: "1",
-    # sinc'(0) = 0; the branch at 0 is the first Taylor term of sinc', so that the
-    # template's own derivative there is sinc''(0) = -pi^2/3 (second order)
-    np.sinc: "np.where(x == 0, -(math.pi ** 2 / 3) * x, (np.cos(math.pi * x) - np.sinc(x)) "
-             "/ np.where(x == 0, 1, x))",
+    # sinc'(x) = (cos(pi x) - sinc(x)) / x, by its Taylor series near 0 (the quotient
+    # cancels there), which also makes the template's own derivative right at 0
+    np.sinc: "np.where(np.abs(x) < 1e-3, x * ((math.pi ** 4 / 30) * x * x - math.pi ** 2 / 3), "
+             "(np.cos(math.pi * x) - np.sinc(x)) / np.where(np.abs(x) < 1e-3, 1, x))",
     np.deg2rad: "math.pi / 180",
     np.radians: "math.pi / 180",
     np.rad2deg: "180 / math.pi",
@@ -580,20 +580,33 @@ def _std_vjp(nan):
     return vjp
 
 
-def _var_vjp_jvp(vjp):
-    """var's vjp 2 (a - mean a) / den * g is bilinear in (g, a)."""
+def _like_nans(da, a):
+    """The tangent da where a holds numbers, nan where a does: the nan-skipping vjps,
+    given it in a's place, then skip the same elements as for a (their bilinear form)."""
+    if da is None:
+        return None
+    return np.where(np.isnan(_arr(a)), np.nan, da)
+
+
+def _var_vjp_jvp(vjp, nan=False):
+    """var's vjp 2 (a - mean a) / den * g is bilinear in (g, a) (nanvar: with a's nans)."""
     def jvp(tangents, g, ans, a, *args, **kw):
         dg, da = _t(tangents, 0), _t(tangents, 2)
+        if nan:
+            da = _like_nans(da, a)
         return _plus(None if dg is None else vjp(dg, ans, a, *args, **kw),
                      None if da is None else vjp(g, ans, da, *args, **kw))
     return jvp
 
 
-def _scaled_bilinear_jvp(vjp):
+def _scaled_bilinear_jvp(vjp, nan=False):
     """A vjp B(g, a) / s with B bilinear and s = ans (std: (a - mean a) g / (den s);
-    2-norm: a g / s): d = B(dg, a)/s + B(g, da)/s - B(g ds/s, a)/s."""
+    2-norm: a g / s): d = B(dg, a)/s + B(g, da)/s - B(g ds/s, a)/s (nanstd: with a's
+    nans)."""
     def jvp(tangents, g, ans, a, *args, **kw):
         dg, dans, da = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
+        if nan:
+            da = _like_nans(da, a)
         terms = [None if dg is None else vjp(dg, ans, a, *args, **kw),
                  None if da is None else vjp(g, ans, da, *args, **kw)]
         if dans is not None and not _is_zero(g):
@@ -610,7 +623,7 @@ for _fn, _make, _nan, _tangent in ((np.var, _var_vjp, False, _var_vjp_jvp),
                                    (np.nanstd, _std_vjp, True, _scaled_bilinear_jvp)):
     _vjp = _make(_nan)
     _def(_fn, _vjp, None, params="a, axis", ans=_make is _std_vjp, masks=_nan,
-         jvp=_by_weights(_fn, [_vjp]), vjp_tangents=[_tangent(_vjp)])
+         jvp=_by_weights(_fn, [_vjp]), vjp_tangents=[_tangent(_vjp, _nan)])
 
 
 def nansum_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
