@@ -149,13 +149,11 @@ def render(module, entries):
                 "# grad_<name>(...) returns (value, gradient), a tuple of gradients when",
                 "# several parameters were asked for; <name>_jvp(..., *, d<param>=t)",
                 "# returns (value, directional derivative).", ""]
-    preamble += module.imports + module.constants + [""]
+    imports = preamble + module.imports
+    preamble = module.constants + [""]
     for name, src in module.definitions.items():
         preamble += [src, ""]
-    text = module_text([c for _, _, _, c in entries], preamble)
-    from .emit import _LOOKUP
-    cut = text.index(f" as {_LOOKUP}\n")            # after the user's code: generated defs
-    head, text = text[:cut], text[cut:]
+    head, text = module_text([c for _, _, _, c in entries], preamble, imports, split=True)
     for name, fn, wrt, compiled in entries:
         header = (f"# derivative of {name} ({module.filename}:{fn.__code__.co_firstlineno}) "
                   f"with respect to {', '.join(wrt)}")
