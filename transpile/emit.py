@@ -268,7 +268,11 @@ def module_text(entries, preamble=(), imports=(), split=False):
                   for fn, source in zip(functions, compiled.sources)]
         ns = compiled.namespace
         renames = {}
+        used = {n.id for source in compiled.sources for n in ast.walk(ast.parse(source))
+                if isinstance(n, ast.Name)}
         for name, obj in ns.bindings.items():
+            if name not in used:            # bound while writing, not called in the end
+                continue
             origin = ns.origins.get(name)
             if origin is not None and origin[0] == "callee":
                 callee = origin[1]

@@ -23,6 +23,7 @@ from .names import Names
 from .normalize import normalize, split_array_trees
 from . import cache, checkpoint, optimize
 from .reverse import Resolver, ReverseTransform, STACK, PUSH, POP, loop_tapes
+from . import shapes
 
 
 class Compiled:
@@ -813,6 +814,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         fwd, rev, held = checkpoint.finish(fwd, rev, rt, names, options["optimize"])
     result = norm.result
     fwd, rev, tapes = loop_tapes(fwd, rev, names) if options["optimize"] else (fwd, rev, [])
+    fwd, rev = shapes.specialise(fwd, rev, rt, kind, compiled)
     all_scalar = all(k == "scalar" for k in an.kind.values())
     uses_stack = any(isinstance(n, ast.Name) and n.id in (PUSH, POP)
                      for s in fwd + rev for n in ast.walk(s))

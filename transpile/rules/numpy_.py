@@ -42,11 +42,12 @@ import math
 
 import numpy as np
 
-from .registry import defjvp, defvjp, lookup
+from .registry import defjvp, defvjp, lookup, template
 from .. import runtime
 from ..runtime import unbroadcast
 
 ENV = {"np": np, "math": math, "pow_deriv": runtime.pow_deriv}
+_ANY = (1, 2, 3, 4)    # templates (registry.Template): for arrays of 1 to 4 dimensions
 _MAXARGS = 32          # variadic functions: rules for up to this many positional arguments
 
 
@@ -68,14 +69,15 @@ def _name(fn):
 
 
 def _def(fn, *derivs, params=None, nargs=None, zero=False, name=None, ans=False,
-         masks=False):
+         masks=False, template=None):
     """Register a NumPy rule. ``ans=True`` declares that its vjp functions read the
     result ``ans`` (the others get None there, and the result is not kept for them);
     ``masks=True`` that it selects (see registry.defvjp)."""
     if params is None:
         params = ", ".join(f"x{i}" for i in range(max(len(derivs), 1)))
     return defvjp(fn, *derivs, params=params, nargs=nargs, zero=zero,
-                  name=name or _name(fn), env=ENV, needs_ans=ans, masks=masks)
+                  name=name or _name(fn), env=ENV, needs_ans=ans, masks=masks,
+                  template=template)
 
 
 def _is_zero(g):
@@ -385,8 +387,21 @@ def _extremum_vjp(nan=False):
     return vjp
 
 
+# inlined for a float array, axis None or a literal int with keepdims=True: ties split
+# the adjoint evenly (as _extremum_vjp); a group without a match (nan) gets 0
+@template(ndim={"a": _ANY}, values={"axis": None}, exact=False)
+def _extremum_all(g, ans, a, axis=None, keepdims=False):
+    return (a == ans) * (g / np.maximum(np.sum(a == ans), 1))
+
+
+@template(ndim={"a": _ANY}, ints=("axis",), values={"keepdims": True})
+def _extremum_axis_kept(g, ans, a, axis, keepdims):
+    return (a == ans) * (g / np.maximum(np.sum(a == ans, axis=axis, keepdims=True), 1))
+
+
 for _fn in (np.max, np.min, np.amax, np.amin):
-    _def(_fn, _extremum_vjp(), None, params="a, axis", ans=True)
+    _def(_fn, _extremum_vjp(), None, params="a, axis", ans=True,
+         template=[(_extremum_all, _extremum_axis_kept)])
 _def(np.nanmax, _extremum_vjp(True), None, params="a, axis", ans=True)
 _def(np.nanmin, _extremum_vjp(True), None, params="a, axis", ans=True)
 
@@ -417,8 +432,43 @@ def ptp_vjp(g, ans, a, axis=None, out=None, keepdims=np._NoValue):
     return _fit(np.asarray(hi) - np.asarray(lo), a)
 
 
-_def(np.sum, sum_vjp, None, params="a, axis")
-_def(np.mean, mean_vjp, None, params="a, axis")
+# inlined for a float array, axis absent / None / a literal int, keepdims a literal
+
+
+@template(ndim={"a": _ANY}, values={"axis": None}, exact=False)
+def _sum_all(g, ans, a, axis=None, keepdims=False):
+    return np.broadcast_to(g, a.shape)
+
+
+@template(ndim={"a": _ANY}, ints=("axis",), values={"keepdims": False})
+def _sum_axis(g, ans, a, axis, keepdims=False):
+    return np.broadcast_to(np.expand_dims(g, axis), a.shape)
+
+
+@template(ndim={"a": _ANY}, ints=("axis",), values={"keepdims": True})
+def _sum_axis_kept(g, ans, a, axis, keepdims):
+    return np.broadcast_to(g, a.shape)
+
+
+@template(ndim={"a": _ANY}, values={"axis": None}, exact=False)
+def _mean_all(g, ans, a, axis=None, keepdims=False):
+    return np.broadcast_to(g / a.size, a.shape)
+
+
+@template(ndim={"a": _ANY}, ints=("axis",), values={"keepdims": False})
+def _mean_axis(g, ans, a, axis, keepdims=False):
+    return np.broadcast_to(np.expand_dims(g, axis) / a.shape[axis], a.shape)
+
+
+@template(ndim={"a": _ANY}, ints=("axis",), values={"keepdims": True})
+def _mean_axis_kept(g, ans, a, axis, keepdims):
+    return np.broadcast_to(g / a.shape[axis], a.shape)
+
+
+_def(np.sum, sum_vjp, None, params="a, axis",
+     template=[(_sum_all, _sum_axis, _sum_axis_kept)])
+_def(np.mean, mean_vjp, None, params="a, axis",
+     template=[(_mean_all, _mean_axis, _mean_axis_kept)])
 _def(np.prod, prod_vjp, None, params="a, axis")
 _def(np.ptp, ptp_vjp, None, params="a, axis")
 
@@ -888,13 +938,57 @@ def matmul_vjp_b(g, ans, a, b, **kw):
     return _fit(np.reshape(r, np.shape(b)), b)
 
 
-_def(np.dot, _dot_vjp(0), _dot_vjp(1), params="a, b")
+# inlined where the operands are known 1-D or 2-D float arrays (what matmul_vjp_* do then)
+@template(ndim={"a": 2, "b": 2})
+def _mm_a_22(g, ans, a, b):
+    return g @ b.T
 
 
-_def(np.matmul, matmul_vjp_a, matmul_vjp_b, params="a, b")
-_def(np.linalg.matmul, matmul_vjp_a, matmul_vjp_b, params="a, b")
+@template(ndim={"a": 2, "b": 2})
+def _mm_b_22(g, ans, a, b):
+    return a.T @ g
+
+
+@template(ndim={"a": 1, "b": 2})
+def _mm_a_12(g, ans, a, b):
+    return b @ g
+
+
+@template(ndim={"a": 1, "b": 2})
+def _mm_b_12(g, ans, a, b):
+    return np.outer(a, g)
+
+
+@template(ndim={"a": 2, "b": 1})
+def _mm_a_21(g, ans, a, b):
+    return np.outer(g, b)
+
+
+@template(ndim={"a": 2, "b": 1})
+def _mm_b_21(g, ans, a, b):
+    return a.T @ g
+
+
+@template(ndim={"a": 1, "b": 1})
+def _mm_a_11(g, ans, a, b):
+    return g * b
+
+
+@template(ndim={"a": 1, "b": 1})
+def _mm_b_11(g, ans, a, b):
+    return g * a
+
+
+_MATMUL_TEMPLATES = [(_mm_a_22, _mm_a_12, _mm_a_21, _mm_a_11),
+                     (_mm_b_22, _mm_b_12, _mm_b_21, _mm_b_11)]
+_def(np.dot, _dot_vjp(0), _dot_vjp(1), params="a, b", template=_MATMUL_TEMPLATES)
+
+
+_def(np.matmul, matmul_vjp_a, matmul_vjp_b, params="a, b", template=_MATMUL_TEMPLATES)
+_def(np.linalg.matmul, matmul_vjp_a, matmul_vjp_b, params="a, b",
+     template=_MATMUL_TEMPLATES)
 defvjp(ast.MatMult, matmul_vjp_a, matmul_vjp_b, params="a, b", name="@", env=ENV,
-       needs_ans=False)
+       needs_ans=False, template=_MATMUL_TEMPLATES)
 if hasattr(np, "matvec"):
     _def(np.matvec, lambda g, ans, A, v, **kw: _fit(
         np.asarray(g)[..., :, None] * np.asarray(v)[..., None, :], A),
@@ -1412,9 +1506,14 @@ def _ravel_back(g, ans, a, order="C"):
     return _reshape_back(g, ans, a, order=order)
 
 
+@template(ndim={"a": _ANY})
+def _reshape_template(g, ans, a, *rest):
+    return g.reshape(a.shape)
+
+
 for _fn in (np.reshape, np.expand_dims, np.squeeze, np.ravel):
     _def(_fn, _reshape_back if _fn is not np.ravel else _ravel_back, None, None,
-         params="a, x1, x2")
+         params="a, x1, x2", template=[(_reshape_template,)])
 for _fn in (np.copy, np.asarray, np.asanyarray, np.ascontiguousarray, np.asfortranarray,
             np.array, np.require):
     _def(_fn, lambda g, ans, a, *rest, **kw: _fit(np.array(g, copy=True), a) if not
@@ -1450,7 +1549,13 @@ def _transpose_vjp(g, ans, a, axes=None, *more):
     return _fit(np.transpose(g, np.argsort(axes)), a)
 
 
-_def(np.transpose, _transpose_vjp, None, params="a, axes")
+@template(ndim={"a": _ANY}, values={"axes": None})
+def _transpose_template(g, ans, a, axes=None):
+    return g.T
+
+
+_def(np.transpose, _transpose_vjp, None, params="a, axes",
+     template=[(_transpose_template,)])
 _def(np.permute_dims, _transpose_vjp, None, params="a, axes")
 _def(np.ndarray.transpose, _transpose_vjp, params="self")
 _def(np.swapaxes, lambda g, ans, a, a1, a2: _fit(np.swapaxes(g, a1, a2), a), None, None,
