@@ -112,7 +112,7 @@ def test_cli_forward_mode(tmp_path):
                    "forward", "--wrt", "w", "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     generated = load(out, "tangents_scalar")
-    value, tangent = generated.loss_jvp(0.3, 0.7, dw=1.0)
+    value, tangent = generated.loss_jvp(0.3, 0.7, tw=1.0)
     assert value == pytest.approx(generated.loss(0.3, 0.7), rel=1e-14)
     assert tangent == pytest.approx(transpile.grad(generated.loss, wrt=1)(0.3, 0.7),
                                     rel=1e-12)
@@ -133,6 +133,6 @@ def test_cli_forward_mode_through_a_forward_rule(tmp_path):
     assert ".jvp" in out.read_text()
     generated = load(out, "peak_jvp")
     x, v = np.array([[1.0, 2.0], [3.0, -4.0]]), np.array([[0.5, 1.0], [1.0, 1.0]])
-    _, tangent = generated.peak_jvp(x, dx=v)
+    _, tangent = generated.peak_jvp(x, tx=v)
     g = transpile.grad(generated.peak)(x)
     assert tangent == pytest.approx(float(np.sum(g * v)), rel=1e-12)

@@ -780,7 +780,7 @@ def _rebuild(unit, active, kind, compiled, kinds, payload):
 
 def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     options = dict(DEFAULT_OPTIONS, **(options or {}))
-    names = Names(unit.node)
+    names = Names(unit.node, prefix="t" if kind.startswith("jvp") else "d")
     for p in unit.params:
         names.reserve(p)
     if kind.startswith("jvp"):         # tangent parameters get names callers can predict
@@ -917,12 +917,12 @@ def _free_stack_names(norm, names):
 
 
 def tangent_names(target, active):
-    """Keyword names of the tangent parameters of target's jvp function: d<param>."""
+    """Keyword names of the tangent parameters of target's jvp function: t<param>."""
     unit = unit_of(target)
     used = {n.id for n in ast.walk(unit.node) if isinstance(n, ast.Name)} | set(unit.params)
     out = {}
     for p in active:
-        name = "d" + p
+        name = "t" + p
         while name in used or name in out.values():
             name += "_"
         out[p] = name
