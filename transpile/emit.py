@@ -303,6 +303,8 @@ def module_text(entries, preamble=(), imports=(), split=False):
         add(compiled)
     binds = [line for line in set(names.values()) if line not in user_lines]
     lines = list(imports) + needed.lines(b for b in binds if b.startswith(("import ", "from ")))
+    if preamble and preamble[0].strip():
+        lines.append("")
     lines += list(preamble)
     lines += sorted(b for b in binds if not b.startswith(("import ", "from ")))
     head = "\n".join(lines) + "\n"
