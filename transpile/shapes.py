@@ -502,7 +502,7 @@ class _Specialiser:
             g, like = self.sh.of(e.args[0]), self.sh.of(e.args[1])
             if g == PY or same_shape(g, like):
                 return e.args[0]
-            return e
+            return self._sum_back(e, g, like) or e
         origin = self.sh.origins.get(e.func.id) if isinstance(e.func, ast.Name) else None
         if origin is not None and origin[0] == "vjp":
             rule, i = origin[1], origin[2]
@@ -512,6 +512,36 @@ class _Specialiser:
                 if new is not None:
                     return new
         return e
+
+    def _sum_back(self, e, g, like):
+        """`unbroadcast(g, x)` written out as the sums it does, where both shapes are known:
+        `np.sum(g, axis=0)` for a bias vector, `np.sum(g, axis=1, keepdims=True)` for an
+        (n, 1) operand (the same reductions, in the same order, as unbroadcast)."""
+        if g in (None, PY, ARR) or like in (None, PY, ARR) or len(g) < len(like):
+            return None
+        extra = len(g) - len(like)
+        kept = []
+        for i, (a, b) in enumerate(zip(g[extra:], like)):
+            if b == 1 and a != 1:
+                kept.append(i)
+            elif not same_dim(a, b):
+                return None
+        out = e.args[0]
+        np_name = self.namespace.bind("np", __import__("numpy"))
+
+        def total(x, axes, keepdims):
+            axis = A.const(axes[0]) if len(axes) == 1 else ast.Tuple(
+                elts=[A.const(k) for k in axes], ctx=ast.Load())
+            kw = [ast.keyword(arg="axis", value=axis)]
+            if keepdims:
+                kw.append(ast.keyword(arg="keepdims", value=A.const(True)))
+            return ast.Call(func=ast.Attribute(value=A.load(np_name), attr="sum",
+                                               ctx=ast.Load()), args=[x], keywords=kw)
+        if extra:
+            out = total(out, list(range(extra)), False)
+        if kept:
+            out = total(out, kept, True)
+        return A.located(out, e)
 
     def _inline(self, t, rule, e):
         """Template t applied to the vjp call e, or None when its condition is not
