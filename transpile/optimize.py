@@ -19,6 +19,7 @@ IN_PLACE_HELPERS = {"add_at", "take_item", "pop_adjoint"}
 
 def run(stmts, pure=frozenset()):
     """All passes; `pure`: names of side-effect-free functions (see `pure_calls`)."""
+    stmts = drop_unneeded_inits(stmts)
     stmts = _propagate_constants(stmts)
     stmts = _zero_first_writes(stmts, set(), _updated_in_place(stmts))
     stmts = _merge_accumulations(stmts)
@@ -53,6 +54,25 @@ def _propagate_constants(stmts):
                 and isinstance(s.targets[0], ast.Name) and isinstance(s.value, ast.Constant)
                 and type(s.value.value) is float):
             consts[s.targets[0].id] = s.value
+        out.append(s)
+    return out
+
+
+def drop_unneeded_inits(stmts):
+    """`v = None` before code that surely assigns v before reading it (the next statement
+    naming v is, at the top level, `v = e` with e not reading v): nothing reads the None."""
+    out = []
+    for i, s in enumerate(stmts):
+        if (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
+                s.targets[0], ast.Name) and isinstance(s.value, ast.Constant)
+                and s.value.value is None):
+            v = s.targets[0].id
+            nxt = next((t for t in stmts[i + 1:] if v in A.names_loaded(t) | A.names_stored(t)),
+                       None)
+            if (isinstance(nxt, ast.Assign) and len(nxt.targets) == 1 and isinstance(
+                    nxt.targets[0], ast.Name) and nxt.targets[0].id == v
+                    and v not in A.names_loaded(nxt.value)):
+                continue
         out.append(s)
     return out
 

@@ -814,7 +814,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         fwd, rev, held = checkpoint.finish(fwd, rev, rt, names, options["optimize"])
     result = norm.result
     fwd, rev, tapes = loop_tapes(fwd, rev, names) if options["optimize"] else (fwd, rev, [])
-    fwd, rev = shapes.specialise(fwd, rev, rt, kind, compiled)
+    fwd, rev = shapes.specialise(fwd, rev, rt, kind, compiled, resolver)
     all_scalar = all(k == "scalar" for k in an.kind.values())
     uses_stack = any(isinstance(n, ast.Name) and n.id in (PUSH, POP)
                      for s in fwd + rev for n in ast.walk(s))
@@ -885,6 +885,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         bbody = optimize.run(bbody, optimize.pure_calls(bbody, env, local_names))
         bbody = optimize.hoist_module_functions(bbody, env, local_names)
         fbody = optimize.hoist_module_functions(fbody, env, local_names)
+        fbody = optimize.drop_unneeded_inits(fbody)
     if options["simplify"] and all_scalar:
         bbody = optimize.simplify_scalar(bbody, set(names.adjoints.values()))
     fargs = copy.deepcopy(unit.node.args)

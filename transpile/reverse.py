@@ -615,7 +615,7 @@ class ReverseTransform(Transform):
                 mask = shapes.mask_of(known.get(arg.id) if isinstance(arg, ast.Name) else
                                       shapes.PY if isinstance(arg, ast.Constant) and type(
                                           arg.value) in (int, float) else None)
-                if mask is not None:
+                if mask is not None and len(mask) <= 4:   # (a bounded number of variants)
                     kinds[p + ".shape"] = mask
             # predicted: this adjoint will have exactly the result's shape (checked when
             # the sweeps are finished; shapes.specialise redirects the call if not)

@@ -619,12 +619,13 @@ class _Specialiser:
             self.sh.resolve = resolve
 
 
-def specialise(fwd, rev, rt, kind, compiled=None):
+def specialise(fwd, rev, rt, kind, compiled=None, resolver=None):
     """Drop no-op unbroadcasts and inline rule templates in the finished sweeps of the
     reverse transform `rt` (see the module docstring). `kind`: the generated function's
     kind ("value_and_grad", "gradient": the seed is 1.0; a pair: the adjoint of the
     result is its argument). Records the result's shape on `compiled` (callers read it
-    for their facts about the call's result)."""
+    for their facts about the call's result); `resolver`'s tape (the values the adjoint
+    sweep reads) loses the values the rewritten sweep no longer reads."""
     if not rt.shape_facts and not rt.call_results:
         return fwd, rev
     env = rt.env
@@ -649,6 +650,10 @@ def specialise(fwd, rev, rt, kind, compiled=None):
     rev = sp.block(rev)
     if sp.failed:
         _redirect(rt, sp.failed, fwd + rev)
+    if resolver is not None:
+        read = {n.id for s in rev for n in ast.walk(s) if isinstance(n, ast.Name)
+                and isinstance(n.ctx, ast.Load)}
+        resolver.needed = {v for v in resolver.needed if v in read}
     if compiled is not None:
         compiled.result_shape = mask_of(primal.get(result))
         compiled.exact_adjoints = {p for p in rt.an.active if p in rt.an.params and
