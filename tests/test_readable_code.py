@@ -163,3 +163,25 @@ def test_float32_and_integer_arrays_stay_general():
                            (W.astype(np.float64), X.astype(np.float64)), 0)
     assert np.allclose(got, expected, atol=1e-4)
     assert "matmul_vjp" in g.source         # not a float64 array: the general rule
+
+
+def g_writes_its_result(x):
+    r = x * 2.0
+    r[0] = 0.0
+    return r
+
+
+def test_inlined_reduction_adjoints_can_be_updated_in_place():
+    """The adjoint a sum or mean template makes is a new array: a callee whose result is
+    written to (its adjoint updated in place) receives it."""
+    def total(x):
+        return np.sum(g_writes_its_result(x))
+
+    def rows(x):
+        return np.sum(np.sum(g_writes_its_result(x), axis=1))
+
+    def average(x):
+        return np.mean(g_writes_its_result(x))
+    x = arr(2, 3)
+    for f in (total, rows, average):
+        check_all(f, (x,), 0)

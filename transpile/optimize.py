@@ -175,7 +175,7 @@ def _merge_accumulations(stmts):
 PURE_CALLS = {"unbroadcast"}
 # NumPy functions the inlined rule templates and shape-known unbroadcasts write (shapes.py):
 # they never change their arguments (no `out=` is ever passed to them)
-PURE_NUMPY = {"sum", "broadcast_to", "expand_dims", "outer", "maximum"}
+PURE_NUMPY = {"sum", "full", "broadcast_to", "expand_dims", "outer", "maximum"}
 
 
 def _pure_call(n):

@@ -248,6 +248,12 @@ class Shapes:
             if any(x in (None, PY, ARR) for x in (a, b)) or len(a) != 1 or len(b) != 1:
                 return None
             return (a[0], b[0])
+        if fn is np.full and len(args) == 2 and not kw:
+            s = args[0]
+            if isinstance(s, ast.Attribute) and s.attr == "shape":
+                target = self.of(s.value)
+                return None if target == PY else target
+            return None
         if fn is np.broadcast_to and len(args) == 2 and not kw:
             s = args[1]
             if isinstance(s, ast.Attribute) and s.attr == "shape":

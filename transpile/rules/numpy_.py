@@ -432,37 +432,38 @@ def ptp_vjp(g, ans, a, axis=None, out=None, keepdims=np._NoValue):
     return _fit(np.asarray(hi) - np.asarray(lo), a)
 
 
-# inlined for a float array, axis absent / None / a literal int, keepdims a literal
+# inlined for a float array, axis absent / None / a literal int, keepdims a literal; the
+# adjoint is a new array (np.full), which the adjoint sweep may update in place
 
 
 @template(ndim={"a": _ANY}, values={"axis": None}, exact=False)
 def _sum_all(g, ans, a, axis=None, keepdims=False):
-    return np.broadcast_to(g, a.shape)
+    return np.full(a.shape, g)
 
 
 @template(ndim={"a": _ANY}, ints=("axis",), values={"keepdims": False})
 def _sum_axis(g, ans, a, axis, keepdims=False):
-    return np.broadcast_to(np.expand_dims(g, axis), a.shape)
+    return np.full(a.shape, np.expand_dims(g, axis))
 
 
 @template(ndim={"a": _ANY}, ints=("axis",), values={"keepdims": True})
 def _sum_axis_kept(g, ans, a, axis, keepdims):
-    return np.broadcast_to(g, a.shape)
+    return np.full(a.shape, g)
 
 
 @template(ndim={"a": _ANY}, values={"axis": None}, exact=False)
 def _mean_all(g, ans, a, axis=None, keepdims=False):
-    return np.broadcast_to(g / a.size, a.shape)
+    return np.full(a.shape, g / a.size)
 
 
 @template(ndim={"a": _ANY}, ints=("axis",), values={"keepdims": False})
 def _mean_axis(g, ans, a, axis, keepdims=False):
-    return np.broadcast_to(np.expand_dims(g, axis) / a.shape[axis], a.shape)
+    return np.full(a.shape, np.expand_dims(g, axis) / a.shape[axis])
 
 
 @template(ndim={"a": _ANY}, ints=("axis",), values={"keepdims": True})
 def _mean_axis_kept(g, ans, a, axis, keepdims):
-    return np.broadcast_to(g / a.shape[axis], a.shape)
+    return np.full(a.shape, g / a.shape[axis])
 
 
 _def(np.sum, sum_vjp, None, params="a, axis",
