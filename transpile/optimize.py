@@ -26,6 +26,7 @@ def run(stmts, pure=frozenset()):
     stmts = _dead_tail(stmts)
     stmts = _inline_single_use(stmts)
     stmts = _propagate_copies(stmts)
+    stmts = _doubled(stmts, pure)
     stmts = _common_subexpressions(stmts, pure)
     stmts = _dead_tail(stmts)
     return stmts
@@ -320,6 +321,24 @@ def _propagate_copies(stmts):
                 del out[i]
                 continue
         i += 1
+    return out
+
+
+def _doubled(stmts, pure=frozenset()):
+    """`v = e + e` (one expression twice, as `np.dot(a, a)` or `x * x` give an adjoint)
+    is `v = 2 * e`: the same number (doubling is exact), computed once, instead of the
+    `_c1 = e; v = _c1 + _c1` common-subexpression elimination would leave."""
+    out = []
+    for s in stmts:
+        if isinstance(s, (ast.If, ast.For, ast.While)):
+            s.body = _doubled(s.body, pure)
+            s.orelse = _doubled(s.orelse, pure)
+        elif (isinstance(s, ast.Assign) and isinstance(s.value, ast.BinOp)
+                and isinstance(s.value.op, ast.Add) and _cse_candidate(s.value.left, pure)
+                and ast.dump(s.value.left) == ast.dump(s.value.right)):
+            s = A.assign(s.targets[0], ast.BinOp(left=A.const(2), op=ast.Mult(),
+                                                 right=s.value.left), s)
+        out.append(s)
     return out
 
 
