@@ -313,10 +313,19 @@ def _propagate_copies(stmts):
             later = out[i + 1:]
             last = max((j for j, t in enumerate(later) if a in A.names_loaded(t)),
                        default=None)
-            if last is not None and not any(b in _names_changed(t) or a in _names_changed(t)
-                                            for t in later[:last]):
+            def restores(t):          # `b = a`: b gets back the value it has anyway
+                return (isinstance(t, ast.Assign) and len(t.targets) == 1 and isinstance(
+                    t.targets[0], ast.Name) and t.targets[0].id == b and isinstance(
+                    t.value, ast.Name) and t.value.id == a)
+            if last is not None and not any(
+                    (b in _names_changed(t) and not restores(t)) or a in _names_changed(t)
+                    for t in later[:last]):
                 for j in range(last + 1):
                     later[j] = _load_renamed(later[j], a, b)
+                later = [t for t in later if not (
+                    isinstance(t, ast.Assign) and len(t.targets) == 1 and isinstance(
+                        t.targets[0], ast.Name) and isinstance(t.value, ast.Name)
+                    and t.targets[0].id == t.value.id == b)]
                 out[i + 1:] = later
                 del out[i]
                 continue
