@@ -108,8 +108,16 @@ class Shapes:
         self.resolve = resolve              # func AST -> object or None
         self.origins = origins or {}        # bound helper name -> ("vjp", rule, i)...
         self.unify_ok = True
+        self._made = {}                     # (id of an AST node, position) -> its Dim
 
     # --- dimensions ----------------------------------------------------------------
+    def _fresh(self, node, i):
+        """A new size, the same one each time the same expression is looked at."""
+        key = (id(node), i)
+        if key not in self._made:
+            self._made[key] = (node, Dim())       # (the node kept alive: ids stay unique)
+        return self._made[key][1]
+
     def _unify(self, a, b):
         if self.unify_ok and isinstance(a, Dim) and isinstance(b, Dim):
             ra, rb = a.root(), b.root()
@@ -208,11 +216,25 @@ class Shapes:
         return None
 
     def _call(self, e):
-        fn = self._function(e)
-        if fn is None:
-            return None
         import numpy as np
         from . import runtime
+        fn = self._function(e)
+        if fn is None and isinstance(e.func, ast.Attribute) and e.func.attr in _METHODS:
+            base = self.of(e.func.value)           # x.sum(axis=1), x.reshape(2, 3)
+            if base is None or base in (PY, ARR):
+                return None if base is None or base == PY else ARR
+            args = list(e.args)
+            if e.func.attr == "reshape" and len(args) > 1:
+                args = [ast.Tuple(elts=args, ctx=ast.Load())]
+            call = ast.Call(func=e.func, args=[e.func.value] + args, keywords=e.keywords)
+            resolve = self.resolve
+            self.resolve = lambda f: getattr(np, f.attr) if f is e.func else resolve(f)
+            try:
+                return self._call(call)
+            finally:
+                self.resolve = resolve
+        if fn is None:
+            return None
         args = e.args
         kw = {k.arg: k.value for k in e.keywords}
         if any(isinstance(a, ast.Starred) for a in args) or None in kw:
@@ -240,6 +262,13 @@ class Shapes:
             return self.reduce(self.of(bound["a"]), axis, keepdims)
         if fn in (np.matmul, np.dot) and len(args) == 2 and not kw:
             return self.matmul(*shapes)
+        if fn is np.reshape and len(args) == 2 and not kw:
+            ok, new = _literal(args[1])
+            new = (new,) if type(new) is int else new
+            if self.of(args[0]) in (None, PY) or not ok or not isinstance(new, tuple) or \
+                    not all(type(k) is int and k >= 0 for k in new):
+                return None                 # (-1: a size computed at run time)
+            return tuple(1 if k == 1 else self._fresh(e.func, i) for i, k in enumerate(new))
         if fn is np.transpose and len(args) == 1 and not kw:
             a = shapes[0]
             return a if a in (None, PY, ARR) else tuple(reversed(a))
@@ -315,6 +344,9 @@ class Shapes:
             for n in ast.walk(target):
                 if isinstance(n, ast.Name) and isinstance(target, (ast.Tuple, ast.List)):
                     self.env[n.id] = None
+
+
+_METHODS = ("sum", "mean", "max", "min", "prod", "reshape", "transpose")
 
 
 def _numpy_rule(rule):

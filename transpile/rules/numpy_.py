@@ -1557,7 +1557,8 @@ def _transpose_template(g, ans, a, axes=None):
 
 _def(np.transpose, _transpose_vjp, None, params="a, axes",
      template=[(_transpose_template,)])
-_def(np.permute_dims, _transpose_vjp, None, params="a, axes")
+_def(np.permute_dims, _transpose_vjp, None, params="a, axes",     # (np.transpose itself
+     template=[(_transpose_template,)])                           # in some NumPy versions)
 _def(np.ndarray.transpose, _transpose_vjp, params="self")
 _def(np.swapaxes, lambda g, ans, a, a1, a2: _fit(np.swapaxes(g, a1, a2), a), None, None,
      params="a, axis1, axis2")
