@@ -318,10 +318,11 @@ def _match_dtypes(grads, inputs):
 def _type_key(args, kwargs):
     """Cheap key of the argument types the generated code is specialized on (for an
     array also its number of dimensions and which of them have size 1: shapes.py)."""
-    key = tuple([(a.dtype, a.ndim, 1 in a.shape and tuple([d == 1 for d in a.shape]))
-                 if type(a) is np.ndarray else type(a)
-                 if type(a) not in (list, tuple) or not a else (type(a), type(a[0]))
-                 for a in args])
+    key: Tuple[Any, ...] = tuple([
+        (a.dtype, a.ndim, 1 in a.shape and tuple([d == 1 for d in a.shape]))
+        if type(a) is np.ndarray else type(a)
+        if type(a) not in (list, tuple) or not a else (type(a), type(a[0]))
+        for a in args])
     if kwargs:
         key += tuple(sorted((k, type(v), value_mask(v)) for k, v in kwargs.items()))
     return key
