@@ -182,7 +182,7 @@ def test_forward_mode_decorator_shows_tangent_code():
     value, t = f.jvp((0.3, 0.7), (1.0, None))
     assert t == pytest.approx(transpile.grad(loop_branch)(0.3, 0.7), rel=1e-12)
     src = f.source
-    assert "def loop_branch_jvp(x, w, *, dx=0.0)" in src and "_push" not in src
+    assert "def loop_branch_jvp(x, w, *, tx=0.0)" in src and "_push" not in src
 
 
 def reduce_max(x, w):

@@ -170,12 +170,31 @@ def test_jit_numpy_rules_are_a_clear_error():
     np = pytest.importorskip("numpy")
 
     def f(x):
-        return np.sum(np.sin(x) * x)  # NumPy rule
+        return np.prod(np.sin(x) * x)  # NumPy rule
 
     with pytest.raises(transpile.TranspileError,
-                       match=r"test_jit\.py:%d: .*sum_vjp\(\) \(NumPy derivative rule\)"
+                       match=r"test_jit\.py:%d: .*prod_vjp\(\) \(NumPy derivative rule\)"
                              % (f.__code__.co_firstlineno + 1)):
         transpile.grad(f, jit=True)(np.ones(3))
+
+
+def test_jit_through_inlined_numpy_templates():
+    """Where a NumPy rule's template is inlined (sum, mean, matmul on float arrays of known
+    dimensions), the derivative code is plain NumPy that numba compiles."""
+    _numba()
+    np = pytest.importorskip("numpy")
+    from finite_differences import central_wrt
+
+    def f(W, X):
+        return np.mean(np.tanh(X @ W) ** 2) + np.sum(np.sin(W) * W)
+
+    rng = np.random.default_rng(3)
+    W, X = rng.normal(size=(3, 2)), rng.normal(size=(5, 3))
+    g = transpile.grad(f, wrt=0, jit=True)
+    got = g(W, X)
+    assert "matmul_vjp" not in g.source and "sum_vjp" not in g.source, g.source
+    assert np.allclose(got, transpile.grad(f, wrt=0)(W, X), rtol=1e-12, atol=1e-14)
+    assert np.allclose(got, central_wrt(f, (W, X), 0), rtol=1e-6, atol=1e-8)
 
 
 def test_jit_defaults_and_keywords():

@@ -163,3 +163,16 @@ def test_sinc_gradient_near_zero_is_accurate():
 
 def lambda_free_sinc(x):
     return np.sum(np.sinc(x))
+
+
+def matmul_call_of_a_sum(x, w, y):
+    z = x + w
+    return np.sum(np.sin(np.matmul(z, y)))
+
+
+def test_matmul_called_by_name_has_matmul_shapes():
+    # np.matmul is a ufunc with core dimensions: its result is not the broadcast of its
+    # operands (the shape facts took it for one, and summed the adjoint of x away)
+    x, w, y = RNG.normal(size=3), RNG.normal(size=3), RNG.normal(size=(3, 4))
+    check(T.grad(matmul_call_of_a_sum)(x, w, y),
+          central(lambda v: matmul_call_of_a_sum(v, w, y), x))

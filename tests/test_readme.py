@@ -115,7 +115,7 @@ def _numbers(value):
 
 def test_readme_tour_has_blocks_of_each_kind():
     kinds = [b.kind for b in tour_blocks()]
-    assert kinds.count("code") >= 6 and kinds.count("output") == 3, kinds
+    assert kinds.count("code") >= 6 and kinds.count("output") == 4, kinds
 
 
 def test_readme_tour_runs_and_shows_what_it_computes(tour):
@@ -137,7 +137,7 @@ def test_readme_tour_runs_and_shows_what_it_computes(tour):
 
 
 def test_readme_generated_code_is_what_transpile_generates(tour):
-    assert len(tour._outputs) == 3
+    assert len(tour._outputs) == 4
     for line, expected, actual in tour._outputs:
         assert actual.rstrip("\n") == expected.rstrip("\n"), (
             f"README line {line}: the block shows\n{expected}\n\nbut transpile "

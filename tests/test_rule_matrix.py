@@ -355,10 +355,6 @@ KNOWN_GAPS = {
         'refused: TranspileError: second derivatives through numpy.linalg.norm with ord=2 are not available yet',
     'numpy.linalg.norm[2d-ord2]-reverse-over-reverse-dx':
         'refused: TranspileError: second derivatives through numpy.linalg.norm with ord=2 are not available yet',
-    'numpy.linspace[retstep]-reverse-over-forward-dx':
-        'crashed: ValueError: too many values to unpack (expected 2)',
-    'numpy.linspace[retstep]-reverse-over-forward-dy':
-        'crashed: ValueError: too many values to unpack (expected 2)',
     'numpy.pad[constant-value]-forward-dy':
         "refused: TranspileError: in f: no derivative flows through the keyword argument 'constant_values' of numpy.pad; keep it constant",
     'numpy.pad[constant-value]-forward-over-reverse-dy':

@@ -109,7 +109,7 @@ def test_hvp_modes_agree_and_show_generated_code():
     product(0.9, 1.3, v=1.0)
     src = product.source
     assert "def grad_stacked(x, w)" in src and "def grad_stacked_tangent(" in src
-    assert "d_stack1.pop()" in src and "_stack1.pop()" in src
+    assert "t_stack1.pop()" in src and "_stack1.pop()" in src
 
 
 def test_grad_of_grad_is_reverse_over_reverse_code():

@@ -386,7 +386,7 @@ class Analysis:
             if module == "math":
                 return SCALAR
             if module.startswith("numpy"):
-                return ARRAY
+                return UNKNOWN if rule.several else ARRAY    # several: a tuple or list
             out = None
             for a in e.args:
                 out = join(out, self.kind_of(a))

@@ -24,6 +24,7 @@ from .errors import TranspileError
 from .analysis import join, value_kind
 from .emit import annotate
 from .runtime import zeros_like, _is_zero
+from .shapes import value_mask
 
 import numpy as np
 
@@ -315,12 +316,15 @@ def _match_dtypes(grads, inputs):
 
 
 def _type_key(args, kwargs):
-    """Cheap key of the argument types the generated code is specialized on."""
-    key = tuple([(type(a), a.dtype.kind) if type(a) is np.ndarray else type(a)
-                 if type(a) not in (list, tuple) or not a else (type(a), type(a[0]))
-                 for a in args])
+    """Cheap key of the argument types the generated code is specialized on (for an
+    array also its number of dimensions and which of them have size 1: shapes.py)."""
+    key: Tuple[Any, ...] = tuple([
+        (a.dtype, a.ndim, 1 in a.shape and tuple([d == 1 for d in a.shape]))
+        if type(a) is np.ndarray else type(a)
+        if type(a) not in (list, tuple) or not a else (type(a), type(a[0]))
+        for a in args])
     if kwargs:
-        key += tuple(sorted((k, type(v)) for k, v in kwargs.items()))
+        key += tuple(sorted((k, type(v), value_mask(v)) for k, v in kwargs.items()))
     return key
 
 
@@ -333,6 +337,9 @@ def _kinds(fn: Callable[..., Any], args: Sequence[Any],
     kinds = {}
     for name, value in bound.arguments.items():
         kinds[name] = value_kind(value)
+        mask = value_mask(value)
+        if mask is not None:
+            kinds[name + ".shape"] = mask
         if kinds[name] == "seq":
             elem = None
             for v in value:

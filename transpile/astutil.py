@@ -136,6 +136,10 @@ TAGS = {
     "final_alias": "marker: follow the caller's object of a rebound parameter",
     "recompute": "forward code re-run in the adjoint sweep: the names it reads from "
                  "outside (checkpointing)",
+    # reverse.py / shapes.py: calls of a callee's derivative code specialised on shapes
+    "callee_request": "the shape variant a callee's forward/backward call asks for "
+                      "(shapes.specialise checks it, or redirects to the general one)",
+    "callee_backward": "the call is a callee's backward function",
     # checkpoint.py
     "checkpoint_save": "the snapshot call of a checkpointed loop (its arguments filled in "
                        "by checkpoint.finish)",

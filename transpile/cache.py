@@ -131,7 +131,8 @@ def rules_digest():
                     [_callable_text(v) for v in rule.vjps or ()], rule.zero,
                     rule.multilinear, rule.unavailable, _callable_text(rule.jvp),
                     rule.structure, [_callable_text(t) for t in rule.vjp_tangents or ()],
-                    rule.constant_keywords]
+                    rule.constant_keywords, rule.several, rule.needs_ans, rule.masks,
+                    [[_callable_text(t.fn) for t in ts] for ts in rule.templates]]
             digest.update(json.dumps(part, default=repr).encode())
         _RULES_DIGEST[version] = digest.hexdigest()
     return _RULES_DIGEST[version]

@@ -186,36 +186,50 @@ def _fill_line_info(node):
 
 # --- a standalone module: what `transpile-ad` prints --------------------------------------
 
-def module_text(entries, preamble=()):
+def module_text(entries, preamble=(), imports=(), split=False):
     """Python source defining the generated functions of `entries` (Compiled objects) and
-    everything they refer to, importable on its own: helpers are imported from transpile,
-    rule functions looked up in its registry, called functions' derivatives included.
+    everything they refer to, importable on its own: helpers and rule functions are
+    imported from transpile (rule functions that have no importable name are looked up in
+    its registry), called functions' derivatives included.
 
-    `preamble`: lines to put first (the user's imports, constants and plain functions).
-    No name the preamble defines is rebound: a helper or generated function whose name
-    the user's code already uses for something else gets another name (`sign` becomes
-    `sign_helper` in the derivative code that calls it), so the user's functions keep
-    meaning what they meant."""
+    `imports`: the user's import lines, printed first, with the generated code's imports
+    right after them (one import block); `preamble`: lines to put after the imports (the
+    user's constants and plain functions). No name the user's code defines is rebound: a
+    helper or generated function whose name the user's code already uses for something
+    else gets another name (`sign` becomes `sign_helper` in the derivative code that calls
+    it), so the user's functions keep meaning what they meant. With `split`, the pair
+    (everything before the generated defs, the generated defs)."""
     import inspect as _inspect
-    lines = list(preamble)
-    taken = _top_level_names(preamble)
-    user_lines = {line.strip() for line in "\n".join(preamble).splitlines()}
+    user = list(imports) + list(preamble)
+    taken = _top_level_names(user)
+    user_lines = {line.strip() for line in "\n".join(user).splitlines()}
     bodies, seen, names = [], set(), {}
     chosen = {}            # (name, what it binds) -> the name it gets in the module
+    needed = _Imports(taken, imports)
 
     def bind_line(name, obj, origin):
+        """The line binding `name` at module level: an import where one names the object,
+        else an assignment (imports it needs are recorded)."""
         if origin is not None and origin[0] in ("vjp", "vjps", "jvp"):
             from .rules.registry import key_of
+            if origin[0] == "vjp":
+                line = needed.from_import(origin[1].vjps[origin[2]], name)
+                if line is not None:
+                    return line
             fn, nargs = key_of(origin[1])
+            lookup = needed.lookup()
             if origin[0] == "jvp":
-                return f"{name} = {_LOOKUP}({_expr_of(fn)}, {nargs!r}).jvp"
+                return f"{name} = {lookup}({needed.expr(fn)}, {nargs!r}).jvp"
             if origin[0] == "vjps":
-                return f"{name} = tuple({_LOOKUP}({_expr_of(fn)}, {nargs!r}).vjps)"
-            return f"{name} = {_LOOKUP}({_expr_of(fn)}, {nargs!r}).vjps[{origin[2]}]"
+                return f"{name} = tuple({lookup}({needed.expr(fn)}, {nargs!r}).vjps)"
+            return f"{name} = {lookup}({needed.expr(fn)}, {nargs!r}).vjps[{origin[2]}]"
         if _inspect.ismodule(obj):
             base = obj.__name__
             return f"import {base}" if name == base else f"import {base} as {name}"
-        return f"{name} = {_expr_of(obj)}"
+        line = needed.from_import(obj, name)
+        if line is not None:
+            return line
+        return f"{name} = {needed.expr(obj)}"
 
     def unused(base, suffix):
         used = taken | set(names) | set(defined.values()) | set(chosen.values())
@@ -248,50 +262,145 @@ def module_text(entries, preamble=()):
                   for fn, source in zip(functions, compiled.sources)]
         ns = compiled.namespace
         renames = {}
+        used = {n.id for source in compiled.sources for n in ast.walk(ast.parse(source))
+                if isinstance(n, ast.Name)}
         for name, obj in ns.bindings.items():
+            if name not in used:            # bound while writing, not called in the end
+                continue
             origin = ns.origins.get(name)
             if origin is not None and origin[0] == "callee":
                 callee = origin[1]
                 add(callee)
+                # the caller calls the callee's def by the name it has in the module
                 target = defined[id((callee.forward, callee.backward)[origin[2]])]
-
-                def line_for(n, target=target):
-                    return None if target == n else f"{n} = {target}"
-            else:
-                def line_for(n, obj=obj, origin=origin):
-                    return bind_line(n, obj, origin)
-            line = line_for(name)
-            if line is not None and name in taken and line not in user_lines:
-                what = line.split("=", 1)[-1].strip()
+                if target != name:
+                    renames[name] = target
+                continue
+            line = bind_line(name, obj, origin)
+            if name in taken and line not in user_lines:
+                what = line.split("=", 1)[-1].strip() if " = " in line else line
                 new = chosen.get((name, what))
                 if new is None:
                     new = chosen[(name, what)] = unused(name, "helper")
                 renames[name] = new
-                line = line_for(new)
+                line = bind_line(new, obj, origin)
                 name = new
-            if line is not None:
-                key = names.setdefault(name, line)
-                if key != line:
-                    raise ValueError(f"two generated functions need different objects named "
-                                     f"{name!r}")
+            key = names.setdefault(name, line)
+            if key != line:
+                raise ValueError(f"two generated functions need different objects named "
+                                 f"{name!r}")
         if renames:
             for i in places:
                 bodies[i] = _renamed_source(bodies[i], renames)
 
     for compiled in entries:
         add(compiled)
-    binds = sorted(set(names.values()), key=lambda l: (not l.startswith("import"), l))
-    plumbing = [f"import ast as {_AST}", f"import builtins as {_BUILTINS}"]
-    plumbing += [f"import {m}" for m in ("numpy", "math") if m not in taken]
-    plumbing += ["import transpile.runtime as _transpile_runtime",
-                 "import transpile.rules.numpy_ as _transpile_numpy_rules",
-                 f"from transpile.rules import lookup as {_LOOKUP}", ""]
-    lines += plumbing
-    lines += binds
-    lines.append("")
-    for body in bodies:
-        lines += ["", body.rstrip(), ""]
-    return "\n".join(lines) + "\n"
+    binds = [line for line in set(names.values()) if line not in user_lines]
+    lines = list(imports) + needed.lines(b for b in binds if b.startswith(("import ", "from ")))
+    if preamble and preamble[0].strip():
+        lines.append("")
+    lines += list(preamble)
+    lines += sorted(b for b in binds if not b.startswith(("import ", "from ")))
+    head = "\n".join(lines) + "\n"
+    generated = "".join("\n\n" + body.rstrip() + "\n" for body in bodies)
+    return (head, generated) if split else head + generated
+
+
+class _Imports:
+    """The imports a printed module needs, and importable expressions for objects."""
+
+    def __init__(self, taken, imports=()):
+        self.taken = taken
+        self.aliases = {}           # module -> the name the user's `import m as a` binds
+        try:
+            tree = ast.parse("\n".join(imports))
+        except SyntaxError:
+            tree = ast.Module(body=[], type_ignores=[])
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.asname or "." not in alias.name:
+                        self.aliases[alias.name] = alias.asname or alias.name
+        self.modules = set()        # `import m` lines needed
+        self.wanted = set()         # other import lines
+
+    def module(self, name):
+        """How the module `name` is reached in the printed module (an import recorded)."""
+        if name in self.aliases:
+            return self.aliases[name]
+        top = name.split(".")[0]
+        if top in self.taken:
+            return None
+        self.modules.add(name)
+        return name
+
+    def lookup(self):
+        self.wanted.add(f"from transpile.rules import lookup as {_LOOKUP}")
+        return _LOOKUP
+
+    def from_import(self, obj, name):
+        """`from module import qualname [as name]` when that imports obj (or the function
+        obj only forwards to, its `__wrapped__`), else None."""
+        obj = getattr(obj, "__wrapped__", obj)
+        module = getattr(obj, "__module__", None)
+        qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+        if not module or not qualname or "." in qualname or "<" in qualname or \
+                module == "builtins" or isinstance(obj, type) and issubclass(obj, ast.AST):
+            return None
+        import importlib
+        try:
+            if getattr(importlib.import_module(module), qualname, None) is not obj:
+                return None
+        except ImportError:
+            return None
+        if module.startswith("numpy") and module.count(".") > 0:
+            return None          # numpy's private modules: named through numpy itself
+        return (f"from {module} import {qualname}" if name == qualname else
+                f"from {module} import {qualname} as {name}")
+
+    def expr(self, obj):
+        """An importable expression for obj (module-level function, class, ufunc,
+        builtin)."""
+        if isinstance(obj, type) and issubclass(obj, ast.AST):
+            self.wanted.add(f"import ast as {_AST}")
+            return f"{_AST}.{obj.__name__}"
+        module = getattr(obj, "__module__", None) or "builtins"
+        qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+        if qualname is None or "<" in qualname:
+            raise ValueError(f"cannot name {obj!r} in generated module code")
+        if module == "builtins":
+            self.wanted.add(f"import builtins as {_BUILTINS}")
+            return f"{_BUILTINS}.{qualname}"
+        import importlib
+        importlib.import_module(module)
+        if module.startswith("numpy.") and getattr(importlib.import_module("numpy"),
+                                                    qualname, None) is obj:
+            module = "numpy"
+        where = self.module(module)
+        if where is None:
+            return f"__import__({module!r}, fromlist=['_']).{qualname}"
+        return f"{where}.{qualname}"
+
+    def lines(self, binds):
+        """The import block: `import m` lines, then `from m import a, b` (one per module),
+        then the private plumbing."""
+        plain = {f"import {m}" for m in self.modules}
+        froms, other = {}, set()
+        for line in binds:
+            if line.startswith("from "):
+                module, name = line[len("from "):].split(" import ")
+                froms.setdefault(module, []).append(name)
+            else:
+                plain.add(line)
+        out = sorted(plain)
+        for m, ns in sorted(froms.items()):
+            line = f"from {m} import {', '.join(sorted(set(ns)))}"
+            if len(line) > 88:
+                line = f"from {m} import (\n" + "".join(
+                    f"    {n},\n" for n in sorted(set(ns))) + ")"
+            out.append(line)
+        out += sorted(self.wanted)
+        return out
 
 
 # names the printed module's own plumbing uses (private, so no user name is shadowed)
@@ -324,18 +433,3 @@ def _renamed_source(source, renames):
         if isinstance(n, ast.Name) and n.id in renames:
             n.id = renames[n.id]
     return to_source(fdef)
-
-
-def _expr_of(obj):
-    """An importable expression for obj (module-level function, class, ufunc, builtin)."""
-    if isinstance(obj, type) and issubclass(obj, ast.AST):
-        return f"{_AST}.{obj.__name__}"
-    module = getattr(obj, "__module__", None) or "builtins"
-    qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
-    if qualname is None or "<" in qualname:
-        raise ValueError(f"cannot name {obj!r} in generated module code")
-    if module == "builtins":
-        return f"{_BUILTINS}.{qualname}"
-    import importlib
-    importlib.import_module(module)
-    return f"__import__({module!r}, fromlist=['_']).{qualname}"

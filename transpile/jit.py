@@ -18,7 +18,7 @@ module compiles a copy of it:
    Python functions among them (runtime helpers like ``sign``, derivatives of called
    functions, the user's own helpers) are compiled the same way, recursively. What numba
    lacks gets a stand-in (`_helpers`): ``reversed`` of lists and ranges, the scalar cases
-   of ``unbroadcast``, ``pow_log`` and ``pow_deriv``.
+   of ``unbroadcast``, ``pow_log`` and ``pow_deriv``, ``sign`` of numbers and arrays.
 3. ``numba.njit`` the result. Numba compiles on the first call for each combination of
    argument types; what it cannot compile (NumPy vjp helpers, lists of arrays, arbitrary
    Python objects) raises one `TranspileError` naming numba's reason and the user's
@@ -451,7 +451,7 @@ def _bind_free_names(fn, fdef, namespace):
 _STANDS_FOR = {"reversed": builtins.reversed}      # helper name -> the builtin it replaces
 _REPLACED = {}                                     # runtime helper -> helper name
 _HELPERS = {}
-_JITTABLE_RUNTIME = ("sign", "digamma")            # plain scalar code: compiled as it is
+_JITTABLE_RUNTIME = ("digamma",)                   # plain scalar code: compiled as it is
 
 
 def _helpers():
@@ -528,13 +528,25 @@ def _helpers():
                 return c * a ** b
             return impl
 
+    def jit_sign(x):
+        return runtime.sign(x)
+
+    @overload(jit_sign)
+    def _sign(x):
+        if isinstance(x, (nt.Number, nt.Boolean)):
+            return lambda x: 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+        if isinstance(x, nt.Array):
+            import numpy
+            return lambda x: numpy.sign(x)    # builtin abs of an array
+
     @numba.njit
     def jit_log(x, base):
         return math.log(x) / math.log(base)    # what math.log(x, base) computes
 
     _HELPERS.update(reversed=jit_reversed, _jit_prefix=jit_prefix, _jit_log=jit_log,
                     unbroadcast=jit_unbroadcast, pow_log=jit_pow_log,
-                    pow_deriv=jit_pow_deriv)
+                    pow_deriv=jit_pow_deriv, sign=jit_sign)
+    _REPLACED[runtime.sign] = "sign"
     _REPLACED[runtime.unbroadcast] = "unbroadcast"
     _REPLACED[runtime.pow_log] = "pow_log"
     _REPLACED[runtime.pow_deriv] = "pow_deriv"

@@ -1,13 +1,16 @@
 """Fresh, collision-free names for temporaries, flags and adjoints.
 
 Generated names start with an underscore (`_t3`, `_brk1`); adjoints are `d` + name (`dx`,
-`dy`), with a suffix only when the user already has a variable of that name.
+`dy`) and, in forward-mode code, tangents `t` + name (`tx`, `ty`: so the tangent code of a
+gradient reads `tdx` for the tangent of the adjoint `dx`), with a suffix only when the user
+already has a variable of that name.
 """
 import ast
 
 
 class Names:
-    def __init__(self, node=None):
+    def __init__(self, node=None, prefix="d"):
+        self.prefix = prefix      # "d": adjoints (reverse mode); "t": tangents (forward)
         self.used = set()
         self.counters = {}
         self.adjoints = {}
@@ -47,7 +50,7 @@ class Names:
 
     def adjoint(self, name):
         if name not in self.adjoints:
-            self.adjoints[name] = self.unique("d" + name)
+            self.adjoints[name] = self.unique(self.prefix + name)
         return self.adjoints[name]
 
     def flag(self, base):

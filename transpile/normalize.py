@@ -100,6 +100,7 @@ def _check_supported(unit, node):
 def _place_keywords(fn, args, keywords, params=None):
     """Move keyword arguments that name positional parameters of fn's rule into place
     (`np.dot(a=v, b=w)` is `np.dot(v, w)`); the rest stay keywords."""
+    rule = None
     if params is None:
         rule = lookup(fn, None) or lookup(fn, len(args))
         params = rule.params if rule is not None and rule.params else ()
@@ -112,7 +113,26 @@ def _place_keywords(fn, args, keywords, params=None):
                 args.append(k.value)
                 remaining.remove(k)
                 moved = True
+    if rule is not None and rule.vjps is not None:
+        # a constant the user passed by keyword (`axis=1`) stays a keyword: vjp
+        # functions take it by name, and the generated code reads as the user wrote it
+        kept = len(args)
+        while kept > 1 and _constant(args[kept - 1]) and lookup(fn, kept - 1) is \
+                lookup(fn, len(args)) and any(k.value is args[kept - 1] for k in keywords):
+            kept -= 1
+        if kept < len(args):
+            back = [ast.keyword(arg=params[i], value=args[i]) for i in range(kept, len(args))]
+            args, remaining = args[:kept], back + remaining
     return args, remaining
+
+
+def _constant(e):
+    """A literal: 1, -1, None, True, (0, 1)."""
+    if isinstance(e, ast.UnaryOp) and isinstance(e.op, (ast.USub, ast.UAdd)):
+        e = e.operand
+    if isinstance(e, ast.Tuple):
+        return all(_constant(x) for x in e.elts)
+    return isinstance(e, ast.Constant)
 
 
 # --- flattening ------------------------------------------------------------------------

@@ -19,11 +19,14 @@ IN_PLACE_HELPERS = {"add_at", "take_item", "pop_adjoint"}
 
 def run(stmts, pure=frozenset()):
     """All passes; `pure`: names of side-effect-free functions (see `pure_calls`)."""
+    stmts = drop_unneeded_inits(stmts)
     stmts = _propagate_constants(stmts)
     stmts = _zero_first_writes(stmts, set(), _updated_in_place(stmts))
     stmts = _merge_accumulations(stmts)
     stmts = _dead_tail(stmts)
     stmts = _inline_single_use(stmts)
+    stmts = _propagate_copies(stmts)
+    stmts = _doubled(stmts, pure)
     stmts = _common_subexpressions(stmts, pure)
     stmts = _dead_tail(stmts)
     return stmts
@@ -52,6 +55,25 @@ def _propagate_constants(stmts):
                 and isinstance(s.targets[0], ast.Name) and isinstance(s.value, ast.Constant)
                 and type(s.value.value) is float):
             consts[s.targets[0].id] = s.value
+        out.append(s)
+    return out
+
+
+def drop_unneeded_inits(stmts):
+    """`v = None` before code that surely assigns v before reading it (the next statement
+    naming v is, at the top level, `v = e` with e not reading v): nothing reads the None."""
+    out = []
+    for i, s in enumerate(stmts):
+        if (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
+                s.targets[0], ast.Name) and isinstance(s.value, ast.Constant)
+                and s.value.value is None):
+            v = s.targets[0].id
+            nxt = next((t for t in stmts[i + 1:] if v in A.names_loaded(t) | A.names_stored(t)),
+                       None)
+            if (isinstance(nxt, ast.Assign) and len(nxt.targets) == 1 and isinstance(
+                    nxt.targets[0], ast.Name) and nxt.targets[0].id == v
+                    and v not in A.names_loaded(nxt.value)):
+                continue
         out.append(s)
     return out
 
@@ -152,13 +174,25 @@ def _merge_accumulations(stmts):
 
 
 PURE_CALLS = {"unbroadcast"}
+# NumPy functions the inlined rule templates and shape-known unbroadcasts write (shapes.py):
+# they never change their arguments (no `out=` is ever passed to them)
+PURE_NUMPY = {"sum", "full", "broadcast_to", "expand_dims", "outer", "maximum"}
+
+
+def _pure_call(n):
+    f = n.func
+    if isinstance(f, ast.Name):
+        return f.id in PURE_CALLS
+    return (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)
+            and f.value.id in ("np", "numpy") and f.attr in PURE_NUMPY
+            and not any(k.arg == "out" for k in n.keywords))
 
 
 def _inlinable(e):
     """Arithmetic on names and constants (and unbroadcast), safe to evaluate later."""
     for n in ast.walk(e):
         if isinstance(n, ast.Call):
-            if not (isinstance(n.func, ast.Name) and n.func.id in PURE_CALLS):
+            if not _pure_call(n):
                 return False
         elif not isinstance(n, (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp,
                                 ast.operator, ast.unaryop, ast.expr_context)):
@@ -182,8 +216,7 @@ def _names_changed(s):
                         root = root.value
                     if isinstance(root, ast.Name):
                         out.add(root.id)
-        if isinstance(n, ast.Call) and not (isinstance(n.func, ast.Name)
-                                            and n.func.id in PURE_CALLS):
+        if isinstance(n, ast.Call) and not _pure_call(n):
             args = list(n.args) + [k.value for k in n.keywords]
             if isinstance(n.func, ast.Name) and n.func.id in IN_PLACE_HELPERS:
                 args = args[:1]                 # they update the adjoint only
@@ -242,6 +275,88 @@ def _inline_single_use(stmts):
         return body
 
     return block(stmts)
+
+
+def _propagate_copies(stmts):
+    """Copies between names, top level: `_d1, = f_backward(...); dW = _d1` names the
+    result `dW` where it is made (a generated `_name` stored and read once); `d_t3 = dz`
+    (a generated name stored once) reads `dz` wherever it read `d_t3`, as long as `dz`
+    does not change in between. Only names, only renamings: no value changes."""
+    stores, loads = {}, {}
+    for s in stmts:
+        for n in ast.walk(s):
+            if isinstance(n, ast.Name):
+                table = loads if isinstance(n.ctx, ast.Load) else stores
+                table[n.id] = table.get(n.id, 0) + 1
+    generated = ("_", "d_")
+    out = list(stmts)
+    i = 0
+    while i < len(out):
+        s = out[i]
+        if not (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
+                s.targets[0], ast.Name) and isinstance(s.value, ast.Name)):
+            i += 1
+            continue
+        a, b = s.targets[0].id, s.value.id
+        earlier = out[:i]
+        if (b.startswith("_") and stores.get(b) == 1 and loads.get(b) == 1
+                and stores.get(a) == 1 and not any(a in A.names_loaded(t) | A.names_stored(t)
+                                                    for t in earlier)):
+            k = next((j for j in range(i) if b in A.names_stored(out[j])), None)
+            if k is not None and not isinstance(out[k], (ast.If, ast.For, ast.While)) and \
+                    not any(b in A.names_loaded(t) for t in out[k + 1:i]):
+                out[k] = A.rename(copy.deepcopy(out[k]), {b: a})
+                del out[i]
+                stores[a] = 1
+                continue
+        if a.startswith(generated) and stores.get(a) == 1 and a != b:
+            later = out[i + 1:]
+            last = max((j for j, t in enumerate(later) if a in A.names_loaded(t)),
+                       default=None)
+            def restores(t):          # `b = a`: b gets back the value it has anyway
+                return (isinstance(t, ast.Assign) and len(t.targets) == 1 and isinstance(
+                    t.targets[0], ast.Name) and t.targets[0].id == b and isinstance(
+                    t.value, ast.Name) and t.value.id == a)
+            if last is not None and not any(
+                    (b in _names_changed(t) and not restores(t)) or a in _names_changed(t)
+                    for t in later[:last]):
+                for j in range(last + 1):
+                    later[j] = _load_renamed(later[j], a, b)
+                later = [t for t in later if not (
+                    isinstance(t, ast.Assign) and len(t.targets) == 1 and isinstance(
+                        t.targets[0], ast.Name) and isinstance(t.value, ast.Name)
+                    and t.targets[0].id == t.value.id == b)]
+                out[i + 1:] = later
+                del out[i]
+                continue
+        i += 1
+    return out
+
+
+def _doubled(stmts, pure=frozenset()):
+    """`v = e + e` (one expression twice, as `np.dot(a, a)` or `x * x` give an adjoint)
+    is `v = 2 * e`: the same number (doubling is exact), computed once, instead of the
+    `_c1 = e; v = _c1 + _c1` common-subexpression elimination would leave."""
+    out = []
+    for s in stmts:
+        if isinstance(s, (ast.If, ast.For, ast.While)):
+            s.body = _doubled(s.body, pure)
+            s.orelse = _doubled(s.orelse, pure)
+        elif (isinstance(s, ast.Assign) and isinstance(s.value, ast.BinOp)
+                and isinstance(s.value.op, ast.Add) and _cse_candidate(s.value.left, pure)
+                and ast.dump(s.value.left) == ast.dump(s.value.right)):
+            s = A.assign(s.targets[0], ast.BinOp(left=A.const(2), op=ast.Mult(),
+                                                 right=s.value.left), s)
+        out.append(s)
+    return out
+
+
+def _load_renamed(s, old, new):
+    s = copy.deepcopy(s)
+    for n in ast.walk(s):
+        if isinstance(n, ast.Name) and n.id == old and isinstance(n.ctx, ast.Load):
+            n.id = new
+    return s
 
 
 PURE_MODULES = ("math", "numpy", "cmath")

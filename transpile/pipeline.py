@@ -25,6 +25,7 @@ from .normalize import normalize
 from .array_statements import split_array_trees
 from . import cache, checkpoint, optimize
 from . import templates as T
+from . import shapes
 from .reverse import ReverseTransform
 from .tapes import Resolver, STACK, PUSH, POP, loop_tapes
 
@@ -459,7 +460,7 @@ def _rebuild(unit, active, kind, compiled, kinds, payload):
 
 def _front(unit, active, kind, kinds):
     """The passes before differentiation: (names, normalized code, its analysis)."""
-    names = Names(unit.node)
+    names = Names(unit.node, prefix="t" if kind.startswith("jvp") else "d")
     for p in unit.params:
         names.reserve(p)
     if kind.startswith("jvp"):         # tangent parameters get names callers can predict
@@ -500,6 +501,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         fwd, rev, held = checkpoint.finish(fwd, rev, plan, options["optimize"])
     result = norm.result
     fwd, rev, tapes = loop_tapes(fwd, rev, names) if options["optimize"] else (fwd, rev, [])
+    fwd, rev = shapes.specialise(fwd, rev, rt, kind, compiled, resolver)
     all_scalar = all(k == "scalar" for k in an.kind.values())
     uses_stack = any(isinstance(n, ast.Name) and n.id in (PUSH, POP)
                      for s in fwd + rev for n in ast.walk(s))
@@ -563,6 +565,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     bbody = _optimized(bbody, env, local_names, options, names, all_scalar)
     if options["optimize"]:
         fbody = optimize.hoist_module_functions(fbody, env, local_names)
+        fbody = optimize.drop_unneeded_inits(fbody)
     fargs = copy.deepcopy(unit.node.args)
     fwd_fn, fsrc = build(f"{name}_forward", fargs, fbody, env, unit, unit.defaults,
                          unit.kwdefaults, kind="forward")
@@ -593,12 +596,12 @@ def _free_stack_names(norm, names):
 
 
 def tangent_names(target, active):
-    """Keyword names of the tangent parameters of target's jvp function: d<param>."""
+    """Keyword names of the tangent parameters of target's jvp function: t<param>."""
     unit = unit_of(target)
     used = {n.id for n in ast.walk(unit.node) if isinstance(n, ast.Name)} | set(unit.params)
     out = {}
     for p in active:
-        name = "d" + p
+        name = "t" + p
         while name in used or name in out.values():
             name += "_"
         out[p] = name

@@ -50,6 +50,25 @@ class ReverseTransform(ControlFlowReversal, Transform):
         self.masked = self._masked_adjoints()
         self.cur_masked = False         # the statement being transformed: its target's
         self.cur_arrays = False         # adjoint may be masked; it may hold arrays
+        # shapes (shapes.py): the parameters' masks this variant is specialised on, the
+        # masks of user-call results (from the callees), callee variants that assume an
+        # adjoint of exactly their result's shape (checked by shapes.specialise)
+        self.shape_facts = {k[:-len(".shape")]: v for k, v in analysis.param_kinds.items()
+                            if k.endswith(".shape")}
+        self.call_results = {}
+        self.callee_requests = {}
+        self._primal_shapes = None
+
+    def primal_shapes(self):
+        """name -> symbolic shape of the primal's names (shapes.primal_shapes)."""
+        if self._primal_shapes is None:
+            from . import shapes
+            results = {t: shapes.shape_of_mask(m) if m is not None else None
+                       for t, m in self.call_results.items()}
+            self._primal_shapes = shapes.primal_shapes(
+                self.norm.body, self.an.params, self.shape_facts, shapes._resolver(self),
+                results)
+        return self._primal_shapes
 
     def _masked_adjoints(self):
         """Names whose adjoints may be exactly 0 for values that do not reach the result:
@@ -503,12 +522,39 @@ class ReverseTransform(ControlFlowReversal, Transform):
                 kinds[p + "[]"] = self.an.elem.get(arg.id, "unknown")
         if self.cur_masked:
             kinds[MASKED_RESULT] = "masked"     # the callee keeps zeros of its adjoint
+        request = None
+        if self.shape_facts or self.call_results:
+            from . import shapes
+            known = self.primal_shapes()
+            for p, arg in bound.items():
+                mask = shapes.mask_of(known.get(arg.id) if isinstance(arg, ast.Name) else
+                                      shapes.PY if isinstance(arg, ast.Constant) and type(
+                                          arg.value) in (int, float) else None)
+                if mask is not None and len(mask) <= 4:   # (a bounded number of variants)
+                    kinds[p + ".shape"] = mask
+            # predicted: this adjoint will have exactly the result's shape (checked when
+            # the sweeps are finished; shapes.specialise redirects the call if not)
+            kinds[shapes.RESULT_ADJOINT] = shapes.EXACT
+            request = len(self.callee_requests) + 1
+            self.callee_requests[request] = {"target": target, "active": tuple(active),
+                                             "kinds": dict(kinds), "stmt": s, "result": t,
+                                             "args": dict(bound)}
         fwd_name, bwd_name = self.env.callee(target, tuple(active), kinds, s)
+        if request is not None:
+            callee = self.env.origins.get(fwd_name, (None, None))[1]
+            mask = getattr(callee, "result_shape", None)
+            if mask is not None and self.call_results.get(t, mask) == mask:
+                self.call_results[t] = mask
+            elif t in self.call_results:
+                self.call_results[t] = None      # two calls, two shapes: not known
+            self._primal_shapes = None
         tape = self.names.fresh("_tape")
         if self.depth > 0:
             self.new_overwritten.add(tape)
         self.primal.add(tape)
         new_call = ast.Call(func=A.load(fwd_name), args=call.args, keywords=call.keywords)
+        if request is not None:
+            A.tag(new_call, callee_request=request)
         fwd = [marker(save=t), marker(save=tape),
                A.assign(ast.Tuple(elts=[A.store(t), A.store(tape)], ctx=ast.Store()),
                         new_call)]
@@ -516,9 +562,11 @@ class ReverseTransform(ControlFlowReversal, Transform):
         g = self.names.fresh("_g")
         rev = [A.assign(g, A.load(dt)), A.assign(dt, A.const(0.0))]
         outs = [self.names.fresh("_d") for _ in active]
+        back = ast.Call(func=A.load(bwd_name), args=[A.load(tape), A.load(g)], keywords=[])
+        if request is not None:
+            A.tag(back, callee_request=request, callee_backward=True)
         rev.append(A.assign(ast.Tuple(elts=[A.store(o) for o in outs], ctx=ast.Store()),
-                            ast.Call(func=A.load(bwd_name), args=[A.load(tape), A.load(g)],
-                                     keywords=[])))
+                            back))
         # undo the two saves in reverse order: the tape was pushed last
         rev += [marker(restore=tape), marker(restore=t)]
         for p, o in zip(active, outs):

@@ -213,9 +213,14 @@ class Method(ContainerRule):
 
     def kind(self, an, e):
         base = an.kind_of(e.func.value)
+        name = A.get_tag(e, "method")
         if base == K.SEQ:
-            return K.SEQ if A.get_tag(e, "method") == "copy" else K.UNKNOWN
-        return K.ARRAY if base in (K.ARRAY, K.UNKNOWN) else K.UNKNOWN
+            return K.SEQ if name == "copy" else K.UNKNOWN
+        if base in (K.ARRAY, K.UNKNOWN):
+            import numpy as np
+            rule = lookup(getattr(np.ndarray, name, None) or getattr(np, name, None))
+            return K.UNKNOWN if rule is not None and rule.several else K.ARRAY
+        return K.UNKNOWN
 
     def adjoint(self, rt, v, G, ans):
         name = A.get_tag(v, "method")

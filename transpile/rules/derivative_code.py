@@ -429,6 +429,7 @@ def _own(vjp):
     def own(*args, **kwargs):
         return vjp(*args, **kwargs)
     own.__name__ = getattr(vjp, "__name__", "vjp")
+    own.__wrapped__ = vjp          # what it calls (a printed module imports that)
     return own
 
 

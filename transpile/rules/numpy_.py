@@ -48,13 +48,14 @@ import math
 
 import numpy as np
 
-from .registry import defvjp
+from .registry import defvjp, template
 from .forward_runtime import dense, jvp_by_vjps
 from .. import runtime
 from ..errors import TranspileError
 from ..runtime import unbroadcast
 
 ENV = {"np": np, "math": math, "pow_deriv": runtime.pow_deriv}
+_ANY = (1, 2, 3, 4)    # templates (registry.Template): for arrays of 1 to 4 dimensions
 _MAXARGS = 32          # variadic functions: rules for up to this many positional arguments
 
 
@@ -487,6 +488,18 @@ def _extremum_vjp(nan=False):
     return vjp
 
 
+# inlined for a float array, axis None or a literal int with keepdims=True: ties split
+# the adjoint evenly (as _extremum_vjp); a group without a match (nan) gets 0
+@template(ndim={"a": _ANY}, values={"axis": None}, exact=False)
+def _extremum_all(g, ans, a, axis=None, keepdims=False):
+    return (a == ans) * (g / np.maximum(np.sum(a == ans), 1))
+
+
+@template(ndim={"a": _ANY}, ints=("axis",), values={"keepdims": True})
+def _extremum_axis_kept(g, ans, a, axis, keepdims):
+    return (a == ans) * (g / np.maximum(np.sum(a == ans, axis=axis, keepdims=True), 1))
+
+
 def _extremum_jvp(fn, vjp):
     """Forward mode of a max/min reduction: the tangent averaged over the elements that
     attain the extremum (the vjp of ones gives those weights)."""
@@ -505,7 +518,8 @@ for _fn, _nan in ((np.max, False), (np.min, False), (np.amax, False), (np.amin, 
                   (np.nanmax, True), (np.nanmin, True)):
     _vjp = _extremum_vjp(_nan)
     _def(_fn, _vjp, None, params="a, axis", ans=True, masks=True, piecewise_linear=True,
-         jvp=_extremum_jvp(_fn, _vjp))
+         jvp=_extremum_jvp(_fn, _vjp),
+         template=None if _nan else [(_extremum_all, _extremum_axis_kept)])
 
 
 def ptp_vjp(g, ans, a, axis=None, out=None, keepdims=np._NoValue):
@@ -535,8 +549,44 @@ def _prod_vjp_jvp(vjp):
     return jvp
 
 
-_def(np.sum, sum_vjp, None, params="a, axis", linear=(0,), constant_keywords=("initial",))
-_def(np.mean, mean_vjp, None, params="a, axis", linear=(0,))
+# inlined for a float array, axis absent / None / a literal int, keepdims a literal; the
+# adjoint is a new array (np.full), which the adjoint sweep may update in place
+
+
+@template(ndim={"a": _ANY}, values={"axis": None}, exact=False)
+def _sum_all(g, ans, a, axis=None, keepdims=False):
+    return np.full(a.shape, g)
+
+
+@template(ndim={"a": _ANY}, ints=("axis",), values={"keepdims": False})
+def _sum_axis(g, ans, a, axis, keepdims=False):
+    return np.full(a.shape, np.expand_dims(g, axis))
+
+
+@template(ndim={"a": _ANY}, ints=("axis",), values={"keepdims": True})
+def _sum_axis_kept(g, ans, a, axis, keepdims):
+    return np.full(a.shape, g)
+
+
+@template(ndim={"a": _ANY}, values={"axis": None}, exact=False)
+def _mean_all(g, ans, a, axis=None, keepdims=False):
+    return np.full(a.shape, g / a.size)
+
+
+@template(ndim={"a": _ANY}, ints=("axis",), values={"keepdims": False})
+def _mean_axis(g, ans, a, axis, keepdims=False):
+    return np.full(a.shape, np.expand_dims(g, axis) / a.shape[axis])
+
+
+@template(ndim={"a": _ANY}, ints=("axis",), values={"keepdims": True})
+def _mean_axis_kept(g, ans, a, axis, keepdims):
+    return np.full(a.shape, g / a.shape[axis])
+
+
+_def(np.sum, sum_vjp, None, params="a, axis", linear=(0,), constant_keywords=("initial",),
+     template=[(_sum_all, _sum_axis, _sum_axis_kept)])
+_def(np.mean, mean_vjp, None, params="a, axis", linear=(0,),
+     template=[(_mean_all, _mean_axis, _mean_axis_kept)])
 _def(np.prod, prod_vjp, None, params="a, axis", jvp=_by_weights(np.prod, [prod_vjp]),
      vjp_tangents=[_prod_vjp_jvp(prod_vjp)])
 _def(np.ptp, ptp_vjp, None, params="a, axis", masks=True, piecewise_linear=True,
@@ -883,6 +933,7 @@ def _average_vjp_w_jvp(tangents, g, ans, a, axis=None, weights=None, returned=Fa
 
 
 _def(np.average, average_vjp_a, None, average_vjp_w, params="a, axis, weights",
+     several=True,
      jvp=_by_weights(np.average, [average_vjp_a, None, average_vjp_w]),
      vjp_tangents=[_average_vjp_a_jvp, None, _average_vjp_w_jvp])
 
@@ -1163,12 +1214,59 @@ def matmul_vjp_b(g, ans, a, b, **kw):
     return _fit(np.reshape(r, np.shape(b)), b)
 
 
-_def(np.dot, _dot_vjp(0), _dot_vjp(1), params="a, b", multilinear=[(0,), (1,)])
+# inlined where the operands are known 1-D or 2-D float arrays (what matmul_vjp_* do then)
+@template(ndim={"a": 2, "b": 2})
+def _mm_a_22(g, ans, a, b):
+    return g @ b.T
 
 
-_def(np.matmul, matmul_vjp_a, matmul_vjp_b, params="a, b", multilinear=[(0,), (1,)])
-_def(np.linalg.matmul, matmul_vjp_a, matmul_vjp_b, params="a, b", multilinear=[(0,), (1,)])
-_def(ast.MatMult, matmul_vjp_a, matmul_vjp_b, params="a, b", name="@", multilinear=[(0,), (1,)])
+@template(ndim={"a": 2, "b": 2})
+def _mm_b_22(g, ans, a, b):
+    return a.T @ g
+
+
+@template(ndim={"a": 1, "b": 2})
+def _mm_a_12(g, ans, a, b):
+    return b @ g
+
+
+@template(ndim={"a": 1, "b": 2})
+def _mm_b_12(g, ans, a, b):
+    return np.outer(a, g)
+
+
+@template(ndim={"a": 2, "b": 1})
+def _mm_a_21(g, ans, a, b):
+    return np.outer(g, b)
+
+
+@template(ndim={"a": 2, "b": 1})
+def _mm_b_21(g, ans, a, b):
+    return a.T @ g
+
+
+@template(ndim={"a": 1, "b": 1})
+def _mm_a_11(g, ans, a, b):
+    return g * b
+
+
+@template(ndim={"a": 1, "b": 1})
+def _mm_b_11(g, ans, a, b):
+    return g * a
+
+
+_MATMUL_TEMPLATES = [(_mm_a_22, _mm_a_12, _mm_a_21, _mm_a_11),
+                     (_mm_b_22, _mm_b_12, _mm_b_21, _mm_b_11)]
+_def(np.dot, _dot_vjp(0), _dot_vjp(1), params="a, b", multilinear=[(0,), (1,)],
+     template=_MATMUL_TEMPLATES)
+
+
+_def(np.matmul, matmul_vjp_a, matmul_vjp_b, params="a, b", multilinear=[(0,), (1,)],
+     template=_MATMUL_TEMPLATES)
+_def(np.linalg.matmul, matmul_vjp_a, matmul_vjp_b, params="a, b", multilinear=[(0,), (1,)],
+     template=_MATMUL_TEMPLATES)
+_def(ast.MatMult, matmul_vjp_a, matmul_vjp_b, params="a, b", name="@",
+     multilinear=[(0,), (1,)], template=_MATMUL_TEMPLATES)
 if hasattr(np, "matvec"):
     _def(np.matvec, lambda g, ans, A, v, **kw: _fit(
         np.asarray(g)[..., :, None] * np.asarray(v)[..., None, :], A),
@@ -1459,7 +1557,7 @@ def _slogdet_vjp_jvp(tangents, g, ans, a):
     return out
 
 
-_def(la.slogdet, slogdet_vjp, params="a",
+_def(la.slogdet, slogdet_vjp, params="a", several=True,
      jvp=_vjps_if_more(la.slogdet, [slogdet_vjp], _slogdet_jvp),
      vjp_tangents=[_slogdet_vjp_jvp])
 
@@ -1628,7 +1726,7 @@ def _eigvalsh_vjp_jvp(tangents, g, ans, a, UPLO="L"):
     return _plus(*terms)
 
 
-_def(la.eigh, eigh_vjp, params="a", ans=True, jvp=_eigh_jvp, vjp_tangents=[_eigh_vjp_jvp])
+_def(la.eigh, eigh_vjp, params="a", ans=True, several=True, jvp=_eigh_jvp, vjp_tangents=[_eigh_vjp_jvp])
 _def(la.eigvalsh, eigvalsh_vjp, params="a", jvp=_eigvalsh_jvp,
      vjp_tangents=[_eigvalsh_vjp_jvp])
 
@@ -2190,9 +2288,14 @@ def _ravel_back(g, ans, a, order="C"):
     return _reshape_back(g, ans, a, order=order)
 
 
+@template(ndim={"a": _ANY})
+def _reshape_template(g, ans, a, *rest):
+    return g.reshape(a.shape)
+
+
 for _fn in (np.reshape, np.expand_dims, np.squeeze, np.ravel):
     _def(_fn, _reshape_back if _fn is not np.ravel else _ravel_back, None, None,
-         params="a, x1, x2", linear=(0,))
+         params="a, x1, x2", linear=(0,), template=[(_reshape_template,)])
 for _fn in (np.copy, np.asarray, np.asanyarray, np.ascontiguousarray, np.asfortranarray,
             np.array, np.require):
     _def(_fn, lambda g, ans, a, *rest, **kw: _fit(np.array(g, copy=True), a) if not
@@ -2217,6 +2320,7 @@ def _densify(g, like):
 
 
 _def(np.ndarray.tolist, lambda g, ans, a: _fit(_densify(g, ans), a), params="self",
+     several=True,
      ans=True, linear=(0,))
 
 
@@ -2230,8 +2334,15 @@ def _transpose_vjp(g, ans, a, axes=None, *more):
     return _fit(np.transpose(g, np.argsort(axes)), a)
 
 
-_def(np.transpose, _transpose_vjp, None, params="a, axes", linear=(0,))
-_def(np.permute_dims, _transpose_vjp, None, params="a, axes", linear=(0,))
+@template(ndim={"a": _ANY}, values={"axes": None})
+def _transpose_template(g, ans, a, axes=None):
+    return g.T
+
+
+_def(np.transpose, _transpose_vjp, None, params="a, axes", linear=(0,),
+     template=[(_transpose_template,)])
+_def(np.permute_dims, _transpose_vjp, None, params="a, axes", linear=(0,),   # (np.transpose
+     template=[(_transpose_template,)])                     # itself in some NumPy versions)
 _def(np.ndarray.transpose, _transpose_vjp, params="self", linear=(0,))
 _def(np.swapaxes, lambda g, ans, a, a1, a2: _fit(np.swapaxes(g, a1, a2), a), None, None,
      params="a, axis1, axis2", linear=(0,))
@@ -2329,7 +2440,7 @@ def unstack_vjp(g, ans, x, axis=0):
 
 
 if hasattr(np, "unstack"):
-    _def(np.unstack, unstack_vjp, params="x", ans=True, linear=(0,))
+    _def(np.unstack, unstack_vjp, params="x", ans=True, linear=(0,), several=True)
 
 
 def _split_vjp(axis_fn):
@@ -2341,15 +2452,15 @@ def _split_vjp(axis_fn):
 
 
 _def(np.split, _split_vjp(lambda nd, ax: ax), None, None, params="ary, ios, axis", ans=True,
-     linear=(0,))
+     linear=(0,), several=True)
 _def(np.array_split, _split_vjp(lambda nd, ax: ax), None, None, params="ary, ios, axis",
-     ans=True, linear=(0,))
+     ans=True, linear=(0,), several=True)
 _def(np.hsplit, _split_vjp(lambda nd, ax: 1 if nd > 1 else 0), None, params="ary, ios",
-     ans=True, linear=(0,))
+     ans=True, linear=(0,), several=True)
 _def(np.vsplit, _split_vjp(lambda nd, ax: 0), None, params="ary, ios", ans=True,
-     linear=(0,))
+     linear=(0,), several=True)
 _def(np.dsplit, _split_vjp(lambda nd, ax: 2), None, params="ary, ios", ans=True,
-     linear=(0,))
+     linear=(0,), several=True)
 
 
 def tile_vjp(g, ans, A, reps):
@@ -2475,6 +2586,7 @@ def broadcast_arrays_vjp(i):
 
 
 _def(np.broadcast_arrays, *[broadcast_arrays_vjp(i) for i in range(_MAXARGS)], ans=True,
+     several=True,
      linear=range(_MAXARGS))
 
 
@@ -2493,6 +2605,7 @@ def meshgrid_vjp(i):
 
 
 _def(np.meshgrid, *[meshgrid_vjp(i) for i in range(_MAXARGS)], ans=True,
+     several=True,
      linear=range(_MAXARGS))
 
 
@@ -2701,4 +2814,5 @@ def _linspace_vjp(i):
 
 
 _def(np.linspace, _linspace_vjp(0), _linspace_vjp(1), None, params="start, stop, num",
+     several=True,
      ans=True, linear=(0, 1))

@@ -49,7 +49,7 @@ class Rule:
     def __init__(self, fn, name, params, partials=None, vjps=None, env=None, zero=False,
                  derive=None, multilinear=None, unavailable=None, needs_ans=True,
                  masks=False, structure=None, jvp=None, vjp_tangents=None,
-                 constant_keywords=()):
+                 constant_keywords=(), template=None, several=False):
         self.fn = fn
         self.name = name
         self.params = tuple(params) if params is not None else None
@@ -74,6 +74,9 @@ class Rule:
         self.constant_keywords = tuple(constant_keywords)   # keywords whose (constant)
                                            # values are added to the result: zeros in
                                            # tangent calls
+        self.several = bool(several)       # the result may be a tuple or list of values
+        self.templates = [list(t or ()) for t in template or ()]   # per argument: the
+                                           # `@template` functions inlined where they apply
         self.structure = structure or _structure_of(self)
         self.derived = {}                  # mode -> None | reason (second-order routes),
                                            # filled in by rules/derivative_code.py
@@ -129,7 +132,8 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
            masks: bool = False, linear: Sequence[int] | None = None,
            piecewise_linear: bool = False, jvp: Callable[..., Any] | None = None,
            vjp_tangents: Sequence[Callable[..., Any] | None] | None = None,
-           constant_keywords: Sequence[str] = ()) -> Rule:
+           constant_keywords: Sequence[str] = (),
+           template: Sequence[Any] | None = None, several: bool = False) -> Rule:
     """Register the derivative (reverse-mode rule) of ``fn``.
 
     Calls of ``fn`` inside a function being differentiated then use this rule instead
@@ -212,7 +216,16 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
         Declares a selection (np.where, maximum, take...): the adjoint it passes back is
         exactly 0 for the argument values that do not reach its result, and the compiler
         keeps it 0 there even where partial derivatives further back are inf or nan.
+    template : sequence, optional
+        For vjp rules: per argument, a sequence of functions made by `template`, each a
+        Python function ``(g, ans, *params)`` whose body is ``return <expression>`` in
+        plain NumPy, valid under the condition it declares. Where the compiler proves a
+        condition when it writes the code, it inlines that expression (parameter names
+        replaced by the call's arguments) instead of calling the vjp function.
 
+    several : bool, optional
+        ``fn`` may return a tuple or list of values (np.split, slogdet, eigh,
+        linspace with ``retstep=True``): its result is not taken for an array.
     Returns
     -------
     Rule
@@ -278,7 +291,7 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
                 unavailable=unavailable, needs_ans=needs_ans, masks=masks,
                 structure=structure, jvp=jvp,
                 vjp_tangents=list(vjp_tangents) if vjp_tangents is not None else None,
-                constant_keywords=constant_keywords)
+                constant_keywords=constant_keywords, template=template, several=several)
     _RULES[_key(fn, nargs)] = rule
     VERSION[0] += 1
     _derive_modes(rule)
@@ -293,6 +306,47 @@ DERIVERS = []
 def _derive_modes(rule):
     for derive_rule in DERIVERS:
         derive_rule(rule)
+
+
+class Template:
+    """A vjp written as code to inline: ``fn(g, ans, *params)`` has one statement,
+    ``return <expression>``. It applies to a call whose arguments bind to its signature
+    (so a keyword it does not name, ``where=``, ``out=``, rules it out) and when
+
+    * ``ndim``: the named parameters are float64 NumPy arrays of these numbers of
+      dimensions (an int, or a tuple of the allowed ones);
+    * ``values``: the named parameters are literal constants equal to these values
+      (a parameter not given has its default from the signature);
+    * ``ints``: the named parameters are literal ints (an ``axis=1``);
+    * ``exact``: the incoming adjoint ``g`` has exactly the result's shape (default True;
+      False: a Python number standing for itself broadcast over the result will do).
+    """
+
+    def __init__(self, fn, ndim=None, values=None, ints=(), exact=True):
+        import textwrap
+        self.fn = fn
+        self.ndim = {k: (v,) if isinstance(v, int) else tuple(v)
+                     for k, v in (ndim or {}).items()}
+        self.values, self.ints, self.exact = dict(values or {}), tuple(ints), exact
+        self.signature = inspect.signature(fn)
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+        body = tree.body[0].body
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            body = body[1:]                               # a docstring
+        if len(body) != 1 or not isinstance(body[0], ast.Return) or body[0].value is None:
+            raise ValueError(f"template {fn.__name__}: the body must be one `return <expr>`")
+        self.expr = body[0].value
+        free = {n.id for n in ast.walk(self.expr) if isinstance(n, ast.Name)} - set(
+            self.signature.parameters)
+        self.env = {n: fn.__globals__[n] for n in free if n in fn.__globals__}
+
+    def __repr__(self):
+        return f"Template({self.fn.__name__})"
+
+
+def template(ndim=None, values=None, ints=(), exact=True):
+    """Decorator: the function is a `Template` (see there) with this condition."""
+    return lambda fn: Template(fn, ndim, values, ints, exact)
 
 
 def defjvp(fn: Callable[..., Any], jvp: Callable[..., Any], nargs: int | None = None) -> Rule:
