@@ -2685,36 +2685,29 @@ _def(np.partition, _partition_vjp, None, None, params="a, kth, axis", ans=True,
      jvp=_vjps_if_more(np.partition, [_partition_vjp, None, None], _partition_jvp))
 
 
+def _clip_bounds(a_min, a_max, min, max):
+    """(lo, hi) of a clip call (NumPy 2's min=/max= names too), None where absent."""
+    lo = a_min if a_min is not np._NoValue else min
+    hi = a_max if a_max is not np._NoValue else max
+    return (None if lo is np._NoValue else lo), (None if hi is np._NoValue else hi)
+
+
 def clip_vjp(i):
     def vjp(g, ans, a, a_min=np._NoValue, a_max=np._NoValue, out=None, *,
             min=np._NoValue, max=np._NoValue, **kw):
-        lo = a_min if a_min is not np._NoValue else min
-        hi = a_max if a_max is not np._NoValue else max
-        lo = None if lo is np._NoValue else lo
-        hi = None if hi is np._NoValue else hi
-        x = _arr(a)
-        shape = np.shape(ans)
-        G = np.broadcast_to(np.asarray(g), shape)
-        below = np.zeros(shape, bool) if lo is None else np.broadcast_to(x < lo, shape)
-        above = np.zeros(shape, bool) if hi is None else np.broadcast_to(x > hi, shape)
-        if lo is not None and hi is not None:
-            inverted = np.broadcast_to(np.asarray(lo) > np.asarray(hi), shape)
-            above = above | inverted          # numpy returns hi when lo > hi
-            below = below & ~inverted
-        if i == 0:
-            return _fit(np.where(below | above, 0, G), a)
-        if i == 1:
-            return None if lo is None else _fit(np.where(below, G, 0), lo)
-        return None if hi is None else _fit(np.where(above, G, 0), hi)
+        lo, hi = _clip_bounds(a_min, a_max, min, max)
+        if i and (lo, hi)[i - 1] is None:
+            return None
+        G = np.broadcast_to(np.asarray(g), np.shape(ans))
+        mask = _clip_mask(i, ans, a, a_min, a_max, min, max)
+        return _fit(np.where(mask, G, 0), (a, lo, hi)[i])
     return vjp
 
 
 def _clip_jvp(tangents, a, a_min=np._NoValue, a_max=np._NoValue, out=None, *,
               min=np._NoValue, max=np._NoValue, **kw):
     """Tangent of a inside [lo, hi], of the bound where a was clipped (as clip_vjp)."""
-    lo = a_min if a_min is not np._NoValue else min      # NumPy 2's min=/max= names
-    hi = a_max if a_max is not np._NoValue else max
-    ans = np.clip(a, None if lo is np._NoValue else lo, None if hi is np._NoValue else hi)
+    ans = np.clip(a, *_clip_bounds(a_min, a_max, min, max))
     out_t = 0.0
     for i, t in enumerate(tangents[:3]):
         if _given(t):
@@ -2723,10 +2716,9 @@ def _clip_jvp(tangents, a, a_min=np._NoValue, a_max=np._NoValue, out=None, *,
 
 
 def _clip_mask(i, ans, a, a_min, a_max, min, max):
-    lo = a_min if a_min is not np._NoValue else min
-    hi = a_max if a_max is not np._NoValue else max
-    lo = None if lo is np._NoValue else lo
-    hi = None if hi is np._NoValue else hi
+    """Where the adjoint goes: to a inside [lo, hi] (i = 0), to lo below it (1), to hi
+    above it (2); NumPy gives hi where lo > hi."""
+    lo, hi = _clip_bounds(a_min, a_max, min, max)
     x = _arr(a)
     shape = np.shape(ans)
     below = np.zeros(shape, bool) if lo is None else np.broadcast_to(x < lo, shape)
