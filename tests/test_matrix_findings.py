@@ -176,3 +176,38 @@ def test_matmul_called_by_name_has_matmul_shapes():
     x, w, y = RNG.normal(size=3), RNG.normal(size=3), RNG.normal(size=(3, 4))
     check(T.grad(matmul_call_of_a_sum)(x, w, y),
           central(lambda v: matmul_call_of_a_sum(v, w, y), x))
+
+
+CONDS = [X > 0.5, X < -0.5]
+
+
+def select_with_default(x):
+    return np.sum(np.sin(np.select(CONDS, [x, 2 * x], default=1.1)) * W.reshape(2, 3))
+
+
+def moveaxis_by_keywords(x):
+    return np.sum(np.sin(np.moveaxis(x, source=0, destination=1)) * W.reshape(3, 2))
+
+
+def swapaxes_by_keywords(x):
+    return np.sum(np.sin(np.swapaxes(x, axis1=0, axis2=1)) * W.reshape(3, 2))
+
+
+@pytest.mark.parametrize("f", [select_with_default, moveaxis_by_keywords,
+                               swapaxes_by_keywords])
+def test_keyword_arguments_reach_the_rules(f):
+    # a constant keyword stays a keyword only where the rule's functions take it by that
+    # name and it has no derivative (select's default is linear: its tangent is 0)
+    v = RNG.normal(size=X.shape)
+    check(T.grad(f)(X), central(f, X))
+    check(T.jvp(f, (X,), (v,))[1], np.sum(central(f, X) * v))
+
+
+def isinstance_of_ndarray(x):
+    if isinstance(x, np.ndarray):
+        return np.sum(x ** 2)
+    return x ** 2
+
+
+def test_a_class_as_a_value_is_no_array():
+    check(T.grad(isinstance_of_ndarray)(X), 2 * X)

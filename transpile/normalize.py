@@ -118,12 +118,36 @@ def _place_keywords(fn, args, keywords, params=None):
         # functions take it by name, and the generated code reads as the user wrote it
         kept = len(args)
         while kept > 1 and _constant(args[kept - 1]) and lookup(fn, kept - 1) is \
-                lookup(fn, len(args)) and any(k.value is args[kept - 1] for k in keywords):
+                lookup(fn, len(args)) and any(k.value is args[kept - 1] for k in keywords) \
+                and _keyword_only_constant(rule, kept - 1, params[kept - 1]):
             kept -= 1
         if kept < len(args):
             back = [ast.keyword(arg=params[i], value=args[i]) for i in range(kept, len(args))]
             args, remaining = args[:kept], back + remaining
     return args, remaining
+
+
+def _keyword_only_constant(rule, i, name):
+    """May argument i of rule's primitive stay the keyword `name`: it has no derivative
+    (no vjp, in no linear group), and every function the rule calls with it takes it by
+    that name?"""
+    if i < len(rule.vjps) and rule.vjps[i] is not None:
+        return False
+    if any(i in group for group in rule.multilinear or ()):
+        return False
+    for f in list(rule.vjps) + [rule.jvp]:
+        if f is None:
+            continue
+        try:
+            params = inspect.signature(f).parameters
+        except (TypeError, ValueError):
+            return False
+        p = params.get(name)
+        if p is None and not any(q.kind is q.VAR_KEYWORD for q in params.values()):
+            return False
+        if p is not None and p.kind not in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            return False
+    return True
 
 
 def _constant(e):

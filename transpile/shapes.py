@@ -82,10 +82,10 @@ def value_mask(value):
     cls = value.__class__
     if cls is float or cls is int or cls is bool:
         return PY
-    dtype = getattr(value, "dtype", None)
-    if dtype is None or dtype.char != "d" or not hasattr(value, "ndim"):
-        return None
     import numpy
+    dtype = getattr(value, "dtype", None)
+    if not isinstance(dtype, numpy.dtype) or dtype.char != "d" or not hasattr(value, "ndim"):
+        return None         # (a class such as np.ndarray has a dtype attribute too)
     if cls is numpy.ndarray or cls is numpy.float64:
         return "".join("1" if d == 1 else "n" for d in value.shape)
     return None
