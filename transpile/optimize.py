@@ -63,13 +63,15 @@ def drop_unneeded_inits(stmts):
     """`v = None` before code that surely assigns v before reading it (the next statement
     naming v is, at the top level, `v = e` with e not reading v): nothing reads the None."""
     out = []
+    named = None                    # the names each statement reads or writes (once)
     for i, s in enumerate(stmts):
         if (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
                 s.targets[0], ast.Name) and isinstance(s.value, ast.Constant)
                 and s.value.value is None):
+            if named is None:
+                named = [A.names_loaded(t) | A.names_stored(t) for t in stmts]
             v = s.targets[0].id
-            nxt = next((t for t in stmts[i + 1:] if v in A.names_loaded(t) | A.names_stored(t)),
-                       None)
+            nxt = next((stmts[j] for j in range(i + 1, len(stmts)) if v in named[j]), None)
             if (isinstance(nxt, ast.Assign) and len(nxt.targets) == 1 and isinstance(
                     nxt.targets[0], ast.Name) and nxt.targets[0].id == v
                     and v not in A.names_loaded(nxt.value)):
