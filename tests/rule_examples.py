@@ -74,13 +74,30 @@ class Example:
 EXAMPLES = []
 
 
+def _available(expr):
+    """Does every `np.X` / `math.X` the expression names exist in this Python and NumPy
+    (math.cbrt is 3.11+, np.unstack NumPy 2.1+...)? Examples of absent functions are left
+    out: their rules are not registered either."""
+    import math
+    import re
+    for module, path in re.findall(r"\b(np|math)\.([A-Za-z_][\w.]*)", expr):
+        obj = np if module == "np" else math
+        for part in path.split("."):
+            if not hasattr(obj, part):
+                return False
+            obj = getattr(obj, part)
+    return True
+
+
 def X(name, shape, expr, wrt=None, wrap=None, **args):
-    EXAMPLES.append(Example(name, shape, expr, args, wrt=wrt, wrap=wrap))
+    if _available(expr):
+        EXAMPLES.append(Example(name, shape, expr, args, wrt=wrt, wrap=wrap))
 
 
 def Z(name, shape, expr, wrt=None, wrap=None, zero=True, **args):
     """A zero-derivative primitive: every mode must give exactly 0."""
-    EXAMPLES.append(Example(name, shape, expr, args, zero=zero, wrt=wrt, wrap=wrap))
+    if _available(expr):
+        EXAMPLES.append(Example(name, shape, expr, args, zero=zero, wrt=wrt, wrap=wrap))
 
 
 # ======================================================================================
