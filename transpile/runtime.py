@@ -11,12 +11,10 @@ import math
 def sign(x):
     """Derivative of abs; 0 at 0 (the documented convention). Builtin abs of an array is
     elementwise: its derivative is NumPy's sign."""
-    if x.__class__ is float or x.__class__ is int:
-        return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
-    import numpy
-    if numpy.ndim(x) == 0:
-        return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
-    return numpy.sign(x)
+    if getattr(x, "ndim", 0):
+        import numpy
+        return numpy.sign(x)
+    return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
 
 
 def digamma(x):

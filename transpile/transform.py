@@ -69,7 +69,6 @@ class Transform:
 
     def method_rule(self, v):
         """(rule, args) of a method call on an array: x.sum(axis=0) is np.sum(x, axis=0)."""
-        import numpy as np
         name = A.get_tag(v, "method")
         base = v.func.value
         args = list(v.args)
@@ -79,19 +78,28 @@ class Transform:
                              "holds a module or object transpile cannot see in the source "
                              "(an argument?); call the function through the module itself "
                              f"(e.g. `import math` and math.{name}(...)) or a closure", v)
+        fn = method_function(name)
         if name == "reshape":
             shape = args[0] if len(args) == 1 else ast.Tuple(elts=args, ctx=ast.Load())
-            fn, args = np.reshape, [base, shape]
+            args = [base, shape]
         elif name == "transpose":
-            fn = np.transpose
             args = [base] + ([args[0]] if len(args) == 1 else
                              [ast.Tuple(elts=args, ctx=ast.Load())] if args else [])
-        elif name == "flatten":                  # x.flatten(order) is np.ravel(x, order)
-            fn, args = np.ravel, [base] + args
         elif name == "compress":                  # np.compress(condition, a, ...)
-            fn, args = np.compress, [args[0], base] + args[1:]
-        elif name in ("astype", "item", "tolist") or not hasattr(np, name):
-            fn, args = getattr(np.ndarray, name, None), [base] + args
-        else:
-            fn, args = getattr(np, name), [base] + args
+            args = [args[0], base] + args[1:]
+        else:                                     # x.flatten(order) is np.ravel(x, order)
+            args = [base] + args
         return lookup(fn, len(args) - 1) or lookup(fn, len(args)), args
+
+
+def method_function(name):
+    """The NumPy function an array method stands for (x.sum: np.sum, x.flatten:
+    np.ravel; methods NumPy has no function for: the ndarray method itself), or None."""
+    import numpy as np
+    named = {"reshape": np.reshape, "transpose": np.transpose, "flatten": np.ravel,
+             "compress": np.compress}
+    if name in named:
+        return named[name]
+    if name in ("astype", "item", "tolist") or not hasattr(np, name):
+        return getattr(np.ndarray, name, None)
+    return getattr(np, name)

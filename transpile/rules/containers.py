@@ -217,8 +217,8 @@ class Method(ContainerRule):
         if base == K.SEQ:
             return K.SEQ if name == "copy" else K.UNKNOWN
         if base in (K.ARRAY, K.UNKNOWN):
-            import numpy as np
-            rule = lookup(getattr(np.ndarray, name, None) or getattr(np, name, None))
+            from ..transform import method_function
+            rule = lookup(method_function(name))
             return K.UNKNOWN if rule is not None and rule.several else K.ARRAY
         return K.UNKNOWN
 
