@@ -19,6 +19,7 @@ from .api import differentiate, grad, value_and_grad, vjp, jvp
 from .api import Derivative, Differentiable, GradientFunction
 from .rules import defjvp, defvjp
 from . import rules
+from . import tree
 from .hooks import grad_hook, stop_gradient
 from . import cache
 from . import higher as _higher
@@ -34,5 +35,5 @@ from .check import check_grads  # noqa: E402
 __version__ = "0.1.0"
 __all__ = ["differentiate", "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "defvjp", "defjvp",
            "TranspileError", "check_grads",
-           "Differentiable", "GradientFunction", "Derivative", "rules", "grad_hook",
+           "Differentiable", "GradientFunction", "Derivative", "rules", "tree", "grad_hook",
            "stop_gradient"]

@@ -93,7 +93,8 @@ def mul_masked(p, g):
 
 def zeros_like(value):
     """A zero adjoint shaped like ``value`` (lists and tuples become lists; float32 arrays
-    get float32 adjoints, integer arrays float64 ones)."""
+    get float32 adjoints, integer arrays float64 ones; dicts, dataclasses and objects
+    become dicts: tree.adjoint_zeros)."""
     if isinstance(value, (list, tuple)):
         return [zeros_like(v) for v in value]
     if isinstance(value, range):            # a loop's range saved on a stack
@@ -102,7 +103,15 @@ def zeros_like(value):
         import numpy
         dtype = value.dtype if numpy.issubdtype(value.dtype, numpy.inexact) else float
         return numpy.zeros(value.shape, dtype=dtype)
+    if value.__class__ in _LEAVES:
+        return 0.0
+    from . import tree
+    if tree.is_node(value):
+        return tree.adjoint_zeros(value, zeros_like)
     return 0.0
+
+
+_LEAVES = frozenset({float, int, bool, str, type(None)})
 
 
 def _is_zero(a):
@@ -120,6 +129,13 @@ def add(a, b):
         # time (a tape popped by the code that reads it); the missing entries are zeros
         from itertools import zip_longest
         return [add(x, y) for x, y in zip_longest(a, b, fillvalue=0.0)]
+    if isinstance(a, dict) or isinstance(b, dict):
+        # adjoints of dicts and objects, keyed alike; a key only one of them has is zero
+        # in the other
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = add(out.get(k), v)
+        return out
     return a + b
 
 
@@ -142,6 +158,8 @@ def add_at(adj, value, index, g):
         idx = range(*index.indices(len(adj)))
         for k, gk in zip(idx, g):
             adj[k] = add(adj[k], gk)
+    elif isinstance(adj, dict):              # a dict's key or an object's attribute
+        adj[index] = add(adj.get(index), g)
     else:
         adj[index] = add(adj[index], g)
     return adj
@@ -161,6 +179,8 @@ def item(adj, index):
     """adj[index], or 0.0 while adj is still the zero adjoint."""
     if _is_zero(adj):
         return 0.0
+    if isinstance(adj, dict):               # a key the adjoint has not met yet
+        return adj.get(index, 0.0)
     return adj[index]
 
 
@@ -244,6 +264,8 @@ def push_adjoint(adj, value, g):
 def _own_copy(adj):
     if isinstance(adj, (list, tuple)):
         return list(adj)
+    if isinstance(adj, dict):
+        return dict(adj)
     if hasattr(adj, "shape") and hasattr(adj, "copy"):
         return adj.copy()
     return adj
