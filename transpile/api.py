@@ -18,7 +18,7 @@ import numbers
 from typing import Any, Callable, List, Literal, Protocol, Sequence, Tuple, TypeVar, Union
 from typing import cast, overload
 
-from . import pipeline
+from . import pipeline, tree
 from .checkpoint import check_option
 from .errors import TranspileError
 from .analysis import join, value_kind
@@ -178,9 +178,8 @@ def _not_differentiable(value: Any) -> str | None:
             if why is not None:
                 return f"a {type(value).__name__} holding {why}"
         return None
-    if isinstance(value, dict):
-        return "a dict (gradients with respect to dicts and other pytrees are not " \
-               "supported yet; pass its values as separate arguments)"
+    if isinstance(value, dict) or tree.is_node(value):
+        return None                 # dicts and objects: adjoints are dicts (tree.like)
     dtype = getattr(value, "dtype", None)
     if dtype is not None and hasattr(value, "shape") and (
             isinstance(value, np.ndarray) or hasattr(value, "__array_namespace__")):

@@ -102,8 +102,8 @@ class _Ref:
 # any other key, so a tag is declared here or it does not exist.
 TAGS = {
     # normalize.py: what a normalized expression is
-    "special": "the kind of a non-rule expression: subscript, display, container, method, "
-               "attr, user, opaque",
+    "special": "the kind of a non-rule expression: subscript, display, dict (a dict "
+               "display), container, method, attr, user, opaque",
     "rule": "the registry Rule of a primitive call or operator",
     "user": "the Python function a `special=user` call calls (transformed with it)",
     "container": "the builtin of a `special=container` call (list, tuple, sum, max, min)",
@@ -127,7 +127,8 @@ TAGS = {
     "marker": "a bookkeeping placeholder statement",
     "save": "marker: save this name before it is overwritten",
     "restore": "marker: restore this name",
-    "save_elem": "marker: save an element (base, index, is_array) before its write",
+    "save_elem": "marker: save an element (base, index, how: array, seq, map or attr) "
+                 "before its write",
     "restore_elem": "marker: restore an element",
     "loop_target": "marker: the save/restore is of a loop's target variable",
     "nested": "marker: the loop is inside another loop",

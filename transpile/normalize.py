@@ -159,6 +159,59 @@ def _constant(e):
     return isinstance(e, ast.Constant)
 
 
+def _dict_get(e):
+    """``d.get(k)`` / ``d.get(k, default)`` -> ``d[k] if k in d else default``: the entry
+    read by indexing (its adjoint goes to that entry), the default only where the key is
+    missing. None for other calls."""
+    if not (isinstance(e.func, ast.Attribute) and e.func.attr == "get" and not e.keywords
+            and 1 <= len(e.args) <= 2 and isinstance(e.func.value, ast.Name)):
+        return None
+    base, key = e.func.value, e.args[0]
+    if not isinstance(key, (ast.Name, ast.Constant)):
+        return None
+    default = e.args[1] if len(e.args) == 2 else A.const(None)
+    return ast.IfExp(test=ast.Compare(left=copy.deepcopy(key), ops=[ast.In()],
+                                      comparators=[copy.deepcopy(base)]),
+                     body=ast.Subscript(value=copy.deepcopy(base), slice=copy.deepcopy(key),
+                                        ctx=ast.Load()), orelse=default)
+
+
+def _update_stores(e, key):
+    """``d.update({k: v, ...}, name=w)`` -> ``d[k] = v; ...; d["name"] = w``;
+    ``d.update(other)`` -> ``for _k in other.keys(): d[_k] = other[_k]`` (a dict of
+    entries: other's keys method is called as update calls it): statements, or None for
+    other calls."""
+    if not (isinstance(e.func, ast.Attribute) and e.func.attr == "update" and isinstance(
+            e.func.value, ast.Name) and len(e.args) <= 1 and (e.args or e.keywords)
+            and all(k.arg is not None for k in e.keywords)):
+        return None
+    base = e.func.value
+    out = []
+
+    def store(key, value):
+        out.append(ast.Assign(targets=[ast.Subscript(value=copy.deepcopy(base), slice=key,
+                                                     ctx=ast.Store())], value=value))
+    if e.args:
+        arg = e.args[0]
+        if isinstance(arg, ast.Dict) and all(k is not None for k in arg.keys):
+            for k, v in zip(arg.keys, arg.values):
+                store(k, v)
+        elif isinstance(arg, ast.Name):
+            k = A.load(key)
+            body = [ast.Assign(targets=[ast.Subscript(value=copy.deepcopy(base), slice=k,
+                                                      ctx=ast.Store())],
+                               value=ast.Subscript(value=copy.deepcopy(arg), slice=k,
+                                                   ctx=ast.Load()))]
+            out.append(ast.For(target=A.store(key), iter=ast.Call(
+                func=ast.Attribute(value=copy.deepcopy(arg), attr="keys", ctx=ast.Load()),
+                args=[], keywords=[]), body=body, orelse=[], type_comment=None))
+        else:
+            return None
+    for k in e.keywords:
+        store(A.const(k.arg), k.value)
+    return out
+
+
 # --- flattening ------------------------------------------------------------------------
 
 def _dict_names(body, unit):
@@ -286,7 +339,12 @@ class Flattener(LoopFlattening):
         elif isinstance(target, ast.Subscript):
             self.store_subscript(target, self.bind(value))
         elif isinstance(target, ast.Attribute):
-            raise self.error("unsupported construct: assignment to an attribute")
+            # obj.name = atom: a store into an object's field (its adjoint and tangent
+            # are dicts keyed by attribute name), seen by the transforms like d[k] = v
+            base = self.atom(target.value)
+            self.emit(ast.Assign(targets=[ast.Attribute(value=base, attr=target.attr,
+                                                        ctx=ast.Store())],
+                                 value=self.bind(value)))
         else:
             raise self.error(f"unsupported assignment target '{type(target).__name__}'")
 
@@ -356,6 +414,12 @@ class Flattener(LoopFlattening):
             return                                   # docstring or bare constant
         if not isinstance(v, ast.Call):
             return                                   # a bare expression has no effect
+        stores = _update_stores(v, self.names.fresh("_key")) if self.unit.resolve(v.func, self.local_names) is None \
+            else None
+        if stores is not None:                       # d.update(...): one store per entry
+            for st in stores:
+                self.stmt(A.located(st, s))
+            return
         r = self.expr(v)
         if A.get_tag(r, "inactive"):
             self.emit(A.tag(ast.Expr(value=r), forward_only=True))
@@ -572,7 +636,46 @@ class Flattener(LoopFlattening):
                      special="display")
 
     def expr_Dict(self, e):
-        return A.tag(e, special="opaque", opaque="dict display")
+        if any(k is None for k in e.keys):                # {**d, ...}
+            return A.tag(e, special="opaque", opaque="dict display with ** unpacking")
+        keys = [self.atom(k) for k in e.keys]
+        return A.tag(ast.Dict(keys=[A.tag(k, inactive=True) if isinstance(k, ast.Name)
+                                    else k for k in keys],
+                              values=[self.atom(v) for v in e.values]), special="dict")
+
+    def dict_call(self, e):
+        """``dict(a=x)`` -> ``{"a": x}``, ``dict()`` -> ``{}``, ``dict(zip(ks, vs))`` and
+        ``dict(d)`` -> comprehensions; None for other calls of dict."""
+        if self.unit.resolve(e.func, self.local_names) is not dict or any(
+                k.arg is None for k in e.keywords) or len(e.args) > 1:
+            return None
+        shown = ast.Dict(keys=[A.const(k.arg) for k in e.keywords],
+                         values=[k.value for k in e.keywords])
+        if not e.args:
+            return shown
+        arg = e.args[0]
+        k, v = self.names.fresh("_key"), self.names.fresh("_value")
+        if isinstance(arg, ast.Call) and self.unit.resolve(arg.func, self.local_names) \
+                is zip and len(arg.args) == 2 and not arg.keywords:
+            gen = ast.comprehension(target=ast.Tuple(elts=[A.store(k), A.store(v)],
+                                                     ctx=ast.Store()),
+                                    iter=arg, ifs=[], is_async=0)
+            value = A.load(v)
+        elif isinstance(arg, (ast.Dict, ast.DictComp)) or isinstance(arg, ast.Name) and \
+                arg.id in self.dict_names:
+            gen = ast.comprehension(target=A.store(k), iter=arg, ifs=[], is_async=0)
+            value = ast.Subscript(value=copy.deepcopy(arg), slice=A.load(k), ctx=ast.Load())
+        else:
+            return None
+        comp = A.located(ast.DictComp(key=A.load(k), value=value, generators=[gen]), e)
+        if not e.keywords:
+            return comp
+        made = self.names.fresh("_dict")
+        self.emit(A.assign(made, self.expr(comp)))
+        for key, val in zip(shown.keys, shown.values):
+            self.store_subscript(ast.Subscript(value=A.load(made), slice=key,
+                                               ctx=ast.Store()), self.atom(val))
+        return A.load(made)
 
     def expr_Set(self, e):
         return A.tag(e, special="opaque", opaque="set display")
@@ -596,6 +699,12 @@ class Flattener(LoopFlattening):
         if (self.unit.resolve(e.func, self.local_names) in (max, min) and e.args
                 and [k.arg for k in e.keywords] == ["key"]):
             return self.best_with_key(e)
+        made = self.dict_call(e)
+        if made is not None:
+            return self.expr(A.located(made, e))
+        got = _dict_get(e) if self.unit.resolve(e.func, self.local_names) is None else None
+        if got is not None:                      # d.get(k, default): read if there
+            return self.expr(A.located(got, e))
         kind, target = self.classify(e)
         if kind == "inactive":
             return self.inactive(e)
@@ -630,8 +739,10 @@ class Flattener(LoopFlattening):
         if kind == "method":
             base = self.atom(e.func.value)
             func = ast.Attribute(value=base, attr=e.func.attr, ctx=ast.Load())
-            return A.tag(ast.Call(func=func, args=args, keywords=keywords),
-                         special="method", method=e.func.attr)
+            call = ast.Call(func=func, args=args, keywords=keywords)
+            if e.func.attr == "keys" and not args and not keywords:
+                return self.inactive(call)        # a dict's keys carry no derivative
+            return A.tag(call, special="method", method=e.func.attr)
         call = ast.Call(func=e.func, args=args, keywords=keywords)
         if kind == "user":
             extras = getattr(target, "extra_params", ())

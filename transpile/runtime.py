@@ -154,6 +154,8 @@ def add_at(adj, value, index, g):
             import numpy
             numpy.add.at(adj, index, g)
         return adj
+    if isinstance(index, str) and isinstance(adj, list):   # a NamedTuple's field
+        index = type(value)._fields.index(index)
     if isinstance(index, slice):
         idx = range(*index.indices(len(adj)))
         for k, gk in zip(idx, g):
@@ -184,10 +186,21 @@ def item(adj, index):
     return adj[index]
 
 
+def field(t, value, name):
+    """The tangent (or adjoint) of the field ``value.name`` of an object, a dataclass or a
+    NamedTuple: t[name] (t[position] for a NamedTuple), 0.0 while t is zero."""
+    if isinstance(t, list):
+        return t[type(value)._fields.index(name)]
+    return item(t, name)
+
+
 def take_item(adj, index):
-    """Read adj[index] and zero it there (adjoint of an overwritten element)."""
+    """Read adj[index] and zero it there (adjoint of an overwritten element, dict entry
+    or attribute: a dict adjoint forgets the entry)."""
     if _is_zero(adj):
         return 0.0, adj
+    if isinstance(adj, dict):
+        return adj.pop(index, 0.0), adj
     g = adj[index]
     if hasattr(g, "copy") and hasattr(g, "shape"):     # a view into the array adjoint
         g = g.copy()
@@ -380,6 +393,45 @@ def write_back(value, state):
         value[...] = state
 
 
+class _Missing:
+    """What `entry` saves for a dict key or attribute that does not exist yet."""
+
+    def __repr__(self):
+        return "MISSING"
+
+
+MISSING = _Missing()
+
+
+def entry(container, key):
+    """What ``container[key]`` holds before a store into a dict (a snapshot), or MISSING
+    for a new key; `put_entry` puts it back."""
+    if isinstance(container, dict):
+        return snapshot(container[key]) if key in container else MISSING
+    return snapshot(container[key])
+
+
+def put_entry(container, key, saved):
+    """Undo a store: ``container[key] = saved``, or remove a key that was new."""
+    if saved is MISSING:
+        del container[key]
+    else:
+        container[key] = saved
+
+
+def attribute(obj, name):
+    """``obj.name`` before an attribute store (a snapshot), MISSING for a new one."""
+    return snapshot(getattr(obj, name)) if hasattr(obj, name) else MISSING
+
+
+def put_attribute(obj, name, saved):
+    """Undo an attribute store (object.__setattr__: a frozen dataclass too)."""
+    if saved is MISSING:
+        object.__delattr__(obj, name)
+    else:
+        object.__setattr__(obj, name, saved)
+
+
 def snapshot(value):
     """A copy that later in-place writes cannot change (arrays and array views)."""
     copy = getattr(value, "copy", None)
@@ -459,7 +511,8 @@ def sum_tangent(t, value):
 
 
 def set_tangent(t, value, index, dv):
-    """Tangent of `xs[index] = v` (after the write)."""
+    """Tangent of `xs[index] = v` (before the write), `d[key] = v` or `obj.name = v`
+    (index the attribute's name: the tangent of an object is a dict)."""
     if _is_zero(t):
         t = zeros_like(value)
     elif isinstance(t, tuple):
