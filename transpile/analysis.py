@@ -637,7 +637,8 @@ class Aliases:
                     state.add(self.pair(_cell(t), y if y != _cell(src) else _cell(t)))
             self.add_elements(state, t, cells, self_cells)
             return frozenset(state)
-        if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Subscript):
+        if isinstance(s, ast.Assign) and isinstance(s.targets[0], (ast.Subscript,
+                                                                     ast.Attribute)):
             base, v = s.targets[0].value, s.value
             if isinstance(base, ast.Name) and isinstance(v, ast.Name) and self.mutable(v.id) \
                     and self.kind(base.id) != ARRAY and not A.get_tag(s, "writeback"):
@@ -689,12 +690,13 @@ class Aliases:
                 return {base}, set(), False              # a view (or a number)
             if kind == SEQ and isinstance(v.slice, ast.Slice):
                 return set(), {_cell(base)}, False       # a new list of the same objects
-            if kind == SEQ:
+            if kind in (SEQ, MAP):                       # an element, a dict's value
                 return {_cell(base)}, set(), False
             return {base, _cell(base)}, {_cell(base)}, False
-        if special == "display":
-            elems = names(v.elts)
-            return set(), elems, len(elems) < len([e for e in v.elts if isinstance(
+        if special in ("display", "dict"):
+            parts = v.elts if special == "display" else v.values
+            elems = names(parts)
+            return set(), elems, len(elems) < len([e for e in parts if isinstance(
                 e, ast.Name) and self.mutable(e.id)])
         if special == "container":
             fn = A.get_tag(v, "container")
@@ -724,6 +726,8 @@ class Aliases:
         if special == "attr":
             if isinstance(v.value, ast.Name) and v.attr in VIEW_ATTRS:
                 return {v.value.id}, set(), False
+            if isinstance(v.value, ast.Name) and containers.is_field(an, v):
+                return {_cell(v.value.id)}, set(), False   # one of the object's values
             return set(), set(), False
         if special in ("user", "opaque"):
             args = names(list(getattr(v, "args", [])) + [k.value for k in getattr(
@@ -881,7 +885,8 @@ def check_aliasing(an):
                 refuse(s, target, m, how)
 
     for s, _ in walk_body(an.norm.body):
-        if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Subscript):
+        if isinstance(s, ast.Assign) and isinstance(s.targets[0], (ast.Subscript,
+                                                                     ast.Attribute)):
             base = s.targets[0].value
             if isinstance(base, ast.Name):
                 check(s, base.id, "this element write")

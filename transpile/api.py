@@ -21,7 +21,7 @@ from typing import cast, overload
 from . import pipeline, tree
 from .checkpoint import check_option
 from .errors import TranspileError
-from .analysis import join, value_kind
+from .analysis import join, value_kind, element_kind, elements_key, STRUCTURES
 from .emit import annotate
 from .runtime import zeros_like, _is_zero
 from .shapes import value_mask
@@ -321,6 +321,8 @@ def _type_key(args, kwargs):
         (a.dtype, a.ndim, 1 in a.shape and tuple([d == 1 for d in a.shape]))
         if type(a) is np.ndarray else type(a)
         if type(a) not in (list, tuple) or not a else (type(a), type(a[0]))
+        if type(a) is not dict and not hasattr(a, "__dict__") or value_kind(a) not in (
+            "map", "object") else (type(a), element_kind(a))
         for a in args])
     if kwargs:
         key += tuple(sorted((k, type(v), value_mask(v)) for k, v in kwargs.items()))
@@ -339,11 +341,8 @@ def _kinds(fn: Callable[..., Any], args: Sequence[Any],
         mask = value_mask(value)
         if mask is not None:
             kinds[name + ".shape"] = mask
-        if kinds[name] == "seq":
-            elem = None
-            for v in value:
-                elem = join(elem, value_kind(v))
-            kinds[name + "[]"] = elem or "unknown"
+        if kinds[name] in STRUCTURES:          # lists, dicts, objects: what they hold
+            kinds[elements_key(name)] = element_kind(value) or "unknown"
     return kinds
 
 
