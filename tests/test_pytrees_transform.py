@@ -49,7 +49,7 @@ def leaf_differences(f, args, i, eps=1e-6):
 def gradient_leaves(value, adjoint):
     """The gradient of `value` from the adjoint the generated code returned, leaf by
     leaf (zeros where nothing flowed)."""
-    shaped = tree.like(value, adjoint, lambda x, g: None if not _float_leaf(x) else (
+    shaped = tree.like(value, adjoint, lambda x, g: "none" if not _float_leaf(x) else (
         np.zeros_like(x) if g is None or (type(g) in (int, float) and g == 0 and
                                            not isinstance(x, float)) else g))
     return tree.leaves(shaped)

@@ -828,7 +828,8 @@ def mutated_params(fn_node):
         hit = None
         if isinstance(n, (ast.Assign, ast.AugAssign, ast.Delete)):
             for t in (n.targets if isinstance(n, (ast.Assign, ast.Delete)) else [n.target]):
-                if isinstance(t, ast.Subscript) or isinstance(n, ast.AugAssign):
+                if isinstance(t, (ast.Subscript, ast.Attribute)) or isinstance(
+                        n, ast.AugAssign):
                     hit = root(t)
         elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) \
                 and n.func.attr in MUTATING_METHODS:

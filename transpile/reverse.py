@@ -105,7 +105,8 @@ class ReverseTransform(ControlFlowReversal, Transform):
             changed = False
             for st, _ in walk_body(self.norm.body):
                 new = set()
-                if isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Subscript):
+                if isinstance(st, ast.Assign) and isinstance(st.targets[0], (ast.Subscript,
+                                                                        ast.Attribute)):
                     base = st.targets[0].value.id
                     new.add(base)               # the overwritten elements get 0
                     if base in out:

@@ -368,7 +368,15 @@ def final_state(value):
     if hasattr(value, "shape") and hasattr(value, "copy") and getattr(
             getattr(value, "flags", None), "writeable", False):
         return value.copy()
+    from . import tree
+    if tree.is_node(value) and hasattr(value, "__dict__") and not isinstance(value, type):
+        attrs = vars(value)                 # an object: its attributes, and what they hold
+        return _Attributes(dict(attrs)), {k: final_state(v) for k, v in attrs.items()}
     return None
+
+
+class _Attributes(dict):
+    """The attributes of an object, as `final_state` keeps them."""
 
 
 def write_back(value, state):
@@ -387,6 +395,13 @@ def write_back(value, state):
         items, inner = state
         value.clear()
         value.update(items)
+        for k, s in inner.items():
+            write_back(items[k], s)
+    elif isinstance(state, tuple) and isinstance(state[0], _Attributes):
+        items, inner = state
+        attrs = vars(value)
+        attrs.clear()
+        attrs.update(items)
         for k, s in inner.items():
             write_back(items[k], s)
     else:
