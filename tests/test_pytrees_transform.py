@@ -98,8 +98,8 @@ def check_jvp(f, args, i, tangent):
 
     def along(eps):
         a = copy.deepcopy(list(args))
-        a[i] = tree.map(lambda x, d: x + eps * d if _float_leaf(x) else x, args[i],
-                        tangent)
+        a[i] = tree.like(args[i], tangent, lambda x, d: x + eps * d if _float_leaf(x)
+                         and d is not None else x)
         return float(f(*a))
     expected = central(along, 0.0)
     assert np.allclose(t, expected, atol=1e-5), (t, expected)

@@ -47,6 +47,10 @@ class ForwardTransform(Transform):
         """The tangent statements; at the end, the tangent of the result (named
         `self.d(result)`) has the result's structure, shape and floating dtype."""
         body = self.block(self.norm.body)
+        # a parameter given no tangent that comes to hold one (a dict or list the caller
+        # passed, written a value carrying a derivative): its tangent starts at zero
+        body[:0] = [A.assign(self.d(p), A.const(0.0)) for p in self.an.params
+                    if p in self.an.active and p not in self.an.inputs]
         result = self.norm.result
         dres = self.d(result)
         t = A.load(dres) if result in self.an.active else A.const(0.0)

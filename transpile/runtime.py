@@ -427,9 +427,10 @@ def entry(container, key):
 
 
 def put_entry(container, key, saved):
-    """Undo a store: ``container[key] = saved``, or remove a key that was new."""
+    """Undo a store: ``container[key] = saved``, or remove a key that was new (if a
+    restore of derivative code differentiated again has not removed it already)."""
     if saved is MISSING:
-        del container[key]
+        container.pop(key, None)
     else:
         container[key] = saved
 
@@ -442,7 +443,8 @@ def attribute(obj, name):
 def put_attribute(obj, name, saved):
     """Undo an attribute store (object.__setattr__: a frozen dataclass too)."""
     if saved is MISSING:
-        object.__delattr__(obj, name)
+        if name in getattr(obj, "__dict__", ()):
+            object.__delattr__(obj, name)
     else:
         object.__setattr__(obj, name, saved)
 
