@@ -329,7 +329,7 @@ def mixed(x, obj, name, table, flag):
     (np.complex128(1 + 2j), "a complex number"),
     (np.array([1 + 1j, 2.0]), "a complex array"),
     (a_matrix(), "an np.matrix"),
-    ({"a": 1.0}, "a dict"),
+    ({"a": "text"}, "a dict"),
     ([1.0, 1j], "a list holding a complex number"),
     (True, "a bool"),
 ])

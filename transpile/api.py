@@ -178,8 +178,12 @@ def _not_differentiable(value: Any) -> str | None:
             if why is not None:
                 return f"a {type(value).__name__} holding {why}"
         return None
-    if isinstance(value, dict) or tree.is_node(value):
+    if (isinstance(value, dict) or tree.is_node(value)) and any(
+            _not_differentiable(leaf) is None for leaf in tree.leaves(value)):
         return None                 # dicts and objects: adjoints are dicts (tree.like)
+    if isinstance(value, dict):
+        return "a dict (gradients with respect to dicts and other pytrees are not " \
+               "supported yet; pass its values as separate arguments)"
     dtype = getattr(value, "dtype", None)
     if dtype is not None and hasattr(value, "shape") and (
             isinstance(value, np.ndarray) or hasattr(value, "__array_namespace__")):
