@@ -7,6 +7,7 @@ differences, and the caller's dicts hold after a gradient what they hold after a
 call."""
 import copy
 import dataclasses
+import operator
 from typing import NamedTuple
 
 import numpy as np
@@ -187,6 +188,35 @@ def test_nested_subscripts_in_one_expression():
     check_grad(direct_nested, (params, rng.normal(size=2)), 0)
 
 
+def entries_as_values(d, x):
+    total = sum(d.values()) * x
+    for i, (k, v) in enumerate(sorted(d.items(), key=operator.itemgetter(0))):
+        total = total + v * (i + 1.0)
+    for k, v in sorted(d.items(), reverse=True):
+        total = total * 0.5 + v
+    pairs = list(d.items())
+    return total + pairs[0][1] * len(list(d.values()))
+
+
+def test_items_and_values_as_values_sorted_by_key():
+    d = {"b": 1.5, "a": -0.7, "c": 2.0}
+    check_grad(entries_as_values, (d, 0.9), 0)
+    check_grad(entries_as_values, (d, 0.9), 1)
+    check_jvp(entries_as_values, (d, 0.9), 0, {"b": 1.0, "a": -2.0, "c": 0.5})
+
+
+def get_or_default(d, x):
+    return d.get("a", x) ** 2 + d.get("b", 1.0) * x
+
+
+@pytest.mark.parametrize("d", [{"a": 3.0}, {"b": 4.0}, {}, {"a": 1.5, "b": -2.0}])
+def test_get_present_missing_and_empty(d):
+    check_grad(get_or_default, (d, 2.0), 0)
+    check_grad(get_or_default, (d, 2.0), 1)
+    if d:
+        check_jvp(get_or_default, (d, 2.0), 0, {k: 1.0 for k in d})
+
+
 # --- dicts made inside --------------------------------------------------------------------
 
 def displays(x, y):
@@ -194,6 +224,21 @@ def displays(x, y):
     e = dict(a=d["a"], c=y)
     f = dict(zip(["u", "v"], [x, e["c"] * 2.0]))
     return d["a"] * d["b"] + e["c"] * f["u"] + f["v"] ** 2
+
+
+def more_dict_calls(x):
+    a = dict([("a", x), ("b", 2.0 * x)], c=x * x)
+    b = dict({"u": np.sin(x)})
+    c = dict(a)
+    c["a"] = c["a"] * 3.0
+    empty = dict()
+    empty["z"] = b["u"]
+    return a["a"] * a["b"] + a["c"] + c["a"] * empty["z"] + len(dict(()))
+
+
+def test_dict_calls_of_pairs_displays_and_copies():
+    check_grad(more_dict_calls, (0.6,), 0)
+    check_jvp(more_dict_calls, (0.6,), 0, 1.0)
 
 
 def test_displays_dict_calls_and_zip():

@@ -178,7 +178,8 @@ def _not_differentiable(value: Any) -> str | None:
             if why is not None:
                 return f"a {type(value).__name__} holding {why}"
         return None
-    if (isinstance(value, dict) or tree.is_node(value)) and any(
+    if isinstance(value, dict) and not value or (
+            isinstance(value, dict) or tree.is_node(value)) and any(
             _not_differentiable(leaf) is None for leaf in tree.leaves(value)):
         return None                 # dicts and objects: adjoints are dicts (tree.like)
     if isinstance(value, dict):

@@ -234,8 +234,8 @@ class LoopFlattening:
         dict, `_dict[key] = value`)."""
         made_dict = isinstance(e, ast.DictComp)
         result = self.names.fresh("_dict" if made_dict else "_list")
-        self.emit(A.assign(result, ast.Dict(keys=[], values=[]) if made_dict else ast.List(
-            elts=[], ctx=ast.Load())))
+        self.emit(A.assign(result, A.tag(ast.Dict(keys=[], values=[]), special="dict")
+                           if made_dict else ast.List(elts=[], ctx=ast.Load())))
         if made_dict:
             self.dict_names.add(result)
         e = copy.deepcopy(e)

@@ -212,6 +212,44 @@ def _update_stores(e, key):
     return out
 
 
+def _dict_entries(e, resolved, key):
+    """``d.items()`` -> ``[(k, d[k]) for k in d.keys()]``, ``d.values()`` -> ``[d[k] for
+    k in d.keys()]`` (each value read by its key, so its adjoint goes to that entry), and
+    ``sorted(d.items())`` (also ``key=operator.itemgetter(0)``, ``reverse=``) -> the pairs
+    in the order of ``sorted(d.keys())``: keys are distinct, so pairs sort by their keys.
+    A list where Python gives a view: the same for iterating, ``sorted``, ``list``,
+    ``len``, ``sum``, ``zip``. None for other calls."""
+    import operator
+    order = None
+    if resolved is sorted and len(e.args) == 1 and isinstance(e.args[0], ast.Call):
+        keywords = {k.arg: k.value for k in e.keywords}
+        by = keywords.pop("key", None)
+        if set(keywords) - {"reverse"} or by is not None and not (
+                isinstance(by, ast.Call) and ast.unparse(by.func).endswith("itemgetter")
+                and len(by.args) == 1 and isinstance(by.args[0], ast.Constant)
+                and by.args[0].value == 0 and not by.keywords):
+            return None
+        order = [ast.keyword(arg="reverse", value=v) for v in keywords.values()]
+        e = e.args[0]
+        if _dict_entries(e, None, key) is None or e.func.attr != "items":
+            return None
+    elif resolved is not None:
+        return None
+    if not (isinstance(e.func, ast.Attribute) and e.func.attr in ("items", "values")
+            and not e.args and not e.keywords and isinstance(e.func.value, ast.Name)):
+        return None
+    base = e.func.value
+    keys = ast.Call(func=ast.Attribute(value=copy.deepcopy(base), attr="keys",
+                                       ctx=ast.Load()), args=[], keywords=[])
+    if order is not None:
+        keys = ast.Call(func=A.load("sorted"), args=[keys], keywords=order)
+    value = ast.Subscript(value=copy.deepcopy(base), slice=A.load(key), ctx=ast.Load())
+    elt = value if e.func.attr == "values" else ast.Tuple(elts=[A.load(key), value],
+                                                          ctx=ast.Load())
+    return ast.ListComp(elt=elt, generators=[ast.comprehension(
+        target=A.store(key), iter=keys, ifs=[], is_async=0)])
+
+
 # --- flattening ------------------------------------------------------------------------
 
 def _dict_names(body, unit):
@@ -655,14 +693,20 @@ class Flattener(LoopFlattening):
             return shown
         arg = e.args[0]
         k, v = self.names.fresh("_key"), self.names.fresh("_value")
+        pairs = arg.elts if isinstance(arg, (ast.List, ast.Tuple)) else None
+        if pairs is not None and all(isinstance(p, (ast.Tuple, ast.List)) and len(
+                p.elts) == 2 for p in pairs):        # dict([("a", x), ...], b=y)
+            return ast.Dict(keys=[p.elts[0] for p in pairs] + shown.keys,
+                            values=[p.elts[1] for p in pairs] + shown.values)
+        if isinstance(arg, (ast.Dict, ast.DictComp)) and not e.keywords:
+            return arg                                # a new dict already
         if isinstance(arg, ast.Call) and self.unit.resolve(arg.func, self.local_names) \
                 is zip and len(arg.args) == 2 and not arg.keywords:
             gen = ast.comprehension(target=ast.Tuple(elts=[A.store(k), A.store(v)],
                                                      ctx=ast.Store()),
                                     iter=arg, ifs=[], is_async=0)
             value = A.load(v)
-        elif isinstance(arg, (ast.Dict, ast.DictComp)) or isinstance(arg, ast.Name) and \
-                arg.id in self.dict_names:
+        elif isinstance(arg, ast.Name) and arg.id in self.dict_names:
             gen = ast.comprehension(target=A.store(k), iter=arg, ifs=[], is_async=0)
             value = ast.Subscript(value=copy.deepcopy(arg), slice=A.load(k), ctx=ast.Load())
         else:
@@ -702,9 +746,13 @@ class Flattener(LoopFlattening):
         made = self.dict_call(e)
         if made is not None:
             return self.expr(A.located(made, e))
-        got = _dict_get(e) if self.unit.resolve(e.func, self.local_names) is None else None
+        resolved = self.unit.resolve(e.func, self.local_names)
+        got = _dict_get(e) if resolved is None else None
         if got is not None:                      # d.get(k, default): read if there
             return self.expr(A.located(got, e))
+        entries = _dict_entries(e, resolved, self.names.fresh("_key"))
+        if entries is not None:                  # d.items(), d.values() as values
+            return self.expr(A.located(entries, e))
         kind, target = self.classify(e)
         if kind == "inactive":
             return self.inactive(e)

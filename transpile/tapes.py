@@ -149,7 +149,7 @@ class Resolver:
             base, index, how = elem
             if base not in self.needed:
                 return []
-            if how in ("map", "attr"):         # a key or attribute that may be new
+            if how in ("map", "attr", "unknown"):     # a key or attribute that may be new
                 save, put = ("entry", "put_entry") if how == "map" else (
                     "attribute", "put_attribute")
                 h = self.plan.env.helper
