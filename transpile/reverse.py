@@ -583,7 +583,7 @@ class ReverseTransform(ControlFlowReversal, Transform):
         adjoint of the entry goes to v and is 0 for the old value."""
         base = target.value.id
         how, index = store_kind(self.an, target)
-        array = how in ("array", "unknown")
+        array = how == "array"
         fwd = [marker(save_elem=(base, index, how)), s]
         if base not in self.an.active:
             return fwd, [marker(restore_elem=(base, index, how))]
@@ -623,13 +623,12 @@ class ReverseTransform(ControlFlowReversal, Transform):
 
 def store_kind(an, target):
     """(how, index) of a store target: "attr" for `obj.name = v` (index: the name as a
-    constant), "map" into a dict, "seq" into a list, "array" into an array, "unknown"
-    into a value of unknown kind (an array or a dict: saved as a dict entry that may be
-    new, `runtime.entry`)."""
+    constant), "map" into a dict (a key that may be new: `runtime.entry`), "seq" into a
+    list, "array" otherwise (an array, or a list of unknown kind)."""
     if isinstance(target, ast.Attribute):
         return "attr", A.const(target.attr)
     kind = an.kind.get(target.value.id)
-    return {SEQ: "seq", MAP: "map", ARRAY: "array"}.get(kind, "unknown"), target.slice
+    return {SEQ: "seq", MAP: "map"}.get(kind, "array"), target.slice
 
 
 def plain_call(s, target):

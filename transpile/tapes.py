@@ -149,9 +149,9 @@ class Resolver:
             base, index, how = elem
             if base not in self.needed:
                 return []
-            if how in ("map", "attr", "unknown"):     # a key or attribute that may be new
-                save, put = ("entry", "put_entry") if how == "map" else (
-                    "attribute", "put_attribute")
+            if how in ("map", "attr"):         # a key or attribute that may be new
+                save, put = ("attribute", "put_attribute") if how == "attr" else (
+                    "entry", "put_entry")
                 h = self.plan.env.helper
                 if not reverse:
                     return [self._push(ast.Call(func=A.load(h(save)), args=[
