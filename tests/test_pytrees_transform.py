@@ -294,6 +294,25 @@ def returns_dict(x, w):
     return {"y": x * w, "z": np.sin(x)}
 
 
+def overwritten_result(x):
+    d = {"a": x, "b": x * x}
+    d["a"] = d["a"] * 2.0
+    return d
+
+
+def test_dict_cotangent_is_not_changed_and_pullback_repeats():
+    value, pullback = transpile.vjp(overwritten_result, 0.5)
+    cotangent = {"a": 1.0, "b": -2.0}
+    first = pullback(cotangent)
+    assert cotangent == {"a": 1.0, "b": -2.0}
+    assert pullback(cotangent) == first
+    expected = central(lambda x: overwritten_result(x)["a"] - 2.0 * overwritten_result(
+        x)["b"], 0.5)
+    assert np.allclose(first, expected)
+    _, t = transpile.jvp(overwritten_result, (0.5,), (1.0,))
+    assert np.allclose(t["a"], 2.0) and np.allclose(t["b"], 1.0)
+
+
 def test_returned_dict_takes_a_dict_cotangent():
     value, pullback = transpile.vjp(returns_dict, 0.5, 2.0)
     assert value == returns_dict(0.5, 2.0)

@@ -288,6 +288,8 @@ def _own(value):
     """A private copy of a cotangent's containers (the adjoint sweep updates them)."""
     if isinstance(value, (list, tuple)):
         return [_own(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _own(v) for k, v in value.items()}
     return value
 
 
