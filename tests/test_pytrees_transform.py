@@ -534,6 +534,61 @@ def test_forward_mode_keeps_callers_dict():
         assert np.allclose(given[k], plain[k])
 
 
+def scales_entries(d, x):
+    q = d["a"]
+    d["a"] = q * x
+    for k in d:
+        d[k] = d[k] * x
+    return q * d["a"] + d["b"]
+
+
+def test_forward_mode_writes_into_a_dict_argument_leave_callers_tangent():
+    d = {"a": 1.2, "b": -0.4}
+    tangent = {"a": 0.6, "b": 0.3}
+    check_jvp(scales_entries, (d, 0.7), 0, tangent)
+    check_jvp(scales_entries, (d, 0.7), 1, 1.0)
+    assert tangent == {"a": 0.6, "b": 0.3}
+    check_grad(scales_entries, (d, 0.7), 0)
+    y, ty = np.array([1.0, 2.0, 3.0]), np.ones(3)
+    transpile.jvp(writes_first, (y, ), (ty, ))
+    assert np.array_equal(ty, np.ones(3))
+
+
+def writes_first(y):
+    y[0] = y[1] * 2.0
+    return np.sum(y)
+
+
+class Accumulator:
+    def __init__(self):
+        self.h = 1.5
+        self.W = 0.3
+
+
+def attribute_updates(o, x):
+    for i in range(3):
+        o.h = o.h * x + o.W
+        o.h += x
+    return o.h
+
+
+def test_attribute_updates_in_a_loop():
+    check_grad(attribute_updates, (Accumulator(), 0.7), 0)
+    check_grad(attribute_updates, (Accumulator(), 0.7), 1)
+    check_jvp(attribute_updates, (Accumulator(), 0.7), 1, 1.0)
+
+
+def copies(d, x):
+    e = d.copy()
+    e["a"] = e["a"] * x
+    return e["a"] + d["a"]
+
+
+def test_dict_copy_is_a_new_dict():
+    check_grad(copies, ({"a": 1.2}, 0.7), 0)
+    check_jvp(copies, ({"a": 1.2}, 0.7), 0, {"a": 1.0})
+
+
 # --- second order -------------------------------------------------------------------------
 
 def second(x, w):

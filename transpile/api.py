@@ -10,6 +10,7 @@ no source and is refused with a `TranspileError`.
 """
 from __future__ import annotations
 
+import copy
 import fractions
 import decimal
 import functools
@@ -780,7 +781,9 @@ def jvp(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence[Any]
     (18.0, 21.0)
     """
     compiled, params, names = _jvp_compiled(f, args, tangents)
-    keywords = {names[params[i]]: t for i, t in enumerate(tangents) if t is not None}
+    # tangent code writes into the tangents of values it writes into: its own copies
+    keywords = {names[params[i]]: copy.deepcopy(t) for i, t in enumerate(tangents)
+                if t is not None}
     try:
         return cast(Tuple[Any, Any], compiled.function(*args, **keywords))
     except Exception as exc:

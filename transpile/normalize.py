@@ -443,8 +443,18 @@ class Flattener(LoopFlattening):
                                 ctx=ast.Store())
             self.emit(A.tag(ast.Assign(targets=[sub], value=new)))
             self.store_back(chain)
+        elif isinstance(t, ast.Attribute):         # obj.name op= e: read, compute, store
+            base = self.atom(t.value)
+            old = self.temp(A.tag(ast.Attribute(value=copy.deepcopy(base), attr=t.attr,
+                                                ctx=ast.Load()), special="attr"))
+            new = self.bind(self.expr(A.located(ast.BinOp(left=old, op=s.op, right=s.value),
+                                                s)))
+            self.emit(ast.Assign(targets=[ast.Attribute(value=copy.deepcopy(base),
+                                                        attr=t.attr, ctx=ast.Store())],
+                                 value=new))
         else:
-            raise self.error("unsupported construct: augmented assignment to an attribute")
+            raise self.error("unsupported construct: augmented assignment to "
+                             f"'{type(t).__name__}'")
 
     def stmt_Expr(self, s):
         v = s.value

@@ -511,9 +511,12 @@ class Checkpoints:
 # --- forward mode: tangents of lists ------------------------------------------------------
 
 def copy_tangent(t):
-    """Tangent of list(xs) / xs.copy(): a new container, so later writes stay separate."""
+    """Tangent of list(xs) / xs.copy() / d.copy(): a new container, so later writes
+    stay separate."""
     if isinstance(t, (list, tuple)):
         return list(t)
+    if isinstance(t, dict):
+        return dict(t)
     return snapshot(t)
 
 

@@ -239,8 +239,8 @@ class Method(ContainerRule):
     def kind(self, an, e):
         base = an.kind_of(e.func.value)
         name = A.get_tag(e, "method")
-        if base == K.SEQ:
-            return K.SEQ if name == "copy" else K.UNKNOWN
+        if base in (K.SEQ, K.MAP):
+            return base if name == "copy" else K.UNKNOWN
         if base in (K.ARRAY, K.UNKNOWN):
             from ..transform import method_function
             rule = lookup(method_function(name))
@@ -256,9 +256,9 @@ class Method(ContainerRule):
                 func=A.load(h("push_adjoint")), args=[A.load(rt.d(base.id)), A.load(base.id), G],
                 keywords=[]))]
         if name == "copy" and isinstance(base, ast.Name) and rt.an.kind_of(base) in (
-                K.SEQ, K.SCALAR):
+                K.SEQ, K.MAP, K.SCALAR):
             return rt.accumulate(base.id, G)
-        if rt.an.kind_of(base) != K.SEQ:
+        if rt.an.kind_of(base) not in K.STRUCTURES:
             rule, args = rt.method_rule(v)
             if rule is not None:
                 return rt.apply_rule(rule, args, copy.deepcopy(v.keywords), G, ans, v)
