@@ -3,8 +3,10 @@
 ``for`` loops over lists, tuples, dicts, ``range``, ``enumerate``, ``zip`` and
 ``reversed`` become index loops over a counted range (the element read by indexing, so
 its adjoint has a place to go); loops over a list that grows while it is walked keep
-reading it as it grows; ``while`` loops keep their test in a variable; comprehensions
-and generator expressions become loops appending to a fresh list.
+reading it as it grows; loops over ``d.items()``/``d.values()`` walk the keys and read
+each value by its key; ``while`` loops keep their test in a variable; comprehensions
+and generator expressions become loops appending to a fresh list (dict comprehensions:
+storing into a fresh dict).
 
 `LoopFlattening` is one part of `normalize.Flattener` (which provides `emit`, `temp`,
 `atom`, `expr`, `block`, `error`...).

@@ -7,14 +7,17 @@ After this pass a function body holds only these statements:
   verbatim (comparisons, ``len(xs)``, ``int(x)``: no derivative flows through them);
 * ``name = SPECIAL`` where SPECIAL is one call of a user function, a container operation
   (``sum(xs)``, ``[a, b]``, ``xs[i]``, ``list(xs)``), a method call or an opaque call;
-* ``xs[index] = atom`` and ``xs.append(atom)``;
+* ``xs[index] = atom`` (also into a dict), ``obj.name = atom`` and ``xs.append(atom)``;
 * ``if c:`` / ``for i in range(...)`` / ``while c:`` with ``c`` a name, loops ending (if they
   can exit early) in ``if <flags>: break``; forward-only statements (nested ``def``,
   ``assert``, ``raise``, inactive calls such as ``print``).
 
 On the way it desugars augmented and chained assignment, tuple unpacking and swaps,
 conditional expressions and ``and``/``or``, comprehensions (into loops), iteration over
-lists, ``enumerate``, ``zip`` and ``reversed`` (into index loops), lowers ``break``,
+lists, ``enumerate``, ``zip`` and ``reversed`` (into index loops), the dict operations
+``d.get(k, default)`` (a read if the key is there), ``d.update(...)`` (stores),
+``d.items()``/``d.values()`` (entries read by key), ``dict(...)`` (displays and dict
+comprehensions; a dict display keeps its shape, tagged ``special="dict"``), lowers ``break``,
 ``continue`` and ``return`` inside loops into flags, and lambda-lifts nested functions
 (their free variables become keyword-only parameters) so calls to them can be
 differentiated like any other call. Everything it cannot handle raises TranspileError at

@@ -3,7 +3,10 @@
 Kept tiny and plain so that generated code stays readable and itself differentiable:
 `sign` and `digamma` appear in rules; `add`, `add_at`, `item`, `zeros_like`,
 `add_to_each`, `pop_adjoint` handle the adjoints of lists and tuples (an adjoint is 0.0 until
-something flows into it, then a list shaped like its value).
+something flows into it, then a list shaped like its value) and of dicts and objects (a
+dict keyed by key or attribute name; `field` reads an object's, `entry`/`put_entry` and
+`attribute`/`put_attribute` save and restore what a store into a dict or object
+overwrites, a key or attribute that was new removed again).
 """
 import math
 

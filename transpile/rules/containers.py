@@ -1,5 +1,7 @@
-"""Rules for container operations: indexing, list and tuple displays, ``list()`` and
-``tuple()``, builtin ``sum``/``max``/``min`` of a list, methods and attributes of values.
+"""Rules for container operations: indexing (of lists, arrays and dicts), list, tuple and
+dict displays, ``list()`` and ``tuple()``, builtin ``sum``/``max``/``min`` of a list,
+methods and attributes of values (an object's fields: its adjoint is a dict keyed by
+attribute name, see `is_field`).
 
 normalize.py tags these expressions ``special=...`` instead of giving them a registry
 `Rule`: their adjoints write into list adjoints in place (``add_at``) rather than return a
