@@ -607,6 +607,26 @@ def test_second_order_through_dicts():
         assert np.allclose(gg, central(g, x), atol=1e-5)
 
 
+def object_and_dict_inside(x, model, p):
+    model.h = np.tanh(model.W * x)
+    d = {"u": model.h * p["w"]}
+    d["u"] = d["u"] * x + model.b
+    return np.sum(d["u"] ** 2)
+
+
+def test_second_order_with_object_and_dict_inside():
+    m = Linear(1, 3)
+    m.W, m.b = rng.normal(size=3), rng.normal(size=3)
+    p = {"w": 0.7}
+    for x in (0.4, -1.1):
+        g = lambda x: transpile.grad(object_and_dict_inside)(x, copy.deepcopy(m), p)
+        expected = central(g, x)
+        assert np.allclose(transpile.hessian(object_and_dict_inside)(
+            x, copy.deepcopy(m), p), expected, atol=1e-5)
+        assert np.allclose(transpile.grad(transpile.grad(object_and_dict_inside))(
+            x, copy.deepcopy(m), p), expected, atol=1e-5)
+
+
 # --- refused, clearly ---------------------------------------------------------------------
 
 def test_dict_display_with_unpacking_is_refused_when_active():

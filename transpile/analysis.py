@@ -3,8 +3,9 @@
 * activity: which variables carry a derivative (depend on an active input through
   differentiable operations). Flow-insensitive fixpoint: conservative, never misses one.
   Integers from ``range``/``len``/``//``, booleans and comparisons are never active.
-* kinds: which variables hold lists or tuples (their adjoints are lists, accumulated with
-  ``add``) rather than numbers or arrays (accumulated with ``+``).
+* kinds: which variables hold lists or tuples, dicts or objects (their adjoints are lists
+  or dicts, accumulated with ``add``) rather than numbers or arrays (accumulated with
+  ``+``); see "value kinds" below.
 * sites: where each variable is assigned and whether inside a loop; a variable assigned
   more than once (or in a loop, or a reassigned parameter) is *overwritten*, so the reverse
   sweep must save and restore any value of it that the adjoint code reads.
