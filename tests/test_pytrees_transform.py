@@ -127,6 +127,20 @@ def _mlp_params():
             "W2": rng.normal(size=4), "b2": 0.3}
 
 
+def scaled(p, x):
+    return np.sum(p["w"] * x) + p["b"]
+
+
+def test_one_gradient_for_dicts_of_numbers_and_of_arrays():
+    g = transpile.grad(scaled)
+    for p in ({"w": 0.5, "b": 1.0}, {"w": rng.normal(size=3), "b": 1.0},
+              {"w": 0.5, "b": 1.0}):
+        out = g(p, np.arange(3.0))
+        assert np.shape(out["w"]) == np.shape(p["w"])
+        check_leaves(gradient_leaves(p, out), leaf_differences(scaled, (p, np.arange(3.0)),
+                                                               0))
+
+
 def test_dict_of_weights_mlp_loss():
     p = _mlp_params()
     x, y = rng.normal(size=(5, 3)), rng.normal(size=5)

@@ -322,16 +322,23 @@ def _match_dtypes(grads, inputs):
     return grads if out is None else tuple(out)
 
 
+def _arg_key(a):
+    """The part of `_type_key` for one argument (a dict or an object: with the kinds of
+    what it holds, which its variant is specialised on too)."""
+    cls = type(a)
+    if cls is np.ndarray:
+        return (a.dtype, a.ndim, 1 in a.shape and tuple([d == 1 for d in a.shape]))
+    if cls in (list, tuple):
+        return (cls, type(a[0])) if a else cls
+    if cls is dict or hasattr(a, "__dict__") and value_kind(a) == "object":
+        return (cls, element_kind(a))
+    return cls
+
+
 def _type_key(args, kwargs):
     """Cheap key of the argument types the generated code is specialized on (for an
     array also its number of dimensions and which of them have size 1: shapes.py)."""
-    key: Tuple[Any, ...] = tuple([
-        (a.dtype, a.ndim, 1 in a.shape and tuple([d == 1 for d in a.shape]))
-        if type(a) is np.ndarray else type(a)
-        if type(a) not in (list, tuple) or not a else (type(a), type(a[0]))
-        if type(a) is not dict and not hasattr(a, "__dict__") or value_kind(a) not in (
-            "map", "object") else (type(a), element_kind(a))
-        for a in args])
+    key: Tuple[Any, ...] = tuple([_arg_key(a) for a in args])
     if kwargs:
         key += tuple(sorted((k, type(v), value_mask(v)) for k, v in kwargs.items()))
     return key
