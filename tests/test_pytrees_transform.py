@@ -128,7 +128,7 @@ def _mlp_params():
 
 
 def scaled(p, x):
-    return np.sum(p["w"] * x) + p["b"]
+    return np.sum(p["w"] * p["b"] * x) + p["b"]
 
 
 def test_one_gradient_for_dicts_of_numbers_and_of_arrays():
@@ -136,9 +136,22 @@ def test_one_gradient_for_dicts_of_numbers_and_of_arrays():
     for p in ({"w": 0.5, "b": 1.0}, {"w": rng.normal(size=3), "b": 1.0},
               {"w": 0.5, "b": 1.0}):
         out = g(p, np.arange(3.0))
-        assert np.shape(out["w"]) == np.shape(p["w"])
+        assert np.shape(out["w"]) == np.shape(p["w"]) and np.shape(out["b"]) == ()
         check_leaves(gradient_leaves(p, out), leaf_differences(scaled, (p, np.arange(3.0)),
                                                                0))
+
+
+def scaled_fields(p, x):
+    return np.sum(p.w * p.b * x) + p.b
+
+
+def test_one_gradient_for_namedtuples_of_numbers_and_of_arrays():
+    g = transpile.grad(scaled_fields)
+    for p in (Params(0.5, 1.0), Params(rng.normal(size=3), 1.0)):
+        out = g(p, np.arange(3.0))
+        check_leaves(gradient_leaves(p, out), leaf_differences(
+            scaled_fields, (p, np.arange(3.0)), 0))
+        assert np.shape(out[1]) == ()
 
 
 def test_dict_of_weights_mlp_loss():

@@ -330,7 +330,8 @@ def _arg_key(a):
         return (a.dtype, a.ndim, 1 in a.shape and tuple([d == 1 for d in a.shape]))
     if cls in (list, tuple):
         return (cls, type(a[0])) if a else cls
-    if cls is dict or hasattr(a, "__dict__") and value_kind(a) == "object":
+    if cls is dict or isinstance(a, tuple) or hasattr(a, "__dict__") and value_kind(
+            a) == "object":                     # NamedTuples too
         return (cls, element_kind(a))
     return cls
 
