@@ -492,6 +492,36 @@ def test_attribute_stores_then_read_back():
     assert given.calls == plain.calls == 1 and np.array_equal(given.h, plain.h)
 
 
+def nested_stores(m, x):
+    m.layers[0].h = np.tanh(x * m.scale)
+    m.layers[1].b[0] = m.layers[0].h * 2.0
+    p = {"inner": {"h": 1.0}}
+    p["inner"]["h"] = x * m.layers[1].b[0]
+    return np.sum(m.layers[0].h * x + m.layers[1].b) + p["inner"]["h"]
+
+
+def test_stores_through_fields_and_entries_of_held_values():
+    m = Model()
+    check_grad(nested_stores, (m, 0.7), 1)
+    check_grad(nested_stores, (m, 0.7), 0)
+    check_jvp(nested_stores, (Model(), 0.7), 1, 1.0)
+    plain, given = copy.deepcopy(m), copy.deepcopy(m)
+    nested_stores(plain, 0.7)
+    transpile.grad(nested_stores, 1)(given, 0.7)
+    assert _same(plain, given)
+
+
+def aliased_entry_store(p, x):
+    q = p["inner"]
+    q["h"] = x * 2.0
+    return p["inner"]["h"] * x
+
+
+def test_store_through_an_alias_read_afterwards_is_refused():
+    with pytest.raises(TranspileError, match="aliasing"):
+        transpile.grad(aliased_entry_store, 1)({"inner": {"h": 1.0}}, 0.7)
+
+
 class Config:
     def __init__(self):
         self.steps = 3

@@ -854,7 +854,8 @@ def check_aliasing(an):
     live = live_after(an.norm.body, an.norm.result)
     holder_parent = {}
     for s, _ in walk_body(an.norm.body):
-        if A.get_tag(s, "holder") and isinstance(s.value, ast.Subscript) and isinstance(
+        if A.get_tag(s, "holder") and isinstance(s.value, (ast.Subscript, ast.Attribute)) \
+                and isinstance(
                 s.value.value, ast.Name):
             holder_parent[s.targets[0].id] = s.value.value.id
 

@@ -115,7 +115,8 @@ TAGS = {
     "forward_only": "copied into the forward sweep only (def, assert, raise)",
     "loop_exit": "the statement that leaves a loop early (break / return flag)",
     "augassign": "`v op= e` rebound as `v = v op e` (split_array_trees decides in place)",
-    "holder": "`_held = parent[i]`, the element a nested element write goes through",
+    "holder": "`_held = parent[i]` (or `parent.name`), the element a nested element "
+              "write goes through",
     "writeback": "the store-back of a holder into its parent",
     "walks": "a loop indexes this iterable directly (see _walk_other_iterables)",
     # control_flow.py / reverse.py: loops of the two sweeps

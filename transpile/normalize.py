@@ -382,10 +382,13 @@ class Flattener(LoopFlattening):
         elif isinstance(target, ast.Attribute):
             # obj.name = atom: a store into an object's field (its adjoint and tangent
             # are dicts keyed by attribute name), seen by the transforms like d[k] = v
-            base = self.atom(target.value)
-            self.emit(ast.Assign(targets=[ast.Attribute(value=base, attr=target.attr,
-                                                        ctx=ast.Store())],
-                                 value=self.bind(value)))
+            value = self.bind(value)
+            chain = self.subscript_chain(target.value)
+            base = chain[-1][2] if chain else self.atom(target.value)
+            self.emit(ast.Assign(targets=[ast.Attribute(value=copy.deepcopy(base),
+                                                        attr=target.attr, ctx=ast.Store())],
+                                 value=value))
+            self.store_back(chain)
         else:
             raise self.error(f"unsupported assignment target '{type(target).__name__}'")
 
@@ -404,16 +407,31 @@ class Flattener(LoopFlattening):
         self.store_back(chain)
 
     def store_back(self, chain):
-        """`X[i] = _held` for each holder of `subscript_chain`, innermost first."""
+        """`X[i] = _held` (`X.name = _held`) for each holder of `subscript_chain`,
+        innermost first."""
         for parent, index, held in reversed(chain):
-            back = ast.Subscript(value=copy.deepcopy(parent), slice=copy.deepcopy(index),
-                                 ctx=ast.Store())
+            if isinstance(index, str):              # an attribute
+                back = ast.Attribute(value=copy.deepcopy(parent), attr=index,
+                                     ctx=ast.Store())
+            else:
+                back = ast.Subscript(value=copy.deepcopy(parent),
+                                     slice=copy.deepcopy(index), ctx=ast.Store())
             self.emit(A.tag(ast.Assign(targets=[back], value=copy.deepcopy(held)),
                             writeback=True))
 
     def subscript_chain(self, holder):
-        """For a store target's holder `X[i][j]`: read X, X[i], X[i][j] into names once;
-        [(parent atom, index, holder name), ...] outermost first (empty for a plain name)."""
+        """For a store target's holder `X[i][j]` (or `X.a[i]`, `X[i].a`: fields of objects
+        hold too): read X, X[i], X[i][j] into names once; [(parent atom, index or
+        attribute name, holder name), ...] outermost first (empty for a plain name)."""
+        if isinstance(holder, ast.Attribute) and holder.attr not in SHAPE_ATTRS and \
+                self.unit.resolve(holder, self.local_names) is None:
+            chain = self.subscript_chain(holder.value)
+            parent = chain[-1][2] if chain else self.atom(holder.value)
+            held = self.temp(A.tag(ast.Attribute(value=copy.deepcopy(parent),
+                                                 attr=holder.attr, ctx=ast.Load()),
+                                   special="attr"), base="_held")
+            A.tag(self.out[-1], holder=True)
+            return chain + [(parent, holder.attr, held)]
         if not (isinstance(holder, ast.Subscript) and not (
                 isinstance(holder.value, ast.Attribute) and holder.value.attr in SHAPE_ATTRS)):
             return []

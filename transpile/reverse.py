@@ -48,6 +48,13 @@ class ReverseTransform(ControlFlowReversal, Transform):
                         if isinstance(st, ast.Assign) and isinstance(
                             st.targets[0], (ast.Subscript, ast.Attribute))
                         and isinstance(st.targets[0].value, ast.Name)}
+        # names of unknown kind holding what has fields or entries written or read (an
+        # object, a dict): their adjoints may be dicts, accumulated with `add`
+        self.structured = set(self.mutated) | {
+            st.value.value.id for st, _ in walk_body(norm.body)
+            if isinstance(st, ast.Assign) and A.get_tag(st.value, "special") == "attr"
+            and isinstance(st.value.value, ast.Name)
+            and containers.is_field(analysis, st.value)}
         self.masked = self._masked_adjoints()
         self.cur_masked = False         # the statement being transformed: its target's
         self.cur_arrays = False         # adjoint may be masked; it may hold arrays
@@ -167,7 +174,8 @@ class ReverseTransform(ControlFlowReversal, Transform):
                 out.add(v.func.value.id)
         holders = {}
         for st, _ in walk_body(self.norm.body):
-            if A.get_tag(st, "holder") and isinstance(st.value, ast.Subscript) and \
+            if A.get_tag(st, "holder") and isinstance(st.value, (
+                    ast.Subscript, ast.Attribute)) and \
                     isinstance(st.value.value, ast.Name):
                 holders[st.targets[0].id] = st.value.value.id
         for name in list(out):
@@ -295,7 +303,8 @@ class ReverseTransform(ControlFlowReversal, Transform):
             return []
         dv = self.d(name)
         kind = self.an.kind.get(name)
-        if kind in STRUCTURES or kind in (UNKNOWN, None) and self.an.is_seq(name) or (
+        if kind in STRUCTURES or kind in (UNKNOWN, None) and (
+                self.an.is_seq(name) or name in self.structured) or (
                 kind == UNKNOWN and self.unit.is_generated):
             # lists; in derivative code differentiated again, anything that may be one
             value = ast.Call(func=A.load(self.env.helper("add")), args=[A.load(dv), G],
