@@ -423,8 +423,9 @@ class Flattener(LoopFlattening):
         """For a store target's holder `X[i][j]` (or `X.a[i]`, `X[i].a`: fields of objects
         hold too): read X, X[i], X[i][j] into names once; [(parent atom, index or
         attribute name, holder name), ...] outermost first (empty for a plain name)."""
-        if isinstance(holder, ast.Attribute) and holder.attr not in SHAPE_ATTRS and \
-                self.unit.resolve(holder, self.local_names) is None:
+        from .rules.containers import ARRAY_ATTRIBUTES
+        if isinstance(holder, ast.Attribute) and holder.attr not in ARRAY_ATTRIBUTES and \
+                self.unit.resolve(holder, self.local_names) is None:      # a field
             chain = self.subscript_chain(holder.value)
             parent = chain[-1][2] if chain else self.atom(holder.value)
             held = self.temp(A.tag(ast.Attribute(value=copy.deepcopy(parent),
