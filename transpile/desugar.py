@@ -274,6 +274,25 @@ class JumpLowering:
             new = ast.copy_location(ast.If(test=s.test, body=body or [ast.Pass()],
                                            orelse=orelse), s)
             return [new], f1 | f2
+        if isinstance(s, ast.With):
+            body, flags = self.block(s.body, loop)
+            new = copy.copy(s)
+            new.body = body or [ast.Pass()]
+            return [new], flags
+        if isinstance(s, ast.Try):
+            new, flags = copy.copy(s), set()
+            new.handlers = []
+            for h in s.handlers:
+                h2 = copy.copy(h)
+                h2.body, f = self.block(h.body, loop)
+                h2.body = h2.body or [ast.Pass()]
+                flags |= f
+                new.handlers.append(h2)
+            for field in ("body", "orelse", "finalbody"):
+                part, f = self.block(getattr(s, field), loop)
+                flags |= f
+                setattr(new, field, part or ([ast.Pass()] if field == "body" else []))
+            return [new], flags
         if isinstance(s, (ast.For, ast.While)):
             inner = _Loop()
             body, flags = self.block(s.body, inner)
