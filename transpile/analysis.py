@@ -894,7 +894,8 @@ def check_passthrough(an):
         if base in an.active:
             what = f"'{base}.{A.get_tag(s, 'attribute')} = ...'" if A.get_tag(
                 s, "attribute") else f"'{ast.unparse(s.targets[0])}'" if isinstance(
-                s, ast.Delete) else f"'{ast.unparse(s.value.func)}(...)'"
+                s, ast.Delete) else f"'{ast.unparse(s.target)} ...='" if isinstance(
+                s, ast.AugAssign) else f"'{ast.unparse(s.value.func)}(...)'"
             reads_only = isinstance(s, ast.Expr) and not A.get_tag(s, "attribute") and \
                 an.kind.get(base) in (ARRAY, SEQ)
             if not reads_only:
@@ -902,7 +903,7 @@ def check_passthrough(an):
                                  f"'{base}', which carries a derivative, in a way "
                                  "transpile has no rule for", s)
             continue
-        value = s.value
+        value = getattr(s, "value", None)
         if A.get_tag(s, "attribute"):
             flows = expr_names(value.args[2]) & an.active
             attr = A.get_tag(s, "attribute")
@@ -932,16 +933,21 @@ def check_passthrough(an):
                     continue                      # another attribute of the object
             where, attr, value = handed[name][0]
             into = f"'{name}.{attr}'" if attr else f"'{name}'"
-            raise unit.error(f"unsupported construct: a value carrying a derivative "
-                             f"('{value}') is handed to {into} at line "
-                             f"{getattr(where, 'lineno', '?')} and '{name}' is read here: "
-                             "the derivative cannot follow it through the object; store "
-                             "float(...) of it only in records nothing reads back, or "
-                             "pass the value itself", s)
+            raise unit.error(f"unsupported construct: {_a_value(value)} is handed to "
+                             f"{into} at line {getattr(where, 'lineno', '?')} and '{name}' "
+                             "is read here: the derivative cannot follow a value through "
+                             "an object; keep such records write-only, or pass the value "
+                             "itself", s)
     if an.norm.result in handed:
         s, attr, value = handed[an.norm.result][0]
-        raise unit.error(f"unsupported construct: a value carrying a derivative ('{value}') "
-                         f"is stored in the returned object '{an.norm.result}'", s)
+        raise unit.error(f"unsupported construct: {_a_value(value)} is stored in the "
+                         f"returned object '{an.norm.result}'", s)
+
+
+def _a_value(name):
+    if name.startswith("_"):
+        return "a value carrying a derivative"
+    return f"a value carrying a derivative ('{name}')"
 
 
 def try_statement_active(an, s):

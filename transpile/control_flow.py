@@ -194,7 +194,8 @@ def without_effects(stmts):
     nested blocks; `with` enters and exits, imports, asserts and raises stay."""
     out = []
     for s in stmts:
-        if A.get_tag(s, "forward_only") and isinstance(s, (ast.Expr, ast.Delete)) and \
+        if A.get_tag(s, "forward_only") and isinstance(s, (ast.Expr, ast.Delete,
+                                                            ast.AugAssign)) and \
                 not A.get_tag(s, "with_value") and not A.get_tag(s, "with_exit"):
             continue
         if isinstance(s, (ast.If, ast.For, ast.While, ast.Try)):
