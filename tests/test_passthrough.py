@@ -219,6 +219,52 @@ class Model:
         self.last = float(value)
         return value
 
+    def scaled_loss(self, w):
+        self.log.plot(w)                     # a record on an attribute of self
+        return np.sum(np.sin(w) ** 2) * self.scale
+
+
+class ScaledModel(Model):
+    def __init__(self):
+        super().__init__()
+        self.log = FakeAx()
+        self.scale = 3.0
+
+
+def break_inside_with(x):
+    for i in range(5):
+        with Recorder("w"):
+            x = x * 1.1
+            if i == 2:
+                break
+            print("after", i)
+    return x
+
+
+def return_inside_with(x):
+    with Recorder("r"):
+        if x > 0:
+            return x * 2
+        y = x * 3
+    return y
+
+
+def reads_a_file(x, path):
+    with open(path) as fh:
+        n = len(fh.read())
+    return x * n
+
+
+def make_closure():
+    c = 2.0
+
+    def scaled(x):
+        nonlocal c
+        if isinstance(x, float) and c > 1:
+            return x * c
+        return x
+    return scaled
+
 
 # --- derivatives and effects ---------------------------------------------------------
 
@@ -364,6 +410,26 @@ def test_checkpointed_loop_runs_effects_once(capsys, checkpoint):
     capsys.readouterr()
 
 
+def test_jumps_out_of_with(capsys):
+    EVENTS.clear()
+    check(transpile.grad(break_inside_with)(0.5), central(break_inside_with, 0.5))
+    assert EVENTS[:6] == [("enter", "w"), ("exit", "w")] * 3
+    assert capsys.readouterr().out.startswith("after 0\nafter 1\n")
+    for x in (0.5, -0.5):
+        EVENTS.clear()
+        g = transpile.grad(return_inside_with)(x)
+        assert EVENTS == [("enter", "r"), ("exit", "r")]
+        check(g, central(return_inside_with, x))
+
+
+def test_with_open_isinstance_nonlocal(tmp_path):
+    path = tmp_path / "data.txt"
+    path.write_text("abcd")
+    check(transpile.grad(reads_a_file)(0.5, str(path)), 4.0)
+    scaled = make_closure()
+    check(transpile.grad(scaled)(0.5), central(scaled, 0.5))
+
+
 def test_plotting_in_a_branch_gets_primal_values():
     x = np.linspace(-1.0, 1.0, 5)
     ax = FakeAx()
@@ -444,6 +510,11 @@ def test_attribute_stores_on_an_object_without_derivative():
     g = transpile.grad(Model.loss, wrt=1)(model, w)
     assert model.calls == 1 and model.last == float(np.sum(np.sin(w) ** 2))
     check(g, central(lambda v: Model().loss(v), w))
+    scaled = ScaledModel()
+    g = transpile.grad(Model.scaled_loss, wrt=1)(scaled, w)
+    assert len(scaled.log.calls) == 1
+    np.testing.assert_array_equal(scaled.log.calls[0][0][0], w)
+    check(g, central(lambda v: ScaledModel().scaled_loss(v), w))
     H = transpile.hessian(Model.loss, wrt=1)(model, w)
     assert model.calls == 1 + 3                       # one Hessian-vector product a column
     check(H, np.diag(2 * np.cos(2 * w)), atol=1e-9)
@@ -461,13 +532,15 @@ def test_generated_code_reads_like_the_source():
     assert "ax.plot(x, y, label='fit')" in src and "plt.plot(w, y)" in src
 
 
-def test_jit_with_print_is_right_or_refused(capsys):
+@pytest.mark.parametrize("fn, args", [(calls_helper, (1.3,)), (log_loss, (np.ones(3),)),
+                                      (parse_options, (0.5, ["1", "x"]))])
+def test_jit_is_right_or_refused_at_the_line(capsys, fn, args):
     try:
-        g = transpile.grad(calls_helper, jit=True)(1.3)
+        g = transpile.grad(fn, jit=True)(*args)
     except transpile.TranspileError as exc:
-        assert "test_passthrough.py" in str(exc)
+        assert "test_passthrough.py:" in str(exc) and "numba" in str(exc)
         return
-    check(g, central(calls_helper, 1.3))
+    check(g, central(lambda t: fn(t, *args[1:]), args[0]))
 
 
 def test_cli_prints_the_passthrough_statements(tmp_path):

@@ -909,7 +909,9 @@ def check_passthrough(an):
             attr = A.get_tag(s, "attribute")
         elif isinstance(s, ast.Expr):
             flows = A.names_loaded(value) & an.active
-            attr = None
+            attr, held = None, value.func.value     # `self.logger.info(...)`: the
+            while isinstance(held, ast.Attribute):  # record goes to self.logger
+                attr, held = held.attr, held.value
         else:
             flows, attr = set(), None
         if flows:

@@ -199,6 +199,15 @@ def _name_called_lambdas(stmts, unit):
     return block(stmts)
 
 
+def _statements(stmts):
+    """A.statements, also into the handlers and `finally` of try statements."""
+    for s in A.statements(stmts):
+        yield s
+        if isinstance(s, ast.Try):
+            for part in [h.body for h in s.handlers] + [s.finalbody]:
+                yield from _statements(part)
+
+
 class _Loop:
     def __init__(self):
         self.brk = None
@@ -214,8 +223,8 @@ class JumpLowering:
         self.result = None
 
     def run(self, body):
-        returns = [n for n in A.statements(body) if isinstance(n, ast.Return)]
-        jumps = [n for n in A.statements(body) if isinstance(n, (ast.Break, ast.Continue))]
+        returns = [n for n in _statements(body) if isinstance(n, ast.Return)]
+        jumps = [n for n in _statements(body) if isinstance(n, (ast.Break, ast.Continue))]
         last = body[-1] if body else None
         if isinstance(last, ast.Return) and len(returns) == 1 and not jumps:
             if isinstance(last.value, ast.Name):

@@ -530,7 +530,7 @@ class Flattener(LoopFlattening):
                 or any(k.arg is None for k in call.keywords):
             return None
         if root.id in self.local_names:
-            return root.id if root is func.value else None
+            return root.id                  # `ax.plot(...)`, `self.logger.info(...)`
         obj = self.unit.resolve(func.value, self.local_names)
         if obj is None or inspect.ismodule(obj) or isinstance(obj, type):
             return None
