@@ -174,6 +174,25 @@ def parse_options(x, items):
     return total
 
 
+def reset_in_try(x, text):
+    v = x * 2.0
+    y = v * x
+    try:
+        v = float(text)
+    except ValueError:
+        v = 0.5
+    return v * x + y
+
+
+def reset_on_one_path(x, text):
+    v = x * 2.0
+    try:
+        v = float(text)
+    except ValueError:
+        print("keeping", v)
+    return v * x
+
+
 def reporting(x):
     """Logging, warnings and stdout on a value carrying a derivative."""
     y = x ** 3
@@ -466,6 +485,28 @@ def test_try_except_import_fallback_and_parsing(capsys):
     assert "except ImportError:" in src and "finally:" in src
 
 
+@pytest.mark.parametrize("text", ["3.0", "nope"])
+def test_try_resets_a_variable_carrying_a_derivative(text):
+    f = reset_in_try
+    check(transpile.grad(f)(0.7, text), central(lambda t: f(t, text), 0.7))
+    check(transpile.jvp(f, (0.7, text), (1.0, None))[1], central(lambda t: f(t, text), 0.7))
+    check(transpile.grad(transpile.grad(f))(0.7, text),
+          central(lambda t: transpile.grad(f)(t, text), 0.7), atol=1e-5)
+    with pytest.raises(transpile.TranspileError, match="'try' around this") as info:
+        transpile.grad(reset_on_one_path)(0.7, text)
+    assert f"test_passthrough.py:{line_of(reset_on_one_path, 'v = float')}:" in \
+        str(info.value)
+
+
+def test_second_order_through_try_in_a_loop(capsys):
+    items = ["1", "x", "2.5"]
+    h = transpile.hessian(parse_options)(0.5, items)
+    check(h, central(lambda t: transpile.grad(parse_options)(t, items), 0.5), atol=1e-5)
+    d2 = transpile.grad(transpile.grad(parse_options))(0.5, items)
+    check(d2, h)
+    capsys.readouterr()
+
+
 def test_logging_warnings_and_stdout(capsys, caplog):
     with pytest.warns(UserWarning, match="careful with") as record:
         g = transpile.grad(reporting)(1.5)
@@ -492,6 +533,8 @@ def test_prints_in_a_called_function_once_per_call(capsys):
         "vjp": lambda: transpile.vjp(calls_helper, x)[1](1.0),
         "jvp": lambda: transpile.jvp(calls_helper, (x,), (1.0,))[1],
         "hvp": lambda: transpile.hvp(calls_helper)(x, v=1.0),
+        "hvp reverse-over-forward": lambda: transpile.hvp(
+            calls_helper, mode="reverse-over-forward")(x, v=1.0),
         "grad of grad": lambda: transpile.grad(transpile.grad(calls_helper))(x),
     }
     fd1 = central(calls_helper, x)
@@ -501,7 +544,7 @@ def test_prints_in_a_called_function_once_per_call(capsys):
         value = route()
         out = capsys.readouterr().out
         assert out.count("helper 1.3") == 1 and out.count("caller") == 1, (name, out)
-        check(value, fd2 if name in ("hvp", "grad of grad") else fd1, atol=1e-5)
+        check(value, fd2 if name.startswith(("hvp", "grad of")) else fd1, atol=1e-5)
 
 
 def test_attribute_stores_on_an_object_without_derivative():

@@ -953,15 +953,22 @@ def _a_value(name):
 
 
 def try_statement_active(an, s):
-    """The first statement inside the `try` s that carries a derivative, or None."""
+    """The first statement inside the `try` s that carries a derivative, or None.
+
+    A variable carrying a derivative elsewhere may be set inside to a value that carries
+    none (`v = float(text)`, `except ValueError: v = 0.0`) when the try body and every
+    handler set it in their own block (not in a branch): whichever ran, it ends with
+    that value, and its derivative restarts from zero after the try (`try_kills`)."""
     parts = [s.body] + [h.body for h in s.handlers] + [s.orelse, s.finalbody]
+    sure = _set_on_every_path(s)
     for part in parts:
         for st, _ in walk_body(part):
             if A.get_tag(st, "forward_only"):
                 continue
             if isinstance(st, ast.Assign):
                 t = st.targets[0]
-                if isinstance(t, ast.Name) and t.id in an.active:
+                if isinstance(t, ast.Name) and t.id in an.active and (
+                        expr_names(st.value) & an.active or t.id not in sure):
                     return st
                 if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name) and \
                         t.value.id in an.active:
@@ -973,6 +980,31 @@ def try_statement_active(an, s):
             elif isinstance(st, ast.For) and st.target.id in an.active:
                 return st
     return None
+
+
+def _set_on_every_path(s):
+    """Names the try statement s sets, whichever of its blocks run: set in the top level
+    of its body and of each handler (a handler ending in `raise` leaves the function)."""
+    def top(block):
+        return {st.targets[0].id for st in block if isinstance(st, ast.Assign)
+                and isinstance(st.targets[0], ast.Name)}
+    out = top(s.body)
+    for h in s.handlers:
+        if not (h.body and isinstance(h.body[-1], ast.Raise)):
+            out &= top(h.body)
+    return out | top(s.finalbody)
+
+
+def try_kills(an, s):
+    """Variables carrying a derivative elsewhere that the try statement s sets to values
+    carrying none (see `try_statement_active`): their adjoints or tangents restart from
+    zero there."""
+    out = set()
+    for st, _ in walk_body([s]):
+        if st is not s and isinstance(st, ast.Assign) and isinstance(
+                st.targets[0], ast.Name) and st.targets[0].id in an.active:
+            out.add(st.targets[0].id)
+    return sorted(out)
 
 
 def _check_mutating_call(an, s, call, check):

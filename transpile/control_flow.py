@@ -122,10 +122,13 @@ def _count_loads(node, name):
 def try_(rt, s):
     """A `try` that carries no derivative (analysis.check_passthrough): copied whole into
     the forward sweep; a name it overwrites that the adjoint sweep reads is saved before
-    it and restored at its place in the adjoint sweep."""
+    it and restored at its place in the adjoint sweep; the adjoints of variables it sets
+    to values carrying no derivative restart from zero."""
+    from .analysis import try_kills
     handlers = {h.name for h in s.handlers if h.name}
     saved = sorted(n for n in A.names_stored(s) - handlers if rt.an.overwritten(n))
-    return [marker(save=n) for n in saved] + [s], [marker(restore=n) for n in saved]
+    kills = [A.assign(rt.d(n), A.const(0.0)) for n in try_kills(rt.an, s)]
+    return [marker(save=n) for n in saved] + [s], [marker(restore=n) for n in saved] + kills
 
 
 def rebuild_with(stmts):

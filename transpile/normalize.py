@@ -10,7 +10,13 @@ After this pass a function body holds only these statements:
 * ``xs[index] = atom`` and ``xs.append(atom)``;
 * ``if c:`` / ``for i in range(...)`` / ``while c:`` with ``c`` a name, loops ending (if they
   can exit early) in ``if <flags>: break``; forward-only statements (nested ``def``,
-  ``assert``, ``raise``, inactive calls such as ``print``).
+  ``assert``, ``raise``, ``import``, calls that only record values such as ``print``,
+  ``logging.info``, ``ax.plot``, attribute stores ``obj.a = atom`` (as
+  ``setattr(obj, 'a', atom)``), ``del obj[i]``, and ``try`` statements, their blocks
+  normalized), copied into the forward sweep as they are; ``with`` becomes
+  ``_with1 = cm``, ``v = _with1.__enter__()``, the body, ``_with1.__exit__(None, None,
+  None)`` in one block (emit.build writes the ``with`` back). analysis.check_passthrough
+  refuses these where a derivative would have to flow through them.
 
 On the way it desugars augmented and chained assignment, tuple unpacking and swaps,
 conditional expressions and ``and``/``or``, comprehensions (into loops), iteration over
