@@ -204,6 +204,28 @@ def reporting(x):
     return y * 2.0
 
 
+CALLS = 0
+
+
+def counted(x):
+    global CALLS
+    CALLS += 1
+    return math.sin(x) * x
+
+
+def make_counted():
+    n = 0
+
+    def f(x):
+        nonlocal n
+        n = n + 1
+        return x * x
+
+    def count():
+        return n
+    return f, count
+
+
 def misc_statements(x):
     """A docstring, pass, global read, import, del of a name."""
     global SCALE
@@ -526,6 +548,26 @@ def test_docstring_pass_global_import_del():
     assert "import math as m" in src and "del t[0]" in src
 
 
+def test_global_and_nonlocal_counters_count_each_call_once():
+    global CALLS
+    CALLS = 0
+    routes = [lambda: transpile.grad(counted)(0.5),
+              lambda: transpile.value_and_grad(counted)(0.5),
+              lambda: transpile.vjp(counted, 0.5)[1](1.0),
+              lambda: transpile.jvp(counted, (0.5,), (1.0,)),
+              lambda: transpile.hvp(counted)(0.5, v=1.0),
+              lambda: transpile.grad(transpile.grad(counted))(0.5)]
+    for k, route in enumerate(routes, 1):
+        route()
+        assert CALLS == k
+    CALLS = 0
+    check(transpile.grad(counted)(0.5), central(counted, 0.5))
+    assert "global CALLS" in transpile.grad(counted).source
+    f, count = make_counted()
+    check(transpile.grad(f)(3.0), 6.0)
+    assert count() == 1
+
+
 def test_prints_in_a_called_function_once_per_call(capsys):
     x = 1.3
     routes = {
@@ -640,9 +682,22 @@ def stored_in_returned(x):
     return s
 
 
-def assigns_a_global(x):
-    global SCALE
-    SCALE = x
+def global_carries_a_derivative(x):
+    global CALLS
+    CALLS = x * 2
+    return x
+
+
+def global_read_by_the_derivative(x):
+    global CALLS
+    CALLS += 1
+    return x * CALLS
+
+
+def global_in_a_loop(x):
+    global CALLS
+    for i in range(3):
+        CALLS += 1
     return x * 2.0
 
 
@@ -669,7 +724,10 @@ def line_of(fn, text):
     (stored_and_read_back, (1.0, Stats()), 0, "return stats.loss", "handed to 'stats.loss'"),
     (handed_and_read, (1.0, FakeAx()), 0, "n = ax.calls", "handed to 'ax'"),
     (stored_in_returned, (1.0,), 0, "s.loss = ", "stored in the returned object"),
-    (assigns_a_global, (1.0,), 0, "global SCALE", "assignment to the global name 'SCALE'"),
+    (global_carries_a_derivative, (1.0,), 0, "CALLS = x * 2", "carrying a derivative"),
+    (global_read_by_the_derivative, (1.0,), 0, "return x * CALLS", "which the function "
+     "assigns, is read"),
+    (global_in_a_loop, (1.0,), 0, "CALLS += 1", "inside a loop"),
     (deletes_an_active_element, ([1.0, 2.0],), 0, "del ys[0]", "'ys[0]' changes or reads"),
     (local_import_call, (1.0,), 0, "m.sin", "imported inside the function"),
 ])

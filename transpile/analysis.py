@@ -867,6 +867,9 @@ def check_passthrough(an):
     """Statements copied as they are into the forward sweep (`forward_only`) must carry
     no derivative: refused at their line where one would have to flow through them.
 
+    * an assignment to a global (or nonlocal) name of a value carrying a derivative, or
+      inside a loop (a checkpointed loop re-runs), and such a name read by a computation
+      carrying a derivative (the adjoint sweep would read, or restore, the global);
     * `obj.m(...)` / `obj.a = v` / `del obj[i]` (tagged `sink`) on an object carrying a
       derivative (kept for arrays and lists read by a method that changes nothing);
     * an object handed a differentiated value that way and read elsewhere in the
@@ -875,8 +878,23 @@ def check_passthrough(an):
     * `with ... as v` with v carrying a derivative; a statement inside `try` that carries
       one (`try_statement_active`)."""
     unit = an.norm.unit
+    outer = getattr(an.norm, "rebound_outer", set())
     handed = {}                   # object name -> (statement, attribute or None)
-    for s, _ in walk_body(an.norm.body):
+    for s, depth in walk_body(an.norm.body):
+        if outer and isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name):
+            t = s.targets[0].id
+            if t in outer and (t in an.active or depth > 0):
+                why = "of a value carrying a derivative" if t in an.active else \
+                    "inside a loop"
+                raise unit.error(f"unsupported construct: assignment to the global (or "
+                                 f"nonlocal) name '{t}' {why}; pass it in and return the "
+                                 "new value", s)
+            read = A.names_loaded(s.value) & outer
+            if t in an.active and read:
+                raise unit.error(f"unsupported construct: the global (or nonlocal) name "
+                                 f"'{sorted(read)[0]}', which the function assigns, is read "
+                                 "by a computation carrying a derivative; read it into a "
+                                 "local variable first, or pass it in", s)
         base = A.get_tag(s, "sink")
         if A.get_tag(s, "with_value") and isinstance(s, ast.Assign) and \
                 s.targets[0].id in an.active:

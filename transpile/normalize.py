@@ -107,7 +107,10 @@ def normalize(unit, names):
     body = lift_nested(unit, body, outer_locals, local_functions)
     body, result = JumpLowering(names).run(body)
     flat = Flattener(unit, names, local_functions, outer_locals | {result}).run(body)
-    return Normalized(unit, flat, result, names, local_functions, params)
+    norm = Normalized(unit, flat, result, names, local_functions, params)
+    norm.rebound_outer = {x for n in A.walk_outside_defs(node.body) if isinstance(
+        n, (ast.Global, ast.Nonlocal)) for x in n.names} & outer_locals
+    return norm
 
 
 # --- checks ---------------------------------------------------------------------------
@@ -116,7 +119,6 @@ def _check_supported(unit, node):
     top = {id(n) for n in ast.walk(ast.Module(body=[
         s for s in A.statements(node.body) if not isinstance(s, ast.FunctionDef)],
         type_ignores=[]))}
-    stored = A.stored_outside_defs(node.body)
     for n in A.walk_outside_defs(node.body):
         kind = UNSUPPORTED.get(type(n))
         if kind is not None:
@@ -125,10 +127,6 @@ def _check_supported(unit, node):
             what = "global" if isinstance(n, ast.Global) else "nonlocal"
             if id(n) not in top:
                 raise unit.error(f"unsupported construct '{what}' in a nested function", n)
-            rebound = [x for x in n.names if x in stored]
-            if rebound:
-                raise unit.error(f"unsupported construct: assignment to the {what} name "
-                                 f"'{rebound[0]}'; pass it in and return the new value", n)
         if isinstance(n, (ast.For, ast.While)) and n.orelse:
             raise unit.error("unsupported construct 'else' on a loop", n)
         if isinstance(n, ast.Starred):
@@ -272,7 +270,12 @@ class Flattener(LoopFlattening):
     # statements that carry no derivative pass through into the forward sweep as they
     # are (analysis.check_passthrough refuses those a derivative would flow through)
     def stmt_Global(self, s):
-        pass                    # only read (_check_supported): the declaration changes nothing
+        """Kept where it is when the function assigns one of the names (the generated
+        code runs in the user's module globals, over the user's closure cells), else
+        dropped (a name only read is resolved like any other). analysis.check_passthrough
+        refuses an assignment the derivative would have to follow."""
+        if set(s.names) & self.local_names:
+            self.emit(A.tag(s, forward_only=True))
 
     stmt_Nonlocal = stmt_Global
 
