@@ -529,6 +529,7 @@ def test_second_order_through_try_in_a_loop(capsys):
     capsys.readouterr()
 
 
+@pytest.mark.filterwarnings("ignore:careful with")      # those of the reference values
 def test_logging_warnings_and_stdout(capsys, caplog):
     with pytest.warns(UserWarning, match="careful with") as record:
         g = transpile.grad(reporting)(1.5)
