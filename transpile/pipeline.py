@@ -489,7 +489,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     if kind.startswith("jvp"):
         return _assemble_jvp(unit, norm, an, env, names, active, compiled, options,
                              local_names)
-    rt = ReverseTransform(norm, an, env, top_level=kind == "value_and_grad")
+    rt = ReverseTransform(norm, an, env, top_level=kind in ("value_and_grad", "gradient"))
     fwd_m, rev_m = rt.run()
     plan = rt.plan(params)
     if options["checkpoint"] is not None:

@@ -20,7 +20,7 @@ import copy
 
 from . import astutil as A
 from . import algebra
-from .analysis import expr_names, walk_body, SCALAR, ARRAY, SEQ, MAP, UNKNOWN, STRUCTURES
+from .analysis import expr_names, walk_body, SCALAR, SEQ, MAP, OBJECT, UNKNOWN, STRUCTURES
 from .rules import containers
 from .rules.scalar import specialize
 from .control_flow import ControlFlowReversal, _count_loads
@@ -142,6 +142,8 @@ class ReverseTransform(ControlFlowReversal, Transform):
 
     # --- driving ---------------------------------------------------------------------
     def run(self):
+        if self.top_level:
+            self._check_result_is_no_structure()
         fwd, rev = self.block(self.norm.body)
         if self.top_level:
             where = self.unit.node
@@ -154,6 +156,23 @@ class ReverseTransform(ControlFlowReversal, Transform):
                 fwd.append(A.located(marker(final_save=(p, arg, kept)), where))
                 rev.append(A.located(marker(final_restore=(p, arg, kept)), where))
         return fwd, rev
+
+    def _check_result_is_no_structure(self):
+        """A gradient needs a number: a returned dict or object (one written into) holding
+        a derivative is refused at its first store (vjp takes a structured cotangent)."""
+        result = self.norm.result
+        kind = self.an.kind.get(result)
+        if result not in self.an.active or not (kind in (MAP, OBJECT) or kind in (
+                UNKNOWN, None) and result in self.mutated):
+            return
+        where = next((st for st, _ in walk_body(self.norm.body) if isinstance(
+            st, ast.Assign) and isinstance(st.targets[0], (ast.Subscript, ast.Attribute))
+            and isinstance(st.targets[0].value, ast.Name)
+            and st.targets[0].value.id == result), None)
+        raise self.error("unsupported construct: a value carrying a derivative is stored in "
+                         f"the returned object '{result}': a gradient needs a function "
+                         "returning a number (transpile.vjp takes a cotangent shaped like "
+                         "a returned dict or object)", where)
 
     def plan(self, params):
         """The sweep plan (tapes.SweepPlan) for the passes after this one."""

@@ -299,7 +299,8 @@ def is_field(an, v):
     kind = an.kind_of(v.value)
     if kind in (K.OBJECT, K.SEQ):
         return True
-    return kind in (K.UNKNOWN, None) and v.attr not in ARRAY_ATTRIBUTES
+    # (a number has no other attributes: a parameter of a variant made before a call)
+    return kind in (K.UNKNOWN, None, K.SCALAR) and v.attr not in ARRAY_ATTRIBUTES
 
 
 class Attribute(ContainerRule):
