@@ -933,7 +933,7 @@ def check_passthrough(an):
     * an assignment to a global (or nonlocal) name of a value carrying a derivative, or
       inside a loop (a checkpointed loop re-runs), and such a name read by a computation
       carrying a derivative (the adjoint sweep would read, or restore, the global);
-    * `obj.m(...)` / `obj.a = v` / `del obj[i]` (tagged `sink`) on an object carrying a
+    * `obj.m(...)` / `del obj[i]` (tagged `sink`) on an object carrying a
       derivative (kept for arrays and lists read by a method that changes nothing);
     * an object handed a differentiated value that way and read elsewhere in the
       function (other than by such statements and conditions): the value read back
@@ -973,22 +973,16 @@ def check_passthrough(an):
         if not base:
             continue
         if base in an.active:
-            what = f"'{base}.{A.get_tag(s, 'attribute')} = ...'" if A.get_tag(
-                s, "attribute") else f"'{ast.unparse(s.targets[0])}'" if isinstance(
-                s, ast.Delete) else f"'{ast.unparse(s.target)} ...='" if isinstance(
-                s, ast.AugAssign) else f"'{ast.unparse(s.value.func)}(...)'"
-            reads_only = isinstance(s, ast.Expr) and not A.get_tag(s, "attribute") and \
-                an.kind.get(base) in (ARRAY, SEQ)
+            what = f"'{ast.unparse(s.targets[0])}'" if isinstance(
+                s, ast.Delete) else f"'{ast.unparse(s.value.func)}(...)'"
+            reads_only = isinstance(s, ast.Expr) and an.kind.get(base) in (ARRAY, SEQ)
             if not reads_only:
                 raise unit.error(f"unsupported construct: {what} changes or reads "
                                  f"'{base}', which carries a derivative, in a way "
                                  "transpile has no rule for", s)
             continue
         value = getattr(s, "value", None)
-        if A.get_tag(s, "attribute"):
-            flows = expr_names(value.args[2]) & an.active
-            attr = A.get_tag(s, "attribute")
-        elif isinstance(s, ast.Expr):
+        if isinstance(s, ast.Expr):
             flows = A.names_loaded(value) & an.active
             attr, held = None, value.func.value     # `self.logger.info(...)`: the
             while isinstance(held, ast.Attribute):  # record goes to self.logger

@@ -132,8 +132,7 @@ def try_(rt, s):
 
 
 def rebuild_with(stmts):
-    """Put back the attribute stores (`setattr(obj, 'a', v)` -> `obj.a = v`) and the `with`
-    statements normalize lowered (`_with1 = cm`,
+    """Put back the `with` statements normalize lowered (`_with1 = cm`,
     `v = _with1.__enter__()`, body, `_with1.__exit__(None, None, None)`): where the three
     are still in one block, with the lowering's name read nowhere else, they become
     `with cm as v: body` again (the forward sweep statements of the body inside it). Any
@@ -141,12 +140,6 @@ def rebuild_with(stmts):
     out, i = [], 0
     while i < len(stmts):
         s = _rebuild_nested(stmts[i])
-        attr = A.get_tag(s, "attribute")
-        if attr is not None and isinstance(s, ast.Expr) and isinstance(s.value, ast.Call) \
-                and len(s.value.args) == 3:
-            obj, _, value = s.value.args
-            s = A.located(ast.Assign(targets=[ast.Attribute(
-                value=obj, attr=attr, ctx=ast.Store())], value=value), s)
         cm = A.get_tag(s, "with_enter")
         if cm is not None and isinstance(s, ast.Assign) and i + 1 < len(stmts) and \
                 A.get_tag(stmts[i + 1], "with_value") == cm:
