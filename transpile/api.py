@@ -15,6 +15,7 @@ import decimal
 import functools
 import inspect
 import numbers
+import types
 from typing import Any, Callable, List, Literal, Protocol, Sequence, Tuple, TypeVar, Union
 from typing import cast, overload
 
@@ -60,9 +61,8 @@ def _function(f: Any) -> Callable[..., Any]:
     if not callable(f):
         raise TypeError(f"{f!r} is not callable")
     if isinstance(f, functools.partial):
-        raise TranspileError(
-            f"{f!r} is a functools.partial object, which transpile does not differentiate "
-            "yet: differentiate a def or lambda that calls it (e.g. lambda x: f(x, y=1))")
+        from .calls import partial_function
+        f = partial_function(f)
     if getattr(f, "__transpile_derivative__", False) is True:
         name = getattr(f, "__name__", repr(f))
         raise TranspileError(
@@ -837,6 +837,13 @@ class Differentiable:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.__transpile_function__(*args, **kwargs)
 
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        """A Differentiable that is a class attribute (``@differentiate`` on a method):
+        read from an instance it is that instance's method, `BoundDifferentiable`."""
+        if obj is None:
+            return self
+        return BoundDifferentiable(self, obj)
+
     def _value_and_grad(self) -> GradientFunction:
         if self._vg is None:
             self._vg = value_and_grad(self.__transpile_function__, self.wrt, self.jit,
@@ -885,6 +892,62 @@ class Differentiable:
 
     def __repr__(self) -> str:
         return f"<differentiable {self.__transpile_function__.__qualname__}>"
+
+
+class BoundDifferentiable:
+    """``obj.method`` for a method made with `differentiate`: calling it runs the method
+    with ``obj`` as ``self``; ``.grad``, ``.value_and_grad``, ``.vjp``, ``.jvp`` and
+    ``.source`` differentiate the method with ``obj`` passed as ``self`` (a constant), and
+    ``wrt`` counts the parameters after ``self`` (``wrt=0`` is the first argument of the
+    call ``obj.method(x)``; names are names). Read through the class
+    (``Model.method.grad(obj, x)``) the method is the plain Differentiable, its ``wrt``
+    counting ``self`` as parameter 0."""
+
+    def __init__(self, owner: Differentiable, obj: Any) -> None:
+        self.__self__, self.__func__ = obj, owner
+        functools.update_wrapper(self, owner.__transpile_function__, updated=())
+        self.__transpile_function__ = types.MethodType(owner.__transpile_function__, obj)
+
+    def _inner(self) -> Differentiable:
+        owner = self.__func__
+        inner = owner.__dict__.get("_bound_inner")
+        if inner is None:
+            wrt = owner.wrt
+            shift = (lambda w: w + 1 if isinstance(w, int) and not isinstance(w, bool)
+                     and w >= 0 else w)
+            wrt = type(wrt)(shift(w) for w in wrt) if isinstance(wrt, (tuple, list)) \
+                else shift(wrt)
+            inner = Differentiable(owner.__transpile_function__, wrt=wrt, mode=owner.mode,
+                                   jit=owner.jit, checkpoint=owner.checkpoint)
+            owner.__dict__["_bound_inner"] = inner
+        return inner
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__func__.__transpile_function__(self.__self__, *args, **kwargs)
+
+    def grad(self, *args: Any, **kwargs: Any) -> Any:
+        """The gradient at these arguments (``self`` the bound object)."""
+        return self._inner().grad(self.__self__, *args, **kwargs)
+
+    def value_and_grad(self, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        """``(value, gradient)`` at these arguments (``self`` the bound object)."""
+        return self._inner().value_and_grad(self.__self__, *args, **kwargs)
+
+    def vjp(self, *args: Any, **kwargs: Any) -> tuple[Any, Pullback]:
+        """``(value, pullback)`` at these arguments (``self`` the bound object)."""
+        return self._inner().vjp(self.__self__, *args, **kwargs)
+
+    def jvp(self, args: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
+        """Forward mode along tangents (one per argument after ``self``)."""
+        return self._inner().jvp((self.__self__,) + tuple(args), (None,) + tuple(tangents))
+
+    @property
+    def source(self) -> str:
+        """The generated source, as `Differentiable.source`."""
+        return self._inner().source
+
+    def __repr__(self) -> str:
+        return f"<bound differentiable {self.__func__.__transpile_function__.__qualname__}>"
 
 
 @overload

@@ -28,8 +28,10 @@ found the value kinds, array_statements.py (one array operation per statement).
 import ast
 import builtins
 import copy
+import functools
 import inspect
 import math
+import types
 
 from . import astutil as A
 from .rules import lookup
@@ -49,6 +51,20 @@ if hasattr(ast, "Match"):
     UNSUPPORTED[ast.Match] = "match"
 
 CONTAINER_FUNCS = {builtins.sum, builtins.list, builtins.tuple}
+
+
+def _value_methods():
+    import numpy
+    out = set()
+    for t in (numpy.ndarray, numpy.generic, list, tuple, dict, set, float, int, str):
+        out |= set(dir(t))
+    return frozenset(out)
+
+
+#: method names of arrays, numbers, lists, tuples, dicts, sets and strings: `v.name(...)`
+#: is one of those (rules/containers.py Method); any other name is a method of an object,
+#: called through the value (a `special=dynamic` call, calls.py)
+VALUE_METHODS = _value_methods()
 SHAPE_ATTRS = {"shape", "ndim", "size", "dtype", "itemsize", "nbytes"}
 VARIADIC = {builtins.max, builtins.min, math.hypot}
 
@@ -67,6 +83,8 @@ class Normalized:
 
 def normalize(unit, names):
     node = unit.node
+    if is_generator(node):
+        node = _collecting(unit, node, names)
     _check_supported(unit, node)
     a = node.args
     if a.vararg or a.kwarg:
@@ -84,7 +102,68 @@ def normalize(unit, names):
     return Normalized(unit, flat, result, names, local_functions, params)
 
 
+# --- generators -------------------------------------------------------------------------
+
+def is_generator(node):
+    """Does this def hold `yield` (outside nested defs)?"""
+    return any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in A.walk_outside_defs(
+        node.body))
+
+
+def _collecting(unit, node, names):
+    """A generator function differentiated as the function building the list of its
+    items: `yield v` -> `_items.append(v)`, `return` -> `return _items` (callers make the
+    list too: `list(gen(...))`, see Flattener.expr_Call). Only `yield` statements (not
+    `x = yield`, not `yield from`)."""
+    items = names.fresh("_items")
+    for n in A.walk_outside_defs(node.body):
+        if isinstance(n, ast.YieldFrom):
+            raise unit.error("unsupported construct 'yield from'", n)
+        if isinstance(n, ast.Yield) and not any(
+                isinstance(s, ast.Expr) and s.value is n
+                for s in A.walk_outside_defs(node.body)):
+            raise unit.error("unsupported construct: 'yield' as an expression (a "
+                             "generator is differentiated as the list of what it yields: "
+                             "use `yield v` statements)", n)
+        if isinstance(n, ast.Return) and n.value is not None:
+            raise unit.error("unsupported construct: 'return' with a value in a generator",
+                             n)
+
+    class Collect(ast.NodeTransformer):
+        def visit_FunctionDef(self, n):
+            return n
+
+        def visit_Lambda(self, n):
+            return n
+
+        def visit_Expr(self, s):
+            if isinstance(s.value, ast.Yield):
+                value = s.value.value if s.value.value is not None else A.const(None)
+                return A.located(ast.Expr(value=ast.Call(
+                    func=ast.Attribute(value=A.load(items), attr="append", ctx=ast.Load()),
+                    args=[value], keywords=[])), s)
+            return s
+
+        def visit_Return(self, s):
+            return A.located(ast.Return(value=A.load(items)), s)
+
+    new = copy.deepcopy(node)
+    body = [Collect().visit(s) for s in new.body]
+    first = new.body[0] if new.body else new
+    new.body = ([A.located(A.assign(items, ast.List(elts=[], ctx=ast.Load())), first)] + body
+                + [A.located(ast.Return(value=A.load(items)), body[-1] if body else first)])
+    return new
+
+
 # --- checks ---------------------------------------------------------------------------
+
+def _generator_function(target):
+    code = getattr(target, "__code__", None)
+    if code is not None:
+        return bool(code.co_flags & inspect.CO_GENERATOR)
+    node = getattr(target, "node", None)
+    return node is not None and is_generator(node)
+
 
 def _check_supported(unit, node):
     for n in A.walk_outside_defs(node.body):
@@ -182,6 +261,28 @@ def _dict_names(body, unit):
     return {name for name, is_dict in stores.items() if is_dict}
 
 
+def _partial_names(body, unit, local_names):
+    """Variables assigned once, from `functools.partial(...)`, and only ever called: each
+    call `h(x)` is the call of the partial's function with its arguments (`h = partial(g,
+    y=w); h(x)` is `g(x, y=w)`, w read where the partial is made)."""
+    stores, loads, called, made = {}, {}, {}, set()
+    for n in A.walk_outside_defs(body):
+        if isinstance(n, ast.Name):
+            table = stores if isinstance(n.ctx, ast.Store) else loads
+            table[n.id] = table.get(n.id, 0) + 1
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
+            called[n.func.id] = called.get(n.func.id, 0) + 1
+        if (isinstance(n, ast.Assign) and len(n.targets) == 1
+                and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Call)
+                and unit.resolve(n.value.func, local_names) is functools.partial
+                and n.value.args and not any(isinstance(a, ast.Starred)
+                                             for a in n.value.args)
+                and all(k.arg is not None for k in n.value.keywords)):
+            made.add(n.targets[0].id)
+    return {h for h in made if stores.get(h) == 1 and h not in unit.params
+            and loads.get(h, 0) == called.get(h, 0)}
+
+
 class Flattener(LoopFlattening):
     """Split expressions so each statement does one special thing (see module doc)."""
 
@@ -195,6 +296,8 @@ class Flattener(LoopFlattening):
 
     def run(self, body):
         self.dict_names = _dict_names(body, self.unit)
+        self.partial_names = _partial_names(body, self.unit, self.local_names)
+        self.partials = {}
         self.rebound_in_loop = set()
         return self.block(body)
 
@@ -249,6 +352,15 @@ class Flattener(LoopFlattening):
 
     def stmt_Assign(self, s):
         targets, value = s.targets, s.value
+        if (len(targets) == 1 and isinstance(targets[0], ast.Name)
+                and targets[0].id in self.partial_names):
+            # the partial's arguments are read here, its function is called at each call
+            func = value.args[0]
+            args = [self.bind(self.expr(a), "_arg") for a in value.args[1:]]
+            keywords = [ast.keyword(arg=k.arg, value=self.bind(self.expr(k.value), "_arg"))
+                        for k in value.keywords]
+            self.partials[targets[0].id] = (func, args, keywords)
+            return
         if (len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List))
                 and isinstance(value, (ast.Tuple, ast.List))
                 and len(targets[0].elts) == len(value.elts)):
@@ -587,6 +699,12 @@ class Flattener(LoopFlattening):
 
 
     def expr_Call(self, e):
+        if isinstance(e.func, ast.Name) and e.func.id in self.partials:
+            func, args, keywords = self.partials[e.func.id]
+            given = {k.arg for k in e.keywords}
+            e = A.located(ast.Call(func=copy.deepcopy(func), args=copy.deepcopy(args) + list(
+                e.args), keywords=[k for k in copy.deepcopy(keywords) if k.arg not in given]
+                + list(e.keywords)), e)
         for a in e.args:
             if isinstance(a, ast.Starred):
                 raise self.error("unsupported construct '*args' in a call", a)
@@ -596,6 +714,10 @@ class Flattener(LoopFlattening):
         if (self.unit.resolve(e.func, self.local_names) in (max, min) and e.args
                 and [k.arg for k in e.keywords] == ["key"]):
             return self.best_with_key(e)
+        if (self.unit.resolve(e.func, self.local_names) is sorted and len(e.args) == 1
+                and "key" in [k.arg for k in e.keywords]
+                and {k.arg for k in e.keywords} <= {"key", "reverse"}):
+            return self.sorted_with_key(e)
         kind, target = self.classify(e)
         if kind == "inactive":
             return self.inactive(e)
@@ -625,6 +747,8 @@ class Flattener(LoopFlattening):
             e = copy.copy(e)
             e.args, e.keywords = _place_keywords(target, list(e.args), list(e.keywords),
                                                  ("iterable", "start"))
+        if kind == "dynamic":
+            return self.dynamic_call(e)
         args = [self.atom(a) for a in e.args]
         keywords = [ast.keyword(arg=k.arg, value=self.atom(k.value)) for k in e.keywords]
         if kind == "method":
@@ -637,11 +761,60 @@ class Flattener(LoopFlattening):
             extras = getattr(target, "extra_params", ())
             for x in extras:
                 call.keywords.append(ast.keyword(arg=x, value=A.load(x)))
-            return A.tag(call, special="user", user=target)
+            call = A.tag(call, special="user", user=target)
+            if _generator_function(target):      # its items, as a list (see _collecting)
+                return A.tag(ast.Call(func=A.load("list"), args=[self.temp(call)],
+                                      keywords=[]), special="container", container=list)
+            return call
         if kind == "container":
             return A.tag(call, special="container", container=target)
         return A.tag(call, special="opaque", opaque=target if target is not None
                      else ast.unparse(e.func))
+
+    def dynamic_call(self, e):
+        """`f(x)` where f is a value (a parameter, a list element, `acts[name]`,
+        `model.forward`): the callee becomes an atom (or `atom.method`), evaluated before
+        the arguments as Python does; the call is differentiated through the function
+        the value holds when it runs (calls.py)."""
+        func = e.func
+        if isinstance(func, ast.Attribute):
+            func = ast.Attribute(value=self.atom(func.value), attr=func.attr, ctx=ast.Load())
+        elif not isinstance(func, ast.Name):
+            func = self.bind(self.expr(func), "_f")
+        args = [self.atom(a) for a in e.args]
+        keywords = [ast.keyword(arg=k.arg, value=self.atom(k.value)) for k in e.keywords]
+        return A.tag(ast.Call(func=func, args=args, keywords=keywords), special="dynamic")
+
+    def sorted_with_key(self, e):
+        """`sorted(xs, key=f)` -> `_order = sorted(range(len(xs)), key=lambda i:
+        f(xs[i]))`, then `[xs[i] for i in _order]`: the same (stable) order, the elements
+        read by index (so each one's derivative goes back to where it came from)."""
+        seq = self.atom_seq(e.args[0], self.out)
+        if isinstance(seq, ast.Name) and seq.id in self.dict_names:
+            seq = self.temp(A.tag(ast.Call(func=A.load("list"), args=[seq], keywords=[]),
+                                  special="container", container=list))
+        i = self.names.fresh("_i")
+        keywords = {k.arg: k.value for k in e.keywords}
+        key = ast.Lambda(args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=i)],
+                                            vararg=None, kwonlyargs=[], kw_defaults=[],
+                                            kwarg=None, defaults=[]),
+                         body=ast.Call(func=copy.deepcopy(keywords["key"]), args=[
+                             ast.Subscript(value=copy.deepcopy(seq), slice=A.load(i),
+                                           ctx=ast.Load())], keywords=[]))
+        order = ast.Call(func=copy.deepcopy(e.func), args=[ast.Call(
+            func=A.load("range"), args=[self.len_of(seq)], keywords=[])],
+            keywords=[ast.keyword(arg="key", value=key)] + (
+                [ast.keyword(arg="reverse", value=keywords["reverse"])]
+                if "reverse" in keywords else []))
+        name = self.names.fresh("_order")
+        self.emit(A.assign(name, self.inactive(A.located(order, e))))
+        j = self.names.fresh("_j")
+        comp = ast.ListComp(elt=ast.Subscript(value=copy.deepcopy(seq), slice=A.load(j),
+                                              ctx=ast.Load()),
+                            generators=[ast.comprehension(target=A.store(j),
+                                                          iter=A.load(name), ifs=[],
+                                                          is_async=0)])
+        return self.expr(A.located(comp, e))
 
     def best_with_key(self, e):
         """`max(xs, key=f)` -> `_index = max(range(len(xs)), key=lambda i: f(xs[i]))`,
@@ -675,12 +848,19 @@ class Flattener(LoopFlattening):
         if isinstance(func, ast.Name) and func.id in self.local_functions:
             return "user", self.local_functions[func.id]
         if isinstance(func, ast.Name) and func.id in self.local_names:
-            return "opaque", func.id
+            return "dynamic", None
         if isinstance(func, ast.Attribute) and self.unit.resolve(func, self.local_names) is None:
-            return "method", None
+            return ("method" if func.attr in VALUE_METHODS else "dynamic"), None
         obj = self.unit.resolve(func, self.local_names)
         if obj is None:
+            if isinstance(func, ast.Subscript):
+                return "dynamic", None                # acts[name](x)
             return "opaque", ast.unparse(func)
+        if getattr(obj, "__transpile_runtime_call__", False):
+            raise self.error(
+                "a derivative of derivative code that calls a function through a variable "
+                "(a parameter, a list element, an object's method) is not supported; "
+                "where the function is known, call it by its name", call)
         obj = getattr(obj, "__transpile_function__", obj)
         if obj in (max, min) and nargs == 1 or obj in CONTAINER_FUNCS:
             return "container", obj
@@ -691,4 +871,7 @@ class Flattener(LoopFlattening):
             return ("inactive" if rule.zero else "primitive"), obj
         if inspect.isfunction(obj):
             return "user", obj
+        if isinstance(obj, (types.MethodType, functools.partial)) or not isinstance(
+                obj, type) and inspect.isfunction(getattr(type(obj), "__call__", None)):
+            return "dynamic", None           # a bound method, partial or callable object
         return "opaque", obj

@@ -1,0 +1,328 @@
+"""Calls through values: functions passed as arguments or defaults, callables in lists and
+dicts, bound methods, methods of user objects and objects with __call__ (calls.py, at run
+time); functools.partial (inside a function and differentiated directly); sorted/max/min
+with key=; generators consumed in a loop; @differentiate on a method. Every derivative is
+checked against central finite differences."""
+import functools
+
+import numpy as np
+import pytest
+
+import transpile
+from transpile import TranspileError
+
+from finite_differences import central, central_wrt, check
+
+X = np.array([0.3, -0.2, 0.5])
+
+
+# --- functions passed as values ----------------------------------------------------------
+
+def relu(x):
+    return np.maximum(x, 0.0)
+
+
+def softplus(x):
+    return np.log1p(np.exp(x))
+
+
+square = lambda v: v * v      # noqa: E731
+
+
+def apply_sum(x, nl):
+    return np.sum(nl(x) * x)
+
+
+def apply_default(x, nl=np.tanh):
+    return np.sum(nl(x))
+
+
+@pytest.mark.parametrize("nl", [np.tanh, np.sin, relu, softplus, square],
+                         ids=["tanh", "sin", "relu", "softplus", "lambda"])
+def test_function_argument_reverse_and_forward(nl):
+    x = X.copy()
+    expected = central_wrt(apply_sum, (x, nl), 0)
+    check(transpile.grad(apply_sum)(x, nl), expected)
+    value, pullback = transpile.vjp(apply_sum, x, nl)
+    check(value, apply_sum(x, nl))
+    check(pullback(1.0), expected)
+    for e in np.eye(3):
+        v, t = transpile.jvp(apply_sum, (x, nl), (e, None))
+        check(v, apply_sum(x, nl))
+        check(t, expected @ e)
+    check(x, X)                                        # the argument is unchanged
+
+
+def test_function_default_and_override():
+    check(transpile.grad(apply_default)(X), central(apply_default, X))
+    check(transpile.grad(apply_default)(X, np.sin),
+          central(lambda v: apply_default(v, np.sin), X))
+
+
+def add_activations(x):
+    s = 0.0
+    for f in [np.sin, np.cos, softplus]:
+        s = s + f(x)
+    return s
+
+
+def test_loop_over_a_list_of_functions():
+    for x in (0.3, -1.2):
+        check(transpile.grad(add_activations)(x), central(add_activations, x))
+        check(transpile.jvp(add_activations, (x,), (1.0,))[1], central(add_activations, x))
+
+
+ACTS = {"relu": relu, "tanh": np.tanh, "softplus": softplus}
+
+
+def by_name(x, name):
+    return np.sum(ACTS[name](x) ** 2)
+
+
+@pytest.mark.parametrize("name", sorted(ACTS))
+def test_callable_from_a_dict(name):
+    x = np.array([0.3, -0.2, 0.5])
+    check(transpile.grad(by_name)(x, name), central_wrt(by_name, (x, name), 0))
+    check(transpile.jvp(by_name, (x, name), (np.ones(3), None))[1],
+          central_wrt(by_name, (x, name), 0).sum())
+
+
+# --- methods and callable objects ----------------------------------------------------------
+
+class Linear:
+    def __init__(self, W, b):
+        self.W, self.b = W, b
+
+    def __call__(self, x):
+        return self.W @ x + self.b
+
+
+class ReLU:
+    def __call__(self, x):
+        return np.maximum(x, 0.0)
+
+
+class Tanh:
+    def __call__(self, x):
+        return np.tanh(x)
+
+
+class Model:
+    def __init__(self, seed=0):
+        rng = np.random.default_rng(seed)
+        self.layers = [Linear(rng.normal(size=(4, 3)), rng.normal(size=4)), ReLU(),
+                       Linear(rng.normal(size=(2, 4)), rng.normal(size=2)), Tanh()]
+        self.calls = 0
+
+    def helper(self, y):
+        return np.sum(y * y)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return self.helper(x)
+
+
+def loss(x, model):
+    return model.forward(x) + 0.5 * np.sum(x)
+
+
+def test_model_forward_over_layers_of_different_classes():
+    model = Model()
+    x = np.array([0.4, -0.7, 1.1])
+    W0 = model.layers[0].W.copy()
+    expected = central_wrt(loss, (x, model), 0)
+    check(transpile.grad(loss)(x, model), expected)
+    value, g = transpile.value_and_grad(loss)(x, model)
+    check(value, loss(x, model))
+    check(g, expected)
+    _, pullback = transpile.vjp(loss, x, model)
+    check(pullback(2.0), 2.0 * expected)
+    for e in np.eye(3):
+        check(transpile.jvp(loss, (x, model), (e, None))[1], expected @ e)
+    check(model.layers[0].W, W0)                 # the object's arrays are not changed
+
+
+def bound_method_alias(x, model):
+    f = model.helper
+    return f(x) + model.helper(2.0 * x)
+
+
+def test_bound_method_alias():
+    model = Model()
+    check(transpile.grad(bound_method_alias)(X, model),
+          central_wrt(bound_method_alias, (X, model), 0))
+
+
+LAYER = Linear(np.array([[1.0, 2.0], [0.5, -1.0]]), np.array([0.1, 0.2]))
+HELPER = Model().helper
+
+
+def call_global_objects(x):
+    return np.sum(np.sin(LAYER(x))) + HELPER(x)
+
+
+def test_global_callable_object_and_bound_method():
+    x = np.array([0.3, 0.8])
+    check(transpile.grad(call_global_objects)(x), central(call_global_objects, x))
+    check(transpile.jvp(call_global_objects, (x,), (np.array([1.0, -1.0]),))[1],
+          central(call_global_objects, x) @ np.array([1.0, -1.0]))
+
+
+# --- functools.partial ---------------------------------------------------------------------
+
+def scaled(x, y, power=2.0):
+    return y * x ** power
+
+
+def with_partial(x, w):
+    h = functools.partial(scaled, y=w)
+    return h(x) + h(2.0 * x, power=3.0)
+
+
+def test_partial_inside_a_function():
+    for wrt in (0, 1):
+        check(transpile.grad(with_partial, wrt=wrt)(1.5, 0.7),
+              central_wrt(with_partial, (1.5, 0.7), wrt))
+    check(transpile.jvp(with_partial, (1.5, 0.7), (1.0, 1.0))[1],
+          central_wrt(with_partial, (1.5, 0.7), 0) + central_wrt(with_partial, (1.5, 0.7), 1))
+
+
+def test_partial_differentiated_directly():
+    p = functools.partial(scaled, y=2.0)
+    check(transpile.grad(p)(1.5), central(p, 1.5))
+    q = functools.partial(scaled, 1.5)            # x bound: the gradient is wrt y
+    check(transpile.grad(q)(0.7), central(q, 0.7))
+    check(transpile.grad(p, wrt="power")(1.5, power=3.0),
+          central(lambda k: p(1.5, power=k), 3.0))
+    assert transpile.grad(transpile.grad(p))(1.5) == pytest.approx(2.0 * 2.0)
+
+
+# --- key= functions --------------------------------------------------------------------------
+
+def sorted_weights(xs):
+    ys = sorted(xs, key=lambda t: abs(t))
+    zs = sorted(xs, key=abs, reverse=True)
+    return ys[0] * 3.0 + ys[1] * ys[2] + zs[0]
+
+
+def extremes(xs):
+    return max(xs, key=lambda t: t * t) - 2.0 * min(xs, key=abs)
+
+
+@pytest.mark.parametrize("fn", [sorted_weights, extremes])
+def test_key_functions(fn):
+    xs = [0.9, -0.2, -1.7]
+    g = transpile.grad(fn)(xs)
+    for i in range(3):
+        def at(v, i=i):
+            ys = list(xs)
+            ys[i] = v
+            return fn(ys)
+        check(g[i], central(at, xs[i]))
+
+
+# --- generators ------------------------------------------------------------------------------
+
+def pairs(params):
+    for W, b in params:
+        yield W, b
+
+
+def mlp(x, params):
+    for W, b in pairs(params):
+        x = np.tanh(W @ x + b)
+    return np.sum(x)
+
+
+def test_generator_consumed_in_a_loop():
+    rng = np.random.default_rng(1)
+    params = [(rng.normal(size=(3, 3)), rng.normal(size=3)) for _ in range(2)]
+    check(transpile.grad(mlp)(X, params), central_wrt(mlp, (X, params), 0))
+    check(transpile.jvp(mlp, (X, params), (np.ones(3), None))[1],
+          central_wrt(mlp, (X, params), 0).sum())
+
+
+def yields_a_sent_value(x):
+    y = yield x
+    yield y
+
+
+def uses_bad_generator(x):
+    s = 0.0
+    for v in yields_a_sent_value(x):
+        s = s + v
+    return s
+
+
+def test_generator_with_yield_as_an_expression_is_refused():
+    with pytest.raises(TranspileError, match="'yield' as an expression"):
+        transpile.grad(uses_bad_generator)(1.0)
+
+
+# --- @differentiate on a method ------------------------------------------------------------
+
+class Scaler:
+    def __init__(self, k):
+        self.k = k
+
+    @transpile.differentiate
+    def energy(self, x):
+        return self.k * np.sum(np.sin(x) * x)
+
+
+def test_differentiate_on_a_method():
+    m = Scaler(1.5)
+    f = lambda v: m.energy(v)                       # noqa: E731
+    assert m.energy(X) == pytest.approx(1.5 * np.sum(np.sin(X) * X))
+    check(m.energy.grad(X), central(f, X))
+    check(m.energy.value_and_grad(X)[1], central(f, X))
+    check(transpile.differentiate(Scaler.energy, wrt=1).grad(m, X), central(f, X))
+    with pytest.raises(TranspileError, match="'self'"):   # through the class, 0 is self
+        Scaler.energy.grad(m, X)
+    check(transpile.grad(Scaler.energy.__transpile_function__, wrt=1)(m, X), central(f, X))
+    check(m.energy.jvp((X,), (np.ones(3),))[1], central(f, X).sum())
+    assert "def grad_energy" in m.energy.source
+
+
+# --- what stays refused -------------------------------------------------------------------------
+
+def test_second_order_through_a_call_through_a_value_is_refused():
+    with pytest.raises(TranspileError, match="through a variable"):
+        transpile.grad(transpile.grad(lambda x, nl=np.tanh: nl(x)))(0.3)
+    with pytest.raises(TranspileError, match="through a variable"):
+        transpile.hessian(apply_sum)(X, np.tanh)
+
+
+def closure_of_x(x):
+    fs = [functools.partial(scaled, y=x)]
+    return fs[0](2.0)
+
+
+def test_callee_made_from_the_differentiated_value_is_refused():
+    with pytest.raises(TranspileError):
+        transpile.grad(closure_of_x)(1.0)
+
+
+def push(xs, v):
+    xs.append(v)
+    return v * 2.0
+
+
+def calls_mutating_function(x, f):
+    xs = []
+    return f(xs, x)
+
+
+def test_callee_changing_its_arguments_is_refused():
+    with pytest.raises(TranspileError, match="in place"):
+        transpile.grad(calls_mutating_function)(1.0, push)
+
+
+def builds_object(x, cls):
+    return cls(x)
+
+
+def test_class_called_through_a_variable_is_refused():
+    with pytest.raises(TranspileError, match="class"):
+        transpile.grad(builds_object)(1.0, float)
