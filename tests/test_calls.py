@@ -326,3 +326,88 @@ def builds_object(x, cls):
 def test_class_called_through_a_variable_is_refused():
     with pytest.raises(TranspileError, match="class"):
         transpile.grad(builds_object)(1.0, float)
+
+
+# --- *args and **kwargs ----------------------------------------------------------------------
+
+def product_of(*xs):
+    return xs[0] * xs[1] + np.sum(xs[2] ** 2)
+
+
+def scale_rest(x, *rest):
+    s = x * x
+    for r in rest:
+        s = s * r
+    return s
+
+
+def test_star_args_signature():
+    args = (2.0, 3.0, np.array([1.0, -2.0]))
+    for wrt in (0, 1, 2):
+        check(transpile.grad(product_of, wrt=wrt)(*args), central_wrt(product_of, args, wrt))
+    g = transpile.grad(scale_rest, wrt=(0, 1, 2))(2.0, 3.0, 4.0)
+    for i in range(3):
+        check(g[i], central_wrt(scale_rest, (2.0, 3.0, 4.0), i))
+    _, pullback = transpile.vjp(scale_rest, 2.0, 3.0, 4.0, wrt=2)
+    check(pullback(1.0), central_wrt(scale_rest, (2.0, 3.0, 4.0), 2))
+    check(transpile.jvp(scale_rest, (2.0, 3.0, 4.0), (None, 1.0, 1.0))[1],
+          central_wrt(scale_rest, (2.0, 3.0, 4.0), 1) + central_wrt(scale_rest,
+                                                                  (2.0, 3.0, 4.0), 2))
+    check(transpile.hessian(scale_rest)(2.0, 3.0, 4.0), 2.0 * 12.0)
+    assert transpile.grad(transpile.grad(scale_rest))(2.0, 3.0) == pytest.approx(6.0)
+    with pytest.raises(TranspileError, match=r"\*args"):
+        transpile.hessian(scale_rest, wrt=1)(2.0, 3.0)
+
+
+def calls_with_extra_arguments(x, y):
+    args = (2.0, y)
+    return scale_rest(x, y, x) + scale_rest(x, *args)
+
+
+forward_all = lambda *args: scale_rest(*args)      # noqa: E731
+
+
+def through_wrapper(x, y):
+    return forward_all(x, y, 2.0) + forward_all(y, x)
+
+
+def offset(x, scale=1.0, shift=0.0):
+    return scale * x + shift
+
+
+def with_keyword_unpacking(x):
+    opts = {"scale": 3.0, "shift": 1.0}
+    return offset(x, **opts) * x
+
+
+@pytest.mark.parametrize("fn", [calls_with_extra_arguments, through_wrapper])
+def test_calls_into_star_args(fn):
+    for wrt in (0, 1):
+        check(transpile.grad(fn, wrt=wrt)(1.5, 0.7), central_wrt(fn, (1.5, 0.7), wrt))
+    check(transpile.jvp(fn, (1.5, 0.7), (1.0, 0.0))[1], central_wrt(fn, (1.5, 0.7), 0))
+
+
+def test_keyword_unpacking_into_a_user_function():
+    check(transpile.grad(with_keyword_unpacking)(1.2), central(with_keyword_unpacking, 1.2))
+
+
+def shape_unpacking(x):
+    pad = np.zeros((*x.shape, 2))
+    y = x.reshape(1, *x.shape)
+    noise = 0.0 * np.random.rand(*x.shape)
+    return np.sum(y * y) + np.sum(pad) + np.sum(noise * x)
+
+
+def test_unpacking_shapes():
+    x = np.array([1.0, -2.0, 0.5])
+    check(transpile.grad(shape_unpacking)(x), central(shape_unpacking, x))
+
+
+def unpacks_differentiated_values(x):
+    kw = {"scale": x}
+    return offset(2.0, **kw)
+
+
+def test_differentiated_values_unpacked_by_keyword_are_refused():
+    with pytest.raises(TranspileError, match="differentiated value"):
+        transpile.grad(unpacks_differentiated_values)(1.0)

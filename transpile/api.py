@@ -231,17 +231,20 @@ def _returns_nothing(fn: Callable[..., Any]) -> bool:
 
 
 def _param_names(fn: Callable[..., Any]) -> list[str]:
+    """The parameter names of fn (`*args` and `**kwargs` by their names)."""
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         raise TranspileError(f"cannot read the parameters of {fn!r}") from None
-    for p in sig.parameters.values():
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            raise TranspileError("unsupported construct '*args/**kwargs' in the signature",
-                                 getattr(fn.__code__, "co_filename", None),
-                                 getattr(fn.__code__, "co_firstlineno", None),
-                                 fn.__qualname__)
     return list(sig.parameters)
+
+
+def _vararg(fn: Callable[..., Any]) -> tuple[str, int] | None:
+    """(name, position) of fn's `*args` parameter, or None."""
+    for i, p in enumerate(inspect.signature(fn).parameters.values()):
+        if p.kind is p.VAR_POSITIONAL:
+            return p.name, i
+    return None
 
 
 def _wrt_names(fn: Callable[..., Any], wrt: Wrt) -> tuple[tuple[str, ...], bool]:
@@ -250,8 +253,15 @@ def _wrt_names(fn: Callable[..., Any], wrt: Wrt) -> tuple[tuple[str, ...], bool]
     many = isinstance(wrt, (tuple, list))
     items = list(wrt) if isinstance(wrt, (tuple, list)) else [wrt]
     names = []
+    star = _vararg(fn)
     for w in items:
-        if isinstance(w, int) and not isinstance(w, bool):
+        if isinstance(w, int) and not isinstance(w, bool) and star is not None and (
+                w >= star[1] or w < 0):
+            if w < 0:
+                raise TranspileError(f"wrt={w}: {fn.__qualname__} takes *{star[0]}, so "
+                                     "count its arguments from the start")
+            names.append(f"{star[0]}[{w - star[1]}]")     # argument w: an element of *xs
+        elif isinstance(w, int) and not isinstance(w, bool):
             if not -len(params) <= w < len(params):
                 raise TranspileError(f"wrt={w} but {fn.__qualname__} has {len(params)} "
                                      "parameters")
@@ -270,7 +280,18 @@ def _bind(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
     sig = inspect.signature(fn)
     bound = sig.bind(*args, **kwargs)
     bound.apply_defaults()
-    return [bound.arguments[n] for n in names]
+    out = []
+    for n in names:
+        element = pipeline.element_of(n)
+        if element is None:
+            out.append(bound.arguments[n])
+            continue
+        given = bound.arguments[element[0]]
+        if element[1] >= len(given):
+            raise TranspileError(f"cannot differentiate with respect to argument "
+                                 f"{n}: the call passes {len(given)} to *{element[0]}")
+        out.append(given[element[1]])
+    return out
 
 
 def _is_scalar(value):
@@ -436,7 +457,9 @@ class GradientFunction:
         self._lookup = self.variants.variants.get
         self._several = len(names) > 1
         params = _param_names(fn)
-        self._positions = [params.index(n) for n in names]   # wrt parameters' positions
+        self._positions = [params.index(n) if pipeline.element_of(n) is None else
+                           params.index(pipeline.element_of(n)[0]) + pipeline.element_of(n)[1]
+                           for n in names]                    # wrt parameters' positions
         self._last_position = max(self._positions)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -725,10 +748,14 @@ def _jvp_compiled(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence
     if len(args) != len(tangents):
         raise TypeError("jvp: give one tangent (or None) per argument")
     params = _param_names(fn)
+    star = _vararg(fn)
+    if star is not None:        # an argument beyond the named ones: an element of *xs
+        params = params[:star[1]] + [f"{star[0]}[{k}]" for k in range(len(args) - star[1])]
     active = tuple(params[i] for i, t in enumerate(tangents) if t is not None)
     _check_arguments(fn, active, [a for a, t in zip(args, tangents) if t is not None])
-    compiled = pipeline.jvp_function(fn, active, _kinds(fn, args, {}))
-    return compiled, params, pipeline.tangent_names(fn, active)
+    whole = pipeline._whole(active)
+    compiled = pipeline.jvp_function(fn, whole, _kinds(fn, args, {}))
+    return compiled, params, pipeline.tangent_names(fn, whole)
 
 
 @_entry_point
@@ -775,7 +802,12 @@ def jvp(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence[Any]
     (18.0, 21.0)
     """
     compiled, params, names = _jvp_compiled(f, args, tangents)
-    keywords = {names[params[i]]: t for i, t in enumerate(tangents) if t is not None}
+    keywords = {names[params[i]]: t for i, t in enumerate(tangents)
+                if t is not None and pipeline.element_of(params[i]) is None}
+    star = _vararg(_function(f))
+    if star is not None and any(t is not None for t in tangents[star[1]:]):
+        keywords[names[star[0]]] = tuple(0.0 if t is None else t
+                                         for t in tangents[star[1]:])
     try:
         return cast(Tuple[Any, Any], compiled.function(*args, **keywords))
     except Exception as exc:

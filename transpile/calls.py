@@ -135,13 +135,30 @@ _CACHE = weakref.WeakKeyDictionary()      # function or Unit -> {key: (Compiled,
 
 def _names(target, params, prefix, active, args, kwargs):
     """The parameters of target the active arguments are bound to."""
-    if params is None:
-        sig = inspect.signature(target)
-        bound = sig.bind_partial(*prefix, *args)
-        positional = list(bound.arguments)
+    if params is None:                      # a function taking *args or **kwargs
+        sig = list(inspect.signature(target).parameters.values())
+        named = [q.name for q in sig if q.kind in (q.POSITIONAL_ONLY,
+                                                    q.POSITIONAL_OR_KEYWORD)]
+        star = next((q.name for q in sig if q.kind is q.VAR_POSITIONAL), None)
+        keywords = {q.name for q in sig if q.kind in (q.POSITIONAL_OR_KEYWORD,
+                                                       q.KEYWORD_ONLY)}
         names = []
         for i in active:
-            names.append(positional[len(prefix) + i] if isinstance(i, int) else i)
+            if isinstance(i, int):
+                k = len(prefix) + i
+                if k < len(named):
+                    names.append(named[k])
+                elif star is not None:
+                    names.append(f"{star}[{k - len(named)}]")
+                else:
+                    raise _refuse("too many arguments in a call through a variable",
+                                  target)
+            elif i in keywords:
+                names.append(i)
+            else:
+                raise _refuse(f"a differentiated value passed as '{i}=' into **kwargs of "
+                              f"{target.__qualname__} is not supported (name the "
+                              "parameter)", target)
         return tuple(names)
     out = []
     for i in active:
@@ -152,6 +169,34 @@ def _names(target, params, prefix, active, args, kwargs):
             out.append(params[k])
         else:
             out.append(i)
+    return tuple(out)
+
+
+def _expanded(active, nargs):
+    """`active` with each "*i" (a `*seq` unpacked from argument i on, the last
+    positional) replaced by the positions it fills, and the sizes to regroup by (None for
+    a single argument)."""
+    out, groups = [], []
+    for a in active:
+        if isinstance(a, str) and a.startswith("*"):
+            positions = list(range(int(a[1:]), nargs))
+            out += positions
+            groups.append(len(positions))
+        else:
+            out.append(a)
+            groups.append(None)
+    return tuple(out), groups
+
+
+def _regrouped(flat, groups):
+    out, k = [], 0
+    for n in groups:
+        if n is None:
+            out.append(flat[k])
+            k += 1
+        else:
+            out.append(list(flat[k:k + n]))
+            k += n
     return tuple(out)
 
 
@@ -176,8 +221,8 @@ def _compiled(kind, f, active, args, kwargs):
         kinds.update({k: _kind(v) for k, v in all_kw.items()})
     if kind == "pair":
         compiled = pipeline._pair(target, names, kinds)
-    else:
-        compiled = pipeline.jvp_function(target, names, kinds)
+    else:                       # tangents of `*xs` elements: one tuple for xs
+        compiled = pipeline.jvp_function(target, pipeline._whole(names), kinds)
     entries[key] = (compiled, names, len(prefix))
     return compiled, all_args, all_kw, names
 
@@ -203,25 +248,47 @@ def _check_effects(fn, names):
 def call_forward(f, active, *args, **kwargs):
     """Forward sweep of ``f(*args, **kwargs)`` (the arguments at `active` carry a
     derivative): (value, tape for `call_backward`)."""
-    compiled, all_args, all_kw, _ = _compiled("pair", f, active, args, kwargs)
+    flat, groups = _expanded(active, len(args))
+    compiled, all_args, all_kw, _ = _compiled("pair", f, flat, args, kwargs)
     value, tape = compiled.forward(*all_args, **all_kw)
-    return value, (compiled, tape)
+    return value, (compiled, tape, groups if flat != active else None)
 
 
 def call_backward(tape, g):
     """Adjoint sweep of a `call_forward`: the adjoints of its active arguments (a tuple
     in the order of `active`)."""
-    compiled, inner = tape
-    return compiled.backward(inner, g)
+    compiled, inner, groups = tape
+    grads = compiled.backward(inner, g)
+    return grads if groups is None else _regrouped(grads, groups)
 
 
 def call_jvp(f, active, tangents, *args, **kwargs):
     """Forward mode of ``f(*args, **kwargs)`` along `tangents` (one per active argument):
     (value, tangent)."""
     from .pipeline import tangent_names
+    flat, groups = _expanded(active, len(args))
+    if flat != active:
+        spread = []
+        for t, n in zip(tangents, groups):
+            if n is None:
+                spread.append(t)
+            else:
+                spread += [0.0] * n if not isinstance(t, (list, tuple)) else list(t)
+        tangents, active = spread, flat
     compiled, all_args, all_kw, names = _compiled("jvp", f, active, args, kwargs)
-    tnames = tangent_names(compiled.target, names)
-    extra = {tnames[n]: t for n, t in zip(names, tangents)}
+    from .pipeline import _whole, element_of
+    tnames = tangent_names(compiled.target, _whole(names))
+    extra = {}
+    for n, t in zip(names, tangents):
+        e = element_of(n)
+        if e is None:
+            extra[tnames[n]] = t
+            continue
+        count = len(all_args) - [q.kind for q in inspect.signature(
+            compiled.target).parameters.values()].index(inspect.Parameter.VAR_POSITIONAL)
+        spread = extra.setdefault(tnames[e[0]], [0.0] * count)
+        spread[e[1]] = t
+    extra = {k: tuple(v) if isinstance(v, list) else v for k, v in extra.items()}
     return compiled.function(*all_args, **all_kw, **extra)
 
 

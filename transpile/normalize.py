@@ -86,9 +86,6 @@ def normalize(unit, names):
     if is_generator(node):
         node = _collecting(unit, node, names)
     _check_supported(unit, node)
-    a = node.args
-    if a.vararg or a.kwarg:
-        raise unit.error("unsupported construct '*args/**kwargs' in the signature", node)
     params = unit.params
     body = copy.deepcopy(node.body)
     local_functions = getattr(unit, "local_functions", None)
@@ -157,6 +154,16 @@ def _collecting(unit, node, names):
 
 # --- checks ---------------------------------------------------------------------------
 
+def _takes_star(target):
+    """Does the user function take *args or **kwargs?"""
+    node = getattr(target, "node", None)
+    if node is None:
+        code = getattr(target, "__code__", None)
+        return code is not None and bool(code.co_flags & (inspect.CO_VARARGS
+                                                          | inspect.CO_VARKEYWORDS))
+    return node.args.vararg is not None or node.args.kwarg is not None
+
+
 def _generator_function(target):
     code = getattr(target, "__code__", None)
     if code is not None:
@@ -172,8 +179,6 @@ def _check_supported(unit, node):
             raise unit.error(f"unsupported construct '{kind}'", n)
         if isinstance(n, (ast.For, ast.While)) and n.orelse:
             raise unit.error("unsupported construct 'else' on a loop", n)
-        if isinstance(n, ast.Starred):
-            raise unit.error("unsupported construct '*' unpacking", n)
 
 
 def _place_keywords(fn, args, keywords, params=None):
@@ -677,6 +682,10 @@ class Flattener(LoopFlattening):
         return self._display(e, ast.Tuple)
 
     def _display(self, e, kind):
+        if any(isinstance(x, ast.Starred) for x in e.elts) and all(
+                not isinstance(x, ast.Starred) or isinstance(x.value, ast.Attribute)
+                and x.value.attr == "shape" for x in e.elts):
+            return self.inactive(e)             # (*x.shape, 2): a shape
         for x in e.elts:
             if isinstance(x, ast.Starred):
                 raise self.error("unsupported construct '*' unpacking", x)
@@ -705,12 +714,8 @@ class Flattener(LoopFlattening):
             e = A.located(ast.Call(func=copy.deepcopy(func), args=copy.deepcopy(args) + list(
                 e.args), keywords=[k for k in copy.deepcopy(keywords) if k.arg not in given]
                 + list(e.keywords)), e)
-        for a in e.args:
-            if isinstance(a, ast.Starred):
-                raise self.error("unsupported construct '*args' in a call", a)
-        for k in e.keywords:
-            if k.arg is None:
-                raise self.error("unsupported construct '**kwargs' in a call", k)
+        unpacks = any(isinstance(a, ast.Starred) for a in e.args) or any(
+            k.arg is None for k in e.keywords)
         if (self.unit.resolve(e.func, self.local_names) in (max, min) and e.args
                 and [k.arg for k in e.keywords] == ["key"]):
             return self.best_with_key(e)
@@ -721,6 +726,18 @@ class Flattener(LoopFlattening):
         kind, target = self.classify(e)
         if kind == "inactive":
             return self.inactive(e)
+        if kind == "user" and (unpacks or _takes_star(target)):
+            kind = "dynamic"              # bound to the parameters when it runs (calls.py)
+        if unpacks and kind == "method" and e.func.attr in ("reshape", "transpose") and \
+                not e.keywords:           # x.reshape(n, *shape): the shape as one tuple
+            e = A.located(ast.Call(func=e.func, args=[self.inactive(ast.Tuple(
+                elts=list(e.args), ctx=ast.Load()))], keywords=[]), e)
+            unpacks = False
+        if unpacks and kind != "dynamic":
+            where = next([a for a in e.args if isinstance(a, ast.Starred)]
+                         + [k for k in e.keywords if k.arg is None])
+            raise self.error(f"unsupported construct '*' or '**' unpacking in a call of "
+                             f"{ast.unparse(e.func)}", where)
         if kind == "primitive":
             positional, keywords = _place_keywords(target, list(e.args), list(e.keywords))
             rule = lookup(target, len(positional))
@@ -781,7 +798,8 @@ class Flattener(LoopFlattening):
             func = ast.Attribute(value=self.atom(func.value), attr=func.attr, ctx=ast.Load())
         elif not isinstance(func, ast.Name):
             func = self.bind(self.expr(func), "_f")
-        args = [self.atom(a) for a in e.args]
+        args = [ast.Starred(value=self.atom(a.value), ctx=ast.Load())
+                if isinstance(a, ast.Starred) else self.atom(a) for a in e.args]
         keywords = [ast.keyword(arg=k.arg, value=self.atom(k.value)) for k in e.keywords]
         return A.tag(ast.Call(func=func, args=args, keywords=keywords), special="dynamic")
 

@@ -458,8 +458,45 @@ def _rebuild(unit, active, kind, compiled, kinds, payload):
     return compiled
 
 
+def element_of(name):
+    """`("xs", 1)` for the active name "xs[1]" (argument 1 of a `*xs` parameter), else
+    None."""
+    if name.endswith("]") and "[" in name:
+        base, index = name[:-1].split("[", 1)
+        if index.isdigit():
+            return base, int(index)
+    return None
+
+
+def _whole(active):
+    """The parameters differentiated: an element `xs[1]` of `*xs` differentiates xs."""
+    out = []
+    for p in active:
+        p = element_of(p)[0] if element_of(p) else p
+        if p not in out:
+            out.append(p)
+    return tuple(out)
+
+
+def _selected(active, names):
+    """(statements, adjoint names aligned with active): `xs[1]` is item(dxs, 1)."""
+    from . import runtime
+    body, out = [], []
+    for p in active:
+        e = element_of(p)
+        if e is None:
+            out.append(names.adjoint(p))
+            continue
+        d = names.fresh(f"{names.adjoint(e[0])}_{e[1]}")
+        body.append(A.assign(d, ast.Call(func=A.load("__item__"), args=[
+            A.load(names.adjoint(e[0])), A.const(e[1])], keywords=[])))
+        out.append(d)
+    return body, out
+
+
 def _front(unit, active, kind, kinds):
     """The passes before differentiation: (names, normalized code, its analysis)."""
+    active = _whole(active)
     names = Names(unit.node, prefix="t" if kind.startswith("jvp") else "d")
     for p in unit.params:
         names.reserve(p)
@@ -482,6 +519,7 @@ def _front(unit, active, kind, kinds):
 def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     options = dict(DEFAULT_OPTIONS, **(options or {}))
     names, norm, an = _front(unit, active, kind, kinds)
+    wanted, active = active, _whole(active)
     params = list(unit.params)
     local_names = set(an.params) | set(an.sites)
     env = Namespace(unit, names, local_names, _Pipeline)
@@ -528,6 +566,8 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
             body.append(A.assign(dv, A.const(0.0)))
         body.append(A.assign(d_result, A.const(1.0)))
         body += rev
+        picked, grads = _selected(wanted, names)
+        body += _bound_item(picked, env)
         out = grads[0] if len(grads) == 1 else T.names_tuple(grads)
         body += (T.expand(T.return_value_and, VALUE=value, OUT=out) if kind == "value_and_grad"
                  else T.expand(T.return_only, OUT=out))
@@ -561,6 +601,8 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     for dv in sorted((adjoints | set(grads)) - {d_result}):   # d_result: the argument
         bbody.append(A.assign(dv, A.const(0.0)))
     bbody += rev
+    picked, grads = _selected(wanted, names)
+    bbody += _bound_item(picked, env)
     bbody += T.expand(T.return_only, OUT=T.names_tuple(grads))
     bbody = _optimized(bbody, env, local_names, options, names, all_scalar)
     if options["optimize"]:
@@ -582,6 +624,15 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     compiled.namespace = env
     compiled.tape_has_stack = uses_stack
     return compiled
+
+
+def _bound_item(stmts, env):
+    """The `__item__` of `_selected` bound to runtime.item."""
+    if stmts:
+        name = env.helper("item")
+        for s in stmts:
+            s.value.func.id = name
+    return stmts
 
 
 def _free_stack_names(norm, names):

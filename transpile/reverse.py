@@ -656,20 +656,27 @@ def dynamic_active(tr, call):
                        f"('{ast.unparse(call.func)}') depends on a differentiated value "
                        "(a function or object made from it); pass the value as an "
                        "argument instead", call)
-    active = []
+    active, starred = [], False
     for i, a in enumerate(call.args):
         if isinstance(a, ast.Starred):
             if tr.active(a.value):
-                raise tr.error("unsupported construct: '*' unpacking of differentiated "
-                               "values into a call through a variable", call)
+                if starred or i != len(call.args) - 1 or not isinstance(a.value, ast.Name):
+                    raise tr.error("unsupported construct: '*' unpacking of differentiated "
+                                   "values into a call, other than as its last "
+                                   "positional argument", call)
+                active.append((f"*{i}", a.value))     # all the arguments it unpacks
+            starred = True
             continue
         if isinstance(a, ast.Name) and tr.active(a):
+            if starred:
+                raise tr.error("unsupported construct: a differentiated value passed "
+                               "after '*' unpacking in a call (pass it before)", call)
             active.append((i, a))
     for k in call.keywords:
         if isinstance(k.value, ast.Name) and tr.active(k.value):
             if k.arg is None:
                 raise tr.error("unsupported construct: '**' unpacking of differentiated "
-                               "values into a call through a variable", call)
+                               "values into a call (pass them by name)", call)
             active.append((k.arg, k.value))
     return active
 
