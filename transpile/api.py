@@ -63,6 +63,14 @@ def _function(f: Any) -> Callable[..., Any]:
     if isinstance(f, functools.partial):
         from .calls import partial_function
         f = partial_function(f)
+    if inspect.isgeneratorfunction(f):
+        import ast
+        unit = pipeline.unit_of(f)
+        where = next((n for n in ast.walk(unit.node)
+                      if isinstance(n, (ast.Yield, ast.YieldFrom))), None)
+        raise unit.error("unsupported construct 'yield': a generator function is "
+                         "differentiated only where a differentiated function loops over "
+                         "what it yields", where)
     if getattr(f, "__transpile_derivative__", False) is True:
         name = getattr(f, "__name__", repr(f))
         raise TranspileError(

@@ -733,9 +733,9 @@ class Flattener(LoopFlattening):
             e = A.located(ast.Call(func=e.func, args=[self.inactive(ast.Tuple(
                 elts=list(e.args), ctx=ast.Load()))], keywords=[]), e)
             unpacks = False
-        if unpacks and kind != "dynamic":
-            where = next([a for a in e.args if isinstance(a, ast.Starred)]
-                         + [k for k in e.keywords if k.arg is None])
+        if unpacks and kind not in ("dynamic", "opaque"):
+            where = ([a for a in e.args if isinstance(a, ast.Starred)]
+                     + [k for k in e.keywords if k.arg is None])[0]
             raise self.error(f"unsupported construct '*' or '**' unpacking in a call of "
                              f"{ast.unparse(e.func)}", where)
         if kind == "primitive":
@@ -766,7 +766,8 @@ class Flattener(LoopFlattening):
                                                  ("iterable", "start"))
         if kind == "dynamic":
             return self.dynamic_call(e)
-        args = [self.atom(a) for a in e.args]
+        args = [ast.Starred(value=self.atom(a.value), ctx=ast.Load())
+                if isinstance(a, ast.Starred) else self.atom(a) for a in e.args]
         keywords = [ast.keyword(arg=k.arg, value=self.atom(k.value)) for k in e.keywords]
         if kind == "method":
             base = self.atom(e.func.value)
@@ -889,7 +890,9 @@ class Flattener(LoopFlattening):
             return ("inactive" if rule.zero else "primitive"), obj
         if inspect.isfunction(obj):
             return "user", obj
-        if isinstance(obj, (types.MethodType, functools.partial)) or not isinstance(
-                obj, type) and inspect.isfunction(getattr(type(obj), "__call__", None)):
+        if isinstance(obj, types.MethodType) and inspect.isfunction(getattr(
+                obj.__func__, "__transpile_function__", obj.__func__)) or isinstance(
+                obj, functools.partial) or not isinstance(obj, type) and inspect.isfunction(
+                getattr(type(obj), "__call__", None)):
             return "dynamic", None           # a bound method, partial or callable object
         return "opaque", obj
