@@ -411,3 +411,33 @@ def unpacks_differentiated_values(x):
 def test_differentiated_values_unpacked_by_keyword_are_refused():
     with pytest.raises(TranspileError, match="differentiated value"):
         transpile.grad(unpacks_differentiated_values)(1.0)
+
+
+def affine_kw(x, **kw):
+    return x * kw["scale"] + np.sum(kw["shift"] * x)
+
+
+def calls_affine_kw(x, s):
+    return affine_kw(x, scale=s, shift=x) + affine_kw(s, scale=2.0, shift=x)
+
+
+def test_star_star_kwargs_signature():
+    shift = np.array([1.0, 2.0])
+    f = lambda x, s, sh: affine_kw(x, scale=s, shift=sh)     # noqa: E731
+    args = (2.0, 3.0, shift)
+    check(transpile.grad(affine_kw)(2.0, scale=3.0, shift=shift), central_wrt(f, args, 0))
+    check(transpile.grad(affine_kw, wrt="scale")(2.0, scale=3.0, shift=shift),
+          central_wrt(f, args, 1))
+    _, pullback = transpile.vjp(affine_kw, 2.0, wrt="shift", scale=3.0, shift=shift)
+    check(pullback(1.0), central_wrt(f, args, 2))
+    with pytest.raises(TranspileError, match="no keyword argument"):
+        transpile.grad(affine_kw, wrt="offset")(2.0, scale=3.0, shift=shift)
+
+
+def test_calls_into_star_star_kwargs():
+    for wrt in (0, 1):
+        check(transpile.grad(calls_affine_kw, wrt=wrt)(2.0, 3.0),
+              central_wrt(calls_affine_kw, (2.0, 3.0), wrt))
+    check(transpile.jvp(calls_affine_kw, (2.0, 3.0), (1.0, -1.0))[1],
+          central_wrt(calls_affine_kw, (2.0, 3.0), 0) - central_wrt(calls_affine_kw,
+                                                                   (2.0, 3.0), 1))

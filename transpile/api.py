@@ -247,6 +247,24 @@ def _param_names(fn: Callable[..., Any]) -> list[str]:
     return list(sig.parameters)
 
 
+def _position(params: list[str], name: str) -> int:
+    """The position of the argument a wrt name is (for `**kw[key]`: of **kw, which is
+    passed by keyword anyway)."""
+    element = pipeline.element_of(name)
+    if element is None:
+        return params.index(name)
+    base = params.index(element[0])
+    return base + element[1] if isinstance(element[1], int) else base
+
+
+def _varkw(fn: Callable[..., Any]) -> str | None:
+    """The name of fn's `**kwargs` parameter, or None."""
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind is p.VAR_KEYWORD:
+            return p.name
+    return None
+
+
 def _vararg(fn: Callable[..., Any]) -> tuple[str, int] | None:
     """(name, position) of fn's `*args` parameter, or None."""
     for i, p in enumerate(inspect.signature(fn).parameters.values()):
@@ -274,6 +292,8 @@ def _wrt_names(fn: Callable[..., Any], wrt: Wrt) -> tuple[tuple[str, ...], bool]
                 raise TranspileError(f"wrt={w} but {fn.__qualname__} has {len(params)} "
                                      "parameters")
             names.append(params[w])
+        elif isinstance(w, str) and w not in params and _varkw(fn) is not None:
+            names.append(f"{_varkw(fn)}[{w}]")      # a keyword argument into **kw
         elif isinstance(w, str):
             if w not in params:
                 raise TranspileError(f"wrt={w!r}: {fn.__qualname__} has no such parameter")
@@ -295,6 +315,12 @@ def _bind(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
             out.append(bound.arguments[n])
             continue
         given = bound.arguments[element[0]]
+        if isinstance(element[1], str):
+            if element[1] not in given:
+                raise TranspileError(f"wrt={element[1]!r}: the call passes no keyword "
+                                     f"argument {element[1]}= into **{element[0]}")
+            out.append(given[element[1]])
+            continue
         if element[1] >= len(given):
             raise TranspileError(f"cannot differentiate with respect to argument "
                                  f"{n}: the call passes {len(given)} to *{element[0]}")
@@ -465,9 +491,7 @@ class GradientFunction:
         self._lookup = self.variants.variants.get
         self._several = len(names) > 1
         params = _param_names(fn)
-        self._positions = [params.index(n) if pipeline.element_of(n) is None else
-                           params.index(pipeline.element_of(n)[0]) + pipeline.element_of(n)[1]
-                           for n in names]                    # wrt parameters' positions
+        self._positions = [_position(params, n) for n in names]   # wrt parameters
         self._last_position = max(self._positions)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -155,6 +155,8 @@ def _names(target, params, prefix, active, args, kwargs):
                                   target)
             elif i in keywords:
                 names.append(i)
+            elif any(q.kind is q.VAR_KEYWORD for q in sig):
+                names.append(f"{next(q.name for q in sig if q.kind is q.VAR_KEYWORD)}[{i}]")
             else:
                 raise _refuse(f"a differentiated value passed as '{i}=' into **kwargs of "
                               f"{target.__qualname__} is not supported (name the "
@@ -283,6 +285,9 @@ def call_jvp(f, active, tangents, *args, **kwargs):
         e = element_of(n)
         if e is None:
             extra[tnames[n]] = t
+            continue
+        if isinstance(e[1], str):               # a keyword into **kw: a dict of tangents
+            extra.setdefault(tnames[e[0]], {})[e[1]] = t
             continue
         count = len(all_args) - [q.kind for q in inspect.signature(
             compiled.target).parameters.values()].index(inspect.Parameter.VAR_POSITIONAL)

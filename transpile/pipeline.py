@@ -459,12 +459,15 @@ def _rebuild(unit, active, kind, compiled, kinds, payload):
 
 
 def element_of(name):
-    """`("xs", 1)` for the active name "xs[1]" (argument 1 of a `*xs` parameter), else
+    """`("xs", 1)` for the active name "xs[1]" (argument 1 of a `*xs` parameter),
+    `("kw", "scale")` for "kw[scale]" (the keyword argument scale= in `**kw`), else
     None."""
     if name.endswith("]") and "[" in name:
         base, index = name[:-1].split("[", 1)
         if index.isdigit():
             return base, int(index)
+        if index.isidentifier() and base.isidentifier():
+            return base, index          # "kw[scale]": the keyword scale= in **kw
     return None
 
 
