@@ -380,7 +380,32 @@ def _type_key(args, kwargs):
         for a in args])
     if kwargs:
         key += tuple(sorted((k, type(v), value_mask(v)) for k, v in kwargs.items()))
+    for a in list(args) + list(kwargs.values()):
+        if static_callable(a):      # a function argument: the code calls it by its rule
+            key += (a,)
     return key
+
+
+def static_callable(value: Any) -> bool:
+    """Is value a function the generated code can be specialised on (a Python function,
+    or a function with a derivative rule such as np.tanh): `nl(x)` with nl that argument
+    is then the call of that function itself (its rule, or its derivative code)."""
+    cls = value.__class__
+    if cls is float or cls is np.ndarray or cls is int or cls is list or cls is tuple:
+        return False
+    if inspect.isfunction(value):
+        return not _is_derivative(value)
+    if isinstance(value, (np.ufunc, types.BuiltinFunctionType)):
+        from .rules import lookup
+        try:
+            return any(lookup(value, n) is not None for n in (None, 1, 2, 3))
+        except TypeError:
+            return False
+    return False
+
+
+def _is_derivative(value: Any) -> bool:
+    return getattr(value, "__transpile_derivative__", False) is True
 
 
 def _kinds(fn: Callable[..., Any], args: Sequence[Any],
@@ -389,9 +414,11 @@ def _kinds(fn: Callable[..., Any], args: Sequence[Any],
     sig = inspect.signature(fn)
     bound = sig.bind(*args, **kwargs)
     bound.apply_defaults()
-    kinds = {}
+    kinds: dict[str, Any] = {}
     for name, value in bound.arguments.items():
         kinds[name] = value_kind(value)
+        if static_callable(value):
+            kinds[name + ".callable"] = value      # see static_callable
         mask = value_mask(value)
         if mask is not None:
             kinds[name + ".shape"] = mask

@@ -81,7 +81,9 @@ class Normalized:
         self.params = params
 
 
-def normalize(unit, names):
+def normalize(unit, names, callables=None):
+    """The normalized function. `callables`: parameters known to hold these functions
+    (the variant is specialised on them): their calls are calls of those functions."""
     node = unit.node
     if is_generator(node):
         node = _collecting(unit, node, names)
@@ -95,7 +97,11 @@ def normalize(unit, names):
     body = inline_method_aliases(body, set(params))
     body = lift_nested(unit, body, outer_locals, local_functions)
     body, result = JumpLowering(names).run(body)
-    flat = Flattener(unit, names, local_functions, outer_locals | {result}).run(body)
+    flattener = Flattener(unit, names, local_functions, outer_locals | {result})
+    stored = A.stored_outside_defs(body)
+    flattener.callables = {p: f for p, f in (callables or {}).items()
+                           if p in params and p not in stored}
+    flat = flattener.run(body)
     return Normalized(unit, flat, result, names, local_functions, params)
 
 
@@ -298,6 +304,7 @@ class Flattener(LoopFlattening):
         self.local_names = set(local_names) | set(unit.params)
         self.out = []
         self.cur = unit.node
+        self.callables = {}
 
     def run(self, body):
         self.dict_names = _dict_names(body, self.unit)
@@ -866,6 +873,8 @@ class Flattener(LoopFlattening):
         nargs = len(call.args)
         if isinstance(func, ast.Name) and func.id in self.local_functions:
             return "user", self.local_functions[func.id]
+        if isinstance(func, ast.Name) and func.id in self.callables:
+            return self.classify_object(self.callables[func.id], nargs, call)
         if isinstance(func, ast.Name) and func.id in self.local_names:
             return "dynamic", None
         if isinstance(func, ast.Attribute) and self.unit.resolve(func, self.local_names) is None:
@@ -875,6 +884,10 @@ class Flattener(LoopFlattening):
             if isinstance(func, ast.Subscript):
                 return "dynamic", None                # acts[name](x)
             return "opaque", ast.unparse(func)
+        return self.classify_object(obj, nargs, call)
+
+    def classify_object(self, obj, nargs, call):
+        """classify for a call of the object obj (resolved statically)."""
         if getattr(obj, "__transpile_runtime_call__", False):
             raise self.error(
                 "a derivative of derivative code that calls a function through a variable "

@@ -376,7 +376,9 @@ class _Pipeline:
 def _cached_transform(unit, active, kind, compiled=None, kinds=None, options=None):
     """_transform, or its result read back from the on-disk cache when that is on."""
     options = dict(DEFAULT_OPTIONS, **(options or {}))
-    if cache.folder() is None or unit.func is None:
+    if cache.folder() is None or unit.func is None or any(
+            k.endswith(CALLABLE) for k in kinds or {}):      # a function argument: not
+        return _transform(unit, active, kind, compiled, kinds, options)   # on disk
         return _transform(unit, active, kind, compiled, kinds, options)
     try:
         digest = cache.key(unit, active, kind, kinds, options)
@@ -497,6 +499,9 @@ def _selected(active, names):
     return body, out
 
 
+CALLABLE = ".callable"       # kinds entry: the function a parameter holds (api._kinds)
+
+
 def _front(unit, active, kind, kinds):
     """The passes before differentiation: (names, normalized code, its analysis)."""
     active = _whole(active)
@@ -507,7 +512,8 @@ def _front(unit, active, kind, kinds):
         for p, t in tangent_names(unit, active).items():
             names.reserve(t)
             names.adjoints[p] = t
-    norm = normalize(unit, names)
+    norm = normalize(unit, names, {k[:-len(CALLABLE)]: v for k, v in (kinds or {}).items()
+                                   if k.endswith(CALLABLE)})
     _free_stack_names(norm, names)
     unknown = [p for p in active if p not in unit.params]
     if unknown:
