@@ -474,3 +474,73 @@ def test_calls_into_star_star_kwargs():
     check(transpile.jvp(calls_affine_kw, (2.0, 3.0), (1.0, -1.0))[1],
           central_wrt(calls_affine_kw, (2.0, 3.0), 0) - central_wrt(calls_affine_kw,
                                                                    (2.0, 3.0), 1))
+
+
+# --- zip(*rows) ------------------------------------------------------------------------------
+
+def columns_product(rows):
+    s = 0.0
+    for a, b, c in zip(*rows):
+        s = s + a * b - np.sin(c)
+    return s
+
+
+def test_transposing_zip():
+    rows = [[1.0, 2.0], [3.0, -4.0], [0.5, 0.25]]
+    g = transpile.grad(columns_product)(rows)
+    for i in range(3):
+        for j in range(2):
+            def at(v, i=i, j=j):
+                r = [list(row) for row in rows]
+                r[i][j] = v
+                return columns_product(r)
+            check(g[i][j], central(at, rows[i][j]))
+    with pytest.raises(AssertionError):              # two rows, three loop variables
+        transpile.grad(columns_product)(rows[:2])
+
+
+# --- a realistic program: a small network of layer objects, trained by plain SGD ----------
+
+class Dense:
+    def __init__(self, W, b, act=np.tanh):
+        self.W, self.b, self.act = W, b, act
+
+    def __call__(self, x):
+        return self.act(self.W @ x + self.b)
+
+
+class Network:
+    def __init__(self, layers):
+        self.layers = layers
+
+    def features(self, x):
+        for layer in self.layers:
+            yield layer(x)
+            x = layer(x)
+
+    def predict(self, x):
+        out = x
+        for layer in self.layers:
+            out = layer(out)
+        return out
+
+    @transpile.differentiate
+    def loss(self, x, target):
+        errors = [np.sum((self.predict(x) - target) ** 2)]
+        penalty = sum(np.sum(h * h) for h in self.features(x))
+        return errors[0] + 0.01 * penalty
+
+
+def test_network_of_layer_objects():
+    rng = np.random.default_rng(3)
+    net = Network([Dense(rng.normal(size=(4, 3)), rng.normal(size=4)),
+                   Dense(rng.normal(size=(2, 4)), rng.normal(size=2), act=softplus),
+                   Dense(np.eye(2), np.zeros(2), act=relu)])
+    x, target = np.array([0.2, -0.4, 0.9]), np.array([0.5, -0.1])
+    f = lambda v: net.loss(v, target)               # noqa: E731
+    check(net.loss.grad(x, target), central(f, x))
+    wrt_target = transpile.differentiate(Network.loss, wrt=2)
+    check(wrt_target.grad(net, x, target), central(lambda t: net.loss(x, t), target))
+    for _ in range(3):                              # a few steps on x change the loss
+        x = x - 0.1 * net.loss.grad(x, target)
+    assert np.isfinite(f(x))
