@@ -544,3 +544,8 @@ def test_network_of_layer_objects():
     for _ in range(3):                              # a few steps on x change the loss
         x = x - 0.1 * net.loss.grad(x, target)
     assert np.isfinite(f(x))
+
+
+def test_a_derivative_passed_as_the_function_is_refused():
+    with pytest.raises(TranspileError, match="nested transpile.grad"):
+        transpile.grad(apply_default)(X, transpile.grad(lambda v: np.sum(v * v)))

@@ -42,6 +42,9 @@ def resolve(f):
     calling it."""
     prefix, keywords = (), {}
     for _ in range(100):
+        if getattr(f, "__transpile_derivative__", False) is True:
+            from .frontend import NESTED_MESSAGE
+            raise _refuse(NESTED_MESSAGE)
         inner = getattr(f, "__transpile_function__", None)     # a Differentiable
         if inner is not None and inner is not f:
             f = inner
