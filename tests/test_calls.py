@@ -549,3 +549,35 @@ def test_network_of_layer_objects():
 def test_a_derivative_passed_as_the_function_is_refused():
     with pytest.raises(TranspileError, match="nested transpile.grad"):
         transpile.grad(apply_default)(X, transpile.grad(lambda v: np.sum(v * v)))
+
+
+# --- methods of an argument's class: static calls ---------------------------------------------
+
+class Projection:
+    def __init__(self, W):
+        self.W = W
+
+    def squash(self, y):
+        return np.tanh(y)
+
+    def energy(self, x):
+        return np.sum(self.squash(self.W @ x) ** 2)
+
+
+def projected(x, p):
+    return p.energy(x) * 2.0 + p.squash(x[0])
+
+
+def test_method_of_an_argument_of_a_known_class():
+    # the variant is specialised on p's class: p.energy(x) is Projection.energy(p, x), a
+    # call of a user function (self an argument like any other), so second order works
+    p = Projection(np.array([[1.0, 0.5], [-0.3, 2.0]]))
+    x = np.array([0.2, -0.4])
+    g = transpile.grad(projected)
+    check(g(x, p), central_wrt(projected, (x, p), 0))
+    assert "call_forward" not in g.source and "Projection" not in g.source
+    H = transpile.hessian(projected)(x, p)
+    for i in range(2):
+        check(H[i], central(lambda v: transpile.grad(projected)(v, p)[i], x))
+    check(transpile.jvp(projected, (x, p), (np.ones(2), None))[1],
+          central_wrt(projected, (x, p), 0).sum())

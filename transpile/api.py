@@ -404,6 +404,17 @@ def static_callable(value: Any) -> bool:
     return False
 
 
+def _user_class(value: Any) -> bool:
+    """Is value an instance of a class of the user's (not a number, array, container,
+    module, function or class): the variant is specialised on its class (`_type_key`
+    holds it), so `value.method(x)` is the call of that class's function."""
+    cls = type(value)
+    return (cls.__module__ not in ("builtins", "numpy") and not isinstance(
+        value, (np.ndarray, np.generic, types.ModuleType, type, functools.partial,
+                types.FunctionType, types.MethodType, types.BuiltinFunctionType))
+        and inspect.isclass(cls))
+
+
 def _is_derivative(value: Any) -> bool:
     return getattr(value, "__transpile_derivative__", False) is True
 
@@ -419,6 +430,8 @@ def _kinds(fn: Callable[..., Any], args: Sequence[Any],
         kinds[name] = value_kind(value)
         if static_callable(value):
             kinds[name + ".callable"] = value      # see static_callable
+        elif _user_class(value):
+            kinds[name + ".class"] = type(value)   # its methods' calls: pipeline.static
         mask = value_mask(value)
         if mask is not None:
             kinds[name + ".shape"] = mask

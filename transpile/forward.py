@@ -277,6 +277,8 @@ class ForwardTransform(Transform):
             from .reverse import plain_call
             return [plain_call(s, target), A.assign(self.d(t), A.const(0.0))]
         kinds = {p: self.an.kind_of(arg) or "unknown" for p, arg in bound.items()}
+        from .pipeline import static_kinds
+        kinds.update(static_kinds(getattr(self.norm, "statics", {}), bound))
         jvp_name, tangent_kw = self.env.callee_jvp(target, tuple(active), kinds, s)
         keywords = list(call.keywords) + [
             ast.keyword(arg=tangent_kw[p], value=A.load(self.d(bound[p].id)))

@@ -81,9 +81,11 @@ class Normalized:
         self.params = params
 
 
-def normalize(unit, names, callables=None):
-    """The normalized function. `callables`: parameters known to hold these functions
-    (the variant is specialised on them): their calls are calls of those functions."""
+def normalize(unit, names, statics=None):
+    """The normalized function. `statics` ({param: ("callable", f) or ("class", cls)}, from
+    the variant's kinds, pipeline.static_values): parameters known to hold the function f
+    (their calls are calls of f) or an object of class cls (`p.method(x)` is the call of
+    cls.method with p first)."""
     node = unit.node
     if is_generator(node):
         node = _collecting(unit, node, names)
@@ -99,10 +101,13 @@ def normalize(unit, names, callables=None):
     body, result = JumpLowering(names).run(body)
     flattener = Flattener(unit, names, local_functions, outer_locals | {result})
     stored = A.stored_outside_defs(body)
-    flattener.callables = {p: f for p, f in (callables or {}).items()
-                           if p in params and p not in stored}
+    statics = {p: v for p, v in (statics or {}).items() if p in params and p not in stored}
+    flattener.callables = {p: v for p, (what, v) in statics.items() if what == "callable"}
+    flattener.classes = {p: v for p, (what, v) in statics.items() if what == "class"}
     flat = flattener.run(body)
-    return Normalized(unit, flat, result, names, local_functions, params)
+    norm = Normalized(unit, flat, result, names, local_functions, params)
+    norm.statics = statics
+    return norm
 
 
 # --- generators -------------------------------------------------------------------------
@@ -305,6 +310,7 @@ class Flattener(LoopFlattening):
         self.out = []
         self.cur = unit.node
         self.callables = {}
+        self.classes = {}
 
     def run(self, body):
         self.dict_names = _dict_names(body, self.unit)
@@ -733,6 +739,13 @@ class Flattener(LoopFlattening):
         kind, target = self.classify(e)
         if kind == "inactive":
             return self.inactive(e)
+        if kind == "bound":                # obj.method(x): Class.method(obj, x)
+            holder, target = target
+            e = A.located(ast.Call(func=A.located(ast.Attribute(
+                value=A.load(holder), attr=e.func.attr, ctx=ast.Load()), e.func),
+                args=[copy.deepcopy(e.func.value)] + list(e.args), keywords=list(
+                    e.keywords)), e)
+            kind = "user"
         if kind == "user" and (unpacks or _takes_star(target)):
             kind = "dynamic"              # bound to the parameters when it runs (calls.py)
         if unpacks and kind == "method" and e.func.attr in ("reshape", "transpose") and \
@@ -877,6 +890,11 @@ class Flattener(LoopFlattening):
             return self.classify_object(self.callables[func.id], nargs, call)
         if isinstance(func, ast.Name) and func.id in self.local_names:
             return "dynamic", None
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and \
+                func.value.id in self.classes:
+            method = self.static_method(self.classes[func.value.id], func.attr)
+            if method is not None:
+                return "bound", method
         if isinstance(func, ast.Attribute) and self.unit.resolve(func, self.local_names) is None:
             return ("method" if func.attr in VALUE_METHODS else "dynamic"), None
         obj = self.unit.resolve(func, self.local_names)
@@ -885,6 +903,27 @@ class Flattener(LoopFlattening):
                 return "dynamic", None                # acts[name](x)
             return "opaque", ast.unparse(func)
         return self.classify_object(obj, nargs, call)
+
+    def static_method(self, cls, name):
+        """cls's function `name` when it is a plain method (a def in the class or a base,
+        or a Differentiable there) and cls is named by a global of this module; else None
+        (the call goes through the value)."""
+        attr = inspect.getattr_static(cls, name, None)
+        fn = getattr(attr, "__transpile_function__", attr)
+        if not inspect.isfunction(fn) or getattr(fn, "__transpile_derivative__", False):
+            return None
+        if "__getattr__" in dir(cls) or "__getattribute__" in vars(cls) or any(
+                "__getattribute__" in vars(c) for c in cls.__mro__[:-1]):
+            return None
+        holder = self.class_name(cls)
+        return None if holder is None else (holder, fn)
+
+    def class_name(self, cls):
+        """A global of the unit's module naming cls, or None."""
+        if self.unit.globals.get(cls.__name__) is cls and cls.__name__ not in self.local_names:
+            return cls.__name__
+        return next((k for k, v in self.unit.globals.items() if v is cls and
+                     k.isidentifier() and k not in self.local_names), None)
 
     def classify_object(self, obj, nargs, call):
         """classify for a call of the object obj (resolved statically)."""

@@ -377,7 +377,7 @@ def _cached_transform(unit, active, kind, compiled=None, kinds=None, options=Non
     """_transform, or its result read back from the on-disk cache when that is on."""
     options = dict(DEFAULT_OPTIONS, **(options or {}))
     if cache.folder() is None or unit.func is None or any(
-            k.endswith(CALLABLE) for k in kinds or {}):      # a function argument: not
+            k.endswith((CALLABLE, CLASS)) for k in kinds or {}):   # objects: not
         return _transform(unit, active, kind, compiled, kinds, options)   # on disk
         return _transform(unit, active, kind, compiled, kinds, options)
     try:
@@ -500,6 +500,28 @@ def _selected(active, names):
 
 
 CALLABLE = ".callable"       # kinds entry: the function a parameter holds (api._kinds)
+CLASS = ".class"             # kinds entry: the user class of a parameter's object
+
+
+def static_values(kinds):
+    """{parameter: ("callable", function) or ("class", cls)} from a variant's kinds."""
+    out = {}
+    for k, v in (kinds or {}).items():
+        for suffix in (CALLABLE, CLASS):
+            if k.endswith(suffix):
+                out[k[:-len(suffix)]] = (suffix[1:], v)
+    return out
+
+
+def static_kinds(statics, bound):
+    """The kinds entries a callee's parameters get from the caller's statics (an argument
+    that is a parameter holding a known function or an object of a known class)."""
+    out = {}
+    for p, arg in bound.items():
+        if isinstance(arg, ast.Name) and arg.id in statics:
+            what, value = statics[arg.id]
+            out[p + "." + what] = value
+    return out
 
 
 def _front(unit, active, kind, kinds):
@@ -512,8 +534,7 @@ def _front(unit, active, kind, kinds):
         for p, t in tangent_names(unit, active).items():
             names.reserve(t)
             names.adjoints[p] = t
-    norm = normalize(unit, names, {k[:-len(CALLABLE)]: v for k, v in (kinds or {}).items()
-                                   if k.endswith(CALLABLE)})
+    norm = normalize(unit, names, static_values(kinds))
     _free_stack_names(norm, names)
     unknown = [p for p in active if p not in unit.params]
     if unknown:

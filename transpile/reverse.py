@@ -518,7 +518,8 @@ class ReverseTransform(ControlFlowReversal, Transform):
         if not active or t not in self.an.active:
             reset = [A.assign(self.d(t), A.const(0.0))] if t in self.an.active else []
             return [marker(save=t), plain_call(s, target)], [marker(restore=t)] + reset
-        kinds = {}
+        from .pipeline import static_kinds
+        kinds = static_kinds(getattr(self.norm, "statics", {}), bound)
         for p, arg in bound.items():
             kinds[p] = self.an.kind_of(arg) or "unknown"
             if kinds[p] == "seq" and isinstance(arg, ast.Name):
