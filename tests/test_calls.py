@@ -581,3 +581,16 @@ def test_method_of_an_argument_of_a_known_class():
         check(H[i], central(lambda v: transpile.grad(projected)(v, p)[i], x))
     check(transpile.jvp(projected, (x, p), (np.ones(2), None))[1],
           central_wrt(projected, (x, p), 0).sum())
+
+
+class Shadowed(Projection):
+    pass
+
+
+def test_an_instance_attribute_hiding_a_method_is_what_is_called():
+    plain, hidden = Shadowed(np.eye(2)), Shadowed(np.eye(2))
+    hidden.squash = np.sin                      # the instance's own attribute wins
+    x = np.array([0.2, -0.4])
+    g = transpile.grad(projected)
+    for p in (plain, hidden, plain):
+        check(g(x, p), central_wrt(projected, (x, p), 0))

@@ -383,6 +383,8 @@ def _type_key(args, kwargs):
     for a in list(args) + list(kwargs.values()):
         if static_callable(a):      # a function argument: the code calls it by its rule
             key += (a,)
+        elif _user_class(a):        # an object: which attributes its own dict holds
+            key += (tuple(getattr(a, "__dict__", ())),)    # (one may hide a method)
     return key
 
 
@@ -430,7 +432,9 @@ def _kinds(fn: Callable[..., Any], args: Sequence[Any],
         kinds[name] = value_kind(value)
         if static_callable(value):
             kinds[name + ".callable"] = value      # see static_callable
-        elif _user_class(value):
+        elif _user_class(value) and not any(
+                inspect.isfunction(inspect.getattr_static(type(value), k, None))
+                for k in getattr(value, "__dict__", ())):
             kinds[name + ".class"] = type(value)   # its methods' calls: pipeline.static
         mask = value_mask(value)
         if mask is not None:
