@@ -1097,17 +1097,17 @@ def test_unused_input_zero_gradient():
 
 def b_try(x):
     y = x * 2
-    try:  # BAD
-        y = y / x
+    try:
+        y = y / x  # BAD: a derivative inside try
     except ZeroDivisionError:
         y = 0.0
     return y
 
 
 def b_with(x):
-    with open(__file__) as fh:  # BAD
-        n = len(fh.readline())
-    return x * n
+    with open(__file__) as fh:  # BAD: the 'as' target carries a derivative
+        fh = x * len(fh.readline())
+    return fh
 
 
 def b_yield(x):
@@ -1138,8 +1138,8 @@ def b_nested_bad(x):
     y = x
     for i in range(3):
         if y > 0:
-            try:  # BAD
-                y = math.sqrt(y)
+            try:
+                y = math.sqrt(y)  # BAD
             except ValueError:
                 pass
     return y

@@ -28,6 +28,9 @@ def walk_body(stmts, depth=0):
             yield from walk_body(s.orelse, depth)
         elif isinstance(s, (ast.For, ast.While)):
             yield from walk_body(s.body, depth + 1)
+        elif isinstance(s, ast.Try):
+            for part in [s.body] + [h.body for h in s.handlers] + [s.orelse, s.finalbody]:
+                yield from walk_body(part, depth)
 
 
 def expr_names(e):
@@ -136,6 +139,7 @@ class Analysis:
         self._activity()
         self._check_function_arguments()
         self._sites()
+        check_passthrough(self)
         self._kinds(param_kinds or {})
         self._check_index_values()
         if getattr(norm, "kinds_resolved", False):   # after split_array_trees' rewrites
@@ -857,6 +861,168 @@ def check_aliasing(an):
         if special == "user":
             _check_mutating_call(an, s, call, check)
     return None
+
+
+def check_passthrough(an):
+    """Statements copied as they are into the forward sweep (`forward_only`) must carry
+    no derivative: refused at their line where one would have to flow through them.
+
+    * an assignment to a global (or nonlocal) name of a value carrying a derivative, or
+      inside a loop (a checkpointed loop re-runs), and such a name read by a computation
+      carrying a derivative (the adjoint sweep would read, or restore, the global);
+    * `obj.m(...)` / `obj.a = v` / `del obj[i]` (tagged `sink`) on an object carrying a
+      derivative (kept for arrays and lists read by a method that changes nothing);
+    * an object handed a differentiated value that way and read elsewhere in the
+      function (other than by such statements and conditions): the value read back
+      would carry no derivative;
+    * `with ... as v` with v carrying a derivative; a statement inside `try` that carries
+      one (`try_statement_active`)."""
+    unit = an.norm.unit
+    outer = getattr(an.norm, "rebound_outer", set())
+    handed = {}                   # object name -> (statement, attribute or None)
+    for s, depth in walk_body(an.norm.body):
+        if outer and isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name):
+            t = s.targets[0].id
+            if t in outer and (t in an.active or depth > 0):
+                why = "of a value carrying a derivative" if t in an.active else \
+                    "inside a loop"
+                raise unit.error(f"unsupported construct: assignment to the global (or "
+                                 f"nonlocal) name '{t}' {why}; pass it in and return the "
+                                 "new value", s)
+            read = A.names_loaded(s.value) & outer
+            if t in an.active and read:
+                raise unit.error(f"unsupported construct: the global (or nonlocal) name "
+                                 f"'{sorted(read)[0]}', which the function assigns, is read "
+                                 "by a computation carrying a derivative; read it into a "
+                                 "local variable first, or pass it in", s)
+        base = A.get_tag(s, "sink")
+        if A.get_tag(s, "with_value") and isinstance(s, ast.Assign) and \
+                s.targets[0].id in an.active:
+            raise unit.error(f"unsupported construct: the 'with ... as' target "
+                             f"'{s.targets[0].id}' carries a derivative", s)
+        if isinstance(s, ast.Try):
+            inner = try_statement_active(an, s)
+            if inner is not None:
+                raise unit.error("unsupported construct 'try' around this statement, "
+                                 "which carries a derivative (an exception would change "
+                                 "which statements ran, and the derivative cannot follow "
+                                 f"that); move it out of the 'try' at line {s.lineno}", inner)
+        if not base:
+            continue
+        if base in an.active:
+            what = f"'{base}.{A.get_tag(s, 'attribute')} = ...'" if A.get_tag(
+                s, "attribute") else f"'{ast.unparse(s.targets[0])}'" if isinstance(
+                s, ast.Delete) else f"'{ast.unparse(s.target)} ...='" if isinstance(
+                s, ast.AugAssign) else f"'{ast.unparse(s.value.func)}(...)'"
+            reads_only = isinstance(s, ast.Expr) and not A.get_tag(s, "attribute") and \
+                an.kind.get(base) in (ARRAY, SEQ)
+            if not reads_only:
+                raise unit.error(f"unsupported construct: {what} changes or reads "
+                                 f"'{base}', which carries a derivative, in a way "
+                                 "transpile has no rule for", s)
+            continue
+        value = getattr(s, "value", None)
+        if A.get_tag(s, "attribute"):
+            flows = expr_names(value.args[2]) & an.active
+            attr = A.get_tag(s, "attribute")
+        elif isinstance(s, ast.Expr):
+            flows = A.names_loaded(value) & an.active
+            attr, held = None, value.func.value     # `self.logger.info(...)`: the
+            while isinstance(held, ast.Attribute):  # record goes to self.logger
+                attr, held = held.attr, held.value
+        else:
+            flows, attr = set(), None
+        if flows:
+            handed.setdefault(base, []).append((s, attr, sorted(flows)[0]))
+    if not handed:
+        return
+    for s, _ in walk_body(an.norm.body):
+        if isinstance(s, (ast.If, ast.For, ast.While, ast.Try)):
+            continue
+        if A.get_tag(s, "sink") in handed or A.get_tag(s, "with_value"):
+            continue
+        reads = A.names_loaded(s) & set(handed)
+        if isinstance(s, ast.Assign) and A.get_tag(s.value, "inactive") and \
+                not A.get_tag(s.value, "special"):
+            continue                              # `ax is not None`, len(...), ...
+        for name in sorted(reads):
+            if isinstance(s, ast.Assign) and A.get_tag(s.value, "special") == "attr" and \
+                    isinstance(s.value.value, ast.Name) and s.value.value.id == name:
+                attrs = {a for _, a, _ in handed[name]}
+                if None not in attrs and s.value.attr not in attrs:
+                    continue                      # another attribute of the object
+            where, attr, value = handed[name][0]
+            into = f"'{name}.{attr}'" if attr else f"'{name}'"
+            raise unit.error(f"unsupported construct: {_a_value(value)} is handed to "
+                             f"{into} at line {getattr(where, 'lineno', '?')} and '{name}' "
+                             "is read here: the derivative cannot follow a value through "
+                             "an object; keep such records write-only, or pass the value "
+                             "itself", s)
+    if an.norm.result in handed:
+        s, attr, value = handed[an.norm.result][0]
+        raise unit.error(f"unsupported construct: {_a_value(value)} is stored in the "
+                         f"returned object '{an.norm.result}'", s)
+
+
+def _a_value(name):
+    if name.startswith("_"):
+        return "a value carrying a derivative"
+    return f"a value carrying a derivative ('{name}')"
+
+
+def try_statement_active(an, s):
+    """The first statement inside the `try` s that carries a derivative, or None.
+
+    A variable carrying a derivative elsewhere may be set inside to a value that carries
+    none (`v = float(text)`, `except ValueError: v = 0.0`) when the try body and every
+    handler set it in their own block (not in a branch): whichever ran, it ends with
+    that value, and its derivative restarts from zero after the try (`try_kills`)."""
+    parts = [s.body] + [h.body for h in s.handlers] + [s.orelse, s.finalbody]
+    sure = _set_on_every_path(s)
+    for part in parts:
+        for st, _ in walk_body(part):
+            if A.get_tag(st, "forward_only"):
+                continue
+            if isinstance(st, ast.Assign):
+                t = st.targets[0]
+                if isinstance(t, ast.Name) and t.id in an.active and (
+                        expr_names(st.value) & an.active or t.id not in sure):
+                    return st
+                if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name) and \
+                        t.value.id in an.active:
+                    return st
+            elif isinstance(st, ast.Expr) and A.get_tag(st.value, "special") == "method":
+                base = st.value.func.value
+                if isinstance(base, ast.Name) and base.id in an.active:
+                    return st
+            elif isinstance(st, ast.For) and st.target.id in an.active:
+                return st
+    return None
+
+
+def _set_on_every_path(s):
+    """Names the try statement s sets, whichever of its blocks run: set in the top level
+    of its body and of each handler (a handler ending in `raise` leaves the function)."""
+    def top(block):
+        return {st.targets[0].id for st in block if isinstance(st, ast.Assign)
+                and isinstance(st.targets[0], ast.Name)}
+    out = top(s.body)
+    for h in s.handlers:
+        if not (h.body and isinstance(h.body[-1], ast.Raise)):
+            out &= top(h.body)
+    return out | top(s.finalbody)
+
+
+def try_kills(an, s):
+    """Variables carrying a derivative elsewhere that the try statement s sets to values
+    carrying none (see `try_statement_active`): their adjoints or tangents restart from
+    zero there."""
+    out = set()
+    for st, _ in walk_body([s]):
+        if st is not s and isinstance(st, ast.Assign) and isinstance(
+                st.targets[0], ast.Name) and st.targets[0].id in an.active:
+            out.add(st.targets[0].id)
+    return sorted(out)
 
 
 def _check_mutating_call(an, s, call, check):

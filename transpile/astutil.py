@@ -112,7 +112,15 @@ TAGS = {
     "inactive": "the expression carries no derivative (indices, shapes, comparisons)",
     "elements": "a tuple of loop elements (enumerate/zip) unpacked by the loop target",
     # normalize.py: what a normalized statement came from
-    "forward_only": "copied into the forward sweep only (def, assert, raise)",
+    "forward_only": "copied into the forward sweep only (def, assert, raise, try, "
+                    "print-like calls, attribute stores, imports)",
+    "sink": "a forward-only statement that hands values to (or changes) the object this "
+            "local name holds (\"\" for a global object): `ax.plot(x)`, `o.a = v`",
+    "attribute": "`setattr(obj, 'a', v)`: the attribute store `obj.a = v` (emit.build "
+                 "writes it back as such)",
+    "with_enter": "`_with1 = cm`: a `with` lowered into its enter and exit (the name)",
+    "with_value": "`v = _with1.__enter__()` (or the bare call) of a lowered `with`",
+    "with_exit": "`_with1.__exit__(None, None, None)` of a lowered `with`",
     "loop_exit": "the statement that leaves a loop early (break / return flag)",
     "augassign": "`v op= e` rebound as `v = v op e` (split_array_trees decides in place)",
     "holder": "`_held = parent[i]`, the element a nested element write goes through",

@@ -206,7 +206,8 @@ def _adjoint(floop, rloop, ck, outer, segment, back):
     segment saving what its adjoint needs, run its adjoint loop."""
     L = A.get_tag(rloop, "reverse_loop")
     restore = ast.Expr(value=_call(_method(ck, "pop")))
-    body = copy.deepcopy(floop.body)
+    from .control_flow import without_effects
+    body = without_effects(copy.deepcopy(floop.body))    # printed once, by the first run
     var = floop.target.id
     inside = set()
     for st in body:

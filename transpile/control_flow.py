@@ -117,3 +117,98 @@ class ControlFlowReversal:
 def _count_loads(node, name):
     return sum(1 for n in ast.walk(node) if isinstance(n, ast.Name) and n.id == name
                and isinstance(n.ctx, ast.Load))
+
+
+def try_(rt, s):
+    """A `try` that carries no derivative (analysis.check_passthrough): copied whole into
+    the forward sweep; a name it overwrites that the adjoint sweep reads is saved before
+    it and restored at its place in the adjoint sweep; the adjoints of variables it sets
+    to values carrying no derivative restart from zero."""
+    from .analysis import try_kills
+    handlers = {h.name for h in s.handlers if h.name}
+    saved = sorted(n for n in A.names_stored(s) - handlers if rt.an.overwritten(n))
+    kills = [A.assign(rt.d(n), A.const(0.0)) for n in try_kills(rt.an, s)]
+    return [marker(save=n) for n in saved] + [s], [marker(restore=n) for n in saved] + kills
+
+
+def rebuild_with(stmts):
+    """Put back the attribute stores (`setattr(obj, 'a', v)` -> `obj.a = v`) and the `with`
+    statements normalize lowered (`_with1 = cm`,
+    `v = _with1.__enter__()`, body, `_with1.__exit__(None, None, None)`): where the three
+    are still in one block, with the lowering's name read nowhere else, they become
+    `with cm as v: body` again (the forward sweep statements of the body inside it). Any
+    other arrangement keeps the explicit calls, which do the same when nothing raises."""
+    out, i = [], 0
+    while i < len(stmts):
+        s = _rebuild_nested(stmts[i])
+        attr = A.get_tag(s, "attribute")
+        if attr is not None and isinstance(s, ast.Expr) and isinstance(s.value, ast.Call) \
+                and len(s.value.args) == 3:
+            obj, _, value = s.value.args
+            s = A.located(ast.Assign(targets=[ast.Attribute(
+                value=obj, attr=attr, ctx=ast.Store())], value=value), s)
+        cm = A.get_tag(s, "with_enter")
+        if cm is not None and isinstance(s, ast.Assign) and i + 1 < len(stmts) and \
+                A.get_tag(stmts[i + 1], "with_value") == cm:
+            end = next((j for j in range(i + 2, len(stmts))
+                        if A.get_tag(stmts[j], "with_exit") == cm), None)
+            if end is not None and not any(_count_loads(t, cm) for t in stmts[i + 2:end]) \
+                    and not any(_count_loads(t, cm) for t in stmts[end + 1:]):
+                value = stmts[i + 1]
+                target = value.targets[0] if isinstance(value, ast.Assign) else None
+                body = rebuild_with(stmts[i + 2:end]) or [ast.Pass()]
+                if len(body) == 1 and isinstance(body[0], ast.With):
+                    items, body = body[0].items, body[0].body    # `with a, b:`
+                else:
+                    items = []
+                item = ast.withitem(context_expr=s.value, optional_vars=copy.deepcopy(
+                    target) if target is not None else None)
+                out.append(A.located(ast.With(items=[item] + items, body=body), s))
+                i = end + 1
+                continue
+        out.append(s)
+        i += 1
+    return out
+
+
+def _rebuild_nested(s):
+    if isinstance(s, ast.FunctionDef):
+        return s
+    fields = ("body", "orelse", "finalbody")
+    if not any(isinstance(getattr(s, f, None), list) for f in fields) and \
+            not isinstance(s, ast.Try):
+        return s
+    s = copy.copy(s)
+    for f in fields:
+        part = getattr(s, f, None)
+        if isinstance(part, list):
+            setattr(s, f, rebuild_with(part))
+    if isinstance(s, ast.Try):
+        s.handlers = [copy.copy(h) for h in s.handlers]
+        for h in s.handlers:
+            h.body = rebuild_with(h.body)
+    return s
+
+
+def without_effects(stmts):
+    """Forward code to run a second time (a checkpointed loop's segment, re-run in the
+    adjoint sweep) without the effects the first run already had: the calls copied as they
+    are (print, logging, `ax.plot`, attribute stores, `del obj[i]`) are left out, also in
+    nested blocks; `with` enters and exits, imports, asserts and raises stay."""
+    out = []
+    for s in stmts:
+        if A.get_tag(s, "forward_only") and isinstance(s, (ast.Expr, ast.Delete,
+                                                            ast.AugAssign)) and \
+                not A.get_tag(s, "with_value") and not A.get_tag(s, "with_exit"):
+            continue
+        if isinstance(s, (ast.If, ast.For, ast.While, ast.Try)):
+            s = copy.copy(s)
+            s.body = without_effects(s.body) or [ast.Pass()]
+            s.orelse = without_effects(s.orelse)
+            if isinstance(s, ast.Try):
+                s.finalbody = without_effects(s.finalbody)
+                s.handlers = [copy.copy(h) for h in s.handlers]
+                for h in s.handlers:
+                    h.body = without_effects(h.body) or [ast.Pass()]
+        out.append(s)
+    return out

@@ -199,6 +199,15 @@ def _name_called_lambdas(stmts, unit):
     return block(stmts)
 
 
+def _statements(stmts):
+    """A.statements, also into the handlers and `finally` of try statements."""
+    for s in A.statements(stmts):
+        yield s
+        if isinstance(s, ast.Try):
+            for part in [h.body for h in s.handlers] + [s.finalbody]:
+                yield from _statements(part)
+
+
 class _Loop:
     def __init__(self):
         self.brk = None
@@ -214,8 +223,8 @@ class JumpLowering:
         self.result = None
 
     def run(self, body):
-        returns = [n for n in A.statements(body) if isinstance(n, ast.Return)]
-        jumps = [n for n in A.statements(body) if isinstance(n, (ast.Break, ast.Continue))]
+        returns = [n for n in _statements(body) if isinstance(n, ast.Return)]
+        jumps = [n for n in _statements(body) if isinstance(n, (ast.Break, ast.Continue))]
         last = body[-1] if body else None
         if isinstance(last, ast.Return) and len(returns) == 1 and not jumps:
             if isinstance(last.value, ast.Name):
@@ -274,6 +283,25 @@ class JumpLowering:
             new = ast.copy_location(ast.If(test=s.test, body=body or [ast.Pass()],
                                            orelse=orelse), s)
             return [new], f1 | f2
+        if isinstance(s, ast.With):
+            body, flags = self.block(s.body, loop)
+            new = copy.copy(s)
+            new.body = body or [ast.Pass()]
+            return [new], flags
+        if isinstance(s, ast.Try):
+            new, flags = copy.copy(s), set()
+            new.handlers = []
+            for h in s.handlers:
+                h2 = copy.copy(h)
+                h2.body, f = self.block(h.body, loop)
+                h2.body = h2.body or [ast.Pass()]
+                flags |= f
+                new.handlers.append(h2)
+            for field in ("body", "orelse", "finalbody"):
+                part, f = self.block(getattr(s, field), loop)
+                flags |= f
+                setattr(new, field, part or ([ast.Pass()] if field == "body" else []))
+            return [new], flags
         if isinstance(s, (ast.For, ast.While)):
             inner = _Loop()
             body, flags = self.block(s.body, inner)

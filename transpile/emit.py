@@ -91,6 +91,8 @@ def to_source(node):
 
 def build(name, args, body, namespace, unit, defaults=None, kwdefaults=None, kind=""):
     """Print and compile one generated function; returns (function, source)."""
+    from .control_flow import rebuild_with
+    body = rebuild_with(body)
     fdef = ast.FunctionDef(name=name, args=args, body=body, decorator_list=[], returns=None,
                            type_comment=None)
     fdef = ast.fix_missing_locations(A.located(fdef, unit.node))

@@ -70,6 +70,9 @@ class ForwardTransform(Transform):
         return out
 
     def stmt(self, s):
+        if isinstance(s, ast.Try):         # derivative-free (analysis.check_passthrough)
+            from .analysis import try_kills
+            return [s] + [A.assign(self.d(n), A.const(0.0)) for n in try_kills(self.an, s)]
         if A.get_tag(s, "forward_only") or A.get_tag(s, "loop_exit") or isinstance(
                 s, ast.Break):
             return [s]

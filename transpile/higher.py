@@ -192,7 +192,6 @@ def hessian(f: Callable[..., Any], wrt: Wrt = 0,
     fn = _function(f)
     names, many = _second_order_names(fn, wrt)
     product = hvp(fn, wrt, mode=mode)
-    params = _param_names(fn)
 
     def run(*args):
         xs = _bind(fn, args, {}, names)

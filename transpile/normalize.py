@@ -10,7 +10,13 @@ After this pass a function body holds only these statements:
 * ``xs[index] = atom`` and ``xs.append(atom)``;
 * ``if c:`` / ``for i in range(...)`` / ``while c:`` with ``c`` a name, loops ending (if they
   can exit early) in ``if <flags>: break``; forward-only statements (nested ``def``,
-  ``assert``, ``raise``, inactive calls such as ``print``).
+  ``assert``, ``raise``, ``import``, calls that only record values such as ``print``,
+  ``logging.info``, ``ax.plot``, attribute stores ``obj.a = atom`` (as
+  ``setattr(obj, 'a', atom)``), ``del obj[i]``, and ``try`` statements, their blocks
+  normalized), copied into the forward sweep as they are; ``with`` becomes
+  ``_with1 = cm``, ``v = _with1.__enter__()``, the body, ``_with1.__exit__(None, None,
+  None)`` in one block (emit.build writes the ``with`` back). analysis.check_passthrough
+  refuses these where a derivative would have to flow through them.
 
 On the way it desugars augmented and chained assignment, tuple unpacking and swaps,
 conditional expressions and ``and``/``or``, comprehensions (into loops), iteration over
@@ -39,14 +45,13 @@ from .desugar import JumpLowering, inline_method_aliases, lift_nested
 from .loops import LoopFlattening
 
 UNSUPPORTED = {
-    ast.Try: "try", ast.With: "with", ast.AsyncWith: "async with",
+    ast.AsyncWith: "async with",
     ast.AsyncFor: "async for", ast.AsyncFunctionDef: "async def", ast.Yield: "yield",
-    ast.YieldFrom: "yield from", ast.Await: "await", ast.Global: "global",
-    ast.Nonlocal: "nonlocal", ast.ClassDef: "class definition", ast.Import: "import",
-    ast.ImportFrom: "import", ast.Delete: "del", ast.NamedExpr: "walrus operator :=",
+    ast.YieldFrom: "yield from", ast.Await: "await", ast.ClassDef: "class definition",
+    ast.NamedExpr: "walrus operator :=",
 }
 if hasattr(ast, "TryStar"):
-    UNSUPPORTED[ast.TryStar] = "try"
+    UNSUPPORTED[ast.TryStar] = "try/except*"
 if hasattr(ast, "Match"):
     UNSUPPORTED[ast.Match] = "match"
 
@@ -67,6 +72,27 @@ def _value_methods():
 VALUE_METHODS = _value_methods()
 SHAPE_ATTRS = {"shape", "ndim", "size", "dtype", "itemsize", "nbytes"}
 VARIADIC = {builtins.max, builtins.min, math.hypot}
+
+
+# Functions whose results carry no derivative and that change nothing they are passed:
+# output, logging, warnings, plotting, strings. Their calls are kept as they are and read
+# primal values.
+SINK_FUNCTIONS = {builtins.print, builtins.str, builtins.repr, builtins.format,
+                  builtins.type, builtins.id, builtins.hash, builtins.input}
+SINK_MODULES = {"logging", "warnings", "_warnings", "matplotlib", "pprint", "traceback", "time"}
+
+
+def _is_sink(obj):
+    try:
+        if obj in SINK_FUNCTIONS:
+            return True
+    except TypeError:                                # unhashable
+        return False
+    module = getattr(obj, "__module__", None)
+    if not isinstance(module, str) or not (inspect.isfunction(obj) or
+                                           inspect.isbuiltin(obj) or inspect.isclass(obj)):
+        return False
+    return module.split(".")[0] in SINK_MODULES
 
 
 class Normalized:
@@ -107,6 +133,8 @@ def normalize(unit, names, statics=None):
     flat = flattener.run(body)
     norm = Normalized(unit, flat, result, names, local_functions, params)
     norm.statics = statics
+    norm.rebound_outer = {x for n in A.walk_outside_defs(node.body) if isinstance(
+        n, (ast.Global, ast.Nonlocal)) for x in n.names} & outer_locals
     return norm
 
 
@@ -184,10 +212,17 @@ def _generator_function(target):
 
 
 def _check_supported(unit, node):
+    top = {id(n) for n in ast.walk(ast.Module(body=[
+        s for s in A.statements(node.body) if not isinstance(s, ast.FunctionDef)],
+        type_ignores=[]))}
     for n in A.walk_outside_defs(node.body):
         kind = UNSUPPORTED.get(type(n))
         if kind is not None:
             raise unit.error(f"unsupported construct '{kind}'", n)
+        if isinstance(n, (ast.Global, ast.Nonlocal)):
+            what = "global" if isinstance(n, ast.Global) else "nonlocal"
+            if id(n) not in top:
+                raise unit.error(f"unsupported construct '{what}' in a nested function", n)
         if isinstance(n, (ast.For, ast.While)) and n.orelse:
             raise unit.error("unsupported construct 'else' on a loop", n)
 
@@ -307,6 +342,7 @@ class Flattener(LoopFlattening):
         self.names = names
         self.local_functions = local_functions
         self.local_names = set(local_names) | set(unit.params)
+        self.imported = set()        # names bound by imports inside the function
         self.out = []
         self.cur = unit.node
         self.callables = {}
@@ -350,6 +386,89 @@ class Flattener(LoopFlattening):
 
     def stmt_Pass(self, s):
         pass
+
+    # statements that carry no derivative pass through into the forward sweep as they
+    # are (analysis.check_passthrough refuses those a derivative would flow through)
+    def stmt_Global(self, s):
+        """Kept where it is when the function assigns one of the names (the generated
+        code runs in the user's module globals, over the user's closure cells), else
+        dropped (a name only read is resolved like any other). analysis.check_passthrough
+        refuses an assignment the derivative would have to follow."""
+        if set(s.names) & self.local_names:
+            self.emit(A.tag(s, forward_only=True))
+
+    stmt_Nonlocal = stmt_Global
+
+    def stmt_Import(self, s):
+        for alias in s.names:
+            name = (alias.asname or alias.name).split(".")[0]
+            self.local_names.add(name)
+            self.imported.add(name)
+        self.emit(A.tag(s, forward_only=True))
+
+    stmt_ImportFrom = stmt_Import
+
+    def stmt_Delete(self, s):
+        for t in s.targets:
+            if isinstance(t, ast.Name):
+                continue        # unbinding a local: the derivative code may still read it
+            if not isinstance(t, (ast.Subscript, ast.Attribute)) or not isinstance(
+                    t.value, ast.Name):
+                raise self.error(f"unsupported construct: 'del' of {ast.unparse(t)}", s)
+            self.emit(A.tag(A.located(ast.Delete(targets=[t]), s), forward_only=True,
+                            sink=t.value.id))
+
+    def stmt_With(self, s):
+        """`with cm as v: body` -> `_with1 = cm`, `v = _with1.__enter__()`, body,
+        `_with1.__exit__(None, None, None)`, all in one block: the forward sweep keeps the
+        body's primal statements between them, and emit.build puts the `with` back
+        (control_flow.rebuild_with)."""
+        self.with_items(s, list(s.items))
+
+    def with_items(self, s, items):
+        if not items:
+            for b in s.body:
+                prev, self.cur = self.cur, b
+                self.stmt(b)
+                self.cur = prev
+            return
+        item = items[0]
+        cm = self.names.fresh("_with")
+        self.local_names.add(cm)
+        self.emit(A.tag(A.assign(cm, self.inactive(item.context_expr)), with_enter=cm))
+        enter = ast.Call(func=ast.Attribute(value=A.load(cm), attr="__enter__",
+                                            ctx=ast.Load()), args=[], keywords=[])
+        target = item.optional_vars
+        if target is None:
+            self.emit(A.tag(ast.Expr(value=enter), forward_only=True, with_value=cm))
+        elif isinstance(target, ast.Name):
+            self.local_names.add(target.id)
+            self.emit(A.tag(A.assign(target.id, self.inactive(enter)), with_value=cm))
+        else:
+            raise self.error(f"unsupported construct: 'with ... as {ast.unparse(target)}' "
+                             "(use one name)", s)
+        self.with_items(s, items[1:])
+        exit_ = ast.Call(func=ast.Attribute(value=A.load(cm), attr="__exit__",
+                                            ctx=ast.Load()),
+                         args=[A.const(None)] * 3, keywords=[])
+        self.emit(A.tag(ast.Expr(value=exit_), forward_only=True, with_exit=cm))
+
+    def stmt_Try(self, s):
+        """A `try` is copied whole into the forward sweep, its blocks normalized; the
+        transforms refuse it if a statement inside carries a derivative (which statements
+        ran would depend on where an exception was raised)."""
+        handlers = []
+        for h in s.handlers:
+            if h.name:
+                self.local_names.add(h.name)
+            prev, self.cur = self.cur, h
+            handlers.append(A.located(ast.ExceptHandler(
+                type=h.type and self.inactive(h.type), name=h.name,
+                body=self.block(h.body) or [ast.Pass()]), h))
+            self.cur = prev
+        new = ast.Try(body=self.block(s.body) or [ast.Pass()], handlers=handlers,
+                      orelse=self.block(s.orelse), finalbody=self.block(s.finalbody))
+        self.emit(A.tag(new, forward_only=True))
 
     def stmt_FunctionDef(self, s):
         self.emit(A.tag(s, forward_only=True))
@@ -416,7 +535,7 @@ class Flattener(LoopFlattening):
         elif isinstance(target, ast.Subscript):
             self.store_subscript(target, self.bind(value))
         elif isinstance(target, ast.Attribute):
-            raise self.error("unsupported construct: assignment to an attribute")
+            self.store_attribute(target, self.bind(value))
         else:
             raise self.error(f"unsupported assignment target '{type(target).__name__}'")
 
@@ -477,8 +596,30 @@ class Flattener(LoopFlattening):
                                 ctx=ast.Store())
             self.emit(A.tag(ast.Assign(targets=[sub], value=new)))
             self.store_back(chain)
+        elif isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and \
+                isinstance(s.value, ast.Constant):
+            # `self.count += 1`: as written (check_passthrough refuses it on an object
+            # carrying a derivative)
+            self.emit(A.tag(s, forward_only=True, sink=t.value.id))
+        elif isinstance(t, ast.Attribute):
+            new = self.bind(self.expr(A.located(ast.BinOp(
+                left=ast.Attribute(value=t.value, attr=t.attr, ctx=ast.Load()), op=s.op,
+                right=s.value), s)))
+            self.store_attribute(t, new)
         else:
-            raise self.error("unsupported construct: augmented assignment to an attribute")
+            raise self.error(f"unsupported assignment target '{type(t).__name__}'")
+
+    def store_attribute(self, target, atom):
+        """`obj.a = atom`: a primal effect on an object, copied into the forward sweep
+        (`analysis.check_passthrough` refuses it where obj carries a derivative, or where
+        a differentiated value stored here is read back)."""
+        base = self.atom(target.value)
+        if not isinstance(base, ast.Name):
+            raise self.error(f"unsupported construct: assignment to {ast.unparse(target)}")
+        call = ast.Call(func=A.load("setattr"), args=[base, A.const(target.attr), atom],
+                        keywords=[])          # emit.build writes `obj.a = atom` again
+        self.emit(A.tag(ast.Expr(value=A.tag(call, inactive=True)), forward_only=True,
+                        sink=base.id, attribute=target.attr))
 
     def stmt_Expr(self, s):
         v = s.value
@@ -486,6 +627,12 @@ class Flattener(LoopFlattening):
             return                                   # docstring or bare constant
         if not isinstance(v, ast.Call):
             return                                   # a bare expression has no effect
+        sink = self.sink_method(v)
+        if sink is not None:
+            self._check_expr(v)
+            self.emit(A.tag(ast.Expr(value=A.tag(v, inactive=True)), forward_only=True,
+                            sink=sink))
+            return
         r = self.expr(v)
         if A.get_tag(r, "inactive"):
             self.emit(A.tag(ast.Expr(value=r), forward_only=True))
@@ -493,6 +640,39 @@ class Flattener(LoopFlattening):
             self.emit(ast.Expr(value=r))
         else:
             self.temp(r)
+
+    def sink_method(self, call):
+        """For a call statement `obj.m(...)` whose result is dropped, of a method transpile
+        has no rule for that changes nothing it is passed (`ax.plot(x, y)`,
+        `logger.info(...)`, `fh.write(...)`, `sys.stdout.write(...)`): the name of the
+        local object (or "" for a global one), else None. Such a call is copied as it is
+        and reads primal values; `analysis.check_passthrough` refuses it on an object
+        that carries a derivative or that is read elsewhere."""
+        from .analysis import MUTATING_METHODS, WRITES_FIRST_ARGUMENT
+        func = call.func
+        if not isinstance(func, ast.Attribute) or func.attr in MUTATING_METHODS or \
+                func.attr in WRITES_FIRST_ARGUMENT or func.attr.startswith("__"):
+            return None
+        root = func.value
+        while isinstance(root, ast.Attribute):
+            root = root.value
+        if isinstance(root, ast.Call) and root is func.value and self.classify(root)[0] == \
+                "inactive" and not any(isinstance(n, ast.Name) and n.id in
+                                       self.local_functions for n in ast.walk(call)):
+            return ""                       # `logging.getLogger(name).info(...)`
+        if not isinstance(root, ast.Name) or self.unit.resolve(func, self.local_names) \
+                is not None:
+            return None
+        if any(isinstance(n, ast.Name) and n.id in self.local_functions
+               for n in ast.walk(call)) or any(isinstance(a, ast.Starred) for a in call.args) \
+                or any(k.arg is None for k in call.keywords):
+            return None
+        if root.id in self.local_names:
+            return root.id                  # `ax.plot(...)`, `self.logger.info(...)`
+        obj = self.unit.resolve(func.value, self.local_names)
+        if obj is None or inspect.ismodule(obj) or isinstance(obj, type):
+            return None
+        return ""
 
     def stmt_If(self, s):
         if A.get_tag(s, "loop_exit"):
@@ -562,6 +742,9 @@ class Flattener(LoopFlattening):
         return self.inactive(e)
 
     def expr_BinOp(self, e):
+        if isinstance(e.op, ast.Mod) and (isinstance(e.left, ast.JoinedStr) or isinstance(
+                e.left, ast.Constant) and isinstance(e.left.value, str)):
+            return self.inactive(e)                  # `"%s" % x`: a string
         return ast.BinOp(left=self.operand(e.left), op=e.op, right=self.operand(e.right))
 
     def expr_UnaryOp(self, e):
@@ -736,6 +919,19 @@ class Flattener(LoopFlattening):
                 and "key" in [k.arg for k in e.keywords]
                 and {k.arg for k in e.keywords} <= {"key", "reverse"}):
             return self.sorted_with_key(e)
+        if isinstance(e.func, ast.Attribute) and isinstance(e.func.value, ast.Constant) \
+                and isinstance(e.func.value.value, str):
+            return self.inactive(e)                  # `"{}".format(x)`: a string
+        root = e.func
+        while isinstance(root, ast.Attribute):
+            root = root.value
+        if isinstance(root, ast.Name) and root.id in self.imported:
+            # what the import binds is not known before it runs: no rule is found for it
+            return A.tag(ast.Call(func=e.func, args=[self.atom(a) for a in e.args],
+                                  keywords=[ast.keyword(arg=k.arg, value=self.atom(k.value))
+                                            for k in e.keywords]),
+                         special="opaque", opaque=f"{ast.unparse(e.func)}' (imported inside "
+                                                  "the function: import it at module level)")
         kind, target = self.classify(e)
         if kind == "inactive":
             return self.inactive(e)
@@ -933,6 +1129,8 @@ class Flattener(LoopFlattening):
                 "(a parameter, a list element, an object's method) is not supported; "
                 "where the function is known, call it by its name", call)
         obj = getattr(obj, "__transpile_function__", obj)
+        if _is_sink(obj):
+            return "inactive", obj
         if obj in (max, min) and nargs == 1 or obj in CONTAINER_FUNCS:
             return "container", obj
         if obj in VARIADIC and nargs > 2:

@@ -491,8 +491,9 @@ def _pure(e):
 
 
 def _dead_tail(stmts):
-    """Drop pure assignments to names nothing reads afterwards (top level only)."""
-    live = set()
+    """Drop pure assignments to names nothing reads afterwards (top level only; never
+    those to a name declared global or nonlocal: that is an effect)."""
+    live = {n for s in stmts if isinstance(s, (ast.Global, ast.Nonlocal)) for n in s.names}
     keep = []
     for s in reversed(stmts):
         if (isinstance(s, ast.Assign) and len(s.targets) == 1

@@ -485,7 +485,6 @@ def _whole(active):
 
 def _selected(active, names):
     """(statements, adjoint names aligned with active): `xs[1]` is item(dxs, 1)."""
-    from . import runtime
     body, out = [], []
     for p in active:
         e = element_of(p)

@@ -188,6 +188,9 @@ class ReverseTransform(ControlFlowReversal, Transform):
         return fwd, rev
 
     def stmt(self, s):
+        if isinstance(s, ast.Try):
+            from .control_flow import try_
+            return try_(self, s)
         if A.get_tag(s, "forward_only") or A.get_tag(s, "loop_exit"):
             return [s], []
         if isinstance(s, ast.Assign):

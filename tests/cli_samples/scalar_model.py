@@ -25,8 +25,8 @@ def piecewise(x):
 
 
 def broken(x):
-    try:  # BAD
-        y = x * 2
+    try:
+        y = x * 2  # BAD
     except ValueError:
         y = x
     return y

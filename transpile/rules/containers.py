@@ -283,6 +283,12 @@ class Attribute(ContainerRule):
 class Opaque(ContainerRule):
     """A call of something transpile cannot read and has no rule for."""
 
+    def tangent(self, ft, v):
+        what = A.get_tag(v, "opaque")
+        if isinstance(what, str) and what.endswith("at module level)"):
+            raise ft.error(f"forward mode: no tangent rule for '{what}", v)
+        return super().tangent(ft, v)
+
     def adjoint(self, rt, v, G, ans):
         from ..reverse import _callable_name
         what = A.get_tag(v, "opaque")
@@ -290,6 +296,8 @@ class Opaque(ContainerRule):
         if isinstance(what, str) and what.endswith(("display", "comprehension")):
             raise rt.error(f"unsupported construct: {what} holding a differentiated "
                            "value", v)
+        if isinstance(what, str) and what.endswith("at module level)"):
+            raise rt.error(f"no derivative rule for '{what}", v)
         raise rt.error(f"no derivative rule for '{label}' and it is not a Python "
                        "function transpile can read; register a rule with "
                        "transpile.defvjp", v)
