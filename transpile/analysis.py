@@ -56,7 +56,7 @@ def expr_names(e):
             out |= expr_names(k.value)
         if isinstance(e.func, ast.Attribute) and A.get_tag(e, "special") == "method":
             out |= expr_names(e.func.value)
-        if A.get_tag(e, "special") == "opaque":
+        if A.get_tag(e, "special") in ("opaque", "dynamic"):
             out |= A.names_loaded(e.func)   # a local callable (one may close over x)
         return out
     if isinstance(e, ast.Subscript):
@@ -298,7 +298,7 @@ class Analysis:
             if not isinstance(call, ast.Call):
                 continue
             special = A.get_tag(call, "special")
-            if special not in ("user", "opaque", "method", "container"):
+            if special not in ("user", "opaque", "method", "container", "dynamic"):
                 continue
             passed = []
             parts = list(call.args) + [k.value for k in call.keywords]
@@ -735,7 +735,7 @@ class Aliases:
             if isinstance(v.value, ast.Name) and containers.is_field(an, v):
                 return {_cell(v.value.id)}, set(), False   # one of the object's values
             return set(), set(), False
-        if special in ("user", "opaque"):
+        if special in ("user", "opaque", "dynamic"):
             args = names(list(getattr(v, "args", [])) + [k.value for k in getattr(
                 v, "keywords", [])])
             return args | {_cell(a) for a in args}, {_cell(a) for a in args} | args, False

@@ -16,6 +16,7 @@ import decimal
 import functools
 import inspect
 import numbers
+import types
 from typing import Any, Callable, List, Literal, Protocol, Sequence, Tuple, TypeVar, Union
 from typing import cast, overload
 
@@ -61,9 +62,16 @@ def _function(f: Any) -> Callable[..., Any]:
     if not callable(f):
         raise TypeError(f"{f!r} is not callable")
     if isinstance(f, functools.partial):
-        raise TranspileError(
-            f"{f!r} is a functools.partial object, which transpile does not differentiate "
-            "yet: differentiate a def or lambda that calls it (e.g. lambda x: f(x, y=1))")
+        from .calls import partial_function
+        f = partial_function(f)
+    if inspect.isgeneratorfunction(f):
+        import ast
+        unit = pipeline.unit_of(f)
+        where = next((n for n in ast.walk(unit.node)
+                      if isinstance(n, (ast.Yield, ast.YieldFrom))), None)
+        raise unit.error("unsupported construct 'yield': a generator function is "
+                         "differentiated only where a differentiated function loops over "
+                         "what it yields", where)
     if getattr(f, "__transpile_derivative__", False) is True:
         name = getattr(f, "__name__", repr(f))
         raise TranspileError(
@@ -236,17 +244,38 @@ def _returns_nothing(fn: Callable[..., Any]) -> bool:
 
 
 def _param_names(fn: Callable[..., Any]) -> list[str]:
+    """The parameter names of fn (`*args` and `**kwargs` by their names)."""
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         raise TranspileError(f"cannot read the parameters of {fn!r}") from None
-    for p in sig.parameters.values():
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            raise TranspileError("unsupported construct '*args/**kwargs' in the signature",
-                                 getattr(fn.__code__, "co_filename", None),
-                                 getattr(fn.__code__, "co_firstlineno", None),
-                                 fn.__qualname__)
     return list(sig.parameters)
+
+
+def _position(params: list[str], name: str) -> int:
+    """The position of the argument a wrt name is (for `**kw[key]`: of **kw, which is
+    passed by keyword anyway)."""
+    element = pipeline.element_of(name)
+    if element is None:
+        return params.index(name)
+    base = params.index(element[0])
+    return base + element[1] if isinstance(element[1], int) else base
+
+
+def _varkw(fn: Callable[..., Any]) -> str | None:
+    """The name of fn's `**kwargs` parameter, or None."""
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind is p.VAR_KEYWORD:
+            return p.name
+    return None
+
+
+def _vararg(fn: Callable[..., Any]) -> tuple[str, int] | None:
+    """(name, position) of fn's `*args` parameter, or None."""
+    for i, p in enumerate(inspect.signature(fn).parameters.values()):
+        if p.kind is p.VAR_POSITIONAL:
+            return p.name, i
+    return None
 
 
 def _wrt_names(fn: Callable[..., Any], wrt: Wrt) -> tuple[tuple[str, ...], bool]:
@@ -255,12 +284,21 @@ def _wrt_names(fn: Callable[..., Any], wrt: Wrt) -> tuple[tuple[str, ...], bool]
     many = isinstance(wrt, (tuple, list))
     items = list(wrt) if isinstance(wrt, (tuple, list)) else [wrt]
     names = []
+    star = _vararg(fn)
     for w in items:
-        if isinstance(w, int) and not isinstance(w, bool):
+        if isinstance(w, int) and not isinstance(w, bool) and star is not None and (
+                w >= star[1] or w < 0):
+            if w < 0:
+                raise TranspileError(f"wrt={w}: {fn.__qualname__} takes *{star[0]}, so "
+                                     "count its arguments from the start")
+            names.append(f"{star[0]}[{w - star[1]}]")     # argument w: an element of *xs
+        elif isinstance(w, int) and not isinstance(w, bool):
             if not -len(params) <= w < len(params):
                 raise TranspileError(f"wrt={w} but {fn.__qualname__} has {len(params)} "
                                      "parameters")
             names.append(params[w])
+        elif isinstance(w, str) and w not in params and _varkw(fn) is not None:
+            names.append(f"{_varkw(fn)}[{w}]")      # a keyword argument into **kw
         elif isinstance(w, str):
             if w not in params:
                 raise TranspileError(f"wrt={w!r}: {fn.__qualname__} has no such parameter")
@@ -275,7 +313,24 @@ def _bind(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
     sig = inspect.signature(fn)
     bound = sig.bind(*args, **kwargs)
     bound.apply_defaults()
-    return [bound.arguments[n] for n in names]
+    out = []
+    for n in names:
+        element = pipeline.element_of(n)
+        if element is None:
+            out.append(bound.arguments[n])
+            continue
+        given = bound.arguments[element[0]]
+        if isinstance(element[1], str):
+            if element[1] not in given:
+                raise TranspileError(f"wrt={element[1]!r}: the call passes no keyword "
+                                     f"argument {element[1]}= into **{element[0]}")
+            out.append(given[element[1]])
+            continue
+        if element[1] >= len(given):
+            raise TranspileError(f"cannot differentiate with respect to argument "
+                                 f"{n}: the call passes {len(given)} to *{element[0]}")
+        out.append(given[element[1]])
+    return out
 
 
 def _is_scalar(value):
@@ -342,7 +397,45 @@ def _type_key(args, kwargs):
     key: Tuple[Any, ...] = tuple([_arg_key(a) for a in args])
     if kwargs:
         key += tuple(sorted((k, type(v), value_mask(v)) for k, v in kwargs.items()))
+    for a in list(args) + list(kwargs.values()):
+        if static_callable(a):      # a function argument: the code calls it by its rule
+            key += (a,)
+        elif _user_class(a):        # an object: which attributes its own dict holds
+            key += (tuple(getattr(a, "__dict__", ())),)    # (one may hide a method)
     return key
+
+
+def static_callable(value: Any) -> bool:
+    """Is value a function the generated code can be specialised on (a Python function,
+    or a function with a derivative rule such as np.tanh): `nl(x)` with nl that argument
+    is then the call of that function itself (its rule, or its derivative code)."""
+    cls = value.__class__
+    if cls is float or cls is np.ndarray or cls is int or cls is list or cls is tuple:
+        return False
+    if inspect.isfunction(value):
+        return not _is_derivative(value)
+    if isinstance(value, (np.ufunc, types.BuiltinFunctionType)):
+        from .rules import lookup
+        try:
+            return any(lookup(value, n) is not None for n in (None, 1, 2, 3))
+        except TypeError:
+            return False
+    return False
+
+
+def _user_class(value: Any) -> bool:
+    """Is value an instance of a class of the user's (not a number, array, container,
+    module, function or class): the variant is specialised on its class (`_type_key`
+    holds it), so `value.method(x)` is the call of that class's function."""
+    cls = type(value)
+    return (cls.__module__ not in ("builtins", "numpy") and not isinstance(
+        value, (np.ndarray, np.generic, types.ModuleType, type, functools.partial,
+                types.FunctionType, types.MethodType, types.BuiltinFunctionType))
+        and inspect.isclass(cls))
+
+
+def _is_derivative(value: Any) -> bool:
+    return getattr(value, "__transpile_derivative__", False) is True
 
 
 def _kinds(fn: Callable[..., Any], args: Sequence[Any],
@@ -351,9 +444,15 @@ def _kinds(fn: Callable[..., Any], args: Sequence[Any],
     sig = inspect.signature(fn)
     bound = sig.bind(*args, **kwargs)
     bound.apply_defaults()
-    kinds = {}
+    kinds: dict[str, Any] = {}
     for name, value in bound.arguments.items():
         kinds[name] = value_kind(value)
+        if static_callable(value):
+            kinds[name + ".callable"] = value      # see static_callable
+        elif _user_class(value) and not any(
+                inspect.isfunction(inspect.getattr_static(type(value), k, None))
+                for k in getattr(value, "__dict__", ())):
+            kinds[name + ".class"] = type(value)   # its methods' calls: pipeline.static
         mask = value_mask(value)
         if mask is not None:
             kinds[name + ".shape"] = mask
@@ -450,7 +549,7 @@ class GradientFunction:
         self._lookup = self.variants.variants.get
         self._several = len(names) > 1
         params = _param_names(fn)
-        self._positions = [params.index(n) for n in names]   # wrt parameters' positions
+        self._positions = [_position(params, n) for n in names]   # wrt parameters
         self._last_position = max(self._positions)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -739,10 +838,14 @@ def _jvp_compiled(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence
     if len(args) != len(tangents):
         raise TypeError("jvp: give one tangent (or None) per argument")
     params = _param_names(fn)
+    star = _vararg(fn)
+    if star is not None:        # an argument beyond the named ones: an element of *xs
+        params = params[:star[1]] + [f"{star[0]}[{k}]" for k in range(len(args) - star[1])]
     active = tuple(params[i] for i, t in enumerate(tangents) if t is not None)
     _check_arguments(fn, active, [a for a, t in zip(args, tangents) if t is not None])
-    compiled = pipeline.jvp_function(fn, active, _kinds(fn, args, {}))
-    return compiled, params, pipeline.tangent_names(fn, active)
+    whole = pipeline._whole(active)
+    compiled = pipeline.jvp_function(fn, whole, _kinds(fn, args, {}))
+    return compiled, params, pipeline.tangent_names(fn, whole)
 
 
 @_entry_point
@@ -791,7 +894,11 @@ def jvp(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence[Any]
     compiled, params, names = _jvp_compiled(f, args, tangents)
     # tangent code writes into the tangents of values it writes into: its own copies
     keywords = {names[params[i]]: copy.deepcopy(t) for i, t in enumerate(tangents)
-                if t is not None}
+                if t is not None and pipeline.element_of(params[i]) is None}
+    star = _vararg(_function(f))
+    if star is not None and any(t is not None for t in tangents[star[1]:]):
+        keywords[names[star[0]]] = tuple(0.0 if t is None else copy.deepcopy(t)
+                                         for t in tangents[star[1]:])
     try:
         return cast(Tuple[Any, Any], compiled.function(*args, **keywords))
     except Exception as exc:
@@ -853,6 +960,13 @@ class Differentiable:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.__transpile_function__(*args, **kwargs)
 
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        """A Differentiable that is a class attribute (``@differentiate`` on a method):
+        read from an instance it is that instance's method, `BoundDifferentiable`."""
+        if obj is None:
+            return self
+        return BoundDifferentiable(self, obj)
+
     def _value_and_grad(self) -> GradientFunction:
         if self._vg is None:
             self._vg = value_and_grad(self.__transpile_function__, self.wrt, self.jit,
@@ -901,6 +1015,62 @@ class Differentiable:
 
     def __repr__(self) -> str:
         return f"<differentiable {self.__transpile_function__.__qualname__}>"
+
+
+class BoundDifferentiable:
+    """``obj.method`` for a method made with `differentiate`: calling it runs the method
+    with ``obj`` as ``self``; ``.grad``, ``.value_and_grad``, ``.vjp``, ``.jvp`` and
+    ``.source`` differentiate the method with ``obj`` passed as ``self`` (a constant), and
+    ``wrt`` counts the parameters after ``self`` (``wrt=0`` is the first argument of the
+    call ``obj.method(x)``; names are names). Read through the class
+    (``Model.method.grad(obj, x)``) the method is the plain Differentiable, its ``wrt``
+    counting ``self`` as parameter 0."""
+
+    def __init__(self, owner: Differentiable, obj: Any) -> None:
+        self.__self__, self.__func__ = obj, owner
+        functools.update_wrapper(self, owner.__transpile_function__, updated=())
+        self.__transpile_function__ = types.MethodType(owner.__transpile_function__, obj)
+
+    def _inner(self) -> Differentiable:
+        owner = self.__func__
+        inner = owner.__dict__.get("_bound_inner")
+        if inner is None:
+            wrt = owner.wrt
+            shift = (lambda w: w + 1 if isinstance(w, int) and not isinstance(w, bool)
+                     and w >= 0 else w)
+            wrt = type(wrt)(shift(w) for w in wrt) if isinstance(wrt, (tuple, list)) \
+                else shift(wrt)
+            inner = Differentiable(owner.__transpile_function__, wrt=wrt, mode=owner.mode,
+                                   jit=owner.jit, checkpoint=owner.checkpoint)
+            owner.__dict__["_bound_inner"] = inner
+        return inner
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__func__.__transpile_function__(self.__self__, *args, **kwargs)
+
+    def grad(self, *args: Any, **kwargs: Any) -> Any:
+        """The gradient at these arguments (``self`` the bound object)."""
+        return self._inner().grad(self.__self__, *args, **kwargs)
+
+    def value_and_grad(self, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        """``(value, gradient)`` at these arguments (``self`` the bound object)."""
+        return self._inner().value_and_grad(self.__self__, *args, **kwargs)
+
+    def vjp(self, *args: Any, **kwargs: Any) -> tuple[Any, Pullback]:
+        """``(value, pullback)`` at these arguments (``self`` the bound object)."""
+        return self._inner().vjp(self.__self__, *args, **kwargs)
+
+    def jvp(self, args: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
+        """Forward mode along tangents (one per argument after ``self``)."""
+        return self._inner().jvp((self.__self__,) + tuple(args), (None,) + tuple(tangents))
+
+    @property
+    def source(self) -> str:
+        """The generated source, as `Differentiable.source`."""
+        return self._inner().source
+
+    def __repr__(self) -> str:
+        return f"<bound differentiable {self.__func__.__transpile_function__.__qualname__}>"
 
 
 @overload

@@ -103,7 +103,8 @@ class _Ref:
 TAGS = {
     # normalize.py: what a normalized expression is
     "special": "the kind of a non-rule expression: subscript, display, dict (a dict "
-               "display), container, method, attr, user, opaque",
+               "display), container, method, attr, user, dynamic (a call through a value: "
+               "calls.py), opaque",
     "rule": "the registry Rule of a primitive call or operator",
     "user": "the Python function a `special=user` call calls (transformed with it)",
     "container": "the builtin of a `special=container` call (list, tuple, sum, max, min)",

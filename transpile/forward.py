@@ -125,6 +125,8 @@ class ForwardTransform(Transform):
         special = A.get_tag(value, "special")
         if special == "user":
             return self.user_call(s, t, value)
+        if special == "dynamic":
+            return self.dynamic_call(s, t, value)
         if special is None:
             tangent = self.tangent(value)
         else:
@@ -283,11 +285,27 @@ class ForwardTransform(Transform):
             from .reverse import plain_call
             return [plain_call(s, target), A.assign(self.d(t), A.const(0.0))]
         kinds = {p: self.an.kind_of(arg) or "unknown" for p, arg in bound.items()}
+        from .pipeline import static_kinds
+        kinds.update(static_kinds(getattr(self.norm, "statics", {}), bound))
         jvp_name, tangent_kw = self.env.callee_jvp(target, tuple(active), kinds, s)
         keywords = list(call.keywords) + [
             ast.keyword(arg=tangent_kw[p], value=A.load(self.d(bound[p].id)))
             for p in active if isinstance(bound[p], ast.Name)]
         new_call = ast.Call(func=A.load(jvp_name), args=list(call.args), keywords=keywords)
+        return [A.assign(ast.Tuple(elts=[A.store(t), A.store(self.d(t))], ctx=ast.Store()),
+                         new_call)]
+
+    def dynamic_call(self, s, t, call):
+        """`t = f(args)` with f a value: `t, dt = call_jvp(f, active, tangents, args)`."""
+        from .calls import call_jvp
+        from .reverse import dynamic_active, dynamic_positions
+        active = dynamic_active(self, call)
+        if not active:
+            return [s, A.assign(self.d(t), A.const(0.0))]
+        tangents = ast.Tuple(elts=[A.load(self.d(a.id)) for _, a in active], ctx=ast.Load())
+        new_call = ast.Call(func=A.load(self.env.bind("call_jvp", call_jvp)),
+                            args=[call.func, dynamic_positions(active), tangents]
+                            + list(call.args), keywords=list(call.keywords))
         return [A.assign(ast.Tuple(elts=[A.store(t), A.store(self.d(t))], ctx=ast.Store()),
                          new_call)]
 

@@ -37,8 +37,10 @@ class Unit:
 
     @property
     def params(self):
+        """Parameter names; `*args` and `**kwargs` last (a tuple and a dict inside)."""
         a = self.node.args
-        return [p.arg for p in a.posonlyargs + a.args + a.kwonlyargs]
+        return [p.arg for p in a.posonlyargs + a.args + a.kwonlyargs] + [
+            p.arg for p in (a.vararg, a.kwarg) if p is not None]
 
     @property
     def is_generated(self):

@@ -26,7 +26,8 @@ import numpy as np
 
 from . import pipeline
 from .api import Derivative, GradientFunction, Wrt
-from .api import Variants, _function, _param_names, _wrt_names, grad as _grad, vjp as _vjp
+from .api import Variants, _bind, _function, _param_names, _wrt_names, grad as _grad
+from .api import vjp as _vjp
 from .api import jvp as _jvp
 from .errors import TranspileError
 from .runtime import _is_zero, zeros_like
@@ -36,6 +37,18 @@ HVP_MODES = ("forward-over-reverse", "reverse-over-forward")
 HvpMode = Literal["forward-over-reverse", "reverse-over-forward"]
 #: ``mode=`` of jacobian
 JacobianMode = Literal["auto", "forward", "reverse"]
+
+
+def _second_order_names(fn: Callable[..., Any], wrt: Wrt) -> tuple[tuple[str, ...], bool]:
+    """_wrt_names, refusing an argument of `*args` (first order only)."""
+    names, many = _wrt_names(fn, wrt)
+    if any(pipeline.element_of(n) for n in names):
+        code = getattr(fn, "__code__", None)
+        raise TranspileError("second derivatives with respect to an argument passed to "
+                             "*args are not supported; give the function a named "
+                             "parameter for it", getattr(code, "co_filename", None),
+                             getattr(code, "co_firstlineno", None), fn.__qualname__)
+    return names, many
 
 
 def hvp(f: Callable[..., Any], wrt: Wrt = 0,
@@ -84,7 +97,7 @@ def hvp(f: Callable[..., Any], wrt: Wrt = 0,
     if mode not in HVP_MODES:
         raise ValueError(f"mode must be one of {HVP_MODES}")
     fn = _function(f)
-    names, many = _wrt_names(fn, wrt)
+    names, many = _second_order_names(fn, wrt)
     def build(kinds: dict[str, str]) -> tuple[Callable[..., Any], Callable[[], str]]:
         if mode == "reverse-over-forward":
             tangent = pipeline.jvp_function(fn, names, kinds, tangent_only=True)
@@ -177,12 +190,11 @@ def hessian(f: Callable[..., Any], wrt: Wrt = 0,
     [[36.0, 12.0], [12.0, 0.0]]
     """
     fn = _function(f)
-    names, many = _wrt_names(fn, wrt)
+    names, many = _second_order_names(fn, wrt)
     product = hvp(fn, wrt, mode=mode)
-    params = _param_names(fn)
 
     def run(*args):
-        xs = [args[params.index(n)] for n in names]
+        xs = _bind(fn, args, {}, names)
         shapes = [np.shape(x) if hasattr(x, "shape") else () for x in xs]
         blocks = [[np.zeros(si + sj) for sj in shapes] for si in shapes]
         for j, sj in enumerate(shapes):
@@ -245,7 +257,7 @@ def jacobian(f: Callable[..., Any], wrt: Wrt = 0,
     if mode not in ("auto", "forward", "reverse"):
         raise ValueError("mode must be 'auto', 'forward' or 'reverse'")
     fn = _function(f)
-    names, many = _wrt_names(fn, wrt)
+    names, many = _second_order_names(fn, wrt)
     if many:
         raise TranspileError("jacobian: give one parameter in wrt")
     params = _param_names(fn)

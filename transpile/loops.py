@@ -36,6 +36,7 @@ class LoopFlattening:
 
     def stmt_For(self, s):
         it, target = s.iter, s.target
+        it = self.transposing_zip(it, target, s)
         pre_body = []
         saved, self.out = self.out, pre_body
         fn = self.unit.resolve(it.func, self.local_names) if isinstance(it, ast.Call) else None
@@ -69,6 +70,28 @@ class LoopFlattening:
                                  orelse=[], type_comment=None))
         if isinstance(it, ast.Name) and fn is None:
             A.tag(loop, walks=it.id)        # indexed directly: see _walk_other_iterables
+
+    def transposing_zip(self, it, target, s):
+        """`for a, b in zip(*rows)` -> `for a, b in zip(rows[0], rows[1])` (after
+        `assert len(rows) == 2`: the loop target says how many sequences are zipped)."""
+        if not (isinstance(it, ast.Call) and len(it.args) == 1 and not it.keywords
+                and isinstance(it.args[0], ast.Starred)
+                and self.unit.resolve(it.func, self.local_names) is zip):
+            return it
+        rows = it.args[0].value
+        if not isinstance(target, (ast.Tuple, ast.List)) or any(
+                isinstance(t, ast.Starred) for t in target.elts) or not isinstance(
+                rows, ast.Name):
+            raise self.error("unsupported construct: zip(*rows) other than in "
+                             "`for a, b, ... in zip(*rows)` over a variable", it)
+        m = len(target.elts)
+        check = ast.Assert(test=ast.Compare(left=ast.Call(
+            func=A.load("len"), args=[A.load(rows.id)], keywords=[]), ops=[ast.Eq()],
+            comparators=[A.const(m)]), msg=None)
+        self.emit(A.tag(A.located(check, s), forward_only=True))
+        return A.located(ast.Call(func=copy.deepcopy(it.func), args=[
+            ast.Subscript(value=A.load(rows.id), slice=A.const(j), ctx=ast.Load())
+            for j in range(m)], keywords=[]), it)
 
     def _grows_while_walked(self, s):
         """`for v in xs` (or enumerate(xs)) whose body changes the length of the list xs
@@ -199,7 +222,7 @@ class LoopFlattening:
         """The sequence a loop walks, as a name evaluated before the loop."""
         inner, self.out = self.out, outer
         r = self.expr(expr)
-        if isinstance(expr, ast.Call) and A.get_tag(r, "special") in ("opaque",) \
+        if isinstance(expr, ast.Call) and A.get_tag(r, "special") in ("opaque", "dynamic") \
                 or A.get_tag(r, "inactive") and isinstance(r, ast.Call) \
                 or A.get_tag(r, "method") in ("items", "keys", "values"):
             r = A.tag(ast.Call(func=A.load("list"), args=[self.bind(r)], keywords=[]),

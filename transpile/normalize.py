@@ -36,8 +36,10 @@ found the value kinds, array_statements.py (one array operation per statement).
 import ast
 import builtins
 import copy
+import functools
 import inspect
 import math
+import types
 
 from . import astutil as A
 from .rules import lookup
@@ -56,6 +58,20 @@ if hasattr(ast, "Match"):
     UNSUPPORTED[ast.Match] = "match"
 
 CONTAINER_FUNCS = {builtins.sum, builtins.list, builtins.tuple}
+
+
+def _value_methods():
+    import numpy
+    out = set()
+    for t in (numpy.ndarray, numpy.generic, list, tuple, dict, set, float, int, str):
+        out |= set(dir(t))
+    return frozenset(out)
+
+
+#: method names of arrays, numbers, lists, tuples, dicts, sets and strings: `v.name(...)`
+#: is one of those (rules/containers.py Method); any other name is a method of an object,
+#: called through the value (a `special=dynamic` call, calls.py)
+VALUE_METHODS = _value_methods()
 SHAPE_ATTRS = {"shape", "ndim", "size", "dtype", "itemsize", "nbytes"}
 VARIADIC = {builtins.max, builtins.min, math.hypot}
 
@@ -93,12 +109,15 @@ class Normalized:
         self.params = params
 
 
-def normalize(unit, names):
+def normalize(unit, names, statics=None):
+    """The normalized function. `statics` ({param: ("callable", f) or ("class", cls)}, from
+    the variant's kinds, pipeline.static_values): parameters known to hold the function f
+    (their calls are calls of f) or an object of class cls (`p.method(x)` is the call of
+    cls.method with p first)."""
     node = unit.node
+    if is_generator(node):
+        node = _collecting(unit, node, names)
     _check_supported(unit, node)
-    a = node.args
-    if a.vararg or a.kwarg:
-        raise unit.error("unsupported construct '*args/**kwargs' in the signature", node)
     params = unit.params
     body = copy.deepcopy(node.body)
     local_functions = getattr(unit, "local_functions", None)
@@ -108,14 +127,91 @@ def normalize(unit, names):
     body = inline_method_aliases(body, set(params))
     body = lift_nested(unit, body, outer_locals, local_functions)
     body, result = JumpLowering(names).run(body)
-    flat = Flattener(unit, names, local_functions, outer_locals | {result}).run(body)
+    flattener = Flattener(unit, names, local_functions, outer_locals | {result})
+    stored = A.stored_outside_defs(body)
+    statics = {p: v for p, v in (statics or {}).items() if p in params and p not in stored}
+    flattener.callables = {p: v for p, (what, v) in statics.items() if what == "callable"}
+    flattener.classes = {p: v for p, (what, v) in statics.items() if what == "class"}
+    flat = flattener.run(body)
     norm = Normalized(unit, flat, result, names, local_functions, params)
+    norm.statics = statics
     norm.rebound_outer = {x for n in A.walk_outside_defs(node.body) if isinstance(
         n, (ast.Global, ast.Nonlocal)) for x in n.names} & outer_locals
     return norm
 
 
+# --- generators -------------------------------------------------------------------------
+
+def is_generator(node):
+    """Does this def hold `yield` (outside nested defs)?"""
+    return any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in A.walk_outside_defs(
+        node.body))
+
+
+def _collecting(unit, node, names):
+    """A generator function differentiated as the function building the list of its
+    items: `yield v` -> `_items.append(v)`, `return` -> `return _items` (callers make the
+    list too: `list(gen(...))`, see Flattener.expr_Call). Only `yield` statements (not
+    `x = yield`, not `yield from`)."""
+    items = names.fresh("_items")
+    for n in A.walk_outside_defs(node.body):
+        if isinstance(n, ast.YieldFrom):
+            raise unit.error("unsupported construct 'yield from'", n)
+        if isinstance(n, ast.Yield) and not any(
+                isinstance(s, ast.Expr) and s.value is n
+                for s in A.walk_outside_defs(node.body)):
+            raise unit.error("unsupported construct: 'yield' as an expression (a "
+                             "generator is differentiated as the list of what it yields: "
+                             "use `yield v` statements)", n)
+        if isinstance(n, ast.Return) and n.value is not None:
+            raise unit.error("unsupported construct: 'return' with a value in a generator",
+                             n)
+
+    class Collect(ast.NodeTransformer):
+        def visit_FunctionDef(self, n):
+            return n
+
+        def visit_Lambda(self, n):
+            return n
+
+        def visit_Expr(self, s):
+            if isinstance(s.value, ast.Yield):
+                value = s.value.value if s.value.value is not None else A.const(None)
+                return A.located(ast.Expr(value=ast.Call(
+                    func=ast.Attribute(value=A.load(items), attr="append", ctx=ast.Load()),
+                    args=[value], keywords=[])), s)
+            return s
+
+        def visit_Return(self, s):
+            return A.located(ast.Return(value=A.load(items)), s)
+
+    new = copy.deepcopy(node)
+    body = [Collect().visit(s) for s in new.body]
+    first = new.body[0] if new.body else new
+    new.body = ([A.located(A.assign(items, ast.List(elts=[], ctx=ast.Load())), first)] + body
+                + [A.located(ast.Return(value=A.load(items)), body[-1] if body else first)])
+    return new
+
+
 # --- checks ---------------------------------------------------------------------------
+
+def _takes_star(target):
+    """Does the user function take *args or **kwargs?"""
+    node = getattr(target, "node", None)
+    if node is None:
+        code = getattr(target, "__code__", None)
+        return code is not None and bool(code.co_flags & (inspect.CO_VARARGS
+                                                          | inspect.CO_VARKEYWORDS))
+    return node.args.vararg is not None or node.args.kwarg is not None
+
+
+def _generator_function(target):
+    code = getattr(target, "__code__", None)
+    if code is not None:
+        return bool(code.co_flags & inspect.CO_GENERATOR)
+    node = getattr(target, "node", None)
+    return node is not None and is_generator(node)
+
 
 def _check_supported(unit, node):
     top = {id(n) for n in ast.walk(ast.Module(body=[
@@ -131,8 +227,6 @@ def _check_supported(unit, node):
                 raise unit.error(f"unsupported construct '{what}' in a nested function", n)
         if isinstance(n, (ast.For, ast.While)) and n.orelse:
             raise unit.error("unsupported construct 'else' on a loop", n)
-        if isinstance(n, ast.Starred):
-            raise unit.error("unsupported construct '*' unpacking", n)
 
 
 def _place_keywords(fn, args, keywords, params=None):
@@ -311,6 +405,28 @@ def _dict_names(body, unit):
     return {name for name, is_dict in stores.items() if is_dict}
 
 
+def _partial_names(body, unit, local_names):
+    """Variables assigned once, from `functools.partial(...)`, and only ever called: each
+    call `h(x)` is the call of the partial's function with its arguments (`h = partial(g,
+    y=w); h(x)` is `g(x, y=w)`, w read where the partial is made)."""
+    stores, loads, called, made = {}, {}, {}, set()
+    for n in A.walk_outside_defs(body):
+        if isinstance(n, ast.Name):
+            table = stores if isinstance(n.ctx, ast.Store) else loads
+            table[n.id] = table.get(n.id, 0) + 1
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
+            called[n.func.id] = called.get(n.func.id, 0) + 1
+        if (isinstance(n, ast.Assign) and len(n.targets) == 1
+                and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Call)
+                and unit.resolve(n.value.func, local_names) is functools.partial
+                and n.value.args and not any(isinstance(a, ast.Starred)
+                                             for a in n.value.args)
+                and all(k.arg is not None for k in n.value.keywords)):
+            made.add(n.targets[0].id)
+    return {h for h in made if stores.get(h) == 1 and h not in unit.params
+            and loads.get(h, 0) == called.get(h, 0)}
+
+
 class Flattener(LoopFlattening):
     """Split expressions so each statement does one special thing (see module doc)."""
 
@@ -322,9 +438,13 @@ class Flattener(LoopFlattening):
         self.imported = set()        # names bound by imports inside the function
         self.out = []
         self.cur = unit.node
+        self.callables = {}
+        self.classes = {}
 
     def run(self, body):
         self.dict_names = _dict_names(body, self.unit)
+        self.partial_names = _partial_names(body, self.unit, self.local_names)
+        self.partials = {}
         self.rebound_in_loop = set()
         return self.block(body)
 
@@ -462,6 +582,15 @@ class Flattener(LoopFlattening):
 
     def stmt_Assign(self, s):
         targets, value = s.targets, s.value
+        if (len(targets) == 1 and isinstance(targets[0], ast.Name)
+                and targets[0].id in self.partial_names):
+            # the partial's arguments are read here, its function is called at each call
+            func = value.args[0]
+            args = [self.bind(self.expr(a), "_arg") for a in value.args[1:]]
+            keywords = [ast.keyword(arg=k.arg, value=self.bind(self.expr(k.value), "_arg"))
+                        for k in value.keywords]
+            self.partials[targets[0].id] = (func, args, keywords)
+            return
         if (len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List))
                 and isinstance(value, (ast.Tuple, ast.List))
                 and len(targets[0].elts) == len(value.elts)):
@@ -860,6 +989,10 @@ class Flattener(LoopFlattening):
         return self._display(e, ast.Tuple)
 
     def _display(self, e, kind):
+        if any(isinstance(x, ast.Starred) for x in e.elts) and all(
+                not isinstance(x, ast.Starred) or isinstance(x.value, ast.Attribute)
+                and x.value.attr == "shape" for x in e.elts):
+            return self.inactive(e)             # (*x.shape, 2): a shape
         for x in e.elts:
             if isinstance(x, ast.Starred):
                 raise self.error("unsupported construct '*' unpacking", x)
@@ -927,15 +1060,21 @@ class Flattener(LoopFlattening):
 
 
     def expr_Call(self, e):
-        for a in e.args:
-            if isinstance(a, ast.Starred):
-                raise self.error("unsupported construct '*args' in a call", a)
-        for k in e.keywords:
-            if k.arg is None:
-                raise self.error("unsupported construct '**kwargs' in a call", k)
+        if isinstance(e.func, ast.Name) and e.func.id in self.partials:
+            func, args, keywords = self.partials[e.func.id]
+            given = {k.arg for k in e.keywords}
+            e = A.located(ast.Call(func=copy.deepcopy(func), args=copy.deepcopy(args) + list(
+                e.args), keywords=[k for k in copy.deepcopy(keywords) if k.arg not in given]
+                + list(e.keywords)), e)
+        unpacks = any(isinstance(a, ast.Starred) for a in e.args) or any(
+            k.arg is None for k in e.keywords)
         if (self.unit.resolve(e.func, self.local_names) in (max, min) and e.args
                 and [k.arg for k in e.keywords] == ["key"]):
             return self.best_with_key(e)
+        if (self.unit.resolve(e.func, self.local_names) is sorted and len(e.args) == 1
+                and "key" in [k.arg for k in e.keywords]
+                and {k.arg for k in e.keywords} <= {"key", "reverse"}):
+            return self.sorted_with_key(e)
         if isinstance(e.func, ast.Attribute) and isinstance(e.func.value, ast.Constant) \
                 and isinstance(e.func.value.value, str):
             return self.inactive(e)                  # `"{}".format(x)`: a string
@@ -962,6 +1101,25 @@ class Flattener(LoopFlattening):
         kind, target = self.classify(e)
         if kind == "inactive":
             return self.inactive(e)
+        if kind == "bound":                # obj.method(x): Class.method(obj, x)
+            holder, target = target
+            e = A.located(ast.Call(func=A.located(ast.Attribute(
+                value=A.load(holder), attr=e.func.attr, ctx=ast.Load()), e.func),
+                args=[copy.deepcopy(e.func.value)] + list(e.args), keywords=list(
+                    e.keywords)), e)
+            kind = "user"
+        if kind == "user" and (unpacks or _takes_star(target)):
+            kind = "dynamic"              # bound to the parameters when it runs (calls.py)
+        if unpacks and kind == "method" and e.func.attr in ("reshape", "transpose") and \
+                not e.keywords:           # x.reshape(n, *shape): the shape as one tuple
+            e = A.located(ast.Call(func=e.func, args=[self.inactive(ast.Tuple(
+                elts=list(e.args), ctx=ast.Load()))], keywords=[]), e)
+            unpacks = False
+        if unpacks and kind not in ("dynamic", "opaque"):
+            where = ([a for a in e.args if isinstance(a, ast.Starred)]
+                     + [k for k in e.keywords if k.arg is None])[0]
+            raise self.error(f"unsupported construct '*' or '**' unpacking in a call of "
+                             f"{ast.unparse(e.func)}", where)
         if kind == "primitive":
             positional, keywords = _place_keywords(target, list(e.args), list(e.keywords))
             rule = lookup(target, len(positional))
@@ -988,7 +1146,10 @@ class Flattener(LoopFlattening):
             e = copy.copy(e)
             e.args, e.keywords = _place_keywords(target, list(e.args), list(e.keywords),
                                                  ("iterable", "start"))
-        args = [self.atom(a) for a in e.args]
+        if kind == "dynamic":
+            return self.dynamic_call(e)
+        args = [ast.Starred(value=self.atom(a.value), ctx=ast.Load())
+                if isinstance(a, ast.Starred) else self.atom(a) for a in e.args]
         keywords = [ast.keyword(arg=k.arg, value=self.atom(k.value)) for k in e.keywords]
         if kind == "method":
             base = self.atom(e.func.value)
@@ -1002,11 +1163,61 @@ class Flattener(LoopFlattening):
             extras = getattr(target, "extra_params", ())
             for x in extras:
                 call.keywords.append(ast.keyword(arg=x, value=A.load(x)))
-            return A.tag(call, special="user", user=target)
+            call = A.tag(call, special="user", user=target)
+            if _generator_function(target):      # its items, as a list (see _collecting)
+                return A.tag(ast.Call(func=A.load("list"), args=[self.temp(call)],
+                                      keywords=[]), special="container", container=list)
+            return call
         if kind == "container":
             return A.tag(call, special="container", container=target)
         return A.tag(call, special="opaque", opaque=target if target is not None
                      else ast.unparse(e.func))
+
+    def dynamic_call(self, e):
+        """`f(x)` where f is a value (a parameter, a list element, `acts[name]`,
+        `model.forward`): the callee becomes an atom (or `atom.method`), evaluated before
+        the arguments as Python does; the call is differentiated through the function
+        the value holds when it runs (calls.py)."""
+        func = e.func
+        if isinstance(func, ast.Attribute):
+            func = ast.Attribute(value=self.atom(func.value), attr=func.attr, ctx=ast.Load())
+        elif not isinstance(func, ast.Name):
+            func = self.bind(self.expr(func), "_f")
+        args = [ast.Starred(value=self.atom(a.value), ctx=ast.Load())
+                if isinstance(a, ast.Starred) else self.atom(a) for a in e.args]
+        keywords = [ast.keyword(arg=k.arg, value=self.atom(k.value)) for k in e.keywords]
+        return A.tag(ast.Call(func=func, args=args, keywords=keywords), special="dynamic")
+
+    def sorted_with_key(self, e):
+        """`sorted(xs, key=f)` -> `_order = sorted(range(len(xs)), key=lambda i:
+        f(xs[i]))`, then `[xs[i] for i in _order]`: the same (stable) order, the elements
+        read by index (so each one's derivative goes back to where it came from)."""
+        seq = self.atom_seq(e.args[0], self.out)
+        if isinstance(seq, ast.Name) and seq.id in self.dict_names:
+            seq = self.temp(A.tag(ast.Call(func=A.load("list"), args=[seq], keywords=[]),
+                                  special="container", container=list))
+        i = self.names.fresh("_i")
+        keywords = {k.arg: k.value for k in e.keywords}
+        key = ast.Lambda(args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=i)],
+                                            vararg=None, kwonlyargs=[], kw_defaults=[],
+                                            kwarg=None, defaults=[]),
+                         body=ast.Call(func=copy.deepcopy(keywords["key"]), args=[
+                             ast.Subscript(value=copy.deepcopy(seq), slice=A.load(i),
+                                           ctx=ast.Load())], keywords=[]))
+        order = ast.Call(func=copy.deepcopy(e.func), args=[ast.Call(
+            func=A.load("range"), args=[self.len_of(seq)], keywords=[])],
+            keywords=[ast.keyword(arg="key", value=key)] + (
+                [ast.keyword(arg="reverse", value=keywords["reverse"])]
+                if "reverse" in keywords else []))
+        name = self.names.fresh("_order")
+        self.emit(A.assign(name, self.inactive(A.located(order, e))))
+        j = self.names.fresh("_j")
+        comp = ast.ListComp(elt=ast.Subscript(value=copy.deepcopy(seq), slice=A.load(j),
+                                              ctx=ast.Load()),
+                            generators=[ast.comprehension(target=A.store(j),
+                                                          iter=A.load(name), ifs=[],
+                                                          is_async=0)])
+        return self.expr(A.located(comp, e))
 
     def best_with_key(self, e):
         """`max(xs, key=f)` -> `_index = max(range(len(xs)), key=lambda i: f(xs[i]))`,
@@ -1039,13 +1250,52 @@ class Flattener(LoopFlattening):
         nargs = len(call.args)
         if isinstance(func, ast.Name) and func.id in self.local_functions:
             return "user", self.local_functions[func.id]
+        if isinstance(func, ast.Name) and func.id in self.callables:
+            return self.classify_object(self.callables[func.id], nargs, call)
         if isinstance(func, ast.Name) and func.id in self.local_names:
-            return "opaque", func.id
+            return "dynamic", None
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and \
+                func.value.id in self.classes:
+            method = self.static_method(self.classes[func.value.id], func.attr)
+            if method is not None:
+                return "bound", method
         if isinstance(func, ast.Attribute) and self.unit.resolve(func, self.local_names) is None:
-            return "method", None
+            return ("method" if func.attr in VALUE_METHODS else "dynamic"), None
         obj = self.unit.resolve(func, self.local_names)
         if obj is None:
+            if isinstance(func, ast.Subscript):
+                return "dynamic", None                # acts[name](x)
             return "opaque", ast.unparse(func)
+        return self.classify_object(obj, nargs, call)
+
+    def static_method(self, cls, name):
+        """cls's function `name` when it is a plain method (a def in the class or a base,
+        or a Differentiable there) and cls is named by a global of this module; else None
+        (the call goes through the value)."""
+        attr = inspect.getattr_static(cls, name, None)
+        fn = getattr(attr, "__transpile_function__", attr)
+        if not inspect.isfunction(fn) or getattr(fn, "__transpile_derivative__", False):
+            return None
+        if "__getattr__" in dir(cls) or "__getattribute__" in vars(cls) or any(
+                "__getattribute__" in vars(c) for c in cls.__mro__[:-1]):
+            return None
+        holder = self.class_name(cls)
+        return None if holder is None else (holder, fn)
+
+    def class_name(self, cls):
+        """A global of the unit's module naming cls, or None."""
+        if self.unit.globals.get(cls.__name__) is cls and cls.__name__ not in self.local_names:
+            return cls.__name__
+        return next((k for k, v in self.unit.globals.items() if v is cls and
+                     k.isidentifier() and k not in self.local_names), None)
+
+    def classify_object(self, obj, nargs, call):
+        """classify for a call of the object obj (resolved statically)."""
+        if getattr(obj, "__transpile_runtime_call__", False):
+            raise self.error(
+                "a derivative of derivative code that calls a function through a variable "
+                "(a parameter, a list element, an object's method) is not supported; "
+                "where the function is known, call it by its name", call)
         obj = getattr(obj, "__transpile_function__", obj)
         if _is_sink(obj):
             return "inactive", obj
@@ -1058,4 +1308,9 @@ class Flattener(LoopFlattening):
             return ("inactive" if rule.zero else "primitive"), obj
         if inspect.isfunction(obj):
             return "user", obj
+        if isinstance(obj, types.MethodType) and inspect.isfunction(getattr(
+                obj.__func__, "__transpile_function__", obj.__func__)) or isinstance(
+                obj, functools.partial) or not isinstance(obj, type) and inspect.isfunction(
+                getattr(type(obj), "__call__", None)):
+            return "dynamic", None           # a bound method, partial or callable object
         return "opaque", obj

@@ -376,7 +376,9 @@ class _Pipeline:
 def _cached_transform(unit, active, kind, compiled=None, kinds=None, options=None):
     """_transform, or its result read back from the on-disk cache when that is on."""
     options = dict(DEFAULT_OPTIONS, **(options or {}))
-    if cache.folder() is None or unit.func is None:
+    if cache.folder() is None or unit.func is None or any(
+            k.endswith((CALLABLE, CLASS)) for k in kinds or {}):   # objects: not
+        return _transform(unit, active, kind, compiled, kinds, options)   # on disk
         return _transform(unit, active, kind, compiled, kinds, options)
     try:
         digest = cache.key(unit, active, kind, kinds, options)
@@ -458,8 +460,72 @@ def _rebuild(unit, active, kind, compiled, kinds, payload):
     return compiled
 
 
+def element_of(name):
+    """`("xs", 1)` for the active name "xs[1]" (argument 1 of a `*xs` parameter),
+    `("kw", "scale")` for "kw[scale]" (the keyword argument scale= in `**kw`), else
+    None."""
+    if name.endswith("]") and "[" in name:
+        base, index = name[:-1].split("[", 1)
+        if index.isdigit():
+            return base, int(index)
+        if index.isidentifier() and base.isidentifier():
+            return base, index          # "kw[scale]": the keyword scale= in **kw
+    return None
+
+
+def _whole(active):
+    """The parameters differentiated: an element `xs[1]` of `*xs` differentiates xs."""
+    out = []
+    for p in active:
+        p = element_of(p)[0] if element_of(p) else p
+        if p not in out:
+            out.append(p)
+    return tuple(out)
+
+
+def _selected(active, names):
+    """(statements, adjoint names aligned with active): `xs[1]` is item(dxs, 1)."""
+    body, out = [], []
+    for p in active:
+        e = element_of(p)
+        if e is None:
+            out.append(names.adjoint(p))
+            continue
+        d = names.fresh(f"{names.adjoint(e[0])}_{e[1]}")
+        body.append(A.assign(d, ast.Call(func=A.load("__item__"), args=[
+            A.load(names.adjoint(e[0])), A.const(e[1])], keywords=[])))
+        out.append(d)
+    return body, out
+
+
+CALLABLE = ".callable"       # kinds entry: the function a parameter holds (api._kinds)
+CLASS = ".class"             # kinds entry: the user class of a parameter's object
+
+
+def static_values(kinds):
+    """{parameter: ("callable", function) or ("class", cls)} from a variant's kinds."""
+    out = {}
+    for k, v in (kinds or {}).items():
+        for suffix in (CALLABLE, CLASS):
+            if k.endswith(suffix):
+                out[k[:-len(suffix)]] = (suffix[1:], v)
+    return out
+
+
+def static_kinds(statics, bound):
+    """The kinds entries a callee's parameters get from the caller's statics (an argument
+    that is a parameter holding a known function or an object of a known class)."""
+    out = {}
+    for p, arg in bound.items():
+        if isinstance(arg, ast.Name) and arg.id in statics:
+            what, value = statics[arg.id]
+            out[p + "." + what] = value
+    return out
+
+
 def _front(unit, active, kind, kinds):
     """The passes before differentiation: (names, normalized code, its analysis)."""
+    active = _whole(active)
     names = Names(unit.node, prefix="t" if kind.startswith("jvp") else "d")
     for p in unit.params:
         names.reserve(p)
@@ -467,7 +533,7 @@ def _front(unit, active, kind, kinds):
         for p, t in tangent_names(unit, active).items():
             names.reserve(t)
             names.adjoints[p] = t
-    norm = normalize(unit, names)
+    norm = normalize(unit, names, static_values(kinds))
     _free_stack_names(norm, names)
     unknown = [p for p in active if p not in unit.params]
     if unknown:
@@ -482,6 +548,7 @@ def _front(unit, active, kind, kinds):
 def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     options = dict(DEFAULT_OPTIONS, **(options or {}))
     names, norm, an = _front(unit, active, kind, kinds)
+    wanted, active = active, _whole(active)
     params = list(unit.params)
     local_names = set(an.params) | set(an.sites)
     env = Namespace(unit, names, local_names, _Pipeline)
@@ -528,6 +595,8 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
             body.append(A.assign(dv, A.const(0.0)))
         body.append(A.assign(d_result, A.const(1.0)))
         body += rev
+        picked, grads = _selected(wanted, names)
+        body += _bound_item(picked, env)
         out = grads[0] if len(grads) == 1 else T.names_tuple(grads)
         body += (T.expand(T.return_value_and, VALUE=value, OUT=out) if kind == "value_and_grad"
                  else T.expand(T.return_only, OUT=out))
@@ -561,6 +630,8 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     for dv in sorted((adjoints | set(grads)) - {d_result}):   # d_result: the argument
         bbody.append(A.assign(dv, A.const(0.0)))
     bbody += rev
+    picked, grads = _selected(wanted, names)
+    bbody += _bound_item(picked, env)
     bbody += T.expand(T.return_only, OUT=T.names_tuple(grads))
     bbody = _optimized(bbody, env, local_names, options, names, all_scalar)
     if options["optimize"]:
@@ -582,6 +653,15 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     compiled.namespace = env
     compiled.tape_has_stack = uses_stack
     return compiled
+
+
+def _bound_item(stmts, env):
+    """The `__item__` of `_selected` bound to runtime.item."""
+    if stmts:
+        name = env.helper("item")
+        for s in stmts:
+            s.value.func.id = name
+    return stmts
 
 
 def _free_stack_names(norm, names):

@@ -21,6 +21,7 @@ import copy
 from . import astutil as A
 from . import algebra
 from .analysis import expr_names, walk_body, SCALAR, SEQ, MAP, OBJECT, UNKNOWN, STRUCTURES
+from . import calls
 from .rules import containers
 from .rules.scalar import specialize
 from .control_flow import ControlFlowReversal, _count_loads
@@ -248,6 +249,8 @@ class ReverseTransform(ControlFlowReversal, Transform):
         self.cur_masked = t in self.masked and self.cur_arrays
         if special == "user":
             return self.user_call(s, t, value)
+        if special == "dynamic":
+            return self.dynamic_call(s, t, value)
         first = id(s) in self.an.first_defs
         if (special == "subscript" and isinstance(value.value, ast.Name)
                 and value.value.id in self.mutated and self.an.kind.get(value.value.id) != SEQ):
@@ -548,7 +551,8 @@ class ReverseTransform(ControlFlowReversal, Transform):
         if not active or t not in self.an.active:
             reset = [A.assign(self.d(t), A.const(0.0))] if t in self.an.active else []
             return [marker(save=t), plain_call(s, target)], [marker(restore=t)] + reset
-        kinds = {}
+        from .pipeline import static_kinds
+        kinds = static_kinds(getattr(self.norm, "statics", {}), bound)
         for p, arg in bound.items():
             kinds[p] = self.an.kind_of(arg) or "unknown"
             if kinds[p] in STRUCTURES and isinstance(arg, ast.Name):
@@ -608,6 +612,36 @@ class ReverseTransform(ControlFlowReversal, Transform):
                 rev += self.accumulate(arg.id, A.load(o))
         return fwd, rev
 
+    def dynamic_call(self, s, t, call):
+        """`t = f(args)` with f a value: `t, _tape = call_forward(f, active, args)`, and
+        in the adjoint sweep `_d... = call_backward(_tape, _g)` (calls.py)."""
+        active = dynamic_active(self, call)
+        if not active or t not in self.an.active:
+            reset = [A.assign(self.d(t), A.const(0.0))] if t in self.an.active else []
+            return [marker(save=t), s], [marker(restore=t)] + reset
+        tape = self.names.fresh("_tape")
+        if self.depth > 0:
+            self.new_overwritten.add(tape)
+        self.primal.add(tape)
+        new_call = ast.Call(func=A.load(self.env.bind("call_forward", calls.call_forward)),
+                            args=[call.func, dynamic_positions(active)] + list(call.args),
+                            keywords=list(call.keywords))
+        fwd = [marker(save=t), marker(save=tape),
+               A.assign(ast.Tuple(elts=[A.store(t), A.store(tape)], ctx=ast.Store()),
+                        new_call)]
+        dt = self.d(t)
+        g = self.names.fresh("_g")
+        rev = [A.assign(g, A.load(dt)), A.assign(dt, A.const(0.0))]
+        outs = [self.names.fresh("_d") for _ in active]
+        back = ast.Call(func=A.load(self.env.bind("call_backward", calls.call_backward)),
+                        args=[A.load(tape), A.load(g)], keywords=[])
+        rev.append(A.assign(ast.Tuple(elts=[A.store(o) for o in outs], ctx=ast.Store()),
+                            back))
+        rev += [marker(restore=tape), marker(restore=t)]
+        for (_, arg), o in zip(active, outs):
+            rev += self.accumulate(arg.id, A.load(o))
+        return fwd, rev
+
     def setitem(self, s, target, value):
         """`base[index] = v` (an element, a dict entry) or `base.name = v` (an attribute):
         the old value is saved and restored (a new key or attribute removed again), the
@@ -660,6 +694,44 @@ def store_kind(an, target):
         return "attr", A.const(target.attr)
     kind = an.kind.get(target.value.id)
     return {SEQ: "seq", MAP: "map"}.get(kind, "array"), target.slice
+
+
+def dynamic_active(tr, call):
+    """[(position or keyword name, argument name)] of the arguments of a call through a
+    value that carry a derivative; the callee itself must not (refused)."""
+    if any(n in tr.an.active for n in A.names_loaded(call.func)):
+        raise tr.error(f"unsupported construct: the function called here "
+                       f"('{ast.unparse(call.func)}') depends on a differentiated value "
+                       "(a function or object made from it); pass the value as an "
+                       "argument instead", call)
+    active, starred = [], False
+    for i, a in enumerate(call.args):
+        if isinstance(a, ast.Starred):
+            if tr.active(a.value):
+                if starred or i != len(call.args) - 1 or not isinstance(a.value, ast.Name):
+                    raise tr.error("unsupported construct: '*' unpacking of differentiated "
+                                   "values into a call, other than as its last "
+                                   "positional argument", call)
+                active.append((f"*{i}", a.value))     # all the arguments it unpacks
+            starred = True
+            continue
+        if isinstance(a, ast.Name) and tr.active(a):
+            if starred:
+                raise tr.error("unsupported construct: a differentiated value passed "
+                               "after '*' unpacking in a call (pass it before)", call)
+            active.append((i, a))
+    for k in call.keywords:
+        if isinstance(k.value, ast.Name) and tr.active(k.value):
+            if k.arg is None:
+                raise tr.error("unsupported construct: '**' unpacking of differentiated "
+                               "values into a call (pass them by name)", call)
+            active.append((k.arg, k.value))
+    return active
+
+
+def dynamic_positions(active):
+    """The `active` argument of call_forward / call_jvp: a tuple of positions and names."""
+    return ast.Tuple(elts=[A.const(p) for p, _ in active], ctx=ast.Load())
 
 
 def plain_call(s, target):

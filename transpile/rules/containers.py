@@ -368,8 +368,12 @@ class Opaque(ContainerRule):
                        "transpile.defvjp", v)
 
 
-_BY_SPECIAL = {"subscript": Subscript(), "display": Display(), "dict": DictDisplay(),
-               "method": Method(),
+class Dynamic(ContainerRule):
+    """A call through a value (reverse.py / forward.py `dynamic_call`, calls.py)."""
+
+
+_BY_SPECIAL = {"dynamic": Dynamic(), "subscript": Subscript(), "display": Display(),
+               "dict": DictDisplay(), "method": Method(),
                "attr": Attribute(), "opaque": Opaque()}
 _BY_BUILTIN = {list: ListOrTuple(), tuple: ListOrTuple(), sum: Sum(),
                max: Extremum("argmax"), min: Extremum("argmin")}

@@ -1,0 +1,377 @@
+"""Calls whose function is only known at run time: the derivative of ``f(x)`` where ``f``
+is a value (a parameter holding a function, an element of a list of layers, ``acts[name]``,
+``model.forward`` of an object, a bound method, a ``functools.partial``, an object with
+``__call__``).
+
+Generated code calls, in reverse mode, ``y, _tape = call_forward(f, (0,), x)`` in the
+forward sweep and ``(_d,) = call_backward(_tape, _g)`` in the adjoint sweep; in forward
+mode ``y, ty = call_jvp(f, (0,), (tx,), x)``. The second argument names the arguments that
+carry a derivative (positions, and keyword names). What is called is the same pipeline's
+derivative of the function behind ``f`` (`resolve`): ``type(obj).method`` with ``obj`` as
+its first argument for methods and callable objects, ``p.func`` with ``p``'s arguments for
+a partial, and for a NumPy or math function with a rule a one-line function calling it.
+Each is built once per function, wrt set and kind of arguments (`api._type_key`), as for
+`transpile.grad`.
+
+Calls whose function is known when the code is generated (globals, closures, nested defs)
+do not come here: they are ordinary calls of user functions or rules.
+"""
+import ast
+import builtins
+import functools
+import inspect
+import itertools
+import types
+import weakref
+
+from .errors import TranspileError
+
+_COUNTER = itertools.count(1)
+
+
+def _refuse(message, fn=None):
+    code = getattr(fn, "__code__", None)
+    return TranspileError(message, getattr(code, "co_filename", None),
+                          getattr(code, "co_firstlineno", None),
+                          getattr(fn, "__qualname__", None))
+
+
+def resolve(f):
+    """(Python function, leading positional arguments, keyword arguments) that calling f
+    amounts to; a function with a rule (np.tanh) comes back as a one-line Python function
+    calling it."""
+    prefix, keywords = (), {}
+    for _ in range(100):
+        if getattr(f, "__transpile_derivative__", False) is True:
+            from .frontend import NESTED_MESSAGE
+            raise _refuse(NESTED_MESSAGE)
+        inner = getattr(f, "__transpile_function__", None)     # a Differentiable
+        if inner is not None and inner is not f:
+            f = inner
+            continue
+        if isinstance(f, types.MethodType):
+            prefix = (f.__self__,) + prefix
+            f = f.__func__
+            continue
+        if isinstance(f, functools.partial):
+            prefix = tuple(f.args) + prefix
+            keywords = dict(f.keywords, **keywords)
+            f = f.func
+            continue
+        if inspect.isfunction(f):
+            return f, prefix, keywords
+        from .rules import lookup
+        if isinstance(f, type):
+            raise _refuse(f"a call of the class {f.__qualname__} (an object made from "
+                          "differentiated values) through a variable is not supported; "
+                          "call the class by its name")
+        if lookup(f, None) is not None or _has_rule(f):
+            return f, prefix, keywords
+        call = getattr(type(f), "__call__", None)
+        if inspect.isfunction(call):                 # an object with __call__
+            prefix = (f,) + prefix
+            f = call
+            continue
+        raise _refuse(f"no derivative rule for {f!r}, called through a variable, and it "
+                      "is not a Python function transpile can read; register a rule with "
+                      "transpile.defvjp")
+    raise _refuse(f"cannot find the function {f!r} calls")
+
+
+def _has_rule(f):
+    from .rules import lookup
+    return any(lookup(f, n) is not None for n in range(1, 5))
+
+
+_WRAPPERS = {}          # (callable, nargs, keyword names) -> Unit calling it
+
+
+def _wrapper_unit(fn, nargs, keywords):
+    """A Unit of ``def name(a0, ..., *, k...): return F(a0, ..., k=k...)`` calling the
+    rule-backed callable fn (it is transformed like any function)."""
+    key = (fn, nargs, keywords)
+    try:
+        unit = _WRAPPERS.get(key)
+    except TypeError:
+        raise _refuse(f"cannot differentiate a call of {fn!r} (an unhashable "
+                      "callable) through a variable") from None
+    if unit is not None:
+        return unit
+    from .frontend import Unit, register_source
+    name = getattr(fn, "__name__", "call")
+    name = name if name.isidentifier() else "call"
+    params = [f"a{i}" for i in range(nargs)]
+    signature = ", ".join(params + (["*"] + list(keywords) if keywords else []))
+    arguments = ", ".join(params + [f"{k}={k}" for k in keywords])
+    source = f"def {name}({signature}):\n    return F({arguments})\n"
+    filename = f"<transpile call of {name} #{next(_COUNTER)}>"
+    register_source(filename, source)
+    node = ast.parse(source).body[0]
+    for n in ast.walk(node):
+        if hasattr(n, "lineno"):
+            n.lineno, n.end_lineno = 1, 1
+    unit = Unit(node, name, filename, 0, {"F": fn, "__builtins__": builtins}, {})
+    _WRAPPERS[key] = unit
+    return unit
+
+
+def _target(f, nargs, keyword_names):
+    """(what the pipeline transforms, leading arguments, bound keywords, parameter
+    names) for calling f with nargs positional arguments and these keywords."""
+    fn, prefix, keywords = resolve(f)
+    if inspect.isfunction(fn):
+        from .pipeline import unit_of
+        unit = unit_of(fn)
+        a = unit.node.args
+        if a.vararg or a.kwarg:
+            params = None                       # bound at each call (inspect.signature)
+        else:
+            params = [p.arg for p in a.posonlyargs + a.args]
+        return fn, prefix, keywords, params
+    names = tuple(sorted(set(keywords) | set(keyword_names)))
+    unit = _wrapper_unit(fn, len(prefix) + nargs, names)
+    return unit, prefix, keywords, [f"a{i}" for i in range(len(prefix) + nargs)]
+
+
+_CACHE = weakref.WeakKeyDictionary()      # function or Unit -> {key: (Compiled, names)}
+
+
+def _names(target, params, prefix, active, args, kwargs):
+    """The parameters of target the active arguments are bound to."""
+    if params is None:                      # a function taking *args or **kwargs
+        sig = list(inspect.signature(target).parameters.values())
+        named = [q.name for q in sig if q.kind in (q.POSITIONAL_ONLY,
+                                                    q.POSITIONAL_OR_KEYWORD)]
+        star = next((q.name for q in sig if q.kind is q.VAR_POSITIONAL), None)
+        keywords = {q.name for q in sig if q.kind in (q.POSITIONAL_OR_KEYWORD,
+                                                       q.KEYWORD_ONLY)}
+        names = []
+        for i in active:
+            if isinstance(i, int):
+                k = len(prefix) + i
+                if k < len(named):
+                    names.append(named[k])
+                elif star is not None:
+                    names.append(f"{star}[{k - len(named)}]")
+                else:
+                    raise _refuse("too many arguments in a call through a variable",
+                                  target)
+            elif i in keywords:
+                names.append(i)
+            elif any(q.kind is q.VAR_KEYWORD for q in sig):
+                names.append(f"{next(q.name for q in sig if q.kind is q.VAR_KEYWORD)}[{i}]")
+            else:
+                raise _refuse(f"a differentiated value passed as '{i}=' into **kwargs of "
+                              f"{target.__qualname__} is not supported (name the "
+                              "parameter)", target)
+        return tuple(names)
+    out = []
+    for i in active:
+        if isinstance(i, int):
+            k = len(prefix) + i
+            if k >= len(params):
+                raise _refuse("too many arguments in a call through a variable", target)
+            out.append(params[k])
+        else:
+            out.append(i)
+    return tuple(out)
+
+
+def _expanded(active, nargs):
+    """`active` with each "*i" (a `*seq` unpacked from argument i on, the last
+    positional) replaced by the positions it fills, and the sizes to regroup by (None for
+    a single argument)."""
+    out, groups = [], []
+    for a in active:
+        if isinstance(a, str) and a.startswith("*"):
+            positions = list(range(int(a[1:]), nargs))
+            out += positions
+            groups.append(len(positions))
+        else:
+            out.append(a)
+            groups.append(None)
+    return tuple(out), groups
+
+
+def _regrouped(flat, groups):
+    out, k = [], 0
+    for n in groups:
+        if n is None:
+            out.append(flat[k])
+            k += 1
+        else:
+            out.append(list(flat[k:k + n]))
+            k += n
+    return tuple(out)
+
+
+def _compiled(kind, f, active, args, kwargs):
+    """(Compiled, leading arguments, keyword arguments, active parameter names)."""
+    from . import pipeline
+    from .api import _kinds, _type_key
+    target, prefix, bound_kw, params = _target(f, len(args), tuple(sorted(kwargs)))
+    all_args = prefix + tuple(args)
+    all_kw = dict(bound_kw, **kwargs) if bound_kw else kwargs
+    key = (kind, active, _type_key(all_args, all_kw))
+    entries = _CACHE.setdefault(target, {})
+    hit = entries.get(key)
+    if hit is not None and hit[2] == len(prefix):
+        return hit[0], all_args, all_kw, hit[1]
+    names = _names(target, params, prefix, active, args, all_kw)
+    if isinstance(target, types.FunctionType):
+        _check_effects(target, names)
+        kinds = _kinds(target, all_args, all_kw)
+    else:
+        kinds = {p: _kind(v) for p, v in zip(params, all_args)}
+        kinds.update({k: _kind(v) for k, v in all_kw.items()})
+    if kind == "pair":
+        compiled = pipeline._pair(target, names, kinds)
+    else:                       # tangents of `*xs` elements: one tuple for xs
+        compiled = pipeline.jvp_function(target, pipeline._whole(names), kinds)
+    entries[key] = (compiled, names, len(prefix))
+    return compiled, all_args, all_kw, names
+
+
+def _kind(value):
+    from .analysis import value_kind
+    return value_kind(value)
+
+
+def _check_effects(fn, names):
+    """A function reached through a value that changes its arguments in place: refused
+    (the caller cannot see which of its values the call changes)."""
+    from .analysis import mutated_params
+    from .pipeline import unit_of
+    changed = mutated_params(unit_of(fn).node)
+    if changed:
+        p = sorted(changed)[0]
+        raise _refuse(f"{fn.__qualname__} changes its parameter '{p}' in place, and it is "
+                      "called through a variable; call it by its name, or return the new "
+                      "value instead", fn)
+
+
+def call_forward(f, active, *args, **kwargs):
+    """Forward sweep of ``f(*args, **kwargs)`` (the arguments at `active` carry a
+    derivative): (value, tape for `call_backward`)."""
+    flat, groups = _expanded(active, len(args))
+    compiled, all_args, all_kw, _ = _compiled("pair", f, flat, args, kwargs)
+    value, tape = compiled.forward(*all_args, **all_kw)
+    return value, (compiled, tape, groups if flat != active else None)
+
+
+def call_backward(tape, g):
+    """Adjoint sweep of a `call_forward`: the adjoints of its active arguments (a tuple
+    in the order of `active`)."""
+    compiled, inner, groups = tape
+    grads = compiled.backward(inner, g)
+    return grads if groups is None else _regrouped(grads, groups)
+
+
+def call_jvp(f, active, tangents, *args, **kwargs):
+    """Forward mode of ``f(*args, **kwargs)`` along `tangents` (one per active argument):
+    (value, tangent)."""
+    from .pipeline import tangent_names
+    flat, groups = _expanded(active, len(args))
+    if flat != active:
+        spread = []
+        for t, n in zip(tangents, groups):
+            if n is None:
+                spread.append(t)
+            else:
+                spread += [0.0] * n if not isinstance(t, (list, tuple)) else list(t)
+        tangents, active = spread, flat
+    compiled, all_args, all_kw, names = _compiled("jvp", f, active, args, kwargs)
+    from .pipeline import _whole, element_of
+    tnames = tangent_names(compiled.target, _whole(names))
+    extra = {}
+    for n, t in zip(names, tangents):
+        e = element_of(n)
+        if e is None:
+            extra[tnames[n]] = t
+            continue
+        if isinstance(e[1], str):               # a keyword into **kw: a dict of tangents
+            extra.setdefault(tnames[e[0]], {})[e[1]] = t
+            continue
+        count = len(all_args) - [q.kind for q in inspect.signature(
+            compiled.target).parameters.values()].index(inspect.Parameter.VAR_POSITIONAL)
+        spread = extra.setdefault(tnames[e[0]], [0.0] * count)
+        spread[e[1]] = t
+    extra = {k: tuple(v) if isinstance(v, list) else v for k, v in extra.items()}
+    return compiled.function(*all_args, **all_kw, **extra)
+
+
+for _helper in (call_forward, call_backward, call_jvp):
+    # derivative code calling these is not differentiated again (see normalize.classify)
+    _helper.__transpile_runtime_call__ = True
+
+
+# --- functools.partial objects differentiated directly -----------------------------------
+
+_PARTIALS = weakref.WeakKeyDictionary()     # partial -> the function it amounts to
+
+
+def partial_function(p):
+    """A Python function (with source) doing what the partial p does: its parameters are
+    those p leaves (``inspect.signature(p)``: keywords p binds stay parameters with p's
+    values as defaults), its body calls p's function with p's arguments. transpile.grad of
+    p differentiates it (wrt counts the parameters p leaves)."""
+    try:
+        made = _PARTIALS.get(p)
+    except TypeError:
+        made = None
+    if made is not None and made[1] == (p.func, p.args, p.keywords):
+        return made[0]
+    func = getattr(p.func, "__transpile_function__", p.func)
+    if isinstance(func, functools.partial):
+        func = partial_function(func)
+    if not inspect.isfunction(func):
+        raise TranspileError(f"{p!r}: the function of this functools.partial is not a "
+                             "Python function transpile can read")
+    try:
+        sig = inspect.signature(p)
+    except (TypeError, ValueError):
+        raise TranspileError(f"cannot read the parameters of {p!r}") from None
+    env = {"__builtins__": builtins, "_function": func}
+    params, call, star = [], [], False
+    for i, a in enumerate(p.args):
+        env[f"_arg{i}"] = a
+        call.append(f"_arg{i}")
+    for name, q in sig.parameters.items():
+        text = name
+        if q.kind is q.VAR_POSITIONAL:
+            text, star = "*" + name, True
+            call.append("*" + name)
+        elif q.kind is q.VAR_KEYWORD:
+            text = "**" + name
+            call.append("**" + name)
+        elif q.kind is q.KEYWORD_ONLY:
+            if not star:
+                params.append("*")
+                star = True
+            call.append(f"{name}={name}")
+        elif q.kind is q.POSITIONAL_ONLY:
+            call.append(name)
+        else:
+            call.append(f"{name}={name}" if star else name)
+        if q.default is not q.empty:
+            env[f"_default_{name}"] = q.default
+            text += f"=_default_{name}"
+        params.append(text)
+    if any(q.kind is q.POSITIONAL_ONLY for q in sig.parameters.values()):
+        last = max(i for i, t in enumerate(params)
+                   if sig.parameters.get(t.split("=")[0]) is not None
+                   and sig.parameters[t.split("=")[0]].kind is inspect.Parameter.POSITIONAL_ONLY)
+        params.insert(last + 1, "/")
+    name = func.__name__ if func.__name__.isidentifier() else "partial"
+    source = f"def {name}({', '.join(params)}):\n    return _function({', '.join(call)})\n"
+    filename = f"<transpile functools.partial of {func.__qualname__} #{next(_COUNTER)}>"
+    from .frontend import register_source
+    register_source(filename, source)
+    exec(compile(source, filename, "exec"), env)
+    made = env[name]
+    made.__qualname__ = f"partial({func.__qualname__})"
+    try:
+        _PARTIALS[p] = (made, (p.func, p.args, p.keywords))
+    except TypeError:
+        pass
+    return made
