@@ -429,11 +429,30 @@ def _leaf_gradient(x: Any, g: Any) -> Any:
     return _match_dtype(g, x)
 
 
+_FLOAT = {float}
+
+
+def _shaped(x: Any, g: Any) -> Any:
+    """The gradient of x in its structure, from the adjoint g derivative code kept:
+    `tree.like` with `_leaf_gradient` at the leaves (a tuple stays a tuple, a dict keeps
+    its keys, an object comes back as an instance of its class). Lists and tuples of
+    floats and arrays, the common case, take a shorter way to the same result."""
+    cls = x.__class__
+    if cls is float and g.__class__ is float:
+        return g
+    if cls is np.ndarray and g.__class__ is np.ndarray and g.dtype == x.dtype:
+        return g
+    if (cls is list or cls is tuple) and g.__class__ is list and len(g) == len(x):
+        if cls is list and set(map(type, x)) == _FLOAT and set(map(type, g)) == _FLOAT:
+            return g
+        out = [_shaped(a, b) for a, b in zip(x, g)]
+        return out if cls is list else tuple(out)
+    return tree.like(x, g, _leaf_gradient)
+
+
 def _finish(grads, inputs):
-    """The gradients in the structures of their inputs (`tree.like`: a tuple stays a tuple,
-    a dict keeps its keys, an object comes back as an instance of its class), each leaf's
-    as `_leaf_gradient` gives it."""
-    return tuple(tree.like(x, g, _leaf_gradient) for g, x in zip(grads, inputs))
+    """The gradients in the structures of their inputs (`_shaped`)."""
+    return tuple(_shaped(x, g) for g, x in zip(grads, inputs))
 
 
 def _match_dtypes(grads, inputs):
@@ -454,18 +473,24 @@ _PLAIN_TYPES = frozenset({float, int, bool, str, type(None), np.float64})
 
 
 def _structure_key(value: Any) -> Any:
-    """The key of a structured argument: its classes of nodes, nested, with the distinct
-    keys of what each holds (dtype for an array, type for any other leaf). Neither a list's
+    """The key of a structured argument: its classes of nodes, nested, with the set of
+    the keys of what each holds (dtype for an array, type for any other leaf). Neither a list's
     length nor a dict's keys: the generated code is specialised on the kinds of what a
     structure holds (`_kinds`), not on how many there are, and the gradient takes its
     structure from the argument at each call (`_finish`)."""
     cls = value.__class__
     if cls is np.ndarray:
         return value.dtype
-    if cls in _PLAIN_TYPES or not tree.is_node(value) or value is None:
+    if cls is list or cls is tuple:          # (the common case, without tree's walk)
+        children = value
+        classes = set(map(type, value))
+        if classes <= _PLAIN_TYPES:
+            return cls, frozenset(classes)
+    elif cls in _PLAIN_TYPES or value is None or not tree.is_node(value):
         return cls
-    children = _node(value)[0]
-    return (cls,) + tuple(dict.fromkeys([_structure_key(c) for c in children]))
+    else:
+        children = _node(value)[0]
+    return cls, frozenset([_structure_key(c) for c in children])
 
 
 def _type_key(args, kwargs):
