@@ -337,6 +337,8 @@ def mixed(x, obj, name, table, flag):
     (a_matrix(), "an np.matrix"),
     ({"a": 1.0, "b": [2.0, np.array([1j])]}, "c['b'][1] is a complex array"),
     ([1.0, 1j], "c[1] is a complex number"),
+    ({"a": "text", "b": [np.arange(2)]}, "a dict holding no number and no float array "
+                                        "(only leaves without derivative: ndarray, str)"),
     (True, "a bool"),
 ])
 def test_undifferentiable_arguments_are_refused(value, kind):

@@ -256,7 +256,14 @@ def _not_differentiable(value: Any, name: str = "it") -> str | None:
         return "it is a str (strings have no derivative)"
     if value is not None and tree.is_node(value):
         found = _refused_leaf(value, name)
-        return None if found is None else f"{found[0]} is {found[1]}"
+        if found is not None:
+            return f"{found[0]} is {found[1]}"
+        leaves = tree.leaves(value)
+        if leaves and all(_no_derivative(leaf) for leaf in leaves):
+            kinds = sorted({type(leaf).__name__ for leaf in leaves})
+            return (f"it is a {type(value).__name__} holding no number and no float array "
+                    f"(only leaves without derivative: {', '.join(kinds)})")
+        return None
     why = _leaf_refusal(value)
     if why is None and not isinstance(value, (numbers.Number, np.generic)) and \
             getattr(value, "dtype", None) is None:
