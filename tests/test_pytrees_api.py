@@ -20,7 +20,7 @@ HERE = __file__
 
 
 def numbers_of(value):
-    """The differentiable leaves of a structure (floats, float arrays), with their places."""
+    """The leaves of a structure, its treedef, the places of the differentiable ones."""
     leaves, treedef = tree.flatten(value)
     return leaves, treedef, [i for i, x in enumerate(leaves)
                              if isinstance(x, float) and not isinstance(x, bool)
@@ -210,7 +210,7 @@ def test_float32_leaves_keep_their_dtype():
     assert float(g[1]) == pytest.approx(6.0)
 
 
-# --- what is refused -----------------------------------------------------------------------
+# --- what is refused ----------------------------------------------------------------------
 
 def first_leaf(p):
     return 2.0
@@ -236,7 +236,7 @@ def test_refused_leaves_are_named_by_their_path():
             assert info.value.lineno == first_leaf.__code__.co_firstlineno
 
 
-# --- the variant cache -----------------------------------------------------------------------
+# --- the variant cache --------------------------------------------------------------------
 
 def product_of_two(a):
     return np.sum(a[0] * a[1])
@@ -267,7 +267,7 @@ def test_variants_do_not_specialise_on_lengths_or_keys():
     assert len(g.variants.variants) == 1
 
 
-# --- vjp, jvp with structures --------------------------------------------------------------
+# --- vjp, jvp with structures -------------------------------------------------------------
 
 def pair_out(p, x):
     y = p[0] * x + p[1]
@@ -311,7 +311,7 @@ def test_jvp_takes_tangents_of_the_argument_structure():
         transpile.jvp(pair_out, (p, x), ((1.0, 2.0, 3.0), None))
 
 
-# --- second order, Jacobians, check_grads ---------------------------------------------------
+# --- second order, Jacobians, check_grads -------------------------------------------------
 
 def cubic(p):
     return p["a"] ** 3 * np.sum(p["b"]) + np.sum(p["b"] ** 3) * len(p["name"])
@@ -387,7 +387,7 @@ def test_check_grads_catches_a_wrong_leaf():
         transpile.check_grads(uses_wrong_rule, (1.5, [0.5, "s"]), order=1)
 
 
-# --- has_aux, argnums ----------------------------------------------------------------------
+# --- has_aux, argnums ---------------------------------------------------------------------
 
 def loss_and_stats(p, x):
     y = p[0] * x + p[1]

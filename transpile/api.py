@@ -481,10 +481,10 @@ _PLAIN_TYPES = frozenset({float, int, bool, str, type(None), np.float64})
 
 def _structure_key(value: Any) -> Any:
     """The key of a structured argument: its classes of nodes, nested, with the set of
-    the keys of what each holds (dtype for an array, type for any other leaf). Neither a list's
-    length nor a dict's keys: the generated code is specialised on the kinds of what a
-    structure holds (`_kinds`), not on how many there are, and the gradient takes its
-    structure from the argument at each call (`_finish`)."""
+    the keys of what each holds (dtype for an array, type for any other leaf). Neither a
+    list's length nor a dict's keys: the generated code is specialised on the kinds of
+    what a structure holds (`_kinds`), not on how many there are, and the gradient takes
+    its structure from the argument at each call (`_finish`)."""
     cls = value.__class__
     if cls is np.ndarray:
         return value.dtype
@@ -849,8 +849,9 @@ def grad(f: Callable[..., Any], wrt: Wrt | None = None, jit: bool = False,
         keeps its keys and their order, an object comes back as an instance of its class
         (built without calling ``__init__``) holding the gradients of its attributes.
         Leaves without derivative (strings, bools, None, integer arrays, functions) get
-        None; a Python int, as a number, gets a float. ``.source`` shows the generated code. (For ``grad(grad(f))``, a
-        `Derivative` with the same call and ``.source``.)
+        None; a Python int, as a number, gets a float. ``.source`` shows the generated
+        code. (For ``grad(grad(f))``, a `Derivative` with the same call and
+        ``.source``.)
 
     Raises
     ------
@@ -997,7 +998,7 @@ def _sweeps(fn: Callable[..., Any], compiled: Any, names: Sequence[str], many: b
     written = _bind(fn, args, kwargs, written) if written else []
     initial = [final_state(a) for a in written]
     inputs = _bind(fn, args, kwargs, names)
-    if written:                        # structures f changes: the gradient has them as given
+    if written:                   # structures f changes: the gradient has them as given
         inputs = [_skeleton(x) for x in inputs]
     try:
         value, tape = compiled.forward(*args, **kwargs)

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from . import tree
-from .api import Wrt, _function, _no_derivative, _node, _param_names, _resolve_wrt, _wrt_names
+from .api import Wrt, _function, _no_derivative, _node, _param_names, _resolve_wrt
+from .api import _wrt_names
 from .higher import _leaves_like
 from .errors import TranspileError
 
