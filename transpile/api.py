@@ -372,10 +372,11 @@ def _own(value: Any, like: Any = None, path: str = "the cotangent",
     fresh lists for lists, tuples and NamedTuples, fresh dicts for dicts, dataclasses and
     objects (the adjoint sweep updates them), leaves as they are. With `like`, the value it
     belongs to, a structure of another kind, length or keys is a TranspileError naming the
-    path (a list for a tuple is fine; 0.0 or None is a zero of any structure, made
-    zeros shaped like `like` with `zeros`: tangent code reads every part of a tangent)."""
-    if value is None or _is_zero(value):
-        return zeros_like(like) if zeros and like is not None else value
+    path (a list for a tuple is fine; 0.0 or None is a zero of any structure, and so is a
+    key of a dict or an attribute left out; made zeros shaped like `like` with `zeros`:
+    tangent code reads every part of a tangent)."""
+    if value is None or _is_zero(value):        # None: the zero placeholder, 0.0
+        return zeros_like(like) if zeros and like is not None else 0.0
     if not tree.is_node(value):
         if like is not None and tree.is_node(like):
             raise TranspileError(f"{path} is a {type(value).__name__}, but the value it "
@@ -391,14 +392,14 @@ def _own(value: Any, like: Any = None, path: str = "the cotangent",
     keyed = ("dict", "dataclass", "object")
     if like_aux[0] in keyed:
         names = like_aux[2]
-        if aux[0] not in keyed or set(aux[2]) != set(names) or (
+        if aux[0] not in keyed or not set(aux[2]) <= set(names) or (
                 aux[0] != "dict" and aux[1] is not like_aux[1]):
             raise TranspileError(f"{path} has another structure than the value it belongs "
                                  f"to: a {type(value).__name__} with keys "
                                  f"{list(aux[2]) if aux[0] in keyed else len(children)}, "
                                  f"for a {type(like).__name__} with keys {list(names)}")
         got = dict(zip(aux[2], children))
-        return {k: _own(got[k], c, _child_path(path, like_aux, i), zeros)
+        return {k: _own(got.get(k), c, _child_path(path, like_aux, i), zeros)
                 for i, (k, c) in enumerate(zip(names, like_children))}
     if aux[0] in keyed or len(children) != len(like_children):
         raise TranspileError(f"{path} has another structure than the value it belongs to: "
