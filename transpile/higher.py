@@ -253,8 +253,10 @@ def jacobian(f: Callable[..., Any], wrt: Wrt = 0,
     -------
     callable
         ``jacobian(f, wrt)(*args)``: an array of shape ``output.shape + input.shape``
-        (a float when both are numbers); for a structure, that structure holding an array
-        of shape ``output.shape + leaf.shape`` for each leaf (None for leaves without
+        (a float when both are numbers; a list or tuple of numbers is a vector). For a
+        structured argument or result, nested as JAX nests it: the result's structure
+        holding, for each of its leaves (shape r), the argument's structure holding an
+        array of shape ``r + s`` for each leaf of shape s (None for leaves without
         derivative).
 
     Raises
@@ -285,10 +287,10 @@ def jacobian(f: Callable[..., Any], wrt: Wrt = 0,
 
     def run(*args):
         x = args[index]
-        if x is not None and tree.is_node(x):
-            return structured(args, x)
-        xa = np.asarray(x, dtype=float)
         value = fn(*args)
+        if x is not None and tree.is_node(x) or _nested(value):
+            return structured(args, x, value)
+        xa = np.asarray(x, dtype=float)
         ya = np.asarray(value, dtype=float)
         use = mode
         if use == "auto":
@@ -311,35 +313,48 @@ def jacobian(f: Callable[..., Any], wrt: Wrt = 0,
                 out[idx] = np.asarray(pullback(ct), dtype=float)
         return out if out.shape else float(out)
 
-    def structured(args, x):
-        """The Jacobian with respect to a structure: that structure holding, for each
-        leaf of shape s, an array of shape output.shape + s (JAX's nesting)."""
+    def structured(args, x, value):
+        """The Jacobian of a structured output or with respect to a structure, nested as
+        JAX nests it: the output's structure holding, for each output leaf of shape r,
+        the input's structure holding for each input leaf of shape s an array of shape
+        r + s (None where either leaf has no derivative)."""
         shapes, treedef = _leaf_shapes(x)
-        value = fn(*args)
-        ya = np.asarray(value, dtype=float)
+        out_shapes, out_def = _leaf_shapes(value)
         size = sum(int(np.prod(s)) for s in shapes if s is not None)
-        use = mode if mode != "auto" else "forward" if size <= ya.size else "reverse"
-        outs: list[Any] = [None if s is None else np.zeros(ya.shape + s) for s in shapes]
+        out_size = sum(int(np.prod(r)) for r in out_shapes if r is not None)
+        use = mode if mode != "auto" else "forward" if size <= out_size else "reverse"
+        J: list[list[Any]] = [[None if r is None or s is None else np.zeros(r + s)
+                               for s in shapes] for r in out_shapes]
         if use == "forward":
             for b, s in enumerate(shapes):
-                for idx in np.ndindex(*(s or ())) if s is not None else ():
+                for idx in np.ndindex(*s) if s is not None else ():
                     tangents: list[Any] = [None] * len(args)
                     tangents[index] = _direction(treedef, shapes, b, idx)
                     _, t = _jvp(fn, args, tangents)
-                    outs[b][(Ellipsis,) + idx] = np.asarray(t, dtype=float)
+                    for a, ta in enumerate(_leaves_like(value, t)):
+                        if J[a][b] is not None:
+                            J[a][b][(Ellipsis,) + idx] = np.asarray(ta, dtype=float)
         else:
             _, pullback = _vjp(fn, *args, wrt=index)
-            for idx in np.ndindex(*ya.shape):
-                e = np.zeros(ya.shape)
-                e[idx] = 1.0
-                g = _leaves_like(x, pullback(_like(value, e)))
-                for b, o in enumerate(outs):
-                    if o is not None:
-                        o[idx] = np.asarray(g[b], dtype=float)
-        return tree.unflatten(treedef, [_number(o) for o in outs])
+            for a, r in enumerate(out_shapes):
+                for idx in np.ndindex(*r) if r is not None else ():
+                    g = _leaves_like(x, pullback(_direction(out_def, out_shapes, a, idx)))
+                    for b, gb in enumerate(g):
+                        if J[a][b] is not None:
+                            J[a][b][idx] = np.asarray(gb, dtype=float)
+        return tree.unflatten(out_def, [tree.unflatten(treedef, [_number(j) for j in row])
+                                        for row in J])
 
     run.__name__ = f"jacobian_{fn.__name__}"
     return run
+
+
+def _nested(value: Any) -> bool:
+    """Is a result a structure other than a list or tuple of numbers (which the Jacobian
+    treats as a vector)?"""
+    if isinstance(value, (list, tuple)):
+        return any(v is None or tree.is_node(v) or _no_derivative(v) for v in value)
+    return value is not None and tree.is_node(value)
 
 
 def _like(value: Any, e: Any) -> Any:
