@@ -367,27 +367,29 @@ def _is_scalar(value):
 
 
 def _own(value: Any, like: Any = None, path: str = "the cotangent",
-         zeros: bool = False) -> Any:
+         tangent: bool = False) -> Any:
     """A cotangent (or tangent) as derivative code keeps adjoints of structures (tree.py):
     fresh lists for lists, tuples and NamedTuples, fresh dicts for dicts, dataclasses and
     objects (the adjoint sweep updates them), leaves as they are. With `like`, the value it
     belongs to, a structure of another kind, length or keys is a TranspileError naming the
     path (a list for a tuple is fine; 0.0 or None is a zero of any structure, and so is a
-    key of a dict or an attribute left out; made zeros shaped like `like` with `zeros`:
-    tangent code reads every part of a tangent)."""
+    key of a dict or an attribute left out). For a `tangent`, zeros are made shaped like
+    `like` (tangent code reads every part of a tangent) and arrays are copied (tangent
+    code writes into the tangents of the arguments it writes into)."""
     if value is None or _is_zero(value):        # None: the zero placeholder, 0.0
-        return zeros_like(like) if zeros and like is not None else 0.0
+        return zeros_like(like) if tangent and like is not None else 0.0
     if not tree.is_node(value):
         if like is not None and tree.is_node(like):
             raise TranspileError(f"{path} is a {type(value).__name__}, but the value it "
                                  f"belongs to is a {type(like).__name__}")
-        return value
+        return value.copy() if tangent and isinstance(value, np.ndarray) else value
     children, aux = _node(value)
     if like is None or not tree.is_node(like):
         if like is not None and not _no_derivative(like):
             raise TranspileError(f"{path} is a {type(value).__name__}, but the value it "
                                  f"belongs to is a {type(like).__name__}")
-        return tree.adjoint_zeros(value, lambda leaf: leaf)
+        return tree.adjoint_zeros(value, lambda leaf: leaf.copy() if tangent and isinstance(
+            leaf, np.ndarray) else leaf)
     like_children, like_aux = _node(like)
     keyed = ("dict", "dataclass", "object")
     if like_aux[0] in keyed:
@@ -399,13 +401,13 @@ def _own(value: Any, like: Any = None, path: str = "the cotangent",
                                  f"{list(aux[2]) if aux[0] in keyed else len(children)}, "
                                  f"for a {type(like).__name__} with keys {list(names)}")
         got = dict(zip(aux[2], children))
-        return {k: _own(got.get(k), c, _child_path(path, like_aux, i), zeros)
+        return {k: _own(got.get(k), c, _child_path(path, like_aux, i), tangent)
                 for i, (k, c) in enumerate(zip(names, like_children))}
     if aux[0] in keyed or len(children) != len(like_children):
         raise TranspileError(f"{path} has another structure than the value it belongs to: "
                              f"a {type(value).__name__} of {len(children)} items, for a "
                              f"{type(like).__name__} of {len(like_children)}")
-    return [_own(v, c, _child_path(path, like_aux, i), zeros)
+    return [_own(v, c, _child_path(path, like_aux, i), tangent)
             for i, (v, c) in enumerate(zip(children, like_children))]
 
 
@@ -1110,7 +1112,8 @@ def jvp(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence[Any],
     (18.0, 21.0)
     """
     compiled, params, names = _jvp_compiled(f, args, tangents)
-    keywords = {names[params[i]]: _own(t, args[i], f"the tangent of '{params[i]}'", True)
+    keywords = {names[params[i]]: _own(t, args[i], f"the tangent of '{params[i]}'",
+                                       tangent=True)
                 for i, t in enumerate(tangents) if t is not None}
     try:
         value, tangent = compiled.function(*args, **keywords)

@@ -112,7 +112,7 @@ def hvp(f: Callable[..., Any], wrt: Wrt = 0,
         xs = _bind(fn, args, {}, names)
         vs = tuple(v) if many else (v,)
         # directions of structures as derivative code keeps them (zeros where v has None)
-        vs = tuple(_own(t, x, f"v for '{n}'", zeros=True)
+        vs = tuple(_own(t, x, f"v for '{n}'", tangent=True)
                    for t, x, n in zip(vs, xs, names))
         out = variants.get(args, {})[0](args, vs)
         outs = (out,) if len(names) == 1 else (
