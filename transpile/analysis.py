@@ -3,8 +3,9 @@
 * activity: which variables carry a derivative (depend on an active input through
   differentiable operations). Flow-insensitive fixpoint: conservative, never misses one.
   Integers from ``range``/``len``/``//``, booleans and comparisons are never active.
-* kinds: which variables hold lists or tuples (their adjoints are lists, accumulated with
-  ``add``) rather than numbers or arrays (accumulated with ``+``).
+* kinds: which variables hold lists or tuples, dicts or objects (their adjoints are lists
+  or dicts, accumulated with ``add``) rather than numbers or arrays (accumulated with
+  ``+``); see "value kinds" below.
 * sites: where each variable is assigned and whether inside a loop; a variable assigned
   more than once (or in a loop, or a reassigned parameter) is *overwritten*, so the reverse
   sweep must save and restore any value of it that the adjoint code reads.
@@ -69,22 +70,36 @@ def expr_names(e):
 
 # --- value kinds ------------------------------------------------------------------------
 # What a variable holds, as generated code is specialised on it: a number, an array, a
-# list or tuple (with the kind of its elements kept beside it), a module passed as an
-# argument (its functions are not visible), or unknown. One lattice: None (nothing known
-# yet, the bottom of the fixpoint) < SCALAR < ARRAY (a number meeting an array may become
-# one) < UNKNOWN; SEQ and MODULE join only with themselves. Kinds are plain strings so that
-# they can key caches (`pipeline`, `cache`); `Kind` is their type.
-Kind = Literal["scalar", "array", "seq", "module", "unknown"]
+# list or tuple (NamedTuples included), a dict, an object whose attributes are its values
+# (a dataclass, an instance of a class of yours: tree.py's plain objects), a module passed
+# as an argument (its functions are not visible), or unknown. One lattice: None (nothing
+# known yet, the bottom of the fixpoint) < SCALAR < ARRAY (a number meeting an array may
+# become one) < UNKNOWN; SEQ, MAP, OBJECT and MODULE join only with themselves. Kinds are
+# plain strings so that they can key caches (`pipeline`, `cache`); `Kind` is their type.
+#
+# SEQ, MAP and OBJECT are *structures*: their adjoints and tangents are containers
+# (runtime.zeros_like: lists for SEQ, dicts keyed by key or attribute name for MAP and
+# OBJECT), accumulated with runtime.add. Beside a structure's kind a kinds mapping keeps
+# the join of the kinds of what it holds under `elements_key(name)` ("xs[]": a list's
+# elements, a dict's values, an object's attributes), as `api._kinds` passes them for
+# parameters and the fixpoint finds them for local names (displays, element and attribute
+# stores). A dict's keys carry no derivative: `list(d)`, `sorted(d)`, `d.keys()` of a MAP
+# are inactive (see `keys_of_map`).
+Kind = Literal["scalar", "array", "seq", "map", "object", "module", "unknown"]
 SCALAR: Kind = "scalar"
 ARRAY: Kind = "array"
 SEQ: Kind = "seq"
+MAP: Kind = "map"
+OBJECT: Kind = "object"
 UNKNOWN: Kind = "unknown"
 MODULE: Kind = "module"
+STRUCTURES = (SEQ, MAP, OBJECT)
 
 
 def elements_key(name):
-    """The key of a sequence parameter's element kind in a kinds mapping
-    (``{"xs": SEQ, elements_key("xs"): ARRAY}``), as `api` and callers pass them."""
+    """The key of a structure parameter's element kind in a kinds mapping
+    (``{"xs": SEQ, elements_key("xs"): ARRAY}``; a dict's values, an object's attributes),
+    as `api` and callers pass them."""
     return name + "[]"
 SHAPE_ATTRS = {"shape", "ndim", "size", "dtype", "itemsize", "nbytes"}
 
@@ -103,10 +118,32 @@ def value_kind(value):
         pass
     if isinstance(value, (list, tuple)):
         return SEQ
+    if isinstance(value, dict):
+        return MAP
     import types
     if isinstance(value, types.ModuleType):
         return MODULE
+    from . import tree
+    if value is not None and tree.is_node(value) and not callable(value) and not (
+            type(value).__module__ or "").startswith(("numpy", "scipy")):
+        return OBJECT                # a dataclass, an instance of a class of yours
     return UNKNOWN
+
+
+def element_kind(value):
+    """The join of the kinds of what a structure holds (list elements, dict values,
+    object attributes), for `elements_key`; None for an empty one."""
+    if isinstance(value, dict):
+        items = value.values()
+    elif isinstance(value, (list, tuple)):
+        items = value
+    else:
+        items = vars(value).values() if hasattr(value, "__dict__") else [
+            getattr(value, f.name) for f in __import__("dataclasses").fields(value)]
+    out = None
+    for v in items:
+        out = join(out, value_kind(v))
+    return out
 
 
 def join(a: Kind | None, b: Kind | None) -> Kind | None:
@@ -125,6 +162,7 @@ class Analysis:
         self.norm = norm
         self.params = list(norm.params) + list(norm.unit.extra_params)
         self.active = set(active_params)
+        self.inputs = frozenset(active_params)   # the parameters differentiated
         self.sites = {}          # name -> number of assignment sites
         self.in_loop = set()     # names assigned inside a loop
         self.kind = {}           # name -> its Kind
@@ -133,10 +171,10 @@ class Analysis:
                                  # a list where the value's kind is not known
         self.param_kinds = dict(param_kinds or {})
         self.closures = {}       # active local function (or alias) -> an active name read
+        self._sites()
+        self._kinds(param_kinds or {})      # first: a dict's keys carry no derivative
         self._activity()
         self._check_function_arguments()
-        self._sites()
-        self._kinds(param_kinds or {})
         self._check_index_values()
         if getattr(norm, "kinds_resolved", False):   # after split_array_trees' rewrites
             check_aliasing(self)
@@ -213,9 +251,11 @@ class Analysis:
             if isinstance(s, ast.Assign):
                 t = s.targets[0]
                 flows = expr_names(s.value) & self.active
+                if self.keys_of_map(s.value):
+                    flows = set()
                 if isinstance(t, ast.Name) and flows:
                     new.add(t.id)
-                elif isinstance(t, ast.Subscript) and flows:
+                elif isinstance(t, (ast.Subscript, ast.Attribute)) and flows:
                     new.add(t.value.id)
             elif isinstance(s, ast.Expr) and A.get_tag(s.value, "special") == "method":
                 call = s.value
@@ -226,6 +266,21 @@ class Analysis:
                     new.add(call.func.value.id)
             return new
         self._fixpoint(self.active, step)
+
+    def keys_of_map(self, e):
+        """Is e made of a dict's keys only (``list(d)``, ``sorted(d)``, ``tuple(d)``,
+        ``set(d)``, ``iter(d)``, ``d.keys()`` of a MAP d)? Keys carry no derivative."""
+        if not isinstance(e, ast.Call) or len(e.args) != (0 if isinstance(
+                e.func, ast.Attribute) and A.get_tag(e, "special") == "method" else 1):
+            return False
+        if A.get_tag(e, "special") == "method":
+            base = e.func.value
+            return A.get_tag(e, "method") == "keys" and self.kind_of(base) == MAP
+        if e.keywords and not all(k.arg in ("key", "reverse") for k in e.keywords):
+            return False
+        fn = A.get_tag(e, "container") or A.get_tag(e, "opaque")
+        return fn in (list, tuple, sorted, set, iter, frozenset, reversed) and \
+            self.kind_of(e.args[0]) == MAP
 
     def _check_function_arguments(self):
         """A function depending on an active value, passed to a call transpile does not
@@ -279,7 +334,7 @@ class Analysis:
         for p in self.params:
             self.kind[p] = param_kinds.get(p, value_kind(defaults[p]) if p in defaults
                                            else UNKNOWN)
-            if self.kind[p] == SEQ:
+            if self.kind[p] in STRUCTURES:
                 self.elem[p] = param_kinds.get(elements_key(p), UNKNOWN)
         changed = True
         while changed:
@@ -336,9 +391,9 @@ class Analysis:
             t, v = s.targets[0].id, s.value
             special = A.get_tag(v, "special")
             kinds.append((t, self.kind_of(v)))
-            if special == "display":
+            if special in ("display", "dict"):
                 elem = None
-                for x in v.elts:
+                for x in (v.elts if special == "display" else v.values):
                     elem = join(elem, self.kind_of(x))
                 elements.append((t, elem))
             elif isinstance(v, ast.Name) and v.id in self.elem:
@@ -356,9 +411,10 @@ class Analysis:
             base = s.value.func.value
             if isinstance(base, ast.Name) and s.value.args:
                 elements.append((base.id, self.kind_of(s.value.args[0])))
-        elif isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Subscript):
-            base = s.targets[0].value
-            if isinstance(base, ast.Name) and self.kind.get(base.id) == SEQ:
+        elif isinstance(s, ast.Assign) and isinstance(s.targets[0], (ast.Subscript,
+                                                                     ast.Attribute)):
+            base = s.targets[0].value       # an element, a dict entry or an attribute
+            if isinstance(base, ast.Name) and self.kind.get(base.id) in STRUCTURES:
                 elements.append((base.id, self.kind_of(s.value)))
         return kinds, elements
 
@@ -496,7 +552,7 @@ VIEW_FUNCTIONS = frozenset({"reshape", "ravel", "transpose", "asarray", "asanyar
                             "asfortranarray", "flip", "fliplr", "flipud", "rot90"})
 WRITES_FIRST_ARGUMENT = frozenset({"copyto", "put", "place", "putmask", "fill_diagonal",
                                    "shuffle", "put_along_axis"})
-MUTABLE = (ARRAY, SEQ, UNKNOWN, None)
+MUTABLE = (ARRAY, SEQ, MAP, OBJECT, UNKNOWN, None)
 
 
 def _cell(name):
@@ -583,7 +639,8 @@ class Aliases:
                     state.add(self.pair(_cell(t), y if y != _cell(src) else _cell(t)))
             self.add_elements(state, t, cells, self_cells)
             return frozenset(state)
-        if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Subscript):
+        if isinstance(s, ast.Assign) and isinstance(s.targets[0], (ast.Subscript,
+                                                                     ast.Attribute)):
             base, v = s.targets[0].value, s.value
             if isinstance(base, ast.Name) and isinstance(v, ast.Name) and self.mutable(v.id) \
                     and self.kind(base.id) != ARRAY and not A.get_tag(s, "writeback"):
@@ -635,12 +692,13 @@ class Aliases:
                 return {base}, set(), False              # a view (or a number)
             if kind == SEQ and isinstance(v.slice, ast.Slice):
                 return set(), {_cell(base)}, False       # a new list of the same objects
-            if kind == SEQ:
+            if kind in (SEQ, MAP):                       # an element, a dict's value
                 return {_cell(base)}, set(), False
             return {base, _cell(base)}, {_cell(base)}, False
-        if special == "display":
-            elems = names(v.elts)
-            return set(), elems, len(elems) < len([e for e in v.elts if isinstance(
+        if special in ("display", "dict"):
+            parts = v.elts if special == "display" else v.values
+            elems = names(parts)
+            return set(), elems, len(elems) < len([e for e in parts if isinstance(
                 e, ast.Name) and self.mutable(e.id)])
         if special == "container":
             fn = A.get_tag(v, "container")
@@ -670,6 +728,8 @@ class Aliases:
         if special == "attr":
             if isinstance(v.value, ast.Name) and v.attr in VIEW_ATTRS:
                 return {v.value.id}, set(), False
+            if isinstance(v.value, ast.Name) and containers.is_field(an, v):
+                return {_cell(v.value.id)}, set(), False   # one of the object's values
             return set(), set(), False
         if special in ("user", "opaque"):
             args = names(list(getattr(v, "args", [])) + [k.value for k in getattr(
@@ -770,7 +830,8 @@ def mutated_params(fn_node):
         hit = None
         if isinstance(n, (ast.Assign, ast.AugAssign, ast.Delete)):
             for t in (n.targets if isinstance(n, (ast.Assign, ast.Delete)) else [n.target]):
-                if isinstance(t, ast.Subscript) or isinstance(n, ast.AugAssign):
+                if isinstance(t, (ast.Subscript, ast.Attribute)) or isinstance(
+                        n, ast.AugAssign):
                     hit = root(t)
         elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) \
                 and n.func.attr in MUTATING_METHODS:
@@ -793,7 +854,8 @@ def check_aliasing(an):
     live = live_after(an.norm.body, an.norm.result)
     holder_parent = {}
     for s, _ in walk_body(an.norm.body):
-        if A.get_tag(s, "holder") and isinstance(s.value, ast.Subscript) and isinstance(
+        if A.get_tag(s, "holder") and isinstance(s.value, (ast.Subscript, ast.Attribute)) \
+                and isinstance(
                 s.value.value, ast.Name):
             holder_parent[s.targets[0].id] = s.value.value.id
 
@@ -827,7 +889,8 @@ def check_aliasing(an):
                 refuse(s, target, m, how)
 
     for s, _ in walk_body(an.norm.body):
-        if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Subscript):
+        if isinstance(s, ast.Assign) and isinstance(s.targets[0], (ast.Subscript,
+                                                                     ast.Attribute)):
             base = s.targets[0].value
             if isinstance(base, ast.Name):
                 check(s, base.id, "this element write")

@@ -28,7 +28,7 @@ from typing import cast, overload
 from . import pipeline, tree
 from .checkpoint import check_option
 from .errors import TranspileError
-from .analysis import elements_key, join, value_kind
+from .analysis import STRUCTURES, element_kind, elements_key, value_kind
 from .emit import annotate
 from .runtime import zeros_like, _is_zero
 from .shapes import value_mask
@@ -518,10 +518,6 @@ def _type_key(args, kwargs):
     return key
 
 
-#: kinds of structures (analysis.py), whose element kind is passed beside them
-_STRUCTURES = ("seq", "map", "object")
-
-
 def _kinds(fn: Callable[..., Any], args: Sequence[Any],
            kwargs: dict[str, Any]) -> dict[str, str]:
     """Kind of every parameter's value (scalar, array, a structure + the join of the kinds
@@ -535,11 +531,8 @@ def _kinds(fn: Callable[..., Any], args: Sequence[Any],
         mask = value_mask(value)
         if mask is not None:
             kinds[name + ".shape"] = mask
-        if kinds[name] in _STRUCTURES:
-            elem = None
-            for v in _node(value)[0]:
-                elem = join(elem, value_kind(v))
-            kinds[elements_key(name)] = elem or "unknown"
+        if kinds[name] in STRUCTURES:          # lists, dicts, objects: what they hold
+            kinds[elements_key(name)] = element_kind(value) or "unknown"
     return kinds
 
 

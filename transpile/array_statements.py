@@ -89,7 +89,7 @@ def _augmented_in_place(norm, an):
 def _walk_other_iterables(norm, an):
     """`for v in d` over a value that is no list, tuple or array (a dict, a set, a
     generator passed in): walk `list(d)`, as Python's iterator does, instead of d[k]."""
-    from .analysis import UNKNOWN, MODULE
+    from .analysis import UNKNOWN, MODULE, MAP
 
     def block(stmts):
         out = []
@@ -98,9 +98,9 @@ def _walk_other_iterables(norm, an):
                 s.body = block(s.body)
                 s.orelse = block(s.orelse)
             seq = A.get_tag(s, "walks") if isinstance(s, ast.For) else None
-            if seq is not None and an.kind.get(seq) in (UNKNOWN, MODULE) and (
-                    seq in an.params or seq not in an.seq):
-                if seq in an.active:
+            if seq is not None and (an.kind.get(seq) == MAP or an.kind.get(seq) in (
+                    UNKNOWN, MODULE) and (seq in an.params or seq not in an.seq)):
+                if seq in an.active and an.kind.get(seq) != MAP:    # a dict's keys: none
                     raise norm.unit.error(f"unsupported construct: a loop over '{seq}', "
                                           "which is neither a list, a tuple nor an array, "
                                           "carrying derivatives", s)

@@ -102,8 +102,8 @@ class _Ref:
 # any other key, so a tag is declared here or it does not exist.
 TAGS = {
     # normalize.py: what a normalized expression is
-    "special": "the kind of a non-rule expression: subscript, display, container, method, "
-               "attr, user, opaque",
+    "special": "the kind of a non-rule expression: subscript, display, dict (a dict "
+               "display), container, method, attr, user, opaque",
     "rule": "the registry Rule of a primitive call or operator",
     "user": "the Python function a `special=user` call calls (transformed with it)",
     "container": "the builtin of a `special=container` call (list, tuple, sum, max, min)",
@@ -115,7 +115,8 @@ TAGS = {
     "forward_only": "copied into the forward sweep only (def, assert, raise)",
     "loop_exit": "the statement that leaves a loop early (break / return flag)",
     "augassign": "`v op= e` rebound as `v = v op e` (split_array_trees decides in place)",
-    "holder": "`_held = parent[i]`, the element a nested element write goes through",
+    "holder": "`_held = parent[i]` (or `parent.name`), the element a nested element "
+              "write goes through",
     "writeback": "the store-back of a holder into its parent",
     "walks": "a loop indexes this iterable directly (see _walk_other_iterables)",
     # control_flow.py / reverse.py: loops of the two sweeps
@@ -127,7 +128,8 @@ TAGS = {
     "marker": "a bookkeeping placeholder statement",
     "save": "marker: save this name before it is overwritten",
     "restore": "marker: restore this name",
-    "save_elem": "marker: save an element (base, index, is_array) before its write",
+    "save_elem": "marker: save an element (base, index, how: array, seq, map or attr) "
+                 "before its write",
     "restore_elem": "marker: restore an element",
     "loop_target": "marker: the save/restore is of a loop's target variable",
     "nested": "marker: the loop is inside another loop",

@@ -31,7 +31,8 @@ class ForwardTransform(Transform):
         # names written in place somewhere (xs[i] = v): a tangent that is another
         # variable's tangent must be copied where the primal value is a new object
         self.written = {st.targets[0].value.id for st, _ in walk_body(norm.body)
-                        if isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Subscript)
+                        if isinstance(st, ast.Assign) and isinstance(
+                            st.targets[0], (ast.Subscript, ast.Attribute))
                         and isinstance(st.targets[0].value, ast.Name)}
         # lists made once from `[]` (tapes, stacks, accumulators): their tangent is a real
         # list from the start, updated with plain list operations instead of helpers
@@ -46,6 +47,10 @@ class ForwardTransform(Transform):
         """The tangent statements; at the end, the tangent of the result (named
         `self.d(result)`) has the result's structure, shape and floating dtype."""
         body = self.block(self.norm.body)
+        # a parameter given no tangent that comes to hold one (a dict or list the caller
+        # passed, written a value carrying a derivative): its tangent starts at zero
+        body[:0] = [A.assign(self.d(p), A.const(0.0)) for p in self.an.params
+                    if p in self.an.active and p not in self.an.inputs]
         result = self.norm.result
         dres = self.d(result)
         t = A.load(dres) if result in self.an.active else A.const(0.0)
@@ -290,11 +295,13 @@ class ForwardTransform(Transform):
         tv = A.load(self.d(value.id)) if isinstance(value, ast.Name) and \
             value.id in self.an.active else A.const(0.0)
         dbase = self.d(base)
+        from .reverse import store_kind
+        _, index = store_kind(self.an, target)
         # before the write, like every tangent: the value written may be computed from
         # views of the array written to (y[1:] = y[1:] * y[:-1])
         return [A.assign(dbase, ast.Call(func=A.load(self.env.helper("set_tangent")),
                                          args=[A.load(dbase), A.load(base),
-                                               A.index_value(target.slice), tv],
+                                               A.index_value(index), tv],
                                          keywords=[])), s]
 
     def method_stmt(self, s, call):

@@ -3,8 +3,10 @@
 ``for`` loops over lists, tuples, dicts, ``range``, ``enumerate``, ``zip`` and
 ``reversed`` become index loops over a counted range (the element read by indexing, so
 its adjoint has a place to go); loops over a list that grows while it is walked keep
-reading it as it grows; ``while`` loops keep their test in a variable; comprehensions
-and generator expressions become loops appending to a fresh list.
+reading it as it grows; loops over ``d.items()``/``d.values()`` walk the keys and read
+each value by its key; ``while`` loops keep their test in a variable; comprehensions
+and generator expressions become loops appending to a fresh list (dict comprehensions:
+storing into a fresh dict).
 
 `LoopFlattening` is one part of `normalize.Flattener` (which provides `emit`, `temp`,
 `atom`, `expr`, `block`, `error`...).
@@ -143,6 +145,23 @@ class LoopFlattening:
                                                 right=A.const(1)), op=ast.Sub(), right=k)
                 return inner(A.tag(back, inactive=True))
             return n, element
+        if isinstance(it, ast.Call) and isinstance(it.func, ast.Attribute) and \
+                it.func.attr in ("items", "values") and not it.args and not it.keywords:
+            # d.items() / d.values(): walk the keys, read each value by its key (so its
+            # adjoint goes to that entry)
+            base = self.atom_seq(it.func.value, outer)
+            keys = self.atom_seq(ast.Call(func=ast.Attribute(
+                value=copy.deepcopy(base), attr="keys", ctx=ast.Load()), args=[],
+                keywords=[]), outer)
+
+            def entry(k):
+                key = self.temp(self.index(keys, k), base="_key")
+                value = A.tag(ast.Subscript(value=copy.deepcopy(base), slice=A.tag(
+                    copy.deepcopy(key), inactive=True), ctx=ast.Load()), special="subscript")
+                if it.func.attr == "values":
+                    return value
+                return A.tag(ast.Tuple(elts=[key, value], ctx=ast.Load()), elements=True)
+            return self.len_of(keys), entry
         seq = self.atom_seq(it, outer)
         if isinstance(seq, ast.Name) and seq.id in self.dict_names:
             seq = self.atom_seq(ast.Call(func=A.load("list"), args=[seq], keywords=[]), outer)
@@ -207,14 +226,20 @@ class LoopFlattening:
         return self._comprehension(e)
 
     def expr_DictComp(self, e):
-        return A.tag(e, special="opaque", opaque="dict comprehension")
+        return self._comprehension(e)
 
     def expr_SetComp(self, e):
         return A.tag(e, special="opaque", opaque="set comprehension")
 
     def _comprehension(self, e):
-        result = self.names.fresh("_list")
-        self.emit(A.assign(result, ast.List(elts=[], ctx=ast.Load())))
+        """A loop appending to a fresh list (a dict comprehension: storing into a fresh
+        dict, `_dict[key] = value`)."""
+        made_dict = isinstance(e, ast.DictComp)
+        result = self.names.fresh("_dict" if made_dict else "_list")
+        self.emit(A.assign(result, A.tag(ast.Dict(keys=[], values=[]), special="dict")
+                           if made_dict else ast.List(elts=[], ctx=ast.Load())))
+        if made_dict:
+            self.dict_names.add(result)
         e = copy.deepcopy(e)
         mapping = {}
         for gen in e.generators:
@@ -222,9 +247,13 @@ class LoopFlattening:
                 if isinstance(n, ast.Name):
                     mapping[n.id] = self.names.fresh("_" + n.id.lstrip("_") + "_")
         A.rename(e, mapping)
-        inner = [A.located(ast.Expr(value=ast.Call(
-            func=ast.Attribute(value=A.load(result), attr="append", ctx=ast.Load()),
-            args=[e.elt], keywords=[])), e)]
+        if made_dict:
+            inner = [A.located(ast.Assign(targets=[ast.Subscript(
+                value=A.load(result), slice=e.key, ctx=ast.Store())], value=e.value), e)]
+        else:
+            inner = [A.located(ast.Expr(value=ast.Call(
+                func=ast.Attribute(value=A.load(result), attr="append", ctx=ast.Load()),
+                args=[e.elt], keywords=[])), e)]
         for gen in reversed(e.generators):
             if gen.is_async:
                 raise self.error("unsupported construct 'async for'", e)

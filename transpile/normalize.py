@@ -7,14 +7,17 @@ After this pass a function body holds only these statements:
   verbatim (comparisons, ``len(xs)``, ``int(x)``: no derivative flows through them);
 * ``name = SPECIAL`` where SPECIAL is one call of a user function, a container operation
   (``sum(xs)``, ``[a, b]``, ``xs[i]``, ``list(xs)``), a method call or an opaque call;
-* ``xs[index] = atom`` and ``xs.append(atom)``;
+* ``xs[index] = atom`` (also into a dict), ``obj.name = atom`` and ``xs.append(atom)``;
 * ``if c:`` / ``for i in range(...)`` / ``while c:`` with ``c`` a name, loops ending (if they
   can exit early) in ``if <flags>: break``; forward-only statements (nested ``def``,
   ``assert``, ``raise``, inactive calls such as ``print``).
 
 On the way it desugars augmented and chained assignment, tuple unpacking and swaps,
 conditional expressions and ``and``/``or``, comprehensions (into loops), iteration over
-lists, ``enumerate``, ``zip`` and ``reversed`` (into index loops), lowers ``break``,
+lists, ``enumerate``, ``zip`` and ``reversed`` (into index loops), the dict operations
+``d.get(k, default)`` (a read if the key is there), ``d.update(...)`` (stores),
+``d.items()``/``d.values()`` (entries read by key), ``dict(...)`` (displays and dict
+comprehensions; a dict display keeps its shape, tagged ``special="dict"``), lowers ``break``,
 ``continue`` and ``return`` inside loops into flags, and lambda-lifts nested functions
 (their free variables become keyword-only parameters) so calls to them can be
 differentiated like any other call. Everything it cannot handle raises TranspileError at
@@ -159,6 +162,97 @@ def _constant(e):
     return isinstance(e, ast.Constant)
 
 
+def _dict_get(e):
+    """``d.get(k)`` / ``d.get(k, default)`` -> ``d[k] if k in d else default``: the entry
+    read by indexing (its adjoint goes to that entry), the default only where the key is
+    missing. None for other calls."""
+    if not (isinstance(e.func, ast.Attribute) and e.func.attr == "get" and not e.keywords
+            and 1 <= len(e.args) <= 2 and isinstance(e.func.value, ast.Name)):
+        return None
+    base, key = e.func.value, e.args[0]
+    if not isinstance(key, (ast.Name, ast.Constant)):
+        return None
+    default = e.args[1] if len(e.args) == 2 else A.const(None)
+    return ast.IfExp(test=ast.Compare(left=copy.deepcopy(key), ops=[ast.In()],
+                                      comparators=[copy.deepcopy(base)]),
+                     body=ast.Subscript(value=copy.deepcopy(base), slice=copy.deepcopy(key),
+                                        ctx=ast.Load()), orelse=default)
+
+
+def _update_stores(e, key):
+    """``d.update({k: v, ...}, name=w)`` -> ``d[k] = v; ...; d["name"] = w``;
+    ``d.update(other)`` -> ``for _k in other.keys(): d[_k] = other[_k]`` (a dict of
+    entries: other's keys method is called as update calls it): statements, or None for
+    other calls."""
+    if not (isinstance(e.func, ast.Attribute) and e.func.attr == "update" and isinstance(
+            e.func.value, ast.Name) and len(e.args) <= 1 and (e.args or e.keywords)
+            and all(k.arg is not None for k in e.keywords)):
+        return None
+    base = e.func.value
+    out = []
+
+    def store(key, value):
+        out.append(ast.Assign(targets=[ast.Subscript(value=copy.deepcopy(base), slice=key,
+                                                     ctx=ast.Store())], value=value))
+    if e.args:
+        arg = e.args[0]
+        if isinstance(arg, ast.Dict) and all(k is not None for k in arg.keys):
+            for k, v in zip(arg.keys, arg.values):
+                store(k, v)
+        elif isinstance(arg, ast.Name):
+            k = A.load(key)
+            body = [ast.Assign(targets=[ast.Subscript(value=copy.deepcopy(base), slice=k,
+                                                      ctx=ast.Store())],
+                               value=ast.Subscript(value=copy.deepcopy(arg), slice=k,
+                                                   ctx=ast.Load()))]
+            out.append(ast.For(target=A.store(key), iter=ast.Call(
+                func=ast.Attribute(value=copy.deepcopy(arg), attr="keys", ctx=ast.Load()),
+                args=[], keywords=[]), body=body, orelse=[], type_comment=None))
+        else:
+            return None
+    for k in e.keywords:
+        store(A.const(k.arg), k.value)
+    return out
+
+
+def _dict_entries(e, resolved, key):
+    """``d.items()`` -> ``[(k, d[k]) for k in d.keys()]``, ``d.values()`` -> ``[d[k] for
+    k in d.keys()]`` (each value read by its key, so its adjoint goes to that entry), and
+    ``sorted(d.items())`` (also ``key=operator.itemgetter(0)``, ``reverse=``) -> the pairs
+    in the order of ``sorted(d.keys())``: keys are distinct, so pairs sort by their keys.
+    A list where Python gives a view: the same for iterating, ``sorted``, ``list``,
+    ``len``, ``sum``, ``zip``. None for other calls."""
+    import operator
+    order = None
+    if resolved is sorted and len(e.args) == 1 and isinstance(e.args[0], ast.Call):
+        keywords = {k.arg: k.value for k in e.keywords}
+        by = keywords.pop("key", None)
+        if set(keywords) - {"reverse"} or by is not None and not (
+                isinstance(by, ast.Call) and ast.unparse(by.func).endswith("itemgetter")
+                and len(by.args) == 1 and isinstance(by.args[0], ast.Constant)
+                and by.args[0].value == 0 and not by.keywords):
+            return None
+        order = [ast.keyword(arg="reverse", value=v) for v in keywords.values()]
+        e = e.args[0]
+        if _dict_entries(e, None, key) is None or e.func.attr != "items":
+            return None
+    elif resolved is not None:
+        return None
+    if not (isinstance(e.func, ast.Attribute) and e.func.attr in ("items", "values")
+            and not e.args and not e.keywords and isinstance(e.func.value, ast.Name)):
+        return None
+    base = e.func.value
+    keys = ast.Call(func=ast.Attribute(value=copy.deepcopy(base), attr="keys",
+                                       ctx=ast.Load()), args=[], keywords=[])
+    if order is not None:
+        keys = ast.Call(func=A.load("sorted"), args=[keys], keywords=order)
+    value = ast.Subscript(value=copy.deepcopy(base), slice=A.load(key), ctx=ast.Load())
+    elt = value if e.func.attr == "values" else ast.Tuple(elts=[A.load(key), value],
+                                                          ctx=ast.Load())
+    return ast.ListComp(elt=elt, generators=[ast.comprehension(
+        target=A.store(key), iter=keys, ifs=[], is_async=0)])
+
+
 # --- flattening ------------------------------------------------------------------------
 
 def _dict_names(body, unit):
@@ -286,7 +380,15 @@ class Flattener(LoopFlattening):
         elif isinstance(target, ast.Subscript):
             self.store_subscript(target, self.bind(value))
         elif isinstance(target, ast.Attribute):
-            raise self.error("unsupported construct: assignment to an attribute")
+            # obj.name = atom: a store into an object's field (its adjoint and tangent
+            # are dicts keyed by attribute name), seen by the transforms like d[k] = v
+            value = self.bind(value)
+            chain = self.subscript_chain(target.value)
+            base = chain[-1][2] if chain else self.atom(target.value)
+            self.emit(ast.Assign(targets=[ast.Attribute(value=copy.deepcopy(base),
+                                                        attr=target.attr, ctx=ast.Store())],
+                                 value=value))
+            self.store_back(chain)
         else:
             raise self.error(f"unsupported assignment target '{type(target).__name__}'")
 
@@ -305,16 +407,32 @@ class Flattener(LoopFlattening):
         self.store_back(chain)
 
     def store_back(self, chain):
-        """`X[i] = _held` for each holder of `subscript_chain`, innermost first."""
+        """`X[i] = _held` (`X.name = _held`) for each holder of `subscript_chain`,
+        innermost first."""
         for parent, index, held in reversed(chain):
-            back = ast.Subscript(value=copy.deepcopy(parent), slice=copy.deepcopy(index),
-                                 ctx=ast.Store())
+            if isinstance(index, str):              # an attribute
+                back = ast.Attribute(value=copy.deepcopy(parent), attr=index,
+                                     ctx=ast.Store())
+            else:
+                back = ast.Subscript(value=copy.deepcopy(parent),
+                                     slice=copy.deepcopy(index), ctx=ast.Store())
             self.emit(A.tag(ast.Assign(targets=[back], value=copy.deepcopy(held)),
                             writeback=True))
 
     def subscript_chain(self, holder):
-        """For a store target's holder `X[i][j]`: read X, X[i], X[i][j] into names once;
-        [(parent atom, index, holder name), ...] outermost first (empty for a plain name)."""
+        """For a store target's holder `X[i][j]` (or `X.a[i]`, `X[i].a`: fields of objects
+        hold too): read X, X[i], X[i][j] into names once; [(parent atom, index or
+        attribute name, holder name), ...] outermost first (empty for a plain name)."""
+        from .rules.containers import ARRAY_ATTRIBUTES
+        if isinstance(holder, ast.Attribute) and holder.attr not in ARRAY_ATTRIBUTES and \
+                self.unit.resolve(holder, self.local_names) is None:      # a field
+            chain = self.subscript_chain(holder.value)
+            parent = chain[-1][2] if chain else self.atom(holder.value)
+            held = self.temp(A.tag(ast.Attribute(value=copy.deepcopy(parent),
+                                                 attr=holder.attr, ctx=ast.Load()),
+                                   special="attr"), base="_held")
+            A.tag(self.out[-1], holder=True)
+            return chain + [(parent, holder.attr, held)]
         if not (isinstance(holder, ast.Subscript) and not (
                 isinstance(holder.value, ast.Attribute) and holder.value.attr in SHAPE_ATTRS)):
             return []
@@ -347,8 +465,18 @@ class Flattener(LoopFlattening):
                                 ctx=ast.Store())
             self.emit(A.tag(ast.Assign(targets=[sub], value=new)))
             self.store_back(chain)
+        elif isinstance(t, ast.Attribute):         # obj.name op= e: read, compute, store
+            base = self.atom(t.value)
+            old = self.temp(A.tag(ast.Attribute(value=copy.deepcopy(base), attr=t.attr,
+                                                ctx=ast.Load()), special="attr"))
+            new = self.bind(self.expr(A.located(ast.BinOp(left=old, op=s.op, right=s.value),
+                                                s)))
+            self.emit(ast.Assign(targets=[ast.Attribute(value=copy.deepcopy(base),
+                                                        attr=t.attr, ctx=ast.Store())],
+                                 value=new))
         else:
-            raise self.error("unsupported construct: augmented assignment to an attribute")
+            raise self.error("unsupported construct: augmented assignment to "
+                             f"'{type(t).__name__}'")
 
     def stmt_Expr(self, s):
         v = s.value
@@ -356,6 +484,12 @@ class Flattener(LoopFlattening):
             return                                   # docstring or bare constant
         if not isinstance(v, ast.Call):
             return                                   # a bare expression has no effect
+        stores = _update_stores(v, self.names.fresh("_key")) if self.unit.resolve(v.func, self.local_names) is None \
+            else None
+        if stores is not None:                       # d.update(...): one store per entry
+            for st in stores:
+                self.stmt(A.located(st, s))
+            return
         r = self.expr(v)
         if A.get_tag(r, "inactive"):
             self.emit(A.tag(ast.Expr(value=r), forward_only=True))
@@ -572,7 +706,52 @@ class Flattener(LoopFlattening):
                      special="display")
 
     def expr_Dict(self, e):
-        return A.tag(e, special="opaque", opaque="dict display")
+        if any(k is None for k in e.keys):                # {**d, ...}
+            return A.tag(e, special="opaque", opaque="dict display with ** unpacking")
+        keys = [self.atom(k) for k in e.keys]
+        return A.tag(ast.Dict(keys=[A.tag(k, inactive=True) if isinstance(k, ast.Name)
+                                    else k for k in keys],
+                              values=[self.atom(v) for v in e.values]), special="dict")
+
+    def dict_call(self, e):
+        """``dict(a=x)`` -> ``{"a": x}``, ``dict()`` -> ``{}``, ``dict(zip(ks, vs))`` and
+        ``dict(d)`` -> comprehensions; None for other calls of dict."""
+        if self.unit.resolve(e.func, self.local_names) is not dict or any(
+                k.arg is None for k in e.keywords) or len(e.args) > 1:
+            return None
+        shown = ast.Dict(keys=[A.const(k.arg) for k in e.keywords],
+                         values=[k.value for k in e.keywords])
+        if not e.args:
+            return shown
+        arg = e.args[0]
+        k, v = self.names.fresh("_key"), self.names.fresh("_value")
+        pairs = arg.elts if isinstance(arg, (ast.List, ast.Tuple)) else None
+        if pairs is not None and all(isinstance(p, (ast.Tuple, ast.List)) and len(
+                p.elts) == 2 for p in pairs):        # dict([("a", x), ...], b=y)
+            return ast.Dict(keys=[p.elts[0] for p in pairs] + shown.keys,
+                            values=[p.elts[1] for p in pairs] + shown.values)
+        if isinstance(arg, (ast.Dict, ast.DictComp)) and not e.keywords:
+            return arg                                # a new dict already
+        if isinstance(arg, ast.Call) and self.unit.resolve(arg.func, self.local_names) \
+                is zip and len(arg.args) == 2 and not arg.keywords:
+            gen = ast.comprehension(target=ast.Tuple(elts=[A.store(k), A.store(v)],
+                                                     ctx=ast.Store()),
+                                    iter=arg, ifs=[], is_async=0)
+            value = A.load(v)
+        elif isinstance(arg, ast.Name) and arg.id in self.dict_names:
+            gen = ast.comprehension(target=A.store(k), iter=arg, ifs=[], is_async=0)
+            value = ast.Subscript(value=copy.deepcopy(arg), slice=A.load(k), ctx=ast.Load())
+        else:
+            return None
+        comp = A.located(ast.DictComp(key=A.load(k), value=value, generators=[gen]), e)
+        if not e.keywords:
+            return comp
+        made = self.names.fresh("_dict")
+        self.emit(A.assign(made, self.expr(comp)))
+        for key, val in zip(shown.keys, shown.values):
+            self.store_subscript(ast.Subscript(value=A.load(made), slice=key,
+                                               ctx=ast.Store()), self.atom(val))
+        return A.load(made)
 
     def expr_Set(self, e):
         return A.tag(e, special="opaque", opaque="set display")
@@ -596,6 +775,16 @@ class Flattener(LoopFlattening):
         if (self.unit.resolve(e.func, self.local_names) in (max, min) and e.args
                 and [k.arg for k in e.keywords] == ["key"]):
             return self.best_with_key(e)
+        made = self.dict_call(e)
+        if made is not None:
+            return self.expr(A.located(made, e))
+        resolved = self.unit.resolve(e.func, self.local_names)
+        got = _dict_get(e) if resolved is None else None
+        if got is not None:                      # d.get(k, default): read if there
+            return self.expr(A.located(got, e))
+        entries = _dict_entries(e, resolved, self.names.fresh("_key"))
+        if entries is not None:                  # d.items(), d.values() as values
+            return self.expr(A.located(entries, e))
         kind, target = self.classify(e)
         if kind == "inactive":
             return self.inactive(e)
@@ -630,8 +819,10 @@ class Flattener(LoopFlattening):
         if kind == "method":
             base = self.atom(e.func.value)
             func = ast.Attribute(value=base, attr=e.func.attr, ctx=ast.Load())
-            return A.tag(ast.Call(func=func, args=args, keywords=keywords),
-                         special="method", method=e.func.attr)
+            call = ast.Call(func=func, args=args, keywords=keywords)
+            if e.func.attr == "keys" and not args and not keywords:
+                return self.inactive(call)        # a dict's keys carry no derivative
+            return A.tag(call, special="method", method=e.func.attr)
         call = ast.Call(func=e.func, args=args, keywords=keywords)
         if kind == "user":
             extras = getattr(target, "extra_params", ())

@@ -20,7 +20,7 @@ import copy
 
 from . import astutil as A
 from . import algebra
-from .analysis import expr_names, walk_body, SCALAR, SEQ, UNKNOWN
+from .analysis import expr_names, walk_body, SCALAR, ARRAY, SEQ, MAP, UNKNOWN, STRUCTURES
 from .rules import containers
 from .rules.scalar import specialize
 from .control_flow import ControlFlowReversal, _count_loads
@@ -45,8 +45,16 @@ class ReverseTransform(ControlFlowReversal, Transform):
         self.new_overwritten = set()
         self.primal = set(analysis.params) | set(analysis.sites)
         self.mutated = {st.targets[0].value.id for st, _ in walk_body(norm.body)
-                        if isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Subscript)
+                        if isinstance(st, ast.Assign) and isinstance(
+                            st.targets[0], (ast.Subscript, ast.Attribute))
                         and isinstance(st.targets[0].value, ast.Name)}
+        # names of unknown kind holding what has fields or entries written or read (an
+        # object, a dict): their adjoints may be dicts, accumulated with `add`
+        self.structured = set(self.mutated) | {
+            st.value.value.id for st, _ in walk_body(norm.body)
+            if isinstance(st, ast.Assign) and A.get_tag(st.value, "special") == "attr"
+            and isinstance(st.value.value, ast.Name)
+            and containers.is_field(analysis, st.value)}
         self.masked = self._masked_adjoints()
         self.cur_masked = False         # the statement being transformed: its target's
         self.cur_arrays = False         # adjoint may be masked; it may hold arrays
@@ -104,7 +112,8 @@ class ReverseTransform(ControlFlowReversal, Transform):
             changed = False
             for st, _ in walk_body(self.norm.body):
                 new = set()
-                if isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Subscript):
+                if isinstance(st, ast.Assign) and isinstance(st.targets[0], (ast.Subscript,
+                                                                        ast.Attribute)):
                     base = st.targets[0].value.id
                     new.add(base)               # the overwritten elements get 0
                     if base in out:
@@ -165,7 +174,8 @@ class ReverseTransform(ControlFlowReversal, Transform):
                 out.add(v.func.value.id)
         holders = {}
         for st, _ in walk_body(self.norm.body):
-            if A.get_tag(st, "holder") and isinstance(st.value, ast.Subscript) and \
+            if A.get_tag(st, "holder") and isinstance(st.value, (
+                    ast.Subscript, ast.Attribute)) and \
                     isinstance(st.value.value, ast.Name):
                 holders[st.targets[0].id] = st.value.value.id
         for name in list(out):
@@ -193,7 +203,7 @@ class ReverseTransform(ControlFlowReversal, Transform):
             t = s.targets[0]
             if isinstance(t, ast.Name):
                 return self.assign(s, t.id, s.value)
-            if isinstance(t, ast.Subscript):
+            if isinstance(t, (ast.Subscript, ast.Attribute)):
                 return self.setitem(s, t, s.value)
         if isinstance(s, ast.Expr) and A.get_tag(s.value, "special") == "method":
             return self.method_stmt(s, s.value)
@@ -293,7 +303,8 @@ class ReverseTransform(ControlFlowReversal, Transform):
             return []
         dv = self.d(name)
         kind = self.an.kind.get(name)
-        if kind == SEQ or kind in (UNKNOWN, None) and self.an.is_seq(name) or (
+        if kind in STRUCTURES or kind in (UNKNOWN, None) and (
+                self.an.is_seq(name) or name in self.structured) or (
                 kind == UNKNOWN and self.unit.is_generated):
             # lists; in derivative code differentiated again, anything that may be one
             value = ast.Call(func=A.load(self.env.helper("add")), args=[A.load(dv), G],
@@ -518,7 +529,7 @@ class ReverseTransform(ControlFlowReversal, Transform):
         kinds = {}
         for p, arg in bound.items():
             kinds[p] = self.an.kind_of(arg) or "unknown"
-            if kinds[p] == "seq" and isinstance(arg, ast.Name):
+            if kinds[p] in STRUCTURES and isinstance(arg, ast.Name):
                 kinds[p + "[]"] = self.an.elem.get(arg.id, "unknown")
         if self.cur_masked:
             kinds[MASKED_RESULT] = "masked"     # the callee keeps zeros of its adjoint
@@ -576,18 +587,22 @@ class ReverseTransform(ControlFlowReversal, Transform):
         return fwd, rev
 
     def setitem(self, s, target, value):
+        """`base[index] = v` (an element, a dict entry) or `base.name = v` (an attribute):
+        the old value is saved and restored (a new key or attribute removed again), the
+        adjoint of the entry goes to v and is 0 for the old value."""
         base = target.value.id
-        array = self.an.kind.get(base) != SEQ
-        fwd = [marker(save_elem=(base, target.slice, array)), s]
+        how, index = store_kind(self.an, target)
+        array = how == "array"
+        fwd = [marker(save_elem=(base, index, how)), s]
         if base not in self.an.active:
-            return fwd, [marker(restore_elem=(base, target.slice, array))]
+            return fwd, [marker(restore_elem=(base, index, how))]
         g = self.names.fresh("_g")
         dbase = self.d(base)
         rev = [A.assign(ast.Tuple(elts=[A.store(g), A.store(dbase)], ctx=ast.Store()),
                         ast.Call(func=A.load(self.env.helper("take_item")),
-                                 args=[A.load(dbase), A.index_value(target.slice)],
+                                 args=[A.load(dbase), A.index_value(index)],
                                  keywords=[])),
-               marker(restore_elem=(base, target.slice, array))]
+               marker(restore_elem=(base, index, how))]
         if isinstance(value, ast.Name):
             G = A.load(g)
             if array:          # a scalar (or smaller array) broadcast into the slice
@@ -613,6 +628,16 @@ class ReverseTransform(ControlFlowReversal, Transform):
             return [s], rev
         raise self.error(f"no derivative rule for the in-place method '.{name}()' on a "
                          "differentiated value (write `y = np.sort(x)`-style code instead)", s)
+
+
+def store_kind(an, target):
+    """(how, index) of a store target: "attr" for `obj.name = v` (index: the name as a
+    constant), "map" into a dict (a key that may be new: `runtime.entry`), "seq" into a
+    list, "array" otherwise (an array, or a list of unknown kind)."""
+    if isinstance(target, ast.Attribute):
+        return "attr", A.const(target.attr)
+    kind = an.kind.get(target.value.id)
+    return {SEQ: "seq", MAP: "map"}.get(kind, "array"), target.slice
 
 
 def plain_call(s, target):

@@ -3,7 +3,10 @@
 Kept tiny and plain so that generated code stays readable and itself differentiable:
 `sign` and `digamma` appear in rules; `add`, `add_at`, `item`, `zeros_like`,
 `add_to_each`, `pop_adjoint` handle the adjoints of lists and tuples (an adjoint is 0.0 until
-something flows into it, then a list shaped like its value).
+something flows into it, then a list shaped like its value) and of dicts and objects (a
+dict keyed by key or attribute name; `field` reads an object's, `entry`/`put_entry` and
+`attribute`/`put_attribute` save and restore what a store into a dict or object
+overwrites, a key or attribute that was new removed again).
 """
 import math
 
@@ -154,6 +157,8 @@ def add_at(adj, value, index, g):
             import numpy
             numpy.add.at(adj, index, g)
         return adj
+    if isinstance(index, str) and isinstance(adj, list):   # a NamedTuple's field
+        index = type(value)._fields.index(index)
     if isinstance(index, slice):
         idx = range(*index.indices(len(adj)))
         for k, gk in zip(idx, g):
@@ -184,10 +189,21 @@ def item(adj, index):
     return adj[index]
 
 
+def field(t, value, name):
+    """The tangent (or adjoint) of the field ``value.name`` of an object, a dataclass or a
+    NamedTuple: t[name] (t[position] for a NamedTuple), 0.0 while t is zero."""
+    if isinstance(t, list):
+        return t[type(value)._fields.index(name)]
+    return item(t, name)
+
+
 def take_item(adj, index):
-    """Read adj[index] and zero it there (adjoint of an overwritten element)."""
+    """Read adj[index] and zero it there (adjoint of an overwritten element, dict entry
+    or attribute: a dict adjoint forgets the entry)."""
     if _is_zero(adj):
         return 0.0, adj
+    if isinstance(adj, dict):
+        return adj.pop(index, 0.0), adj
     g = adj[index]
     if hasattr(g, "copy") and hasattr(g, "shape"):     # a view into the array adjoint
         g = g.copy()
@@ -355,7 +371,15 @@ def final_state(value):
     if hasattr(value, "shape") and hasattr(value, "copy") and getattr(
             getattr(value, "flags", None), "writeable", False):
         return value.copy()
+    from . import tree
+    if tree.is_node(value) and hasattr(value, "__dict__") and not isinstance(value, type):
+        attrs = vars(value)                 # an object: its attributes, and what they hold
+        return _Attributes(dict(attrs)), {k: final_state(v) for k, v in attrs.items()}
     return None
+
+
+class _Attributes(dict):
+    """The attributes of an object, as `final_state` keeps them."""
 
 
 def write_back(value, state):
@@ -376,8 +400,56 @@ def write_back(value, state):
         value.update(items)
         for k, s in inner.items():
             write_back(items[k], s)
+    elif isinstance(state, tuple) and isinstance(state[0], _Attributes):
+        items, inner = state
+        attrs = vars(value)
+        attrs.clear()
+        attrs.update(items)
+        for k, s in inner.items():
+            write_back(items[k], s)
     else:
         value[...] = state
+
+
+class _Missing:
+    """What `entry` saves for a dict key or attribute that does not exist yet."""
+
+    def __repr__(self):
+        return "MISSING"
+
+
+MISSING = _Missing()
+
+
+def entry(container, key):
+    """What ``container[key]`` holds before a store into a dict (a snapshot), or MISSING
+    for a new key; `put_entry` puts it back."""
+    if isinstance(container, dict):
+        return snapshot(container[key]) if key in container else MISSING
+    return snapshot(container[key])
+
+
+def put_entry(container, key, saved):
+    """Undo a store: ``container[key] = saved``, or remove a key that was new (if a
+    restore of derivative code differentiated again has not removed it already)."""
+    if saved is MISSING:
+        container.pop(key, None)
+    else:
+        container[key] = saved
+
+
+def attribute(obj, name):
+    """``obj.name`` before an attribute store (a snapshot), MISSING for a new one."""
+    return snapshot(getattr(obj, name)) if hasattr(obj, name) else MISSING
+
+
+def put_attribute(obj, name, saved):
+    """Undo an attribute store (object.__setattr__: a frozen dataclass too)."""
+    if saved is MISSING:
+        if name in getattr(obj, "__dict__", ()):
+            object.__delattr__(obj, name)
+    else:
+        object.__setattr__(obj, name, saved)
 
 
 def snapshot(value):
@@ -442,9 +514,12 @@ class Checkpoints:
 # --- forward mode: tangents of lists ------------------------------------------------------
 
 def copy_tangent(t):
-    """Tangent of list(xs) / xs.copy(): a new container, so later writes stay separate."""
+    """Tangent of list(xs) / xs.copy() / d.copy(): a new container, so later writes
+    stay separate."""
     if isinstance(t, (list, tuple)):
         return list(t)
+    if isinstance(t, dict):
+        return dict(t)
     return snapshot(t)
 
 
@@ -459,7 +534,8 @@ def sum_tangent(t, value):
 
 
 def set_tangent(t, value, index, dv):
-    """Tangent of `xs[index] = v` (after the write)."""
+    """Tangent of `xs[index] = v` (before the write), `d[key] = v` or `obj.name = v`
+    (index the attribute's name: the tangent of an object is a dict)."""
     if _is_zero(t):
         t = zeros_like(value)
     elif isinstance(t, tuple):

@@ -146,9 +146,20 @@ class Resolver:
             return [self._push(A.load(var))] if not reverse else [self._pop(A.store(var))]
         elem = A.get_tag(m, "save_elem") if not reverse else A.get_tag(m, "restore_elem")
         if elem is not None:
-            base, index, array = elem
+            base, index, how = elem
             if base not in self.needed:
                 return []
+            if how in ("map", "attr"):         # a key or attribute that may be new
+                save, put = ("attribute", "put_attribute") if how == "attr" else (
+                    "entry", "put_entry")
+                h = self.plan.env.helper
+                if not reverse:
+                    return [self._push(ast.Call(func=A.load(h(save)), args=[
+                        A.load(base), A.index_value(index)], keywords=[]))]
+                return [ast.Expr(value=ast.Call(func=A.load(h(put)), args=[
+                    A.load(base), A.index_value(index), ast.Call(
+                        func=A.load(POP), args=[], keywords=[])], keywords=[]))]
+            array = how == "array"
             sub = ast.Subscript(value=A.load(base), slice=copy.deepcopy(index),
                                 ctx=ast.Load() if not reverse else ast.Store())
             if reverse:

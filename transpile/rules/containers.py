@@ -1,5 +1,7 @@
-"""Rules for container operations: indexing, list and tuple displays, ``list()`` and
-``tuple()``, builtin ``sum``/``max``/``min`` of a list, methods and attributes of values.
+"""Rules for container operations: indexing (of lists, arrays and dicts), list, tuple and
+dict displays, ``list()`` and ``tuple()``, builtin ``sum``/``max``/``min`` of a list,
+methods and attributes of values (an object's fields: its adjoint is a dict keyed by
+attribute name, see `is_field`).
 
 normalize.py tags these expressions ``special=...`` instead of giving them a registry
 `Rule`: their adjoints write into list adjoints in place (``add_at``) rather than return a
@@ -51,6 +53,8 @@ class Subscript(ContainerRule):
         if base == K.SEQ and isinstance(e.value, ast.Name):
             return an.elem.get(e.value.id, K.UNKNOWN) if not isinstance(
                 e.slice, ast.Slice) else K.SEQ
+        if base == K.MAP and isinstance(e.value, ast.Name):     # a dict's value
+            return an.elem.get(e.value.id, K.UNKNOWN)
         if base == K.SCALAR:                   # indexing a shape tuple or similar
             return K.SCALAR
         return K.ARRAY if base == K.ARRAY else K.UNKNOWN
@@ -96,6 +100,29 @@ class Display(ContainerRule):
         elts = [A.load(ft.d(e.id)) if isinstance(e, ast.Name) and e.id in ft.an.active
                 else A.const(0.0) for e in v.elts]
         return ast.List(elts=elts, ctx=ast.Load())
+
+
+class DictDisplay(ContainerRule):
+    """``{k: a, ...}`` (normalized: keys and values are names or constants; keys carry no
+    derivative). Its adjoint and tangent are dicts with the same keys."""
+
+    def kind(self, an, e):
+        return K.MAP
+
+    def adjoint(self, rt, v, G, ans):
+        out = []
+        for k, e in zip(v.keys, v.values):
+            if isinstance(e, ast.Name) and e.id in rt.an.active:
+                out += rt.accumulate(e.id, ast.Call(
+                    func=A.load(rt.env.helper("item")), args=[copy.deepcopy(G),
+                                                              copy.deepcopy(k)],
+                    keywords=[]))
+        return out
+
+    def tangent(self, ft, v):
+        values = [A.load(ft.d(e.id)) if isinstance(e, ast.Name) and e.id in ft.an.active
+                  else A.const(0.0) for e in v.values]
+        return ast.Dict(keys=[copy.deepcopy(k) for k in v.keys], values=values)
 
 
 class _Builtin(ContainerRule):
@@ -214,8 +241,8 @@ class Method(ContainerRule):
     def kind(self, an, e):
         base = an.kind_of(e.func.value)
         name = A.get_tag(e, "method")
-        if base == K.SEQ:
-            return K.SEQ if name == "copy" else K.UNKNOWN
+        if base in (K.SEQ, K.MAP):
+            return base if name == "copy" else K.UNKNOWN
         if base in (K.ARRAY, K.UNKNOWN):
             from ..transform import method_function
             rule = lookup(method_function(name))
@@ -231,9 +258,9 @@ class Method(ContainerRule):
                 func=A.load(h("push_adjoint")), args=[A.load(rt.d(base.id)), A.load(base.id), G],
                 keywords=[]))]
         if name == "copy" and isinstance(base, ast.Name) and rt.an.kind_of(base) in (
-                K.SEQ, K.SCALAR):
+                K.SEQ, K.MAP, K.SCALAR):
             return rt.accumulate(base.id, G)
-        if rt.an.kind_of(base) != K.SEQ:
+        if rt.an.kind_of(base) not in K.STRUCTURES:
             rule, args = rt.method_rule(v)
             if rule is not None:
                 return rt.apply_rule(rule, args, copy.deepcopy(v.keywords), G, ans, v)
@@ -258,14 +285,42 @@ class Method(ContainerRule):
         return K.expr_names(v) if rule is not None and rule.masks else set()
 
 
+#: attributes of arrays (and of NumPy numbers) that are no object's fields
+ARRAY_ATTRIBUTES = frozenset({"T", "mT", "real", "imag", "flat", "base", "ctypes", "data",
+                              "strides", "flags", "shape", "ndim", "size", "dtype",
+                              "itemsize", "nbytes"})
+
+
+def is_field(an, v):
+    """Is ``base.attr`` the read of a field: an attribute of an object (a dataclass, a
+    class of yours), a NamedTuple's field, or any attribute arrays lack of a value of
+    unknown kind (``model.layers[0].W``)? Its adjoint goes into the object's dict adjoint
+    under the attribute's name (runtime.add_at; a NamedTuple's by its position)."""
+    kind = an.kind_of(v.value)
+    if kind in (K.OBJECT, K.SEQ):
+        return True
+    return kind in (K.UNKNOWN, None) and v.attr not in ARRAY_ATTRIBUTES
+
+
 class Attribute(ContainerRule):
-    """``x.T`` (np.transpose's rule) and ``x.real`` (of real values: x itself)."""
+    """``obj.field`` (see `is_field`), ``x.T`` (np.transpose's rule) and ``x.real`` (of
+    real values: x itself)."""
 
     def kind(self, an, e):
-        return K.ARRAY if an.kind_of(e.value) == K.ARRAY else K.UNKNOWN
+        base = an.kind_of(e.value)
+        if base in (K.OBJECT, K.SEQ) and isinstance(e.value, ast.Name):
+            return an.elem.get(e.value.id, K.UNKNOWN)
+        return K.ARRAY if base == K.ARRAY else K.UNKNOWN
 
     def adjoint(self, rt, v, G, ans):
         import numpy as np
+        if is_field(rt.an, v):
+            base = v.value.id
+            if base not in rt.an.active:
+                return []
+            call = ast.Call(func=A.load(rt.env.helper("add_at")), args=[
+                A.load(rt.d(base)), A.load(base), A.const(v.attr), G], keywords=[])
+            return [A.assign(rt.d(base), call)]
         if v.attr == "T":
             return rt.apply_rule(lookup(np.transpose, 1), [v.value], [], G, ans, v)
         if v.attr == "real":
@@ -275,9 +330,18 @@ class Attribute(ContainerRule):
 
     def tangent(self, ft, v):
         import numpy as np
+        if is_field(ft.an, v):
+            base = v.value.id
+            if base not in ft.an.active:
+                return None
+            return ast.Call(func=A.load(ft.env.helper("field")), args=[
+                A.load(ft.d(base)), A.load(base), A.const(v.attr)], keywords=[])
         if v.attr == "T":
             return ft.tangent_by_rule(v, np.transpose, [v.value])
         raise ft.error(f"no tangent rule for the attribute '.{v.attr}'", v)
+
+    def selects(self, rt, v):
+        return K.expr_names(v.value) if is_field(rt.an, v) else set()
 
 
 class Opaque(ContainerRule):
@@ -295,7 +359,8 @@ class Opaque(ContainerRule):
                        "transpile.defvjp", v)
 
 
-_BY_SPECIAL = {"subscript": Subscript(), "display": Display(), "method": Method(),
+_BY_SPECIAL = {"subscript": Subscript(), "display": Display(), "dict": DictDisplay(),
+               "method": Method(),
                "attr": Attribute(), "opaque": Opaque()}
 _BY_BUILTIN = {list: ListOrTuple(), tuple: ListOrTuple(), sum: Sum(),
                max: Extremum("argmax"), min: Extremum("argmin")}

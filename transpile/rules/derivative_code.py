@@ -172,8 +172,15 @@ _helper(R.jvp_from_vjps, None, params="vjps, fn, args, tangents",
         unavailable="forward-mode code that builds J v from a reverse rule (a function with "
                     "vjp rules only) cannot be differentiated again; use forward over reverse "
                     "(transpile.hvp's default mode)")
+_helper(R.field,
+        lambda G, ans, t, value, name: 0.0 if _is_zero(t) or _is_zero(G) else R.add_at(
+            0.0, t, type(value)._fields.index(name) if isinstance(t, list) else name, G),
+        None, None, multilinear=[(0,)], params="t, value, name", masks=True)
+# saving and restoring a dict entry or an attribute around a store: derivative code reads
+# a restored dict or object for its keys and the shapes of its adjoint only (add_at,
+# zeros_like), never for the numbers in it
 for _fn in (R.zeros_like, R.sign, R.argmax, R.argmin, R.argbest, R.final_state,
-            R.write_back):
+            R.write_back, R.entry, R.put_entry, R.attribute, R.put_attribute):
     _helper(_fn, zero=True)
 
 
