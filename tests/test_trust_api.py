@@ -298,6 +298,11 @@ class Box:
     k = 3.0
 
 
+class Holder:
+    def __init__(self, k):
+        self.k = k
+
+
 def a_matrix():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PendingDeprecationWarning)
@@ -321,7 +326,8 @@ def mixed(x, obj, name, table, flag):
 
 
 @pytest.mark.parametrize("value, kind", [
-    (Box(), "an object of class Box"),
+    (Holder(fractions.Fraction(1, 2)), "c.k is a Fraction"),
+    ({1}, "an object of class set"),
     ("abc", "a str"),
     (fractions.Fraction(1, 2), "a Fraction"),
     (decimal.Decimal("0.5"), "a Decimal"),
@@ -329,8 +335,10 @@ def mixed(x, obj, name, table, flag):
     (np.complex128(1 + 2j), "a complex number"),
     (np.array([1 + 1j, 2.0]), "a complex array"),
     (a_matrix(), "an np.matrix"),
-    ({"a": "text"}, "a dict"),
-    ([1.0, 1j], "a list holding a complex number"),
+    ({"a": 1.0, "b": [2.0, np.array([1j])]}, "c['b'][1] is a complex array"),
+    ([1.0, 1j], "c[1] is a complex number"),
+    ({"a": "text", "b": [np.arange(2)]}, "a dict holding no number and no float array "
+                                        "(only leaves without derivative: ndarray, str)"),
     (True, "a bool"),
 ])
 def test_undifferentiable_arguments_are_refused(value, kind):

@@ -1,8 +1,14 @@
 """The user-facing API: @differentiate, grad, value_and_grad, vjp, jvp.
 
-`wrt` names the parameters to differentiate with respect to: an index, a name, or a tuple
-of them (then a tuple of gradients comes back). Default: the first parameter.
-`jit=True` runs the generated gradient compiled by numba (see jit.py).
+`wrt` (or `argnums`, its JAX and autograd name) names the parameters to differentiate
+with respect to: an index, a name, or a tuple of them (then a tuple of gradients comes
+back). Default: the first parameter. `jit=True` runs the generated gradient compiled by
+numba (see jit.py). `has_aux=True`: the function returns (out, aux), JAX's convention.
+
+Arguments and results may be structures (pytrees, tree.py): nested lists, tuples, dicts,
+NamedTuples, dataclasses and objects holding numbers and arrays. A gradient (a tangent,
+a Hessian-vector product) comes back in the structure of its argument; see "what can be
+differentiated" below for the leaves that carry no derivative.
 
 transpile reads the source of the function it differentiates: define it in a file (or a
 doctest, whose runner provides the source). A function typed at the interactive prompt has
@@ -10,20 +16,21 @@ no source and is refused with a `TranspileError`.
 """
 from __future__ import annotations
 
-import copy
 import fractions
+import copy
 import decimal
 import functools
 import inspect
 import numbers
 import types
+from collections import OrderedDict
 from typing import Any, Callable, List, Literal, Protocol, Sequence, Tuple, TypeVar, Union
 from typing import cast, overload
 
 from . import pipeline, tree
 from .checkpoint import check_option
 from .errors import TranspileError
-from .analysis import join, value_kind, element_kind, elements_key, STRUCTURES
+from .analysis import STRUCTURES, element_kind, elements_key, value_kind
 from .emit import annotate
 from .runtime import zeros_like, _is_zero
 from .shapes import value_mask
@@ -152,9 +159,11 @@ def entry_for(maker: _F) -> _F:
     the type the maker declares: an ``_Entry`` is a `Derivative` where the maker's result
     is one)."""
     @functools.wraps(maker)
-    def entry(f: Callable[..., Any], wrt: Wrt = 0, *args: Any, **kwargs: Any) -> _Entry:
+    def entry(f: Callable[..., Any], wrt: Wrt | None = None, *args: Any,
+              argnums: Wrt | None = None, **kwargs: Any) -> _Entry:
         try:
             fn = _function(f)
+            wrt = _resolve_wrt(wrt, argnums)
             names, _ = _wrt_names(fn, wrt)
             return _Entry(maker(f, wrt, *args, **kwargs), fn, names)
         except TranspileError as exc:
@@ -164,13 +173,20 @@ def entry_for(maker: _F) -> _F:
 
 
 # --- what can be differentiated ------------------------------------------------------------
+#
+# An argument is a number, an array, or a structure of them (tree.py: lists, tuples, dicts,
+# NamedTuples, dataclasses, objects of your classes). Inside a structure, leaves that carry
+# no derivative (strings, bools, None, integer arrays and NumPy integers, functions,
+# modules, classes...) are allowed: their gradient is None. Python ints are numbers, at
+# the top level and inside structures alike (their gradient is a float). Leaves whose
+# derivative transpile cannot give (complex, Fraction, np.matrix...) are refused, naming
+# their path (``params['W1']``, ``model.layers[0].W``).
 
-def _not_differentiable(value: Any) -> str | None:
-    """Why a value cannot be differentiated with respect to (None when it can)."""
-    if isinstance(value, (bool, np.bool_)):
-        return "a bool"
-    if isinstance(value, (float, int, np.floating, np.integer)):
-        return None                 # numpy integers: refused below with their own advice
+def _leaf_refusal(value: Any) -> str | None:
+    """Why a leaf cannot be differentiated with respect to (None when it can, or when it
+    is a leaf without derivative: see `_no_derivative`)."""
+    if isinstance(value, (float, int, np.floating, np.integer, np.bool_)):
+        return None                 # bools and numpy integers: refused by the callers
     if isinstance(value, (complex, np.complexfloating)):
         return "a complex number (complex differentiation is not supported yet)"
     if isinstance(value, np.matrix):
@@ -181,19 +197,6 @@ def _not_differentiable(value: Any) -> str | None:
     if isinstance(value, (fractions.Fraction, decimal.Decimal)):
         return (f"a {type(value).__name__} (exact arithmetic has no derivative code); "
                 "pass a float")
-    if isinstance(value, (list, tuple)):
-        for v in value:
-            why = _not_differentiable(v)
-            if why is not None:
-                return f"a {type(value).__name__} holding {why}"
-        return None
-    if isinstance(value, dict) and not value or (
-            isinstance(value, dict) or tree.is_node(value)) and any(
-            _not_differentiable(leaf) is None for leaf in tree.leaves(value)):
-        return None                 # dicts and objects: adjoints are dicts (tree.like)
-    if isinstance(value, dict):
-        return "a dict (gradients with respect to dicts and other pytrees are not " \
-               "supported yet; pass its values as separate arguments)"
     dtype = getattr(value, "dtype", None)
     if dtype is not None and hasattr(value, "shape") and (
             isinstance(value, np.ndarray) or hasattr(value, "__array_namespace__")):
@@ -202,28 +205,97 @@ def _not_differentiable(value: Any) -> str | None:
             return "a complex array (complex differentiation is not supported yet)"
         if kind not in "fiub":
             return f"an array of dtype {dtype}"
-        return None                 # integer arrays: refused below with their own advice
+        return None                 # integer arrays: refused by the callers
     if isinstance(value, numbers.Number):
         return f"a number of type {type(value).__name__}; pass a float"
+    return None
+
+
+def _no_derivative(value: Any) -> bool:
+    """Is this leaf of a structure one without derivative (its gradient None): a str, a
+    bool, None, an integer or boolean array or NumPy integer, a function, a module, a
+    class, any other object that is no number and no array?"""
+    cls = value.__class__
+    if cls is float or cls is int:
+        return False
+    if cls is bool or isinstance(value, (np.bool_, np.integer)):
+        return True
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and hasattr(value, "shape"):
+        return getattr(dtype, "kind", "f") in "biu"
+    return not isinstance(value, (numbers.Number, np.generic))
+
+
+def _node(value: Any) -> tuple[list[Any], Any]:
+    """(children, aux) of a node of a structure (tree.py's description of it: aux[0] its
+    kind, for dicts, dataclasses and objects aux[2] their keys)."""
+    return cast(Tuple[List[Any], Any], tree._children(value))
+
+
+def _child_path(path: str, aux: Any, i: int) -> str:
+    """The path of child i of a node (``p['k']``, ``p[0]``, ``p.attr``)."""
+    kind = aux[0]
+    if kind == "dict":
+        return f"{path}[{aux[2][i]!r}]"
+    if kind in ("dataclass", "object"):
+        return f"{path}.{aux[2][i]}"
+    if kind == "namedtuple":
+        return f"{path}.{aux[1]._fields[i]}"
+    return f"{path}[{i}]"
+
+
+def _refused_leaf(value: Any, path: str) -> tuple[str, str] | None:
+    """(path, why) of the first leaf of a structure that cannot be differentiated."""
+    if value is None or not tree.is_node(value):
+        why = _leaf_refusal(value)
+        return None if why is None else (path, why)
+    children, aux = _node(value)
+    for i, child in enumerate(children):
+        found = _refused_leaf(child, _child_path(path, aux, i))
+        if found is not None:
+            return found
+    return None
+
+
+def _not_differentiable(value: Any, name: str = "it") -> str | None:
+    """Why a value cannot be differentiated with respect to (None when it can)."""
+    if isinstance(value, (bool, np.bool_)):
+        return "it is a bool"
     if isinstance(value, str):
-        return "a str (strings have no derivative)"
-    return f"an object of class {type(value).__qualname__} (gradients with respect to " \
-           "objects are not supported yet; pass its numbers as separate arguments)"
+        return "it is a str (strings have no derivative)"
+    if value is not None and tree.is_node(value):
+        found = _refused_leaf(value, name)
+        if found is not None:
+            return f"{found[0]} is {found[1]}"
+        leaves = tree.leaves(value)
+        if leaves and all(_no_derivative(leaf) for leaf in leaves):
+            kinds = sorted({type(leaf).__name__ for leaf in leaves})
+            return (f"it is a {type(value).__name__} holding no number and no float array "
+                    f"(only leaves without derivative: {', '.join(kinds)})")
+        return None
+    why = _leaf_refusal(value)
+    if why is None and not isinstance(value, (numbers.Number, np.generic)) and \
+            getattr(value, "dtype", None) is None:
+        why = (f"an object of class {type(value).__qualname__}, which holds nothing "
+               "transpile can see (register its class with transpile.tree.register)")
+    return None if why is None else f"it is {why}"
 
 
 def _check_arguments(fn: Callable[..., Any], names: Sequence[str],
                      values: Sequence[Any]) -> None:
-    """A TranspileError naming the parameter and its type if a wrt argument cannot be
-    differentiated with respect to."""
+    """A TranspileError naming the parameter (and the path inside it) if a wrt argument
+    cannot be differentiated with respect to."""
     for name, value in zip(names, values):
-        why = _not_differentiable(value)
+        why = _not_differentiable(value, name)
         if why is None and getattr(getattr(value, "dtype", None), "kind", "f") in "biu":
-            why = (f"an integer or boolean array (pass floats, e.g. {name}.astype(float))")
+            why = (f"it is an integer or boolean array (pass floats, e.g. "
+                   f"{name}.astype(float))")
         if why is not None:
             code = getattr(fn, "__code__", None)
             raise TranspileError(
-                f"cannot differentiate with respect to '{name}': it is {why}", getattr(code, "co_filename", None),
-                getattr(code, "co_firstlineno", None), fn.__qualname__)
+                f"cannot differentiate with respect to '{name}': {why}",
+                getattr(code, "co_filename", None), getattr(code, "co_firstlineno", None),
+                fn.__qualname__)
 
 
 def _returns_nothing(fn: Callable[..., Any]) -> bool:
@@ -308,6 +380,16 @@ def _wrt_names(fn: Callable[..., Any], wrt: Wrt) -> tuple[tuple[str, ...], bool]
     return tuple(names), many
 
 
+def _resolve_wrt(wrt: Wrt | None, argnums: Wrt | None) -> Wrt:
+    """``argnums=`` (JAX's and autograd's spelling) is ``wrt=``; both at once is an error;
+    neither: the first parameter."""
+    if argnums is not None:
+        if wrt is not None:
+            raise TranspileError("give wrt= or argnums= (the same thing), not both")
+        return argnums
+    return 0 if wrt is None else wrt
+
+
 def _bind(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
           names: Sequence[str]) -> list[Any]:
     sig = inspect.signature(fn)
@@ -340,63 +422,155 @@ def _is_scalar(value):
     return shape == ()
 
 
-def _own(value):
-    """A private copy of a cotangent's containers (the adjoint sweep updates them)."""
-    if isinstance(value, (list, tuple)):
-        return [_own(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _own(v) for k, v in value.items()}
-    return value
+def _own(value: Any, like: Any = None, path: str = "the cotangent",
+         tangent: bool = False) -> Any:
+    """A cotangent (or tangent) as derivative code keeps adjoints of structures (tree.py):
+    fresh lists for lists, tuples and NamedTuples, fresh dicts for dicts, dataclasses and
+    objects (the adjoint sweep updates them), leaves as they are. With `like`, the value it
+    belongs to, a structure of another kind, length or keys is a TranspileError naming the
+    path (a list for a tuple is fine; 0.0 or None is a zero of any structure, and so is a
+    key of a dict or an attribute left out). For a `tangent`, zeros are made shaped like
+    `like` (tangent code reads every part of a tangent) and arrays are copied (tangent
+    code writes into the tangents of the arguments it writes into)."""
+    if value is None or _is_zero(value):        # None: the zero placeholder, 0.0
+        return zeros_like(like) if tangent and like is not None else 0.0
+    if not tree.is_node(value):
+        if like is not None and tree.is_node(like):
+            raise TranspileError(f"{path} is a {type(value).__name__}, but the value it "
+                                 f"belongs to is a {type(like).__name__}")
+        return value.copy() if tangent and isinstance(value, np.ndarray) else value
+    children, aux = _node(value)
+    if like is None or not tree.is_node(like):
+        if like is not None and not _no_derivative(like):
+            raise TranspileError(f"{path} is a {type(value).__name__}, but the value it "
+                                 f"belongs to is a {type(like).__name__}")
+        return tree.adjoint_zeros(value, lambda leaf: leaf.copy() if tangent and isinstance(
+            leaf, np.ndarray) else leaf)
+    like_children, like_aux = _node(like)
+    keyed = ("dict", "dataclass", "object")
+    if like_aux[0] in keyed:
+        names = like_aux[2]
+        if aux[0] not in keyed or not set(aux[2]) <= set(names) or (
+                aux[0] != "dict" and aux[1] is not like_aux[1]):
+            raise TranspileError(f"{path} has another structure than the value it belongs "
+                                 f"to: a {type(value).__name__} with keys "
+                                 f"{list(aux[2]) if aux[0] in keyed else len(children)}, "
+                                 f"for a {type(like).__name__} with keys {list(names)}")
+        got = dict(zip(aux[2], children))
+        return {k: _own(got.get(k), c, _child_path(path, like_aux, i), tangent)
+                for i, (k, c) in enumerate(zip(names, like_children))}
+    if aux[0] in keyed or len(children) != len(like_children):
+        raise TranspileError(f"{path} has another structure than the value it belongs to: "
+                             f"a {type(value).__name__} of {len(children)} items, for a "
+                             f"{type(like).__name__} of {len(like_children)}")
+    return [_own(v, c, _child_path(path, like_aux, i), tangent)
+            for i, (v, c) in enumerate(zip(children, like_children))]
+
+
+def _match_dtype(g: Any, x: Any) -> Any:
+    """g with the floating dtype of x (a float32 input gets a float32 gradient even where
+    the function mixes in float64 constants), as NumPy arrays keep."""
+    dt = getattr(x, "dtype", None)
+    if dt is None or dt.kind != "f":
+        return g
+    gdt = getattr(g, "dtype", None)
+    if gdt == dt or gdt is None and not isinstance(g, (int, float)):
+        return g
+    return g.astype(dt) if gdt is not None and np.ndim(g) else dt.type(g)
+
+
+def _leaf_gradient(x: Any, g: Any) -> Any:
+    """The gradient of one leaf x from its adjoint g: None for a leaf without derivative
+    (a str, a bool, an integer array, a function: `_no_derivative`); zeros shaped like an
+    array where nothing flowed; a float for a Python int; x's floating dtype."""
+    cls = x.__class__
+    if cls is float or cls is int:
+        return 0.0 if g is None else float(g) if g.__class__ is int else g
+    if _no_derivative(x):
+        return None
+    if _is_zero(g):
+        g = zeros_like(x)
+    elif g.__class__ is int:
+        g = float(g)
+    return _match_dtype(g, x)
+
+
+_FLOAT = {float}
+
+
+def _shaped(x: Any, g: Any) -> Any:
+    """The gradient of x in its structure, from the adjoint g derivative code kept:
+    `tree.like` with `_leaf_gradient` at the leaves (a tuple stays a tuple, a dict keeps
+    its keys, an object comes back as an instance of its class). Lists and tuples of
+    floats and arrays, the common case, take a shorter way to the same result."""
+    cls = x.__class__
+    if cls is float and g.__class__ is float:
+        return g
+    if cls is np.ndarray and g.__class__ is np.ndarray and g.dtype == x.dtype:
+        return g
+    if (cls is list or cls is tuple) and g.__class__ is list and len(g) == len(x):
+        if cls is list and set(map(type, x)) == _FLOAT and set(map(type, g)) == _FLOAT:
+            return g
+        out = [_shaped(a, b) for a, b in zip(x, g)]
+        return out if cls is list else tuple(out)
+    return tree.like(x, g, _leaf_gradient)
 
 
 def _finish(grads, inputs):
-    """Zero adjoints of container inputs become zero containers of the right shape; the
-    gradient with respect to a Python int is a float, as for a float."""
-    return tuple(zeros_like(x) if _is_zero(g) and not isinstance(x, (int, float)) else
-                 float(g) if g.__class__ is int else g
-                 for g, x in zip(grads, inputs))
+    """The gradients in the structures of their inputs (`_shaped`)."""
+    return tuple(_shaped(x, g) for g, x in zip(grads, inputs))
 
 
 def _match_dtypes(grads, inputs):
-    """Each gradient with the floating dtype of its input (a float32 input gets a float32
-    gradient even where the function mixes in float64 constants), as NumPy arrays keep."""
+    """Each gradient with the floating dtype of its input (`_match_dtype`)."""
     out = None
     for i, (g, x) in enumerate(zip(grads, inputs)):
         if x.__class__ is float:
             continue
-        dt = getattr(x, "dtype", None)
-        if dt is None or dt.kind != "f":
-            continue
-        gdt = getattr(g, "dtype", None)
-        if gdt == dt:
-            continue
-        if gdt is None and not isinstance(g, (int, float)):
-            continue
-        out = list(grads) if out is None else out
-        out[i] = g.astype(dt) if gdt is not None and np.ndim(g) else dt.type(g)
+        m = _match_dtype(g, x)
+        if m is not g:
+            out = list(grads) if out is None else out
+            out[i] = m
     return grads if out is None else tuple(out)
 
 
-def _arg_key(a):
-    """The part of `_type_key` for one argument (a dict or an object: with the kinds of
-    what it holds, which its variant is specialised on too)."""
-    cls = type(a)
+#: argument types whose type alone keys the generated code
+_PLAIN_TYPES = frozenset({float, int, bool, str, type(None), np.float64})
+
+
+def _structure_key(value: Any) -> Any:
+    """The key of a structured argument: its classes of nodes, nested, with the set of
+    the keys of what each holds (dtype for an array, type for any other leaf). Neither a
+    list's length nor a dict's keys: the generated code is specialised on the kinds of
+    what a structure holds (`_kinds`), not on how many there are, and the gradient takes
+    its structure from the argument at each call (`_finish`)."""
+    cls = value.__class__
     if cls is np.ndarray:
-        return (a.dtype, a.ndim, 1 in a.shape and tuple([d == 1 for d in a.shape]))
-    if cls in (list, tuple):
-        return (cls, type(a[0])) if a else cls
-    if cls is dict or isinstance(a, tuple) or hasattr(a, "__dict__") and value_kind(
-            a) == "object":                     # NamedTuples too
-        return (cls, element_kind(a))
-    return cls
+        return value.dtype
+    if cls is list or cls is tuple:          # (the common case, without tree's walk)
+        children = value
+        classes = set(map(type, value))
+        if classes <= _PLAIN_TYPES:
+            return cls, frozenset(classes)
+    elif cls in _PLAIN_TYPES or value is None or not tree.is_node(value):
+        return cls
+    else:
+        children = _node(value)[0]
+    return cls, frozenset([_structure_key(c) for c in children])
 
 
 def _type_key(args, kwargs):
     """Cheap key of the argument types the generated code is specialized on (for an
-    array also its number of dimensions and which of them have size 1: shapes.py)."""
-    key: Tuple[Any, ...] = tuple([_arg_key(a) for a in args])
+    array also its number of dimensions and which of them have size 1: shapes.py; for a
+    structure `_structure_key`)."""
+    key: Tuple[Any, ...] = tuple([
+        (a.dtype, a.ndim, 1 in a.shape and tuple([d == 1 for d in a.shape]))
+        if type(a) is np.ndarray else type(a)
+        if type(a) in _PLAIN_TYPES else _structure_key(a)
+        for a in args])
     if kwargs:
-        key += tuple(sorted((k, type(v), value_mask(v)) for k, v in kwargs.items()))
+        key += tuple(sorted((k, _structure_key(v), value_mask(v))
+                            for k, v in kwargs.items()))
     for a in list(args) + list(kwargs.values()):
         if static_callable(a):      # a function argument: the code calls it by its rule
             key += (a,)
@@ -440,7 +614,8 @@ def _is_derivative(value: Any) -> bool:
 
 def _kinds(fn: Callable[..., Any], args: Sequence[Any],
            kwargs: dict[str, Any]) -> dict[str, str]:
-    """Kind of every parameter's value (scalar, array, seq + element kind, unknown)."""
+    """Kind of every parameter's value (scalar, array, a structure + the join of the kinds
+    of what it holds under elements_key, unknown)."""
     sig = inspect.signature(fn)
     bound = sig.bind(*args, **kwargs)
     bound.apply_defaults()
@@ -512,6 +687,32 @@ def _gradient_variants(fn, names, jit=False, options=None):
     return Variants(fn, build, check)
 
 
+def _written_structures(fn: Callable[..., Any], names: Sequence[str]) -> bool:
+    """Does fn change a parameter of `names` in place (a list it appends to...)?"""
+    from .analysis import mutated_params
+    return bool(set(mutated_params(pipeline.unit_of(fn).node)) & set(names))
+
+
+def _skeleton(x: Any) -> Any:
+    """A copy of a structure's containers (its leaves shared): its shape as given, kept
+    while the function changes the original."""
+    if x is None or not tree.is_node(x):
+        return x
+    leaves, treedef = tree.flatten(x)
+    return tree.unflatten(treedef, leaves)
+
+
+def _aux_variants(fn, names, checkpoint=None):
+    """Variants of the forward and adjoint sweeps of fn (`pipeline.vjp_pair`), for
+    gradients of functions returning (out, aux)."""
+    def build(kinds):
+        return pipeline.vjp_pair(fn, names, kinds, checkpoint)
+
+    def check(args, kwargs):
+        _check_arguments(fn, names, _bind(fn, args, kwargs, names))
+    return Variants(fn, build, check)
+
+
 class GradientFunction:
     """A gradient made by `grad` or `value_and_grad`: call it like ``f``.
 
@@ -533,17 +734,24 @@ class GradientFunction:
     __transpile_derivative__ = True
 
     def __init__(self, f: Callable[..., Any], wrt: Wrt, with_value: bool, jit: bool = False,
-                 checkpoint: Checkpoint = None) -> None:
+                 checkpoint: Checkpoint = None, has_aux: bool = False) -> None:
         fn = _function(f)
         names, many = _wrt_names(fn, wrt)
+        if jit and has_aux:
+            raise TranspileError("has_aux=True is not available with jit=True; "
+                                 "use jit=False")
         if jit:
             from .jit import numba_module
             numba_module()                   # a clear error now when numba is missing
         self.fn, self.names, self.many, self.with_value = fn, names, many, with_value
         self.jit = bool(jit)
+        self.has_aux = bool(has_aux)
         checkpoint = check_option(checkpoint)
-        self.variants = _gradient_variants(fn, names, self.jit,
-                                           {"checkpoint": checkpoint} if checkpoint else None)
+        if has_aux:
+            self.variants = _aux_variants(fn, names, checkpoint)
+        else:
+            self.variants = _gradient_variants(
+                fn, names, self.jit, {"checkpoint": checkpoint} if checkpoint else None)
         functools.update_wrapper(self, fn, updated=())   # not fn.__dict__ over ours
         self.__name__ = ("value_and_grad_" if with_value else "grad_") + fn.__name__
         self._lookup = self.variants.variants.get
@@ -551,14 +759,22 @@ class GradientFunction:
         params = _param_names(fn)
         self._positions = [_position(params, n) for n in names]   # wrt parameters
         self._last_position = max(self._positions)
+        self._written: bool | None = None     # known at the first call
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         compiled = self._lookup(_type_key(args, kwargs))
         if compiled is None:
             try:
                 compiled = self.variants.get(args, kwargs)
+                if self._written is None:
+                    self._written = _written_structures(self.fn, self.names)
             except TranspileError as exc:
                 raise _trimmed(exc) from None
+        if self.has_aux:
+            return self._call_with_aux(compiled, args, kwargs)
+        given = None
+        if self._written:            # structures f changes: the gradient has them as given
+            given = [_skeleton(x) for x in _bind(self.fn, args, kwargs, self.names)]
         try:
             value, g = compiled.function(*args, **kwargs)
         except Exception as exc:
@@ -569,16 +785,14 @@ class GradientFunction:
                     raise _trimmed(failure) from None
             raise annotate(exc)
         if value.__class__ is not float and not _is_scalar(value):
-            code = self.fn.__code__
-            raise TranspileError(f"grad needs a function returning a number, and this call "
-                                 f"returned a {type(value).__name__}; use transpile.vjp "
-                                 "(or transpile.jacobian) for other results",
-                                 code.co_filename, code.co_firstlineno, self.fn.__qualname__)
+            self._check_number(value)
         gs = g if self._several else (g,)
         for x in gs:
-            if x.__class__ is float and x == 0.0 or x is None or x.__class__ is int:
-                gs = _finish(gs, _bind(self.fn, args, kwargs, self.names))
-                break
+            cls = x.__class__
+            if cls is float and x == 0.0 or x is None or cls is int or cls is list or \
+                    cls is dict:     # structures: in their inputs' (tree.like)
+                return self._out(value, _finish(
+                    gs, given or _bind(self.fn, args, kwargs, self.names)))
         if kwargs or len(args) <= self._last_position:
             gs = _match_dtypes(gs, _bind(self.fn, args, kwargs, self.names))
         else:
@@ -586,6 +800,32 @@ class GradientFunction:
                 if args[i].__class__ is not float:     # a float input: nothing to match
                     gs = _match_dtypes(gs, [args[i] for i in self._positions])
                     break
+        return self._out(value, gs)
+
+    def _call_with_aux(self, compiled: Any, args: Sequence[Any], kwargs: dict[str, Any]
+                       ) -> Any:
+        """has_aux=True: f returns (out, aux); the gradient of out, aux as f returned it
+        (a pullback of the cotangent 1 of out: aux carries no derivative)."""
+        try:
+            value, pullback = _sweeps(self.fn, compiled, self.names, self.many, args,
+                                      kwargs, has_aux=True)
+            out, aux = value
+            self._check_number(out)
+            g = pullback(1.0)
+        except TranspileError as exc:
+            raise _trimmed(exc) from None
+        aux = _own_value(aux)
+        return ((out, aux), g) if self.with_value else (g, aux)
+
+    def _check_number(self, value: Any) -> None:
+        if value.__class__ is not float and not _is_scalar(value):
+            code = self.fn.__code__
+            raise TranspileError(f"grad needs a function returning a number, and this call "
+                                 f"returned a {type(value).__name__}; use transpile.vjp "
+                                 "(or transpile.jacobian) for other results",
+                                 code.co_filename, code.co_firstlineno, self.fn.__qualname__)
+
+    def _out(self, value: Any, gs: tuple[Any, ...]) -> Any:
         out = gs if self.many else gs[0]
         return (value, out) if self.with_value else out
 
@@ -609,8 +849,9 @@ class GradientFunction:
 
 
 @_entry_point
-def value_and_grad(f: Callable[..., Any], wrt: Wrt = 0, jit: bool = False,
-                   checkpoint: Checkpoint = None) -> GradientFunction:
+def value_and_grad(f: Callable[..., Any], wrt: Wrt | None = None, jit: bool = False,
+                   checkpoint: Checkpoint = None, *, has_aux: bool = False,
+                   argnums: Wrt | None = None) -> GradientFunction:
     """Make a function that returns both ``f(*args)`` and its gradient.
 
     The same as `grad`, but calling the result returns ``(value, gradient)``: the value
@@ -630,12 +871,19 @@ def value_and_grad(f: Callable[..., Any], wrt: Wrt = 0, jit: bool = False,
         long loops keep a snapshot every ``ceil(sqrt(n))`` or ``k`` iterations and re-run
         one segment at a time in the adjoint sweep (tape memory O(sqrt n) for one extra
         forward pass).
+    has_aux : bool, optional
+        ``f`` returns a pair ``(out, aux)``: out is differentiated, aux (any value, any
+        structure) is returned as ``f`` computed it; the call then returns
+        ``((out, aux), gradient)`` (JAX's convention).
+    argnums : int, str, or tuple or list of them, optional
+        Another name of ``wrt`` (JAX's and autograd's); give one of the two.
 
     Returns
     -------
     GradientFunction
         ``value_and_grad(f)(*args, **kwargs) -> (f(*args, **kwargs), gradient)``;
-        ``.source`` shows the generated code.
+        ``.source`` shows the generated code. The gradient has the structure of its
+        argument (see `grad`).
 
     Raises
     ------
@@ -655,12 +903,13 @@ def value_and_grad(f: Callable[..., Any], wrt: Wrt = 0, jit: bool = False,
     >>> transpile.value_and_grad(f, wrt=("x", "w"))(3.0, 2.0)
     (18.0, (12.0, 9.0))
     """
-    return GradientFunction(f, wrt, True, jit, checkpoint)
+    return GradientFunction(f, _resolve_wrt(wrt, argnums), True, jit, checkpoint, has_aux)
 
 
 @_entry_point
-def grad(f: Callable[..., Any], wrt: Wrt = 0, jit: bool = False,
-         checkpoint: Checkpoint = None) -> Derivative:
+def grad(f: Callable[..., Any], wrt: Wrt | None = None, jit: bool = False,
+         checkpoint: Checkpoint = None, *, has_aux: bool = False,
+         argnums: Wrt | None = None) -> Derivative:
     """Make a function that computes the gradient of ``f``.
 
     transpile reads the source of ``f``, writes a Python function holding its primal
@@ -680,14 +929,25 @@ def grad(f: Callable[..., Any], wrt: Wrt = 0, jit: bool = False,
         Compile the generated code with numba (the ``jit`` extra); scalar code only.
     checkpoint : None, "sqrt" or int, optional
         Trade memory for time in long loops, as for `value_and_grad`.
+    has_aux : bool, optional
+        ``f`` returns a pair ``(out, aux)``; the call returns ``(gradient of out, aux)``
+        (JAX's convention), aux as ``f`` computed it.
+    argnums : int, str, or tuple or list of them, optional
+        Another name of ``wrt`` (JAX's and autograd's); give one of the two.
 
     Returns
     -------
     GradientFunction
         ``grad(f)(*args, **kwargs)`` returns the gradient with respect to ``wrt``: a
-        number for a number, an array of the argument's shape and dtype for an array, a
-        list for a list. ``.source`` shows the generated code. (For ``grad(grad(f))``, a
-        `Derivative` with the same call and ``.source``.)
+        number for a number, an array of the argument's shape and dtype for an array,
+        and for a structure (lists, tuples, dicts, NamedTuples, dataclasses, objects of
+        your classes: `transpile.tree`) the same structure: a tuple stays a tuple, a dict
+        keeps its keys and their order, an object comes back as an instance of its class
+        (built without calling ``__init__``) holding the gradients of its attributes.
+        Leaves without derivative (strings, bools, None, integer arrays, functions) get
+        None; a Python int, as a number, gets a float. ``.source`` shows the generated
+        code. (For ``grad(grad(f))``, a `Derivative` with the same call and
+        ``.source``.)
 
     Raises
     ------
@@ -717,24 +977,37 @@ def grad(f: Callable[..., Any], wrt: Wrt = 0, jit: bool = False,
     (12.0, 9.0)
     >>> transpile.grad(transpile.grad(f))(3.0, 2.0)   # d2f/dx2 = 2 w
     4.0
+    >>> def loss(p, x):                       # a structure: the gradient has its shape
+    ...     return p["w"] * x + p["b"][0] * p["b"][1]
+    >>> transpile.grad(loss)({"w": 2.0, "b": (1.0, 0.5), "name": "lin"}, 3.0)
+    {'w': 3.0, 'b': (0.5, 1.0), 'name': None}
+    >>> def with_aux(x):
+    ...     y = x * x
+    ...     return y * 3.0, (y, "squared")
+    >>> transpile.grad(with_aux, has_aux=True)(2.0)     # (gradient, aux)
+    (12.0, (4.0, 'squared'))
     >>> print(df.source)                      # doctest: +ELLIPSIS
     def grad_f(x, w):
         ...
         return _result, dx
     <BLANKLINE>
     """
+    wrt = _resolve_wrt(wrt, argnums)
     if isinstance(f, GradientFunction):
+        if f.has_aux or has_aux:
+            raise TranspileError("grad of a gradient: has_aux=True is not available there")
         if jit:
             raise TranspileError("jit=True is not available for grad(grad(f)); "
                                  "use jit=False")
         from .higher import second_derivative
         return _Entry(second_derivative(f), f.fn, f.names)
-    return GradientFunction(f, wrt, False, jit, checkpoint)
+    return GradientFunction(f, wrt, False, jit, checkpoint, has_aux)
 
 
 @_entry_point
-def vjp(f: Callable[..., Any], *args: Any, wrt: Wrt = 0, checkpoint: Checkpoint = None,
-        **kwargs: Any) -> tuple[Any, Pullback]:
+def vjp(f: Callable[..., Any], *args: Any, wrt: Wrt | None = None,
+        checkpoint: Checkpoint = None, has_aux: bool = False, argnums: Wrt | None = None,
+        **kwargs: Any) -> Any:
     """Run ``f(*args, **kwargs)`` forward; return its value and a pullback.
 
     Reverse mode for any result: ``pullback(cotangent)`` returns the vector-Jacobian
@@ -751,6 +1024,11 @@ def vjp(f: Callable[..., Any], *args: Any, wrt: Wrt = 0, checkpoint: Checkpoint 
         The parameters to differentiate with respect to, as for `grad`.
     checkpoint : None, "sqrt" or int, optional
         As for `value_and_grad`.
+    has_aux : bool, optional
+        ``f`` returns a pair ``(out, aux)``: then ``vjp`` returns ``(out, pullback,
+        aux)`` and the pullback takes a cotangent of out (JAX's convention).
+    argnums : int, str, or tuple or list of them, optional
+        Another name of ``wrt``; give one of the two.
 
     Returns
     -------
@@ -758,7 +1036,9 @@ def vjp(f: Callable[..., Any], *args: Any, wrt: Wrt = 0, checkpoint: Checkpoint 
         ``f(*args, **kwargs)`` (a copy no pullback call changes).
     pullback : callable
         ``pullback(cotangent) -> gradient`` (a tuple of them when ``wrt`` names several);
-        the cotangent has the structure of ``value``. It may be called any number of
+        the cotangent has the structure of ``value`` (a list or a tuple for a tuple; 0.0
+        or None for a part that gets no cotangent), the gradient that of the argument
+        (as for `grad`). It may be called any number of
         times: later calls run the forward sweep again for a fresh tape.
 
     Raises
@@ -780,10 +1060,32 @@ def vjp(f: Callable[..., Any], *args: Any, wrt: Wrt = 0, checkpoint: Checkpoint 
     12.0
     """
     fn = _function(f)
-    names, many = _wrt_names(fn, wrt)
+    names, many = _wrt_names(fn, _resolve_wrt(wrt, argnums))
     _check_arguments(fn, names, _bind(fn, args, kwargs, names))
     compiled = pipeline.vjp_pair(fn, names, _kinds(fn, args, kwargs),
                                  check_option(checkpoint))
+    value, pullback = _sweeps(fn, compiled, names, many, args, kwargs, has_aux)
+    if has_aux:
+        return _own_value(value[0]), pullback, _own_value(value[1])
+    return _own_value(value), pullback
+
+
+def _aux_pair(fn: Callable[..., Any], value: Any) -> None:
+    """A TranspileError unless a has_aux function returned a pair (out, aux)."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        code = fn.__code__
+        raise TranspileError(f"has_aux=True needs a function returning a pair (out, aux), "
+                             f"and this call returned a {type(value).__name__}"
+                             + (f" of {len(value)} items"
+                                if isinstance(value, (tuple, list)) else ""),
+                             code.co_filename, code.co_firstlineno, fn.__qualname__)
+
+
+def _sweeps(fn: Callable[..., Any], compiled: Any, names: Sequence[str], many: bool,
+            args: Sequence[Any], kwargs: dict[str, Any], has_aux: bool = False
+            ) -> tuple[Any, Pullback]:
+    """Run the forward sweep of a vjp pair: (value, pullback). With `has_aux` the value
+    is a pair (out, aux) and the pullback takes a cotangent of out alone (aux gets none)."""
     # arguments f writes into: the adjoint sweep restores them, so each pullback puts back
     # what f left in them (and a repeated forward sweep starts from what f was given)
     from .analysis import mutated_params
@@ -791,24 +1093,30 @@ def vjp(f: Callable[..., Any], *args: Any, wrt: Wrt = 0, checkpoint: Checkpoint 
     written = sorted(mutated_params(pipeline.unit_of(fn).node))
     written = _bind(fn, args, kwargs, written) if written else []
     initial = [final_state(a) for a in written]
+    inputs = _bind(fn, args, kwargs, names)
+    if written:                   # structures f changes: the gradient has them as given
+        inputs = [_skeleton(x) for x in inputs]
     try:
         value, tape = compiled.forward(*args, **kwargs)
     except Exception as exc:
         raise annotate(exc)
+    if has_aux:
+        _aux_pair(fn, value)
     final = [final_state(a) for a in written]
-    inputs = _bind(fn, args, kwargs, names)
     state = {"tape": tape}
 
     def pullback(cotangent: Any) -> Any:
         tape = state.pop("tape", None)
-        cotangent = _own(cotangent)
         try:
+            if has_aux:
+                cotangent = [_own(cotangent, value[0]), 0.0]
+            else:
+                cotangent = _own(cotangent, value)
             if tape is None:
                 for a, s in zip(written, initial):
                     write_back(a, s)
                 _, tape = compiled.forward(*args, **kwargs)
-            grads = _match_dtypes(_finish(compiled.backward(tape, cotangent), inputs),
-                                  inputs)
+            grads = _finish(compiled.backward(tape, cotangent), inputs)
             for a, s in zip(written, final):
                 write_back(a, s)
         except TranspileError as exc:
@@ -817,14 +1125,19 @@ def vjp(f: Callable[..., Any], *args: Any, wrt: Wrt = 0, checkpoint: Checkpoint 
             raise annotate(exc)
         return grads if many else grads[0]
 
-    return _own_value(value), pullback
+    return value, pullback
 
 
 def _own_value(value: Any) -> Any:
-    """A copy of a returned value's lists and arrays (numbers are returned as they are)."""
+    """A copy of a returned value's lists, dicts and arrays (numbers are returned as they
+    are; a NamedTuple stays one)."""
     if isinstance(value, (list, tuple)):
         copied = [_own_value(v) for v in value]
-        return copied if isinstance(value, list) else tuple(copied)
+        if isinstance(value, list) or type(value) is tuple:
+            return copied if isinstance(value, list) else tuple(copied)
+        return tree._build(_node(value)[1], copied)
+    if isinstance(value, dict) and type(value) in (dict, OrderedDict):
+        return type(value)((k, _own_value(v)) for k, v in value.items())
     if hasattr(value, "shape") and hasattr(value, "copy"):
         return value.copy()
     return value
@@ -849,8 +1162,8 @@ def _jvp_compiled(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence
 
 
 @_entry_point
-def jvp(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence[Any]
-        ) -> tuple[Any, Any]:
+def jvp(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence[Any],
+        has_aux: bool = False) -> Any:
     """Forward mode: ``f(*args)`` and its derivative along ``tangents``.
 
     transpile writes tangent code interleaved with the primal (no tape) and runs it:
@@ -864,8 +1177,12 @@ def jvp(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence[Any]
     args : sequence
         The positional arguments of ``f``.
     tangents : sequence
-        One entry per argument: a tangent of the argument's shape, or None to hold that
-        argument fixed.
+        One entry per argument: a tangent of the argument's shape (of its structure for
+        a structure, as a gradient is: None or 0.0 where a part is held fixed), or None
+        to hold that argument fixed.
+    has_aux : bool, optional
+        ``f`` returns a pair ``(out, aux)``: then ``jvp`` returns ``(out, tangent of out,
+        aux)`` (JAX's convention).
 
     Returns
     -------
@@ -893,16 +1210,24 @@ def jvp(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence[Any]
     """
     compiled, params, names = _jvp_compiled(f, args, tangents)
     # tangent code writes into the tangents of values it writes into: its own copies
-    keywords = {names[params[i]]: copy.deepcopy(t) for i, t in enumerate(tangents)
+    keywords = {names[params[i]]: _own(t, args[i], f"the tangent of '{params[i]}'",
+                                       tangent=True)
+                for i, t in enumerate(tangents)
                 if t is not None and pipeline.element_of(params[i]) is None}
     star = _vararg(_function(f))
     if star is not None and any(t is not None for t in tangents[star[1]:]):
         keywords[names[star[0]]] = tuple(0.0 if t is None else copy.deepcopy(t)
                                          for t in tangents[star[1]:])
     try:
-        return cast(Tuple[Any, Any], compiled.function(*args, **keywords))
+        value, tangent = compiled.function(*args, **keywords)
     except Exception as exc:
         raise annotate(exc)
+    if value is not None and tree.is_node(value):    # the tangent in value's structure
+        tangent = tree.like(value, tangent, _leaf_gradient)
+    if has_aux:
+        _aux_pair(_function(f), value)
+        return value[0], tangent[0], value[1]
+    return value, tangent
 
 
 @_entry_point
@@ -931,17 +1256,23 @@ class Differentiable:
         ``.grad`` and ``.value_and_grad`` run the generated code compiled with numba.
     checkpoint : None, "sqrt" or int, optional
         As for `value_and_grad`.
+    has_aux : bool, optional
+        ``fn`` returns ``(out, aux)``; the methods return aux beside the derivatives of
+        out, as `grad`, `value_and_grad`, `vjp` and `jvp` do with ``has_aux=True``.
+    argnums : optional
+        Another name of ``wrt``; give one of the two.
 
     Attributes
     ----------
-    wrt, mode, jit, checkpoint
+    wrt, mode, jit, checkpoint, has_aux
         As given.
     source : str
         The generated Python source (see the property).
     """
 
-    def __init__(self, fn: Callable[..., Any], wrt: Wrt = 0, mode: Mode = "reverse",
-                 jit: bool = False, checkpoint: Checkpoint = None) -> None:
+    def __init__(self, fn: Callable[..., Any], wrt: Wrt | None = None,
+                 mode: Mode = "reverse", jit: bool = False, checkpoint: Checkpoint = None,
+                 has_aux: bool = False, argnums: Wrt | None = None) -> None:
         if mode not in ("reverse", "forward"):
             raise TranspileError(f"mode={mode!r}: use 'reverse' or 'forward'")
         if jit:
@@ -950,7 +1281,8 @@ class Differentiable:
         fn = getattr(fn, "__transpile_function__", fn)     # a Differentiable: its function
         functools.update_wrapper(self, fn, updated=())     # not fn.__dict__ over ours
         self.__transpile_function__ = fn
-        self.wrt = wrt
+        self.wrt = _resolve_wrt(wrt, argnums)
+        self.has_aux = bool(has_aux)
         self.checkpoint = check_option(checkpoint)
         self.mode = mode
         self.jit = bool(jit)
@@ -970,13 +1302,15 @@ class Differentiable:
     def _value_and_grad(self) -> GradientFunction:
         if self._vg is None:
             self._vg = value_and_grad(self.__transpile_function__, self.wrt, self.jit,
-                                      self.checkpoint)
+                                      self.checkpoint, has_aux=self.has_aux)
         return self._vg
 
     @_entry_point
     def grad(self, *args: Any, **kwargs: Any) -> Any:
-        """The gradient at these arguments: ``transpile.grad(fn, wrt)(*args, **kwargs)``."""
-        return self._value_and_grad()(*args, **kwargs)[1]
+        """The gradient at these arguments: ``transpile.grad(fn, wrt)(*args, **kwargs)``
+        (``(gradient, aux)`` with has_aux)."""
+        value, g = self._value_and_grad()(*args, **kwargs)
+        return (g, value[1]) if self.has_aux else g
 
     @_entry_point
     def value_and_grad(self, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
@@ -984,17 +1318,19 @@ class Differentiable:
         return cast(Tuple[Any, Any], self._value_and_grad()(*args, **kwargs))
 
     @_entry_point
-    def vjp(self, *args: Any, **kwargs: Any) -> tuple[Any, Pullback]:
-        """``(value, pullback)`` at these arguments, as `transpile.vjp`."""
+    def vjp(self, *args: Any, **kwargs: Any) -> Any:
+        """``(value, pullback)`` at these arguments, as `transpile.vjp` (``(out, pullback,
+        aux)`` with has_aux)."""
         return vjp(self.__transpile_function__, *args, wrt=self.wrt,
-                   checkpoint=self.checkpoint, **kwargs)
+                   checkpoint=self.checkpoint, has_aux=self.has_aux, **kwargs)
 
     @_entry_point
-    def jvp(self, args: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
+    def jvp(self, args: Sequence[Any], tangents: Sequence[Any]) -> Any:
         """Forward mode: ``(value, directional derivative along tangents)``, as
-        `transpile.jvp` (one tangent or None per positional argument)."""
+        `transpile.jvp` (one tangent or None per positional argument; ``(out, tangent,
+        aux)`` with has_aux)."""
         self._last_jvp = (tuple(args), tuple(tangents))
-        return jvp(self.__transpile_function__, args, tangents)
+        return jvp(self.__transpile_function__, args, tangents, has_aux=self.has_aux)
 
     @property
     def source(self) -> str:
@@ -1074,19 +1410,22 @@ class BoundDifferentiable:
 
 
 @overload
-def differentiate(fn: Callable[..., Any], *, wrt: Wrt = 0, mode: Mode = "reverse",
-                  jit: bool = False, checkpoint: Checkpoint = None) -> Differentiable: ...
+def differentiate(fn: Callable[..., Any], *, wrt: Wrt | None = None,
+                  mode: Mode = "reverse", jit: bool = False, checkpoint: Checkpoint = None,
+                  has_aux: bool = False, argnums: Wrt | None = None) -> Differentiable: ...
 
 
 @overload
-def differentiate(fn: None = None, *, wrt: Wrt = 0, mode: Mode = "reverse",
-                  jit: bool = False, checkpoint: Checkpoint = None
+def differentiate(fn: None = None, *, wrt: Wrt | None = None, mode: Mode = "reverse",
+                  jit: bool = False, checkpoint: Checkpoint = None, has_aux: bool = False,
+                  argnums: Wrt | None = None
                   ) -> Callable[[Callable[..., Any]], Differentiable]: ...
 
 
 @_entry_point
-def differentiate(fn: Callable[..., Any] | None = None, *, wrt: Wrt = 0,
-                  mode: Mode = "reverse", jit: bool = False, checkpoint: Checkpoint = None
+def differentiate(fn: Callable[..., Any] | None = None, *, wrt: Wrt | None = None,
+                  mode: Mode = "reverse", jit: bool = False, checkpoint: Checkpoint = None,
+                  has_aux: bool = False, argnums: Wrt | None = None
                   ) -> Differentiable | Callable[[Callable[..., Any]], Differentiable]:
     """Decorator: give a function derivative methods.
 
@@ -1109,6 +1448,8 @@ def differentiate(fn: Callable[..., Any] | None = None, *, wrt: Wrt = 0,
         Python).
     checkpoint : None, "sqrt" or int, optional
         As for `value_and_grad`.
+    has_aux, argnums : optional
+        As for `grad`.
 
     Returns
     -------
@@ -1137,12 +1478,14 @@ def differentiate(fn: Callable[..., Any] | None = None, *, wrt: Wrt = 0,
     """
     def make(f: Callable[..., Any]) -> Differentiable:
         try:
-            return Differentiable(f, wrt=wrt, mode=mode, jit=jit, checkpoint=checkpoint)
+            return Differentiable(f, wrt=wrt, mode=mode, jit=jit, checkpoint=checkpoint,
+                                  has_aux=has_aux, argnums=argnums)
         except TranspileError as exc:
             raise _trimmed(exc) from None
 
     if fn is None:
         check_option(checkpoint)             # bad options are an error here already
+        _resolve_wrt(wrt, argnums)
         if mode not in ("reverse", "forward"):
             raise TranspileError(f"mode={mode!r}: use 'reverse' or 'forward'")
         return make

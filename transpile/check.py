@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from .api import Wrt, _function, _param_names, _wrt_names
+from . import tree
+from .api import Wrt, _function, _no_derivative, _node, _param_names, _resolve_wrt
+from .api import _wrt_names
+from .higher import _leaves_like
 from .errors import TranspileError
 
 if TYPE_CHECKING:
@@ -22,8 +25,9 @@ MODES = ("rev", "fwd")
 
 
 def check_grads(f: Callable[..., Any], *args: Any, modes: Sequence[str] = MODES,
-                order: int = 2, wrt: Wrt = 0, eps: float = 1e-6, rtol: float = 1e-5,
-                atol: float = 1e-6, seed: int = 0) -> None:
+                order: int = 2, wrt: Wrt | None = None, eps: float = 1e-6,
+                rtol: float = 1e-5, atol: float = 1e-6, seed: int = 0,
+                argnums: Wrt | None = None) -> None:
     """Check transpile's derivatives of ``f`` at ``args`` against central differences.
 
     Parameters
@@ -32,7 +36,9 @@ def check_grads(f: Callable[..., Any], *args: Any, modes: Sequence[str] = MODES,
         A Python function transpile can differentiate.
     *args
         Positional arguments of ``f``. Those named by ``wrt`` are numbers, float arrays
-        or lists/tuples of them; the others are passed through unchanged.
+        or structures of them (lists, tuples, dicts, NamedTuples, dataclasses, objects:
+        every differentiable leaf is moved and checked); the others are passed through
+        unchanged.
     modes : tuple of str, optional
         ``"rev"``: ``transpile.vjp`` with a random cotangent u is compared, through
         ``<vjp(u), v>``, with ``<u, (f(x + eps v) - f(x - eps v)) / (2 eps)>`` for a random
@@ -45,7 +51,8 @@ def check_grads(f: Callable[..., Any], *args: Any, modes: Sequence[str] = MODES,
         v. Second order needs a function returning a number: for other results only the
         first order is checked.
     wrt : int, str or tuple of them, optional
-        The parameters to differentiate with respect to (as for ``transpile.grad``).
+        The parameters to differentiate with respect to (as for ``transpile.grad``);
+        ``argnums=`` is another name of it.
     eps : float, optional
         Step of the central differences (taken in float64).
     rtol, atol : float, optional
@@ -93,6 +100,7 @@ def check_grads(f: Callable[..., Any], *args: Any, modes: Sequence[str] = MODES,
         raise ValueError("order must be 1 or 2")
     from . import api, hvp as _hvp
     fn = _function(f)
+    wrt = _resolve_wrt(wrt, argnums)
     names, many = _wrt_names(fn, wrt)
     params = _param_names(fn)
     index = [params.index(n) for n in names]
@@ -124,9 +132,9 @@ def check_grads(f: Callable[..., Any], *args: Any, modes: Sequence[str] = MODES,
         grads = grads if many else (grads,)
         for g, x, name in zip(grads, xs, names):
             _same_structure(f"{label}: the gradient (vjp) with respect to '{name}'", g, x)
-        got = sum(float(np.dot(_flat(g, like=x), _flat(v))) for g, x, v in
+        got = sum(float(np.dot(_flat(g, like=x), _flat(v, like=x))) for g, x, v in
                   zip(grads, xs, vs))
-        want = float(np.dot(_flat(u), fd))
+        want = float(np.dot(_flat(u, like=value), fd))
         _compare(f"{label}: reverse mode (vjp with a random cotangent u) disagrees with "
                  f"central differences along a random direction v (eps={eps}); "
                  "<vjp(u), v>", got, want, tol)
@@ -175,66 +183,79 @@ def check_grads(f: Callable[..., Any], *args: Any, modes: Sequence[str] = MODES,
 # --- values as flat float64 vectors -----------------------------------------------------
 
 def _is_number(value):
+    if value is None or tree.is_node(value):
+        return False
     return isinstance(value, (int, float, np.number)) or np.shape(value) == () and \
         hasattr(value, "dtype")
 
 
 def _flat(value, like=None):
-    """A value (number, array, nested list/tuple of them) as one float64 vector; a zero
-    number standing for a whole structure (`like`) becomes zeros of its size."""
-    if like is not None and not isinstance(like, (list, tuple)) and np.ndim(value) == 0 \
-            and np.ndim(like) > 0 and float(value) == 0.0:
-        return np.zeros(np.size(like))
-    if isinstance(value, (list, tuple)):
-        if like is not None and isinstance(like, (list, tuple)) and len(like) == len(value):
-            parts = [_flat(v, l) for v, l in zip(value, like)]
+    """A value (number, array, or a structure of them: `transpile.tree`) as one float64
+    vector of its differentiable leaves; with `like`, the value a derivative belongs to,
+    the leaves of `value` at the places of like's (None or a zero number standing for a
+    leaf's or a whole structure's zeros), leaves without derivative left out."""
+    if like is None:
+        like = value
+    parts = []
+    for x, g in zip(tree.leaves(like), _leaves_like(like, value)):
+        if _no_derivative(x):
+            continue
+        if g is None or np.ndim(g) == 0 and np.ndim(x) > 0 and float(g) == 0.0:
+            parts.append(np.zeros(np.size(x)))
         else:
-            parts = [_flat(v) for v in value]
-        return np.concatenate(parts) if parts else np.zeros(0)
-    if value is None:
-        return np.zeros(0 if like is None else _flat(like).size)
-    return np.asarray(value, dtype=np.float64).ravel()
+            parts.append(np.asarray(g, dtype=np.float64).ravel())
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def _structure(value):
-    """Shape of a value: () for a number, an array's shape, a list of those for lists."""
-    if isinstance(value, (list, tuple)):
-        return [_structure(v) for v in value]
+    """Shape of a value: () for a number, an array's shape, for a structure its kind of
+    node (a list and a tuple alike), keys and what it holds; "None" for None and for a
+    leaf without derivative (whose derivative is None)."""
+    if value is None:
+        return "None"
+    if tree.is_node(value):
+        children, aux = _node(value)
+        kind = "sequence" if aux[0] in ("list", "tuple") else aux[:2]
+        keys = aux[2] if aux[0] in ("dict", "dataclass", "object") else len(children)
+        return (kind, keys, [_structure(c) for c in children])
+    if _no_derivative(value):
+        return "None"
     return tuple(np.shape(value))
 
 
 def _same_structure(what, got, like):
     """A derivative has the shape of what it is the derivative of (numbers, arrays and
-    lists alike)."""
+    structures alike)."""
     if _structure(got) != _structure(like):
         raise AssertionError(f"{what} has shape {_structure(got)}, but the value it "
                              f"belongs to has shape {_structure(like)}")
 
 
 def _float64(x):
-    if isinstance(x, (list, tuple)):
-        out = [_float64(v) for v in x]
-        return out if isinstance(x, list) else tuple(out)
-    if isinstance(x, np.ndarray):
-        return x.astype(np.float64)
-    return float(x)
+    """x with its floating leaves in float64 (a Python int as a float)."""
+    def leaf(a):
+        if _no_derivative(a):
+            return a
+        if isinstance(a, np.ndarray):
+            return a.astype(np.float64)
+        return float(a)
+    return tree.map(leaf, x)
 
 
 def _random_like(x, rng):
-    """A random value shaped like x (number, array, nested list/tuple)."""
-    if isinstance(x, (list, tuple)):
-        out = [_random_like(v, rng) for v in x]
-        return out if isinstance(x, list) else tuple(out)
-    if isinstance(x, np.ndarray) and x.ndim > 0:
-        return rng.standard_normal(x.shape)
-    return float(rng.standard_normal())
+    """A random value shaped like x (a number, an array, a structure; 0.0 at leaves
+    without derivative)."""
+    def leaf(a):
+        if _no_derivative(a):
+            return 0.0
+        if isinstance(a, np.ndarray) and a.ndim > 0:
+            return rng.standard_normal(a.shape)
+        return float(rng.standard_normal())
+    return tree.map(leaf, x)
 
 
 def _add(x, v, shift):
-    if isinstance(x, (list, tuple)):
-        out = [_add(a, b, shift) for a, b in zip(x, v)]
-        return out if isinstance(x, list) else tuple(out)
-    return x + shift * v
+    return tree.map(lambda a, b: a if _no_derivative(a) else a + shift * b, x, v)
 
 
 def _show(a):

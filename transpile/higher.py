@@ -29,8 +29,10 @@ from .api import Derivative, GradientFunction, Wrt
 from .api import Variants, _bind, _function, _param_names, _wrt_names, grad as _grad
 from .api import vjp as _vjp
 from .api import jvp as _jvp
+from .api import _leaf_gradient, _no_derivative, _node, _own
+from . import tree
 from .errors import TranspileError
-from .runtime import _is_zero, zeros_like
+from .runtime import _is_zero
 
 HVP_MODES = ("forward-over-reverse", "reverse-over-forward")
 #: ``mode=`` of hvp and hessian
@@ -72,8 +74,10 @@ def hvp(f: Callable[..., Any], wrt: Wrt = 0,
     Returns
     -------
     Derivative
-        ``hvp(f, wrt)(*args, v=v) -> H v``, of the shape of the ``wrt`` argument; with
-        several parameters ``v`` is a tuple of matching directions and the result a tuple.
+        ``hvp(f, wrt)(*args, v=v) -> H v``, of the shape of the ``wrt`` argument (for a
+        structure, ``v`` and ``H v`` have its structure, as a gradient does: None or 0.0
+        for a part of ``v`` that is zero); with several parameters ``v`` is a tuple of
+        matching directions and the result a tuple.
         ``.source`` shows both generated functions (the gradient and its tangent).
 
     Raises
@@ -118,14 +122,17 @@ def hvp(f: Callable[..., Any], wrt: Wrt = 0,
     variants = Variants(fn, build)   # argument kinds -> (derivative function, sources)
 
     def run(*args, v):
+        xs = _bind(fn, args, {}, names)
         vs = tuple(v) if many else (v,)
+        # directions of structures as derivative code keeps them (zeros where v has None)
+        vs = tuple(_own(t, x, f"v for '{n}'", tangent=True)
+                   for t, x, n in zip(vs, xs, names))
         out = variants.get(args, {})[0](args, vs)
         outs = (out,) if len(names) == 1 else (
             (out,) * len(vs) if _is_zero(out) else tuple(out))
-        # a part of H v that does not depend on the inputs: zeros shaped like its input
-        outs = tuple(zeros_like(t) if _is_zero(o) and np.ndim(o) == 0 and np.ndim(t) > 0
-                     or _is_zero(o) and isinstance(t, (list, tuple)) else o
-                     for o, t in zip(outs, vs))
+        # H v in the structures of the inputs; a part that does not depend on the inputs:
+        # zeros shaped like its input
+        outs = tuple(tree.like(x, o, _leaf_gradient) for o, x in zip(outs, xs))
         return outs if many else outs[0]
 
     def source():
@@ -171,7 +178,11 @@ def hessian(f: Callable[..., Any], wrt: Wrt = 0,
     Derivative
         ``hessian(f, wrt)(*args)``: for one parameter a number (for a number) or an
         array of shape ``s + s`` (for an array of shape ``s``); for several, nested lists
-        of blocks ``H[i][j]`` of shape ``s_i + s_j`` (numbers for two numbers).
+        of blocks ``H[i][j]`` of shape ``s_i + s_j`` (numbers for two numbers). For a
+        structure (a dict of arrays, a list of tuples...) the blocks nest as in JAX: the
+        structure holding, for each leaf, the structure of its blocks with every leaf
+        (``hessian(f)(params)["W"]["b"]`` of shape ``W.shape + b.shape``; None for leaves
+        without derivative).
         ``.source`` shows the generated code.
 
     Raises
@@ -195,20 +206,38 @@ def hessian(f: Callable[..., Any], wrt: Wrt = 0,
 
     def run(*args):
         xs = _bind(fn, args, {}, names)
-        shapes = [np.shape(x) if hasattr(x, "shape") else () for x in xs]
-        blocks = [[np.zeros(si + sj) for sj in shapes] for si in shapes]
-        for j, sj in enumerate(shapes):
-            for idx in np.ndindex(*sj):
-                v: list[Any] = [np.zeros(sk) if hasattr(x, "shape") else 0.0
-                                for sk, x in zip(shapes, xs)]
-                if sj:
-                    v[j][idx] = 1.0
-                else:
-                    v[j] = 1.0
-                column = product(*args, v=tuple(v)) if many else (product(*args, v=v[0]),)
-                for i in range(len(names)):
-                    blocks[i][j][(Ellipsis,) + idx] = column[i]
-        out = [[b if b.shape else float(b) for b in row] for row in blocks]
+        # each argument's leaves (one for a number or an array): H is made of blocks
+        # H[i][j][a][b] between leaf a of argument i and leaf b of argument j, of shape
+        # s_ia + s_jb; None for a leaf without derivative (a str, an integer array...)
+        shapes, defs = zip(*[_leaf_shapes(x) for x in xs])
+        blocks = [[[[None if si is None or sj is None else np.zeros(si + sj)
+                     for sj in shapes[j]] for si in shapes[i]]
+                   for j in range(len(xs))] for i in range(len(xs))]
+
+        def direction(k, b=None, idx=()):
+            return _direction(defs[k], shapes[k], b, idx)
+
+        for j in range(len(xs)):
+            for b, sb in enumerate(shapes[j]):
+                if sb is None:
+                    continue
+                for idx in np.ndindex(*sb):
+                    v = [direction(k, b, idx) if k == j else direction(k)
+                         for k in range(len(xs))]
+                    column = product(*args, v=tuple(v)) if many else \
+                        (product(*args, v=v[0]),)
+                    for i, (x, c) in enumerate(zip(xs, column)):
+                        for a, h in enumerate(_leaves_like(x, c)):
+                            target = blocks[i][j][a][b]
+                            if target is not None:
+                                target[(Ellipsis,) + idx] = h
+
+        def block(i, j):
+            """H[i][j] nested as the arguments: i's structure of j's structures."""
+            return tree.unflatten(defs[i], [
+                tree.unflatten(defs[j], [_number(h) for h in row])
+                for row in blocks[i][j]])
+        out = [[block(i, j) for j in range(len(xs))] for i in range(len(xs))]
         return out if many else out[0][0]
 
     run.__name__ = f"hessian_{fn.__name__}"
@@ -225,7 +254,8 @@ def jacobian(f: Callable[..., Any], wrt: Wrt = 0,
         A Python function defined in a file, returning a number, an array, or a tuple
         or list of numbers.
     wrt : int or str, optional
-        The one parameter (a number or an array). Default: the first.
+        The one parameter (a number, an array, or a structure of them). Default: the
+        first.
     mode : {"auto", "forward", "reverse"}, optional
         ``"forward"`` builds a column per input element (one run of the tangent code
         each), ``"reverse"`` a row per output element (one pullback each); ``"auto"``
@@ -235,7 +265,11 @@ def jacobian(f: Callable[..., Any], wrt: Wrt = 0,
     -------
     callable
         ``jacobian(f, wrt)(*args)``: an array of shape ``output.shape + input.shape``
-        (a float when both are numbers).
+        (a float when both are numbers; a list or tuple of numbers is a vector). For a
+        structured argument or result, nested as JAX nests it: the result's structure
+        holding, for each of its leaves (shape r), the argument's structure holding an
+        array of shape ``r + s`` for each leaf of shape s (None for leaves without
+        derivative).
 
     Raises
     ------
@@ -265,8 +299,10 @@ def jacobian(f: Callable[..., Any], wrt: Wrt = 0,
 
     def run(*args):
         x = args[index]
-        xa = np.asarray(x, dtype=float)
         value = fn(*args)
+        if x is not None and tree.is_node(x) or _nested(value):
+            return structured(args, x, value)
+        xa = np.asarray(x, dtype=float)
         ya = np.asarray(value, dtype=float)
         use = mode
         if use == "auto":
@@ -289,8 +325,48 @@ def jacobian(f: Callable[..., Any], wrt: Wrt = 0,
                 out[idx] = np.asarray(pullback(ct), dtype=float)
         return out if out.shape else float(out)
 
+    def structured(args, x, value):
+        """The Jacobian of a structured output or with respect to a structure, nested as
+        JAX nests it: the output's structure holding, for each output leaf of shape r,
+        the input's structure holding for each input leaf of shape s an array of shape
+        r + s (None where either leaf has no derivative)."""
+        shapes, treedef = _leaf_shapes(x)
+        out_shapes, out_def = _leaf_shapes(value)
+        size = sum(int(np.prod(s)) for s in shapes if s is not None)
+        out_size = sum(int(np.prod(r)) for r in out_shapes if r is not None)
+        use = mode if mode != "auto" else "forward" if size <= out_size else "reverse"
+        J: list[list[Any]] = [[None if r is None or s is None else np.zeros(r + s)
+                               for s in shapes] for r in out_shapes]
+        if use == "forward":
+            for b, s in enumerate(shapes):
+                for idx in np.ndindex(*s) if s is not None else ():
+                    tangents: list[Any] = [None] * len(args)
+                    tangents[index] = _direction(treedef, shapes, b, idx)
+                    _, t = _jvp(fn, args, tangents)
+                    for a, ta in enumerate(_leaves_like(value, t)):
+                        if J[a][b] is not None:
+                            J[a][b][(Ellipsis,) + idx] = np.asarray(ta, dtype=float)
+        else:
+            _, pullback = _vjp(fn, *args, wrt=index)
+            for a, r in enumerate(out_shapes):
+                for idx in np.ndindex(*r) if r is not None else ():
+                    g = _leaves_like(x, pullback(_direction(out_def, out_shapes, a, idx)))
+                    for b, gb in enumerate(g):
+                        if J[a][b] is not None:
+                            J[a][b][idx] = np.asarray(gb, dtype=float)
+        return tree.unflatten(out_def, [tree.unflatten(treedef, [_number(j) for j in row])
+                                        for row in J])
+
     run.__name__ = f"jacobian_{fn.__name__}"
     return run
+
+
+def _nested(value: Any) -> bool:
+    """Is a result a structure other than a list or tuple of numbers (which the Jacobian
+    treats as a vector)?"""
+    if isinstance(value, (list, tuple)):
+        return any(v is None or tree.is_node(v) or _no_derivative(v) for v in value)
+    return value is not None and tree.is_node(value)
 
 
 def _like(value: Any, e: Any) -> Any:
@@ -300,6 +376,43 @@ def _like(value: Any, e: Any) -> Any:
     if hasattr(value, "shape"):
         return e
     return float(e)
+
+
+def _leaf_shapes(x: Any) -> tuple[list[Any], Any]:
+    """(shape of each leaf of x, None for a leaf without derivative; x's treedef)."""
+    leaves, treedef = tree.flatten(x)
+    return [None if _no_derivative(leaf) else np.shape(leaf) for leaf in leaves], treedef
+
+
+def _direction(treedef: Any, shapes: list[Any], b: int | None = None,
+               idx: tuple[int, ...] = ()) -> Any:
+    """A value of the structure `treedef` whose leaves have `shapes`: zero (None at
+    leaves without derivative), or 1 at element idx of leaf b."""
+    leaves: list[Any] = [None if s is None else np.zeros(s) if s else 0.0 for s in shapes]
+    if b is not None:
+        if idx:
+            leaves[b][idx] = 1.0
+        else:
+            leaves[b] = 1.0
+    return tree.unflatten(treedef, leaves)
+
+
+def _number(h: Any) -> Any:
+    """A 0-d block as a float."""
+    return h if h is None or h.shape else float(h)
+
+
+def _leaves_like(x: Any, g: Any) -> list[Any]:
+    """The leaves of g, a derivative in x's structure (None where x's leaf has none), at
+    the places of the leaves of x (`tree.flatten`'s order)."""
+    if x is None:
+        return []
+    if not tree.is_node(x):
+        return [g]
+    children = _node(x)[0]
+    parts = _node(g)[0] if g is not None and tree.is_node(g) else \
+        [None] * len(children)
+    return [leaf for c, p in zip(children, parts) for leaf in _leaves_like(c, p)]
 
 
 def second_derivative(gradient_function: GradientFunction) -> Derivative:
