@@ -72,6 +72,26 @@ def _function(f: Any) -> Callable[..., Any]:
     return f
 
 
+def _code_of(f: Any) -> Callable[[dict[str, str]], Callable[..., Any]] | None:
+    """For a derivative made by transpile that can be differentiated again (a gradient,
+    grad of a gradient...): ``kinds -> its generated code``, a plain Python function of
+    the parameters of the user's function computing what the derivative returns (built
+    to be differentiated again). None for anything else."""
+    code = getattr(f, "__transpile_code__", None)
+    return code if callable(code) and getattr(f, "fn", None) is not None else None
+
+
+def _differentiable(f: Any) -> tuple[Callable[..., Any], Callable[[dict[str, str]], Any]]:
+    """(the user's function, whose parameters a derivative has; kinds -> the function to
+    transform): the function itself, or for a derivative its generated code (so any
+    derivative maker works on derivatives, to any order)."""
+    code = _code_of(f)
+    if code is not None:
+        return cast(Callable[..., Any], f.fn), code
+    fn = _function(f)
+    return fn, lambda kinds: fn
+
+
 # --- the API boundary: a TranspileError reaches the user as one short message -------------
 #
 # Errors are raised deep in the passes; what the user needs is the message (which already
@@ -132,7 +152,7 @@ class _Entry:
             raise _trimmed(exc) from None
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
+        if name.startswith("__") and name != "__transpile_code__":
             raise AttributeError(name)
         return getattr(self._wrapped, name)
 
@@ -145,7 +165,7 @@ def entry_for(maker: _F) -> _F:
     @functools.wraps(maker)
     def entry(f: Callable[..., Any], wrt: Wrt = 0, *args: Any, **kwargs: Any) -> _Entry:
         try:
-            fn = _function(f)
+            fn, _ = _differentiable(f)
             names, _ = _wrt_names(fn, wrt)
             return _Entry(maker(f, wrt, *args, **kwargs), fn, names)
         except TranspileError as exc:
@@ -379,10 +399,15 @@ class Variants:
         return self.last
 
 
-def _gradient_variants(fn, names, jit=False, options=None):
+def _gradient_variants(fn, names, jit=False, options=None, derivative=None):
     """Variants of the gradient of fn (the compiled code of `pipeline.gradient_function`,
-    through numba with `jit`)."""
+    through numba with `jit`). With `code` (kinds -> generated code of a derivative of
+    fn), the gradient of that code: reverse mode, or where a rule inside has no reverse
+    rule of its own and the parameters are numbers, forward mode (one tangent per
+    parameter)."""
     def build(kinds):
+        if derivative is not None:
+            return _derivative_gradient(derivative(kinds), names, kinds, options)
         compiled = pipeline.gradient_function(fn, names, kinds, options)
         if _returns_nothing(fn):
             code = fn.__code__
@@ -397,6 +422,43 @@ def _gradient_variants(fn, names, jit=False, options=None):
     def check(args, kwargs):
         _check_arguments(fn, names, _bind(fn, args, kwargs, names))
     return Variants(fn, build, check)
+
+
+def _derivative_gradient(target, names, kinds, options, gradient_only=False):
+    """The gradient of generated derivative code `target` (see `_gradient_variants`)."""
+    try:
+        return pipeline.gradient_function(target, names, kinds, options, gradient_only)
+    except TranspileError as exc:
+        if not getattr(exc, "no_reverse_rule", False) or any(
+                kinds.get(n) != "scalar" for n in names):
+            raise
+    return _ForwardGradient(target, names, kinds, gradient_only)
+
+
+class _ForwardGradient:
+    """The gradient of a function of numbers by forward mode: one tangent function per
+    parameter, its tangent fixed to 1.0 (``seed``); shaped like a `pipeline.Compiled`
+    gradient: ``.function(*args) -> (value, gradients)`` (or the gradients alone)."""
+
+    def __init__(self, target, names, kinds, gradient_only=False):
+        self.gradient_only = gradient_only
+        self.parts = [pipeline.jvp_function(target, (n,), kinds, {"seed": 1.0},
+                                            tangent_only=gradient_only) for n in names]
+
+    @property
+    def function(self) -> Callable[..., Any]:
+        if len(self.parts) == 1:        # the generated tangent function itself
+            return cast(Callable[..., Any], self.parts[0].function)
+        return self._combined
+
+    def _combined(self, *args: Any, **kwargs: Any) -> Any:
+        outs = [part.function(*args, **kwargs) for part in self.parts]
+        grads = tuple(outs) if self.gradient_only else tuple(o[1] for o in outs)
+        return grads if self.gradient_only else (outs[0][0], grads)
+
+    @property
+    def source(self) -> str:
+        return "\n\n".join(part.source for part in self.parts)
 
 
 class GradientFunction:
@@ -421,7 +483,14 @@ class GradientFunction:
 
     def __init__(self, f: Callable[..., Any], wrt: Wrt, with_value: bool, jit: bool = False,
                  checkpoint: Checkpoint = None) -> None:
-        fn = _function(f)
+        fn, self._target = _differentiable(f)
+        code = _code_of(f)
+        if code is not None and jit:
+            raise TranspileError("jit=True is not available for grad(grad(f)); "
+                                 "use jit=False")
+        inner: tuple[str, ...] = getattr(f, "names", ())
+        if code is not None and wrt == 0 and len(inner) == 1:
+            wrt = inner[0]         # grad(grad(f, wrt=p)): the second derivative in p
         names, many = _wrt_names(fn, wrt)
         if jit:
             from .jit import numba_module
@@ -429,8 +498,8 @@ class GradientFunction:
         self.fn, self.names, self.many, self.with_value = fn, names, many, with_value
         self.jit = bool(jit)
         checkpoint = check_option(checkpoint)
-        self.variants = _gradient_variants(fn, names, self.jit,
-                                           {"checkpoint": checkpoint} if checkpoint else None)
+        self._options = {"checkpoint": checkpoint} if checkpoint else None
+        self.variants = _gradient_variants(fn, names, self.jit, self._options, code)
         functools.update_wrapper(self, fn, updated=())   # not fn.__dict__ over ours
         self.__name__ = ("value_and_grad_" if with_value else "grad_") + fn.__name__
         self._lookup = self.variants.variants.get
@@ -487,6 +556,22 @@ class GradientFunction:
             return self.variants.default().source
         except TranspileError as exc:
             raise _trimmed(exc) from None
+
+    def __transpile_code__(self, kinds: dict[str, str]) -> Callable[..., Any]:
+        """The generated code of this gradient for arguments of these kinds, built to be
+        differentiated again (copying helpers): a function of ``f``'s parameters
+        returning the gradient (``(value, gradient)`` for value_and_grad)."""
+        if self.many and len(self.names) == 1:
+            raise TranspileError(f"{self.__name__} returns a tuple of one gradient; to "
+                                 "differentiate it again give wrt as one parameter")
+        options = dict(self._options or {}, copy_adjoints=True)
+        code = _derivative_gradient(self._target(kinds), self.names, kinds, options,
+                                    gradient_only=not self.with_value).function
+        if not hasattr(code, "__transpile_source__"):
+            raise TranspileError(f"{self.__name__} is computed by forward mode, one "
+                                 "parameter at a time: to differentiate it again, give "
+                                 "wrt as one parameter")
+        return cast(Callable[..., Any], code)
 
     @property
     def generated(self) -> Callable[..., Any]:
@@ -610,12 +695,6 @@ def grad(f: Callable[..., Any], wrt: Wrt = 0, jit: bool = False,
         return _result, dx
     <BLANKLINE>
     """
-    if isinstance(f, GradientFunction):
-        if jit:
-            raise TranspileError("jit=True is not available for grad(grad(f)); "
-                                 "use jit=False")
-        from .higher import second_derivative
-        return _Entry(second_derivative(f), f.fn, f.names)
     return GradientFunction(f, wrt, False, jit, checkpoint)
 
 
@@ -666,11 +745,11 @@ def vjp(f: Callable[..., Any], *args: Any, wrt: Wrt = 0, checkpoint: Checkpoint 
     >>> pullback((1.0, 10.0))                # d(x * w + 10 (x + w))/dx
     12.0
     """
-    fn = _function(f)
+    fn, target = _differentiable(f)
     names, many = _wrt_names(fn, wrt)
     _check_arguments(fn, names, _bind(fn, args, kwargs, names))
-    compiled = pipeline.vjp_pair(fn, names, _kinds(fn, args, kwargs),
-                                 check_option(checkpoint))
+    kinds = _kinds(fn, args, kwargs)
+    compiled = pipeline.vjp_pair(target(kinds), names, kinds, check_option(checkpoint))
     # arguments f writes into: the adjoint sweep restores them, so each pullback puts back
     # what f left in them (and a repeated forward sweep starts from what f was given)
     from .analysis import mutated_params
@@ -720,15 +799,16 @@ def _own_value(value: Any) -> Any:
 def _jvp_compiled(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence[Any]
                   ) -> tuple[Any, list[str], dict[str, str]]:
     """(compiled tangent code, parameter names, tangent keyword per parameter) for jvp."""
-    fn = _function(f)
+    fn, target = _differentiable(f)
     args, tangents = tuple(args), tuple(tangents)
     if len(args) != len(tangents):
         raise TypeError("jvp: give one tangent (or None) per argument")
     params = _param_names(fn)
     active = tuple(params[i] for i, t in enumerate(tangents) if t is not None)
     _check_arguments(fn, active, [a for a, t in zip(args, tangents) if t is not None])
-    compiled = pipeline.jvp_function(fn, active, _kinds(fn, args, {}))
-    return compiled, params, pipeline.tangent_names(fn, active)
+    code = target(_kinds(fn, args, {}))
+    compiled = pipeline.jvp_function(code, active, _kinds(fn, args, {}))
+    return compiled, params, pipeline.tangent_names(code, active)
 
 
 @_entry_point

@@ -271,10 +271,10 @@ class ForwardTransform(Transform):
         target = A.get_tag(call, "user")
         params, bound = self.env.bind_call(target, call, self.unit, s)
         active = [p for p in params if p in bound and self.active(bound[p])]
-        if not active:
-            from .reverse import plain_call
-            return [plain_call(s, target), A.assign(self.d(t), A.const(0.0))]
+        from .reverse import plain_call
         kinds = {p: self.an.kind_of(arg) or "unknown" for p, arg in bound.items()}
+        if not active:
+            return [plain_call(s, target, self.env, kinds), A.assign(self.d(t), A.const(0.0))]
         jvp_name, tangent_kw = self.env.callee_jvp(target, tuple(active), kinds, s)
         keywords = list(call.keywords) + [
             ast.keyword(arg=tangent_kw[p], value=A.load(self.d(bound[p].id)))

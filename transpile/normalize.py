@@ -681,6 +681,9 @@ class Flattener(LoopFlattening):
         obj = self.unit.resolve(func, self.local_names)
         if obj is None:
             return "opaque", ast.unparse(func)
+        if getattr(obj, "__transpile_code__", None) is not None:   # a gradient made outside
+            from .higher import NestedDerivative
+            return "user", NestedDerivative(obj, None)
         obj = getattr(obj, "__transpile_function__", obj)
         if obj in (max, min) and nargs == 1 or obj in CONTAINER_FUNCS:
             return "container", obj

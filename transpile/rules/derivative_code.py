@@ -106,9 +106,28 @@ for _pop in (R.pop_adjoint, R.pop_adjoint_copy):
 _d_adj, _d_g = _push_adjoint_vjps()
 for _push in (R.push_adjoint, R.push_adjoint_copy):
     _helper(_push, _d_adj, None, _d_g, multilinear=[(0, 2)], params="adj, value, g")
-_helper(R.add,
-        lambda G, ans, a, b: _unless_zero(a, lambda: G),
-        lambda G, ans, a, b: _unless_zero(b, lambda: G),
+_DEPTH = 24     # levels of rules for the helpers' reverse rules (derivatives of that order)
+
+
+def _passed_unless_zero(k):
+    """G, or 0.0 where argument k (the zero placeholder of an adjoint) is zero: the reverse
+    rule of `add` for one of its arguments, and (k + 2) the reverse rule of that one."""
+    fn = _PASSED.get(k)
+    if fn is None:
+        def fn(G, ans, *args):
+            return 0.0 if _is_zero(args[k - 2]) else G
+        fn.__name__ = fn.__qualname__ = f"passed_unless_zero_{k}"
+        _PASSED[k] = fn
+        later = [_passed_unless_zero(k + 2)] if k + 2 < _DEPTH else [None]
+        _helper(fn, *later, multilinear=[(0,)],
+                params=", ".join(["G", "ans"] + [f"a{i}" for i in range(2, _DEPTH + 2)]),
+                **({} if later[0] is not None else {"unavailable": (
+                    "derivatives of this order through an adjoint sum are not available")}))
+    return fn
+
+
+_PASSED: dict = {}
+_helper(R.add, _passed_unless_zero(2), _passed_unless_zero(3),
         multilinear=[(0, 1)], params="a, b")
 _helper(R.item,
         lambda G, ans, adj, index: 0.0 if _is_zero(adj) or _is_zero(G) else R.add_at(
@@ -139,8 +158,26 @@ _helper(R.mul_masked,
 defjvp(R.mul_masked, lambda tangents, p, g: _plus(
     None if _t(tangents, 0) is None else R.mul_masked(tangents[0], g),
     None if _t(tangents, 1) is None else _times_p(p, g, tangents[1])))
-_helper(R.unbroadcast, lambda G, ans, g, like: _broadcast_like(G, g), None,
-        multilinear=[(0,)], params="g, like")
+# unbroadcast's reverse rule spreads an adjoint back out (`_spread`); the reverse rule of
+# spreading sums back down (`_gather`), and so on: two linear maps, each the other's
+# reverse rule, so gradient code can be differentiated any number of times. Each reads the
+# shape from its third argument (the adjoint of the level below); the rest only ride along.
+_RIDERS = ", ".join(f"r{k}" for k in range(24))
+
+
+def _spread(G, ans, g, *rest):
+    """The adjoint of g in unbroadcast(g, like), from the adjoint G of its result."""
+    return _broadcast_like(G, g)
+
+
+def _gather(H, ans, G, *rest):
+    """The adjoint of G in _spread(G, ans, g, ...): H summed back to G's shape."""
+    return H if _is_zero(H) else R.unbroadcast(H, G)
+
+
+_helper(R.unbroadcast, _spread, None, multilinear=[(0,)], params="g, like")
+_helper(_spread, _gather, multilinear=[(0,)], params="G, ans, g, " + _RIDERS)
+_helper(_gather, _spread, multilinear=[(0,)], params="H, ans, G, " + _RIDERS)
 _helper(R.snapshot, lambda G, ans, value: G, multilinear=[(0,)], params="value")
 # forward-mode list helpers (tangent code differentiated forward again)
 _helper(R.copy_tangent, lambda G, ans, t: G, multilinear=[(0,)], params="t")

@@ -1,0 +1,181 @@
+"""Derivatives of derivatives, to any order, and transpile.grad inside a differentiated
+function.
+
+* any order: every derivative maker (grad, value_and_grad, vjp, jvp, hvp, hessian,
+  jacobian) takes a gradient, or the gradient of a gradient..., and differentiates its
+  generated code; third and fourth derivatives are checked against sympy, the rest
+  against central differences of the derivative one order lower.
+* nested: transpile.grad / value_and_grad called inside a function being differentiated
+  (a lambda or def closing over the outer variables, a global function given them as
+  arguments, a gradient made outside, in a loop, three deep), checked against central
+  differences of the plain call (which runs transpile.grad inside, as the user wrote it).
+"""
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import transpile
+
+X = sp.Symbol("x")
+POINTS = (-1.3, 0.4, 2.0)
+
+
+def central(f, x, h=1e-5):
+    return (f(x + h) - f(x - h)) / (2 * h)
+
+
+# --- scalar functions and their sympy twins -------------------------------------------------
+
+def wave(x):
+    return np.sin(x) * x ** 3
+
+
+def ratio(x):
+    return np.tanh(x) * x ** 2 + np.exp(-x) / (1.0 + x * x)
+
+
+def logistic(x):
+    return 1.0 / (1.0 + np.exp(-2.0 * x)) + math.cos(x) * x
+
+
+def branchy(x):
+    y = x * x
+    for k in range(3):
+        if y > 1.0:
+            y = np.sqrt(y) + x * k
+        else:
+            y = y * x + 0.5
+    return y * np.sin(x)
+
+
+SYMBOLIC = {
+    wave: sp.sin(X) * X ** 3,
+    ratio: sp.tanh(X) * X ** 2 + sp.exp(-X) / (1 + X * X),
+    logistic: 1 / (1 + sp.exp(-2 * X)) + sp.cos(X) * X,
+}
+
+
+def exact(fn, n, x):
+    return float(sp.diff(SYMBOLIC[fn], X, n).subs(X, x))
+
+
+def grad_n(fn, n):
+    for _ in range(n):
+        fn = transpile.grad(fn)
+    return fn
+
+
+@pytest.mark.parametrize("fn", list(SYMBOLIC), ids=lambda f: f.__name__)
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_grad_to_any_order_against_sympy(fn, order):
+    d = grad_n(fn, order)
+    for x in POINTS:
+        assert d(x) == pytest.approx(exact(fn, order, x), rel=1e-9, abs=1e-9)
+
+
+def test_third_derivative_is_reverse_mode_code_of_the_generated_second():
+    third = grad_n(wave, 3)
+    assert third(0.7) == pytest.approx(exact(wave, 3, 0.7), rel=1e-10)
+    src = third.source
+    assert "def grad_grad_grad_wave(x)" in src
+
+
+def test_third_derivative_through_loops_and_branches_against_differences():
+    second, third = grad_n(branchy, 2), grad_n(branchy, 3)
+    for x in (0.3, 0.8, 1.7):
+        assert third(x) == pytest.approx(central(second, x), rel=1e-6)
+
+
+@pytest.mark.parametrize("x", POINTS)
+def test_value_and_grad_of_grad_of_grad(x):
+    value, d3 = transpile.value_and_grad(grad_n(ratio, 2))(x)
+    assert value == pytest.approx(exact(ratio, 2, x), rel=1e-10)
+    assert d3 == pytest.approx(exact(ratio, 3, x), rel=1e-9)
+
+
+@pytest.mark.parametrize("x", POINTS)
+def test_jvp_and_vjp_of_grad_of_grad(x):
+    value, tangent = transpile.jvp(grad_n(wave, 2), (x,), (2.0,))
+    assert value == pytest.approx(exact(wave, 2, x), rel=1e-10)
+    assert tangent == pytest.approx(2.0 * exact(wave, 3, x), rel=1e-9)
+    value, pullback = transpile.vjp(grad_n(wave, 2), x)
+    assert value == pytest.approx(exact(wave, 2, x), rel=1e-10)
+    assert pullback(-1.5) == pytest.approx(-1.5 * exact(wave, 3, x), rel=1e-9)
+
+
+@pytest.mark.parametrize("x", POINTS)
+def test_hvp_and_hessian_of_a_gradient(x):
+    assert transpile.hessian(transpile.grad(logistic))(x) == pytest.approx(
+        exact(logistic, 3, x), rel=1e-9)
+    assert transpile.hvp(grad_n(logistic, 2))(x, v=0.5) == pytest.approx(
+        0.5 * exact(logistic, 4, x), rel=1e-9)
+
+
+def field(x, w):
+    return np.sin(x * w) * x + w ** 3 * x ** 2
+
+
+def test_hessian_of_a_gradient_of_two_parameters_against_differences():
+    """grad(field) (in x) is a function of (x, w): its Hessian holds third derivatives."""
+    gx = transpile.grad(field)
+    H = transpile.hessian(gx, wrt=(0, 1))(0.7, -0.4)
+    h = 1e-5
+    for i, p in enumerate(("x", "w")):
+        partial = transpile.grad(gx, wrt=p)          # d gx / d p, by name: literal
+        for j in range(2):
+            up, down = [0.7, -0.4], [0.7, -0.4]
+            up[j] += h
+            down[j] -= h
+            fd = (partial(*up) - partial(*down)) / (2 * h)
+            assert H[i][j] == pytest.approx(fd, rel=1e-6, abs=1e-8)
+
+
+def test_mixed_partials_of_a_gradient():
+    """The outer wrt is taken literally when it is given by name: d2 f / dw dx."""
+    gx = transpile.grad(field)
+    mixed = transpile.grad(gx, wrt="w")
+    fd = central(lambda w: gx(0.7, w), -0.4)
+    assert mixed(0.7, -0.4) == pytest.approx(fd, rel=1e-7)
+    # grad(grad(f, wrt=p)) with no wrt of its own: the second derivative in p
+    gw = transpile.grad(field, wrt=1)
+    assert transpile.grad(gw)(0.7, -0.4) == pytest.approx(
+        central(lambda w: gw(0.7, w), -0.4), rel=1e-7)
+
+
+def tanh_sum(x):
+    return np.sum(np.tanh(x))
+
+
+def elementwise_grad(f):
+    """autograd's elementwise_grad for elementwise f: the gradient of the sum of f."""
+    def summed(x):
+        return np.sum(f(x))
+    return transpile.grad(summed)
+
+
+def test_elementwise_derivatives_of_tanh_against_sympy():
+    """autograd's examples/tanh.py: derivatives of tanh by elementwise_grad, each the
+    gradient of a function that sums the one before."""
+    x = np.linspace(-2.0, 2.0, 5)
+    d = transpile.grad(tanh_sum)
+    for order in range(1, 5):
+        expr = sp.diff(sp.tanh(X), X, order)
+        np.testing.assert_allclose(d(x), [float(expr.subs(X, v)) for v in x],
+                                   rtol=1e-9, atol=1e-12)
+        d = elementwise_grad(d)
+
+
+def test_jacobian_of_a_gradient():
+    def bowl(x):
+        return np.sum(np.sin(x) * x ** 2)
+    x = np.array([0.3, -1.1, 0.8])
+    J = transpile.jacobian(transpile.grad(bowl))(x)
+    g = transpile.grad(bowl)
+    h = 1e-6
+    for k in range(3):
+        e = np.zeros(3)
+        e[k] = h
+        np.testing.assert_allclose(J[:, k], (g(x + e) - g(x - e)) / (2 * h), rtol=1e-6,
+                                   atol=1e-8)
