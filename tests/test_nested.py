@@ -179,3 +179,178 @@ def test_jacobian_of_a_gradient():
         e[k] = h
         np.testing.assert_allclose(J[:, k], (g(x + e) - g(x - e)) / (2 * h), rtol=1e-6,
                                    atol=1e-8)
+
+
+# --- transpile.grad inside a differentiated function -----------------------------------------
+
+def closure_lambda(x):
+    g = transpile.grad(lambda y: x * y ** 2)
+    return g(1.0) * x
+
+
+def closure_def(x):
+    def inner(y):
+        return np.sin(x * y) * y
+    return transpile.grad(inner)(0.5) * x
+
+
+def at_a_moving_point(x):
+    def inner(y):
+        return np.cos(x + y) * y * y
+    return transpile.grad(inner)(x * x)
+
+
+def with_value_inside(x):
+    v, d = transpile.value_and_grad(lambda y: x * y ** 3)(2.0)
+    return v * d + x
+
+
+def energy(y, x):
+    return np.exp(x * y) + y ** 3 * x
+
+
+def explicit_argument(x):
+    return transpile.grad(energy)(0.3, x) * x
+
+
+def explicit_argument_wrt(x):
+    return transpile.grad(energy, wrt=1)(x, 0.4) + transpile.grad(energy, 1)(0.2, x)
+
+
+def newton(x):
+    """A few Newton steps for the root of y^2 = x inside the loss: y(x) = sqrt(x)."""
+    gp = transpile.grad(lambda y: y ** 3 / 3.0 - x * y)
+    gpp = transpile.grad(gp)
+    y = 1.0 + x
+    for _ in range(3):
+        y = y - gp(y) / gpp(y)
+    return y * np.sin(x)
+
+
+def built_in_a_loop(x):
+    total = 0.0
+    for k in range(3):
+        g = transpile.grad(lambda y: np.sin(k * x * y) + y * x)
+        total = total + g(0.5 + k) * x
+    return total
+
+
+def confusion(x):
+    """The classic perturbation-confusion test: d/dx [x * d/dy (x + y)] = 1, not 2."""
+    return x * transpile.grad(lambda y: x + y)(3.0)
+
+
+def depth_three(x):
+    def g(y):
+        def k(z):
+            return x * y * z ** 3 + np.sin(x * z)
+        return transpile.grad(k)(y) * y
+    return transpile.grad(g)(x) * x
+
+
+cube_gradient = transpile.grad(lambda y: np.sin(y) * y ** 3)
+
+
+def gradient_made_outside(x):
+    return cube_gradient(x) * x + transpile.grad(cube_gradient)(x)
+
+
+NESTED = [closure_lambda, closure_def, at_a_moving_point, with_value_inside,
+          explicit_argument, explicit_argument_wrt, newton, built_in_a_loop, confusion,
+          depth_three, gradient_made_outside]
+
+
+@pytest.mark.parametrize("fn", NESTED, ids=lambda f: f.__name__)
+def test_nested_grad_against_differences_of_the_plain_call(fn):
+    for x in (0.6, 1.3, 2.1):
+        value, d = transpile.value_and_grad(fn)(x)
+        assert value == pytest.approx(fn(x), rel=1e-12)        # the user's primal
+        assert d == pytest.approx(central(fn, x), rel=1e-6, abs=1e-8)
+
+
+@pytest.mark.parametrize("fn", NESTED, ids=lambda f: f.__name__)
+def test_nested_grad_in_forward_mode_and_second_order(fn):
+    x, h = 1.3, 1e-4
+    value, tangent = transpile.jvp(fn, (x,), (1.0,))
+    assert value == pytest.approx(fn(x), rel=1e-12)
+    assert tangent == pytest.approx(central(fn, x), rel=1e-6, abs=1e-8)
+    second = (fn(x + h) - 2 * fn(x) + fn(x - h)) / h ** 2
+    assert transpile.grad(transpile.grad(fn))(x) == pytest.approx(second, rel=1e-4,
+                                                                  abs=1e-6)
+    assert transpile.hessian(fn)(x) == pytest.approx(second, rel=1e-4, abs=1e-6)
+
+
+def test_no_perturbation_confusion():
+    for x in (0.5, 2.0):
+        assert transpile.grad(confusion)(x) == 1.0
+
+
+def test_newton_inside_the_loss_converges_to_the_root_and_its_derivative():
+    x = 2.0
+    y = newton(x) / np.sin(x)
+    assert y == pytest.approx(np.sqrt(x), rel=1e-3)
+    assert transpile.grad(newton)(x) == pytest.approx(central(newton, x), rel=1e-7)
+
+
+def layer(w):
+    """grad of an array function inside: every element of w moves the inner gradient."""
+    g = transpile.grad(lambda v: np.sum(np.tanh(w * v) * v), wrt=0)
+    return np.sum(g(np.array([0.5, -1.0, 2.0])) ** 2)
+
+
+def test_nested_grad_of_arrays_against_differences_over_every_element():
+    w = np.array([0.3, -0.7, 1.1])
+    got = transpile.grad(layer)(w)
+    h = 1e-6
+    for k in range(3):
+        e = np.zeros(3)
+        e[k] = h
+        assert got[k] == pytest.approx((layer(w + e) - layer(w - e)) / (2 * h), rel=1e-6)
+
+
+def test_the_inner_gradient_code_is_an_ordinary_callee():
+    src = transpile.grad(closure_lambda).source
+    assert "def grad_closure_lambda(x)" in src
+    assert "_lambda" in src           # the lifted lambda's generated gradient is called
+
+
+# --- what stays refused ------------------------------------------------------------------------
+
+def passes_the_gradient(x):
+    g = transpile.grad(lambda y: x * y)
+    return sum(map(g, [1.0, 2.0]))                 # refused: g passed as a value
+
+
+def hessian_inside(x):
+    return transpile.hessian(lambda y: x * y ** 3)(1.0)      # refused: hessian inside
+
+
+def jvp_inside(x):
+    return transpile.jvp(lambda y: x * y ** 3, (1.0,), (1.0,))[1]   # refused: jvp inside
+
+
+def wrt_not_literal(x, k):
+    return transpile.grad(energy, wrt=k)(x, x)     # refused: wrt computed
+
+
+def grad_of_a_parameter(f, x):
+    return transpile.grad(f)(x)                    # refused: grad of a parameter
+
+
+@pytest.mark.parametrize("fn, args, marker, words", [
+    (passes_the_gradient, (1.0,), "# refused: g passed as a value", "nested differentiation"),
+    (hessian_inside, (1.0,), "# refused: hessian inside", "nested differentiation"),
+    (jvp_inside, (1.0,), "# refused: jvp inside", "nested differentiation"),
+    (wrt_not_literal, (1.0, 0), "# refused: wrt computed", "wrt must be a literal"),
+    (grad_of_a_parameter, (np.sin, 1.0), "# refused: grad of a parameter",
+     "give it a function defined"),
+], ids=lambda v: getattr(v, "__name__", None))
+def test_what_stays_refused_is_one_error_at_the_users_line(fn, args, marker, words):
+    import inspect
+    lines, first = inspect.getsourcelines(fn)
+    line = first + next(i for i, text in enumerate(lines) if marker in text)
+    wrt = 1 if fn is grad_of_a_parameter else 0
+    with pytest.raises(transpile.TranspileError) as info:
+        transpile.grad(fn, wrt=wrt)(*args)
+    assert words in str(info.value)
+    assert info.value.lineno == line

@@ -236,7 +236,16 @@ def _nested_derivatives(unit, body, local_functions):
                                  n)
             return n
 
-    return [Rewrite().visit(s) for s in body]
+    body = [Rewrite().visit(s) for s in body]
+    made = {k for k, v in local_functions.items() if isinstance(v, NestedDerivative)}
+    funcs = {id(n.func) for s in body for n in ast.walk(s) if isinstance(n, ast.Call)}
+    for s in body:
+        for n in ast.walk(s):
+            if isinstance(n, ast.Name) and n.id in made and isinstance(n.ctx, ast.Load) \
+                    and id(n) not in funcs:
+                from .frontend import NESTED_MESSAGE
+                raise unit.error(NESTED_MESSAGE, n)
+    return body
 
 
 def _refuse_outer_mutation(unit, d, outer):
@@ -292,7 +301,7 @@ def _name_called_lambdas(stmts, unit):
                         defs.append(A.lambda_def(name, lam, s))
                         n.func = A.located(A.load(name), lam)
                     elif n.args and isinstance(n.args[0], ast.Lambda) and _maker_call(
-                            unit, n):          # transpile.grad(lambda y: ...)
+                            unit, n, local):   # transpile.grad(lambda y: ...)
                         lam, name = n.args[0], fresh()
                         defs.append(A.lambda_def(name, lam, s))
                         n.args[0] = A.located(A.load(name), lam)

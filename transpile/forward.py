@@ -46,6 +46,12 @@ class ForwardTransform(Transform):
         """The tangent statements; at the end, the tangent of the result (named
         `self.d(result)`) has the result's structure, shape and floating dtype."""
         body = self.block(self.norm.body)
+        # a parameter held fixed that later holds a value with a tangent (`c = c + x`):
+        # its tangent starts at zero
+        fixed = [p for p in self.an.params if p in self.an.active and p not in
+                 self.an.wrt and any(isinstance(n, ast.Name) and n.id == self.d(p)
+                                  for s in body for n in ast.walk(s))]
+        body = [A.assign(self.d(p), A.const(0.0)) for p in fixed] + body
         result = self.norm.result
         dres = self.d(result)
         t = A.load(dres) if result in self.an.active else A.const(0.0)

@@ -351,6 +351,15 @@ def _refuse_nested_differentiation(unit):
         elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             local.add(n.name)
     called = {id(n.func) for n in ast.walk(unit.node) if isinstance(n, ast.Call)}
+    for n in ast.walk(unit.node):            # transpile.grad(g): g is differentiated
+        if isinstance(n, ast.Call) and n.args and id(n.func) in called:
+            try:
+                maker = unit.resolve(n.func)
+            except Exception:                  # noqa: BLE001 - an odd attribute: not ours
+                continue
+            from .higher import is_maker
+            if is_maker(maker):
+                called.add(id(n.args[0]))
     for n in ast.walk(unit.node):
         if isinstance(n, (ast.Name, ast.Attribute)) and isinstance(n.ctx, ast.Load):
             if isinstance(n, ast.Name) and n.id in local:
