@@ -354,3 +354,4 @@ def test_what_stays_refused_is_one_error_at_the_users_line(fn, args, marker, wor
         transpile.grad(fn, wrt=wrt)(*args)
     assert words in str(info.value)
     assert info.value.lineno == line
+

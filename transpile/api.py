@@ -673,7 +673,13 @@ def grad(f: Callable[..., Any], wrt: Wrt = 0, jit: bool = False,
     Notes
     -----
     ``grad(grad(f))`` of a function of one number is its second derivative (reverse
-    mode over the generated gradient code). A function typed at the interactive prompt
+    mode over the generated gradient code), and so on to any order: every derivative
+    maker takes a gradient and differentiates its generated code (without ``wrt`` of its
+    own, the outer grad differentiates in the inner one's parameter; name another to
+    get mixed partials). ``transpile.grad`` and ``value_and_grad`` may be called inside a
+    function being differentiated, on a def or lambda that closes over its variables:
+    the inner gradient's generated code takes those variables as parameters and is
+    differentiated like any called function. A function typed at the interactive prompt
     has no source: define it in a file (the examples here run under doctest, which
     provides their source).
 
@@ -689,6 +695,12 @@ def grad(f: Callable[..., Any], wrt: Wrt = 0, jit: bool = False,
     (12.0, 9.0)
     >>> transpile.grad(transpile.grad(f))(3.0, 2.0)   # d2f/dx2 = 2 w
     4.0
+    >>> transpile.grad(transpile.grad(f), wrt="w")(3.0, 2.0)   # d2f/dw dx = 2 x
+    6.0
+    >>> def g(x):
+    ...     return x * transpile.grad(lambda y: x * y * y)(3.0)   # x * (2 x y) at y = 3
+    >>> transpile.grad(g)(2.0)                # d/dx 6 x^2 = 12 x
+    24.0
     >>> print(df.source)                      # doctest: +ELLIPSIS
     def grad_f(x, w):
         ...

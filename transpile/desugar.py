@@ -194,7 +194,7 @@ def _nested_derivatives(unit, body, local_functions):
         except ValueError:
             raise unit.error("inside a differentiated function, wrt must be a literal "
                              "(a number or a name in quotes)", call) from None
-        nd = NestedDerivative(base, None, with_value, call)
+        nd = NestedDerivative(base, None, with_value, call, unit)
         nd.resolve_wrt(wrt, lambda msg: unit.error(msg, call))
         return nd
 

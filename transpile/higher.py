@@ -330,9 +330,11 @@ class NestedDerivative:
     function the call runs (and the enclosing transform differentiates)."""
 
     def __init__(self, base: Any, names: tuple[str, ...] | None, with_value: bool = False,
-                 where: Any = None) -> None:
+                 where: Any = None, outer: Any = None) -> None:
         from . import api
         self.base, self.names, self.with_value, self.where = base, names, with_value, where
+        self.outer = outer                # the Unit of the function calling it
+        self.unit: Any
         if isinstance(base, NestedDerivative):
             self.unit = base.unit
         elif hasattr(base, "node"):                    # a lifted local function
@@ -375,9 +377,11 @@ class NestedDerivative:
                                             gradient_only=not self.with_value)
         fn = compiled.function
         if not hasattr(fn, "__transpile_source__"):
-            raise TranspileError("a derivative computed one parameter at a time by forward "
-                                 "mode cannot be called inside a differentiated function: "
-                                 "differentiate with respect to one parameter")
+            message = ("a derivative computed one parameter at a time by forward mode "
+                       "cannot be called inside a differentiated function: differentiate "
+                       "with respect to one parameter")
+            raise (self.outer.error(message, self.where) if self.outer is not None
+                   else TranspileError(message))
         return cast(Callable[..., Any], fn)
 
     def resolve_wrt(self, wrt: Any, error: Callable[[str], Exception]) -> None:
