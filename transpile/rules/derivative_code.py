@@ -91,21 +91,6 @@ def _push_adjoint_vjps():
 
 
 # --- runtime helpers -------------------------------------------------------------------
-for _add_at in (R.add_at, R.add_at_copy):
-    _helper(_add_at,
-            lambda G, ans, adj, value, index, g: _unless_zero(adj, lambda: G),
-            None, None,
-            lambda G, ans, adj, value, index, g: _unless_zero(
-                g, lambda: R.unbroadcast(R.item(G, index), g)),
-            multilinear=[(0, 3)], params="adj, value, index, g")
-for _take in (R.take_item, R.take_item_copy):
-    _helper(_take, _take_item_vjp, None, multilinear=[(0,)], params="adj, index")
-for _pop in (R.pop_adjoint, R.pop_adjoint_copy):
-    _helper(_pop, _pop_adjoint_vjp, None, multilinear=[(0,)], params="adj, value",
-            needs_ans=True)
-_d_adj, _d_g = _push_adjoint_vjps()
-for _push in (R.push_adjoint, R.push_adjoint_copy):
-    _helper(_push, _d_adj, None, _d_g, multilinear=[(0, 2)], params="adj, value, g")
 _DEPTH = 24     # levels of rules for the helpers' reverse rules (derivatives of that order)
 
 
@@ -127,6 +112,28 @@ def _passed_unless_zero(k):
 
 
 _PASSED: dict = {}
+
+
+def _element_adjoint(G, ans, adj, value, index, g):
+    """The adjoint of g in add_at(adj, value, index, g): G's entries at index."""
+    return _unless_zero(g, lambda: R.unbroadcast(R.item(G, index), g))
+
+
+_helper(_element_adjoint, None, None, None, None, None, multilinear=[(0,)],
+        params="G, ans, adj, value, index, g",
+        unavailable="derivatives of this order through the adjoint of an element read "
+                    "(the reverse rule of the reverse rule of indexing) are not available")
+for _add_at in (R.add_at, R.add_at_copy):
+    _helper(_add_at, _passed_unless_zero(2), None, None, _element_adjoint,
+            multilinear=[(0, 3)], params="adj, value, index, g")
+for _take in (R.take_item, R.take_item_copy):
+    _helper(_take, _take_item_vjp, None, multilinear=[(0,)], params="adj, index")
+for _pop in (R.pop_adjoint, R.pop_adjoint_copy):
+    _helper(_pop, _pop_adjoint_vjp, None, multilinear=[(0,)], params="adj, value",
+            needs_ans=True)
+_d_adj, _d_g = _push_adjoint_vjps()
+for _push in (R.push_adjoint, R.push_adjoint_copy):
+    _helper(_push, _d_adj, None, _d_g, multilinear=[(0, 2)], params="adj, value, g")
 _helper(R.add, _passed_unless_zero(2), _passed_unless_zero(3),
         multilinear=[(0, 1)], params="a, b")
 _helper(R.item,
@@ -134,7 +141,7 @@ _helper(R.item,
             0.0, adj, index, G),
         None, multilinear=[(0,)], params="adj, index", masks=True)
 _helper(R.add_to_each,
-        lambda G, ans, adj, value, g: _unless_zero(adj, lambda: G),
+        _passed_unless_zero(2),
         None,
         lambda G, ans, adj, value, g: _sum_each(G, g),
         multilinear=[(0, 2)], params="adj, value, g")
@@ -209,6 +216,28 @@ _helper(R.jvp_from_vjps, None, params="vjps, fn, args, tangents",
         unavailable="forward-mode code that builds J v from a reverse rule (a function with "
                     "vjp rules only) cannot be differentiated again; use forward over reverse "
                     "(transpile.hvp's default mode)")
+def _linear_last_level(helpers):
+    """The reverse rules of these helpers that have no rule of their own yet: each is
+    linear in the adjoint it is given (its first argument; the rest give shapes, indices
+    and structure only), which gives forward mode over it; its own reverse rule is not
+    written, so reverse mode over it is a clear error (and grad of derivative code of
+    numbers falls back to forward mode there)."""
+    import inspect
+    for helper in helpers:
+        for vjp in lookup(helper).vjps or ():
+            if vjp is None or lookup(vjp) is not None:
+                continue
+            params = [p.name for p in inspect.signature(vjp).parameters.values()]
+            _helper(vjp, None, multilinear=[(0,)], params=", ".join(params),
+                    unavailable=f"derivatives of this order through the reverse rule of "
+                                f"{helper.__name__} are not available")
+
+
+# mul_masked and unless_zero are left out: their reverse rules are not linear in the adjoint
+# alone (they multiply it by an argument that may carry a derivative)
+_linear_last_level([R.add_at, R.add_at_copy, R.take_item, R.take_item_copy, R.pop_adjoint,
+                    R.pop_adjoint_copy, R.push_adjoint, R.push_adjoint_copy, R.item,
+                    R.add_to_each, R.snapshot, R.copy_tangent, R.sum_tangent])
 for _fn in (R.zeros_like, R.sign, R.argmax, R.argmin, R.argbest, R.final_state,
             R.write_back):
     _helper(_fn, zero=True)
