@@ -361,3 +361,20 @@ def test_what_stays_refused_is_one_error_at_the_users_line(fn, args, marker, wor
     assert words in str(info.value)
     assert info.value.lineno == line
 
+
+
+def zero_inner_gradient(x):
+    """The inner gradient is zero: transpile.grad returns zeros of the argument's shape,
+    and the derivative code computes with the same zeros (not a 0.0 that sums to 0)."""
+    g = transpile.grad(lambda v: x * 2.0)
+    r = g(np.ones(3))
+    return x * np.sum(r + 1.0) + r.shape[0]
+
+
+def test_a_zero_inner_gradient_of_an_array_is_zeros_of_its_shape():
+    for x in (0.5, 1.5):
+        value, d = transpile.value_and_grad(zero_inner_gradient)(x)
+        assert value == pytest.approx(zero_inner_gradient(x), rel=1e-12)
+        assert d == pytest.approx(central(zero_inner_gradient, x), rel=1e-7)
+        assert transpile.jvp(zero_inner_gradient, (x,), (1.0,))[1] == pytest.approx(
+            central(zero_inner_gradient, x), rel=1e-7)

@@ -564,7 +564,7 @@ class GradientFunction:
         if self.many and len(self.names) == 1:
             raise TranspileError(f"{self.__name__} returns a tuple of one gradient; to "
                                  "differentiate it again give wrt as one parameter")
-        options = dict(self._options or {}, copy_adjoints=True)
+        options = dict(self._options or {}, copy_adjoints=True, finished=True)
         code = _derivative_gradient(self._target(kinds), self.names, kinds, options,
                                     gradient_only=not self.with_value).function
         if not hasattr(code, "__transpile_source__"):

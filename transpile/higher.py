@@ -373,7 +373,7 @@ class NestedDerivative:
         if self.names is None:
             return cast(Callable[..., Any], target)
         compiled = api._derivative_gradient(target, self.names, kinds,
-                                            {"copy_adjoints": True},
+                                            {"copy_adjoints": True, "finished": True},
                                             gradient_only=not self.with_value)
         fn = compiled.function
         if not hasattr(fn, "__transpile_source__"):

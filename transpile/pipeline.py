@@ -173,7 +173,8 @@ def _kinds_key(kinds):
 
 # optimize: the passes of optimize.py; simplify: sympy on scalar code; copy_adjoints:
 # helpers never update adjoints in place (for code that reverse mode differentiates again);
-# checkpoint: None, "sqrt" or k (checkpointed loops, checkpoint.py)
+# checkpoint: None, "sqrt" or k (checkpointed loops, checkpoint.py); and, not by default,
+# finished: zero gradients of arrays and lists made zeros of their shape (runtime.finished)
 DEFAULT_OPTIONS = {"optimize": True, "simplify": True, "copy_adjoints": False,
                    "checkpoint": None}
 
@@ -541,6 +542,10 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
             body.append(A.assign(dv, A.const(0.0)))
         body.append(A.assign(d_result, A.const(1.0)))
         body += rev
+        if options.get("finished"):       # zero gradients shaped as transpile.grad's
+            finished = env.helper("finished")
+            body += [A.assign(g, ast.Call(func=A.load(finished), args=[A.load(g), A.load(p)],
+                                          keywords=[])) for g, p in zip(grads, active)]
         out = grads[0] if len(grads) == 1 else T.names_tuple(grads)
         body += (T.expand(T.return_value_and, VALUE=value, OUT=out) if kind == "value_and_grad"
                  else T.expand(T.return_only, OUT=out))

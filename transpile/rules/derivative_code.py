@@ -123,6 +123,15 @@ _helper(_element_adjoint, None, None, None, None, None, multilinear=[(0,)],
         params="G, ans, adj, value, index, g",
         unavailable="derivatives of this order through the adjoint of an element read "
                     "(the reverse rule of the reverse rule of indexing) are not available")
+def _passed(G, ans, *args):
+    """G: the reverse rule of a function that returns its first argument (reshaped at
+    most), and so the reverse rule of itself. A computed 0.0 passes G on too."""
+    return G
+
+
+_helper(_passed, _passed, multilinear=[(0,)],
+        params=", ".join(["G", "ans"] + [f"a{i}" for i in range(2, _DEPTH + 2)]))
+_helper(R.finished, _passed, None, multilinear=[(0,)], params="g, x")
 for _add_at in (R.add_at, R.add_at_copy):
     _helper(_add_at, _passed_unless_zero(2), None, None, _element_adjoint,
             multilinear=[(0, 3)], params="adj, value, index, g")
