@@ -166,6 +166,7 @@ class Analysis:
         self.params = list(norm.params) + list(norm.unit.extra_params)
         self.active = set(active_params)
         self.inputs = frozenset(active_params)   # the parameters differentiated
+        self.wrt = tuple(active_params)   # the parameters differentiated with respect to
         self.sites = {}          # name -> number of assignment sites
         self.in_loop = set()     # names assigned inside a loop
         self.kind = {}           # name -> its Kind

@@ -88,6 +88,26 @@ def _function(f: Any) -> Callable[..., Any]:
     return f
 
 
+def _code_of(f: Any) -> Callable[[dict[str, str]], Callable[..., Any]] | None:
+    """For a derivative made by transpile that can be differentiated again (a gradient,
+    grad of a gradient...): ``kinds -> its generated code``, a plain Python function of
+    the parameters of the user's function computing what the derivative returns (built
+    to be differentiated again). None for anything else."""
+    code = getattr(f, "__transpile_code__", None)
+    return code if callable(code) and getattr(f, "fn", None) is not None else None
+
+
+def _differentiable(f: Any) -> tuple[Callable[..., Any], Callable[[dict[str, str]], Any]]:
+    """(the user's function, whose parameters a derivative has; kinds -> the function to
+    transform): the function itself, or for a derivative its generated code (so any
+    derivative maker works on derivatives, to any order)."""
+    code = _code_of(f)
+    if code is not None:
+        return cast(Callable[..., Any], f.fn), code
+    fn = _function(f)
+    return fn, lambda kinds: fn
+
+
 # --- the API boundary: a TranspileError reaches the user as one short message -------------
 #
 # Errors are raised deep in the passes; what the user needs is the message (which already
@@ -148,7 +168,7 @@ class _Entry:
             raise _trimmed(exc) from None
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
+        if name.startswith("__") and name != "__transpile_code__":
             raise AttributeError(name)
         return getattr(self._wrapped, name)
 
@@ -162,7 +182,7 @@ def entry_for(maker: _F) -> _F:
     def entry(f: Callable[..., Any], wrt: Wrt | None = None, *args: Any,
               argnums: Wrt | None = None, **kwargs: Any) -> _Entry:
         try:
-            fn = _function(f)
+            fn, _ = _differentiable(f)
             wrt = _resolve_wrt(wrt, argnums)
             names, _ = _wrt_names(fn, wrt)
             return _Entry(maker(f, wrt, *args, **kwargs), fn, names)
@@ -667,10 +687,15 @@ class Variants:
         return self.last
 
 
-def _gradient_variants(fn, names, jit=False, options=None):
+def _gradient_variants(fn, names, jit=False, options=None, derivative=None):
     """Variants of the gradient of fn (the compiled code of `pipeline.gradient_function`,
-    through numba with `jit`)."""
+    through numba with `jit`). With `code` (kinds -> generated code of a derivative of
+    fn), the gradient of that code: reverse mode, or where a rule inside has no reverse
+    rule of its own and the parameters are numbers, forward mode (one tangent per
+    parameter)."""
     def build(kinds):
+        if derivative is not None:
+            return _derivative_gradient(derivative(kinds), names, kinds, options)
         compiled = pipeline.gradient_function(fn, names, kinds, options)
         if _returns_nothing(fn):
             code = fn.__code__
@@ -713,6 +738,43 @@ def _aux_variants(fn, names, checkpoint=None):
     return Variants(fn, build, check)
 
 
+def _derivative_gradient(target, names, kinds, options, gradient_only=False):
+    """The gradient of generated derivative code `target` (see `_gradient_variants`)."""
+    try:
+        return pipeline.gradient_function(target, names, kinds, options, gradient_only)
+    except TranspileError as exc:
+        if not getattr(exc, "no_reverse_rule", False) or any(
+                kinds.get(n) != "scalar" for n in names):
+            raise
+    return _ForwardGradient(target, names, kinds, gradient_only)
+
+
+class _ForwardGradient:
+    """The gradient of a function of numbers by forward mode: one tangent function per
+    parameter, its tangent fixed to 1.0 (``seed``); shaped like a `pipeline.Compiled`
+    gradient: ``.function(*args) -> (value, gradients)`` (or the gradients alone)."""
+
+    def __init__(self, target, names, kinds, gradient_only=False):
+        self.gradient_only = gradient_only
+        self.parts = [pipeline.jvp_function(target, (n,), kinds, {"seed": 1.0},
+                                            tangent_only=gradient_only) for n in names]
+
+    @property
+    def function(self) -> Callable[..., Any]:
+        if len(self.parts) == 1:        # the generated tangent function itself
+            return cast(Callable[..., Any], self.parts[0].function)
+        return self._combined
+
+    def _combined(self, *args: Any, **kwargs: Any) -> Any:
+        outs = [part.function(*args, **kwargs) for part in self.parts]
+        grads = tuple(outs) if self.gradient_only else tuple(o[1] for o in outs)
+        return grads if self.gradient_only else (outs[0][0], grads)
+
+    @property
+    def source(self) -> str:
+        return "\n\n".join(part.source for part in self.parts)
+
+
 class GradientFunction:
     """A gradient made by `grad` or `value_and_grad`: call it like ``f``.
 
@@ -735,7 +797,16 @@ class GradientFunction:
 
     def __init__(self, f: Callable[..., Any], wrt: Wrt, with_value: bool, jit: bool = False,
                  checkpoint: Checkpoint = None, has_aux: bool = False) -> None:
-        fn = _function(f)
+        fn, self._target = _differentiable(f)
+        code = _code_of(f)
+        if code is not None and jit:
+            raise TranspileError("jit=True is not available for grad(grad(f)); "
+                                 "use jit=False")
+        if code is not None and (has_aux or getattr(f, "has_aux", False)):
+            raise TranspileError("grad of a gradient: has_aux=True is not available there")
+        inner: tuple[str, ...] = getattr(f, "names", ())
+        if code is not None and wrt == 0 and len(inner) == 1:
+            wrt = inner[0]         # grad(grad(f, wrt=p)): the second derivative in p
         names, many = _wrt_names(fn, wrt)
         if jit and has_aux:
             raise TranspileError("has_aux=True is not available with jit=True; "
@@ -747,11 +818,11 @@ class GradientFunction:
         self.jit = bool(jit)
         self.has_aux = bool(has_aux)
         checkpoint = check_option(checkpoint)
+        self._options = {"checkpoint": checkpoint} if checkpoint else None
         if has_aux:
             self.variants = _aux_variants(fn, names, checkpoint)
         else:
-            self.variants = _gradient_variants(
-                fn, names, self.jit, {"checkpoint": checkpoint} if checkpoint else None)
+            self.variants = _gradient_variants(fn, names, self.jit, self._options, code)
         functools.update_wrapper(self, fn, updated=())   # not fn.__dict__ over ours
         self.__name__ = ("value_and_grad_" if with_value else "grad_") + fn.__name__
         self._lookup = self.variants.variants.get
@@ -840,6 +911,22 @@ class GradientFunction:
             return self.variants.default().source
         except TranspileError as exc:
             raise _trimmed(exc) from None
+
+    def __transpile_code__(self, kinds: dict[str, str]) -> Callable[..., Any]:
+        """The generated code of this gradient for arguments of these kinds, built to be
+        differentiated again (copying helpers): a function of ``f``'s parameters
+        returning the gradient (``(value, gradient)`` for value_and_grad)."""
+        if self.many and len(self.names) == 1:
+            raise TranspileError(f"{self.__name__} returns a tuple of one gradient; to "
+                                 "differentiate it again give wrt as one parameter")
+        options = dict(self._options or {}, copy_adjoints=True, finished=True)
+        code = _derivative_gradient(self._target(kinds), self.names, kinds, options,
+                                    gradient_only=not self.with_value).function
+        if not hasattr(code, "__transpile_source__"):
+            raise TranspileError(f"{self.__name__} is computed by forward mode, one "
+                                 "parameter at a time: to differentiate it again, give "
+                                 "wrt as one parameter")
+        return cast(Callable[..., Any], code)
 
     @property
     def generated(self) -> Callable[..., Any]:
@@ -961,7 +1048,13 @@ def grad(f: Callable[..., Any], wrt: Wrt | None = None, jit: bool = False,
     Notes
     -----
     ``grad(grad(f))`` of a function of one number is its second derivative (reverse
-    mode over the generated gradient code). A function typed at the interactive prompt
+    mode over the generated gradient code), and so on to any order: every derivative
+    maker takes a gradient and differentiates its generated code (without ``wrt`` of its
+    own, the outer grad differentiates in the inner one's parameter; name another to
+    get mixed partials). ``transpile.grad`` and ``value_and_grad`` may be called inside a
+    function being differentiated, on a def or lambda that closes over its variables:
+    the inner gradient's generated code takes those variables as parameters and is
+    differentiated like any called function. A function typed at the interactive prompt
     has no source: define it in a file (the examples here run under doctest, which
     provides their source).
 
@@ -986,6 +1079,12 @@ def grad(f: Callable[..., Any], wrt: Wrt | None = None, jit: bool = False,
     ...     return y * 3.0, (y, "squared")
     >>> transpile.grad(with_aux, has_aux=True)(2.0)     # (gradient, aux)
     (12.0, (4.0, 'squared'))
+    >>> transpile.grad(transpile.grad(f), wrt="w")(3.0, 2.0)   # d2f/dw dx = 2 x
+    6.0
+    >>> def g(x):
+    ...     return x * transpile.grad(lambda y: x * y * y)(3.0)   # x * (2 x y) at y = 3
+    >>> transpile.grad(g)(2.0)                # d/dx 6 x^2 = 12 x
+    24.0
     >>> print(df.source)                      # doctest: +ELLIPSIS
     def grad_f(x, w):
         ...
@@ -993,14 +1092,6 @@ def grad(f: Callable[..., Any], wrt: Wrt | None = None, jit: bool = False,
     <BLANKLINE>
     """
     wrt = _resolve_wrt(wrt, argnums)
-    if isinstance(f, GradientFunction):
-        if f.has_aux or has_aux:
-            raise TranspileError("grad of a gradient: has_aux=True is not available there")
-        if jit:
-            raise TranspileError("jit=True is not available for grad(grad(f)); "
-                                 "use jit=False")
-        from .higher import second_derivative
-        return _Entry(second_derivative(f), f.fn, f.names)
     return GradientFunction(f, wrt, False, jit, checkpoint, has_aux)
 
 
@@ -1059,11 +1150,11 @@ def vjp(f: Callable[..., Any], *args: Any, wrt: Wrt | None = None,
     >>> pullback((1.0, 10.0))                # d(x * w + 10 (x + w))/dx
     12.0
     """
-    fn = _function(f)
+    fn, target = _differentiable(f)
     names, many = _wrt_names(fn, _resolve_wrt(wrt, argnums))
     _check_arguments(fn, names, _bind(fn, args, kwargs, names))
-    compiled = pipeline.vjp_pair(fn, names, _kinds(fn, args, kwargs),
-                                 check_option(checkpoint))
+    kinds = _kinds(fn, args, kwargs)
+    compiled = pipeline.vjp_pair(target(kinds), names, kinds, check_option(checkpoint))
     value, pullback = _sweeps(fn, compiled, names, many, args, kwargs, has_aux)
     if has_aux:
         return _own_value(value[0]), pullback, _own_value(value[1])
@@ -1146,7 +1237,7 @@ def _own_value(value: Any) -> Any:
 def _jvp_compiled(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence[Any]
                   ) -> tuple[Any, list[str], dict[str, str]]:
     """(compiled tangent code, parameter names, tangent keyword per parameter) for jvp."""
-    fn = _function(f)
+    fn, target = _differentiable(f)
     args, tangents = tuple(args), tuple(tangents)
     if len(args) != len(tangents):
         raise TypeError("jvp: give one tangent (or None) per argument")
@@ -1157,8 +1248,9 @@ def _jvp_compiled(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence
     active = tuple(params[i] for i, t in enumerate(tangents) if t is not None)
     _check_arguments(fn, active, [a for a, t in zip(args, tangents) if t is not None])
     whole = pipeline._whole(active)
-    compiled = pipeline.jvp_function(fn, whole, _kinds(fn, args, {}))
-    return compiled, params, pipeline.tangent_names(fn, whole)
+    code = target(_kinds(fn, args, {}))
+    compiled = pipeline.jvp_function(code, whole, _kinds(fn, args, {}))
+    return compiled, params, pipeline.tangent_names(code, whole)
 
 
 @_entry_point

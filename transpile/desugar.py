@@ -82,7 +82,8 @@ def lift_nested(unit, body, outer_locals, local_functions):
     body = [Lift().visit(s) for s in body]
     body = _name_called_lambdas(body, unit)
     defs = [n for n in A.statements(body) if isinstance(n, ast.FunctionDef)]
-    fnames = {d.name for d in defs} | set(local_functions)
+    made = _derivatives_made(body, unit)           # g = transpile.grad(F): g stands for F
+    fnames = {d.name for d in defs} | set(local_functions) | set(made)
     own = {}                  # def name -> (outer locals it reads, local functions it calls)
     for d in defs:
         inner = d.args
@@ -92,7 +93,7 @@ def lift_nested(unit, body, outer_locals, local_functions):
         for s in d.body:
             free |= A.names_loaded(s)
         own[d.name] = ((free - inner_locals) & outer_locals - fnames,
-                       (free - inner_locals) & fnames)
+                       {made.get(c, c) for c in (free - inner_locals) & fnames})
     reads = {k: set(v[0]) for k, v in own.items()}
     changed = True
     while changed:             # a def calling another reads what that one reads: `g` calling
@@ -126,6 +127,124 @@ def lift_nested(unit, body, outer_locals, local_functions):
         except ValueError:
             pass
         local_functions[d.name] = nested
+    return _nested_derivatives(unit, body, local_functions)
+
+
+def _maker_call(unit, e, local=()):
+    """Is e a call of transpile.grad or transpile.value_and_grad (not of a local name)?"""
+    if not isinstance(e, ast.Call):
+        return False
+    from .higher import is_maker
+    try:
+        return is_maker(unit.resolve(e.func, local))
+    except Exception:                  # noqa: BLE001 - an odd attribute: not a maker
+        return False
+
+
+def _locals(body, unit):
+    """The names a body binds (its variables and defs) and the unit's parameters."""
+    return A.stored_outside_defs(body) | set(unit.params)
+
+
+def _derivatives_made(body, unit):
+    """{g: F} for the statements ``g = transpile.grad(F, ...)`` of body (F a name)."""
+    local = _locals(body, unit)
+    out = {}
+    for s in A.statements(body):
+        if (isinstance(s, ast.Assign) and len(s.targets) == 1
+                and isinstance(s.targets[0], ast.Name) and _maker_call(unit, s.value, local)
+                and s.value.args and isinstance(s.value.args[0], ast.Name)):
+            out[s.targets[0].id] = s.value.args[0].id
+    return out
+
+
+def _nested_derivatives(unit, body, local_functions):
+    """Calls of derivatives inside the function (closure conversion, see higher.py):
+    ``g = transpile.grad(F, wrt)`` makes g a local function standing for F's gradient
+    (the assignment itself goes: g is only ever called) and ``transpile.grad(F)(a)`` calls
+    one directly. F is a local def or lambda (lifted: its free variables become explicit
+    parameters), another such g, or a function or derivative the function reads."""
+    from .higher import NestedDerivative, _makers
+    from .names import Names
+    names = Names(ast.Module(body=list(body), type_ignores=[]))
+    local = _locals(body, unit)
+    stores = {}
+    for n in A.walk_outside_defs(body):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+            stores[n.id] = stores.get(n.id, 0) + 1
+
+    def derivative(call):
+        with_value = _makers()[unit.resolve(call.func)]
+        if not call.args or len(call.args) > 2 or any(k.arg != "wrt" for k in call.keywords):
+            raise unit.error("inside a differentiated function transpile.grad takes the "
+                             "function and wrt= only", call)
+        f = call.args[0]
+        if isinstance(f, ast.Name) and f.id in local_functions:
+            base = local_functions[f.id]
+        else:
+            base = unit.resolve(f, set(stores) | set(unit.params))
+            if base is None or not callable(base):
+                raise unit.error(f"transpile.grad of {ast.unparse(f)} inside a "
+                                 "differentiated function: give it a function defined "
+                                 "here or in a module (a def or lambda)", call)
+        wrt = call.args[1] if len(call.args) > 1 else next(
+            (k.value for k in call.keywords), A.const(0))
+        try:
+            wrt = ast.literal_eval(wrt)
+        except ValueError:
+            raise unit.error("inside a differentiated function, wrt must be a literal "
+                             "(a number or a name in quotes)", call) from None
+        nd = NestedDerivative(base, None, with_value, call, unit)
+        nd.resolve_wrt(wrt, lambda msg: unit.error(msg, call))
+        return nd
+
+    class Rewrite(ast.NodeTransformer):
+        def visit_FunctionDef(self, n):
+            return n
+
+        def visit_Lambda(self, n):
+            return n
+
+        def visit_Assign(self, n):
+            if (len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
+                    and _maker_call(unit, n.value, local)):
+                name = n.targets[0].id
+                if stores.get(name, 0) != 1:
+                    raise unit.error(f"'{name}' holds a derivative and is assigned again: "
+                                     "give each derivative its own name", n)
+                self.generic_visit(n.value)
+                local_functions[name] = derivative(n.value)
+                return A.located(ast.Pass(), n)
+            self.generic_visit(n)
+            return n
+
+        def visit_Call(self, n):
+            if _maker_call(unit, n.func, local):
+                self.generic_visit(n.func)
+                n.args = [self.visit(a) for a in n.args]
+                n.keywords = [self.visit(k) for k in n.keywords]
+            else:
+                self.generic_visit(n)
+            if _maker_call(unit, n.func, local):
+                name = names.fresh("_" + ("value_and_grad" if _makers()[
+                    unit.resolve(n.func.func)] else "grad"))
+                local_functions[name] = derivative(n.func)
+                n.func = A.located(A.load(name), n.func)
+            elif _maker_call(unit, n, local):
+                raise unit.error("a derivative made inside a differentiated function must "
+                                 "be called there or assigned to a name that is called",
+                                 n)
+            return n
+
+    body = [Rewrite().visit(s) for s in body]
+    made = {k for k, v in local_functions.items() if isinstance(v, NestedDerivative)}
+    funcs = {id(n.func) for s in body for n in ast.walk(s) if isinstance(n, ast.Call)}
+    for s in body:
+        for n in ast.walk(s):
+            if isinstance(n, ast.Name) and n.id in made and isinstance(n.ctx, ast.Load) \
+                    and id(n) not in funcs:
+                from .frontend import NESTED_MESSAGE
+                raise unit.error(NESTED_MESSAGE, n)
     return body
 
 
@@ -161,6 +280,7 @@ def _name_called_lambdas(stmts, unit):
     """`(lambda u: e)(a)` -> `def _lambda1(u): return e` before the statement, `_lambda1(a)`."""
     from .names import Names
     names = Names(ast.Module(body=list(stmts), type_ignores=[]))
+    local = _locals(stmts, unit)
 
     def fresh():
         return names.fresh("_lambda")
@@ -180,6 +300,11 @@ def _name_called_lambdas(stmts, unit):
                         lam, name = n.func, fresh()
                         defs.append(A.lambda_def(name, lam, s))
                         n.func = A.located(A.load(name), lam)
+                    elif n.args and isinstance(n.args[0], ast.Lambda) and _maker_call(
+                            unit, n, local):   # transpile.grad(lambda y: ...)
+                        lam, name = n.args[0], fresh()
+                        defs.append(A.lambda_def(name, lam, s))
+                        n.args[0] = A.located(A.load(name), lam)
                     return n
 
             for field in ("body", "orelse"):

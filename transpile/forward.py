@@ -47,10 +47,12 @@ class ForwardTransform(Transform):
         """The tangent statements; at the end, the tangent of the result (named
         `self.d(result)`) has the result's structure, shape and floating dtype."""
         body = self.block(self.norm.body)
-        # a parameter given no tangent that comes to hold one (a dict or list the caller
-        # passed, written a value carrying a derivative): its tangent starts at zero
-        body[:0] = [A.assign(self.d(p), A.const(0.0)) for p in self.an.params
-                    if p in self.an.active and p not in self.an.inputs]
+        # a parameter held fixed that later holds a value with a tangent (`c = c + x`):
+        # its tangent starts at zero
+        fixed = [p for p in self.an.params if p in self.an.active and p not in
+                 self.an.wrt and any(isinstance(n, ast.Name) and n.id == self.d(p)
+                                  for s in body for n in ast.walk(s))]
+        body = [A.assign(self.d(p), A.const(0.0)) for p in fixed] + body
         result = self.norm.result
         dres = self.d(result)
         t = A.load(dres) if result in self.an.active else A.const(0.0)
@@ -281,12 +283,12 @@ class ForwardTransform(Transform):
         target = A.get_tag(call, "user")
         params, bound = self.env.bind_call(target, call, self.unit, s)
         active = [p for p in params if p in bound and self.active(bound[p])]
-        if not active:
-            from .reverse import plain_call
-            return [plain_call(s, target), A.assign(self.d(t), A.const(0.0))]
+        from .reverse import plain_call
         kinds = {p: self.an.kind_of(arg) or "unknown" for p, arg in bound.items()}
         from .pipeline import static_kinds
         kinds.update(static_kinds(getattr(self.norm, "statics", {}), bound))
+        if not active:
+            return [plain_call(s, target, self.env, kinds), A.assign(self.d(t), A.const(0.0))]
         jvp_name, tangent_kw = self.env.callee_jvp(target, tuple(active), kinds, s)
         keywords = list(call.keywords) + [
             ast.keyword(arg=tangent_kw[p], value=A.load(self.d(bound[p].id)))

@@ -320,11 +320,12 @@ def _by_bytecode(candidates, code):
 
 # --- nested differentiation --------------------------------------------------------------
 
-NESTED_MESSAGE = ("nested transpile.grad inside a differentiated function is not "
-                  "supported (transpile.grad, vjp, jvp, hessian and the functions they "
-                  "return cannot be called by a function being differentiated); compute "
-                  "the inner derivative by hand, or differentiate the outer function of "
-                  "its own parameters only")
+NESTED_MESSAGE = ("nested differentiation: inside a differentiated function transpile.grad "
+                  "and transpile.value_and_grad may be called (transpile.grad(f)(x), or "
+                  "g = transpile.grad(f) then g(x)), and gradients made outside called; "
+                  "other uses (an alias, passing them as values, vjp, jvp, hvp, hessian, "
+                  "jacobian) are not supported: call them directly, or compute the inner "
+                  "derivative by hand")
 
 
 def _is_derivative_object(obj):
@@ -332,16 +333,35 @@ def _is_derivative_object(obj):
     return getattr(obj, "__transpile_derivative__", False) is True
 
 
+def _callable_inside(obj):
+    """May a differentiated function call obj? transpile.grad and value_and_grad, and the
+    derivatives that have generated code of their own (closure conversion: higher.py)."""
+    from .api import _code_of
+    from .higher import is_maker
+    return is_maker(obj) or _code_of(obj) is not None
+
+
 def _refuse_nested_differentiation(unit):
-    """A function being differentiated may not compute derivatives with transpile: the
-    inner derivative's dependence on the outer parameters (closures included) would be
-    lost or confused."""
+    """A function being differentiated may call transpile.grad (or value_and_grad) and
+    the derivatives it makes (see higher.NestedDerivative); any other use of transpile's
+    derivative makers or of the functions they return is refused: the inner derivative's
+    dependence on the outer parameters (closures included) would be lost or confused."""
     local = set(unit.params) | A.names_stored(unit.node)
     for n in ast.walk(unit.node):
         if isinstance(n, ast.arg):
             local.add(n.arg)
         elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             local.add(n.name)
+    called = {id(n.func) for n in ast.walk(unit.node) if isinstance(n, ast.Call)}
+    for n in ast.walk(unit.node):            # transpile.grad(g): g is differentiated
+        if isinstance(n, ast.Call) and n.args and id(n.func) in called:
+            try:
+                maker = unit.resolve(n.func)
+            except Exception:                  # noqa: BLE001 - an odd attribute: not ours
+                continue
+            from .higher import is_maker
+            if is_maker(maker):
+                called.add(id(n.args[0]))
     for n in ast.walk(unit.node):
         if isinstance(n, (ast.Name, ast.Attribute)) and isinstance(n.ctx, ast.Load):
             if isinstance(n, ast.Name) and n.id in local:
@@ -351,6 +371,8 @@ def _refuse_nested_differentiation(unit):
             except Exception:                  # noqa: BLE001 - an odd attribute: not ours
                 continue
             if obj is not None and _is_derivative_object(obj):
+                if id(n) in called and _callable_inside(obj):
+                    continue
                 raise unit.error(NESTED_MESSAGE, n)
 
 

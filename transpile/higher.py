@@ -10,23 +10,28 @@ runtime helpers it calls carry rules of their own (rules/derivative_code.py).
   *generated* gradient code, in direction v. mode="reverse-over-forward" takes the gradient
   of the generated tangent function x -> <grad f(x), v> instead.
 * `hessian(f, wrt)`: n Hessian-vector products with the unit vectors.
-* `grad(grad(f))`: for a function of one scalar, the second derivative, reverse over
-  reverse (the gradient of the generated gradient code, built with copying helpers so the
-  outer adjoint sweep sees every inner adjoint as it was); where an inner reverse rule has
-  no reverse rule of its own, forward over reverse.
+
+Each maker takes a derivative as well as a function (`api._differentiable`): a gradient
+(and the gradient of a gradient, to any order) has generated code of its own, built with
+copying helpers so an outer adjoint sweep sees every inner adjoint as it was, and that code
+is what is differentiated. So `grad(grad(grad(f)))` is reverse mode over the generated
+second-derivative code (where an inner reverse rule has no reverse rule of its own and the
+parameters are numbers, forward mode over it: `api._ForwardGradient`), and
+`hessian(grad(f))`, `jvp(grad(grad(f)), ...)` or `value_and_grad(grad(f))` work the same way.
 
 The public `hvp`, `hessian` and `jacobian` are these makers wrapped by `api.entry_for`
 (arguments checked, errors trimmed to the user's frames).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, cast
 
 import numpy as np
 
 from . import pipeline
-from .api import Derivative, GradientFunction, Wrt
-from .api import Variants, _bind, _function, _param_names, _wrt_names, grad as _grad
+from .api import Derivative, Wrt
+from .api import Variants, _bind, _differentiable, _param_names, _wrt_names
+from .api import grad as _grad
 from .api import vjp as _vjp
 from .api import jvp as _jvp
 from .api import _leaf_gradient, _no_derivative, _node, _own
@@ -100,18 +105,19 @@ def hvp(f: Callable[..., Any], wrt: Wrt = 0,
     """
     if mode not in HVP_MODES:
         raise ValueError(f"mode must be one of {HVP_MODES}")
-    fn = _function(f)
+    fn, target = _differentiable(f)
     names, many = _second_order_names(fn, wrt)
     def build(kinds: dict[str, str]) -> tuple[Callable[..., Any], Callable[[], str]]:
+        code = target(kinds)
         if mode == "reverse-over-forward":
-            tangent = pipeline.jvp_function(fn, names, kinds, tangent_only=True)
+            tangent = pipeline.jvp_function(code, names, kinds, tangent_only=True)
             g = _grad(tangent.function, wrt=names if many else names[0])
-            keywords = pipeline.tangent_names(fn, names)
+            keywords = pipeline.tangent_names(code, names)
 
             def gradient_of_tangent(args: Any, vs: Any) -> Any:
                 return g(*args, **{keywords[p]: t for p, t in zip(names, vs)})
             return gradient_of_tangent, lambda: tangent.source + "\n\n" + g.source
-        gradient = pipeline.gradient_function(fn, names, kinds, gradient_only=True)
+        gradient = pipeline.gradient_function(code, names, kinds, gradient_only=True)
         outer = pipeline.jvp_function(gradient.function, names, kinds, tangent_only=True)
         keywords = pipeline.tangent_names(gradient.function, names)
 
@@ -200,9 +206,10 @@ def hessian(f: Callable[..., Any], wrt: Wrt = 0,
     >>> transpile.hessian(f, wrt=(0, 1))(2.0, 3.0)    # [[6 x w, 3 x^2], [3 x^2, 0]]
     [[36.0, 12.0], [12.0, 0.0]]
     """
-    fn = _function(f)
+    fn, _ = _differentiable(f)
     names, many = _second_order_names(fn, wrt)
-    product = hvp(fn, wrt, mode=mode)
+    product = hvp(f, wrt, mode=mode)
+    params = _param_names(fn)
 
     def run(*args):
         xs = _bind(fn, args, {}, names)
@@ -290,7 +297,7 @@ def jacobian(f: Callable[..., Any], wrt: Wrt = 0,
     """
     if mode not in ("auto", "forward", "reverse"):
         raise ValueError("mode must be 'auto', 'forward' or 'reverse'")
-    fn = _function(f)
+    fn, _ = _differentiable(f)
     names, many = _second_order_names(fn, wrt)
     if many:
         raise TranspileError("jacobian: give one parameter in wrt")
@@ -299,7 +306,7 @@ def jacobian(f: Callable[..., Any], wrt: Wrt = 0,
 
     def run(*args):
         x = args[index]
-        value = fn(*args)
+        value = f(*args)
         if x is not None and tree.is_node(x) or _nested(value):
             return structured(args, x, value)
         xa = np.asarray(x, dtype=float)
@@ -314,10 +321,10 @@ def jacobian(f: Callable[..., Any], wrt: Wrt = 0,
                 e[idx] = 1.0
                 tangents: list[Any] = [None] * len(args)
                 tangents[index] = e if hasattr(x, "shape") else 1.0
-                _, t = _jvp(fn, args, tangents)
+                _, t = _jvp(f, args, tangents)
                 out[(Ellipsis,) + idx] = np.asarray(t, dtype=float)
         else:
-            _, pullback = _vjp(fn, *args, wrt=index)
+            _, pullback = _vjp(f, *args, wrt=index)
             for idx in np.ndindex(*ya.shape):
                 e = np.zeros(ya.shape)
                 e[idx] = 1.0
@@ -415,47 +422,113 @@ def _leaves_like(x: Any, g: Any) -> list[Any]:
     return [leaf for c, p in zip(children, parts) for leaf in _leaves_like(c, p)]
 
 
-def second_derivative(gradient_function: GradientFunction) -> Derivative:
-    """grad(grad(f)) for f of one scalar parameter: d^2 f / dx^2 at the arguments, reverse
-    mode over the generated gradient code (forward over reverse where a rule inside has
-    no reverse rule of its own)."""
-    fn = gradient_function.fn
-    names = gradient_function.names
-    if len(names) != 1 or gradient_function.with_value:
-        raise TranspileError("grad of a gradient needs a gradient with respect to one "
-                             "parameter (use transpile.hessian for several)")
-    fallback = hvp(fn, names[0])
+# --- transpile.grad inside a function being differentiated ---------------------------------
+#
+# Closure conversion: `g = transpile.grad(lambda y: x * y ** 2)` in f is lambda-lifted
+# (desugar.py: the lambda's free variables of f, here x, become keyword-only parameters)
+# and every call `g(a)` becomes a call of the generated gradient code of the lifted
+# function, `grad__lambda1(a, x=x)`: an ordinary callee with source, which f's own
+# transform differentiates like any other (in x too, so d f/dx sees how g's result moves
+# with x). Each level of derivative is its own generated function of explicit
+# parameters, so a perturbation of one level cannot be confused with another's.
 
-    def reverse_over_reverse(kinds):
-        inner = pipeline.gradient_function(fn, names, kinds, gradient_only=True,
-                                           options={"copy_adjoints": True})
-        outer = _grad(inner.function, wrt=names[0])
-        return outer, lambda: inner.source + "\n\n" + outer.source
+#: the makers a differentiated function may call, and whether they return the value too
+def _makers() -> dict[Any, bool]:
+    from . import api
+    return {api.grad: False, api.value_and_grad: True}
 
-    def build(kinds):
-        if kinds.get(names[0]) != "scalar":
-            raise TranspileError(f"grad(grad({fn.__qualname__})): '{names[0]}' must be a "
-                                 "number; use transpile.hessian for arrays")
-        outer, source = reverse_over_reverse(kinds)
-        chosen = [outer, source]
 
-        def call(*args):
-            try:
-                return chosen[0](*args)
-            except TranspileError as exc:     # raised while the outer gradient compiles
-                if chosen[0] is not outer or not getattr(exc, "no_reverse_rule", False):
-                    raise
-                chosen[:] = [lambda *a: fallback(*a, v=1.0), lambda: fallback.source]
-                return chosen[0](*args)
-        return call, lambda: chosen[1]()
+def is_maker(obj: Any) -> bool:
+    try:
+        return obj in _makers()
+    except TypeError:
+        return False
 
-    variants = Variants(fn, build)
 
-    def run(*args):
-        return variants.get(args, {})[0](*args)
+class NestedDerivative:
+    """What a call inside a differentiated function calls when it calls a derivative:
+    ``grad`` or ``value_and_grad`` (``with_value``) of `base` with respect to `names`, or
+    (``names`` None) a derivative made by transpile outside (its own code).
 
-    def source():
-        return variants.default()[1]()
+    `base` is a lifted local function (a `frontend.Unit` whose free variables of the
+    enclosing function are keyword-only `extra_params`), a function, another
+    NestedDerivative, or a derivative made by transpile. `code(kinds)` is the generated
+    function the call runs (and the enclosing transform differentiates)."""
 
-    run.__name__ = f"grad_grad_{fn.__name__}"
-    return _with_source(run, source)
+    def __init__(self, base: Any, names: tuple[str, ...] | None, with_value: bool = False,
+                 where: Any = None, outer: Any = None) -> None:
+        from . import api
+        self.base, self.names, self.with_value, self.where = base, names, with_value, where
+        self.outer = outer                # the Unit of the function calling it
+        self.unit: Any
+        if isinstance(base, NestedDerivative):
+            self.unit = base.unit
+        elif hasattr(base, "node"):                    # a lifted local function
+            self.unit = base
+        else:
+            fn = base.fn if api._code_of(base) is not None else api._function(base)
+            self.unit = pipeline.unit_of(fn)
+        self.extra_params = tuple(getattr(self.unit, "extra_params", ()))
+        self.name = self.unit.node.name
+
+    def positional(self) -> list[str]:
+        a = self.unit.node.args
+        return [p.arg for p in a.posonlyargs + a.args]
+
+    def inherited(self) -> tuple[str, ...] | None:
+        """The parameters the derivative below differentiates with respect to."""
+        base = self.base
+        if isinstance(base, NestedDerivative):
+            return base.names if base.names is not None else base.inherited()
+        return getattr(base, "names", None)
+
+    def base_code(self, kinds: dict[str, str]) -> Any:
+        from . import api
+        base = self.base
+        if isinstance(base, NestedDerivative):
+            return base.code(kinds)
+        code = api._code_of(base)
+        return code(kinds) if code is not None else base
+
+    def nested_code(self, kinds: dict[str, str]) -> Callable[..., Any]:
+        return self.code(kinds)
+
+    def code(self, kinds: dict[str, str]) -> Callable[..., Any]:
+        from . import api
+        target = self.base_code(kinds)
+        if self.names is None:
+            return cast(Callable[..., Any], target)
+        compiled = api._derivative_gradient(target, self.names, kinds,
+                                            {"copy_adjoints": True, "finished": True},
+                                            gradient_only=not self.with_value)
+        fn = compiled.function
+        if not hasattr(fn, "__transpile_source__"):
+            message = ("a derivative computed one parameter at a time by forward mode "
+                       "cannot be called inside a differentiated function: differentiate "
+                       "with respect to one parameter")
+            raise (self.outer.error(message, self.where) if self.outer is not None
+                   else TranspileError(message))
+        return cast(Callable[..., Any], fn)
+
+    def resolve_wrt(self, wrt: Any, error: Callable[[str], Exception]) -> None:
+        """names from a literal ``wrt`` (default 0: the parameter the derivative below
+        differentiates in, as for grad(grad(f)) outside)."""
+        params = self.positional()
+        inherited = self.inherited()
+        if wrt == 0 and inherited is not None and len(inherited) == 1:
+            self.names = tuple(inherited)
+            return
+        items = list(wrt) if isinstance(wrt, (tuple, list)) else [wrt]
+        names = []
+        for w in items:
+            if isinstance(w, int) and not isinstance(w, bool) and -len(params) <= w < len(
+                    params):
+                names.append(params[w])
+            elif isinstance(w, str) and w in params:
+                names.append(w)
+            else:
+                raise error(f"wrt={w!r}: {self.name} has no such parameter")
+        if isinstance(wrt, (tuple, list)):
+            raise error("inside a differentiated function, give transpile.grad one "
+                        "parameter in wrt (not a tuple)")
+        self.names = tuple(names)

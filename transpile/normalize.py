@@ -1296,6 +1296,9 @@ class Flattener(LoopFlattening):
                 "a derivative of derivative code that calls a function through a variable "
                 "(a parameter, a list element, an object's method) is not supported; "
                 "where the function is known, call it by its name", call)
+        if getattr(obj, "__transpile_code__", None) is not None:   # a gradient made outside
+            from .higher import NestedDerivative
+            return "user", NestedDerivative(obj, None)
         obj = getattr(obj, "__transpile_function__", obj)
         if _is_sink(obj):
             return "inactive", obj

@@ -137,6 +137,8 @@ _CACHE = weakref.WeakKeyDictionary()      # function (or Unit) -> {key: Compiled
 def unit_of(target):
     if isinstance(target, Unit):
         return target
+    if hasattr(target, "nested_code"):     # a derivative called inside (higher.py): the
+        return target.unit                 # function it is the derivative of
     unit = _UNITS.get(target)
     if unit is not None and not _unit_current(unit, target):
         unit = None                          # __code__ or defaults replaced: read again
@@ -171,7 +173,8 @@ def _kinds_key(kinds):
 
 # optimize: the passes of optimize.py; simplify: sympy on scalar code; copy_adjoints:
 # helpers never update adjoints in place (for code that reverse mode differentiates again);
-# checkpoint: None, "sqrt" or k (checkpointed loops, checkpoint.py)
+# checkpoint: None, "sqrt" or k (checkpointed loops, checkpoint.py); and, not by default,
+# finished: zero gradients of arrays and lists made zeros of their shape (runtime.finished)
 DEFAULT_OPTIONS = {"optimize": True, "simplify": True, "copy_adjoints": False,
                    "checkpoint": None}
 
@@ -202,7 +205,9 @@ def _pair(target, active, kinds=None, checkpoint=None):
 def jvp_function(fn, wrt, kinds=None, options=None, tangent_only=False):
     """Compiled forward-mode function f_jvp(*args, **tangents) -> (value, tangent), or with
     tangent_only just the tangent (a scalar function of args and tangents that reverse
-    mode can differentiate again: Hessian-vector products, forward-over... reverse)."""
+    mode can differentiate again: Hessian-vector products, forward-over... reverse).
+    options: as for gradient_function, and ``seed``: the default of the tangent keywords
+    (1.0 makes the function of one number its derivative, for grad of derivative code)."""
     options = dict(DEFAULT_OPTIONS, **(options or {}))
     kind = "jvp_tangent" if tangent_only else "jvp"
     key = (kind, tuple(wrt), _kinds_key(kinds), tuple(sorted(options.items())))
@@ -337,12 +342,21 @@ def _rebuild_in_place(compiled):
 
 
 
+def _concrete(target, kinds):
+    """The function a call runs: for a derivative called inside a differentiated function
+    (higher.NestedDerivative) its generated code for arguments of these kinds."""
+    code = getattr(target, "nested_code", None)
+    return target if code is None else code(kinds)
+
+
 def callee_jvp(target, active, kinds, caller, stmt):
+    target = _concrete(target, kinds)
     return jvp_function(target, active, kinds), unit_of(target).node.name, tangent_names(
         target, active)
 
 
 def callee_pair(target, active, kinds, caller, stmt):
+    target = _concrete(target, kinds)
     compiled = _pair(target, active, kinds)
     base = unit_of(target).node.name
     return compiled, base
@@ -597,6 +611,11 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         body += rev
         picked, grads = _selected(wanted, names)
         body += _bound_item(picked, env)
+        if options.get("finished"):       # zero gradients shaped as transpile.grad's
+            finished = env.helper("finished")
+            body += [A.assign(g, ast.Call(func=A.load(finished), args=[A.load(g), A.load(p)],
+                                          keywords=[])) for g, p in zip(grads, wanted)
+                     if element_of(p) is None]
         out = grads[0] if len(grads) == 1 else T.names_tuple(grads)
         body += (T.expand(T.return_value_and, VALUE=value, OUT=out) if kind == "value_and_grad"
                  else T.expand(T.return_only, OUT=out))
@@ -701,11 +720,12 @@ def _assemble_jvp(unit, norm, an, env, names, active, compiled, options, local_n
         body += T.expand(T.return_value_and, VALUE=result, OUT=out)
     body = _optimized(body, env, local_names, options, names, all_scalar=False)
     args = copy.deepcopy(unit.node.args)
+    seed = options.get("seed", 0.0)         # 1.0: called without tangents, a derivative
     for t in tangents:                       # keyword-only, default 0.0 (no tangent)
         args.kwonlyargs.append(ast.arg(arg=t))
-        args.kw_defaults.append(A.const(0.0))
+        args.kw_defaults.append(A.const(seed))
     name = unit.node.name
-    kwdefaults = dict(unit.kwdefaults or {}, **{t: 0.0 for t in tangents})
+    kwdefaults = dict(unit.kwdefaults or {}, **{t: seed for t in tangents})
     suffix = "_tangent" if compiled.kind == "jvp_tangent" else "_jvp"
     fn, source = build(f"{name}{suffix}", args, body, env, unit, unit.defaults, kwdefaults,
                        kind=compiled.kind)

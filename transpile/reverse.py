@@ -550,7 +550,9 @@ class ReverseTransform(ControlFlowReversal, Transform):
         active = [p for p in params if p in bound and self.active(bound[p])]
         if not active or t not in self.an.active:
             reset = [A.assign(self.d(t), A.const(0.0))] if t in self.an.active else []
-            return [marker(save=t), plain_call(s, target)], [marker(restore=t)] + reset
+            kinds = {p: self.an.kind_of(arg) or "unknown" for p, arg in bound.items()}
+            return [marker(save=t), plain_call(s, target, self.env, kinds)], [
+                marker(restore=t)] + reset
         from .pipeline import static_kinds
         kinds = static_kinds(getattr(self.norm, "statics", {}), bound)
         for p, arg in bound.items():
@@ -734,9 +736,16 @@ def dynamic_positions(active):
     return ast.Tuple(elts=[A.const(p) for p, _ in active], ctx=ast.Load())
 
 
-def plain_call(s, target):
+def plain_call(s, target, env=None, kinds=None):
     """`t = h(x, w=w)` -> `t = h(x)`: a call of a lifted nested function that needs no
-    derivative calls the function as the user wrote it (without its lifted extras)."""
+    derivative calls the function as the user wrote it (without its lifted extras). A
+    derivative called inside (higher.NestedDerivative) calls its generated code."""
+    code = getattr(target, "nested_code", None)
+    if code is not None:
+        fn = code(kinds or {})
+        call = copy.copy(s.value)
+        call.func = A.load(env.bind(fn.__name__, fn))
+        return A.assign(s.targets[0], call, s)
     extras = set(getattr(target, "extra_params", ()))
     if not extras:
         return s

@@ -91,12 +91,49 @@ def _push_adjoint_vjps():
 
 
 # --- runtime helpers -------------------------------------------------------------------
+_DEPTH = 24     # levels of rules for the helpers' reverse rules (derivatives of that order)
+
+
+def _passed_unless_zero(k):
+    """G, or 0.0 where argument k (the zero placeholder of an adjoint) is zero: the reverse
+    rule of `add` for one of its arguments, and (k + 2) the reverse rule of that one."""
+    fn = _PASSED.get(k)
+    if fn is None:
+        def fn(G, ans, *args):
+            return 0.0 if _is_zero(args[k - 2]) else G
+        fn.__name__ = fn.__qualname__ = f"passed_unless_zero_{k}"
+        _PASSED[k] = fn
+        later = [_passed_unless_zero(k + 2)] if k + 2 < _DEPTH else [None]
+        _helper(fn, *later, multilinear=[(0,)],
+                params=", ".join(["G", "ans"] + [f"a{i}" for i in range(2, _DEPTH + 2)]),
+                **({} if later[0] is not None else {"unavailable": (
+                    "derivatives of this order through an adjoint sum are not available")}))
+    return fn
+
+
+_PASSED: dict = {}
+
+
+def _element_adjoint(G, ans, adj, value, index, g):
+    """The adjoint of g in add_at(adj, value, index, g): G's entries at index."""
+    return _unless_zero(g, lambda: R.unbroadcast(R.item(G, index), g))
+
+
+_helper(_element_adjoint, None, None, None, None, None, multilinear=[(0,)],
+        params="G, ans, adj, value, index, g",
+        unavailable="derivatives of this order through the adjoint of an element read "
+                    "(the reverse rule of the reverse rule of indexing) are not available")
+def _passed(G, ans, *args):
+    """G: the reverse rule of a function that returns its first argument (reshaped at
+    most), and so the reverse rule of itself. A computed 0.0 passes G on too."""
+    return G
+
+
+_helper(_passed, _passed, multilinear=[(0,)],
+        params=", ".join(["G", "ans"] + [f"a{i}" for i in range(2, _DEPTH + 2)]))
+_helper(R.finished, _passed, None, multilinear=[(0,)], params="g, x")
 for _add_at in (R.add_at, R.add_at_copy):
-    _helper(_add_at,
-            lambda G, ans, adj, value, index, g: _unless_zero(adj, lambda: G),
-            None, None,
-            lambda G, ans, adj, value, index, g: _unless_zero(
-                g, lambda: R.unbroadcast(R.item(G, index), g)),
+    _helper(_add_at, _passed_unless_zero(2), None, None, _element_adjoint,
             multilinear=[(0, 3)], params="adj, value, index, g")
 for _take in (R.take_item, R.take_item_copy):
     _helper(_take, _take_item_vjp, None, multilinear=[(0,)], params="adj, index")
@@ -106,16 +143,14 @@ for _pop in (R.pop_adjoint, R.pop_adjoint_copy):
 _d_adj, _d_g = _push_adjoint_vjps()
 for _push in (R.push_adjoint, R.push_adjoint_copy):
     _helper(_push, _d_adj, None, _d_g, multilinear=[(0, 2)], params="adj, value, g")
-_helper(R.add,
-        lambda G, ans, a, b: _unless_zero(a, lambda: G),
-        lambda G, ans, a, b: _unless_zero(b, lambda: G),
+_helper(R.add, _passed_unless_zero(2), _passed_unless_zero(3),
         multilinear=[(0, 1)], params="a, b")
 _helper(R.item,
         lambda G, ans, adj, index: 0.0 if _is_zero(adj) or _is_zero(G) else R.add_at(
             0.0, adj, index, G),
         None, multilinear=[(0,)], params="adj, index", masks=True)
 _helper(R.add_to_each,
-        lambda G, ans, adj, value, g: _unless_zero(adj, lambda: G),
+        _passed_unless_zero(2),
         None,
         lambda G, ans, adj, value, g: _sum_each(G, g),
         multilinear=[(0, 2)], params="adj, value, g")
@@ -139,8 +174,26 @@ _helper(R.mul_masked,
 defjvp(R.mul_masked, lambda tangents, p, g: _plus(
     None if _t(tangents, 0) is None else R.mul_masked(tangents[0], g),
     None if _t(tangents, 1) is None else _times_p(p, g, tangents[1])))
-_helper(R.unbroadcast, lambda G, ans, g, like: _broadcast_like(G, g), None,
-        multilinear=[(0,)], params="g, like")
+# unbroadcast's reverse rule spreads an adjoint back out (`_spread`); the reverse rule of
+# spreading sums back down (`_gather`), and so on: two linear maps, each the other's
+# reverse rule, so gradient code can be differentiated any number of times. Each reads the
+# shape from its third argument (the adjoint of the level below); the rest only ride along.
+_RIDERS = ", ".join(f"r{k}" for k in range(24))
+
+
+def _spread(G, ans, g, *rest):
+    """The adjoint of g in unbroadcast(g, like), from the adjoint G of its result."""
+    return _broadcast_like(G, g)
+
+
+def _gather(H, ans, G, *rest):
+    """The adjoint of G in _spread(G, ans, g, ...): H summed back to G's shape."""
+    return H if _is_zero(H) else R.unbroadcast(H, G)
+
+
+_helper(R.unbroadcast, _spread, None, multilinear=[(0,)], params="g, like")
+_helper(_spread, _gather, multilinear=[(0,)], params="G, ans, g, " + _RIDERS)
+_helper(_gather, _spread, multilinear=[(0,)], params="H, ans, G, " + _RIDERS)
 _helper(R.snapshot, lambda G, ans, value: G, multilinear=[(0,)], params="value")
 # forward-mode list helpers (tangent code differentiated forward again)
 _helper(R.copy_tangent, lambda G, ans, t: G, multilinear=[(0,)], params="t")
@@ -172,6 +225,30 @@ _helper(R.jvp_from_vjps, None, params="vjps, fn, args, tangents",
         unavailable="forward-mode code that builds J v from a reverse rule (a function with "
                     "vjp rules only) cannot be differentiated again; use forward over reverse "
                     "(transpile.hvp's default mode)")
+def _linear_last_level(helpers):
+    """The reverse rules of these helpers that have no rule of their own yet: each is
+    linear in the adjoint it is given (its first argument; the rest give shapes, indices
+    and structure only), which gives forward mode over it; its own reverse rule is not
+    written, so reverse mode over it is a clear error (and grad of derivative code of
+    numbers falls back to forward mode there)."""
+    import inspect
+    for helper in helpers:
+        for vjp in lookup(helper).vjps or ():
+            if vjp is None or lookup(vjp) is not None:
+                continue
+            params = [p.name for p in inspect.signature(vjp).parameters.values()]
+            _helper(vjp, None, multilinear=[(0,)], params=", ".join(params),
+                    unavailable=f"derivatives of this order through the reverse rule of "
+                                f"{helper.__name__} are not available")
+
+
+# mul_masked and unless_zero are left out: their reverse rules are not linear in the adjoint
+# alone (they multiply it by an argument that may carry a derivative)
+_linear_last_level([R.add_at, R.add_at_copy, R.take_item, R.take_item_copy, R.pop_adjoint,
+                    R.pop_adjoint_copy, R.push_adjoint, R.push_adjoint_copy, R.item,
+                    R.add_to_each, R.snapshot, R.copy_tangent, R.sum_tangent])
+
+
 _helper(R.field,
         lambda G, ans, t, value, name: 0.0 if _is_zero(t) or _is_zero(G) else R.add_at(
             0.0, t, type(value)._fields.index(name) if isinstance(t, list) else name, G),
