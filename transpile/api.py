@@ -1306,7 +1306,7 @@ def jvp(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence[Any],
                                        tangent=True)
                 for i, t in enumerate(tangents)
                 if t is not None and pipeline.element_of(params[i]) is None}
-    star = _vararg(_function(f))
+    star = _vararg(_differentiable(f)[0])
     if star is not None and any(t is not None for t in tangents[star[1]:]):
         keywords[names[star[0]]] = tuple(0.0 if t is None else copy.deepcopy(t)
                                          for t in tangents[star[1]:])
@@ -1317,7 +1317,7 @@ def jvp(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence[Any],
     if value is not None and tree.is_node(value):    # the tangent in value's structure
         tangent = tree.like(value, tangent, _leaf_gradient)
     if has_aux:
-        _aux_pair(_function(f), value)
+        _aux_pair(_differentiable(f)[0], value)
         return value[0], tangent[0], value[1]
     return value, tangent
 

@@ -209,7 +209,6 @@ def hessian(f: Callable[..., Any], wrt: Wrt = 0,
     fn, _ = _differentiable(f)
     names, many = _second_order_names(fn, wrt)
     product = hvp(f, wrt, mode=mode)
-    params = _param_names(fn)
 
     def run(*args):
         xs = _bind(fn, args, {}, names)
