@@ -1111,3 +1111,56 @@ def _check_mutating_call(an, s, call, check):
                     f"'{arg.id}' in place (its parameter '{p}', at {callee.filename}:"
                     f"{line}) and '{arg.id}' is used afterwards; return the new value "
                     "instead", s) from None
+
+
+def written_by_call(an, s, call):
+    """Names this call of a user function passes to a parameter the function changes in
+    place (an entry stored into a dict the caller passed, CS231n's ``bn_param``), also
+    through the functions it calls in turn."""
+    from .pipeline import unit_of, bind_call
+    target = A.get_tag(call, "user")
+    try:
+        callee = unit_of(target)
+        changed = mutated_deep(callee)
+        if not changed:
+            return set()
+        _, bound = bind_call(target, call, an.norm.unit, s)
+    except Exception:
+        return set()
+    return {arg.id for p, arg in bound.items() if p in changed and isinstance(arg, ast.Name)}
+
+
+def mutated_deep(unit, seen=None):
+    """Parameters of unit's function changed in place by it or by the Python functions
+    it calls with them (by name, position or keyword)."""
+    seen = set() if seen is None else seen
+    if unit.is_generated or id(unit.node) in seen:
+        return set()
+    seen.add(id(unit.node))
+    out = set(mutated_params(unit.node))
+    a = unit.node.args
+    params = {p.arg for p in a.posonlyargs + a.args + a.kwonlyargs}
+    for n in ast.walk(unit.node):
+        if not isinstance(n, ast.Call) or not any(
+                isinstance(e, ast.Name) and e.id in params - out
+                for e in list(n.args) + [k.value for k in n.keywords]):
+            continue
+        try:
+            import inspect
+            from .pipeline import unit_of
+            fn = unit.resolve(n.func, set())
+            if not inspect.isfunction(fn):
+                continue
+            inner = mutated_deep(unit_of(fn), seen)
+            if not inner:
+                continue
+            names = list(inspect.signature(fn).parameters)
+        except Exception:
+            continue
+        for i, e in enumerate(n.args):
+            if isinstance(e, ast.Name) and i < len(names) and names[i] in inner:
+                out.add(e.id)
+        for k in n.keywords:
+            if isinstance(k.value, ast.Name) and k.arg in inner:
+                out.add(k.value.id)
+    return out & params

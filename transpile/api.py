@@ -714,8 +714,8 @@ def _gradient_variants(fn, names, jit=False, options=None, derivative=None):
 
 def _written_structures(fn: Callable[..., Any], names: Sequence[str]) -> bool:
     """Does fn change a parameter of `names` in place (a list it appends to...)?"""
-    from .analysis import mutated_params
-    return bool(set(mutated_params(pipeline.unit_of(fn).node)) & set(names))
+    from .analysis import mutated_deep
+    return bool(mutated_deep(pipeline.unit_of(fn)) & set(names))
 
 
 def _skeleton(x: Any) -> Any:
@@ -1179,9 +1179,9 @@ def _sweeps(fn: Callable[..., Any], compiled: Any, names: Sequence[str], many: b
     is a pair (out, aux) and the pullback takes a cotangent of out alone (aux gets none)."""
     # arguments f writes into: the adjoint sweep restores them, so each pullback puts back
     # what f left in them (and a repeated forward sweep starts from what f was given)
-    from .analysis import mutated_params
+    from .analysis import mutated_deep
     from .runtime import final_state, write_back
-    written = sorted(mutated_params(pipeline.unit_of(fn).node))
+    written = sorted(mutated_deep(pipeline.unit_of(fn)))
     written = _bind(fn, args, kwargs, written) if written else []
     initial = [final_state(a) for a in written]
     inputs = _bind(fn, args, kwargs, names)

@@ -142,6 +142,8 @@ TAGS = {
     "nested": "marker: the loop is inside another loop",
     "final_save": "marker: keep an argument's final state (param, arg, kept name)",
     "final_restore": "marker: write an argument's final state back after the sweep",
+    "final_always": "final_save/final_restore kept though the adjoint sweep reads nothing "
+                    "of the argument (a callee writes into it and restores it)",
     "final_alias": "marker: follow the caller's object of a rebound parameter",
     "recompute": "forward code re-run in the adjoint sweep: the names it reads from "
                  "outside (checkpointing)",

@@ -6,7 +6,9 @@ is a value (a parameter holding a function, an element of a list of layers, ``ac
 Generated code calls, in reverse mode, ``y, _tape = call_forward(f, (0,), x)`` in the
 forward sweep and ``(_d,) = call_backward(_tape, _g)`` in the adjoint sweep; in forward
 mode ``y, ty = call_jvp(f, (0,), (tx,), x)``. The second argument names the arguments that
-carry a derivative (positions, and keyword names). What is called is the same pipeline's
+carry a derivative (positions, keyword names, and ``"self"`` when the callee is a layer
+object or bound method whose object carries one: ``for layer in self.layers: x =
+layer(x)`` differentiates each layer's weights; its adjoint is the object's). What is called is the same pipeline's
 derivative of the function behind ``f`` (`resolve`): ``type(obj).method`` with ``obj`` as
 its first argument for methods and callable objects, ``p.func`` with ``p``'s arguments for
 a partial, and for a NumPy or math function with a rule a one-line function calling it.
@@ -147,7 +149,9 @@ def _names(target, params, prefix, active, args, kwargs):
                                                        q.KEYWORD_ONLY)}
         names = []
         for i in active:
-            if isinstance(i, int):
+            if i == "self":
+                names.append(named[0])
+            elif isinstance(i, int):
                 k = len(prefix) + i
                 if k < len(named):
                     names.append(named[k])
@@ -167,7 +171,9 @@ def _names(target, params, prefix, active, args, kwargs):
         return tuple(names)
     out = []
     for i in active:
-        if isinstance(i, int):
+        if i == "self":
+            out.append(params[0])
+        elif isinstance(i, int):
             k = len(prefix) + i
             if k >= len(params):
                 raise _refuse("too many arguments in a call through a variable", target)
@@ -210,6 +216,10 @@ def _compiled(kind, f, active, args, kwargs):
     from . import pipeline
     from .api import _kinds, _type_key
     target, prefix, bound_kw, params = _target(f, len(args), tuple(sorted(kwargs)))
+    if "self" in active and (not prefix or prefix[0] is not _holder(f)):
+        raise _refuse(f"the function called through a variable ({f!r}) is made from a "
+                      "differentiated value other than as a method of an object or a "
+                      "callable object; pass the value as an argument instead")
     all_args = prefix + tuple(args)
     all_kw = dict(bound_kw, **kwargs) if bound_kw else kwargs
     key = (kind, active, _type_key(all_args, all_kw))
@@ -230,6 +240,17 @@ def _compiled(kind, f, active, args, kwargs):
         compiled = pipeline.jvp_function(target, pipeline._whole(names), kinds)
     entries[key] = (compiled, names, len(prefix))
     return compiled, all_args, all_kw, names
+
+
+def _holder(f):
+    """The object a bound method or callable object f is called on (its first argument)."""
+    inner = getattr(f, "__transpile_function__", None)
+    if isinstance(f, types.MethodType):
+        return f.__self__
+    if inner is None and not inspect.isfunction(f) and inspect.isfunction(
+            getattr(type(f), "__call__", None)):
+        return f
+    return None
 
 
 def _kind(value):

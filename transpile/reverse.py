@@ -148,14 +148,18 @@ class ReverseTransform(ControlFlowReversal, Transform):
         fwd, rev = self.block(self.norm.body)
         if self.top_level:
             where = self.unit.node
+            through_calls = self.written_by_calls()
             for p in sorted(self.written_params()):
                 kept = self.names.fresh("_final_" + p.lstrip("_"))
                 arg = p
                 if self.an.sites.get(p, 0) > 1:     # rebound: follow the caller's object
                     arg = self.names.fresh("_arg_" + p.lstrip("_"))
                     fwd.insert(0, A.located(marker(final_alias=(p, arg)), where))
-                fwd.append(A.located(marker(final_save=(p, arg, kept)), where))
-                rev.append(A.located(marker(final_restore=(p, arg, kept)), where))
+                always = p in through_calls      # a callee's adjoint sweep restores it
+                fwd.append(A.located(marker(final_save=(p, arg, kept), final_always=always),
+                                     where))
+                rev.append(A.located(marker(final_restore=(p, arg, kept),
+                                            final_always=always), where))
         return fwd, rev
 
     def _check_result_is_no_structure(self):
@@ -182,11 +186,21 @@ class ReverseTransform(ControlFlowReversal, Transform):
                          overwritten=frozenset(self.new_overwritten),
                          mutated=frozenset(self.mutated))
 
+    def written_by_calls(self):
+        """Parameters passed to user functions that change them in place."""
+        from .analysis import written_by_call
+        out = set()
+        for st, _ in walk_body(self.norm.body):
+            v = getattr(st, "value", None)
+            if isinstance(v, ast.Call) and A.get_tag(v, "user") is not None:
+                out |= written_by_call(self.an, st, v)
+        return out & set(self.an.params)
+
     def written_params(self):
         """Parameters whose contents the function changes in place (element writes, also
         into their elements, and in-place methods)."""
         from .analysis import MUTATING_METHODS
-        out = set(self.mutated)
+        out = set(self.mutated) | self.written_by_calls()
         for st, _ in walk_body(self.norm.body):
             v = getattr(st, "value", None)
             if A.get_tag(v, "special") == "method" and A.get_tag(v, "method") in \
@@ -701,12 +715,16 @@ def store_kind(an, target):
 def dynamic_active(tr, call):
     """[(position or keyword name, argument name)] of the arguments of a call through a
     value that carry a derivative; the callee itself must not (refused)."""
-    if any(n in tr.an.active for n in A.names_loaded(call.func)):
-        raise tr.error(f"unsupported construct: the function called here "
-                       f"('{ast.unparse(call.func)}') depends on a differentiated value "
-                       "(a function or object made from it); pass the value as an "
-                       "argument instead", call)
     active, starred = [], False
+    if any(n in tr.an.active for n in A.names_loaded(call.func)):
+        if not isinstance(call.func, ast.Name):
+            raise tr.error(f"unsupported construct: the function called here "
+                           f"('{ast.unparse(call.func)}') depends on a differentiated "
+                           "value (a function or object made from it); pass the value "
+                           "as an argument instead", call)
+        # a layer object or bound method holding differentiated values (`layer(x)` over
+        # a list of layers): the object is its function's first argument (calls.py)
+        active.append(("self", call.func))
     for i, a in enumerate(call.args):
         if isinstance(a, ast.Starred):
             if tr.active(a.value):

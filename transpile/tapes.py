@@ -122,7 +122,7 @@ class Resolver:
             # the adjoint sweep restores an argument changed in place (it reads it): keep
             # what the function left in the caller's object, put that back at the end
             p = (final or alias)[0]
-            if p not in self.needed and not self.rerun:
+            if p not in self.needed and not self.rerun and not A.get_tag(m, "final_always"):
                 return []
             if alias is not None:
                 return [A.located(A.assign(alias[1], A.load(p)), m)]
