@@ -184,6 +184,19 @@ def bodies(stmts):
                 yield from bodies(sub)
 
 
+def name_uses(body):
+    """(stores, loads, calls): how many times each name is assigned, read, and called by
+    name in `body`, outside nested defs."""
+    stores, loads, called = {}, {}, {}
+    for n in walk_outside_defs(body):
+        if isinstance(n, ast.Name):
+            table = stores if isinstance(n.ctx, ast.Store) else loads
+            table[n.id] = table.get(n.id, 0) + 1
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
+            called[n.func.id] = called.get(n.func.id, 0) + 1
+    return stores, loads, called
+
+
 def walk_outside_defs(stmts):
     """ast.walk over statements, not descending into nested function bodies."""
     todo = list(stmts)

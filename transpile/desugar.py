@@ -25,13 +25,7 @@ def inline_method_aliases(body, params):
     for, so derivative code can be differentiated again. Only top-level aliases of a local
     list not rebound afterwards, whose alias is assigned once and only ever called, are
     inlined."""
-    stores, loads, called = {}, {}, {}
-    for n in A.walk_outside_defs(body):
-        if isinstance(n, ast.Name):
-            table = stores if isinstance(n.ctx, ast.Store) else loads
-            table[n.id] = table.get(n.id, 0) + 1
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
-            called[n.func.id] = called.get(n.func.id, 0) + 1
+    stores, loads, called = A.name_uses(body)
     aliases = {}
     for i, s in enumerate(body):
         if (isinstance(s, ast.Assign) and len(s.targets) == 1

@@ -351,7 +351,6 @@ def _dict_entries(e, resolved, key):
     in the order of ``sorted(d.keys())``: keys are distinct, so pairs sort by their keys.
     A list where Python gives a view: the same for iterating, ``sorted``, ``list``,
     ``len``, ``sum``, ``zip``. None for other calls."""
-    import operator
     order = None
     if resolved is sorted and len(e.args) == 1 and isinstance(e.args[0], ast.Call):
         keywords = {k.arg: k.value for k in e.keywords}
@@ -409,13 +408,9 @@ def _partial_names(body, unit, local_names):
     """Variables assigned once, from `functools.partial(...)`, and only ever called: each
     call `h(x)` is the call of the partial's function with its arguments (`h = partial(g,
     y=w); h(x)` is `g(x, y=w)`, w read where the partial is made)."""
-    stores, loads, called, made = {}, {}, {}, set()
+    stores, loads, called = A.name_uses(body)
+    made = set()
     for n in A.walk_outside_defs(body):
-        if isinstance(n, ast.Name):
-            table = stores if isinstance(n.ctx, ast.Store) else loads
-            table[n.id] = table.get(n.id, 0) + 1
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
-            called[n.func.id] = called.get(n.func.id, 0) + 1
         if (isinstance(n, ast.Assign) and len(n.targets) == 1
                 and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Call)
                 and unit.resolve(n.value.func, local_names) is functools.partial

@@ -601,29 +601,38 @@ class ReverseTransform(ControlFlowReversal, Transform):
             elif t in self.call_results:
                 self.call_results[t] = None      # two calls, two shapes: not known
             self._primal_shapes = None
+        new_call = ast.Call(func=A.load(fwd_name), args=call.args, keywords=call.keywords)
+        if request is not None:
+            A.tag(new_call, callee_request=request)
+
+        def backward(tape, g):
+            back = ast.Call(func=A.load(bwd_name), args=[tape, g], keywords=[])
+            if request is not None:
+                A.tag(back, callee_request=request, callee_backward=True)
+            return back
+        return self.taped_call(t, new_call, backward, [bound[p] for p in active])
+
+    def taped_call(self, t, new_call, backward, args):
+        """A call with a backward function: ``t, _tape = new_call`` in the forward sweep
+        (t and the tape saved), ``_d... = backward(_tape, _g)`` in the adjoint sweep with
+        each ``_d`` accumulated into its argument of `args` (the active arguments' atoms,
+        in the order the backward function returns their adjoints)."""
         tape = self.names.fresh("_tape")
         if self.depth > 0:
             self.new_overwritten.add(tape)
         self.primal.add(tape)
-        new_call = ast.Call(func=A.load(fwd_name), args=call.args, keywords=call.keywords)
-        if request is not None:
-            A.tag(new_call, callee_request=request)
         fwd = [marker(save=t), marker(save=tape),
                A.assign(ast.Tuple(elts=[A.store(t), A.store(tape)], ctx=ast.Store()),
                         new_call)]
         dt = self.d(t)
         g = self.names.fresh("_g")
         rev = [A.assign(g, A.load(dt)), A.assign(dt, A.const(0.0))]
-        outs = [self.names.fresh("_d") for _ in active]
-        back = ast.Call(func=A.load(bwd_name), args=[A.load(tape), A.load(g)], keywords=[])
-        if request is not None:
-            A.tag(back, callee_request=request, callee_backward=True)
+        outs = [self.names.fresh("_d") for _ in args]
         rev.append(A.assign(ast.Tuple(elts=[A.store(o) for o in outs], ctx=ast.Store()),
-                            back))
+                            backward(A.load(tape), A.load(g))))
         # undo the two saves in reverse order: the tape was pushed last
         rev += [marker(restore=tape), marker(restore=t)]
-        for p, o in zip(active, outs):
-            arg = bound[p]
+        for arg, o in zip(args, outs):
             if isinstance(arg, ast.Name):
                 rev += self.accumulate(arg.id, A.load(o))
         return fwd, rev
@@ -635,28 +644,12 @@ class ReverseTransform(ControlFlowReversal, Transform):
         if not active or t not in self.an.active:
             reset = [A.assign(self.d(t), A.const(0.0))] if t in self.an.active else []
             return [marker(save=t), s], [marker(restore=t)] + reset
-        tape = self.names.fresh("_tape")
-        if self.depth > 0:
-            self.new_overwritten.add(tape)
-        self.primal.add(tape)
         new_call = ast.Call(func=A.load(self.env.bind("call_forward", calls.call_forward)),
                             args=[call.func, dynamic_positions(active)] + list(call.args),
                             keywords=list(call.keywords))
-        fwd = [marker(save=t), marker(save=tape),
-               A.assign(ast.Tuple(elts=[A.store(t), A.store(tape)], ctx=ast.Store()),
-                        new_call)]
-        dt = self.d(t)
-        g = self.names.fresh("_g")
-        rev = [A.assign(g, A.load(dt)), A.assign(dt, A.const(0.0))]
-        outs = [self.names.fresh("_d") for _ in active]
-        back = ast.Call(func=A.load(self.env.bind("call_backward", calls.call_backward)),
-                        args=[A.load(tape), A.load(g)], keywords=[])
-        rev.append(A.assign(ast.Tuple(elts=[A.store(o) for o in outs], ctx=ast.Store()),
-                            back))
-        rev += [marker(restore=tape), marker(restore=t)]
-        for (_, arg), o in zip(active, outs):
-            rev += self.accumulate(arg.id, A.load(o))
-        return fwd, rev
+        backward = self.env.bind("call_backward", calls.call_backward)
+        return self.taped_call(t, new_call, lambda tape, g: ast.Call(
+            func=A.load(backward), args=[tape, g], keywords=[]), [a for _, a in active])
 
     def setitem(self, s, target, value):
         """`base[index] = v` (an element, a dict entry) or `base.name = v` (an attribute):
