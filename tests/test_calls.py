@@ -547,9 +547,42 @@ def test_network_of_layer_objects():
     assert np.isfinite(f(x))
 
 
-def test_a_derivative_passed_as_the_function_is_refused():
-    with pytest.raises(TranspileError, match="nested differentiation"):
-        transpile.grad(apply_default)(X, transpile.grad(lambda v: np.sum(v * v)))
+def test_a_derivative_passed_as_the_function_is_differentiated_through_its_code():
+    """nl = transpile.grad(h) passed as a value: the call goes through nl's generated
+    code, differentiated like any function called through a variable."""
+    nl = transpile.grad(lambda v: np.sum(np.sin(v) * v))
+    check(transpile.grad(apply_default)(X, nl),
+          central(lambda v: apply_default(v, nl), X))
+
+
+class _Maker:
+    """A callable object handing out gradients (as a wrapper library would)."""
+
+    def __call__(self, f):
+        return transpile.grad(f)
+
+
+make_grad = _Maker()
+
+
+def _inner(d):
+    return np.sum(np.sin(d["a"])) + np.sum(np.cos(d["a"] * d["b"]))
+
+
+def _uses_made_gradient(d):
+    g = make_grad(_inner)(d)
+    return np.sum(g["a"] ** 2) + np.sum(np.sin(g["b"]))
+
+
+def test_a_gradient_made_by_a_callable_object_inside_is_differentiated():
+    d = {"a": np.array([0.3, 0.5]), "b": np.array([1.0, -0.2])}
+    g = transpile.grad(_uses_made_gradient)(d)
+    for k in d:
+        def at(v, k=k):
+            e = dict(d)
+            e[k] = v
+            return _uses_made_gradient(e)
+        check(g[k], central(at, d[k]))
 
 
 # --- methods of an argument's class: static calls ---------------------------------------------

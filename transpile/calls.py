@@ -214,7 +214,10 @@ def _regrouped(flat, groups):
 def _compiled(kind, f, active, args, kwargs):
     """(Compiled, leading arguments, keyword arguments, active parameter names)."""
     from . import pipeline
-    from .api import _kinds, _type_key
+    from .api import _code_of, _kinds, _type_key
+    code = _code_of(f)
+    if code is not None:            # a gradient made by transpile: its generated code
+        f = code(_kinds(f.fn, args, kwargs))
     target, prefix, bound_kw, params = _target(f, len(args), tuple(sorted(kwargs)))
     if "self" in active and (not prefix or prefix[0] is not _holder(f)):
         raise _refuse(f"the function called through a variable ({f!r}) is made from a "

@@ -1258,8 +1258,8 @@ class Flattener(LoopFlattening):
             return ("method" if func.attr in VALUE_METHODS else "dynamic"), None
         obj = self.unit.resolve(func, self.local_names)
         if obj is None:
-            if isinstance(func, ast.Subscript):
-                return "dynamic", None                # acts[name](x)
+            if isinstance(func, (ast.Subscript, ast.Call)):
+                return "dynamic", None                # acts[name](x), make(f)(x)
             return "opaque", ast.unparse(func)
         return self.classify_object(obj, nargs, call)
 
