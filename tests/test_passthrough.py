@@ -533,7 +533,8 @@ def test_second_order_through_try_in_a_loop(capsys):
 def test_logging_warnings_and_stdout(capsys, caplog):
     with pytest.warns(UserWarning, match="careful with") as record:
         g = transpile.grad(reporting)(1.5)
-    assert len(record) == 1
+    # once (other warnings, such as Python 3.13's DeprecationWarnings of ast, not counted)
+    assert len([w for w in record if "careful with" in str(w.message)]) == 1
     assert capsys.readouterr().out == "written 3.375\n"
     messages = [r.getMessage() for r in caplog.records]
     assert messages.count("y=3.375") == 1 and messages.count("y 3.375") == 1
@@ -621,6 +622,7 @@ def test_generated_code_reads_like_the_source():
 @pytest.mark.parametrize("fn, args", [(calls_helper, (1.3,)), (log_loss, (np.ones(3),)),
                                       (parse_options, (0.5, ["1", "x"]))])
 def test_jit_is_right_or_refused_at_the_line(capsys, fn, args):
+    pytest.importorskip("numba")
     try:
         g = transpile.grad(fn, jit=True)(*args)
     except transpile.TranspileError as exc:
