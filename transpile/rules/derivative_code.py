@@ -172,7 +172,7 @@ _helper(R.jvp_from_vjps, None, params="vjps, fn, args, tangents",
         unavailable="forward-mode code that builds J v from a reverse rule (a function with "
                     "vjp rules only) cannot be differentiated again; use forward over reverse "
                     "(transpile.hvp's default mode)")
-for _fn in (R.zeros_like, R.sign, R.argmax, R.argmin, R.argbest, R.final_state,
+for _fn in (R.zeros_like, R.is_zero, R.sign, R.argmax, R.argmin, R.argbest, R.final_state,
             R.write_back):
     _helper(_fn, zero=True)
 
