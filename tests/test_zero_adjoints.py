@@ -205,3 +205,43 @@ def _straight(X, w, y):
     err = np.dot(X, w) - y
     w2 = w - 0.1 * (X.T @ err)
     return np.sum(err ** 2) + np.sum(w2 ** 2)
+
+
+def descent_rate(rate, X, w, y):
+    loss = 0.0
+    for k in range(2):
+        err = np.dot(X, w) - y
+        w = w - rate * (X.T @ err)
+        loss = loss + np.sum(err ** 2)
+    return loss
+
+
+def test_descent_steps_grad_of_grad():
+    """Reverse over reverse through the guard (the step size as the one parameter)."""
+    X, w, y = _data()
+    second = transpile.grad(transpile.grad(descent_rate))(0.1, X, w, y)
+    first = transpile.grad(descent_rate)
+    ref = central(lambda r: first(r, X, w, y), 0.1)
+    assert _close(second, ref, atol=1e-5) is None
+
+
+def step(X, w):
+    return np.reshape(X.T @ (X @ w), (-1,))
+
+
+def calls_in_loop(X, w):
+    s = 0.0
+    for k in range(2):
+        o = step(X, w)                   # the callee's result adjoint is 0.0 for k == 1
+        if k == 0:
+            s = s + np.sum(np.sin(o))
+    return s
+
+
+@pytest.mark.parametrize("checkpoint", [None, "sqrt"])
+def test_user_call_reached_with_zero(checkpoint):
+    X, w, _ = _data()
+    X = X[:3]
+    g = transpile.grad(calls_in_loop, wrt=(0, 1), checkpoint=checkpoint)(X, w)
+    for i in (0, 1):
+        assert _close(g[i], central_wrt(calls_in_loop, [X, w], i), atol=ATOL) is None

@@ -29,6 +29,8 @@ from .transform import Transform
 
 # kinds entry of a callee whose result's adjoint may be masked (see _masked_adjoints)
 MASKED_RESULT = "[masked result]"
+# kinds entry of a callee whose result's adjoint may be the 0.0 placeholder (see zero_guard)
+ZERO_RESULT = "[zero result adjoint]"
 
 
 class ReverseTransform(ControlFlowReversal, Transform):
@@ -144,6 +146,7 @@ class ReverseTransform(ControlFlowReversal, Transform):
         itself (ids of the statements). Straight-line code has none."""
         body = self.norm.body
         unsure = set()
+        zero_result = bool(self.an.param_kinds.get(ZERO_RESULT))   # from a caller's loop
         for i in range(len(body) - 1, -1, -1):
             s = body[i]
             if not (isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name)):
@@ -160,7 +163,8 @@ class ReverseTransform(ControlFlowReversal, Transform):
                 if t in A.names_stored(later):
                     break
             else:
-                sure = sure or t == self.norm.result
+                if t == self.norm.result:
+                    read, sure = True, sure or not zero_result
             if read and not sure:
                 unsure.add(id(s))
         return unsure
@@ -578,6 +582,9 @@ class ReverseTransform(ControlFlowReversal, Transform):
                 kinds[p + "[]"] = self.an.elem.get(arg.id, "unknown")
         if self.cur_masked:
             kinds[MASKED_RESULT] = "masked"     # the callee keeps zeros of its adjoint
+        if self.an.kind.get(t) != SCALAR and (self.depth > 0 or self.branches > 0
+                                              or id(s) in self.unsure_top):
+            kinds[ZERO_RESULT] = "maybe"        # the callee may get the 0.0 placeholder
         request = None
         if self.shape_facts or self.call_results:
             from . import shapes
