@@ -45,12 +45,7 @@ from test_rule_matrix import Wrapper, _close, _copy
 RTOL, ATOL = 1e-4, 1e-6
 
 # cells that fail today (strict xfail: a fixed one fails until removed here)
-KNOWN = {
-    # the adjoint of `x.tolist()`'s result is accumulated with `+` (its kind is not known
-    # to be a list), so 0.0 + [..] fails in the loop; analysis.py's list kinds
-    ("numpy.ndarray.tolist[1d]", "reverse"):
-        "accumulation into the adjoint of a tolist() result with + in a loop",
-}
+KNOWN = {}
 
 
 def _float_params(w):
