@@ -382,8 +382,8 @@ class Analysis:
                     new.add(t.id)       # an adjoint list in derivative code
                 if special == "method" and isinstance(v.func.value, ast.Name):
                     new.add(v.func.value.id)
-                    if v.func.attr == "copy":
-                        new.add(t.id)
+                    if v.func.attr in ("copy", "tolist"):
+                        new.add(t.id)   # tolist: its adjoint may start as 0.0 in a loop
         elif isinstance(s, ast.Expr) and A.get_tag(s.value, "special") == "method":
             if isinstance(s.value.func.value, ast.Name):
                 new.add(s.value.func.value.id)

@@ -24,11 +24,14 @@ class ControlFlowReversal:
     `an`, `names`, `primal`, `new_overwritten`)."""
 
     depth = 0            # loop nesting of the statement being transformed
+    branches = 0         # branch nesting of it
     loop_ids = 0
 
     def if_(self, s):
+        self.branches += 1          # a branch's adjoints may be the zero placeholder
         fb, rb = self.block(s.body)
         fo, ro = self.block(s.orelse)
+        self.branches -= 1
         fwd = ast.If(test=s.test, body=fb or [ast.Pass()], orelse=fo)
         rev = ast.If(test=copy.deepcopy(s.test), body=rb or [ast.Pass()], orelse=ro)
         return [fwd], [rev]

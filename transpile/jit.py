@@ -18,7 +18,8 @@ module compiles a copy of it:
    Python functions among them (runtime helpers like ``sign``, derivatives of called
    functions, the user's own helpers) are compiled the same way, recursively. What numba
    lacks gets a stand-in (`_helpers`): ``reversed`` of lists and ranges, the scalar cases
-   of ``unbroadcast``, ``pow_log`` and ``pow_deriv``, ``sign`` of numbers and arrays.
+   of ``unbroadcast``, ``pow_log`` and ``pow_deriv``, ``sign`` of numbers and arrays,
+   ``is_zero`` (the zero adjoint placeholder) of numbers and arrays.
 3. ``numba.njit`` the result. Numba compiles on the first call for each combination of
    argument types; what it cannot compile (NumPy vjp helpers, lists of arrays, arbitrary
    Python objects) raises one `TranspileError` naming numba's reason and the user's
@@ -539,14 +540,25 @@ def _helpers():
             import numpy
             return lambda x: numpy.sign(x)    # builtin abs of an array
 
+    def jit_is_zero(g):
+        return runtime.is_zero(g)
+
+    @overload(jit_is_zero)
+    def _is_zero(g):
+        if isinstance(g, (nt.Number, nt.Boolean)):
+            return lambda g: g == 0             # the 0.0 placeholder (or a zero number)
+        if isinstance(g, nt.Array):
+            return lambda g: False
+
     @numba.njit
     def jit_log(x, base):
         return math.log(x) / math.log(base)    # what math.log(x, base) computes
 
     _HELPERS.update(reversed=jit_reversed, _jit_prefix=jit_prefix, _jit_log=jit_log,
                     unbroadcast=jit_unbroadcast, pow_log=jit_pow_log,
-                    pow_deriv=jit_pow_deriv, sign=jit_sign)
+                    pow_deriv=jit_pow_deriv, sign=jit_sign, is_zero=jit_is_zero)
     _REPLACED[runtime.sign] = "sign"
+    _REPLACED[runtime.is_zero] = "is_zero"
     _REPLACED[runtime.unbroadcast] = "unbroadcast"
     _REPLACED[runtime.pow_log] = "pow_log"
     _REPLACED[runtime.pow_deriv] = "pow_deriv"

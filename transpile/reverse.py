@@ -30,6 +30,8 @@ from .transform import Transform
 
 # kinds entry of a callee whose result's adjoint may be masked (see _masked_adjoints)
 MASKED_RESULT = "[masked result]"
+# kinds entry of a callee whose result's adjoint may be the 0.0 placeholder (see zero_guard)
+ZERO_RESULT = "[zero result adjoint]"
 
 
 class ReverseTransform(ControlFlowReversal, Transform):
@@ -67,6 +69,11 @@ class ReverseTransform(ControlFlowReversal, Transform):
         self.call_results = {}
         self.callee_requests = {}
         self._primal_shapes = None
+        # the zero placeholder (see zero_guard): where an adjoint may still be 0.0 when the
+        # sweep reaches its definition, and whether a rule's adjoint called a vjp
+        self.branches = 0
+        self.unsure_top = self._unsure_top_level()
+        self.vjp_called = False
 
     def primal_shapes(self):
         """name -> symbolic shape of the primal's names (shapes.primal_shapes)."""
@@ -140,6 +147,50 @@ class ReverseTransform(ControlFlowReversal, Transform):
             return ast.Call(func=A.load(self.env.helper("mul_masked")),
                             args=[p, copy.deepcopy(g)], keywords=[])
         return algebra.mul(p, copy.deepcopy(g))
+
+    # --- the zero placeholder ------------------------------------------------------------
+    def _unsure_top_level(self):
+        """The top-level assignments whose target's adjoint may still be the zero
+        placeholder when the adjoint sweep reaches them: every later read of the value
+        is inside a branch or a loop, or not an assignment, or an assignment unsure
+        itself (ids of the statements). Straight-line code has none."""
+        body = self.norm.body
+        unsure = set()
+        zero_result = bool(self.an.param_kinds.get(ZERO_RESULT))   # from a caller's loop
+        for i in range(len(body) - 1, -1, -1):
+            s = body[i]
+            if not (isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name)):
+                continue
+            t = s.targets[0].id
+            read = sure = False
+            for later in body[i + 1:]:
+                if _count_loads(later, t):
+                    read = True
+                    if (isinstance(later, ast.Assign) and isinstance(later.targets[0], ast.Name)
+                            and id(later) not in unsure):
+                        sure = True
+                        break
+                if t in A.names_stored(later):
+                    break
+            else:
+                if t == self.norm.result:
+                    read, sure = True, sure or not zero_result
+            if read and not sure:
+                unsure.add(id(s))
+        return unsure
+
+    def zero_guard(self, s, t, G, stmts):
+        """stmts, the adjoint of `t = ...` for the incoming adjoint G, run only when G is
+        not the zero placeholder where it may be one: an array value's adjoint in a loop,
+        a branch or before them, when a rule's vjp function is called (a vjp needs g
+        shaped like the value; a zero adjoint contributes nothing anyway)."""
+        called, self.vjp_called = self.vjp_called, False
+        if not (called and stmts and self.an.kind.get(t) != SCALAR and (
+                self.depth > 0 or self.branches > 0 or id(s) in self.unsure_top)):
+            return stmts
+        test = ast.UnaryOp(op=ast.Not(), operand=ast.Call(
+            func=A.load(self.env.helper("is_zero")), args=[copy.deepcopy(G)], keywords=[]))
+        return [ast.If(test=test, body=stmts, orelse=[])]
 
     # --- driving ---------------------------------------------------------------------
     def run(self):
@@ -258,6 +309,7 @@ class ReverseTransform(ControlFlowReversal, Transform):
 
     # --- assignments -----------------------------------------------------------------
     def assign(self, s, t, value):
+        orig = s
         special = A.get_tag(value, "special")
         self.cur_arrays = self.an.kind.get(t) != SCALAR or self.an.kind_of(value) != SCALAR
         self.cur_masked = t in self.masked and self.cur_arrays
@@ -286,27 +338,31 @@ class ReverseTransform(ControlFlowReversal, Transform):
         dt = self.d(t)
         uses_t = t in expr_names(value)
         if special is None:
-            return fwd, self.tree_statement(t, value, restore)
+            return fwd, self.tree_statement(orig, t, value, restore)
+        self.vjp_called = False
         if not uses_t:
-            rev = self.special_adjoint(t, value, A.load(dt), A.load(t))
+            rev = self.zero_guard(orig, t, A.load(dt),
+                                  self.special_adjoint(t, value, A.load(dt), A.load(t)))
             return fwd, rev + restore + [A.assign(dt, A.const(0.0))]
         g, ans = self.names.fresh("_g"), self.names.fresh("_ans")
         rev = [A.assign(g, A.load(dt)), A.assign(dt, A.const(0.0)), A.assign(ans, A.load(t))]
         rev += restore
-        rev += self.special_adjoint(t, value, A.load(g), A.load(ans))
+        rev += self.zero_guard(orig, t, A.load(g),
+                               self.special_adjoint(t, value, A.load(g), A.load(ans)))
         return fwd, rev
 
-    def tree_statement(self, t, value, restore):
-        """Adjoint of `t = TREE`."""
+    def tree_statement(self, s, t, value, restore):
+        """Adjoint of `t = TREE` (the statement s)."""
         dt = self.d(t)
         uses_t = t in expr_names(value)
         scalar = self.an.kind_of(value) == SCALAR
         rule, _ = self.rule_of(value) if self._internal(value) else (None, [])
         wants_ans = rule is not None and rule.vjps is not None
+        self.vjp_called = False
         if not uses_t:
             # the rules read the arguments and (as `ans`) t's new value: before the restore
-            return (self.tree_adjoint(value, A.load(dt), top=t) + restore
-                    + [A.assign(dt, A.const(0.0))])
+            return (self.zero_guard(s, t, A.load(dt), self.tree_adjoint(value, A.load(dt), top=t))
+                    + restore + [A.assign(dt, A.const(0.0))])
         rev = []
         ans = None
         if not scalar:
@@ -320,7 +376,7 @@ class ReverseTransform(ControlFlowReversal, Transform):
             rev.append(A.assign(ans, A.load(t)))
         rev += restore
         if not scalar:
-            return rev + self.tree_adjoint(value, G, top=ans)
+            return rev + self.zero_guard(s, t, G, self.tree_adjoint(value, G, top=ans))
         # t = f(t, ...) on scalars: contributions to dt itself are collected and assigned
         # last, so the incoming adjoint is read directly from dt (no copy, no reset)
         self.self_target, self.self_contribs = t, []
@@ -493,6 +549,7 @@ class ReverseTransform(ControlFlowReversal, Transform):
                     continue
                 helper = self.env.bind(f"{_short(rule.name)}_vjp{i}", fn,
                                        origin=("vjp", rule, i))
+                self.vjp_called = True
                 full = G if coef is None else (coef if G is None else self.masked_product(
                     coef, G))
                 ans = self._value_expr(n, values) if _reads_ans(rule) else A.const(None)
@@ -575,6 +632,9 @@ class ReverseTransform(ControlFlowReversal, Transform):
                 kinds[p + "[]"] = self.an.elem.get(arg.id, "unknown")
         if self.cur_masked:
             kinds[MASKED_RESULT] = "masked"     # the callee keeps zeros of its adjoint
+        if self.an.kind.get(t) != SCALAR and (self.depth > 0 or self.branches > 0
+                                              or id(s) in self.unsure_top):
+            kinds[ZERO_RESULT] = "maybe"        # the callee may get the 0.0 placeholder
         request = None
         if self.shape_facts or self.call_results:
             from . import shapes

@@ -130,6 +130,12 @@ def finished(g, x):
     return float(g) if g.__class__ is int else g
 
 
+def is_zero(g):
+    """Is the adjoint g the zero placeholder (the 0.0 it holds before anything flows in)?
+    The adjoint sweep skips a rule's adjoint for such a g (its shape is unknown)."""
+    return _is_zero(g)
+
+
 def add(a, b):
     """a + b for adjoints: numbers and arrays add, lists add elementwise, 0.0 is neutral."""
     if _is_zero(a):
@@ -365,6 +371,11 @@ def unbroadcast(g, like):
     axes = tuple(i for i, (a, b) in enumerate(zip(shape, g.shape)) if a == 1 and b != 1)
     if axes:
         g = g.sum(axis=axes, keepdims=True)
+    if g.shape != shape:
+        # a partial times the 0.0 placeholder: zeros shaped like the partial (a mask of
+        # np.where), broadcast like the value it stands for
+        import numpy
+        return numpy.broadcast_to(g, shape)
     return g.reshape(shape)
 
 

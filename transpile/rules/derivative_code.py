@@ -256,7 +256,7 @@ _helper(R.field,
 # saving and restoring a dict entry or an attribute around a store: derivative code reads
 # a restored dict or object for its keys and the shapes of its adjoint only (add_at,
 # zeros_like), never for the numbers in it
-for _fn in (R.zeros_like, R.sign, R.argmax, R.argmin, R.argbest, R.final_state,
+for _fn in (R.zeros_like, R.is_zero, R.sign, R.argmax, R.argmin, R.argbest, R.final_state,
             R.write_back, R.entry, R.put_entry, R.attribute, R.put_attribute):
     _helper(_fn, zero=True)
 
