@@ -591,12 +591,20 @@ def _type_key(args, kwargs):
     if kwargs:
         key += tuple(sorted((k, _structure_key(v), value_mask(v))
                             for k, v in kwargs.items()))
-    for a in list(args) + list(kwargs.values()):
-        if static_callable(a):      # a function argument: the code calls it by its rule
-            key += (a,)
-        elif _user_class(a):        # an object: which attributes its own dict holds
-            key += (tuple(getattr(a, "__dict__", ())),)    # (one may hide a method)
+    for values in (args, kwargs.values()):
+        for a in values:
+            cls = a.__class__
+            if cls in _PLAIN_TYPES or cls in _CONTAINER_TYPES:
+                continue            # (the common case: neither test below can hold)
+            if static_callable(a):  # a function argument: the code calls it by its rule
+                key += (a,)
+            elif _user_class(a):    # an object: which attributes its own dict holds
+                key += (tuple(getattr(a, "__dict__", ())),)    # (one may hide a method)
     return key
+
+
+#: argument types that are never a function or an object of the user's (`_type_key`)
+_CONTAINER_TYPES = frozenset({np.ndarray, list, tuple, dict})
 
 
 def static_callable(value: Any) -> bool:
