@@ -30,6 +30,17 @@ import sys
 from typing import Any, Callable, Literal, Sequence, overload
 
 
+#: what a rule declares about complex values (``defvjp(..., complex=...)``), under
+#: autograd's convention: the adjoint of z = x + iy is represented by the complex number
+#: dL/dx - i dL/dy, so that a vjp of a holomorphic f is ``g * f'(z)`` (no conjugate), the
+#: formula of the real case. None: the rule is written for real values, and a call whose
+#: arguments or result may be complex is refused. "holomorphic": the rule's templates,
+#: vjps and jvp, as written for real values, hold for complex ones (exp, sin, +, *, dot,
+#: solve, fft...). "explicit": the vjps and jvp are written for complex values
+#: themselves (abs, real, imag, conj, angle). In both cases the compiler takes the real
+#: part of an adjoint contribution that goes to a real-valued argument.
+COMPLEX = (None, "holomorphic", "explicit")
+
 STRUCTURES = ("elementwise", "linear", "multilinear", "piecewise_linear", "zero", "explicit",
               "reverse_only")
 
@@ -49,7 +60,9 @@ class Rule:
     def __init__(self, fn, name, params, partials=None, vjps=None, env=None, zero=False,
                  derive=None, multilinear=None, unavailable=None, needs_ans=True,
                  masks=False, structure=None, jvp=None, vjp_tangents=None,
-                 constant_keywords=(), template=None, several=False):
+                 constant_keywords=(), template=None, several=False, complex=None):
+        if complex not in COMPLEX:
+            raise ValueError(f"complex= must be one of {COMPLEX}, not {complex!r}")
         self.fn = fn
         self.name = name
         self.params = tuple(params) if params is not None else None
@@ -77,6 +90,8 @@ class Rule:
         self.several = bool(several)       # the result may be a tuple or list of values
         self.templates = [list(t or ()) for t in template or ()]   # per argument: the
                                            # `@template` functions inlined where they apply
+        self.complex = complex             # None | "holomorphic" | "explicit": how the
+                                           # rule holds for complex values (COMPLEX)
         self.structure = structure or _structure_of(self)
         self.derived = {}                  # mode -> None | reason (second-order routes),
                                            # filled in by rules/derivative_code.py
@@ -133,7 +148,8 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
            piecewise_linear: bool = False, jvp: Callable[..., Any] | None = None,
            vjp_tangents: Sequence[Callable[..., Any] | None] | None = None,
            constant_keywords: Sequence[str] = (),
-           template: Sequence[Any] | None = None, several: bool = False) -> Rule:
+           template: Sequence[Any] | None = None, several: bool = False,
+           complex: Literal["holomorphic", "explicit"] | None = None) -> Rule:
     """Register the derivative (reverse-mode rule) of ``fn``.
 
     Calls of ``fn`` inside a function being differentiated then use this rule instead
@@ -226,6 +242,10 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
     several : bool, optional
         ``fn`` may return a tuple or list of values (np.split, slogdet, eigh,
         linspace with ``retstep=True``): its result is not taken for an array.
+    complex : {None, "holomorphic", "explicit"}, optional
+        How the rule holds for complex values (see `COMPLEX`): None (default) refuses
+        complex arguments; "holomorphic" says the real-valued formulas hold as written
+        (``g * f'(z)``); "explicit" says the vjps and jvp are written for complex values.
     Returns
     -------
     Rule
@@ -291,7 +311,8 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
                 unavailable=unavailable, needs_ans=needs_ans, masks=masks,
                 structure=structure, jvp=jvp,
                 vjp_tangents=list(vjp_tangents) if vjp_tangents is not None else None,
-                constant_keywords=constant_keywords, template=template, several=several)
+                constant_keywords=constant_keywords, template=template, several=several,
+                complex=complex)
     _RULES[_key(fn, nargs)] = rule
     VERSION[0] += 1
     _derive_modes(rule)
@@ -407,7 +428,29 @@ def lookup(fn: Any, nargs: int | None = None) -> Rule | None:
             rule = _RULES.get(_key(fn, None))
     except TypeError:          # unhashable callable
         return None
+    if rule is None and _load_lazy():
+        return lookup(fn, nargs)
     return rule
+
+
+#: rule modules for optional libraries: loaded the first time a lookup misses after the
+#: library has been imported (by the user's code), so that importing transpile never
+#: imports them. library -> the module of transpile's rules for it
+LAZY_RULES = {"scipy": "transpile.rules.scipy_"}
+_LOADED = set()
+
+
+def _load_lazy():
+    """Import the rule modules of the optional libraries imported since the last call;
+    True when one was imported (a lookup may then find what it missed)."""
+    loaded = False
+    for library, module in LAZY_RULES.items():
+        if library not in _LOADED and library in sys.modules:
+            _LOADED.add(library)
+            import importlib
+            importlib.import_module(module)
+            loaded = True
+    return loaded
 
 
 # rules for what generated derivative code calls (rules/derivative_code.py), not listed
