@@ -21,6 +21,16 @@ import math
 
 import numpy as np
 
+try:                       # SciPy's rules are exercised where SciPy is installed
+    import scipy
+    import scipy.integrate
+    import scipy.linalg
+    import scipy.signal
+    import scipy.special
+    import scipy.stats
+except ImportError:        # pragma: no cover
+    scipy = None
+
 rng = np.random.default_rng(20261202)
 
 
@@ -80,8 +90,10 @@ def _available(expr):
     out: their rules are not registered either."""
     import math
     import re
-    for module, path in re.findall(r"\b(np|math)\.([A-Za-z_][\w.]*)", expr):
-        obj = np if module == "np" else math
+    for module, path in re.findall(r"\b(np|math|scipy)\.([A-Za-z_][\w.]*)", expr):
+        obj = {"np": np, "math": math, "scipy": scipy}[module]
+        if obj is None:
+            return False
         for part in path.split("."):
             if not hasattr(obj, part):
                 return False

@@ -39,6 +39,7 @@ import pytest
 import transpile
 from transpile import TranspileError
 from finite_differences import central, central_wrt
+import rule_examples
 from rule_examples import EXAMPLES, FORWARD_RULE_PREFIX, NOT_EXERCISED
 
 MODES = ("reverse", "forward", "forward-over-reverse", "reverse-over-forward",
@@ -71,7 +72,7 @@ def unavailable_reason(name, mode):
 # ----------------------------------------------------------------------------------------
 # wrapper programs, written as source
 # ----------------------------------------------------------------------------------------
-NAMESPACE = {"np": np, "math": math, "transpile": transpile}
+NAMESPACE = {"np": np, "math": math, "transpile": transpile, "scipy": rule_examples.scipy}
 DEFAULT_WRAP = "np.sin({})"
 
 
@@ -135,7 +136,11 @@ def _copy(v):
 def build_wrappers(directory):
     """Write every example's wrapper into one module in `directory` and import it."""
     wrappers = [Wrapper(i, ex) for i, ex in enumerate(EXAMPLES)]
-    text = "\n".join(["import math", "", "import numpy as np", "", "import transpile", "", ""]
+    header = ["import math", "", "import numpy as np", ""]
+    if rule_examples.scipy is not None:
+        header += [f"import scipy.{m}" for m in ("integrate", "linalg", "signal", "special",
+                                                 "stats")] + [""]
+    text = "\n".join(header + ["import transpile", "", ""]
                      + [w.source() + "\n\n" for w in wrappers])
     path = directory / "rule_matrix_wrappers.py"
     path.write_text(text)

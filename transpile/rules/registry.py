@@ -487,7 +487,8 @@ def supported(modes: bool = False) -> list[str] | dict[str, dict[str, str | None
     -------
     list of str, or dict
         Sorted names (``"math.sin"``, ``"numpy.tanh"``, ...), or the modes by name; the
-        rules transpile keeps for its own generated code are left out.
+        rules transpile keeps for its own generated code are left out. Rules for an
+        optional library (SciPy) are listed once the library has been imported.
 
     Examples
     --------
@@ -497,6 +498,7 @@ def supported(modes: bool = False) -> list[str] | dict[str, dict[str, str | None
     >>> transpile.rules.supported(modes=True)["numpy.sort"]["reverse-over-forward"] is None
     True
     """
+    _load_lazy()                   # the rules of optional libraries the user has imported
     rules = [rule for rule in _RULES.values() if not rule.name.startswith(INTERNAL_PREFIXES)]
     if not modes:
         return sorted({rule.name for rule in rules})
