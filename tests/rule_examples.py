@@ -516,6 +516,57 @@ X("~", "mask", "x * ~(x > 0.2)", x=N(4))
 X("~", "ints", f"x * ~{I1}", x=N(3))
 
 # ======================================================================================
+# scipy.special
+# ======================================================================================
+if scipy is not None:
+    SP_UNARY = {   # name -> domain
+        "expit": N, "logit": lambda *s: U(*s, lo=0.2, hi=0.8), "log_expit": N,
+        "softplus": N, "erf": N, "erfc": N, "erfcx": N, "erfinv": U,
+        "erfcinv": lambda *s: U(*s, lo=0.3, hi=1.7), "dawsn": N, "ndtr": N, "log_ndtr": N,
+        "ndtri": lambda *s: U(*s, lo=0.2, hi=0.8), "gamma": P, "gammaln": P,
+        "loggamma": P, "rgamma": P, "digamma": P, "psi": P, "entr": P, "j0": N, "j1": N,
+        "y0": P, "y1": P, "i0": N, "i1": N, "i0e": N,
+        "i1e": N, "k0": P, "k1": P, "k0e": P, "k1e": P,
+        "spence": P,
+    }
+    for fname, dom in SP_UNARY.items():
+        X(f"scipy.special.{fname}", "scalar", f"scipy.special.{fname}(x)", x=dom())
+        X(f"scipy.special.{fname}", "1d", f"scipy.special.{fname}(x)", x=dom(3))
+    for fname in ("jv", "yv", "iv", "ive", "kv", "kve"):
+        X(f"scipy.special.{fname}", "order-1.5", f"scipy.special.{fname}(1.5, x)", x=P(3))
+    X("scipy.special.jv", "jn-int", "scipy.special.jn(2, x)", x=N(3))
+    X("scipy.special.ive", "negative", "scipy.special.ive(1.0, x)", x=-P(3))
+    X("scipy.special.yn", "int", "scipy.special.yn(2, x)", x=P(3))
+    X("scipy.special.polygamma", "n1", "scipy.special.polygamma(1, x)", x=P(3))
+    X("scipy.special.polygamma", "n0-scalar", "scipy.special.polygamma(0, x)", x=P())
+    X("scipy.special.multigammaln", "d3", "scipy.special.multigammaln(x, 3)", x=2.0 + P())
+    for fname in ("beta", "betaln"):
+        X(f"scipy.special.{fname}", "scalars", f"scipy.special.{fname}(x, y)", x=P(), y=P())
+        X(f"scipy.special.{fname}", "bcast", f"scipy.special.{fname}(x, y)", x=P(2, 3),
+          y=P(3))
+    for fname in ("xlogy", "xlog1py", "rel_entr", "kl_div"):
+        X(f"scipy.special.{fname}", "1d", f"scipy.special.{fname}(x, y)", x=P(3), y=P(3))
+    X("scipy.special.gammainc", "in-x", "scipy.special.gammainc(2.5, x)", x=P(3))
+    X("scipy.special.gammaincc", "in-x", "scipy.special.gammaincc(2.5, x)", x=P(3))
+    X("scipy.special.betainc", "in-x", "scipy.special.betainc(2.0, 3.0, x)",
+      x=U(3, lo=0.2, hi=0.8))
+    X("scipy.special.zeta", "hurwitz-q", "scipy.special.zeta(3.0, x)", x=P(3))
+    Z("scipy.special.gammasgn", "1d", "scipy.special.gammasgn(x)", x=U(3, lo=-0.8, hi=-0.2))
+    X("scipy.special.logsumexp", "1d", "scipy.special.logsumexp(x)", x=N(4))
+    X("scipy.special.logsumexp", "2d-axis", "scipy.special.logsumexp(x, axis=1)", x=N(2, 3))
+    X("scipy.special.logsumexp", "keepdims", "scipy.special.logsumexp(x, 0, keepdims=True)",
+      x=N(2, 3))
+    X("scipy.special.logsumexp", "b", "scipy.special.logsumexp(x, axis=0, b=y)", x=N(2, 3),
+      y=P(2, 3))
+    X("scipy.special.logsumexp", "return-sign",
+      "scipy.special.logsumexp(x, None, y, return_sign=True)", x=N(3), y=P(3))
+    X("scipy.special.softmax", "1d", "scipy.special.softmax(x)", x=N(4))
+    X("scipy.special.softmax", "2d-axis", "scipy.special.softmax(x, axis=1)", x=N(2, 3))
+    X("scipy.special.log_softmax", "1d", "scipy.special.log_softmax(x)", x=N(4))
+    X("scipy.special.log_softmax", "2d-axis", "scipy.special.log_softmax(x, axis=0)",
+      x=N(2, 3))
+
+# ======================================================================================
 # keyword and edge variants (orders, where=, ends, zeros in products, zero bases)
 # ======================================================================================
 X("**", "zero-base", "x ** 2", x=0.0)

@@ -22,6 +22,7 @@ from . import astutil as A
 from .analysis import walk_body, SCALAR, SEQ, UNKNOWN
 from .rules import containers
 from .rules.scalar import specialize
+from .rules.registry import no_derivative_message
 from .transform import Transform
 
 
@@ -185,6 +186,9 @@ class ForwardTransform(Transform):
                 keywords=copy.deepcopy(getattr(n, "keywords", [])))
         if rule.unavailable is not None and rule.multilinear is None:
             raise self.error(rule.unavailable, n)
+        for i, a in enumerate(args):
+            if i in rule.no_derivative and self.tangent(a) is not None:
+                raise self.error(no_derivative_message(rule, i), n)
         if rule.multilinear is not None:
             return self.multilinear_tangent(n, args, rule)
         if rule.vjps is not None:

@@ -24,6 +24,7 @@ from .analysis import expr_names, walk_body, SCALAR, SEQ, MAP, OBJECT, UNKNOWN, 
 from . import calls
 from .rules import containers
 from .rules.scalar import specialize
+from .rules.registry import no_derivative_message
 from .control_flow import ControlFlowReversal, _count_loads
 from .tapes import SweepPlan, marker
 from .transform import Transform
@@ -446,6 +447,9 @@ class ReverseTransform(ControlFlowReversal, Transform):
         if rule is None or rule.zero:
             return
         self.check_available(rule, n)
+        for i, a in enumerate(args):
+            if i in rule.no_derivative and self.active(a):
+                raise self.error(no_derivative_message(rule, i), n)
 
         def use(node, times=1):
             if self._internal(node):

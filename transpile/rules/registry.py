@@ -92,6 +92,9 @@ class Rule:
                                            # `@template` functions inlined where they apply
         self.complex = complex             # None | "holomorphic" | "explicit": how the
                                            # rule holds for complex values (COMPLEX)
+        self.no_derivative = {}            # argument position -> why its derivative has
+                                           # no closed form: refused where it is active
+                                           # (a None entry alone means no derivative flows)
         self.structure = structure or _structure_of(self)
         self.derived = {}                  # mode -> None | reason (second-order routes),
                                            # filled in by rules/derivative_code.py
@@ -128,6 +131,14 @@ def _structure_of(rule):
     if rule.jvp is not None or rule.vjp_tangents is not None:
         return "explicit"
     return "reverse_only"
+
+
+def no_derivative_message(rule, i):
+    """The refusal for differentiating ``rule``'s primitive in argument position i, where
+    its derivative has no closed form (`Rule.no_derivative`)."""
+    what = rule.params[i] if rule.params and i < len(rule.params) else f"argument {i + 1}"
+    return (f"{rule.name} has no derivative with respect to {what!r} "
+            f"({rule.no_derivative[i]}); pass it a constant")
 
 
 _RULES = {}
