@@ -143,11 +143,44 @@ def unit_of(target):
     if unit is not None and not _unit_current(unit, target):
         unit = None                          # __code__ or defaults replaced: read again
     if unit is None:
-        unit = unit_from_function(target)
+        unit = _rule_call_unit(target)
+        if unit is None:
+            unit = unit_from_function(target)
         _check_source(unit, target)
         unit.func_state = _func_state(target)
         _UNITS[target] = unit
     return unit
+
+
+def _rule_call_unit(target):
+    """A Python function with a derivative rule (scipy.special.logsumexp, a function the
+    user registered with defvjp) differentiated itself: the unit of a function calling it
+    with its own parameters, so that its rule applies (as at a call inside user code)
+    instead of its source being read. None for other functions."""
+    import inspect
+    from .rules import lookup
+    if not inspect.isfunction(target) or not any(
+            lookup(target, n) is not None for n in (None, 1, 2, 3, 4, 5)):
+        return None
+    try:
+        sig = inspect.signature(target)
+    except (TypeError, ValueError):
+        return None
+    kinds = inspect.Parameter
+    params = list(sig.parameters.values())
+    if any(p.kind in (kinds.VAR_POSITIONAL, kinds.VAR_KEYWORD, kinds.POSITIONAL_ONLY)
+           for p in params) or not all(p.name.isidentifier() for p in params):
+        return None
+    positional = [p.name for p in params if p.kind is kinds.POSITIONAL_OR_KEYWORD]
+    keyword = [p.name for p in params if p.kind is kinds.KEYWORD_ONLY]
+    name = target.__name__ if target.__name__.isidentifier() else "primitive"
+    args = ", ".join(positional + [f"{k}={k}" for k in keyword])
+    source = (f"def {name}({', '.join(positional + (['*'] + keyword if keyword else []))}):"
+              f"\n    return primitive({args})\n")
+    node = ast.parse(source).body[0]
+    qualname = f"{getattr(target, '__module__', '')}.{target.__qualname__}".lstrip(".")
+    return Unit(node, qualname, f"<the rule of {qualname}>", 0, {"primitive": target}, {},
+                func=target, defaults=target.__defaults__, kwdefaults=target.__kwdefaults__)
 
 
 def _func_state(fn):
