@@ -530,8 +530,9 @@ if scipy is not None:
         "spence": P,
     }
     for fname, dom in SP_UNARY.items():
-        X(f"scipy.special.{fname}", "scalar", f"scipy.special.{fname}(x)", x=dom())
-        X(f"scipy.special.{fname}", "1d", f"scipy.special.{fname}(x)", x=dom(3))
+        rule = "digamma" if fname == "psi" else fname      # psi is digamma's alias
+        X(f"scipy.special.{rule}", f"{fname}-scalar", f"scipy.special.{fname}(x)", x=dom())
+        X(f"scipy.special.{rule}", f"{fname}-1d", f"scipy.special.{fname}(x)", x=dom(3))
     for fname in ("jv", "yv", "iv", "ive", "kv", "kve"):
         X(f"scipy.special.{fname}", "order-1.5", f"scipy.special.{fname}(1.5, x)", x=P(3))
     X("scipy.special.jv", "jn-int", "scipy.special.jn(2, x)", x=N(3))
@@ -560,6 +561,8 @@ if scipy is not None:
       y=P(2, 3))
     X("scipy.special.logsumexp", "return-sign",
       "scipy.special.logsumexp(x, None, y, return_sign=True)", x=N(3), y=P(3))
+    X("scipy.special.logsumexp", "b-keyword", "scipy.special.logsumexp(x, b=y)", x=N(3),
+      y=P(3))
     X("scipy.special.softmax", "1d", "scipy.special.softmax(x)", x=N(4))
     X("scipy.special.softmax", "2d-axis", "scipy.special.softmax(x, axis=1)", x=N(2, 3))
     X("scipy.special.log_softmax", "1d", "scipy.special.log_softmax(x)", x=N(4))

@@ -420,6 +420,9 @@ def builtin_names():
     """`supported()` in a fresh interpreter: the rules transpile itself declares (tests
     running in this process register rules of their own)."""
     code = "import json, transpile; print(json.dumps(transpile.rules.supported()))"
+    if rule_examples.scipy is not None:       # the rules of SciPy, once it is imported
+        code = ("import scipy.integrate, scipy.linalg, scipy.signal, scipy.special, "
+                "scipy.stats; " + code)
     env = dict(os.environ,
                PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,

@@ -220,13 +220,18 @@ def test_logsumexp_itself_differentiated():
     _close(dx, central(lambda z: np.dot(special.logsumexp(z, axis=0), g), x), 1e-5)
 
 
-def test_logsumexp_b_by_keyword_is_refused_not_dropped():
+def test_logsumexp_b_by_keyword():
+    """b= after a skipped axis= is put in its place (axis at its default None)."""
     def f(x, b):
         return special.logsumexp(x, b=b)
     x, b = rng.normal(size=3), rng.uniform(0.5, 2.0, size=3)
-    _close(transpile.grad(f)(x, b), central_wrt(f, [x, b], 0), 1e-5)
-    with pytest.raises(TranspileError, match="keyword argument 'b'"):
-        transpile.grad(f, wrt=1)(x, b)
+    for i in (0, 1):
+        _close(transpile.grad(f, wrt=i)(x, b), central_wrt(f, [x, b], i), 1e-5)
+        v = rng.normal(size=3)
+        tangents = [None, None]
+        tangents[i] = v
+        _close(transpile.jvp(f, [x, b], tangents)[1],
+               np.dot(central_wrt(f, [x, b], i), v), 1e-5)
 
 
 # --------------------------------------------------------------------------------------

@@ -245,6 +245,8 @@ def _place_keywords(fn, args, keywords, params=None):
                 args.append(k.value)
                 remaining.remove(k)
                 moved = True
+        if not moved:
+            moved = _fill_defaults(fn, args, remaining, params)
     if rule is not None and rule.vjps is not None:
         # a constant the user passed by keyword (`axis=1`) stays a keyword: vjp
         # functions take it by name, and the generated code reads as the user wrote it
@@ -257,6 +259,38 @@ def _place_keywords(fn, args, keywords, params=None):
             back = [ast.keyword(arg=params[i], value=args[i]) for i in range(kept, len(args))]
             args, remaining = args[:kept], back + remaining
     return args, remaining
+
+
+def _fill_defaults(fn, args, remaining, params):
+    """A keyword that is not a literal (it may carry a derivative) naming a later
+    positional parameter of the rule (`logsumexp(x, b=w)`): put the parameters between
+    at their literal defaults so that it lands in its place. False when none applies."""
+    for k in remaining:
+        if k.arg is None or k.arg not in params or _constant(k.value):
+            continue
+        j = params.index(k.arg)
+        if j <= len(args):
+            continue
+        try:
+            sig = inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            return False
+        gap = []
+        for name in params[len(args):j]:
+            p = sig.get(name)
+            if p is None or p.default is inspect.Parameter.empty or not (
+                    p.default is None or type(p.default) in (bool, int, float, str)) or \
+                    any(q.arg == name for q in remaining):
+                gap = None
+                break
+            gap.append(ast.Constant(p.default))
+        if gap is None:
+            continue
+        args.extend(gap)
+        args.append(k.value)
+        remaining.remove(k)
+        return True
+    return False
 
 
 def _keyword_only_constant(rule, i, name):

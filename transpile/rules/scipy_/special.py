@@ -87,7 +87,7 @@ UNARY = {
 }
 for _n, _d in UNARY.items():
     if hasattr(special, _n):
-        _def(getattr(special, _n), _d, params="x")
+        _def(getattr(special, _n), _d, params="x", name=f"scipy.special.{_n}")
 
 # functions of an order (or another parameter) that has no closed-form derivative
 ORDER = {
