@@ -527,7 +527,7 @@ if scipy is not None:
         "loggamma": P, "rgamma": P, "digamma": P, "psi": P, "entr": P, "j0": N, "j1": N,
         "y0": P, "y1": P, "i0": N, "i1": N, "i0e": N,
         "i1e": N, "k0": P, "k1": P, "k0e": P, "k1e": P,
-        "spence": P,
+        "spence": P, "erfi": N, "exp2": N, "exp10": N, "expm1": N, "log1p": P, "cbrt": P,
     }
     for fname, dom in SP_UNARY.items():
         rule = "digamma" if fname == "psi" else fname      # psi is digamma's alias
@@ -545,6 +545,8 @@ if scipy is not None:
         X(f"scipy.special.{fname}", "scalars", f"scipy.special.{fname}(x, y)", x=P(), y=P())
         X(f"scipy.special.{fname}", "bcast", f"scipy.special.{fname}(x, y)", x=P(2, 3),
           y=P(3))
+    X("scipy.special.binom", "real", "scipy.special.binom(x, y)", x=4.0 + P(3), y=P(3))
+    X("scipy.special.poch", "real", "scipy.special.poch(x, y)", x=P(3), y=P(3))
     for fname in ("xlogy", "xlog1py", "rel_entr", "kl_div"):
         X(f"scipy.special.{fname}", "1d", f"scipy.special.{fname}(x, y)", x=P(3), y=P(3))
     X("scipy.special.gammainc", "in-x", "scipy.special.gammainc(2.5, x)", x=P(3))

@@ -27,7 +27,8 @@ UNARY = {
     "ndtri": lambda: U(0.2, 0.8), "gamma": P3, "gammaln": P3, "loggamma": P3,
     "rgamma": P3, "digamma": P3, "psi": P3, "entr": P3, "j0": N3, "j1": N3, "y0": P3,
     "y1": P3, "i0": N3, "i1": N3, "i0e": lambda: U(0.3, 2.0) * [1, -1, 1], "i1e": N3,
-    "k0": P3, "k1": P3, "k0e": P3, "k1e": P3, "spence": P3,
+    "k0": P3, "k1": P3, "k0e": P3, "k1e": P3, "spence": P3, "erfi": N3, "exp2": N3,
+    "exp10": N3, "expm1": N3, "log1p": P3, "cbrt": P3,
 }
 UNARY = {k: v for k, v in UNARY.items() if hasattr(special, k)}
 
@@ -50,6 +51,8 @@ CALLS = [
     ("zeta", "special.zeta(3.0, x)", P3, None),
     ("beta", "special.beta(x, y)", P3, P3),
     ("betaln", "special.betaln(x, y)", P3, P3),
+    ("binom", "special.binom(x, y)", lambda: 4.0 + P3(), P3),
+    ("poch", "special.poch(x, y)", P3, P3),
     ("xlogy", "special.xlogy(x, y)", P3, P3),
     ("xlog1py", "special.xlog1py(x, y)", P3, P3),
     ("rel_entr", "special.rel_entr(x, y)", P3, P3),

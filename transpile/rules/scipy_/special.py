@@ -82,6 +82,13 @@ UNARY = {
     "k1": "-(special.k0(x) + special.kv(2, x)) / 2",
     "k0e": "special.k0e(x) - special.k1e(x)",
     "k1e": "special.k1e(x) - (special.k0e(x) + special.kve(2, x)) / 2",
+    "erfi": f"(2 / {_SQRT_PI}) * np.exp(x * x)",
+    # SciPy's versions of elementary functions
+    "exp2": "special.exp2(x) * math.log(2)",
+    "exp10": "special.exp10(x) * math.log(10)",
+    "expm1": "np.exp(x)",
+    "log1p": "1 / (1 + x)",
+    "cbrt": "1 / (3 * special.cbrt(x) ** 2)",
     # other
     "spence": "np.log(x) / (1 - x)",
 }
@@ -113,6 +120,14 @@ BINARY = {
 }
 for _n, _ds in BINARY.items():
     _def(getattr(special, _n), *_ds, params="a, b")
+# binom(n, k) = gamma(n + 1) / (gamma(k + 1) gamma(n - k + 1)), in real n and k
+_def(special.binom,
+     "special.binom(n, k) * (special.digamma(n + 1) - special.digamma(n - k + 1))",
+     "special.binom(n, k) * (special.digamma(n - k + 1) - special.digamma(k + 1))",
+     params="n, k")
+# poch(z, m) = gamma(z + m) / gamma(z)
+_def(special.poch, "special.poch(z, m) * (special.digamma(z + m) - special.digamma(z))",
+     "special.poch(z, m) * special.digamma(z + m)", params="z, m")
 
 XY = {
     "xlogy": ("np.log(y)", "x / y"),
