@@ -332,3 +332,19 @@ def test_a_module_passed_as_an_argument_is_differentiated_through():
         e = np.eye(2)[i]
         np.testing.assert_allclose(pullback(e), central(
             lambda v: module_argument(np, v) @ e, x), atol=1e-6)
+
+
+def test_user_variable_named_like_a_template_helper():
+    """A variable called `sign` (the name of abs's derivative helper) passed to a rule's
+    template is the user's value, not the helper."""
+    from finite_differences import central
+
+    def f(x):
+        sign = np.sum(x)
+        return np.sin(x[0]) * sign
+
+    x = np.array([0.4, -1.3])
+    g = transpile.grad(f)(x)
+    assert np.allclose(g, central(f, x), atol=1e-6)
+    _, t = transpile.jvp(f, [x], [np.array([1.0, 0.5])])
+    assert np.allclose(t, central(f, x) @ np.array([1.0, 0.5]), atol=1e-6)
