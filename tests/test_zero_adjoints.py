@@ -39,6 +39,7 @@ import pytest
 import transpile
 from transpile import TranspileError
 from finite_differences import central, central_wrt
+import rule_examples
 from rule_examples import EXAMPLES
 from test_rule_matrix import Wrapper, _close, _copy
 
@@ -73,6 +74,9 @@ def _programs(w):
 def wrappers(tmp_path_factory):
     ws = [Wrapper(i, ex) for i, ex in enumerate(EXAMPLES) if not ex.zero]
     lines = ["import math", "import numpy as np", "import transpile", ""]
+    if rule_examples.scipy is not None:     # examples may call SciPy (rule_examples.py)
+        lines[2:2] = [f"import scipy.{m}" for m in ("integrate", "linalg", "signal",
+                                                    "special", "stats")]
     for w in ws:
         lines += _programs(w)
     path = tmp_path_factory.mktemp("zero_adjoints") / "zero_adjoint_programs.py"

@@ -192,6 +192,8 @@ class ForwardTransform(Transform):
         terms = []
         for i, a in enumerate(args):
             ta = self.tangent(a)
+            if ta is not None and i in rule.refused:
+                raise self.error(rule.refused[i], n)
             if ta is None or rule.partials[i] is None:
                 continue
             mapping = {name: copy.deepcopy(args[j]) for j, name in enumerate(rule.params)

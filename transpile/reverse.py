@@ -460,6 +460,8 @@ class ReverseTransform(ControlFlowReversal, Transform):
                 raise self.error(f"the rule for {rule.name} has no derivative for "
                                  f"{len(args)} arguments", n)
             for i, a in enumerate(args):
+                if self.active(a) and i in rule.refused:
+                    raise self.error(rule.refused[i], n)
                 if not self.active(a) or partials[i] is None:
                     continue
                 for j, p in enumerate(rule.params):
