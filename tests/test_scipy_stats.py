@@ -328,3 +328,29 @@ def test_unsupported_method_is_one_transpile_error():
         return np.sum(st.norm.ppf(np.array([0.2, 0.7]), m))
     with pytest.raises(TranspileError):
         transpile.grad(f)(M4)
+
+
+def test_frozen_in_a_loop():
+    def f(x, m):
+        total = 0.0
+        for i in range(3):
+            rv = st.norm(m * (i + 1.0), 1.5)
+            total = total + np.sum(rv.logpdf(x))
+        return total
+    check_all_modes(f, (X4, np.array(0.3)))
+
+
+def test_frozen_used_otherwise_or_in_a_nested_function_is_refused():
+    def other_use(x, m):
+        rv = st.norm(m, 1.5)
+        return np.sum(rv.logpdf(x)) + rv.mean()
+
+    def nested(x, m):
+        rv = st.norm(m, 1.5)
+
+        def inner(z):
+            return rv.logpdf(z)
+        return np.sum(inner(x))
+    for f in (other_use, nested):
+        with pytest.raises(TranspileError):
+            transpile.grad(f, 1)(X4, 0.3)

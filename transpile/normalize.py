@@ -474,8 +474,11 @@ def _partial_names(body, unit, local_names):
                                              for a in n.value.args)
                 and all(k.arg is not None for k in n.value.keywords)):
             partials.add(n.targets[0].id)
-    return made | {h for h in partials if stores.get(h) == 1 and h not in unit.params
-                   and loads.get(h, 0) == called.get(h, 0)}
+    nested = {n.id for d in A.walk_outside_defs(body) if isinstance(d, (ast.FunctionDef,
+                                                                          ast.Lambda))
+              for n in ast.walk(d) if isinstance(n, ast.Name)}   # (not rewritten there)
+    return (made | {h for h in partials if stores.get(h) == 1 and h not in unit.params
+                    and loads.get(h, 0) == called.get(h, 0)}) - nested
 
 
 class Flattener(LoopFlattening):
