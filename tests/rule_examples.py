@@ -591,11 +591,16 @@ _UNIVARIATE = {                         # name: (x, shape parameters, constant s
                                               "b": lambda *s: U(*s, lo=1.3, hi=3.0)},
              "2.0, 3.0, "),
     "chi2": (P, {"df": lambda *s: U(*s, lo=2.5, hi=5.0)}, "3.0, "),
+    "expon": (P, {}, ""),
+    "logistic": (N, {}, ""),
+    "cauchy": (N, {}, ""),
+    "laplace": (lambda *s: U(*s, lo=0.3, hi=2.0) * (-1.0) ** np.arange(
+        int(np.prod(s))).reshape(s), {}, ""),        # away from the kink at loc = 0
 }
 for _dist, (_x, _shapes, _fixed) in _UNIVARIATE.items():
     for _method in ("logpdf", "pdf"):
         _args = ", ".join(_shapes)
-        _loc = "0.0" if _dist in ("gamma", "beta", "chi2") else "m"
+        _loc = "0.0" if _dist in ("gamma", "beta", "chi2", "expon", "laplace") else "m"
         X(f"scipy.stats.{_dist}.{_method}", "1d",
           f"scipy.stats.{_dist}.{_method}(x, {_args + ', ' if _args else ''}{_loc}, sig)",
           x=_x(3), sig=U(3, lo=0.9, hi=1.1), **{k: f(3) for k, f in _shapes.items()},
@@ -604,7 +609,7 @@ for _dist, (_x, _shapes, _fixed) in _UNIVARIATE.items():
           f"scipy.stats.{_dist}.{_method}(x, {_args + ', ' if _args else ''}scale=sig)",
           x=_x(2, 2), sig=U(lo=0.9, hi=1.1), **{k: f() for k, f in _shapes.items()})
     for _method in ("cdf", "logcdf", "sf", "logsf"):
-        _loc = "0.0" if _dist in ("gamma", "beta", "chi2") else "m"
+        _loc = "0.0" if _dist in ("gamma", "beta", "chi2", "expon", "laplace") else "m"
         X(f"scipy.stats.{_dist}.{_method}", "1d",
           f"scipy.stats.{_dist}.{_method}(x, {_fixed}{_loc}, sig)", x=_x(3),
           sig=U(3, lo=0.9, hi=1.1), **({"m": N(3)} if _loc == "m" else {}))

@@ -194,6 +194,22 @@ def test_chi2_cdfs(method):
     check_all_modes(f, (POS4,))
 
 
+@pytest.mark.parametrize("dist", ["expon", "logistic", "cauchy", "laplace"])
+@pytest.mark.parametrize("method", ["logpdf", "pdf", "cdf", "logcdf", "sf", "logsf"])
+def test_location_scale_families(dist, method):
+    fn = getattr(getattr(st, dist), method)
+    x = POS4 if dist == "expon" else np.array([-1.3, -0.4, 0.5, 1.7])   # not at a kink
+
+    def f(x, s):
+        return np.sum(fn(x, scale=s))
+
+    def with_loc(x, m, s):
+        return np.sum(fn(x, m, s))
+    check_all_modes(f, (x, S4))
+    if dist in ("logistic", "cauchy"):
+        check_all_modes(with_loc, (X4, M4, S4))
+
+
 # ---- poisson ---------------------------------------------------------------------------
 @pytest.mark.parametrize("method", ["logpmf", "pmf", "cdf", "logcdf", "sf", "logsf"])
 def test_poisson_in_mu(method):

@@ -2,7 +2,8 @@
 is a bound method of the singleton ``norm``; bound methods of one object compare and hash
 equal, so the bound method is the rule's key).
 
-The primal stays SciPy's own call. Univariate distributions (norm, t, gamma, beta, chi2)
+The primal stays SciPy's own call. Univariate distributions (norm, t, gamma, beta, chi2;
+expon, logistic, cauchy, laplace)
 get partial-derivative templates for logpdf, pdf, cdf, logcdf, sf and logsf in x, loc,
 scale and their shape parameters, written from the standardized variable
 ``y = (x - loc) / scale``: with ``l(y)`` the standard log density, ``d/dx = l'(y) / scale``,
@@ -99,6 +100,11 @@ _continuous("beta", ("a", "b"), "(a - 1.0) / y - (b - 1.0) / (1.0 - y)",
              f"np.log1p(-y) - {_psi}(b) + {_psi}(a + b)"))
 _continuous("chi2", ("df",), "(df / 2.0 - 1.0) / y - 0.5",
             (f"0.5 * (np.log(y / 2.0) - {_psi}(df / 2.0))",))
+# beyond autograd's list: location-scale families without shape parameters
+_continuous("expon", (), "-1.0 + 0.0 * y", ())
+_continuous("logistic", (), "-np.tanh(y / 2.0)", ())
+_continuous("cauchy", (), "-2.0 * y / (1.0 + y * y)", ())
+_continuous("laplace", (), "-np.sign(y)", ())
 
 
 # ---- poisson: in mu (k and loc are integers) ---------------------------------------------
