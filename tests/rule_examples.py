@@ -616,6 +616,10 @@ for _dist, (_x, _shapes, _fixed) in _UNIVARIATE.items():
         X(f"scipy.stats.{_dist}.{_method}", "x-only",
           f"scipy.stats.{_dist}.{_method}(x, {_fixed.rstrip(', ')})"
           if _fixed else f"scipy.stats.{_dist}.{_method}(x)", x=_x(2, 2))
+    for _method in ("ppf", "isf"):
+        X(f"scipy.stats.{_dist}.{_method}", "1d",
+          f"scipy.stats.{_dist}.{_method}(q, {_fixed}{'0.0' if _fixed else 'm'}, sig)",
+          q=U(3, lo=0.2, hi=0.8), sig=U(3, lo=0.9, hi=1.1), **({} if _fixed else {"m": N(3)}))
 X("scipy.stats.norm.logpdf", "bcast", "scipy.stats.norm.logpdf(x, m, sig)", x=N(2, 3),
   m=N(3), sig=U(2, 1, lo=0.9, hi=1.5))
 for _method in ("logpmf", "pmf", "cdf", "logcdf", "sf", "logsf"):

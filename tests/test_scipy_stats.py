@@ -210,6 +210,31 @@ def test_location_scale_families(dist, method):
         check_all_modes(with_loc, (X4, M4, S4))
 
 
+QUANTILES = {
+    "norm": lambda q, m, s: np.sum(st.norm.ppf(q, m, s)) + np.sum(st.norm.isf(q, m, s)),
+    "t": lambda q, m, s: np.sum(st.t.ppf(q, 3.5, m, s)) + np.sum(st.t.isf(q, 3.5, m, s)),
+    "gamma": lambda q, m, s: np.sum(st.gamma.ppf(q, 2.5, loc=m, scale=s))
+    + np.sum(st.gamma.isf(q, 2.5, loc=m, scale=s)),
+    "beta": lambda q, m, s: np.sum(st.beta.ppf(q, 2.0, 3.0, m, s) * st.beta.isf(q, 2.0, 3.0,
+                                                                              m, s)),
+    "chi2": lambda q, m, s: np.sum(st.chi2.ppf(q, 3.0, m, s) ** 2)
+    + np.sum(st.chi2.isf(q, 3.0, m, s)),
+    "logistic": lambda q, m, s: np.sum(st.logistic.ppf(q, scale=s) * st.logistic.isf(q, m)),
+}
+
+
+@pytest.mark.parametrize("dist", sorted(QUANTILES))
+def test_quantiles(dist):
+    check_all_modes(QUANTILES[dist], (U4, M4, S4))
+
+
+def test_quantile_shape_parameter_is_refused():
+    def f(q, df):
+        return np.sum(st.t.ppf(q, df))
+    with pytest.raises(TranspileError, match="shape parameter df"):
+        transpile.grad(f, 1)(U4, DF4)
+
+
 # ---- poisson ---------------------------------------------------------------------------
 @pytest.mark.parametrize("method", ["logpmf", "pmf", "cdf", "logcdf", "sf", "logsf"])
 def test_poisson_in_mu(method):
@@ -341,7 +366,7 @@ def test_value_is_scipys():
 
 def test_unsupported_method_is_one_transpile_error():
     def f(m):
-        return np.sum(st.norm.ppf(np.array([0.2, 0.7]), m))
+        return np.sum(st.norm.moment(2, m))
     with pytest.raises(TranspileError):
         transpile.grad(f)(M4)
 

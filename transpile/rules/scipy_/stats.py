@@ -5,7 +5,7 @@ equal, so the bound method is the rule's key).
 The primal stays SciPy's own call. Univariate distributions (norm, t, gamma, beta, chi2;
 expon, logistic, cauchy, laplace)
 get partial-derivative templates for logpdf, pdf, cdf, logcdf, sf and logsf in x, loc,
-scale and their shape parameters, written from the standardized variable
+scale and their shape parameters (and ppf, isf in q, loc and scale), written from the standardized variable
 ``y = (x - loc) / scale``: with ``l(y)`` the standard log density, ``d/dx = l'(y) / scale``,
 ``d/dloc = -l'(y) / scale`` and ``d/dscale = -(y l'(y) + 1) / scale``; pdf is logpdf's times
 the pdf, cdf's is the pdf (loc and scale by the chain rule), logcdf's and logsf's divide by
@@ -59,12 +59,12 @@ def _continuous(name, shapes, dlog_y, dlog_shapes):
     log_parts = [dx] + dshapes + [dloc, dscale]
     pdf = f"{full}.pdf({call_args})"
 
-    def register(method, partials):
+    def register(method, partials, first="x"):
         refused = {i + 1: f"{full}.{method} has no derivative rule in its shape parameter "
                           f"{shape} (no closed form)"
                    for i, shape in enumerate(shapes) if partials[i + 1] is None}
-        defvjp(getattr(dist, method), *partials, params=params, name=f"{full}.{method}",
-               env=ENV, refused=refused)
+        defvjp(getattr(dist, method), *partials, params=[first] + params[1:],
+               name=f"{full}.{method}", env=ENV, refused=refused)
 
     register("logpdf", log_parts)
     register("pdf", [None if p is None else f"{pdf} * {p}" for p in log_parts])
@@ -77,6 +77,14 @@ def _continuous(name, shapes, dlog_y, dlog_shapes):
     unit = ["1.0"] + [None] * len(shapes) + ["-1.0", "-((x - loc) / scale)"]
     register("logcdf", [None if u is None else f"{logcdf} * {u}" for u in unit])
     register("logsf", [None if u is None else f"-{logsf} * {u}" for u in unit])
+    # the quantile x = ppf(q) = loc + scale z(q): dx/dq = 1 / pdf(x), 1 in loc, z in scale
+    # (isf(q) = ppf(1 - q))
+    q_args = call_args.replace("x", "q", 1)
+    for method, sign in (("ppf", ""), ("isf", "-")):
+        quantile = f"{full}.{method}({q_args})"
+        at = call_args.replace("x", quantile, 1)
+        register(method, [f"{sign}1.0 / {full}.pdf({at})"] + [None] * len(shapes)
+                 + ["1.0", f"({quantile} - loc) / scale"], first="q")
 
 
 def digamma(x):
