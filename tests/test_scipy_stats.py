@@ -253,24 +253,21 @@ def test_poisson_count_is_refused():
 
 
 # ---- multivariate normal, dirichlet ------------------------------------------------------
-# their rules are vjp functions (plain NumPy, differentiated again by forward over
-# reverse); forward mode is J v from them, which is not differentiated again
-JV = ("reverse-over-forward",)
-
-
+# their rules are vjp and jvp functions in plain NumPy, which transpile differentiates
+# again for the second-order routes
 @pytest.mark.parametrize("method", ["logpdf", "pdf"])
 def test_mvn_density_every_argument(method):
     fn = getattr(multivariate_normal, method)
 
     def f(x, m, c):
         return fn(x, m, sym(c))
-    check_all_modes(f, (X4, M4, C4), refused=JV)
+    check_all_modes(f, (X4, M4, C4))
 
 
 def test_mvn_several_points_and_keywords():
     def f(x, m, c):
         return np.sum(multivariate_normal.logpdf(x, mean=m, cov=sym(c)))
-    check_all_modes(f, (rng.normal(size=(5, 4)), M4, C4), refused=JV)
+    check_all_modes(f, (rng.normal(size=(5, 4)), M4, C4))
 
 
 def test_mvn_diagonal_and_default_mean():
@@ -279,14 +276,14 @@ def test_mvn_diagonal_and_default_mean():
 
     def default_mean(x, c):
         return multivariate_normal.pdf(x, cov=sym(c))
-    check_all_modes(diagonal, (X4, M4, POS4), refused=JV)
-    check_all_modes(default_mean, (X4, C4), refused=JV)
+    check_all_modes(diagonal, (X4, M4, POS4))
+    check_all_modes(default_mean, (X4, C4))
 
 
 def test_mvn_entropy():
     def f(m, c):
         return multivariate_normal.entropy(m, sym(c))
-    check_all_modes(f, (M4, C4), refused=JV)
+    check_all_modes(f, (M4, C4))
 
 
 def test_mvn_allow_singular():
@@ -315,7 +312,7 @@ def test_dirichlet(method):
 
     def in_alpha(a):
         return fn(x, a)
-    check_all_modes(in_x, (x,), refused=JV)
+    check_all_modes(in_x, (x,))
     check_all_modes(in_alpha, (alpha,), second=False)
 
 
@@ -324,7 +321,7 @@ def test_dirichlet_short_x():
 
     def f(x):
         return st.dirichlet.logpdf(x, alpha)
-    check_all_modes(f, (np.array([0.3, 0.45]),), refused=JV)
+    check_all_modes(f, (np.array([0.3, 0.45]),))
 
 
 # ---- frozen distributions ----------------------------------------------------------------
@@ -347,7 +344,7 @@ def test_frozen_multivariate():
         c = sym(c)
         rv = multivariate_normal(m, c)
         return rv.logpdf(x) + multivariate_normal(mean=m, cov=c).entropy()
-    check_all_modes(f, (X4, M4, C4), refused=JV)
+    check_all_modes(f, (X4, M4, C4))
 
 
 def test_frozen_shapes():

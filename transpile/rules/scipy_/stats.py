@@ -16,9 +16,12 @@ derivative: differentiating it is refused. loc and scale may be left out or pass
 keyword (the rules declare their defaults).
 
 poisson (logpmf, pmf, cdf, logcdf, sf, logsf) is differentiable in mu only (the count k
-and loc are integers). multivariate_normal (logpdf, pdf, entropy) and dirichlet (logpdf,
-pdf) have vjp functions (x, mean, cov; x, alpha); ``allow_singular=True`` is supported in
-x and mean (through the pseudo-inverse), not in cov. A frozen distribution
+and loc are integers: refused). multivariate_normal (logpdf, pdf, entropy; x, mean, cov)
+and dirichlet (logpdf, pdf; x, alpha) have vjp and jvp functions in plain NumPy, which
+transpile reads and differentiates again for second order; ``allow_singular=True`` is
+supported in x and mean (through the pseudo-inverse), in cov only where cov is regular.
+The shape parameters' derivatives call `digamma` below (scipy.special.digamma under a rule
+of this module's own). A frozen distribution
 (``scipy.stats.norm(mu, s).logpdf(x)``, or ``rv = scipy.stats.norm(mu, s)`` and then
 ``rv.logpdf(x)``) is the same call with its parameters after x (normalize.py).
 """
@@ -204,11 +207,49 @@ def _mvn_regular(cov):
                              "(allow_singular=True); it is in x and mean")
 
 
+def _as_matrix(t, cov):
+    """A tangent of cov (a number, the diagonal or the matrix) as a matrix."""
+    if np.ndim(cov) == 2:
+        return t
+    if np.ndim(cov) == 1:
+        return np.diag(t)
+    return t * np.eye(1)
+
+
+def _mvn_jvp(by_pdf):
+    def jvp(tangents, x, mean=None, cov=1, allow_singular=False):
+        # per point: -s . tx + s . tmean + (s^T tcov s - tr(cov^-1 tcov)) / 2
+        tx, tmean, tcov = tangents[0], tangents[1], tangents[2]
+        S, J = _mvn_solved(x, mean, cov, allow_singular)
+        d = np.shape(S)[1]
+        per = np.zeros(np.shape(S)[0])
+        # (a tangent may be the number 0.0 standing for zeros: broadcast to the argument)
+        if tx is not None:
+            per = per - np.sum(S * np.reshape(np.broadcast_to(tx, np.shape(x)), (-1, d)),
+                               axis=1)
+        if tmean is not None:
+            per = per + np.sum(S * np.reshape(np.broadcast_to(tmean, np.shape(mean)),
+                                              (1, d)), axis=1)
+        if tcov is not None:
+            if allow_singular:
+                _mvn_regular(cov)
+            T = _as_matrix(np.broadcast_to(tcov, np.shape(cov)), cov)
+            per = per + 0.5 * (np.sum((S @ T) * S, axis=1) - np.sum(J * T))
+        if by_pdf:
+            per = per * np.reshape(scipy.stats.multivariate_normal.pdf(
+                x, mean, cov, allow_singular), (-1,))
+        if np.shape(per)[0] == 1:
+            return per[0]
+        return per
+    return jvp
+
+
 for _method, _by_pdf in (("logpdf", False), ("pdf", True)):
     defvjp(getattr(scipy.stats.multivariate_normal, _method), _mvn_vjp_x(_by_pdf),
            _mvn_vjp_mean(_by_pdf), _mvn_vjp_cov(_by_pdf), None,
            params=["x", "mean=None", "cov=1", "allow_singular=False"],
-           name=f"scipy.stats.multivariate_normal.{_method}", env=ENV, needs_ans=_by_pdf)
+           name=f"scipy.stats.multivariate_normal.{_method}", env=ENV, needs_ans=_by_pdf,
+           jvp=_mvn_jvp(_by_pdf))
 
 
 def _mvn_entropy_cov(g, ans, mean=None, cov=1):
@@ -218,9 +259,18 @@ def _mvn_entropy_cov(g, ans, mean=None, cov=1):
     return 0.5 * g / cov
 
 
+def _mvn_entropy_jvp(tangents, mean=None, cov=1):
+    tcov = tangents[1]
+    if tcov is None:
+        return 0.0
+    if np.ndim(cov) == 2:
+        return 0.5 * np.sum(np.linalg.inv(cov).T * tcov)
+    return 0.5 * np.sum(tcov / cov)
+
+
 defvjp(scipy.stats.multivariate_normal.entropy, None, _mvn_entropy_cov,
        params=["mean=None", "cov=1"], name="scipy.stats.multivariate_normal.entropy",
-       env=ENV, needs_ans=False)
+       env=ENV, needs_ans=False, jvp=_mvn_entropy_jvp)
 
 
 # ---- dirichlet ---------------------------------------------------------------------------
@@ -255,7 +305,27 @@ def _dirichlet_alpha(by_pdf):
     return vjp
 
 
+def _dirichlet_jvp(by_pdf):
+    def jvp(tangents, x, alpha):
+        tx, talpha = tangents[0], tangents[1]
+        out = 0.0
+        if tx is not None:
+            out = out + np.sum(_dirichlet_x(False)(1.0, None, x, alpha) * tx, axis=0)
+        if talpha is not None:
+            if np.shape(x)[0] == np.size(alpha) - 1:
+                x = np.concatenate([x, [1.0 - np.sum(x, axis=0)]], axis=0)
+            a = np.reshape(alpha, (-1,) + (1,) * (np.ndim(x) - 1))
+            ta = np.reshape(talpha, (-1,) + (1,) * (np.ndim(x) - 1))
+            per = digamma(np.sum(alpha)) - digamma(a) + np.log(x)
+            out = out + np.sum(per * ta, axis=0)
+        if by_pdf:
+            out = out * scipy.stats.dirichlet.pdf(x, alpha)
+        return out
+    return jvp
+
+
 for _method, _by_pdf in (("logpdf", False), ("pdf", True)):
     defvjp(getattr(scipy.stats.dirichlet, _method), _dirichlet_x(_by_pdf),
            _dirichlet_alpha(_by_pdf), params=["x", "alpha"],
-           name=f"scipy.stats.dirichlet.{_method}", env=ENV, needs_ans=_by_pdf)
+           name=f"scipy.stats.dirichlet.{_method}", env=ENV, needs_ans=_by_pdf,
+           jvp=_dirichlet_jvp(_by_pdf))
