@@ -378,6 +378,16 @@ def test_frozen_in_a_loop():
     check_all_modes(f, (X4, np.array(0.3)))
 
 
+def test_frozen_method_with_keyword_argument_is_not_rewritten():
+    def f(x, m):
+        return np.sum(st.norm(m, 1.5).logpdf(x=x))
+    try:
+        g = transpile.grad(f, 1)(X4, 0.3)
+    except TranspileError:
+        return                         # refused: allowed
+    close(g, central_wrt(f, (X4, 0.3), 1))
+
+
 def test_frozen_used_otherwise_or_in_a_nested_function_is_refused():
     def other_use(x, m):
         rv = st.norm(m, 1.5)

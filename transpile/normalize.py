@@ -417,8 +417,11 @@ def _frozen_call(e, unit, local_names, frozen=None):
     ``D.m(x, a, loc=m)``, as SciPy defines freezing, for a distribution object D of
     scipy.stats (``norm``, ``multivariate_normal``) whose method ``D.m`` has a rule.
     ``frozen``: name -> (D, args, keywords) of variables assigned once from ``D(...)``
-    (`_partial_names`), so that ``rv.m(x)`` is rewritten too. None for other calls."""
-    if not (isinstance(e, ast.Call) and isinstance(e.func, ast.Attribute)):
+    (`_partial_names`), so that ``rv.m(x)`` is rewritten too. None for other calls (and
+    for a method's arguments by keyword, ``rv.m(x=v)``, which would land after the
+    distribution's parameters)."""
+    if not (isinstance(e, ast.Call) and isinstance(e.func, ast.Attribute)) or e.keywords \
+            or any(isinstance(a, ast.Starred) for a in e.args):
         return None
     base = e.func.value
     if isinstance(base, ast.Name) and frozen and base.id in frozen:
@@ -433,13 +436,11 @@ def _frozen_call(e, unit, local_names, frozen=None):
     if not type(obj).__module__.startswith("scipy.stats.") or not callable(obj) or \
             frontend._ruled_method(obj, e.func.attr) is None:
         return None
-    given = {k.arg for k in e.keywords}
     return A.located(ast.Call(
         func=A.located(ast.Attribute(value=copy.deepcopy(dist), attr=e.func.attr,
                                      ctx=ast.Load()), e.func),
-        args=list(e.args) + copy.deepcopy(list(args)),
-        keywords=list(e.keywords) + [k for k in copy.deepcopy(list(keywords))
-                                     if k.arg not in given]), e)
+        args=list(e.args) + copy.deepcopy(list(args)), keywords=copy.deepcopy(list(keywords))),
+        e)
 
 
 def _partial_names(body, unit, local_names):
