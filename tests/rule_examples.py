@@ -637,6 +637,72 @@ X("numpy.max", "keepdims", "np.max(x, axis=0, keepdims=True)", x=N(2, 3))
 X("numpy.where", "scalars", "np.where(True, x, y)", x=N(), y=N())
 
 # ======================================================================================
+# scipy.stats: distribution methods (loc and scale positional, by keyword and left out)
+# ======================================================================================
+_UNIVARIATE = {                         # name: (x, shape parameters, constant shapes)
+    "norm": (N, {}, ""),
+    "t": (N, {"df": lambda *s: U(*s, lo=2.5, hi=5.0)}, "3.5, "),
+    "gamma": (P, {"a": lambda *s: U(*s, lo=1.3, hi=3.0)}, "2.5, "),
+    "beta": (lambda *s: U(*s, lo=0.2, hi=0.8), {"a": lambda *s: U(*s, lo=1.3, hi=3.0),
+                                              "b": lambda *s: U(*s, lo=1.3, hi=3.0)},
+             "2.0, 3.0, "),
+    "chi2": (P, {"df": lambda *s: U(*s, lo=2.5, hi=5.0)}, "3.0, "),
+    "expon": (P, {}, ""),
+    "logistic": (N, {}, ""),
+    "cauchy": (N, {}, ""),
+    "laplace": (lambda *s: U(*s, lo=0.3, hi=2.0) * (-1.0) ** np.arange(
+        int(np.prod(s))).reshape(s), {}, ""),        # away from the kink at loc = 0
+}
+for _dist, (_x, _shapes, _fixed) in _UNIVARIATE.items():
+    for _method in ("logpdf", "pdf"):
+        _args = ", ".join(_shapes)
+        _loc = "0.0" if _dist in ("gamma", "beta", "chi2", "expon", "laplace") else "m"
+        X(f"scipy.stats.{_dist}.{_method}", "1d",
+          f"scipy.stats.{_dist}.{_method}(x, {_args + ', ' if _args else ''}{_loc}, sig)",
+          x=_x(3), sig=U(3, lo=0.9, hi=1.1), **{k: f(3) for k, f in _shapes.items()},
+          **({"m": N(3)} if _loc == "m" else {}))
+        X(f"scipy.stats.{_dist}.{_method}", "keyword-scale",
+          f"scipy.stats.{_dist}.{_method}(x, {_args + ', ' if _args else ''}scale=sig)",
+          x=_x(2, 2), sig=U(lo=0.9, hi=1.1), **{k: f() for k, f in _shapes.items()})
+    for _method in ("cdf", "logcdf", "sf", "logsf"):
+        _loc = "0.0" if _dist in ("gamma", "beta", "chi2", "expon", "laplace") else "m"
+        X(f"scipy.stats.{_dist}.{_method}", "1d",
+          f"scipy.stats.{_dist}.{_method}(x, {_fixed}{_loc}, sig)", x=_x(3),
+          sig=U(3, lo=0.9, hi=1.1), **({"m": N(3)} if _loc == "m" else {}))
+        X(f"scipy.stats.{_dist}.{_method}", "x-only",
+          f"scipy.stats.{_dist}.{_method}(x, {_fixed.rstrip(', ')})"
+          if _fixed else f"scipy.stats.{_dist}.{_method}(x)", x=_x(2, 2))
+    for _method in ("ppf", "isf"):
+        X(f"scipy.stats.{_dist}.{_method}", "1d",
+          f"scipy.stats.{_dist}.{_method}(q, {_fixed}{'0.0' if _fixed else 'm'}, sig)",
+          q=U(3, lo=0.2, hi=0.8), sig=U(3, lo=0.9, hi=1.1), **({} if _fixed else {"m": N(3)}))
+X("scipy.stats.norm.logpdf", "bcast", "scipy.stats.norm.logpdf(x, m, sig)", x=N(2, 3),
+  m=N(3), sig=U(2, 1, lo=0.9, hi=1.5))
+for _method in ("logpmf", "pmf", "cdf", "logcdf", "sf", "logsf"):
+    X(f"scipy.stats.poisson.{_method}", "1d",
+      f"scipy.stats.poisson.{_method}(np.array([0.0, 2.0, 3.0]), mu)", mu=P(3))
+    X(f"scipy.stats.poisson.{_method}", "bcast",
+      f"scipy.stats.poisson.{_method}(np.array([[1.0, 4.0], [2.0, 0.0]]), mu)", mu=P(2, 1))
+_SYM_C = "(c + np.swapaxes(c, -1, -2)) / 2"
+for _method in ("logpdf", "pdf"):
+    X(f"scipy.stats.multivariate_normal.{_method}", "1d",
+      f"scipy.stats.multivariate_normal.{_method}(x, m, {_SYM_C})",
+      x=N(3), m=N(3), c=SPD(3))
+    X(f"scipy.stats.multivariate_normal.{_method}", "points",
+      f"scipy.stats.multivariate_normal.{_method}(x, mean=m, cov={_SYM_C})",
+      x=N(4, 3), m=N(3), c=SPD(3))
+    X(f"scipy.stats.multivariate_normal.{_method}", "diagonal",
+      f"scipy.stats.multivariate_normal.{_method}(x, m, c)", x=N(3), m=N(3), c=P(3))
+X("scipy.stats.multivariate_normal.entropy", "2d",
+  f"scipy.stats.multivariate_normal.entropy(m, {_SYM_C})", m=N(3), c=SPD(3),
+  wrt=("c",))
+for _method in ("logpdf", "pdf"):
+    X(f"scipy.stats.dirichlet.{_method}", "x", f"scipy.stats.dirichlet.{_method}("
+      "x / np.sum(x), np.array([1.5, 2.0, 2.5]))", x=np.array([0.2, 0.3, 0.5]))
+    X(f"scipy.stats.dirichlet.{_method}", "alpha", f"scipy.stats.dirichlet.{_method}("
+      "np.array([0.2, 0.3, 0.5]), a)", a=U(3, lo=1.3, hi=3.0))
+
+# ======================================================================================
 # names in supported() no example exercises directly, and why
 # ======================================================================================
 NOT_EXERCISED = {

@@ -51,8 +51,8 @@ def resolve(f):
         if inner is not None and inner is not f:
             f = inner
             continue
-        if isinstance(f, types.MethodType):
-            prefix = (f.__self__,) + prefix
+        if isinstance(f, types.MethodType) and not _has_rule(f):   # (a rule's own:
+            prefix = (f.__self__,) + prefix                        # scipy.stats.norm.pdf)
             f = f.__func__
             continue
         if isinstance(f, functools.partial):

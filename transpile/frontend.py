@@ -78,10 +78,23 @@ class Unit:
             return None if obj is _MISSING else obj
         if isinstance(node, ast.Attribute):
             base = self.resolve(node.value, local_names)
-            if base is None or not inspect.ismodule(base) and not isinstance(base, type):
+            if base is None:
                 return None
+            if not inspect.ismodule(base) and not isinstance(base, type):
+                return _ruled_method(base, node.attr)
             return getattr(base, node.attr, None)
         return None
+
+
+def _ruled_method(obj, attr):
+    """``obj.attr`` where it is a bound method with a derivative rule (the methods of a
+    library's singleton objects, ``scipy.stats.norm.logpdf``), else None: other attributes
+    of objects are not resolved statically."""
+    if not isinstance(getattr(type(obj), attr, None), types.FunctionType):
+        return None
+    method = getattr(obj, attr, None)
+    from .rules.registry import lookup
+    return method if isinstance(method, types.MethodType) and lookup(method) else None
 
 
 def unit_from_function(func):

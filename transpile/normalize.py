@@ -42,6 +42,7 @@ import math
 import types
 
 from . import astutil as A
+from . import frontend
 from .rules import lookup
 from .desugar import JumpLowering, inline_method_aliases, lift_nested
 from .loops import LoopFlattening
@@ -237,8 +238,9 @@ def _place_keywords(fn, args, keywords, params=None):
         rule = lookup(fn, None) or lookup(fn, len(args))
         params = rule.params if rule is not None and rule.params else ()
     remaining = list(keywords)
+    defaults = getattr(rule, "defaults", None) or {}
     moved = True
-    while moved and remaining:
+    while moved and (remaining or defaults):
         moved = False
         for k in list(remaining):
             if k.arg is not None and len(args) < len(params) and params[len(args)] == k.arg:
@@ -247,6 +249,11 @@ def _place_keywords(fn, args, keywords, params=None):
                 moved = True
         if not moved:
             moved = _fill_defaults(fn, args, remaining, params)
+        if not moved and len(args) < len(params) and params[len(args)] in defaults:
+            # a parameter left out that has a declared default (`norm.logpdf(x, scale=s)`
+            # is `norm.logpdf(x, 0.0, s)`): the rule's templates read every parameter
+            args.append(ast.Constant(value=defaults[params[len(args)]]))
+            moved = True
     if rule is not None and rule.vjps is not None:
         # a constant the user passed by keyword (`axis=1`) stays a keyword: vjp
         # functions take it by name, and the generated code reads as the user wrote it
@@ -438,12 +445,62 @@ def _dict_names(body, unit):
     return {name for name, is_dict in stores.items() if is_dict}
 
 
+def _frozen_call(e, unit, local_names, frozen=None):
+    """A method call of a frozen SciPy distribution as the call of the distribution's own
+    method with its parameters after the method's arguments: ``D(a, loc=m).m(x)`` is
+    ``D.m(x, a, loc=m)``, as SciPy defines freezing, for a distribution object D of
+    scipy.stats (``norm``, ``multivariate_normal``) whose method ``D.m`` has a rule.
+    ``frozen``: name -> (D, args, keywords) of variables assigned once from ``D(...)``
+    (`_partial_names`), so that ``rv.m(x)`` is rewritten too. None for other calls (and
+    for a method's arguments by keyword, ``rv.m(x=v)``, which would land after the
+    distribution's parameters)."""
+    if not (isinstance(e, ast.Call) and isinstance(e.func, ast.Attribute)) or e.keywords \
+            or any(isinstance(a, ast.Starred) for a in e.args):
+        return None
+    base = e.func.value
+    if isinstance(base, ast.Name) and frozen and base.id in frozen:
+        dist, args, keywords = frozen[base.id]
+    elif isinstance(base, ast.Call) and not any(isinstance(a, ast.Starred) for a in
+                                                base.args) and all(
+            k.arg is not None for k in base.keywords):
+        dist, args, keywords = base.func, base.args, base.keywords
+    else:
+        return None
+    obj = unit.resolve(dist, local_names)
+    if not type(obj).__module__.startswith("scipy.stats.") or not callable(obj) or \
+            frontend._ruled_method(obj, e.func.attr) is None:
+        return None
+    return A.located(ast.Call(
+        func=A.located(ast.Attribute(value=copy.deepcopy(dist), attr=e.func.attr,
+                                     ctx=ast.Load()), e.func),
+        args=list(e.args) + copy.deepcopy(list(args)), keywords=copy.deepcopy(list(keywords))),
+        e)
+
+
 def _partial_names(body, unit, local_names):
     """Variables assigned once, from `functools.partial(...)`, and only ever called: each
     call `h(x)` is the call of the partial's function with its arguments (`h = partial(g,
-    y=w); h(x)` is `g(x, y=w)`, w read where the partial is made)."""
+    y=w); h(x)` is `g(x, y=w)`, w read where the partial is made). Likewise variables
+    assigned once from a SciPy distribution ``rv = D(a)`` and only used as ``rv.m(x)``
+    (`_frozen_call`)."""
     stores, loads, called = A.name_uses(body)
     made = set()
+    assigned, uses = {}, {}
+    for n in A.walk_outside_defs(body):
+        if (isinstance(n, ast.Assign) and len(n.targets) == 1
+                and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Call)):
+            assigned[n.targets[0].id] = n.value
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and isinstance(
+                n.func.value, ast.Name):
+            uses.setdefault(n.func.value.id, []).append(n)
+    for h, value in assigned.items():
+        if h in uses and stores.get(h) == 1 and h not in unit.params and loads.get(h) == len(
+                uses[h]) and all(_frozen_call(c, unit, local_names, {h: (
+                    value.func, value.args, value.keywords)}) is not None for c in uses[h]) \
+                and not any(isinstance(a, ast.Starred) for a in value.args) \
+                and all(k.arg is not None for k in value.keywords):
+            made.add(h)
+    partials = set()
     for n in A.walk_outside_defs(body):
         if (isinstance(n, ast.Assign) and len(n.targets) == 1
                 and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Call)
@@ -451,9 +508,12 @@ def _partial_names(body, unit, local_names):
                 and n.value.args and not any(isinstance(a, ast.Starred)
                                              for a in n.value.args)
                 and all(k.arg is not None for k in n.value.keywords)):
-            made.add(n.targets[0].id)
-    return {h for h in made if stores.get(h) == 1 and h not in unit.params
-            and loads.get(h, 0) == called.get(h, 0)}
+            partials.add(n.targets[0].id)
+    nested = {n.id for d in A.walk_outside_defs(body) if isinstance(d, (ast.FunctionDef,
+                                                                          ast.Lambda))
+              for n in ast.walk(d) if isinstance(n, ast.Name)}   # (not rewritten there)
+    return (made | {h for h in partials if stores.get(h) == 1 and h not in unit.params
+                    and loads.get(h, 0) == called.get(h, 0)}) - nested
 
 
 class Flattener(LoopFlattening):
@@ -474,6 +534,7 @@ class Flattener(LoopFlattening):
         self.dict_names = _dict_names(body, self.unit)
         self.partial_names = _partial_names(body, self.unit, self.local_names)
         self.partials = {}
+        self.frozen = {}
         self.rebound_in_loop = set()
         return self.block(body)
 
@@ -614,11 +675,17 @@ class Flattener(LoopFlattening):
         if (len(targets) == 1 and isinstance(targets[0], ast.Name)
                 and targets[0].id in self.partial_names):
             # the partial's arguments are read here, its function is called at each call
-            func = value.args[0]
-            args = [self.bind(self.expr(a), "_arg") for a in value.args[1:]]
-            keywords = [ast.keyword(arg=k.arg, value=self.bind(self.expr(k.value), "_arg"))
-                        for k in value.keywords]
-            self.partials[targets[0].id] = (func, args, keywords)
+            # (a frozen distribution's parameters likewise, `_frozen_call`)
+            partial = self.unit.resolve(value.func, self.local_names) is functools.partial
+            func = value.args[0] if partial else value.func
+            # (into a name of its own: the variable may be assigned again before a call)
+            def held(a):
+                r = self.expr(a)
+                return self.temp(r, "_arg") if isinstance(r, ast.Name) else self.bind(r, "_arg")
+            args = [held(a) for a in value.args[partial:]]
+            keywords = [ast.keyword(arg=k.arg, value=held(k.value)) for k in value.keywords]
+            (self.partials if partial else self.frozen)[targets[0].id] = (func, args,
+                                                                          keywords)
             return
         if (len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List))
                 and isinstance(value, (ast.Tuple, ast.List))
@@ -1089,6 +1156,7 @@ class Flattener(LoopFlattening):
 
 
     def expr_Call(self, e):
+        e = _frozen_call(e, self.unit, self.local_names, self.frozen) or e
         if isinstance(e.func, ast.Name) and e.func.id in self.partials:
             func, args, keywords = self.partials[e.func.id]
             given = {k.arg for k in e.keywords}
@@ -1137,6 +1205,8 @@ class Flattener(LoopFlattening):
                 args=[copy.deepcopy(e.func.value)] + list(e.args), keywords=list(
                     e.keywords)), e)
             kind = "user"
+        if kind == "primitive" and unpacks:
+            kind = "dynamic"              # `fun(*args)` with a rule: bound when it runs
         if kind == "user" and (unpacks or _takes_star(target)):
             kind = "dynamic"              # bound to the parameters when it runs (calls.py)
         if unpacks and kind == "method" and e.func.attr in ("reshape", "transpose") and \

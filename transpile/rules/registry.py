@@ -95,6 +95,8 @@ class Rule:
         self.no_derivative = {}            # argument position -> why its derivative has
                                            # no closed form: refused where it is active
                                            # (a None entry alone means no derivative flows)
+        self.defaults = {}                 # parameter -> the literal default of one
+                                           # that may be left out (defvjp's params=)
         self.structure = structure or _structure_of(self)
         self.derived = {}                  # mode -> None | reason (second-order routes),
                                            # filled in by rules/derivative_code.py
@@ -160,7 +162,8 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
            vjp_tangents: Sequence[Callable[..., Any] | None] | None = None,
            constant_keywords: Sequence[str] = (),
            template: Sequence[Any] | None = None, several: bool = False,
-           complex: Literal["holomorphic", "explicit"] | None = None) -> Rule:
+           complex: Literal["holomorphic", "explicit"] | None = None,
+           no_derivative: dict[int, str] | None = None) -> Rule:
     """Register the derivative (reverse-mode rule) of ``fn``.
 
     Calls of ``fn`` inside a function being differentiated then use this rule instead
@@ -186,6 +189,9 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
         resolve in the caller's module (``math``, ``np``, helpers).
     params : str or sequence of str, optional
         The parameter names the templates use (``"y, x"``); default: ``fn``'s signature.
+        A name may carry a literal default (``"x, loc=0.0, scale=1.0"``) for a function
+        whose signature does not show it (``scipy.stats.norm.logpdf(x, *args, **kwds)``):
+        a call that leaves it out is differentiated as if it passed the default.
     nargs : int, optional
         Register the rule for calls with this many positional arguments only (e.g.
         2-argument ``math.log``).
@@ -257,6 +263,10 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
         How the rule holds for complex values (see `COMPLEX`): None (default) refuses
         complex arguments; "holomorphic" says the real-valued formulas hold as written
         (``g * f'(z)``); "explicit" says the vjps and jvp are written for complex values.
+    no_derivative : dict, optional
+        Argument position -> why that argument has no derivative (no closed form, an
+        integer count): where it carries a derivative, differentiating the call is one
+        `TranspileError` saying so (a None entry alone means no derivative flows).
     Returns
     -------
     Rule
@@ -285,6 +295,12 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
     """
     if isinstance(params, str):
         params = [p.strip() for p in params.split(",") if p.strip()]
+    defaults = {}
+    params = list(params) if params is not None else None
+    for i, p in enumerate(params or ()):       # "scale=1.0": a default value
+        if "=" in p:
+            p, value = (part.strip() for part in p.split("=", 1))
+            params[i], defaults[p] = p, ast.literal_eval(value)
     if params is None and not zero:
         try:
             sig = inspect.signature(fn)
@@ -324,6 +340,8 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
                 vjp_tangents=list(vjp_tangents) if vjp_tangents is not None else None,
                 constant_keywords=constant_keywords, template=template, several=several,
                 complex=complex)
+    rule.defaults = defaults
+    rule.no_derivative = dict(no_derivative or {})
     _RULES[_key(fn, nargs)] = rule
     VERSION[0] += 1
     _derive_modes(rule)

@@ -31,10 +31,8 @@ _SQRT_2PI = "2.5066282746310002"         # sqrt(2 pi)
 def _def(fn, *derivs, params, name=None, none=None, **kw):
     """Register a rule; ``none``: {argument position: why its derivative is no closed
     form}, refused where that argument is differentiated (a None entry alone is 0)."""
-    rule = defvjp(fn, *derivs, params=params, env=ENV,
+    return defvjp(fn, *derivs, params=params, env=ENV, no_derivative=none,
                   name=name or f"scipy.special.{fn.__name__}", **kw)
-    rule.no_derivative = dict(none or {})
-    return rule
 
 
 _ORDER = "the derivative in the order is no closed form"
