@@ -369,3 +369,36 @@ def test_a_partial_keeps_the_arguments_it_was_made_with():
     g = transpile.grad(partial_then_reassigned, wrt=(0, 1))(*args)
     for i in range(2):
         assert abs(g[i] - central_wrt(partial_then_reassigned, args, i)) < 1e-6
+
+
+class _CompiledLikeMeta(type):
+    pass
+
+
+# a class whose `__module__` attribute, read on the class, is a descriptor and not a string,
+# as on Cython's function type (NumPy's `default_rng` on NumPy 2.2)
+_CompiledLike = _CompiledLikeMeta("_CompiledLike", (), {
+    "__module__": property(lambda self: "numpy.random"),
+    "__call__": lambda self: 0.5})
+
+
+def test_a_type_whose_module_is_a_descriptor():
+    """Reading the module of a compiled type was an internal AttributeError
+    (`'member_descriptor' object has no attribute 'startswith'`) wherever a call or an
+    argument was classified: now the instance's module is used."""
+    from finite_differences import central
+    from transpile import tree
+
+    draw = _CompiledLike()
+    assert tree.type_module(draw) == "numpy.random"
+    assert tree.type_module(3.0) == "builtins"
+
+    def f(x):
+        return np.sin(x) * draw().conjugate()     # the call of a method of a call's value
+
+    assert abs(transpile.grad(f)(0.3) - central(f, 0.3)) < 1e-6
+
+    def g(x, d):
+        return x * x * d()
+
+    assert abs(transpile.grad(g)(0.3, draw) - 0.3) < 1e-12

@@ -127,8 +127,8 @@ def value_kind(value):
     if isinstance(value, types.ModuleType):
         return MODULE
     from . import tree
-    if value is not None and tree.is_node(value) and not callable(value) and not (
-            type(value).__module__ or "").startswith(("numpy", "scipy")):
+    if value is not None and tree.is_node(value) and not callable(value) and not \
+            tree.type_module(value).startswith(("numpy", "scipy")):
         return OBJECT                # a dataclass, an instance of a class of yours
     return UNKNOWN
 

@@ -630,7 +630,7 @@ def _user_class(value: Any) -> bool:
     module, function or class): the variant is specialised on its class (`_type_key`
     holds it), so `value.method(x)` is the call of that class's function."""
     cls = type(value)
-    return (cls.__module__ not in ("builtins", "numpy") and not isinstance(
+    return (tree.type_module(value) not in ("builtins", "numpy") and not isinstance(
         value, (np.ndarray, np.generic, types.ModuleType, type, functools.partial,
                 types.FunctionType, types.MethodType, types.BuiltinFunctionType))
         and inspect.isclass(cls))

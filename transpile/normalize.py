@@ -42,7 +42,7 @@ import math
 import types
 
 from . import astutil as A
-from . import frontend
+from . import frontend, tree
 from .rules import lookup
 from .desugar import JumpLowering, inline_method_aliases, lift_nested
 from .loops import LoopFlattening
@@ -467,7 +467,7 @@ def _frozen_call(e, unit, local_names, frozen=None):
     else:
         return None
     obj = unit.resolve(dist, local_names)
-    if not type(obj).__module__.startswith("scipy.stats.") or not callable(obj) or \
+    if not tree.type_module(obj).startswith("scipy.stats.") or not callable(obj) or \
             frontend._ruled_method(obj, e.func.attr) is None:
         return None
     return A.located(ast.Call(

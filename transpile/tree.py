@@ -52,6 +52,16 @@ def register(cls: type, flatten: Callable[[Any], Tuple[Iterable[Any], Hashable]]
     _REGISTERED[cls] = (flatten, unflatten)
 
 
+def type_module(value: Any) -> str:
+    """The module that defines ``type(value)``, as a string. Compiled types (Cython's
+    function type, which NumPy's ``default_rng`` has on some versions) hold a descriptor
+    there instead: their instances' own ``__module__`` is used then, or ``""``."""
+    module = getattr(type(value), "__module__", None)
+    if not isinstance(module, str):
+        module = getattr(value, "__module__", None)
+    return module if isinstance(module, str) else ""
+
+
 def _is_namedtuple(value: Any) -> bool:
     return isinstance(value, tuple) and hasattr(type(value), "_fields")
 
@@ -62,7 +72,7 @@ def _is_object(value: Any) -> bool:
     if isinstance(value, _LEAF_TYPES) or not hasattr(value, "__dict__"):
         return False
     cls = type(value)
-    if cls.__module__ in ("builtins", "numpy") or hasattr(value, "__array__") or \
+    if type_module(value) in ("builtins", "numpy") or hasattr(value, "__array__") or \
             hasattr(value, "__array_namespace__"):
         return False
     return not callable(getattr(cls, "__get__", None))     # not a descriptor (property...)
