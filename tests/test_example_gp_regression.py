@@ -1,9 +1,7 @@
 """Run examples/gp_regression.py in quick mode: its gradient of the log marginal likelihood
 (through scipy.stats.multivariate_normal.logpdf) against central finite differences and
 the Cholesky version, the fit raising the likelihood to a stationary point, the figure."""
-import importlib.util
 import os
-import sys
 import time
 
 import numpy as np
@@ -12,19 +10,7 @@ import pytest
 pytest.importorskip("scipy")
 
 from finite_differences import central  # noqa: E402
-
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "examples")
-
-
-def load(name):
-    if EXAMPLES not in sys.path:
-        sys.path.insert(0, EXAMPLES)
-    spec = importlib.util.spec_from_file_location(f"example_{name}",
-                                                  os.path.join(EXAMPLES, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from example_loader import load  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,7 @@
 """Run the examples vanishing_gradients, hypergradient, scipy_rosenbrock and
 symbolic_vs_automatic in quick mode and check their key numbers."""
-import importlib.util
 import time
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -11,19 +9,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 import transpile  # noqa: E402
-
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "examples")
-
-
-def load(name):
-    if EXAMPLES not in sys.path:
-        sys.path.insert(0, EXAMPLES)
-    spec = importlib.util.spec_from_file_location(f"example_{name}",
-                                                  os.path.join(EXAMPLES, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from example_loader import load  # noqa: E402
 
 
 def _png_written(path, started):

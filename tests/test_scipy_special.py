@@ -99,26 +99,30 @@ def test_rule_against_finite_differences(programs, expr, dx, dy, mode):
     args = [x, y, w]
     wrt = [0] if dy is None else [0, 1]
     for i in wrt:
-        if mode == "reverse":
-            g = transpile.grad(f, wrt=i)(*args)
-            _close(g, central_wrt(f, args, i), 1e-5)
-        elif mode == "forward":
-            v = rng.normal(size=3)
-            tangents = [None, None, None]
-            tangents[i] = v
-            _, t = transpile.jvp(f, args, tangents)
-            _close(t, np.dot(central_wrt(f, args, i), v), 1e-5)
-        else:
-            v = rng.normal(size=3)
-            hv = transpile.hvp(f, wrt=i)(*args, v=v)
-            grad = transpile.grad(f, wrt=i)
+        _check_mode(f, args, i, mode)
 
-            def directional(s):
-                a = list(args)
-                a[i] = args[i] + s * v
-                return grad(*a)
-            ref = (directional(1e-5) - directional(-1e-5)) / 2e-5
-            _close(hv, ref, 1e-4)
+
+def _check_mode(f, args, i, mode):
+    """f's derivative in args[i], in one mode (reverse, forward or hvp), against central
+    differences."""
+    if mode == "reverse":
+        _close(transpile.grad(f, wrt=i)(*args), central_wrt(f, args, i), 1e-5)
+    elif mode == "forward":
+        v = rng.normal(size=np.shape(args[i]))
+        tangents = [None] * len(args)
+        tangents[i] = v
+        _, t = transpile.jvp(f, args, tangents)
+        _close(t, np.sum(central_wrt(f, args, i) * v), 1e-5)
+    else:
+        v = rng.normal(size=np.shape(args[i]))
+        hv = transpile.hvp(f, wrt=i)(*args, v=v)
+        grad = transpile.grad(f, wrt=i)
+
+        def directional(s):
+            a = list(args)
+            a[i] = args[i] + s * v
+            return grad(*a)
+        _close(hv, (directional(1e-5) - directional(-1e-5)) / 2e-5, 1e-4)
 
 
 def test_aliases_share_one_rule():
@@ -183,24 +187,7 @@ REDUCTIONS = [
 def test_reductions_against_finite_differences(f, make, mode):
     args = make()
     for i in range(len(args)):
-        if mode == "reverse":
-            _close(transpile.grad(f, wrt=i)(*args), central_wrt(f, args, i), 1e-5)
-        elif mode == "forward":
-            v = rng.normal(size=np.shape(args[i]))
-            tangents = [None] * len(args)
-            tangents[i] = v
-            _, t = transpile.jvp(f, args, tangents)
-            _close(t, np.sum(central_wrt(f, args, i) * v), 1e-5)
-        else:
-            v = rng.normal(size=np.shape(args[i]))
-            hv = transpile.hvp(f, wrt=i)(*args, v=v)
-            grad = transpile.grad(f, wrt=i)
-
-            def directional(s):
-                a = list(args)
-                a[i] = args[i] + s * v
-                return grad(*a)
-            _close(hv, (directional(1e-5) - directional(-1e-5)) / 2e-5, 1e-4)
+        _check_mode(f, args, i, mode)
 
 
 def test_logsumexp_second_order_grad_of_grad():

@@ -63,13 +63,17 @@ def names_stored(node):
             and isinstance(n.ctx, (ast.Store, ast.Del))}
 
 
-def substitute(expr, mapping):
-    """Copy of expr with each Name in mapping replaced by (a copy of) its AST."""
+def substitute(expr, mapping, renames=None):
+    """Copy of expr with each Name in mapping replaced by (a copy of) its AST; the names of
+    `renames` not in mapping (loads and stores) renamed, in the same pass."""
+    renames = renames or {}
 
     class Sub(ast.NodeTransformer):
         def visit_Name(self, node):
             if node.id in mapping and isinstance(node.ctx, ast.Load):
                 return copy.deepcopy(mapping[node.id])
+            if node.id in renames and node.id not in mapping:
+                node.id = renames[node.id]
             return node
 
     return Sub().visit(copy.deepcopy(expr))

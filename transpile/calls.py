@@ -42,6 +42,7 @@ def resolve(f):
     """(Python function, leading positional arguments, keyword arguments) that calling f
     amounts to; a function with a rule (np.tanh) comes back as a one-line Python function
     calling it."""
+    from .rules import has_rule
     prefix, keywords = (), {}
     for _ in range(100):
         if getattr(f, "__transpile_derivative__", False) is True:
@@ -51,7 +52,7 @@ def resolve(f):
         if inner is not None and inner is not f:
             f = inner
             continue
-        if isinstance(f, types.MethodType) and not _has_rule(f):   # (a rule's own:
+        if isinstance(f, types.MethodType) and not has_rule(f):   # (a rule's own:
             prefix = (f.__self__,) + prefix                        # scipy.stats.norm.pdf)
             f = f.__func__
             continue
@@ -62,12 +63,11 @@ def resolve(f):
             continue
         if inspect.isfunction(f):
             return f, prefix, keywords
-        from .rules import lookup
         if isinstance(f, type):
             raise _refuse(f"a call of the class {f.__qualname__} (an object made from "
                           "differentiated values) through a variable is not supported; "
                           "call the class by its name")
-        if lookup(f, None) is not None or _has_rule(f):
+        if has_rule(f):
             return f, prefix, keywords
         call = getattr(type(f), "__call__", None)
         if inspect.isfunction(call):                 # an object with __call__
@@ -78,11 +78,6 @@ def resolve(f):
                       "is not a Python function transpile can read; register a rule with "
                       "transpile.defvjp")
     raise _refuse(f"cannot find the function {f!r} calls")
-
-
-def _has_rule(f):
-    from .rules import lookup
-    return any(lookup(f, n) is not None for n in range(1, 5))
 
 
 _WRAPPERS = {}          # (callable, nargs, keyword names) -> Unit calling it

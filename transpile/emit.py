@@ -7,7 +7,6 @@ with linecache, so ``inspect.getsource``, tracebacks and debuggers show the gene
 and the result can itself be transformed again.
 """
 import ast
-import copy
 import itertools
 import textwrap
 import types
@@ -57,15 +56,11 @@ class Namespace:
         """A rule template with parameters replaced and free names bound."""
         # the template's own free names are bound, before the arguments go in: a user's
         # variable passed as an argument (`sign`) is not the template's helper `sign`
-        template = copy.deepcopy(template)
-        renames = {}
-        for n in ast.walk(template):
-            if isinstance(n, ast.Name) and n.id not in mapping and n.id in env:
-                renames[n.id] = self.bind(n.id, env[n.id])
-        for n in ast.walk(template):
-            if isinstance(n, ast.Name) and n.id in renames and n.id not in mapping:
-                n.id = renames[n.id]
-        return A.substitute(template, mapping)
+        renames = {n.id: None for n in ast.walk(template)
+                   if isinstance(n, ast.Name) and n.id not in mapping and n.id in env}
+        for name in renames:
+            renames[name] = self.bind(name, env[name])
+        return A.substitute(template, mapping, renames)
 
     def bind_call(self, target, call, caller, stmt):
         return self.pipeline.bind_call(target, call, caller, stmt)

@@ -248,7 +248,7 @@ def _place_keywords(fn, args, keywords, params=None):
                 remaining.remove(k)
                 moved = True
         if not moved:
-            moved = _fill_defaults(fn, args, remaining, params)
+            moved = _fill_defaults(fn, args, remaining, params, defaults)
         if not moved and len(args) < len(params) and params[len(args)] in defaults:
             # a parameter left out that has a declared default (`norm.logpdf(x, scale=s)`
             # is `norm.logpdf(x, 0.0, s)`): the rule's templates read every parameter
@@ -268,26 +268,34 @@ def _place_keywords(fn, args, keywords, params=None):
     return args, remaining
 
 
-def _fill_defaults(fn, args, remaining, params):
+def _fill_defaults(fn, args, remaining, params, declared):
     """A keyword that is not a literal (it may carry a derivative) naming a later
     positional parameter of the rule (`logsumexp(x, b=w)`): put the parameters between
-    at their literal defaults so that it lands in its place. False when none applies."""
+    at their literal defaults (those the rule declares, else fn's signature's) so that it
+    lands in its place. False when none applies."""
+    sig = None
     for k in remaining:
         if k.arg is None or k.arg not in params or _constant(k.value):
             continue
         j = params.index(k.arg)
         if j <= len(args):
             continue
-        try:
-            sig = inspect.signature(fn).parameters
-        except (TypeError, ValueError):
-            return False
         gap = []
         for name in params[len(args):j]:
+            if any(q.arg == name for q in remaining):
+                gap = None
+                break
+            if name in declared:
+                gap.append(ast.Constant(declared[name]))
+                continue
+            if sig is None:
+                try:
+                    sig = inspect.signature(fn).parameters
+                except (TypeError, ValueError):
+                    sig = {}
             p = sig.get(name)
             if p is None or p.default is inspect.Parameter.empty or not (
-                    p.default is None or type(p.default) in (bool, int, float, str)) or \
-                    any(q.arg == name for q in remaining):
+                    p.default is None or type(p.default) in (bool, int, float, str)):
                 gap = None
                 break
             gap.append(ast.Constant(p.default))

@@ -158,9 +158,8 @@ def _rule_call_unit(target):
     with its own parameters, so that its rule applies (as at a call inside user code)
     instead of its source being read. None for other functions."""
     import inspect
-    from .rules import lookup
-    if not inspect.isfunction(target) or not any(
-            lookup(target, n) is not None for n in (None, 1, 2, 3, 4, 5)):
+    from .rules import has_rule
+    if not inspect.isfunction(target) or not has_rule(target):
         return None
     try:
         sig = inspect.signature(target)

@@ -21,7 +21,6 @@ A value the inference cannot follow (an index, a reshape to a computed shape, a 
 anything of another dtype) has no shape (None), and every rewrite needing it is left out.
 """
 import ast
-import copy
 import inspect
 
 from . import astutil as A
@@ -630,8 +629,7 @@ class _Specialiser:
             if t.signature.parameters[name].kind is inspect.Parameter.VAR_POSITIONAL:
                 continue
             mapping[name] = v if isinstance(v, ast.AST) else A.const(v)
-        expr = self.namespace.instantiate(copy.deepcopy(t.expr), {
-            k: copy.deepcopy(v) for k, v in mapping.items()}, t.env)
+        expr = self.namespace.instantiate(t.expr, mapping, t.env)
         return A.located(expr, e)
 
     def _result_shape(self, rule, e):

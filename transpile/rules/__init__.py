@@ -6,7 +6,7 @@ table of name pairs); `numpy_.py` NumPy, `linalg.py` numpy.linalg, `fft.py` nump
 (loaded when the user's code has imported scipy); `derivative_code.py` what generated derivative code
 calls (runtime helpers, NumPy vjp functions), so that it can be differentiated again.
 """
-from .registry import defvjp, defjvp, lookup, supported, Rule  # noqa: F401
+from .registry import defvjp, defjvp, lookup, has_rule, supported, Rule  # noqa: F401
 from . import scalar  # noqa: F401  (registers the built-in rules)
 try:
     from . import numpy_  # noqa: F401  (NumPy rules)

@@ -144,6 +144,7 @@ def no_derivative_message(rule, i):
 
 
 _RULES = {}
+_RULED = set()          # the callables with a rule, for any number of arguments
 VERSION = [0]          # bumped by every defvjp / defjvp: cached derivatives compare it
 
 
@@ -343,6 +344,7 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
     rule.defaults = defaults
     rule.no_derivative = dict(no_derivative or {})
     _RULES[_key(fn, nargs)] = rule
+    _RULED.add(fn)
     VERSION[0] += 1
     _derive_modes(rule)
     return rule
@@ -460,6 +462,16 @@ def lookup(fn: Any, nargs: int | None = None) -> Rule | None:
     if rule is None and _load_lazy():
         return lookup(fn, nargs)
     return rule
+
+
+def has_rule(fn: Any) -> bool:
+    """Has ``fn`` a rule, for some number of positional arguments."""
+    try:
+        if fn in _RULED:
+            return True
+    except TypeError:          # unhashable callable
+        return False
+    return _load_lazy() and has_rule(fn)
 
 
 #: rule modules for optional libraries: loaded the first time a lookup misses after the
