@@ -703,6 +703,37 @@ for _method in ("logpdf", "pdf"):
       "np.array([0.2, 0.3, 0.5]), a)", a=U(3, lo=1.3, hi=3.0))
 
 # ======================================================================================
+# complex parts of real values (complex inputs: tests/test_complex_matrix.py)
+# ======================================================================================
+X("complex", "scalars", "complex(x, y)", x=N(), y=N(),
+  wrap=("np.sin(np.real({0})) + np.imag({0}) ** 2",))
+X("numpy.angle", "1d", "np.angle(x) + x", x=N(4))
+X("numpy.angle", "deg", "np.angle(x, deg=True) + x", x=N(4))
+X("numpy.imag", "1d", "np.imag(x) + x", x=N(4))
+
+# ======================================================================================
+# numpy.fft (complex outputs enter the sum by their real and imaginary parts)
+# ======================================================================================
+_PARTS = ("np.sin(np.real({0})) + np.imag({0}) ** 2",)
+X("numpy.fft.fft", "1d", "np.fft.fft(x)", x=N(5), wrap=_PARTS)
+X("numpy.fft.fft", "n-axis-ortho", "np.fft.fft(x, 4, 0, 'ortho')", x=N(3, 2), wrap=_PARTS)
+X("numpy.fft.ifft", "n-bigger", "np.fft.ifft(x, n=7)", x=N(5), wrap=_PARTS)
+X("numpy.fft.fftn", "s-axes", "np.fft.fftn(x, s=(3, 2), axes=(0, 1))", x=N(2, 3),
+  wrap=_PARTS)
+X("numpy.fft.ifftn", "3d", "np.fft.ifftn(x)", x=N(2, 3, 2), wrap=_PARTS)
+X("numpy.fft.fft2", "3d", "np.fft.fft2(x)", x=N(2, 3, 2), wrap=_PARTS)
+X("numpy.fft.ifft2", "2d", "np.fft.ifft2(x, norm='forward')", x=N(3, 3), wrap=_PARTS)
+X("numpy.fft.rfft", "odd-n", "np.fft.rfft(x, n=7)", x=N(6), wrap=_PARTS)
+X("numpy.fft.rfftn", "2d", "np.fft.rfftn(x)", x=N(3, 4), wrap=_PARTS)
+X("numpy.fft.rfft2", "s", "np.fft.rfft2(x, s=(2, 5))", x=N(3, 4), wrap=_PARTS)
+X("numpy.fft.irfft", "even-n", "np.fft.irfft(x)", x=N(5))
+X("numpy.fft.irfft", "odd-n", "np.fft.irfft(x, n=5, norm='ortho')", x=N(4))
+X("numpy.fft.irfftn", "2d", "np.fft.irfftn(x)", x=N(3, 3))
+X("numpy.fft.irfft2", "s", "np.fft.irfft2(x, s=(2, 4))", x=N(3, 3))
+X("numpy.fft.fftshift", "axes", "np.fft.fftshift(x, axes=1)", x=N(2, 5))
+X("numpy.fft.ifftshift", "all", "np.fft.ifftshift(x)", x=N(3, 4))
+
+# ======================================================================================
 # names in supported() no example exercises directly, and why
 # ======================================================================================
 NOT_EXERCISED = {

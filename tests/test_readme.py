@@ -107,9 +107,13 @@ def tour(tmp_path_factory):
 
 
 def _numbers(value):
-    """A value (number, array, nested tuples/lists of them) as a flat list of floats."""
+    """A value (number, array, nested tuples/lists of them) as a flat list of floats
+    (complex ones as their real and imaginary parts)."""
     if isinstance(value, (list, tuple)):
         return [v for item in value for v in _numbers(item)]
+    a = np.asarray(value)
+    if a.dtype.kind == "c":          # a complex number shows its real and imaginary part
+        return [float(part) for v in a.ravel() for part in (v.real, v.imag)]
     return [float(v) for v in np.asarray(value, dtype=float).ravel()]
 
 

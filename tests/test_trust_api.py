@@ -337,12 +337,7 @@ def mixed(x, obj, name, table, flag):
     ("abc", "a str"),
     (fractions.Fraction(1, 2), "a Fraction"),
     (decimal.Decimal("0.5"), "a Decimal"),
-    (1 + 2j, "a complex number"),
-    (np.complex128(1 + 2j), "a complex number"),
-    (np.array([1 + 1j, 2.0]), "a complex array"),
     (a_matrix(), "an np.matrix"),
-    ({"a": 1.0, "b": [2.0, np.array([1j])]}, "c['b'][1] is a complex array"),
-    ([1.0, 1j], "c[1] is a complex number"),
     ({"a": "text", "b": [np.arange(2)]}, "a dict holding no number and no float array "
                                         "(only leaves without derivative: ndarray, str)"),
     (True, "a bool"),
@@ -372,8 +367,9 @@ def test_integer_scalars_and_other_arguments_keep_working():
     x = np.array([1.0, 2.0])
     np.testing.assert_allclose(transpile.grad(array_square)(x), fd(array_square, x),
                                rtol=1e-6)
-    with pytest.raises(transpile.TranspileError, match="complex array"):
-        transpile.grad(array_square)(x + 0j)          # same function, a new dtype
+    # same function, a new dtype: a complex result is refused (grad needs a real number)
+    with pytest.raises(transpile.TranspileError, match="returned a complex one"):
+        transpile.grad(array_square)(x + 0j)
     np.testing.assert_allclose(transpile.grad(array_square)(x), 2 * x)
 
 

@@ -20,6 +20,30 @@ from .errors import TranspileError
 from .runtime import LIST_RESULTS
 from .rules import containers
 
+def _creates_complex(fn):
+    """May the Python function fn make complex values from real ones (a complex literal,
+    a name such as complex, fft, eig or astype in its code)? Conservative, by its code."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return False
+    stack = [code]
+    while stack:
+        c = stack.pop()
+        for k in c.co_consts:
+            if isinstance(k, complex):
+                return True
+            if hasattr(k, "co_consts"):
+                stack.append(k)
+        if any(n in _COMPLEX_NAMES or n.startswith(("fft", "ifft", "rfft", "complex"))
+               for n in c.co_names):
+            return True
+    return False
+
+
+_COMPLEX_NAMES = {"complex", "complex64", "complex128", "cdouble", "csingle", "astype",
+                  "eig", "eigvals", "roots", "emath", "scimath", "dtype", "hfft", "ihfft"}
+
+
 def walk_body(stmts, depth=0):
     """Yield (stmt, loop_depth) for every statement, recursively."""
     for s in stmts:
@@ -106,10 +130,73 @@ def elements_key(name):
     return name + "[]"
 SHAPE_ATTRS = {"shape", "ndim", "size", "dtype", "itemsize", "nbytes"}
 
+# --- complex values -----------------------------------------------------------------------
+# Which variables may hold complex numbers (`Analysis.complex`): the parameters whose
+# arguments are or hold complex values (kinds entry `complex_key(name)`, api._kinds), and by
+# a fixpoint every variable assigned from an expression that may be complex (`may_be_complex`:
+# a complex literal or global, an operand that may be, a rule whose result is complex, a
+# call with a complex `dtype=`). The transforms refuse a rule that does not declare how it
+# holds for complex values (Rule.complex) where its arguments or result may be complex, and
+# take the real part of an adjoint contribution that goes to a variable that is surely real
+# (autograd's convention: registry.COMPLEX).
+COMPLEX_SUFFIX = ".complex"
+
+
+def complex_key(name):
+    """The kinds entry saying that parameter `name`'s argument is or holds complex
+    values (api._kinds; the transforms pass it on to the functions they call)."""
+    return name + COMPLEX_SUFFIX
+
+
+def is_complex_value(value, deep=True):
+    """Is value a complex number or array, or a list, tuple or dict holding one (with
+    `deep`, any structure tree.py sees into: dataclasses, objects)?"""
+    import numpy
+    if isinstance(value, (complex, numpy.complexfloating)):
+        return True
+    if isinstance(value, numpy.ndarray):
+        return value.dtype.kind == "c"
+    if isinstance(value, (list, tuple, dict)) or (
+            deep and getattr(value, "__dict__", None) is not None):
+        from . import tree
+        if isinstance(value, (list, tuple, dict)) or tree.is_node(value):
+            try:
+                return any(is_complex_value(leaf) for leaf in tree.leaves(value)
+                           if leaf is not value)
+            except Exception:            # a structure transpile does not see into
+                return False
+    return False
+
+
+def complex_refusal(rule):
+    """Why a rule that declares nothing about complex values is refused for them."""
+    from .rules.registry import INTERNAL_PREFIXES
+    if rule.name.startswith(INTERNAL_PREFIXES):
+        return "second derivatives of functions of complex values are not available yet"
+    return (f"{rule.name} has no derivative rule for complex values yet (its rule is "
+            "written for real ones); take np.real / np.imag / np.abs first, or register a "
+            "complex rule with transpile.defvjp(..., complex='holomorphic' or 'explicit')")
+
+
+def _target_root(t):
+    """The variable an assignment target writes: `x`, or `xs` of `xs[i]`, `o.a`."""
+    while isinstance(t, (ast.Subscript, ast.Attribute)):
+        t = t.value
+    return t.id if isinstance(t, ast.Name) else None
+
+
+def _complex_dtype(obj):
+    """Does obj (a dtype, a type, a dtype string) name a complex type?"""
+    import numpy
+    try:
+        return numpy.dtype(obj).kind == "c"
+    except TypeError:
+        return False
+
 
 def value_kind(value):
     """The kind of a run-time value, as the transform specializes on it."""
-    if isinstance(value, (bool, int, float)):
+    if isinstance(value, (bool, int, float, complex)):
         return SCALAR
     try:
         import numpy
@@ -177,6 +264,9 @@ class Analysis:
         self.closures = {}       # active local function (or alias) -> an active name read
         self._sites()
         self._kinds(param_kinds or {})      # first: a dict's keys carry no derivative
+        self.complex = self._complex_values()
+        if self.complex:
+            self._check_complex_constants()
         self._activity()
         self._check_function_arguments()
         check_passthrough(self)
@@ -358,6 +448,114 @@ class Analysis:
                             changed = True
         for name in self.sites:
             self.kind.setdefault(name, UNKNOWN)
+
+    def _complex_values(self):
+        """The variables that may hold complex values (see "complex values" above)."""
+        found = {p for p in self.params if self.param_kinds.get(complex_key(p))}
+
+        def step(s):
+            if isinstance(s, ast.Assign) and self.may_be_complex(s.value, found):
+                t = s.targets[0]
+                return {_target_root(t)} - {None}
+            if isinstance(s, ast.For) and isinstance(s.target, ast.Name) and \
+                    self.may_be_complex(s.iter, found):
+                return {s.target.id}
+            if isinstance(s, ast.Expr) and A.get_tag(s.value, "special") == "method" and \
+                    isinstance(s.value.func.value, ast.Name) and any(
+                        self.may_be_complex(a, found) for a in s.value.args):
+                return {s.value.func.value.id}         # xs.append(z)
+            return set()
+        self._fixpoint(found, step)
+        return found
+
+    def _check_complex_constants(self):
+        """A call with a zero derivative kept verbatim (np.sign(z): normalize tags it
+        inactive) of complex values: its rule declares that zero holds for them too, or
+        this is one clear error (the sign of a complex z is z / |z|, not constant)."""
+        from .rules import lookup
+        local = set(self.sites) | set(self.params)
+        for s, _ in walk_body(self.norm.body):
+            if not isinstance(s, (ast.Assign, ast.Expr)):
+                continue
+            for n in ast.walk(s.value):
+                if not (isinstance(n, ast.Call) and A.get_tag(n, "inactive")):
+                    continue
+                rule = lookup(self.norm.unit.resolve(n.func, local), len(n.args))
+                if rule is not None and rule.complex is None and any(
+                        self.may_be_complex(a) for a in n.args):
+                    raise self.norm.unit.error(complex_refusal(rule), n)
+
+    def may_be_complex(self, e, names=None):
+        """May the value of the normalized expression e be complex (see above)?"""
+        names = self.complex if names is None else names
+        if isinstance(e, ast.Name):
+            if e.id in names:
+                return True
+            if e.id in self.sites or e.id in self.params:
+                return False
+            return is_complex_value(self.norm.unit.lookup(e.id), deep=False)
+        if isinstance(e, ast.Constant):
+            return isinstance(e.value, complex)
+        if isinstance(e, ast.Attribute):
+            if e.attr in ("real", "imag") or e.attr in SHAPE_ATTRS:
+                return False
+            obj = self.norm.unit.resolve(e, set(self.sites) | set(self.params))
+            if obj is not None:
+                return is_complex_value(obj, deep=False)
+            return self.may_be_complex(e.value, names)
+        if isinstance(e, ast.Call):
+            rule = A.get_tag(e, "rule")
+            result = getattr(rule, "result", None)
+            if result is not None:
+                return result == "complex"
+            if A.get_tag(e, "special") is None and (rule is None or rule.zero):
+                return False
+            for k in e.keywords:
+                if k.arg == "dtype":
+                    return self._complex_dtype_expr(k.value, names)
+            if A.get_tag(e, "method") == "astype" and e.args:
+                return self._complex_dtype_expr(e.args[0], names)
+            if A.get_tag(e, "special") == "user" and _creates_complex(A.get_tag(e, "user")):
+                return True
+            parts = list(e.args) + [k.value for k in e.keywords]
+            if isinstance(e.func, ast.Attribute) and A.get_tag(e, "special") == "method":
+                parts.append(e.func.value)
+            return any(self.may_be_complex(a, names) for a in parts)
+        return any(self.may_be_complex(c, names) for c in ast.iter_child_nodes(e)
+                   if isinstance(c, ast.expr))
+
+    def _complex_dtype_expr(self, e, names):
+        if isinstance(e, ast.Attribute) and e.attr == "dtype":
+            return self.may_be_complex(e.value, names)
+        if isinstance(e, ast.Constant):
+            return _complex_dtype(e.value)
+        obj = self.norm.unit.resolve(e, set(self.sites) | set(self.params))
+        return obj is not None and _complex_dtype(obj)
+
+    def complex_kinds(self, bound):
+        """Kinds entries for a call's parameters (name -> argument expression) whose
+        arguments may be complex, for the callee's analysis."""
+        if not self.complex:
+            return {}
+        return {complex_key(p): True for p, arg in bound.items()
+                if self.may_be_complex(arg)}
+
+    def complex_statement(self, s):
+        """Does statement s handle values that may be complex (its target or operands)?"""
+        if not self.complex:
+            return False
+        if isinstance(s, ast.Assign):
+            t = s.targets[0]
+            return _target_root(t) in self.complex or self.involves_complex(s.value)
+        if isinstance(s, ast.Expr):
+            return self.involves_complex(s.value)
+        if isinstance(s, ast.For):
+            return self.involves_complex(s.iter)
+        return False
+
+    def involves_complex(self, e):
+        """May e or any of its subexpressions be complex (`np.abs(z * x)`: z * x)?"""
+        return any(self.may_be_complex(n) for n in ast.walk(e) if isinstance(n, ast.expr))
 
     def _used_as_list(self, s):
         """Names statement s uses as lists or tuples (whatever their values' kinds)."""

@@ -30,7 +30,8 @@ from typing import cast, overload
 from . import pipeline, tree
 from .checkpoint import check_option
 from .errors import TranspileError
-from .analysis import STRUCTURES, element_kind, elements_key, value_kind
+from .analysis import STRUCTURES, complex_key, element_kind, elements_key, is_complex_value
+from .analysis import value_kind
 from .emit import annotate
 from .runtime import zeros_like, _is_zero
 from .shapes import value_mask
@@ -208,7 +209,7 @@ def _leaf_refusal(value: Any) -> str | None:
     if isinstance(value, (float, int, np.floating, np.integer, np.bool_)):
         return None                 # bools and numpy integers: refused by the callers
     if isinstance(value, (complex, np.complexfloating)):
-        return "a complex number (complex differentiation is not supported yet)"
+        return None                 # autograd's convention: registry.COMPLEX
     if isinstance(value, np.matrix):
         return ("an np.matrix (its * is a matrix product); pass an array, "
                 "np.asarray(x)")
@@ -221,9 +222,7 @@ def _leaf_refusal(value: Any) -> str | None:
     if dtype is not None and hasattr(value, "shape") and (
             isinstance(value, np.ndarray) or hasattr(value, "__array_namespace__")):
         kind = getattr(dtype, "kind", "f")
-        if kind == "c":
-            return "a complex array (complex differentiation is not supported yet)"
-        if kind not in "fiub":
+        if kind not in "fiubc":
             return f"an array of dtype {dtype}"
         return None                 # integer arrays: refused by the callers
     if isinstance(value, numbers.Number):
@@ -491,6 +490,8 @@ def _match_dtype(g: Any, x: Any) -> Any:
     """g with the floating dtype of x (a float32 input gets a float32 gradient even where
     the function mixes in float64 constants), as NumPy arrays keep."""
     dt = getattr(x, "dtype", None)
+    if x.__class__ is complex and isinstance(g, np.generic):
+        return complex(g)          # a Python complex gets a Python complex
     if dt is None or dt.kind != "f":
         return g
     gdt = getattr(g, "dtype", None)
@@ -659,6 +660,8 @@ def _kinds(fn: Callable[..., Any], args: Sequence[Any],
         mask = value_mask(value)
         if mask is not None:
             kinds[name + ".shape"] = mask
+        if is_complex_value(value):
+            kinds[complex_key(name)] = True        # see analysis: complex values
         if kinds[name] in STRUCTURES:          # lists, dicts, objects: what they hold
             kinds[elements_key(name)] = element_kind(value) or "unknown"
     return kinds
@@ -863,7 +866,7 @@ class GradientFunction:
                 if failure is not None:
                     raise _trimmed(failure) from None
             raise annotate(exc)
-        if value.__class__ is not float and not _is_scalar(value):
+        if value.__class__ is not float and (not _is_scalar(value) or np.iscomplexobj(value)):
             self._check_number(value)
         gs = g if self._several else (g,)
         for x in gs:
@@ -897,6 +900,13 @@ class GradientFunction:
         return ((out, aux), g) if self.with_value else (g, aux)
 
     def _check_number(self, value: Any) -> None:
+        if value.__class__ is not float and _is_scalar(value) and np.iscomplexobj(value):
+            code = self.fn.__code__
+            raise TranspileError("grad needs a function returning a real number, and this "
+                                 "call returned a complex one: differentiate its real part "
+                                 "(np.real) or its absolute value, or use transpile.vjp "
+                                 "for the derivative of a complex result",
+                                 code.co_filename, code.co_firstlineno, self.fn.__qualname__)
         if value.__class__ is not float and not _is_scalar(value):
             code = self.fn.__code__
             raise TranspileError(f"grad needs a function returning a number, and this call "

@@ -162,6 +162,15 @@ class ForwardTransform(Transform):
 
     def tangent(self, n):
         """Tangent expression of a pure tree (None when it is identically zero)."""
+        t = self._tangent(n)
+        if t is not None and self.an.complex and isinstance(n, ast.Call) and getattr(
+                A.get_tag(n, "rule"), "result", None) == "real" and any(
+                    self.an.may_be_complex(a) for a in n.args):
+            # a real result's tangent is real: the real part of the complex one
+            t = ast.Call(func=A.load(self.env.helper("real_part")), args=[t], keywords=[])
+        return t
+
+    def _tangent(self, n):
         if isinstance(n, ast.Name):
             return A.load(self.d(n.id)) if n.id in self.an.active else None
         if not isinstance(n, (ast.BinOp, ast.UnaryOp, ast.Call)) or A.get_tag(n, "inactive"):
@@ -291,6 +300,7 @@ class ForwardTransform(Transform):
         kinds = {p: self.an.kind_of(arg) or "unknown" for p, arg in bound.items()}
         from .pipeline import static_kinds
         kinds.update(static_kinds(getattr(self.norm, "statics", {}), bound))
+        kinds.update(self.an.complex_kinds(bound))
         if not active:
             return [plain_call(s, target, self.env, kinds), A.assign(self.d(t), A.const(0.0))]
         jvp_name, tangent_kw = self.env.callee_jvp(target, tuple(active), kinds, s)

@@ -18,7 +18,8 @@ module compiles a copy of it:
    Python functions among them (runtime helpers like ``sign``, derivatives of called
    functions, the user's own helpers) are compiled the same way, recursively. What numba
    lacks gets a stand-in (`_helpers`): ``reversed`` of lists and ranges, the scalar cases
-   of ``unbroadcast``, ``pow_log`` and ``pow_deriv``, ``sign`` of numbers and arrays,
+   of ``unbroadcast``, ``pow_log`` and ``pow_deriv``, ``sign`` and ``abs_partial`` of
+   numbers and arrays,
    ``is_zero`` (the zero adjoint placeholder) of numbers and arrays.
 3. ``numba.njit`` the result. Numba compiles on the first call for each combination of
    argument types; what it cannot compile (NumPy vjp helpers, lists of arrays, arbitrary
@@ -540,6 +541,19 @@ def _helpers():
             import numpy
             return lambda x: numpy.sign(x)    # builtin abs of an array
 
+    def jit_abs_partial(x):
+        return runtime.abs_partial(x)
+
+    @overload(jit_abs_partial)
+    def _abs_partial(x):
+        if isinstance(x, nt.Complex):
+            return lambda x: x.conjugate() / abs(x) if x != 0 else 0j
+        if isinstance(x, (nt.Number, nt.Boolean)):
+            return lambda x: 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+        if isinstance(x, nt.Array) and not isinstance(x.dtype, nt.Complex):
+            import numpy
+            return lambda x: numpy.sign(x)    # builtin abs of an array
+
     def jit_is_zero(g):
         return runtime.is_zero(g)
 
@@ -556,8 +570,10 @@ def _helpers():
 
     _HELPERS.update(reversed=jit_reversed, _jit_prefix=jit_prefix, _jit_log=jit_log,
                     unbroadcast=jit_unbroadcast, pow_log=jit_pow_log,
-                    pow_deriv=jit_pow_deriv, sign=jit_sign, is_zero=jit_is_zero)
+                    pow_deriv=jit_pow_deriv, sign=jit_sign, is_zero=jit_is_zero,
+                    abs_partial=jit_abs_partial)
     _REPLACED[runtime.sign] = "sign"
+    _REPLACED[runtime.abs_partial] = "abs_partial"
     _REPLACED[runtime.is_zero] = "is_zero"
     _REPLACED[runtime.unbroadcast] = "unbroadcast"
     _REPLACED[runtime.pow_log] = "pow_log"

@@ -398,6 +398,10 @@ class ReverseTransform(ControlFlowReversal, Transform):
         if isinstance(G, ast.Constant) and G.value == 0:
             return []
         dv = self.d(name)
+        if self.an.complex and name not in self.an.complex and \
+                self.an.complex_statement(self.cur):
+            # a surely real value gets the real part of what a complex one sends it
+            G = ast.Call(func=A.load(self.env.helper("real_part")), args=[G], keywords=[])
         kind = self.an.kind.get(name)
         if kind in STRUCTURES or kind in (UNKNOWN, None) and (
                 self.an.is_seq(name) or name in self.structured) or (
@@ -541,6 +545,14 @@ class ReverseTransform(ControlFlowReversal, Transform):
         self.check_available(rule, n)
         self.check_keywords(n, rule)
         self.check_not_list_arithmetic(n, args)
+        if rule.result == "real" and self.an.complex and self.an.complex_statement(self.cur):
+            # a real result's adjoint is real: the real part of what flows in
+            full = G if coef is None else (coef if G is None else self.masked_product(
+                coef, G))
+            g = self.names.fresh("_g")
+            out.append(A.assign(g, ast.Call(func=A.load(self.env.helper("real_part")),
+                                            args=[copy.deepcopy(full)], keywords=[])))
+            coef, G = A.load(g), None
         act = [i for i, a in enumerate(args) if self.active(a)]
         if len(act) > 1 and coef is not None and not A.is_atom(coef):
             g = self.names.fresh("_g")
@@ -634,6 +646,7 @@ class ReverseTransform(ControlFlowReversal, Transform):
             kinds[p] = self.an.kind_of(arg) or "unknown"
             if kinds[p] in STRUCTURES and isinstance(arg, ast.Name):
                 kinds[p + "[]"] = self.an.elem.get(arg.id, "unknown")
+        kinds.update(self.an.complex_kinds(bound))
         if self.cur_masked:
             kinds[MASKED_RESULT] = "masked"     # the callee keeps zeros of its adjoint
         if self.an.kind.get(t) != SCALAR and (self.depth > 0 or self.branches > 0

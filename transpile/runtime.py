@@ -14,7 +14,7 @@ import math
 def sign(x):
     """Derivative of abs; 0 at 0 (the documented convention). Builtin abs of an array is
     elementwise: its derivative is NumPy's sign."""
-    if getattr(x, "ndim", 0):
+    if getattr(x, "ndim", 0) or hasattr(x, "dtype"):
         import numpy
         return numpy.sign(x)
     return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
@@ -40,6 +40,9 @@ def pow_log(a, b, k):
     """``a ** b * log(a) ** k`` where a > 0, else 0: with k = 1 the derivative of ``a ** b``
     in the exponent (taken as 0 where a <= 0), with other k its derivatives. Numbers or
     arrays (elementwise); only ever reached with k < 0 multiplied by 0 (then 0)."""
+    if _is_complex(a) or _is_complex(b):       # the principal branch of log, everywhere
+        import numpy
+        return numpy.power(a, b) * numpy.log(a) ** k if k >= 0 else 0.0 * a
     if hasattr(a, "shape") or hasattr(b, "shape"):
         import numpy
         a = numpy.asarray(a)
@@ -78,6 +81,43 @@ def pow_deriv(a, b, c):
         if zero.any():
             out = numpy.where(zero, numpy.zeros((), numpy.result_type(out)), out)
     return out if out.ndim else out[()]
+
+
+def _is_complex(a):
+    return isinstance(a, complex) or getattr(getattr(a, "dtype", None), "kind", "") == "c"
+
+
+def real_part(g):
+    """The real part of an adjoint contribution to a real value (autograd's convention:
+    registry.COMPLEX); g itself where it is real."""
+    return g.real if _is_complex(g) else g
+
+
+def abs_partial(x):
+    """The derivative of abs at x, in autograd's convention (registry.COMPLEX): sign(x) for
+    real x (0 at 0), conj(x) / |x| for complex x (0 at 0)."""
+    if not _is_complex(x):
+        return sign(x)
+    import numpy
+    r = numpy.abs(x)
+    return numpy.conj(x) / numpy.where(r == 0, 1.0, r) * (r != 0)
+
+
+def angle_partial(x, deg=False):
+    """The derivative of np.angle at x: 0 for real x (the angle is 0 or pi), -1j conj(x) /
+    |x|^2 for complex x (0 at 0); times 180/pi with `deg`."""
+    import numpy
+    scale = 180.0 / math.pi if deg else 1.0
+    if not _is_complex(x):
+        return 0.0 * numpy.real(x)
+    r2 = numpy.abs(x) ** 2
+    return -1j * scale * numpy.conj(x) / numpy.where(r2 == 0, 1.0, r2) * (r2 != 0)
+
+
+def imag_partial(x):
+    """The derivative of np.imag at x: -1j for complex x (its imaginary part is -i times the
+    adjoint in autograd's convention), 0 for real x (whose imaginary part is 0)."""
+    return -1j if _is_complex(x) else 0.0
 
 
 def mul_masked(p, g):
@@ -127,6 +167,8 @@ def finished(g, x):
     differentiated function, which computes what the plain call computes)."""
     if _is_zero(g) and not isinstance(x, (int, float)):
         return zeros_like(x)
+    if _is_complex(g) and not _is_complex(x):
+        g = g.real                 # a real argument's gradient is real
     return float(g) if g.__class__ is int else g
 
 
@@ -356,9 +398,13 @@ def unbroadcast(g, like):
     an array gets an array of its own shape."""
     shape = getattr(like, "shape", None)
     gshape = getattr(g, "shape", None)
+    if _is_complex(g) and not _is_complex(like):
+        g = g.real                 # the adjoint of a real value is real (registry.COMPLEX)
     if gshape is None:
         return g
     if shape is None:                       # a Python number: everything sums into it
+        if isinstance(like, complex):
+            return complex(g.sum()) if g.ndim else complex(g)
         return float(g.sum()) if g.ndim else float(g)
     if gshape == shape:
         return g

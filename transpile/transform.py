@@ -3,7 +3,7 @@ analysis at hand, and reading off an expression node which rule applies to it.""
 import ast
 
 from . import astutil as A
-from .analysis import expr_names, MODULE, SEQ, UNKNOWN
+from .analysis import complex_refusal, expr_names, MODULE, SEQ, UNKNOWN
 from .rules import lookup
 
 
@@ -32,12 +32,25 @@ class Transform:
             if rule is None:
                 raise self.error(f"no derivative rule for operator "
                                  f"'{type(n.op).__name__}'", n)
-            return rule, [n.left, n.right]
-        if isinstance(n, ast.UnaryOp):
-            return lookup(type(n.op)), [n.operand]
-        if isinstance(n, ast.Call):
-            return A.get_tag(n, "rule"), list(n.args)
-        return None, []
+            rule, args = rule, [n.left, n.right]
+        elif isinstance(n, ast.UnaryOp):
+            rule, args = lookup(type(n.op)), [n.operand]
+        elif isinstance(n, ast.Call):
+            rule, args = A.get_tag(n, "rule"), list(n.args)
+        else:
+            return None, []
+        if rule is not None and self.an.complex:
+            self.check_complex(rule, n, args)
+        return rule, args
+
+    def check_complex(self, rule, n, args):
+        """A rule applied where its arguments or result may be complex holds for complex
+        values (it declares how: Rule.complex), or this is one clear error."""
+        if rule.complex is not None or not (
+                self.an.may_be_complex(n) or any(self.an.may_be_complex(a) for a in args)
+                or any(self.an.may_be_complex(k.value) for k in getattr(n, "keywords", ()))):
+            return
+        raise self.error(complex_refusal(rule), n)
 
     def check_not_list_arithmetic(self, n, args):
         if isinstance(n, ast.BinOp) and any(self.an.kind_of(a) == SEQ for a in args):

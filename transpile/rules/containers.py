@@ -324,8 +324,9 @@ class Attribute(ContainerRule):
             return [A.assign(rt.d(base), call)]
         if v.attr == "T":
             return rt.apply_rule(lookup(np.transpose, 1), [v.value], [], G, ans, v)
-        if v.attr == "real":
-            return rt.accumulate(v.value.id, G)
+        if v.attr in ("real", "imag"):
+            fn = np.real if v.attr == "real" else np.imag
+            return rt.apply_rule(lookup(fn, 1), [v.value], [], G, ans, v)
         raise rt.error(f"no derivative rule for the attribute '.{v.attr}' of a "
                        "differentiated value", v)
 
@@ -339,6 +340,8 @@ class Attribute(ContainerRule):
                 A.load(ft.d(base)), A.load(base), A.const(v.attr)], keywords=[])
         if v.attr == "T":
             return ft.tangent_by_rule(v, np.transpose, [v.value])
+        if v.attr in ("real", "imag"):
+            return ft.tangent_by_rule(v, np.real if v.attr == "real" else np.imag, [v.value])
         raise ft.error(f"no tangent rule for the attribute '.{v.attr}'", v)
 
     def selects(self, rt, v):

@@ -257,8 +257,11 @@ _helper(R.field,
 # a restored dict or object for its keys and the shapes of its adjoint only (add_at,
 # zeros_like), never for the numbers in it
 for _fn in (R.zeros_like, R.is_zero, R.sign, R.argmax, R.argmin, R.argbest, R.final_state,
-            R.write_back, R.entry, R.put_entry, R.attribute, R.put_attribute):
-    _helper(_fn, zero=True)
+            R.write_back, R.entry, R.put_entry, R.attribute, R.put_attribute,
+            R.abs_partial, R.angle_partial, R.imag_partial):
+    _helper(_fn, zero=True)     # (of complex values: refused, transform.check_complex)
+# the real part of a real value's adjoint contribution (reverse.py)
+_helper(R.real_part, lambda G, ans, g: R.real_part(G), multilinear=[(0,)], params="g")
 
 
 # --- what forward-mode code calls besides runtime helpers (rules/forward_runtime.py) ----
@@ -374,6 +377,9 @@ def second_order(rule, k, g, args, kwargs, w):
 def _second_order_reason(rule):
     """Why rule has no second-order term (None when it has one)."""
     s = rule.structure
+    if rule.result == "complex":      # its derivative code handles complex values
+        return ("second derivatives of functions of complex values are not available yet "
+                f"({rule.name} returns complex values)")
     if s in ("linear", "multilinear", "piecewise_linear"):
         return None
     missing = [i for i, v in enumerate(rule.vjps or ()) if v is not None and (
@@ -589,6 +595,9 @@ def mode_status(rule):
     "reverse" and "forward", the rules of what its derivative code calls (its templates,
     vjp functions, jvp function) for the second-order routes."""
     out = {"reverse": _reverse_reason(rule), "forward": _forward_reason(rule)}
+    if rule.result == "complex":          # (its derivative code handles complex values)
+        out.update({m: _second_order_reason(rule) for m in SECOND_ORDER})
+        return out
     if rule.zero:
         out.update({m: None for m in SECOND_ORDER})
         return out

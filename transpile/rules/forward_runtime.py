@@ -58,6 +58,8 @@ def result_tangent(t, value):
             out = np.zeros(np.shape(value), dtype=dt)
         else:
             out = np.asarray(t)
+            if out.dtype.kind == "c" and dt.kind != "c":
+                out = out.real       # a real value's tangent is real (registry.COMPLEX)
             if out.shape != np.shape(value):
                 out = np.array(np.broadcast_to(out, np.shape(value)))
             if out.dtype != dt and out.dtype.kind in "fiub":
@@ -66,7 +68,7 @@ def result_tangent(t, value):
     if isinstance(value, (bool, int, float)) or value is None:
         if _is_zero(t):
             return 0.0
-        return float(t) if np.ndim(t) == 0 else t
+        return float(np.real(t)) if np.ndim(t) == 0 else t
     return t
 
 
@@ -76,7 +78,8 @@ def _inner(c, t):
         return 0.0
     if isinstance(c, (list, tuple)) or isinstance(t, (list, tuple)):
         return sum(_inner(ck, tk) for ck, tk in zip(c, t))
-    return float(np.sum(np.asarray(c, dtype=float) * np.asarray(t, dtype=float)))
+    total = np.sum(np.asarray(c) * np.asarray(t))     # (no conjugate: registry.COMPLEX)
+    return complex(total) if np.iscomplexobj(total) else float(total)
 
 
 def jvp_by_vjps(vjps, fn, args, tangents, **kwargs):
@@ -100,6 +103,7 @@ def jvp_by_vjps(vjps, fn, args, tangents, **kwargs):
                 if vjp is None or t is None or _is_zero(t):
                     continue
                 total += _inner(vjp(seed, ans, *args, **kwargs), t)
-            out.flat[k] = total
-        results.append(out if out.ndim else float(out))
+            # (a real output's tangent is the real part: registry.COMPLEX)
+            out.flat[k] = total if out.dtype.kind == "c" else np.real(total)
+        results.append(out if out.ndim else out[()].item())
     return tuple(results) if several else results[0]

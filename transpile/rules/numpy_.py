@@ -85,11 +85,21 @@ def _def(fn, *derivs, params=None, nargs=None, zero=False, name=None, ans=False,
     its structure, from which every mode is derived (see registry.defvjp)."""
     if params is None:
         params = ", ".join(f"x{i}" for i in range(max(len(derivs), 1)))
+    if "complex" not in structure and (zero or "linear" in structure
+                                       or "multilinear" in structure):
+        # a linear map with real coefficients is complex-linear: its vjp moves the adjoint
+        # as for real values; a zero derivative is zero for complex values too
+        structure["complex"] = "explicit" if zero else "holomorphic"
     rule = defvjp(fn, *derivs, params=params, nargs=nargs, zero=zero,
                   name=name or _name(fn), env=ENV, needs_ans=ans, masks=masks, **structure)
     if rule.multilinear is not None:
         rule.zero_tangent_ok = False       # NumPy functions do not take 0.0 for an array
     return rule
+
+
+def _number(t):
+    """A 0-d result as a Python number: complex where it is complex."""
+    return complex(t) if np.iscomplexobj(t) else float(t)
 
 
 def _t(tangents, k):
@@ -125,9 +135,12 @@ def _fit(c, x):
         return [_fit(c[i], xi) for i, xi in enumerate(x)]
     if isinstance(x, (bool, np.bool_)):
         return None
-    if isinstance(x, (int, float)) and not isinstance(x, np.generic):
+    if np.iscomplexobj(c) and not np.iscomplexobj(x):
+        c = np.real(c)              # the adjoint of a real value is real (registry.COMPLEX)
+    if isinstance(x, (int, float, complex)) and not isinstance(x, np.generic):
         c = np.asarray(c)
-        return float(c.sum()) if c.ndim else float(c)
+        total = c.sum() if c.ndim else c[()]
+        return complex(total) if isinstance(x, complex) else float(total)
     dt = getattr(x, "dtype", None)
     if dt is None:                                   # something else: leave as is
         return c
@@ -198,6 +211,10 @@ def _gather(fn, x, g, *args, **kw):
     xa = np.asarray(x)
     idx = np.arange(1, xa.size + 1).reshape(xa.shape)
     pos = np.asarray(fn(idx, *args, **kw))
+    g = np.asarray(g)
+    if g.dtype.kind == "c" or xa.dtype.kind == "c":      # bincount weights are real
+        return _fit(_gather(fn, xa.real, g.real, *args, **kw)
+                    + 1j * _gather(fn, xa.real, g.imag, *args, **kw), x)
     g = np.broadcast_to(np.asarray(g, dtype=float if xa.dtype.kind != "f" else xa.dtype),
                         pos.shape)
     out = np.bincount(pos.ravel(), weights=g.ravel(), minlength=xa.size + 1)[1:]
@@ -249,7 +266,6 @@ UNARY = {
     np.cbrt: "1 / (3 * np.cbrt(x) ** 2)",
     np.square: "2 * x",
     np.reciprocal: "-1 / (x * x)",
-    np.absolute: "np.sign(x)",              # abs'(0) = 0
     np.fabs: "np.sign(x)",
     np.negative: "-1",
     np.positive: "1",
@@ -261,11 +277,27 @@ UNARY = {
     np.radians: "math.pi / 180",
     np.rad2deg: "180 / math.pi",
     np.degrees: "180 / math.pi",
-    np.conjugate: "1",                      # real inputs
-    np.real: "1",                           # real inputs
 }
+#: the UNARY functions analytic where they are defined: their derivative templates hold for
+#: complex arguments as written (registry.COMPLEX)
+HOLOMORPHIC = {np.sin, np.cos, np.tan, np.arcsin, np.arccos, np.arctan, np.sinh, np.cosh,
+               np.tanh, np.arcsinh, np.arccosh, np.arctanh, np.exp, np.exp2, np.expm1,
+               np.log, np.log2, np.log10, np.log1p, np.sqrt, np.square, np.reciprocal,
+               np.negative, np.positive}
 for _fn, _d in UNARY.items():
-    _def(_fn, _d, params="x")
+    _def(_fn, _d, params="x", complex="holomorphic" if _fn in HOLOMORPHIC else None)
+
+# --- complex parts: real-valued results take the real part of the adjoint they get (and of
+# their tangent); see registry.COMPLEX and RESULTS
+ENV.update(abs_partial=runtime.abs_partial, angle_partial=runtime.angle_partial,
+           imag_partial=runtime.imag_partial, pow_log=runtime.pow_log)
+_def(np.absolute, "abs_partial(x)", params="x", complex="explicit", result="real")
+_def(np.real, "1", params="x", complex="explicit", result="real")
+_def(np.imag, "imag_partial(x)", params="x", complex="explicit", result="real")
+_def(np.angle, "angle_partial(x, deg)", None, params="x, deg=False", complex="explicit",
+     result="real")
+_def(np.conjugate, lambda g, ans, x: _fit(np.conjugate(g), x), params="x", linear=(0,),
+     complex="explicit")
 
 # ties of maximum/minimum/fmax/fmin: the gradient goes to the FIRST argument
 BINARY = {
@@ -273,8 +305,7 @@ BINARY = {
     np.subtract: ("1", "-1"),
     np.multiply: ("y", "x"),
     np.divide: ("1 / y", "-x / (y * y)"),
-    np.power: ("pow_deriv(x, y - 1, y)",
-               "np.where(x > 0, x ** y * np.log(np.where(x > 0, x, 1)), 0 * x)"),
+    np.power: ("pow_deriv(x, y - 1, y)", "pow_log(x, y, 1)"),
     np.float_power: ("y * np.float_power(x, y - 1)",
                      "np.where(x > 0, np.float_power(x, y) * np.log(np.where(x > 0, x, 1)), 0.0)"),
     np.maximum: ("(x >= y)", "(x < y)"),
@@ -291,7 +322,9 @@ BINARY = {
 }
 for _fn, _ds in BINARY.items():
     _def(_fn, *_ds, params="x, y",
-         masks=_fn in (np.maximum, np.minimum, np.fmax, np.fmin))
+         masks=_fn in (np.maximum, np.minimum, np.fmax, np.fmin),
+         complex="holomorphic" if _fn in (np.add, np.subtract, np.multiply, np.divide,
+                                          np.power) else None)
 _def(np.arctan2, "x / (x * x + y * y)", "-y / (x * x + y * y)", params="y, x")
 
 # where(cond, x, y) is elementwise too; one-argument where is nonzero
@@ -318,8 +351,8 @@ _ZERO = [
     "result_type", "can_cast",
 ]
 for _n in _ZERO:
-    if hasattr(np, _n):
-        _def(getattr(np, _n), zero=True)
+    if hasattr(np, _n):      # (sign(z) = z / |z| of a complex z is not constant)
+        _def(getattr(np, _n), zero=True, complex=None if _n == "sign" else "explicit")
 _def(np.linalg.matrix_rank, zero=True)
 
 
@@ -389,7 +422,7 @@ def _by_weights(fn, vjps, axes_of=_axis_keepdims):
         w = np.asarray(vjp(ones, ans, a, *args, **kw))
         axes, keep = axes_of(np.ndim(a), *args, **kw)
         t = np.sum(w * np.asarray(dense(da, a)), axis=axes, keepdims=keep)
-        return t if isinstance(ans, np.ndarray) else float(t)
+        return t if isinstance(ans, np.ndarray) else _number(t)
     return _vjps_if_more(fn, vjps, jvp)
 
 
@@ -588,6 +621,7 @@ _def(np.sum, sum_vjp, None, params="a, axis", linear=(0,), constant_keywords=("i
 _def(np.mean, mean_vjp, None, params="a, axis", linear=(0,),
      template=[(_mean_all, _mean_axis, _mean_axis_kept)])
 _def(np.prod, prod_vjp, None, params="a, axis", jvp=_by_weights(np.prod, [prod_vjp]),
+     complex="holomorphic",
      vjp_tangents=[_prod_vjp_jvp(prod_vjp)])
 _def(np.ptp, ptp_vjp, None, params="a, axis", masks=True, piecewise_linear=True,
      jvp=_by_weights(np.ptp, [ptp_vjp]))
@@ -1005,7 +1039,7 @@ def trapezoid_vjp_x(g, ans, y, x=None, dx=1.0, axis=-1):
 if hasattr(np, "trapezoid"):
     # sum of (x[i+1] - x[i]) (y[i] + y[i+1]) / 2: linear in y and in x
     _def(np.trapezoid, trapezoid_vjp_y, trapezoid_vjp_x, None, None,
-         params="y, x, dx, axis", multilinear=[(0,), (1,)])
+         params="y, x, dx, axis", multilinear=[(0,), (1,)], complex=None)
 
 
 # ======================================================================================
@@ -1277,7 +1311,7 @@ if hasattr(np, "matvec"):
         np.matmul(np.asarray(A), np.asarray(g)[..., :, None])[..., 0], v),
         lambda g, ans, v, A, **kw: _fit(
         np.asarray(v)[..., :, None] * np.asarray(g)[..., None, :], A), params="v, A",
-        multilinear=[(0,), (1,)])
+        multilinear=[(0,), (1,)], complex=None)
 
 
 def _vecdot_vjp(i):
@@ -1291,7 +1325,8 @@ def _vecdot_vjp(i):
 
 
 for _fn in (np.vecdot, np.linalg.vecdot):
-    _def(_fn, _vecdot_vjp(0), _vecdot_vjp(1), params="x1, x2", multilinear=[(0,), (1,)])
+    _def(_fn, _vecdot_vjp(0), _vecdot_vjp(1), params="x1, x2", multilinear=[(0,), (1,)],
+         complex=None)       # (vecdot, vdot and correlate conjugate an argument)
 
 
 def outer_vjp_a(g, ans, a, b, **kw):
@@ -1307,7 +1342,7 @@ _def(np.linalg.outer, outer_vjp_a, outer_vjp_b, params="a, b", multilinear=[(0,)
 _def(np.vdot,
      lambda g, ans, a, b: _fit(g * np.reshape(b, np.shape(a)), a),
      lambda g, ans, a, b: _fit(g * np.reshape(a, np.shape(b)), b), params="a, b",
-     multilinear=[(0,), (1,)])
+     multilinear=[(0,), (1,)], complex=None)
 
 
 def _trace_grad(g, shape, offset, axis1, axis2):
@@ -1386,9 +1421,10 @@ def _cross_vjp(i, linalg=False):
     return vjp
 
 
-_def(np.cross, _cross_vjp(0), _cross_vjp(1), params="a, b", multilinear=[(0,), (1,)])
+_def(np.cross, _cross_vjp(0), _cross_vjp(1), params="a, b", multilinear=[(0,), (1,)],
+     complex=None)
 _def(np.linalg.cross, _cross_vjp(0, True), _cross_vjp(1, True), params="x1, x2",
-     multilinear=[(0,), (1,)])
+     multilinear=[(0,), (1,)], complex=None)
 
 
 def _T(x):
@@ -2224,8 +2260,10 @@ def _corr_vjp(i):
     return vjp
 
 
-_def(np.convolve, _conv_vjp(0), _conv_vjp(1), params="a, v", multilinear=[(0,), (1,)])
-_def(np.correlate, _corr_vjp(0), _corr_vjp(1), params="a, v", multilinear=[(0,), (1,)])
+_def(np.convolve, _conv_vjp(0), _conv_vjp(1), params="a, v", multilinear=[(0,), (1,)],
+     complex=None)
+_def(np.correlate, _corr_vjp(0), _corr_vjp(1), params="a, v", multilinear=[(0,), (1,)],
+     complex=None)
 
 
 def interp_vjp_x(g, ans, x, xp, fp, left=None, right=None, period=None):
@@ -2501,7 +2539,7 @@ def pad_vjp(g, ans, array, pad_width, mode="constant", **kw):
 
 
 _def(np.pad, pad_vjp, None, params="array, pad_width", linear=(0,),
-     constant_keywords=("constant_values",))
+     constant_keywords=("constant_values",), complex=None)
 
 
 def insert_vjp_arr(g, ans, arr, obj, values, axis=None):
@@ -2515,7 +2553,7 @@ def insert_vjp_values(g, ans, arr, obj, values, axis=None):
 
 
 _def(np.insert, insert_vjp_arr, None, insert_vjp_values, params="arr, obj, values",
-     linear=(0, 2))
+     linear=(0, 2), complex=None)
 _def(np.append, lambda g, ans, arr, values, axis=None: _append_vjp(0, g, arr, values, axis),
      lambda g, ans, arr, values, axis=None: _append_vjp(1, g, arr, values, axis),
      params="arr, values", linear=(0, 1))
@@ -2557,7 +2595,8 @@ def choose_vjp_choices(g, ans, a, choices, out=None, mode="raise"):
     return _scatter_back(g, np.choose(a, idxs, mode=mode), choices, total)
 
 
-_def(np.choose, None, choose_vjp_choices, params="a, choices", masks=True, linear=(1,))
+_def(np.choose, None, choose_vjp_choices, params="a, choices", masks=True, linear=(1,),
+     complex=None)
 
 
 def select_vjp(g, ans, condlist, choicelist, default=0):
@@ -2573,7 +2612,7 @@ def select_vjp_default(g, ans, condlist, choicelist, default=0):
 
 
 _def(np.select, None, select_vjp, select_vjp_default, params="condlist, choicelist, default",
-     ans=True, masks=True, linear=(1, 2))
+     ans=True, masks=True, linear=(1, 2), complex=None)
 
 
 def broadcast_arrays_vjp(i):
@@ -2752,7 +2791,7 @@ def diff_vjp(g, ans, a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
 
 
 _def(np.diff, diff_vjp, None, None, params="a, n, axis", linear=(0,),
-     constant_keywords=("prepend", "append"))
+     constant_keywords=("prepend", "append"), complex=None)
 
 
 def ediff1d_vjp(g, ans, ary, to_end=None, to_begin=None):
@@ -2807,4 +2846,4 @@ def _linspace_vjp(i):
 
 _def(np.linspace, _linspace_vjp(0), _linspace_vjp(1), None, params="start, stop, num",
      several=True,
-     ans=True, linear=(0, 1))
+     ans=True, linear=(0, 1), complex=None)

@@ -40,6 +40,11 @@ from typing import Any, Callable, Literal, Sequence, overload
 #: themselves (abs, real, imag, conj, angle). In both cases the compiler takes the real
 #: part of an adjoint contribution that goes to a real-valued argument.
 COMPLEX = (None, "holomorphic", "explicit")
+#: what a rule declares about its result's type (``defvjp(..., result=...)``): None, complex
+#: where an argument is (the compiler's default); "real" whatever the arguments (np.abs,
+#: np.real, np.angle, norms: their rules take the real part of the adjoint they get);
+#: "complex" also for real arguments (np.fft.fft, complex(a, b)).
+RESULTS = (None, "real", "complex")
 
 STRUCTURES = ("elementwise", "linear", "multilinear", "piecewise_linear", "zero", "explicit",
               "reverse_only")
@@ -60,9 +65,12 @@ class Rule:
     def __init__(self, fn, name, params, partials=None, vjps=None, env=None, zero=False,
                  derive=None, multilinear=None, unavailable=None, needs_ans=True,
                  masks=False, structure=None, jvp=None, vjp_tangents=None,
-                 constant_keywords=(), template=None, several=False, complex=None):
+                 constant_keywords=(), template=None, several=False, complex=None,
+                 result=None):
         if complex not in COMPLEX:
             raise ValueError(f"complex= must be one of {COMPLEX}, not {complex!r}")
+        if result not in RESULTS:
+            raise ValueError(f"result= must be one of {RESULTS}, not {result!r}")
         self.fn = fn
         self.name = name
         self.params = tuple(params) if params is not None else None
@@ -92,6 +100,7 @@ class Rule:
                                            # `@template` functions inlined where they apply
         self.complex = complex             # None | "holomorphic" | "explicit": how the
                                            # rule holds for complex values (COMPLEX)
+        self.result = result               # None | "real" | "complex": RESULTS
         self.no_derivative = {}            # argument position -> why its derivative has
                                            # no closed form: refused where it is active
                                            # (a None entry alone means no derivative flows)
@@ -164,6 +173,7 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
            constant_keywords: Sequence[str] = (),
            template: Sequence[Any] | None = None, several: bool = False,
            complex: Literal["holomorphic", "explicit"] | None = None,
+           result: Literal["real", "complex"] | None = None,
            no_derivative: dict[int, str] | None = None) -> Rule:
     """Register the derivative (reverse-mode rule) of ``fn``.
 
@@ -264,6 +274,11 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
         How the rule holds for complex values (see `COMPLEX`): None (default) refuses
         complex arguments; "holomorphic" says the real-valued formulas hold as written
         (``g * f'(z)``); "explicit" says the vjps and jvp are written for complex values.
+    result : {None, "real", "complex"}, optional
+        The type of the result whatever the arguments' (see `RESULTS`): "real" for a
+        function of complex values that returns real ones (np.abs), "complex" for one that
+        returns complex values from real ones (np.fft.fft); None: complex where an
+        argument is.
     no_derivative : dict, optional
         Argument position -> why that argument has no derivative (no closed form, an
         integer count): where it carries a derivative, differentiating the call is one
@@ -340,7 +355,7 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
                 structure=structure, jvp=jvp,
                 vjp_tangents=list(vjp_tangents) if vjp_tangents is not None else None,
                 constant_keywords=constant_keywords, template=template, several=several,
-                complex=complex)
+                complex=complex, result=result)
     rule.defaults = defaults
     rule.no_derivative = dict(no_derivative or {})
     _RULES[_key(fn, nargs)] = rule

@@ -16,15 +16,18 @@ from .registry import defvjp
 from .. import runtime
 
 ENV = {"math": math, "sign": runtime.sign, "digamma": runtime.digamma,
+       "abs_partial": runtime.abs_partial,
        "pow_log": runtime.pow_log, "pow_deriv": runtime.pow_deriv}
 
 # --- operators (keys are ast operator classes) -----------------------------------------
-defvjp(ast.Add, "1", "1", params="a, b", name="+", env=ENV)
-defvjp(ast.Sub, "1", "-1", params="a, b", name="-", env=ENV)
-defvjp(ast.Mult, "b", "a", params="a, b", name="*", env=ENV)
-defvjp(ast.Div, "1 / b", "-a / (b * b)", params="a, b", name="/", env=ENV)
+# (complex="holomorphic": analytic, the templates hold for complex values: registry.COMPLEX)
+defvjp(ast.Add, "1", "1", params="a, b", name="+", env=ENV, complex="holomorphic")
+defvjp(ast.Sub, "1", "-1", params="a, b", name="-", env=ENV, complex="holomorphic")
+defvjp(ast.Mult, "b", "a", params="a, b", name="*", env=ENV, complex="holomorphic")
+defvjp(ast.Div, "1 / b", "-a / (b * b)", params="a, b", name="/", env=ENV,
+       complex="holomorphic")
 defvjp(ast.Pow, "pow_deriv(a, b - 1, b)", "pow_log(a, b, 1)",
-       params="a, b", name="**", env=ENV)
+       params="a, b", name="**", env=ENV, complex="holomorphic")
 # pow_log(a, b, k) = a ** b * log(a) ** k (0 where a <= 0): numbers and arrays alike
 defvjp(runtime.pow_log, "b * pow_log(a, b - 1, k) + k * pow_log(a, b - 1, k - 1)",
        "pow_log(a, b, k + 1)", None, params="a, b, k", env=ENV)
@@ -38,8 +41,8 @@ for _op, _sym in ((ast.BitOr, "|"), (ast.BitAnd, "&"), (ast.BitXor, "^"), (ast.L
                   (ast.RShift, ">>")):
     defvjp(_op, params="a, b", name=_sym, zero=True, env=ENV)
 defvjp(ast.Invert, params="a", name="~", zero=True, env=ENV)
-defvjp(ast.USub, "-1", params="a", name="unary -", env=ENV)
-defvjp(ast.UAdd, "1", params="a", name="unary +", env=ENV)
+defvjp(ast.USub, "-1", params="a", name="unary -", env=ENV, complex="holomorphic")
+defvjp(ast.UAdd, "1", params="a", name="unary +", env=ENV, complex="holomorphic")
 
 # --- math: derived by sympy from name pairs ----------------------------------------------
 SYMPY_TWINS = {
@@ -81,7 +84,11 @@ defvjp(math.pow, "pow_deriv(a, b - 1, b)", "pow_log(a, b, 1)",
 defvjp(builtins.pow, "pow_deriv(a, b - 1, b)", "pow_log(a, b, 1)",
        params="a, b", nargs=2, env=ENV)
 defvjp(math.fabs, "sign(x)", params="x", env=ENV)
-defvjp(builtins.abs, "sign(x)", params="x", env=ENV)
+defvjp(builtins.abs, "abs_partial(x)", params="x", env=ENV, complex="explicit",
+       result="real")
+# complex(a, b) = a + ib of real a, b
+defvjp(builtins.complex, "1", "1j", params="real, imag", nargs=2, env=ENV,
+       complex="explicit", result="complex")
 defvjp(math.copysign, "sign(x) * sign(y) if x != 0 else 0.0", None, params="x, y", env=ENV)
 defvjp(math.degrees, "180.0 / math.pi", params="x", env=ENV)
 defvjp(math.radians, "math.pi / 180.0", params="x", env=ENV)
@@ -104,7 +111,7 @@ for _fn in (math.floor, math.ceil, math.trunc, builtins.round, builtins.int, bui
             builtins.len, builtins.range, math.isfinite, math.isnan, math.isinf,
             builtins.isinstance, math.factorial, math.comb, math.perm, math.gcd,
             builtins.slice):
-    defvjp(_fn, zero=True, env=ENV)
+    defvjp(_fn, zero=True, env=ENV, complex="explicit")     # zero for complex values too
 
 
 def specialize(template, mapping):

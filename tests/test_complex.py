@@ -1,0 +1,251 @@
+"""Complex numbers, in autograd's convention (registry.COMPLEX): for a real-valued f of
+z = x + iy the gradient is df/dx - i df/dy (the conjugate of JAX's), a real argument's
+gradient is real, and a rule that does not declare how it holds for complex values is one
+TranspileError where its arguments may be complex, never a number.
+
+Every gradient is checked against central differences along the real and the imaginary
+axis of each element; tangents (transpile.jvp) against the directional difference."""
+import numpy as np
+import pytest
+
+import transpile
+
+rng = np.random.default_rng(7)
+
+
+def C(*shape):
+    return rng.normal(size=shape) + 1j * rng.normal(size=shape)
+
+
+def fd_grad(f, args, i, eps=1e-6):
+    """df/dx - i df/dy of args[i] (df/dx alone for a real argument)."""
+    x = args[i]
+    cplx = np.iscomplexobj(x)
+    arr = np.array(x, dtype=complex if cplx else float)
+    out = np.zeros(arr.shape, dtype=arr.dtype)
+
+    def at(v):
+        a = list(args)
+        a[i] = v if np.ndim(x) else v[()]
+        if not np.ndim(x) and not isinstance(x, np.generic):
+            a[i] = complex(v) if cplx else float(v)
+        return f(*a)
+    for k in np.ndindex(arr.shape):
+        e = np.zeros(arr.shape, dtype=arr.dtype)
+        e[k] = eps
+        d = (at(arr + e) - at(arr - e)) / (2 * eps)
+        if cplx:
+            d = d - 1j * (at(arr + 1j * e) - at(arr - 1j * e)) / (2 * eps)
+        out[k] = d
+    return out if np.ndim(x) else out[()]
+
+
+def close(a, b, tol=1e-6):
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    assert np.allclose(a, b, rtol=tol, atol=tol), (a, b)
+
+
+# --- programs (module level: transpile reads their source) ------------------------------
+def elementwise(z):
+    return np.sum(np.abs(np.sin(z) * np.exp(z) / (1.0 + z * z)) ** 2)
+
+
+def unary_zoo(z):
+    s = np.cos(z) + np.tan(z) + np.sinh(z) + np.cosh(z) + np.tanh(z) + np.log(z + 3.0)
+    s = s + np.sqrt(z + 3.0) + np.arcsinh(z) + np.arctan(z) + np.square(z) + z ** 3
+    s = s + np.expm1(z) + np.log1p(z + 2.0) + np.log2(z + 3.0) + np.log10(z + 3.0)
+    s = s + np.reciprocal(z + 3.0) + np.exp2(z) + 2.0 ** z + np.power(z + 3.0, 1.5)
+    return np.real(np.sum(s * (0.3 - 0.7j)))
+
+
+def parts(z):
+    return np.sum(np.real(z) ** 2 * np.imag(z) + np.angle(z) + np.abs(z) * z.real
+                  - z.imag ** 3 + np.real(z.conj() * z * (1 + 2j)))
+
+
+def conj_product(z, w):
+    return np.real(np.sum(np.conj(z) * w * np.conjugate(w)))
+
+
+def mixed_real(x, c):
+    return np.real(np.sum(np.exp(x * c) + x * np.abs(c)))
+
+
+def from_real(x):
+    z = x * (1.0 + 2.0j)
+    w = z * z + 1j * x
+    return np.sum(np.abs(w) + np.imag(w * z))
+
+
+def real_after_complex_tree(x, z):
+    return np.sum(np.abs(z * x) + np.real(np.sin(x) * z) * x)
+
+
+def linear_algebra(a, b):
+    m = a @ b
+    return np.real(np.sum(m * np.conj(m))) + np.abs(np.dot(a[0], b[:, 1])) + \
+        np.real(np.trace(np.transpose(a) @ a))
+
+
+def indexing(z):
+    s = 0.0
+    for i in range(z.shape[0]):
+        s = s + np.abs(z[i] * z[-1 - i]) ** 2
+    return s + np.real(np.sum(z[1:] * z[:-1])) + np.abs(np.sum(z.reshape(2, 2)))
+
+
+def scalar_python(z):
+    w = z * z + 3 * z - 1j
+    return abs(w) + (w * w.conjugate()).real + complex(z.real, -z.imag).imag
+
+
+def build_complex(a, b):
+    z = complex(a, b)
+    return abs(z * z + z)
+
+
+def helper(z, k):
+    return np.sin(z) * k
+
+
+def calls_a_function(z, x):
+    return np.sum(np.abs(helper(z, x)) ** 2 + np.real(helper(x, z)))
+
+
+def loop_with_updates(z):
+    acc = z
+    for _ in range(3):
+        acc = acc * z + 0.5j
+    return np.sum(np.abs(acc))
+
+
+def reductions(z):
+    return np.abs(np.sum(z)) + np.abs(np.mean(z * z)) + np.abs(np.prod(z)) + \
+        np.real(np.sum(np.cumsum(z)))
+
+
+def stacking(z, w):
+    s = np.concatenate([z, w]) * np.stack([w, z]).ravel()
+    return np.sum(np.abs(s) ** 2)
+
+
+CASES = [
+    (elementwise, lambda: [C(4) * 0.5]),
+    (unary_zoo, lambda: [C(3) * 0.3]),
+    (parts, lambda: [C(5)]),
+    (conj_product, lambda: [C(3), C(3)]),
+    (mixed_real, lambda: [rng.normal(size=3), 0.2 + 1.1j]),
+    (from_real, lambda: [rng.normal(size=4)]),
+    (real_after_complex_tree, lambda: [rng.normal(size=3), C(3)]),
+    (linear_algebra, lambda: [C(3, 3), C(3, 2)]),
+    (indexing, lambda: [C(4)]),
+    (scalar_python, lambda: [0.4 - 0.8j]),
+    (build_complex, lambda: [0.7, -0.3]),
+    (calls_a_function, lambda: [C(3), rng.normal(size=3)]),
+    (loop_with_updates, lambda: [C(3) * 0.5]),
+    (reductions, lambda: [C(4)]),
+    (stacking, lambda: [C(3), C(3)]),
+]
+
+
+@pytest.mark.parametrize("f, make", CASES, ids=[f.__name__ for f, _ in CASES])
+def test_gradient(f, make):
+    args = make()
+    for i in range(len(args)):
+        g = transpile.grad(f, wrt=i)(*args)
+        ref = fd_grad(f, args, i)
+        close(g, ref)
+        # a real argument's gradient is real
+        assert np.iscomplexobj(g) == np.iscomplexobj(args[i]) or not np.iscomplexobj(g)
+
+
+@pytest.mark.parametrize("f, make", CASES, ids=[f.__name__ for f, _ in CASES])
+def test_tangent(f, make):
+    args = make()
+    for i in range(len(args)):
+        x = args[i]
+        t = (rng.normal(size=np.shape(x)) + (1j * rng.normal(size=np.shape(x))
+                                             if np.iscomplexobj(x) else 0))
+        if not np.ndim(x):
+            t = complex(t) if np.iscomplexobj(x) else float(t)
+        tangents = [None] * len(args)
+        tangents[i] = t
+        value, tangent = transpile.jvp(f, args, tangents)
+        eps = 1e-6
+
+        def at(s):
+            a = list(args)
+            a[i] = x + s * t
+            return f(*a)
+        close(value, f(*args))
+        close(tangent, (at(eps) - at(-eps)) / (2 * eps))
+
+
+def test_convention_is_autograds():
+    """|z|^2 has gradient 2 conj(z)... in autograd's convention: df/dx - i df/dy = 2x - 2iy."""
+    def f(z):
+        return np.abs(z) ** 2
+    z = 0.3 + 0.4j
+    assert transpile.grad(f)(z) == pytest.approx(2 * np.conj(z))
+
+
+def holomorphic_square(z):
+    return z * z
+
+
+def test_vjp_of_a_holomorphic_function():
+    """A holomorphic f's vjp of the cotangent 1 is f'(z) (autograd's convention)."""
+    z = 0.3 + 0.4j
+    value, pullback = transpile.vjp(holomorphic_square, z)
+    assert value == pytest.approx(z * z)
+    assert pullback(1.0) == pytest.approx(2 * z)
+
+
+def maximum_of_complex(z):
+    return np.real(np.sum(np.maximum(z, 0.5)))
+
+
+def var_of_complex(z):
+    return np.var(z)
+
+
+def sign_of_complex(z):
+    return np.real(np.sum(np.sign(z)))
+
+
+@pytest.mark.parametrize("f", [maximum_of_complex, var_of_complex, sign_of_complex])
+def test_rules_without_complex_declaration_are_refused(f):
+    z = C(3)
+    with pytest.raises(transpile.TranspileError, match="complex values"):
+        transpile.grad(f)(z)
+    with pytest.raises(transpile.TranspileError, match="complex values"):
+        transpile.jvp(f, [z], [C(3)])
+
+
+def test_complex_result_of_grad_is_refused():
+    with pytest.raises(transpile.TranspileError, match="returned a complex one"):
+        transpile.grad(holomorphic_square)(0.3 + 0.4j)
+
+
+def test_second_order_of_complex_values_is_refused_or_right():
+    """hvp over a complex argument: one TranspileError (not available yet), never a number
+    that differs from the differences of the gradient."""
+    z = C(3)
+    v = C(3)
+    try:
+        hv = transpile.hvp(elementwise)(z, v=v)
+    except transpile.TranspileError as exc:
+        assert "complex" in str(exc)
+        return
+    g = transpile.grad(elementwise)
+    eps = 1e-6
+    close(hv, (g(z + eps * v) - g(z - eps * v)) / (2 * eps), 1e-5)
+
+
+def test_real_programs_keep_real_gradients_and_code():
+    """A real program is compiled as before: no real parts in its code."""
+    def f(x):
+        return np.sum(np.abs(np.sin(x)) * np.real(x))
+    src = transpile.grad(f).source
+    assert "real_part" not in src
