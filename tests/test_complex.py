@@ -228,19 +228,34 @@ def test_complex_result_of_grad_is_refused():
         transpile.grad(holomorphic_square)(0.3 + 0.4j)
 
 
-def test_second_order_of_complex_values_is_refused_or_right():
-    """hvp over a complex argument: one TranspileError (not available yet), never a number
-    that differs from the differences of the gradient."""
-    z = C(3)
-    v = C(3)
-    try:
-        hv = transpile.hvp(elementwise)(z, v=v)
-    except transpile.TranspileError as exc:
-        assert "complex" in str(exc)
-        return
-    g = transpile.grad(elementwise)
-    eps = 1e-6
-    close(hv, (g(z + eps * v) - g(z - eps * v)) / (2 * eps), 1e-5)
+@pytest.mark.parametrize("mode", ["forward-over-reverse", "reverse-over-forward"])
+@pytest.mark.parametrize("f, make", CASES, ids=[f.__name__ for f, _ in CASES])
+def test_hessian_vector_product(f, make, mode):
+    """hvp over complex and real arguments: the derivative of the gradient (checked above)
+    along v, in both routes."""
+    args = make()
+    for i in range(len(args)):
+        x = args[i]
+        v = rng.normal(size=np.shape(x)) + (1j * rng.normal(size=np.shape(x))
+                                             if np.iscomplexobj(x) else 0)
+        if not np.ndim(x):
+            v = complex(v) if np.iscomplexobj(x) else float(v)
+        hv = transpile.hvp(f, wrt=i, mode=mode)(*args, v=v)
+        grad, eps = transpile.grad(f, wrt=i), 1e-5
+
+        def at(s):
+            a = list(args)
+            a[i] = x + s * v
+            return grad(*a)
+        close(hv, (at(eps) - at(-eps)) / (2 * eps), 1e-5)
+
+
+def test_gradient_of_a_complex_argument_is_complex():
+    """Also where f only reads its real part (autograd's test_real_type)."""
+    def f(x):
+        return np.sum(np.real(x))
+    assert np.iscomplexobj(transpile.grad(f)(1.0j))
+    assert np.isrealobj(transpile.grad(f)(2.0))
 
 
 def test_real_programs_keep_real_gradients_and_code():

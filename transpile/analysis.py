@@ -505,11 +505,15 @@ class Analysis:
             return self.may_be_complex(e.value, names)
         if isinstance(e, ast.Call):
             rule = A.get_tag(e, "rule")
+            if rule is None and A.get_tag(e, "inactive"):    # a zero rule kept verbatim
+                from .rules import lookup
+                rule = lookup(self.norm.unit.resolve(e.func, set(self.sites) | set(
+                    self.params)), len(e.args))
             result = getattr(rule, "result", None)
             if result is not None:
                 return result == "complex"
-            if A.get_tag(e, "special") is None and (rule is None or rule.zero):
-                return False
+            if A.get_tag(e, "special") is None and rule is None:
+                return False     # (a zero rule's result may be complex: np.sign, -1j)
             for k in e.keywords:
                 if k.arg == "dtype":
                     return self._complex_dtype_expr(k.value, names)

@@ -490,8 +490,10 @@ def _match_dtype(g: Any, x: Any) -> Any:
     """g with the floating dtype of x (a float32 input gets a float32 gradient even where
     the function mixes in float64 constants), as NumPy arrays keep."""
     dt = getattr(x, "dtype", None)
-    if x.__class__ is complex and isinstance(g, np.generic):
-        return complex(g)          # a Python complex gets a Python complex
+    if x.__class__ is complex:     # a Python complex gets a Python complex
+        return complex(g) if isinstance(g, (np.generic, int, float)) else g
+    if dt is not None and dt.kind == "c" and not np.iscomplexobj(g):
+        return np.asarray(g, dtype=dt) if np.ndim(g) else dt.type(g)
     if dt is None or dt.kind != "f":
         return g
     gdt = getattr(g, "dtype", None)

@@ -28,6 +28,9 @@ ENV = {"np": np}
 def _helper(fn, *vjps, needs_ans=False, **options):
     """The rule of a runtime helper (named after it; options as for defvjp). Its vjps do
     not read the helper's result unless ``needs_ans=True`` says so."""
+    # (every helper is linear in the adjoints it moves: it holds for complex adjoints as for
+    # real ones, registry.COMPLEX; a zero one is zero for them too)
+    options.setdefault("complex", "explicit" if options.get("zero") else "holomorphic")
     defvjp(fn, *vjps, name=f"transpile.runtime.{fn.__name__}", env=ENV, needs_ans=needs_ans,
            **options)
 
@@ -182,7 +185,10 @@ _RIDERS = ", ".join(f"r{k}" for k in range(24))
 
 
 def _spread(G, ans, g, *rest):
-    """The adjoint of g in unbroadcast(g, like), from the adjoint G of its result."""
+    """The adjoint of g in unbroadcast(g, like), from the adjoint G of its result (its
+    real part where like is real: unbroadcast's result then is)."""
+    if rest and not R._is_complex(rest[0]) and R._is_complex(G):
+        G = G.real
     return _broadcast_like(G, g)
 
 
@@ -258,8 +264,50 @@ _helper(R.field,
 # zeros_like), never for the numbers in it
 for _fn in (R.zeros_like, R.is_zero, R.sign, R.argmax, R.argmin, R.argbest, R.final_state,
             R.write_back, R.entry, R.put_entry, R.attribute, R.put_attribute,
-            R.abs_partial, R.angle_partial, R.imag_partial):
-    _helper(_fn, zero=True)     # (of complex values: refused, transform.check_complex)
+            R.imag_partial):
+    _helper(_fn, zero=True)
+
+
+# abs_partial(z) = conj(z) / |z| and angle_partial(z) = -i conj(z) / |z|^2 (the derivatives
+# of abs and angle): zero for real z (piecewise constant), and for complex z maps of the
+# form dz -> A dz + B conj(dz), whose adjoint in autograd's convention is
+# G -> A G + conj(B G) (registry.COMPLEX)
+def _ab(fn, z):
+    """(A, B) of fn's derivative at complex z (see above)."""
+    r2 = np.abs(z) ** 2
+    safe = np.where(r2 == 0, 1.0, r2)
+    cz = np.conj(z)
+    if fn is R.abs_partial:
+        r = np.sqrt(safe)
+        return -cz * cz / (2 * r * safe) * (r2 != 0), 1 / (2 * r) * (r2 != 0)
+    return 1j * cz * cz / (safe * safe) * (r2 != 0), 0 * cz          # angle: -i conj(z)/r2
+
+
+def _partial_vjp(fn):
+    def vjp(G, ans, z, *rest):
+        if _is_zero(G) or not R._is_complex(z):
+            return 0.0 * np.real(z)
+        A, B = _ab(fn, z)
+        scale = 180.0 / np.pi if rest and rest[0] else 1.0
+        return scale * (A * G + np.conj(B * G))
+    return vjp
+
+
+def _partial_jvp(fn):
+    def jvp(tangents, z, *rest):
+        t = _t(tangents, 0)
+        if t is None or not R._is_complex(z):
+            return 0.0
+        A, B = _ab(fn, z)
+        scale = 180.0 / np.pi if rest and rest[0] else 1.0
+        return scale * (A * t + B * np.conj(t))
+    return jvp
+
+
+_helper(R.abs_partial, _partial_vjp(R.abs_partial), params="x", jvp=_partial_jvp(
+    R.abs_partial), complex="explicit")
+_helper(R.angle_partial, _partial_vjp(R.angle_partial), None, params="x, deg",
+        jvp=_partial_jvp(R.angle_partial), complex="explicit")
 # the real part of a real value's adjoint contribution (reverse.py)
 _helper(R.real_part, lambda G, ans, g: R.real_part(G), multilinear=[(0,)], params="g")
 
@@ -277,13 +325,16 @@ def _tangent_back(G, t):
     if isinstance(t, (list, tuple)):
         return [_tangent_back(Gk, tk) for Gk, tk in zip(G, t)]
     if hasattr(t, "shape") or hasattr(G, "shape"):
-        return R.unbroadcast(np.asarray(G), t) if hasattr(t, "shape") else float(np.sum(G))
+        if hasattr(t, "shape"):
+            return R.unbroadcast(np.asarray(G), t)
+        total = np.sum(G)          # (complex where G is: a 0.0 t may stand for any zero)
+        return complex(total) if np.iscomplexobj(total) else float(total)
     return G
 
 
 def _forward_helper(fn, vjp, params):
     defvjp(fn, vjp, None, name=f"transpile.rules.forward_runtime.{fn.__name__}", env=ENV,
-           multilinear=[(0,)], params=params, needs_ans=False)
+           multilinear=[(0,)], params=params, needs_ans=False, complex="holomorphic")
 
 
 for _fn in (F.dense, F.broadcast_tangent, F.result_tangent):
@@ -377,9 +428,6 @@ def second_order(rule, k, g, args, kwargs, w):
 def _second_order_reason(rule):
     """Why rule has no second-order term (None when it has one)."""
     s = rule.structure
-    if rule.result == "complex":      # its derivative code handles complex values
-        return ("second derivatives of functions of complex values are not available yet "
-                f"({rule.name} returns complex values)")
     if s in ("linear", "multilinear", "piecewise_linear"):
         return None
     missing = [i for i, v in enumerate(rule.vjps or ()) if v is not None and (
@@ -450,6 +498,7 @@ def _vjp_rule(rule, i, vjp):
     r = defvjp(vjp, *vjps, name=name, params=params, env=ENV, needs_ans=False, **forward)
     r.zero_tangent_ok = False
     r.structure, r.source_rule = "derived", rule
+    r.complex = rule.complex        # a derivative of a rule holds where the rule does
     for d in vjps:
         if d is not None:
             _refused(d, name, _third(rule, "reverse rule of its reverse rule"))
@@ -481,6 +530,7 @@ def _jvp_rule(rule):
     params = ("tangents",) + tuple(rule.params or ())
     r = defvjp(rule.jvp, *vjps, name=name, params=params, env=ENV, needs_ans=False)
     r.structure, r.source_rule = "derived", rule
+    r.complex = rule.complex
     for d in vjps:
         if d is not None:
             _refused(d, name, _third(rule, "reverse rule of its forward rule"))
@@ -595,9 +645,6 @@ def mode_status(rule):
     "reverse" and "forward", the rules of what its derivative code calls (its templates,
     vjp functions, jvp function) for the second-order routes."""
     out = {"reverse": _reverse_reason(rule), "forward": _forward_reason(rule)}
-    if rule.result == "complex":          # (its derivative code handles complex values)
-        out.update({m: _second_order_reason(rule) for m in SECOND_ORDER})
-        return out
     if rule.zero:
         out.update({m: None for m in SECOND_ORDER})
         return out

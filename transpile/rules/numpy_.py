@@ -571,7 +571,7 @@ def _prod_vjp_jvp(vjp):
         kw = {} if keepdims is np._NoValue else {"keepdims": keepdims}
         terms = [None if dg is None else vjp(dg, ans, a, axis, **kw)]
         if da is not None and not _is_zero(g):
-            x = np.asarray(a, dtype=float)
+            x = _arr(a)
             if initial is not np._NoValue or where is not np._NoValue or not np.all(x != 0):
                 raise TranspileError("second derivatives through numpy.prod are available "
                                      "for nonzero inputs without initial=/where= only")

@@ -30,10 +30,10 @@ defvjp(ast.Pow, "pow_deriv(a, b - 1, b)", "pow_log(a, b, 1)",
        params="a, b", name="**", env=ENV, complex="holomorphic")
 # pow_log(a, b, k) = a ** b * log(a) ** k (0 where a <= 0): numbers and arrays alike
 defvjp(runtime.pow_log, "b * pow_log(a, b - 1, k) + k * pow_log(a, b - 1, k - 1)",
-       "pow_log(a, b, k + 1)", None, params="a, b, k", env=ENV)
+       "pow_log(a, b, k + 1)", None, params="a, b, k", env=ENV, complex="holomorphic")
 # pow_deriv(a, b, c) = c * a ** b (0 where c == 0): d/dx x ** 0 is 0, also at x = 0
 defvjp(runtime.pow_deriv, "pow_deriv(a, b - 1, c * b)", "c * pow_log(a, b, 1)",
-       "pow_deriv(a, b, 1)", params="a, b, c", env=ENV)
+       "pow_deriv(a, b, 1)", params="a, b, c", env=ENV, complex="holomorphic")
 defvjp(ast.Mod, "1", "-(a // b)", params="a, b", name="%", env=ENV)
 defvjp(ast.FloorDiv, params="a, b", name="//", zero=True, env=ENV)
 # bitwise operators: integers and booleans only (masks in templates: `(x >= y) | isnan(y)`)
