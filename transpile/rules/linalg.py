@@ -1,1 +1,771 @@
-"""Rules for numpy.linalg."""
+"""Rules for numpy.linalg (real inputs).
+
+The vjp functions follow rules/numpy_.py's conventions (``vjp(g, ans, *args, **kwargs)``
+returning a contribution of the argument's own shape) and register through its `_def`, so
+that they share its namespace (`ENV`) and its helpers.
+
+Conventions at non-differentiable points and other choices:
+  * np.linalg.cholesky and eigh/eigvalsh read one triangle of their input only (lower by
+    default); their gradients are the true partial derivatives, so they live on that
+    triangle (off-diagonal entries count twice). For a symmetric input built from other
+    values the chain rule gives the usual symmetric result.
+  * det/slogdet/inv/solve need invertible matrices; pinv assumes constant (full) rank.
+  * norms at 0 have gradient 0.
+"""
+import math
+
+import numpy as np
+
+from ..errors import TranspileError
+from ..runtime import unbroadcast
+from .forward_runtime import jvp_by_vjps
+from .numpy_ import (_T, _arr, _axes, _by_weights, _def, _expand, _fit, _given, _group_last,
+                     _is_zero, _matT, _parts, _plus, _scaled_bilinear_jvp, _t, _vjps_if_more)
+
+la = np.linalg
+
+
+def solve_vjp_a(g, ans, a, b):
+    A = np.asarray(a)
+    x = np.asarray(ans)
+    vec = np.ndim(b) == 1
+    gb = _solve_T(A, g, vec)
+    if vec:
+        r = -gb[..., :, None] * x[..., None, :]
+    else:
+        r = -np.matmul(gb, _T(x))
+    return _fit(unbroadcast(r, A), a)
+
+
+def _solve_T(A, g, vec):
+    if vec:
+        return la.solve(_T(A), np.asarray(g)[..., None])[..., 0]
+    return la.solve(_T(A), np.asarray(g))
+
+
+def solve_vjp_b(g, ans, a, b):
+    A = np.asarray(a)
+    gb = _solve_T(A, g, np.ndim(b) == 1)
+    return _fit(unbroadcast(gb, np.asarray(b)), b)
+
+
+def _solve_jvp(tangents, a, b):
+    x = la.solve(a, b)
+    vec = np.ndim(b) == 1
+    rhs = 0.0
+    if _given(tangents[1]):
+        rhs = np.asarray(tangents[1], dtype=float)
+    if _given(tangents[0]):
+        X = x[..., None] if vec else x
+        dAx = np.asarray(tangents[0]) @ X
+        rhs = rhs - (dAx[..., 0] if vec else dAx)
+    if _is_zero(rhs):
+        return 0.0
+    if vec:
+        return la.solve(a, np.asarray(rhs)[..., None])[..., 0]
+    return la.solve(a, rhs)
+
+
+def _solve_gb_jvp(tangents, g, a, b):
+    """(gb, tangent of gb) for gb = solve(a^T, g) (vectors as columns)."""
+    dg, da = _t(tangents, 0), _t(tangents, 2)
+    A = np.asarray(a)
+    vec = np.ndim(b) == 1
+    G = np.asarray(g)[..., None] if vec else np.asarray(g)
+    gb = np.linalg.solve(_matT(A), G)
+    dgb = 0.0
+    if dg is not None:
+        dgb = dgb + np.linalg.solve(_matT(A), np.asarray(dg)[..., None] if vec else dg)
+    if da is not None:
+        dgb = dgb - np.linalg.solve(_matT(A), _matT(da) @ gb)
+    return gb, dgb, vec
+
+
+def _solve_vjp_b_jvp(tangents, g, ans, a, b):
+    gb, dgb, vec = _solve_gb_jvp(tangents, g, a, b)
+    return dgb[..., 0] if vec and not _is_zero(dgb) else dgb
+
+
+def _solve_vjp_a_jvp(tangents, g, ans, a, b):
+    """-gb x^T with x = ans."""
+    gb, dgb, vec = _solve_gb_jvp(tangents, g, a, b)
+    dx = _t(tangents, 1)
+    X = np.asarray(ans)[..., None] if vec else np.asarray(ans)
+    out = 0.0 if _is_zero(dgb) else -(dgb @ _matT(X))
+    if dx is not None:
+        dX = np.asarray(dx)[..., None] if vec else np.asarray(dx)
+        out = out - gb @ _matT(dX)
+    return out
+
+
+_def(la.solve, solve_vjp_a, solve_vjp_b, params="a, b", ans=True, jvp=_solve_jvp,
+     vjp_tangents=[_solve_vjp_a_jvp, _solve_vjp_b_jvp])
+
+
+def inv_vjp(g, ans, a):
+    Ai = _T(np.asarray(ans))
+    return _fit(-np.matmul(np.matmul(Ai, np.asarray(g)), Ai), a)
+
+
+def _dinv(a, da):
+    """Tangent of inv(a)."""
+    ai = la.inv(np.asarray(a))
+    return -(ai @ np.asarray(da) @ ai)
+
+
+def _inv_vjp_jvp(tangents, g, ans, a):
+    """-A^-T g A^-T with A^-1 = ans."""
+    dg, dans = _t(tangents, 0), _t(tangents, 1)
+    Ai = _matT(ans)
+    terms = [None if dg is None else -(Ai @ np.asarray(dg) @ Ai)]
+    if dans is not None:
+        dAi, G = _matT(dans), np.asarray(g)
+        terms.append(-(dAi @ G @ Ai + Ai @ G @ dAi))
+    return _plus(*terms)
+
+
+def _inv_jvp(da, a):
+    return _dinv(a, da)
+
+
+_def(la.inv, inv_vjp, params="a", ans=True, jvp=_vjps_if_more(la.inv, [inv_vjp], _inv_jvp),
+     vjp_tangents=[_inv_vjp_jvp])
+
+
+def det_vjp(g, ans, a):
+    A = np.asarray(a)
+    r = (np.asarray(g) * np.asarray(ans))[..., None, None] * _T(la.inv(A))
+    return _fit(r, a)
+
+
+def _det_vjp_jvp(tangents, g, ans, a):
+    """(g det a) inv(a)^T."""
+    dg, dans, da = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
+    A = np.asarray(a)
+    scale = np.asarray(g) * np.asarray(ans)
+    dscale = _plus(None if dg is None else np.asarray(dg) * np.asarray(ans),
+                   None if dans is None else np.asarray(g) * np.asarray(dans))
+    inv_T = _matT(la.inv(A))
+    out = np.asarray(dscale)[..., None, None] * inv_T
+    if da is not None:
+        out = out + scale[..., None, None] * _matT(_dinv(A, da))
+    return out
+
+
+_def(la.det, det_vjp, params="a", ans=True,
+     jvp=_by_weights(la.det, [det_vjp], lambda nd, **kw: ((nd - 2, nd - 1), False)),
+     vjp_tangents=[_det_vjp_jvp])
+
+
+def slogdet_vjp(g, ans, a):
+    gl = _parts(g, 2)[1]
+    if _is_zero(gl):
+        return _fit(np.zeros(np.shape(a)), a)
+    return _fit(np.asarray(gl)[..., None, None] * _T(la.inv(np.asarray(a))), a)
+
+
+def _slogdet_jvp(da, a):
+    sign, logdet = la.slogdet(a)
+    t = np.einsum("...ij,...ji->...", la.inv(np.asarray(a)), np.asarray(da))
+    return np.zeros(np.shape(sign)), (t if np.ndim(t) else float(t))
+
+
+def _slogdet_vjp_jvp(tangents, g, ans, a):
+    """g_logdet inv(a)^T (the sign carries no derivative)."""
+    dg, da = _t(tangents, 0), _t(tangents, 2)
+    gl = 0.0 if _is_zero(g) else g[1]
+    dgl = None if dg is None else dg[1]
+    A = np.asarray(a)
+    out = 0.0
+    if dgl is not None and not _is_zero(dgl):
+        out = np.asarray(dgl)[..., None, None] * _matT(la.inv(A))
+    if da is not None and not _is_zero(gl):
+        out = out + np.asarray(gl)[..., None, None] * _matT(_dinv(A, da))
+    return out
+
+
+_def(la.slogdet, slogdet_vjp, params="a", several=True,
+     jvp=_vjps_if_more(la.slogdet, [slogdet_vjp], _slogdet_jvp),
+     vjp_tangents=[_slogdet_vjp_jvp])
+
+
+def _lower_partial(M, uplo="L"):
+    """Gradient wrt a matrix read through one triangle, from a gradient M wrt the
+    symmetric matrix (any M with the right symmetric part)."""
+    S = (M + _T(M)) / 2
+    d = np.diagonal(S, axis1=-2, axis2=-1)
+    tri = np.tril if uplo.upper() == "L" else np.triu
+    return 2 * tri(S) - d[..., None] * np.eye(S.shape[-1])
+
+
+def cholesky_vjp(g, ans, a, upper=False):
+    L = np.asarray(ans)
+    G = np.asarray(g)
+    if upper:
+        L, G = _T(L), _T(G)
+    n = L.shape[-1]
+    phi = lambda X: np.tril(X) / (1.0 + np.eye(n))
+    P = phi(np.matmul(_T(L), G))
+    S = la.solve(_T(L), _T(la.solve(_T(L), _T(P))))      # L^-T P L^-1
+    M = (S + _T(S)) / 2
+    return _fit(_lower_partial(M, "U" if upper else "L"), a)
+
+
+def _cholesky_jvp(da, a, upper=False):
+    L = la.cholesky(a, upper=upper) if upper else la.cholesky(a)
+    Lo = _T(L) if upper else L
+    Li = la.inv(Lo)
+    n = Lo.shape[-1]
+    P = Li @ np.asarray(da) @ _T(Li)
+    dL = Lo @ (np.tril(P) / (1.0 + np.eye(n)))
+    return _T(dL) if upper else dL
+
+
+def _cholesky_vjp_jvp(tangents, g, ans, a, upper=False):
+    """cholesky's vjp: with P = phi(L^T G), S = L^-T P L^-1, the result is the lower-triangle
+    gradient of sym(S). It depends on g (linearly) and on L = ans: with dL the tangent of
+    ans, dS = -L^-T dL^T S + L^-T phi(dL^T G) L^-1 - S dL L^-1 (plus the dG part)."""
+    dg, dans = _t(tangents, 0), _t(tangents, 1)
+    terms = [None if dg is None else cholesky_vjp(dg, ans, a, upper)]
+    if dans is not None and not _is_zero(g):
+        L, G, dL = np.asarray(ans), np.asarray(g), np.asarray(dans)
+        if upper:
+            L, G, dL = _matT(L), _matT(G), _matT(dL)
+        n = L.shape[-1]
+
+        def phi(X):
+            return np.tril(X) / (1.0 + np.eye(n))
+
+        def left(X):                       # L^-T X
+            return la.solve(_matT(L), X)
+
+        def right(X):                      # X L^-1
+            return _matT(la.solve(_matT(L), _matT(X)))
+
+        S = right(left(phi(_matT(L) @ G)))
+        dS = -left(_matT(dL) @ S) + right(left(phi(_matT(dL) @ G))) - right(S @ dL)
+        terms.append(_lower_partial((dS + _matT(dS)) / 2, "U" if upper else "L"))
+    return _plus(*terms)
+
+
+_def(la.cholesky, cholesky_vjp, params="a", ans=True,
+     jvp=_vjps_if_more(la.cholesky, [cholesky_vjp], _cholesky_jvp),
+     vjp_tangents=[_cholesky_vjp_jvp])
+
+
+def _eigh_M(gw, gv, w, v):
+    vT = _T(v)
+    M = 0
+    if not _is_zero(gw):
+        M = np.matmul(v * np.asarray(gw)[..., None, :], vT)
+    if not _is_zero(gv):
+        n = w.shape[-1]
+        diff = w[..., None, :] - w[..., :, None]            # w_j - w_i
+        off = 1 - np.eye(n)
+        F = off / (diff + np.eye(n))
+        M = M + np.matmul(np.matmul(v, F * np.matmul(vT, np.asarray(gv))), vT)
+    return M
+
+
+def eigh_vjp(g, ans, a, UPLO="L"):
+    w, v = ans
+    gw, gv = _parts(g, 2)
+    M = _eigh_M(gw, gv, np.asarray(w), np.asarray(v))
+    if _is_zero(M):
+        return _fit(np.zeros(np.shape(a)), a)
+    return _fit(_lower_partial(M, UPLO), a)
+
+
+def eigvalsh_vjp(g, ans, a, UPLO="L"):
+    w, v = la.eigh(np.asarray(a), UPLO=UPLO)
+    return _fit(_lower_partial(_eigh_M(g, 0.0, w, v), UPLO), a)
+
+
+def _read_triangle(a, UPLO="L"):
+    """The symmetric matrix eigh and eigvalsh see in a (they read one triangle)."""
+    A = np.asarray(a)
+    if UPLO.upper() == "L":
+        return np.tril(A) + _matT(np.tril(A, -1))
+    return np.triu(A) + _matT(np.triu(A, 1))
+
+
+def _eigh_F(w):
+    """F_ij = 1 / (w_j - w_i) off the diagonal, 0 on it."""
+    n = w.shape[-1]
+    eye = np.eye(n)
+    return (1 - eye) / (w[..., None, :] - w[..., :, None] + eye)
+
+
+def _eigh_tangent(w, v, da, UPLO):
+    """(dw, dv) of eigh for the tangent da of its input (distinct eigenvalues)."""
+    P = _matT(v) @ _read_triangle(da, UPLO) @ v
+    return np.diagonal(P, axis1=-2, axis2=-1).copy(), v @ (_eigh_F(w) * P)
+
+
+def _eigh_jvp(tangents, a, UPLO="L"):
+    w, v = la.eigh(np.asarray(a), UPLO=UPLO)
+    if not _given(tangents[0]):
+        return np.zeros_like(w), np.zeros_like(v)
+    return _eigh_tangent(w, v, tangents[0], UPLO)
+
+
+def _eigh_vjp_jvp(tangents, g, ans, a, UPLO="L"):
+    """The tangent of eigh's vjp lower(v diag(gw) v^T + v (F o v^T gv) v^T) along g and
+    along (dw, dv), the tangent of ans = (w, v)."""
+    dg, dans = _t(tangents, 0), _t(tangents, 1)
+    terms = [None if dg is None else eigh_vjp(dg, ans, a, UPLO)]
+    gw, gv = _parts(g, 2)
+    if dans is not None and not (_is_zero(gw) and _is_zero(gv)):
+        w, v = np.asarray(ans[0]), np.asarray(ans[1])
+        dw, dv = (np.zeros_like(x) if _is_zero(t) else np.asarray(t)
+                  for t, x in zip(_parts(dans, 2), (w, v)))
+        vT, dvT = _matT(v), _matT(dv)
+        dM = 0.0
+        if not _is_zero(gw):
+            Gw = np.asarray(gw)[..., None, :]
+            dM = dM + (dv * Gw) @ vT + (v * Gw) @ dvT
+        if not _is_zero(gv):
+            F, C = _eigh_F(w), vT @ np.asarray(gv)
+            K = F * C
+            dK = -(F * F) * (dw[..., None, :] - dw[..., :, None]) * C + F * (dvT @ gv)
+            dM = dM + dv @ K @ vT + v @ dK @ vT + v @ K @ dvT
+        terms.append(_fit(_lower_partial(dM, UPLO), a))
+    return _plus(*terms)
+
+
+def _eigvalsh_jvp(tangents, a, UPLO="L"):
+    w, v = la.eigh(np.asarray(a), UPLO=UPLO)
+    if not _given(tangents[0]):
+        return np.zeros_like(w)
+    return _eigh_tangent(w, v, tangents[0], UPLO)[0]
+
+
+def _eigvalsh_vjp_jvp(tangents, g, ans, a, UPLO="L"):
+    """The tangent of lower(v diag(g) v^T), v the eigenvectors of a."""
+    dg, da = _t(tangents, 0), _t(tangents, 2)
+    terms = [None if dg is None else eigvalsh_vjp(dg, ans, a, UPLO)]
+    if da is not None and not _is_zero(g):
+        w, v = la.eigh(np.asarray(a), UPLO=UPLO)
+        dv = _eigh_tangent(w, v, da, UPLO)[1]
+        G = np.asarray(g)[..., None, :]
+        terms.append(_fit(_lower_partial((dv * G) @ _matT(v) + (v * G) @ _matT(dv), UPLO),
+                          a))
+    return _plus(*terms)
+
+
+_def(la.eigh, eigh_vjp, params="a", ans=True, several=True, jvp=_eigh_jvp, vjp_tangents=[_eigh_vjp_jvp])
+_def(la.eigvalsh, eigvalsh_vjp, params="a", jvp=_eigvalsh_jvp,
+     vjp_tangents=[_eigvalsh_vjp_jvp])
+
+
+def svdvals_vjp(g, ans, x):
+    u, s, vh = la.svd(np.asarray(x), full_matrices=False)
+    return _fit(np.matmul(u * np.asarray(g)[..., None, :], vh), x)
+
+
+def _svd_tangent(u, s, vh, dA):
+    """(du, ds, dvh) of the thin SVD u diag(s) vh along dA (distinct nonzero singular
+    values): with dP = u^T dA v and F_ij = 1 / (s_j^2 - s_i^2) off the diagonal,
+    du = u (F o (dP S + S dP^T)) + (I - u u^T) dA v S^-1, ds = diag(dP),
+    dv = v (F o (S dP + dP^T S)) + (I - v v^T) dA^T u S^-1."""
+    v = _matT(vh)
+    dA = np.asarray(dA, dtype=float)
+    dP = _matT(u) @ dA @ v
+    k = s.shape[-1]
+    eye = np.eye(k)
+    F = (1 - eye) / (s[..., None, :] ** 2 - s[..., :, None] ** 2 + eye)
+    col, row = s[..., None, :], s[..., :, None]            # X * col = X S, row * X = S X
+    du = u @ (F * (dP * col + row * _matT(dP))) + (
+        dA @ v - u @ (_matT(u) @ dA @ v)) / col
+    dv = v @ (F * (row * dP + _matT(dP) * col)) + (
+        _matT(dA) @ u - v @ (vh @ _matT(dA) @ u)) / col
+    return du, np.diagonal(dP, axis1=-2, axis2=-1).copy(), _matT(dv)
+
+
+def _svdvals_jvp(tangents, x):
+    u, s, vh = la.svd(np.asarray(x, dtype=float), full_matrices=False)
+    if not _given(tangents[0]):
+        return np.zeros_like(s)
+    return _svd_tangent(u, s, vh, tangents[0])[1]
+
+
+def _svdvals_vjp_jvp(tangents, g, ans, x):
+    """The tangent of u diag(g) vh along g and x."""
+    dg, dx = _t(tangents, 0), _t(tangents, 2)
+    terms = [None if dg is None else svdvals_vjp(dg, ans, x)]
+    if dx is not None and not _is_zero(g):
+        u, s, vh = la.svd(np.asarray(x, dtype=float), full_matrices=False)
+        du, _, dvh = _svd_tangent(u, s, vh, dx)
+        G = np.asarray(g)[..., None, :]
+        terms.append(_fit((du * G) @ vh + (u * G) @ dvh, x))
+    return _plus(*terms)
+
+
+_def(la.svdvals, svdvals_vjp, params="x", jvp=_svdvals_jvp, vjp_tangents=[_svdvals_vjp_jvp])
+
+
+def pinv_vjp(g, ans, a, *rest, **kw):
+    """Pseudo-inverse of a matrix of constant (full) rank: Golub & Pereyra's formula."""
+    A, Pi, G = np.asarray(a), np.asarray(ans), np.asarray(g)
+    PT, GT = _T(Pi), _T(G)
+    m, n = A.shape[-2], A.shape[-1]
+    Q = np.eye(m) - np.matmul(A, Pi)
+    R = np.eye(n) - np.matmul(Pi, A)
+    r = (-np.matmul(np.matmul(PT, G), PT)
+         + np.matmul(np.matmul(Q, GT), np.matmul(Pi, PT))
+         + np.matmul(np.matmul(PT, Pi), np.matmul(GT, R)))
+    return _fit(r, a)
+
+
+def _dpinv(A, P, dA):
+    """The tangent of P = pinv(A) along dA (constant rank):
+    -P dA P + P P^T dA^T (I - A P) + (I - P A) dA^T P^T P."""
+    dA = np.asarray(dA, dtype=float)
+    m, n = A.shape[-2], A.shape[-1]
+    PT, dAT = _matT(P), _matT(dA)
+    return (-(P @ dA @ P) + P @ PT @ dAT @ (np.eye(m) - A @ P)
+            + (np.eye(n) - P @ A) @ dAT @ PT @ P)
+
+
+def _pinv_jvp(tangents, a, *rest, **kw):
+    if not _given(tangents[0]) or any(_given(t) for t in tangents[1:]):
+        return jvp_by_vjps([pinv_vjp], la.pinv, (a,) + rest, tangents, **kw)
+    A = np.asarray(a, dtype=float)
+    return _dpinv(A, la.pinv(A, *rest, **kw), tangents[0])
+
+
+def _pinv_vjp_jvp(tangents, g, ans, a, *rest, **kw):
+    """The tangent of pinv's vjp -P^T G P^T + Q G^T P P^T + P^T P G^T R (Q = I - A P,
+    R = I - P A, P = ans) along g, P and a."""
+    dg, dP, da = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
+    terms = [None if dg is None else pinv_vjp(dg, ans, a, *rest, **kw)]
+    if (da is not None or dP is not None) and not _is_zero(g):
+        A, P, G = np.asarray(a, dtype=float), np.asarray(ans), np.asarray(g)
+        dA = np.zeros(A.shape) if da is None else np.asarray(da, dtype=float)
+        dP = _dpinv(A, P, dA) if dP is None else np.asarray(dP)
+        m, n = A.shape[-2], A.shape[-1]
+        PT, GT, dPT = _matT(P), _matT(G), _matT(dP)
+        Q, R = np.eye(m) - A @ P, np.eye(n) - P @ A
+        dQ, dR = -(dA @ P + A @ dP), -(dP @ A + P @ dA)
+        d = (-(dPT @ G @ PT + PT @ G @ dPT)
+             + dQ @ GT @ P @ PT + Q @ GT @ (dP @ PT + P @ dPT)
+             + (dPT @ P + PT @ dP) @ GT @ R + PT @ P @ GT @ dR)
+        terms.append(_fit(d, a))
+    return _plus(*terms)
+
+
+_def(la.pinv, pinv_vjp, params="a", ans=True, jvp=_pinv_jvp, vjp_tangents=[_pinv_vjp_jvp])
+
+
+def matrix_power_vjp(g, ans, a, n):
+    A = np.asarray(a, dtype=float)
+    G = np.asarray(g)
+    if n < 0:
+        B = la.inv(A)
+        gB = matrix_power_vjp(g, ans, B, -n)
+        return _fit(inv_vjp(gB, B, A), a)
+    if n == 0:
+        return _fit(np.zeros_like(A), a)
+    AT = _T(A)
+    pows = [np.broadcast_to(np.eye(A.shape[-1]), A.shape)]
+    for _ in range(n - 1):
+        pows.append(np.matmul(pows[-1], AT))
+    r = sum(np.matmul(np.matmul(pows[k], G), pows[n - 1 - k]) for k in range(n))
+    return _fit(r, a)
+
+
+def _power_tangent(B, dB, m):
+    """The tangent of B^m along dB: the sum of B^j dB B^(m-1-j)."""
+    pows = [np.broadcast_to(np.eye(B.shape[-1]), B.shape)]
+    for _ in range(m - 1):
+        pows.append(pows[-1] @ B)
+    out = np.zeros(np.broadcast_shapes(B.shape, np.shape(dB)))
+    for j in range(m):
+        out = out + pows[j] @ dB @ pows[m - 1 - j]
+    return out
+
+
+def _matrix_power_jvp(tangents, a, n):
+    if not _given(tangents[0]):
+        return 0.0
+    A, dA = np.asarray(a, dtype=float), np.asarray(tangents[0], dtype=float)
+    if n < 0:
+        A, dA, n = la.inv(A), -(la.inv(A) @ dA @ la.inv(A)), -n
+    return _power_tangent(A, dA, n)
+
+
+def _power_vjp_tangent(G, dG, B, dB, m):
+    """The tangent of the sum of P_k G P_(m-1-k) (P_j = (B^T)^j) along dG and dB."""
+    BT, dBT = _matT(B), _matT(dB)
+    P = [np.broadcast_to(np.eye(B.shape[-1]), B.shape)]
+    for _ in range(m - 1):
+        P.append(P[-1] @ BT)
+    dP = [np.zeros(B.shape)] + [_power_tangent(BT, dBT, j) for j in range(1, m)]
+    out = 0.0
+    for k in range(m):
+        out = out + dP[k] @ G @ P[m - 1 - k] + P[k] @ G @ dP[m - 1 - k]
+        if dG is not None:
+            out = out + P[k] @ dG @ P[m - 1 - k]
+    return out
+
+
+def _matrix_power_vjp_jvp(tangents, g, ans, a, n):
+    """The tangent of matrix_power's vjp along g and a (n < 0 through inv)."""
+    dg, da = _t(tangents, 0), _t(tangents, 2)
+    if n == 0:
+        return 0.0
+    A = np.asarray(a, dtype=float)
+    G = np.asarray(g, dtype=float) if not _is_zero(g) else np.zeros(A.shape)
+    dA = np.zeros(A.shape) if da is None else np.asarray(da, dtype=float)
+    dG = None if dg is None else np.asarray(dg, dtype=float)
+    if n > 0:
+        return _power_vjp_tangent(G, dG, A, dA, n)
+    B = la.inv(A)
+    dB = -(B @ dA @ B)
+    gB = np.asarray(matrix_power_vjp(G, None, B, -n))
+    dgB = _power_vjp_tangent(G, dG, B, dB, -n)
+    BT, dBT = _matT(B), _matT(dB)
+    return -(dBT @ gB @ BT + BT @ dgB @ BT + BT @ gB @ dBT)
+
+
+_def(la.matrix_power, matrix_power_vjp, None, params="a, n", jvp=_matrix_power_jvp,
+     vjp_tangents=[_matrix_power_vjp_jvp])
+
+
+def multi_dot_vjp(g, ans, arrays, **kw):
+    mats = [np.asarray(m) for m in arrays]
+    first_vec, last_vec = mats[0].ndim == 1, mats[-1].ndim == 1
+    if first_vec:
+        mats[0] = mats[0][None, :]
+    if last_vec:
+        mats[-1] = mats[-1][:, None]
+    G = np.asarray(g)
+    if first_vec:
+        G = G[None, ...] if not last_vec else G.reshape(1, 1)
+    if last_vec and not first_vec:
+        G = G[..., None]
+    out = []
+    for i in range(len(mats)):
+        left = np.eye(mats[0].shape[0])
+        for m in mats[:i]:
+            left = left @ m
+        right = np.eye(mats[-1].shape[1])
+        for m in reversed(mats[i + 1:]):
+            right = m @ right
+        out.append((left.T @ G @ right.T).reshape(np.shape(arrays[i])))
+    return [_fit(o, x) for o, x in zip(out, arrays)]
+
+
+def _multi_dot_jvp(da, arrays, **kw):
+    terms = []
+    for i, t in enumerate(da):
+        if _given(t):
+            mats = list(arrays)
+            mats[i] = t
+            terms.append(la.multi_dot(mats, **kw))
+    return sum(terms[1:], terms[0]) if terms else 0.0
+
+
+def _multi_dot_vjp_jvp(tangents, g, ans, arrays, **kw):
+    """multi_dot is linear in each matrix: the tangent of its vjp along matrix j is the vjp
+    with matrix j replaced by its tangent (for the other matrices)."""
+    dg, da = _t(tangents, 0), _t(tangents, 2)
+    out = [0.0] * len(arrays)
+    if dg is not None:
+        out = [_plus(o, t) for o, t in zip(out, multi_dot_vjp(dg, ans, arrays, **kw))]
+    if da is not None and not _is_zero(g):
+        for j, t in enumerate(da):
+            if not _given(t):
+                continue
+            mats = list(arrays)
+            mats[j] = np.asarray(t)
+            part = multi_dot_vjp(g, None, mats, **kw)
+            out = [o if i == j else _plus(o, part[i]) for i, o in enumerate(out)]
+    return out
+
+
+_def(la.multi_dot, multi_dot_vjp, params="arrays",
+     jvp=_vjps_if_more(la.multi_dot, [multi_dot_vjp], _multi_dot_jvp),
+     vjp_tangents=[_multi_dot_vjp_jvp])
+
+
+# --- norms -------------------------------------------------------------------------------
+def _vector_norm_grad(x, ans, g, ord, axis, keepdims):
+    ax = _axes(axis, x.ndim)
+    n = _expand(ans, x.ndim, axis, keepdims)
+    gg = _expand(g, x.ndim, axis, keepdims)
+    if ord is None or ord == 2:
+        safe = np.where(n == 0, 1, n)
+        return np.where(n == 0, 0, x / safe) * gg
+    if ord == 0:
+        return np.zeros_like(x)
+    if ord in (np.inf, -np.inf):
+        mask = np.abs(x) == n                     # ties split evenly
+        cnt = np.sum(mask, axis=ax, keepdims=True)
+        return np.sign(x) * mask * gg / np.maximum(cnt, 1)
+    if ord == 1:
+        return np.sign(x) * gg
+    p = float(ord)
+    safe = np.where(n == 0, 1, n)
+    r = np.sign(x) * np.abs(x) ** (p - 1) / safe ** (p - 1)
+    return np.where(n == 0, 0, r) * gg
+
+
+def _matrix_norm_grad(x, ans, g, ord, axes, keepdims):
+    a1, a2 = axes[0] % x.ndim, axes[1] % x.ndim
+    xm = np.moveaxis(x, (a1, a2), (-2, -1))
+    if keepdims:
+        gm = np.moveaxis(np.asarray(g), (a1, a2), (-2, -1))[..., 0, 0]
+        nm = np.moveaxis(np.asarray(ans), (a1, a2), (-2, -1))[..., 0, 0]
+    else:
+        gm, nm = np.asarray(g), np.asarray(ans)
+    gm = gm[..., None, None]
+    nm = nm[..., None, None]
+    if ord in (None, "fro"):
+        r = np.where(nm == 0, 0, xm / np.where(nm == 0, 1, nm)) * gm
+    elif ord in ("nuc", 2, -2):
+        u, s, vh = la.svd(xm, full_matrices=False)
+        if ord == "nuc":
+            r = np.matmul(u, vh) * gm
+        else:
+            k = 0 if ord == 2 else -1
+            r = u[..., :, k][..., :, None] * vh[..., k, :][..., None, :] * gm
+    elif ord in (1, -1, np.inf, -np.inf):
+        rows = ord in (np.inf, -np.inf)
+        sums = np.sum(np.abs(xm), axis=-1 if rows else -2, keepdims=True)
+        mask = sums == nm
+        mask = mask / np.sum(mask, axis=-2 if rows else -1, keepdims=True)
+        r = np.sign(xm) * mask * gm
+    else:
+        raise NotImplementedError(f"norm gradient for ord={ord!r}")
+    return np.moveaxis(r, (-2, -1), (a1, a2))
+
+
+def norm_vjp(g, ans, x, ord=None, axis=None, keepdims=False):
+    xa = _arr(x)
+    if axis is None:
+        if ord is None:
+            r = _vector_norm_grad(xa.ravel(), np.ravel(ans)[0], np.ravel(g)[0], None, None,
+                                  False).reshape(xa.shape)
+            return _fit(r, x)
+        if xa.ndim == 2:
+            axis = (0, 1)
+        else:
+            axis = tuple(range(xa.ndim))
+    if isinstance(axis, (int, np.integer)) or len(axis) == 1:
+        ax = axis if isinstance(axis, (int, np.integer)) else axis[0]
+        return _fit(_vector_norm_grad(xa, ans, g, ord, ax, keepdims), x)
+    return _fit(_matrix_norm_grad(xa, ans, g, ord, axis, keepdims), x)
+
+
+def _pnorm_vjp_tangent(vjp, tangents, g, ans, x, p, axis, keepdims, *args):
+    """The tangent of the p-norm's vjp sign(x) |x|^(p-1) g / n^(p-1) (p >= 2) along g, x
+    and n = ans: (p - 1) g (|x|^(p-2) dx / n^(p-1) - sign(x) |x|^(p-1) dn / n^p)."""
+    dg, dans, dx = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
+    terms = [None if dg is None else vjp(dg, ans, x, *args)]
+    if not _is_zero(g) and (dx is not None or dans is not None):
+        X = _arr(x)
+        n = _expand(ans, X.ndim, axis, keepdims)
+        safe = np.where(n == 0, 1, n)
+        d = 0.0
+        if dx is not None:
+            d = d + np.abs(X) ** (p - 2) * np.asarray(dx) / safe ** (p - 1)
+        if dans is not None:
+            dn = _expand(dans, X.ndim, axis, keepdims)
+            d = d - np.sign(X) * np.abs(X) ** (p - 1) * dn / safe ** p
+        G = _expand(g, X.ndim, axis, keepdims)
+        terms.append(_fit(np.where(n == 0, 0, (p - 1) * d * G), x))
+    return _plus(*terms)
+
+
+def _p_order(ord):
+    """ord as a number p >= 2 of a p-norm without its own rule, else None."""
+    if isinstance(ord, (int, float, np.integer, np.floating)) and math.isfinite(ord) \
+            and ord > 2:
+        return float(ord)
+    return None
+
+
+def _norm_vjp_jvp(tangents, g, ans, x, ord=None, axis=None, keepdims=False):
+    """norm: 2-norms and the Frobenius norm are scaled bilinear; 1- and inf-norms locally
+    linear in g (sign and mask constant); p-norms of vectors for p > 2; other orders
+    (nuclear, spectral) not available."""
+    vector = isinstance(axis, (int, np.integer)) or (axis is None and np.ndim(x) == 1)
+    if ord is None or ord == "fro" or (ord == 2 and vector):
+        return _scaled_bilinear_jvp(norm_vjp)(tangents, g, ans, x, ord, axis, keepdims)
+    if ord in (1, np.inf, -np.inf) or (not vector and ord == -1):
+        dg = _t(tangents, 0)
+        return 0.0 if dg is None else norm_vjp(dg, ans, x, ord, axis, keepdims)
+    if vector and _p_order(ord) is not None:
+        return _pnorm_vjp_tangent(norm_vjp, tangents, g, ans, x, _p_order(ord),
+                                  0 if axis is None else axis, keepdims, ord, axis, keepdims)
+    raise TranspileError(f"second derivatives through numpy.linalg.norm with "
+                         f"ord={ord!r} are not available yet")
+
+
+_def(la.norm, norm_vjp, None, None, None, params="x, ord, axis, keepdims", ans=True,
+     jvp=_by_weights(la.norm, [norm_vjp, None, None, None],
+                     lambda nd, ord=None, axis=None, keepdims=False, **kw: (
+                         _axes(axis, nd), bool(keepdims))),
+     vjp_tangents=[_norm_vjp_jvp])
+
+
+def vector_norm_vjp(g, ans, x, axis=None, keepdims=False, ord=2):
+    xa = _arr(x)
+    if axis is None:
+        r = _vector_norm_grad(xa.ravel(), np.ravel(ans)[0], np.ravel(g)[0], ord, None, False)
+        return _fit(r.reshape(xa.shape), x)
+    if not isinstance(axis, (int, np.integer)) and len(axis) > 1:
+        ax = _axes(axis, xa.ndim)
+        y, undo = _group_last(xa, ax)
+        an = np.asarray(ans) if not keepdims else np.squeeze(ans, ax)
+        gg = np.asarray(g) if not keepdims else np.squeeze(g, ax)
+        # collapsing the axes of the reduced group; the result order of kept axes is unchanged
+        r = _vector_norm_grad(y, an, gg, ord, -1, False)
+        return _fit(undo(r), x)
+    return _fit(_vector_norm_grad(xa, ans, g, ord, axis, keepdims), x)
+
+
+def matrix_norm_vjp(g, ans, x, keepdims=False, ord="fro"):
+    xa = _arr(x)
+    return _fit(_matrix_norm_grad(xa, ans, g, ord, (-2, -1), keepdims), x)
+
+
+def _vector_norm_vjp_jvp(tangents, g, ans, x, axis=None, keepdims=False, ord=2):
+    """2-norms scaled bilinear, 1- and inf-norms locally linear in g (as norm's)."""
+    if ord == 2:
+        return _scaled_bilinear_jvp(vector_norm_vjp)(tangents, g, ans, x, axis, keepdims,
+                                                     ord)
+    if ord in (1, np.inf, -np.inf):
+        dg = _t(tangents, 0)
+        return 0.0 if dg is None else vector_norm_vjp(dg, ans, x, axis, keepdims, ord)
+    if _p_order(ord) is not None and (axis is None or isinstance(axis, (int, np.integer))):
+        if axis is None:              # the norm of all elements: as one vector
+            return _pnorm_vjp_tangent(vector_norm_vjp, tangents, g, ans, x, _p_order(ord),
+                                      None, keepdims, axis, keepdims, ord)
+        return _pnorm_vjp_tangent(vector_norm_vjp, tangents, g, ans, x, _p_order(ord),
+                                  axis, keepdims, axis, keepdims, ord)
+    raise TranspileError(f"second derivatives through numpy.linalg.vector_norm with "
+                         f"ord={ord!r} are not available yet")
+
+
+def _matrix_norm_vjp_jvp(tangents, g, ans, x, keepdims=False, ord="fro"):
+    """The Frobenius norm scaled bilinear, 1- and inf-norms locally linear in g."""
+    if ord == "fro":
+        return _scaled_bilinear_jvp(matrix_norm_vjp)(tangents, g, ans, x, keepdims, ord)
+    if ord in (1, -1, np.inf, -np.inf):
+        dg = _t(tangents, 0)
+        return 0.0 if dg is None else matrix_norm_vjp(dg, ans, x, keepdims, ord)
+    raise TranspileError(f"second derivatives through numpy.linalg.matrix_norm with "
+                         f"ord={ord!r} are not available yet")
+
+
+_def(la.vector_norm, vector_norm_vjp, params="x", ans=True,
+     jvp=_by_weights(la.vector_norm, [vector_norm_vjp],
+                     lambda nd, axis=None, keepdims=False, **kw: (
+                         _axes(axis, nd), bool(keepdims))),
+     vjp_tangents=[_vector_norm_vjp_jvp])
+_def(la.matrix_norm, matrix_norm_vjp, params="x", ans=True,
+     jvp=_by_weights(la.matrix_norm, [matrix_norm_vjp], lambda nd, keepdims=False, **kw: (
+         (nd - 2, nd - 1), bool(keepdims))),
+     vjp_tangents=[_matrix_norm_vjp_jvp])
