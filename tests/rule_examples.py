@@ -703,6 +703,24 @@ for _method in ("logpdf", "pdf"):
       "np.array([0.2, 0.3, 0.5]), a)", a=U(3, lo=1.3, hi=3.0))
 
 # ======================================================================================
+# numpy.linalg: svd, qr, lstsq, eig (inputs from their own generator, so that examples
+# added elsewhere do not move them)
+# ======================================================================================
+_la_rng = np.random.default_rng(20261203)
+
+
+def _LN(*shape):
+    return _la_rng.normal(size=shape)
+
+
+X("numpy.linalg.svd", "wide", "np.linalg.svd(x, full_matrices=False)", x=_LN(2, 3))
+X("numpy.linalg.svd", "tall", "np.linalg.svd(x, False)", x=_LN(3, 2))
+X("numpy.linalg.svd", "square-full", "np.linalg.svd(x)", x=_LN(3, 3))
+X("numpy.linalg.svd", "batched", "np.linalg.svd(x, full_matrices=False)", x=_LN(2, 3, 2))
+X("numpy.linalg.svd", "only-s", "np.linalg.svd(x, compute_uv=False)", x=_LN(3, 2))
+X("numpy.linalg.svd", "only-s-batched", "np.linalg.svd(x, False, False)", x=_LN(2, 2, 3))
+
+# ======================================================================================
 # names in supported() no example exercises directly, and why
 # ======================================================================================
 NOT_EXERCISED = {

@@ -167,7 +167,7 @@ def slogdet_vjp(g, ans, a):
 def _slogdet_jvp(da, a):
     sign, logdet = la.slogdet(a)
     t = np.einsum("...ij,...ji->...", la.inv(np.asarray(a)), np.asarray(da))
-    return np.zeros(np.shape(sign)), (t if np.ndim(t) else float(t))
+    return [np.zeros(np.shape(sign)), (t if np.ndim(t) else float(t))]   # a NamedTuple: a list
 
 
 def _slogdet_vjp_jvp(tangents, g, ans, a):
@@ -305,8 +305,8 @@ def _eigh_tangent(w, v, da, UPLO):
 def _eigh_jvp(tangents, a, UPLO="L"):
     w, v = la.eigh(np.asarray(a), UPLO=UPLO)
     if not _given(tangents[0]):
-        return np.zeros_like(w), np.zeros_like(v)
-    return _eigh_tangent(w, v, tangents[0], UPLO)
+        return [np.zeros_like(w), np.zeros_like(v)]
+    return list(_eigh_tangent(w, v, tangents[0], UPLO))    # a NamedTuple's tangent: a list
 
 
 def _eigh_vjp_jvp(tangents, g, ans, a, UPLO="L"):
@@ -402,6 +402,128 @@ def _svdvals_vjp_jvp(tangents, g, ans, x):
 
 
 _def(la.svdvals, svdvals_vjp, params="x", jvp=_svdvals_jvp, vjp_tangents=[_svdvals_vjp_jvp])
+
+
+# --- svd ---------------------------------------------------------------------------------
+# Reduced SVD a = u diag(s) vh (k = min(m, n), distinct nonzero singular values): the
+# usual vjp (Townsend's note, autograd's grad_svd) and its tangent. full_matrices=True is
+# the reduced SVD for a square a; for m != n the extra columns of u (m > n) or rows of vh
+# (m < n) are any orthonormal completion LAPACK picks, with no derivative: a reverse pass
+# that sends them a nonzero adjoint, and any forward pass, is refused.
+def _svd_check(a, full_matrices, hermitian):
+    if hermitian:
+        raise TranspileError("numpy.linalg.svd with hermitian=True has no derivative rule "
+                             "(it goes through eigh and reads one triangle): use "
+                             "np.linalg.eigh, or hermitian=False")
+    m, n = np.shape(a)[-2:]
+    return full_matrices and m != n
+
+
+def _svd_full_refusal():
+    return TranspileError(
+        "numpy.linalg.svd(a, full_matrices=True) of a non-square matrix: the extra "
+        "singular vectors (the columns of u beyond min(m, n), or the rows of vh) are an "
+        "arbitrary orthonormal completion and have no derivative; pass "
+        "full_matrices=False")
+
+
+def _svd_parts(g, ans, k):
+    """(gu, gs, gv) of the reduced SVD as arrays (zeros where no adjoint flows), v = vh^T;
+    None when the extra vectors of a full SVD receive a nonzero adjoint."""
+    u, s, vh = (np.asarray(p) for p in ans)
+    out = []
+    for part, x in zip(_parts(g, 3), (u, s, vh)):
+        out.append(np.zeros(x.shape) if _is_zero(part) else np.asarray(part, dtype=float))
+    gu, gs, gvh = out
+    if np.any(gu[..., :, k:]) or np.any(gvh[..., k:, :]):
+        return None
+    return gu[..., :, :k], gs, _matT(gvh[..., :k, :])
+
+
+def _svd_back(gu, gs, gv, u, s, v, d=None):
+    """The vjp of the reduced SVD for the adjoints (gu, gs, gv) and, with d = (dgu, dgs,
+    dgv, du, ds, dv), its tangent instead. With F_ij = 1 / (s_j^2 - s_i^2) off the diagonal,
+    J = F o (u^T gu - gu^T u), K = F o (v^T gv - gv^T v), M = J S + diag(gs) + S K:
+    u M v^T + (I - u u^T) gu S^-1 v^T + u S^-1 gv^T (I - v v^T)."""
+    k = s.shape[-1]
+    eye = np.eye(k)
+    F = (1 - eye) / (s[..., None, :] ** 2 - s[..., :, None] ** 2 + eye)
+    uT, vT = _matT(u), _matT(v)
+    Cu, Cv = uT @ gu, vT @ gv
+    J, K = F * (Cu - _matT(Cu)), F * (Cv - _matT(Cv))
+    col, row = s[..., None, :], s[..., :, None]             # X * col = X S, row * X = S X
+    M = J * col + eye * gs[..., :, None] + row * K
+    Pu = gu - u @ Cu                                         # (I - u u^T) gu
+    Pv = gv - v @ Cv                                         # (I - v v^T) gv
+    if d is None:
+        return u @ M @ vT + (Pu / col) @ vT + u @ _matT(Pv / col)
+    dgu, dgs, dgv, du, ds, dv = d
+    duT, dvT = _matT(du), _matT(dv)
+    dF = -(F * F) * 2 * (s[..., None, :] * ds[..., None, :] - s[..., :, None] * ds[..., :, None])
+    dCu = duT @ gu + uT @ dgu
+    dCv = dvT @ gv + vT @ dgv
+    dJ = dF * (Cu - _matT(Cu)) + F * (dCu - _matT(dCu))
+    dK = dF * (Cv - _matT(Cv)) + F * (dCv - _matT(dCv))
+    dcol, drow = ds[..., None, :], ds[..., :, None]
+    dM = dJ * col + J * dcol + eye * dgs[..., :, None] + drow * K + row * dK
+    dPu = dgu - du @ Cu - u @ dCu
+    dPv = dgv - dv @ Cv - v @ dCv
+    return (du @ M @ vT + u @ dM @ vT + u @ M @ dvT
+            + (dPu / col - Pu * dcol / col ** 2) @ vT + (Pu / col) @ dvT
+            + du @ _matT(Pv / col) + u @ _matT(dPv / col - Pv * dcol / col ** 2))
+
+
+def svd_vjp(g, ans, a, full_matrices=True, compute_uv=True, hermitian=False):
+    extra = _svd_check(a, full_matrices, hermitian)
+    if not compute_uv:
+        return svdvals_vjp(g, ans, a)
+    u, s, vh = (np.asarray(p) for p in ans)
+    k = s.shape[-1]
+    parts = _svd_parts(g, ans, k)
+    if parts is None:
+        raise _svd_full_refusal()
+    if extra:
+        u, vh = u[..., :, :k], vh[..., :k, :]
+    return _fit(_svd_back(*parts, u, s, _matT(vh)), a)
+
+
+def _svd_jvp(tangents, a, full_matrices=True, compute_uv=True, hermitian=False):
+    extra = _svd_check(a, full_matrices, hermitian)
+    if not compute_uv:
+        return _svdvals_jvp(tangents, a)
+    if extra:
+        raise _svd_full_refusal()
+    u, s, vh = la.svd(np.asarray(a, dtype=float), full_matrices=False)
+    if not _given(tangents[0]):
+        return [np.zeros_like(u), np.zeros_like(s), np.zeros_like(vh)]
+    return list(_svd_tangent(u, s, vh, tangents[0]))      # a NamedTuple's tangent: a list
+
+
+def _svd_vjp_jvp(tangents, g, ans, a, full_matrices=True, compute_uv=True,
+                 hermitian=False):
+    """The tangent of svd's vjp along g, along ans = (u, s, vh) and along a."""
+    extra = _svd_check(a, full_matrices, hermitian)
+    if not compute_uv:
+        return _svdvals_vjp_jvp(tangents, g, ans, a)
+    if extra:
+        raise _svd_full_refusal()
+    dg, dans, da = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
+    u, s, vh = (np.asarray(p) for p in ans)
+    k = s.shape[-1]
+    parts = _svd_parts(g, ans, k)
+    dparts = _svd_parts(dg, ans, k)
+    if dans is None:
+        if da is None:
+            dans = (np.zeros(u.shape), np.zeros(s.shape), np.zeros(vh.shape))
+        else:
+            dans = _svd_tangent(u, s, vh, da)
+    du, ds, dvh = (np.zeros(x.shape) if _is_zero(t) else np.asarray(t, dtype=float)
+                   for t, x in zip(_parts(dans, 3), (u, s, vh)))
+    return _fit(_svd_back(*parts, u, s, _matT(vh), d=(*dparts, du, ds, _matT(dvh))), a)
+
+
+_def(la.svd, svd_vjp, None, None, None, params="a, full_matrices, compute_uv, hermitian",
+     ans=True, several=True, jvp=_svd_jvp, vjp_tangents=[_svd_vjp_jvp])
 
 
 def pinv_vjp(g, ans, a, *rest, **kw):

