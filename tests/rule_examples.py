@@ -719,6 +719,11 @@ X("numpy.linalg.svd", "square-full", "np.linalg.svd(x)", x=_LN(3, 3))
 X("numpy.linalg.svd", "batched", "np.linalg.svd(x, full_matrices=False)", x=_LN(2, 3, 2))
 X("numpy.linalg.svd", "only-s", "np.linalg.svd(x, compute_uv=False)", x=_LN(3, 2))
 X("numpy.linalg.svd", "only-s-batched", "np.linalg.svd(x, False, False)", x=_LN(2, 2, 3))
+X("numpy.linalg.qr", "tall", "np.linalg.qr(x)", x=_LN(3, 2))
+X("numpy.linalg.qr", "wide", "np.linalg.qr(x)", x=_LN(2, 3))
+X("numpy.linalg.qr", "batched", "np.linalg.qr(x, mode='reduced')", x=_LN(2, 3, 3))
+X("numpy.linalg.qr", "r", "np.linalg.qr(x, mode='r')", x=_LN(3, 2))
+X("numpy.linalg.qr", "complete-wide", "np.linalg.qr(x, 'complete')", x=_LN(2, 3))
 
 # ======================================================================================
 # names in supported() no example exercises directly, and why

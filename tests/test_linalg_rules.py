@@ -181,3 +181,83 @@ def svd_hermitian(x):
 def test_svd_hermitian_refused():
     with pytest.raises(TranspileError, match="hermitian"):
         transpile.grad(svd_hermitian)(RNG.normal(size=(3, 3)))
+
+
+# --------------------------------------------------------------------------------------
+# qr
+# --------------------------------------------------------------------------------------
+def qr_reduced(x, w):
+    q, r = np.linalg.qr(x)
+    return np.sum(np.sin(q) * w[0]) + np.sum(np.sin(r) * w[1])
+
+
+@on_line(qr_reduced)
+def qr_reduced_line(t, x, v, w):
+    return qr_reduced(x + t * v, w)
+
+
+def qr_r(x, w):
+    return np.sum(np.sin(np.linalg.qr(x, mode="r")) * w[1])
+
+
+@on_line(qr_r)
+def qr_r_line(t, x, v, w):
+    return qr_r(x + t * v, w)
+
+
+def qr_complete(x, w):
+    q, r = np.linalg.qr(x, "complete")
+    return np.sum(np.sin(q) * w[0]) + np.sum(np.sin(r) * w[1])
+
+
+@on_line(qr_complete)
+def qr_complete_line(t, x, v, w):
+    return qr_complete(x + t * v, w)
+
+
+def qr_complete_r_only(x, w):
+    q, r = np.linalg.qr(x, "complete")
+    return np.sum(np.sin(r) * w[1])
+
+
+def _qr_weights(shape, salt, mode="reduced"):
+    q, r = np.linalg.qr(np.ones(shape) + np.eye(*shape[-2:]), mode)
+    return [_weights(q.shape, salt), _weights(r.shape, salt + 1)]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_qr_reduced_every_mode(shape):
+    check_modes(qr_reduced, RNG.normal(size=shape), _qr_weights(shape, 11))
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_qr_r_every_mode(shape):
+    check_modes(qr_r, RNG.normal(size=shape), _qr_weights(shape, 12))
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (4, 4), (2, 3, 4)], ids=str)
+def test_qr_complete_not_tall_every_mode(shape):
+    check_modes(qr_complete, RNG.normal(size=shape), _qr_weights(shape, 13, "complete"))
+
+
+def test_qr_complete_tall():
+    """mode='complete' of a tall matrix: r alone has a derivative in reverse mode; the
+    extra columns of q have none, and forward mode is refused."""
+    x = RNG.normal(size=(5, 3))
+    w = _qr_weights((5, 3), 14, "complete")
+    np.testing.assert_allclose(transpile.grad(qr_complete_r_only)(x, w),
+                               central(lambda y: qr_complete_r_only(y, w), x), atol=1e-6)
+    with pytest.raises(TranspileError, match="mode='reduced'"):
+        transpile.grad(qr_complete)(x, w)
+    with pytest.raises(TranspileError, match="mode='reduced'"):
+        transpile.jvp(qr_complete_r_only, (x, w), (x, None))
+
+
+def qr_raw(x):
+    h, tau = np.linalg.qr(x, mode="raw")
+    return np.sum(h) + np.sum(tau)
+
+
+def test_qr_raw_refused():
+    with pytest.raises(TranspileError, match="raw"):
+        transpile.grad(qr_raw)(RNG.normal(size=(3, 3)))

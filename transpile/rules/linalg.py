@@ -891,3 +891,148 @@ _def(la.matrix_norm, matrix_norm_vjp, params="x", ans=True,
      jvp=_by_weights(la.matrix_norm, [matrix_norm_vjp], lambda nd, keepdims=False, **kw: (
          (nd - 2, nd - 1), bool(keepdims))),
      vjp_tangents=[_matrix_norm_vjp_jvp])
+
+
+# --- qr ----------------------------------------------------------------------------------
+# a = q r, for m >= n (q: m x n, r: n x n upper triangular, invertible); a wide matrix
+# [x y] (m < n) is q [r1 r2] with x = q r1 square and r2 = q^T y. The vjp of the square
+# or tall case (Walter & Lehmann; Liao et al. 2019): with M = r gr^T - gq^T q and
+# copyltu(M) = tril(M) + tril(M, -1)^T, ga = (gq + q copyltu(M)) r^-T. mode='complete'
+# of a tall matrix appends an arbitrary orthonormal completion to q (no derivative) and
+# zero rows to r.
+def _copyltu(M):
+    return np.tril(M) + _matT(np.tril(M, -1))
+
+
+def _right_solve(X, R):
+    """X R^-1."""
+    return _matT(la.solve(_matT(R), _matT(X)))
+
+
+def _qr_mode(a, mode):
+    if mode not in ("reduced", "complete", "r"):
+        raise TranspileError(f"numpy.linalg.qr(a, mode={mode!r}) has no derivative rule: "
+                             f"use mode='reduced', 'complete' or 'r'")
+    m, n = np.shape(a)[-2:]
+    return m, n, mode == "complete" and m > n
+
+
+def _qr_refusal():
+    return TranspileError("numpy.linalg.qr(a, mode='complete') of a tall matrix: the "
+                          "columns of q beyond a's are an arbitrary orthonormal completion "
+                          "and have no derivative; pass mode='reduced'")
+
+
+def _qr_tall_tangent(q, r, da):
+    """(dq, dr) of a = q r (m >= n) along da."""
+    C = _matT(q) @ _right_solve(da, r)
+    L = np.tril(C, -1)
+    omega = L - _matT(L)
+    return q @ omega + _right_solve(da - q @ (_matT(q) @ da), r), (C - omega) @ r
+
+
+def _qr_tangent(q, r, a, da):
+    """(dq, dr) of the reduced QR of a along da (q, r reduced)."""
+    m, n = np.shape(a)[-2:]
+    da = np.asarray(da, dtype=float)
+    if m >= n:
+        return _qr_tall_tangent(q, r, da)
+    dq, dr1 = _qr_tall_tangent(q, r[..., :, :m], da[..., :, :m])
+    dr2 = _matT(dq) @ np.asarray(a)[..., :, m:] + _matT(q) @ da[..., :, m:]
+    return dq, np.concatenate([dr1, dr2], axis=-1)
+
+
+def _qr_tall_back(gq, gr, q, r, d=None):
+    """ga of a = q r (m >= n), or with d = (dgq, dgr, dq, dr) its tangent."""
+    M = r @ _matT(gr) - _matT(gq) @ q
+    B = gq + q @ _copyltu(M)
+    ga = _right_solve(B, _matT(r))                     # B r^-T
+    if d is None:
+        return ga
+    dgq, dgr, dq, dr = d
+    dM = dr @ _matT(gr) + r @ _matT(dgr) - _matT(dgq) @ q - _matT(gq) @ dq
+    dB = dgq + dq @ _copyltu(M) + q @ _copyltu(dM)
+    return _right_solve(dB - ga @ _matT(dr), _matT(r))
+
+
+def _qr_back(gq, gr, q, r, a, d=None):
+    """The vjp of the reduced QR (q, r reduced), or with d = (dgq, dgr, dq, dr, da) its
+    tangent; a wide a goes through its square left block."""
+    m, n = np.shape(a)[-2:]
+    if m >= n:
+        return _qr_tall_back(gq, gr, q, r, None if d is None else d[:4])
+    A = np.asarray(a, dtype=float)
+    y, gr1, gr2 = A[..., :, m:], gr[..., :, :m], gr[..., :, m:]
+    g1 = gq + y @ _matT(gr2)
+    if d is None:
+        return np.concatenate([_qr_tall_back(g1, gr1, q, r[..., :, :m]), q @ gr2], axis=-1)
+    dgq, dgr, dq, dr, da = d
+    dy = da[..., :, m:]
+    dg1 = dgq + dy @ _matT(gr2) + y @ _matT(dgr[..., :, m:])
+    dx = _qr_tall_back(g1, gr1, q, r[..., :, :m],
+                       (dg1, dgr[..., :, :m], dq, dr[..., :, :m]))
+    return np.concatenate([dx, dq @ gr2 + q @ dgr[..., :, m:]], axis=-1)
+
+
+def _qr_adjoints(g, q, r, mode, k):
+    """(gq, gr) for the reduced factors (zeros where none flows); None where the extra
+    columns of a complete q receive a nonzero adjoint."""
+    if mode == "r":
+        gq, gr = 0.0, g
+    else:
+        gq, gr = _parts(g, 2)
+    gq = np.zeros(q.shape) if _is_zero(gq) else np.asarray(gq, dtype=float)
+    gr = np.zeros(r.shape) if _is_zero(gr) else np.asarray(gr, dtype=float)
+    if np.any(gq[..., :, k:]):
+        return None
+    return gq[..., :, :k], gr[..., :k, :]              # r's extra rows are zeros
+
+
+def _qr_factors(ans, a, mode):
+    """The reduced (q, r) of a, from the result where it has them."""
+    if mode == "r":
+        return la.qr(np.asarray(a, dtype=float))
+    q, r = (np.asarray(p) for p in ans)
+    k = min(np.shape(a)[-2:])
+    return q[..., :, :k], r[..., :k, :]
+
+
+def qr_vjp(g, ans, a, mode="reduced"):
+    m, n, _ = _qr_mode(a, mode)
+    q, r = _qr_factors(ans, a, mode)
+    adj = _qr_adjoints(g, q, r, mode, min(m, n))
+    if adj is None:
+        raise _qr_refusal()
+    return _fit(_qr_back(*adj, q, r, a), a)
+
+
+def _qr_jvp(tangents, a, mode="reduced"):
+    m, n, extra = _qr_mode(a, mode)
+    if extra:
+        raise _qr_refusal()
+    q, r = la.qr(np.asarray(a, dtype=float))
+    dq, dr = ((np.zeros_like(q), np.zeros_like(r)) if not _given(tangents[0])
+              else _qr_tangent(q, r, a, tangents[0]))
+    return dr if mode == "r" else [dq, dr]                # a NamedTuple's tangent: a list
+
+
+def _qr_vjp_jvp(tangents, g, ans, a, mode="reduced"):
+    """The tangent of qr's vjp along g, along ans = (q, r) and along a."""
+    m, n, extra = _qr_mode(a, mode)
+    if extra:
+        raise _qr_refusal()
+    dg, dans, da = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
+    q, r = _qr_factors(ans, a, mode)
+    k = min(m, n)
+    da = np.zeros(np.shape(a)) if da is None else np.asarray(da, dtype=float)
+    if dans is None or mode == "r":
+        dq, dr = _qr_tangent(q, r, a, da)
+    else:
+        dq, dr = (np.zeros(x.shape) if _is_zero(t) else np.asarray(t, dtype=float)
+                  for t, x in zip(_parts(dans, 2), (q, r)))
+    adj, dadj = _qr_adjoints(g, q, r, mode, k), _qr_adjoints(dg, q, r, mode, k)
+    return _fit(_qr_back(*adj, q, r, a, d=(*dadj, dq, dr, da)), a)
+
+
+_def(la.qr, qr_vjp, None, params="a, mode", ans=True, several=True, jvp=_qr_jvp,
+     vjp_tangents=[_qr_vjp_jvp])
