@@ -724,6 +724,10 @@ X("numpy.linalg.qr", "wide", "np.linalg.qr(x)", x=_LN(2, 3))
 X("numpy.linalg.qr", "batched", "np.linalg.qr(x, mode='reduced')", x=_LN(2, 3, 3))
 X("numpy.linalg.qr", "r", "np.linalg.qr(x, mode='r')", x=_LN(3, 2))
 X("numpy.linalg.qr", "complete-wide", "np.linalg.qr(x, 'complete')", x=_LN(2, 3))
+X("numpy.linalg.lstsq", "tall-1d", "np.linalg.lstsq(x, y)", x=_LN(4, 2), y=_LN(4))
+X("numpy.linalg.lstsq", "tall-2d", "np.linalg.lstsq(x, y, rcond=None)", x=_LN(4, 2),
+  y=_LN(4, 2))
+X("numpy.linalg.lstsq", "wide", "np.linalg.lstsq(x, y)", x=_LN(2, 3), y=_LN(2))
 
 # ======================================================================================
 # names in supported() no example exercises directly, and why

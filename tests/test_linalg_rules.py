@@ -261,3 +261,63 @@ def qr_raw(x):
 def test_qr_raw_refused():
     with pytest.raises(TranspileError, match="raw"):
         transpile.grad(qr_raw)(RNG.normal(size=(3, 3)))
+
+
+# --------------------------------------------------------------------------------------
+# lstsq
+# --------------------------------------------------------------------------------------
+def lstsq_all(a, b, w):
+    x, res, rank, s = np.linalg.lstsq(a, b)
+    return np.sum(np.sin(x) * w[0]) + np.sum(np.sin(res) * w[1]) + np.sum(np.sin(s) * w[2])
+
+
+def lstsq_all_b(b, a, w):
+    return lstsq_all(a, b, w)
+
+
+@on_line(lstsq_all)
+def lstsq_all_line(t, a, v, b, w):
+    return lstsq_all(a + t * v, b, w)
+
+
+@on_line(lstsq_all_b)
+def lstsq_all_b_line(t, b, v, a, w):
+    return lstsq_all(a, b + t * v, w)
+
+
+def lstsq_rcond(a, b, w):
+    x, res, rank, s = np.linalg.lstsq(a, b, rcond=1e-10)
+    return np.sum(np.sin(x) * w[0]) + np.sum(res * w[1])
+
+
+@on_line(lstsq_rcond)
+def lstsq_rcond_line(t, a, v, b, w):
+    return lstsq_rcond(a + t * v, b, w)
+
+
+def _lstsq_weights(a, b, salt):
+    x, res, rank, s = np.linalg.lstsq(a, b)
+    return [_weights(x.shape, salt), _weights(res.shape, salt + 1), _weights(s.shape, salt + 2)]
+
+
+LSTSQ_SHAPES = [((5, 3), (5,)), ((5, 3), (5, 2)), ((3, 3), (3,)), ((2, 4), (2,)),
+                ((2, 4), (2, 3))]
+
+
+@pytest.mark.parametrize("sa,sb", LSTSQ_SHAPES, ids=str)
+def test_lstsq_every_mode(sa, sb):
+    a, b = RNG.normal(size=sa), RNG.normal(size=sb)
+    w = _lstsq_weights(a, b, 21)
+    check_modes(lstsq_all, a, b, w)
+    check_modes(lstsq_all_b, b, a, w)
+    check_modes(lstsq_rcond, a, b, w)
+
+
+def lstsq_x(a, b):
+    return np.sum(np.linalg.lstsq(a, b)[0] ** 2)
+
+
+def test_lstsq_rank_deficient_refused():
+    a = RNG.normal(size=(4, 1)) @ RNG.normal(size=(1, 3))
+    with pytest.raises(TranspileError, match="rank-deficient"):
+        transpile.grad(lstsq_x)(a, RNG.normal(size=4))

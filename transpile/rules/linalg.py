@@ -1036,3 +1036,115 @@ def _qr_vjp_jvp(tangents, g, ans, a, mode="reduced"):
 
 _def(la.qr, qr_vjp, None, params="a, mode", ans=True, several=True, jvp=_qr_jvp,
      vjp_tangents=[_qr_vjp_jvp])
+
+
+# --- lstsq -------------------------------------------------------------------------------
+# x, residuals, rank, s = lstsq(a, b): for a of full rank, x = pinv(a) b (through pinv's
+# rules), residuals = the squared column norms of r = b - a x (given when rank = n < m;
+# a^T r = 0 there, so their derivative does not go through x), s = svdvals(a). At a
+# rank-deficient a the solution jumps with the rank: refused.
+def _lstsq_setup(a, b, ans):
+    A, Bv = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    x, res, rank, s = ans
+    if int(rank) < min(A.shape):
+        raise TranspileError(f"numpy.linalg.lstsq of a rank-deficient matrix (rank "
+                             f"{int(rank)} of {min(A.shape)}): its solution is not "
+                             f"differentiable there")
+    vec = Bv.ndim == 1
+    B = Bv[:, None] if vec else Bv
+    X = np.asarray(x)[:, None] if vec else np.asarray(x)
+    return A, B, X, la.pinv(A), B - A @ X, np.size(res) > 0, vec
+
+
+def _lstsq_adjoints(g, ans, vec):
+    """(gx, gres, gs) as arrays (x's as a matrix) or None where no adjoint flows."""
+    gx, gres, _, gs = _parts(g, 4)
+    if not _is_zero(gx) and vec:
+        gx = np.asarray(gx)[:, None]
+    return (None if _is_zero(gx) else np.asarray(gx, dtype=float),
+            None if _is_zero(gres) or np.size(ans[1]) == 0 else np.asarray(gres, dtype=float),
+            None if _is_zero(gs) else np.asarray(gs, dtype=float))
+
+
+def _lstsq_vjp(i):
+    def vjp(g, ans, a, b, rcond=None):
+        A, B, X, P, r, has_res, vec = _lstsq_setup(a, b, ans)
+        gx, gres, gs = _lstsq_adjoints(g, ans, vec)
+        terms = []
+        if i == 0:
+            if gx is not None:
+                terms.append(pinv_vjp(gx @ _matT(B), P, A))
+            if gres is not None and has_res:
+                terms.append(-2 * (r * gres) @ _matT(X))
+            if gs is not None:
+                terms.append(svdvals_vjp(gs, ans[3], A))
+            return _fit(_plus(*terms) if terms else np.zeros(A.shape), a)
+        if gx is not None:
+            terms.append(_matT(P) @ gx)
+        if gres is not None and has_res:
+            terms.append(2 * r * gres)
+        out = _plus(*terms) if terms else np.zeros(B.shape)
+        return _fit(out[:, 0] if vec else out, b)
+    return vjp
+
+
+def _lstsq_tangent(A, B, X, P, da, db):
+    """(dx, dP) as matrices along da and db (None for none)."""
+    dA = np.zeros(A.shape) if da is None else np.asarray(da, dtype=float)
+    dP = _dpinv(A, P, dA)
+    dX = dP @ B + (0.0 if db is None else P @ db)
+    return dX, dP, dA
+
+
+def _as_matrix(t, vec):
+    return None if t is None else (np.asarray(t, dtype=float)[:, None] if vec else
+                                   np.asarray(t, dtype=float))
+
+
+def _lstsq_jvp(tangents, a, b, rcond=None):
+    ans = la.lstsq(a, b, rcond=rcond)
+    A, B, X, P, r, has_res, vec = _lstsq_setup(a, b, ans)
+    da, db = _t(tangents, 0), _as_matrix(_t(tangents, 1), vec)
+    dX, dP, dA = _lstsq_tangent(A, B, X, P, da, db)
+    dres = np.zeros(np.shape(ans[1]))
+    if has_res:
+        dres = 2 * np.sum(r * ((0.0 if db is None else db) - dA @ X), axis=0)
+    ds = np.zeros(np.shape(ans[3])) if da is None else _svdvals_jvp([da], A)
+    return dX[:, 0] if vec else dX, dres, 0.0, ds
+
+
+def _lstsq_vjp_jvp(i):
+    """The tangent of lstsq's vjp i along g, ans (through x) and a, b."""
+    def tangent(tangents, g, ans, a, b, rcond=None):
+        A, B, X, P, r, has_res, vec = _lstsq_setup(a, b, ans)
+        dg, da, db = _t(tangents, 0), _t(tangents, 2), _as_matrix(_t(tangents, 3), vec)
+        gx, gres, gs = _lstsq_adjoints(g, ans, vec)
+        dgx, dgres, dgs = (_lstsq_adjoints(dg, ans, vec) if dg is not None
+                           else (None, None, None))
+        dX, dP, dA = _lstsq_tangent(A, B, X, P, da, db)
+        dB = np.zeros(B.shape) if db is None else db
+        dr = dB - dA @ X - A @ dX
+        zero = lambda t, x: np.zeros(np.shape(x)) if t is None else t      # noqa: E731
+        terms = []
+        if i == 0:
+            if gx is not None or dgx is not None:
+                G = zero(gx, X) @ _matT(B)
+                dG = zero(dgx, X) @ _matT(B) + zero(gx, X) @ _matT(dB)
+                terms.append(_pinv_vjp_jvp([dG, dP, dA], G, P, A))
+            if has_res and (gres is not None or dgres is not None):
+                gr, dgr = zero(gres, ans[1]), zero(dgres, ans[1])
+                terms.append(-2 * ((dr * gr + r * dgr) @ _matT(X) + (r * gr) @ _matT(dX)))
+            if gs is not None or dgs is not None:
+                terms.append(_svdvals_vjp_jvp([dgs, None, da], zero(gs, ans[3]), ans[3], A))
+            return _fit(_plus(*terms) if terms else np.zeros(A.shape), a)
+        if gx is not None or dgx is not None:
+            terms.append(_matT(dP) @ zero(gx, X) + _matT(P) @ zero(dgx, X))
+        if has_res and (gres is not None or dgres is not None):
+            terms.append(2 * (dr * zero(gres, ans[1]) + r * zero(dgres, ans[1])))
+        out = _plus(*terms) if terms else np.zeros(B.shape)
+        return _fit(out[:, 0] if vec else out, b)
+    return tangent
+
+
+_def(la.lstsq, _lstsq_vjp(0), _lstsq_vjp(1), None, params="a, b, rcond", ans=True,
+     several=True, jvp=_lstsq_jvp, vjp_tangents=[_lstsq_vjp_jvp(0), _lstsq_vjp_jvp(1)])
