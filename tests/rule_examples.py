@@ -728,6 +728,15 @@ X("numpy.linalg.lstsq", "tall-1d", "np.linalg.lstsq(x, y)", x=_LN(4, 2), y=_LN(4
 X("numpy.linalg.lstsq", "tall-2d", "np.linalg.lstsq(x, y, rcond=None)", x=_LN(4, 2),
   y=_LN(4, 2))
 X("numpy.linalg.lstsq", "wide", "np.linalg.lstsq(x, y)", x=_LN(2, 3), y=_LN(2))
+X("numpy.linalg.norm", "2d-ord-2", "np.linalg.norm(x, -2)", x=_LN(3, 2))
+X("numpy.linalg.norm", "batched-nuc", "np.linalg.norm(x, 'nuc', (2, 0), True)", x=_LN(3, 2, 2))
+X("numpy.linalg.norm", "1d-p1.5", "np.linalg.norm(x, 1.5)", x=_LN(4))
+X("numpy.linalg.norm", "2d-p-1-axis", "np.linalg.norm(x, -1, 1)", x=_LN(2, 3))
+X("numpy.linalg.norm", "1d-ord0", "np.linalg.norm(x, 0)", x=_LN(4))
+X("numpy.linalg.vector_norm", "p3-keepdims", "np.linalg.vector_norm(x, axis=0, keepdims=True, "
+  "ord=3)", x=_LN(2, 3))
+X("numpy.linalg.matrix_norm", "ord2-batched", "np.linalg.matrix_norm(x, ord=2)", x=_LN(2, 3, 2))
+X("numpy.linalg.matrix_norm", "ord-2", "np.linalg.matrix_norm(x, ord=-2)", x=_LN(3, 3))
 
 # ======================================================================================
 # names in supported() no example exercises directly, and why

@@ -321,3 +321,98 @@ def test_lstsq_rank_deficient_refused():
     a = RNG.normal(size=(4, 1)) @ RNG.normal(size=(1, 3))
     with pytest.raises(TranspileError, match="rank-deficient"):
         transpile.grad(lstsq_x)(a, RNG.normal(size=4))
+
+
+# --------------------------------------------------------------------------------------
+# norms: every ord, axis and keepdims
+# --------------------------------------------------------------------------------------
+def norm_of(x, ord, axis, keepdims, w):
+    return np.sum(np.sin(np.linalg.norm(x, ord, axis, keepdims)) * w)
+
+
+@on_line(norm_of)
+def norm_of_line(t, x, v, ord, axis, keepdims, w):
+    return norm_of(x + t * v, ord, axis, keepdims, w)
+
+
+def _norm_case(shape, ord, axis, keepdims):
+    x = RNG.normal(size=shape)
+    w = _weights(np.shape(np.linalg.norm(x, ord, axis, keepdims)), 31)
+    return x, w
+
+
+VECTOR_ORDS = [None, 2, 1, np.inf, -np.inf, 3, 2.5, 1.5, 0.5, -1, -2, -1.5]
+MATRIX_ORDS = [None, "fro", "nuc", 1, -1, 2, -2, np.inf, -np.inf]
+
+
+@pytest.mark.parametrize("ord", VECTOR_ORDS, ids=repr)
+@pytest.mark.parametrize("shape,axis,keepdims", [((5,), None, False), ((3, 4), 1, False),
+                                                 ((3, 4), 0, True), ((2, 3, 4), -1, True)],
+                         ids=str)
+def test_vector_norms_every_mode(ord, shape, axis, keepdims):
+    x, w = _norm_case(shape, ord, axis, keepdims)
+    check_modes(norm_of, x, ord, axis, keepdims, w)
+
+
+@pytest.mark.parametrize("ord", MATRIX_ORDS, ids=repr)
+@pytest.mark.parametrize("shape,axis,keepdims", [((3, 4), None, False), ((4, 3), (0, 1), True),
+                                                 ((2, 3, 4), (1, 2), False),
+                                                 ((3, 2, 4), (2, 0), True)], ids=str)
+def test_matrix_norms_every_mode(ord, shape, axis, keepdims):
+    if axis is None and ord is not None and ord != "fro" and len(shape) != 2:
+        pytest.skip("norm of ord= needs a 1-D or 2-D array without axis")
+    x, w = _norm_case(shape, ord, axis, keepdims)
+    check_modes(norm_of, x, ord, axis, keepdims, w)
+
+
+def test_norm_zero_ord():
+    """ord=0 counts the nonzero elements: zero derivative in every mode."""
+    x, w = _norm_case((5,), 0, None, False)
+    check_modes(norm_of, x, 0, None, False, w)
+
+
+def _program(tmp_path, name, call):
+    """f(x, w) = sum(sin(call) * w) and its line function, written into a module (the
+    keywords of vector_norm and matrix_norm are literals there: passed through variables,
+    grad of grad refuses them, see the report of tests/test_linalg_rules.py)."""
+    import importlib.util
+    src = (f"import numpy as np\n\n\ndef {name}(x, w):\n"
+           f"    return np.sum(np.sin({call}) * w)\n\n\n"
+           f"def {name}_line(t, x, v, w):\n    return {name}(x + t * v, w)\n")
+    path = tmp_path / f"{name}.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    f = getattr(module, name)
+    LINES[f] = getattr(module, f"{name}_line")
+    return f
+
+
+@pytest.mark.parametrize("ord", [2, 1, 0, np.inf, -np.inf, 3, 1.5, -1], ids=repr)
+@pytest.mark.parametrize("shape,axis,keepdims", [((5,), None, False), ((3, 4), None, True),
+                                                 ((3, 4), 1, False), ((2, 3, 4), 0, True)],
+                         ids=str)
+def test_vector_norm_function_every_mode(tmp_path, ord, shape, axis, keepdims):
+    x = RNG.normal(size=shape)
+    y = np.linalg.vector_norm(x, axis=axis, keepdims=keepdims, ord=ord)
+    o = {np.inf: "np.inf", -np.inf: "-np.inf"}.get(ord, repr(ord))
+    f = _program(tmp_path, "vn", f"np.linalg.vector_norm(x, axis={axis!r}, "
+                                 f"keepdims={keepdims!r}, ord={o})")
+    check_modes(f, x, _weights(np.shape(y), 32))
+
+
+@pytest.mark.parametrize("ord", ["fro", "nuc", 1, -1, 2, -2, np.inf, -np.inf], ids=repr)
+@pytest.mark.parametrize("shape,keepdims", [((3, 4), False), ((2, 4, 3), True)], ids=str)
+def test_matrix_norm_function_every_mode(tmp_path, ord, shape, keepdims):
+    x = RNG.normal(size=shape)
+    y = np.linalg.matrix_norm(x, keepdims=keepdims, ord=ord)
+    o = {np.inf: "np.inf", -np.inf: "-np.inf"}.get(ord, repr(ord))
+    f = _program(tmp_path, "mn", f"np.linalg.matrix_norm(x, keepdims={keepdims!r}, ord={o})")
+    check_modes(f, x, _weights(np.shape(y), 33))
+
+
+def test_pnorm_second_order_at_zero_refused():
+    x = np.array([0.0, 1.0, -2.0])
+    with pytest.raises(TranspileError, match="unbounded"):
+        transpile.hvp(norm_of)(x, 1.5, None, False, 1.0, v=np.ones(3))

@@ -781,12 +781,16 @@ def norm_vjp(g, ans, x, ord=None, axis=None, keepdims=False):
 
 
 def _pnorm_vjp_tangent(vjp, tangents, g, ans, x, p, axis, keepdims, *args):
-    """The tangent of the p-norm's vjp sign(x) |x|^(p-1) g / n^(p-1) (p >= 2) along g, x
-    and n = ans: (p - 1) g (|x|^(p-2) dx / n^(p-1) - sign(x) |x|^(p-1) dn / n^p)."""
+    """The tangent of the p-norm's vjp sign(x) |x|^(p-1) g / n^(p-1) along g, x and
+    n = ans: (p - 1) g (|x|^(p-2) dx / n^(p-1) - sign(x) |x|^(p-1) dn / n^p). For p < 2 it
+    is unbounded where an element is 0: refused there."""
     dg, dans, dx = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
     terms = [None if dg is None else vjp(dg, ans, x, *args)]
     if not _is_zero(g) and (dx is not None or dans is not None):
         X = _arr(x)
+        if p < 2 and np.any(X == 0):
+            raise TranspileError(f"second derivatives of a p-norm with p = {p:g} < 2 at a "
+                                 f"vector with an element equal to 0 are unbounded")
         n = _expand(ans, X.ndim, axis, keepdims)
         safe = np.where(n == 0, 1, n)
         d = 0.0
@@ -801,26 +805,65 @@ def _pnorm_vjp_tangent(vjp, tangents, g, ans, x, p, axis, keepdims, *args):
 
 
 def _p_order(ord):
-    """ord as a number p >= 2 of a p-norm without its own rule, else None."""
-    if isinstance(ord, (int, float, np.integer, np.floating)) and math.isfinite(ord) \
-            and ord > 2:
+    """ord as the number p of a vector p-norm without its own rule (not 0, 1, 2, inf),
+    else None."""
+    if isinstance(ord, (int, float, np.integer, np.floating)) and \
+            not isinstance(ord, (bool, np.bool_)) and math.isfinite(ord) \
+            and ord not in (0, 1, 2):
         return float(ord)
     return None
 
 
+def _svd_norm_tangent(x, g, dx, ord, axes, keepdims):
+    """The tangent along dx of the vjp of the nuclear (g u v^T) or spectral (g u_k v_k^T,
+    k the largest or smallest singular value) norm of the matrices on `axes` of x, from the
+    tangents of the thin SVD (distinct nonzero singular values)."""
+    X = _arr(x)
+    a1, a2 = axes[0] % X.ndim, axes[1] % X.ndim
+    xm = np.moveaxis(X, (a1, a2), (-2, -1))
+    dxm = np.moveaxis(np.broadcast_to(np.asarray(dx, dtype=float), X.shape), (a1, a2), (-2, -1))
+    G = np.asarray(g, dtype=float)
+    gm = np.moveaxis(G, (a1, a2), (-2, -1)) if keepdims else G[..., None, None]
+    u, s, vh = la.svd(xm, full_matrices=False)
+    du, _, dvh = _svd_tangent(u, s, vh, dxm)
+    if ord == "nuc":
+        d = du @ vh + u @ dvh
+    else:
+        k = 0 if ord == 2 else -1
+        d = du[..., :, k, None] * vh[..., k, None, :] + u[..., :, k, None] * dvh[..., k, None, :]
+    return _fit(np.moveaxis(d * gm, (-2, -1), (a1, a2)), x)
+
+
+def _matrix_norm_vjp_tangent(vjp, tangents, g, ans, x, ord, axes, keepdims, *args):
+    """The nuclear and spectral norms: the vjp along dg plus the term along dx."""
+    dg, dx = _t(tangents, 0), _t(tangents, 2)
+    terms = [None if dg is None else vjp(dg, ans, x, *args)]
+    if dx is not None and not _is_zero(g):
+        terms.append(_svd_norm_tangent(x, g, dx, ord, axes, keepdims))
+    return _plus(*terms)
+
+
 def _norm_vjp_jvp(tangents, g, ans, x, ord=None, axis=None, keepdims=False):
-    """norm: 2-norms and the Frobenius norm are scaled bilinear; 1- and inf-norms locally
-    linear in g (sign and mask constant); p-norms of vectors for p > 2; other orders
-    (nuclear, spectral) not available."""
-    vector = isinstance(axis, (int, np.integer)) or (axis is None and np.ndim(x) == 1)
+    """norm: 2-norms and the Frobenius norm are scaled bilinear; 0-, 1- and inf-norms
+    locally linear in g (sign and mask constant); other p-norms of vectors by their
+    formula; the nuclear and spectral norms of matrices through the tangent of the SVD."""
+    if not isinstance(axis, (int, np.integer)) and axis is not None and len(axis) == 1:
+        vaxis = axis[0]
+    else:
+        vaxis = axis if axis is not None or np.ndim(x) != 1 else 0
+    vector = isinstance(vaxis, (int, np.integer))
     if ord is None or ord == "fro" or (ord == 2 and vector):
         return _scaled_bilinear_jvp(norm_vjp)(tangents, g, ans, x, ord, axis, keepdims)
-    if ord in (1, np.inf, -np.inf) or (not vector and ord == -1):
+    if ord in (0, 1, np.inf, -np.inf) or (not vector and ord == -1):
         dg = _t(tangents, 0)
         return 0.0 if dg is None else norm_vjp(dg, ans, x, ord, axis, keepdims)
     if vector and _p_order(ord) is not None:
         return _pnorm_vjp_tangent(norm_vjp, tangents, g, ans, x, _p_order(ord),
-                                  0 if axis is None else axis, keepdims, ord, axis, keepdims)
+                                  vaxis, keepdims, ord, axis, keepdims)
+    if not vector and ord in ("nuc", 2, -2):
+        return _matrix_norm_vjp_tangent(norm_vjp, tangents, g, ans, x, ord,
+                                        (0, 1) if axis is None else axis, keepdims,
+                                        ord, axis, keepdims)
     raise TranspileError(f"second derivatives through numpy.linalg.norm with "
                          f"ord={ord!r} are not available yet")
 
@@ -854,17 +897,15 @@ def matrix_norm_vjp(g, ans, x, keepdims=False, ord="fro"):
 
 
 def _vector_norm_vjp_jvp(tangents, g, ans, x, axis=None, keepdims=False, ord=2):
-    """2-norms scaled bilinear, 1- and inf-norms locally linear in g (as norm's)."""
+    """2-norms scaled bilinear, 0-, 1- and inf-norms locally linear in g, other p-norms
+    over one axis or all (as norm's)."""
     if ord == 2:
         return _scaled_bilinear_jvp(vector_norm_vjp)(tangents, g, ans, x, axis, keepdims,
                                                      ord)
-    if ord in (1, np.inf, -np.inf):
+    if ord in (0, 1, np.inf, -np.inf):
         dg = _t(tangents, 0)
         return 0.0 if dg is None else vector_norm_vjp(dg, ans, x, axis, keepdims, ord)
     if _p_order(ord) is not None and (axis is None or isinstance(axis, (int, np.integer))):
-        if axis is None:              # the norm of all elements: as one vector
-            return _pnorm_vjp_tangent(vector_norm_vjp, tangents, g, ans, x, _p_order(ord),
-                                      None, keepdims, axis, keepdims, ord)
         return _pnorm_vjp_tangent(vector_norm_vjp, tangents, g, ans, x, _p_order(ord),
                                   axis, keepdims, axis, keepdims, ord)
     raise TranspileError(f"second derivatives through numpy.linalg.vector_norm with "
@@ -872,12 +913,16 @@ def _vector_norm_vjp_jvp(tangents, g, ans, x, axis=None, keepdims=False, ord=2):
 
 
 def _matrix_norm_vjp_jvp(tangents, g, ans, x, keepdims=False, ord="fro"):
-    """The Frobenius norm scaled bilinear, 1- and inf-norms locally linear in g."""
+    """The Frobenius norm scaled bilinear, 1- and inf-norms locally linear in g, the
+    nuclear and spectral norms through the tangent of the SVD."""
     if ord == "fro":
         return _scaled_bilinear_jvp(matrix_norm_vjp)(tangents, g, ans, x, keepdims, ord)
     if ord in (1, -1, np.inf, -np.inf):
         dg = _t(tangents, 0)
         return 0.0 if dg is None else matrix_norm_vjp(dg, ans, x, keepdims, ord)
+    if ord in ("nuc", 2, -2):
+        return _matrix_norm_vjp_tangent(matrix_norm_vjp, tangents, g, ans, x, ord, (-2, -1),
+                                        keepdims, keepdims, ord)
     raise TranspileError(f"second derivatives through numpy.linalg.matrix_norm with "
                          f"ord={ord!r} are not available yet")
 
