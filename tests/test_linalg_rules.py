@@ -416,3 +416,89 @@ def test_pnorm_second_order_at_zero_refused():
     x = np.array([0.0, 1.0, -2.0])
     with pytest.raises(TranspileError, match="unbounded"):
         transpile.hvp(norm_of)(x, 1.5, None, False, 1.0, v=np.ones(3))
+
+
+# --------------------------------------------------------------------------------------
+# second order where it was refused: cumprod with zeros or include_initial, pinv of
+# constant (deficient) rank, batched pinv, eigh and cholesky
+# --------------------------------------------------------------------------------------
+def cumprod_axis(x, w):
+    return np.sum(np.sin(np.cumprod(x, axis=1)) * w)
+
+
+@on_line(cumprod_axis)
+def cumprod_axis_line(t, x, v, w):
+    return cumprod_axis(x + t * v, w)
+
+
+def cumulative_prod_initial(x, w):
+    return np.sum(np.sin(np.cumulative_prod(x, axis=0, include_initial=True)) * w)
+
+
+@on_line(cumulative_prod_initial)
+def cumulative_prod_initial_line(t, x, v, w):
+    return cumulative_prod_initial(x + t * v, w)
+
+
+@pytest.mark.parametrize("x", [np.array([[1.3, 0.0, -0.7, 2.0], [0.0, 1.1, 0.0, 0.8],
+                                         [0.9, 1.2, -1.1, 0.7]])], ids=["zeros"])
+def test_cumprod_with_zeros_every_mode(x):
+    check_modes(cumprod_axis, x, _weights(x.shape, 41))
+    if not hasattr(np, "cumulative_prod"):          # NumPy < 2.1
+        return
+    check_modes(cumulative_prod_initial, x, _weights((4, 4), 42))
+    check_modes(cumulative_prod_initial, np.abs(x) + 0.5, _weights((4, 4), 43))
+
+
+def pinv_low_rank(x, w):
+    return np.sum(np.sin(np.linalg.pinv(x.T @ x)) * w)
+
+
+@on_line(pinv_low_rank)
+def pinv_low_rank_line(t, x, v, w):
+    return pinv_low_rank(x + t * v, w)
+
+
+def pinv_plain(x, w):
+    return np.sum(np.sin(np.linalg.pinv(x)) * w)
+
+
+@on_line(pinv_plain)
+def pinv_plain_line(t, x, v, w):
+    return pinv_plain(x + t * v, w)
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (3, 5), (2, 3, 4), (2, 4, 2)], ids=str)
+def test_pinv_every_mode(shape):
+    x = RNG.normal(size=shape)
+    check_modes(pinv_plain, x, _weights(shape[:-2] + shape[-2:][::-1], 44))
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (2, 3)], ids=str)
+def test_pinv_constant_deficient_rank_every_mode(shape):
+    x = RNG.normal(size=shape)                     # x^T x: rank min(m, n) of n
+    check_modes(pinv_low_rank, x, _weights((shape[1], shape[1]), 45))
+
+
+def eigh_both(x, w):
+    s, v = np.linalg.eigh(x @ x.T + np.eye(x.shape[0]))
+    return np.sum(np.sin(s) * w) + np.sum(np.sin(v * v) * w)
+
+
+@on_line(eigh_both)
+def eigh_both_line(t, x, v, w):
+    return eigh_both(x + t * v, w)
+
+
+def cholesky_of(x, w):
+    return np.sum(np.sin(np.linalg.cholesky(x @ np.swapaxes(x, -1, -2) + np.eye(3))) * w)
+
+
+@on_line(cholesky_of)
+def cholesky_of_line(t, x, v, w):
+    return cholesky_of(x + t * v, w)
+
+
+def test_eigh_and_cholesky_every_mode():
+    check_modes(eigh_both, RNG.normal(size=(3, 3)), _weights(3, 46))
+    check_modes(cholesky_of, RNG.normal(size=(2, 3, 3)), _weights((2, 3, 3), 47))

@@ -800,22 +800,47 @@ def _cumprod_jvp(fn, vjps):
     return jvp
 
 
+def _cumprod_grad_tangent(x, dx, G, ax):
+    """The tangent along dx of cumprod's vjp (G of the result's shape, no initial entry),
+    zeros allowed: entry k of the vjp is the sum over j >= k of G_j c_j with c the
+    cumulative product of x with x_k replaced by 1; c and its tangent dc (dx_k replaced by
+    0) are carried along the axis together, c_j = c_(j-1) t_j, dc_j = dc_(j-1) t_j +
+    c_(j-1) dt_j."""
+    xm, dxm, gm = (np.moveaxis(z, ax, -1) for z in (x, dx, G))
+    n = xm.shape[-1]
+    out = np.zeros(np.broadcast_shapes(xm.shape, dxm.shape, gm.shape))
+    for k in range(n):
+        c, dc = np.ones(xm.shape[:-1]), np.zeros(xm.shape[:-1])
+        total = 0.0
+        for j in range(n):
+            t, dt = (1.0, 0.0) if j == k else (xm[..., j], dxm[..., j])
+            c, dc = c * t, dc * t + c * dt
+            if j >= k:
+                total = total + gm[..., j] * dc
+        out[..., k] = total
+    return np.moveaxis(out, -1, ax)
+
+
 def _cumprod_vjp_jvp(tangents, g, ans, *args, **kw):
-    """The tangent of cumprod's vjp revcumsum(g y) / a (y = cumprod(a), no zero in a):
-    revcumsum(dg y + g dy) / a - revcumsum(g y) da / a^2 with dy = y cumsum(da / a)."""
+    """The tangent of cumprod's vjp revcumsum(g y) / a (y = cumprod(a)) along g and a:
+    revcumsum(dg y + g dy) / a - revcumsum(g y) da / a^2 with dy = y cumsum(da / a) where a
+    has no zero, else by the cumulative products that leave each element out."""
     dg, da = _t(tangents, 0), _t(tangents, 2)
     a, axis, initial = _cum_args(args, kw)
     terms = [None if dg is None else cumprod_vjp(dg, ans, *args, **kw)]
     if da is not None and not _is_zero(g):
         x, ax, shape = _cum_setup(a, axis)
-        if initial or not np.all(x != 0):
-            raise TranspileError("second derivatives through numpy.cumprod are available "
-                                 "for inputs without zeros (and without include_initial=)")
         dx = np.broadcast_to(np.asarray(da), shape).reshape(x.shape)
-        G = np.asarray(g, dtype=float).reshape(np.shape(np.cumprod(x, ax)))
         y = np.cumprod(x, ax)
-        dy = y * np.cumsum(dx / x, ax)
-        r = _revcumsum(G * dy, ax) / x - _revcumsum(G * y, ax) * dx / (x * x)
+        G = np.asarray(g, dtype=float)
+        if initial:
+            G = np.take(G, np.arange(1, G.shape[ax]), axis=ax)
+        G = G.reshape(y.shape)
+        if np.all(x != 0):
+            dy = y * np.cumsum(dx / x, ax)
+            r = _revcumsum(G * dy, ax) / x - _revcumsum(G * y, ax) * dx / (x * x)
+        else:
+            r = _cumprod_grad_tangent(x, dx, G, ax)
         terms.append(_fit(r.reshape(shape), a))
     return _plus(*terms)
 
