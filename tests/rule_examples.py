@@ -738,6 +738,20 @@ X("numpy.linalg.vector_norm", "p3-keepdims", "np.linalg.vector_norm(x, axis=0, k
 X("numpy.linalg.matrix_norm", "ord2-batched", "np.linalg.matrix_norm(x, ord=2)", x=_LN(2, 3, 2))
 X("numpy.linalg.matrix_norm", "ord-2", "np.linalg.matrix_norm(x, ord=-2)", x=_LN(3, 3))
 
+
+def _REAL_SPECTRUM(n, batch=()):
+    """A non-symmetric matrix with real distinct eigenvalues s diag(d) s^-1 (eig of a real
+    matrix is refused where its eigenvalues are complex)."""
+    s = np.eye(n) + 0.3 * _la_rng.normal(size=batch + (n, n))
+    d = np.arange(1.0, n + 1) + 0.2 * _la_rng.normal(size=batch + (n,))
+    return s * d[..., None, :] @ np.linalg.inv(s)
+
+
+X("numpy.linalg.eig", "2d", "np.linalg.eig(x)", x=_REAL_SPECTRUM(3))
+X("numpy.linalg.eig", "batched", "np.linalg.eig(x)", x=_REAL_SPECTRUM(3, (2,)),
+  wrap=("np.sin({})", "np.sin({0} * {0})"))
+X("numpy.linalg.eigvals", "2d", "np.linalg.eigvals(x)", x=_REAL_SPECTRUM(3))
+
 # ======================================================================================
 # names in supported() no example exercises directly, and why
 # ======================================================================================

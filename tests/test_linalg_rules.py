@@ -141,10 +141,24 @@ def slogdet_fields(x, w):
     return r.logabsdet * w[0] + r.sign
 
 
+@on_line(svd_fields)
+def svd_fields_line(t, x, v, w):
+    return svd_fields(x + t * v, w)
+
+
+@on_line(eigh_fields)
+def eigh_fields_line(t, x, v, w):
+    return eigh_fields(x + t * v, w)
+
+
+@on_line(slogdet_fields)
+def slogdet_fields_line(t, x, v, w):
+    return slogdet_fields(x + t * v, w)
+
+
 def test_result_fields():
     """The fields of the NamedTuples svd, eigh and slogdet return (U, eigenvalues,
-    logabsdet...), in every mode but grad of grad (a NamedTuple's field read in derivative
-    code differentiated again is not handled by the compiler yet)."""
+    logabsdet...), in every mode (grad of grad: an internal TypeError before)."""
     check_modes(svd_fields, RNG.normal(size=(4, 3)), _svd_weights((4, 3), 4))
     check_modes(eigh_fields, RNG.normal(size=(3, 3)), _weights(3, 7))
     check_modes(slogdet_fields, RNG.normal(size=(3, 3)) + 3 * np.eye(3), _weights(3, 8))
@@ -502,3 +516,73 @@ def cholesky_of_line(t, x, v, w):
 def test_eigh_and_cholesky_every_mode():
     check_modes(eigh_both, RNG.normal(size=(3, 3)), _weights(3, 46))
     check_modes(cholesky_of, RNG.normal(size=(2, 3, 3)), _weights((2, 3, 3), 47))
+
+
+# --------------------------------------------------------------------------------------
+# eig, eigvals: real matrices with real eigenvalues; complex eigenvalues refused
+# --------------------------------------------------------------------------------------
+def _real_spectrum(shape, salt):
+    """A non-symmetric matrix with real distinct eigenvalues: s diag(d) s^-1."""
+    r = np.random.default_rng(salt)
+    n = shape[-1]
+    s = np.eye(n) + 0.4 * r.normal(size=shape)
+    d = np.arange(1.0, n + 1) + 0.2 * r.normal(size=shape[:-1])
+    return s * d[..., None, :] @ np.linalg.inv(s)
+
+
+def eig_all(x, w):
+    vals, vecs = np.linalg.eig(x)
+    return np.sum(np.sin(vals) * w[0]) + np.sum(np.sin(vecs * vecs) * w[1])
+
+
+@on_line(eig_all)
+def eig_all_line(t, x, v, w):
+    return eig_all(x + t * v, w)
+
+
+def eig_signed(x, w):
+    r = np.linalg.eig(x)
+    return np.sum(np.sin(r.eigenvectors) * w[1])
+
+
+@on_line(eig_signed)
+def eig_signed_line(t, x, v, w):
+    return eig_signed(x + t * v, w)
+
+
+def eigvals_of(x, w):
+    return np.sum(np.sin(np.linalg.eigvals(x)) * w[0])
+
+
+@on_line(eigvals_of)
+def eigvals_of_line(t, x, v, w):
+    return eigvals_of(x + t * v, w)
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (2, 4, 4)], ids=str)
+def test_eig_real_spectrum_every_mode(shape):
+    x = _real_spectrum(shape, 51)
+    assert not np.iscomplexobj(np.linalg.eigvals(x))
+    w = [_weights(shape[:-1], 52), _weights(shape, 53)]
+    check_modes(eig_all, x, w)
+    check_modes(eigvals_of, x, w)
+    check_modes(eig_signed, x, w)
+
+
+def eig_abs(x):
+    vals, vecs = np.linalg.eig(x)
+    return np.sum(np.abs(vals)) + np.sum(np.abs(vecs))
+
+
+def eigvals_abs(x):
+    return np.sum(np.abs(np.linalg.eigvals(x)))
+
+
+@pytest.mark.parametrize("f", [eig_abs, eigvals_abs])
+def test_eig_complex_eigenvalues_refused(f):
+    x = np.array([[0.0, -1.0, 0.2], [1.0, 0.0, 0.1], [0.3, 0.2, 2.0]])   # a rotation block
+    assert np.iscomplexobj(np.linalg.eigvals(x))
+    with pytest.raises(TranspileError):
+        transpile.grad(f)(x)
+    with pytest.raises(TranspileError):
+        transpile.jvp(f, (x,), (np.ones((3, 3)),))

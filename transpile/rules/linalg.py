@@ -1193,3 +1193,104 @@ def _lstsq_vjp_jvp(i):
 
 _def(la.lstsq, _lstsq_vjp(0), _lstsq_vjp(1), None, params="a, b, rcond", ans=True,
      several=True, jvp=_lstsq_jvp, vjp_tangents=[_lstsq_vjp_jvp(0), _lstsq_vjp_jvp(1)])
+
+
+# --- eig, eigvals ------------------------------------------------------------------------
+# a = v diag(w) v^-1 with unit-norm eigenvectors, for a real matrix whose eigenvalues are
+# real and distinct (NumPy returns real arrays then). Complex eigenvalues (the general case
+# of a real matrix) are refused until complex differentiation exists. With
+# F_ij = 1 / (w_j - w_i) off the diagonal, P = v^-1 da v: dw = diag(P), dv = v (F o P)
+# less each column's component along itself (the norms stay 1); the vjp is
+# v^-T (diag(gw) + F o (v^T gv')) v^T with gv' = gv - v diag(diag(v^T gv)).
+def _eig_parts(a):
+    A = np.asarray(a, dtype=float)
+    w, v = la.eig(A)
+    if np.iscomplexobj(w):
+        raise _eig_refusal()
+    return w, v
+
+
+def _eig_refusal():
+    return TranspileError("numpy.linalg.eig/eigvals of a real matrix with complex "
+                          "eigenvalues: complex differentiation is not supported yet (for a "
+                          "symmetric matrix use np.linalg.eigh / eigvalsh)")
+
+
+def _eig_F(w):
+    n = w.shape[-1]
+    eye = np.eye(n)
+    return (1 - eye) / (w[..., None, :] - w[..., :, None] + eye)
+
+
+def _eig_tangent(w, v, da):
+    P = la.inv(v) @ np.asarray(da, dtype=float) @ v
+    dv = v @ (_eig_F(w) * P)
+    dv = dv - v * np.sum(v * dv, axis=-2, keepdims=True)
+    return np.diagonal(P, axis1=-2, axis2=-1).copy(), dv
+
+
+def _eig_back(gw, gv, w, v, d=None):
+    """The vjp for (gw, gv), or with d = (dgw, dgv, dw, dv) its tangent."""
+    F, vi, vT = _eig_F(w), la.inv(v), _matT(v)
+    eye = np.eye(w.shape[-1])
+    h = np.diagonal(vT @ gv, axis1=-2, axis2=-1)[..., None, :]
+    gv1 = gv - v * h
+    C = vT @ gv1
+    mid = eye * gw[..., None, :] + F * C
+    if d is None:
+        return _matT(vi) @ mid @ vT
+    dgw, dgv, dw, dv = d
+    dvT = _matT(dv)
+    dh = np.diagonal(dvT @ gv + vT @ dgv, axis1=-2, axis2=-1)[..., None, :]
+    dgv1 = dgv - dv * h - v * dh
+    dC = dvT @ gv1 + vT @ dgv1
+    dF = -(F * F) * (dw[..., None, :] - dw[..., :, None])
+    dmid = eye * dgw[..., None, :] + dF * C + F * dC
+    dvi = -(vi @ dv @ vi)
+    return _matT(dvi) @ mid @ vT + _matT(vi) @ dmid @ vT + _matT(vi) @ mid @ dvT
+
+
+def _eig_adjoints(g, w, v, values_only):
+    parts = [g, 0.0] if values_only else _parts(g, 2)
+    return [np.zeros(x.shape) if _is_zero(p) else np.asarray(p, dtype=float)
+            for p, x in zip(parts, (w, v))]
+
+
+def _eig_vjp(values_only):
+    def vjp(g, ans, a):
+        if _is_zero(g):
+            return _fit(np.zeros(np.shape(a)), a)
+        w, v = _eig_parts(a)
+        return _fit(_eig_back(*_eig_adjoints(g, w, v, values_only), w, v), a)
+    return vjp
+
+
+def _eig_jvp(values_only):
+    def jvp(tangents, a):
+        w, v = _eig_parts(a)
+        if not _given(tangents[0]):
+            dw, dv = np.zeros(w.shape), np.zeros(v.shape)
+        else:
+            dw, dv = _eig_tangent(w, v, tangents[0])
+        return dw if values_only else [dw, dv]           # a NamedTuple's tangent: a list
+    return jvp
+
+
+def _eig_vjp_jvp(values_only):
+    def tangent(tangents, g, ans, a):
+        """The tangent of eig's vjp along g and a (through w and v)."""
+        dg, da = _t(tangents, 0), _t(tangents, 2)
+        if _is_zero(g) and dg is None:
+            return 0.0
+        w, v = _eig_parts(a)
+        dw, dv = ((np.zeros(w.shape), np.zeros(v.shape)) if da is None
+                  else _eig_tangent(w, v, da))
+        d = (*_eig_adjoints(0.0 if dg is None else dg, w, v, values_only), dw, dv)
+        return _fit(_eig_back(*_eig_adjoints(g, w, v, values_only), w, v, d=d), a)
+    return tangent
+
+
+_def(la.eig, _eig_vjp(False), params="a", several=True, jvp=_eig_jvp(False),
+     vjp_tangents=[_eig_vjp_jvp(False)])
+_def(la.eigvals, _eig_vjp(True), params="a", jvp=_eig_jvp(True),
+     vjp_tangents=[_eig_vjp_jvp(True)])
