@@ -41,22 +41,41 @@ def check_modes(f, x, *rest, second=True, rtol=1e-5, atol=1e-6):
     for mode in ("forward-over-reverse", "reverse-over-forward"):
         hv = transpile.hvp(f, mode=mode)(x, *rest, v=v)
         np.testing.assert_allclose(hv, hv_ref, rtol=1e-4, atol=1e-5 * hscale)
-    line = LINES.get(f)      # f(x + t v, *rest), written out: grad of grad in t
-    if line is None:
-        return
-    gg = transpile.grad(transpile.grad(line, wrt=0))(0.0, x, v, *rest)
+    gg = transpile.grad(transpile.grad(line_of(f, len(rest)), wrt=0))(0.0, x, v, *rest)
     np.testing.assert_allclose(gg, np.sum(v * hv_ref), rtol=1e-4, atol=1e-5 * hscale)
 
 
-LINES = {}
+_MODULES = []
 
 
-def on_line(f):
-    """Register f's line function (the decorated function) for check_modes."""
-    def register(line):
-        LINES[f] = line
-        return line
-    return register
+def _module(source, namespace):
+    """The functions of `source`, written into a file (transpile reads source) and run
+    with `namespace` as its globals."""
+    import atexit
+    import importlib.util
+    import shutil
+    import tempfile
+    from pathlib import Path
+    if not _MODULES:
+        _MODULES.append(tempfile.mkdtemp(prefix="linalg_rules_"))
+        atexit.register(shutil.rmtree, _MODULES[0], True)
+    name = f"linalg_rules_{len(_MODULES)}"
+    _MODULES.append(name)
+    path = Path(_MODULES[0]) / f"{name}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    module.__dict__.update(namespace)
+    spec.loader.exec_module(module)
+    return module
+
+
+def line_of(f, nrest):
+    """f(x + t v, *rest) as a function of (t, x, v, *rest) with its own source: grad of
+    grad in t at 0 is v . H v."""
+    rest = "".join(f", r{i}" for i in range(nrest))
+    return _module(f"def line(t, x, v{rest}):\n    return f(x + t * v{rest})\n",
+                   {"f": f}).line
 
 
 # --------------------------------------------------------------------------------------
@@ -75,21 +94,6 @@ def svd_default(x, w):
 def svd_s(x, w):
     s = np.linalg.svd(x, full_matrices=False, compute_uv=False)
     return np.sum(np.sin(s) * w)
-
-
-@on_line(svd_all)
-def svd_all_line(t, x, v, w):
-    return svd_all(x + t * v, w)
-
-
-@on_line(svd_default)
-def svd_default_line(t, x, v, w):
-    return svd_default(x + t * v, w)
-
-
-@on_line(svd_s)
-def svd_s_line(t, x, v, w):
-    return svd_s(x + t * v, w)
 
 
 def svd_fields(x, w):
@@ -141,21 +145,6 @@ def slogdet_fields(x, w):
     return r.logabsdet * w[0] + r.sign
 
 
-@on_line(svd_fields)
-def svd_fields_line(t, x, v, w):
-    return svd_fields(x + t * v, w)
-
-
-@on_line(eigh_fields)
-def eigh_fields_line(t, x, v, w):
-    return eigh_fields(x + t * v, w)
-
-
-@on_line(slogdet_fields)
-def slogdet_fields_line(t, x, v, w):
-    return slogdet_fields(x + t * v, w)
-
-
 def test_result_fields():
     """The fields of the NamedTuples svd, eigh and slogdet return (U, eigenvalues,
     logabsdet...), in every mode (grad of grad: an internal TypeError before)."""
@@ -205,28 +194,13 @@ def qr_reduced(x, w):
     return np.sum(np.sin(q) * w[0]) + np.sum(np.sin(r) * w[1])
 
 
-@on_line(qr_reduced)
-def qr_reduced_line(t, x, v, w):
-    return qr_reduced(x + t * v, w)
-
-
 def qr_r(x, w):
     return np.sum(np.sin(np.linalg.qr(x, mode="r")) * w[1])
-
-
-@on_line(qr_r)
-def qr_r_line(t, x, v, w):
-    return qr_r(x + t * v, w)
 
 
 def qr_complete(x, w):
     q, r = np.linalg.qr(x, "complete")
     return np.sum(np.sin(q) * w[0]) + np.sum(np.sin(r) * w[1])
-
-
-@on_line(qr_complete)
-def qr_complete_line(t, x, v, w):
-    return qr_complete(x + t * v, w)
 
 
 def qr_complete_r_only(x, w):
@@ -289,24 +263,9 @@ def lstsq_all_b(b, a, w):
     return lstsq_all(a, b, w)
 
 
-@on_line(lstsq_all)
-def lstsq_all_line(t, a, v, b, w):
-    return lstsq_all(a + t * v, b, w)
-
-
-@on_line(lstsq_all_b)
-def lstsq_all_b_line(t, b, v, a, w):
-    return lstsq_all(a, b + t * v, w)
-
-
 def lstsq_rcond(a, b, w):
     x, res, rank, s = np.linalg.lstsq(a, b, rcond=1e-10)
     return np.sum(np.sin(x) * w[0]) + np.sum(res * w[1])
-
-
-@on_line(lstsq_rcond)
-def lstsq_rcond_line(t, a, v, b, w):
-    return lstsq_rcond(a + t * v, b, w)
 
 
 def _lstsq_weights(a, b, salt):
@@ -342,11 +301,6 @@ def test_lstsq_rank_deficient_refused():
 # --------------------------------------------------------------------------------------
 def norm_of(x, ord, axis, keepdims, w):
     return np.sum(np.sin(np.linalg.norm(x, ord, axis, keepdims)) * w)
-
-
-@on_line(norm_of)
-def norm_of_line(t, x, v, ord, axis, keepdims, w):
-    return norm_of(x + t * v, ord, axis, keepdims, w)
 
 
 def _norm_case(shape, ord, axis, keepdims):
@@ -385,44 +339,32 @@ def test_norm_zero_ord():
     check_modes(norm_of, x, 0, None, False, w)
 
 
-def _program(tmp_path, name, call):
-    """f(x, w) = sum(sin(call) * w) and its line function, written into a module (the
-    keywords of vector_norm and matrix_norm are literals there: passed through variables,
-    grad of grad refuses them, see the report of tests/test_linalg_rules.py)."""
-    import importlib.util
-    src = (f"import numpy as np\n\n\ndef {name}(x, w):\n"
-           f"    return np.sum(np.sin({call}) * w)\n\n\n"
-           f"def {name}_line(t, x, v, w):\n    return {name}(x + t * v, w)\n")
-    path = tmp_path / f"{name}.py"
-    path.write_text(src)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    f = getattr(module, name)
-    LINES[f] = getattr(module, f"{name}_line")
-    return f
+def _program(call):
+    """sum(sin(call) * w) as a function of (x, w), from its source (the keywords of
+    vector_norm and matrix_norm are literals there: passed in variables, grad of grad
+    refuses them)."""
+    return _module(f"def f(x, w):\n    return np.sum(np.sin({call}) * w)\n", {"np": np}).f
 
 
 @pytest.mark.parametrize("ord", [2, 1, 0, np.inf, -np.inf, 3, 1.5, -1], ids=repr)
 @pytest.mark.parametrize("shape,axis,keepdims", [((5,), None, False), ((3, 4), None, True),
                                                  ((3, 4), 1, False), ((2, 3, 4), 0, True)],
                          ids=str)
-def test_vector_norm_function_every_mode(tmp_path, ord, shape, axis, keepdims):
+def test_vector_norm_function_every_mode(ord, shape, axis, keepdims):
     x = RNG.normal(size=shape)
     y = np.linalg.vector_norm(x, axis=axis, keepdims=keepdims, ord=ord)
     o = {np.inf: "np.inf", -np.inf: "-np.inf"}.get(ord, repr(ord))
-    f = _program(tmp_path, "vn", f"np.linalg.vector_norm(x, axis={axis!r}, "
-                                 f"keepdims={keepdims!r}, ord={o})")
+    f = _program(f"np.linalg.vector_norm(x, axis={axis!r}, keepdims={keepdims!r}, ord={o})")
     check_modes(f, x, _weights(np.shape(y), 32))
 
 
 @pytest.mark.parametrize("ord", ["fro", "nuc", 1, -1, 2, -2, np.inf, -np.inf], ids=repr)
 @pytest.mark.parametrize("shape,keepdims", [((3, 4), False), ((2, 4, 3), True)], ids=str)
-def test_matrix_norm_function_every_mode(tmp_path, ord, shape, keepdims):
+def test_matrix_norm_function_every_mode(ord, shape, keepdims):
     x = RNG.normal(size=shape)
     y = np.linalg.matrix_norm(x, keepdims=keepdims, ord=ord)
     o = {np.inf: "np.inf", -np.inf: "-np.inf"}.get(ord, repr(ord))
-    f = _program(tmp_path, "mn", f"np.linalg.matrix_norm(x, keepdims={keepdims!r}, ord={o})")
+    f = _program(f"np.linalg.matrix_norm(x, keepdims={keepdims!r}, ord={o})")
     check_modes(f, x, _weights(np.shape(y), 33))
 
 
@@ -440,18 +382,8 @@ def cumprod_axis(x, w):
     return np.sum(np.sin(np.cumprod(x, axis=1)) * w)
 
 
-@on_line(cumprod_axis)
-def cumprod_axis_line(t, x, v, w):
-    return cumprod_axis(x + t * v, w)
-
-
 def cumulative_prod_initial(x, w):
     return np.sum(np.sin(np.cumulative_prod(x, axis=0, include_initial=True)) * w)
-
-
-@on_line(cumulative_prod_initial)
-def cumulative_prod_initial_line(t, x, v, w):
-    return cumulative_prod_initial(x + t * v, w)
 
 
 @pytest.mark.parametrize("x", [np.array([[1.3, 0.0, -0.7, 2.0], [0.0, 1.1, 0.0, 0.8],
@@ -468,18 +400,8 @@ def pinv_low_rank(x, w):
     return np.sum(np.sin(np.linalg.pinv(x.T @ x)) * w)
 
 
-@on_line(pinv_low_rank)
-def pinv_low_rank_line(t, x, v, w):
-    return pinv_low_rank(x + t * v, w)
-
-
 def pinv_plain(x, w):
     return np.sum(np.sin(np.linalg.pinv(x)) * w)
-
-
-@on_line(pinv_plain)
-def pinv_plain_line(t, x, v, w):
-    return pinv_plain(x + t * v, w)
 
 
 @pytest.mark.parametrize("shape", [(5, 3), (3, 5), (2, 3, 4), (2, 4, 2)], ids=str)
@@ -499,18 +421,8 @@ def eigh_both(x, w):
     return np.sum(np.sin(s) * w) + np.sum(np.sin(v * v) * w)
 
 
-@on_line(eigh_both)
-def eigh_both_line(t, x, v, w):
-    return eigh_both(x + t * v, w)
-
-
 def cholesky_of(x, w):
     return np.sum(np.sin(np.linalg.cholesky(x @ np.swapaxes(x, -1, -2) + np.eye(3))) * w)
-
-
-@on_line(cholesky_of)
-def cholesky_of_line(t, x, v, w):
-    return cholesky_of(x + t * v, w)
 
 
 def test_eigh_and_cholesky_every_mode():
@@ -535,28 +447,13 @@ def eig_all(x, w):
     return np.sum(np.sin(vals) * w[0]) + np.sum(np.sin(vecs * vecs) * w[1])
 
 
-@on_line(eig_all)
-def eig_all_line(t, x, v, w):
-    return eig_all(x + t * v, w)
-
-
 def eig_signed(x, w):
     r = np.linalg.eig(x)
     return np.sum(np.sin(r.eigenvectors) * w[1])
 
 
-@on_line(eig_signed)
-def eig_signed_line(t, x, v, w):
-    return eig_signed(x + t * v, w)
-
-
 def eigvals_of(x, w):
     return np.sum(np.sin(np.linalg.eigvals(x)) * w[0])
-
-
-@on_line(eigvals_of)
-def eigvals_of_line(t, x, v, w):
-    return eigvals_of(x + t * v, w)
 
 
 @pytest.mark.parametrize("shape", [(3, 3), (2, 4, 4)], ids=str)

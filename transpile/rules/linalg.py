@@ -9,8 +9,18 @@ Conventions at non-differentiable points and other choices:
     default); their gradients are the true partial derivatives, so they live on that
     triangle (off-diagonal entries count twice). For a symmetric input built from other
     values the chain rule gives the usual symmetric result.
-  * det/slogdet/inv/solve need invertible matrices; pinv assumes constant (full) rank.
-  * norms at 0 have gradient 0.
+  * det/slogdet/inv/solve need invertible matrices; pinv assumes constant rank, lstsq full
+    rank (a rank-deficient a is refused: its solution jumps with the rank).
+  * svd and qr: the reduced factorizations (distinct nonzero singular values, an invertible
+    r). full_matrices=True / mode='complete' of a non-square (tall, for qr) matrix add an
+    arbitrary orthonormal completion with no derivative: refused where it would need one
+    (a reverse pass that sends it a nonzero adjoint, every forward pass).
+  * eig/eigvals: real matrices with real distinct eigenvalues (unit-norm eigenvectors);
+    complex eigenvalues are refused until complex differentiation exists.
+  * norms at 0 have gradient 0; second derivatives of p-norms with p < 2 at a vector with a
+    0 element are unbounded: refused.
+  * The tangent of a NamedTuple result (SVDResult, QRResult, EighResult, EigResult,
+    SlogdetResult) is a list, as the compiler represents NamedTuples' tangents.
 """
 import math
 
