@@ -751,6 +751,12 @@ X("numpy.linalg.eig", "2d", "np.linalg.eig(x)", x=_REAL_SPECTRUM(3))
 X("numpy.linalg.eig", "batched", "np.linalg.eig(x)", x=_REAL_SPECTRUM(3, (2,)),
   wrap=("np.sin({})", "np.sin({0} * {0})"))
 X("numpy.linalg.eigvals", "2d", "np.linalg.eigvals(x)", x=_REAL_SPECTRUM(3))
+X("numpy.linalg.tensorinv", "ind1", "np.linalg.tensorinv(x, ind=1)",
+  x=(2.0 * np.eye(4) + 0.3 * _LN(4, 4)).reshape(4, 2, 2))
+X("numpy.linalg.tensorsolve", "2d-b", "np.linalg.tensorsolve(x, y)",
+  x=(2.0 * np.eye(4) + 0.3 * _LN(4, 4)).reshape(2, 2, 4), y=_LN(2, 2))
+X("numpy.linalg.tensorsolve", "axes", "np.linalg.tensorsolve(x, y, axes=(0,))",
+  x=(2.0 * np.eye(3) + 0.3 * _LN(3, 3)), y=_LN(3))
 
 # ======================================================================================
 # names in supported() no example exercises directly, and why

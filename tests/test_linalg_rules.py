@@ -483,3 +483,51 @@ def test_eig_complex_eigenvalues_refused(f):
         transpile.grad(f)(x)
     with pytest.raises(TranspileError):
         transpile.jvp(f, (x,), (np.ones((3, 3)),))
+
+
+# --------------------------------------------------------------------------------------
+# tensorinv, tensorsolve
+# --------------------------------------------------------------------------------------
+def tensorinv_of(x, w):
+    return np.sum(np.sin(np.linalg.tensorinv(x, ind=1)) * w)
+
+
+def tensorinv_default(x, w):
+    return np.sum(np.sin(np.linalg.tensorinv(x)) * w)
+
+
+def tensorsolve_a(a, b, w):
+    return np.sum(np.sin(np.linalg.tensorsolve(a, b)) * w)
+
+
+def tensorsolve_b(b, a, w):
+    return np.sum(np.sin(np.linalg.tensorsolve(a, b)) * w)
+
+
+def tensorsolve_axes(a, b, w):
+    return np.sum(np.sin(np.linalg.tensorsolve(a, b, axes=(0, 2))) * w)
+
+
+def tensorsolve_axes_b(b, a, w):
+    return tensorsolve_axes(a, b, w)
+
+
+def _well(n):
+    return 2.0 * np.eye(n) + 0.3 * RNG.normal(size=(n, n))
+
+
+def test_tensorinv_every_mode():
+    x = _well(6).reshape(6, 2, 3)
+    check_modes(tensorinv_of, x, _weights((2, 3, 6), 61))
+    x = _well(6).reshape(2, 3, 3, 2)
+    check_modes(tensorinv_default, x, _weights((3, 2, 2, 3), 62))
+
+
+def test_tensorsolve_every_mode():
+    a, b = _well(6).reshape(2, 3, 6), RNG.normal(size=(2, 3))
+    check_modes(tensorsolve_a, a, b, _weights(6, 63))
+    check_modes(tensorsolve_b, b, a, _weights(6, 63))
+    a = np.transpose(_well(6).reshape(2, 3, 3, 2), (2, 0, 3, 1))       # (3, 2, 2, 3)
+    x_shape = np.linalg.tensorsolve(a, b, axes=(0, 2)).shape
+    check_modes(tensorsolve_axes, a, b, _weights(x_shape, 64))
+    check_modes(tensorsolve_axes_b, b, a, _weights(x_shape, 64))

@@ -1304,3 +1304,104 @@ _def(la.eig, _eig_vjp(False), params="a", several=True, jvp=_eig_jvp(False),
      vjp_tangents=[_eig_vjp_jvp(False)])
 _def(la.eigvals, _eig_vjp(True), params="a", jvp=_eig_jvp(True),
      vjp_tangents=[_eig_vjp_jvp(True)])
+
+
+# --- tensorinv, tensorsolve: inv and solve of a reshaped (and, for tensorsolve's axes=,
+# transposed) matrix, through their rules ------------------------------------------------
+def _reshaped(t, shape):
+    return None if t is None else np.reshape(np.asarray(t, dtype=float), shape)
+
+
+def _tensorinv_matrix(a, ind):
+    shape = np.shape(a)
+    rows = math.prod(shape[ind:])
+    return (rows, math.prod(shape) // max(rows, 1)), shape
+
+
+def tensorinv_vjp(g, ans, a, ind=2):
+    mshape, shape = _tensorinv_matrix(a, ind)
+    r = inv_vjp(np.reshape(g, mshape), np.reshape(ans, mshape), np.reshape(_arr(a), mshape))
+    return _fit(np.reshape(r, shape), a)
+
+
+def _tensorinv_jvp(tangents, a, ind=2):
+    if not _given(tangents[0]):
+        return 0.0
+    mshape, shape = _tensorinv_matrix(a, ind)
+    d = _dinv(np.reshape(_arr(a), mshape), _reshaped(tangents[0], mshape))
+    return d.reshape(shape[ind:] + shape[:ind])
+
+
+def _tensorinv_vjp_jvp(tangents, g, ans, a, ind=2):
+    mshape, shape = _tensorinv_matrix(a, ind)
+    ts = [_reshaped(_t(tangents, 0), mshape), _reshaped(_t(tangents, 1), mshape)]
+    if ts[1] is None and _t(tangents, 2) is not None:        # the tangent of ans from a's
+        ts[1] = _dinv(np.reshape(_arr(a), mshape), _reshaped(_t(tangents, 2), mshape))
+    d = _inv_vjp_jvp(ts, np.reshape(g, mshape), np.reshape(ans, mshape), None)
+    return 0.0 if _is_zero(d) else _fit(np.reshape(d, shape), a)
+
+
+_def(la.tensorinv, tensorinv_vjp, None, params="a, ind", ans=True, jvp=_tensorinv_jvp,
+     vjp_tangents=[_tensorinv_vjp_jvp])
+
+
+def _tensorsolve_setup(a, b, axes):
+    """(the matrix A, b as a vector, undo: an adjoint of A back to a's layout)."""
+    A = _arr(a)
+    perm = list(range(A.ndim))
+    if axes is not None:
+        for k in axes:
+            perm.remove(k)
+            perm.insert(A.ndim, k)
+    At = np.transpose(A, perm)
+    n = math.prod(At.shape[np.ndim(b):])
+    inverse = np.argsort(perm)
+
+    def undo(M):
+        return np.transpose(np.reshape(M, At.shape), inverse)
+
+    def to_matrix(T):
+        return None if T is None else np.reshape(np.transpose(np.asarray(T, dtype=float),
+                                                              perm), (n, n))
+    return np.reshape(At, (n, n)), np.ravel(b), undo, to_matrix
+
+
+def tensorsolve_vjp_a(g, ans, a, b, axes=None):
+    A, bv, undo, _ = _tensorsolve_setup(a, b, axes)
+    return _fit(undo(solve_vjp_a(np.ravel(g), np.ravel(ans), A, bv)), a)
+
+
+def tensorsolve_vjp_b(g, ans, a, b, axes=None):
+    A, bv, _, _ = _tensorsolve_setup(a, b, axes)
+    return _fit(np.reshape(solve_vjp_b(np.ravel(g), np.ravel(ans), A, bv), np.shape(b)), b)
+
+
+def _tensorsolve_jvp(tangents, a, b, axes=None):
+    A, bv, _, to_matrix = _tensorsolve_setup(a, b, axes)
+    db = _t(tangents, 1)
+    d = _solve_jvp([to_matrix(_t(tangents, 0)), None if db is None else np.ravel(db)], A, bv)
+    shape = np.shape(la.tensorsolve(a, b, axes))
+    return 0.0 if _is_zero(d) else np.reshape(d, shape)
+
+
+def _tensorsolve_vjp_tangent(i):
+    """The tangents of solve's vjps on the reshaped operands."""
+    def tangent(tangents, g, ans, a, b, axes=None):
+        A, bv, undo, to_matrix = _tensorsolve_setup(a, b, axes)
+        ravel = lambda t: None if t is None else np.ravel(t)               # noqa: E731
+        ts = [ravel(_t(tangents, 0)), ravel(_t(tangents, 1)), to_matrix(_t(tangents, 2)),
+              ravel(_t(tangents, 3))]
+        if ts[1] is None and (ts[2] is not None or ts[3] is not None):
+            ts[1] = _solve_jvp([ts[2], ts[3]], A, bv)
+            ts[1] = None if _is_zero(ts[1]) else ts[1]
+        fn = _solve_vjp_a_jvp if i == 0 else _solve_vjp_b_jvp
+        d = fn(ts, np.ravel(g), np.ravel(ans), A, bv)
+        if _is_zero(d):
+            return 0.0
+        return _fit(undo(d), a) if i == 0 else _fit(np.reshape(d, np.shape(b)), b)
+    return tangent
+
+
+_def(la.tensorsolve, tensorsolve_vjp_a, tensorsolve_vjp_b, None, params="a, b, axes",
+     ans=True, jvp=_tensorsolve_jvp,
+     vjp_tangents=[_tensorsolve_vjp_tangent(0), _tensorsolve_vjp_tangent(1)])
