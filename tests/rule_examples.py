@@ -757,6 +757,10 @@ X("numpy.linalg.tensorsolve", "2d-b", "np.linalg.tensorsolve(x, y)",
   x=(2.0 * np.eye(4) + 0.3 * _LN(4, 4)).reshape(2, 2, 4), y=_LN(2, 2))
 X("numpy.linalg.tensorsolve", "axes", "np.linalg.tensorsolve(x, y, axes=(0,))",
   x=(2.0 * np.eye(3) + 0.3 * _LN(3, 3)), y=_LN(3))
+X("numpy.linalg.cond", "2d", "np.linalg.cond(x)", x=2.0 * np.eye(3) + 0.4 * _LN(3, 3))
+X("numpy.linalg.cond", "batched-fro", "np.linalg.cond(x, 'fro')",
+  x=2.0 * np.eye(3) + 0.4 * _LN(2, 3, 3))
+X("numpy.linalg.cond", "inf", "np.linalg.cond(x, np.inf)", x=2.0 * np.eye(3) + 0.4 * _LN(3, 3))
 
 # ======================================================================================
 # names in supported() no example exercises directly, and why

@@ -531,3 +531,21 @@ def test_tensorsolve_every_mode():
     x_shape = np.linalg.tensorsolve(a, b, axes=(0, 2)).shape
     check_modes(tensorsolve_axes, a, b, _weights(x_shape, 64))
     check_modes(tensorsolve_axes_b, b, a, _weights(x_shape, 64))
+
+
+# --------------------------------------------------------------------------------------
+# cond
+# --------------------------------------------------------------------------------------
+def cond_of(x, p, w):
+    return np.sum(np.sin(np.linalg.cond(x, p)) * w)
+
+
+@pytest.mark.parametrize("p", [None, 2, -2, "fro", "nuc", 1, -1, np.inf, -np.inf], ids=repr)
+@pytest.mark.parametrize("shape", [(3, 3), (2, 3, 3)], ids=str)
+def test_cond_every_mode(p, shape):
+    x = 2.0 * np.eye(3) + 0.5 * RNG.normal(size=shape)
+    check_modes(cond_of, x, p, _weights(shape[:-2], 71))
+
+
+def test_cond_non_square_every_mode():
+    check_modes(cond_of, RNG.normal(size=(2, 4, 3)), None, _weights(2, 72))

@@ -878,11 +878,11 @@ def _norm_vjp_jvp(tangents, g, ans, x, ord=None, axis=None, keepdims=False):
                          f"ord={ord!r} are not available yet")
 
 
+_norm_jvp = _by_weights(la.norm, [norm_vjp, None, None, None],
+                        lambda nd, ord=None, axis=None, keepdims=False, **kw: (
+                            _axes(axis, nd), bool(keepdims)))
 _def(la.norm, norm_vjp, None, None, None, params="x, ord, axis, keepdims", ans=True,
-     jvp=_by_weights(la.norm, [norm_vjp, None, None, None],
-                     lambda nd, ord=None, axis=None, keepdims=False, **kw: (
-                         _axes(axis, nd), bool(keepdims))),
-     vjp_tangents=[_norm_vjp_jvp])
+     jvp=_norm_jvp, vjp_tangents=[_norm_vjp_jvp])
 
 
 def vector_norm_vjp(g, ans, x, axis=None, keepdims=False, ord=2):
@@ -1405,3 +1405,82 @@ def _tensorsolve_vjp_tangent(i):
 _def(la.tensorsolve, tensorsolve_vjp_a, tensorsolve_vjp_b, None, params="a, b, axes",
      ans=True, jvp=_tensorsolve_jvp,
      vjp_tangents=[_tensorsolve_vjp_tangent(0), _tensorsolve_vjp_tangent(1)])
+
+
+# --- cond --------------------------------------------------------------------------------
+# p None, 2, -2: a ratio of the largest and smallest singular values (svdvals' rules);
+# other p: norm(x, p) norm(inv(x), p) over the last two axes (norm's and inv's rules).
+_LAST2 = (-2, -1)
+
+
+def _cond_svd_weights(g, s, ds, dg, p):
+    """The adjoint gs of the singular values for c = s_0 / s_k (p = -2: s_k / s_0) and, for
+    the tangents ds of s and dg of g, its tangent dgs."""
+    i, j = (-1, 0) if p == -2 else (0, -1)          # c = s_i / s_j
+    si, sj = s[..., i], s[..., j]
+    G = np.asarray(g, dtype=float)
+    gs = np.zeros(s.shape)
+    gs[..., i] = G / sj
+    gs[..., j] = gs[..., j] - G * si / sj ** 2
+    if ds is None:
+        return gs, None
+    dsi, dsj = ds[..., i], ds[..., j]
+    dG = 0.0 if dg is None else np.asarray(dg, dtype=float)
+    dgs = np.zeros(s.shape)
+    dgs[..., i] = dG / sj - G * dsj / sj ** 2
+    dgs[..., j] = dgs[..., j] - dG * si / sj ** 2 - G * dsi / sj ** 2 \
+        + 2 * G * si * dsj / sj ** 3
+    return gs, dgs
+
+
+def cond_vjp(g, ans, x, p=None):
+    X = _arr(x)
+    if p is None or p in (2, -2):
+        s = la.svd(X, compute_uv=False)
+        return svdvals_vjp(_cond_svd_weights(g, s, None, None, p)[0], s, x)
+    xi = la.inv(X)
+    n1, n2 = la.norm(X, p, _LAST2), la.norm(xi, p, _LAST2)
+    G = np.asarray(g, dtype=float)
+    return _fit(np.asarray(norm_vjp(G * n2, n1, X, p, _LAST2))
+                + np.asarray(inv_vjp(norm_vjp(G * n1, n2, xi, p, _LAST2), xi, X)), x)
+
+
+def _cond_jvp(tangents, x, p=None):
+    if not _given(tangents[0]):
+        return 0.0
+    X, dx = _arr(x), np.asarray(tangents[0], dtype=float)
+    if p is None or p in (2, -2):
+        s = la.svd(X, compute_uv=False)
+        ds = _svdvals_jvp([dx], X)
+        i, j = (-1, 0) if p == -2 else (0, -1)
+        return ds[..., i] / s[..., j] - s[..., i] * ds[..., j] / s[..., j] ** 2
+    xi = la.inv(X)
+    n1, n2 = la.norm(X, p, _LAST2), la.norm(xi, p, _LAST2)
+    return (_norm_jvp([dx], X, p, _LAST2) * n2
+            + n1 * _norm_jvp([-(xi @ dx @ xi)], xi, p, _LAST2))
+
+
+def _cond_vjp_jvp(tangents, g, ans, x, p=None):
+    """The tangent of cond's vjp along g and x (through the singular values, or through
+    the two norms and the inverse)."""
+    dg, dx = _t(tangents, 0), _t(tangents, 2)
+    X = _arr(x)
+    dX = np.zeros(X.shape) if dx is None else np.asarray(dx, dtype=float)
+    if p is None or p in (2, -2):
+        s = la.svd(X, compute_uv=False)
+        gs, dgs = _cond_svd_weights(g, s, _svdvals_jvp([dX], X), dg, p)
+        return _svdvals_vjp_jvp([dgs, None, dx], gs, s, x)
+    xi = la.inv(X)
+    dxi = -(xi @ dX @ xi)
+    n1, n2 = la.norm(X, p, _LAST2), la.norm(xi, p, _LAST2)
+    dn1, dn2 = _norm_jvp([dX], X, p, _LAST2), _norm_jvp([dxi], xi, p, _LAST2)
+    G = np.asarray(g, dtype=float)
+    dG = 0.0 if dg is None else np.asarray(dg, dtype=float)
+    first = _norm_vjp_jvp([dG * n2 + G * dn2, dn1, dX], G * n2, n1, X, p, _LAST2)
+    G2 = norm_vjp(G * n1, n2, xi, p, _LAST2)
+    dG2 = _norm_vjp_jvp([dG * n1 + G * dn1, dn2, dxi], G * n1, n2, xi, p, _LAST2)
+    second = _inv_vjp_jvp([dG2, dxi], G2, xi, X)
+    return _fit(np.asarray(first) + np.asarray(second), x)
+
+
+_def(la.cond, cond_vjp, None, params="x, p", jvp=_cond_jvp, vjp_tangents=[_cond_vjp_jvp])
