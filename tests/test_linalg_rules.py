@@ -18,8 +18,9 @@ def _weights(shape, salt):
     return np.random.default_rng(salt).normal(size=shape)
 
 
-def check_modes(f, x, *rest, second=True, rtol=1e-5, atol=1e-6):
-    """f(x, *rest) -> number: every mode in x against central differences."""
+def check_modes(f, x, *rest, second=True, gg=True, rtol=1e-5, atol=1e-6):
+    """f(x, *rest) -> number: every mode in x against central differences (gg=False: all
+    but grad of grad)."""
     x = np.asarray(x, float)
     rng = np.random.default_rng(x.size)
     fx = lambda y: float(f(y, *rest))                                # noqa: E731
@@ -41,8 +42,10 @@ def check_modes(f, x, *rest, second=True, rtol=1e-5, atol=1e-6):
     for mode in ("forward-over-reverse", "reverse-over-forward"):
         hv = transpile.hvp(f, mode=mode)(x, *rest, v=v)
         np.testing.assert_allclose(hv, hv_ref, rtol=1e-4, atol=1e-5 * hscale)
-    gg = transpile.grad(transpile.grad(line_of(f, len(rest)), wrt=0))(0.0, x, v, *rest)
-    np.testing.assert_allclose(gg, np.sum(v * hv_ref), rtol=1e-4, atol=1e-5 * hscale)
+    if not gg:
+        return
+    second = transpile.grad(transpile.grad(line_of(f, len(rest)), wrt=0))(0.0, x, v, *rest)
+    np.testing.assert_allclose(second, np.sum(v * hv_ref), rtol=1e-4, atol=1e-5 * hscale)
 
 
 _MODULES = []
@@ -348,14 +351,23 @@ def _program(call):
 
 @pytest.mark.parametrize("ord", [2, 1, 0, np.inf, -np.inf, 3, 1.5, -1], ids=repr)
 @pytest.mark.parametrize("shape,axis,keepdims", [((5,), None, False), ((3, 4), None, True),
-                                                 ((3, 4), 1, False), ((2, 3, 4), 0, True)],
+                                                 ((3, 4), 1, False), ((2, 3, 4), 0, True),
+                                                 ((2, 3, 4), (0, 2), False),
+                                                 ((2, 3, 4), (2, 1), True)],
                          ids=str)
 def test_vector_norm_function_every_mode(ord, shape, axis, keepdims):
     x = RNG.normal(size=shape)
     y = np.linalg.vector_norm(x, axis=axis, keepdims=keepdims, ord=ord)
     o = {np.inf: "np.inf", -np.inf: "-np.inf"}.get(ord, repr(ord))
     f = _program(f"np.linalg.vector_norm(x, axis={axis!r}, keepdims={keepdims!r}, ord={o})")
-    check_modes(f, x, _weights(np.shape(y), 32))
+    if not isinstance(axis, tuple):
+        check_modes(f, x, _weights(np.shape(y), 32))
+        return
+    # grad of grad refuses a tuple passed to a keyword of vector_norm (a compiler limit,
+    # a TranspileError: see the report of this branch); every other mode holds
+    check_modes(f, x, _weights(np.shape(y), 32), gg=False)
+    with pytest.raises(TranspileError, match="keyword argument 'axis'"):
+        transpile.grad(transpile.grad(line_of(f, 1), wrt=0))(0.0, x, x, _weights(np.shape(y), 32))
 
 
 @pytest.mark.parametrize("ord", ["fro", "nuc", 1, -1, 2, -2, np.inf, -np.inf], ids=repr)

@@ -915,7 +915,7 @@ def _vector_norm_vjp_jvp(tangents, g, ans, x, axis=None, keepdims=False, ord=2):
     if ord in (0, 1, np.inf, -np.inf):
         dg = _t(tangents, 0)
         return 0.0 if dg is None else vector_norm_vjp(dg, ans, x, axis, keepdims, ord)
-    if _p_order(ord) is not None and (axis is None or isinstance(axis, (int, np.integer))):
+    if _p_order(ord) is not None:
         return _pnorm_vjp_tangent(vector_norm_vjp, tangents, g, ans, x, _p_order(ord),
                                   axis, keepdims, axis, keepdims, ord)
     raise TranspileError(f"second derivatives through numpy.linalg.vector_norm with "
