@@ -761,6 +761,8 @@ X("numpy.linalg.cond", "2d", "np.linalg.cond(x)", x=2.0 * np.eye(3) + 0.4 * _LN(
 X("numpy.linalg.cond", "batched-fro", "np.linalg.cond(x, 'fro')",
   x=2.0 * np.eye(3) + 0.4 * _LN(2, 3, 3))
 X("numpy.linalg.cond", "inf", "np.linalg.cond(x, np.inf)", x=2.0 * np.eye(3) + 0.4 * _LN(3, 3))
+X("numpy.linalg.pinv", "hermitian", "np.linalg.pinv(x, hermitian=True)",
+  x=np.eye(3) + (lambda b: b @ b.T / 3)(_LN(3, 3)))
 
 # ======================================================================================
 # names in supported() no example exercises directly, and why

@@ -428,6 +428,22 @@ def test_pinv_constant_deficient_rank_every_mode(shape):
     check_modes(pinv_low_rank, x, _weights((shape[1], shape[1]), 45))
 
 
+def pinv_hermitian(x, w):
+    return np.sum(np.sin(np.linalg.pinv(x, hermitian=True)) * w)
+
+
+def pinv_hermitian_positional(x, w):
+    return np.sum(np.sin(np.linalg.pinv(x @ x.T, 1e-12, True)) * w)
+
+
+def test_pinv_hermitian_every_mode():
+    """hermitian=True reads the lower triangle only: the gradient lives there (a full,
+    wrong gradient before)."""
+    b = RNG.normal(size=(3, 3))
+    check_modes(pinv_hermitian, b @ b.T + np.eye(3), _weights((3, 3), 48))
+    check_modes(pinv_hermitian_positional, RNG.normal(size=(3, 2)), _weights((3, 3), 49))
+
+
 def eigh_both(x, w):
     s, v = np.linalg.eigh(x @ x.T + np.eye(x.shape[0]))
     return np.sum(np.sin(s) * w) + np.sum(np.sin(v * v) * w)

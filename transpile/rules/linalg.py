@@ -536,9 +536,23 @@ _def(la.svd, svd_vjp, None, None, None, params="a, full_matrices, compute_uv, he
      ans=True, several=True, jvp=_svd_jvp, vjp_tangents=[_svd_vjp_jvp])
 
 
+def _pinv_hermitian(rest, kw):
+    """pinv(a, rcond, hermitian): with hermitian=True it reads a's lower triangle only."""
+    return bool(kw.get("hermitian", rest[1] if len(rest) > 1 else False))
+
+
+def _pinv_read(a, rest, kw):
+    """The matrix pinv sees in a (the symmetric one of a's lower triangle for
+    hermitian=True), and how a gradient with respect to it goes back to a."""
+    if _pinv_hermitian(rest, kw):
+        return _read_triangle(a, "L"), lambda M: _lower_partial(M, "L")
+    return np.asarray(a, dtype=float), lambda M: M
+
+
 def pinv_vjp(g, ans, a, *rest, **kw):
-    """Pseudo-inverse of a matrix of constant (full) rank: Golub & Pereyra's formula."""
-    A, Pi, G = np.asarray(a), np.asarray(ans), np.asarray(g)
+    """Pseudo-inverse of a matrix of constant rank: Golub & Pereyra's formula."""
+    A, back = _pinv_read(a, rest, kw)
+    Pi, G = np.asarray(ans), np.asarray(g)
     PT, GT = _T(Pi), _T(G)
     m, n = A.shape[-2], A.shape[-1]
     Q = np.eye(m) - np.matmul(A, Pi)
@@ -546,7 +560,7 @@ def pinv_vjp(g, ans, a, *rest, **kw):
     r = (-np.matmul(np.matmul(PT, G), PT)
          + np.matmul(np.matmul(Q, GT), np.matmul(Pi, PT))
          + np.matmul(np.matmul(PT, Pi), np.matmul(GT, R)))
-    return _fit(r, a)
+    return _fit(back(r), a)
 
 
 def _dpinv(A, P, dA):
@@ -562,8 +576,9 @@ def _dpinv(A, P, dA):
 def _pinv_jvp(tangents, a, *rest, **kw):
     if not _given(tangents[0]) or any(_given(t) for t in tangents[1:]):
         return jvp_by_vjps([pinv_vjp], la.pinv, (a,) + rest, tangents, **kw)
-    A = np.asarray(a, dtype=float)
-    return _dpinv(A, la.pinv(A, *rest, **kw), tangents[0])
+    A, _ = _pinv_read(a, rest, kw)
+    dA = _read_triangle(tangents[0], "L") if _pinv_hermitian(rest, kw) else tangents[0]
+    return _dpinv(A, la.pinv(A, *rest, **kw), dA)
 
 
 def _pinv_vjp_jvp(tangents, g, ans, a, *rest, **kw):
@@ -572,8 +587,10 @@ def _pinv_vjp_jvp(tangents, g, ans, a, *rest, **kw):
     dg, dP, da = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
     terms = [None if dg is None else pinv_vjp(dg, ans, a, *rest, **kw)]
     if (da is not None or dP is not None) and not _is_zero(g):
-        A, P, G = np.asarray(a, dtype=float), np.asarray(ans), np.asarray(g)
+        (A, back), P, G = _pinv_read(a, rest, kw), np.asarray(ans), np.asarray(g)
         dA = np.zeros(A.shape) if da is None else np.asarray(da, dtype=float)
+        if da is not None and _pinv_hermitian(rest, kw):
+            dA = _read_triangle(dA, "L")
         dP = _dpinv(A, P, dA) if dP is None else np.asarray(dP)
         m, n = A.shape[-2], A.shape[-1]
         PT, GT, dPT = _matT(P), _matT(G), _matT(dP)
@@ -582,7 +599,7 @@ def _pinv_vjp_jvp(tangents, g, ans, a, *rest, **kw):
         d = (-(dPT @ G @ PT + PT @ G @ dPT)
              + dQ @ GT @ P @ PT + Q @ GT @ (dP @ PT + P @ dPT)
              + (dPT @ P + PT @ dP) @ GT @ R + PT @ P @ GT @ dR)
-        terms.append(_fit(d, a))
+        terms.append(_fit(back(d), a))
     return _plus(*terms)
 
 
