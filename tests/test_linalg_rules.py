@@ -577,3 +577,34 @@ def test_cond_every_mode(p, shape):
 
 def test_cond_non_square_every_mode():
     check_modes(cond_of, RNG.normal(size=(2, 4, 3)), None, _weights(2, 72))
+
+
+# --------------------------------------------------------------------------------------
+# det and slogdet at a singular matrix
+# --------------------------------------------------------------------------------------
+def det_of(x, w):
+    return np.sum(np.linalg.det(x) * w)
+
+
+def slogdet_of(x):
+    return np.linalg.slogdet(x)[1]
+
+
+@pytest.mark.parametrize("x", [np.array([[1.0, 2.0], [2.0, 4.0]]),
+                               np.array([[[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [0.5, 0.1, 0.3]],
+                                         [[2.0, 0.1, 0.0], [0.3, 1.0, 0.2], [0.0, 0.4, 3.0]]])],
+                         ids=["2d", "batched"])
+def test_det_at_singular_matrix(x):
+    """The cofactors (an internal LinAlgError before); second derivatives there refused."""
+    w = _weights(x.shape[:-2], 81)
+    check_modes(det_of, x, w, second=False)
+    with pytest.raises(TranspileError, match="singular"):
+        transpile.hvp(det_of)(x, w, v=np.ones(x.shape))
+
+
+def test_slogdet_at_singular_matrix_refused():
+    x = np.array([[1.0, 2.0], [2.0, 4.0]])
+    with pytest.raises(TranspileError, match="singular"):
+        transpile.grad(slogdet_of)(x)
+    with pytest.raises(TranspileError, match="singular"):
+        transpile.jvp(slogdet_of, (x,), (x,))

@@ -142,9 +142,20 @@ _def(la.inv, inv_vjp, params="a", ans=True, jvp=_vjps_if_more(la.inv, [inv_vjp],
      vjp_tangents=[_inv_vjp_jvp])
 
 
+def _cofactors(A):
+    """det(a) inv(a)^T, also where a is singular: with a = u diag(s) vh, the cofactor
+    matrix is det(u) det(vh) u diag(prod over j != i of s_j) vh."""
+    u, s, vh = la.svd(A)
+    others = np.prod(np.where(np.eye(s.shape[-1], dtype=bool), 1.0, s[..., None, :]), axis=-1)
+    return (la.det(u) * la.det(vh))[..., None, None] * ((u * others[..., None, :]) @ vh)
+
+
 def det_vjp(g, ans, a):
     A = np.asarray(a)
-    r = (np.asarray(g) * np.asarray(ans))[..., None, None] * _T(la.inv(A))
+    try:
+        r = (np.asarray(g) * np.asarray(ans))[..., None, None] * _T(la.inv(A))
+    except la.LinAlgError:                     # a singular matrix: its cofactors
+        r = np.asarray(g)[..., None, None] * _cofactors(A)
     return _fit(r, a)
 
 
@@ -152,6 +163,7 @@ def _det_vjp_jvp(tangents, g, ans, a):
     """(g det a) inv(a)^T."""
     dg, dans, da = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
     A = np.asarray(a)
+    _inv_or_refuse(A, "second derivatives of numpy.linalg.det")
     scale = np.asarray(g) * np.asarray(ans)
     dscale = _plus(None if dg is None else np.asarray(dg) * np.asarray(ans),
                    None if dans is None else np.asarray(g) * np.asarray(dans))
@@ -167,16 +179,27 @@ _def(la.det, det_vjp, params="a", ans=True,
      vjp_tangents=[_det_vjp_jvp])
 
 
+def _inv_or_refuse(A, what):
+    """inv(A), or for a singular A a TranspileError: `what` needs an invertible matrix."""
+    try:
+        return la.inv(A)
+    except la.LinAlgError:
+        raise TranspileError(f"{what} at a singular matrix: not available (it needs an "
+                             f"invertible matrix)") from None
+
+
 def slogdet_vjp(g, ans, a):
     gl = _parts(g, 2)[1]
     if _is_zero(gl):
         return _fit(np.zeros(np.shape(a)), a)
-    return _fit(np.asarray(gl)[..., None, None] * _T(la.inv(np.asarray(a))), a)
+    return _fit(np.asarray(gl)[..., None, None]
+                * _T(_inv_or_refuse(np.asarray(a), "the derivative of numpy.linalg.slogdet")), a)
 
 
 def _slogdet_jvp(da, a):
     sign, logdet = la.slogdet(a)
-    t = np.einsum("...ij,...ji->...", la.inv(np.asarray(a)), np.asarray(da))
+    Ai = _inv_or_refuse(np.asarray(a), "the derivative of numpy.linalg.slogdet")
+    t = np.einsum("...ij,...ji->...", Ai, np.asarray(da))
     return [np.zeros(np.shape(sign)), (t if np.ndim(t) else float(t))]   # a NamedTuple: a list
 
 
@@ -186,6 +209,7 @@ def _slogdet_vjp_jvp(tangents, g, ans, a):
     gl = 0.0 if _is_zero(g) else g[1]
     dgl = None if dg is None else dg[1]
     A = np.asarray(a)
+    _inv_or_refuse(A, "second derivatives of numpy.linalg.slogdet")
     out = 0.0
     if dgl is not None and not _is_zero(dgl):
         out = np.asarray(dgl)[..., None, None] * _matT(la.inv(A))
