@@ -608,3 +608,57 @@ def test_slogdet_at_singular_matrix_refused():
         transpile.grad(slogdet_of)(x)
     with pytest.raises(TranspileError, match="singular"):
         transpile.jvp(slogdet_of, (x,), (x,))
+
+
+# --------------------------------------------------------------------------------------
+# where the vectors have no derivative: repeated values, zero singular values of a
+# non-square matrix, a singular r (a TranspileError, not nan)
+# --------------------------------------------------------------------------------------
+def svd_u(x):
+    u, s, vh = np.linalg.svd(x, full_matrices=False)
+    return np.sum(u * np.arange(u.size).reshape(u.shape))
+
+
+def svd_s_only(x):
+    return np.sum(np.linalg.svd(x, compute_uv=False) ** 2)
+
+
+def eigh_v(x):
+    w, v = np.linalg.eigh(x)
+    return np.sum(v * np.arange(v.size).reshape(v.shape))
+
+
+def eigvalsh_sq(x):
+    return np.sum(np.linalg.eigvalsh(x) ** 2)
+
+
+def qr_q(x):
+    q, r = np.linalg.qr(x)
+    return np.sum(q * np.arange(q.size).reshape(q.shape))
+
+
+def eig_v(x):
+    w, v = np.linalg.eig(x)
+    return np.sum(v * v * np.arange(v.size).reshape(v.shape))
+
+
+@pytest.mark.parametrize("f,x", [(svd_u, np.eye(3)), (svd_u, np.zeros((3, 2))),
+                                 (eigh_v, np.eye(3)), (qr_q, np.ones((2, 2))),
+                                 (qr_q, np.zeros((3, 3))), (eig_v, np.eye(3)),
+                                 (eig_v, np.array([[1.0, 1.0], [0.0, 1.0]]))],
+                         ids=["svd-repeated", "svd-zero", "eigh-repeated", "qr-rank1",
+                              "qr-zero", "eig-repeated", "eig-defective"])
+def test_no_derivative_of_the_vectors_refused(f, x):
+    with pytest.raises(TranspileError):
+        transpile.grad(f)(x)
+    with pytest.raises(TranspileError):
+        transpile.jvp(f, (x,), (np.ones_like(x),))
+
+
+@pytest.mark.parametrize("f", [svd_s_only, eigvalsh_sq])
+def test_values_alone_at_repeated_values(f):
+    """A symmetric function of repeated singular values or eigenvalues still has its
+    first derivatives."""
+    x = np.eye(3)
+    np.testing.assert_allclose(transpile.grad(f)(x), 2 * np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(transpile.jvp(f, (x,), (np.eye(3),))[1], 6.0)

@@ -293,10 +293,7 @@ def _eigh_M(gw, gv, w, v):
     if not _is_zero(gw):
         M = np.matmul(v * np.asarray(gw)[..., None, :], vT)
     if not _is_zero(gv):
-        n = w.shape[-1]
-        diff = w[..., None, :] - w[..., :, None]            # w_j - w_i
-        off = 1 - np.eye(n)
-        F = off / (diff + np.eye(n))
+        F = _eigh_F(w)
         M = M + np.matmul(np.matmul(v, F * np.matmul(vT, np.asarray(gv))), vT)
     return M
 
@@ -323,17 +320,31 @@ def _read_triangle(a, UPLO="L"):
     return np.triu(A) + _matT(np.triu(A, 1))
 
 
-def _eigh_F(w):
-    """F_ij = 1 / (w_j - w_i) off the diagonal, 0 on it."""
-    n = w.shape[-1]
+def _gaps(x, what):
+    """F_ij = 1 / (x_j - x_i) off the diagonal, 0 on it; where two of the values x (along
+    the last axis) coincide (to rounding), `what` has no derivative: a TranspileError."""
+    n = x.shape[-1]
     eye = np.eye(n)
-    return (1 - eye) / (w[..., None, :] - w[..., :, None] + eye)
+    diff = x[..., None, :] - x[..., :, None]
+    scale = np.max(np.abs(x), axis=-1, keepdims=True)[..., None]
+    if np.any((np.abs(diff) <= 64 * np.finfo(float).eps * scale) & (eye == 0)):
+        raise TranspileError(f"{what} at repeated values: no derivative there (the "
+                             f"vectors of a repeated value are not unique)")
+    return (1 - eye) / (diff + eye)
 
 
-def _eigh_tangent(w, v, da, UPLO):
-    """(dw, dv) of eigh for the tangent da of its input (distinct eigenvalues)."""
+def _eigh_F(w):
+    """F_ij = 1 / (w_j - w_i) off the diagonal, 0 on it (distinct eigenvalues)."""
+    return _gaps(w, "the eigenvectors of numpy.linalg.eigh (and second derivatives of its "
+                    "eigenvalues)")
+
+
+def _eigh_tangent(w, v, da, UPLO, vectors=True):
+    """(dw, dv) of eigh for the tangent da of its input (distinct eigenvalues); dv None
+    for vectors=False."""
     P = _matT(v) @ _read_triangle(da, UPLO) @ v
-    return np.diagonal(P, axis1=-2, axis2=-1).copy(), v @ (_eigh_F(w) * P)
+    dw = np.diagonal(P, axis1=-2, axis2=-1).copy()
+    return dw, (v @ (_eigh_F(w) * P) if vectors else None)
 
 
 def _eigh_jvp(tangents, a, UPLO="L"):
@@ -371,7 +382,7 @@ def _eigvalsh_jvp(tangents, a, UPLO="L"):
     w, v = la.eigh(np.asarray(a), UPLO=UPLO)
     if not _given(tangents[0]):
         return np.zeros_like(w)
-    return _eigh_tangent(w, v, tangents[0], UPLO)[0]
+    return _eigh_tangent(w, v, tangents[0], UPLO, vectors=False)[0]
 
 
 def _eigvalsh_vjp_jvp(tangents, g, ans, a, UPLO="L"):
@@ -397,7 +408,7 @@ def svdvals_vjp(g, ans, x):
     return _fit(np.matmul(u * np.asarray(g)[..., None, :], vh), x)
 
 
-def _svd_tangent(u, s, vh, dA):
+def _svd_tangent(u, s, vh, dA, vectors=True):
     """(du, ds, dvh) of the thin SVD u diag(s) vh along dA (distinct nonzero singular
     values): with dP = u^T dA v and F_ij = 1 / (s_j^2 - s_i^2) off the diagonal,
     du = u (F o (dP S + S dP^T)) + (I - u u^T) dA v S^-1, ds = diag(dP),
@@ -405,22 +416,37 @@ def _svd_tangent(u, s, vh, dA):
     v = _matT(vh)
     dA = np.asarray(dA, dtype=float)
     dP = _matT(u) @ dA @ v
-    k = s.shape[-1]
-    eye = np.eye(k)
-    F = (1 - eye) / (s[..., None, :] ** 2 - s[..., :, None] ** 2 + eye)
+    ds = np.diagonal(dP, axis1=-2, axis2=-1).copy()
+    if not vectors:
+        return None, ds, None
+    F = _svd_F(s, u.shape[-2], v.shape[-2])
     col, row = s[..., None, :], s[..., :, None]            # X * col = X S, row * X = S X
-    du = u @ (F * (dP * col + row * _matT(dP))) + (
-        dA @ v - u @ (_matT(u) @ dA @ v)) / col
-    dv = v @ (F * (row * dP + _matT(dP) * col)) + (
-        _matT(dA) @ u - v @ (vh @ _matT(dA) @ u)) / col
-    return du, np.diagonal(dP, axis1=-2, axis2=-1).copy(), _matT(dv)
+    du = u @ (F * (dP * col + row * _matT(dP)))
+    dv = v @ (F * (row * dP + _matT(dP) * col))
+    k = s.shape[-1]
+    if u.shape[-2] > k:             # (I - u u^T) dA v S^-1 (0 for a square u)
+        du = du + (dA @ v - u @ (_matT(u) @ dA @ v)) / col
+    if v.shape[-2] > k:
+        dv = dv + (_matT(dA) @ u - v @ (vh @ _matT(dA) @ u)) / col
+    return du, ds, _matT(dv)
+
+
+def _svd_F(s, m, n):
+    """F_ij = 1 / (s_j^2 - s_i^2) off the diagonal: the singular vectors need distinct
+    singular values, and nonzero ones for a non-square matrix (a TranspileError else)."""
+    what = "the singular vectors of numpy.linalg.svd (and second derivatives of svdvals)"
+    k = s.shape[-1]
+    if m != n and np.any(s[..., -1] <= 64 * np.finfo(float).eps * s[..., 0]):
+        raise TranspileError(f"{what} of a non-square matrix with a zero singular value: "
+                             f"no derivative there")
+    return _gaps(s ** 2, what) if k > 1 else np.zeros(s.shape[:-1] + (1, 1))
 
 
 def _svdvals_jvp(tangents, x):
     u, s, vh = la.svd(np.asarray(x, dtype=float), full_matrices=False)
     if not _given(tangents[0]):
         return np.zeros_like(s)
-    return _svd_tangent(u, s, vh, tangents[0])[1]
+    return _svd_tangent(u, s, vh, tangents[0], vectors=False)[1]
 
 
 def _svdvals_vjp_jvp(tangents, g, ans, x):
@@ -481,7 +507,11 @@ def _svd_back(gu, gs, gv, u, s, v, d=None):
     u M v^T + (I - u u^T) gu S^-1 v^T + u S^-1 gv^T (I - v v^T)."""
     k = s.shape[-1]
     eye = np.eye(k)
-    F = (1 - eye) / (s[..., None, :] ** 2 - s[..., :, None] ** 2 + eye)
+    tall, wide = u.shape[-2] > k, v.shape[-2] > k       # the (I - u u^T), (I - v v^T) terms
+    if not (np.any(gu) or np.any(gv)) and (d is None or not (np.any(d[0]) or np.any(d[2]))):
+        F = np.zeros(s.shape[:-1] + (k, k))               # the singular values alone
+    else:
+        F = _svd_F(s, u.shape[-2], v.shape[-2])
     uT, vT = _matT(u), _matT(v)
     Cu, Cv = uT @ gu, vT @ gv
     J, K = F * (Cu - _matT(Cu)), F * (Cv - _matT(Cv))
@@ -490,7 +520,12 @@ def _svd_back(gu, gs, gv, u, s, v, d=None):
     Pu = gu - u @ Cu                                         # (I - u u^T) gu
     Pv = gv - v @ Cv                                         # (I - v v^T) gv
     if d is None:
-        return u @ M @ vT + (Pu / col) @ vT + u @ _matT(Pv / col)
+        out = u @ M @ vT
+        if tall:
+            out = out + (Pu / col) @ vT
+        if wide:
+            out = out + u @ _matT(Pv / col)
+        return out
     dgu, dgs, dgv, du, ds, dv = d
     duT, dvT = _matT(du), _matT(dv)
     dF = -(F * F) * 2 * (s[..., None, :] * ds[..., None, :] - s[..., :, None] * ds[..., :, None])
@@ -502,9 +537,12 @@ def _svd_back(gu, gs, gv, u, s, v, d=None):
     dM = dJ * col + J * dcol + eye * dgs[..., :, None] + drow * K + row * dK
     dPu = dgu - du @ Cu - u @ dCu
     dPv = dgv - dv @ Cv - v @ dCv
-    return (du @ M @ vT + u @ dM @ vT + u @ M @ dvT
-            + (dPu / col - Pu * dcol / col ** 2) @ vT + (Pu / col) @ dvT
-            + du @ _matT(Pv / col) + u @ _matT(dPv / col - Pv * dcol / col ** 2))
+    out = du @ M @ vT + u @ dM @ vT + u @ M @ dvT
+    if tall:
+        out = out + (dPu / col - Pu * dcol / col ** 2) @ vT + (Pu / col) @ dvT
+    if wide:
+        out = out + du @ _matT(Pv / col) + u @ _matT(dPv / col - Pv * dcol / col ** 2)
+    return out
 
 
 def svd_vjp(g, ans, a, full_matrices=True, compute_uv=True, hermitian=False):
@@ -1001,7 +1039,11 @@ def _copyltu(M):
 
 
 def _right_solve(X, R):
-    """X R^-1."""
+    """X R^-1 (R triangular)."""
+    d = np.abs(np.diagonal(R, axis1=-2, axis2=-1))
+    if np.any(d <= 64 * np.finfo(float).eps * np.max(d, axis=-1, keepdims=True)):
+        raise TranspileError("numpy.linalg.qr of a matrix whose leading columns are "
+                             "linearly dependent (r is singular): no derivative rule there")
     return _matT(la.solve(_matT(R), _matT(X)))
 
 
@@ -1268,13 +1310,11 @@ def _eig_refusal():
 
 
 def _eig_F(w):
-    n = w.shape[-1]
-    eye = np.eye(n)
-    return (1 - eye) / (w[..., None, :] - w[..., :, None] + eye)
+    return _gaps(w, "numpy.linalg.eig / eigvals")
 
 
 def _eig_tangent(w, v, da):
-    P = la.inv(v) @ np.asarray(da, dtype=float) @ v
+    P = _inv_or_refuse(v, "numpy.linalg.eig (eigenvectors)") @ np.asarray(da, dtype=float) @ v
     dv = v @ (_eig_F(w) * P)
     dv = dv - v * np.sum(v * dv, axis=-2, keepdims=True)
     return np.diagonal(P, axis1=-2, axis2=-1).copy(), dv
@@ -1282,7 +1322,7 @@ def _eig_tangent(w, v, da):
 
 def _eig_back(gw, gv, w, v, d=None):
     """The vjp for (gw, gv), or with d = (dgw, dgv, dw, dv) its tangent."""
-    F, vi, vT = _eig_F(w), la.inv(v), _matT(v)
+    F, vi, vT = _eig_F(w), _inv_or_refuse(v, "numpy.linalg.eig (eigenvectors)"), _matT(v)
     eye = np.eye(w.shape[-1])
     h = np.diagonal(vT @ gv, axis1=-2, axis2=-1)[..., None, :]
     gv1 = gv - v * h
