@@ -329,7 +329,8 @@ def _gaps(x, what):
     scale = np.max(np.abs(x), axis=-1, keepdims=True)[..., None]
     if np.any((np.abs(diff) <= 64 * np.finfo(float).eps * scale) & (eye == 0)):
         raise TranspileError(f"{what} at repeated values: no derivative there (the "
-                             f"vectors of a repeated value are not unique)")
+                             f"vectors of a repeated value are not unique; for the values "
+                             f"alone call eigvalsh, svdvals or svd(..., compute_uv=False))")
     return (1 - eye) / (diff + eye)
 
 
