@@ -734,6 +734,68 @@ X("numpy.fft.fftshift", "axes", "np.fft.fftshift(x, axes=1)", x=N(2, 5))
 X("numpy.fft.ifftshift", "all", "np.fft.ifftshift(x)", x=N(3, 4))
 
 # ======================================================================================
+# numpy.linalg: svd, qr, lstsq, eig (inputs from their own generator, so that examples
+# added elsewhere do not move them)
+# ======================================================================================
+_la_rng = np.random.default_rng(20261203)
+
+
+def _LN(*shape):
+    return _la_rng.normal(size=shape)
+
+
+X("numpy.linalg.svd", "wide", "np.linalg.svd(x, full_matrices=False)", x=_LN(2, 3))
+X("numpy.linalg.svd", "tall", "np.linalg.svd(x, False)", x=_LN(3, 2))
+X("numpy.linalg.svd", "square-full", "np.linalg.svd(x)", x=_LN(3, 3))
+X("numpy.linalg.svd", "batched", "np.linalg.svd(x, full_matrices=False)", x=_LN(2, 3, 2))
+X("numpy.linalg.svd", "only-s", "np.linalg.svd(x, compute_uv=False)", x=_LN(3, 2))
+X("numpy.linalg.svd", "only-s-batched", "np.linalg.svd(x, False, False)", x=_LN(2, 2, 3))
+X("numpy.linalg.qr", "tall", "np.linalg.qr(x)", x=_LN(3, 2))
+X("numpy.linalg.qr", "wide", "np.linalg.qr(x)", x=_LN(2, 3))
+X("numpy.linalg.qr", "batched", "np.linalg.qr(x, mode='reduced')", x=_LN(2, 3, 3))
+X("numpy.linalg.qr", "r", "np.linalg.qr(x, mode='r')", x=_LN(3, 2))
+X("numpy.linalg.qr", "complete-wide", "np.linalg.qr(x, 'complete')", x=_LN(2, 3))
+X("numpy.linalg.lstsq", "tall-1d", "np.linalg.lstsq(x, y)", x=_LN(4, 2), y=_LN(4))
+X("numpy.linalg.lstsq", "tall-2d", "np.linalg.lstsq(x, y, rcond=None)", x=_LN(4, 2),
+  y=_LN(4, 2))
+X("numpy.linalg.lstsq", "wide", "np.linalg.lstsq(x, y)", x=_LN(2, 3), y=_LN(2))
+X("numpy.linalg.norm", "2d-ord-2", "np.linalg.norm(x, -2)", x=_LN(3, 2))
+X("numpy.linalg.norm", "batched-nuc", "np.linalg.norm(x, 'nuc', (2, 0), True)", x=_LN(3, 2, 2))
+X("numpy.linalg.norm", "1d-p1.5", "np.linalg.norm(x, 1.5)", x=_LN(4))
+X("numpy.linalg.norm", "2d-p-1-axis", "np.linalg.norm(x, -1, 1)", x=_LN(2, 3))
+X("numpy.linalg.norm", "1d-ord0", "np.linalg.norm(x, 0)", x=_LN(4))
+X("numpy.linalg.vector_norm", "p3-keepdims", "np.linalg.vector_norm(x, axis=0, keepdims=True, "
+  "ord=3)", x=_LN(2, 3))
+X("numpy.linalg.matrix_norm", "ord2-batched", "np.linalg.matrix_norm(x, ord=2)", x=_LN(2, 3, 2))
+X("numpy.linalg.matrix_norm", "ord-2", "np.linalg.matrix_norm(x, ord=-2)", x=_LN(3, 3))
+
+
+def _REAL_SPECTRUM(n, batch=()):
+    """A non-symmetric matrix with real distinct eigenvalues s diag(d) s^-1 (eig of a real
+    matrix is refused where its eigenvalues are complex)."""
+    s = np.eye(n) + 0.3 * _la_rng.normal(size=batch + (n, n))
+    d = np.arange(1.0, n + 1) + 0.2 * _la_rng.normal(size=batch + (n,))
+    return s * d[..., None, :] @ np.linalg.inv(s)
+
+
+X("numpy.linalg.eig", "2d", "np.linalg.eig(x)", x=_REAL_SPECTRUM(3))
+X("numpy.linalg.eig", "batched", "np.linalg.eig(x)", x=_REAL_SPECTRUM(3, (2,)),
+  wrap=("np.sin({})", "np.sin({0} * {0})"))
+X("numpy.linalg.eigvals", "2d", "np.linalg.eigvals(x)", x=_REAL_SPECTRUM(3))
+X("numpy.linalg.tensorinv", "ind1", "np.linalg.tensorinv(x, ind=1)",
+  x=(2.0 * np.eye(4) + 0.3 * _LN(4, 4)).reshape(4, 2, 2))
+X("numpy.linalg.tensorsolve", "2d-b", "np.linalg.tensorsolve(x, y)",
+  x=(2.0 * np.eye(4) + 0.3 * _LN(4, 4)).reshape(2, 2, 4), y=_LN(2, 2))
+X("numpy.linalg.tensorsolve", "axes", "np.linalg.tensorsolve(x, y, axes=(0,))",
+  x=(2.0 * np.eye(3) + 0.3 * _LN(3, 3)), y=_LN(3))
+X("numpy.linalg.cond", "2d", "np.linalg.cond(x)", x=2.0 * np.eye(3) + 0.4 * _LN(3, 3))
+X("numpy.linalg.cond", "batched-fro", "np.linalg.cond(x, 'fro')",
+  x=2.0 * np.eye(3) + 0.4 * _LN(2, 3, 3))
+X("numpy.linalg.cond", "inf", "np.linalg.cond(x, np.inf)", x=2.0 * np.eye(3) + 0.4 * _LN(3, 3))
+X("numpy.linalg.pinv", "hermitian", "np.linalg.pinv(x, hermitian=True)",
+  x=np.eye(3) + (lambda b: b @ b.T / 3)(_LN(3, 3)))
+
+# ======================================================================================
 # names in supported() no example exercises directly, and why
 # ======================================================================================
 NOT_EXERCISED = {

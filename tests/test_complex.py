@@ -264,3 +264,29 @@ def test_real_programs_keep_real_gradients_and_code():
         return np.sum(np.abs(np.sin(x)) * np.real(x))
     src = transpile.grad(f).source
     assert "real_part" not in src
+
+
+def _as_float(x):
+    return x.astype(np.float64) * 2.0
+
+
+def calls_a_casting_helper(x):
+    return np.sum(np.maximum(_as_float(x), 0.1))
+
+
+def _spectrum(x):
+    return np.fft.fft(x)
+
+
+def calls_a_complex_helper(x):
+    return np.sum(np.maximum(np.abs(_spectrum(x)), 0.1))
+
+
+def test_helpers_are_read_for_complex_values():
+    """A helper is taken to make complex values only where its code does (a complex
+    literal, a rule with a complex result, a complex dtype): `astype(np.float64)` does
+    not, so np.maximum after it stays available; np.fft.fft does, and np.abs of it is
+    real again."""
+    x = np.array([0.3, -0.2, 0.5])
+    close(transpile.grad(calls_a_casting_helper)(x), fd_grad(calls_a_casting_helper, [x], 0))
+    close(transpile.grad(calls_a_complex_helper)(x), fd_grad(calls_a_complex_helper, [x], 0))

@@ -500,6 +500,45 @@ case(np.linspace, N(3), N(3), 4, axis=1, _id="linspace-arrays")
 case(np.linspace, 0.5, 2.0, 5, retstep=True, _id="linspace-retstep")
 case(np.linspace, 1.5, N(2), 1, _id="linspace-one")
 
+# --- numpy.linalg: svd, qr, lstsq, eig, tensorinv, tensorsolve, cond (their own generator,
+# so that the cases above and below keep their numbers)
+_lrng = np.random.default_rng(4321)
+
+
+def _LN(*shape):
+    return _lrng.normal(size=shape)
+
+
+def _real_spectrum(n, batch=()):
+    s = np.eye(n) + 0.3 * _lrng.normal(size=batch + (n, n))
+    d = np.arange(1.0, n + 1) + 0.2 * _lrng.normal(size=batch + (n,))
+    return s * d[..., None, :] @ np.linalg.inv(s)
+
+
+for _shape in ((3, 4), (4, 3), (3, 3), (2, 4, 3)):
+    case(la.svd, _LN(*_shape), full_matrices=False, _id=f"svd-{_shape}")
+    case(la.qr, _LN(*_shape), _id=f"qr-{_shape}")
+case(la.svd, _LN(3, 3), _id="svd-full-square")
+case(la.svd, _LN(4, 3), _id="svd-full-s-only", _opts={"zero_outputs": (0, 2)})
+case(la.svd, _LN(2, 3, 4), compute_uv=False, _id="svd-only-s")
+case(la.qr, _LN(4, 3), mode="r", _id="qr-r")
+case(la.qr, _LN(3, 4), mode="complete", _id="qr-complete-wide")
+case(la.qr, _LN(4, 3), mode="complete", _id="qr-complete-tall-r",
+     _opts={"zero_outputs": (0,)})
+case(la.lstsq, _LN(5, 3), _LN(5), _id="lstsq-tall")
+case(la.lstsq, _LN(5, 3), _LN(5, 2), _id="lstsq-tall-2d")
+case(la.lstsq, _LN(2, 4), _LN(2), rcond=None, _id="lstsq-wide")
+case(la.eig, _real_spectrum(3))
+case(la.eig, _real_spectrum(3, (2,)), _id="eig-batch")
+case(la.eigvals, _real_spectrum(4))
+case(la.tensorinv, (2 * np.eye(6) + 0.3 * _LN(6, 6)).reshape(2, 3, 6), ind=2)
+case(la.tensorsolve, (2 * np.eye(6) + 0.3 * _LN(6, 6)).reshape(2, 3, 2, 3), _LN(2, 3))
+case(la.tensorsolve, np.transpose((2 * np.eye(6) + 0.3 * _LN(6, 6)).reshape(2, 3, 3, 2),
+                                  (2, 0, 3, 1)), _LN(2, 3), axes=(0, 2), _id="tensorsolve-axes")
+for _p in (None, 2, -2, "fro", "nuc", 1, -1, np.inf, -np.inf):
+    case(la.cond, 2 * np.eye(3) + 0.4 * _LN(2, 3, 3), _p, _id=f"cond-{_p}")
+case(la.cond, _LN(3, 5), _id="cond-wide")
+
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.parametrize("c", CASES, ids=[c["id"] for c in CASES])

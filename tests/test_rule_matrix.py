@@ -320,18 +320,6 @@ CELLS = [Cell(ex, p, mode) for ex in EXAMPLES for p in ex.wrt for mode in MODES]
 # the cells failing today: cell id -> what happens (strict xfail: remove when fixed)
 # ----------------------------------------------------------------------------------------
 KNOWN_GAPS = {
-    'numpy.cumprod[1d-one-zero]-forward-over-reverse-dx':
-        'refused: TranspileError: second derivatives through numpy.cumprod are available for inputs without zeros (and without include_initial=)',
-    'numpy.cumprod[1d-one-zero]-reverse-over-forward-dx':
-        'refused: TranspileError: second derivatives through numpy.cumprod are available for inputs without zeros (and without include_initial=)',
-    'numpy.cumprod[1d-one-zero]-reverse-over-reverse-dx':
-        'refused: TranspileError: second derivatives through numpy.cumprod are available for inputs without zeros (and without include_initial=)',
-    'numpy.cumulative_prod[1d]-forward-over-reverse-dx':
-        'refused: TranspileError: second derivatives through numpy.cumprod are available for inputs without zeros (and without include_initial=)',
-    'numpy.cumulative_prod[1d]-reverse-over-forward-dx':
-        'refused: TranspileError: second derivatives through numpy.cumprod are available for inputs without zeros (and without include_initial=)',
-    'numpy.cumulative_prod[1d]-reverse-over-reverse-dx':
-        'refused: TranspileError: second derivatives through numpy.cumprod are available for inputs without zeros (and without include_initial=)',
     'numpy.diff[prepend-append]-forward-dy':
         "refused: TranspileError: in f: no derivative flows through the keyword argument 'append' of numpy.diff; keep it constant",
     'numpy.diff[prepend-append]-forward-over-reverse-dy':
@@ -342,24 +330,6 @@ KNOWN_GAPS = {
         "refused: TranspileError: in f: no derivative flows through the keyword argument 'append' of numpy.diff; keep it constant",
     'numpy.diff[prepend-append]-reverse-over-reverse-dy':
         "refused: TranspileError: in f: no derivative flows through the keyword argument 'append' of numpy.diff; keep it constant",
-    'numpy.linalg.matrix_norm[2d-nuc]-forward-over-reverse-dx':
-        "refused: TranspileError: second derivatives through numpy.linalg.matrix_norm with ord='nuc' are not available yet",
-    'numpy.linalg.matrix_norm[2d-nuc]-reverse-over-forward-dx':
-        "refused: TranspileError: second derivatives through numpy.linalg.matrix_norm with ord='nuc' are not available yet",
-    'numpy.linalg.matrix_norm[2d-nuc]-reverse-over-reverse-dx':
-        "refused: TranspileError: second derivatives through numpy.linalg.matrix_norm with ord='nuc' are not available yet",
-    'numpy.linalg.norm[2d-nuc]-forward-over-reverse-dx':
-        "refused: TranspileError: second derivatives through numpy.linalg.norm with ord='nuc' are not available yet",
-    'numpy.linalg.norm[2d-nuc]-reverse-over-forward-dx':
-        "refused: TranspileError: second derivatives through numpy.linalg.norm with ord='nuc' are not available yet",
-    'numpy.linalg.norm[2d-nuc]-reverse-over-reverse-dx':
-        "refused: TranspileError: second derivatives through numpy.linalg.norm with ord='nuc' are not available yet",
-    'numpy.linalg.norm[2d-ord2]-forward-over-reverse-dx':
-        'refused: TranspileError: second derivatives through numpy.linalg.norm with ord=2 are not available yet',
-    'numpy.linalg.norm[2d-ord2]-reverse-over-forward-dx':
-        'refused: TranspileError: second derivatives through numpy.linalg.norm with ord=2 are not available yet',
-    'numpy.linalg.norm[2d-ord2]-reverse-over-reverse-dx':
-        'refused: TranspileError: second derivatives through numpy.linalg.norm with ord=2 are not available yet',
     'numpy.pad[constant-value]-forward-dy':
         "refused: TranspileError: in f: no derivative flows through the keyword argument 'constant_values' of numpy.pad; keep it constant",
     'numpy.pad[constant-value]-forward-over-reverse-dy':

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import ast
+import inspect
 from typing import Literal
 
 from . import astutil as A
@@ -20,28 +21,47 @@ from .errors import TranspileError
 from .runtime import LIST_RESULTS
 from .rules import containers
 
-def _creates_complex(fn):
-    """May the Python function fn make complex values from real ones (a complex literal,
-    a name such as complex, fft, eig or astype in its code)? Conservative, by its code."""
-    code = getattr(fn, "__code__", None)
-    if code is None:
-        return False
-    stack = [code]
-    while stack:
-        c = stack.pop()
-        for k in c.co_consts:
-            if isinstance(k, complex):
+def _creates_complex(fn, depth=0):
+    """May the Python function fn make complex values from real ones: a complex literal or
+    global, a call of a rule whose result is complex (np.fft.fft, complex(a, b)), a complex
+    ``dtype=`` or ``astype``, or a call of a function of the user's that may (a few levels
+    down)? Read from its source; a function transpile cannot read is taken to may."""
+    from .rules import lookup
+    try:
+        from .pipeline import unit_of
+        unit = unit_of(fn)
+    except Exception:
+        return True
+    for n in ast.walk(unit.node):
+        if isinstance(n, ast.Constant) and isinstance(n.value, complex):
+            return True
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and \
+                is_complex_value(unit.lookup(n.id), deep=False):
+            return True
+        if not isinstance(n, ast.Call):
+            continue
+        for k in n.keywords:
+            if k.arg == "dtype" and _complex_dtype(unit.resolve(k.value)
+                                                   if not isinstance(k.value, ast.Constant)
+                                                   else k.value.value):
                 return True
-            if hasattr(k, "co_consts"):
-                stack.append(k)
-        if any(n in _COMPLEX_NAMES or n.startswith(("fft", "ifft", "rfft", "complex"))
-               for n in c.co_names):
+        if isinstance(n.func, ast.Attribute) and n.func.attr == "astype" and n.args and (
+                _complex_dtype(n.args[0].value) if isinstance(n.args[0], ast.Constant)
+                else _complex_dtype(unit.resolve(n.args[0]))):
+            return True
+        obj = unit.resolve(n.func)
+        if obj is None:
+            continue
+        try:
+            rule = lookup(obj, len(n.args))
+        except TypeError:
+            rule = None
+        if getattr(rule, "result", None) == "complex":
+            return True
+        if inspect.isfunction(obj) and obj is not fn and depth < 3 and \
+                _creates_complex(obj, depth + 1):
             return True
     return False
-
-
-_COMPLEX_NAMES = {"complex", "complex64", "complex128", "cdouble", "csingle", "astype",
-                  "eig", "eigvals", "roots", "emath", "scimath", "dtype", "hfft", "ihfft"}
 
 
 def walk_body(stmts, depth=0):
@@ -188,9 +208,11 @@ def _target_root(t):
 def _complex_dtype(obj):
     """Does obj (a dtype, a type, a dtype string) name a complex type?"""
     import numpy
+    if obj is None:
+        return False
     try:
         return numpy.dtype(obj).kind == "c"
-    except TypeError:
+    except (TypeError, ValueError):
         return False
 
 

@@ -118,7 +118,10 @@ _PASSED: dict = {}
 
 
 def _element_adjoint(G, ans, adj, value, index, g):
-    """The adjoint of g in add_at(adj, value, index, g): G's entries at index."""
+    """The adjoint of g in add_at(adj, value, index, g): G's entries at index (a
+    NamedTuple's field name is its position in G, a list)."""
+    if isinstance(index, str) and isinstance(G, list) and hasattr(type(value), "_fields"):
+        index = type(value)._fields.index(index)
     return _unless_zero(g, lambda: R.unbroadcast(R.item(G, index), g))
 
 
