@@ -710,6 +710,7 @@ X("complex", "scalars", "complex(x, y)", x=N(), y=N(),
 X("numpy.angle", "1d", "np.angle(x) + x", x=N(4))
 X("numpy.angle", "deg", "np.angle(x, deg=True) + x", x=N(4))
 X("numpy.imag", "1d", "np.imag(x) + x", x=N(4))
+X("numpy.real_if_close", "1d", "np.real_if_close(x)", x=N(4))
 
 # ======================================================================================
 # numpy.fft (complex outputs enter the sum by their real and imaginary parts)

@@ -125,6 +125,10 @@ def reductions(z):
         np.real(np.sum(np.cumsum(z)))
 
 
+def close_to_real(z):
+    return np.sum(np.real_if_close(z * np.conj(z)) ** 2) + np.real(np.sum(np.real_if_close(z)))
+
+
 def stacking(z, w):
     s = np.concatenate([z, w]) * np.stack([w, z]).ravel()
     return np.sum(np.abs(s) ** 2)
@@ -146,6 +150,7 @@ CASES = [
     (loop_with_updates, lambda: [C(3) * 0.5]),
     (reductions, lambda: [C(4)]),
     (stacking, lambda: [C(3), C(3)]),
+    (close_to_real, lambda: [C(3)]),
 ]
 
 

@@ -296,6 +296,20 @@ _def(np.angle, "angle_partial(x, deg)", None, params="x, deg=False", complex="ex
 _def(np.conjugate, lambda g, ans, x: _fit(np.conjugate(g), x), params="x", linear=(0,),
      complex="explicit")
 
+
+def _real_if_close_jvp(tangents, a, tol=100):
+    t = _t(tangents, 0)
+    if t is None:
+        return 0.0
+    return np.real(t) if np.isrealobj(np.real_if_close(a, tol)) else t
+
+
+# real_if_close: np.real where it drops the imaginary parts, the identity where it keeps
+# them (locally constant which: piecewise linear)
+_def(np.real_if_close, lambda g, ans, a, tol=100: _fit(
+    np.real(g) if np.isrealobj(ans) else g, a), None, params="a, tol", ans=True,
+     piecewise_linear=True, jvp=_real_if_close_jvp, complex="explicit")
+
 # ties of maximum/minimum/fmax/fmin: the gradient goes to the FIRST argument
 BINARY = {
     np.add: ("1", "1"),
