@@ -32,6 +32,8 @@ import stat
 import tempfile
 import time
 import types
+
+from .frontend import is_user_code
 import warnings
 
 _DIR = [os.environ.get("TRANSPILE_CACHE_DIR") or None]
@@ -206,7 +208,7 @@ def _value_text(value, visiting):
         text = ["function", value.__module__, value.__qualname__,
                 code_digest(value.__code__), repr(value.__defaults__),
                 repr(value.__kwdefaults__)]
-        if _is_user_code(value.__code__) and id(value) not in visiting:
+        if is_user_code(value.__code__) and id(value) not in visiting:
             visiting.add(id(value))           # a function transpile may differentiate
             closure = dict(zip(value.__code__.co_freevars, value.__closure__ or ()))
             text.append(_reads_text(value.__globals__, closure, value.__code__, visiting))
@@ -219,24 +221,6 @@ def _value_text(value, visiting):
     if wrapped is not None:
         return ["differentiable", _value_text(wrapped, visiting)]
     return ["object"] + _object_path(value)   # a builtin, a ufunc... (or NotCacheable)
-
-
-_LIBRARY = []
-
-
-def _is_user_code(code):
-    """Not the standard library, an installed package or transpile itself."""
-    if not _LIBRARY:
-        import sysconfig
-        paths = sysconfig.get_paths()
-        _LIBRARY.extend(os.path.realpath(paths[k]) + os.sep
-                        for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths)
-        _LIBRARY.append(os.path.dirname(os.path.abspath(__file__)) + os.sep)
-    filename = code.co_filename
-    if filename.startswith("<"):
-        return True
-    filename = os.path.realpath(filename)
-    return not filename.startswith(tuple(_LIBRARY))
 
 
 # --- reading and writing entries, safely ------------------------------------------------

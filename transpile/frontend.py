@@ -10,6 +10,7 @@ import builtins
 import copy
 import inspect
 import linecache
+import os
 import textwrap
 import types
 
@@ -95,6 +96,45 @@ def _ruled_method(obj, attr):
     method = getattr(obj, attr, None)
     from .rules.registry import lookup
     return method if isinstance(method, types.MethodType) and lookup(method) else None
+
+
+_LIBRARY = []
+_OWN = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def is_user_code(code, own_is_library=True):
+    """Is this code object the user's: not the standard library's, an installed package's
+    (site-packages) or (with `own_is_library`) transpile's own? Library functions are never
+    read for their source: without a rule they are one TranspileError where a derivative
+    flows through them (transpile's own rule functions are read, for second order)."""
+    if not _LIBRARY:
+        import sysconfig
+        paths = sysconfig.get_paths()
+        _LIBRARY.extend(os.path.realpath(paths[k]) + os.sep
+                        for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths)
+    filename = code.co_filename
+    if filename.startswith("<"):
+        return True
+    filename = os.path.realpath(filename)
+    if filename.startswith(_OWN):
+        return not own_is_library
+    return not filename.startswith(tuple(_LIBRARY))
+
+
+class LibraryFunction:
+    """A Python function of an installed library (scipy, sklearn...) that has no rule: a
+    call of it stays as it is (`special=opaque`); differentiating through it is one error
+    naming it (transpile does not read a library's own source)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        module = getattr(fn, "__module__", None) or ""
+        self.name = f"{module}.{fn.__qualname__}".lstrip(".")
+
+    def message(self):
+        return (f"no derivative rule for {self.name}: it is a library function, whose "
+                "source transpile does not differentiate; register a rule with "
+                "transpile.defvjp (or pass values that carry no derivative)")
 
 
 def unit_from_function(func):

@@ -1417,6 +1417,8 @@ class Flattener(LoopFlattening):
         if rule is not None:
             return ("inactive" if rule.zero else "primitive"), obj
         if inspect.isfunction(obj):
+            if not frontend.is_user_code(obj.__code__, own_is_library=False):
+                return "opaque", frontend.LibraryFunction(obj)
             return "user", obj
         if isinstance(obj, types.MethodType) and inspect.isfunction(getattr(
                 obj.__func__, "__transpile_function__", obj.__func__)) or isinstance(

@@ -145,11 +145,24 @@ def unit_of(target):
     if unit is None:
         unit = _rule_call_unit(target)
         if unit is None:
+            _refuse_library_function(target)
             unit = unit_from_function(target)
         _check_source(unit, target)
         unit.func_state = _func_state(target)
         _UNITS[target] = unit
     return unit
+
+
+def _refuse_library_function(target):
+    """A library's function without a rule is never read for its source (frontend.
+    is_user_code): one TranspileError naming it."""
+    import inspect
+    from .frontend import LibraryFunction, is_user_code
+    if inspect.isfunction(target) and not is_user_code(target.__code__, False) and not getattr(
+            target, "__transpile_function__", None):
+        code = target.__code__
+        raise TranspileError(LibraryFunction(target).message(), code.co_filename,
+                             code.co_firstlineno, target.__qualname__)
 
 
 def _rule_call_unit(target):

@@ -24,6 +24,7 @@ import copy
 from .. import analysis as K
 from .. import astutil as A
 from ..errors import TranspileError
+from ..frontend import LibraryFunction
 from .registry import lookup
 
 
@@ -353,6 +354,8 @@ class Opaque(ContainerRule):
 
     def tangent(self, ft, v):
         what = A.get_tag(v, "opaque")
+        if isinstance(what, LibraryFunction):
+            raise ft.error(what.message(), v)
         if isinstance(what, str) and what.endswith("at module level)"):
             raise ft.error(f"forward mode: no tangent rule for '{what}", v)
         return super().tangent(ft, v)
@@ -360,6 +363,8 @@ class Opaque(ContainerRule):
     def adjoint(self, rt, v, G, ans):
         from ..reverse import _callable_name
         what = A.get_tag(v, "opaque")
+        if isinstance(what, LibraryFunction):
+            raise rt.error(what.message(), v)
         label = what if isinstance(what, str) else _callable_name(what)
         if isinstance(what, str) and what.endswith(("display", "comprehension")):
             raise rt.error(f"unsupported construct: {what} holding a differentiated "
