@@ -20,6 +20,7 @@ from transpile.rules import registry
 import rule_examples
 from rule_examples import EXAMPLES
 
+transpile.rules.supported()          # (loads the rules of SciPy, which rule_examples imports)
 RULES = {}                 # name -> its rules (one per number of arguments)
 for _rule in list(registry._RULES.values()):
     RULES.setdefault(_rule.name, []).append(_rule)

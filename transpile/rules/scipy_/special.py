@@ -90,9 +90,12 @@ UNARY = {
     # other
     "spence": "np.log(x) / (1 - x)",
 }
+#: analytic, with SciPy's complex versions: the templates hold for complex values
+HOLOMORPHIC = {"erf", "erfc", "erfcx", "erfi", "dawsn", "expm1", "log1p", "loggamma"}
 for _n, _d in UNARY.items():
     if hasattr(special, _n):
-        _def(getattr(special, _n), _d, params="x", name=f"scipy.special.{_n}")
+        _def(getattr(special, _n), _d, params="x", name=f"scipy.special.{_n}",
+             complex="holomorphic" if _n in HOLOMORPHIC else None)
 
 # functions of an order (or another parameter) that has no closed-form derivative
 ORDER = {
