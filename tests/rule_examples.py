@@ -572,6 +572,45 @@ if scipy is not None:
       x=N(2, 3))
 
 # ======================================================================================
+# scipy.linalg (one triangle read: every triangle entry is an independent input)
+# ======================================================================================
+if scipy is not None:
+    L = "scipy.linalg"
+    X(f"{L}.solve", "2d-1d", "scipy.linalg.solve(x, y)", x=WELL(3), y=N(3))
+    X(f"{L}.solve", "2d-2d", "scipy.linalg.solve(x, y)", x=WELL(3), y=N(3, 2))
+    X(f"{L}.solve", "batched", "scipy.linalg.solve(x, y)", x=WELL(3, (2,)), y=N(2, 3, 2))
+    X(f"{L}.solve", "transposed", "scipy.linalg.solve(x, y, transposed=True)", x=WELL(3),
+      y=N(3, 2))
+    X(f"{L}.solve", "pos-lower", "scipy.linalg.solve(x, y, lower=True, assume_a='pos')",
+      x=SPD(3), y=N(3))
+    X(f"{L}.solve", "sym-upper", "scipy.linalg.solve(x, y, assume_a='sym')", x=SPD(3),
+      y=N(3))
+    X(f"{L}.solve", "diagonal", "scipy.linalg.solve(x, y, assume_a='diagonal')", x=WELL(3),
+      y=N(3))
+    X(f"{L}.solve", "tridiagonal", "scipy.linalg.solve(x, y, assume_a='tridiagonal')",
+      x=WELL(4), y=N(4))
+    X(f"{L}.solve", "lower-triangular",
+      "scipy.linalg.solve(x, y, assume_a='lower triangular')", x=WELL(3), y=N(3))
+    X(f"{L}.inv", "2d", "scipy.linalg.inv(x)", x=WELL(3))
+    X(f"{L}.inv", "pos", "scipy.linalg.inv(x, assume_a='pos')", x=SPD(3))
+    X(f"{L}.inv", "batched", "scipy.linalg.inv(x)", x=WELL(3, (2,)))
+    X(f"{L}.det", "2d", "scipy.linalg.det(x)", x=WELL(3))
+    X(f"{L}.cholesky", "upper", "scipy.linalg.cholesky(x)", x=SPD(3))
+    X(f"{L}.cholesky", "lower", "scipy.linalg.cholesky(x, lower=True)", x=SPD(3))
+    X(f"{L}.solve_triangular", "upper", "scipy.linalg.solve_triangular(x, y)", x=WELL(3),
+      y=N(3))
+    X(f"{L}.solve_triangular", "lower-trans",
+      "scipy.linalg.solve_triangular(x, y, trans='T', lower=True)", x=WELL(3), y=N(3, 2))
+    X(f"{L}.solve_triangular", "unit-diagonal",
+      "scipy.linalg.solve_triangular(x, y, 1, True, True)", x=WELL(3), y=N(3))
+    X(f"{L}.solve_banded", "1-1", "scipy.linalg.solve_banded((1, 1), x, y)",
+      x=np.array([[0.0, 0.3, -0.2, 0.4], [2.1, 1.8, 2.4, 1.9], [0.2, -0.3, 0.5, 0.0]]),
+      y=N(4))
+    X(f"{L}.solve_banded", "0-2-matrix", "scipy.linalg.solve_banded((0, 2), x, y)",
+      x=np.array([[0.0, 0.0, 0.3, -0.2], [0.0, 0.2, -0.3, 0.5], [2.1, 1.8, 2.4, 1.9]]),
+      y=N(4, 2))
+
+# ======================================================================================
 # keyword and edge variants (orders, where=, ends, zeros in products, zero bases)
 # ======================================================================================
 X("**", "zero-base", "x ** 2", x=0.0)
