@@ -609,6 +609,14 @@ if scipy is not None:
     X(f"{L}.solve_banded", "0-2-matrix", "scipy.linalg.solve_banded((0, 2), x, y)",
       x=np.array([[0.0, 0.0, 0.3, -0.2], [0.0, 0.2, -0.3, 0.5], [2.1, 1.8, 2.4, 1.9]]),
       y=N(4, 2))
+    X(f"{L}.solve_sylvester", "3x3", "scipy.linalg.solve_sylvester(x, y, z)", x=WELL(3),
+      y=WELL(3), z=N(3, 3))
+    X(f"{L}.solve_sylvester", "3x2", "scipy.linalg.solve_sylvester(x, y, z)", x=WELL(3),
+      y=WELL(2), z=N(3, 2))
+    X(f"{L}.sqrtm", "spd", "scipy.linalg.sqrtm(x)", x=SPD(3))
+    X(f"{L}.sqrtm", "nonsymmetric", "scipy.linalg.sqrtm(x)", x=WELL(3))
+    X(f"{L}.expm", "2d", "scipy.linalg.expm(x)", x=0.5 * N(3, 3))
+    X(f"{L}.expm", "batched", "scipy.linalg.expm(x)", x=0.5 * N(2, 3, 3))
 
 # ======================================================================================
 # keyword and edge variants (orders, where=, ends, zeros in products, zero bases)

@@ -281,3 +281,164 @@ def _banded_read(l_and_u, ab, b, overwrite_ab=False, overwrite_b=False, check_fi
 
 
 _reuse(sla.solve_banded, la.solve, "l_and_u, ab, b", _banded_read)
+
+
+# ======================================================================================
+# solve_sylvester, sqrtm, expm
+# ======================================================================================
+def _sylvester(a, b, q):
+    return sla.solve_sylvester(np.asarray(a, dtype=float), np.asarray(b, dtype=float),
+                               np.asarray(q, dtype=float))
+
+
+def _sylvester_rhs(x, da, db, dq):
+    """dq - da x - x db: the right-hand side of the tangent of a x + x b = q."""
+    return _plus(None if dq is None else np.asarray(dq),
+                 None if da is None else -(np.asarray(da) @ x),
+                 None if db is None else -(x @ np.asarray(db)))
+
+
+def sylvester_jvp(tangents, a, b, q):
+    da, db, dq = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
+    if da is None and db is None and dq is None:
+        return 0.0
+    return _sylvester(a, b, _sylvester_rhs(_sylvester(a, b, q), da, db, dq))
+
+
+def _sylvester_adjoint(g, a, b):
+    """y with a^T y + y b^T = g: the adjoint of q."""
+    return _sylvester(_matT(a), _matT(b), g)
+
+
+def sylvester_vjp_a(g, ans, a, b, q):
+    return _fit(-(_sylvester_adjoint(g, a, b) @ _matT(ans)), a)
+
+
+def sylvester_vjp_b(g, ans, a, b, q):
+    return _fit(-(_matT(ans) @ _sylvester_adjoint(g, a, b)), b)
+
+
+def sylvester_vjp_q(g, ans, a, b, q):
+    return _fit(_sylvester_adjoint(g, a, b), q)
+
+
+def _sylvester_dy(tangents, g, a, b):
+    """y = the adjoint of q and its tangent dy (tangents: dg, dans, da, db, dq)."""
+    dg, da, db = _t(tangents, 0), _t(tangents, 2), _t(tangents, 3)
+    y = _sylvester_adjoint(g, a, b)
+    if dg is None and da is None and db is None:
+        return y, None
+    rhs = _sylvester_rhs(y, None if da is None else _matT(da),
+                         None if db is None else _matT(db), dg)
+    return y, _sylvester_adjoint(rhs, a, b)
+
+
+def _sylvester_vjp_a_jvp(tangents, g, ans, a, b, q):
+    y, dy = _sylvester_dy(tangents, g, a, b)
+    dx = _t(tangents, 1)
+    return _plus(None if dy is None else -(dy @ _matT(ans)),
+                 None if dx is None else -(y @ _matT(dx)))
+
+
+def _sylvester_vjp_b_jvp(tangents, g, ans, a, b, q):
+    y, dy = _sylvester_dy(tangents, g, a, b)
+    dx = _t(tangents, 1)
+    return _plus(None if dy is None else -(_matT(ans) @ dy),
+                 None if dx is None else -(_matT(dx) @ y))
+
+
+def _sylvester_vjp_q_jvp(tangents, g, ans, a, b, q):
+    dy = _sylvester_dy(tangents, g, a, b)[1]
+    return 0.0 if dy is None else dy
+
+
+_def(sla.solve_sylvester, sylvester_vjp_a, sylvester_vjp_b, sylvester_vjp_q,
+     params="a, b, q", jvp=sylvester_jvp,
+     vjp_tangents=[_sylvester_vjp_a_jvp, _sylvester_vjp_b_jvp, _sylvester_vjp_q_jvp])
+
+
+def _real_square(x, what):
+    if isinstance(x, tuple):
+        raise TranspileError(f"scipy.linalg.{what}: derivatives of its one-matrix result "
+                             "only (not of disp=False's pair)")
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[0] != x.shape[1]:
+        raise TranspileError(f"scipy.linalg.{what}: derivatives for one square matrix "
+                             f"(2-D) only, not shape {x.shape}")
+    if x.dtype.kind == "c":
+        raise TranspileError(f"scipy.linalg.{what}: the result is complex (a matrix with "
+                             "negative real eigenvalues): complex derivatives are not "
+                             "supported")
+    return x
+
+
+# sqrtm: X X = A, so X dX + dX X = dA: dX = solve_sylvester(X, X, dA)
+def sqrtm_vjp(g, ans, A, *rest, **kw):
+    X = _real_square(ans, "sqrtm")
+    return _fit(_sylvester_adjoint(g, X, X), A)
+
+
+def sqrtm_jvp(tangents, A, *rest, **kw):
+    dA = _t(tangents, 0)
+    if dA is None:
+        return 0.0
+    X = _real_square(sla.sqrtm(A), "sqrtm")
+    return _sylvester(X, X, dA)
+
+
+def _sqrtm_vjp_jvp(tangents, g, ans, A, *rest, **kw):
+    """The adjoint y of q in solve_sylvester(X, X, q) at X = ans, along dX = dans."""
+    X = _real_square(ans, "sqrtm")
+    dg, dX = _t(tangents, 0), _t(tangents, 1)
+    dy = _sylvester_dy([dg, None, dX, dX], g, X, X)[1]
+    return 0.0 if dy is None else dy
+
+
+_def(sla.sqrtm, sqrtm_vjp, params="A", jvp=sqrtm_jvp, vjp_tangents=[_sqrtm_vjp_jvp])
+
+
+def _frechet(A, E):
+    """The Frechet derivative of expm at A in direction E (2-D, or batches of them)."""
+    A, E = np.asarray(A, dtype=float), np.asarray(E, dtype=float)
+    A, E = np.broadcast_arrays(A, E)
+    if A.ndim == 2:
+        return sla.expm_frechet(A, E, compute_expm=False)
+    out = np.empty(A.shape)
+    for i in np.ndindex(A.shape[:-2]):
+        out[i] = sla.expm_frechet(A[i], E[i], compute_expm=False)
+    return out
+
+
+def _block(A, E):
+    """[[A, E], [0, A]] (batched)."""
+    Z = np.zeros(np.broadcast_shapes(np.shape(A), np.shape(E)))
+    A = np.broadcast_to(A, Z.shape)
+    top = np.concatenate([A, np.broadcast_to(E, Z.shape)], axis=-1)
+    return np.concatenate([top, np.concatenate([Z, A], axis=-1)], axis=-2)
+
+
+def expm_vjp(g, ans, A):
+    return _fit(_frechet(_matT(A), g), A)
+
+
+def expm_jvp(tangents, A):
+    dA = _t(tangents, 0)
+    return 0.0 if dA is None else _frechet(A, dA)
+
+
+def _expm_vjp_jvp(tangents, g, ans, A):
+    """d L(A^T, g) = L(A^T, dg) + the derivative of L(A^T, g) in A^T along dA^T: the top
+    right block of the Frechet derivative of expm at [[A^T, g], [0, A^T]] along
+    [[dA^T, 0], [0, dA^T]]."""
+    dg, dA = _t(tangents, 0), _t(tangents, 2)
+    At = _matT(A)
+    n = np.shape(A)[-1]
+    out = None if dg is None else _frechet(At, dg)
+    if dA is not None and not _is_zero(g):
+        dAt = _matT(dA)
+        big = _frechet(_block(At, g), _block(dAt, np.zeros(np.shape(dAt))))
+        out = _plus(out, big[..., :n, n:])
+    return _plus(out)
+
+
+_def(sla.expm, expm_vjp, params="A", jvp=expm_jvp, vjp_tangents=[_expm_vjp_jvp])
