@@ -617,6 +617,27 @@ if scipy is not None:
     X(f"{L}.sqrtm", "nonsymmetric", "scipy.linalg.sqrtm(x)", x=WELL(3))
     X(f"{L}.expm", "2d", "scipy.linalg.expm(x)", x=0.5 * N(3, 3))
     X(f"{L}.expm", "batched", "scipy.linalg.expm(x)", x=0.5 * N(2, 3, 3))
+    X(f"{L}.cho_factor", "upper", "scipy.linalg.cho_factor(x)", x=SPD(3), wrap=(
+        "np.sin(np.triu({}))", "0.0 * {}"))
+    X(f"{L}.cho_factor", "lower-whole", "scipy.linalg.cho_factor(x, lower=True)", x=SPD(3),
+      wrap=("np.sin({})", "0.0 * {}"))
+    X(f"{L}.cho_solve", "lower", "scipy.linalg.cho_solve((x, True), y)",
+      x=np.linalg.cholesky(SPD(3)), y=N(3))
+    X(f"{L}.cho_solve", "upper-2d", "scipy.linalg.cho_solve((x, False), y)",
+      x=np.linalg.cholesky(SPD(3)).T + np.tril(N(3, 3), -1), y=N(3, 2))
+    X(f"{L}.cho_solve", "of-cho_factor", "scipy.linalg.cho_solve(scipy.linalg.cho_factor("
+      "x), y)", x=SPD(3), y=N(3))
+    X(f"{L}.lu_solve", "trans", "scipy.linalg.lu_solve((x, np.array([1, 2, 2])), y, 1)",
+      x=WELL(3), y=N(3, 2))
+    X(f"{L}.lu_solve", "factors", "scipy.linalg.lu_solve((x, np.array([2, 2, 2])), y)",
+      x=WELL(3), y=N(3))
+    X(f"{L}.lu_factor", "3x3", "scipy.linalg.lu_factor(x)", x=N(3, 3),
+      wrap=("np.sin({})", "0.0 * {}"))
+    X(f"{L}.lu", "3x3", "scipy.linalg.lu(x)", x=N(3, 3),
+      wrap=("0.0 * {}", "np.sin({})", "np.sin({})"))
+    X(f"{L}.lu", "permute-l", "scipy.linalg.lu(x, permute_l=True)", x=N(3, 3))
+    X(f"{L}.lu", "p-indices", "scipy.linalg.lu(x, p_indices=True)", x=N(3, 3),
+      wrap=("0.0 * {}", "np.sin({})", "np.sin({})"))
 
 # ======================================================================================
 # keyword and edge variants (orders, where=, ends, zeros in products, zero bases)

@@ -442,3 +442,285 @@ def _expm_vjp_jvp(tangents, g, ans, A):
 
 
 _def(sla.expm, expm_vjp, params="A", jvp=expm_jvp, vjp_tangents=[_expm_vjp_jvp])
+
+
+# ======================================================================================
+# Cholesky and LU factors
+# ======================================================================================
+_CHOL = lookup(la.cholesky)
+_SOLVE = lookup(la.solve)
+
+
+def _pair_tangent(t):
+    """The tangent of the matrix of a (matrix, flag) pair argument (None where none)."""
+    if _is_zero(t) or not isinstance(t, (tuple, list)):
+        return None
+    return _t(t, 0)
+
+
+def _off(lower):
+    """The triangle cho_factor leaves as it was (the one without the factor)."""
+    return (lambda x: np.triu(x, 1)) if lower else (lambda x: np.tril(x, -1))
+
+
+def _cho_parts(ans, a, lower):
+    c = np.asarray(ans[0])
+    off = _off(lower)
+    if not np.array_equal(off(c), off(np.asarray(a, dtype=c.dtype))):
+        raise TranspileError("scipy.linalg.cho_factor: the triangle without the factor is "
+                             "not a copy of the input's here: no derivative rule for it")
+    value, lin, adj = _symmetric(lower)
+    return _tri(lower)(c), off, value(np.asarray(a, dtype=float)), lin, {"upper": not lower}
+
+
+def cho_factor_vjp(g, ans, a, lower=False, overwrite_a=False, check_finite=True):
+    gc = _parts(g, 2)[0]
+    if _is_zero(gc):
+        return _fit(np.zeros(np.shape(a)), a)
+    F, off, A, lin, kw = _cho_parts(ans, a, lower)
+    gc = np.asarray(gc)
+    return _fit(_CHOL.vjps[0](_tri(lower)(gc), F, A, **kw) + off(gc), a)
+
+
+def cho_factor_jvp(tangents, a, lower=False, overwrite_a=False, check_finite=True):
+    da = _t(tangents, 0)
+    if da is None:
+        return 0.0
+    ans = sla.cho_factor(a, lower=lower)
+    F, off, A, lin, kw = _cho_parts(ans, a, lower)
+    da = np.asarray(da, dtype=float)
+    return _tri(lower)(_CHOL.jvp([lin(da)], A, **kw)) + off(da), 0.0
+
+
+def _cho_factor_vjp_jvp(tangents, g, ans, a, lower=False, overwrite_a=False,
+                        check_finite=True):
+    dgc, dc = _pair_tangent(_t(tangents, 0)), _pair_tangent(_t(tangents, 1))
+    gc, da = _parts(g, 2)[0], _t(tangents, 2)
+    F, off, A, lin, kw = _cho_parts(ans, a, lower)
+    tri = _tri(lower)
+    if _is_zero(gc):
+        gc = np.zeros(np.shape(F))
+    ts = [None if dgc is None else tri(np.asarray(dgc)),
+          None if dc is None else tri(np.asarray(dc)),
+          None if da is None else lin(np.asarray(da, dtype=float))]
+    out = _CHOL.vjp_tangents[0](ts, tri(np.asarray(gc)), F, A, **kw)
+    return _plus(None if _is_zero(out) else out, None if dgc is None else off(np.asarray(dgc)))
+
+
+_def(sla.cho_factor, cho_factor_vjp, params="a", several=True, jvp=cho_factor_jvp,
+     vjp_tangents=[_cho_factor_vjp_jvp])
+
+
+class _Factors:
+    """A matrix rebuilt from its factors c: A = rebuild(c), its tangent d(c, dc), the
+    adjoint of c from the adjoint of A, adj(c, G), and adj's derivative in c along dc,
+    adj2(c, dc, G) (adj is linear in G)."""
+
+    def __init__(self, rebuild, d, adj, adj2):
+        self.rebuild, self.d, self.adj, self.adj2 = rebuild, d, adj, adj2
+
+
+def _cho_factors(lower):
+    tri = _tri(lower)
+    if lower:                       # A = F F^T
+        return _Factors(lambda c: tri(c) @ _matT(tri(c)),
+                        lambda c, dc: tri(dc) @ _matT(tri(c)) + tri(c) @ _matT(tri(dc)),
+                        lambda c, G: tri((G + _matT(G)) @ tri(c)),
+                        lambda c, dc, G: tri((G + _matT(G)) @ tri(dc)))
+    return _Factors(lambda c: _matT(tri(c)) @ tri(c),          # A = F^T F
+                    lambda c, dc: _matT(tri(dc)) @ tri(c) + _matT(tri(c)) @ tri(dc),
+                    lambda c, G: tri(tri(c) @ (G + _matT(G))),
+                    lambda c, dc, G: tri(tri(dc) @ (G + _matT(G))))
+
+
+def _permutation(piv, n):
+    """perm with A[perm] = L U, from LAPACK's row interchanges piv."""
+    perm = np.arange(n)
+    for i, p in enumerate(np.asarray(piv)):
+        perm[i], perm[p] = perm[p], perm[i]
+    return perm
+
+
+def _unpermute(M, perm):
+    out = np.empty_like(M)
+    out[perm] = M
+    return out
+
+
+def _lu_factors(piv, n, trans):
+    """A (or A^T for trans) = P L U from lu_factor's (lu, piv): A[perm] = L U."""
+    perm = _permutation(piv, n)
+    L = lambda c: np.tril(c, -1) + np.eye(n)                  # noqa: E731
+    U = np.triu
+
+    def t(M):
+        return _matT(M) if trans else M
+
+    def rebuild(c):
+        return t(_unpermute(L(c) @ U(c), perm))
+
+    def d(c, dc):
+        return t(_unpermute(np.tril(dc, -1) @ U(c) + L(c) @ U(dc), perm))
+
+    def adj(c, G):
+        GM = t(G)[perm]
+        return np.tril(GM @ _matT(U(c)), -1) + np.triu(_matT(L(c)) @ GM)
+
+    def adj2(c, dc, G):
+        GM = t(G)[perm]
+        return np.tril(GM @ _matT(U(dc)), -1) + np.triu(_matT(np.tril(dc, -1)) @ GM)
+    return _Factors(rebuild, d, adj, adj2)
+
+
+def _factor_solve(fn, factors_of):
+    """The rule of fn(c_and_more, b, ...) = solve(A, b), A rebuilt from the factors c
+    (``factors_of(c_and_more, **kw) -> (c, _Factors)``): numpy's solve rule chained with
+    the derivative of the rebuild."""
+    def setup(pair, rest, kw):
+        c, fac = factors_of(pair, *rest, **kw)
+        c = np.asarray(c, dtype=float)
+        return c, fac, fac.rebuild(c)
+
+    def vjp_c(g, ans, pair, b, *rest, **kw):
+        c, fac, A = setup(pair, rest, kw)
+        gA = _SOLVE.vjps[0](g, ans, A, b)
+        return [_fit(fac.adj(c, np.asarray(gA)), pair[0])] + [None] * (len(pair) - 1)
+
+    def vjp_b(g, ans, pair, b, *rest, **kw):
+        c, fac, A = setup(pair, rest, kw)
+        return _fit(_SOLVE.vjps[1](g, ans, A, b), b)
+
+    def tangents_of(ts, c, fac, k):
+        dc, db = _pair_tangent(_t(ts, k)), _t(ts, k + 1)
+        dA = None if dc is None else fac.d(c, np.asarray(dc, dtype=float))
+        return dc, dA, db
+
+    def jvp(tangents, pair, b, *rest, **kw):
+        c, fac, A = setup(pair, rest, kw)
+        dc, dA, db = tangents_of(tangents, c, fac, 0)
+        if dA is None and db is None:
+            return 0.0
+        return _SOLVE.jvp([dA, db], A, b)
+
+    def vjp_c_jvp(tangents, g, ans, pair, b, *rest, **kw):
+        c, fac, A = setup(pair, rest, kw)
+        dc, dA, db = tangents_of(tangents, c, fac, 2)
+        ts = [_t(tangents, 0), _t(tangents, 1), dA, db]
+        dgA = _SOLVE.vjp_tangents[0](ts, g, ans, A, b)
+        out = None if _is_zero(dgA) else fac.adj(c, np.asarray(dgA))
+        if dc is not None and not _is_zero(g):
+            gA = np.asarray(_SOLVE.vjps[0](g, ans, A, b))
+            out = _plus(out, fac.adj2(c, np.asarray(dc, dtype=float), gA))
+        return [_plus(out)] + [None] * (len(pair) - 1)
+
+    def vjp_b_jvp(tangents, g, ans, pair, b, *rest, **kw):
+        c, fac, A = setup(pair, rest, kw)
+        dc, dA, db = tangents_of(tangents, c, fac, 2)
+        return _SOLVE.vjp_tangents[1]([_t(tangents, 0), _t(tangents, 1), dA, db],
+                                      g, ans, A, b)
+    return vjp_c, vjp_b, jvp, vjp_c_jvp, vjp_b_jvp
+
+
+def _cho_pair(c_and_lower, overwrite_b=False, check_finite=True):
+    c, lower = c_and_lower
+    return c, _cho_factors(bool(lower))
+
+
+def _lu_pair(lu_and_piv, trans=0, overwrite_b=False, check_finite=True):
+    lu, piv = lu_and_piv
+    if trans not in (0, 1, 2, "N", "T", "C"):
+        raise TranspileError(f"scipy.linalg.lu_solve: trans={trans!r}")
+    return lu, _lu_factors(piv, np.shape(lu)[-1], trans not in (0, "N"))
+
+
+for _fn, _pair, _params in ((sla.cho_solve, _cho_pair, "c_and_lower, b"),
+                            (sla.lu_solve, _lu_pair, "lu_and_piv, b")):
+    _vc, _vb, _jvp, _vcj, _vbj = _factor_solve(_fn, _pair)
+    _def(_fn, _vc, _vb, params=_params, jvp=_jvp, vjp_tangents=[_vcj, _vbj])
+
+
+# --- lu_factor and lu (square matrices): dL = L tril(X, -1), dU = triu(X) U with
+# X = L^-1 P^T dA U^-1 -----------------------------------------------------------------
+def _square(a, what):
+    a = np.asarray(a, dtype=float)
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise TranspileError(f"scipy.linalg.{what}: derivatives for a square 2-D matrix "
+                             f"only, not shape {a.shape}")
+    return a
+
+
+def _lu_tangent(L, U, dM):
+    """(dL, dU) from dM = P^T dA."""
+    X = la.solve(L, _matT(la.solve(_matT(U), _matT(dM))))      # L^-1 dM U^-1
+    return L @ np.tril(X, -1), np.triu(X) @ U
+
+
+def _lu_adjoint(L, U, gL, gU):
+    """P^T gA (the adjoint of dM) from the adjoints of L and U."""
+    gX = np.tril(_matT(L) @ gL, -1) + np.triu(gU @ _matT(U))
+    return _matT(la.solve(U, _matT(la.solve(_matT(L), gX))))   # L^-T gX U^-T
+
+
+def _lu_of_factor(ans, a):
+    lu, piv = ans
+    n = np.shape(lu)[0]
+    return np.tril(lu, -1) + np.eye(n), np.triu(lu), _permutation(piv, n)
+
+
+def lu_factor_vjp(g, ans, a, overwrite_a=False, check_finite=True):
+    _square(a, "lu_factor")
+    glu = _parts(g, 2)[0]
+    if _is_zero(glu):
+        return _fit(np.zeros(np.shape(a)), a)
+    L, U, perm = _lu_of_factor(ans, a)
+    glu = np.asarray(glu)
+    return _fit(_unpermute(_lu_adjoint(L, U, np.tril(glu, -1), np.triu(glu)), perm), a)
+
+
+def lu_factor_jvp(tangents, a, overwrite_a=False, check_finite=True):
+    da = _t(tangents, 0)
+    if da is None:
+        return 0.0
+    ans = sla.lu_factor(_square(a, "lu_factor"))
+    L, U, perm = _lu_of_factor(ans, a)
+    dL, dU = _lu_tangent(L, U, np.asarray(da, dtype=float)[perm])
+    return dL + dU, np.zeros(np.shape(ans[1]))
+
+
+def lu_vjp(g, ans, a, permute_l=False, overwrite_a=False, check_finite=True,
+           p_indices=False):
+    A = _square(a, "lu")
+    n = A.shape[0]
+    parts = _parts(g, 2 if permute_l else 3)
+    if permute_l:
+        pl, U = ans
+        gl, gu = parts
+    else:
+        _, L, U = ans
+        _, gl, gu = parts
+    P = sla.lu(A)[0]                   # A = P L U (p_indices changes p only)
+    if permute_l:
+        L = _matT(P) @ pl
+        gl = None if _is_zero(gl) else _matT(P) @ np.asarray(gl)
+    gl = np.zeros((n, n)) if _is_zero(gl) else np.asarray(gl)
+    gu = np.zeros((n, n)) if _is_zero(gu) else np.asarray(gu)
+    return _fit(P @ _lu_adjoint(L, U, gl, gu), a)
+
+
+def lu_jvp(tangents, a, permute_l=False, overwrite_a=False, check_finite=True,
+           p_indices=False):
+    da = _t(tangents, 0)
+    if da is None:
+        return 0.0
+    A = _square(a, "lu")
+    P, L, U = sla.lu(A)                # A = P L U (p_indices changes p only)
+    dL, dU = _lu_tangent(L, U, _matT(P) @ np.asarray(da, dtype=float))
+    if permute_l:
+        return P @ dL, dU
+    return np.zeros(np.shape(P) if not p_indices else P.shape[:1]), dL, dU
+
+
+for _fn, _vjp, _jvp in ((sla.lu_factor, lu_factor_vjp, lu_factor_jvp),
+                        (sla.lu, lu_vjp, lu_jvp)):
+    _first_order_only(_def(_fn, _vjp, params="a", several=True, jvp=_jvp),
+                      "no tangent of its reverse rule is declared")
