@@ -640,6 +640,28 @@ if scipy is not None:
       wrap=("0.0 * {}", "np.sin({})", "np.sin({})"))
 
 # ======================================================================================
+# scipy.signal
+# ======================================================================================
+if scipy is not None:
+    for fname in ("convolve", "correlate"):
+        for mode in ("full", "same", "valid"):
+            X(f"scipy.signal.{fname}", f"1d-{mode}",
+              f"scipy.signal.{fname}(x, y, '{mode}')", x=N(5), y=N(3))
+            X(f"scipy.signal.{fname}", f"2d-{mode}",
+              f"scipy.signal.{fname}(x, y, mode='{mode}')", x=N(4, 3), y=N(2, 3))
+        X(f"scipy.signal.{fname}", "valid-swapped", f"scipy.signal.{fname}(x, y, 'valid')",
+          x=N(2, 2), y=N(3, 4))
+        X(f"scipy.signal.{fname}", "same-small-first",
+          f"scipy.signal.{fname}(x, y, 'same', method='fft')", x=N(3), y=N(6))
+        X(f"scipy.signal.{fname}", "3d-direct",
+          f"scipy.signal.{fname}(x, y, method='direct')", x=N(2, 3, 2), y=N(2, 2, 2))
+        for mode in ("full", "same", "valid"):
+            X(f"scipy.signal.{fname}2d", mode, f"scipy.signal.{fname}2d(x, y, '{mode}')",
+              x=N(4, 5), y=N(2, 3))
+        X(f"scipy.signal.{fname}2d", "same-small-first",
+          f"scipy.signal.{fname}2d(x, y, mode='same')", x=N(2, 3), y=N(3, 4))
+
+# ======================================================================================
 # keyword and edge variants (orders, where=, ends, zeros in products, zero bases)
 # ======================================================================================
 X("**", "zero-base", "x ** 2", x=0.0)
