@@ -17,8 +17,8 @@ on func), which reads func's source; SciPy's solver is never read. Second deriva
 through odeint are refused.
 
 func must be a function transpile reads (a def in a file) whose derivative flows through
-its arguments only: a function that closes over float values is refused (pass them
-through args=, where their derivative is taken). solve_ivp is refused with a message
+its arguments only: a func that closes over a differentiated value is refused where it is
+passed (pass the value through args=, where its derivative is taken). solve_ivp is refused with a message
 that names odeint.
 """
 import numpy as np
@@ -39,19 +39,6 @@ def _float_like(v):
         or isinstance(v, np.floating)
 
 
-def _check_func(func):
-    cells = getattr(func, "__closure__", None) or ()
-    for cell in cells:
-        try:
-            v = cell.cell_contents
-        except ValueError:              # an empty cell
-            continue
-        if _float_like(v):
-            raise TranspileError(
-                f"{_NAME}: func closes over a float value; its derivative would not flow "
-                "through odeint: pass it through args= instead")
-
-
 class _Problem:
     """One odeint call: func's argument order, the flattened args and the solver options
     (the user's, reused for the backward solves)."""
@@ -59,7 +46,6 @@ class _Problem:
     def __init__(self, func, y0, t, args, kw):
         if kw.get("Dfun") is not None or kw.get("full_output"):
             raise TranspileError(f"{_NAME}: derivatives without Dfun= and full_output= only")
-        _check_func(func)
         if np.ndim(y0) > 1:
             raise TranspileError(f"{_NAME}: derivatives for a 1-D y0 only")
         self.func, self.tfirst = func, bool(kw.get("tfirst", False))
@@ -190,7 +176,9 @@ def odeint_jvp(tangents, func, y0, t, args=(), **kw):
 
 
 _rule = defvjp(integrate.odeint, None, odeint_vjp_y0, odeint_vjp_t, odeint_vjp_args,
-               params="func, y0, t, args", name=_NAME, env={"np": np}, jvp=odeint_jvp)
+               params="func, y0, t, args", name=_NAME, env={"np": np}, jvp=odeint_jvp,
+               no_derivative={0: "a func that closes over a differentiated value; pass the "
+                                 "value through args="})
 _why = (f"second derivatives through {_NAME} are not available (its adjoint solves "
         "have no derivative rule of their own)")
 for _v in _rule.vjps:
