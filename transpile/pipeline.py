@@ -144,9 +144,9 @@ def unit_of(target):
         unit = None                          # __code__ or defaults replaced: read again
     if unit is None:
         unit = _rule_call_unit(target)
-        if unit is None:
-            unit = unit_from_function(target)
-        _check_source(unit, target)
+        if unit is None:                     # (a rule's call is written, not read: a
+            unit = unit_from_function(target)    # wrapper's source need not match)
+            _check_source(unit, target)
         unit.func_state = _func_state(target)
         _UNITS[target] = unit
     return unit

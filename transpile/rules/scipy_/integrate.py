@@ -21,6 +21,8 @@ its arguments only: a func that closes over a differentiated value is refused wh
 passed (pass the value through args=, where its derivative is taken). solve_ivp is refused with a message
 that names odeint.
 """
+import inspect
+
 import numpy as np
 import scipy.integrate as integrate
 
@@ -96,13 +98,21 @@ class _Problem:
         return out if self.shaped else out[0]
 
 
-def _problem(func, y0, t, args=(), **kw):
-    return _Problem(func, y0, t, args, kw)
+_SIGNATURE = inspect.signature(integrate.odeint)
 
 
-def _adjoint(g, ans, func, y0, t, args=(), **kw):
-    """(gradient of y0, of t, of args) by the backward solves."""
-    p = _problem(func, y0, t, args, **kw)
+def _problem(*call, **kwargs):
+    """The _Problem of odeint(*call, **kwargs) (a call of odeint itself, differentiated
+    directly, passes every parameter)."""
+    b = _SIGNATURE.bind(*call, **kwargs)
+    kw = dict(b.arguments)
+    func, y0, t = kw.pop("func"), kw.pop("y0"), kw.pop("t")
+    return _Problem(func, y0, t, kw.pop("args", ()), kw)
+
+
+def _adjoint(g, ans, *call, **kwargs):
+    """(the problem, the gradient of y0, of t, of args flattened) by the backward solves."""
+    p = _problem(*call, **kwargs)
     Y = np.asarray(ans, dtype=float)
     T, n = Y.shape
     G = np.broadcast_to(np.asarray(g, dtype=float), Y.shape)
@@ -126,23 +136,25 @@ def _adjoint(g, ans, func, y0, t, args=(), **kw):
     return p, lam + G[0], gt, gargs
 
 
-def odeint_vjp_y0(g, ans, func, y0, t, args=(), **kw):
+def odeint_vjp_y0(g, ans, *call, **kwargs):
+    y0 = _SIGNATURE.bind(*call, **kwargs).arguments["y0"]
     if _is_zero(g):
         return _fit(np.zeros(np.shape(y0)), y0)
-    return _fit(np.reshape(_adjoint(g, ans, func, y0, t, args, **kw)[1], np.shape(y0)), y0)
+    return _fit(np.reshape(_adjoint(g, ans, *call, **kwargs)[1], np.shape(y0)), y0)
 
 
-def odeint_vjp_t(g, ans, func, y0, t, args=(), **kw):
+def odeint_vjp_t(g, ans, *call, **kwargs):
+    t = _SIGNATURE.bind(*call, **kwargs).arguments["t"]
     if _is_zero(g):
         return _fit(np.zeros(np.shape(t)), t)
-    return _fit(_adjoint(g, ans, func, y0, t, args, **kw)[2], t)
+    return _fit(_adjoint(g, ans, *call, **kwargs)[2], t)
 
 
-def odeint_vjp_args(g, ans, func, y0, t, args=(), **kw):
-    p = _problem(func, y0, t, args, **kw)
+def odeint_vjp_args(g, ans, *call, **kwargs):
+    p = _problem(*call, **kwargs)
     if _is_zero(g):
         return p.unflatten(np.zeros(sum(p.sizes)))
-    return p.unflatten(_adjoint(g, ans, func, y0, t, args, **kw)[3])
+    return p.unflatten(_adjoint(g, ans, *call, **kwargs)[3])
 
 
 def _arg_tangents(p, targs):
@@ -154,8 +166,8 @@ def _arg_tangents(p, targs):
             else np.asarray(targs[k], dtype=float) for k in p.active]
 
 
-def odeint_jvp(tangents, func, y0, t, args=(), **kw):
-    p = _problem(func, y0, t, args, **kw)
+def odeint_jvp(tangents, *call, **kwargs):
+    p = _problem(*call, **kwargs)
     dy0, dt, dargs = _t(tangents, 1), _t(tangents, 2), _t(tangents, 3)
     if dy0 is None and dt is None and dargs is None:
         return 0.0
