@@ -643,6 +643,8 @@ if scipy is not None:
       x=np.linalg.cholesky(SPD(3)).T + np.tril(N(3, 3), -1), y=N(3, 2))
     X(f"{L}.cho_solve", "of-cho_factor", "scipy.linalg.cho_solve(scipy.linalg.cho_factor("
       "x), y)", x=SPD(3), y=N(3))
+    X(f"{L}.lu_solve", "of-lu_factor", "scipy.linalg.lu_solve(scipy.linalg.lu_factor(x), y)",
+      x=N(3, 3), y=N(3))
     X(f"{L}.lu_solve", "trans", "scipy.linalg.lu_solve((x, np.array([1, 2, 2])), y, 1)",
       x=WELL(3), y=N(3, 2))
     X(f"{L}.lu_solve", "factors", "scipy.linalg.lu_solve((x, np.array([2, 2, 2])), y)",

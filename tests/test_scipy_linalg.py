@@ -105,7 +105,7 @@ def lu_parts(x):
     return np.sum(np.sin(L) * 0.7) + np.sum(U ** 2)
 
 
-def test_lu_first_order_and_second_order_refused():
+def test_lu_every_mode():
     x, y = rng.normal(size=(4, 4)), rng.normal(size=4)
     args = [x, y]
     for i in range(2):
@@ -113,8 +113,11 @@ def test_lu_first_order_and_second_order_refused():
     _close(transpile.grad(lu_parts)(x), central_wrt(lu_parts, [x], 0))
     v = rng.normal(size=(4, 4))
     _close(transpile.jvp(lu_parts, [x], [v])[1], np.sum(central_wrt(lu_parts, [x], 0) * v))
-    with pytest.raises(TranspileError, match="scipy.linalg.lu"):
-        transpile.hvp(lu_parts)(x, v=v)
+    for mode in ("forward-over-reverse", "reverse-over-forward"):
+        _close(transpile.hvp(lu_parts, mode=mode)(x, v=v),
+               along(transpile.grad(lu_parts), [x], 0, v), 1e-4)
+        _close(transpile.hvp(lu_roundtrip, mode=mode)(x, y, v=v),
+               along(transpile.grad(lu_roundtrip), [x, y], 0, v), 1e-4)
 
 
 def test_gradient_reads_only_the_triangle_used():
@@ -153,9 +156,6 @@ def test_refusals(f, x, match):
 def test_supported_modes():
     modes = transpile.rules.supported(modes=True)
     for name in ("solve", "inv", "det", "cholesky", "solve_triangular", "solve_banded",
-                 "cho_factor", "cho_solve", "lu_solve", "sqrtm", "expm", "solve_sylvester"):
+                 "cho_factor", "cho_solve", "lu_factor", "lu_solve", "lu", "sqrtm", "expm",
+                 "solve_sylvester"):
         assert all(r is None for r in modes[f"scipy.linalg.{name}"].values()), name
-    for name in ("lu", "lu_factor"):
-        m = modes[f"scipy.linalg.{name}"]
-        assert m["reverse"] is None and m["forward"] is None
-        assert m["forward-over-reverse"] is not None

@@ -16,7 +16,7 @@ cho_solve and lu_solve solve with a matrix rebuilt from its factors (L L^T, U^T 
 numpy's solve rule chained with the derivative of that product (`_factor_solve`).
 cho_factor is cholesky on its triangle; the other triangle of its result is a copy of the
 input's. lu_factor and lu (square matrices) differentiate the factors by the usual
-L^-1 dA U^-1 split (first order only: their second derivatives are refused).
+L^-1 P^T dA U^-1 split (the permutation is locally constant), second order included.
 sqrtm, expm and solve_sylvester have rules of their own: sqrtm's derivative solves a
 Sylvester equation, expm's is the Frechet derivative (scipy.linalg.expm_frechet; its second
 derivative the Frechet derivative of the block matrix [[A, E], [0, A]]).
@@ -27,7 +27,6 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..registry import defvjp, lookup
-from ..derivative_code import _refused
 from ..numpy_ import _fit, _is_zero, _matT, _parts, _plus, _t
 from ...errors import TranspileError
 
@@ -38,17 +37,6 @@ la = np.linalg
 def _def(fn, *vjps, params, **kw):
     return defvjp(fn, *vjps, params=params, env=ENV, name=f"scipy.linalg.{fn.__name__}",
                   **kw)
-
-
-def _first_order_only(rule, why):
-    """Second derivatives through `rule` are refused (its vjp and jvp functions get rules
-    that say so), never derived by reading their code."""
-    reason = f"second derivatives through {rule.name} are not available yet ({why})"
-    for v in rule.vjps:
-        if v is not None:
-            _refused(v, f"the reverse rule of {rule.name}", reason, rule)
-    if rule.jvp is not None:
-        _refused(rule.jvp, f"the forward rule of {rule.name}", reason, rule)
 
 
 # ======================================================================================
@@ -640,7 +628,8 @@ for _fn, _pair, _params in ((sla.cho_solve, _cho_pair, "c_and_lower, b"),
 
 
 # --- lu_factor and lu (square matrices): dL = L tril(X, -1), dU = triu(X) U with
-# X = L^-1 P^T dA U^-1 -----------------------------------------------------------------
+# X = L^-1 P^T dA U^-1; the adjoint of P^T A is L^-T gX U^-T, with
+# gX = tril(L^T gL, -1) + triu(gU U^T) -----------------------------------------------
 def _square(a, what):
     a = np.asarray(a, dtype=float)
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
@@ -687,24 +676,64 @@ def lu_factor_jvp(tangents, a, overwrite_a=False, check_finite=True):
     return dL + dU, np.zeros(np.shape(ans[1]))
 
 
+def _dense(x, n):
+    return np.zeros((n, n)) if _is_zero(x) else np.asarray(x, dtype=float)
+
+
+def _lu_output(x, permute_l, P, n):
+    """(L part, U part) of lu's result (or of its adjoint or tangent): with permute_l, the
+    first is P L, read back as L."""
+    parts = _parts(x, 2 if permute_l else 3)
+    l, u = parts[-2], parts[-1]
+    l = _dense(l, n)
+    return (_matT(P) @ l if permute_l else l), _dense(u, n)
+
+
 def lu_vjp(g, ans, a, permute_l=False, overwrite_a=False, check_finite=True,
            p_indices=False):
     A = _square(a, "lu")
     n = A.shape[0]
-    parts = _parts(g, 2 if permute_l else 3)
-    if permute_l:
-        pl, U = ans
-        gl, gu = parts
-    else:
-        _, L, U = ans
-        _, gl, gu = parts
     P = sla.lu(A)[0]                   # A = P L U (p_indices changes p only)
-    if permute_l:
-        L = _matT(P) @ pl
-        gl = None if _is_zero(gl) else _matT(P) @ np.asarray(gl)
-    gl = np.zeros((n, n)) if _is_zero(gl) else np.asarray(gl)
-    gu = np.zeros((n, n)) if _is_zero(gu) else np.asarray(gu)
+    L, U = _lu_output(ans, permute_l, P, n)
+    gl, gu = _lu_output(g, permute_l, P, n)
     return _fit(P @ _lu_adjoint(L, U, gl, gu), a)
+
+
+def _lu_adjoint_tangent(L, U, gL, gU, dL, dU, dgL, dgU):
+    """The tangent of _lu_adjoint(L, U, gL, gU) = L^-T gX U^-T."""
+    gX = np.tril(_matT(L) @ gL, -1) + np.triu(gU @ _matT(U))
+    dgX = np.tril(_matT(dL) @ gL + _matT(L) @ dgL, -1) + np.triu(dgU @ _matT(U) +
+                                                                 gU @ _matT(dU))
+
+    def lt_rt(X):                                              # L^-T X U^-T
+        return _matT(la.solve(U, _matT(la.solve(_matT(L), X))))
+    M = lt_rt(gX)
+    return lt_rt(dgX) - la.solve(_matT(L), _matT(dL) @ M) - _matT(la.solve(U, _matT(
+        M @ _matT(dU))))
+
+
+def _lu_vjp_jvp(tangents, g, ans, a, permute_l=False, overwrite_a=False,
+                check_finite=True, p_indices=False):
+    A = _square(a, "lu")
+    n = A.shape[0]
+    P = sla.lu(A)[0]
+    L, U = _lu_output(ans, permute_l, P, n)
+    gl, gu = _lu_output(g, permute_l, P, n)
+    dgl, dgu = _lu_output(_t(tangents, 0), permute_l, P, n)
+    dl, du = _lu_output(_t(tangents, 1), permute_l, P, n)
+    return P @ _lu_adjoint_tangent(L, U, gl, gu, np.tril(dl, -1), np.triu(du), dgl, dgu)
+
+
+def _lu_factor_vjp_jvp(tangents, g, ans, a, overwrite_a=False, check_finite=True):
+    _square(a, "lu_factor")
+    L, U, perm = _lu_of_factor(ans, a)
+    n = L.shape[0]
+    glu = _dense(_parts(g, 2)[0], n)
+    dglu = _dense(_parts(_t(tangents, 0), 2)[0], n)
+    dlu = _dense(_parts(_t(tangents, 1), 2)[0], n)
+    dM = _lu_adjoint_tangent(L, U, np.tril(glu, -1), np.triu(glu), np.tril(dlu, -1),
+                             np.triu(dlu), np.tril(dglu, -1), np.triu(dglu))
+    return _unpermute(dM, perm)
 
 
 def lu_jvp(tangents, a, permute_l=False, overwrite_a=False, check_finite=True,
@@ -720,7 +749,7 @@ def lu_jvp(tangents, a, permute_l=False, overwrite_a=False, check_finite=True,
     return np.zeros(np.shape(P) if not p_indices else P.shape[:1]), dL, dU
 
 
-for _fn, _vjp, _jvp in ((sla.lu_factor, lu_factor_vjp, lu_factor_jvp),
-                        (sla.lu, lu_vjp, lu_jvp)):
-    _first_order_only(_def(_fn, _vjp, params="a", several=True, jvp=_jvp),
-                      "no tangent of its reverse rule is declared")
+for _fn, _vjp, _jvp, _vjp_jvp in (
+        (sla.lu_factor, lu_factor_vjp, lu_factor_jvp, _lu_factor_vjp_jvp),
+        (sla.lu, lu_vjp, lu_jvp, _lu_vjp_jvp)):
+    _def(_fn, _vjp, params="a", several=True, jvp=_jvp, vjp_tangents=[_vjp_jvp])
