@@ -817,8 +817,8 @@ NOT_EXERCISED = {
     "scipy.integrate.odeint": "needs a user function for func= and tolerances the "
                               "matrix's differences cannot resolve: "
                               "tests/test_scipy_integrate.py checks every mode",
-    "scipy.integrate.solve_ivp": "refused (its result is an object): "
-                                 "tests/test_scipy_integrate.py checks the refusal",
+    "scipy.integrate.solve_ivp": "needs a user function for fun= and an object result: "
+                                 "tests/test_scipy_integrate.py checks every mode",
     "numpy.empty": "values are uninitialized memory: no value to check (its rule is zero "
                    "and it takes no float input)",
     "numpy.empty_like": "values are uninitialized memory: no value to check (its rule is "

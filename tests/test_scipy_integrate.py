@@ -1,6 +1,7 @@
-"""scipy.integrate.odeint: the adjoint method (reverse) and forward sensitivities (forward)
-against central differences of the solution, with respect to y0, the times t and the
-entries of args; second derivatives, closures over floats and solve_ivp are refused."""
+"""scipy.integrate.odeint and solve_ivp: the adjoint method (reverse) and forward
+sensitivities (forward) against central differences of the solution, with respect to y0,
+the times and the entries of args; second derivatives, closures over differentiated values
+and solve_ivp at times the solver picks are refused."""
 import numpy as np
 import pytest
 
@@ -117,17 +118,59 @@ def test_closure_over_a_differentiated_float_is_refused():
         transpile.grad(closure_loss, wrt=1)(np.ones(3), 0.5)
 
 
-def ivp_loss(y0):
-    return np.sum(integrate.solve_ivp(lambda t, y: -y, (0.0, 1.0), y0).y)
+def ivp_rhs(t, y, k, c):
+    return -k * y + c * np.sin(t) - 0.1 * np.mean(y ** 2)
 
 
-def test_solve_ivp_is_refused_naming_odeint():
-    with pytest.raises(TranspileError, match="odeint"):
-        transpile.grad(ivp_loss)(np.ones(2))
+def ivp_loss(y0, t0, t_eval, k, c):
+    sol = integrate.solve_ivp(ivp_rhs, (t0, 1.5), y0, t_eval=t_eval, args=(k, c),
+                              rtol=1e-11, atol=1e-11)
+    return np.sum(np.sin(sol.y) * W.T) + np.sum(sol.t * np.arange(1.0, 5.0))
+
+
+def ivp_loss_method(y0, k):
+    sol = integrate.solve_ivp(ivp_rhs, (0.0, 1.0), y0, "DOP853", np.array([0.5, 1.0]),
+                              args=(k, 0.2), rtol=1e-11, atol=1e-11)
+    return np.sum(sol.y ** 2)
+
+
+IVP_ARGS = [rng.normal(size=3), 0.05, np.array([0.1, 0.4, 0.7, 1.2]),
+            rng.uniform(0.5, 1.5, size=3), rng.normal(size=3)]
+
+
+@pytest.mark.parametrize("i", range(5), ids=["y0", "t0", "t_eval", "k", "c"])
+def test_solve_ivp_reverse(i):
+    _close(transpile.grad(ivp_loss, wrt=i)(*IVP_ARGS), central_wrt(ivp_loss, IVP_ARGS, i,
+                                                                   eps=EPS))
+
+
+def test_solve_ivp_forward_and_method():
+    v = [rng.normal(size=3), 0.3, 0.1 * rng.normal(size=4), rng.normal(size=3),
+         rng.normal(size=3)]
+    _, tangent = transpile.jvp(ivp_loss, IVP_ARGS, v)
+    expected = sum(np.sum(central_wrt(ivp_loss, IVP_ARGS, i, eps=EPS) * v[i])
+                   for i in range(5))
+    _close(tangent, expected)
+    args = [rng.normal(size=3), 0.7]
+    for i in range(2):
+        _close(transpile.grad(ivp_loss_method, wrt=i)(*args),
+               central_wrt(ivp_loss_method, args, i, eps=EPS))
+
+
+def ivp_free_times(y0):
+    return np.sum(integrate.solve_ivp(ivp_rhs, (0.0, 1.0), y0, args=(1.0, 0.0)).y)
+
+
+def test_solve_ivp_refusals():
+    with pytest.raises(TranspileError, match="t_eval="):
+        transpile.grad(ivp_free_times)(np.ones(2))
+    with pytest.raises(TranspileError, match="solve_ivp"):
+        transpile.hvp(ivp_loss, wrt=3)(*IVP_ARGS, v=np.ones(3))
 
 
 def test_modes_declared():
-    modes = transpile.rules.supported(modes=True)["scipy.integrate.odeint"]
-    assert modes["reverse"] is None and modes["forward"] is None
-    assert all("odeint" in modes[m] for m in ("forward-over-reverse", "reverse-over-forward",
+    for name in ("odeint", "solve_ivp"):
+        modes = transpile.rules.supported(modes=True)[f"scipy.integrate.{name}"]
+        assert modes["reverse"] is None and modes["forward"] is None
+        assert all(name in modes[m] for m in ("forward-over-reverse", "reverse-over-forward",
                                               "reverse-over-reverse"))

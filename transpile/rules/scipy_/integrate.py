@@ -42,15 +42,15 @@ def _float_like(v):
 
 
 class _Problem:
-    """One odeint call: func's argument order, the flattened args and the solver options
-    (the user's, reused for the backward solves)."""
+    """One ODE: func's argument order, its times (the initial one first), the flattened
+    args and ``solve(rhs, state, t0, t1)``, the state at t1 of the solution of
+    state' = rhs(state, t) from t0, by the user's solver with the user's options."""
 
-    def __init__(self, func, y0, t, args, kw):
-        if kw.get("Dfun") is not None or kw.get("full_output"):
-            raise TranspileError(f"{_NAME}: derivatives without Dfun= and full_output= only")
+    def __init__(self, func, y0, t, args, tfirst, solve, name):
         if np.ndim(y0) > 1:
-            raise TranspileError(f"{_NAME}: derivatives for a 1-D y0 only")
-        self.func, self.tfirst = func, bool(kw.get("tfirst", False))
+            raise TranspileError(f"{name}: derivatives for a 1-D y0 only")
+        self.func, self.tfirst, self.solve = func, tfirst, solve
+        args = () if args is None else args
         self.args = tuple(args) if isinstance(args, (tuple, list)) else (args,)
         self.shaped = isinstance(args, (tuple, list))
         self.y0 = np.atleast_1d(np.asarray(y0, dtype=float))
@@ -58,7 +58,6 @@ class _Problem:
         self.active = [k for k, a in enumerate(self.args) if _float_like(a) or (
             isinstance(a, int) and not isinstance(a, bool))]
         self.sizes = [int(np.size(self.args[k])) for k in self.active]
-        self.options = {k: kw[k] for k in _SOLVER if k in kw}
 
     def call_args(self, y, t):
         return ((t, y) if self.tfirst else (y, t)) + self.args
@@ -106,14 +105,25 @@ def _problem(*call, **kwargs):
     directly, passes every parameter)."""
     b = _SIGNATURE.bind(*call, **kwargs)
     kw = dict(b.arguments)
-    func, y0, t = kw.pop("func"), kw.pop("y0"), kw.pop("t")
-    return _Problem(func, y0, t, kw.pop("args", ()), kw)
+    if kw.get("Dfun") is not None or kw.get("full_output"):
+        raise TranspileError(f"{_NAME}: derivatives without Dfun= and full_output= only")
+    options = {k: kw[k] for k in _SOLVER if k in kw}
+
+    def solve(rhs, state, t0, t1):
+        return integrate.odeint(rhs, state, np.array([t0, t1]), **options)[1]
+    return _Problem(kw["func"], kw["y0"], kw["t"], kw.get("args", ()),
+                    bool(kw.get("tfirst", False)), solve, _NAME)
 
 
 def _adjoint(g, ans, *call, **kwargs):
     """(the problem, the gradient of y0, of t, of args flattened) by the backward solves."""
     p = _problem(*call, **kwargs)
-    Y = np.asarray(ans, dtype=float)
+    return (p,) + _backward(p, np.asarray(ans, dtype=float), g)
+
+
+def _backward(p, Y, g):
+    """The adjoint solves for the outputs Y[i] at p.t[i] (Y[0] = y0 at the initial time)
+    with cotangents g: (the gradient of y0, of the times, of args flattened)."""
     T, n = Y.shape
     G = np.broadcast_to(np.asarray(g, dtype=float), Y.shape)
     m = sum(p.sizes)
@@ -128,12 +138,12 @@ def _adjoint(g, ans, *call, **kwargs):
     for i in range(T - 1, 0, -1):
         lam = lam + G[i]
         gt[i] = float(np.dot(G[i], p.f(Y[i], p.t[i])))
-        state = np.concatenate([Y[i], lam, gargs])
-        back = integrate.odeint(augmented, state, np.array([p.t[i], p.t[i - 1]]),
-                                **p.options)[1]
+        if p.t[i] == p.t[i - 1]:
+            continue
+        back = p.solve(augmented, np.concatenate([Y[i], lam, gargs]), p.t[i], p.t[i - 1])
         lam, gargs = back[n:2 * n], back[2 * n:]
     gt[0] = -float(np.dot(lam, p.f(Y[0], p.t[0]))) if T > 1 else 0.0
-    return p, lam + G[0], gt, gargs
+    return lam + G[0], gt, gargs
 
 
 def odeint_vjp_y0(g, ans, *call, **kwargs):
@@ -166,11 +176,9 @@ def _arg_tangents(p, targs):
             else np.asarray(targs[k], dtype=float) for k in p.active]
 
 
-def odeint_jvp(tangents, *call, **kwargs):
-    p = _problem(*call, **kwargs)
-    dy0, dt, dargs = _t(tangents, 1), _t(tangents, 2), _t(tangents, 3)
-    if dy0 is None and dt is None and dargs is None:
-        return 0.0
+def _forward(p, dy0, dt, dargs):
+    """The tangents of the states at p.t (the first: the initial state) along dy0, the
+    times' dt and args' dargs, by the forward sensitivity system."""
     n, T = p.y0.size, p.t.size
     dargs = _arg_tangents(p, dargs)
     dt = np.zeros(T) if dt is None else np.broadcast_to(np.asarray(dt, dtype=float), (T,))
@@ -182,24 +190,130 @@ def odeint_jvp(tangents, *call, **kwargs):
         fy, ds = p.jvp(y, t, s, dargs)
         return np.concatenate([fy, ds])
 
-    both = integrate.odeint(sensitivity, np.concatenate([p.y0, s0]), p.t, **p.options)
+    states = [np.concatenate([p.y0, s0])]
+    for i in range(1, T):
+        states.append(states[-1] if p.t[i] == p.t[i - 1] else
+                      p.solve(sensitivity, states[-1], p.t[i - 1], p.t[i]))
+    both = np.stack(states)
     Y, S = both[:, :n], both[:, n:]
     return S + np.stack([p.f(Y[i], p.t[i]) * dt[i] for i in range(T)])
+
+
+def odeint_jvp(tangents, *call, **kwargs):
+    p = _problem(*call, **kwargs)
+    dy0, dt, dargs = _t(tangents, 1), _t(tangents, 2), _t(tangents, 3)
+    if dy0 is None and dt is None and dargs is None:
+        return 0.0
+    return _forward(p, dy0, dt, dargs)
 
 
 _rule = defvjp(integrate.odeint, None, odeint_vjp_y0, odeint_vjp_t, odeint_vjp_args,
                params="func, y0, t, args", name=_NAME, env={"np": np}, jvp=odeint_jvp,
                no_derivative={0: "a func that closes over a differentiated value; pass the "
                                  "value through args="})
-_why = (f"second derivatives through {_NAME} are not available (its adjoint solves "
-        "have no derivative rule of their own)")
-for _v in _rule.vjps:
-    if _v is not None:
-        _refused(_v, f"the reverse rule of {_NAME}", _why, _rule)
-_refused(_rule.jvp, f"the forward rule of {_NAME}", _why, _rule)
 
-defvjp(integrate.solve_ivp, None, name="scipy.integrate.solve_ivp", params="fun",
-       unavailable="scipy.integrate.solve_ivp has no derivative rule (its result is an "
-                   "object); use scipy.integrate.odeint(func, y0, t, args=...), which is "
-                   "differentiated by the adjoint method, or give solve_ivp a rule of "
-                   "your own with transpile.defvjp")
+
+def _refuse_second_order(rule, name):
+    why = (f"second derivatives through {name} are not available (its adjoint solves "
+           "have no derivative rule of their own)")
+    for v in rule.vjps:
+        if v is not None:
+            _refused(v, f"the reverse rule of {name}", why, rule)
+    _refused(rule.jvp, f"the forward rule of {name}", why, rule)
+
+
+_refuse_second_order(_rule, _NAME)
+
+
+# --------------------------------------------------------------------------------------
+# solve_ivp(fun, t_span, y0, method, t_eval, ..., args): with t_eval given, its result's
+# y[:, i] is the state at t_eval[i] and its t is t_eval: the same adjoint, over the times
+# (t_span[0], *t_eval); t_span[1] does not reach the result
+# --------------------------------------------------------------------------------------
+_IVP = "scipy.integrate.solve_ivp"
+_IVP_SIGNATURE = inspect.signature(integrate.solve_ivp)
+
+
+def _ivp_problem(*call, **kwargs):
+    kw = dict(_IVP_SIGNATURE.bind(*call, **kwargs).arguments)
+    options = dict(kw.pop("options", {}))
+    if kw.get("t_eval") is None:
+        raise TranspileError(f"{_IVP}: derivatives at given times only: pass t_eval= (the "
+                             "times the solver picks itself have no derivative)")
+    if kw.get("events") is not None or kw.get("dense_output"):
+        raise TranspileError(f"{_IVP}: derivatives without events= and dense_output= only")
+    method = kw.get("method", "RK45")
+
+    def solve(rhs, state, t0, t1):
+        out = integrate.solve_ivp(lambda t, y: rhs(y, t), (t0, t1), state, method=method,
+                                  **options)
+        if out.status != 0:
+            raise TranspileError(f"{_IVP}: the adjoint solve failed: {out.message}")
+        return out.y[:, -1]
+    t0 = float(np.asarray(kw["t_span"], dtype=float)[0])
+    times = np.concatenate([[t0], np.asarray(kw["t_eval"], dtype=float).reshape(-1)])
+    return _Problem(kw["fun"], kw["y0"], times, kw.get("args"), True, solve, _IVP), kw
+
+
+def _ivp_parts(g):
+    """The adjoints of the result's y and t (the result is an object: a dict adjoint)."""
+    if _is_zero(g):
+        return 0.0, 0.0
+    get = g.get if isinstance(g, dict) else (lambda k, d: getattr(g, k, d))
+    return get("y", 0.0), get("t", 0.0)
+
+
+def _ivp_adjoint(g, ans, call, kwargs):
+    p, kw = _ivp_problem(*call, **kwargs)
+    gy, gt_out = _ivp_parts(g)
+    Y = np.concatenate([p.y0[None, :], np.asarray(ans["y"], dtype=float).T])
+    G = np.zeros(Y.shape)
+    if not _is_zero(gy):
+        G[1:] = np.broadcast_to(np.asarray(gy, dtype=float), Y[1:].T.shape).T
+    gy0, gtimes, gargs = _backward(p, Y, G)
+    return p, kw, gy0, gtimes, gt_out, gargs
+
+
+def ivp_vjp_t_span(g, ans, *call, **kwargs):
+    p, kw, gy0, gtimes, _, _ = _ivp_adjoint(g, ans, call, kwargs)
+    return _fit(np.array([gtimes[0], 0.0]), kw["t_span"])
+
+
+def ivp_vjp_y0(g, ans, *call, **kwargs):
+    p, kw, gy0, _, _, _ = _ivp_adjoint(g, ans, call, kwargs)
+    return _fit(np.reshape(gy0, np.shape(kw["y0"])), kw["y0"])
+
+
+def ivp_vjp_t_eval(g, ans, *call, **kwargs):
+    p, kw, _, gtimes, gt_out, _ = _ivp_adjoint(g, ans, call, kwargs)
+    out = gtimes[1:] + (0.0 if _is_zero(gt_out) else np.asarray(gt_out, dtype=float))
+    return _fit(np.reshape(out, np.shape(kw["t_eval"])), kw["t_eval"])
+
+
+def ivp_vjp_args(g, ans, *call, **kwargs):
+    p, kw, _, _, _, gargs = _ivp_adjoint(g, ans, call, kwargs)
+    return p.unflatten(gargs)
+
+
+def ivp_jvp(tangents, *call, **kwargs):
+    p, kw = _ivp_problem(*call, **kwargs)
+    ans = integrate.solve_ivp(*call, **kwargs)
+    dspan, dy0, dte, dargs = (_t(tangents, k) for k in (1, 2, 4, 8))
+    if dspan is None and dy0 is None and dte is None and dargs is None:
+        return 0.0
+    dt = np.zeros(p.t.size)
+    if dspan is not None:
+        dt[0] = float(np.asarray(dspan, dtype=float).reshape(-1)[0])
+    if dte is not None:
+        dt[1:] = np.asarray(dte, dtype=float).reshape(-1)
+    S = _forward(p, dy0, dt, dargs)[1:]
+    return {k: (S.T if k == "y" else dt[1:].copy() if k == "t" else 0.0) for k in ans}
+
+
+_ivp_rule = defvjp(integrate.solve_ivp, None, ivp_vjp_t_span, ivp_vjp_y0, None,
+                   ivp_vjp_t_eval, None, None, None, ivp_vjp_args,
+                   params="fun, t_span, y0, method, t_eval, dense_output, events, "
+                          "vectorized, args", name=_IVP, env={"np": np}, jvp=ivp_jvp,
+                   no_derivative={0: "a fun that closes over a differentiated value; pass "
+                                     "the value through args="})
+_refuse_second_order(_ivp_rule, _IVP)
