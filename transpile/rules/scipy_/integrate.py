@@ -14,12 +14,17 @@ the forward sensitivity system s' = df/dy s + df/dargs dargs, s(t0) = dy0 - f(y0
 and adds f(y_i, t_i) dt_i at each output. The vector-Jacobian (and Jacobian-vector)
 products of the user's func come from transpile itself (`transpile.vjp`, `transpile.jvp`
 on func), which reads func's source; SciPy's solver is never read. Second derivatives
-through odeint are refused.
+are refused.
+
+solve_ivp(fun, t_span, y0, method, t_eval, ..., args=) is the same problem over the times
+(t_span[0], *t_eval), solved (backwards too) by its own method and options: derivatives in
+y0, t_span[0], t_eval and args of its result's y and t (an object: its adjoint is a dict).
+The times the solver picks itself have no derivative: without t_eval= it is refused, and
+so are events= and dense_output=.
 
 func must be a function transpile reads (a def in a file) whose derivative flows through
 its arguments only: a func that closes over a differentiated value is refused where it is
-passed (pass the value through args=, where its derivative is taken). solve_ivp is refused with a message
-that names odeint.
+passed (pass the value through args=, where its derivative is taken).
 """
 import inspect
 
