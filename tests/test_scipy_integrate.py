@@ -174,3 +174,23 @@ def test_modes_declared():
         assert modes["reverse"] is None and modes["forward"] is None
         assert all(name in modes[m] for m in ("forward-over-reverse", "reverse-over-forward",
                                               "reverse-over-reverse"))
+
+
+def shared_args(y0, k):
+    a = (k, 0.3)
+    s1 = integrate.odeint(decay, y0, np.array([0.0, 1.0]), args=a, rtol=1e-12, atol=1e-12)
+    s2 = integrate.odeint(decay, y0, np.array([0.0, 2.0]), args=a, rtol=1e-12, atol=1e-12)
+    span = (0.0, 1.0)
+    sol = integrate.solve_ivp(ivp_rhs, span, y0, t_eval=np.array([0.5, 1.0]), args=a,
+                              rtol=1e-11, atol=1e-11)
+    sol2 = integrate.solve_ivp(ivp_rhs, span, y0, t_eval=np.array([0.25]), args=a,
+                               rtol=1e-11, atol=1e-11)
+    return (np.sum(s1) + np.sum(s2 ** 2) + np.sum(sol.y) + np.sum(sol.y ** 2)
+            + np.sum(sol.t) + np.sum(sol2.y))
+
+
+def test_arguments_and_results_used_twice():
+    args = [rng.normal(size=3), 0.8]
+    for i in range(2):
+        _close(transpile.grad(shared_args, wrt=i)(*args),
+               central_wrt(shared_args, args, i, eps=EPS))

@@ -159,3 +159,30 @@ def test_supported_modes():
                  "cho_factor", "cho_solve", "lu_factor", "lu_solve", "lu", "sqrtm", "expm",
                  "solve_sylvester"):
         assert all(r is None for r in modes[f"scipy.linalg.{name}"].values()), name
+
+
+def factored_twice(x, y):
+    c = sla.cho_factor(x, lower=True)
+    f = sla.lu_factor(x)
+    return (np.sum(sla.cho_solve(c, y) ** 2) + np.sum(sla.cho_solve(c, 2 * y) * y)
+            + np.sum(np.sin(sla.lu_solve(f, y))) + np.sum(sla.lu_solve(f, y, trans=1) ** 2))
+
+
+def pair_argument(pair, y):
+    return np.sum(sla.cho_solve(pair, y) ** 2)
+
+
+def test_one_factorization_used_twice():
+    """The adjoints of one (factor, flag) pair from several solves add up entry by entry
+    (plain tuples would be joined: the first solve's share alone reached the factor)."""
+    x, y = spd(3), rng.normal(size=3)
+    args = [x, y]
+    _close(transpile.grad(factored_twice)(*args), central_wrt(factored_twice, args, 0))
+    v = rng.normal(size=(3, 3))
+    for mode in ("forward-over-reverse", "reverse-over-forward"):
+        _close(transpile.hvp(factored_twice, mode=mode)(*args, v=v),
+               along(transpile.grad(factored_twice), args, 0, v), 1e-4)
+    L = np.linalg.cholesky(x)
+    g = transpile.grad(pair_argument)((L, True), y)
+    assert isinstance(g, tuple) and g[1] is None
+    _close(g[0], central_wrt(lambda c, y: pair_argument((c, True), y), [L, y], 0))

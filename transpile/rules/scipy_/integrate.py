@@ -35,6 +35,7 @@ from ..registry import defvjp
 from ..derivative_code import _refused
 from ..numpy_ import _fit, _is_zero, _t
 from ...errors import TranspileError
+from ._parts import Parts
 
 _NAME = "scipy.integrate.odeint"
 _SOLVER = ("rtol", "atol", "tcrit", "h0", "hmax", "hmin", "ixpr", "mxstep", "mxhnil",
@@ -99,7 +100,7 @@ class _Problem:
         for k, size in zip(self.active, self.sizes):
             out[k] = _fit(flat[pos:pos + size].reshape(np.shape(self.args[k])), self.args[k])
             pos += size
-        return out if self.shaped else out[0]
+        return Parts(out) if self.shaped else out[0]
 
 
 _SIGNATURE = inspect.signature(integrate.odeint)
@@ -281,7 +282,8 @@ def _ivp_adjoint(g, ans, call, kwargs):
 
 def ivp_vjp_t_span(g, ans, *call, **kwargs):
     p, kw, gy0, gtimes, _, _ = _ivp_adjoint(g, ans, call, kwargs)
-    return _fit(np.array([gtimes[0], 0.0]), kw["t_span"])
+    span = _fit(np.array([gtimes[0], 0.0]), kw["t_span"])
+    return Parts(span) if isinstance(span, list) else span
 
 
 def ivp_vjp_y0(g, ans, *call, **kwargs):

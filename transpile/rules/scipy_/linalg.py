@@ -29,6 +29,7 @@ import scipy.linalg as sla
 from ..registry import defvjp, lookup
 from ..numpy_ import _fit, _is_zero, _matT, _parts, _plus, _t
 from ...errors import TranspileError
+from ._parts import Parts, tangent_of
 
 ENV = {"np": np, "scipy": __import__("scipy")}
 la = np.linalg
@@ -439,13 +440,6 @@ _CHOL = lookup(la.cholesky)
 _SOLVE = lookup(la.solve)
 
 
-def _pair_tangent(t):
-    """The tangent of the matrix of a (matrix, flag) pair argument (None where none)."""
-    if _is_zero(t) or not isinstance(t, (tuple, list)):
-        return None
-    return _t(t, 0)
-
-
 def _off(lower):
     """The triangle cho_factor leaves as it was (the one without the factor)."""
     return (lambda x: np.triu(x, 1)) if lower else (lambda x: np.tril(x, -1))
@@ -482,7 +476,7 @@ def cho_factor_jvp(tangents, a, lower=False, overwrite_a=False, check_finite=Tru
 
 def _cho_factor_vjp_jvp(tangents, g, ans, a, lower=False, overwrite_a=False,
                         check_finite=True):
-    dgc, dc = _pair_tangent(_t(tangents, 0)), _pair_tangent(_t(tangents, 1))
+    dgc, dc = tangent_of(_t(tangents, 0)), tangent_of(_t(tangents, 1))
     gc, da = _parts(g, 2)[0], _t(tangents, 2)
     F, off, A, lin, kw = _cho_parts(ans, a, lower)
     tri = _tri(lower)
@@ -560,6 +554,11 @@ def _lu_factors(piv, n, trans):
     return _Factors(rebuild, d, adj, adj2)
 
 
+def _pair_adjoint(c, pair):
+    """The adjoint of a (factors, ...) pair argument (adds entry by entry: `Parts`)."""
+    return Parts([c] + [None] * (len(pair) - 1))
+
+
 def _factor_solve(fn, factors_of):
     """The rule of fn(c_and_more, b, ...) = solve(A, b), A rebuilt from the factors c
     (``factors_of(c_and_more, **kw) -> (c, _Factors)``): numpy's solve rule chained with
@@ -572,14 +571,14 @@ def _factor_solve(fn, factors_of):
     def vjp_c(g, ans, pair, b, *rest, **kw):
         c, fac, A = setup(pair, rest, kw)
         gA = _SOLVE.vjps[0](g, ans, A, b)
-        return [_fit(fac.adj(c, np.asarray(gA)), pair[0])] + [None] * (len(pair) - 1)
+        return _pair_adjoint(_fit(fac.adj(c, np.asarray(gA)), pair[0]), pair)
 
     def vjp_b(g, ans, pair, b, *rest, **kw):
         c, fac, A = setup(pair, rest, kw)
         return _fit(_SOLVE.vjps[1](g, ans, A, b), b)
 
     def tangents_of(ts, c, fac, k):
-        dc, db = _pair_tangent(_t(ts, k)), _t(ts, k + 1)
+        dc, db = tangent_of(_t(ts, k)), _t(ts, k + 1)
         dA = None if dc is None else fac.d(c, np.asarray(dc, dtype=float))
         return dc, dA, db
 
@@ -599,7 +598,7 @@ def _factor_solve(fn, factors_of):
         if dc is not None and not _is_zero(g):
             gA = np.asarray(_SOLVE.vjps[0](g, ans, A, b))
             out = _plus(out, fac.adj2(c, np.asarray(dc, dtype=float), gA))
-        return [_plus(out)] + [None] * (len(pair) - 1)
+        return _pair_adjoint(_plus(out), pair)
 
     def vjp_b_jvp(tangents, g, ans, pair, b, *rest, **kw):
         c, fac, A = setup(pair, rest, kw)

@@ -96,6 +96,8 @@ for _fn, _valid, _rev, _check in (
         (signal.correlate, _correlate_nd, True, _method_only),
         (signal.convolve2d, _correlate_2d, False, _fill_only),
         (signal.correlate2d, _correlate_2d, True, _fill_only)):
-    defvjp(_fn, *_conv_vjps(_valid, _rev, _check, _fn is signal.correlate2d), None, params="in1, in2, mode",
-           name=f"scipy.signal.{_fn.__name__}", env={"np": np, "signal": signal},
-           needs_ans=False, multilinear=[(0,), (1,)])
+    _rule = defvjp(_fn, *_conv_vjps(_valid, _rev, _check, _fn is signal.correlate2d), None,
+                   params="in1, in2, mode", name=f"scipy.signal.{_fn.__name__}",
+                   env={"np": np, "signal": signal}, needs_ans=False,
+                   multilinear=[(0,), (1,)])
+    _rule.zero_tangent_ok = False        # SciPy's convolutions take no 0.0 for an array
