@@ -36,3 +36,13 @@ def check(value, expected, atol=1e-6):
     assert np.shape(value) == expected.shape, (np.shape(value), expected.shape)
     assert np.allclose(np.asarray(value, float), expected, atol=atol, rtol=1e-6), \
         (value, expected)
+
+
+def along(g, args, i, v, eps=1e-5):
+    """Central differences of g(*args) (a gradient: any array) along v in argument i: the
+    reference for a Hessian-vector product."""
+    def at(s):
+        a = list(args)
+        a[i] = args[i] + s * v
+        return np.asarray(g(*a), float)
+    return (at(eps) - at(-eps)) / (2 * eps)

@@ -101,8 +101,24 @@ def _available(expr):
     return True
 
 
+def _runs_here(name, expr, args):
+    """SciPy's calls change between versions (batches, assume_a='diagonal', inv's
+    assume_a= are recent): an example of a SciPy call that this SciPy refuses is left out
+    (its rule is for the versions that have it)."""
+    if not name.startswith("scipy."):
+        return True
+    import warnings
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            eval(expr, {"np": np, "math": math, "scipy": scipy}, dict(args))
+    except Exception:
+        return False
+    return True
+
+
 def X(name, shape, expr, wrt=None, wrap=None, **args):
-    if _available(expr):
+    if _available(expr) and _runs_here(name, expr, args):
         EXAMPLES.append(Example(name, shape, expr, args, wrt=wrt, wrap=wrap))
 
 
@@ -572,6 +588,98 @@ if scipy is not None:
       x=N(2, 3))
 
 # ======================================================================================
+# scipy.linalg (one triangle read: every triangle entry is an independent input)
+# ======================================================================================
+if scipy is not None:
+    L = "scipy.linalg"
+    X(f"{L}.solve", "2d-1d", "scipy.linalg.solve(x, y)", x=WELL(3), y=N(3))
+    X(f"{L}.solve", "2d-2d", "scipy.linalg.solve(x, y)", x=WELL(3), y=N(3, 2))
+    X(f"{L}.solve", "batched", "scipy.linalg.solve(x, y)", x=WELL(3, (2,)), y=N(2, 3, 2))
+    X(f"{L}.solve", "transposed", "scipy.linalg.solve(x, y, transposed=True)", x=WELL(3),
+      y=N(3, 2))
+    X(f"{L}.solve", "pos-lower", "scipy.linalg.solve(x, y, lower=True, assume_a='pos')",
+      x=SPD(3), y=N(3))
+    X(f"{L}.solve", "sym-upper", "scipy.linalg.solve(x, y, assume_a='sym')", x=SPD(3),
+      y=N(3))
+    X(f"{L}.solve", "diagonal", "scipy.linalg.solve(x, y, assume_a='diagonal')", x=WELL(3),
+      y=N(3))
+    X(f"{L}.solve", "tridiagonal", "scipy.linalg.solve(x, y, assume_a='tridiagonal')",
+      x=WELL(4), y=N(4))
+    X(f"{L}.solve", "lower-triangular",
+      "scipy.linalg.solve(x, y, assume_a='lower triangular')", x=WELL(3), y=N(3))
+    X(f"{L}.inv", "2d", "scipy.linalg.inv(x)", x=WELL(3))
+    X(f"{L}.inv", "pos", "scipy.linalg.inv(x, assume_a='pos')", x=SPD(3))
+    X(f"{L}.inv", "batched", "scipy.linalg.inv(x)", x=WELL(3, (2,)))
+    X(f"{L}.det", "2d", "scipy.linalg.det(x)", x=WELL(3))
+    X(f"{L}.cholesky", "upper", "scipy.linalg.cholesky(x)", x=SPD(3))
+    X(f"{L}.cholesky", "lower", "scipy.linalg.cholesky(x, lower=True)", x=SPD(3))
+    X(f"{L}.solve_triangular", "upper", "scipy.linalg.solve_triangular(x, y)", x=WELL(3),
+      y=N(3))
+    X(f"{L}.solve_triangular", "lower-trans",
+      "scipy.linalg.solve_triangular(x, y, trans='T', lower=True)", x=WELL(3), y=N(3, 2))
+    X(f"{L}.solve_triangular", "unit-diagonal",
+      "scipy.linalg.solve_triangular(x, y, 1, True, True)", x=WELL(3), y=N(3))
+    X(f"{L}.solve_banded", "1-1", "scipy.linalg.solve_banded((1, 1), x, y)",
+      x=np.array([[0.0, 0.3, -0.2, 0.4], [2.1, 1.8, 2.4, 1.9], [0.2, -0.3, 0.5, 0.0]]),
+      y=N(4))
+    X(f"{L}.solve_banded", "0-2-matrix", "scipy.linalg.solve_banded((0, 2), x, y)",
+      x=np.array([[0.0, 0.0, 0.3, -0.2], [0.0, 0.2, -0.3, 0.5], [2.1, 1.8, 2.4, 1.9]]),
+      y=N(4, 2))
+    X(f"{L}.solve_sylvester", "3x3", "scipy.linalg.solve_sylvester(x, y, z)", x=WELL(3),
+      y=WELL(3), z=N(3, 3))
+    X(f"{L}.solve_sylvester", "3x2", "scipy.linalg.solve_sylvester(x, y, z)", x=WELL(3),
+      y=WELL(2), z=N(3, 2))
+    X(f"{L}.sqrtm", "spd", "scipy.linalg.sqrtm(x)", x=SPD(3))
+    X(f"{L}.sqrtm", "nonsymmetric", "scipy.linalg.sqrtm(x)", x=WELL(3))
+    X(f"{L}.expm", "2d", "scipy.linalg.expm(x)", x=0.5 * N(3, 3))
+    X(f"{L}.expm", "batched", "scipy.linalg.expm(x)", x=0.5 * N(2, 3, 3))
+    X(f"{L}.cho_factor", "upper", "scipy.linalg.cho_factor(x)", x=SPD(3), wrap=(
+        "np.sin(np.triu({}))", "0.0 * {}"))
+    X(f"{L}.cho_factor", "lower-whole", "scipy.linalg.cho_factor(x, lower=True)", x=SPD(3),
+      wrap=("np.sin({})", "0.0 * {}"))
+    X(f"{L}.cho_solve", "lower", "scipy.linalg.cho_solve((x, True), y)",
+      x=np.linalg.cholesky(SPD(3)), y=N(3))
+    X(f"{L}.cho_solve", "upper-2d", "scipy.linalg.cho_solve((x, False), y)",
+      x=np.linalg.cholesky(SPD(3)).T + np.tril(N(3, 3), -1), y=N(3, 2))
+    X(f"{L}.cho_solve", "of-cho_factor", "scipy.linalg.cho_solve(scipy.linalg.cho_factor("
+      "x), y)", x=SPD(3), y=N(3))
+    X(f"{L}.lu_solve", "of-lu_factor", "scipy.linalg.lu_solve(scipy.linalg.lu_factor(x), y)",
+      x=N(3, 3), y=N(3))
+    X(f"{L}.lu_solve", "trans", "scipy.linalg.lu_solve((x, np.array([1, 2, 2])), y, 1)",
+      x=WELL(3), y=N(3, 2))
+    X(f"{L}.lu_solve", "factors", "scipy.linalg.lu_solve((x, np.array([2, 2, 2])), y)",
+      x=WELL(3), y=N(3))
+    X(f"{L}.lu_factor", "3x3", "scipy.linalg.lu_factor(x)", x=N(3, 3),
+      wrap=("np.sin({})", "0.0 * {}"))
+    X(f"{L}.lu", "3x3", "scipy.linalg.lu(x)", x=N(3, 3),
+      wrap=("0.0 * {}", "np.sin({})", "np.sin({})"))
+    X(f"{L}.lu", "permute-l", "scipy.linalg.lu(x, permute_l=True)", x=N(3, 3))
+    X(f"{L}.lu", "p-indices", "scipy.linalg.lu(x, p_indices=True)", x=N(3, 3),
+      wrap=("0.0 * {}", "np.sin({})", "np.sin({})"))
+
+# ======================================================================================
+# scipy.signal
+# ======================================================================================
+if scipy is not None:
+    for fname in ("convolve", "correlate"):
+        for mode in ("full", "same", "valid"):
+            X(f"scipy.signal.{fname}", f"1d-{mode}",
+              f"scipy.signal.{fname}(x, y, '{mode}')", x=N(5), y=N(3))
+            X(f"scipy.signal.{fname}", f"2d-{mode}",
+              f"scipy.signal.{fname}(x, y, mode='{mode}')", x=N(4, 3), y=N(2, 3))
+        X(f"scipy.signal.{fname}", "valid-swapped", f"scipy.signal.{fname}(x, y, 'valid')",
+          x=N(2, 2), y=N(3, 4))
+        X(f"scipy.signal.{fname}", "same-small-first",
+          f"scipy.signal.{fname}(x, y, 'same', method='fft')", x=N(3), y=N(6))
+        X(f"scipy.signal.{fname}", "3d-direct",
+          f"scipy.signal.{fname}(x, y, method='direct')", x=N(2, 3, 2), y=N(2, 2, 2))
+        for mode in ("full", "same", "valid"):
+            X(f"scipy.signal.{fname}2d", mode, f"scipy.signal.{fname}2d(x, y, '{mode}')",
+              x=N(4, 5), y=N(2, 3))
+        X(f"scipy.signal.{fname}2d", "same-small-first",
+          f"scipy.signal.{fname}2d(x, y, mode='same')", x=N(2, 3), y=N(3, 4))
+
+# ======================================================================================
 # keyword and edge variants (orders, where=, ends, zeros in products, zero bases)
 # ======================================================================================
 X("**", "zero-base", "x ** 2", x=0.0)
@@ -800,6 +908,11 @@ X("numpy.linalg.pinv", "hermitian", "np.linalg.pinv(x, hermitian=True)",
 # names in supported() no example exercises directly, and why
 # ======================================================================================
 NOT_EXERCISED = {
+    "scipy.integrate.odeint": "needs a user function for func= and tolerances the "
+                              "matrix's differences cannot resolve: "
+                              "tests/test_scipy_integrate.py checks every mode",
+    "scipy.integrate.solve_ivp": "needs a user function for fun= and an object result: "
+                                 "tests/test_scipy_integrate.py checks every mode",
     "numpy.empty": "values are uninitialized memory: no value to check (its rule is zero "
                    "and it takes no float input)",
     "numpy.empty_like": "values are uninitialized memory: no value to check (its rule is "

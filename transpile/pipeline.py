@@ -144,10 +144,10 @@ def unit_of(target):
         unit = None                          # __code__ or defaults replaced: read again
     if unit is None:
         unit = _rule_call_unit(target)
-        if unit is None:
-            _refuse_library_function(target)
+        if unit is None:                     # (a rule's call is written, not read: a
+            _refuse_library_function(target)     # wrapper's source need not match)
             unit = unit_from_function(target)
-        _check_source(unit, target)
+            _check_source(unit, target)
         unit.func_state = _func_state(target)
         _UNITS[target] = unit
     return unit

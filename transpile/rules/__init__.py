@@ -12,6 +12,8 @@ try:
     from . import numpy_  # noqa: F401  (NumPy rules)
     from . import linalg, fft  # noqa: F401  (numpy.linalg, numpy.fft)
     from . import derivative_code  # noqa: F401  (rules for what derivative code calls)
+    from . import registry as _registry
+    _registry.READY[0] = True        # optional libraries' rules may load from now on
 except ImportError as exc:           # pragma: no cover - numpy is a core dependency
     if "numpy" in str(exc) and "transpile" not in str(exc):
         raise

@@ -494,11 +494,18 @@ def has_rule(fn: Any) -> bool:
 #: imports them. library -> the module of transpile's rules for it
 LAZY_RULES = {"scipy": "transpile.rules.scipy_"}
 _LOADED = set()
+#: set by rules/__init__.py once the built-in rules and the machinery that derives their
+#: modes (rules/derivative_code.py) are in place: a lookup while they are being registered
+#: (the library imported before transpile) must not load the optional rules half-way,
+#: where they would miss the derivation of their second-order rules
+READY = [False]
 
 
 def _load_lazy():
     """Import the rule modules of the optional libraries imported since the last call;
     True when one was imported (a lookup may then find what it missed)."""
+    if not READY[0]:
+        return False
     loaded = False
     for library, module in LAZY_RULES.items():
         if library not in _LOADED and library in sys.modules:
