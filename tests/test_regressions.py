@@ -402,3 +402,27 @@ def test_a_type_whose_module_is_a_descriptor():
         return x * x * d()
 
     assert abs(transpile.grad(g)(0.3, draw) - 0.3) < 1e-12
+
+
+def cholesky_sum(a):
+    return np.sum(np.sin(np.linalg.cholesky(a)))
+
+
+def cholesky_upper_sum(a):
+    return np.sum(np.sin(np.linalg.cholesky(a, upper=True)))
+
+
+@pytest.mark.parametrize("f, upper", [(cholesky_sum, False), (cholesky_upper_sum, True)])
+def test_cholesky_tangent_reads_one_triangle(f, upper):
+    """np.linalg.cholesky reads one triangle of its input: forward mode along a tangent
+    that is not symmetric was a wrong number (the whole tangent was used)."""
+    rng = np.random.default_rng(4)
+    b = rng.normal(size=(3, 3))
+    a = b @ b.T + 3 * np.eye(3)
+    t = rng.normal(size=(3, 3))                      # not symmetric
+    _, got = transpile.jvp(f, [a], [t])
+    eps = 1e-6
+    ref = (f(a + eps * t) - f(a - eps * t)) / (2 * eps)
+    assert abs(got - ref) < 1e-6 * (1 + abs(ref))
+    g = transpile.grad(f)(a)
+    assert abs(np.sum(g * t) - ref) < 1e-6 * (1 + abs(ref))

@@ -250,7 +250,8 @@ def _cholesky_jvp(da, a, upper=False):
     Lo = _T(L) if upper else L
     Li = la.inv(Lo)
     n = Lo.shape[-1]
-    P = Li @ np.asarray(da) @ _T(Li)
+    # (cholesky reads one triangle of its input: the tangent of what it reads)
+    P = Li @ _read_triangle(np.asarray(da), "U" if upper else "L") @ _T(Li)
     dL = Lo @ (np.tril(P) / (1.0 + np.eye(n)))
     return _T(dL) if upper else dL
 
