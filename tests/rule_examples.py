@@ -839,6 +839,8 @@ X("numpy.fft.irfft", "even-n", "np.fft.irfft(x)", x=N(5))
 X("numpy.fft.irfft", "odd-n", "np.fft.irfft(x, n=5, norm='ortho')", x=N(4))
 X("numpy.fft.irfftn", "2d", "np.fft.irfftn(x)", x=N(3, 3))
 X("numpy.fft.irfft2", "s", "np.fft.irfft2(x, s=(2, 4))", x=N(3, 3))
+X("numpy.fft.hfft", "n-ortho", "np.fft.hfft(x, n=6, norm='ortho')", x=N(4))
+X("numpy.fft.ihfft", "1d", "np.fft.ihfft(x)", x=N(5), wrap=_PARTS)
 X("numpy.fft.fftshift", "axes", "np.fft.fftshift(x, axes=1)", x=N(2, 5))
 X("numpy.fft.ifftshift", "all", "np.fft.ifftshift(x)", x=N(3, 4))
 

@@ -66,6 +66,18 @@ def f_shift(z):
     return np.real(np.sum(np.fft.fftshift(z) * np.arange(5) + np.fft.ifftshift(z) ** 2))
 
 
+def f_hfft(z):
+    return np.sum(np.sin(np.fft.hfft(z, n=6, norm="ortho")) * np.arange(6))
+
+
+def f_hfft_default(z):
+    return np.sum(np.cos(np.fft.hfft(z)))
+
+
+def f_ihfft(x):
+    return np.sum(np.abs(np.fft.ihfft(x, n=5)) * np.arange(3) + np.imag(np.fft.ihfft(x)))
+
+
 def f_spectral_filter(x):
     """A low-pass filter written with rfft/irfft, as people write it."""
     spectrum = np.fft.rfft(x)
@@ -77,7 +89,8 @@ def f_spectral_filter(x):
 CASES = [(f_fft, R(5)), (f_fft, C(5)), (f_fft_axis, R(3, 3)), (f_ifft, C(4)),
          (f_rfft, R(6)), (f_irfft_even, C(5)), (f_irfft_odd, C(3)), (f_fft2, R(2, 3, 4)),
          (f_ifftn, C(3, 2, 3)), (f_rfftn, R(2, 5)), (f_irfftn, C(3, 3)), (f_irfft2, C(3, 3)),
-         (f_shift, C(5)), (f_spectral_filter, R(8))]
+         (f_shift, C(5)), (f_spectral_filter, R(8)), (f_hfft, C(4)),
+         (f_hfft_default, C(3)), (f_ihfft, R(4))]
 
 
 @pytest.mark.parametrize("f, x", CASES, ids=[f"{f.__name__}-{np.asarray(x).dtype}"
@@ -100,8 +113,3 @@ def test_hessian_vector_product(f, x, mode):
           (grad(x + 1e-5 * v) - grad(x - 1e-5 * v)) / 2e-5, 1e-5)
 
 
-def test_hfft_has_no_rule_yet():
-    def f(z):
-        return np.sum(np.fft.hfft(z))
-    with pytest.raises(transpile.TranspileError):
-        transpile.grad(f)(C(4))

@@ -17,7 +17,8 @@ is symmetric, so
   Nyquist one), cut or padded back to the input's length;
 * fftshift and ifftshift: permutations, undone by the other shift.
 
-hfft and ihfft have no rule yet: differentiating them is the "no derivative rule" error.
+* hfft and ihfft: irfft of the conjugate and the conjugate of rfft, with the other
+  normalization.
 """
 import numpy as np
 
@@ -71,11 +72,18 @@ def _complex_vjp(transform, many):
     return vjp
 
 
-def _rfft_vjp(many):
+_SWAPPED = {None: "forward", "backward": "forward", "forward": "backward",
+            "ortho": "ortho"}
+
+
+def _rfft_vjp(many, hermitian=False):
     """vjp of rfft / rfftn (`many`: the default axes of the n-dimensional one): the
     half-spectrum adjoint padded to the full length of the last transformed axis,
-    transformed back by the complex transform, its real part."""
+    transformed back by the complex transform, its real part. `hermitian`: of ihfft,
+    which is conj(rfft(a)) with the other normalization."""
     def vjp_axes(g, a, ax, lengths, norm):
+        if hermitian:
+            g, norm = np.conj(g), _SWAPPED[norm]
         g = _fit_length(g, [lengths[-1]], [ax[-1]])          # zeros for the other half
         out = np.real(F.fftn(g, s=lengths, axes=ax, norm=norm))
         return _fit(_fit_length(out, [np.shape(a)[k] for k in ax], ax), a)
@@ -90,11 +98,14 @@ def _rfft_vjp(many):
     return vjp
 
 
-def _irfft_vjp(many):
+def _irfft_vjp(many, hermitian=False):
     """vjp of irfft / irfftn (`many` as for _rfft_vjp): the inverse transform of the
     real adjoint, its first n // 2 + 1 entries on the last axis, doubled where an entry
-    stands for two."""
+    stands for two. `hermitian`: of hfft, which is irfft(conj(a)) with the other
+    normalization."""
     def vjp_axes(g, a, ax, lengths, norm):
+        if hermitian:
+            norm = _SWAPPED[norm]
         out = F.ifftn(np.real(g), s=lengths, axes=ax, norm=norm)
         n = lengths[-1]
         half = n // 2 + 1
@@ -106,6 +117,8 @@ def _irfft_vjp(many):
         shape = [1] * out.ndim
         shape[ax[-1]] = half
         out = out * weight.reshape(shape)
+        if hermitian:
+            out = np.conj(out)
         return _fit(_fit_length(out, [np.shape(a)[k] for k in ax], ax), a)
     if many:
         def vjp(g, ans, a, s=None, axes=None, norm=None):
@@ -140,6 +153,10 @@ _def(F.irfft, _irfft_vjp(False), None, None, None, params=_ONE, linear=(0,),
 for _fn, _axes in ((F.irfftn, ALL), (F.irfft2, LAST_TWO)):
     _def(_fn, _irfft_vjp(_axes), None, None, None, params=_MANY, linear=(0,),
          complex="explicit", result="real")
+_def(F.hfft, _irfft_vjp(False, hermitian=True), None, None, None, params=_ONE, linear=(0,),
+     complex="explicit", result="real")
+_def(F.ihfft, _rfft_vjp(False, hermitian=True), None, None, None, params=_ONE, linear=(0,),
+     complex="explicit", result="complex")
 _def(F.fftshift, lambda g, ans, x, axes=None: _fit(F.ifftshift(g, axes), x), None,
      params="x, axes", linear=(0,), complex="holomorphic")
 _def(F.ifftshift, lambda g, ans, x, axes=None: _fit(F.fftshift(g, axes), x), None,
