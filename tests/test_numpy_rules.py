@@ -196,7 +196,8 @@ for fn in NR.UNARY:
     dom = DOMAIN.get(fn, N)
     case(fn, dom(3, 4))
     case(fn, float(dom(1)[0]), _id=fn.__name__ + "-scalar")
-for fn in (np.absolute, np.real, np.imag, np.angle, np.conjugate):   # (complex parts)
+for fn in (np.absolute, np.real, np.imag, np.angle, np.conjugate,   # (complex parts)
+           np.real_if_close):
     case(fn, N(3, 4))
     case(fn, float(N(1)[0]), _id=fn.__name__ + "-scalar")
 case(np.sinc, np.array([0.0, 0.3, -1.2, 2.5]), _id="sinc-zero")
