@@ -261,6 +261,21 @@ for _fn in (R.zeros_like, R.is_zero, R.sign, R.argmax, R.argmin, R.argbest, R.fi
     _helper(_fn, zero=True)
 
 
+# --- calls through a variable (calls.py): differentiated again at run time --------------
+from .. import calls as C  # noqa: E402
+
+_CALL_ARGS = ", ".join(f"a{k}" for k in range(_DEPTH))
+_NOT_REVERSE = ("reverse mode over derivative code that calls a function through a variable "
+                "(a parameter, a list element, an object's method) is not supported; use "
+                "forward over reverse (transpile.hvp's default mode), or call the function "
+                "by its name")
+for _fn, _jvp, _params in ((C.call_forward, C.call_forward_jvp, "f, active, " + _CALL_ARGS),
+                           (C.call_backward, C.call_backward_jvp, "tape, g")):
+    defvjp(_fn, None, name=f"transpile.runtime.{_fn.__name__}", env=ENV, params=_params,
+           unavailable=_NOT_REVERSE, several=True)
+    defjvp(_fn, _jvp)
+
+
 # --- what forward-mode code calls besides runtime helpers (rules/forward_runtime.py) ----
 from . import forward_runtime as F  # noqa: E402
 
