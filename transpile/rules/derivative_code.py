@@ -462,6 +462,31 @@ def _vjp_rule(rule, i, vjp):
     for d in vjps:
         if d is not None:
             _refused(d, name, _third(rule, "reverse rule of its reverse rule"))
+    for j, d in enumerate(vjps):
+        groups = _reverse_reverse_groups(rule, i, j - 2) if d is not None else None
+        if groups is not None:
+            r = defvjp(d, None, name=name, params=("H", "_ans") + params, env=ENV,
+                       multilinear=groups, needs_ans=False,
+                       unavailable=_third(rule, "reverse rule of its reverse rule"))
+            r.structure, r.source_rule = "derived", rule
+
+
+def _reverse_reverse_groups(rule, i, k):
+    """The groups of arguments (H, _ans, g, ans, *args) the reverse rule of vjp_i of rule
+    is multilinear in: to g (k = -2) T(x)[H at i], linear in H and, for a multilinear fn,
+    in each group without i, constant in the rest (a linear fn reads their shapes, a
+    piecewise linear one a locally constant mask); to x_k, vjp_k(g, ans, x with i's group
+    replaced by H), linear in H, in g and in each group without i or k (where vjp_k does
+    not read ans). That gives forward mode over it (third derivatives, forward over
+    reverse over reverse); None where it is not so (explicit rules)."""
+    s = rule.structure
+    if k == -2 and s in ("linear", "piecewise_linear"):
+        return [(0,)]
+    if s != "multilinear" or k >= 0 and rule.needs_ans:
+        return None
+    others = [tuple(p + 4 for p in group) for group in rule.multilinear
+              if i not in group and k not in group]
+    return [(0,)] + ([(2,)] if k >= 0 else []) + others
 
 
 def _jvp_rule(rule):
