@@ -85,6 +85,17 @@ SINK_FUNCTIONS = {builtins.print, builtins.str, builtins.repr, builtins.format,
 SINK_MODULES = {"logging", "warnings", "_warnings", "matplotlib", "pprint", "traceback", "time"}
 
 
+def _shape_only(fn):
+    """The argument positions of a helper of tangent code that it reads for their
+    structure, shape and dtype only (`like` of result_tangent, dense, broadcast_tangent):
+    kept verbatim, without a derivative, where tangent code is differentiated again."""
+    from .rules import forward_runtime as F
+    try:
+        return (1,) if fn in (F.result_tangent, F.dense, F.broadcast_tangent) else ()
+    except TypeError:                                # unhashable
+        return ()
+
+
 def _is_sink(obj):
     try:
         if obj in SINK_FUNCTIONS:
@@ -1231,8 +1242,10 @@ class Flattener(LoopFlattening):
             keywords = [ast.keyword(arg=k.arg, value=self.inactive(k.value) if isinstance(
                 k.value, (ast.Constant, ast.Lambda)) else self.operand(k.value))
                 for k in keywords]
-            args = [self.inactive(a) if isinstance(a, ast.Lambda) else self.operand(a)
-                    for a in positional]           # a lambda argument (a hook) is data
+            shape_only = _shape_only(target)
+            args = [self.inactive(a) if isinstance(a, ast.Lambda) or i in shape_only
+                    else self.operand(a)           # a lambda argument (a hook) is data
+                    for i, a in enumerate(positional)]
             if target in VARIADIC and len(args) > 2:
                 acc = args[0]
                 for a in args[1:]:

@@ -19,6 +19,7 @@ from .analysis import Analysis
 from .dependencies import Dependencies, _check_source
 from .emit import Namespace, build
 from .errors import TranspileError
+from .seed import result_seed
 from .frontend import Unit, unit_from_function
 from .names import Names
 from .normalize import normalize
@@ -615,7 +616,13 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         fwd, rev, held = checkpoint.finish(fwd, rev, plan, options["optimize"])
     result = norm.result
     fwd, rev, tapes = loop_tapes(fwd, rev, names) if options["optimize"] else (fwd, rev, [])
-    fwd, rev = shapes.specialise(fwd, rev, rt, kind, compiled, resolver)
+    # the seed of gradient code: 1.0 where the result is a number; else result_seed's (ones
+    # of an array of one element, a TranspileError for anything else: seed.py)
+    number_seed = kind not in ("value_and_grad", "gradient") or \
+        an.kind.get(norm.result) == "scalar" or \
+        all(k in ("scalar", "unknown", "module") for k in an.kind.values()) or \
+        rt.primal_shapes().get(norm.result) in ((), shapes.PY)
+    fwd, rev = shapes.specialise(fwd, rev, rt, kind, compiled, resolver, number_seed)
     all_scalar = all(k == "scalar" for k in an.kind.values())
     uses_stack = any(isinstance(n, ast.Name) and n.id in (PUSH, POP)
                      for s in fwd + rev for n in ast.walk(s))
@@ -640,7 +647,11 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         grads = [names.adjoint(p) for p in active]
         for dv in sorted(adjoints | set(grads)):
             body.append(A.assign(dv, A.const(0.0)))
-        body.append(A.assign(d_result, A.const(1.0)))
+        seed = A.const(1.0)
+        if not number_seed:
+            seed = ast.Call(func=A.load(env.bind("result_seed", result_seed)),
+                            args=[A.load(result)], keywords=[])
+        body.append(A.assign(d_result, seed))
         body += rev
         picked, grads = _selected(wanted, names)
         body += _bound_item(picked, env)

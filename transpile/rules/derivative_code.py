@@ -259,6 +259,8 @@ _helper(R.field,
 for _fn in (R.zeros_like, R.is_zero, R.sign, R.argmax, R.argmin, R.argbest, R.final_state,
             R.write_back, R.entry, R.put_entry, R.attribute, R.put_attribute):
     _helper(_fn, zero=True)
+from ..seed import result_seed  # noqa: E402
+_helper(result_seed, zero=True)       # the seed of gradient code: ones, of the result's shape
 
 
 # --- calls through a variable (calls.py): differentiated again at run time --------------
