@@ -1037,13 +1037,16 @@ class Flattener(LoopFlattening):
         if obj is not numpy.r_ and obj is not numpy.c_:
             return None
         items = e.slice.elts if isinstance(e.slice, ast.Tuple) else [e.slice]
-        if not items or any(isinstance(n, ast.Slice) or isinstance(n, ast.Constant)
-                            and isinstance(n.value, str) for n in items):
-            return None                       # ranges and directives: left to NumPy
+        if not items or any(isinstance(n, ast.Constant) and isinstance(n.value, str)
+                            for n in items):
+            return None                       # directives: left to NumPy
         module = None
-        if isinstance(e.value, ast.Attribute) and \
-                self.unit.resolve(e.value.value, self.local_names) is numpy:
-            module = e.value.value
+        used = ("concatenate", "atleast_1d", "column_stack", "arange", "linspace")
+        base = self.unit.resolve(e.value.value, self.local_names) if isinstance(
+            e.value, ast.Attribute) else None
+        if base is numpy or isinstance(base, types.ModuleType) and all(
+                getattr(base, fn, None) is getattr(numpy, fn) for fn in used):
+            module = e.value.value            # numpy, or a module re-exporting it
         else:
             name = next((k for k, v in self.unit.globals.items() if v is numpy
                          and k not in self.local_names and k.isidentifier()), None)
@@ -1055,6 +1058,22 @@ class Flattener(LoopFlattening):
             return ast.Call(func=ast.Attribute(value=copy.deepcopy(module), attr=fn,
                                                ctx=ast.Load()), args=args,
                             keywords=list(keywords))
+
+        def ranged(item):
+            """A slice as NumPy's index tricks read it: arange(start, stop, step), or for
+            an imaginary step (`0:1:5j`) linspace(start, stop, 5)."""
+            if not isinstance(item, ast.Slice):
+                return item
+            start = item.lower if item.lower is not None else A.const(0)
+            step = item.step
+            if isinstance(step, ast.Constant) and isinstance(step.value, complex):
+                return np_call("linspace", [start, item.upper, A.const(int(abs(step.value)))])
+            return np_call("arange", [start, item.upper] + ([step] if step is not None else []))
+        if any(isinstance(n, ast.Slice) and (n.upper is None or isinstance(
+                n.step, ast.Constant) and isinstance(n.step.value, complex) and n.step.value.real)
+               for n in items):
+            return None
+        items = [ranged(item) for item in items]
         if obj is numpy.r_:
             parts = [np_call("atleast_1d", [item]) for item in items]
             return np_call("concatenate", [ast.List(elts=parts, ctx=ast.Load())])
