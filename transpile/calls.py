@@ -304,21 +304,34 @@ def call_backward(tape, g):
 def call_jvp(f, active, tangents, *args, **kwargs):
     """Forward mode of ``f(*args, **kwargs)`` along `tangents` (one per active argument):
     (value, tangent)."""
-    flat, groups = _expanded(active, len(args))
-    if flat != active:
-        spread = []
-        for t, n in zip(tangents, groups):
-            if n is None:
-                spread.append(t)
-            else:
-                spread += [0.0] * n if not isinstance(t, (list, tuple)) else list(t)
-        tangents, active = spread, flat
+    active, tangents, _ = _spread(active, tangents, len(args))
     compiled, all_args, all_kw, names = _compiled("jvp", f, active, args, kwargs)
     return _run_jvp(compiled, all_args, all_kw, names, tangents)
 
 
+def _spread(active, tangents, nargs):
+    """(active, tangents, groups) with each "*i" entry (a `*seq` from argument i on) and
+    its tangent (a sequence, or 0.0) spread over the positions it fills (`_expanded`)."""
+    flat, groups = _expanded(active, nargs)
+    if flat == active:
+        return active, tangents, None
+    spread = []
+    for t, n in zip(tangents, groups):
+        if n is None:
+            spread.append(t)
+        else:
+            spread += [0.0] * n if not isinstance(t, (list, tuple)) else list(t)
+    return flat, spread, groups
+
+
 def _run_jvp(compiled, all_args, all_kw, names, tangents):
     """compiled's tangent function run at the arguments, one tangent per active name."""
+    extra = _tangent_keywords(compiled, all_args, names, tangents)
+    return compiled.function(*all_args, **all_kw, **extra)
+
+
+def _tangent_keywords(compiled, all_args, names, tangents):
+    """The tangent keywords of compiled's tangent function for one tangent per name."""
     from .pipeline import _whole, element_of, tangent_names
     tnames = tangent_names(compiled.target, _whole(names))
     extra = {}
@@ -334,8 +347,7 @@ def _run_jvp(compiled, all_args, all_kw, names, tangents):
             compiled.target).parameters.values()].index(inspect.Parameter.VAR_POSITIONAL)
         spread = extra.setdefault(tnames[e[0]], [0.0] * count)
         spread[e[1]] = t
-    extra = {k: tuple(v) if isinstance(v, list) else v for k, v in extra.items()}
-    return compiled.function(*all_args, **all_kw, **extra)
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in extra.items()}
 
 
 # --- derivative code calling these, differentiated again (rules/derivative_code.py) ------
@@ -409,9 +421,38 @@ def call_backward_jvp(tangents, tape, g):
     return _regrouped(tangent, groups)
 
 
-for _helper in (call_jvp,):
-    # derivative code calling these is not differentiated again (see normalize.classify)
-    _helper.__transpile_runtime_call__ = True
+# Reverse over forward: the adjoint of the tangents and arguments of
+# `value, tangent = call_jvp(f, active, tangents, *args)` is the reverse mode of the
+# generated tangent function of f (its parameters and tangent keywords), at run time.
+
+def call_jvp_vjp(k):
+    """The reverse rule of call_jvp for its positional argument k: 2, the tangents (one
+    adjoint per active argument); 3 on, the arguments."""
+    def vjp(G, ans, f, active, tangents, *args, **kwargs):
+        if _zero(G):
+            return 0.0
+        from .pipeline import element_of
+        active, tangents, groups = _spread(active, tangents, len(args))
+        compiled, all_args, all_kw, names = _compiled("jvp", f, active, args, kwargs)
+        extra = _tangent_keywords(compiled, all_args, names, tangents)
+        lead = len(all_args) - len(args)
+        wrt = tuple(extra) if k == 2 else (lead + k - 3,)
+        _, tape = call_forward(compiled.function, wrt, *all_args, **all_kw, **extra)
+        grads = call_backward(tape, G)
+        if k != 2:
+            return grads[0]
+        from .pipeline import _whole, tangent_names
+        tnames = tangent_names(compiled.target, _whole(names))
+        by_keyword = dict(zip(wrt, grads))
+        out = []
+        for n in names:
+            e = element_of(n)              # a tangent inside the tuple (dict) for *a (**k)
+            adjoint = by_keyword[tnames[n if e is None else e[0]]]
+            out.append(adjoint if e is None else 0.0 if _zero(adjoint) else adjoint[e[1]])
+        return out if groups is None else [list(a) if isinstance(a, tuple) else a
+                                           for a in _regrouped(out, groups)]
+    vjp.__name__ = vjp.__qualname__ = f"call_jvp_vjp{k}"
+    return vjp
 
 
 # --- functools.partial objects differentiated directly -----------------------------------

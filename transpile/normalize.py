@@ -1422,12 +1422,6 @@ class Flattener(LoopFlattening):
 
     def classify_object(self, obj, nargs, call):
         """classify for a call of the object obj (resolved statically)."""
-        if getattr(obj, "__transpile_runtime_call__", False):
-            raise self.error(
-                "a derivative of tangent code (forward mode) that calls a function through "
-                "a variable (a parameter, a list element, an object's method) is not "
-                "supported; use forward over reverse (transpile.hvp's default mode), or "
-                "call the function by its name", call)
         if getattr(obj, "__transpile_code__", None) is not None:   # a gradient made outside
             from .higher import NestedDerivative
             return "user", NestedDerivative(obj, None)

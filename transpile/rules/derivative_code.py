@@ -267,15 +267,22 @@ _helper(result_seed, zero=True)       # the seed of gradient code: ones, of the 
 from .. import calls as C  # noqa: E402
 
 _CALL_ARGS = ", ".join(f"a{k}" for k in range(_DEPTH))
-_NOT_REVERSE = ("reverse mode over derivative code that calls a function through a variable "
+_NOT_REVERSE = ("reverse mode over gradient code that calls a function through a variable "
                 "(a parameter, a list element, an object's method) is not supported; use "
-                "forward over reverse (transpile.hvp's default mode), or call the function "
-                "by its name")
+                "transpile.hvp or transpile.hessian (either mode), or call the function by "
+                "its name")
 for _fn, _jvp, _params in ((C.call_forward, C.call_forward_jvp, "f, active, " + _CALL_ARGS),
                            (C.call_backward, C.call_backward_jvp, "tape, g")):
     defvjp(_fn, None, name=f"transpile.runtime.{_fn.__name__}", env=ENV, params=_params,
            unavailable=_NOT_REVERSE, several=True)
     defjvp(_fn, _jvp)
+defvjp(C.call_jvp, None, None, *[C.call_jvp_vjp(k) for k in range(2, _DEPTH + 3)],
+       name="transpile.runtime.call_jvp", env=ENV, several=True,
+       params="f, active, tangents, " + _CALL_ARGS,
+       no_derivative={0: "a function called through a variable that itself carries a "
+                         "derivative (a method of an object, a closure or partial of "
+                         "differentiated values) in reverse mode over tangent code; pass "
+                         "those values as arguments instead"})
 
 
 # --- what forward-mode code calls besides runtime helpers (rules/forward_runtime.py) ----
