@@ -389,10 +389,21 @@ def test_reverse_over_forward_through_calls_through_values():
           _hessian_by_differences(loss, (X, model)) @ v)
 
 
+def model_loss(model, x):
+    return model.forward(x)
+
+
 def test_second_order_through_a_call_through_a_value_refused_where_it_cannot_go():
-    """Reverse over reverse through those calls in arrays is one TranspileError naming the
-    user's line."""
+    """Reverse over reverse through those calls in arrays, and second derivatives in the
+    object whose method is called through a variable (its layers' weights), are one
+    TranspileError naming the user's line."""
     x = np.array([0.3, -0.4, 0.8])
+    model = Model()
+    v = transpile.grad(model_loss)(model, x)
+    for mode in ("forward-over-reverse", "reverse-over-forward"):
+        with pytest.raises(TranspileError, match="not supported") as info:
+            transpile.hvp(model_loss, mode=mode)(model, x, v=v)
+        assert "test_calls.py" in str(info.value)
     with pytest.raises(TranspileError, match="through a variable") as info:
         transpile.grad(uses_gradient_of_callee)(x, through_star)
     assert "test_calls.py" in str(info.value)

@@ -365,19 +365,19 @@ def _zero(t):
     return t is None or (type(t) in (float, int) and t == 0)
 
 
-def _holder_refused(tangents):
+def _holder_refused(tangents, f):
     if not _zero(tangents[0]):
-        raise TranspileError(
+        raise _refuse(
             "a second derivative through a call of a function held in a variable whose "
             "function itself carries a derivative (a method of an object, a closure or "
             "partial of differentiated values) is not supported; pass those values as "
-            "arguments instead")
+            "arguments instead", resolve(f)[0])
 
 
 def call_forward_jvp(tangents, f, active, *args, **kwargs):
     """The tangent of `call_forward(f, active, *args, **kwargs)`: (tangent of the value,
     tangent of the tape), `tangents` one per positional argument (f and active first)."""
-    _holder_refused(tangents)
+    _holder_refused(tangents, f)
     flat, _ = _expanded(active, len(args))
     compiled, all_args, all_kw, _ = _compiled("pair", f, flat, args, kwargs)
     lead = len(all_args) - len(args)

@@ -279,10 +279,9 @@ for _fn, _jvp, _params in ((C.call_forward, C.call_forward_jvp, "f, active, " + 
 defvjp(C.call_jvp, None, None, *[C.call_jvp_vjp(k) for k in range(2, _DEPTH + 3)],
        name="transpile.runtime.call_jvp", env=ENV, several=True,
        params="f, active, tangents, " + _CALL_ARGS,
-       no_derivative={0: "a function called through a variable that itself carries a "
-                         "derivative (a method of an object, a closure or partial of "
-                         "differentiated values) in reverse mode over tangent code; pass "
-                         "those values as arguments instead"})
+       no_derivative={0: "second derivatives in the values a function called through a "
+                         "variable is made of (the object of a method, what a closure or "
+                         "partial holds) are not supported"})
 
 
 # --- what forward-mode code calls besides runtime helpers (rules/forward_runtime.py) ----
