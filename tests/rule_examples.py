@@ -410,6 +410,20 @@ for fname in ("copy", "asarray", "asanyarray", "ascontiguousarray", "asfortranar
 X("numpy.asarray", "list", "np.asarray([x, y])", x=N(), y=N())
 X("numpy.array", "list-of-arrays", "np.array([x, y])", x=N(3), y=N(3))
 X("numpy.ndarray.astype", "2d", "x.astype(np.float64)", x=N(2, 3))
+X("numpy.float64", "2d", "np.float64(x)", x=N(2, 3))
+X("numpy.float64", "scalar", "np.float64(x) * x", x=N())
+X("numpy.nan_to_num", "1d", "np.nan_to_num(x * np.array([1.0, np.nan, np.inf, -np.inf]))",
+  x=P(4))
+X("numpy.nan_to_num", "keywords", "np.nan_to_num(x * np.array([[1.0, np.inf], "
+  "[np.nan, -np.inf]]), nan=1.5, posinf=3.0, neginf=-2.0)", x=P(2, 2))
+X("numpy.gradient", "1d", "np.gradient(x)", x=N(5))
+X("numpy.gradient", "2d", "np.gradient(x)", x=N(4, 3))
+X("numpy.gradient", "axis", "np.gradient(x, axis=1)", x=N(3, 4))
+X("numpy.gradient", "spacing", "np.gradient(x, 0.5, axis=0)", x=N(4, 3))
+X("numpy.gradient", "coordinates", "np.gradient(x, np.array([0.0, 0.5, 1.5, 3.0]))",
+  x=N(4))
+X("numpy.gradient", "edge-order-2", "np.gradient(x, edge_order=2)", x=N(5))
+X("numpy.gradient", "axes", "np.gradient(x, 2.0, 0.5, axis=(0, -1))", x=N(3, 2, 4))
 X("numpy.ndarray.flatten", "2d", "x.flatten()", x=N(2, 3))
 X("numpy.ndarray.ravel", "2d", "x.ravel()", x=N(2, 3))
 X("numpy.ndarray.copy", "2d", "x.copy()", x=N(2, 3))
@@ -469,6 +483,11 @@ for fname in ("sign", "floor", "ceil", "trunc", "rint", "round", "around", "fix"
               "count_nonzero", "spacing", "argmax", "argmin", "nanargmax", "nanargmin"):
     Z(f"numpy.{fname}", "2d", f"np.{fname}(x)", x=N(2, 3))
 Z("numpy.round", "decimals", "np.round(x, 1)", x=N(2, 3))
+for fname in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+              "bool_"):                  # (intc, intp... are these types under other names)
+    Z(f"numpy.{getattr(np, fname).__name__}", "2d", f"np.{fname}(x)",
+      x=U(2, 3, lo=1.2, hi=1.8))
+Z("numpy.int64", "scalar", "np.int64(x)", x=U(lo=2.2, hi=2.8))
 Z("numpy.argmax", "axis", "np.argmax(x, axis=1)", x=N(2, 3))
 Z("numpy.argpartition", "1d", "np.argpartition(x, 2)", x=N(5))
 for fname in ("isrealobj", "iscomplexobj", "isscalar", "shape", "ndim", "size"):

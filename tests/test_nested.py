@@ -378,3 +378,32 @@ def test_a_zero_inner_gradient_of_an_array_is_zeros_of_its_shape():
         assert d == pytest.approx(central(zero_inner_gradient, x), rel=1e-7)
         assert transpile.jvp(zero_inner_gradient, (x,), (1.0,))[1] == pytest.approx(
             central(zero_inner_gradient, x), rel=1e-7)
+
+
+# --- third derivatives of array code: the forward rule of the reverse rule of a reverse rule
+
+def _array_inner(d):
+    x = d["x"]
+    return (np.sum(np.sin(x) * x) + np.dot(x, x) ** 2 + np.sum(np.max(x * x) * x)
+            + np.sum(np.outer(x, x * x) ** 2) + np.sum(np.where(x > 0, x, 2 * x) ** 3)
+            + np.sum(np.einsum("i,j,i->j", x, x * x, np.cos(x)) ** 2))
+
+
+def _array_outer(x):
+    g = transpile.grad(_array_inner)({"x": x})["x"]
+    return np.sum(np.sin(g)) + np.dot(g, g)
+
+
+def test_hessian_of_a_function_calling_a_gradient_of_array_code():
+    """The Hessian of a function of grad(inner) holds third derivatives of inner: forward
+    mode over the reverse rules of the reverse rules of sum and where (linear), dot, outer
+    and einsum (multilinear) and max (piecewise linear), which the gradient code of a
+    dict's entries calls."""
+    x = np.array([0.3, -0.5, 0.9])
+    H = transpile.hessian(_array_outer)(x)
+    g = transpile.grad(_array_outer)
+    h = 1e-6
+    for j in range(3):
+        e = np.zeros(3)
+        e[j] = h
+        assert np.allclose(H[:, j], (g(x + e) - g(x - e)) / (2 * h), rtol=1e-6, atol=1e-6)

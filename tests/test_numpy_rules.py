@@ -482,6 +482,13 @@ case(np.clip, N(3, 4), -0.5, 0.5)
 case(np.clip, N(3, 4), U(4, lo=-1, hi=-0.2), 0.6, _id="clip-array-lo")
 case(np.clip, N(3, 4), None, U(3, 1, lo=0.2, hi=1), _id="clip-None")
 case(np.clip, N(3, 4), min=-0.2, _id="clip-kw")
+case(np.nan_to_num, P(4) * np.array([1.0, np.nan, 1.0, np.nan]), _id="nan_to_num")
+case(np.nan_to_num, P(2, 2) * np.array([[1.0, np.inf], [np.nan, -np.inf]]), nan=1.5,
+     posinf=3.0, neginf=-2.0, _id="nan_to_num-keywords")
+case(np.gradient, N(5))
+case(np.gradient, N(4, 3), 0.5, axis=1, edge_order=2, _id="gradient-spacing-edge2")
+case(np.gradient, N(4), np.array([0.0, 0.5, 1.5, 3.0]), _id="gradient-coordinates")
+case(np.float64, N(3, 2))
 case(np.diff, N(3, 5))
 case(np.diff, N(4, 3), 2, 0, _id="diff-n2")
 case(np.diff, N(3, 5), prepend=0.5, append=N(3, 2), _id="diff-prepend")
@@ -579,7 +586,7 @@ ZERO_CASES = [
     (np.lcm, IA, IB), (np.spacing, XA), (np.may_share_memory, XA, YA),
     (np.shares_memory, XA, YA), (np.broadcast_shapes, (2, 1), (3,)), (np.result_type, XA, IA),
     (np.can_cast, XA.dtype, np.float32), (la.matrix_rank, M33),
-]
+] + [(getattr(np, t), XA) for t in NR._INT_TYPES if hasattr(np, t)]
 
 
 @pytest.mark.parametrize("zc", ZERO_CASES, ids=[z[0].__name__ for z in ZERO_CASES])

@@ -15,6 +15,7 @@ Every derivative is checked against central finite differences, with exact shape
 Programs are module-level defs (transpile reads their source).
 """
 import inspect
+import types
 
 import numpy as np
 import pytest
@@ -206,6 +207,38 @@ def test_r_and_c_concatenate():
         check(T.grad(r_with_scalars, wrt=i)(x, 1.5), fd_grad(r_with_scalars, [x, 1.5], i))
     _, t = T.jvp(r_pair, (x,), (np.ones(3),))
     check(t, fd_grad(r_pair, [x]) @ np.ones(3))
+
+
+def r_with_ranges(x):
+    return np.sum(np.r_[x, 1:4, x * x, 0:1:3j, 2:8:2] ** 2 * np.arange(1.0, 16.0))
+
+
+def c_with_a_range(x):
+    return np.sum(np.c_[x, 0:3] ** 3)
+
+
+# a module re-exporting NumPy's functions (as autograd.numpy does)
+reexport = types.ModuleType("reexport")
+reexport.__dict__.update({k: getattr(np, k) for k in (
+    "r_", "c_", "sum", "concatenate", "atleast_1d", "column_stack", "arange", "linspace")})
+
+
+def r_of_a_reexport(x):
+    return reexport.sum(reexport.r_[x, 2.0 * x, 0:2] ** 2) + np.sum(reexport.c_[x, x] ** 3)
+
+
+def test_r_and_c_with_ranges_and_through_a_module_reexporting_numpy():
+    """Slices in np.r_ / np.c_ are ranges (np.arange; an imaginary step np.linspace)."""
+    x = np.array([1.0, 2.0, -0.5])
+    for f in (r_with_ranges, c_with_a_range, r_of_a_reexport):
+        value, g = T.value_and_grad(f)(x)
+        assert value == pytest.approx(f(x), rel=1e-14)
+        check(g, fd_grad(f, [x]))
+        _, t = T.jvp(f, (x,), (np.ones(3),))
+        check(t, fd_grad(f, [x]) @ np.ones(3))
+    H = T.hessian(r_with_ranges)(x)
+    check(H, np.array([fd_grad(lambda v: T.grad(r_with_ranges)(v)[k], [x])
+                       for k in range(3)]))
 
 
 def s_of(x):

@@ -67,6 +67,9 @@ def _programs(w):
         lines += [f"def {w.name}_fwd_{p}({signature}):", "    s = 0.0", f"    {p} = {p}_fixed",
                   "    for k in range(2):", "    " + assign, "        s = s + " + weighted,
                   f"        {p} = {p}_in", "    return s", ""]
+    own = " + ".join(f"np.sum(np.sin({p}))" for p in _float_params(w)) or "0.0"
+    lines += [f"def {w.name}_unused({params}):", assign, "    n = np.shape(o0)",
+              f"    return {own}", ""]
     return lines
 
 
@@ -100,15 +103,20 @@ def _cell(example, mode):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("example, mode", [_cell(e, m) for e in IDS
-                                           for m in ("reverse", "forward")])
+                                           for m in ("reverse", "forward", "unused")])
 def test_rule_reached_with_zero(wrappers, example, mode):
+    """mode "unused": the call at the top level, its result read for its shape only, so
+    its reverse rule meets the literal 0.0 (the adjoint sweep gives zeros shaped like its
+    arguments instead: pipeline._zero_vjp_calls)."""
     w, module = wrappers[example]
     params = _float_params(w)
     if not params:
         pytest.skip("no float parameter")
     args = w.args()
-    if mode == "reverse":
-        f = getattr(module, w.name)
+    if mode == "unused" and not all(np.all(np.isfinite(w.ex.args[p])) for p in params):
+        pytest.skip("a parameter holds nan or an infinity (the program's own terms)")
+    if mode in ("reverse", "unused"):
+        f = getattr(module, w.name if mode == "reverse" else f"{w.name}_unused")
         positions = [w.params.index(p) for p in params]
         try:
             grads = transpile.grad(f, wrt=tuple(positions))(*[_copy(a) for a in args])
@@ -244,3 +252,23 @@ def test_user_call_reached_with_zero(checkpoint):
     g = transpile.grad(calls_in_loop, wrt=(0, 1), checkpoint=checkpoint)(X, w)
     for i in (0, 1):
         assert _close(g[i], central_wrt(calls_in_loop, [X, w], i), atol=ATOL) is None
+
+
+INDS = np.arange(5.0)[:, None]
+
+
+def cast_indices(W):
+    glued = np.concatenate((W, INDS), axis=1)      # never read: its adjoint stays 0.0
+    new_W = W[:, :-1]
+    new_inds = np.int64(W[:, -1])                  # a cast to int: no derivative
+    return np.sum(new_W[new_inds] ** 2)
+
+
+def test_unused_value_and_a_cast_to_int():
+    """autograd's test_cast_to_int: concatenate's reverse rule is not called with the zero
+    placeholder (its adjoint is zeros of its arguments' shapes)."""
+    W = np.random.default_rng(6).normal(size=(5, 4))
+    W[:, -1] = [3.3, 0.2, 2.4, 2.6, 1.5]         # away from integers: int() is constant
+    g = transpile.grad(cast_indices)(W)
+    assert _close(g, central_wrt(cast_indices, [W], 0), atol=ATOL) is None
+    assert "concatenate_vjp" not in transpile.grad(cast_indices).source

@@ -30,6 +30,7 @@ from typing import cast, overload
 from . import pipeline, tree
 from .checkpoint import check_option
 from .errors import TranspileError
+from .seed import not_a_number, result_seed
 from .analysis import STRUCTURES, complex_key, element_kind, elements_key, is_complex_value
 from .analysis import value_kind
 from .emit import annotate
@@ -895,26 +896,26 @@ class GradientFunction:
                                       kwargs, has_aux=True)
             out, aux = value
             self._check_number(out)
-            g = pullback(1.0)
+            g = pullback(result_seed(out))
         except TranspileError as exc:
             raise _trimmed(exc) from None
         aux = _own_value(aux)
         return ((out, aux), g) if self.with_value else (g, aux)
 
     def _check_number(self, value: Any) -> None:
-        if value.__class__ is not float and _is_scalar(value) and np.iscomplexobj(value):
+        """A real number, or an array of one element (taken for it: seed.py)."""
+        if value.__class__ is not float and np.iscomplexobj(value):
             code = self.fn.__code__
             raise TranspileError("grad needs a function returning a real number, and this "
                                  "call returned a complex one: differentiate its real part "
                                  "(np.real) or its absolute value, or use transpile.vjp "
                                  "for the derivative of a complex result",
                                  code.co_filename, code.co_firstlineno, self.fn.__qualname__)
-        if value.__class__ is not float and not _is_scalar(value):
+        if value.__class__ is not float and not _is_scalar(value) and not (
+                isinstance(value, np.ndarray) and value.size == 1):
             code = self.fn.__code__
-            raise TranspileError(f"grad needs a function returning a number, and this call "
-                                 f"returned a {type(value).__name__}; use transpile.vjp "
-                                 "(or transpile.jacobian) for other results",
-                                 code.co_filename, code.co_firstlineno, self.fn.__qualname__)
+            raise not_a_number(value, where=(code.co_filename, code.co_firstlineno,
+                                             self.fn.__qualname__))
 
     def _out(self, value: Any, gs: tuple[Any, ...]) -> Any:
         out = gs if self.many else gs[0]
@@ -967,7 +968,8 @@ def value_and_grad(f: Callable[..., Any], wrt: Wrt | None = None, jit: bool = Fa
     Parameters
     ----------
     f : callable
-        A Python function defined in a file, returning a number.
+        A Python function defined in a file, returning a number (an array of one
+        element, shape (1,) or (1, 1), is taken for the number it holds).
     wrt : int, str, or tuple or list of them, optional
         The parameters to differentiate with respect to: an index, a name, or several
         (the gradient is then a tuple, in that order). Default: the first parameter.
@@ -1027,8 +1029,9 @@ def grad(f: Callable[..., Any], wrt: Wrt | None = None, jit: bool = False,
     Parameters
     ----------
     f : callable
-        A Python function defined in a file (its source is read), returning a number.
-        A gradient made by ``grad`` gives the second derivative (see Notes).
+        A Python function defined in a file (its source is read), returning a number
+        (an array of one element is taken for the number it holds). A gradient made
+        by ``grad`` gives the second derivative (see Notes).
     wrt : int, str, or tuple or list of them, optional
         The parameters to differentiate with respect to: an index, a name, or several
         (the gradient is then a tuple, in that order). Default: the first parameter.

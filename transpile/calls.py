@@ -116,7 +116,7 @@ def _target(f, nargs, keyword_names):
     """(what the pipeline transforms, leading arguments, bound keywords, parameter
     names) for calling f with nargs positional arguments and these keywords."""
     fn, prefix, keywords = resolve(f)
-    if inspect.isfunction(fn):
+    if inspect.isfunction(fn) and not _variadic_rule(fn):
         from .pipeline import unit_of
         unit = unit_of(fn)
         a = unit.node.args
@@ -128,6 +128,14 @@ def _target(f, nargs, keyword_names):
     names = tuple(sorted(set(keywords) | set(keyword_names)))
     unit = _wrapper_unit(fn, len(prefix) + nargs, names)
     return unit, prefix, keywords, [f"a{i}" for i in range(len(prefix) + nargs)]
+
+
+def _variadic_rule(fn):
+    """A Python function with a rule and a `*args` parameter (the runtime helpers of
+    derivative code): called through a one-line wrapper so that its rule applies."""
+    from .rules import has_rule
+    return has_rule(fn) and any(q.kind is q.VAR_POSITIONAL for q in inspect.signature(
+        fn).parameters.values())
 
 
 _CACHE = weakref.WeakKeyDictionary()      # function or Unit -> {key: (Compiled, names)}
@@ -275,32 +283,52 @@ def call_forward(f, active, *args, **kwargs):
     flat, groups = _expanded(active, len(args))
     compiled, all_args, all_kw, _ = _compiled("pair", f, flat, args, kwargs)
     value, tape = compiled.forward(*all_args, **all_kw)
-    return value, (compiled, tape, groups if flat != active else None)
+    # the adjoint sweep itself, not its Compiled: a function is a leaf of the tape (the
+    # tape may be differentiated again, and read for its kinds, when the caller's
+    # derivative code is)
+    return value, (compiled.backward, tape, groups if flat != active else None)
 
 
 def call_backward(tape, g):
     """Adjoint sweep of a `call_forward`: the adjoints of its active arguments (a tuple
     in the order of `active`)."""
-    compiled, inner, groups = tape
-    grads = compiled.backward(inner, g)
+    backward, inner, groups = tape
+    grads = backward(inner, g)
     return grads if groups is None else _regrouped(grads, groups)
 
 
 def call_jvp(f, active, tangents, *args, **kwargs):
     """Forward mode of ``f(*args, **kwargs)`` along `tangents` (one per active argument):
     (value, tangent)."""
-    from .pipeline import tangent_names
-    flat, groups = _expanded(active, len(args))
-    if flat != active:
-        spread = []
-        for t, n in zip(tangents, groups):
-            if n is None:
-                spread.append(t)
-            else:
-                spread += [0.0] * n if not isinstance(t, (list, tuple)) else list(t)
-        tangents, active = spread, flat
+    active, tangents, _ = _spread(active, tangents, len(args))
     compiled, all_args, all_kw, names = _compiled("jvp", f, active, args, kwargs)
-    from .pipeline import _whole, element_of
+    return _run_jvp(compiled, all_args, all_kw, names, tangents)
+
+
+def _spread(active, tangents, nargs):
+    """(active, tangents, groups) with each "*i" entry (a `*seq` from argument i on) and
+    its tangent (a sequence, or 0.0) spread over the positions it fills (`_expanded`)."""
+    flat, groups = _expanded(active, nargs)
+    if flat == active:
+        return active, tangents, None
+    spread = []
+    for t, n in zip(tangents, groups):
+        if n is None:
+            spread.append(t)
+        else:
+            spread += [0.0] * n if not isinstance(t, (list, tuple)) else list(t)
+    return flat, spread, groups
+
+
+def _run_jvp(compiled, all_args, all_kw, names, tangents):
+    """compiled's tangent function run at the arguments, one tangent per active name."""
+    extra = _tangent_keywords(compiled, all_args, names, tangents)
+    return compiled.function(*all_args, **all_kw, **extra)
+
+
+def _tangent_keywords(compiled, all_args, names, tangents):
+    """The tangent keywords of compiled's tangent function for one tangent per name."""
+    from .pipeline import _whole, element_of, tangent_names
     tnames = tangent_names(compiled.target, _whole(names))
     extra = {}
     for n, t in zip(names, tangents):
@@ -315,13 +343,112 @@ def call_jvp(f, active, tangents, *args, **kwargs):
             compiled.target).parameters.values()].index(inspect.Parameter.VAR_POSITIONAL)
         spread = extra.setdefault(tnames[e[0]], [0.0] * count)
         spread[e[1]] = t
-    extra = {k: tuple(v) if isinstance(v, list) else v for k, v in extra.items()}
-    return compiled.function(*all_args, **all_kw, **extra)
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in extra.items()}
 
 
-for _helper in (call_forward, call_backward, call_jvp):
-    # derivative code calling these is not differentiated again (see normalize.classify)
-    _helper.__transpile_runtime_call__ = True
+# --- derivative code calling these, differentiated again (rules/derivative_code.py) ------
+#
+# Forward over reverse: the tangent of `value, tape = call_forward(f, active, *args)` is
+# the tangent of the generated forward sweep of f's pair (a Python function with source,
+# differentiated in forward mode here, at run time, like any function called through a
+# variable), in every argument that carries a tangent (not only those in `active`: the
+# forward sweep is a function of all of them); the tangent of `call_backward(tape, g)` is
+# that of the generated adjoint sweep, in the tape (the tangent the forward sweep gave)
+# and g.
+
+
+def _zero(t):
+    return t is None or (type(t) in (float, int) and t == 0)
+
+
+def _holder_refused(tangents, f):
+    if not _zero(tangents[0]):
+        raise _refuse(
+            "a second derivative through a call of a function held in a variable whose "
+            "function itself carries a derivative (a method of an object, a closure or "
+            "partial of differentiated values) is not supported; pass those values as "
+            "arguments instead", resolve(f)[0])
+
+
+def call_forward_jvp(tangents, f, active, *args, **kwargs):
+    """The tangent of `call_forward(f, active, *args, **kwargs)`: (tangent of the value,
+    tangent of the tape), `tangents` one per positional argument (f and active first)."""
+    _holder_refused(tangents, f)
+    flat, _ = _expanded(active, len(args))
+    compiled, all_args, all_kw, _ = _compiled("pair", f, flat, args, kwargs)
+    lead = len(all_args) - len(args)
+    given = [(lead + i, t) for i, t in enumerate(tangents[2:]) if t is not None]
+    if not given:
+        return 0.0
+    _, tangent = call_jvp(compiled.forward, tuple(p for p, _ in given),
+                          tuple(t for _, t in given), *all_args, **all_kw)
+    if _zero(tangent):
+        return 0.0
+    t_value, t_inner = tangent
+    return t_value, (None, t_inner, None)
+
+
+def _containers_copied(value):
+    """value with its lists, tuples and dicts copied, to any depth (the leaves shared):
+    an adjoint sweep pops the stacks of its tape, and the tangent code runs the sweep
+    once more (for the tangent) before it runs it for the value."""
+    if isinstance(value, list):
+        return [_containers_copied(v) for v in value]
+    if type(value) is tuple:
+        return tuple(_containers_copied(v) for v in value)
+    if type(value) is dict:
+        return {k: _containers_copied(v) for k, v in value.items()}
+    return value
+
+
+def call_backward_jvp(tangents, tape, g):
+    """The tangent of `call_backward(tape, g)` (the adjoints it returns)."""
+    backward, inner, groups = tape
+    inner = _containers_copied(inner)
+    t_tape, t_g = (list(tangents) + [None, None])[:2]
+    t_inner = None if _zero(t_tape) else t_tape[1]
+    given = [(p, t) for p, t in ((0, t_inner), (1, t_g)) if t is not None]
+    if not given:
+        return 0.0
+    _, tangent = call_jvp(backward, tuple(p for p, _ in given),
+                          tuple(t for _, t in given), inner, g)
+    if _zero(tangent) or groups is None:
+        return tangent
+    return _regrouped(tangent, groups)
+
+
+# Reverse over forward: the adjoint of the tangents and arguments of
+# `value, tangent = call_jvp(f, active, tangents, *args)` is the reverse mode of the
+# generated tangent function of f (its parameters and tangent keywords), at run time.
+
+def call_jvp_vjp(k):
+    """The reverse rule of call_jvp for its positional argument k: 2, the tangents (one
+    adjoint per active argument); 3 on, the arguments."""
+    def vjp(G, ans, f, active, tangents, *args, **kwargs):
+        if _zero(G):
+            return 0.0
+        from .pipeline import element_of
+        active, tangents, groups = _spread(active, tangents, len(args))
+        compiled, all_args, all_kw, names = _compiled("jvp", f, active, args, kwargs)
+        extra = _tangent_keywords(compiled, all_args, names, tangents)
+        lead = len(all_args) - len(args)
+        wrt = tuple(extra) if k == 2 else (lead + k - 3,)
+        _, tape = call_forward(compiled.function, wrt, *all_args, **all_kw, **extra)
+        grads = call_backward(tape, G)
+        if k != 2:
+            return grads[0]
+        from .pipeline import _whole, tangent_names
+        tnames = tangent_names(compiled.target, _whole(names))
+        by_keyword = dict(zip(wrt, grads))
+        out = []
+        for n in names:
+            e = element_of(n)              # a tangent inside the tuple (dict) for *a (**k)
+            adjoint = by_keyword[tnames[n if e is None else e[0]]]
+            out.append(adjoint if e is None else 0.0 if _zero(adjoint) else adjoint[e[1]])
+        return out if groups is None else [list(a) if isinstance(a, tuple) else a
+                                           for a in _regrouped(out, groups)]
+    vjp.__name__ = vjp.__qualname__ = f"call_jvp_vjp{k}"
+    return vjp
 
 
 # --- functools.partial objects differentiated directly -----------------------------------

@@ -464,7 +464,7 @@ def _helpers():
     numba = numba_module()
     from numba.core import types as nt
     from numba.extending import overload
-    from . import runtime
+    from . import runtime, seed
 
     def jit_reversed(seq):
         return builtins.reversed(seq)
@@ -568,10 +568,19 @@ def _helpers():
     def jit_log(x, base):
         return math.log(x) / math.log(base)    # what math.log(x, base) computes
 
+    def jit_result_seed(value):
+        return seed.result_seed(value)
+
+    @overload(jit_result_seed)
+    def _result_seed(value):
+        if isinstance(value, (nt.Number, nt.Boolean)):
+            return lambda value: 1.0            # the seed of a number (seed.py)
+
     _HELPERS.update(reversed=jit_reversed, _jit_prefix=jit_prefix, _jit_log=jit_log,
                     unbroadcast=jit_unbroadcast, pow_log=jit_pow_log,
                     pow_deriv=jit_pow_deriv, sign=jit_sign, is_zero=jit_is_zero,
-                    abs_partial=jit_abs_partial)
+                    abs_partial=jit_abs_partial, result_seed=jit_result_seed)
+    _REPLACED[seed.result_seed] = "result_seed"
     _REPLACED[runtime.sign] = "sign"
     _REPLACED[runtime.abs_partial] = "abs_partial"
     _REPLACED[runtime.is_zero] = "is_zero"

@@ -85,6 +85,17 @@ SINK_FUNCTIONS = {builtins.print, builtins.str, builtins.repr, builtins.format,
 SINK_MODULES = {"logging", "warnings", "_warnings", "matplotlib", "pprint", "traceback", "time"}
 
 
+def _shape_only(fn):
+    """The argument positions of a helper of tangent code that it reads for their
+    structure, shape and dtype only (`like` of result_tangent, dense, broadcast_tangent):
+    kept verbatim, without a derivative, where tangent code is differentiated again."""
+    from .rules import forward_runtime as F
+    try:
+        return (1,) if fn in (F.result_tangent, F.dense, F.broadcast_tangent) else ()
+    except TypeError:                                # unhashable
+        return ()
+
+
 def _is_sink(obj):
     try:
         if obj in SINK_FUNCTIONS:
@@ -1034,13 +1045,16 @@ class Flattener(LoopFlattening):
         if obj is not numpy.r_ and obj is not numpy.c_:
             return None
         items = e.slice.elts if isinstance(e.slice, ast.Tuple) else [e.slice]
-        if not items or any(isinstance(n, ast.Slice) or isinstance(n, ast.Constant)
-                            and isinstance(n.value, str) for n in items):
-            return None                       # ranges and directives: left to NumPy
+        if not items or any(isinstance(n, ast.Constant) and isinstance(n.value, str)
+                            for n in items):
+            return None                       # directives: left to NumPy
         module = None
-        if isinstance(e.value, ast.Attribute) and \
-                self.unit.resolve(e.value.value, self.local_names) is numpy:
-            module = e.value.value
+        used = ("concatenate", "atleast_1d", "column_stack", "arange", "linspace")
+        base = self.unit.resolve(e.value.value, self.local_names) if isinstance(
+            e.value, ast.Attribute) else None
+        if base is numpy or isinstance(base, types.ModuleType) and all(
+                getattr(base, fn, None) is getattr(numpy, fn) for fn in used):
+            module = e.value.value            # numpy, or a module re-exporting it
         else:
             name = next((k for k, v in self.unit.globals.items() if v is numpy
                          and k not in self.local_names and k.isidentifier()), None)
@@ -1052,6 +1066,22 @@ class Flattener(LoopFlattening):
             return ast.Call(func=ast.Attribute(value=copy.deepcopy(module), attr=fn,
                                                ctx=ast.Load()), args=args,
                             keywords=list(keywords))
+
+        def ranged(item):
+            """A slice as NumPy's index tricks read it: arange(start, stop, step), or for
+            an imaginary step (`0:1:5j`) linspace(start, stop, 5)."""
+            if not isinstance(item, ast.Slice):
+                return item
+            start = item.lower if item.lower is not None else A.const(0)
+            step = item.step
+            if isinstance(step, ast.Constant) and isinstance(step.value, complex):
+                return np_call("linspace", [start, item.upper, A.const(int(abs(step.value)))])
+            return np_call("arange", [start, item.upper] + ([step] if step is not None else []))
+        if any(isinstance(n, ast.Slice) and (n.upper is None or isinstance(
+                n.step, ast.Constant) and isinstance(n.step.value, complex) and n.step.value.real)
+               for n in items):
+            return None
+        items = [ranged(item) for item in items]
         if obj is numpy.r_:
             parts = [np_call("atleast_1d", [item]) for item in items]
             return np_call("concatenate", [ast.List(elts=parts, ctx=ast.Load())])
@@ -1239,8 +1269,10 @@ class Flattener(LoopFlattening):
             keywords = [ast.keyword(arg=k.arg, value=self.inactive(k.value) if isinstance(
                 k.value, (ast.Constant, ast.Lambda)) else self.operand(k.value))
                 for k in keywords]
-            args = [self.inactive(a) if isinstance(a, ast.Lambda) else self.operand(a)
-                    for a in positional]           # a lambda argument (a hook) is data
+            shape_only = _shape_only(target)
+            args = [self.inactive(a) if isinstance(a, ast.Lambda) or i in shape_only
+                    else self.operand(a)           # a lambda argument (a hook) is data
+                    for i, a in enumerate(positional)]
             if target in VARIADIC and len(args) > 2:
                 acc = args[0]
                 for a in args[1:]:
@@ -1398,11 +1430,6 @@ class Flattener(LoopFlattening):
 
     def classify_object(self, obj, nargs, call):
         """classify for a call of the object obj (resolved statically)."""
-        if getattr(obj, "__transpile_runtime_call__", False):
-            raise self.error(
-                "a derivative of derivative code that calls a function through a variable "
-                "(a parameter, a list element, an object's method) is not supported; "
-                "where the function is known, call it by its name", call)
         if getattr(obj, "__transpile_code__", None) is not None:   # a gradient made outside
             from .higher import NestedDerivative
             return "user", NestedDerivative(obj, None)

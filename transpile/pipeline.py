@@ -19,6 +19,7 @@ from .analysis import Analysis
 from .dependencies import Dependencies, _check_source
 from .emit import Namespace, build
 from .errors import TranspileError
+from .seed import result_seed
 from .frontend import Unit, unit_from_function
 from .names import Names
 from .normalize import normalize
@@ -627,7 +628,13 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         fwd, rev, held = checkpoint.finish(fwd, rev, plan, options["optimize"])
     result = norm.result
     fwd, rev, tapes = loop_tapes(fwd, rev, names) if options["optimize"] else (fwd, rev, [])
-    fwd, rev = shapes.specialise(fwd, rev, rt, kind, compiled, resolver)
+    # the seed of gradient code: 1.0 where the result is a number; else result_seed's (ones
+    # of an array of one element, a TranspileError for anything else: seed.py)
+    number_seed = kind not in ("value_and_grad", "gradient") or \
+        an.kind.get(norm.result) == "scalar" or \
+        all(k in ("scalar", "unknown", "module") for k in an.kind.values()) or \
+        rt.primal_shapes().get(norm.result) in ((), shapes.PY)
+    fwd, rev = shapes.specialise(fwd, rev, rt, kind, compiled, resolver, number_seed)
     all_scalar = all(k == "scalar" for k in an.kind.values())
     uses_stack = any(isinstance(n, ast.Name) and n.id in (PUSH, POP)
                      for s in fwd + rev for n in ast.walk(s))
@@ -652,7 +659,11 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         grads = [names.adjoint(p) for p in active]
         for dv in sorted(adjoints | set(grads)):
             body.append(A.assign(dv, A.const(0.0)))
-        body.append(A.assign(d_result, A.const(1.0)))
+        seed = A.const(1.0)
+        if not number_seed:
+            seed = ast.Call(func=A.load(env.bind("result_seed", result_seed)),
+                            args=[A.load(result)], keywords=[])
+        body.append(A.assign(d_result, seed))
         body += rev
         picked, grads = _selected(wanted, names)
         body += _bound_item(picked, env)
@@ -788,10 +799,54 @@ def _optimized(body, env, local_names, options, names, all_scalar):
     `optimize`), then sympy on all-scalar code (with `simplify`)."""
     if options["optimize"]:
         body = optimize.run(body, optimize.pure_calls(body, env, local_names))
+        body = _zero_vjp_calls(body, env)
         body = optimize.hoist_module_functions(body, env, local_names)
     if options["simplify"] and all_scalar:
         body = optimize.simplify_scalar(body, set(names.adjoints.values()))
     return body
+
+
+def _zero_vjp_calls(body, env):
+    """A rule's vjp function called with the zero adjoint 0.0 (a value carrying a
+    derivative that nothing reads back: only its shape is taken, or it is not used), as a
+    literal or a top-level name that surely holds it, gives the zero adjoint of its
+    argument: `zeros_like(arg)`, without calling the vjp (which may need an adjoint shaped
+    like its result: matmul, concatenate)."""
+    zeros = set()
+
+    def is_zero(node):
+        if isinstance(node, ast.Constant):
+            return type(node.value) in (int, float) and node.value == 0
+        return isinstance(node, ast.Name) and node.id in zeros
+
+    class Zeros(ast.NodeTransformer):
+        def visit_Call(self, node):
+            self.generic_visit(node)
+            origin = env.origins.get(node.func.id) if isinstance(node.func, ast.Name) \
+                else None
+            if not (isinstance(origin, tuple) and origin[0] == "vjp" and node.args
+                    and is_zero(node.args[0]) and len(node.args) > 2 + origin[2]):
+                return node
+            return ast.copy_location(ast.Call(
+                func=A.load(env.helper("zeros_like")),
+                args=[copy.deepcopy(node.args[2 + origin[2]])], keywords=[]), node)
+    out = []
+    for stmt in body:
+        simple = isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(
+            stmt.targets[0], ast.Name)
+        if not simple:                  # a block: what it writes may not be zero inside
+            zeros -= A.names_stored(stmt)
+        stmt = Zeros().visit(stmt)
+        out.append(stmt)
+        if simple:
+            target = stmt.targets[0].id
+            if is_zero(stmt.value):
+                zeros.add(target)
+            else:
+                zeros.discard(target)
+        else:
+            zeros -= A.names_stored(stmt)
+    return out
 
 
 def _uses_name(stmts, name):

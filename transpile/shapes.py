@@ -655,11 +655,12 @@ class _Specialiser:
             self.sh.resolve = resolve
 
 
-def specialise(fwd, rev, rt, kind, compiled=None, resolver=None):
+def specialise(fwd, rev, rt, kind, compiled=None, resolver=None, number_seed=True):
     """Drop no-op unbroadcasts and inline rule templates in the finished sweeps of the
     reverse transform `rt` (see the module docstring). `kind`: the generated function's
-    kind ("value_and_grad", "gradient": the seed is 1.0; a pair: the adjoint of the
-    result is its argument). Records the result's shape on `compiled` (callers read it
+    kind ("value_and_grad", "gradient": the seed is 1.0, or with `number_seed` False
+    seed.result_seed's, of unknown shape; a pair: the adjoint of the result is its
+    argument). Records the result's shape on `compiled` (callers read it
     for their facts about the call's result); `resolver`'s tape (the values the adjoint
     sweep reads) loses the values the rewritten sweep no longer reads."""
     if not rt.shape_facts and not rt.call_results:
@@ -673,7 +674,7 @@ def specialise(fwd, rev, rt, kind, compiled=None, resolver=None):
     result = rt.norm.result
     d_result = rt.d(result)
     if kind in ("value_and_grad", "gradient"):
-        sh.env[d_result] = PY
+        sh.env[d_result] = PY if number_seed else None
     elif rt.an.param_kinds.get(RESULT_ADJOINT) == EXACT:
         sh.env[d_result] = primal.get(result)
     else:

@@ -269,6 +269,29 @@ for _fn in (R.zeros_like, R.is_zero, R.sign, R.argmax, R.argmin, R.argbest, R.fi
             R.write_back, R.entry, R.put_entry, R.attribute, R.put_attribute,
             R.imag_partial):
     _helper(_fn, zero=True)
+from ..seed import result_seed  # noqa: E402
+_helper(result_seed, zero=True)       # the seed of gradient code: ones, of the result's shape
+
+
+# --- calls through a variable (calls.py): differentiated again at run time --------------
+from .. import calls as C  # noqa: E402
+
+_CALL_ARGS = ", ".join(f"a{k}" for k in range(_DEPTH))
+_NOT_REVERSE = ("reverse mode over gradient code that calls a function through a variable "
+                "(a parameter, a list element, an object's method) is not supported; use "
+                "transpile.hvp or transpile.hessian (either mode), or call the function by "
+                "its name")
+for _fn, _jvp, _params in ((C.call_forward, C.call_forward_jvp, "f, active, " + _CALL_ARGS),
+                           (C.call_backward, C.call_backward_jvp, "tape, g")):
+    defvjp(_fn, None, name=f"transpile.runtime.{_fn.__name__}", env=ENV, params=_params,
+           unavailable=_NOT_REVERSE, several=True)
+    defjvp(_fn, _jvp)
+defvjp(C.call_jvp, None, None, *[C.call_jvp_vjp(k) for k in range(2, _DEPTH + 3)],
+       name="transpile.runtime.call_jvp", env=ENV, several=True,
+       params="f, active, tangents, " + _CALL_ARGS,
+       no_derivative={0: "second derivatives in the values a function called through a "
+                         "variable is made of (the object of a method, what a closure or "
+                         "partial holds) are not supported"})
 
 
 # abs_partial(z) = conj(z) / |z| and angle_partial(z) = -i conj(z) / |z|^2 (the derivatives
@@ -505,6 +528,31 @@ def _vjp_rule(rule, i, vjp):
     for d in vjps:
         if d is not None:
             _refused(d, name, _third(rule, "reverse rule of its reverse rule"))
+    for j, d in enumerate(vjps):
+        groups = _reverse_reverse_groups(rule, i, j - 2) if d is not None else None
+        if groups is not None:
+            r = defvjp(d, None, name=name, params=("H", "_ans") + params, env=ENV,
+                       multilinear=groups, needs_ans=False,
+                       unavailable=_third(rule, "reverse rule of its reverse rule"))
+            r.structure, r.source_rule = "derived", rule
+
+
+def _reverse_reverse_groups(rule, i, k):
+    """The groups of arguments (H, _ans, g, ans, *args) the reverse rule of vjp_i of rule
+    is multilinear in: to g (k = -2) T(x)[H at i], linear in H and, for a multilinear fn,
+    in each group without i, constant in the rest (a linear fn reads their shapes, a
+    piecewise linear one a locally constant mask); to x_k, vjp_k(g, ans, x with i's group
+    replaced by H), linear in H, in g and in each group without i or k (where vjp_k does
+    not read ans). That gives forward mode over it (third derivatives, forward over
+    reverse over reverse); None where it is not so (explicit rules)."""
+    s = rule.structure
+    if k == -2 and s in ("linear", "piecewise_linear"):
+        return [(0,)]
+    if s != "multilinear" or k >= 0 and rule.needs_ans:
+        return None
+    others = [tuple(p + 4 for p in group) for group in rule.multilinear
+              if i not in group and k not in group]
+    return [(0,)] + ([(2,)] if k >= 0 else []) + others
 
 
 def _jvp_rule(rule):

@@ -365,6 +365,15 @@ for _n in _ZERO:
     if hasattr(np, _n):      # (sign(z) = z / |z| of a complex z is not constant)
         _def(getattr(np, _n), zero=True, complex=None if _n == "sign" else "explicit")
 _def(np.linalg.matrix_rank, zero=True)
+# NumPy's scalar types called as casts: to an integer or bool, no derivative (an index,
+# a count); np.float64(x), the value itself (linear). The narrower float types are left
+# without a rule: their rounding is no derivative the tests can check
+_INT_TYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+              "intc", "uintc", "intp", "uintp", "bool_")
+for _n in _INT_TYPES:
+    if hasattr(np, _n):
+        _def(getattr(np, _n), zero=True)
+_def(np.float64, lambda g, ans, x: _fit(np.asarray(g), x), params="x", linear=(0,))
 
 
 def _arange_vjp(i):
@@ -2059,6 +2068,65 @@ def _clip_mask(i, ans, a, a_min, a_max, min, max):
 
 _def(np.clip, clip_vjp(0), clip_vjp(1), clip_vjp(2), params="a, a_min, a_max", ans=True,
      masks=True, piecewise_linear=True, jvp=_clip_jvp)
+
+
+def nan_to_num_vjp(g, ans, x, *args, **kw):
+    """The adjoint goes to x where it is finite; nan and infinities are replaced by
+    constants (no derivative)."""
+    G = np.broadcast_to(np.asarray(g), np.shape(x))
+    return _fit(np.where(np.isfinite(x), G, 0.0), x)
+
+
+def _nan_to_num_jvp(tangents, x, *args, **kw):
+    t = _t(tangents, 0)
+    if t is None:
+        return 0.0
+    return np.where(np.isfinite(x), np.broadcast_to(np.asarray(t), np.shape(x)), 0.0)
+
+
+_CONSTANT_VALUE = "transpile does not differentiate the value put in place of nan or an infinity"
+_def(np.nan_to_num, nan_to_num_vjp, None, None, None, None,
+     params="x, copy, nan, posinf, neginf", masks=True, piecewise_linear=True,
+     jvp=_nan_to_num_jvp, no_derivative={2: _CONSTANT_VALUE, 3: _CONSTANT_VALUE,
+                                         4: _CONSTANT_VALUE})
+
+
+def _gradient_layout(f, varargs, axis):
+    """(axes, spacing arguments of each) of np.gradient(f, *varargs, axis=axis)."""
+    nd = np.ndim(f)
+    if axis is None:
+        axes = tuple(range(nd))
+    elif isinstance(axis, (tuple, list)):
+        axes = tuple(int(a) % nd for a in axis)
+    else:
+        axes = (int(axis) % nd,)
+    if not varargs:
+        return axes, [()] * len(axes)
+    if len(varargs) == 1 and np.ndim(varargs[0]) == 0:
+        return axes, [tuple(varargs)] * len(axes)
+    return axes, [(v,) for v in varargs]
+
+
+def gradient_vjp(g, ans, f, *varargs, axis=None, edge_order=1):
+    """np.gradient is linear in f, along each axis a matrix M (n, n) (central differences
+    inside, one-sided at the ends, for the spacing given): the adjoint is M^T g per axis,
+    M read off np.gradient of the identity."""
+    F = np.asarray(f)
+    axes, spacings = _gradient_layout(F, varargs, axis)
+    parts = [g] if len(axes) == 1 else _parts(g, len(axes))
+    out = np.zeros(F.shape, dtype=np.result_type(F, float))
+    for ax, spacing, gi in zip(axes, spacings, parts):
+        if _is_zero(gi):
+            continue
+        M = np.gradient(np.eye(F.shape[ax]), *spacing, axis=0, edge_order=edge_order)
+        G = np.moveaxis(np.broadcast_to(np.asarray(gi), F.shape), ax, 0)
+        out = out + np.moveaxis(np.tensordot(M.T, G, axes=1), 0, ax)
+    return _fit(out, f)
+
+
+_SPACING = "transpile does not differentiate the spacing of the samples"
+_def(np.gradient, gradient_vjp, None, None, None, params="f, h0, h1, h2", linear=(0,),
+     several=True, no_derivative={1: _SPACING, 2: _SPACING, 3: _SPACING})
 
 
 def diff_vjp(g, ans, a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):

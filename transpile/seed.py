@@ -1,0 +1,57 @@
+"""The seed of gradient code: the adjoint of the result the adjoint sweep starts from.
+
+`transpile.grad` differentiates a function returning a number. A NumPy computation often
+returns its one number as an array of one element (``np.sum(x, keepdims=True)``,
+``x.T @ A @ x`` of a column vector, shape ``(1,)`` or ``(1, 1)``): that array is taken
+for the number it holds, as autograd does (its gradient is the derivative of that one
+element). Gradient code whose result is not known to be a number when it is generated
+starts from ``result_seed(result)``: 1.0 for a number, ones of the result's shape for an
+array of one element (so every rule's reverse rule sees an adjoint of its result's exact
+shape), and a `TranspileError` at the user's line for anything else (an array of several
+elements, a tuple...): never the gradient of the sum of the elements in its place, which
+the Hessian, hvp and grad of grad code would otherwise compute without a word.
+"""
+import sys
+
+import numpy as np
+
+from .errors import TranspileError
+
+
+def result_seed(value):
+    """The adjoint the gradient of `value` starts from (see the module docstring)."""
+    cls = value.__class__
+    if cls is float or cls is int or cls is bool or cls is complex:
+        return 1.0
+    shape = getattr(value, "shape", None)
+    if shape == ():
+        return 1.0
+    if isinstance(value, np.ndarray) and value.size == 1:
+        return np.ones(shape, dtype=value.dtype if value.dtype.kind == "f" else float)
+    raise not_a_number(value, sys._getframe(1))
+
+
+def describe(value):
+    """`a ndarray of shape (3,)`, `a tuple`: what a result that is not a number is."""
+    shape = getattr(value, "shape", None)
+    what = f"a {type(value).__name__}"
+    return what + (f" of shape {tuple(shape)}" if shape is not None else "")
+
+
+def not_a_number(value, frame=None, where=(None, None, None)):
+    """The refusal of a gradient of a result that is not a number, at the user's line
+    (read off the generated frame `frame` when given)."""
+    from .emit import SOURCE_MAPS
+    filename, line, qualname = where
+    if frame is not None:
+        filename, line = frame.f_code.co_filename, frame.f_lineno
+        qualname = frame.f_code.co_name
+        for _ in range(100):            # derivative code of derivative code: to the user's
+            entry = SOURCE_MAPS.get(filename)
+            if entry is None or line is None:
+                break
+            filename, line = entry[0], entry[1].get(line)
+    return TranspileError(f"grad needs a function returning a number (or an array of one "
+                          f"element), and this call returned {describe(value)}; use "
+                          "transpile.vjp (or transpile.jacobian) for other results",
+                          filename, line, qualname)
