@@ -46,3 +46,28 @@ def along(g, args, i, v, eps=1e-5):
         a[i] = args[i] + s * v
         return np.asarray(g(*a), float)
     return (at(eps) - at(-eps)) / (2 * eps)
+
+
+def central_complex_wrt(f, args, i=0, eps=1e-6):
+    """The gradient of real-valued f(*args) in argument i in autograd's convention for
+    complex values: df/dx - i df/dy per element of a complex argument x + iy (df/dx alone
+    for a real one), by central differences along both axes."""
+    x = args[i]
+    cplx = np.iscomplexobj(x)
+    arr = np.array(x, dtype=complex if cplx else float)
+    out = np.zeros(arr.shape, dtype=arr.dtype)
+
+    def at(v):
+        a = list(args)
+        a[i] = v if np.ndim(x) else v[()]
+        if not np.ndim(x) and not isinstance(x, np.generic):
+            a[i] = complex(v) if cplx else float(v)
+        return f(*a)
+    for k in np.ndindex(arr.shape):
+        e = np.zeros(arr.shape, dtype=arr.dtype)
+        e[k] = eps
+        d = (at(arr + e) - at(arr - e)) / (2 * eps)
+        if cplx:
+            d = d - 1j * (at(arr + 1j * e) - at(arr - 1j * e)) / (2 * eps)
+        out[k] = d
+    return out if np.ndim(x) else out[()]

@@ -18,6 +18,7 @@ import transpile
 from transpile import TranspileError
 from transpile.rules import registry
 import rule_examples
+from finite_differences import central_complex_wrt
 from rule_examples import EXAMPLES
 
 transpile.rules.supported()          # (loads the rules of SciPy, which rule_examples imports)
@@ -87,26 +88,6 @@ def wrappers(tmp_path_factory):
     return module
 
 
-def _fd(f, args, i, eps=1e-6):
-    x = args[i]
-    cplx = np.iscomplexobj(x)
-    arr = np.array(x, dtype=complex if cplx else float)
-    out = np.zeros(arr.shape, dtype=arr.dtype)
-
-    def at(v):
-        a = list(args)
-        a[i] = v if np.ndim(x) else v[()]
-        return f(*a)
-    for k in np.ndindex(arr.shape):
-        e = np.zeros(arr.shape, dtype=arr.dtype)
-        e[k] = eps
-        d = (at(arr + e) - at(arr - e)) / (2 * eps)
-        if cplx:
-            d = d - 1j * (at(arr + 1j * e) - at(arr - 1j * e)) / (2 * eps)
-        out[k] = d
-    return out if np.ndim(x) else out[()]
-
-
 def _close(a, b):
     a, b = np.asarray(a), np.asarray(b)
     assert a.shape == b.shape, (a.shape, b.shape)
@@ -131,7 +112,7 @@ def test_complex_cell(k, mode, wrappers):
         try:
             if mode == "reverse":
                 got = transpile.grad(f, wrt=i)(*values)
-                ref = _fd(f, values, i)
+                ref = central_complex_wrt(f, values, i)
             elif mode != "forward":
                 # the derivative of the gradient (checked by the reverse cell) along v
                 v = rng.normal(size=np.shape(values[i])) + 1j * rng.normal(
