@@ -64,7 +64,7 @@ def _solve_jvp(tangents, a, b):
     vec = np.ndim(b) == 1
     rhs = 0.0
     if _given(tangents[1]):
-        rhs = np.asarray(tangents[1], dtype=float)
+        rhs = np.asarray(tangents[1])
     if _given(tangents[0]):
         X = x[..., None] if vec else x
         dAx = np.asarray(tangents[0]) @ X
@@ -109,7 +109,7 @@ def _solve_vjp_a_jvp(tangents, g, ans, a, b):
 
 
 _def(la.solve, solve_vjp_a, solve_vjp_b, params="a, b", ans=True, jvp=_solve_jvp,
-     vjp_tangents=[_solve_vjp_a_jvp, _solve_vjp_b_jvp])
+     vjp_tangents=[_solve_vjp_a_jvp, _solve_vjp_b_jvp], complex="holomorphic")
 
 
 def inv_vjp(g, ans, a):
@@ -139,7 +139,7 @@ def _inv_jvp(da, a):
 
 
 _def(la.inv, inv_vjp, params="a", ans=True, jvp=_vjps_if_more(la.inv, [inv_vjp], _inv_jvp),
-     vjp_tangents=[_inv_vjp_jvp])
+     vjp_tangents=[_inv_vjp_jvp], complex="holomorphic")
 
 
 def _cofactors(A):
@@ -147,7 +147,8 @@ def _cofactors(A):
     matrix is det(u) det(vh) u diag(prod over j != i of s_j) vh."""
     u, s, vh = la.svd(A)
     others = np.prod(np.where(np.eye(s.shape[-1], dtype=bool), 1.0, s[..., None, :]), axis=-1)
-    return (la.det(u) * la.det(vh))[..., None, None] * ((u * others[..., None, :]) @ vh)
+    return (la.det(u) * la.det(vh))[..., None, None] * (
+        (np.conj(u) * others[..., None, :]) @ np.conj(vh))       # (det(a) inv(a)^T)
 
 
 def det_vjp(g, ans, a):
@@ -176,7 +177,7 @@ def _det_vjp_jvp(tangents, g, ans, a):
 
 _def(la.det, det_vjp, params="a", ans=True,
      jvp=_by_weights(la.det, [det_vjp], lambda nd, **kw: ((nd - 2, nd - 1), False)),
-     vjp_tangents=[_det_vjp_jvp])
+     vjp_tangents=[_det_vjp_jvp], complex="holomorphic")
 
 
 def _inv_or_refuse(A, what):
@@ -670,7 +671,7 @@ _def(la.pinv, pinv_vjp, params="a", ans=True, jvp=_pinv_jvp, vjp_tangents=[_pinv
 
 
 def matrix_power_vjp(g, ans, a, n):
-    A = np.asarray(a, dtype=float)
+    A = _arr(a)
     G = np.asarray(g)
     if n < 0:
         B = la.inv(A)
@@ -691,7 +692,7 @@ def _power_tangent(B, dB, m):
     pows = [np.broadcast_to(np.eye(B.shape[-1]), B.shape)]
     for _ in range(m - 1):
         pows.append(pows[-1] @ B)
-    out = np.zeros(np.broadcast_shapes(B.shape, np.shape(dB)))
+    out = np.zeros(np.broadcast_shapes(B.shape, np.shape(dB)), dtype=np.result_type(B, dB))
     for j in range(m):
         out = out + pows[j] @ dB @ pows[m - 1 - j]
     return out
@@ -700,7 +701,7 @@ def _power_tangent(B, dB, m):
 def _matrix_power_jvp(tangents, a, n):
     if not _given(tangents[0]):
         return 0.0
-    A, dA = np.asarray(a, dtype=float), np.asarray(tangents[0], dtype=float)
+    A, dA = _arr(a), np.asarray(tangents[0])
     if n < 0:
         A, dA, n = la.inv(A), -(la.inv(A) @ dA @ la.inv(A)), -n
     return _power_tangent(A, dA, n)
@@ -726,10 +727,10 @@ def _matrix_power_vjp_jvp(tangents, g, ans, a, n):
     dg, da = _t(tangents, 0), _t(tangents, 2)
     if n == 0:
         return 0.0
-    A = np.asarray(a, dtype=float)
-    G = np.asarray(g, dtype=float) if not _is_zero(g) else np.zeros(A.shape)
-    dA = np.zeros(A.shape) if da is None else np.asarray(da, dtype=float)
-    dG = None if dg is None else np.asarray(dg, dtype=float)
+    A = _arr(a)
+    G = np.asarray(g) if not _is_zero(g) else np.zeros(A.shape)
+    dA = np.zeros(A.shape) if da is None else np.asarray(da)
+    dG = None if dg is None else np.asarray(dg)
     if n > 0:
         return _power_vjp_tangent(G, dG, A, dA, n)
     B = la.inv(A)
@@ -741,7 +742,7 @@ def _matrix_power_vjp_jvp(tangents, g, ans, a, n):
 
 
 _def(la.matrix_power, matrix_power_vjp, None, params="a, n", jvp=_matrix_power_jvp,
-     vjp_tangents=[_matrix_power_vjp_jvp])
+     vjp_tangents=[_matrix_power_vjp_jvp], complex="holomorphic")
 
 
 def multi_dot_vjp(g, ans, arrays, **kw):
@@ -798,7 +799,7 @@ def _multi_dot_vjp_jvp(tangents, g, ans, arrays, **kw):
 
 _def(la.multi_dot, multi_dot_vjp, params="arrays",
      jvp=_vjps_if_more(la.multi_dot, [multi_dot_vjp], _multi_dot_jvp),
-     vjp_tangents=[_multi_dot_vjp_jvp])
+     vjp_tangents=[_multi_dot_vjp_jvp], complex="holomorphic")
 
 
 # --- norms -------------------------------------------------------------------------------
@@ -1391,7 +1392,7 @@ _def(la.eigvals, _eig_vjp(True), params="a", jvp=_eig_jvp(True),
 # --- tensorinv, tensorsolve: inv and solve of a reshaped (and, for tensorsolve's axes=,
 # transposed) matrix, through their rules ------------------------------------------------
 def _reshaped(t, shape):
-    return None if t is None else np.reshape(np.asarray(t, dtype=float), shape)
+    return None if t is None else np.reshape(_arr(t), shape)
 
 
 def _tensorinv_matrix(a, ind):
@@ -1424,7 +1425,7 @@ def _tensorinv_vjp_jvp(tangents, g, ans, a, ind=2):
 
 
 _def(la.tensorinv, tensorinv_vjp, None, params="a, ind", ans=True, jvp=_tensorinv_jvp,
-     vjp_tangents=[_tensorinv_vjp_jvp])
+     vjp_tangents=[_tensorinv_vjp_jvp], complex="holomorphic")
 
 
 def _tensorsolve_setup(a, b, axes):
@@ -1443,8 +1444,7 @@ def _tensorsolve_setup(a, b, axes):
         return np.transpose(np.reshape(M, At.shape), inverse)
 
     def to_matrix(T):
-        return None if T is None else np.reshape(np.transpose(np.asarray(T, dtype=float),
-                                                              perm), (n, n))
+        return None if T is None else np.reshape(np.transpose(_arr(T), perm), (n, n))
     return np.reshape(At, (n, n)), np.ravel(b), undo, to_matrix
 
 
@@ -1486,7 +1486,7 @@ def _tensorsolve_vjp_tangent(i):
 
 _def(la.tensorsolve, tensorsolve_vjp_a, tensorsolve_vjp_b, None, params="a, b, axes",
      ans=True, jvp=_tensorsolve_jvp,
-     vjp_tangents=[_tensorsolve_vjp_tangent(0), _tensorsolve_vjp_tangent(1)])
+     vjp_tangents=[_tensorsolve_vjp_tangent(0), _tensorsolve_vjp_tangent(1)], complex="holomorphic")
 
 
 # --- cond --------------------------------------------------------------------------------

@@ -1,0 +1,165 @@
+"""numpy.linalg and the reductions on complex values, in autograd's convention (registry.COMPLEX:
+the gradient of a real f of z = x + iy is df/dx - i df/dy, a real argument's gradient is
+real).
+
+Every program is checked in every mode against central differences: the gradient along the
+real and the imaginary axis of each element, the tangent (transpile.jvp) along a complex
+direction, and both Hessian-vector routes against the difference of the gradient. Programs
+mix complex and real arguments (a real argument's gradient must come out real)."""
+import numpy as np
+import pytest
+
+import transpile
+
+rng = np.random.default_rng(11)
+
+
+def C(*shape):
+    return rng.normal(size=shape) + 1j * rng.normal(size=shape)
+
+
+def CWELL(n, batch=()):
+    """A well-conditioned complex square matrix."""
+    return 2.0 * np.eye(n) + 0.3 * C(*batch, n, n)
+
+
+def HPD(n, batch=()):
+    """A complex Hermitian positive definite matrix with well-separated eigenvalues."""
+    b = C(*batch, n, n)
+    return b @ np.conj(np.swapaxes(b, -1, -2)) / n + np.diag(np.arange(1.0, n + 1))
+
+
+def fd_grad(f, args, i, eps=1e-6):
+    """df/dx - i df/dy of args[i] (df/dx alone for a real argument)."""
+    x = args[i]
+    cplx = np.iscomplexobj(x)
+    arr = np.array(x, dtype=complex if cplx else float)
+    out = np.zeros(arr.shape, dtype=arr.dtype)
+
+    def at(v):
+        a = list(args)
+        a[i] = v if np.ndim(x) else (complex(v) if cplx else float(v))
+        return f(*a)
+    for k in np.ndindex(arr.shape):
+        e = np.zeros(arr.shape, dtype=arr.dtype)
+        e[k] = eps
+        d = (at(arr + e) - at(arr - e)) / (2 * eps)
+        if cplx:
+            d = d - 1j * (at(arr + 1j * e) - at(arr - 1j * e)) / (2 * eps)
+        out[k] = d
+    return out if np.ndim(x) else out[()]
+
+
+def close(a, b, tol=1e-5):
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    scale = max(1.0, float(np.max(np.abs(b)))) if b.size else 1.0
+    assert np.allclose(a, b, rtol=tol, atol=tol * scale), (a, b)
+
+
+def direction(x):
+    v = rng.normal(size=np.shape(x)) + (1j * rng.normal(size=np.shape(x))
+                                         if np.iscomplexobj(x) else 0)
+    if not np.ndim(x):
+        v = complex(v) if np.iscomplexobj(x) else float(v)
+    return v
+
+
+def check(f, args, mode, wrt=None, second_order=True):
+    """f's derivative in `mode` with respect to each argument in wrt (default all)."""
+    for i in (range(len(args)) if wrt is None else wrt):
+        x = args[i]
+        if mode == "reverse":
+            g = transpile.grad(f, wrt=i)(*args)
+            close(g, fd_grad(f, args, i))
+            assert np.iscomplexobj(x) or not np.iscomplexobj(g), "a real argument's " \
+                "gradient is real"
+            continue
+        v = direction(x)
+
+        def at(s, fn):
+            a = list(args)
+            a[i] = x + s * v
+            return fn(*a)
+        if mode == "forward":
+            tangents = [None] * len(args)
+            tangents[i] = v
+            value, t = transpile.jvp(f, args, tangents)
+            eps = 1e-6
+            close(value, f(*args))
+            close(t, (at(eps, f) - at(-eps, f)) / (2 * eps))
+            continue
+        if not second_order:
+            with pytest.raises(transpile.TranspileError):
+                transpile.hvp(f, wrt=i, mode=mode)(*args, v=v)
+            continue
+        hv = transpile.hvp(f, wrt=i, mode=mode)(*args, v=v)
+        grad, eps = transpile.grad(f, wrt=i), 1e-5
+        close(hv, (at(eps, grad) - at(-eps, grad)) / (2 * eps), 1e-4)
+
+
+MODES = ["reverse", "forward", "forward-over-reverse", "reverse-over-forward"]
+
+
+# --- 1. holomorphic rules: the real formulas hold as written -----------------------------
+def solve_program(a, b):
+    x = np.linalg.solve(a, b)
+    return np.sum(np.abs(x) ** 2)
+
+
+def solve_matrix_program(a, b):
+    return np.real(np.sum(np.sin(np.linalg.solve(a, b)) * (0.3 - 0.8j)))
+
+
+def inv_det_program(a):
+    return np.abs(np.linalg.det(a)) + np.real(np.sum(np.linalg.inv(a) * np.conj(a)))
+
+
+def det_program(a):
+    return np.sum(np.real(np.linalg.det(a) * (0.4 + 0.9j)) + np.imag(np.linalg.det(a * a)))
+
+
+def matrix_power_program(a):
+    return np.sum(np.abs(np.linalg.matrix_power(a, 3))) + \
+        np.real(np.sum(np.linalg.matrix_power(a, -2)))
+
+
+def multi_dot_program(a, b, c):
+    return np.sum(np.abs(np.linalg.multi_dot([a, b, c])) ** 2)
+
+
+def tensor_program(a, b):
+    return np.sum(np.abs(np.linalg.tensorsolve(a, b)) ** 2) + \
+        np.real(np.sum(np.linalg.tensorinv(a, ind=1) * (1 - 0.5j)))
+
+
+def cumprod_program(z):
+    c = np.cumprod(z)               # (|c|^2 as c conj(c): smooth where c is 0)
+    return np.real(np.sum(c * np.conj(c)) + np.sum(np.cumprod(z * z, axis=0)))
+
+
+def trace_diagonal_program(a):
+    return np.abs(np.trace(a @ a)) + np.sum(np.abs(np.diagonal(a)) ** 3)
+
+
+HOLOMORPHIC = [
+    (solve_program, lambda: [CWELL(3), C(3)]),
+    (solve_program, lambda: [2.0 * np.eye(3) + 0.3 * rng.normal(size=(3, 3)), C(3)]),
+    (solve_matrix_program, lambda: [CWELL(3, (2,)), C(2, 3, 2)]),
+    (inv_det_program, lambda: [CWELL(3)]),
+    (det_program, lambda: [CWELL(3, (2,))]),
+    (matrix_power_program, lambda: [0.5 * CWELL(3)]),
+    (multi_dot_program, lambda: [C(2, 3), C(3, 3), rng.normal(size=(3, 2))]),
+    (tensor_program, lambda: [CWELL(4).reshape(4, 2, 2), C(4)]),
+    (cumprod_program, lambda: [C(2, 3)]),
+    (cumprod_program, lambda: [np.array([[1 + 1j, 0.0, 2 - 1j], [0.5j, 1.0, -1 + 0.3j]])]),
+    (trace_diagonal_program, lambda: [C(3, 3)]),
+]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f, make", HOLOMORPHIC,
+                         ids=[f"{f.__name__}-{k}" for k, (f, _) in enumerate(HOLOMORPHIC)])
+def test_holomorphic(f, make, mode):
+    check(f, make(), mode)
