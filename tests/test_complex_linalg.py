@@ -163,3 +163,63 @@ HOLOMORPHIC = [
                          ids=[f"{f.__name__}-{k}" for k, (f, _) in enumerate(HOLOMORPHIC)])
 def test_holomorphic(f, make, mode):
     check(f, make(), mode)
+
+
+# --- 2. explicit rules: products that conjugate an argument, real results ----------------
+def vdot_program(a, b):
+    v = np.vdot(a, b)
+    return np.real(v * (0.3 + 0.6j)) + np.abs(v) ** 2
+
+
+def vecdot_program(a, b):
+    return np.sum(np.abs(np.vecdot(a, b)) ** 2) + np.real(np.sum(
+        np.linalg.vecdot(b[0], a, axis=-1) * (1 - 2j)))
+
+
+def correlate_program(a, v):
+    return np.sum(np.abs(np.correlate(a, v, "full")) ** 2) + np.real(np.sum(
+        np.correlate(a, v) * (0.5 + 1j)))
+
+
+def convolve_program(a, v):
+    return np.sum(np.abs(np.convolve(a, v)) ** 2) + np.real(np.sum(
+        np.convolve(v, a, "same") * (0.5 - 1j)))
+
+
+def var_std_program(z):
+    return np.var(z) + np.sum(np.var(z, axis=0, ddof=1) ** 2) + np.std(z) + \
+        np.sum(np.sin(np.std(z, axis=1, keepdims=True)))
+
+
+def nan_var_std_program(z):
+    return np.nanvar(z) + np.sum(np.nanstd(z, axis=0) ** 3)
+
+
+PRODUCTS = [
+    (vdot_program, lambda: [C(2, 3), C(2, 3)]),
+    (vdot_program, lambda: [rng.normal(size=4), C(4)]),
+    (vecdot_program, lambda: [C(2, 3), C(2, 3)]),
+    (correlate_program, lambda: [C(5), C(3)]),
+    (correlate_program, lambda: [C(3), rng.normal(size=4)]),
+    (convolve_program, lambda: [C(4), C(3)]),
+    (var_std_program, lambda: [C(3, 4)]),
+    (nan_var_std_program, lambda: [C(3, 2)]),
+]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f, make", PRODUCTS,
+                         ids=[f"{f.__name__}-{k}" for k, (f, _) in enumerate(PRODUCTS)])
+def test_products_and_reductions(f, make, mode):
+    check(f, make(), mode)
+
+
+def test_var_of_complex_is_the_mean_squared_modulus():
+    """np.var of complex z is mean |z - mean z|^2: its gradient 2 conj(z - mean z) / n."""
+    z = C(5)
+    close(transpile.grad(_var)(z), 2 * np.conj(z - z.mean()) / 5)
+
+
+def _var(z):
+    return np.var(z)
