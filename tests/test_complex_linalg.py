@@ -223,3 +223,54 @@ def test_var_of_complex_is_the_mean_squared_modulus():
 
 def _var(z):
     return np.var(z)
+
+
+# --- norms of complex values (real results) ----------------------------------------------
+def vector_norms_program(z):
+    return (np.linalg.norm(z) + np.linalg.norm(z, 1) + np.linalg.norm(z, 3)
+            + np.linalg.norm(z, 2.5) ** 2 + np.linalg.norm(z, 0)
+            + np.linalg.vector_norm(z, ord=1) + np.sin(np.linalg.vector_norm(z)))
+
+
+def axis_norms_program(z):
+    return (np.sum(np.linalg.norm(z, axis=0) ** 2) + np.sum(np.cos(np.linalg.norm(z, 3, axis=1)))
+            + np.sum(np.linalg.norm(z, axis=1, keepdims=True))
+            + np.sum(np.linalg.vector_norm(z, axis=0, ord=1))
+            + np.sum(np.linalg.vector_norm(z, axis=(0, 1))))
+
+
+def matrix_norms_program(z):
+    return (np.linalg.norm(z) + np.linalg.norm(z, "fro") ** 2 + np.linalg.matrix_norm(z)
+            + np.sin(np.linalg.norm(z, "nuc")) + np.linalg.norm(z, 2)
+            + np.linalg.matrix_norm(z, ord=-2))
+
+
+def inf_norms_program(z):
+    return (np.linalg.norm(z[0], np.inf) + np.linalg.norm(z[1], -np.inf)
+            + np.linalg.norm(z, 1) + np.linalg.norm(z, np.inf)
+            + np.linalg.matrix_norm(z, ord=-1))
+
+
+NORMS = [
+    (vector_norms_program, lambda: [C(4)], True),
+    (axis_norms_program, lambda: [C(2, 3)], True),
+    (matrix_norms_program, lambda: [C(3, 2)], False),
+    (inf_norms_program, lambda: [C(3, 3)], False),
+]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f, make, second", NORMS,
+                         ids=[f"{f.__name__}-{k}" for k, (f, _, _) in enumerate(NORMS)])
+def test_norms(f, make, mode, second):
+    check(f, make(), mode, second_order=second)
+
+
+def _norm(z):
+    return np.linalg.norm(z)
+
+
+def test_norm_of_complex_is_conj_over_norm():
+    z = C(4)
+    close(transpile.grad(_norm)(z), np.conj(z) / np.linalg.norm(z))

@@ -30,7 +30,8 @@ from ..errors import TranspileError
 from ..runtime import unbroadcast
 from .forward_runtime import jvp_by_vjps
 from .numpy_ import (_T, _arr, _axes, _by_weights, _def, _expand, _fit, _given, _group_last,
-                     _is_zero, _matT, _parts, _plus, _scaled_bilinear_jvp, _t, _vjps_if_more)
+                     _is_zero, _matT, _parts, _plus, _real_tangent, _scaled_bilinear_jvp, _t,
+                     _vjps_if_more)
 
 la = np.linalg
 
@@ -803,24 +804,34 @@ _def(la.multi_dot, multi_dot_vjp, params="arrays",
 
 
 # --- norms -------------------------------------------------------------------------------
+# Norms of complex values are real: their vjps take the real part of g, and the gradient of
+# |z| is conj(z) / |z| (`_csign`), that of |z|^2 2 conj(z) (registry.COMPLEX).
+def _csign(x):
+    """The gradient of |x|: sign(x) for real x, conj(x) / |x| (0 at 0) for complex x."""
+    if not np.iscomplexobj(x):
+        return np.sign(x)
+    m = np.abs(x)
+    return np.where(m == 0, 0, np.conj(x) / np.where(m == 0, 1, m))
+
+
 def _vector_norm_grad(x, ans, g, ord, axis, keepdims):
     ax = _axes(axis, x.ndim)
     n = _expand(ans, x.ndim, axis, keepdims)
-    gg = _expand(g, x.ndim, axis, keepdims)
+    gg = _expand(np.real(g), x.ndim, axis, keepdims)
     if ord is None or ord == 2:
         safe = np.where(n == 0, 1, n)
-        return np.where(n == 0, 0, x / safe) * gg
+        return np.where(n == 0, 0, np.conj(x) / safe) * gg
     if ord == 0:
         return np.zeros_like(x)
     if ord in (np.inf, -np.inf):
         mask = np.abs(x) == n                     # ties split evenly
         cnt = np.sum(mask, axis=ax, keepdims=True)
-        return np.sign(x) * mask * gg / np.maximum(cnt, 1)
+        return _csign(x) * mask * gg / np.maximum(cnt, 1)
     if ord == 1:
-        return np.sign(x) * gg
+        return _csign(x) * gg
     p = float(ord)
     safe = np.where(n == 0, 1, n)
-    r = np.sign(x) * np.abs(x) ** (p - 1) / safe ** (p - 1)
+    r = _csign(x) * np.abs(x) ** (p - 1) / safe ** (p - 1)
     return np.where(n == 0, 0, r) * gg
 
 
@@ -832,23 +843,24 @@ def _matrix_norm_grad(x, ans, g, ord, axes, keepdims):
         nm = np.moveaxis(np.asarray(ans), (a1, a2), (-2, -1))[..., 0, 0]
     else:
         gm, nm = np.asarray(g), np.asarray(ans)
-    gm = gm[..., None, None]
+    gm = np.real(gm)[..., None, None]
     nm = nm[..., None, None]
     if ord in (None, "fro"):
-        r = np.where(nm == 0, 0, xm / np.where(nm == 0, 1, nm)) * gm
+        r = np.where(nm == 0, 0, np.conj(xm) / np.where(nm == 0, 1, nm)) * gm
     elif ord in ("nuc", 2, -2):
+        # (a complex x: the gradient of s_k = Re(u_k^H x v_k) is conj(u_k vh_k))
         u, s, vh = la.svd(xm, full_matrices=False)
         if ord == "nuc":
-            r = np.matmul(u, vh) * gm
+            r = np.conj(np.matmul(u, vh)) * gm
         else:
             k = 0 if ord == 2 else -1
-            r = u[..., :, k][..., :, None] * vh[..., k, :][..., None, :] * gm
+            r = np.conj(u[..., :, k][..., :, None] * vh[..., k, :][..., None, :]) * gm
     elif ord in (1, -1, np.inf, -np.inf):
         rows = ord in (np.inf, -np.inf)
         sums = np.sum(np.abs(xm), axis=-1 if rows else -2, keepdims=True)
         mask = sums == nm
         mask = mask / np.sum(mask, axis=-2 if rows else -1, keepdims=True)
-        r = np.sign(xm) * mask * gm
+        r = _csign(xm) * mask * gm
     else:
         raise NotImplementedError(f"norm gradient for ord={ord!r}")
     return np.moveaxis(r, (-2, -1), (a1, a2))
@@ -884,15 +896,31 @@ def _pnorm_vjp_tangent(vjp, tangents, g, ans, x, p, axis, keepdims, *args):
                                  f"vector with an element equal to 0 are unbounded")
         n = _expand(ans, X.ndim, axis, keepdims)
         safe = np.where(n == 0, 1, n)
+        m = np.abs(X)
         d = 0.0
-        if dx is not None:
-            d = d + np.abs(X) ** (p - 2) * np.asarray(dx) / safe ** (p - 1)
+        if dx is not None and (np.iscomplexobj(X) or np.iscomplexobj(dx)):
+            # the tangent of conj(x) |x|^(p-2): conj(dx) |x|^(p-2)
+            # + (p - 2) conj(x) |x|^(p-4) Re(conj(x) dx) (p = 1 too: the 1-norm)
+            dX = np.asarray(dx)
+            ms = np.where(m == 0, 1, m)
+            dz = np.conj(dX) * ms ** (p - 2) + (p - 2) * np.conj(X) * ms ** (p - 4) * np.real(
+                np.conj(X) * dX)
+            d = d + np.where(m == 0, 0, dz) / safe ** (p - 1)
+        elif dx is not None:
+            d = d + (p - 1) * m ** (p - 2) * np.asarray(dx) / safe ** (p - 1)
         if dans is not None:
-            dn = _expand(dans, X.ndim, axis, keepdims)
-            d = d - np.sign(X) * np.abs(X) ** (p - 1) * dn / safe ** p
-        G = _expand(g, X.ndim, axis, keepdims)
-        terms.append(_fit(np.where(n == 0, 0, (p - 1) * d * G), x))
+            dn = _expand(np.real(dans), X.ndim, axis, keepdims)
+            d = d - (p - 1) * _csign(X) * m ** (p - 1) * dn / safe ** p
+        G = _expand(np.real(g), X.ndim, axis, keepdims)
+        terms.append(_fit(np.where(n == 0, 0, d * G), x))
     return _plus(*terms)
+
+
+def _refuse_complex_second_order(x, what):
+    """Second derivatives of `what` for complex x are not written: a TranspileError."""
+    if np.iscomplexobj(x):
+        raise TranspileError(f"second derivatives of {what} of complex values are not "
+                             f"available yet")
 
 
 def _p_order(ord):
@@ -930,6 +958,7 @@ def _matrix_norm_vjp_tangent(vjp, tangents, g, ans, x, ord, axes, keepdims, *arg
     dg, dx = _t(tangents, 0), _t(tangents, 2)
     terms = [None if dg is None else vjp(dg, ans, x, *args)]
     if dx is not None and not _is_zero(g):
+        _refuse_complex_second_order(x, f"the {ord!r} matrix norm")
         terms.append(_svd_norm_tangent(x, g, dx, ord, axes, keepdims))
     return _plus(*terms)
 
@@ -945,7 +974,12 @@ def _norm_vjp_jvp(tangents, g, ans, x, ord=None, axis=None, keepdims=False):
     vector = isinstance(vaxis, (int, np.integer))
     if ord is None or ord == "fro" or (ord == 2 and vector):
         return _scaled_bilinear_jvp(norm_vjp)(tangents, g, ans, x, ord, axis, keepdims)
+    if vector and ord == 1 and np.iscomplexobj(x):          # sum |x|: not piecewise linear
+        return _pnorm_vjp_tangent(norm_vjp, tangents, g, ans, x, 1.0, vaxis, keepdims,
+                                  ord, axis, keepdims)
     if ord in (0, 1, np.inf, -np.inf) or (not vector and ord == -1):
+        if ord != 0:
+            _refuse_complex_second_order(x, f"numpy.linalg.norm with ord={ord!r}")
         dg = _t(tangents, 0)
         return 0.0 if dg is None else norm_vjp(dg, ans, x, ord, axis, keepdims)
     if vector and _p_order(ord) is not None:
@@ -963,7 +997,8 @@ _norm_jvp = _by_weights(la.norm, [norm_vjp, None, None, None],
                         lambda nd, ord=None, axis=None, keepdims=False, **kw: (
                             _axes(axis, nd), bool(keepdims)))
 _def(la.norm, norm_vjp, None, None, None, params="x, ord, axis, keepdims", ans=True,
-     jvp=_norm_jvp, vjp_tangents=[_norm_vjp_jvp])
+     jvp=_real_tangent(_norm_jvp), vjp_tangents=[_norm_vjp_jvp], complex="explicit",
+     result="real")
 
 
 def vector_norm_vjp(g, ans, x, axis=None, keepdims=False, ord=2):
@@ -993,7 +1028,12 @@ def _vector_norm_vjp_jvp(tangents, g, ans, x, axis=None, keepdims=False, ord=2):
     if ord == 2:
         return _scaled_bilinear_jvp(vector_norm_vjp)(tangents, g, ans, x, axis, keepdims,
                                                      ord)
+    if ord == 1 and np.iscomplexobj(x):                     # sum |x|: not piecewise linear
+        return _pnorm_vjp_tangent(vector_norm_vjp, tangents, g, ans, x, 1.0, axis, keepdims,
+                                  axis, keepdims, ord)
     if ord in (0, 1, np.inf, -np.inf):
+        if ord != 0:
+            _refuse_complex_second_order(x, f"numpy.linalg.vector_norm with ord={ord!r}")
         dg = _t(tangents, 0)
         return 0.0 if dg is None else vector_norm_vjp(dg, ans, x, axis, keepdims, ord)
     if _p_order(ord) is not None:
@@ -1009,6 +1049,7 @@ def _matrix_norm_vjp_jvp(tangents, g, ans, x, keepdims=False, ord="fro"):
     if ord == "fro":
         return _scaled_bilinear_jvp(matrix_norm_vjp)(tangents, g, ans, x, keepdims, ord)
     if ord in (1, -1, np.inf, -np.inf):
+        _refuse_complex_second_order(x, f"numpy.linalg.matrix_norm with ord={ord!r}")
         dg = _t(tangents, 0)
         return 0.0 if dg is None else matrix_norm_vjp(dg, ans, x, keepdims, ord)
     if ord in ("nuc", 2, -2):
@@ -1019,14 +1060,15 @@ def _matrix_norm_vjp_jvp(tangents, g, ans, x, keepdims=False, ord="fro"):
 
 
 _def(la.vector_norm, vector_norm_vjp, params="x", ans=True,
-     jvp=_by_weights(la.vector_norm, [vector_norm_vjp],
+     jvp=_real_tangent(_by_weights(la.vector_norm, [vector_norm_vjp],
                      lambda nd, axis=None, keepdims=False, **kw: (
-                         _axes(axis, nd), bool(keepdims))),
-     vjp_tangents=[_vector_norm_vjp_jvp])
+                         _axes(axis, nd), bool(keepdims)))),
+     vjp_tangents=[_vector_norm_vjp_jvp], complex="explicit", result="real")
 _def(la.matrix_norm, matrix_norm_vjp, params="x", ans=True,
-     jvp=_by_weights(la.matrix_norm, [matrix_norm_vjp], lambda nd, keepdims=False, **kw: (
-         (nd - 2, nd - 1), bool(keepdims))),
-     vjp_tangents=[_matrix_norm_vjp_jvp])
+     jvp=_real_tangent(_by_weights(la.matrix_norm, [matrix_norm_vjp],
+                                   lambda nd, keepdims=False, **kw: (
+                                       (nd - 2, nd - 1), bool(keepdims)))),
+     vjp_tangents=[_matrix_norm_vjp_jvp], complex="explicit", result="real")
 
 
 # --- qr ----------------------------------------------------------------------------------
