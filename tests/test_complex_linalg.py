@@ -274,3 +274,45 @@ def _norm(z):
 def test_norm_of_complex_is_conj_over_norm():
     z = C(4)
     close(transpile.grad(_norm)(z), np.conj(z) / np.linalg.norm(z))
+
+
+# --- eigh, eigvalsh of complex Hermitian matrices ------------------------------------------
+# (eigenvectors are defined up to a phase each: the programs read them through |v|^2 and
+# v diag(.) v^H, which do not depend on it)
+def eigh_program(a):
+    w, v = np.linalg.eigh(a)
+    p = v * np.conj(v)
+    return np.sum(w ** 2) + np.real(np.sum(np.sin(p) * np.arange(1.0, 10.0).reshape(3, 3))) \
+        + np.real(np.sum((v * np.exp(w)) @ np.conj(v.T) * (1 + 2j)))
+
+
+def eigh_upper_program(a):
+    r = np.linalg.eigh(a, UPLO="U")
+    return np.sum(np.sin(r.eigenvalues)) + np.sum(np.abs(r.eigenvectors[0]) ** 2 * r.eigenvalues)
+
+
+def eigh_hermitian_of_program(x):
+    h = x + np.conj(np.swapaxes(x, -1, -2)) + 4.0 * np.eye(3)
+    w, v = np.linalg.eigh(h)
+    return np.sum(w ** 3) + np.sum(np.abs(v[..., 1, :]) ** 4)
+
+
+def eigvalsh_program(a):
+    return np.sum(np.linalg.eigvalsh(a) ** 3) + np.sum(np.cos(np.linalg.eigvalsh(a, UPLO="U")))
+
+
+EIGH = [
+    (eigh_program, lambda: [HPD(3)]),
+    (eigh_program, lambda: [HPD(3) + np.triu(C(3, 3), 1) + 0.5j * np.eye(3)]),
+    (eigh_upper_program, lambda: [HPD(3) + np.tril(C(3, 3), -1)]),
+    (eigh_hermitian_of_program, lambda: [C(2, 3, 3)]),
+    (eigvalsh_program, lambda: [HPD(3) + 0.3j * np.eye(3)]),
+]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f, make", EIGH,
+                         ids=[f"{f.__name__}-{k}" for k, (f, _) in enumerate(EIGH)])
+def test_eigh(f, make, mode):
+    check(f, make(), mode)

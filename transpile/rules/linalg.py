@@ -225,10 +225,17 @@ _def(la.slogdet, slogdet_vjp, params="a", several=True,
      vjp_tangents=[_slogdet_vjp_jvp])
 
 
+def _H(x):
+    """The conjugate transpose of the last two axes (the transpose for real x)."""
+    x = np.asarray(x)
+    return np.conj(_matT(x)) if np.iscomplexobj(x) else _matT(x)
+
+
 def _lower_partial(M, uplo="L"):
     """Gradient wrt a matrix read through one triangle, from a gradient M wrt the
-    symmetric matrix (any M with the right symmetric part)."""
-    S = (M + _T(M)) / 2
+    symmetric (complex: Hermitian, of real diagonal) matrix it stands for (any M with the
+    right symmetric part): M_ij + conj(M_ji) below the diagonal, Re(M_ii) on it."""
+    S = (M + _H(M)) / 2
     d = np.diagonal(S, axis1=-2, axis2=-1)
     tri = np.tril if uplo.upper() == "L" else np.triu
     return 2 * tri(S) - d[..., None] * np.eye(S.shape[-1])
@@ -290,13 +297,15 @@ _def(la.cholesky, cholesky_vjp, params="a", ans=True,
 
 
 def _eigh_M(gw, gv, w, v):
-    vT = _T(v)
+    """The gradient wrt the Hermitian matrix: conj(v) (diag(gw) + F o (v^T gv)) v^T (the
+    eigenvalues are real: the real part of gw)."""
+    vT, vc = _T(v), np.conj(v)
     M = 0
     if not _is_zero(gw):
-        M = np.matmul(v * np.asarray(gw)[..., None, :], vT)
+        M = np.matmul(vc * np.real(np.asarray(gw))[..., None, :], vT)
     if not _is_zero(gv):
         F = _eigh_F(w)
-        M = M + np.matmul(np.matmul(v, F * np.matmul(vT, np.asarray(gv))), vT)
+        M = M + np.matmul(np.matmul(vc, F * np.matmul(vT, np.asarray(gv))), vT)
     return M
 
 
@@ -317,6 +326,10 @@ def eigvalsh_vjp(g, ans, a, UPLO="L"):
 def _read_triangle(a, UPLO="L"):
     """The symmetric matrix eigh and eigvalsh see in a (they read one triangle)."""
     A = np.asarray(a)
+    if np.iscomplexobj(A):              # Hermitian; LAPACK reads the diagonal's real part
+        half = np.tril(A, -1) if UPLO.upper() == "L" else np.triu(A, 1)
+        d = np.real(np.diagonal(A, axis1=-2, axis2=-1))
+        return half + _H(half) + d[..., None, :] * np.eye(A.shape[-1])
     if UPLO.upper() == "L":
         return np.tril(A) + _matT(np.tril(A, -1))
     return np.triu(A) + _matT(np.triu(A, 1))
@@ -345,8 +358,8 @@ def _eigh_F(w):
 def _eigh_tangent(w, v, da, UPLO, vectors=True):
     """(dw, dv) of eigh for the tangent da of its input (distinct eigenvalues); dv None
     for vectors=False."""
-    P = _matT(v) @ _read_triangle(da, UPLO) @ v
-    dw = np.diagonal(P, axis1=-2, axis2=-1).copy()
+    P = _H(v) @ _read_triangle(da, UPLO) @ v
+    dw = np.real(np.diagonal(P, axis1=-2, axis2=-1)).copy()
     return dw, (v @ (_eigh_F(w) * P) if vectors else None)
 
 
@@ -367,16 +380,17 @@ def _eigh_vjp_jvp(tangents, g, ans, a, UPLO="L"):
         w, v = np.asarray(ans[0]), np.asarray(ans[1])
         dw, dv = (np.zeros_like(x) if _is_zero(t) else np.asarray(t)
                   for t, x in zip(_parts(dans, 2), (w, v)))
-        vT, dvT = _matT(v), _matT(dv)
+        dw = np.real(dw)
+        vT, dvT, vc, dvc = _matT(v), _matT(dv), np.conj(v), np.conj(dv)
         dM = 0.0
         if not _is_zero(gw):
-            Gw = np.asarray(gw)[..., None, :]
-            dM = dM + (dv * Gw) @ vT + (v * Gw) @ dvT
+            Gw = np.real(np.asarray(gw))[..., None, :]
+            dM = dM + (dvc * Gw) @ vT + (vc * Gw) @ dvT
         if not _is_zero(gv):
             F, C = _eigh_F(w), vT @ np.asarray(gv)
             K = F * C
             dK = -(F * F) * (dw[..., None, :] - dw[..., :, None]) * C + F * (dvT @ gv)
-            dM = dM + dv @ K @ vT + v @ dK @ vT + v @ K @ dvT
+            dM = dM + dvc @ K @ vT + vc @ dK @ vT + vc @ K @ dvT
         terms.append(_fit(_lower_partial(dM, UPLO), a))
     return _plus(*terms)
 
@@ -395,15 +409,18 @@ def _eigvalsh_vjp_jvp(tangents, g, ans, a, UPLO="L"):
     if da is not None and not _is_zero(g):
         w, v = la.eigh(np.asarray(a), UPLO=UPLO)
         dv = _eigh_tangent(w, v, da, UPLO)[1]
-        G = np.asarray(g)[..., None, :]
-        terms.append(_fit(_lower_partial((dv * G) @ _matT(v) + (v * G) @ _matT(dv), UPLO),
-                          a))
+        G = np.real(np.asarray(g))[..., None, :]
+        terms.append(_fit(_lower_partial((np.conj(dv) * G) @ _matT(v)
+                                         + (np.conj(v) * G) @ _matT(dv), UPLO), a))
     return _plus(*terms)
 
 
-_def(la.eigh, eigh_vjp, params="a", ans=True, several=True, jvp=_eigh_jvp, vjp_tangents=[_eigh_vjp_jvp])
+# (complex Hermitian matrices: real eigenvalues, complex eigenvectors; a function of the
+# eigenvectors is differentiable where it does not depend on their phases)
+_def(la.eigh, eigh_vjp, params="a", ans=True, several=True, jvp=_eigh_jvp,
+     vjp_tangents=[_eigh_vjp_jvp], complex="explicit")
 _def(la.eigvalsh, eigvalsh_vjp, params="a", jvp=_eigvalsh_jvp,
-     vjp_tangents=[_eigvalsh_vjp_jvp])
+     vjp_tangents=[_eigvalsh_vjp_jvp], complex="explicit", result="real")
 
 
 def svdvals_vjp(g, ans, x):
