@@ -254,7 +254,7 @@ def inf_norms_program(z):
 NORMS = [
     (vector_norms_program, lambda: [C(4)], True),
     (axis_norms_program, lambda: [C(2, 3)], True),
-    (matrix_norms_program, lambda: [C(3, 2)], False),
+    (matrix_norms_program, lambda: [C(3, 2)], True),
     (inf_norms_program, lambda: [C(3, 3)], False),
 ]
 
@@ -316,3 +316,40 @@ EIGH = [
                          ids=[f"{f.__name__}-{k}" for k, (f, _) in enumerate(EIGH)])
 def test_eigh(f, make, mode):
     check(f, make(), mode)
+
+
+# --- svd, svdvals of complex matrices ------------------------------------------------------
+# (phase-independent functions of the singular vectors: |u|^2, |vh|^2, u diag(.) vh)
+def svd_program(a):
+    u, s, vh = np.linalg.svd(a, full_matrices=False)
+    return np.sum(np.sin(s)) + np.sum(np.abs(u) ** 2 * np.arange(1.0, u.size + 1).reshape(
+        u.shape)) + np.sum(np.abs(vh[..., 0, :]) ** 4) + np.real(np.sum(
+            (u * np.exp(s)[..., None, :]) @ vh * (0.3 - 1j)))
+
+
+def svd_square_program(a):
+    r = np.linalg.svd(a)
+    return np.sum(r.S ** 3) + np.real(np.sum((r.U * r.S[..., None, :]) @ r.Vh * np.conj(a)))
+
+
+def svdvals_program(a):
+    return np.sum(np.linalg.svdvals(a) ** 3) + np.sum(np.sqrt(np.linalg.svd(a, compute_uv=False)))
+
+
+SVD = [
+    (svd_program, lambda: [C(3, 2)], False),
+    (svd_program, lambda: [C(2, 4)], False),
+    (svd_program, lambda: [C(2, 3, 2)], False),
+    (svd_square_program, lambda: [C(3, 3)], False),
+    (svd_program, lambda: [rng.normal(size=(3, 2))], True),
+    (svdvals_program, lambda: [C(3, 2)], True),
+    (svdvals_program, lambda: [C(2, 2, 3)], True),
+]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f, make, second", SVD,
+                         ids=[f"{f.__name__}-{k}" for k, (f, _, _) in enumerate(SVD)])
+def test_svd(f, make, mode, second):
+    check(f, make(), mode, second_order=second)

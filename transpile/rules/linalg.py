@@ -424,31 +424,35 @@ _def(la.eigvalsh, eigvalsh_vjp, params="a", jvp=_eigvalsh_jvp,
 
 
 def svdvals_vjp(g, ans, x):
+    """conj(u diag(g) vh) (the gradient of s_k = Re(u_k^H x v_k); g real)."""
     u, s, vh = la.svd(np.asarray(x), full_matrices=False)
-    return _fit(np.matmul(u * np.asarray(g)[..., None, :], vh), x)
+    return _fit(np.conj(np.matmul(u * np.real(np.asarray(g))[..., None, :], vh)), x)
 
 
 def _svd_tangent(u, s, vh, dA, vectors=True):
     """(du, ds, dvh) of the thin SVD u diag(s) vh along dA (distinct nonzero singular
-    values): with dP = u^T dA v and F_ij = 1 / (s_j^2 - s_i^2) off the diagonal,
-    du = u (F o (dP S + S dP^T)) + (I - u u^T) dA v S^-1, ds = diag(dP),
-    dv = v (F o (S dP + dP^T S)) + (I - v v^T) dA^T u S^-1."""
-    v = _matT(vh)
-    dA = np.asarray(dA, dtype=float)
-    dP = _matT(u) @ dA @ v
-    ds = np.diagonal(dP, axis1=-2, axis2=-1).copy()
+    values): with dP = u^H dA v and F_ij = 1 / (s_j^2 - s_i^2) off the diagonal,
+    du = u (F o (dP S + S dP^H) + i Im diag(dP) S^-1) + (I - u u^H) dA v S^-1,
+    ds = Re diag(dP), dv = v (F o (S dP + dP^H S)) + (I - v v^H) dA^H u S^-1 (for complex
+    a, the phases of the vectors are fixed by giving u's the imaginary diagonal term)."""
+    v = _H(vh)
+    dA = _arr(dA)
+    dP = _H(u) @ dA @ v
+    ds = np.real(np.diagonal(dP, axis1=-2, axis2=-1)).copy()
     if not vectors:
         return None, ds, None
     F = _svd_F(s, u.shape[-2], v.shape[-2])
     col, row = s[..., None, :], s[..., :, None]            # X * col = X S, row * X = S X
-    du = u @ (F * (dP * col + row * _matT(dP)))
-    dv = v @ (F * (row * dP + _matT(dP) * col))
+    du = u @ (F * (dP * col + row * _H(dP)))
+    dv = v @ (F * (row * dP + _H(dP) * col))
+    if np.iscomplexobj(dP):
+        du = du + u * (1j * np.imag(np.diagonal(dP, axis1=-2, axis2=-1)) / s)[..., None, :]
     k = s.shape[-1]
-    if u.shape[-2] > k:             # (I - u u^T) dA v S^-1 (0 for a square u)
-        du = du + (dA @ v - u @ (_matT(u) @ dA @ v)) / col
+    if u.shape[-2] > k:             # (I - u u^H) dA v S^-1 (0 for a square u)
+        du = du + (dA @ v - u @ (_H(u) @ dA @ v)) / col
     if v.shape[-2] > k:
-        dv = dv + (_matT(dA) @ u - v @ (vh @ _matT(dA) @ u)) / col
-    return du, ds, _matT(dv)
+        dv = dv + (_H(dA) @ u - v @ (vh @ _H(dA) @ u)) / col
+    return du, ds, _H(dv)
 
 
 def _svd_F(s, m, n):
@@ -463,7 +467,7 @@ def _svd_F(s, m, n):
 
 
 def _svdvals_jvp(tangents, x):
-    u, s, vh = la.svd(np.asarray(x, dtype=float), full_matrices=False)
+    u, s, vh = la.svd(_arr(x), full_matrices=False)
     if not _given(tangents[0]):
         return np.zeros_like(s)
     return _svd_tangent(u, s, vh, tangents[0], vectors=False)[1]
@@ -474,14 +478,15 @@ def _svdvals_vjp_jvp(tangents, g, ans, x):
     dg, dx = _t(tangents, 0), _t(tangents, 2)
     terms = [None if dg is None else svdvals_vjp(dg, ans, x)]
     if dx is not None and not _is_zero(g):
-        u, s, vh = la.svd(np.asarray(x, dtype=float), full_matrices=False)
+        u, s, vh = la.svd(_arr(x), full_matrices=False)
         du, _, dvh = _svd_tangent(u, s, vh, dx)
-        G = np.asarray(g)[..., None, :]
-        terms.append(_fit((du * G) @ vh + (u * G) @ dvh, x))
+        G = np.real(np.asarray(g))[..., None, :]
+        terms.append(_fit(np.conj((du * G) @ vh + (u * G) @ dvh), x))
     return _plus(*terms)
 
 
-_def(la.svdvals, svdvals_vjp, params="x", jvp=_svdvals_jvp, vjp_tangents=[_svdvals_vjp_jvp])
+_def(la.svdvals, svdvals_vjp, params="x", jvp=_svdvals_jvp, vjp_tangents=[_svdvals_vjp_jvp],
+     complex="explicit", result="real")
 
 
 # --- svd ---------------------------------------------------------------------------------
@@ -513,11 +518,11 @@ def _svd_parts(g, ans, k):
     u, s, vh = (np.asarray(p) for p in ans)
     out = []
     for part, x in zip(_parts(g, 3), (u, s, vh)):
-        out.append(np.zeros(x.shape) if _is_zero(part) else np.asarray(part, dtype=float))
+        out.append(np.zeros(x.shape) if _is_zero(part) else np.asarray(part))
     gu, gs, gvh = out
     if np.any(gu[..., :, k:]) or np.any(gvh[..., k:, :]):
         return None
-    return gu[..., :, :k], gs, _matT(gvh[..., :k, :])
+    return gu[..., :, :k], np.real(gs), _H(gvh[..., :k, :])
 
 
 def _svd_back(gu, gs, gv, u, s, v, d=None):
@@ -532,6 +537,10 @@ def _svd_back(gu, gs, gv, u, s, v, d=None):
         F = np.zeros(s.shape[:-1] + (k, k))               # the singular values alone
     else:
         F = _svd_F(s, u.shape[-2], v.shape[-2])
+    if np.iscomplexobj(u) or np.iscomplexobj(gu) or np.iscomplexobj(gv):
+        if d is not None:
+            raise _svd_complex_refusal()
+        return _svd_back_complex(gu, gs, gv, u, s, v, F, tall, wide)
     uT, vT = _matT(u), _matT(v)
     Cu, Cv = uT @ gu, vT @ gv
     J, K = F * (Cu - _matT(Cu)), F * (Cv - _matT(Cv))
@@ -565,6 +574,32 @@ def _svd_back(gu, gs, gv, u, s, v, d=None):
     return out
 
 
+def _svd_complex_refusal():
+    return TranspileError("second derivatives through numpy.linalg.svd of complex values "
+                          "are not available yet (svdvals and svd(..., compute_uv=False) "
+                          "have them)")
+
+
+def _svd_back_complex(gu, gs, gv, u, s, v, F, tall, wide):
+    """The vjp of the reduced SVD of a complex matrix, as _svd_back's with conjugate
+    transposes: with Gu = conj(gu), Gv = conj(gv), X = u^H Gu, Z = v^H Gv,
+    Y = (F o (X - X^H)) S + diag(gs) + S (F o (Z - Z^H)) + i Im diag(X) S^-1 (the term of
+    the vectors' phases), the adjoint is conj(u Y v^H + (I - u u^H) Gu S^-1 v^H
+    + u S^-1 Gv^H (I - v v^H))."""
+    k = s.shape[-1]
+    Gu, Gv = np.conj(gu), np.conj(gv)
+    X, Z = _H(u) @ Gu, _H(v) @ Gv
+    col, row = s[..., None, :], s[..., :, None]
+    Y = (F * (X - _H(X))) * col + np.eye(k) * gs[..., :, None] + row * (F * (Z - _H(Z)))
+    Y = Y + np.eye(k) * (1j * np.imag(np.diagonal(X, axis1=-2, axis2=-1)) / s)[..., None, :]
+    out = u @ Y @ _H(v)
+    if tall:
+        out = out + ((Gu - u @ X) / col) @ _H(v)
+    if wide:
+        out = out + u @ _H((Gv - v @ Z) / col)
+    return np.conj(out)
+
+
 def svd_vjp(g, ans, a, full_matrices=True, compute_uv=True, hermitian=False):
     extra = _svd_check(a, full_matrices, hermitian)
     if not compute_uv:
@@ -576,7 +611,7 @@ def svd_vjp(g, ans, a, full_matrices=True, compute_uv=True, hermitian=False):
         raise _svd_full_refusal()
     if extra:
         u, vh = u[..., :, :k], vh[..., :k, :]
-    return _fit(_svd_back(*parts, u, s, _matT(vh)), a)
+    return _fit(_svd_back(*parts, u, s, _H(vh)), a)
 
 
 def _svd_jvp(tangents, a, full_matrices=True, compute_uv=True, hermitian=False):
@@ -585,7 +620,7 @@ def _svd_jvp(tangents, a, full_matrices=True, compute_uv=True, hermitian=False):
         return _svdvals_jvp(tangents, a)
     if extra:
         raise _svd_full_refusal()
-    u, s, vh = la.svd(np.asarray(a, dtype=float), full_matrices=False)
+    u, s, vh = la.svd(_arr(a), full_matrices=False)
     if not _given(tangents[0]):
         return [np.zeros_like(u), np.zeros_like(s), np.zeros_like(vh)]
     return list(_svd_tangent(u, s, vh, tangents[0]))      # a NamedTuple's tangent: a list
@@ -601,6 +636,8 @@ def _svd_vjp_jvp(tangents, g, ans, a, full_matrices=True, compute_uv=True,
         raise _svd_full_refusal()
     dg, dans, da = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
     u, s, vh = (np.asarray(p) for p in ans)
+    if np.iscomplexobj(u):
+        raise _svd_complex_refusal()
     k = s.shape[-1]
     parts = _svd_parts(g, ans, k)
     dparts = _svd_parts(dg, ans, k)
@@ -614,8 +651,10 @@ def _svd_vjp_jvp(tangents, g, ans, a, full_matrices=True, compute_uv=True,
     return _fit(_svd_back(*parts, u, s, _matT(vh), d=(*dparts, du, ds, _matT(dvh))), a)
 
 
+# (complex matrices: a function of the singular vectors is differentiable where it does not
+# depend on their phases, u_k -> u_k e^(i t), v_k -> v_k e^(i t))
 _def(la.svd, svd_vjp, None, None, None, params="a, full_matrices, compute_uv, hermitian",
-     ans=True, several=True, jvp=_svd_jvp, vjp_tangents=[_svd_vjp_jvp])
+     ans=True, several=True, jvp=_svd_jvp, vjp_tangents=[_svd_vjp_jvp], complex="explicit")
 
 
 def _pinv_hermitian(rest, kw):
@@ -957,8 +996,8 @@ def _svd_norm_tangent(x, g, dx, ord, axes, keepdims):
     X = _arr(x)
     a1, a2 = axes[0] % X.ndim, axes[1] % X.ndim
     xm = np.moveaxis(X, (a1, a2), (-2, -1))
-    dxm = np.moveaxis(np.broadcast_to(np.asarray(dx, dtype=float), X.shape), (a1, a2), (-2, -1))
-    G = np.asarray(g, dtype=float)
+    dxm = np.moveaxis(np.broadcast_to(_arr(dx), X.shape), (a1, a2), (-2, -1))
+    G = np.real(np.asarray(g))
     gm = np.moveaxis(G, (a1, a2), (-2, -1)) if keepdims else G[..., None, None]
     u, s, vh = la.svd(xm, full_matrices=False)
     du, _, dvh = _svd_tangent(u, s, vh, dxm)
@@ -967,7 +1006,7 @@ def _svd_norm_tangent(x, g, dx, ord, axes, keepdims):
     else:
         k = 0 if ord == 2 else -1
         d = du[..., :, k, None] * vh[..., k, None, :] + u[..., :, k, None] * dvh[..., k, None, :]
-    return _fit(np.moveaxis(d * gm, (-2, -1), (a1, a2)), x)
+    return _fit(np.moveaxis(np.conj(d) * gm, (-2, -1), (a1, a2)), x)
 
 
 def _matrix_norm_vjp_tangent(vjp, tangents, g, ans, x, ord, axes, keepdims, *args):
@@ -975,7 +1014,6 @@ def _matrix_norm_vjp_tangent(vjp, tangents, g, ans, x, ord, axes, keepdims, *arg
     dg, dx = _t(tangents, 0), _t(tangents, 2)
     terms = [None if dg is None else vjp(dg, ans, x, *args)]
     if dx is not None and not _is_zero(g):
-        _refuse_complex_second_order(x, f"the {ord!r} matrix norm")
         terms.append(_svd_norm_tangent(x, g, dx, ord, axes, keepdims))
     return _plus(*terms)
 
