@@ -353,3 +353,32 @@ SVD = [
                          ids=[f"{f.__name__}-{k}" for k, (f, _, _) in enumerate(SVD)])
 def test_svd(f, make, mode, second):
     check(f, make(), mode, second_order=second)
+
+
+# --- cholesky of complex Hermitian matrices (one triangle read) ---------------------------
+def cholesky_program(a):
+    L = np.linalg.cholesky(a)
+    return np.real(np.sum(np.sin(L) * (1 + 0.5j))) + np.sum(np.abs(L) ** 2)
+
+
+def cholesky_upper_program(a):
+    u = np.linalg.cholesky(a, upper=True)
+    return np.real(np.sum(np.exp(0.3 * u) * (0.2 - 1j)))
+
+
+CHOLESKY = [
+    (cholesky_program, lambda: [HPD(3)]),
+    (cholesky_program, lambda: [HPD(3, (2,)) + np.triu(C(3, 3), 1) + 0.2j * np.eye(3)]),
+    (cholesky_upper_program, lambda: [HPD(3) + np.tril(C(3, 3), -1)]),
+    # real: forward mode along a tangent that is not symmetric (reads one triangle)
+    (cholesky_program, lambda: [np.real(HPD(3))]),
+    (cholesky_upper_program, lambda: [np.real(HPD(3))]),
+]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f, make", CHOLESKY,
+                         ids=[f"{f.__name__}-{k}" for k, (f, _) in enumerate(CHOLESKY)])
+def test_cholesky(f, make, mode):
+    check(f, make(), mode)

@@ -241,59 +241,67 @@ def _lower_partial(M, uplo="L"):
     return 2 * tri(S) - d[..., None] * np.eye(S.shape[-1])
 
 
+# a = L L^H (L lower triangular, of real positive diagonal; upper=True returns L^H), read
+# from one triangle of a (Hermitian: _read_triangle). With Phi(X) = tril(X) with its diagonal
+# halved and P = L^-1 da L^-H, dL = L Phi(P); the vjp is the triangle's gradient
+# (_lower_partial) of conj(S), S = L^-H Phi(L^H conj(G)) L^-1 (for real a the formulas of
+# the real case: the conjugates do nothing).
+def _cholesky_phi(X):
+    return np.tril(X) / (1.0 + np.eye(X.shape[-1]))
+
+
+def _cholesky_lower(L, G, upper):
+    """(L, G) of the lower factor for the result and its adjoint (upper: L^H and G^H)."""
+    return (_H(L), _H(G)) if upper else (np.asarray(L), np.asarray(G))
+
+
+def _cholesky_S(L, Gc):
+    """L^-H Phi(L^H Gc) L^-1."""
+    left = la.solve(_H(L), _cholesky_phi(_H(L) @ Gc))
+    return _H(la.solve(_H(L), _H(left)))
+
+
 def cholesky_vjp(g, ans, a, upper=False):
-    L = np.asarray(ans)
-    G = np.asarray(g)
-    if upper:
-        L, G = _T(L), _T(G)
-    n = L.shape[-1]
-    phi = lambda X: np.tril(X) / (1.0 + np.eye(n))
-    P = phi(np.matmul(_T(L), G))
-    S = la.solve(_T(L), _T(la.solve(_T(L), _T(P))))      # L^-T P L^-1
-    M = (S + _T(S)) / 2
-    return _fit(_lower_partial(M, "U" if upper else "L"), a)
+    L, G = _cholesky_lower(ans, g, upper)
+    S = _cholesky_S(L, np.conj(G))
+    return _fit(_lower_partial(np.conj(S), "U" if upper else "L"), a)
 
 
 def _cholesky_jvp(da, a, upper=False):
     L = la.cholesky(a, upper=upper) if upper else la.cholesky(a)
-    Lo = _T(L) if upper else L
+    Lo = _H(L) if upper else L
     Li = la.inv(Lo)
-    n = Lo.shape[-1]
-    P = Li @ np.asarray(da) @ _T(Li)
-    dL = Lo @ (np.tril(P) / (1.0 + np.eye(n)))
-    return _T(dL) if upper else dL
+    P = Li @ _read_triangle(da, "U" if upper else "L") @ _H(Li)
+    dL = Lo @ _cholesky_phi(P)
+    return _H(dL) if upper else dL
 
 
 def _cholesky_vjp_jvp(tangents, g, ans, a, upper=False):
-    """cholesky's vjp: with P = phi(L^T G), S = L^-T P L^-1, the result is the lower-triangle
-    gradient of sym(S). It depends on g (linearly) and on L = ans: with dL the tangent of
-    ans, dS = -L^-T dL^T S + L^-T phi(dL^T G) L^-1 - S dL L^-1 (plus the dG part)."""
+    """cholesky's vjp: the triangle's gradient of conj(S), S = L^-H Phi(L^H Gc) L^-1 with
+    Gc = conj(G). It depends on g (linearly) and on L = ans: with dL the tangent of ans,
+    dS = -L^-H dL^H S + L^-H Phi(dL^H Gc) L^-1 - S dL L^-1 (plus the dG part)."""
     dg, dans = _t(tangents, 0), _t(tangents, 1)
     terms = [None if dg is None else cholesky_vjp(dg, ans, a, upper)]
     if dans is not None and not _is_zero(g):
-        L, G, dL = np.asarray(ans), np.asarray(g), np.asarray(dans)
-        if upper:
-            L, G, dL = _matT(L), _matT(G), _matT(dL)
-        n = L.shape[-1]
+        L, G = _cholesky_lower(ans, g, upper)
+        dL = _H(dans) if upper else np.asarray(dans)
+        Gc = np.conj(G)
 
-        def phi(X):
-            return np.tril(X) / (1.0 + np.eye(n))
-
-        def left(X):                       # L^-T X
-            return la.solve(_matT(L), X)
+        def left(X):                       # L^-H X
+            return la.solve(_H(L), X)
 
         def right(X):                      # X L^-1
-            return _matT(la.solve(_matT(L), _matT(X)))
+            return _H(la.solve(_H(L), _H(X)))
 
-        S = right(left(phi(_matT(L) @ G)))
-        dS = -left(_matT(dL) @ S) + right(left(phi(_matT(dL) @ G))) - right(S @ dL)
-        terms.append(_lower_partial((dS + _matT(dS)) / 2, "U" if upper else "L"))
+        S = _cholesky_S(L, Gc)
+        dS = -left(_H(dL) @ S) + right(left(_cholesky_phi(_H(dL) @ Gc))) - right(S @ dL)
+        terms.append(_fit(_lower_partial(np.conj(dS), "U" if upper else "L"), a))
     return _plus(*terms)
 
 
 _def(la.cholesky, cholesky_vjp, params="a", ans=True,
      jvp=_vjps_if_more(la.cholesky, [cholesky_vjp], _cholesky_jvp),
-     vjp_tangents=[_cholesky_vjp_jvp])
+     vjp_tangents=[_cholesky_vjp_jvp], complex="explicit")
 
 
 def _eigh_M(gw, gv, w, v):
