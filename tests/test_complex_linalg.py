@@ -382,3 +382,30 @@ CHOLESKY = [
                          ids=[f"{f.__name__}-{k}" for k, (f, _) in enumerate(CHOLESKY)])
 def test_cholesky(f, make, mode):
     check(f, make(), mode)
+
+
+# --- slogdet of complex matrices: a complex sign (with a derivative), a real logabsdet ----
+def slogdet_program(a):
+    sign, logdet = np.linalg.slogdet(a)
+    return np.sum(logdet ** 2) + np.real(np.sum(sign * (0.3 + 0.7j))) + np.sum(np.imag(sign) ** 2)
+
+
+def slogdet_fields_program(a):
+    r = np.linalg.slogdet(a)
+    return np.sum(np.sin(r.logabsdet)) + np.real(np.sum(r.sign ** 2))
+
+
+SLOGDET = [
+    (slogdet_program, lambda: [CWELL(3)]),
+    (slogdet_program, lambda: [CWELL(3, (2,))]),
+    (slogdet_fields_program, lambda: [CWELL(3)]),
+    (slogdet_program, lambda: [2.0 * np.eye(3) + 0.3 * rng.normal(size=(3, 3))]),
+]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f, make", SLOGDET,
+                         ids=[f"{f.__name__}-{k}" for k, (f, _) in enumerate(SLOGDET)])
+def test_slogdet(f, make, mode):
+    check(f, make(), mode)

@@ -190,11 +190,23 @@ def _inv_or_refuse(A, what):
                              f"invertible matrix)") from None
 
 
+# slogdet of a complex a: logabsdet = Re log det a is real, sign = det a / |det a| has the
+# tangent sign i Im(w), w = tr(a^-1 da) (0 for a real a); the adjoint of a is
+# a^-T (Re(g_logabsdet) + i Im(g_sign sign)).
+def _slogdet_weight(g, ans):
+    """Re(g_logabsdet) + i Im(g_sign sign) (None where no adjoint flows)."""
+    gs, gl = _parts(g, 2)
+    c = None if _is_zero(gl) else np.real(np.asarray(gl))
+    if not _is_zero(gs) and np.iscomplexobj(ans[0]):
+        c = _plus(c, 1j * np.imag(np.asarray(gs) * np.asarray(ans[0])))
+    return c
+
+
 def slogdet_vjp(g, ans, a):
-    gl = _parts(g, 2)[1]
-    if _is_zero(gl):
+    c = _slogdet_weight(g, ans)
+    if c is None:
         return _fit(np.zeros(np.shape(a)), a)
-    return _fit(np.asarray(gl)[..., None, None]
+    return _fit(np.asarray(c)[..., None, None]
                 * _T(_inv_or_refuse(np.asarray(a), "the derivative of numpy.linalg.slogdet")), a)
 
 
@@ -202,27 +214,35 @@ def _slogdet_jvp(da, a):
     sign, logdet = la.slogdet(a)
     Ai = _inv_or_refuse(np.asarray(a), "the derivative of numpy.linalg.slogdet")
     t = np.einsum("...ij,...ji->...", Ai, np.asarray(da))
-    return [np.zeros(np.shape(sign)), (t if np.ndim(t) else float(t))]   # a NamedTuple: a list
+    dsign = sign * 1j * np.imag(t) if np.iscomplexobj(sign) else np.zeros(np.shape(sign))
+    t = np.real(t)
+    return [dsign, (t if np.ndim(t) else float(t))]         # a NamedTuple: a list
 
 
 def _slogdet_vjp_jvp(tangents, g, ans, a):
-    """g_logdet inv(a)^T (the sign carries no derivative)."""
+    """The tangent of a^-T c, c = Re(g_logabsdet) + i Im(g_sign sign), along g and a
+    (through sign: d sign = sign i Im tr(a^-1 da))."""
     dg, da = _t(tangents, 0), _t(tangents, 2)
-    gl = 0.0 if _is_zero(g) else g[1]
-    dgl = None if dg is None else dg[1]
     A = np.asarray(a)
-    _inv_or_refuse(A, "second derivatives of numpy.linalg.slogdet")
+    Ai = _inv_or_refuse(A, "second derivatives of numpy.linalg.slogdet")
+    c = _slogdet_weight(g, ans)
+    dc = None if dg is None else _slogdet_weight(dg, ans)
+    if da is not None and not _is_zero(g) and np.iscomplexobj(ans[0]):
+        gs = _parts(g, 2)[0]
+        if not _is_zero(gs):
+            dsign = _slogdet_jvp(da, A)[0]
+            dc = _plus(dc, 1j * np.imag(np.asarray(gs) * dsign))
     out = 0.0
-    if dgl is not None and not _is_zero(dgl):
-        out = np.asarray(dgl)[..., None, None] * _matT(la.inv(A))
-    if da is not None and not _is_zero(gl):
-        out = out + np.asarray(gl)[..., None, None] * _matT(_dinv(A, da))
+    if dc is not None:
+        out = np.asarray(dc)[..., None, None] * _matT(Ai)
+    if da is not None and c is not None:
+        out = out + np.asarray(c)[..., None, None] * _matT(_dinv(A, da))
     return out
 
 
-_def(la.slogdet, slogdet_vjp, params="a", several=True,
+_def(la.slogdet, slogdet_vjp, params="a", ans=True, several=True,
      jvp=_vjps_if_more(la.slogdet, [slogdet_vjp], _slogdet_jvp),
-     vjp_tangents=[_slogdet_vjp_jvp])
+     vjp_tangents=[_slogdet_vjp_jvp], complex="explicit")
 
 
 def _H(x):
