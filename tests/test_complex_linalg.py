@@ -409,3 +409,42 @@ SLOGDET = [
                          ids=[f"{f.__name__}-{k}" for k, (f, _) in enumerate(SLOGDET)])
 def test_slogdet(f, make, mode):
     check(f, make(), mode)
+
+
+# --- eig, eigvals with complex spectra (of complex and of real matrices) ------------------
+# (phase-independent functions of the eigenvectors: |v|, v diag(.) v^-1)
+def eig_program(a):
+    w, v = np.linalg.eig(a)
+    return np.real(np.sum(w * w * (0.3 - 0.2j))) + np.sum(np.abs(w)) + np.sum(
+        np.abs(v) ** 2 * np.arange(1.0, 10.0).reshape(3, 3))
+
+
+def eig_reconstruct_program(a):
+    r = np.linalg.eig(a)
+    m = (r.eigenvectors * np.exp(r.eigenvalues)[..., None, :]) @ np.linalg.inv(r.eigenvectors)
+    return np.real(np.sum(m * (1 + 1j))) + np.sum(np.abs(r.eigenvectors[..., 0, :]))
+
+
+def eigvals_program(a):
+    w = np.linalg.eigvals(a)
+    return np.sum(np.abs(w) ** 3) + np.real(np.sum(np.sin(w)))
+
+
+ROTATION = np.array([[0.0, -2.0, 0.3], [1.5, 0.2, 0.1], [0.4, -0.3, 1.0]])   # complex pair
+
+EIG = [
+    (eig_program, lambda: [C(3, 3)]),
+    (eig_program, lambda: [ROTATION + 0.1 * rng.normal(size=(3, 3))]),
+    (eig_reconstruct_program, lambda: [C(2, 3, 3)]),
+    (eig_reconstruct_program, lambda: [ROTATION]),
+    (eigvals_program, lambda: [C(3, 3)]),
+    (eigvals_program, lambda: [ROTATION]),
+]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f, make", EIG,
+                         ids=[f"{f.__name__}-{k}" for k, (f, _) in enumerate(EIG)])
+def test_eig(f, make, mode):
+    check(f, make(), mode)

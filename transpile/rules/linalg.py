@@ -15,8 +15,8 @@ Conventions at non-differentiable points and other choices:
     r). full_matrices=True / mode='complete' of a non-square (tall, for qr) matrix add an
     arbitrary orthonormal completion with no derivative: refused where it would need one
     (a reverse pass that sends it a nonzero adjoint, every forward pass).
-  * eig/eigvals: real matrices with real distinct eigenvalues (unit-norm eigenvectors);
-    complex eigenvalues are refused until complex differentiation exists.
+  * eig/eigvals: distinct eigenvalues (unit-norm eigenvectors), real or complex; their
+    results are taken for complex (a real matrix's spectrum may be).
   * norms at 0 have gradient 0; second derivatives of p-norms with p < 2 at a vector with a
     0 element are unbounded: refused.
   * The tangent of a NamedTuple result (SVDResult, QRResult, EighResult, EigResult,
@@ -1416,24 +1416,15 @@ _def(la.lstsq, _lstsq_vjp(0), _lstsq_vjp(1), None, params="a, b, rcond", ans=Tru
 
 
 # --- eig, eigvals ------------------------------------------------------------------------
-# a = v diag(w) v^-1 with unit-norm eigenvectors, for a real matrix whose eigenvalues are
-# real and distinct (NumPy returns real arrays then). Complex eigenvalues (the general case
-# of a real matrix) are refused until complex differentiation exists. With
+# a = v diag(w) v^-1 with unit-norm eigenvectors and distinct eigenvalues, real or complex
+# (a real matrix's spectrum may be complex: the rules declare result='complex'). With
 # F_ij = 1 / (w_j - w_i) off the diagonal, P = v^-1 da v: dw = diag(P), dv = v (F o P)
-# less each column's component along itself (the norms stay 1); the vjp is
-# v^-T (diag(gw) + F o (v^T gv')) v^T with gv' = gv - v diag(diag(v^T gv)).
+# less each column's component along itself, v_k v_k^H dv_k (the norms stay 1; for complex
+# vectors this also fixes their phases: a function of them is differentiable where it does
+# not depend on the phases). The map da -> (dw, dv) is complex-linear, and the vjp is
+# v^-T (diag(gw) + F o (v^T gv')) v^T with gv' = gv - conj(v) diag(diag(v^T gv)).
 def _eig_parts(a):
-    A = np.asarray(a, dtype=float)
-    w, v = la.eig(A)
-    if np.iscomplexobj(w):
-        raise _eig_refusal()
-    return w, v
-
-
-def _eig_refusal():
-    return TranspileError("numpy.linalg.eig/eigvals of a real matrix with complex "
-                          "eigenvalues: complex differentiation is not supported yet (for a "
-                          "symmetric matrix use np.linalg.eigh / eigvalsh)")
+    return la.eig(_arr(a))
 
 
 def _eig_F(w):
@@ -1441,9 +1432,9 @@ def _eig_F(w):
 
 
 def _eig_tangent(w, v, da):
-    P = _inv_or_refuse(v, "numpy.linalg.eig (eigenvectors)") @ np.asarray(da, dtype=float) @ v
+    P = _inv_or_refuse(v, "numpy.linalg.eig (eigenvectors)") @ _arr(da) @ v
     dv = v @ (_eig_F(w) * P)
-    dv = dv - v * np.sum(v * dv, axis=-2, keepdims=True)
+    dv = dv - v * np.sum(np.conj(v) * dv, axis=-2, keepdims=True)
     return np.diagonal(P, axis1=-2, axis2=-1).copy(), dv
 
 
@@ -1452,7 +1443,7 @@ def _eig_back(gw, gv, w, v, d=None):
     F, vi, vT = _eig_F(w), _inv_or_refuse(v, "numpy.linalg.eig (eigenvectors)"), _matT(v)
     eye = np.eye(w.shape[-1])
     h = np.diagonal(vT @ gv, axis1=-2, axis2=-1)[..., None, :]
-    gv1 = gv - v * h
+    gv1 = gv - np.conj(v) * h
     C = vT @ gv1
     mid = eye * gw[..., None, :] + F * C
     if d is None:
@@ -1460,7 +1451,7 @@ def _eig_back(gw, gv, w, v, d=None):
     dgw, dgv, dw, dv = d
     dvT = _matT(dv)
     dh = np.diagonal(dvT @ gv + vT @ dgv, axis1=-2, axis2=-1)[..., None, :]
-    dgv1 = dgv - dv * h - v * dh
+    dgv1 = dgv - np.conj(dv) * h - np.conj(v) * dh
     dC = dvT @ gv1 + vT @ dgv1
     dF = -(F * F) * (dw[..., None, :] - dw[..., :, None])
     dmid = eye * dgw[..., None, :] + dF * C + F * dC
@@ -1470,7 +1461,7 @@ def _eig_back(gw, gv, w, v, d=None):
 
 def _eig_adjoints(g, w, v, values_only):
     parts = [g, 0.0] if values_only else _parts(g, 2)
-    return [np.zeros(x.shape) if _is_zero(p) else np.asarray(p, dtype=float)
+    return [np.zeros(x.shape) if _is_zero(p) else np.asarray(p)
             for p, x in zip(parts, (w, v))]
 
 
@@ -1509,9 +1500,9 @@ def _eig_vjp_jvp(values_only):
 
 
 _def(la.eig, _eig_vjp(False), params="a", several=True, jvp=_eig_jvp(False),
-     vjp_tangents=[_eig_vjp_jvp(False)])
+     vjp_tangents=[_eig_vjp_jvp(False)], complex="explicit", result="complex")
 _def(la.eigvals, _eig_vjp(True), params="a", jvp=_eig_jvp(True),
-     vjp_tangents=[_eig_vjp_jvp(True)])
+     vjp_tangents=[_eig_vjp_jvp(True)], complex="explicit", result="complex")
 
 
 # --- tensorinv, tensorsolve: inv and solve of a reshaped (and, for tensorsolve's axes=,
