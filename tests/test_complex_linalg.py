@@ -448,3 +448,35 @@ EIG = [
                          ids=[f"{f.__name__}-{k}" for k, (f, _) in enumerate(EIG)])
 def test_eig(f, make, mode):
     check(f, make(), mode)
+
+
+# --- pinv of complex matrices (conjugate transposes), constant rank ------------------------
+def pinv_program(a):
+    p = np.linalg.pinv(a)
+    return np.sum(np.abs(p) ** 2) + np.real(np.sum(np.sin(p) * (0.4 + 1j)))
+
+
+def pinv_hermitian_program(a):
+    return np.real(np.sum(np.linalg.pinv(a, hermitian=True) * (1 - 0.3j))) + np.sum(
+        np.abs(np.linalg.pinv(a, hermitian=True)) ** 2)
+
+
+def pinv_low_rank_program(x):
+    return np.sum(np.abs(np.linalg.pinv(np.conj(x.T) @ x)) ** 2)
+
+
+PINV = [
+    (pinv_program, lambda: [C(3, 2)]),
+    (pinv_program, lambda: [C(2, 2, 4)]),
+    (pinv_program, lambda: [CWELL(3)]),
+    (pinv_hermitian_program, lambda: [HPD(3) + np.triu(C(3, 3), 1) + 0.4j * np.eye(3)]),
+    (pinv_low_rank_program, lambda: [C(2, 3)]),
+]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f, make", PINV,
+                         ids=[f"{f.__name__}-{k}" for k, (f, _) in enumerate(PINV)])
+def test_pinv(f, make, mode):
+    check(f, make(), mode)

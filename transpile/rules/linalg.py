@@ -695,31 +695,33 @@ def _pinv_read(a, rest, kw):
     hermitian=True), and how a gradient with respect to it goes back to a."""
     if _pinv_hermitian(rest, kw):
         return _read_triangle(a, "L"), lambda M: _lower_partial(M, "L")
-    return np.asarray(a, dtype=float), lambda M: M
+    return _arr(a), lambda M: M
 
 
 def pinv_vjp(g, ans, a, *rest, **kw):
-    """Pseudo-inverse of a matrix of constant rank: Golub & Pereyra's formula."""
+    """Pseudo-inverse of a matrix of constant rank: Golub & Pereyra's formula (for complex
+    a, with conjugate transposes: the terms in da^H enter conjugated,
+    -P^T G P^T + conj(Q G^T P P^H) + conj(P^H P G^T R))."""
     A, back = _pinv_read(a, rest, kw)
     Pi, G = np.asarray(ans), np.asarray(g)
-    PT, GT = _T(Pi), _T(G)
+    PT, PH, GT = _T(Pi), _H(Pi), _T(G)
     m, n = A.shape[-2], A.shape[-1]
     Q = np.eye(m) - np.matmul(A, Pi)
     R = np.eye(n) - np.matmul(Pi, A)
     r = (-np.matmul(np.matmul(PT, G), PT)
-         + np.matmul(np.matmul(Q, GT), np.matmul(Pi, PT))
-         + np.matmul(np.matmul(PT, Pi), np.matmul(GT, R)))
+         + np.conj(np.matmul(np.matmul(Q, GT), np.matmul(Pi, PH)))
+         + np.conj(np.matmul(np.matmul(PH, Pi), np.matmul(GT, R))))
     return _fit(back(r), a)
 
 
 def _dpinv(A, P, dA):
     """The tangent of P = pinv(A) along dA (constant rank):
-    -P dA P + P P^T dA^T (I - A P) + (I - P A) dA^T P^T P."""
-    dA = np.asarray(dA, dtype=float)
+    -P dA P + P P^H dA^H (I - A P) + (I - P A) dA^H P^H P."""
+    dA = _arr(dA)
     m, n = A.shape[-2], A.shape[-1]
-    PT, dAT = _matT(P), _matT(dA)
-    return (-(P @ dA @ P) + P @ PT @ dAT @ (np.eye(m) - A @ P)
-            + (np.eye(n) - P @ A) @ dAT @ PT @ P)
+    PH, dAH = _H(P), _H(dA)
+    return (-(P @ dA @ P) + P @ PH @ dAH @ (np.eye(m) - A @ P)
+            + (np.eye(n) - P @ A) @ dAH @ PH @ P)
 
 
 def _pinv_jvp(tangents, a, *rest, **kw):
@@ -737,22 +739,23 @@ def _pinv_vjp_jvp(tangents, g, ans, a, *rest, **kw):
     terms = [None if dg is None else pinv_vjp(dg, ans, a, *rest, **kw)]
     if (da is not None or dP is not None) and not _is_zero(g):
         (A, back), P, G = _pinv_read(a, rest, kw), np.asarray(ans), np.asarray(g)
-        dA = np.zeros(A.shape) if da is None else np.asarray(da, dtype=float)
+        dA = np.zeros(A.shape) if da is None else _arr(da)
         if da is not None and _pinv_hermitian(rest, kw):
             dA = _read_triangle(dA, "L")
         dP = _dpinv(A, P, dA) if dP is None else np.asarray(dP)
         m, n = A.shape[-2], A.shape[-1]
-        PT, GT, dPT = _matT(P), _matT(G), _matT(dP)
+        PT, PH, GT, dPT, dPH = _matT(P), _H(P), _matT(G), _matT(dP), _H(dP)
         Q, R = np.eye(m) - A @ P, np.eye(n) - P @ A
         dQ, dR = -(dA @ P + A @ dP), -(dP @ A + P @ dA)
         d = (-(dPT @ G @ PT + PT @ G @ dPT)
-             + dQ @ GT @ P @ PT + Q @ GT @ (dP @ PT + P @ dPT)
-             + (dPT @ P + PT @ dP) @ GT @ R + PT @ P @ GT @ dR)
+             + np.conj(dQ @ GT @ P @ PH + Q @ GT @ (dP @ PH + P @ dPH))
+             + np.conj((dPH @ P + PH @ dP) @ GT @ R + PH @ P @ GT @ dR))
         terms.append(_fit(back(d), a))
     return _plus(*terms)
 
 
-_def(la.pinv, pinv_vjp, params="a", ans=True, jvp=_pinv_jvp, vjp_tangents=[_pinv_vjp_jvp])
+_def(la.pinv, pinv_vjp, params="a", ans=True, jvp=_pinv_jvp, vjp_tangents=[_pinv_vjp_jvp],
+     complex="explicit")
 
 
 def matrix_power_vjp(g, ans, a, n):
