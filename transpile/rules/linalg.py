@@ -566,9 +566,7 @@ def _svd_back(gu, gs, gv, u, s, v, d=None):
     else:
         F = _svd_F(s, u.shape[-2], v.shape[-2])
     if np.iscomplexobj(u) or np.iscomplexobj(gu) or np.iscomplexobj(gv):
-        if d is not None:
-            raise _svd_complex_refusal()
-        return _svd_back_complex(gu, gs, gv, u, s, v, F, tall, wide)
+        return _svd_back_complex(gu, gs, gv, u, s, v, F, tall, wide, d)
     uT, vT = _matT(u), _matT(v)
     Cu, Cv = uT @ gu, vT @ gv
     J, K = F * (Cu - _matT(Cu)), F * (Cv - _matT(Cv))
@@ -602,29 +600,46 @@ def _svd_back(gu, gs, gv, u, s, v, d=None):
     return out
 
 
-def _svd_complex_refusal():
-    return TranspileError("second derivatives through numpy.linalg.svd of complex values "
-                          "are not available yet (svdvals and svd(..., compute_uv=False) "
-                          "have them)")
-
-
-def _svd_back_complex(gu, gs, gv, u, s, v, F, tall, wide):
+def _svd_back_complex(gu, gs, gv, u, s, v, F, tall, wide, d=None):
     """The vjp of the reduced SVD of a complex matrix, as _svd_back's with conjugate
     transposes: with Gu = conj(gu), Gv = conj(gv), X = u^H Gu, Z = v^H Gv,
     Y = (F o (X - X^H)) S + diag(gs) + S (F o (Z - Z^H)) + i Im diag(X) S^-1 (the term of
     the vectors' phases), the adjoint is conj(u Y v^H + (I - u u^H) Gu S^-1 v^H
-    + u S^-1 Gv^H (I - v v^H))."""
+    + u S^-1 Gv^H (I - v v^H)); with d = (dgu, dgs, dgv, du, ds, dv) its tangent."""
     k = s.shape[-1]
+    eye = np.eye(k)
     Gu, Gv = np.conj(gu), np.conj(gv)
     X, Z = _H(u) @ Gu, _H(v) @ Gv
     col, row = s[..., None, :], s[..., :, None]
-    Y = (F * (X - _H(X))) * col + np.eye(k) * gs[..., :, None] + row * (F * (Z - _H(Z)))
-    Y = Y + np.eye(k) * (1j * np.imag(np.diagonal(X, axis1=-2, axis2=-1)) / s)[..., None, :]
-    out = u @ Y @ _H(v)
+    JX, KZ = F * (X - _H(X)), F * (Z - _H(Z))
+    imX = np.imag(np.diagonal(X, axis1=-2, axis2=-1))
+    Y = JX * col + eye * gs[..., :, None] + row * KZ + eye * (1j * imX / s)[..., None, :]
+    Pu, Pv = Gu - u @ X, Gv - v @ Z
+    if d is None:
+        out = u @ Y @ _H(v)
+        if tall:
+            out = out + (Pu / col) @ _H(v)
+        if wide:
+            out = out + u @ _H(Pv / col)
+        return np.conj(out)
+    dgu, dgs, dgv, du, ds, dv = d
+    ds = np.real(ds)
+    dGu, dGv = np.conj(dgu), np.conj(dgv)
+    dX, dZ = _H(du) @ Gu + _H(u) @ dGu, _H(dv) @ Gv + _H(v) @ dGv
+    dF = -(F * F) * 2 * (s[..., None, :] * ds[..., None, :] - s[..., :, None] * ds[..., :, None])
+    dcol, drow = ds[..., None, :], ds[..., :, None]
+    dimX = np.imag(np.diagonal(dX, axis1=-2, axis2=-1))
+    dY = ((dF * (X - _H(X)) + F * (dX - _H(dX))) * col + JX * dcol
+          + eye * np.real(dgs)[..., :, None] + drow * KZ
+          + row * (dF * (Z - _H(Z)) + F * (dZ - _H(dZ)))
+          + eye * (1j * (dimX / s - imX * ds / s ** 2))[..., None, :])
+    out = du @ Y @ _H(v) + u @ dY @ _H(v) + u @ Y @ _H(dv)
     if tall:
-        out = out + ((Gu - u @ X) / col) @ _H(v)
+        dPu = dGu - du @ X - u @ dX
+        out = out + (dPu / col - Pu * dcol / col ** 2) @ _H(v) + (Pu / col) @ _H(dv)
     if wide:
-        out = out + u @ _H((Gv - v @ Z) / col)
+        dPv = dGv - dv @ Z - v @ dZ
+        out = out + du @ _H(Pv / col) + u @ _H(dPv / col - Pv * dcol / col ** 2)
     return np.conj(out)
 
 
@@ -664,8 +679,6 @@ def _svd_vjp_jvp(tangents, g, ans, a, full_matrices=True, compute_uv=True,
         raise _svd_full_refusal()
     dg, dans, da = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
     u, s, vh = (np.asarray(p) for p in ans)
-    if np.iscomplexobj(u):
-        raise _svd_complex_refusal()
     k = s.shape[-1]
     parts = _svd_parts(g, ans, k)
     dparts = _svd_parts(dg, ans, k)
@@ -674,9 +687,9 @@ def _svd_vjp_jvp(tangents, g, ans, a, full_matrices=True, compute_uv=True,
             dans = (np.zeros(u.shape), np.zeros(s.shape), np.zeros(vh.shape))
         else:
             dans = _svd_tangent(u, s, vh, da)
-    du, ds, dvh = (np.zeros(x.shape) if _is_zero(t) else np.asarray(t, dtype=float)
+    du, ds, dvh = (np.zeros(x.shape) if _is_zero(t) else np.asarray(t)
                    for t, x in zip(_parts(dans, 3), (u, s, vh)))
-    return _fit(_svd_back(*parts, u, s, _matT(vh), d=(*dparts, du, ds, _matT(dvh))), a)
+    return _fit(_svd_back(*parts, u, s, _H(vh), d=(*dparts, du, ds, _H(dvh))), a)
 
 
 # (complex matrices: a function of the singular vectors is differentiable where it does not
