@@ -1016,11 +1016,25 @@ def _pnorm_vjp_tangent(vjp, tangents, g, ans, x, p, axis, keepdims, *args):
     return _plus(*terms)
 
 
-def _refuse_complex_second_order(x, what):
-    """Second derivatives of `what` for complex x are not written: a TranspileError."""
-    if np.iscomplexobj(x):
-        raise TranspileError(f"second derivatives of {what} of complex values are not "
-                             f"available yet")
+def _masked_norm_vjp_tangent(vjp, tangents, g, ans, x, *args):
+    """The tangent of the vjp of a norm built of |x| through a locally constant mask (the
+    vector inf-norms, the matrix 1- and inf-norms): sign(x) W with W = mask g / count.
+    For real x it is linear in g; for complex x, sign(x) = conj(x) / |x| varies too:
+    W = the vjp at |x| (the same mask), and d sign(x) = conj(dx) / |x|
+    - conj(x) Re(conj(x) dx) / |x|^3, unbounded at an element 0 that W weighs (refused)."""
+    dg, dx = _t(tangents, 0), _t(tangents, 2)
+    terms = [None if dg is None else vjp(dg, ans, x, *args)]
+    if np.iscomplexobj(x) and dx is not None and not _is_zero(g):
+        X, dX = np.asarray(x), np.asarray(dx)
+        W = np.asarray(vjp(g, ans, np.abs(X), *args))
+        m = np.abs(X)
+        if np.any((m == 0) & (W != 0)):
+            raise TranspileError("second derivatives of a norm of complex values at an "
+                                 "element equal to 0 are unbounded")
+        ms = np.where(m == 0, 1, m)
+        dsign = np.conj(dX) / ms - np.conj(X) * np.real(np.conj(X) * dX) / ms ** 3
+        terms.append(_fit(np.where(m == 0, 0, W * dsign), x))
+    return _plus(*terms)
 
 
 def _p_order(ord):
@@ -1077,10 +1091,7 @@ def _norm_vjp_jvp(tangents, g, ans, x, ord=None, axis=None, keepdims=False):
         return _pnorm_vjp_tangent(norm_vjp, tangents, g, ans, x, 1.0, vaxis, keepdims,
                                   ord, axis, keepdims)
     if ord in (0, 1, np.inf, -np.inf) or (not vector and ord == -1):
-        if ord != 0:
-            _refuse_complex_second_order(x, f"numpy.linalg.norm with ord={ord!r}")
-        dg = _t(tangents, 0)
-        return 0.0 if dg is None else norm_vjp(dg, ans, x, ord, axis, keepdims)
+        return _masked_norm_vjp_tangent(norm_vjp, tangents, g, ans, x, ord, axis, keepdims)
     if vector and _p_order(ord) is not None:
         return _pnorm_vjp_tangent(norm_vjp, tangents, g, ans, x, _p_order(ord),
                                   vaxis, keepdims, ord, axis, keepdims)
@@ -1131,10 +1142,8 @@ def _vector_norm_vjp_jvp(tangents, g, ans, x, axis=None, keepdims=False, ord=2):
         return _pnorm_vjp_tangent(vector_norm_vjp, tangents, g, ans, x, 1.0, axis, keepdims,
                                   axis, keepdims, ord)
     if ord in (0, 1, np.inf, -np.inf):
-        if ord != 0:
-            _refuse_complex_second_order(x, f"numpy.linalg.vector_norm with ord={ord!r}")
-        dg = _t(tangents, 0)
-        return 0.0 if dg is None else vector_norm_vjp(dg, ans, x, axis, keepdims, ord)
+        return _masked_norm_vjp_tangent(vector_norm_vjp, tangents, g, ans, x, axis, keepdims,
+                                        ord)
     if _p_order(ord) is not None:
         return _pnorm_vjp_tangent(vector_norm_vjp, tangents, g, ans, x, _p_order(ord),
                                   axis, keepdims, axis, keepdims, ord)
@@ -1148,9 +1157,7 @@ def _matrix_norm_vjp_jvp(tangents, g, ans, x, keepdims=False, ord="fro"):
     if ord == "fro":
         return _scaled_bilinear_jvp(matrix_norm_vjp)(tangents, g, ans, x, keepdims, ord)
     if ord in (1, -1, np.inf, -np.inf):
-        _refuse_complex_second_order(x, f"numpy.linalg.matrix_norm with ord={ord!r}")
-        dg = _t(tangents, 0)
-        return 0.0 if dg is None else matrix_norm_vjp(dg, ans, x, keepdims, ord)
+        return _masked_norm_vjp_tangent(matrix_norm_vjp, tangents, g, ans, x, keepdims, ord)
     if ord in ("nuc", 2, -2):
         return _matrix_norm_vjp_tangent(matrix_norm_vjp, tangents, g, ans, x, ord, (-2, -1),
                                         keepdims, keepdims, ord)
