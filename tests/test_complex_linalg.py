@@ -480,3 +480,23 @@ PINV = [
                          ids=[f"{f.__name__}-{k}" for k, (f, _) in enumerate(PINV)])
 def test_pinv(f, make, mode):
     check(f, make(), mode)
+
+
+# --- cond of complex matrices (real results) ----------------------------------------------
+def cond_program(a):
+    return (np.linalg.cond(a) + np.linalg.cond(a, -2) ** 2 + np.sin(np.linalg.cond(a, "fro"))
+            + np.linalg.cond(a, np.inf) + np.linalg.cond(a, 1) + np.linalg.cond(a, "nuc"))
+
+
+def cond_batched_program(a):
+    return np.sum(np.linalg.cond(a) ** 2) + np.sum(np.linalg.cond(a, np.inf))
+
+
+COND = [(cond_program, lambda: [CWELL(3)]), (cond_batched_program, lambda: [CWELL(3, (2,))])]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f, make", COND, ids=[f.__name__ for f, _ in COND])
+def test_cond(f, make, mode):
+    check(f, make(), mode)

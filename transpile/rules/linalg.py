@@ -1,4 +1,11 @@
-"""Rules for numpy.linalg (real inputs).
+"""Rules for numpy.linalg.
+
+Complex values (registry.COMPLEX, autograd's convention): solve, inv, det, matrix_power,
+multi_dot, tensorinv and tensorsolve are holomorphic (their real formulas hold as written);
+slogdet, cholesky, eigh/eigvalsh, svd/svdvals, pinv, eig/eigvals, the norms and cond are
+explicit (conjugate transposes where the real formulas have transposes; real results take
+the real part of their adjoint); qr and lstsq declare nothing (refused for complex
+values).
 
 The vjp functions follow rules/numpy_.py's conventions (``vjp(g, ans, *args, **kwargs)``
 returning a contribution of the argument's own shape) and register through its `_def`, so
@@ -1639,14 +1646,14 @@ def _cond_svd_weights(g, s, ds, dg, p):
     the tangents ds of s and dg of g, its tangent dgs."""
     i, j = (-1, 0) if p == -2 else (0, -1)          # c = s_i / s_j
     si, sj = s[..., i], s[..., j]
-    G = np.asarray(g, dtype=float)
+    G = np.real(np.asarray(g))
     gs = np.zeros(s.shape)
     gs[..., i] = G / sj
     gs[..., j] = gs[..., j] - G * si / sj ** 2
     if ds is None:
         return gs, None
     dsi, dsj = ds[..., i], ds[..., j]
-    dG = 0.0 if dg is None else np.asarray(dg, dtype=float)
+    dG = 0.0 if dg is None else np.real(np.asarray(dg))
     dgs = np.zeros(s.shape)
     dgs[..., i] = dG / sj - G * dsj / sj ** 2
     dgs[..., j] = dgs[..., j] - dG * si / sj ** 2 - G * dsi / sj ** 2 \
@@ -1661,7 +1668,7 @@ def cond_vjp(g, ans, x, p=None):
         return svdvals_vjp(_cond_svd_weights(g, s, None, None, p)[0], s, x)
     xi = la.inv(X)
     n1, n2 = la.norm(X, p, _LAST2), la.norm(xi, p, _LAST2)
-    G = np.asarray(g, dtype=float)
+    G = np.real(np.asarray(g))
     return _fit(np.asarray(norm_vjp(G * n2, n1, X, p, _LAST2))
                 + np.asarray(inv_vjp(norm_vjp(G * n1, n2, xi, p, _LAST2), xi, X)), x)
 
@@ -1669,7 +1676,7 @@ def cond_vjp(g, ans, x, p=None):
 def _cond_jvp(tangents, x, p=None):
     if not _given(tangents[0]):
         return 0.0
-    X, dx = _arr(x), np.asarray(tangents[0], dtype=float)
+    X, dx = _arr(x), _arr(tangents[0])
     if p is None or p in (2, -2):
         s = la.svd(X, compute_uv=False)
         ds = _svdvals_jvp([dx], X)
@@ -1677,8 +1684,8 @@ def _cond_jvp(tangents, x, p=None):
         return ds[..., i] / s[..., j] - s[..., i] * ds[..., j] / s[..., j] ** 2
     xi = la.inv(X)
     n1, n2 = la.norm(X, p, _LAST2), la.norm(xi, p, _LAST2)
-    return (_norm_jvp([dx], X, p, _LAST2) * n2
-            + n1 * _norm_jvp([-(xi @ dx @ xi)], xi, p, _LAST2))
+    return np.real(_norm_jvp([dx], X, p, _LAST2) * n2
+                   + n1 * _norm_jvp([-(xi @ dx @ xi)], xi, p, _LAST2))
 
 
 def _cond_vjp_jvp(tangents, g, ans, x, p=None):
@@ -1686,7 +1693,7 @@ def _cond_vjp_jvp(tangents, g, ans, x, p=None):
     the two norms and the inverse)."""
     dg, dx = _t(tangents, 0), _t(tangents, 2)
     X = _arr(x)
-    dX = np.zeros(X.shape) if dx is None else np.asarray(dx, dtype=float)
+    dX = np.zeros(X.shape) if dx is None else _arr(dx)
     if p is None or p in (2, -2):
         s = la.svd(X, compute_uv=False)
         gs, dgs = _cond_svd_weights(g, s, _svdvals_jvp([dX], X), dg, p)
@@ -1694,9 +1701,10 @@ def _cond_vjp_jvp(tangents, g, ans, x, p=None):
     xi = la.inv(X)
     dxi = -(xi @ dX @ xi)
     n1, n2 = la.norm(X, p, _LAST2), la.norm(xi, p, _LAST2)
-    dn1, dn2 = _norm_jvp([dX], X, p, _LAST2), _norm_jvp([dxi], xi, p, _LAST2)
-    G = np.asarray(g, dtype=float)
-    dG = 0.0 if dg is None else np.asarray(dg, dtype=float)
+    dn1, dn2 = (np.real(_norm_jvp([dX], X, p, _LAST2)),
+                np.real(_norm_jvp([dxi], xi, p, _LAST2)))
+    G = np.real(np.asarray(g))
+    dG = 0.0 if dg is None else np.real(np.asarray(dg))
     first = _norm_vjp_jvp([dG * n2 + G * dn2, dn1, dX], G * n2, n1, X, p, _LAST2)
     G2 = norm_vjp(G * n1, n2, xi, p, _LAST2)
     dG2 = _norm_vjp_jvp([dG * n1 + G * dn1, dn2, dxi], G * n1, n2, xi, p, _LAST2)
@@ -1704,4 +1712,5 @@ def _cond_vjp_jvp(tangents, g, ans, x, p=None):
     return _fit(np.asarray(first) + np.asarray(second), x)
 
 
-_def(la.cond, cond_vjp, None, params="x, p", jvp=_cond_jvp, vjp_tangents=[_cond_vjp_jvp])
+_def(la.cond, cond_vjp, None, params="x, p", jvp=_cond_jvp, vjp_tangents=[_cond_vjp_jvp],
+     complex="explicit", result="real")
