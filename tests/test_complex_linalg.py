@@ -195,7 +195,12 @@ def nan_var_std_program(z):
     return np.nanvar(z) + np.sum(np.nanstd(z, axis=0) ** 3)
 
 
+def matvec_vecmat_program(a, v):
+    return np.sum(np.abs(np.vecmat(v, a)) ** 2) + np.real(np.sum(np.matvec(a, v) * (1 - 1j)))
+
+
 PRODUCTS = [
+    (matvec_vecmat_program, lambda: [C(2, 3, 3), C(3)]),
     (vdot_program, lambda: [C(2, 3), C(2, 3)]),
     (vdot_program, lambda: [rng.normal(size=4), C(4)]),
     (vecdot_program, lambda: [C(2, 3), C(2, 3)]),

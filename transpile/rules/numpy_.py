@@ -1342,11 +1342,12 @@ if hasattr(np, "matvec"):
         lambda g, ans, A, v, **kw: _fit(
         np.matmul(np.asarray(g)[..., None, :], np.asarray(A))[..., 0, :], v), params="A, v",
         multilinear=[(0,), (1,)])
+    # vecmat(v, A) = conj(v) @ A: v's adjoint conj(A g), A's conj(v) g^T
     _def(np.vecmat, lambda g, ans, v, A, **kw: _fit(
-        np.matmul(np.asarray(A), np.asarray(g)[..., :, None])[..., 0], v),
+        np.conj(np.matmul(np.asarray(A), np.asarray(g)[..., :, None])[..., 0]), v),
         lambda g, ans, v, A, **kw: _fit(
-        np.asarray(v)[..., :, None] * np.asarray(g)[..., None, :], A), params="v, A",
-        multilinear=[(0,), (1,)], complex=None)
+        np.conj(np.asarray(v))[..., :, None] * np.asarray(g)[..., None, :], A),
+        params="v, A", multilinear=[(0,), (1,)], complex="explicit")
 
 
 def _vecdot_vjp(i):
