@@ -199,7 +199,13 @@ def matvec_vecmat_program(a, v):
     return np.sum(np.abs(np.vecmat(v, a)) ** 2) + np.real(np.sum(np.matvec(a, v) * (1 - 1j)))
 
 
+def extrema_program(z):
+    return np.abs(np.max(z)) ** 2 + np.sum(np.abs(np.min(z, axis=0))) + np.real(np.sum(
+        np.amax(z, axis=1, keepdims=True) * (1 + 1j))) + np.abs(np.nanmin(z) + np.amin(z))
+
+
 PRODUCTS = [
+    (extrema_program, lambda: [C(3, 4)]),
     (matvec_vecmat_program, lambda: [C(2, 3, 3), C(3)]),
     (vdot_program, lambda: [C(2, 3), C(2, 3)]),
     (vdot_program, lambda: [rng.normal(size=4), C(4)]),

@@ -540,15 +540,17 @@ def _extremum_jvp(fn, vjp):
         ans = fn(a, axis=axis, keepdims=keepdims, **kw)
         weights = vjp(np.ones(np.shape(ans)), ans, a, axis, keepdims=keepdims, **kw)
         t = np.sum(np.asarray(weights) * np.asarray(da), axis=axis, keepdims=_kd(keepdims))
-        return float(t) if not isinstance(ans, np.ndarray) else t
+        return _number(t) if not isinstance(ans, np.ndarray) else t
     return jvp
 
 
 for _fn, _nan in ((np.max, False), (np.min, False), (np.amax, False), (np.amin, False),
                   (np.nanmax, True), (np.nanmin, True)):
     _vjp = _extremum_vjp(_nan)
+    # (complex values: NumPy orders them lexicographically; the selection moves the adjoint
+    # with real weights, so it holds as written)
     _def(_fn, _vjp, None, params="a, axis", ans=True, masks=True, piecewise_linear=True,
-         jvp=_extremum_jvp(_fn, _vjp),
+         jvp=_extremum_jvp(_fn, _vjp), complex="holomorphic",
          template=None if _nan else [(_extremum_all, _extremum_axis_kept)])
 
 
