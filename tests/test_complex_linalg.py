@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import transpile
+from test_complex import fd_grad          # df/dx - i df/dy of each element (df/dx if real)
 
 rng = np.random.default_rng(11)
 
@@ -29,27 +30,6 @@ def HPD(n, batch=()):
     return b @ np.conj(np.swapaxes(b, -1, -2)) / n + np.diag(np.arange(1.0, n + 1))
 
 
-def fd_grad(f, args, i, eps=1e-6):
-    """df/dx - i df/dy of args[i] (df/dx alone for a real argument)."""
-    x = args[i]
-    cplx = np.iscomplexobj(x)
-    arr = np.array(x, dtype=complex if cplx else float)
-    out = np.zeros(arr.shape, dtype=arr.dtype)
-
-    def at(v):
-        a = list(args)
-        a[i] = v if np.ndim(x) else (complex(v) if cplx else float(v))
-        return f(*a)
-    for k in np.ndindex(arr.shape):
-        e = np.zeros(arr.shape, dtype=arr.dtype)
-        e[k] = eps
-        d = (at(arr + e) - at(arr - e)) / (2 * eps)
-        if cplx:
-            d = d - 1j * (at(arr + 1j * e) - at(arr - 1j * e)) / (2 * eps)
-        out[k] = d
-    return out if np.ndim(x) else out[()]
-
-
 def close(a, b, tol=1e-5):
     a, b = np.asarray(a), np.asarray(b)
     assert a.shape == b.shape, (a.shape, b.shape)
@@ -65,7 +45,7 @@ def direction(x):
     return v
 
 
-def check(f, args, mode, wrt=None, second_order=True):
+def check(f, args, mode, wrt=None):
     """f's derivative in `mode` with respect to each argument in wrt (default all)."""
     for i in (range(len(args)) if wrt is None else wrt):
         x = args[i]
@@ -88,10 +68,6 @@ def check(f, args, mode, wrt=None, second_order=True):
             eps = 1e-6
             close(value, f(*args))
             close(t, (at(eps, f) - at(-eps, f)) / (2 * eps))
-            continue
-        if not second_order:
-            with pytest.raises(transpile.TranspileError):
-                transpile.hvp(f, wrt=i, mode=mode)(*args, v=v)
             continue
         hv = transpile.hvp(f, wrt=i, mode=mode)(*args, v=v)
         grad, eps = transpile.grad(f, wrt=i), 1e-5
@@ -157,13 +133,6 @@ HOLOMORPHIC = [
 ]
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("f, make", HOLOMORPHIC,
-                         ids=[f"{f.__name__}-{k}" for k, (f, _) in enumerate(HOLOMORPHIC)])
-def test_holomorphic(f, make, mode):
-    check(f, make(), mode)
-
 
 # --- 2. explicit rules: products that conjugate an argument, real results ----------------
 def vdot_program(a, b):
@@ -206,7 +175,7 @@ def extrema_program(z):
 
 PRODUCTS = [
     (extrema_program, lambda: [C(3, 4)]),
-    (matvec_vecmat_program, lambda: [C(2, 3, 3), C(3)]),
+    *([(matvec_vecmat_program, lambda: [C(2, 3, 3), C(3)])] if hasattr(np, "vecmat") else []),
     (vdot_program, lambda: [C(2, 3), C(2, 3)]),
     (vdot_program, lambda: [rng.normal(size=4), C(4)]),
     (vecdot_program, lambda: [C(2, 3), C(2, 3)]),
@@ -217,13 +186,6 @@ PRODUCTS = [
     (nan_var_std_program, lambda: [C(3, 2)]),
 ]
 
-
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("f, make", PRODUCTS,
-                         ids=[f"{f.__name__}-{k}" for k, (f, _) in enumerate(PRODUCTS)])
-def test_products_and_reductions(f, make, mode):
-    check(f, make(), mode)
 
 
 def test_var_of_complex_is_the_mean_squared_modulus():
@@ -263,19 +225,12 @@ def inf_norms_program(z):
 
 
 NORMS = [
-    (vector_norms_program, lambda: [C(4)], True),
-    (axis_norms_program, lambda: [C(2, 3)], True),
-    (matrix_norms_program, lambda: [C(3, 2)], True),
-    (inf_norms_program, lambda: [C(3, 3)], True),
+    (vector_norms_program, lambda: [C(4)]),
+    (axis_norms_program, lambda: [C(2, 3)]),
+    (matrix_norms_program, lambda: [C(3, 2)]),
+    (inf_norms_program, lambda: [C(3, 3)]),
 ]
 
-
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("f, make, second", NORMS,
-                         ids=[f"{f.__name__}-{k}" for k, (f, _, _) in enumerate(NORMS)])
-def test_norms(f, make, mode, second):
-    check(f, make(), mode, second_order=second)
 
 
 def _norm(z):
@@ -321,13 +276,6 @@ EIGH = [
 ]
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("f, make", EIGH,
-                         ids=[f"{f.__name__}-{k}" for k, (f, _) in enumerate(EIGH)])
-def test_eigh(f, make, mode):
-    check(f, make(), mode)
-
 
 # --- svd, svdvals of complex matrices ------------------------------------------------------
 # (phase-independent functions of the singular vectors: |u|^2, |vh|^2, u diag(.) vh)
@@ -348,22 +296,15 @@ def svdvals_program(a):
 
 
 SVD = [
-    (svd_program, lambda: [C(3, 2)], True),
-    (svd_program, lambda: [C(2, 4)], True),
-    (svd_program, lambda: [C(2, 3, 2)], True),
-    (svd_square_program, lambda: [C(3, 3)], True),
-    (svd_program, lambda: [rng.normal(size=(3, 2))], True),
-    (svdvals_program, lambda: [C(3, 2)], True),
-    (svdvals_program, lambda: [C(2, 2, 3)], True),
+    (svd_program, lambda: [C(3, 2)]),
+    (svd_program, lambda: [C(2, 4)]),
+    (svd_program, lambda: [C(2, 3, 2)]),
+    (svd_square_program, lambda: [C(3, 3)]),
+    (svd_program, lambda: [rng.normal(size=(3, 2))]),
+    (svdvals_program, lambda: [C(3, 2)]),
+    (svdvals_program, lambda: [C(2, 2, 3)]),
 ]
 
-
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("f, make, second", SVD,
-                         ids=[f"{f.__name__}-{k}" for k, (f, _, _) in enumerate(SVD)])
-def test_svd(f, make, mode, second):
-    check(f, make(), mode, second_order=second)
 
 
 # --- cholesky of complex Hermitian matrices (one triangle read) ---------------------------
@@ -387,13 +328,6 @@ CHOLESKY = [
 ]
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("f, make", CHOLESKY,
-                         ids=[f"{f.__name__}-{k}" for k, (f, _) in enumerate(CHOLESKY)])
-def test_cholesky(f, make, mode):
-    check(f, make(), mode)
-
 
 # --- slogdet of complex matrices: a complex sign (with a derivative), a real logabsdet ----
 def slogdet_program(a):
@@ -413,13 +347,6 @@ SLOGDET = [
     (slogdet_program, lambda: [2.0 * np.eye(3) + 0.3 * rng.normal(size=(3, 3))]),
 ]
 
-
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("f, make", SLOGDET,
-                         ids=[f"{f.__name__}-{k}" for k, (f, _) in enumerate(SLOGDET)])
-def test_slogdet(f, make, mode):
-    check(f, make(), mode)
 
 
 # --- eig, eigvals with complex spectra (of complex and of real matrices) ------------------
@@ -453,13 +380,6 @@ EIG = [
 ]
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("f, make", EIG,
-                         ids=[f"{f.__name__}-{k}" for k, (f, _) in enumerate(EIG)])
-def test_eig(f, make, mode):
-    check(f, make(), mode)
-
 
 # --- pinv of complex matrices (conjugate transposes), constant rank ------------------------
 def pinv_program(a):
@@ -485,29 +405,33 @@ PINV = [
 ]
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("f, make", PINV,
-                         ids=[f"{f.__name__}-{k}" for k, (f, _) in enumerate(PINV)])
-def test_pinv(f, make, mode):
-    check(f, make(), mode)
-
 
 # --- cond of complex matrices (real results) ----------------------------------------------
 def cond_program(a):
-    return (np.linalg.cond(a) + np.linalg.cond(a, -2) ** 2 + np.sin(np.linalg.cond(a, "fro"))
-            + np.linalg.cond(a, np.inf) + np.linalg.cond(a, 1) + np.linalg.cond(a, "nuc"))
+    # (np.real: NumPy before 2.3 returns cond of a complex matrix in its complex type)
+    return np.real(np.linalg.cond(a) + np.linalg.cond(a, -2) ** 2
+                   + np.sin(np.linalg.cond(a, "fro")) + np.linalg.cond(a, np.inf)
+                   + np.linalg.cond(a, 1) + np.linalg.cond(a, "nuc"))
 
 
 def cond_batched_program(a):
-    return np.sum(np.linalg.cond(a) ** 2) + np.sum(np.linalg.cond(a, np.inf))
+    return np.real(np.sum(np.linalg.cond(a) ** 2) + np.sum(np.linalg.cond(a, np.inf)))
 
 
 COND = [(cond_program, lambda: [CWELL(3)]), (cond_batched_program, lambda: [CWELL(3, (2,))])]
 
 
+
+# --- every family, every mode -------------------------------------------------------------
+FAMILIES = {"holomorphic": HOLOMORPHIC, "products": PRODUCTS, "norms": NORMS, "eigh": EIGH,
+            "svd": SVD, "cholesky": CHOLESKY, "slogdet": SLOGDET, "eig": EIG, "pinv": PINV,
+            "cond": COND}
+ALL = [(family, f, make) for family, cases in FAMILIES.items() for f, make in cases]
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("f, make", COND, ids=[f.__name__ for f, _ in COND])
-def test_cond(f, make, mode):
+@pytest.mark.parametrize("family, f, make", ALL,
+                         ids=[f"{fam}-{f.__name__}-{k}" for k, (fam, f, _) in enumerate(ALL)])
+def test_every_mode(family, f, make, mode):
     check(f, make(), mode)
