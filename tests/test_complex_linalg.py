@@ -173,7 +173,14 @@ def extrema_program(z):
         np.amax(z, axis=1, keepdims=True) * (1 + 1j))) + np.abs(np.nanmin(z) + np.amin(z))
 
 
+def real_if_close_program(z, x):
+    # the imaginary parts of x * 1e-16j are dropped, those of z kept
+    return np.real(np.sum(np.real_if_close(z) * (1 + 1j))) + np.sum(
+        np.sin(np.real_if_close(x + x * 1e-16j)))
+
+
 PRODUCTS = [
+    (real_if_close_program, lambda: [C(3), rng.normal(size=3)]),
     (extrema_program, lambda: [C(3, 4)]),
     *([(matvec_vecmat_program, lambda: [C(2, 3, 3), C(3)])] if hasattr(np, "vecmat") else []),
     (vdot_program, lambda: [C(2, 3), C(2, 3)]),

@@ -296,6 +296,23 @@ _def(np.angle, "angle_partial(x, deg)", None, params="x, deg=False", complex="ex
 _def(np.conjugate, lambda g, ans, x: _fit(np.conjugate(g), x), params="x", linear=(0,),
      complex="explicit")
 
+
+def _real_if_close_vjp(g, ans, a, tol=100):
+    """np.real_if_close: the identity where the result stays complex, np.real where it
+    drops the (small) imaginary parts (locally constant: piecewise linear)."""
+    return _fit(g if np.iscomplexobj(ans) else np.real(g), a)
+
+
+def _real_if_close_jvp(tangents, a, tol=100):
+    t = _t(tangents, 0)
+    if t is None:
+        return 0.0
+    return t if np.iscomplexobj(np.real_if_close(a, tol)) else np.real(t)
+
+
+_def(np.real_if_close, _real_if_close_vjp, None, params="a, tol", ans=True,
+     piecewise_linear=True, jvp=_real_if_close_jvp, complex="explicit")
+
 # ties of maximum/minimum/fmax/fmin: the gradient goes to the FIRST argument
 BINARY = {
     np.add: ("1", "1"),
