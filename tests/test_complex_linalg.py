@@ -442,3 +442,30 @@ ALL = [(family, f, make) for family, cases in FAMILIES.items() for f, make in ca
                          ids=[f"{fam}-{f.__name__}-{k}" for k, (fam, f, _) in enumerate(ALL)])
 def test_every_mode(family, f, make, mode):
     check(f, make(), mode)
+
+
+def singular_det_program(a):
+    return np.real(np.linalg.det(a) * (0.3 + 0.7j))
+
+
+def test_det_at_a_singular_complex_matrix():
+    """The gradient there is the cofactor matrix (from the SVD: conj(u), conj(vh))."""
+    a = np.array([[1 + 1j, 2, 0.5j], [0, 0, 0], [1j, 1 - 1j, 2]])
+    close(transpile.grad(singular_det_program)(a), fd_grad(singular_det_program, [a], 0))
+
+
+def qr_program(a):
+    return np.sum(np.abs(np.linalg.qr(a)[1]))
+
+
+def lstsq_program(a, b):
+    return np.sum(np.abs(np.linalg.lstsq(a, b)[0]))
+
+
+@pytest.mark.parametrize("f, make", [(qr_program, lambda: [C(3, 2)]),
+                                     (lstsq_program, lambda: [C(3, 2), C(3)])],
+                         ids=["qr", "lstsq"])
+def test_rules_without_complex_rules_refuse(f, make):
+    """qr and lstsq declare nothing for complex values: one TranspileError."""
+    with pytest.raises(transpile.TranspileError, match="complex values"):
+        transpile.grad(f)(*make())
