@@ -926,6 +926,24 @@ X("numpy.linalg.cond", "inf", "np.linalg.cond(x, np.inf)", x=2.0 * np.eye(3) + 0
 X("numpy.linalg.pinv", "hermitian", "np.linalg.pinv(x, hermitian=True)",
   x=np.eye(3) + (lambda b: b @ b.T / 3)(_LN(3, 3)))
 
+X("numpy.real_if_close", "1d", "np.real_if_close(x) * x", x=_LN(4))
+
+# single outputs of the factorizations that return several, which tests/test_complex_matrix.py
+# (which leaves tuple results out) runs on complex inputs too: Hermitian inputs, and
+# functions of the vectors that do not depend on their signs (phases, for complex ones)
+HERM = "(x + np.conj(np.swapaxes(x, -1, -2))) / 2"      # Hermitian input from any square x
+X("numpy.linalg.eigh", "abs-vectors", f"np.abs(np.linalg.eigh({HERM})[1])",
+  x=np.eye(3) * np.arange(1.0, 4.0) + 0.3 * _LN(3, 3))
+X("numpy.linalg.eigh", "values", f"np.linalg.eigh({HERM})[0]", x=SPD(3))
+X("numpy.linalg.cholesky", "hermitian", f"np.linalg.cholesky({HERM})", x=SPD(3))
+X("numpy.linalg.svd", "abs-u", "np.abs(np.linalg.svd(x, full_matrices=False)[0])", x=_LN(3, 2))
+X("numpy.linalg.svd", "u-s-vh", "np.linalg.svd(x, full_matrices=False)[0] * "
+  "np.linalg.svd(x, full_matrices=False)[1][None, :] @ np.linalg.svd(x, full_matrices=False)[2]",
+  x=_LN(2, 3))
+X("numpy.linalg.eig", "abs-vectors", "np.abs(np.linalg.eig(x)[1])", x=_REAL_SPECTRUM(3))
+X("numpy.linalg.slogdet", "logabsdet", "np.linalg.slogdet(x)[1]", x=WELL(3))
+X("numpy.linalg.slogdet", "sign", "np.linalg.slogdet(x)[0] * x", x=WELL(3))
+
 # ======================================================================================
 # names in supported() no example exercises directly, and why
 # ======================================================================================

@@ -546,6 +546,7 @@ case(la.tensorsolve, np.transpose((2 * np.eye(6) + 0.3 * _LN(6, 6)).reshape(2, 3
 for _p in (None, 2, -2, "fro", "nuc", 1, -1, np.inf, -np.inf):
     case(la.cond, 2 * np.eye(3) + 0.4 * _LN(2, 3, 3), _p, _id=f"cond-{_p}")
 case(la.cond, _LN(3, 5), _id="cond-wide")
+case(np.real_if_close, _LN(4))
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -582,6 +582,7 @@ def _jvp_rule(rule):
     r = defvjp(rule.jvp, *vjps, name=name, params=params, env=ENV, needs_ans=False)
     r.structure, r.source_rule = "derived", rule
     r.complex = rule.complex
+    r.result = rule.result          # a tangent has its value's type (eig's: complex)
     for d in vjps:
         if d is not None:
             _refused(d, name, _third(rule, "reverse rule of its forward rule"))

@@ -1,4 +1,11 @@
-"""Rules for numpy.linalg (real inputs).
+"""Rules for numpy.linalg.
+
+Complex values (registry.COMPLEX, autograd's convention): solve, inv, det, matrix_power,
+multi_dot, tensorinv and tensorsolve are holomorphic (their real formulas hold as written);
+slogdet, cholesky, eigh/eigvalsh, svd/svdvals, pinv, eig/eigvals, the norms and cond are
+explicit (conjugate transposes where the real formulas have transposes; real results take
+the real part of their adjoint); qr and lstsq declare nothing (refused for complex
+values).
 
 The vjp functions follow rules/numpy_.py's conventions (``vjp(g, ans, *args, **kwargs)``
 returning a contribution of the argument's own shape) and register through its `_def`, so
@@ -15,8 +22,8 @@ Conventions at non-differentiable points and other choices:
     r). full_matrices=True / mode='complete' of a non-square (tall, for qr) matrix add an
     arbitrary orthonormal completion with no derivative: refused where it would need one
     (a reverse pass that sends it a nonzero adjoint, every forward pass).
-  * eig/eigvals: real matrices with real distinct eigenvalues (unit-norm eigenvectors);
-    complex eigenvalues are refused until complex differentiation exists.
+  * eig/eigvals: distinct eigenvalues (unit-norm eigenvectors), real or complex; their
+    results are taken for complex (a real matrix's spectrum may be).
   * norms at 0 have gradient 0; second derivatives of p-norms with p < 2 at a vector with a
     0 element are unbounded: refused.
   * The tangent of a NamedTuple result (SVDResult, QRResult, EighResult, EigResult,
@@ -30,7 +37,8 @@ from ..errors import TranspileError
 from ..runtime import unbroadcast
 from .forward_runtime import jvp_by_vjps
 from .numpy_ import (_T, _arr, _axes, _by_weights, _def, _expand, _fit, _given, _group_last,
-                     _is_zero, _matT, _parts, _plus, _scaled_bilinear_jvp, _t, _vjps_if_more)
+                     _is_zero, _matT, _parts, _plus, _real_tangent, _scaled_bilinear_jvp, _t,
+                     _vjps_if_more)
 
 la = np.linalg
 
@@ -64,7 +72,7 @@ def _solve_jvp(tangents, a, b):
     vec = np.ndim(b) == 1
     rhs = 0.0
     if _given(tangents[1]):
-        rhs = np.asarray(tangents[1], dtype=float)
+        rhs = np.asarray(tangents[1])
     if _given(tangents[0]):
         X = x[..., None] if vec else x
         dAx = np.asarray(tangents[0]) @ X
@@ -109,7 +117,7 @@ def _solve_vjp_a_jvp(tangents, g, ans, a, b):
 
 
 _def(la.solve, solve_vjp_a, solve_vjp_b, params="a, b", ans=True, jvp=_solve_jvp,
-     vjp_tangents=[_solve_vjp_a_jvp, _solve_vjp_b_jvp])
+     vjp_tangents=[_solve_vjp_a_jvp, _solve_vjp_b_jvp], complex="holomorphic")
 
 
 def inv_vjp(g, ans, a):
@@ -139,7 +147,7 @@ def _inv_jvp(da, a):
 
 
 _def(la.inv, inv_vjp, params="a", ans=True, jvp=_vjps_if_more(la.inv, [inv_vjp], _inv_jvp),
-     vjp_tangents=[_inv_vjp_jvp])
+     vjp_tangents=[_inv_vjp_jvp], complex="holomorphic")
 
 
 def _cofactors(A):
@@ -147,7 +155,8 @@ def _cofactors(A):
     matrix is det(u) det(vh) u diag(prod over j != i of s_j) vh."""
     u, s, vh = la.svd(A)
     others = np.prod(np.where(np.eye(s.shape[-1], dtype=bool), 1.0, s[..., None, :]), axis=-1)
-    return (la.det(u) * la.det(vh))[..., None, None] * ((u * others[..., None, :]) @ vh)
+    return (la.det(u) * la.det(vh))[..., None, None] * (
+        (np.conj(u) * others[..., None, :]) @ np.conj(vh))       # (det(a) inv(a)^T)
 
 
 def det_vjp(g, ans, a):
@@ -176,7 +185,7 @@ def _det_vjp_jvp(tangents, g, ans, a):
 
 _def(la.det, det_vjp, params="a", ans=True,
      jvp=_by_weights(la.det, [det_vjp], lambda nd, **kw: ((nd - 2, nd - 1), False)),
-     vjp_tangents=[_det_vjp_jvp])
+     vjp_tangents=[_det_vjp_jvp], complex="holomorphic")
 
 
 def _inv_or_refuse(A, what):
@@ -188,11 +197,23 @@ def _inv_or_refuse(A, what):
                              f"invertible matrix)") from None
 
 
+# slogdet of a complex a: logabsdet = Re log det a is real, sign = det a / |det a| has the
+# tangent sign i Im(w), w = tr(a^-1 da) (0 for a real a); the adjoint of a is
+# a^-T (Re(g_logabsdet) + i Im(g_sign sign)).
+def _slogdet_weight(g, ans):
+    """Re(g_logabsdet) + i Im(g_sign sign) (None where no adjoint flows)."""
+    gs, gl = _parts(g, 2)
+    c = None if _is_zero(gl) else np.real(np.asarray(gl))
+    if not _is_zero(gs) and np.iscomplexobj(ans[0]):
+        c = _plus(c, 1j * np.imag(np.asarray(gs) * np.asarray(ans[0])))
+    return c
+
+
 def slogdet_vjp(g, ans, a):
-    gl = _parts(g, 2)[1]
-    if _is_zero(gl):
+    c = _slogdet_weight(g, ans)
+    if c is None:
         return _fit(np.zeros(np.shape(a)), a)
-    return _fit(np.asarray(gl)[..., None, None]
+    return _fit(np.asarray(c)[..., None, None]
                 * _T(_inv_or_refuse(np.asarray(a), "the derivative of numpy.linalg.slogdet")), a)
 
 
@@ -200,102 +221,126 @@ def _slogdet_jvp(da, a):
     sign, logdet = la.slogdet(a)
     Ai = _inv_or_refuse(np.asarray(a), "the derivative of numpy.linalg.slogdet")
     t = np.einsum("...ij,...ji->...", Ai, np.asarray(da))
-    return [np.zeros(np.shape(sign)), (t if np.ndim(t) else float(t))]   # a NamedTuple: a list
+    dsign = sign * 1j * np.imag(t) if np.iscomplexobj(sign) else np.zeros(np.shape(sign))
+    t = np.real(t)
+    return [dsign, (t if np.ndim(t) else float(t))]         # a NamedTuple: a list
 
 
 def _slogdet_vjp_jvp(tangents, g, ans, a):
-    """g_logdet inv(a)^T (the sign carries no derivative)."""
+    """The tangent of a^-T c, c = Re(g_logabsdet) + i Im(g_sign sign), along g and a
+    (through sign: d sign = sign i Im tr(a^-1 da))."""
     dg, da = _t(tangents, 0), _t(tangents, 2)
-    gl = 0.0 if _is_zero(g) else g[1]
-    dgl = None if dg is None else dg[1]
     A = np.asarray(a)
-    _inv_or_refuse(A, "second derivatives of numpy.linalg.slogdet")
+    Ai = _inv_or_refuse(A, "second derivatives of numpy.linalg.slogdet")
+    c = _slogdet_weight(g, ans)
+    dc = None if dg is None else _slogdet_weight(dg, ans)
+    if da is not None and not _is_zero(g) and np.iscomplexobj(ans[0]):
+        gs = _parts(g, 2)[0]
+        if not _is_zero(gs):
+            dsign = _slogdet_jvp(da, A)[0]
+            dc = _plus(dc, 1j * np.imag(np.asarray(gs) * dsign))
     out = 0.0
-    if dgl is not None and not _is_zero(dgl):
-        out = np.asarray(dgl)[..., None, None] * _matT(la.inv(A))
-    if da is not None and not _is_zero(gl):
-        out = out + np.asarray(gl)[..., None, None] * _matT(_dinv(A, da))
+    if dc is not None:
+        out = np.asarray(dc)[..., None, None] * _matT(Ai)
+    if da is not None and c is not None:
+        out = out + np.asarray(c)[..., None, None] * _matT(_dinv(A, da))
     return out
 
 
-_def(la.slogdet, slogdet_vjp, params="a", several=True,
+_def(la.slogdet, slogdet_vjp, params="a", ans=True, several=True,
      jvp=_vjps_if_more(la.slogdet, [slogdet_vjp], _slogdet_jvp),
-     vjp_tangents=[_slogdet_vjp_jvp])
+     vjp_tangents=[_slogdet_vjp_jvp], complex="explicit")
+
+
+def _H(x):
+    """The conjugate transpose of the last two axes (the transpose for real x)."""
+    x = np.asarray(x)
+    return np.conj(_matT(x)) if np.iscomplexobj(x) else _matT(x)
 
 
 def _lower_partial(M, uplo="L"):
     """Gradient wrt a matrix read through one triangle, from a gradient M wrt the
-    symmetric matrix (any M with the right symmetric part)."""
-    S = (M + _T(M)) / 2
+    symmetric (complex: Hermitian, of real diagonal) matrix it stands for (any M with the
+    right symmetric part): M_ij + conj(M_ji) below the diagonal, Re(M_ii) on it."""
+    S = (M + _H(M)) / 2
     d = np.diagonal(S, axis1=-2, axis2=-1)
     tri = np.tril if uplo.upper() == "L" else np.triu
     return 2 * tri(S) - d[..., None] * np.eye(S.shape[-1])
 
 
+# a = L L^H (L lower triangular, of real positive diagonal; upper=True returns L^H), read
+# from one triangle of a (Hermitian: _read_triangle). With Phi(X) = tril(X) with its diagonal
+# halved and P = L^-1 da L^-H, dL = L Phi(P); the vjp is the triangle's gradient
+# (_lower_partial) of conj(S), S = L^-H Phi(L^H conj(G)) L^-1 (for real a the formulas of
+# the real case: the conjugates do nothing).
+def _cholesky_phi(X):
+    return np.tril(X) / (1.0 + np.eye(X.shape[-1]))
+
+
+def _cholesky_lower(L, G, upper):
+    """(L, G) of the lower factor for the result and its adjoint (upper: L^H and G^H)."""
+    return (_H(L), _H(G)) if upper else (np.asarray(L), np.asarray(G))
+
+
+def _cholesky_S(L, Gc):
+    """L^-H Phi(L^H Gc) L^-1."""
+    left = la.solve(_H(L), _cholesky_phi(_H(L) @ Gc))
+    return _H(la.solve(_H(L), _H(left)))
+
+
 def cholesky_vjp(g, ans, a, upper=False):
-    L = np.asarray(ans)
-    G = np.asarray(g)
-    if upper:
-        L, G = _T(L), _T(G)
-    n = L.shape[-1]
-    phi = lambda X: np.tril(X) / (1.0 + np.eye(n))
-    P = phi(np.matmul(_T(L), G))
-    S = la.solve(_T(L), _T(la.solve(_T(L), _T(P))))      # L^-T P L^-1
-    M = (S + _T(S)) / 2
-    return _fit(_lower_partial(M, "U" if upper else "L"), a)
+    L, G = _cholesky_lower(ans, g, upper)
+    S = _cholesky_S(L, np.conj(G))
+    return _fit(_lower_partial(np.conj(S), "U" if upper else "L"), a)
 
 
 def _cholesky_jvp(da, a, upper=False):
     L = la.cholesky(a, upper=upper) if upper else la.cholesky(a)
-    Lo = _T(L) if upper else L
+    Lo = _H(L) if upper else L
     Li = la.inv(Lo)
-    n = Lo.shape[-1]
-    # (cholesky reads one triangle of its input: the tangent of what it reads)
-    P = Li @ _read_triangle(np.asarray(da), "U" if upper else "L") @ _T(Li)
-    dL = Lo @ (np.tril(P) / (1.0 + np.eye(n)))
-    return _T(dL) if upper else dL
+    P = Li @ _read_triangle(da, "U" if upper else "L") @ _H(Li)
+    dL = Lo @ _cholesky_phi(P)
+    return _H(dL) if upper else dL
 
 
 def _cholesky_vjp_jvp(tangents, g, ans, a, upper=False):
-    """cholesky's vjp: with P = phi(L^T G), S = L^-T P L^-1, the result is the lower-triangle
-    gradient of sym(S). It depends on g (linearly) and on L = ans: with dL the tangent of
-    ans, dS = -L^-T dL^T S + L^-T phi(dL^T G) L^-1 - S dL L^-1 (plus the dG part)."""
+    """cholesky's vjp: the triangle's gradient of conj(S), S = L^-H Phi(L^H Gc) L^-1 with
+    Gc = conj(G). It depends on g (linearly) and on L = ans: with dL the tangent of ans,
+    dS = -L^-H dL^H S + L^-H Phi(dL^H Gc) L^-1 - S dL L^-1 (plus the dG part)."""
     dg, dans = _t(tangents, 0), _t(tangents, 1)
     terms = [None if dg is None else cholesky_vjp(dg, ans, a, upper)]
     if dans is not None and not _is_zero(g):
-        L, G, dL = np.asarray(ans), np.asarray(g), np.asarray(dans)
-        if upper:
-            L, G, dL = _matT(L), _matT(G), _matT(dL)
-        n = L.shape[-1]
+        L, G = _cholesky_lower(ans, g, upper)
+        dL = _H(dans) if upper else np.asarray(dans)
+        Gc = np.conj(G)
 
-        def phi(X):
-            return np.tril(X) / (1.0 + np.eye(n))
-
-        def left(X):                       # L^-T X
-            return la.solve(_matT(L), X)
+        def left(X):                       # L^-H X
+            return la.solve(_H(L), X)
 
         def right(X):                      # X L^-1
-            return _matT(la.solve(_matT(L), _matT(X)))
+            return _H(la.solve(_H(L), _H(X)))
 
-        S = right(left(phi(_matT(L) @ G)))
-        dS = -left(_matT(dL) @ S) + right(left(phi(_matT(dL) @ G))) - right(S @ dL)
-        terms.append(_lower_partial((dS + _matT(dS)) / 2, "U" if upper else "L"))
+        S = _cholesky_S(L, Gc)
+        dS = -left(_H(dL) @ S) + right(left(_cholesky_phi(_H(dL) @ Gc))) - right(S @ dL)
+        terms.append(_fit(_lower_partial(np.conj(dS), "U" if upper else "L"), a))
     return _plus(*terms)
 
 
 _def(la.cholesky, cholesky_vjp, params="a", ans=True,
      jvp=_vjps_if_more(la.cholesky, [cholesky_vjp], _cholesky_jvp),
-     vjp_tangents=[_cholesky_vjp_jvp])
+     vjp_tangents=[_cholesky_vjp_jvp], complex="explicit")
 
 
 def _eigh_M(gw, gv, w, v):
-    vT = _T(v)
+    """The gradient wrt the Hermitian matrix: conj(v) (diag(gw) + F o (v^T gv)) v^T (the
+    eigenvalues are real: the real part of gw)."""
+    vT, vc = _T(v), np.conj(v)
     M = 0
     if not _is_zero(gw):
-        M = np.matmul(v * np.asarray(gw)[..., None, :], vT)
+        M = np.matmul(vc * np.real(np.asarray(gw))[..., None, :], vT)
     if not _is_zero(gv):
         F = _eigh_F(w)
-        M = M + np.matmul(np.matmul(v, F * np.matmul(vT, np.asarray(gv))), vT)
+        M = M + np.matmul(np.matmul(vc, F * np.matmul(vT, np.asarray(gv))), vT)
     return M
 
 
@@ -316,6 +361,10 @@ def eigvalsh_vjp(g, ans, a, UPLO="L"):
 def _read_triangle(a, UPLO="L"):
     """The symmetric matrix eigh and eigvalsh see in a (they read one triangle)."""
     A = np.asarray(a)
+    if np.iscomplexobj(A):              # Hermitian; LAPACK reads the diagonal's real part
+        half = np.tril(A, -1) if UPLO.upper() == "L" else np.triu(A, 1)
+        d = np.real(np.diagonal(A, axis1=-2, axis2=-1))
+        return half + _H(half) + d[..., None, :] * np.eye(A.shape[-1])
     if UPLO.upper() == "L":
         return np.tril(A) + _matT(np.tril(A, -1))
     return np.triu(A) + _matT(np.triu(A, 1))
@@ -344,8 +393,8 @@ def _eigh_F(w):
 def _eigh_tangent(w, v, da, UPLO, vectors=True):
     """(dw, dv) of eigh for the tangent da of its input (distinct eigenvalues); dv None
     for vectors=False."""
-    P = _matT(v) @ _read_triangle(da, UPLO) @ v
-    dw = np.diagonal(P, axis1=-2, axis2=-1).copy()
+    P = _H(v) @ _read_triangle(da, UPLO) @ v
+    dw = np.real(np.diagonal(P, axis1=-2, axis2=-1)).copy()
     return dw, (v @ (_eigh_F(w) * P) if vectors else None)
 
 
@@ -366,16 +415,17 @@ def _eigh_vjp_jvp(tangents, g, ans, a, UPLO="L"):
         w, v = np.asarray(ans[0]), np.asarray(ans[1])
         dw, dv = (np.zeros_like(x) if _is_zero(t) else np.asarray(t)
                   for t, x in zip(_parts(dans, 2), (w, v)))
-        vT, dvT = _matT(v), _matT(dv)
+        dw = np.real(dw)
+        vT, dvT, vc, dvc = _matT(v), _matT(dv), np.conj(v), np.conj(dv)
         dM = 0.0
         if not _is_zero(gw):
-            Gw = np.asarray(gw)[..., None, :]
-            dM = dM + (dv * Gw) @ vT + (v * Gw) @ dvT
+            Gw = np.real(np.asarray(gw))[..., None, :]
+            dM = dM + (dvc * Gw) @ vT + (vc * Gw) @ dvT
         if not _is_zero(gv):
             F, C = _eigh_F(w), vT @ np.asarray(gv)
             K = F * C
             dK = -(F * F) * (dw[..., None, :] - dw[..., :, None]) * C + F * (dvT @ gv)
-            dM = dM + dv @ K @ vT + v @ dK @ vT + v @ K @ dvT
+            dM = dM + dvc @ K @ vT + vc @ dK @ vT + vc @ K @ dvT
         terms.append(_fit(_lower_partial(dM, UPLO), a))
     return _plus(*terms)
 
@@ -394,43 +444,50 @@ def _eigvalsh_vjp_jvp(tangents, g, ans, a, UPLO="L"):
     if da is not None and not _is_zero(g):
         w, v = la.eigh(np.asarray(a), UPLO=UPLO)
         dv = _eigh_tangent(w, v, da, UPLO)[1]
-        G = np.asarray(g)[..., None, :]
-        terms.append(_fit(_lower_partial((dv * G) @ _matT(v) + (v * G) @ _matT(dv), UPLO),
-                          a))
+        G = np.real(np.asarray(g))[..., None, :]
+        terms.append(_fit(_lower_partial((np.conj(dv) * G) @ _matT(v)
+                                         + (np.conj(v) * G) @ _matT(dv), UPLO), a))
     return _plus(*terms)
 
 
-_def(la.eigh, eigh_vjp, params="a", ans=True, several=True, jvp=_eigh_jvp, vjp_tangents=[_eigh_vjp_jvp])
+# (complex Hermitian matrices: real eigenvalues, complex eigenvectors; a function of the
+# eigenvectors is differentiable where it does not depend on their phases)
+_def(la.eigh, eigh_vjp, params="a", ans=True, several=True, jvp=_eigh_jvp,
+     vjp_tangents=[_eigh_vjp_jvp], complex="explicit")
 _def(la.eigvalsh, eigvalsh_vjp, params="a", jvp=_eigvalsh_jvp,
-     vjp_tangents=[_eigvalsh_vjp_jvp])
+     vjp_tangents=[_eigvalsh_vjp_jvp], complex="explicit", result="real")
 
 
 def svdvals_vjp(g, ans, x):
+    """conj(u diag(g) vh) (the gradient of s_k = Re(u_k^H x v_k); g real)."""
     u, s, vh = la.svd(np.asarray(x), full_matrices=False)
-    return _fit(np.matmul(u * np.asarray(g)[..., None, :], vh), x)
+    return _fit(np.conj(np.matmul(u * np.real(np.asarray(g))[..., None, :], vh)), x)
 
 
 def _svd_tangent(u, s, vh, dA, vectors=True):
     """(du, ds, dvh) of the thin SVD u diag(s) vh along dA (distinct nonzero singular
-    values): with dP = u^T dA v and F_ij = 1 / (s_j^2 - s_i^2) off the diagonal,
-    du = u (F o (dP S + S dP^T)) + (I - u u^T) dA v S^-1, ds = diag(dP),
-    dv = v (F o (S dP + dP^T S)) + (I - v v^T) dA^T u S^-1."""
-    v = _matT(vh)
-    dA = np.asarray(dA, dtype=float)
-    dP = _matT(u) @ dA @ v
-    ds = np.diagonal(dP, axis1=-2, axis2=-1).copy()
+    values): with dP = u^H dA v and F_ij = 1 / (s_j^2 - s_i^2) off the diagonal,
+    du = u (F o (dP S + S dP^H) + i Im diag(dP) S^-1) + (I - u u^H) dA v S^-1,
+    ds = Re diag(dP), dv = v (F o (S dP + dP^H S)) + (I - v v^H) dA^H u S^-1 (for complex
+    a, the phases of the vectors are fixed by giving u's the imaginary diagonal term)."""
+    v = _H(vh)
+    dA = _arr(dA)
+    dP = _H(u) @ dA @ v
+    ds = np.real(np.diagonal(dP, axis1=-2, axis2=-1)).copy()
     if not vectors:
         return None, ds, None
     F = _svd_F(s, u.shape[-2], v.shape[-2])
     col, row = s[..., None, :], s[..., :, None]            # X * col = X S, row * X = S X
-    du = u @ (F * (dP * col + row * _matT(dP)))
-    dv = v @ (F * (row * dP + _matT(dP) * col))
+    du = u @ (F * (dP * col + row * _H(dP)))
+    dv = v @ (F * (row * dP + _H(dP) * col))
+    if np.iscomplexobj(dP):
+        du = du + u * (1j * np.imag(np.diagonal(dP, axis1=-2, axis2=-1)) / s)[..., None, :]
     k = s.shape[-1]
-    if u.shape[-2] > k:             # (I - u u^T) dA v S^-1 (0 for a square u)
-        du = du + (dA @ v - u @ (_matT(u) @ dA @ v)) / col
+    if u.shape[-2] > k:             # (I - u u^H) dA v S^-1 (0 for a square u)
+        du = du + (dA @ v - u @ (_H(u) @ dA @ v)) / col
     if v.shape[-2] > k:
-        dv = dv + (_matT(dA) @ u - v @ (vh @ _matT(dA) @ u)) / col
-    return du, ds, _matT(dv)
+        dv = dv + (_H(dA) @ u - v @ (vh @ _H(dA) @ u)) / col
+    return du, ds, _H(dv)
 
 
 def _svd_F(s, m, n):
@@ -445,7 +502,7 @@ def _svd_F(s, m, n):
 
 
 def _svdvals_jvp(tangents, x):
-    u, s, vh = la.svd(np.asarray(x, dtype=float), full_matrices=False)
+    u, s, vh = la.svd(_arr(x), full_matrices=False)
     if not _given(tangents[0]):
         return np.zeros_like(s)
     return _svd_tangent(u, s, vh, tangents[0], vectors=False)[1]
@@ -456,14 +513,15 @@ def _svdvals_vjp_jvp(tangents, g, ans, x):
     dg, dx = _t(tangents, 0), _t(tangents, 2)
     terms = [None if dg is None else svdvals_vjp(dg, ans, x)]
     if dx is not None and not _is_zero(g):
-        u, s, vh = la.svd(np.asarray(x, dtype=float), full_matrices=False)
+        u, s, vh = la.svd(_arr(x), full_matrices=False)
         du, _, dvh = _svd_tangent(u, s, vh, dx)
-        G = np.asarray(g)[..., None, :]
-        terms.append(_fit((du * G) @ vh + (u * G) @ dvh, x))
+        G = np.real(np.asarray(g))[..., None, :]
+        terms.append(_fit(np.conj((du * G) @ vh + (u * G) @ dvh), x))
     return _plus(*terms)
 
 
-_def(la.svdvals, svdvals_vjp, params="x", jvp=_svdvals_jvp, vjp_tangents=[_svdvals_vjp_jvp])
+_def(la.svdvals, svdvals_vjp, params="x", jvp=_svdvals_jvp, vjp_tangents=[_svdvals_vjp_jvp],
+     complex="explicit", result="real")
 
 
 # --- svd ---------------------------------------------------------------------------------
@@ -495,11 +553,11 @@ def _svd_parts(g, ans, k):
     u, s, vh = (np.asarray(p) for p in ans)
     out = []
     for part, x in zip(_parts(g, 3), (u, s, vh)):
-        out.append(np.zeros(x.shape) if _is_zero(part) else np.asarray(part, dtype=float))
+        out.append(np.zeros(x.shape) if _is_zero(part) else np.asarray(part))
     gu, gs, gvh = out
     if np.any(gu[..., :, k:]) or np.any(gvh[..., k:, :]):
         return None
-    return gu[..., :, :k], gs, _matT(gvh[..., :k, :])
+    return gu[..., :, :k], np.real(gs), _H(gvh[..., :k, :])
 
 
 def _svd_back(gu, gs, gv, u, s, v, d=None):
@@ -514,6 +572,8 @@ def _svd_back(gu, gs, gv, u, s, v, d=None):
         F = np.zeros(s.shape[:-1] + (k, k))               # the singular values alone
     else:
         F = _svd_F(s, u.shape[-2], v.shape[-2])
+    if np.iscomplexobj(u) or np.iscomplexobj(gu) or np.iscomplexobj(gv):
+        return _svd_back_complex(gu, gs, gv, u, s, v, F, tall, wide, d)
     uT, vT = _matT(u), _matT(v)
     Cu, Cv = uT @ gu, vT @ gv
     J, K = F * (Cu - _matT(Cu)), F * (Cv - _matT(Cv))
@@ -547,6 +607,49 @@ def _svd_back(gu, gs, gv, u, s, v, d=None):
     return out
 
 
+def _svd_back_complex(gu, gs, gv, u, s, v, F, tall, wide, d=None):
+    """The vjp of the reduced SVD of a complex matrix, as _svd_back's with conjugate
+    transposes: with Gu = conj(gu), Gv = conj(gv), X = u^H Gu, Z = v^H Gv,
+    Y = (F o (X - X^H)) S + diag(gs) + S (F o (Z - Z^H)) + i Im diag(X) S^-1 (the term of
+    the vectors' phases), the adjoint is conj(u Y v^H + (I - u u^H) Gu S^-1 v^H
+    + u S^-1 Gv^H (I - v v^H)); with d = (dgu, dgs, dgv, du, ds, dv) its tangent."""
+    k = s.shape[-1]
+    eye = np.eye(k)
+    Gu, Gv = np.conj(gu), np.conj(gv)
+    X, Z = _H(u) @ Gu, _H(v) @ Gv
+    col, row = s[..., None, :], s[..., :, None]
+    JX, KZ = F * (X - _H(X)), F * (Z - _H(Z))
+    imX = np.imag(np.diagonal(X, axis1=-2, axis2=-1))
+    Y = JX * col + eye * gs[..., :, None] + row * KZ + eye * (1j * imX / s)[..., None, :]
+    Pu, Pv = Gu - u @ X, Gv - v @ Z
+    if d is None:
+        out = u @ Y @ _H(v)
+        if tall:
+            out = out + (Pu / col) @ _H(v)
+        if wide:
+            out = out + u @ _H(Pv / col)
+        return np.conj(out)
+    dgu, dgs, dgv, du, ds, dv = d
+    ds = np.real(ds)
+    dGu, dGv = np.conj(dgu), np.conj(dgv)
+    dX, dZ = _H(du) @ Gu + _H(u) @ dGu, _H(dv) @ Gv + _H(v) @ dGv
+    dF = -(F * F) * 2 * (s[..., None, :] * ds[..., None, :] - s[..., :, None] * ds[..., :, None])
+    dcol, drow = ds[..., None, :], ds[..., :, None]
+    dimX = np.imag(np.diagonal(dX, axis1=-2, axis2=-1))
+    dY = ((dF * (X - _H(X)) + F * (dX - _H(dX))) * col + JX * dcol
+          + eye * np.real(dgs)[..., :, None] + drow * KZ
+          + row * (dF * (Z - _H(Z)) + F * (dZ - _H(dZ)))
+          + eye * (1j * (dimX / s - imX * ds / s ** 2))[..., None, :])
+    out = du @ Y @ _H(v) + u @ dY @ _H(v) + u @ Y @ _H(dv)
+    if tall:
+        dPu = dGu - du @ X - u @ dX
+        out = out + (dPu / col - Pu * dcol / col ** 2) @ _H(v) + (Pu / col) @ _H(dv)
+    if wide:
+        dPv = dGv - dv @ Z - v @ dZ
+        out = out + du @ _H(Pv / col) + u @ _H(dPv / col - Pv * dcol / col ** 2)
+    return np.conj(out)
+
+
 def svd_vjp(g, ans, a, full_matrices=True, compute_uv=True, hermitian=False):
     extra = _svd_check(a, full_matrices, hermitian)
     if not compute_uv:
@@ -558,7 +661,7 @@ def svd_vjp(g, ans, a, full_matrices=True, compute_uv=True, hermitian=False):
         raise _svd_full_refusal()
     if extra:
         u, vh = u[..., :, :k], vh[..., :k, :]
-    return _fit(_svd_back(*parts, u, s, _matT(vh)), a)
+    return _fit(_svd_back(*parts, u, s, _H(vh)), a)
 
 
 def _svd_jvp(tangents, a, full_matrices=True, compute_uv=True, hermitian=False):
@@ -567,7 +670,7 @@ def _svd_jvp(tangents, a, full_matrices=True, compute_uv=True, hermitian=False):
         return _svdvals_jvp(tangents, a)
     if extra:
         raise _svd_full_refusal()
-    u, s, vh = la.svd(np.asarray(a, dtype=float), full_matrices=False)
+    u, s, vh = la.svd(_arr(a), full_matrices=False)
     if not _given(tangents[0]):
         return [np.zeros_like(u), np.zeros_like(s), np.zeros_like(vh)]
     return list(_svd_tangent(u, s, vh, tangents[0]))      # a NamedTuple's tangent: a list
@@ -591,13 +694,15 @@ def _svd_vjp_jvp(tangents, g, ans, a, full_matrices=True, compute_uv=True,
             dans = (np.zeros(u.shape), np.zeros(s.shape), np.zeros(vh.shape))
         else:
             dans = _svd_tangent(u, s, vh, da)
-    du, ds, dvh = (np.zeros(x.shape) if _is_zero(t) else np.asarray(t, dtype=float)
+    du, ds, dvh = (np.zeros(x.shape) if _is_zero(t) else np.asarray(t)
                    for t, x in zip(_parts(dans, 3), (u, s, vh)))
-    return _fit(_svd_back(*parts, u, s, _matT(vh), d=(*dparts, du, ds, _matT(dvh))), a)
+    return _fit(_svd_back(*parts, u, s, _H(vh), d=(*dparts, du, ds, _H(dvh))), a)
 
 
+# (complex matrices: a function of the singular vectors is differentiable where it does not
+# depend on their phases, u_k -> u_k e^(i t), v_k -> v_k e^(i t))
 _def(la.svd, svd_vjp, None, None, None, params="a, full_matrices, compute_uv, hermitian",
-     ans=True, several=True, jvp=_svd_jvp, vjp_tangents=[_svd_vjp_jvp])
+     ans=True, several=True, jvp=_svd_jvp, vjp_tangents=[_svd_vjp_jvp], complex="explicit")
 
 
 def _pinv_hermitian(rest, kw):
@@ -610,31 +715,33 @@ def _pinv_read(a, rest, kw):
     hermitian=True), and how a gradient with respect to it goes back to a."""
     if _pinv_hermitian(rest, kw):
         return _read_triangle(a, "L"), lambda M: _lower_partial(M, "L")
-    return np.asarray(a, dtype=float), lambda M: M
+    return _arr(a), lambda M: M
 
 
 def pinv_vjp(g, ans, a, *rest, **kw):
-    """Pseudo-inverse of a matrix of constant rank: Golub & Pereyra's formula."""
+    """Pseudo-inverse of a matrix of constant rank: Golub & Pereyra's formula (for complex
+    a, with conjugate transposes: the terms in da^H enter conjugated,
+    -P^T G P^T + conj(Q G^T P P^H) + conj(P^H P G^T R))."""
     A, back = _pinv_read(a, rest, kw)
     Pi, G = np.asarray(ans), np.asarray(g)
-    PT, GT = _T(Pi), _T(G)
+    PT, PH, GT = _T(Pi), _H(Pi), _T(G)
     m, n = A.shape[-2], A.shape[-1]
     Q = np.eye(m) - np.matmul(A, Pi)
     R = np.eye(n) - np.matmul(Pi, A)
     r = (-np.matmul(np.matmul(PT, G), PT)
-         + np.matmul(np.matmul(Q, GT), np.matmul(Pi, PT))
-         + np.matmul(np.matmul(PT, Pi), np.matmul(GT, R)))
+         + np.conj(np.matmul(np.matmul(Q, GT), np.matmul(Pi, PH)))
+         + np.conj(np.matmul(np.matmul(PH, Pi), np.matmul(GT, R))))
     return _fit(back(r), a)
 
 
 def _dpinv(A, P, dA):
     """The tangent of P = pinv(A) along dA (constant rank):
-    -P dA P + P P^T dA^T (I - A P) + (I - P A) dA^T P^T P."""
-    dA = np.asarray(dA, dtype=float)
+    -P dA P + P P^H dA^H (I - A P) + (I - P A) dA^H P^H P."""
+    dA = _arr(dA)
     m, n = A.shape[-2], A.shape[-1]
-    PT, dAT = _matT(P), _matT(dA)
-    return (-(P @ dA @ P) + P @ PT @ dAT @ (np.eye(m) - A @ P)
-            + (np.eye(n) - P @ A) @ dAT @ PT @ P)
+    PH, dAH = _H(P), _H(dA)
+    return (-(P @ dA @ P) + P @ PH @ dAH @ (np.eye(m) - A @ P)
+            + (np.eye(n) - P @ A) @ dAH @ PH @ P)
 
 
 def _pinv_jvp(tangents, a, *rest, **kw):
@@ -652,26 +759,27 @@ def _pinv_vjp_jvp(tangents, g, ans, a, *rest, **kw):
     terms = [None if dg is None else pinv_vjp(dg, ans, a, *rest, **kw)]
     if (da is not None or dP is not None) and not _is_zero(g):
         (A, back), P, G = _pinv_read(a, rest, kw), np.asarray(ans), np.asarray(g)
-        dA = np.zeros(A.shape) if da is None else np.asarray(da, dtype=float)
+        dA = np.zeros(A.shape) if da is None else _arr(da)
         if da is not None and _pinv_hermitian(rest, kw):
             dA = _read_triangle(dA, "L")
         dP = _dpinv(A, P, dA) if dP is None else np.asarray(dP)
         m, n = A.shape[-2], A.shape[-1]
-        PT, GT, dPT = _matT(P), _matT(G), _matT(dP)
+        PT, PH, GT, dPT, dPH = _matT(P), _H(P), _matT(G), _matT(dP), _H(dP)
         Q, R = np.eye(m) - A @ P, np.eye(n) - P @ A
         dQ, dR = -(dA @ P + A @ dP), -(dP @ A + P @ dA)
         d = (-(dPT @ G @ PT + PT @ G @ dPT)
-             + dQ @ GT @ P @ PT + Q @ GT @ (dP @ PT + P @ dPT)
-             + (dPT @ P + PT @ dP) @ GT @ R + PT @ P @ GT @ dR)
+             + np.conj(dQ @ GT @ P @ PH + Q @ GT @ (dP @ PH + P @ dPH))
+             + np.conj((dPH @ P + PH @ dP) @ GT @ R + PH @ P @ GT @ dR))
         terms.append(_fit(back(d), a))
     return _plus(*terms)
 
 
-_def(la.pinv, pinv_vjp, params="a", ans=True, jvp=_pinv_jvp, vjp_tangents=[_pinv_vjp_jvp])
+_def(la.pinv, pinv_vjp, params="a", ans=True, jvp=_pinv_jvp, vjp_tangents=[_pinv_vjp_jvp],
+     complex="explicit")
 
 
 def matrix_power_vjp(g, ans, a, n):
-    A = np.asarray(a, dtype=float)
+    A = _arr(a)
     G = np.asarray(g)
     if n < 0:
         B = la.inv(A)
@@ -692,7 +800,7 @@ def _power_tangent(B, dB, m):
     pows = [np.broadcast_to(np.eye(B.shape[-1]), B.shape)]
     for _ in range(m - 1):
         pows.append(pows[-1] @ B)
-    out = np.zeros(np.broadcast_shapes(B.shape, np.shape(dB)))
+    out = np.zeros(np.broadcast_shapes(B.shape, np.shape(dB)), dtype=np.result_type(B, dB))
     for j in range(m):
         out = out + pows[j] @ dB @ pows[m - 1 - j]
     return out
@@ -701,7 +809,7 @@ def _power_tangent(B, dB, m):
 def _matrix_power_jvp(tangents, a, n):
     if not _given(tangents[0]):
         return 0.0
-    A, dA = np.asarray(a, dtype=float), np.asarray(tangents[0], dtype=float)
+    A, dA = _arr(a), np.asarray(tangents[0])
     if n < 0:
         A, dA, n = la.inv(A), -(la.inv(A) @ dA @ la.inv(A)), -n
     return _power_tangent(A, dA, n)
@@ -727,10 +835,10 @@ def _matrix_power_vjp_jvp(tangents, g, ans, a, n):
     dg, da = _t(tangents, 0), _t(tangents, 2)
     if n == 0:
         return 0.0
-    A = np.asarray(a, dtype=float)
-    G = np.asarray(g, dtype=float) if not _is_zero(g) else np.zeros(A.shape)
-    dA = np.zeros(A.shape) if da is None else np.asarray(da, dtype=float)
-    dG = None if dg is None else np.asarray(dg, dtype=float)
+    A = _arr(a)
+    G = np.asarray(g) if not _is_zero(g) else np.zeros(A.shape)
+    dA = np.zeros(A.shape) if da is None else np.asarray(da)
+    dG = None if dg is None else np.asarray(dg)
     if n > 0:
         return _power_vjp_tangent(G, dG, A, dA, n)
     B = la.inv(A)
@@ -742,7 +850,7 @@ def _matrix_power_vjp_jvp(tangents, g, ans, a, n):
 
 
 _def(la.matrix_power, matrix_power_vjp, None, params="a, n", jvp=_matrix_power_jvp,
-     vjp_tangents=[_matrix_power_vjp_jvp])
+     vjp_tangents=[_matrix_power_vjp_jvp], complex="holomorphic")
 
 
 def multi_dot_vjp(g, ans, arrays, **kw):
@@ -799,28 +907,38 @@ def _multi_dot_vjp_jvp(tangents, g, ans, arrays, **kw):
 
 _def(la.multi_dot, multi_dot_vjp, params="arrays",
      jvp=_vjps_if_more(la.multi_dot, [multi_dot_vjp], _multi_dot_jvp),
-     vjp_tangents=[_multi_dot_vjp_jvp])
+     vjp_tangents=[_multi_dot_vjp_jvp], complex="holomorphic")
 
 
 # --- norms -------------------------------------------------------------------------------
+# Norms of complex values are real: their vjps take the real part of g, and the gradient of
+# |z| is conj(z) / |z| (`_csign`), that of |z|^2 2 conj(z) (registry.COMPLEX).
+def _csign(x):
+    """The gradient of |x|: sign(x) for real x, conj(x) / |x| (0 at 0) for complex x."""
+    if not np.iscomplexobj(x):
+        return np.sign(x)
+    m = np.abs(x)
+    return np.where(m == 0, 0, np.conj(x) / np.where(m == 0, 1, m))
+
+
 def _vector_norm_grad(x, ans, g, ord, axis, keepdims):
     ax = _axes(axis, x.ndim)
     n = _expand(ans, x.ndim, axis, keepdims)
-    gg = _expand(g, x.ndim, axis, keepdims)
+    gg = _expand(np.real(g), x.ndim, axis, keepdims)
     if ord is None or ord == 2:
         safe = np.where(n == 0, 1, n)
-        return np.where(n == 0, 0, x / safe) * gg
+        return np.where(n == 0, 0, np.conj(x) / safe) * gg
     if ord == 0:
         return np.zeros_like(x)
     if ord in (np.inf, -np.inf):
         mask = np.abs(x) == n                     # ties split evenly
         cnt = np.sum(mask, axis=ax, keepdims=True)
-        return np.sign(x) * mask * gg / np.maximum(cnt, 1)
+        return _csign(x) * mask * gg / np.maximum(cnt, 1)
     if ord == 1:
-        return np.sign(x) * gg
+        return _csign(x) * gg
     p = float(ord)
     safe = np.where(n == 0, 1, n)
-    r = np.sign(x) * np.abs(x) ** (p - 1) / safe ** (p - 1)
+    r = _csign(x) * np.abs(x) ** (p - 1) / safe ** (p - 1)
     return np.where(n == 0, 0, r) * gg
 
 
@@ -832,23 +950,24 @@ def _matrix_norm_grad(x, ans, g, ord, axes, keepdims):
         nm = np.moveaxis(np.asarray(ans), (a1, a2), (-2, -1))[..., 0, 0]
     else:
         gm, nm = np.asarray(g), np.asarray(ans)
-    gm = gm[..., None, None]
+    gm = np.real(gm)[..., None, None]
     nm = nm[..., None, None]
     if ord in (None, "fro"):
-        r = np.where(nm == 0, 0, xm / np.where(nm == 0, 1, nm)) * gm
+        r = np.where(nm == 0, 0, np.conj(xm) / np.where(nm == 0, 1, nm)) * gm
     elif ord in ("nuc", 2, -2):
+        # (a complex x: the gradient of s_k = Re(u_k^H x v_k) is conj(u_k vh_k))
         u, s, vh = la.svd(xm, full_matrices=False)
         if ord == "nuc":
-            r = np.matmul(u, vh) * gm
+            r = np.conj(np.matmul(u, vh)) * gm
         else:
             k = 0 if ord == 2 else -1
-            r = u[..., :, k][..., :, None] * vh[..., k, :][..., None, :] * gm
+            r = np.conj(u[..., :, k][..., :, None] * vh[..., k, :][..., None, :]) * gm
     elif ord in (1, -1, np.inf, -np.inf):
         rows = ord in (np.inf, -np.inf)
         sums = np.sum(np.abs(xm), axis=-1 if rows else -2, keepdims=True)
         mask = sums == nm
         mask = mask / np.sum(mask, axis=-2 if rows else -1, keepdims=True)
-        r = np.sign(xm) * mask * gm
+        r = _csign(xm) * mask * gm
     else:
         raise NotImplementedError(f"norm gradient for ord={ord!r}")
     return np.moveaxis(r, (-2, -1), (a1, a2))
@@ -884,14 +1003,44 @@ def _pnorm_vjp_tangent(vjp, tangents, g, ans, x, p, axis, keepdims, *args):
                                  f"vector with an element equal to 0 are unbounded")
         n = _expand(ans, X.ndim, axis, keepdims)
         safe = np.where(n == 0, 1, n)
+        m = np.abs(X)
         d = 0.0
-        if dx is not None:
-            d = d + np.abs(X) ** (p - 2) * np.asarray(dx) / safe ** (p - 1)
+        if dx is not None and (np.iscomplexobj(X) or np.iscomplexobj(dx)):
+            # the tangent of conj(x) |x|^(p-2): conj(dx) |x|^(p-2)
+            # + (p - 2) conj(x) |x|^(p-4) Re(conj(x) dx) (p = 1 too: the 1-norm)
+            dX = np.asarray(dx)
+            ms = np.where(m == 0, 1, m)
+            dz = np.conj(dX) * ms ** (p - 2) + (p - 2) * np.conj(X) * ms ** (p - 4) * np.real(
+                np.conj(X) * dX)
+            d = d + np.where(m == 0, 0, dz) / safe ** (p - 1)
+        elif dx is not None:
+            d = d + (p - 1) * m ** (p - 2) * np.asarray(dx) / safe ** (p - 1)
         if dans is not None:
-            dn = _expand(dans, X.ndim, axis, keepdims)
-            d = d - np.sign(X) * np.abs(X) ** (p - 1) * dn / safe ** p
-        G = _expand(g, X.ndim, axis, keepdims)
-        terms.append(_fit(np.where(n == 0, 0, (p - 1) * d * G), x))
+            dn = _expand(np.real(dans), X.ndim, axis, keepdims)
+            d = d - (p - 1) * _csign(X) * m ** (p - 1) * dn / safe ** p
+        G = _expand(np.real(g), X.ndim, axis, keepdims)
+        terms.append(_fit(np.where(n == 0, 0, d * G), x))
+    return _plus(*terms)
+
+
+def _masked_norm_vjp_tangent(vjp, tangents, g, ans, x, *args):
+    """The tangent of the vjp of a norm built of |x| through a locally constant mask (the
+    vector inf-norms, the matrix 1- and inf-norms): sign(x) W with W = mask g / count.
+    For real x it is linear in g; for complex x, sign(x) = conj(x) / |x| varies too:
+    W = the vjp at |x| (the same mask), and d sign(x) = conj(dx) / |x|
+    - conj(x) Re(conj(x) dx) / |x|^3, unbounded at an element 0 that W weighs (refused)."""
+    dg, dx = _t(tangents, 0), _t(tangents, 2)
+    terms = [None if dg is None else vjp(dg, ans, x, *args)]
+    if np.iscomplexobj(x) and dx is not None and not _is_zero(g):
+        X, dX = np.asarray(x), np.asarray(dx)
+        W = np.asarray(vjp(g, ans, np.abs(X), *args))
+        m = np.abs(X)
+        if np.any((m == 0) & (W != 0)):
+            raise TranspileError("second derivatives of a norm of complex values at an "
+                                 "element equal to 0 are unbounded")
+        ms = np.where(m == 0, 1, m)
+        dsign = np.conj(dX) / ms - np.conj(X) * np.real(np.conj(X) * dX) / ms ** 3
+        terms.append(_fit(np.where(m == 0, 0, W * dsign), x))
     return _plus(*terms)
 
 
@@ -912,8 +1061,8 @@ def _svd_norm_tangent(x, g, dx, ord, axes, keepdims):
     X = _arr(x)
     a1, a2 = axes[0] % X.ndim, axes[1] % X.ndim
     xm = np.moveaxis(X, (a1, a2), (-2, -1))
-    dxm = np.moveaxis(np.broadcast_to(np.asarray(dx, dtype=float), X.shape), (a1, a2), (-2, -1))
-    G = np.asarray(g, dtype=float)
+    dxm = np.moveaxis(np.broadcast_to(_arr(dx), X.shape), (a1, a2), (-2, -1))
+    G = np.real(np.asarray(g))
     gm = np.moveaxis(G, (a1, a2), (-2, -1)) if keepdims else G[..., None, None]
     u, s, vh = la.svd(xm, full_matrices=False)
     du, _, dvh = _svd_tangent(u, s, vh, dxm)
@@ -922,7 +1071,7 @@ def _svd_norm_tangent(x, g, dx, ord, axes, keepdims):
     else:
         k = 0 if ord == 2 else -1
         d = du[..., :, k, None] * vh[..., k, None, :] + u[..., :, k, None] * dvh[..., k, None, :]
-    return _fit(np.moveaxis(d * gm, (-2, -1), (a1, a2)), x)
+    return _fit(np.moveaxis(np.conj(d) * gm, (-2, -1), (a1, a2)), x)
 
 
 def _matrix_norm_vjp_tangent(vjp, tangents, g, ans, x, ord, axes, keepdims, *args):
@@ -945,9 +1094,11 @@ def _norm_vjp_jvp(tangents, g, ans, x, ord=None, axis=None, keepdims=False):
     vector = isinstance(vaxis, (int, np.integer))
     if ord is None or ord == "fro" or (ord == 2 and vector):
         return _scaled_bilinear_jvp(norm_vjp)(tangents, g, ans, x, ord, axis, keepdims)
+    if vector and ord == 1 and np.iscomplexobj(x):          # sum |x|: not piecewise linear
+        return _pnorm_vjp_tangent(norm_vjp, tangents, g, ans, x, 1.0, vaxis, keepdims,
+                                  ord, axis, keepdims)
     if ord in (0, 1, np.inf, -np.inf) or (not vector and ord == -1):
-        dg = _t(tangents, 0)
-        return 0.0 if dg is None else norm_vjp(dg, ans, x, ord, axis, keepdims)
+        return _masked_norm_vjp_tangent(norm_vjp, tangents, g, ans, x, ord, axis, keepdims)
     if vector and _p_order(ord) is not None:
         return _pnorm_vjp_tangent(norm_vjp, tangents, g, ans, x, _p_order(ord),
                                   vaxis, keepdims, ord, axis, keepdims)
@@ -963,7 +1114,8 @@ _norm_jvp = _by_weights(la.norm, [norm_vjp, None, None, None],
                         lambda nd, ord=None, axis=None, keepdims=False, **kw: (
                             _axes(axis, nd), bool(keepdims)))
 _def(la.norm, norm_vjp, None, None, None, params="x, ord, axis, keepdims", ans=True,
-     jvp=_norm_jvp, vjp_tangents=[_norm_vjp_jvp])
+     jvp=_real_tangent(_norm_jvp), vjp_tangents=[_norm_vjp_jvp], complex="explicit",
+     result="real")
 
 
 def vector_norm_vjp(g, ans, x, axis=None, keepdims=False, ord=2):
@@ -993,9 +1145,12 @@ def _vector_norm_vjp_jvp(tangents, g, ans, x, axis=None, keepdims=False, ord=2):
     if ord == 2:
         return _scaled_bilinear_jvp(vector_norm_vjp)(tangents, g, ans, x, axis, keepdims,
                                                      ord)
+    if ord == 1 and np.iscomplexobj(x):                     # sum |x|: not piecewise linear
+        return _pnorm_vjp_tangent(vector_norm_vjp, tangents, g, ans, x, 1.0, axis, keepdims,
+                                  axis, keepdims, ord)
     if ord in (0, 1, np.inf, -np.inf):
-        dg = _t(tangents, 0)
-        return 0.0 if dg is None else vector_norm_vjp(dg, ans, x, axis, keepdims, ord)
+        return _masked_norm_vjp_tangent(vector_norm_vjp, tangents, g, ans, x, axis, keepdims,
+                                        ord)
     if _p_order(ord) is not None:
         return _pnorm_vjp_tangent(vector_norm_vjp, tangents, g, ans, x, _p_order(ord),
                                   axis, keepdims, axis, keepdims, ord)
@@ -1009,8 +1164,7 @@ def _matrix_norm_vjp_jvp(tangents, g, ans, x, keepdims=False, ord="fro"):
     if ord == "fro":
         return _scaled_bilinear_jvp(matrix_norm_vjp)(tangents, g, ans, x, keepdims, ord)
     if ord in (1, -1, np.inf, -np.inf):
-        dg = _t(tangents, 0)
-        return 0.0 if dg is None else matrix_norm_vjp(dg, ans, x, keepdims, ord)
+        return _masked_norm_vjp_tangent(matrix_norm_vjp, tangents, g, ans, x, keepdims, ord)
     if ord in ("nuc", 2, -2):
         return _matrix_norm_vjp_tangent(matrix_norm_vjp, tangents, g, ans, x, ord, (-2, -1),
                                         keepdims, keepdims, ord)
@@ -1019,14 +1173,15 @@ def _matrix_norm_vjp_jvp(tangents, g, ans, x, keepdims=False, ord="fro"):
 
 
 _def(la.vector_norm, vector_norm_vjp, params="x", ans=True,
-     jvp=_by_weights(la.vector_norm, [vector_norm_vjp],
+     jvp=_real_tangent(_by_weights(la.vector_norm, [vector_norm_vjp],
                      lambda nd, axis=None, keepdims=False, **kw: (
-                         _axes(axis, nd), bool(keepdims))),
-     vjp_tangents=[_vector_norm_vjp_jvp])
+                         _axes(axis, nd), bool(keepdims)))),
+     vjp_tangents=[_vector_norm_vjp_jvp], complex="explicit", result="real")
 _def(la.matrix_norm, matrix_norm_vjp, params="x", ans=True,
-     jvp=_by_weights(la.matrix_norm, [matrix_norm_vjp], lambda nd, keepdims=False, **kw: (
-         (nd - 2, nd - 1), bool(keepdims))),
-     vjp_tangents=[_matrix_norm_vjp_jvp])
+     jvp=_real_tangent(_by_weights(la.matrix_norm, [matrix_norm_vjp],
+                                   lambda nd, keepdims=False, **kw: (
+                                       (nd - 2, nd - 1), bool(keepdims)))),
+     vjp_tangents=[_matrix_norm_vjp_jvp], complex="explicit", result="real")
 
 
 # --- qr ----------------------------------------------------------------------------------
@@ -1291,24 +1446,15 @@ _def(la.lstsq, _lstsq_vjp(0), _lstsq_vjp(1), None, params="a, b, rcond", ans=Tru
 
 
 # --- eig, eigvals ------------------------------------------------------------------------
-# a = v diag(w) v^-1 with unit-norm eigenvectors, for a real matrix whose eigenvalues are
-# real and distinct (NumPy returns real arrays then). Complex eigenvalues (the general case
-# of a real matrix) are refused until complex differentiation exists. With
+# a = v diag(w) v^-1 with unit-norm eigenvectors and distinct eigenvalues, real or complex
+# (a real matrix's spectrum may be complex: the rules declare result='complex'). With
 # F_ij = 1 / (w_j - w_i) off the diagonal, P = v^-1 da v: dw = diag(P), dv = v (F o P)
-# less each column's component along itself (the norms stay 1); the vjp is
-# v^-T (diag(gw) + F o (v^T gv')) v^T with gv' = gv - v diag(diag(v^T gv)).
+# less each column's component along itself, v_k v_k^H dv_k (the norms stay 1; for complex
+# vectors this also fixes their phases: a function of them is differentiable where it does
+# not depend on the phases). The map da -> (dw, dv) is complex-linear, and the vjp is
+# v^-T (diag(gw) + F o (v^T gv')) v^T with gv' = gv - conj(v) diag(diag(v^T gv)).
 def _eig_parts(a):
-    A = np.asarray(a, dtype=float)
-    w, v = la.eig(A)
-    if np.iscomplexobj(w):
-        raise _eig_refusal()
-    return w, v
-
-
-def _eig_refusal():
-    return TranspileError("numpy.linalg.eig/eigvals of a real matrix with complex "
-                          "eigenvalues: complex differentiation is not supported yet (for a "
-                          "symmetric matrix use np.linalg.eigh / eigvalsh)")
+    return la.eig(_arr(a))
 
 
 def _eig_F(w):
@@ -1316,9 +1462,9 @@ def _eig_F(w):
 
 
 def _eig_tangent(w, v, da):
-    P = _inv_or_refuse(v, "numpy.linalg.eig (eigenvectors)") @ np.asarray(da, dtype=float) @ v
+    P = _inv_or_refuse(v, "numpy.linalg.eig (eigenvectors)") @ _arr(da) @ v
     dv = v @ (_eig_F(w) * P)
-    dv = dv - v * np.sum(v * dv, axis=-2, keepdims=True)
+    dv = dv - v * np.sum(np.conj(v) * dv, axis=-2, keepdims=True)
     return np.diagonal(P, axis1=-2, axis2=-1).copy(), dv
 
 
@@ -1327,7 +1473,7 @@ def _eig_back(gw, gv, w, v, d=None):
     F, vi, vT = _eig_F(w), _inv_or_refuse(v, "numpy.linalg.eig (eigenvectors)"), _matT(v)
     eye = np.eye(w.shape[-1])
     h = np.diagonal(vT @ gv, axis1=-2, axis2=-1)[..., None, :]
-    gv1 = gv - v * h
+    gv1 = gv - np.conj(v) * h
     C = vT @ gv1
     mid = eye * gw[..., None, :] + F * C
     if d is None:
@@ -1335,7 +1481,7 @@ def _eig_back(gw, gv, w, v, d=None):
     dgw, dgv, dw, dv = d
     dvT = _matT(dv)
     dh = np.diagonal(dvT @ gv + vT @ dgv, axis1=-2, axis2=-1)[..., None, :]
-    dgv1 = dgv - dv * h - v * dh
+    dgv1 = dgv - np.conj(dv) * h - np.conj(v) * dh
     dC = dvT @ gv1 + vT @ dgv1
     dF = -(F * F) * (dw[..., None, :] - dw[..., :, None])
     dmid = eye * dgw[..., None, :] + dF * C + F * dC
@@ -1345,7 +1491,7 @@ def _eig_back(gw, gv, w, v, d=None):
 
 def _eig_adjoints(g, w, v, values_only):
     parts = [g, 0.0] if values_only else _parts(g, 2)
-    return [np.zeros(x.shape) if _is_zero(p) else np.asarray(p, dtype=float)
+    return [np.zeros(x.shape) if _is_zero(p) else np.asarray(p)
             for p, x in zip(parts, (w, v))]
 
 
@@ -1384,15 +1530,15 @@ def _eig_vjp_jvp(values_only):
 
 
 _def(la.eig, _eig_vjp(False), params="a", several=True, jvp=_eig_jvp(False),
-     vjp_tangents=[_eig_vjp_jvp(False)])
+     vjp_tangents=[_eig_vjp_jvp(False)], complex="explicit", result="complex")
 _def(la.eigvals, _eig_vjp(True), params="a", jvp=_eig_jvp(True),
-     vjp_tangents=[_eig_vjp_jvp(True)])
+     vjp_tangents=[_eig_vjp_jvp(True)], complex="explicit", result="complex")
 
 
 # --- tensorinv, tensorsolve: inv and solve of a reshaped (and, for tensorsolve's axes=,
 # transposed) matrix, through their rules ------------------------------------------------
 def _reshaped(t, shape):
-    return None if t is None else np.reshape(np.asarray(t, dtype=float), shape)
+    return None if t is None else np.reshape(_arr(t), shape)
 
 
 def _tensorinv_matrix(a, ind):
@@ -1425,7 +1571,7 @@ def _tensorinv_vjp_jvp(tangents, g, ans, a, ind=2):
 
 
 _def(la.tensorinv, tensorinv_vjp, None, params="a, ind", ans=True, jvp=_tensorinv_jvp,
-     vjp_tangents=[_tensorinv_vjp_jvp])
+     vjp_tangents=[_tensorinv_vjp_jvp], complex="holomorphic")
 
 
 def _tensorsolve_setup(a, b, axes):
@@ -1444,8 +1590,7 @@ def _tensorsolve_setup(a, b, axes):
         return np.transpose(np.reshape(M, At.shape), inverse)
 
     def to_matrix(T):
-        return None if T is None else np.reshape(np.transpose(np.asarray(T, dtype=float),
-                                                              perm), (n, n))
+        return None if T is None else np.reshape(np.transpose(_arr(T), perm), (n, n))
     return np.reshape(At, (n, n)), np.ravel(b), undo, to_matrix
 
 
@@ -1487,7 +1632,7 @@ def _tensorsolve_vjp_tangent(i):
 
 _def(la.tensorsolve, tensorsolve_vjp_a, tensorsolve_vjp_b, None, params="a, b, axes",
      ans=True, jvp=_tensorsolve_jvp,
-     vjp_tangents=[_tensorsolve_vjp_tangent(0), _tensorsolve_vjp_tangent(1)])
+     vjp_tangents=[_tensorsolve_vjp_tangent(0), _tensorsolve_vjp_tangent(1)], complex="holomorphic")
 
 
 # --- cond --------------------------------------------------------------------------------
@@ -1501,14 +1646,14 @@ def _cond_svd_weights(g, s, ds, dg, p):
     the tangents ds of s and dg of g, its tangent dgs."""
     i, j = (-1, 0) if p == -2 else (0, -1)          # c = s_i / s_j
     si, sj = s[..., i], s[..., j]
-    G = np.asarray(g, dtype=float)
+    G = np.real(np.asarray(g))
     gs = np.zeros(s.shape)
     gs[..., i] = G / sj
     gs[..., j] = gs[..., j] - G * si / sj ** 2
     if ds is None:
         return gs, None
     dsi, dsj = ds[..., i], ds[..., j]
-    dG = 0.0 if dg is None else np.asarray(dg, dtype=float)
+    dG = 0.0 if dg is None else np.real(np.asarray(dg))
     dgs = np.zeros(s.shape)
     dgs[..., i] = dG / sj - G * dsj / sj ** 2
     dgs[..., j] = dgs[..., j] - dG * si / sj ** 2 - G * dsi / sj ** 2 \
@@ -1523,7 +1668,7 @@ def cond_vjp(g, ans, x, p=None):
         return svdvals_vjp(_cond_svd_weights(g, s, None, None, p)[0], s, x)
     xi = la.inv(X)
     n1, n2 = la.norm(X, p, _LAST2), la.norm(xi, p, _LAST2)
-    G = np.asarray(g, dtype=float)
+    G = np.real(np.asarray(g))
     return _fit(np.asarray(norm_vjp(G * n2, n1, X, p, _LAST2))
                 + np.asarray(inv_vjp(norm_vjp(G * n1, n2, xi, p, _LAST2), xi, X)), x)
 
@@ -1531,7 +1676,7 @@ def cond_vjp(g, ans, x, p=None):
 def _cond_jvp(tangents, x, p=None):
     if not _given(tangents[0]):
         return 0.0
-    X, dx = _arr(x), np.asarray(tangents[0], dtype=float)
+    X, dx = _arr(x), _arr(tangents[0])
     if p is None or p in (2, -2):
         s = la.svd(X, compute_uv=False)
         ds = _svdvals_jvp([dx], X)
@@ -1539,8 +1684,8 @@ def _cond_jvp(tangents, x, p=None):
         return ds[..., i] / s[..., j] - s[..., i] * ds[..., j] / s[..., j] ** 2
     xi = la.inv(X)
     n1, n2 = la.norm(X, p, _LAST2), la.norm(xi, p, _LAST2)
-    return (_norm_jvp([dx], X, p, _LAST2) * n2
-            + n1 * _norm_jvp([-(xi @ dx @ xi)], xi, p, _LAST2))
+    return np.real(_norm_jvp([dx], X, p, _LAST2) * n2
+                   + n1 * _norm_jvp([-(xi @ dx @ xi)], xi, p, _LAST2))
 
 
 def _cond_vjp_jvp(tangents, g, ans, x, p=None):
@@ -1548,7 +1693,7 @@ def _cond_vjp_jvp(tangents, g, ans, x, p=None):
     the two norms and the inverse)."""
     dg, dx = _t(tangents, 0), _t(tangents, 2)
     X = _arr(x)
-    dX = np.zeros(X.shape) if dx is None else np.asarray(dx, dtype=float)
+    dX = np.zeros(X.shape) if dx is None else _arr(dx)
     if p is None or p in (2, -2):
         s = la.svd(X, compute_uv=False)
         gs, dgs = _cond_svd_weights(g, s, _svdvals_jvp([dX], X), dg, p)
@@ -1556,9 +1701,10 @@ def _cond_vjp_jvp(tangents, g, ans, x, p=None):
     xi = la.inv(X)
     dxi = -(xi @ dX @ xi)
     n1, n2 = la.norm(X, p, _LAST2), la.norm(xi, p, _LAST2)
-    dn1, dn2 = _norm_jvp([dX], X, p, _LAST2), _norm_jvp([dxi], xi, p, _LAST2)
-    G = np.asarray(g, dtype=float)
-    dG = 0.0 if dg is None else np.asarray(dg, dtype=float)
+    dn1, dn2 = (np.real(_norm_jvp([dX], X, p, _LAST2)),
+                np.real(_norm_jvp([dxi], xi, p, _LAST2)))
+    G = np.real(np.asarray(g))
+    dG = 0.0 if dg is None else np.real(np.asarray(dg))
     first = _norm_vjp_jvp([dG * n2 + G * dn2, dn1, dX], G * n2, n1, X, p, _LAST2)
     G2 = norm_vjp(G * n1, n2, xi, p, _LAST2)
     dG2 = _norm_vjp_jvp([dG * n1 + G * dn1, dn2, dxi], G * n1, n2, xi, p, _LAST2)
@@ -1566,4 +1712,5 @@ def _cond_vjp_jvp(tangents, g, ans, x, p=None):
     return _fit(np.asarray(first) + np.asarray(second), x)
 
 
-_def(la.cond, cond_vjp, None, params="x, p", jvp=_cond_jvp, vjp_tangents=[_cond_vjp_jvp])
+_def(la.cond, cond_vjp, None, params="x, p", jvp=_cond_jvp, vjp_tangents=[_cond_vjp_jvp],
+     complex="explicit", result="real")

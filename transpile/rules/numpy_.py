@@ -297,17 +297,20 @@ _def(np.conjugate, lambda g, ans, x: _fit(np.conjugate(g), x), params="x", linea
      complex="explicit")
 
 
+def _real_if_close_vjp(g, ans, a, tol=100):
+    """np.real_if_close: the identity where the result stays complex, np.real where it
+    drops the (small) imaginary parts (locally constant: piecewise linear)."""
+    return _fit(g if np.iscomplexobj(ans) else np.real(g), a)
+
+
 def _real_if_close_jvp(tangents, a, tol=100):
     t = _t(tangents, 0)
     if t is None:
         return 0.0
-    return np.real(t) if np.isrealobj(np.real_if_close(a, tol)) else t
+    return t if np.iscomplexobj(np.real_if_close(a, tol)) else np.real(t)
 
 
-# real_if_close: np.real where it drops the imaginary parts, the identity where it keeps
-# them (locally constant which: piecewise linear)
-_def(np.real_if_close, lambda g, ans, a, tol=100: _fit(
-    np.real(g) if np.isrealobj(ans) else g, a), None, params="a, tol", ans=True,
+_def(np.real_if_close, _real_if_close_vjp, None, params="a, tol", ans=True,
      piecewise_linear=True, jvp=_real_if_close_jvp, complex="explicit")
 
 # ties of maximum/minimum/fmax/fmin: the gradient goes to the FIRST argument
@@ -570,7 +573,8 @@ def _extremum_jvp(fn, vjp):
 for _fn, _nan in ((np.max, False), (np.min, False), (np.amax, False), (np.amin, False),
                   (np.nanmax, True), (np.nanmin, True)):
     _vjp = _extremum_vjp(_nan)
-    # (complex values: NumPy orders them lexicographically; the derivative selects)
+    # (complex values: NumPy orders them lexicographically; the selection moves the adjoint
+    # with real weights, so it holds as written)
     _def(_fn, _vjp, None, params="a, axis", ans=True, masks=True, piecewise_linear=True,
          jvp=_extremum_jvp(_fn, _vjp), complex="holomorphic",
          template=None if _nan else [(_extremum_all, _extremum_axis_kept)])
@@ -669,7 +673,7 @@ def _var_vjp(nan):
     def vjp(g, ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=np._NoValue,
             where=np._NoValue, mean=np._NoValue, correction=np._NoValue):
         x, d, den = _var_parts(a, axis, ddof, keepdims, nan, correction)
-        r = 2 * d / den * _expand(g, x.ndim, axis, _kd(keepdims))
+        r = 2 * np.conj(d) / den * _expand(np.real(g), x.ndim, axis, _kd(keepdims))
         return _fit(r, a)
     return vjp
 
@@ -680,7 +684,8 @@ def _std_vjp(nan):
         x, d, den = _var_parts(a, axis, ddof, keepdims, nan, correction)
         s = _expand(ans, x.ndim, axis, _kd(keepdims))
         safe = np.where(s == 0, 1, s)
-        r = np.where(s == 0, 0, d / (den * safe)) * _expand(g, x.ndim, axis, _kd(keepdims))
+        r = np.where(s == 0, 0, np.conj(d) / (den * safe)) * _expand(
+            np.real(g), x.ndim, axis, _kd(keepdims))
         return _fit(r, a)
     return vjp
 
@@ -702,6 +707,15 @@ def _var_vjp_jvp(vjp, nan=False):
         return _plus(None if dg is None else vjp(dg, ans, a, *args, **kw),
                      None if da is None else vjp(g, ans, da, *args, **kw))
     return jvp
+
+
+def _real_tangent(jvp):
+    """The jvp of a real-valued function of values that may be complex (var, std, norms):
+    the real part of the tangent, Re(sum conj(d) dz) for var's weights 2 conj(d) / den."""
+    def wrapped(tangents, *args, **kw):
+        t = jvp(tangents, *args, **kw)
+        return np.real(t) if np.iscomplexobj(t) else t
+    return wrapped
 
 
 def _scaled_bilinear_jvp(vjp, nan=False):
@@ -728,7 +742,8 @@ for _fn, _make, _nan, _tangent in ((np.var, _var_vjp, False, _var_vjp_jvp),
                                    (np.nanstd, _std_vjp, True, _scaled_bilinear_jvp)):
     _vjp = _make(_nan)
     _def(_fn, _vjp, None, params="a, axis", ans=_make is _std_vjp, masks=_nan,
-         jvp=_by_weights(_fn, [_vjp]), vjp_tangents=[_tangent(_vjp, _nan)])
+         jvp=_real_tangent(_by_weights(_fn, [_vjp])), vjp_tangents=[_tangent(_vjp, _nan)],
+         complex="explicit", result="real")
 
 
 def nansum_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
@@ -866,7 +881,8 @@ def _cumprod_grad_tangent(x, dx, G, ax):
     c_(j-1) dt_j."""
     xm, dxm, gm = (np.moveaxis(z, ax, -1) for z in (x, dx, G))
     n = xm.shape[-1]
-    out = np.zeros(np.broadcast_shapes(xm.shape, dxm.shape, gm.shape))
+    out = np.zeros(np.broadcast_shapes(xm.shape, dxm.shape, gm.shape),
+                   dtype=np.result_type(xm, dxm, gm, float))
     for k in range(n):
         c, dc = np.ones(xm.shape[:-1]), np.zeros(xm.shape[:-1])
         total = 0.0
@@ -890,7 +906,7 @@ def _cumprod_vjp_jvp(tangents, g, ans, *args, **kw):
         x, ax, shape = _cum_setup(a, axis)
         dx = np.broadcast_to(np.asarray(da), shape).reshape(x.shape)
         y = np.cumprod(x, ax)
-        G = np.asarray(g, dtype=float)
+        G = np.asarray(g)
         if initial:
             G = np.take(G, np.arange(1, G.shape[ax]), axis=ax)
         G = G.reshape(y.shape)
@@ -905,7 +921,8 @@ def _cumprod_vjp_jvp(tangents, g, ans, *args, **kw):
 
 _def(np.cumsum, cumsum_vjp, None, params="a, axis", linear=(0,))
 _def(np.cumprod, cumprod_vjp, None, params="a, axis",
-     jvp=_cumprod_jvp(np.cumprod, [cumprod_vjp, None]), vjp_tangents=[_cumprod_vjp_jvp])
+     jvp=_cumprod_jvp(np.cumprod, [cumprod_vjp, None]), vjp_tangents=[_cumprod_vjp_jvp],
+     complex="holomorphic")
 _def(np.nancumsum, nancumsum_vjp, None, params="a, axis", masks=True, piecewise_linear=True)
 _def(np.nancumprod, nancumprod_vjp, None, params="a, axis", masks=True,
      vjp_tangents=[_nan_skipped(lambda vjp: _cumprod_vjp_jvp, cumprod_vjp)])
@@ -913,7 +930,7 @@ if hasattr(np, "cumulative_sum"):
     _def(np.cumulative_sum, cumsum_vjp, params="x", linear=(0,))
     _def(np.cumulative_prod, cumprod_vjp, params="x",
          jvp=_cumprod_jvp(np.cumulative_prod, [cumprod_vjp]),
-         vjp_tangents=[_cumprod_vjp_jvp])
+         vjp_tangents=[_cumprod_vjp_jvp], complex="holomorphic")
 
 
 def average_vjp_a(g, ans, a, axis=None, weights=None, returned=False, keepdims=np._NoValue):
@@ -1353,26 +1370,31 @@ if hasattr(np, "matvec"):
         lambda g, ans, A, v, **kw: _fit(
         np.matmul(np.asarray(g)[..., None, :], np.asarray(A))[..., 0, :], v), params="A, v",
         multilinear=[(0,), (1,)])
+    # vecmat(v, A) = conj(v) @ A: v's adjoint conj(A g), A's conj(v) g^T
     _def(np.vecmat, lambda g, ans, v, A, **kw: _fit(
-        np.matmul(np.asarray(A), np.asarray(g)[..., :, None])[..., 0], v),
+        np.conj(np.matmul(np.asarray(A), np.asarray(g)[..., :, None])[..., 0]), v),
         lambda g, ans, v, A, **kw: _fit(
-        np.asarray(v)[..., :, None] * np.asarray(g)[..., None, :], A), params="v, A",
-        multilinear=[(0,), (1,)], complex=None)
+        np.conj(np.asarray(v))[..., :, None] * np.asarray(g)[..., None, :], A),
+        params="v, A", multilinear=[(0,), (1,)], complex="explicit")
 
 
 def _vecdot_vjp(i):
+    """vecdot(x1, x2) = sum(conj(x1) x2): the adjoint of x2 is g conj(x1), that of x1
+    (entering conjugated) conj(g x2)."""
     def vjp(g, ans, x1, x2, axis=-1, **kw):
         other = np.asarray((x2, x1)[i])
         nd = max(np.ndim(x1), np.ndim(x2))
         ax = int(axis) % nd
         ge = np.expand_dims(np.asarray(g), ax)
-        return _fit(ge * other, (x1, x2)[i])
+        return _fit(np.conj(ge * other) if i == 0 else ge * np.conj(other), (x1, x2)[i])
     return vjp
 
 
 for _fn in (np.vecdot, np.linalg.vecdot):
+    # (real-bilinear: the tangent is vecdot of the tangents, each vjp real-linear in the
+    # other operand, for complex values too)
     _def(_fn, _vecdot_vjp(0), _vecdot_vjp(1), params="x1, x2", multilinear=[(0,), (1,)],
-         complex=None)       # (vecdot, vdot and correlate conjugate an argument)
+         complex="explicit")
 
 
 def outer_vjp_a(g, ans, a, b, **kw):
@@ -1385,10 +1407,10 @@ def outer_vjp_b(g, ans, a, b, **kw):
 
 _def(np.outer, outer_vjp_a, outer_vjp_b, params="a, b", multilinear=[(0,), (1,)])
 _def(np.linalg.outer, outer_vjp_a, outer_vjp_b, params="a, b", multilinear=[(0,), (1,)])
-_def(np.vdot,
-     lambda g, ans, a, b: _fit(g * np.reshape(b, np.shape(a)), a),
-     lambda g, ans, a, b: _fit(g * np.reshape(a, np.shape(b)), b), params="a, b",
-     multilinear=[(0,), (1,)], complex=None)
+_def(np.vdot,       # sum(conj(a) b): as vecdot
+     lambda g, ans, a, b: _fit(np.conj(g * np.reshape(b, np.shape(a))), a),
+     lambda g, ans, a, b: _fit(g * np.conj(np.reshape(a, np.shape(b))), b), params="a, b",
+     multilinear=[(0,), (1,)], complex="explicit")
 
 
 def _trace_grad(g, shape, offset, axis1, axis2):
@@ -1536,31 +1558,33 @@ def _conv_offset(n, m, mode):
 
 def _conv_vjp(i):
     def vjp(g, ans, a, v, mode="full"):
-        A, V = np.asarray(a, dtype=float), np.asarray(v, dtype=float)
+        A, V = _arr(a), _arr(v)
         n, m = A.size, V.size
         s, L = _conv_offset(n, m, mode)
-        G = np.zeros(n + m - 1)
+        G = np.zeros(n + m - 1, dtype=np.result_type(A, V, np.asarray(g), float))
         G[s:s + L] = g
+        # (np.correlate conjugates its second argument: conj undoes it)
         if i == 0:
-            return _fit(np.correlate(G, V, "valid"), a)
-        return _fit(np.correlate(G, A, "valid"), v)
+            return _fit(np.correlate(G, np.conj(V), "valid"), a)
+        return _fit(np.correlate(G, np.conj(A), "valid"), v)
     return vjp
 
 
 def _corr_vjp(i):
+    """correlate(a, v) = convolve(a, conj(v)[::-1]): convolve's vjps, conjugated back
+    for v."""
     def vjp(g, ans, a, v, mode="valid"):
-        V = np.asarray(v)[::-1]
+        V = np.conj(np.asarray(v))[::-1]
         if i == 0:
             return _conv_vjp(0)(g, ans, a, V, mode)
         r = _conv_vjp(1)(g, ans, a, V, mode)
-        return _fit(np.asarray(r)[::-1], v)
+        return _fit(np.conj(np.asarray(r))[::-1], v)
     return vjp
 
 
-_def(np.convolve, _conv_vjp(0), _conv_vjp(1), params="a, v", multilinear=[(0,), (1,)],
-     complex=None)
+_def(np.convolve, _conv_vjp(0), _conv_vjp(1), params="a, v", multilinear=[(0,), (1,)])
 _def(np.correlate, _corr_vjp(0), _corr_vjp(1), params="a, v", multilinear=[(0,), (1,)],
-     complex=None)
+     complex="explicit")
 
 
 def interp_vjp_x(g, ans, x, xp, fp, left=None, right=None, period=None):
