@@ -926,7 +926,7 @@ X("numpy.linalg.cond", "inf", "np.linalg.cond(x, np.inf)", x=2.0 * np.eye(3) + 0
 X("numpy.linalg.pinv", "hermitian", "np.linalg.pinv(x, hermitian=True)",
   x=np.eye(3) + (lambda b: b @ b.T / 3)(_LN(3, 3)))
 
-X("numpy.real_if_close", "1d", "np.real_if_close(x) * x", x=_LN(4))
+X("numpy.real_if_close", "times-x", "np.real_if_close(x) * x", x=_LN(4))
 
 # single outputs of the factorizations that return several, which tests/test_complex_matrix.py
 # (which leaves tuple results out) runs on complex inputs too: Hermitian inputs, and
