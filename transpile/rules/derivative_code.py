@@ -353,8 +353,7 @@ def _tangent_back(G, t):
     if hasattr(t, "shape") or hasattr(G, "shape"):
         if hasattr(t, "shape"):
             return R.unbroadcast(np.asarray(G), t)
-        total = np.sum(G)          # (complex where G is: a 0.0 t may stand for any zero)
-        return complex(total) if np.iscomplexobj(total) else float(total)
+        return F.number(np.sum(G))   # (complex where G is: a 0.0 t may stand for any zero)
     return G
 
 

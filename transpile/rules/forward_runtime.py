@@ -78,8 +78,12 @@ def _inner(c, t):
         return 0.0
     if isinstance(c, (list, tuple)) or isinstance(t, (list, tuple)):
         return sum(_inner(ck, tk) for ck, tk in zip(c, t))
-    total = np.sum(np.asarray(c) * np.asarray(t))     # (no conjugate: registry.COMPLEX)
-    return complex(total) if np.iscomplexobj(total) else float(total)
+    return number(np.sum(np.asarray(c) * np.asarray(t)))  # (no conjugate: registry.COMPLEX)
+
+
+def number(t):
+    """A 0-d value as a Python number: complex where it is complex."""
+    return complex(t) if np.iscomplexobj(t) else float(t)
 
 
 def jvp_by_vjps(vjps, fn, args, tangents, **kwargs):

@@ -46,7 +46,7 @@ import math
 import numpy as np
 
 from .registry import defvjp, template
-from .forward_runtime import dense, jvp_by_vjps
+from .forward_runtime import dense, jvp_by_vjps, number as _number
 from .. import runtime
 from ..errors import TranspileError
 from ..runtime import unbroadcast
@@ -92,11 +92,6 @@ def _def(fn, *derivs, params=None, nargs=None, zero=False, name=None, ans=False,
     if rule.multilinear is not None:
         rule.zero_tangent_ok = False       # NumPy functions do not take 0.0 for an array
     return rule
-
-
-def _number(t):
-    """A 0-d result as a Python number: complex where it is complex."""
-    return complex(t) if np.iscomplexobj(t) else float(t)
 
 
 def _t(tangents, k):
