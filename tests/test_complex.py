@@ -209,9 +209,22 @@ def test_rules_without_complex_declaration_are_refused(f):
         transpile.jvp(f, [z], [C(3)])
 
 
+def complex_spectrum_sum(x):
+    return np.sum(np.sin(np.linalg.eigvals(x).astype(complex)))
+
+
 def test_complex_result_of_grad_is_refused():
     with pytest.raises(transpile.TranspileError, match="returned a complex one"):
         transpile.grad(holomorphic_square)(0.3 + 0.4j)
+    # every route refuses: hvp's two, grad of grad (real arguments, complex result)
+    x, v = np.diag([1.0, 2.0, 3.0]) + 0.1, rng.normal(size=(3, 3))
+    for mode in ("forward-over-reverse", "reverse-over-forward"):
+        with pytest.raises(transpile.TranspileError, match="returned a complex one"):
+            transpile.hvp(complex_spectrum_sum, mode=mode)(x, v=v)
+        with pytest.raises(transpile.TranspileError, match="returned a complex one"):
+            transpile.hvp(holomorphic_square, mode=mode)(0.3 + 0.4j, v=1.0 + 0.0j)
+    with pytest.raises(transpile.TranspileError, match="returned a complex one"):
+        transpile.grad(transpile.grad(holomorphic_square))(0.3 + 0.4j)
 
 
 @pytest.mark.parametrize("mode", ["forward-over-reverse", "reverse-over-forward"])

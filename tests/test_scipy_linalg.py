@@ -186,3 +186,21 @@ def test_one_factorization_used_twice():
     g = transpile.grad(pair_argument)((L, True), y)
     assert isinstance(g, tuple) and g[1] is None
     _close(g[0], central_wrt(lambda c, y: pair_argument((c, True), y), [L, y], 0))
+
+
+def cho_factor_whole(x):
+    return np.sum(np.sin(sla.cho_factor(x, lower=True)[0]))
+
+
+@pytest.mark.parametrize("other", ["full", "zero"])
+def test_cho_factor_other_triangle(other):
+    """The triangle without the factor: a copy of the input's up to SciPy 1.17, zeros from
+    1.18; either way the derivative is this SciPy's (an input whose other triangle is zero
+    already cannot tell them apart from the result)."""
+    x = spd(3)
+    if other == "zero":
+        x = np.tril(x)
+    _close(transpile.grad(cho_factor_whole)(x), central_wrt(cho_factor_whole, [x], 0))
+    v = rng.normal(size=(3, 3))
+    _close(transpile.jvp(cho_factor_whole, [x], [v])[1],
+           (cho_factor_whole(x + 1e-6 * v) - cho_factor_whole(x - 1e-6 * v)) / 2e-6, 1e-5)

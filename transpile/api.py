@@ -30,7 +30,7 @@ from typing import cast, overload
 from . import pipeline, tree
 from .checkpoint import check_option
 from .errors import TranspileError
-from .seed import not_a_number, result_seed
+from .seed import not_a_number, not_real, result_seed
 from .analysis import STRUCTURES, complex_key, element_kind, elements_key, is_complex_value
 from .analysis import value_kind
 from .emit import annotate
@@ -906,11 +906,7 @@ class GradientFunction:
         """A real number, or an array of one element (taken for it: seed.py)."""
         if value.__class__ is not float and np.iscomplexobj(value):
             code = self.fn.__code__
-            raise TranspileError("grad needs a function returning a real number, and this "
-                                 "call returned a complex one: differentiate its real part "
-                                 "(np.real) or its absolute value, or use transpile.vjp "
-                                 "for the derivative of a complex result",
-                                 code.co_filename, code.co_firstlineno, self.fn.__qualname__)
+            raise not_real(where=(code.co_filename, code.co_firstlineno, self.fn.__qualname__))
         if value.__class__ is not float and not _is_scalar(value) and not (
                 isinstance(value, np.ndarray) and value.size == 1):
             code = self.fn.__code__

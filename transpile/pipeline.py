@@ -634,6 +634,8 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         an.kind.get(norm.result) == "scalar" or \
         all(k in ("scalar", "unknown", "module") for k in an.kind.values()) or \
         rt.primal_shapes().get(norm.result) in ((), shapes.PY)
+    if kind in ("value_and_grad", "gradient") and an.may_be_complex(A.load(norm.result)):
+        number_seed = False          # result_seed refuses a complex result on every route
     fwd, rev = shapes.specialise(fwd, rev, rt, kind, compiled, resolver, number_seed)
     all_scalar = all(k == "scalar" for k in an.kind.values())
     uses_stack = any(isinstance(n, ast.Name) and n.id in (PUSH, POP)

@@ -21,8 +21,10 @@ from .errors import TranspileError
 def result_seed(value):
     """The adjoint the gradient of `value` starts from (see the module docstring)."""
     cls = value.__class__
-    if cls is float or cls is int or cls is bool or cls is complex:
+    if cls is float or cls is int or cls is bool:
         return 1.0
+    if cls is complex or np.iscomplexobj(value):
+        raise not_real(sys._getframe(1))
     shape = getattr(value, "shape", None)
     if shape == ():
         return 1.0
@@ -41,17 +43,32 @@ def describe(value):
 def not_a_number(value, frame=None, where=(None, None, None)):
     """The refusal of a gradient of a result that is not a number, at the user's line
     (read off the generated frame `frame` when given)."""
+    return TranspileError(f"grad needs a function returning a number (or an array of one "
+                          f"element), and this call returned {describe(value)}; use "
+                          "transpile.vjp (or transpile.jacobian) for other results",
+                          *_users_line(frame, where))
+
+
+def not_real(frame=None, where=(None, None, None)):
+    """The refusal of a gradient of a complex result (every route: grad, hvp, the
+    gradient code differentiated again), at the user's line."""
+    return TranspileError("grad needs a function returning a real number, and this call "
+                          "returned a complex one: differentiate its real part (np.real) "
+                          "or its absolute value, or use transpile.vjp for the derivative "
+                          "of a complex result", *_users_line(frame, where))
+
+
+def _users_line(frame, where):
+    """(filename, line, qualname) of the user's code: `where`, or read off the generated
+    frame `frame` through the source maps (derivative code of derivative code too)."""
     from .emit import SOURCE_MAPS
     filename, line, qualname = where
     if frame is not None:
         filename, line = frame.f_code.co_filename, frame.f_lineno
         qualname = frame.f_code.co_name
-        for _ in range(100):            # derivative code of derivative code: to the user's
+        for _ in range(100):
             entry = SOURCE_MAPS.get(filename)
             if entry is None or line is None:
                 break
             filename, line = entry[0], entry[1].get(line)
-    return TranspileError(f"grad needs a function returning a number (or an array of one "
-                          f"element), and this call returned {describe(value)}; use "
-                          "transpile.vjp (or transpile.jacobian) for other results",
-                          filename, line, qualname)
+    return filename, line, qualname

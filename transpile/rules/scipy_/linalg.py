@@ -15,12 +15,13 @@ through its transpose (`_reuse`):
 cho_solve and lu_solve solve with a matrix rebuilt from its factors (L L^T, U^T U, P L U):
 numpy's solve rule chained with the derivative of that product (`_factor_solve`).
 cho_factor is cholesky on its triangle; the other triangle of its result is a copy of the
-input's. lu_factor and lu (square matrices) differentiate the factors by the usual
+input's (zeros from SciPy 1.18). lu_factor and lu (square matrices) differentiate the factors by the usual
 L^-1 P^T dA U^-1 split (the permutation is locally constant), second order included.
 sqrtm, expm and solve_sylvester have rules of their own: sqrtm's derivative solves a
 Sylvester equation, expm's is the Frechet derivative (scipy.linalg.expm_frechet; its second
 derivative the Frechet derivative of the block matrix [[A, E], [0, A]]).
 """
+import functools
 import inspect
 
 import numpy as np
@@ -441,18 +442,33 @@ _SOLVE = lookup(la.solve)
 
 
 def _off(lower):
-    """The triangle cho_factor leaves as it was (the one without the factor)."""
+    """The triangle without the factor in cho_factor's result."""
     return (lambda x: np.triu(x, 1)) if lower else (lambda x: np.tril(x, -1))
 
 
 def _cho_parts(ans, a, lower):
+    """The factor, the map from a's adjoint or tangent to the other triangle's (a copy of
+    the input's triangle up to SciPy 1.17, zeros from 1.18), the symmetric matrix read from
+    a and its tangent map."""
     c = np.asarray(ans[0])
-    off = _off(lower)
+    off = _off(lower) if _cho_factor_keeps_off() else _zero_off
     if not np.array_equal(off(c), off(np.asarray(a, dtype=c.dtype))):
         raise TranspileError("scipy.linalg.cho_factor: the triangle without the factor is "
-                             "not a copy of the input's here: no derivative rule for it")
+                             "neither a copy of the input's nor zero here: no derivative "
+                             "rule for it")
     value, lin, adj = _symmetric(lower)
     return _tri(lower)(c), off, value(np.asarray(a, dtype=float)), lin, {"upper": not lower}
+
+
+@functools.cache
+def _cho_factor_keeps_off():
+    """Whether this SciPy's cho_factor leaves the other triangle as it was (up to 1.17)
+    rather than zeroing it (1.18)."""
+    return bool(sla.cho_factor(np.array([[2.0, 1.0], [1.0, 2.0]]), lower=True)[0][0, 1])
+
+
+def _zero_off(x):
+    return np.zeros(np.shape(x))
 
 
 def cho_factor_vjp(g, ans, a, lower=False, overwrite_a=False, check_finite=True):
