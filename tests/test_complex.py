@@ -289,3 +289,32 @@ def test_helpers_are_read_for_complex_values():
     x = np.array([0.3, -0.2, 0.5])
     close(transpile.grad(calls_a_casting_helper)(x), fd_grad(calls_a_casting_helper, [x], 0))
     close(transpile.grad(calls_a_complex_helper)(x), fd_grad(calls_a_complex_helper, [x], 0))
+
+
+class _Entry:
+    """A callable object handing out transpile.grad (as a wrapper library would): code that
+    calls it reaches the gradient through a variable (calls.py) at run time."""
+
+    def __call__(self, f):
+        return transpile.grad(f)
+
+
+_grad_entry = _Entry()
+
+
+def _abs_of(z):
+    return np.abs(z) + np.angle(z) * np.real(z)
+
+
+def _gradient_through_entry(z):
+    return np.real(np.conj(0.3 - 0.2j) * _grad_entry(_abs_of)(z))
+
+
+@pytest.mark.parametrize("mode", ["forward-over-reverse", "reverse-over-forward"])
+def test_third_derivative_through_a_gradient_called_through_a_variable(mode):
+    """hvp of a function of a gradient reached through a variable (a third derivative of
+    abs and angle at a complex point): the run-time call helpers hold complex values."""
+    z, v = 1.1 + 1.3j, 0.5 + 0.1j
+    hv = transpile.hvp(_gradient_through_entry, mode=mode)(z, v=v)
+    grad, eps = transpile.grad(_gradient_through_entry), 1e-5
+    close(hv, (grad(z + eps * v) - grad(z - eps * v)) / (2 * eps), 1e-5)

@@ -274,6 +274,8 @@ _helper(result_seed, zero=True)       # the seed of gradient code: ones, of the 
 
 
 # --- calls through a variable (calls.py): differentiated again at run time --------------
+# (complex values: the code generated at run time for the function called holds them under
+# the convention, so these declare complex="explicit")
 from .. import calls as C  # noqa: E402
 
 _CALL_ARGS = ", ".join(f"a{k}" for k in range(_DEPTH))
@@ -284,10 +286,10 @@ _NOT_REVERSE = ("reverse mode over gradient code that calls a function through a
 for _fn, _jvp, _params in ((C.call_forward, C.call_forward_jvp, "f, active, " + _CALL_ARGS),
                            (C.call_backward, C.call_backward_jvp, "tape, g")):
     defvjp(_fn, None, name=f"transpile.runtime.{_fn.__name__}", env=ENV, params=_params,
-           unavailable=_NOT_REVERSE, several=True)
+           unavailable=_NOT_REVERSE, several=True, complex="explicit")
     defjvp(_fn, _jvp)
 defvjp(C.call_jvp, None, None, *[C.call_jvp_vjp(k) for k in range(2, _DEPTH + 3)],
-       name="transpile.runtime.call_jvp", env=ENV, several=True,
+       name="transpile.runtime.call_jvp", env=ENV, several=True, complex="explicit",
        params="f, active, tangents, " + _CALL_ARGS,
        no_derivative={0: "second derivatives in the values a function called through a "
                          "variable is made of (the object of a method, what a closure or "
