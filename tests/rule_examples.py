@@ -556,7 +556,7 @@ X("~", "ints", f"x * ~{I1}", x=N(3))
 if scipy is not None:
     SP_UNARY = {   # name -> domain
         "expit": N, "logit": lambda *s: U(*s, lo=0.2, hi=0.8), "log_expit": N,
-        "softplus": N, "erf": N, "erfc": N, "erfcx": N, "erfinv": U,
+        "softplus": N, "erf": N, "erfc": N, "erfcx": P, "erfinv": U,
         "erfcinv": lambda *s: U(*s, lo=0.3, hi=1.7), "dawsn": N, "ndtr": N, "log_ndtr": N,
         "ndtri": lambda *s: U(*s, lo=0.2, hi=0.8), "gamma": P, "gammaln": P,
         "loggamma": P, "rgamma": P, "digamma": P, "psi": P, "entr": P, "j0": N, "j1": N,
