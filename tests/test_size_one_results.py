@@ -140,3 +140,44 @@ def test_a_result_of_several_elements_is_refused(make):
         make()
     assert "test_size_one_results.py" in str(info.value)
     assert "of shape (2,)" in str(info.value)
+
+
+def same_values(x):
+    return np.allclose(x, (x * 3.0) / 3.0)
+
+
+def positive(x):
+    return x > 0.0
+
+
+def any_positive(x):
+    return np.array([np.sum(x) > 0.0])
+
+
+def step(x):                            # an integer result: locally constant, derivative 0
+    if x > 0.0:
+        return x * x
+    return 0
+
+
+@pytest.mark.parametrize("make", [
+    lambda: transpile.grad(same_values)(X),
+    lambda: transpile.grad(positive)(0.3),
+    lambda: transpile.value_and_grad(any_positive)(X),
+    lambda: transpile.hvp(same_values)(X, v=X),
+    lambda: transpile.hvp(positive, mode="reverse-over-forward")(0.3, v=1.0),
+    lambda: transpile.grad(transpile.grad(positive))(0.3),
+], ids=["allclose", "comparison", "bool-array", "hvp", "hvp-reverse-over-forward",
+        "grad-of-grad"])
+def test_a_truth_value_is_refused(make):
+    """A predicate has no derivative: never a silent 0.0. The refusal is also a TypeError,
+    as autograd and JAX raise for it."""
+    with pytest.raises(transpile.TranspileTypeError, match="truth value") as info:
+        make()
+    assert isinstance(info.value, TypeError)
+    assert "test_size_one_results.py" in str(info.value)
+
+
+def test_an_integer_result_is_a_number():
+    assert transpile.grad(step)(-0.5) == 0.0
+    assert transpile.grad(step)(0.5) == pytest.approx(central(step, 0.5))

@@ -14,7 +14,7 @@ The pipeline, one module per pass: frontend -> normalize -> analysis -> reverse 
 (orchestrated and cached by pipeline); rules/ holds the derivative rules; jit.py is the
 optional numba backend (jit=True).
 """
-from .errors import TranspileError
+from .errors import TranspileError, TranspileTypeError
 from .api import differentiate, grad, value_and_grad, vjp, jvp
 from .api import Derivative, Differentiable, GradientFunction
 from .rules import defjvp, defvjp
@@ -34,6 +34,6 @@ from .check import check_grads  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["differentiate", "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "defvjp", "defjvp",
-           "TranspileError", "check_grads",
+           "TranspileError", "TranspileTypeError", "check_grads",
            "Differentiable", "GradientFunction", "Derivative", "rules", "tree", "grad_hook",
            "stop_gradient"]

@@ -30,7 +30,7 @@ from typing import cast, overload
 from . import pipeline, tree
 from .checkpoint import check_option
 from .errors import TranspileError
-from .seed import not_a_number, not_real, result_seed
+from .seed import is_bool, not_a_number, not_real, result_seed
 from .analysis import STRUCTURES, complex_key, element_kind, elements_key, is_complex_value
 from .analysis import value_kind
 from .emit import annotate
@@ -869,7 +869,8 @@ class GradientFunction:
                 if failure is not None:
                     raise _trimmed(failure) from None
             raise annotate(exc)
-        if value.__class__ is not float and (not _is_scalar(value) or np.iscomplexobj(value)):
+        if value.__class__ is not float and (not _is_scalar(value) or np.iscomplexobj(value)
+                                             or is_bool(value)):
             self._check_number(value)
         gs = g if self._several else (g,)
         for x in gs:
@@ -907,8 +908,8 @@ class GradientFunction:
         if value.__class__ is not float and np.iscomplexobj(value):
             code = self.fn.__code__
             raise not_real(where=(code.co_filename, code.co_firstlineno, self.fn.__qualname__))
-        if value.__class__ is not float and not _is_scalar(value) and not (
-                isinstance(value, np.ndarray) and value.size == 1):
+        if value.__class__ is not float and (is_bool(value) or not _is_scalar(value) and not (
+                isinstance(value, np.ndarray) and value.size == 1)):
             code = self.fn.__code__
             raise not_a_number(value, where=(code.co_filename, code.co_firstlineno,
                                              self.fn.__qualname__))

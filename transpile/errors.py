@@ -1,4 +1,5 @@
-"""The one exception transpile raises for input it cannot differentiate.
+"""The one exception transpile raises for input it cannot differentiate (and its
+subclass for a result of the wrong type, which is also a TypeError).
 
 Every error names the construct, the user's function and the user's file:line, so the
 message points at the line to change, never at transpile's internals.
@@ -55,3 +56,11 @@ class TranspileError(Exception):
             where = f"{filename}:{lineno}: " if lineno is not None else f"{filename}: "
         inside = f"in {function}: " if function else ""
         super().__init__(f"{where}{inside}{message}")
+
+
+class TranspileTypeError(TranspileError, TypeError):
+    """A TranspileError about the type of what a function returned: `transpile.grad` (and
+    everything built on it: hvp, hessian, the gradient differentiated again) needs one real
+    floating-point number, and the call returned a complex number, a bool, an integer or an
+    array of several elements. It is also a TypeError, which NumPy, autograd and JAX raise
+    for these."""

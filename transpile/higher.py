@@ -110,7 +110,8 @@ def hvp(f: Callable[..., Any], wrt: Wrt = 0,
     def build(kinds: dict[str, str]) -> tuple[Callable[..., Any], Callable[[], str]]:
         code = target(kinds)
         if mode == "reverse-over-forward":
-            tangent = pipeline.jvp_function(code, names, kinds, tangent_only=True)
+            tangent = pipeline.jvp_function(code, names, kinds, tangent_only=True,
+                                            options={"number_result": True})
             g = _grad(tangent.function, wrt=names if many else names[0])
             keywords = pipeline.tangent_names(code, names)
 

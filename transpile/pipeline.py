@@ -252,8 +252,10 @@ def jvp_function(fn, wrt, kinds=None, options=None, tangent_only=False):
     """Compiled forward-mode function f_jvp(*args, **tangents) -> (value, tangent), or with
     tangent_only just the tangent (a scalar function of args and tangents that reverse
     mode can differentiate again: Hessian-vector products, forward-over... reverse).
-    options: as for gradient_function, and ``seed``: the default of the tangent keywords
-    (1.0 makes the function of one number its derivative, for grad of derivative code)."""
+    options: as for gradient_function, ``seed``: the default of the tangent keywords
+    (1.0 makes the function of one number its derivative, for grad of derivative code),
+    and ``number_result``: f must return a number (hvp: a truth value is refused, as
+    result_seed refuses it in gradient code)."""
     options = dict(DEFAULT_OPTIONS, **(options or {}))
     kind = "jvp_tangent" if tangent_only else "jvp"
     key = (kind, tuple(wrt), _kinds_key(kinds), tuple(sorted(options.items())))
@@ -605,6 +607,19 @@ def _front(unit, active, kind, kinds):
     return names, norm, an
 
 
+def _may_be_truth_value(norm):
+    """Is the result assigned a comparison, `not`, `and`/`or` or a bool literal anywhere?"""
+    for s in ast.walk(ast.Module(body=norm.body, type_ignores=[])):
+        if isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == norm.result
+                                             for t in s.targets):
+            v = s.value
+            if isinstance(v, (ast.Compare, ast.BoolOp)) or (
+                    isinstance(v, ast.UnaryOp) and isinstance(v.op, ast.Not)) or (
+                    isinstance(v, ast.Constant) and isinstance(v.value, bool)):
+                return True
+    return False
+
+
 def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     options = dict(DEFAULT_OPTIONS, **(options or {}))
     names, norm, an = _front(unit, active, kind, kinds)
@@ -634,8 +649,9 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         an.kind.get(norm.result) == "scalar" or \
         all(k in ("scalar", "unknown", "module") for k in an.kind.values()) or \
         rt.primal_shapes().get(norm.result) in ((), shapes.PY)
-    if kind in ("value_and_grad", "gradient") and an.may_be_complex(A.load(norm.result)):
-        number_seed = False          # result_seed refuses a complex result on every route
+    if kind in ("value_and_grad", "gradient") and (
+            an.may_be_complex(A.load(norm.result)) or _may_be_truth_value(norm)):
+        number_seed = False      # result_seed refuses these on every route (seed.py)
     fwd, rev = shapes.specialise(fwd, rev, rt, kind, compiled, resolver, number_seed)
     all_scalar = all(k == "scalar" for k in an.kind.values())
     uses_stack = any(isinstance(n, ast.Name) and n.id in (PUSH, POP)
@@ -772,6 +788,9 @@ def _assemble_jvp(unit, norm, an, env, names, active, compiled, options, local_n
     tangents = [names.adjoint(p) for p in active]
     result = norm.result
     out = names.adjoint(result)         # set by ForwardTransform.run, shaped like result
+    if options.get("number_result") and _may_be_truth_value(norm):
+        body.append(ast.Expr(ast.Call(func=A.load(env.bind("result_seed", result_seed)),
+                                      args=[A.load(result)], keywords=[])))
     if compiled.kind == "jvp_tangent":
         body += T.expand(T.return_only, OUT=out)
     else:

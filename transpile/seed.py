@@ -15,16 +15,18 @@ import sys
 
 import numpy as np
 
-from .errors import TranspileError
+from .errors import TranspileTypeError
 
 
 def result_seed(value):
     """The adjoint the gradient of `value` starts from (see the module docstring)."""
     cls = value.__class__
-    if cls is float or cls is int or cls is bool:
+    if cls is float or cls is int:
         return 1.0
     if cls is complex or np.iscomplexobj(value):
         raise not_real(sys._getframe(1))
+    if is_bool(value):
+        raise not_a_number(value, sys._getframe(1))
     shape = getattr(value, "shape", None)
     if shape == ():
         return 1.0
@@ -40,19 +42,31 @@ def describe(value):
     return what + (f" of shape {tuple(shape)}" if shape is not None else "")
 
 
+def is_bool(value):
+    """A bool, NumPy bool or bool array: a result grad refuses (a predicate such as
+    np.allclose has no derivative to give; an integer result is a number, and its
+    derivative where it is locally constant is 0)."""
+    return value.__class__ is bool or getattr(getattr(value, "dtype", None), "kind", "") == "b"
+
+
 def not_a_number(value, frame=None, where=(None, None, None)):
     """The refusal of a gradient of a result that is not a number, at the user's line
     (read off the generated frame `frame` when given)."""
-    return TranspileError(f"grad needs a function returning a number (or an array of one "
-                          f"element), and this call returned {describe(value)}; use "
-                          "transpile.vjp (or transpile.jacobian) for other results",
-                          *_users_line(frame, where))
+    if is_bool(value):
+        return TranspileTypeError(f"grad needs a function returning a number, and this call "
+                                  f"returned {describe(value)}: a truth value has no "
+                                  "derivative (differentiate the quantity it compares)",
+                                  *_users_line(frame, where))
+    return TranspileTypeError(f"grad needs a function returning a number (or an array of "
+                              f"one element), and this call returned {describe(value)}; "
+                              "use transpile.vjp (or transpile.jacobian) for other results",
+                              *_users_line(frame, where))
 
 
 def not_real(frame=None, where=(None, None, None)):
     """The refusal of a gradient of a complex result (every route: grad, hvp, the
     gradient code differentiated again), at the user's line."""
-    return TranspileError("grad needs a function returning a real number, and this call "
+    return TranspileTypeError("grad needs a function returning a real number, and this call "
                           "returned a complex one: differentiate its real part (np.real) "
                           "or its absolute value, or use transpile.vjp for the derivative "
                           "of a complex result", *_users_line(frame, where))
