@@ -33,7 +33,7 @@ from .errors import TranspileError
 from .seed import is_bool, not_a_number, not_real, result_seed
 from .analysis import STRUCTURES, complex_key, element_kind, elements_key, is_complex_value
 from .analysis import value_kind
-from .emit import annotate
+from .emit import annotate, locate
 from .runtime import zeros_like, _is_zero
 from .shapes import value_mask
 
@@ -118,6 +118,7 @@ def _differentiable(f: Any) -> tuple[Callable[..., Any], Callable[[dict[str, str
 # holds the user's frames and one frame of transpile's (the entry point).
 
 def _trimmed(exc: TranspileError) -> TranspileError:
+    locate(exc)                  # a rule's refusal at run time: at the user's line
     exc.__traceback__ = None
     exc.__cause__ = None
     exc.__context__ = None

@@ -135,6 +135,37 @@ def load(name, source, bindings, unit, defaults=None, kwdefaults=None, kind="", 
 SOURCE_MAPS = {}      # generated file name -> (user file, {generated line: user line})
 
 
+def user_line(filename, line):
+    """(file, line) of the user's code a generated line came from, through derivative code
+    of derivative code (each maps to the file it was generated from); a file that is not
+    generated is returned as it is."""
+    for _ in range(100):
+        entry = SOURCE_MAPS.get(filename)
+        if entry is None or line is None:
+            break
+        filename, line = entry[0], entry[1].get(line)
+    return filename, line
+
+
+def locate(exc):
+    """A TranspileError raised while generated code ran (a rule refusing the values it
+    was given) without a place of its own: placed at the user's line of the innermost
+    generated frame of its traceback."""
+    if getattr(exc, "filename", True) is not None:
+        return exc
+    tb, found = exc.__traceback__, None
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_filename in SOURCE_MAPS and \
+                SOURCE_MAPS[code.co_filename][1].get(tb.tb_lineno) is not None:
+            found = code.co_filename, tb.tb_lineno, code.co_name
+        tb = tb.tb_next
+    if found is not None:
+        filename, line = user_line(found[0], found[1])
+        exc.place(filename, line, f"the derivative code {found[2]}")
+    return exc
+
+
 def _line_map(fdef, source, offset):
     """Generated line -> the user's line each generated statement came from."""
     printed = ast.parse(source).body[0]
@@ -149,8 +180,10 @@ def _line_map(fdef, source, offset):
 
 
 def annotate(exc):
-    """Add a note naming the user's file:line for each generated frame in exc's traceback."""
+    """Add a note naming the user's file:line for each generated frame in exc's traceback
+    (and place a TranspileError that has no place: `locate`)."""
     import linecache
+    locate(exc)
     tb = exc.__traceback__
     notes = []
     while tb is not None:

@@ -48,6 +48,12 @@ class TranspileError(Exception):
     def __init__(self, message: str, filename: str | None = None,
                  lineno: int | None = None, function: str | None = None) -> None:
         self.message = message
+        super().__init__(message)
+        self.place(filename, lineno, function)
+
+    def place(self, filename: str | None, lineno: int | None = None,
+              function: str | None = None) -> None:
+        """Set where the error is (the message starts with it)."""
         self.filename = filename
         self.lineno = lineno
         self.function = function
@@ -55,7 +61,7 @@ class TranspileError(Exception):
         if filename is not None:
             where = f"{filename}:{lineno}: " if lineno is not None else f"{filename}: "
         inside = f"in {function}: " if function else ""
-        super().__init__(f"{where}{inside}{message}")
+        self.args = (f"{where}{inside}{self.message}",)
 
 
 class TranspileTypeError(TranspileError, TypeError):

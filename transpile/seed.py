@@ -75,14 +75,7 @@ def not_real(frame=None, where=(None, None, None)):
 def _users_line(frame, where):
     """(filename, line, qualname) of the user's code: `where`, or read off the generated
     frame `frame` through the source maps (derivative code of derivative code too)."""
-    from .emit import SOURCE_MAPS
-    filename, line, qualname = where
-    if frame is not None:
-        filename, line = frame.f_code.co_filename, frame.f_lineno
-        qualname = frame.f_code.co_name
-        for _ in range(100):
-            entry = SOURCE_MAPS.get(filename)
-            if entry is None or line is None:
-                break
-            filename, line = entry[0], entry[1].get(line)
-    return filename, line, qualname
+    from .emit import user_line
+    if frame is None:
+        return where
+    return (*user_line(frame.f_code.co_filename, frame.f_lineno), frame.f_code.co_name)
