@@ -53,6 +53,13 @@ def sylvester(x, y):
     return np.sum(np.cos(sla.solve_sylvester(x, x.T + np.eye(3), np.outer(y, y))))
 
 
+def sqrtm_negative(x, y):
+    """The principal root of a symmetric matrix with negative eigenvalues is complex: a
+    real function of it (real and imaginary parts)."""
+    r = sla.sqrtm((x + x.T) / 2 - 1.5 * np.eye(3))
+    return np.sum(np.sin(np.real(r)) * y) + np.sum(np.imag(r) ** 2)
+
+
 def banded(x, y):
     ab = np.array([[0.0, 1.0, 1.0], [1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]) * x[:3]
     ab = ab + np.array([[0.0, 0.0, 0.0], [3.0, 3.0, 3.0], [0.0, 0.0, 0.0]])
@@ -67,6 +74,8 @@ PROGRAMS = [
     (expm_sqrtm, lambda: rng.normal(size=(3, 3)), lambda: rng.normal(size=3)),
     (sylvester, lambda: well(3), lambda: rng.normal(size=3)),
     (banded, lambda: rng.uniform(0.2, 0.5, size=(3, 3)), lambda: rng.normal(size=3)),
+    (sqrtm_negative, lambda: 0.5 * rng.normal(size=(3, 3)) + np.diag([0.2, 1.0, 3.0]),
+     lambda: rng.normal(size=3)),
 ]
 
 

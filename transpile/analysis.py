@@ -160,6 +160,9 @@ SHAPE_ATTRS = {"shape", "ndim", "size", "dtype", "itemsize", "nbytes"}
 # take the real part of an adjoint contribution that goes to a variable that is surely real
 # (autograd's convention: registry.COMPLEX).
 COMPLEX_SUFFIX = ".complex"
+#: the run-time helpers of calls through a variable (calls.py): their results are complex
+#: where the function called (their first argument) makes complex values
+CALL_HELPERS = ("transpile.runtime.call_forward", "transpile.runtime.call_jvp")
 
 
 def complex_key(name):
@@ -534,6 +537,12 @@ class Analysis:
             result = getattr(rule, "result", None)
             if result is not None:
                 return result == "complex"
+            if A.get_tag(e, "special") == "dynamic" and self._creates_complex(
+                    e.func, e.args):
+                return True
+            if getattr(rule, "name", None) in CALL_HELPERS and e.args and \
+                    self._creates_complex(e.args[0]):   # derivative code of such a call
+                return True
             if A.get_tag(e, "special") is None and rule is None:
                 return False     # (a zero rule's result may be complex: np.sign, -1j)
             for k in e.keywords:
@@ -549,6 +558,28 @@ class Analysis:
             return any(self.may_be_complex(a, names) for a in parts)
         return any(self.may_be_complex(c, names) for c in ast.iter_child_nodes(e)
                    if isinstance(c, ast.expr))
+
+    def _creates_complex(self, func, args=()):
+        """May the function `func` names, called through a variable (`f(*args)`, a
+        closure's or a parameter's function: calls.py), make complex values from real ones?
+        Read from the function where it is known now; one known only when the code runs is
+        checked then (calls.py refuses a complex result the caller's code took for real)."""
+        from .rules import lookup
+        obj = self.norm.unit.resolve(func, set(self.sites) | set(self.params))
+        if obj is None and isinstance(func, ast.Name):
+            what, obj = (getattr(self.norm, "statics", None) or {}).get(func.id,
+                                                                      (None, None))
+        if obj is None:
+            return False
+        try:
+            rule = lookup(obj)
+        except TypeError:
+            rule = None
+        if getattr(rule, "name", None) in CALL_HELPERS and args:   # call_forward(f, ...)
+            return not isinstance(args[0], ast.Starred) and self._creates_complex(args[0])
+        if rule is not None:
+            return getattr(rule, "result", None) == "complex"
+        return inspect.isfunction(obj) and _creates_complex(obj)
 
     def _complex_dtype_expr(self, e, names):
         if isinstance(e, ast.Attribute) and e.attr == "dtype":

@@ -621,7 +621,9 @@ def static_callable(value: Any) -> bool:
         return False
     if inspect.isfunction(value):
         return not _is_derivative(value)
-    if isinstance(value, (np.ufunc, types.BuiltinFunctionType)):
+    if isinstance(value, (np.ufunc, types.BuiltinFunctionType)) or (
+            callable(value) and not isinstance(value, type) and
+            type(value).__name__ == "_ArrayFunctionDispatcher"):     # np.fft.fft, np.sum
         from .rules import lookup
         try:
             return any(lookup(value, n) is not None for n in (None, 1, 2, 3))

@@ -186,12 +186,32 @@ def _names(target, params, prefix, active, args, kwargs):
     return tuple(out)
 
 
+#: the entry of `active` saying that the caller's code takes the result for a real value
+#: (reverse.dynamic_positions); not a keyword name
+REAL = "=real"
+
+
+def _real_checked(value, active, f):
+    """value, refused where it is complex and the caller's code took it for real (the
+    function was known only when the code ran)."""
+    from .analysis import is_complex_value
+    if REAL in active and is_complex_value(value):
+        raise _refuse(f"{getattr(resolve(f)[0], '__qualname__', f)} returned a complex "
+                      "value from real arguments, called through a variable (a list "
+                      "element, a local): the derivative code of the caller was written "
+                      "for a real one; call the function by its name or pass it as an "
+                      "argument, so transpile reads it before it runs", resolve(f)[0])
+    return value
+
+
 def _expanded(active, nargs):
     """`active` with each "*i" (a `*seq` unpacked from argument i on, the last
     positional) replaced by the positions it fills, and the sizes to regroup by (None for
-    a single argument)."""
+    a single argument); REAL left out."""
     out, groups = [], []
     for a in active:
+        if a == REAL:
+            continue
         if isinstance(a, str) and a.startswith("*"):
             positions = list(range(int(a[1:]), nargs))
             out += positions
@@ -283,10 +303,12 @@ def call_forward(f, active, *args, **kwargs):
     flat, groups = _expanded(active, len(args))
     compiled, all_args, all_kw, _ = _compiled("pair", f, flat, args, kwargs)
     value, tape = compiled.forward(*all_args, **all_kw)
+    _real_checked(value, active, f)
     # the adjoint sweep itself, not its Compiled: a function is a leaf of the tape (the
     # tape may be differentiated again, and read for its kinds, when the caller's
     # derivative code is)
-    return value, (compiled.backward, tape, groups if flat != active else None)
+    plain = flat == tuple(a for a in active if a != REAL)
+    return value, (compiled.backward, tape, None if plain else groups)
 
 
 def call_backward(tape, g):
@@ -300,17 +322,20 @@ def call_backward(tape, g):
 def call_jvp(f, active, tangents, *args, **kwargs):
     """Forward mode of ``f(*args, **kwargs)`` along `tangents` (one per active argument):
     (value, tangent)."""
+    given = active
     active, tangents, _ = _spread(active, tangents, len(args))
     compiled, all_args, all_kw, names = _compiled("jvp", f, active, args, kwargs)
-    return _run_jvp(compiled, all_args, all_kw, names, tangents)
+    out = _run_jvp(compiled, all_args, all_kw, names, tangents)
+    _real_checked(out[0], given, f)
+    return out
 
 
 def _spread(active, tangents, nargs):
     """(active, tangents, groups) with each "*i" entry (a `*seq` from argument i on) and
     its tangent (a sequence, or 0.0) spread over the positions it fills (`_expanded`)."""
     flat, groups = _expanded(active, nargs)
-    if flat == active:
-        return active, tangents, None
+    if flat == tuple(a for a in active if a != REAL):
+        return flat, tangents, None
     spread = []
     for t, n in zip(tangents, groups):
         if n is None:

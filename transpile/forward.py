@@ -320,7 +320,8 @@ class ForwardTransform(Transform):
             return [s, A.assign(self.d(t), A.const(0.0))]
         tangents = ast.Tuple(elts=[A.load(self.d(a.id)) for _, a in active], ctx=ast.Load())
         new_call = ast.Call(func=A.load(self.env.bind("call_jvp", call_jvp)),
-                            args=[call.func, dynamic_positions(active), tangents]
+                            args=[call.func, dynamic_positions(active, t not in self.an.complex),
+                                  tangents]
                             + list(call.args), keywords=list(call.keywords))
         return [A.assign(ast.Tuple(elts=[A.store(t), A.store(self.d(t))], ctx=ast.Store()),
                          new_call)]

@@ -721,8 +721,9 @@ class ReverseTransform(ControlFlowReversal, Transform):
         if not active or t not in self.an.active:
             reset = [A.assign(self.d(t), A.const(0.0))] if t in self.an.active else []
             return [marker(save=t), s], [marker(restore=t)] + reset
+        real = t not in self.an.complex
         new_call = ast.Call(func=A.load(self.env.bind("call_forward", calls.call_forward)),
-                            args=[call.func, dynamic_positions(active)] + list(call.args),
+                            args=[call.func, dynamic_positions(active, real)] + list(call.args),
                             keywords=list(call.keywords))
         backward = self.env.bind("call_backward", calls.call_backward)
         return self.taped_call(t, new_call, lambda tape, g: ast.Call(
@@ -819,9 +820,12 @@ def dynamic_active(tr, call):
     return active
 
 
-def dynamic_positions(active):
-    """The `active` argument of call_forward / call_jvp: a tuple of positions and names."""
-    return ast.Tuple(elts=[A.const(p) for p, _ in active], ctx=ast.Load())
+def dynamic_positions(active, real=False):
+    """The `active` argument of call_forward / call_jvp: a tuple of positions and names,
+    and calls.REAL where the code takes the result for a real value (the function called
+    is known only when it runs: calls.py refuses a complex result then)."""
+    return ast.Tuple(elts=[A.const(p) for p, _ in active] + (
+        [A.const(calls.REAL)] if real else []), ctx=ast.Load())
 
 
 def plain_call(s, target, env=None, kinds=None):

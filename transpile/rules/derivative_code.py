@@ -337,7 +337,9 @@ _helper(R.abs_partial, _partial_vjp(R.abs_partial), params="x", jvp=_partial_jvp
 _helper(R.angle_partial, _partial_vjp(R.angle_partial), None, params="x, deg",
         jvp=_partial_jvp(R.angle_partial), complex="explicit")
 # the real part of a real value's adjoint contribution (reverse.py)
-_helper(R.real_part, lambda G, ans, g: R.real_part(G), multilinear=[(0,)], params="g")
+# (its result is real: what is differentiated after it is real code, second order too)
+_helper(R.real_part, lambda G, ans, g: R.real_part(G), multilinear=[(0,)], params="g",
+        complex="explicit", result="real")
 
 
 # --- what forward-mode code calls besides runtime helpers (rules/forward_runtime.py) ----

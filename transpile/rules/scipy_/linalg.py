@@ -277,8 +277,10 @@ _reuse(sla.solve_banded, la.solve, "l_and_u, ab, b", _banded_read)
 # solve_sylvester, sqrtm, expm
 # ======================================================================================
 def _sylvester(a, b, q):
-    return sla.solve_sylvester(np.asarray(a, dtype=float), np.asarray(b, dtype=float),
-                               np.asarray(q, dtype=float))
+    """x with a x + x b = q (complex where any of them is: sqrtm's complex roots)."""
+    kind = np.result_type(np.asarray(a), np.asarray(b), np.asarray(q), float)
+    return sla.solve_sylvester(np.asarray(a, dtype=kind), np.asarray(b, dtype=kind),
+                               np.asarray(q, dtype=kind))
 
 
 def _sylvester_rhs(x, da, db, dq):
@@ -347,7 +349,7 @@ _def(sla.solve_sylvester, sylvester_vjp_a, sylvester_vjp_b, sylvester_vjp_q,
      vjp_tangents=[_sylvester_vjp_a_jvp, _sylvester_vjp_b_jvp, _sylvester_vjp_q_jvp])
 
 
-def _real_square(x, what):
+def _one_matrix(x, what):
     if isinstance(x, tuple):
         raise TranspileError(f"scipy.linalg.{what}: derivatives of its one-matrix result "
                              "only (not of disp=False's pair)")
@@ -355,16 +357,15 @@ def _real_square(x, what):
     if x.ndim != 2 or x.shape[0] != x.shape[1]:
         raise TranspileError(f"scipy.linalg.{what}: derivatives for one square matrix "
                              f"(2-D) only, not shape {x.shape}")
-    if x.dtype.kind == "c":
-        raise TranspileError(f"scipy.linalg.{what}: the result is complex (a matrix with "
-                             "negative real eigenvalues): complex derivatives are not "
-                             "supported")
     return x
 
 
-# sqrtm: X X = A, so X dX + dX X = dA: dX = solve_sylvester(X, X, dA)
+# sqrtm: X X = A, so X dX + dX X = dA: dX = solve_sylvester(X, X, dA). Holomorphic (the
+# principal root of a complex matrix, and of a real one with negative eigenvalues, whose
+# root is complex: result='complex'); the Sylvester solves keep complex values, and the
+# adjoint map uses plain transposes (autograd's convention, registry.COMPLEX).
 def sqrtm_vjp(g, ans, A, *rest, **kw):
-    X = _real_square(ans, "sqrtm")
+    X = _one_matrix(ans, "sqrtm")
     return _fit(_sylvester_adjoint(g, X, X), A)
 
 
@@ -372,19 +373,20 @@ def sqrtm_jvp(tangents, A, *rest, **kw):
     dA = _t(tangents, 0)
     if dA is None:
         return 0.0
-    X = _real_square(sla.sqrtm(A), "sqrtm")
+    X = _one_matrix(sla.sqrtm(A), "sqrtm")
     return _sylvester(X, X, dA)
 
 
 def _sqrtm_vjp_jvp(tangents, g, ans, A, *rest, **kw):
     """The adjoint y of q in solve_sylvester(X, X, q) at X = ans, along dX = dans."""
-    X = _real_square(ans, "sqrtm")
+    X = _one_matrix(ans, "sqrtm")
     dg, dX = _t(tangents, 0), _t(tangents, 1)
     dy = _sylvester_dy([dg, None, dX, dX], g, X, X)[1]
     return 0.0 if dy is None else dy
 
 
-_def(sla.sqrtm, sqrtm_vjp, params="A", jvp=sqrtm_jvp, vjp_tangents=[_sqrtm_vjp_jvp])
+_def(sla.sqrtm, sqrtm_vjp, params="A", jvp=sqrtm_jvp, vjp_tangents=[_sqrtm_vjp_jvp],
+     complex="holomorphic", result="complex")
 
 
 def _frechet(A, E):
