@@ -376,3 +376,32 @@ def test_a_complex_result_known_only_at_run_time_is_refused():
     assert "test_complex.py" in str(info.value)
     with pytest.raises(transpile.TranspileError, match="returned a complex value"):
         transpile.jvp(_through_a_list, (x,), (x,))
+
+
+class _Rotation:
+    def __init__(self, w):
+        self.w = w
+
+    def __call__(self, z):
+        return np.tanh(self.w * z)
+
+
+def _through_an_object(x):
+    layer = _Rotation(0.5 + 0.2j)      # a complex weight held by the object called
+    z = layer(x) + layer(x * 1j)
+    return np.sum(np.real(z * np.conj(z)))
+
+
+@pytest.mark.parametrize("mode", ["reverse", "forward", "forward-over-reverse",
+                                  "reverse-over-forward"])
+def test_an_object_holding_complex_values_called_through_a_variable(mode):
+    x, v = rng.normal(size=3), rng.normal(size=3)
+    g = transpile.grad(_through_an_object)
+    if mode == "reverse":
+        close(g(x), central_wrt(_through_an_object, [x], 0), 1e-6)
+    elif mode == "forward":
+        close(transpile.jvp(_through_an_object, (x,), (v,))[1],
+              np.sum(central_wrt(_through_an_object, [x], 0) * v), 1e-6)
+    else:
+        close(transpile.hvp(_through_an_object, mode=mode)(x, v=v),
+              (g(x + 1e-5 * v) - g(x - 1e-5 * v)) / 2e-5, 1e-5)

@@ -555,6 +555,8 @@ class Analysis:
             parts = list(e.args) + [k.value for k in e.keywords]
             if isinstance(e.func, ast.Attribute) and A.get_tag(e, "special") == "method":
                 parts.append(e.func.value)
+            if A.get_tag(e, "special") == "dynamic":    # an object or closure holding one
+                parts.append(e.func)
             return any(self.may_be_complex(a, names) for a in parts)
         return any(self.may_be_complex(c, names) for c in ast.iter_child_nodes(e)
                    if isinstance(c, ast.expr))
