@@ -565,11 +565,12 @@ def hoist_module_functions(stmts, namespace, local_names):
 def simplify_scalar(stmts, adjoint_names):
     """sympy pass over scalar code: each assignment's right-hand side is handed to sympy
     (calls become opaque symbols), common factors are pulled out (`2*x*g + 2*g` becomes
-    `2*g*(x + 1)`), and the result is kept only when it has fewer operations."""
-    import sympy
-    from sympy.printing.pycode import pycode
-
+    `2*g*(x + 1)`), and the result is kept only when it has fewer operations. sympy is
+    imported only for an expression `_shares_a_factor` lets through (code where no sum has
+    two terms with a factor in common never imports it)."""
     def simplify(expr):
+        import sympy
+        from sympy.printing.pycode import pycode
         calls, symbols = {}, {}
 
         class Opaque(ast.NodeTransformer):
