@@ -117,16 +117,18 @@ _RULES_DIGEST = {}
 
 
 def rules_digest():
-    """A digest of the whole rule registry (built-in and user rules): what each rule is
-    for, its templates, and the code of its vjp / jvp functions. Computed once per
-    registry version (every defvjp / defjvp changes it)."""
+    """A digest of the rules registered from outside transpile (user rules): what each rule
+    is for, its templates, and the code of its vjp / jvp functions. The built-in rules are
+    transpile's source, which `versions` digests (which of them are loaded yet, rules are
+    registered lazily, changes no generated code). Computed once per registry version
+    (every defvjp / defjvp changes it)."""
     from .rules import registry
     version = registry.VERSION[0]
     if version not in _RULES_DIGEST:
         _RULES_DIGEST.clear()
         digest = hashlib.sha256()
-        for (fn, nargs), rule in sorted(registry._RULES.items(),
-                                        key=lambda kv: (kv[1].name, str(kv[0][1]))):
+        user = [kv for kv in registry._RULES.items() if not getattr(kv[1], "builtin", False)]
+        for (fn, nargs), rule in sorted(user, key=lambda kv: (kv[1].name, str(kv[0][1]))):
             part = [rule.name, nargs, _callable_text(fn), rule.params,
                     rule._partials if rule._derive is None else None,
                     _callable_text(rule._derive),
