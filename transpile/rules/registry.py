@@ -365,7 +365,8 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
     rule.builtin = builtin             # registered by transpile's own modules
     _RULES[_key(fn, nargs)] = rule
     _RULED.add(fn)
-    VERSION[0] += 1
+    if not _QUIET[0]:
+        VERSION[0] += 1
     _derive_modes(rule)
     return rule
 
@@ -468,7 +469,8 @@ def defjvp(fn: Callable[..., Any], jvp: Callable[..., Any], nargs: int | None = 
     rule.jvp = jvp
     if rule.structure == "reverse_only":
         rule.structure = "explicit"
-    VERSION[0] += 1
+    if not _QUIET[0]:
+        VERSION[0] += 1
     _derive_modes(rule)
     return rule
 
@@ -510,6 +512,9 @@ TIERS = (("python", ("transpile.rules.scalar",)),
          ("numpy", ("transpile.rules.numpy_", "transpile.rules.linalg", "transpile.rules.fft",
                     "transpile.rules.derivative_code")))
 _TIERS_LOADED = set()
+#: True while a tier loads: its rules change no lookup made before (see above), so they
+#: leave `VERSION` alone and no derivative built earlier is rebuilt for them
+_QUIET = [False]
 #: module-name prefixes whose callables' rules live in the numpy tier
 NUMPY_SIDE = ("numpy", "scipy", "transpile")
 
@@ -519,10 +524,14 @@ def _load_tier(name):
         return
     _TIERS_LOADED.add(name)        # first: a lookup while its modules load must not recurse
     import importlib
-    for tier, modules in TIERS:
-        if tier == name:
-            for module in modules:
-                importlib.import_module(module)
+    quiet, _QUIET[0] = _QUIET[0], True
+    try:
+        for tier, modules in TIERS:
+            if tier == name:
+                for module in modules:
+                    importlib.import_module(module)
+    finally:
+        _QUIET[0] = quiet
     if name == "numpy":
         READY[0] = True            # optional libraries' rules may load from now on
 
