@@ -5,8 +5,9 @@ Turn it on with the environment variable TRANSPILE_CACHE_DIR=<folder> or
 ~/.cache/transpile). An entry is a JSON file named by the SHA-256 of everything the
 generated code depends on: transpile's version and a digest of its source, the versions of
 Python, NumPy, SymPy and astor, the function's source text and first line, the derivative
-asked for (wrt, argument kinds, options), every registered rule (user rules included: their
-templates and the code of their functions), and what the function reads: which module or
+asked for (wrt, argument kinds, options), every rule registered from outside transpile (user
+rules: their templates and the code of their functions; the built-in ones are transpile's
+source), and what the function reads: which module or
 object each global, closure variable and module attribute it reads is, the kind of the
 data values among them, and for each user function it calls that function's code and,
 recursively, what it reads.
