@@ -101,17 +101,38 @@ def versions():
                 if name.endswith(".py"):
                     with open(os.path.join(folder, name), "rb") as fh:
                         digest.update(name.encode() + b"\0" + fh.read())
-        from importlib import metadata
-        found = {}
-        for package in ("numpy", "sympy", "astor"):
-            try:
-                found[package] = metadata.version(package)
-            except Exception:               # pragma: no cover - core dependencies
-                found[package] = None
+        found = {package: _package_version(package) for package in ("numpy", "sympy", "astor")}
         _VERSIONS.append([__version__, digest.hexdigest(), sys.version,
                           sys.implementation.cache_tag, sorted(found.items())])
     import numpy
     return _VERSIONS[0] + [numpy.__version__]     # (read again: cheap, and patchable)
+
+
+def _package_version(package):
+    """The installed version of `package`, without importing it (its generated code may
+    never need it: sympy) nor importlib.metadata (slow to import): read off the name of the
+    ``<package>-<version>.dist-info`` folder beside it; importlib.metadata where there is
+    none."""
+    import importlib.util
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin:
+        return None
+    site = os.path.dirname(os.path.dirname(spec.origin))
+    try:
+        found = [n[len(package) + 1:-len(".dist-info")] for n in os.listdir(site)
+                 if n.startswith(package + "-") and n.endswith(".dist-info")]
+    except OSError:
+        found = []
+    if len(found) == 1:
+        return found[0]
+    from importlib import metadata
+    try:
+        return metadata.version(package)
+    except Exception:               # pragma: no cover - core dependencies
+        return None
 
 
 _RULES_DIGEST = {}
