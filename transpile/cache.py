@@ -28,9 +28,7 @@ import inspect
 import json
 import os
 import re
-import secrets
 import stat
-import tempfile
 import time
 import types
 
@@ -308,6 +306,7 @@ def _secret(top):
             pass
         else:
             try:
+                import secrets
                 os.write(fd, secrets.token_bytes(32))
                 os.fsync(fd)
             finally:
@@ -397,6 +396,7 @@ def store(digest, payload):
         return
     record = {"format": FORMAT, "mac": _mac(key, digest, payload), "payload": payload}
     data = json.dumps(record).encode("utf-8")
+    import tempfile
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".json")
     try:
         with os.fdopen(fd, "wb") as fh:
