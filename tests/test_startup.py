@@ -67,11 +67,12 @@ def test_the_numpy_tier_registers_only_what_its_lookups_load_it_for(tmp_path):
             "not_numpy_side": [registry._RULES[k].name for k in added
                                if not registry._numpy_side(k[0])],
             "added": len(added), "version_kept": registry.VERSION[0] == version,
-            "all_builtin": all(r.builtin for r in registry._RULES.values())}))
+            "all_builtin": all(r.builtin for r in registry._RULES.values()),
+            "hooks": "transpile.grad_hook" in registry.supported()}))
     ''')
     assert out["added"] > 100
     assert out["replaced"] == [] and out["not_numpy_side"] == []
-    assert out["version_kept"] and out["all_builtin"]
+    assert out["version_kept"] and out["all_builtin"] and out["hooks"]
 
 
 def test_lazy_rules_give_the_gradients_of_eager_ones(tmp_path):

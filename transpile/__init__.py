@@ -48,7 +48,7 @@ _ENTRIES = ("hessian", "hvp", "jacobian")
 
 
 def __getattr__(name):
-    import importlib
+    import importlib.util
     if name in _LAZY:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     elif name in _SUBMODULES:
@@ -57,6 +57,8 @@ def __getattr__(name):
         from . import higher
         from .api import entry_for
         value = entry_for(getattr(higher, name))
+    elif not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}"):
+        value = importlib.import_module(f".{name}", __name__)   # any other submodule
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value

@@ -501,14 +501,15 @@ def has_rule(fn: Any) -> bool:
 
 
 #: the built-in rules, in tiers of modules imported on first need, so that importing
-#: transpile registers none: "python" (operators, math, numeric builtins) with the first
+#: transpile registers none: "python" (operators, math, numeric builtins, transpile's
+#: grad_hook and stop_gradient) with the first
 #: lookup, "numpy" (NumPy, numpy.linalg, numpy.fft and the rules of what derivative code
 #: calls, rules/derivative_code.py) with the first lookup of a callable of NumPy, SciPy or
 #: transpile itself (`_numpy_side`), or when the whole registry is read (`supported`, a
 #: user rule: `load_builtin`). Lookups of other callables find the same rule (or none)
 #: whether or not the numpy tier is loaded: it registers only callables `_numpy_side`
 #: recognizes (tests/test_startup.py checks it)
-TIERS = (("python", ("transpile.rules.scalar",)),
+TIERS = (("python", ("transpile.rules.scalar", "transpile.hooks")),
          ("numpy", ("transpile.rules.numpy_", "transpile.rules.linalg", "transpile.rules.fft",
                     "transpile.rules.derivative_code")))
 _TIERS_LOADED = set()
