@@ -365,7 +365,7 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
     rule.builtin = builtin             # registered by transpile's own modules
     _RULES[_key(fn, nargs)] = rule
     _RULED.add(fn)
-    if not _QUIET[0]:
+    if caller.get("__name__") not in _QUIET:
         VERSION[0] += 1
     _derive_modes(rule)
     return rule
@@ -461,7 +461,8 @@ def defjvp(fn: Callable[..., Any], jvp: Callable[..., Any], nargs: int | None = 
     >>> transpile.jvp(f, (2.0,), (1.0,))  # forward mode calls the jvp: 3 x^2 + 1
     (10.0, 13.0)
     """
-    if not sys._getframe(1).f_globals.get("__name__", "").startswith("transpile."):
+    caller = sys._getframe(1).f_globals.get("__name__", "")
+    if not caller.startswith("transpile."):
         load_builtin()
     rule = _RULES.get(_key(fn, nargs))
     if rule is None:
@@ -469,7 +470,7 @@ def defjvp(fn: Callable[..., Any], jvp: Callable[..., Any], nargs: int | None = 
     rule.jvp = jvp
     if rule.structure == "reverse_only":
         rule.structure = "explicit"
-    if not _QUIET[0]:
+    if caller not in _QUIET:
         VERSION[0] += 1
     _derive_modes(rule)
     return rule
@@ -513,9 +514,10 @@ TIERS = (("python", ("transpile.rules.scalar", "transpile.hooks")),
          ("numpy", ("transpile.rules.numpy_", "transpile.rules.linalg", "transpile.rules.fft",
                     "transpile.rules.derivative_code")))
 _TIERS_LOADED = set()
-#: True while a tier loads: its rules change no lookup made before (see above), so they
-#: leave `VERSION` alone and no derivative built earlier is rebuilt for them
-_QUIET = [False]
+#: the tiers' modules: their rules change no lookup made before (see above), so they leave
+#: `VERSION` alone (however the module comes to be imported) and no derivative built
+#: earlier is rebuilt for them; the rules of optional libraries (`LAZY_RULES`) still bump it
+_QUIET = {module for _, modules in TIERS for module in modules}
 #: module-name prefixes whose callables' rules live in the numpy tier
 NUMPY_SIDE = ("numpy", "scipy", "transpile")
 
@@ -525,14 +527,10 @@ def _load_tier(name):
         return
     _TIERS_LOADED.add(name)        # first: a lookup while its modules load must not recurse
     import importlib
-    quiet, _QUIET[0] = _QUIET[0], True
-    try:
-        for tier, modules in TIERS:
-            if tier == name:
-                for module in modules:
-                    importlib.import_module(module)
-    finally:
-        _QUIET[0] = quiet
+    for tier, modules in TIERS:
+        if tier == name:
+            for module in modules:
+                importlib.import_module(module)
     if name == "numpy":
         READY[0] = True            # optional libraries' rules may load from now on
 
