@@ -16,12 +16,11 @@ no source and is refused with a `TranspileError`.
 """
 from __future__ import annotations
 
-import fractions
 import copy
-import decimal
 import functools
 import inspect
 import numbers
+import sys
 import types
 from collections import OrderedDict
 from typing import Any, Callable, List, Literal, Protocol, Sequence, Tuple, TypeVar, Union
@@ -217,7 +216,9 @@ def _leaf_refusal(value: Any) -> str | None:
                 "np.asarray(x)")
     if isinstance(value, np.ma.MaskedArray):
         return "a masked array; pass an array (np.ma.filled(x) or x.data)"
-    if isinstance(value, (fractions.Fraction, decimal.Decimal)):
+    exact = tuple(getattr(sys.modules.get(m), c, None) for m, c in (
+        ("fractions", "Fraction"), ("decimal", "Decimal")) if m in sys.modules)
+    if exact and isinstance(value, exact):     # (a module not imported made none of them)
         return (f"a {type(value).__name__} (exact arithmetic has no derivative code); "
                 "pass a float")
     dtype = getattr(value, "dtype", None)

@@ -5,8 +5,9 @@ Turn it on with the environment variable TRANSPILE_CACHE_DIR=<folder> or
 ~/.cache/transpile). An entry is a JSON file named by the SHA-256 of everything the
 generated code depends on: transpile's version and a digest of its source, the versions of
 Python, NumPy, SymPy and astor, the function's source text and first line, the derivative
-asked for (wrt, argument kinds, options), every registered rule (user rules included: their
-templates and the code of their functions), and what the function reads: which module or
+asked for (wrt, argument kinds, options), every rule registered from outside transpile (user
+rules: their templates and the code of their functions; the built-in ones are transpile's
+source), and what the function reads: which module or
 object each global, closure variable and module attribute it reads is, the kind of the
 data values among them, and for each user function it calls that function's code and,
 recursively, what it reads.
@@ -27,9 +28,7 @@ import inspect
 import json
 import os
 import re
-import secrets
 import stat
-import tempfile
 import time
 import types
 
@@ -100,33 +99,56 @@ def versions():
                 if name.endswith(".py"):
                     with open(os.path.join(folder, name), "rb") as fh:
                         digest.update(name.encode() + b"\0" + fh.read())
-        from importlib import metadata
-        found = {}
-        for package in ("numpy", "sympy", "astor"):
-            try:
-                found[package] = metadata.version(package)
-            except Exception:               # pragma: no cover - core dependencies
-                found[package] = None
+        found = {package: _package_version(package) for package in ("numpy", "sympy", "astor")}
         _VERSIONS.append([__version__, digest.hexdigest(), sys.version,
                           sys.implementation.cache_tag, sorted(found.items())])
     import numpy
     return _VERSIONS[0] + [numpy.__version__]     # (read again: cheap, and patchable)
 
 
+def _package_version(package):
+    """The installed version of `package`, without importing it (its generated code may
+    never need it: sympy) nor importlib.metadata (slow to import): read off the name of the
+    ``<package>-<version>.dist-info`` folder beside it; importlib.metadata where there is
+    none."""
+    import importlib.util
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin:
+        return None
+    site = os.path.dirname(os.path.dirname(spec.origin))
+    try:
+        found = [n[len(package) + 1:-len(".dist-info")] for n in os.listdir(site)
+                 if n.startswith(package + "-") and n.endswith(".dist-info")]
+    except OSError:
+        found = []
+    if len(found) == 1:
+        return found[0]
+    from importlib import metadata
+    try:
+        return metadata.version(package)
+    except Exception:               # pragma: no cover - core dependencies
+        return None
+
+
 _RULES_DIGEST = {}
 
 
 def rules_digest():
-    """A digest of the whole rule registry (built-in and user rules): what each rule is
-    for, its templates, and the code of its vjp / jvp functions. Computed once per
-    registry version (every defvjp / defjvp changes it)."""
+    """A digest of the rules registered from outside transpile (user rules): what each rule
+    is for, its templates, and the code of its vjp / jvp functions. The built-in rules are
+    transpile's source, which `versions` digests (which of them are loaded yet, rules are
+    registered lazily, changes no generated code). Computed once per registry version
+    (every defvjp / defjvp changes it)."""
     from .rules import registry
     version = registry.VERSION[0]
     if version not in _RULES_DIGEST:
         _RULES_DIGEST.clear()
         digest = hashlib.sha256()
-        for (fn, nargs), rule in sorted(registry._RULES.items(),
-                                        key=lambda kv: (kv[1].name, str(kv[0][1]))):
+        user = [kv for kv in registry._RULES.items() if not getattr(kv[1], "builtin", False)]
+        for (fn, nargs), rule in sorted(user, key=lambda kv: (kv[1].name, str(kv[0][1]))):
             part = [rule.name, nargs, _callable_text(fn), rule.params,
                     rule._partials if rule._derive is None else None,
                     _callable_text(rule._derive),
@@ -284,6 +306,7 @@ def _secret(top):
             pass
         else:
             try:
+                import secrets
                 os.write(fd, secrets.token_bytes(32))
                 os.fsync(fd)
             finally:
@@ -373,6 +396,7 @@ def store(digest, payload):
         return
     record = {"format": FORMAT, "mac": _mac(key, digest, payload), "payload": payload}
     data = json.dumps(record).encode("utf-8")
+    import tempfile
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".json")
     try:
         with os.fdopen(fd, "wb") as fh:

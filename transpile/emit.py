@@ -11,8 +11,6 @@ import itertools
 import textwrap
 import types
 
-import astor
-
 from . import astutil as A
 from . import runtime
 from .frontend import register_source
@@ -82,6 +80,7 @@ class Namespace:
 
 def to_source(node):
     try:
+        import astor                      # (printing only: cached code is not)
         return astor.to_source(node, pretty_source=lambda parts: "".join(parts))
     except Exception:                     # astor lags behind new syntax: fall back
         return ast.unparse(node) + "\n"

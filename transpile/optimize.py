@@ -565,11 +565,12 @@ def hoist_module_functions(stmts, namespace, local_names):
 def simplify_scalar(stmts, adjoint_names):
     """sympy pass over scalar code: each assignment's right-hand side is handed to sympy
     (calls become opaque symbols), common factors are pulled out (`2*x*g + 2*g` becomes
-    `2*g*(x + 1)`), and the result is kept only when it has fewer operations."""
-    import sympy
-    from sympy.printing.pycode import pycode
-
+    `2*g*(x + 1)`), and the result is kept only when it has fewer operations. sympy is
+    imported only for an expression `_shares_a_factor` lets through (code where no sum has
+    two terms with a factor in common never imports it)."""
     def simplify(expr):
+        import sympy
+        from sympy.printing.pycode import pycode
         calls, symbols = {}, {}
 
         class Opaque(ast.NodeTransformer):
@@ -646,13 +647,30 @@ def _shares_a_factor(expr):
             isinstance(t, ast.BinOp) and isinstance(t.op, (ast.Mult, ast.Div))
             and negative(t.left))
 
+    def numeric_factor(t):
+        if isinstance(t, ast.UnaryOp):
+            return numeric_factor(t.operand)
+        return isinstance(t, ast.BinOp) and isinstance(t.op, (ast.Mult, ast.Div)) and (
+            isinstance(t.left, ast.Constant) or isinstance(t.right, ast.Constant)
+            or numeric_factor(t.left) or numeric_factor(t.right))
+
     for n in ast.walk(expr):
         if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub)):
-            seen = set()
             parts = terms(n, [])
             if sum(1 for t in parts if negative(t)) >= 2:      # -a + -b: -(a + b)
                 return True
+            # a term repeated (`dx - c - c`, common in adjoint code) shares nothing with
+            # itself that factoring pulls out: sympy reads it as 2*c already; it adds a
+            # coefficient, which a second one (`c + c + 2*b`: 2*(c + b)) could share
+            distinct = {}
             for t in parts:
+                distinct.setdefault(ast.dump(t), [t, 0])[1] += 1
+            if len(distinct) < len(parts) and sum(
+                    1 for t, count in distinct.values()
+                    if count > 1 or numeric_factor(t)) >= 2:
+                return True
+            seen = set()
+            for t, _ in distinct.values():
                 fs = factors(t, set())
                 if seen & fs:
                     return True

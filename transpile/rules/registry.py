@@ -309,6 +309,10 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
     >>> transpile.grad(clip01)(0.5), transpile.grad(clip01)(2.0)
     (1.0, 0.0)
     """
+    caller = sys._getframe(1).f_globals
+    builtin = caller.get("__name__", "").startswith("transpile.")
+    if not builtin:
+        load_builtin()        # a user rule: after the built-in ones (it may replace one)
     if isinstance(params, str):
         params = [p.strip() for p in params.split(",") if p.strip()]
     defaults = {}
@@ -324,7 +328,7 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
         except (TypeError, ValueError):
             params = [f"x{i}" for i in range(len(derivatives))] or ["x"]
     if env is None:
-        env = dict(sys._getframe(1).f_globals)
+        env = dict(caller)
     strings = [d for d in derivatives if isinstance(d, str)]
     calls = [d for d in derivatives if callable(d)]
     if strings and calls:
@@ -358,9 +362,11 @@ def defvjp(fn: Callable[..., Any], *derivatives: str | Callable[..., Any] | None
                 complex=complex, result=result)
     rule.defaults = defaults
     rule.no_derivative = dict(no_derivative or {})
+    rule.builtin = builtin             # registered by transpile's own modules
     _RULES[_key(fn, nargs)] = rule
     _RULED.add(fn)
-    VERSION[0] += 1
+    if caller.get("__name__") not in _QUIET:
+        VERSION[0] += 1
     _derive_modes(rule)
     return rule
 
@@ -455,19 +461,24 @@ def defjvp(fn: Callable[..., Any], jvp: Callable[..., Any], nargs: int | None = 
     >>> transpile.jvp(f, (2.0,), (1.0,))  # forward mode calls the jvp: 3 x^2 + 1
     (10.0, 13.0)
     """
+    caller = sys._getframe(1).f_globals.get("__name__", "")
+    if not caller.startswith("transpile."):
+        load_builtin()
     rule = _RULES.get(_key(fn, nargs))
     if rule is None:
         raise ValueError(f"defjvp: register {fn!r} with defvjp first")
     rule.jvp = jvp
     if rule.structure == "reverse_only":
         rule.structure = "explicit"
-    VERSION[0] += 1
+    if caller not in _QUIET:
+        VERSION[0] += 1
     _derive_modes(rule)
     return rule
 
 
 def lookup(fn: Any, nargs: int | None = None) -> Rule | None:
     """The rule for ``fn`` called with ``nargs`` positional arguments, or None."""
+    _load_for(fn)
     try:
         rule = _RULES.get(_key(fn, nargs))
         if rule is None:
@@ -481,6 +492,7 @@ def lookup(fn: Any, nargs: int | None = None) -> Rule | None:
 
 def has_rule(fn: Any) -> bool:
     """Has ``fn`` a rule, for some number of positional arguments."""
+    _load_for(fn)
     try:
         if fn in _RULED:
             return True
@@ -489,12 +501,80 @@ def has_rule(fn: Any) -> bool:
     return _load_lazy() and has_rule(fn)
 
 
+#: the built-in rules, in tiers of modules imported on first need, so that importing
+#: transpile registers none: "python" (operators, math, numeric builtins, transpile's
+#: grad_hook and stop_gradient) with the first
+#: lookup, "numpy" (NumPy, numpy.linalg, numpy.fft and the rules of what derivative code
+#: calls, rules/derivative_code.py) with the first lookup of a callable of NumPy, SciPy or
+#: transpile itself (`_numpy_side`), or when the whole registry is read (`supported`, a
+#: user rule: `load_builtin`). Lookups of other callables find the same rule (or none)
+#: whether or not the numpy tier is loaded: it registers only callables `_numpy_side`
+#: recognizes (tests/test_startup.py checks it)
+TIERS = (("python", ("transpile.rules.scalar", "transpile.hooks")),
+         ("numpy", ("transpile.rules.numpy_", "transpile.rules.linalg", "transpile.rules.fft",
+                    "transpile.rules.derivative_code")))
+_TIERS_LOADED = set()
+#: the tiers' modules: their rules change no lookup made before (see above), so they leave
+#: `VERSION` alone (however the module comes to be imported) and no derivative built
+#: earlier is rebuilt for them; the rules of optional libraries (`LAZY_RULES`) still bump it
+_QUIET = {module for _, modules in TIERS for module in modules}
+#: module-name prefixes whose callables' rules live in the numpy tier
+NUMPY_SIDE = ("numpy", "scipy", "transpile")
+
+
+def _load_tier(name):
+    if name in _TIERS_LOADED:
+        return
+    _TIERS_LOADED.add(name)        # first: a lookup while its modules load must not recurse
+    import importlib
+    for tier, modules in TIERS:
+        if tier == name:
+            for module in modules:
+                importlib.import_module(module)
+    if name == "numpy":
+        READY[0] = True            # optional libraries' rules may load from now on
+
+
+def load_builtin():
+    """Register every built-in rule (the tiers of `TIERS`; optional libraries' rules
+    still wait for their library, `LAZY_RULES`)."""
+    for tier, _ in TIERS:
+        _load_tier(tier)
+
+
+def _numpy_side(fn):
+    """Is fn a callable whose rule (if any) the numpy tier registers: one of NumPy, SciPy or
+    transpile (a ufunc, an array method, a runtime helper, a vjp function), or the
+    operator @ (numpy.matmul)."""
+    if fn is ast.MatMult:
+        return True
+    module = getattr(fn, "__module__", None)
+    if not isinstance(module, str):
+        owner = getattr(fn, "__objclass__", None) or getattr(fn, "__self__", None)
+        module = getattr(owner, "__module__", None) if owner is not None else None
+        if not isinstance(module, str) and owner is not None:
+            module = getattr(type(owner), "__module__", None)
+    return isinstance(module, str) and module.startswith(NUMPY_SIDE)
+
+
+def _load_for(fn):
+    """Load the tiers a lookup of fn needs (see `TIERS`)."""
+    if "python" not in _TIERS_LOADED:
+        _load_tier("python")
+    if "numpy" not in _TIERS_LOADED:
+        try:
+            if _numpy_side(fn):
+                _load_tier("numpy")
+        except Exception:          # an object whose attributes raise: no rule of ours
+            pass
+
+
 #: rule modules for optional libraries: loaded the first time a lookup misses after the
 #: library has been imported (by the user's code), so that importing transpile never
 #: imports them. library -> the module of transpile's rules for it
 LAZY_RULES = {"scipy": "transpile.rules.scipy_"}
 _LOADED = set()
-#: set by rules/__init__.py once the built-in rules and the machinery that derives their
+#: set once the numpy tier (the built-in rules and the machinery that derives their
 #: modes (rules/derivative_code.py) are in place: a lookup while they are being registered
 #: (the library imported before transpile) must not load the optional rules half-way,
 #: where they would miss the derivation of their second-order rules
@@ -510,6 +590,7 @@ def _load_lazy():
     for library, module in LAZY_RULES.items():
         if library not in _LOADED and library in sys.modules:
             _LOADED.add(library)
+            load_builtin()
             import importlib
             importlib.import_module(module)
             loaded = True
@@ -561,6 +642,7 @@ def supported(modes: bool = False) -> list[str] | dict[str, dict[str, str | None
     >>> transpile.rules.supported(modes=True)["numpy.sort"]["reverse-over-forward"] is None
     True
     """
+    load_builtin()
     _load_lazy()                   # the rules of optional libraries the user has imported
     rules = [rule for rule in _RULES.values() if not rule.name.startswith(INTERNAL_PREFIXES)]
     if not modes:

@@ -2,7 +2,9 @@
 
 Elementwise functions with a sympy twin get their partial derivatives from sympy: the table
 `SYMPY_TWINS` pairs each function with its sympy name, `sympy.diff` does the calculus and
-sympy's Python printer writes the template. The rest are written by hand, one line each.
+sympy's Python printer writes the template, once: scripts/derive_scalar_rules.py ships them
+in rules/scalar_derived.py (a test re-derives them), so that no run imports sympy. The
+rest are written by hand, one line each.
 
 Conventions at non-differentiable points: abs'(0) = 0 (sign), max/min ties send the whole
 gradient to the first argument that attains the extremum (the one Python returns),
@@ -14,6 +16,7 @@ import math
 
 from .registry import defvjp
 from .. import runtime
+from .scalar_derived import PARTIALS
 
 ENV = {"math": math, "sign": runtime.sign, "digamma": runtime.digamma,
        "abs_partial": runtime.abs_partial,
@@ -54,8 +57,9 @@ SYMPY_TWINS = {
 }
 
 
-def _sympy_partials(sympy_name, params):
-    """Partial derivatives of sympy.<sympy_name>(*params), printed as Python (math.*)."""
+def sympy_partials(sympy_name, params):
+    """Partial derivatives of sympy.<sympy_name>(*params), printed as Python (math.*): what
+    scripts/derive_scalar_rules.py ships in rules/scalar_derived.py."""
     import sympy
     from sympy.printing.pycode import pycode
     symbols = sympy.symbols(" ".join(params) + ("," if len(params) == 1 else ""))
@@ -63,14 +67,21 @@ def _sympy_partials(sympy_name, params):
     return [pycode(sympy.simplify(sympy.diff(expr, s))) for s in symbols]
 
 
+def twin_params(name):
+    return "y, x" if name == "atan2" else "x"
+
+
 def _derived(fn, sympy_name, params):
-    defvjp(fn, params=params, env=ENV,
-           derive=lambda: _sympy_partials(sympy_name, params.split(", ")))
+    if fn.__name__ in PARTIALS:                 # shipped
+        defvjp(fn, *PARTIALS[fn.__name__], params=params, env=ENV)
+    else:                                       # not yet shipped: sympy, on first use
+        defvjp(fn, params=params, env=ENV,
+               derive=lambda: sympy_partials(sympy_name, params.split(", ")))
 
 
 for _name, _twin in SYMPY_TWINS.items():
     if _twin is not None:
-        _derived(getattr(math, _name), _twin, "y, x" if _name == "atan2" else "x")
+        _derived(getattr(math, _name), _twin, twin_params(_name))
 
 defvjp(math.expm1, "math.exp(x)", params="x", env=ENV)
 defvjp(math.log1p, "1 / (1 + x)", params="x", env=ENV)
