@@ -216,8 +216,9 @@ def _leaf_refusal(value: Any) -> str | None:
                 "np.asarray(x)")
     if isinstance(value, np.ma.MaskedArray):
         return "a masked array; pass an array (np.ma.filled(x) or x.data)"
-    exact = tuple(getattr(sys.modules.get(m), c, None) for m, c in (
-        ("fractions", "Fraction"), ("decimal", "Decimal")) if m in sys.modules)
+    exact: tuple[type, ...] = tuple(
+        getattr(sys.modules[m], c) for m, c in (("fractions", "Fraction"),
+                                                ("decimal", "Decimal")) if m in sys.modules)
     if exact and isinstance(value, exact):     # (a module not imported made none of them)
         return (f"a {type(value).__name__} (exact arithmetic has no derivative code); "
                 "pass a float")

@@ -7,6 +7,7 @@ with linecache, so ``inspect.getsource``, tracebacks and debuggers show the gene
 and the result can itself be transformed again.
 """
 import ast
+import warnings
 import itertools
 import textwrap
 import types
@@ -80,7 +81,9 @@ class Namespace:
 
 def to_source(node):
     try:
-        import astor                      # (printing only: cached code is not)
+        with warnings.catch_warnings():   # astor's own import reads ast.Num (3.12+)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import astor                  # (printing only: cached code is not)
         return astor.to_source(node, pretty_source=lambda parts: "".join(parts))
     except Exception:                     # astor lags behind new syntax: fall back
         return ast.unparse(node) + "\n"
