@@ -155,6 +155,8 @@ TAGS = {
     "callee_request": "the shape variant a callee's forward/backward call asks for "
                       "(shapes.specialise checks it, or redirects to the general one)",
     "callee_backward": "the call is a callee's backward function",
+    "fill": "np.full(x.shape, v) made by a rule template, v fitting x's shape "
+            "(shapes.implicit_fills may leave the broadcast to the operation reading it)",
     # checkpoint.py
     "checkpoint_save": "the snapshot call of a checkpointed loop (its arguments filled in "
                        "by checkpoint.finish)",

@@ -693,7 +693,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         out = grads[0] if len(grads) == 1 else T.names_tuple(grads)
         body += (T.expand(T.return_value_and, VALUE=value, OUT=out) if kind == "value_and_grad"
                  else T.expand(T.return_only, OUT=out))
-        body = _optimized(body, env, local_names, options, names, all_scalar)
+        body = _optimized(body, env, local_names, options, names, all_scalar, rt)
         args = copy.deepcopy(unit.node.args)
         fn, source = build(f"grad_{name}", args, body, env, unit, unit.defaults,
                            unit.kwdefaults, kind="grad")
@@ -726,7 +726,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     picked, grads = _selected(wanted, names)
     bbody += _bound_item(picked, env)
     bbody += T.expand(T.return_only, OUT=T.names_tuple(grads))
-    bbody = _optimized(bbody, env, local_names, options, names, all_scalar)
+    bbody = _optimized(bbody, env, local_names, options, names, all_scalar, rt)
     if options["optimize"]:
         fbody = optimize.hoist_module_functions(fbody, env, local_names)
         fbody = optimize.drop_unneeded_inits(fbody)
@@ -815,11 +815,18 @@ def _assemble_jvp(unit, norm, an, env, names, active, compiled, options, local_n
     return compiled
 
 
-def _optimized(body, env, local_names, options, names, all_scalar):
+def _optimized(body, env, local_names, options, names, all_scalar, rt=None):
     """One generated body through the optimiser: the passes of optimize.py (with
-    `optimize`), then sympy on all-scalar code (with `simplify`)."""
+    `optimize`) and, for an adjoint sweep (`rt`, its ReverseTransform), the broadcasts
+    its operations do anyway left to them (shapes.implicit_fills), then sympy on
+    all-scalar code (with `simplify`)."""
     if options["optimize"]:
-        body = optimize.run(body, optimize.pure_calls(body, env, local_names))
+        pure = optimize.pure_calls(body, env, local_names)
+        body = optimize.run(body, pure)
+        if rt is not None:
+            body, changed = shapes.implicit_fills(body, rt)
+            if changed:
+                body = optimize.run(body, pure)
         body = _zero_vjp_calls(body, env)
         body = optimize.hoist_module_functions(body, env, local_names)
     if options["simplify"] and all_scalar:

@@ -21,6 +21,7 @@ A value the inference cannot follow (an index, a reshape to a computed shape, a 
 anything of another dtype) has no shape (None), and every rewrite needing it is left out.
 """
 import ast
+import functools
 import inspect
 
 from . import astutil as A
@@ -45,9 +46,17 @@ class Dim:
         return d
 
 
+class Size:
+    """A size that may be 1 (the length of a slice): the same as itself only, never
+    unified (broadcasting it against another size proves nothing about it)."""
+    __slots__ = ()
+
+
 def same_dim(a, b):
     if isinstance(a, Dim) and isinstance(b, Dim):
         return a.root() is b.root()
+    if isinstance(a, Size) or isinstance(b, Size):
+        return a is b
     return a == b == 1
 
 
@@ -72,6 +81,8 @@ def mask_of(shape):
         return None
     if shape == PY:
         return PY
+    if any(isinstance(d, Size) for d in shape):
+        return None
     return "".join("1" if d == 1 else "n" for d in shape)
 
 
@@ -108,6 +119,7 @@ class Shapes:
         self.origins = origins or {}        # bound helper name -> ("vjp", rule, i)...
         self.unify_ok = True
         self._made = {}                     # (id of an AST node, position) -> its Dim
+        self._sizes = {}                    # ("slice", dimension, cut) -> its Size
 
     # --- dimensions ----------------------------------------------------------------
     def _fresh(self, node, i):
@@ -142,7 +154,16 @@ class Shapes:
             b = (1,) * (n - len(s)) + tuple(s)
             dims = []
             for x, y in zip(a, b):
-                if x == 1:
+                if isinstance(x, Size) or isinstance(y, Size):
+                    # a size that may be 1 against another: the other one, whatever it is
+                    # (if both may be 1, nothing is known)
+                    if same_dim(x, y) or (isinstance(x, Size) and isinstance(y, Size)):
+                        if not same_dim(x, y):
+                            return None
+                        dims.append(x)
+                    else:
+                        dims.append(y if isinstance(x, Size) else x)
+                elif x == 1:
                     dims.append(y)
                 elif y == 1:
                     dims.append(x)
@@ -180,6 +201,40 @@ class Shapes:
             return tuple(1 if i in axes else d for i, d in enumerate(a))
         return tuple(d for i, d in enumerate(a) if i not in axes)
 
+    def _part(self, a, index):
+        """The shape of a[index] for a basic index of literal integers and slices with
+        literal bounds and no step (each slice's length a `Size`, the same one for every
+        slice that leaves out as many elements of the same dimension), or None."""
+        if a == ARR:
+            return None
+        items = index.elts if isinstance(index, ast.Tuple) else [index]
+        if len(items) > len(a):
+            return None
+        out = []
+        for d, item in zip(a, items):
+            if isinstance(item, ast.Slice):
+                bounds = []
+                for b in (item.lower, item.upper, item.step):
+                    ok, v = _literal(b) if b is not None else (True, None)
+                    if not ok or not (v is None or type(v) is int):
+                        return None
+                    bounds.append(v)
+                start, stop, step = bounds
+                if step not in (None, 1) or (start or 0) < 0 or (stop or -1) >= 0:
+                    return None             # kept: [k:], [:-k], [k:-j], [:]
+                cut = (start or 0) + (-stop if stop is not None else 0)
+                if cut == 0:
+                    out.append(d)
+                else:
+                    key = ("slice", d.root() if isinstance(d, Dim) else d, cut)
+                    out.append(self._sizes.setdefault(key, Size()))
+            else:
+                ok, v = _literal(item)
+                if not ok or type(v) is not int:
+                    return None
+            # an integer drops its dimension (NumPy raised if it is out of range)
+        return tuple(out) + tuple(a[len(items):])
+
     # --- expressions ---------------------------------------------------------------
     def of(self, e):
         """The shape of expression e (None when unknown)."""
@@ -207,9 +262,18 @@ class Shapes:
         if isinstance(e, ast.Compare) and len(e.ops) == 1:      # (a boolean array)
             a, b = self.of(e.left), self.of(e.comparators[0])
             return PY if a == PY and b == PY else self.broadcast([a, b])
+        if isinstance(e, ast.Attribute) and e.attr in ("size", "ndim"):
+            return PY if self.of(e.value) not in (None, PY) else None     # (an int)
+        if isinstance(e, ast.Subscript) and isinstance(e.value, ast.Attribute) and \
+                e.value.attr == "shape":
+            ok, k = _literal(e.slice)
+            return PY if ok and type(k) is int and self.of(e.value.value) not in (
+                None, PY) else None
         if isinstance(e, ast.Subscript):
             a = self.of(e.value)
-            return ARR if a is not None and a != PY else None     # an element or a part
+            if a is None or a == PY:
+                return None
+            return self._part(a, e.slice) or ARR           # an element or a part
         if isinstance(e, ast.Call):
             return self._call(e)
         return None
@@ -310,9 +374,7 @@ class Shapes:
             if g is None or like is None or like == PY:
                 return None
             return like
-        if fn is runtime.add and len(args) == 2:
-            return self.broadcast(shapes)
-        if fn is runtime.mul_masked and len(args) == 2:
+        if not kw and any(fn is h and len(args) == n for h, n in _elementwise_helpers()):
             return self.broadcast(shapes)
         if fn is runtime.add_at and len(args) == 4:
             adj, value, _, g = shapes
@@ -346,6 +408,17 @@ class Shapes:
 
 
 _METHODS = ("sum", "mean", "max", "min", "prod", "reshape", "transpose")
+
+
+@functools.cache
+def _elementwise_helpers():
+    """Runtime helpers that act elementwise on float64 operands, with their numbers of
+    arguments: the result is shaped like the operands broadcast (their complex cases lie
+    outside what this module follows)."""
+    from . import runtime
+    return ((runtime.add, 2), (runtime.mul_masked, 2), (runtime.sign, 1),
+            (runtime.abs_partial, 1), (runtime.real_part, 1), (runtime.pow_log, 3),
+            (runtime.pow_deriv, 3))
 
 
 def _numpy_rule(rule):
@@ -540,6 +613,9 @@ class _Specialiser:
             if g == PY or same_shape(g, like):
                 return e.args[0]
             return self._sum_back(e, g, like) or e
+        real = self._real_form(fn, e)
+        if real is not None:
+            return real
         origin = self.sh.origins.get(e.func.id) if isinstance(e.func, ast.Name) else None
         if origin is not None and origin[0] == "vjp":
             rule, i = origin[1], origin[2]
@@ -549,6 +625,27 @@ class _Specialiser:
                 if new is not None:
                     return new
         return e
+
+    def _real_form(self, fn, e):
+        """A helper that tells real from complex operands at run time, written for the real
+        operand it provably has (a shape here means float64 or a real Python number):
+        `abs_partial(x)` is `np.sign(x)` of an array and `sign(x)` of a number,
+        `real_part(g)` is g."""
+        from . import runtime
+        if len(e.args) != 1 or e.keywords or not (fn is runtime.abs_partial or
+                                                   fn is runtime.real_part):
+            return None
+        s = self.sh.of(e.args[0])
+        if s is None:
+            return None
+        if fn is runtime.real_part:
+            return e.args[0]
+        if s == PY:
+            func = A.load(self.namespace.helper("sign"))
+        else:
+            np_name = self.namespace.bind("np", __import__("numpy"))
+            func = ast.Attribute(value=A.load(np_name), attr="sign", ctx=ast.Load())
+        return A.located(ast.Call(func=func, args=e.args, keywords=[]), e)
 
     def _sum_back(self, e, g, like):
         """`unbroadcast(g, x)` written out as the sums it does, where both shapes are known:
@@ -630,6 +727,8 @@ class _Specialiser:
                 continue
             mapping[name] = v if isinstance(v, ast.AST) else A.const(v)
         expr = self.namespace.instantiate(t.expr, mapping, t.env)
+        if isinstance(expr, ast.Call) and self.sh._function(expr) is __import__("numpy").full:
+            A.tag(expr, fill=True)
         return A.located(expr, e)
 
     def _result_shape(self, rule, e):
@@ -696,6 +795,58 @@ def specialise(fwd, rev, rt, kind, compiled=None, resolver=None, number_seed=Tru
         compiled.exact_adjoints = {p for p in rt.an.active if p in rt.an.params and
                                    same_shape(sh.env.get(rt.d(p)), primal.get(p))}
     return fwd, rev
+
+
+def implicit_fills(body, rt):
+    """`d = np.full(x.shape, v)`, a sum's or mean's adjoint made by its template (v fits
+    x's shape by construction), becomes `d = v` where d is assigned once and every read of
+    d is an operand of +, -, * or / whose other operand provably has x's shape: that
+    operation broadcasts v as np.full did, to the same numbers, without making the array.
+    Returns (body, whether anything changed)."""
+    fills = {}
+    for s in body:
+        v = getattr(s, "value", None)
+        if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
+                s.targets[0], ast.Name) and isinstance(v, ast.Call) and A.get_tag(v, "fill") \
+                and len(v.args) == 2 and isinstance(v.args[0], ast.Attribute) and \
+                v.args[0].attr == "shape":
+            fills[s.targets[0].id] = s
+    if not fills:
+        return body, False
+    module = ast.Module(body=body, type_ignores=[])
+    stores, loads, fitting = {}, {}, {}
+    for n in ast.walk(module):
+        if isinstance(n, ast.Name):
+            table = stores if isinstance(n.ctx, (ast.Store, ast.Del)) else loads
+            table[n.id] = table.get(n.id, 0) + 1
+        elif isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
+            stores[n.target.id] = stores.get(n.target.id, 0) + 2
+    sh = Shapes({}, _resolver(rt), rt.env.origins)
+    primal = rt.primal_shapes()
+    sh.env.update(primal)
+    sh.unify_ok = False
+    for s in body:              # names assigned once (temporaries of the optimiser)
+        if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
+                s.targets[0], ast.Name) and s.targets[0].id not in primal and \
+                stores.get(s.targets[0].id) == 1:
+            sh.env[s.targets[0].id] = sh.of(s.value)
+    shape_of = {d: sh.of(s.value.args[0].value) for d, s in fills.items()}
+    for n in ast.walk(module):
+        if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub, ast.Mult,
+                                                          ast.Div)):
+            for this, other in ((n.left, n.right), (n.right, n.left)):
+                if isinstance(this, ast.Name) and this.id in fills:
+                    want = shape_of[this.id]
+                    if want not in (None, PY, ARR) and same_shape(sh.of(other), want):
+                        fitting[this.id] = fitting.get(this.id, 0) + 1
+    done = {d for d in fills if stores.get(d) == 1 and loads.get(d, 0) > 0 and
+            fitting.get(d) == loads[d]}
+    if not done:
+        return body, False
+    for d in done:
+        s = fills[d]
+        s.value = s.value.args[1]
+    return body, True
 
 
 def _redirect(rt, failed, stmts):
