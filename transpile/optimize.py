@@ -39,6 +39,7 @@ def _propagate_constants(stmts):
     from .algebra import fold
     out = []
     consts = {}
+    mutable = None
     for s in stmts:
         if consts:
             stored = A.names_stored(s)
@@ -46,9 +47,19 @@ def _propagate_constants(stmts):
             use = {k: v for k, v in consts.items() if k not in stored and k in loaded}
             if isinstance(s, (ast.If, ast.For, ast.While)):
                 s = A.substitute(s, use) if use else s
-            elif isinstance(s, ast.Assign) and use:
-                s = A.assign(s.targets[0], fold(A.substitute(s.value, use)), s) \
-                    if len(s.targets) == 1 else s
+            elif isinstance(s, ast.Assign) and use and len(s.targets) == 1:
+                value = A.substitute(s.value, use)
+                folded = fold(value)
+                target = s.targets[0]
+                if isinstance(target, ast.Name) and not isinstance(folded, (
+                        ast.BinOp, ast.UnaryOp, ast.Constant)):
+                    # `dv = x * 1.0` stays a product where dv or x is changed in place:
+                    # the folded `dv = x` would hold the same array
+                    if mutable is None:
+                        mutable = _updated_in_place(stmts) | _written_elements(stmts)
+                    if target.id in mutable or A.names_loaded(folded) & mutable:
+                        folded = value
+                s = A.assign(target, folded, s)
             for k in stored:
                 consts.pop(k, None)
         if (isinstance(s, ast.Assign) and len(s.targets) == 1
@@ -108,6 +119,24 @@ def _updated_in_place(stmts):
                     and n.func.id.rstrip("_0123456789") in IN_PLACE_HELPERS and n.args
                     and isinstance(n.args[0], ast.Name)):
                 out.add(n.args[0].id)
+    return out
+
+
+def _written_elements(stmts):
+    """Names whose elements or attributes some statement writes (`x[i] = e`, `x.a += e`)."""
+    out = set()
+    for s in stmts:
+        for n in ast.walk(s):
+            targets = n.targets if isinstance(n, ast.Assign) else [n.target] if isinstance(
+                n, ast.AugAssign) else []
+            for t in targets:
+                for part in ast.walk(t):
+                    if isinstance(part, (ast.Subscript, ast.Attribute)):
+                        base = part.value
+                        while isinstance(base, (ast.Subscript, ast.Attribute)):
+                            base = base.value
+                        if isinstance(base, ast.Name):
+                            out.add(base.id)
     return out
 
 

@@ -28,7 +28,7 @@ from . import cache, checkpoint, optimize
 from . import templates as T
 from . import shapes
 from .reverse import ReverseTransform
-from .tapes import Resolver, STACK, PUSH, POP, loop_tapes
+from .tapes import Resolver, STACK, PUSH, POP, drop_unread_saves, loop_tapes, split_at_first_pop
 
 
 class Compiled:
@@ -694,6 +694,8 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         body += (T.expand(T.return_value_and, VALUE=value, OUT=out) if kind == "value_and_grad"
                  else T.expand(T.return_only, OUT=out))
         body = _optimized(body, env, local_names, options, names, all_scalar, rt)
+        if options["optimize"] and options["checkpoint"] is None:
+            body = sum(drop_unread_saves(*split_at_first_pop(body)), [])
         args = copy.deepcopy(unit.node.args)
         fn, source = build(f"grad_{name}", args, body, env, unit, unit.defaults,
                            unit.kwdefaults, kind="grad")
@@ -727,6 +729,12 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     bbody += _bound_item(picked, env)
     bbody += T.expand(T.return_only, OUT=T.names_tuple(grads))
     bbody = _optimized(bbody, env, local_names, options, names, all_scalar, rt)
+    if d_result in optimize._updated_in_place(bbody):   # the caller's array: not written
+        k = next((i for i, s in enumerate(bbody) if d_result in A.names_loaded(s)), 0)
+        bbody.insert(k, A.assign(d_result, ast.Call(func=A.load(env.helper("owned")),
+                                                     args=[A.load(d_result)], keywords=[])))
+    if options["optimize"] and options["checkpoint"] is None:
+        fbody, bbody = drop_unread_saves(fbody, bbody)
     if options["optimize"]:
         fbody = optimize.hoist_module_functions(fbody, env, local_names)
         fbody = optimize.drop_unneeded_inits(fbody)

@@ -128,6 +128,13 @@ def mul_masked(p, g):
     if isinstance(out, float):                  # Python and NumPy float64 numbers
         return out if out - out == 0.0 or g != 0 else 0.0
     import numpy
+    if not getattr(g, "ndim", 0) and not isinstance(g, (list, tuple)):
+        # one number g for every element: the product where it is not 0 (no test of
+        # each element), else exact zeros
+        if g != 0:
+            return out
+        zero = numpy.zeros(numpy.shape(out), numpy.result_type(out))
+        return zero if isinstance(out, numpy.ndarray) else zero[()]
     if numpy.isfinite(out).all():
         return out
     kept = numpy.where(numpy.asarray(g) == 0, numpy.zeros((), numpy.result_type(out)), out)
@@ -230,11 +237,14 @@ def add_at(adj, value, index, g):
 def _basic_index(index):
     """True for indices that select each element at most once (ints, slices, masks)."""
     if isinstance(index, tuple):
-        return all(_basic_index(i) for i in index)
+        return all(i.__class__ in _BASIC or _basic_index(i) for i in index)
     if index is None or index is Ellipsis or isinstance(index, (int, slice)):
         return True
     dtype = getattr(index, "dtype", None)
     return dtype is not None and dtype == bool or (dtype is not None and index.ndim == 0)
+
+
+_BASIC = frozenset({int, slice, type(None), type(Ellipsis)})
 
 
 def item(adj, index):
@@ -262,13 +272,19 @@ def take_item(adj, index):
     if isinstance(adj, dict):
         return adj.pop(index, 0.0), adj
     g = adj[index]
-    if hasattr(g, "copy") and hasattr(g, "shape"):     # a view into the array adjoint
+    if g.__class__ is not float and hasattr(g, "copy") and hasattr(g, "shape") and \
+            not _numpy_number(g):                 # a view into the array adjoint
         g = g.copy()
         adj[index] = 0
         _keep_last_writes(g, index, adj)
     else:
         adj[index] = 0.0 if not isinstance(g, list) else zeros_like(g)
     return g, adj
+
+
+def _numpy_number(g):
+    import numpy
+    return isinstance(g, numpy.generic)
 
 
 def _keep_last_writes(g, index, adj):
@@ -342,6 +358,13 @@ def _own_copy(adj):
     if hasattr(adj, "shape") and hasattr(adj, "copy"):
         return adj.copy()
     return adj
+
+
+def owned(adj):
+    """A copy of the adjoint a caller passed to derivative code that updates it in place
+    (element by element: the caller's array, which may be one of its values, stays as it
+    was)."""
+    return _own_copy(adj)
 
 
 def add_at_copy(adj, value, index, g):

@@ -21,6 +21,7 @@ A value the inference cannot follow (an index, a reshape to a computed shape, a 
 anything of another dtype) has no shape (None), and every rewrite needing it is left out.
 """
 import ast
+import copy
 import functools
 import inspect
 
@@ -30,6 +31,8 @@ PY = "py"                   # a Python number (int, float, bool)
 ARR = "array"               # a float64 NumPy array (or float64 scalar) of unknown shape
 RESULT_ADJOINT = "[result adjoint]"     # kinds entry: the caller passes an adjoint of
 EXACT = "exact"                         # exactly the result's shape (a float64 array)
+INTS = "[ints]"                 # primal_shapes' entry: the names that hold Python ints
+SHAPE_NAMES = "[shapes]"        # and the names that hold an array's shape tuple
 
 
 class Dim:
@@ -72,18 +75,17 @@ def same_shape(a, b):
 def shape_of_mask(mask):
     if mask == PY:
         return PY
-    return tuple(1 if c == "1" else Dim() for c in mask)
+    return tuple(1 if c == "1" else Size() if c == "?" else Dim() for c in mask)
 
 
 def mask_of(shape):
-    """The kinds fact of a shape: "py", or "1"/"n" per dimension; None if unknown."""
+    """The kinds fact of a shape: "py", or per dimension "1", "n" (not 1) or "?" (a size
+    that may be 1); None if unknown."""
     if shape is None or shape == ARR:
         return None
     if shape == PY:
         return PY
-    if any(isinstance(d, Size) for d in shape):
-        return None
-    return "".join("1" if d == 1 else "n" for d in shape)
+    return "".join("?" if isinstance(d, Size) else "1" if d == 1 else "n" for d in shape)
 
 
 def value_mask(value):
@@ -120,6 +122,14 @@ class Shapes:
         self.unify_ok = True
         self._made = {}                     # (id of an AST node, position) -> its Dim
         self._sizes = {}                    # ("slice", dimension, cut) -> its Size
+        self.ints = set()                   # names that hold Python ints
+        self.shape_names = set()            # names that hold an array's shape tuple
+
+    def use_primal(self, primal):
+        """Take the shapes `primal_shapes` found (and its ints and shape tuples)."""
+        self.env.update({k: v for k, v in primal.items() if k not in (INTS, SHAPE_NAMES)})
+        self.ints |= primal.get(INTS, frozenset())
+        self.shape_names |= primal.get(SHAPE_NAMES, frozenset())
 
     # --- dimensions ----------------------------------------------------------------
     def _fresh(self, node, i):
@@ -154,19 +164,19 @@ class Shapes:
             b = (1,) * (n - len(s)) + tuple(s)
             dims = []
             for x, y in zip(a, b):
-                if isinstance(x, Size) or isinstance(y, Size):
-                    # a size that may be 1 against another: the other one, whatever it is
-                    # (if both may be 1, nothing is known)
-                    if same_dim(x, y) or (isinstance(x, Size) and isinstance(y, Size)):
-                        if not same_dim(x, y):
-                            return None
+                if isinstance(x, int) and x == 1:
+                    dims.append(y)
+                elif isinstance(y, int) and y == 1:
+                    dims.append(x)
+                elif isinstance(x, Size) or isinstance(y, Size):
+                    # a size that may be 1 against one that is not: that one (against
+                    # itself: itself; against another that may be 1: nothing is known)
+                    if same_dim(x, y):
                         dims.append(x)
+                    elif isinstance(x, Size) and isinstance(y, Size):
+                        return None
                     else:
                         dims.append(y if isinstance(x, Size) else x)
-                elif x == 1:
-                    dims.append(y)
-                elif y == 1:
-                    dims.append(x)
                 else:
                     self._unify(x, y)
                     dims.append(x)          # both other than 1: equal, or NumPy raised
@@ -202,9 +212,12 @@ class Shapes:
         return tuple(d for i, d in enumerate(a) if i not in axes)
 
     def _part(self, a, index):
-        """The shape of a[index] for a basic index of literal integers and slices with
-        literal bounds and no step (each slice's length a `Size`, the same one for every
-        slice that leaves out as many elements of the same dimension), or None."""
+        """The shape of a[index] for a basic index, or None. Integers (literals, and names
+        known to hold ints: `is_int`) drop their dimension (NumPy raised if one was out of
+        range); a slice keeps a length: the dimension itself for `[:]`, one `Size` for all
+        slices of literal bounds that leave out as many elements of the same dimension
+        (`x[1:]`, `x[:-1]`), a `Size` of its own for any other (`x[i:i + k]`, `x[::2]`:
+        its bounds are indices, or NumPy raised)."""
         if a == ARR:
             return None
         items = index.elts if isinstance(index, ast.Tuple) else [index]
@@ -212,28 +225,65 @@ class Shapes:
             return None
         out = []
         for d, item in zip(a, items):
-            if isinstance(item, ast.Slice):
-                bounds = []
-                for b in (item.lower, item.upper, item.step):
-                    ok, v = _literal(b) if b is not None else (True, None)
-                    if not ok or not (v is None or type(v) is int):
-                        return None
-                    bounds.append(v)
-                start, stop, step = bounds
-                if step not in (None, 1) or (start or 0) < 0 or (stop or -1) >= 0:
-                    return None             # kept: [k:], [:-k], [k:-j], [:]
-                cut = (start or 0) + (-stop if stop is not None else 0)
-                if cut == 0:
-                    out.append(d)
-                else:
-                    key = ("slice", d.root() if isinstance(d, Dim) else d, cut)
-                    out.append(self._sizes.setdefault(key, Size()))
-            else:
-                ok, v = _literal(item)
-                if not ok or type(v) is not int:
+            bounds = self._slice_bounds(item)
+            if bounds is None:
+                if not self.is_int(item):
                     return None
-            # an integer drops its dimension (NumPy raised if it is out of range)
+                continue
+            start, stop, step = bounds
+            plain = step is None or _literal(step) == (True, 1)
+            if plain and start is None and stop is None:
+                out.append(d)
+                continue
+            ok_a, lo = _literal(start) if start is not None else (True, None)
+            ok_b, hi = _literal(stop) if stop is not None else (True, None)
+            if plain and ok_a and ok_b and (lo is None or type(lo) is int and lo >= 0) and (
+                    hi is None or type(hi) is int and hi < 0):
+                key = ("slice", d.root() if isinstance(d, Dim) else d, (lo or 0) - (hi or 0))
+                out.append(self._sizes.setdefault(key, Size()))
+            else:                   # a slice of some length (its bounds are indices,
+                out.append(self._sizes.setdefault(("node", id(item)), (item, Size()))[1])
         return tuple(out) + tuple(a[len(items):])
+
+    def _slice_bounds(self, item):
+        """(start, stop, step) ASTs (None where absent) of `a:b:c` or `slice(...)`."""
+        if isinstance(item, ast.Slice):
+            return item.lower, item.upper, item.step
+        if isinstance(item, ast.Call) and not item.keywords and 1 <= len(item.args) <= 3 \
+                and self._function(item) is slice and not any(
+                    isinstance(x, ast.Starred) for x in item.args):
+            args = [None if isinstance(x, ast.Constant) and x.value is None else x
+                    for x in item.args]
+            return (None, args[0], None) if len(args) == 1 else tuple(args + [None])[:3]
+        return None
+
+    def is_int(self, e):
+        """Does e surely hold a Python int (or raise)? Int literals, names of `ints`,
+        arithmetic of those, `x.shape[k]`, len() and int()."""
+        if isinstance(e, ast.Constant):
+            return type(e.value) is int
+        if isinstance(e, ast.Name):
+            return e.id in self.ints
+        if isinstance(e, ast.BinOp):
+            return isinstance(e.op, (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod)) \
+                and self.is_int(e.left) and self.is_int(e.right)
+        if isinstance(e, ast.UnaryOp):
+            return isinstance(e.op, (ast.USub, ast.UAdd)) and self.is_int(e.operand)
+        if isinstance(e, ast.Subscript):
+            ok, k = _literal(e.slice)
+            return ok and type(k) is int and self.is_shape(e.value)
+        if isinstance(e, ast.Call) and len(e.args) == 1 and not e.keywords:
+            return self._function(e) in (len, int) and not isinstance(e.args[0], ast.Starred)
+        return False
+
+    def is_shape(self, e):
+        """Is e the shape tuple of an array (`x.shape`, or a name holding one)?"""
+        if isinstance(e, ast.Name):
+            return e.id in self.shape_names
+        if not (isinstance(e, ast.Attribute) and e.attr == "shape"):
+            return False
+        a = self.of(e.value)
+        return a == ARR or isinstance(a, tuple)
 
     # --- expressions ---------------------------------------------------------------
     def of(self, e):
@@ -242,7 +292,7 @@ class Shapes:
             v = e.value
             return PY if type(v) in (int, float, bool) else None
         if isinstance(e, ast.Name):
-            return self.env.get(e.id)
+            return PY if e.id in self.ints else self.env.get(e.id)
         if isinstance(e, ast.UnaryOp):
             if isinstance(e.op, (ast.USub, ast.UAdd)):
                 return self.of(e.operand)
@@ -264,16 +314,15 @@ class Shapes:
             return PY if a == PY and b == PY else self.broadcast([a, b])
         if isinstance(e, ast.Attribute) and e.attr in ("size", "ndim"):
             return PY if self.of(e.value) not in (None, PY) else None     # (an int)
-        if isinstance(e, ast.Subscript) and isinstance(e.value, ast.Attribute) and \
-                e.value.attr == "shape":
+        if isinstance(e, ast.Subscript) and self.is_shape(e.value):
             ok, k = _literal(e.slice)
-            return PY if ok and type(k) is int and self.of(e.value.value) not in (
-                None, PY) else None
+            return PY if ok and type(k) is int else None
         if isinstance(e, ast.Subscript):
             a = self.of(e.value)
             if a is None or a == PY:
                 return None
-            return self._part(a, e.slice) or ARR           # an element or a part
+            part = self._part(a, e.slice)
+            return ARR if part is None else part        # an element or a part
         if isinstance(e, ast.Call):
             return self._call(e)
         return None
@@ -340,6 +389,10 @@ class Shapes:
             if any(x in (None, PY, ARR) for x in (a, b)) or len(a) != 1 or len(b) != 1:
                 return None
             return (a[0], b[0])
+        if fn in (np.zeros, np.ones, np.empty) and len(args) == 1 and not kw:
+            return self._new_shape(args[0])
+        if fn is np.zeros_like and len(args) == 1 and not kw:
+            return shapes[0] if shapes[0] not in (PY,) else None
         if fn is np.full and len(args) == 2 and not kw:
             s = args[0]
             if isinstance(s, ast.Attribute) and s.attr == "shape":
@@ -390,6 +443,23 @@ class Shapes:
                 s = shapes[2 + i]
                 return s
         return None
+
+    def _new_shape(self, e):
+        """The shape of np.zeros(e): e an array's shape, an int or a tuple (each size the
+        literal 1 or a `Size` of its own: a size other than a literal may be 1)."""
+        if self.is_shape(e):
+            a = self.of(e.value) if isinstance(e, ast.Attribute) else None
+            return a if a not in (None, PY) else None
+        if isinstance(e, ast.Tuple):        # (each an index, or NumPy raised)
+            items = e.elts
+            if any(isinstance(x, ast.Starred) for x in items):
+                return None
+        elif self.is_int(e):
+            items = [e]
+        else:
+            return None
+        return tuple(1 if _literal(x) == (True, 1) else
+                     self._sizes.setdefault(("node", id(x)), (x, Size()))[1] for x in items)
 
     def _function(self, call):
         try:
@@ -448,6 +518,7 @@ def primal_shapes(body, params, facts, resolve, results=None):
         for part in own:
             poisoned |= {n.id for n in ast.walk(part) if isinstance(n, ast.Name)
                          and isinstance(n.ctx, ast.Store)}
+    _ints_and_shape_names(sh, sites, body, params)     # (from the parameters' shapes)
     for s, _ in sites:
         t = s.targets[0].id
         if t not in params:
@@ -479,7 +550,49 @@ def primal_shapes(body, params, facts, resolve, results=None):
     for name, v in list(sh.env.items()):
         if v is unset:
             sh.env[name] = None
+    sh.env[INTS] = frozenset(sh.ints)
+    sh.env[SHAPE_NAMES] = frozenset(sh.shape_names)
     return sh.env
+
+
+def _ints_and_shape_names(sh, sites, body, params):
+    """The names every assignment of which gives a Python int (a loop over range()
+    included), and those every assignment of which gives an array's shape: the largest
+    such sets (assumed, then dropped where an assignment disagrees, until none does)."""
+    by_name = {}
+    for s, _ in sites:
+        by_name.setdefault(s.targets[0].id, []).append(s.value)
+    ranges = {t for t, values in by_name.items() if all(
+        isinstance(v, ast.Call) and sh._function(v) is range for v in values)}
+    loops, other = {}, set()
+    for s, _ in _walk_with_depth(body):
+        if isinstance(s, ast.For):
+            it = s.iter
+            over_range = isinstance(s.target, ast.Name) and (
+                (isinstance(it, ast.Name) and it.id in ranges) or (
+                    isinstance(it, ast.Call) and sh._function(it) is range))
+            for n in ast.walk(s.target):
+                if isinstance(n, ast.Name):
+                    loops[n.id] = loops.get(n.id, True) and over_range
+        elif not (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
+                s.targets[0], ast.Name)) and not isinstance(s, (ast.If, ast.While)):
+            other |= {n.id for n in ast.walk(s) if isinstance(n, ast.Name)
+                      and isinstance(n.ctx, (ast.Store, ast.Del))}
+    candidates = (set(by_name) | set(loops)) - set(params) - other - {
+        t for t, ok in loops.items() if not ok}
+    sh.ints = set(candidates)
+    sh.shape_names = candidates - set(loops)      # (a loop's target is an int)
+    changed = True
+    while changed:
+        changed = False
+        for name in list(sh.ints | sh.shape_names):
+            for v in by_name.get(name, ()):
+                if name in sh.ints and not sh.is_int(v):
+                    sh.ints.discard(name)
+                    changed = True
+                if name in sh.shape_names and not sh.is_shape(v):
+                    sh.shape_names.discard(name)
+                    changed = True
 
 
 def _reads(e, env, unset):
@@ -508,29 +621,31 @@ class _Specialiser:
     def block(self, stmts, top=True):
         out = []
         for s in stmts:
-            if isinstance(s, (ast.If, ast.For, ast.While)):
-                stored = {n.id for n in ast.walk(s) if isinstance(n, ast.Name)
-                          and isinstance(n.ctx, ast.Store)} - self.fixed
-                for n in stored:
-                    self.sh.env[n] = None
+            if isinstance(s, ast.If) and self._surely_not_zero(s.test):
+                out += self.block(s.body, top)      # the guard of an adjoint that is an
+                continue                            # array here: always taken
+            if isinstance(s, ast.If):
+                stored = self._stored(s)
                 saved, self.sh.unify_ok = self.sh.unify_ok, False
-                if isinstance(s, ast.If):
-                    s.test = self.expr(s.test)
-                else:
-                    if isinstance(s, ast.While):
-                        s.test = self.expr(s.test)
+                s.test = self.expr(s.test)
+                entry = dict(self.sh.env)
                 s.body = self.block(s.body, False)
-                for n in stored:
-                    self.sh.env[n] = None
+                after_body, self.sh.env = self.sh.env, entry
                 s.orelse = self.block(s.orelse, False)
-                for n in stored:
-                    self.sh.env[n] = None
+                for n in stored:            # what both branches agree on
+                    a, b = after_body.get(n), self.sh.env.get(n)
+                    self.sh.env[n] = a if a is b or same_shape(a, b) else None
                 self.sh.unify_ok = saved
                 out.append(s)
                 continue
+            if isinstance(s, (ast.For, ast.While)):
+                saved, self.sh.unify_ok = self.sh.unify_ok, False
+                out.append(self._loop(s))
+                self.sh.unify_ok = saved
+                continue
             if isinstance(s, ast.Assign):
                 s.value = self.expr(s.value)
-                if self._callee_adjoints(s):
+                if self._callee_adjoints(s) or self._taken_item(s):
                     out.append(s)
                     continue
                 for t in s.targets:
@@ -554,6 +669,79 @@ class _Specialiser:
                         self.sh.env[n.id] = None
             out.append(s)
         return out
+
+    def _surely_not_zero(self, test):
+        """Is `test` `not is_zero(g)` for a g that cannot be the zero placeholder (0.0 is a
+        Python number; g is provably a float64 array or NumPy number)?"""
+        from . import runtime
+        if not (isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not) and
+                isinstance(test.operand, ast.Call) and len(test.operand.args) == 1 and
+                self.sh._function(test.operand) is runtime.is_zero):
+            return False
+        g = self.sh.of(test.operand.args[0])
+        return g == ARR or isinstance(g, tuple)
+
+    def _stored(self, s):
+        return {n.id for n in ast.walk(s) if isinstance(n, ast.Name)
+                and isinstance(n.ctx, ast.Store)} - self.fixed
+
+    def _loop(self, s):
+        """A loop rewritten with the shapes that hold at the top of every pass over its
+        body: a name assigned in it keeps the shape it had before the loop where the
+        body, rewritten on a copy, gives it that shape again (assumed for all, then
+        dropped where the body disagrees; after a few tries, none is kept). The names
+        the loop assigns keep those shapes after it (zero passes included)."""
+        stored = self._stored(s)
+        keep = {n for n in stored if self.sh.env.get(n) is not None}
+        for attempt in range(3):
+            if not keep:
+                break
+            entry = dict(self.sh.env)
+            for n in stored - keep:
+                self.sh.env[n] = None
+            start = dict(self.sh.env)
+            trial = self._rewrite_loop(copy.deepcopy(s))
+            bad = {n for n in keep if not (self.sh.env.get(n) is start[n] or same_shape(
+                self.sh.env.get(n), start[n]))}
+            if not bad:
+                for n in stored - keep:
+                    self.sh.env[n] = None
+                for n in keep:
+                    self.sh.env[n] = start[n]
+                return trial
+            keep -= bad
+            self.sh.env = entry
+        for n in stored:
+            self.sh.env[n] = None
+        s = self._rewrite_loop(s)
+        for n in stored:
+            self.sh.env[n] = None
+        return s
+
+    def _rewrite_loop(self, s):
+        if isinstance(s, ast.While):
+            s.test = self.expr(s.test)
+        s.body = self.block(s.body, False)
+        s.orelse = self.block(s.orelse, False)
+        return s
+
+    def _taken_item(self, s):
+        """`g, adj = take_item(adj, index)`: g is adj's part at a basic index, adj keeps
+        its shape."""
+        from . import runtime
+        v, target = s.value, s.targets[0]
+        if not (isinstance(v, ast.Call) and len(v.args) == 2 and not v.keywords and
+                isinstance(target, ast.Tuple) and len(target.elts) == 2 and
+                all(isinstance(t, ast.Name) for t in target.elts) and
+                self.sh._function(v) is runtime.take_item):
+            return False
+        adj = self.sh.of(v.args[0])
+        part = self.sh._part(adj, v.args[1]) if adj not in (None, PY) else None
+        g, kept = (t.id for t in target.elts)
+        for name, shape in ((g, part), (kept, adj)):
+            if name not in self.fixed:
+                self.sh.env[name] = shape
+        return True
 
     def _callee_adjoints(self, s):
         """`_d1, _d2 = f_backward(_tape, g)`: the callee's adjoints that have exactly the
@@ -769,7 +957,7 @@ def specialise(fwd, rev, rt, kind, compiled=None, resolver=None, number_seed=Tru
     primal = rt.primal_shapes()
     fixed = set(primal)
     sh = Shapes({}, resolve, env.origins)
-    sh.env.update(primal)
+    sh.use_primal(primal)
     result = rt.norm.result
     d_result = rt.d(result)
     if kind in ("value_and_grad", "gradient"):
@@ -799,23 +987,35 @@ def specialise(fwd, rev, rt, kind, compiled=None, resolver=None, number_seed=Tru
 
 def implicit_fills(body, rt):
     """`d = np.full(x.shape, v)`, a sum's or mean's adjoint made by its template (v fits
-    x's shape by construction), becomes `d = v` where d is assigned once and every read of
-    d is an operand of +, -, * or / whose other operand provably has x's shape: that
-    operation broadcasts v as np.full did, to the same numbers, without making the array.
+    x's shape by construction), becomes `d = v` where d is assigned once and every read
+    of d is one where the broadcast happens anyway, to the same numbers:
+
+    * an operand of +, -, *, / or `mul_masked` whose other operand provably has x's shape;
+    * `unbroadcast(p * d, q)` (or `mul_masked(p, d)`) where the primal computed
+      `x = p * q`: x's shape is p's and q's broadcast, so summing p * v back to q's shape
+      sums (or repeats) exactly what summing the full product does.
+
     Returns (body, whether anything changed)."""
-    fills = {}
-    for s in body:
-        v = getattr(s, "value", None)
-        if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
-                s.targets[0], ast.Name) and isinstance(v, ast.Call) and A.get_tag(v, "fill") \
-                and len(v.args) == 2 and isinstance(v.args[0], ast.Attribute) and \
-                v.args[0].attr == "shape":
-            fills[s.targets[0].id] = s
+    from . import runtime
+    fills, after = {}, {}       # d -> its fill statement; -> the statements after it
+    for block in _blocks(body):
+        for i, s in enumerate(block):
+            v = getattr(s, "value", None)
+            if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
+                    s.targets[0], ast.Name) and isinstance(v, ast.Call) and \
+                    A.get_tag(v, "fill") and len(v.args) == 2 and isinstance(
+                    v.args[0], ast.Attribute) and v.args[0].attr == "shape":
+                d = s.targets[0].id
+                fills[d] = None if d in fills else s        # (filled twice: left alone)
+                after[d] = block[i + 1:]
+    fills = {d: s for d, s in fills.items() if s is not None}
     if not fills:
         return body, False
     module = ast.Module(body=body, type_ignores=[])
-    stores, loads, fitting = {}, {}, {}
+    stores, loads, fitting, parent = {}, {}, {}, {}
     for n in ast.walk(module):
+        for child in ast.iter_child_nodes(n):
+            parent[id(child)] = n
         if isinstance(n, ast.Name):
             table = stores if isinstance(n.ctx, (ast.Store, ast.Del)) else loads
             table[n.id] = table.get(n.id, 0) + 1
@@ -823,30 +1023,100 @@ def implicit_fills(body, rt):
             stores[n.target.id] = stores.get(n.target.id, 0) + 2
     sh = Shapes({}, _resolver(rt), rt.env.origins)
     primal = rt.primal_shapes()
-    sh.env.update(primal)
+    sh.use_primal(primal)
     sh.unify_ok = False
     for s in body:              # names assigned once (temporaries of the optimiser)
         if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
                 s.targets[0], ast.Name) and s.targets[0].id not in primal and \
                 stores.get(s.targets[0].id) == 1:
             sh.env[s.targets[0].id] = sh.of(s.value)
-    shape_of = {d: sh.of(s.value.args[0].value) for d, s in fills.items()}
+    products = _primal_products(rt.norm.body)
+
+    def product_operands(n):
+        """(the product node, its other operand) of a product p * n or mul_masked."""
+        up = parent.get(id(n))
+        if isinstance(up, ast.BinOp) and isinstance(up.op, ast.Mult):
+            return up, up.right if up.left is n else up.left
+        if isinstance(up, ast.Call) and len(up.args) == 2 and not up.keywords and \
+                sh._function(up) is runtime.mul_masked:
+            return up, up.args[1] if up.args[0] is n else up.args[0]
+        return None, None
+
+    def fits(n, d):
+        x = fills[d].value.args[0].value
+        want = sh.of(x)
+        up = parent.get(id(n))
+        if want in (None, PY, ARR):
+            return False
+        if isinstance(up, ast.BinOp) and isinstance(up.op, (ast.Add, ast.Sub, ast.Mult,
+                                                            ast.Div)):
+            other = up.right if up.left is n else up.left
+            if same_shape(sh.of(other), want):
+                return True
+        prod, other = product_operands(n)
+        if prod is None:
+            return False
+        if isinstance(prod, ast.Call) and same_shape(sh.of(other), want):
+            return True
+        outer = parent.get(id(prod))
+        if not (isinstance(outer, ast.Call) and len(outer.args) == 2 and outer.args[0] is
+                prod and not outer.keywords and sh._function(outer) is runtime.unbroadcast):
+            return False
+        like = outer.args[1]
+        return isinstance(x, ast.Name) and isinstance(other, ast.Name) and isinstance(
+            like, ast.Name) and products.get(x.id) in ({other.id, like.id},)
+
     for n in ast.walk(module):
-        if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub, ast.Mult,
-                                                          ast.Div)):
-            for this, other in ((n.left, n.right), (n.right, n.left)):
-                if isinstance(this, ast.Name) and this.id in fills:
-                    want = shape_of[this.id]
-                    if want not in (None, PY, ARR) and same_shape(sh.of(other), want):
-                        fitting[this.id] = fitting.get(this.id, 0) + 1
-    done = {d for d in fills if stores.get(d) == 1 and loads.get(d, 0) > 0 and
-            fitting.get(d) == loads[d]}
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in fills \
+                and fits(n, n.id):
+            fitting[n.id] = fitting.get(n.id, 0) + 1
+    # every read of d is of the fill's value, in the same pass over its block (a slice's
+    # length the same in the fill and in the read): after it, in the same block
+    later = {d: sum(1 for s in after[d] for n in ast.walk(s) if isinstance(n, ast.Name)
+                    and n.id == d and isinstance(n.ctx, ast.Load)) for d in fills}
+    done = {d for d in fills if loads.get(d, 0) > 0 and fitting.get(d) == loads[d] ==
+            later[d] and not any(_stores(s, d) for s in after[d])}
     if not done:
         return body, False
     for d in done:
         s = fills[d]
         s.value = s.value.args[1]
     return body, True
+
+
+def _blocks(stmts):
+    """Every statement list in stmts (itself, loop and branch bodies, ...)."""
+    yield stmts
+    for s in stmts:
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            inner = getattr(s, field, None)
+            if isinstance(inner, list) and inner and isinstance(inner[0], ast.AST):
+                if field == "handlers":
+                    for h in inner:
+                        yield from _blocks(h.body)
+                elif not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                    yield from _blocks(inner)
+
+
+def _stores(s, name):
+    return any(isinstance(n, ast.Name) and n.id == name and isinstance(
+        n.ctx, (ast.Store, ast.Del)) for n in ast.walk(s))
+
+
+def _primal_products(body):
+    """name -> {p, q} for names the primal assigns once, as `p * q` of two other names."""
+    sites = {}
+    for s in A.statements(body):
+        for t in getattr(s, "targets", ()):
+            for n in ast.walk(t):
+                if isinstance(n, ast.Name):
+                    sites[n.id] = sites.get(n.id, 0) + 1
+                    if sites[n.id] == 1 and t is n and isinstance(s.value, ast.BinOp) and \
+                            isinstance(s.value.op, ast.Mult) and all(
+                                isinstance(v, ast.Name) and v.id != n.id
+                                for v in (s.value.left, s.value.right)):
+                        sites[(n.id,)] = {s.value.left.id, s.value.right.id}
+    return {k[0]: v for k, v in sites.items() if isinstance(k, tuple) and sites[k[0]] == 1}
 
 
 def _redirect(rt, failed, stmts):

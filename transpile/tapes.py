@@ -221,6 +221,61 @@ def _loaded(node):
     return out
 
 
+def drop_unread_saves(fwd, rev):
+    """Saves of values the finished adjoint code no longer reads: the rewrites after the
+    `Resolver` (shapes.specialise, the optimiser) dropped the reads (an `unbroadcast(g,
+    x)` that was a no-op, a template's `x.shape`). Every push of such a name in `fwd` and
+    `rev` goes, with every pop: the stack keeps its order for the others. `rev` is the
+    adjoint sweep (a function's statements from its first pop on, for one body)."""
+    popped, read = set(), set()
+    for s in A.statements(rev, into_defs=True):
+        if _is_pop(s):
+            popped.add(s.targets[0].id)
+    if not popped:
+        return fwd, rev
+    for s in rev:
+        read |= _loaded_outside_saves(s)
+    dead = popped - read
+    if not dead:
+        return fwd, rev
+    return _without_saves(fwd, dead), _without_saves(rev, dead)
+
+
+def _loaded_outside_saves(node):
+    if _is_push(node) or _is_pop(node):
+        return set()
+    if isinstance(node, ast.Name):
+        return {node.id} if isinstance(node.ctx, ast.Load) else set()
+    out = set()
+    if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+        out.add(node.target.id)
+    for child in ast.iter_child_nodes(node):
+        out |= _loaded_outside_saves(child)
+    return out
+
+
+def _without_saves(stmts, dead):
+    out = []
+    for s in stmts:
+        if (_is_push(s) and len(s.value.args) == 1 and isinstance(s.value.args[0], ast.Name)
+                and s.value.args[0].id in dead) or (_is_pop(s) and s.targets[0].id in dead):
+            continue
+        for field in ("body", "orelse", "finalbody"):
+            inner = getattr(s, field, None)
+            if isinstance(inner, list) and inner and isinstance(inner[0], ast.stmt):
+                setattr(s, field, _without_saves(inner, dead) or [ast.Pass()])
+        out.append(s)
+    return out
+
+
+def split_at_first_pop(body):
+    """(statements before the first one that pops, the rest)."""
+    for k, s in enumerate(body):
+        if any(_is_pop(t) for t in A.statements([s], into_defs=True)):
+            return body[:k], body[k:]
+    return body, []
+
+
 # --- per-loop tapes ------------------------------------------------------------------
 
 def loop_tapes(fwd, rev, names):
