@@ -676,7 +676,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
             value = result
         grads = [names.adjoint(p) for p in active]
         for dv in sorted(adjoints | set(grads)):
-            body.append(A.assign(dv, A.const(0.0)))
+            body.append(A.assign(dv, _zero_adjoint(dv, rt, env)))
         seed = A.const(1.0)
         if not number_seed:
             seed = ast.Call(func=A.load(env.bind("result_seed", result_seed)),
@@ -723,13 +723,14 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         bbody += T.expand(T.bind_method, NAME=PUSH, STACK=STACK, METHOD="append")
     grads = [names.adjoint(p) for p in active]
     for dv in sorted((adjoints | set(grads)) - {d_result}):   # d_result: the argument
-        bbody.append(A.assign(dv, A.const(0.0)))
+        bbody.append(A.assign(dv, _zero_adjoint(dv, rt, env)))
     bbody += rev
     picked, grads = _selected(wanted, names)
     bbody += _bound_item(picked, env)
     bbody += T.expand(T.return_only, OUT=T.names_tuple(grads))
     bbody = _optimized(bbody, env, local_names, options, names, all_scalar, rt)
-    if d_result in optimize._updated_in_place(bbody):   # the caller's array: not written
+    if d_result in optimize._updated_in_place(bbody) | optimize._written_elements(bbody):
+        # the caller's array, which this function would write into: a copy
         k = next((i for i, s in enumerate(bbody) if d_result in A.names_loaded(s)), 0)
         bbody.insert(k, A.assign(d_result, ast.Call(func=A.load(env.helper("owned")),
                                                      args=[A.load(d_result)], keywords=[])))
@@ -821,6 +822,18 @@ def _assemble_jvp(unit, norm, an, env, names, active, compiled, options, local_n
     compiled.namespace = env
     compiled.param_names = list(unit.params)
     return compiled
+
+
+def _zero_adjoint(dv, rt, env):
+    """The first value of adjoint dv: 0.0 (the zero placeholder), or zeros shaped like its
+    parameter where the sweep adds into it in place (shapes.specialise's zero_buffers)."""
+    p = rt.zero_buffers.get(dv)
+    if p is None:
+        return A.const(0.0)
+    shape = ast.Attribute(value=A.load(p), attr="shape", ctx=ast.Load())
+    np_name = env.bind("np", __import__("numpy"))
+    return ast.Call(func=ast.Attribute(value=A.load(np_name), attr="zeros", ctx=ast.Load()),
+                    args=[shape], keywords=[])
 
 
 def _optimized(body, env, local_names, options, names, all_scalar, rt=None):

@@ -70,6 +70,7 @@ class ReverseTransform(ControlFlowReversal, Transform):
         self.call_results = {}
         self.callee_requests = {}
         self._primal_shapes = None
+        self.zero_buffers = {}      # adjoint -> parameter: starts as zeros (shapes.py)
         # the zero placeholder (see zero_guard): where an adjoint may still be 0.0 when the
         # sweep reaches its definition, and whether a rule's adjoint called a vjp
         self.branches = 0

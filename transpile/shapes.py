@@ -245,6 +245,22 @@ class Shapes:
                 out.append(self._sizes.setdefault(("node", id(item)), (item, Size()))[1])
         return tuple(out) + tuple(a[len(items):])
 
+    def basic_index(self, index):
+        """The subscript for a basic index given as a value (`(i, slice(a, b, None))`:
+        ints and slices, each element selected once), or None."""
+        items = index.elts if isinstance(index, ast.Tuple) else [index]
+        out = []
+        for item in items:
+            bounds = self._slice_bounds(item)
+            if bounds is not None:
+                out.append(ast.Slice(*[copy.deepcopy(b) for b in bounds]))
+            elif self.is_int(item):
+                out.append(copy.deepcopy(item))
+            else:
+                return None
+        return out[0] if not isinstance(index, ast.Tuple) else ast.Tuple(elts=out,
+                                                                         ctx=ast.Load())
+
     def _slice_bounds(self, item):
         """(start, stop, step) ASTs (None where absent) of `a:b:c` or `slice(...)`."""
         if isinstance(item, ast.Slice):
@@ -645,6 +661,10 @@ class _Specialiser:
                 continue
             if isinstance(s, ast.Assign):
                 s.value = self.expr(s.value)
+                inline = self._in_place(s)
+                if inline is not None:
+                    out += inline
+                    continue
                 if self._callee_adjoints(s) or self._taken_item(s):
                     out.append(s)
                     continue
@@ -724,6 +744,46 @@ class _Specialiser:
         s.body = self.block(s.body, False)
         s.orelse = self.block(s.orelse, False)
         return s
+
+    def _in_place(self, s):
+        """`dv = add_at(dv, x, index, g)` and `g, dv = take_item(dv, index)` on an adjoint
+        that is an array here, at a basic index: the element updates themselves,
+        `dv[index] += g` and `g = dv[index]; dv[index] = 0.0` (a view copied), or None."""
+        from . import runtime
+        v, target = s.value, s.targets[0]
+        if not (isinstance(v, ast.Call) and v.args and not v.keywords and isinstance(
+                v.args[0], ast.Name)):
+            return None
+        fn = self.sh._function(v)
+        dv = v.args[0].id
+        shape = self.sh.env.get(dv)
+        if not (shape == ARR or isinstance(shape, tuple)):
+            return None
+        if fn is runtime.add_at and len(v.args) == 4 and isinstance(target, ast.Name) and \
+                target.id == dv and self.sh.of(v.args[3]) is not None:
+            index = self.sh.basic_index(v.args[2])
+            if index is None:
+                return None
+            store = ast.Subscript(value=A.load(dv), slice=index, ctx=ast.Store())
+            return [A.located(ast.AugAssign(target=store, op=ast.Add(), value=v.args[3]), s)]
+        if fn is runtime.take_item and len(v.args) == 2 and isinstance(target, ast.Tuple) \
+                and len(target.elts) == 2 and all(isinstance(t, ast.Name) for t in
+                                                  target.elts) and target.elts[1].id == dv:
+            index = self.sh.basic_index(v.args[1])
+            if index is None or not isinstance(shape, tuple):
+                return None
+            part = self.sh._part(shape, index)
+            g = target.elts[0].id
+            read = ast.Subscript(value=A.load(dv), slice=copy.deepcopy(index), ctx=ast.Load())
+            if part != ():              # a view into dv: its values as they are now
+                read = ast.Call(func=ast.Attribute(value=read, attr="copy", ctx=ast.Load()),
+                                args=[], keywords=[])
+            if g not in self.fixed:
+                self.sh.env[g] = part
+            zero = ast.Subscript(value=A.load(dv), slice=index, ctx=ast.Store())
+            return [A.located(A.assign(g, read), s),
+                    A.located(ast.Assign(targets=[zero], value=A.const(0.0)), s)]
+        return None
 
     def _taken_item(self, s):
         """`g, adj = take_item(adj, index)`: g is adj's part at a basic index, adj keeps
@@ -970,19 +1030,63 @@ def specialise(fwd, rev, rt, kind, compiled=None, resolver=None, number_seed=Tru
         sh.env.setdefault(dv, PY)               # adjoints start as 0.0
     sp = _Specialiser(sh, fixed, env, rt.callee_requests)
     sh.unify_ok = False         # primal facts were unified already; sweeps add nothing
+    rt.zero_buffers = _zero_buffers(rev, rt, sh)
+    for dv, p in rt.zero_buffers.items():
+        sh.env[dv] = primal[p]
     fwd = sp.block(fwd)
     rev = sp.block(rev)
     if sp.failed:
         _redirect(rt, sp.failed, fwd + rev)
     if resolver is not None:
         read = {n.id for s in rev for n in ast.walk(s) if isinstance(n, ast.Name)
-                and isinstance(n.ctx, ast.Load)}
+                and isinstance(n.ctx, ast.Load)} | set(rt.zero_buffers.values())
         resolver.needed = {v for v in resolver.needed if v in read}
     if compiled is not None:
         compiled.result_shape = mask_of(primal.get(result))
         compiled.exact_adjoints = {p for p in rt.an.active if p in rt.an.params and
                                    same_shape(sh.env.get(rt.d(p)), primal.get(p))}
     return fwd, rev
+
+
+def _zero_buffers(rev, rt, sh):
+    """Adjoints of array parameters that the adjoint sweep only adds into, element by
+    element, inside loops (`dx = add_at(dx, x, index, g)` at basic indices, nothing else
+    reading or writing dx): they start as zeros shaped like the parameter (dx ->
+    x), so each add is an in-place `dx[index] += g` (the specialiser writes it so)."""
+    from . import runtime
+    primal = rt.primal_shapes()
+    out = {}
+    for p in rt.an.params:
+        dv = rt.d(p)
+        if not isinstance(primal.get(p), tuple) or p not in rt.an.active:
+            continue
+        adds, in_loop, ok = 0, False, True
+        for s, depth in _walk_with_depth(rev):
+            if isinstance(s, (ast.If, ast.For, ast.While)):
+                named = {n.id for n in ast.walk(s.test if not isinstance(s, ast.For)
+                                                else s.iter) if isinstance(n, ast.Name)}
+                named |= {n.id for n in ast.walk(s.target) if isinstance(n, ast.Name)} \
+                    if isinstance(s, ast.For) else set()
+                ok = ok and dv not in named
+                continue
+            names = [n for n in ast.walk(s) if isinstance(n, ast.Name) and n.id == dv]
+            if not names:
+                continue
+            v = getattr(s, "value", None)
+            if not (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
+                    s.targets[0], ast.Name) and s.targets[0].id == dv and isinstance(
+                    v, ast.Call) and len(v.args) == 4 and not v.keywords and
+                    sh._function(v) is runtime.add_at and isinstance(v.args[0], ast.Name)
+                    and v.args[0].id == dv and isinstance(v.args[1], ast.Name) and
+                    v.args[1].id == p and len(names) == 2 and
+                    sh.basic_index(v.args[2]) is not None):
+                ok = False
+                break
+            adds += 1
+            in_loop = in_loop or depth > 0
+        if ok and adds and in_loop:
+            out[dv] = p
+    return out
 
 
 def implicit_fills(body, rt):
