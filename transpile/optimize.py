@@ -397,7 +397,7 @@ def _cse_candidate(e, pure=frozenset()):
     """A side-effect-free expression worth computing once: arithmetic, slices of names and
     calls of math/NumPy functions (`math.sin`, `np.exp`, or a name in `pure` such as a
     hoisted `sin`), at least one operation."""
-    if not isinstance(e, (ast.BinOp, ast.UnaryOp, ast.Call, ast.Subscript)):
+    if not isinstance(e, (ast.BinOp, ast.UnaryOp, ast.Call, ast.Subscript, ast.Compare)):
         return False
     if isinstance(e, ast.UnaryOp) and isinstance(e.operand, ast.Constant):
         return False                                  # -2: a constant, nothing to share

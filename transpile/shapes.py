@@ -864,6 +864,16 @@ class _Specialiser:
         real = self._real_form(fn, e)
         if real is not None:
             return real
+        if fn is runtime.mul_masked and len(e.args) == 2 and not e.keywords and \
+                isinstance(e.args[1], ast.Compare) and len(e.args[1].ops) == 1:
+            p = self.sh.of(e.args[0])
+            if p == ARR or isinstance(p, tuple):
+                # an adjoint p where a comparison holds, exactly 0 elsewhere: np.where,
+                # in one pass (mul_masked's product and test of every element)
+                np_name = self.namespace.bind("np", __import__("numpy"))
+                where = ast.Attribute(value=A.load(np_name), attr="where", ctx=ast.Load())
+                return A.located(ast.Call(func=where, args=[e.args[1], e.args[0],
+                                                            A.const(0.0)], keywords=[]), e)
         origin = self.sh.origins.get(e.func.id) if isinstance(e.func, ast.Name) else None
         if origin is not None and origin[0] == "vjp":
             rule, i = origin[1], origin[2]
@@ -1049,10 +1059,10 @@ def specialise(fwd, rev, rt, kind, compiled=None, resolver=None, number_seed=Tru
 
 
 def _zero_buffers(rev, rt, sh):
-    """Adjoints of array parameters that the adjoint sweep only adds into, element by
-    element, inside loops (`dx = add_at(dx, x, index, g)` at basic indices, nothing else
-    reading or writing dx): they start as zeros shaped like the parameter (dx ->
-    x), so each add is an in-place `dx[index] += g` (the specialiser writes it so)."""
+    """Adjoints of array parameters that the adjoint sweep only adds into, part by part,
+    in a loop or more than once (`dx = add_at(dx, x, index, g)` at basic indices, nothing
+    else reading or writing dx): they start as zeros shaped like the parameter (dx -> x),
+    so each add is an in-place `dx[index] += g` (the specialiser writes it so)."""
     from . import runtime
     primal = rt.primal_shapes()
     out = {}
@@ -1084,7 +1094,7 @@ def _zero_buffers(rev, rt, sh):
                 break
             adds += 1
             in_loop = in_loop or depth > 0
-        if ok and adds and in_loop:
+        if ok and (in_loop or adds > 1):
             out[dv] = p
     return out
 
