@@ -594,6 +594,11 @@ def _ints_and_shape_names(sh, sites, body, params):
                 s.targets[0], ast.Name)) and not isinstance(s, (ast.If, ast.While)):
             other |= {n.id for n in ast.walk(s) if isinstance(n, ast.Name)
                       and isinstance(n.ctx, (ast.Store, ast.Del))}
+    for n in ast.walk(ast.Module(body=body, type_ignores=[])):   # (nested defs too)
+        if isinstance(n, (ast.Global, ast.Nonlocal)):
+            other |= set(n.names)
+        elif isinstance(n, ast.NamedExpr) and isinstance(n.target, ast.Name):
+            other.add(n.target.id)
     candidates = (set(by_name) | set(loops)) - set(params) - other - {
         t for t, ok in loops.items() if not ok}
     sh.ints = set(candidates)
