@@ -21,7 +21,8 @@ def run(stmts, pure=frozenset()):
     """All passes; `pure`: names of side-effect-free functions (see `pure_calls`)."""
     stmts = drop_unneeded_inits(stmts)
     stmts = _propagate_constants(stmts)
-    stmts = _zero_first_writes(stmts, set(), _updated_in_place(stmts))
+    stmts = _zero_first_writes(stmts, set(), _updated_in_place(stmts) |
+                               _written_elements(stmts))
     stmts = _merge_accumulations(stmts)
     stmts = _dead_tail(stmts)
     stmts = _inline_single_use(stmts)
@@ -141,12 +142,13 @@ def _written_elements(stmts):
 
 
 def _fresh_value(v, e, mutable):
-    """May `dv = e` replace `dv = 0.0 + e`? Always, unless dv is later updated in place
-    (it is in `mutable`) and e might be an object another variable also holds (a name,
-    or a call that may return its argument): then only a freshly computed value will do."""
-    if v not in mutable:
+    """May `dv = e` replace `dv = 0.0 + e`? Where e is computed afresh (arithmetic), or
+    neither dv nor what e reads is changed in place (`mutable`: updated by a helper,
+    elements written); else e might be an object another variable also holds (a name,
+    a view, a call that may return its argument), which the write would change too."""
+    if isinstance(e, (ast.BinOp, ast.UnaryOp)):
         return True
-    return isinstance(e, (ast.BinOp, ast.UnaryOp))
+    return v not in mutable and not (A.names_loaded(e) & mutable)
 
 
 def _zero_first_writes(stmts, fresh_zero, mutable):
