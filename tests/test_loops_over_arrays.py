@@ -207,3 +207,19 @@ def test_loop_adjoints_are_element_updates_of_owned_arrays():
     assert "dx = np.zeros(x.shape)" in src and "dx[n, c, " in src, src
     for absent in ("add_at", "take_item", "is_zero", "max_vjp"):
         assert absent not in src, src
+
+
+def test_second_derivatives_through_loops_over_arrays():
+    """Hessians of loops with element writes (derivative code differentiated again keeps
+    its helpers, which copy what they update) against central differences of the
+    gradient."""
+    x, w = arr(4), 0.7
+    H = transpile.hessian(running, wrt=0)(x, w)
+    grad = transpile.grad(running, wrt=0)
+    expected = np.stack([central_wrt(lambda x: grad(x, w)[k], (x,), 0) for k in range(4)])
+    assert np.allclose(H, expected, atol=1e-5)
+    X, v = arr(3, 2), arr(2)
+    g2 = transpile.grad(lambda v: np.sum(transpile.grad(columns, wrt=0)(X, v) ** 2))
+    expected = central_wrt(lambda v: np.sum(transpile.grad(columns, wrt=0)(X, v) ** 2),
+                           (v,), 0)
+    assert np.allclose(g2(v), expected, atol=1e-5)

@@ -756,9 +756,9 @@ class _Specialiser:
         `dv[index] += g` and `g = dv[index]; dv[index] = 0.0` (a view copied), or None."""
         from . import runtime
         v, target = s.value, s.targets[0]
-        if not (isinstance(v, ast.Call) and v.args and not v.keywords and isinstance(
-                v.args[0], ast.Name)):
-            return None
+        if self.namespace.copying or not (isinstance(v, ast.Call) and v.args and not
+                                          v.keywords and isinstance(v.args[0], ast.Name)):
+            return None             # (code to be differentiated again: helpers that copy)
         fn = self.sh._function(v)
         dv = v.args[0].id
         shape = self.sh.env.get(dv)
@@ -1069,6 +1069,8 @@ def _zero_buffers(rev, rt, sh):
     else reading or writing dx): they start as zeros shaped like the parameter (dx -> x),
     so each add is an in-place `dx[index] += g` (the specialiser writes it so)."""
     from . import runtime
+    if rt.env.copying:          # code to be differentiated again keeps the helpers
+        return {}
     primal = rt.primal_shapes()
     out = {}
     for p in rt.an.params:

@@ -138,6 +138,7 @@ def _passed(G, ans, *args):
 _helper(_passed, _passed, multilinear=[(0,)],
         params=", ".join(["G", "ans"] + [f"a{i}" for i in range(2, _DEPTH + 2)]))
 _helper(R.finished, _passed, None, multilinear=[(0,)], params="g, x")
+_helper(R.owned, _passed, multilinear=[(0,)], params="adj")
 for _add_at in (R.add_at, R.add_at_copy):
     _helper(_add_at, _passed_unless_zero(2), None, None, _element_adjoint,
             multilinear=[(0, 3)], params="adj, value, index, g")
