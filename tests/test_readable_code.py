@@ -273,3 +273,26 @@ def test_abs_of_real_arrays_differentiates_with_sign():
         return np.sum(np.abs(x) * w) + np.sum(np.abs(x[0] * w))
     g = check_all(f, (arr(4) + 0.1, arr(4)), (0, 1))
     assert "np.sign(x)" in g.source and "abs_partial" not in g.source, g.source
+
+
+def test_a_max_shift_masks_nothing_the_softmax_reads():
+    """logits - max(logits): the maximum selects, but the softmax reads every logit, so no
+    adjoint upstream is exactly 0 by selection: plain products (no mul_masked) in the
+    layers below. What a selection alone reads keeps its exact zeros."""
+    def net(W1, W2, X, Y):
+        h = np.tanh(X @ W1)
+        z = h @ W2
+        z = z - np.max(z, axis=1, keepdims=True)
+        logp = z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))
+        return -np.sum(logp * Y)
+    g = check_all(net, (arr(4, 3), arr(3, 2), arr(5, 4), arr(5, 2)), (0, 1))
+    assert "mul_masked" not in g.source, g.source
+
+    def selected(x, w):
+        s = np.sqrt(x)                      # nan where x < 0, which np.where drops
+        t = np.where(x > 0, s, 0.0)
+        return np.sum(w * t) + np.sum(w * x)
+    x = np.array([0.5, -1.0, 2.0, -0.3])
+    with np.errstate(invalid="ignore"):
+        got = transpile.grad(selected, wrt=0)(x, arr(4))
+    assert np.all(np.isfinite(got)), got

@@ -140,7 +140,62 @@ class ReverseTransform(ControlFlowReversal, Transform):
                 if new:
                     out |= new
                     changed = True
-        return out
+        return self._dense_too(out, names_in, selects)
+
+    def _dense_too(self, out, names_in, selects):
+        """`out` without the names whose adjoint also has a dense part, so that it is not
+        exactly 0 anywhere by selection: every value the name holds (a parameter, and
+        each assignment on the straight-line path, where all of the name's assignments
+        are) is read there by an assignment whose target's value is dense, other than as
+        an operand a selection picks from (`h` of an MLP whose logits are shifted by
+        their maximum: the shift selects, the softmax reads every logit). A value in
+        `out` is dense until shown otherwise; the target's values are followed back
+        until nothing changes."""
+        body = self.norm.body
+        top = [st for st in body if isinstance(st, ast.Assign) and len(st.targets) == 1
+               and isinstance(st.targets[0], ast.Name)]
+        top_ids = {id(st) for st in top}
+        elsewhere = set()           # names stored other than by a top-level `name = e`
+        for st, _ in walk_body(body):
+            if id(st) in top_ids:
+                continue
+            for n in ast.walk(st):
+                if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
+                    elsewhere.add(n.id)
+                elif isinstance(n, (ast.Global, ast.Nonlocal)):
+                    elsewhere |= set(n.names)
+        for st in top:
+            elsewhere |= {n.target.id for n in ast.walk(st.value) if isinstance(
+                n, ast.NamedExpr) and isinstance(n.target, ast.Name)}
+        forced = {st.targets[0].value.id for st, _ in walk_body(body) if isinstance(
+            st, ast.Assign) and isinstance(st.targets[0], (ast.Subscript, ast.Attribute))
+            and isinstance(st.targets[0].value, ast.Name)}
+        tracked = out - elsewhere - forced
+        if not tracked:
+            return out
+        version = {n: 0 for n in tracked}     # (0: a parameter's value)
+        edges = []                  # (value read, value assigned, read densely)
+        for st in top:
+            picked = selects(st.value)
+            reads = [(n, version[n]) for n in names_in(st.value) if n in tracked]
+            t = st.targets[0].id
+            if t in version:
+                version[t] += 1
+            target = (t, version[t]) if t in version else (t, None)
+            for n in reads:
+                edges.append((n, target, n[0] not in picked))
+        dense = set()
+        changed = True
+        while changed:
+            changed = False
+            for value, target, plain in edges:
+                if plain and value not in dense and (
+                        target in dense if target[0] in tracked else target[0] not in out):
+                    dense.add(value)
+                    changed = True
+        params = set(self.an.params)
+        return out - {n for n in tracked if all(
+            (n, v) in dense for v in range(0 if n in params else 1, version[n] + 1))}
 
     def masked_product(self, p, g):
         """p * g for a partial p and an adjoint g: `mul_masked(p, g)` (exactly 0 where g
