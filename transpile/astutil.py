@@ -47,20 +47,75 @@ def parse_stmts(src):
     return ast.parse(src).body
 
 
+# Fields that never hold a node worth visiting: identifiers, flags, and the singleton
+# context and operator nodes (no children, and no names)
+_NOT_CHILDREN = frozenset({"ctx", "op", "ops", "id", "attr", "arg", "type_comment", "kind",
+                           "level", "module", "conversion", "is_async", "simple"})
+_CHILD_FIELDS = {ast.Constant: ()}       # AST class -> its fields that may hold nodes
+
+
+def _child_fields(cls):
+    fields = _CHILD_FIELDS.get(cls)
+    if fields is None:
+        fields = _CHILD_FIELDS[cls] = tuple(f for f in cls._fields if f not in _NOT_CHILDREN)
+    return fields
+
+
+def nodes(node):
+    """Every node inside node (node included) but the context and operator singletons, in
+    no particular order: ast.walk for collecting, at a fraction of its cost."""
+    todo = [node]
+    pop, push, AST = todo.pop, todo.append, ast.AST
+    fields_of = _CHILD_FIELDS
+    while todo:
+        n = pop()
+        yield n
+        cls = n.__class__
+        fields = fields_of.get(cls)
+        for f in (_child_fields(cls) if fields is None else fields):
+            v = getattr(n, f, None)
+            if v.__class__ is list:
+                for x in v:
+                    if isinstance(x, AST):
+                        push(x)
+            elif isinstance(v, AST):
+                push(v)
+
+
 def names_loaded(node):
     """Names read anywhere inside node (the target of `v += e` is read too)."""
-    out = set()
-    for n in ast.walk(node):
-        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
-            out.add(n.id)
-        elif isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
-            out.add(n.target.id)
-    return out
+    return name_sets(node)[0]
 
 
 def names_stored(node):
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)
-            and isinstance(n.ctx, (ast.Store, ast.Del))}
+    """Names assigned or deleted anywhere inside node."""
+    return name_sets(node)[1]
+
+
+def name_sets(node):
+    """(names_loaded(node), names_stored(node)), in one pass over node."""
+    loaded, stored = set(), set()
+    todo = [node]
+    pop, push, AST, Name, Load = todo.pop, todo.append, ast.AST, ast.Name, ast.Load
+    fields_of = _CHILD_FIELDS
+    while todo:
+        n = pop()
+        cls = n.__class__
+        if cls is Name:
+            (loaded if n.ctx.__class__ is Load else stored).add(n.id)
+            continue
+        if cls is ast.AugAssign and n.target.__class__ is Name:
+            loaded.add(n.target.id)
+        fields = fields_of.get(cls)
+        for f in (_child_fields(cls) if fields is None else fields):
+            v = getattr(n, f, None)
+            if v.__class__ is list:
+                for x in v:
+                    if isinstance(x, AST):
+                        push(x)
+            elif isinstance(v, AST):
+                push(v)
+    return loaded, stored
 
 
 def substitute(expr, mapping, renames=None):

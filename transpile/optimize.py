@@ -41,9 +41,8 @@ def _propagate_constants(stmts):
     consts = {}
     for s in stmts:
         if consts:
-            stored = A.names_stored(s)
-            loaded = A.names_loaded(s)
-            use = {k: v for k, v in consts.items() if k not in stored and k in loaded}
+            loaded, stored = A.name_sets(s)
+            use = {k: consts[k] for k in loaded if k in consts and k not in stored}
             if isinstance(s, (ast.If, ast.For, ast.While)):
                 s = A.substitute(s, use) if use else s
             elif isinstance(s, ast.Assign) and use:
@@ -69,7 +68,7 @@ def drop_unneeded_inits(stmts):
                 s.targets[0], ast.Name) and isinstance(s.value, ast.Constant)
                 and s.value.value is None):
             if named is None:
-                named = [A.names_loaded(t) | A.names_stored(t) for t in stmts]
+                named = [set.union(*A.name_sets(t)) for t in stmts]
             v = s.targets[0].id
             nxt = next((stmts[j] for j in range(i + 1, len(stmts)) if v in named[j]), None)
             if (isinstance(nxt, ast.Assign) and len(nxt.targets) == 1 and isinstance(
@@ -103,7 +102,7 @@ def _updated_in_place(stmts):
     """Adjoints that runtime helpers update in place (`dx = add_at(dx, ...)`)."""
     out = set()
     for s in stmts:
-        for n in ast.walk(s):
+        for n in A.nodes(s):
             if (isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
                     and n.func.id.rstrip("_0123456789") in IN_PLACE_HELPERS and n.args
                     and isinstance(n.args[0], ast.Name)):
@@ -129,7 +128,7 @@ def _zero_first_writes(stmts, fresh_zero, mutable):
         if isinstance(s, (ast.If, ast.For, ast.While)):
             s.body = _zero_first_writes(s.body, A.get_tag(s, "fresh_zero") or set(), mutable)
             s.orelse = _zero_first_writes(s.orelse, set(), mutable)
-            for name in A.names_loaded(s) | A.names_stored(s):    # untouched: still zero
+            for name in set.union(*A.name_sets(s)):    # untouched: still zero
                 zero.pop(name, None)
             out.append(s)
             continue
@@ -143,7 +142,7 @@ def _zero_first_writes(stmts, fresh_zero, mutable):
             converted.add(v)
             out.append(new)
             continue
-        for name in A.names_loaded(s) | A.names_stored(s):
+        for name in set.union(*A.name_sets(s)):
             zero.pop(name, None)
         if _is_zero_assign(s):
             v = s.targets[0].id
@@ -192,7 +191,7 @@ def _pure_call(n):
 
 def _inlinable(e):
     """Arithmetic on names and constants (and unbroadcast), safe to evaluate later."""
-    for n in ast.walk(e):
+    for n in A.nodes(e):
         if isinstance(n, ast.Call):
             if not _pure_call(n):
                 return False
@@ -207,11 +206,11 @@ def _names_changed(s):
     attribute writes (`x[i] = _pop()` restores x in place) and the objects a call may
     update in place (its arguments and, for a method, its receiver)."""
     out = set(A.names_stored(s))
-    for n in ast.walk(s):
+    for n in A.nodes(s):
         targets = n.targets if isinstance(n, ast.Assign) else \
             [n.target] if isinstance(n, (ast.AugAssign, ast.AnnAssign)) else []
         for t in targets:
-            for e in ast.walk(t):
+            for e in A.nodes(t):
                 if isinstance(e, (ast.Subscript, ast.Attribute)):
                     root = e.value
                     while isinstance(root, (ast.Subscript, ast.Attribute)):
@@ -230,6 +229,34 @@ def _names_changed(s):
     return out
 
 
+class _Facts:
+    """What statements read, write and may change (`_names_changed`), computed once per
+    statement for one pass. Entries are by identity and keep their statement alive (an id
+    is never reused while the memo lives), so this is only for passes that replace a
+    statement they rewrite by a new object rather than change it in place."""
+
+    def __init__(self):
+        self._memo = {}
+
+    def _entry(self, s):
+        entry = self._memo.get(id(s))
+        if entry is None:
+            entry = self._memo[id(s)] = [s, *A.name_sets(s), None]
+        return entry
+
+    def loaded(self, s):
+        return self._entry(s)[1]
+
+    def stored(self, s):
+        return self._entry(s)[2]
+
+    def changed(self, s):
+        entry = self._entry(s)
+        if entry[3] is None:
+            entry[3] = _names_changed(s)
+        return entry[3]
+
+
 def _inline_single_use(stmts):
     """`_g = e` used once, a few lines later in the same block: substitute e there.
 
@@ -238,13 +265,14 @@ def _inline_single_use(stmts):
     from .algebra import fold
     loads, stores = {}, {}
     for s in stmts:
-        for n in ast.walk(s):
+        for n in A.nodes(s):
             if isinstance(n, ast.Name):
                 table = loads if isinstance(n.ctx, ast.Load) else stores
                 table[n.id] = table.get(n.id, 0) + 1
-        for n in ast.walk(s):
-            if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
+            elif isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
                 loads[n.target.id] = loads.get(n.target.id, 0) + 1
+
+    facts = _Facts()            # of simple statements only: blocks change in place
 
     def block(body):
         body = list(body)
@@ -264,14 +292,14 @@ def _inline_single_use(stmts):
                         t = body[j]
                         if isinstance(t, (ast.If, ast.For, ast.While)):
                             break
-                        if v in A.names_loaded(t):
-                            if isinstance(t, ast.Assign) and not (A.names_stored(t) & {v}):
+                        if v in facts.loaded(t):
+                            if isinstance(t, ast.Assign) and v not in facts.stored(t):
                                 value = fold(A.substitute(t.value, {v: s.value}))
                                 body[j] = A.assign(t.targets[0], value, t)
                                 del body[i]
                                 i -= 1
                             break
-                        if _names_changed(t) & reads:
+                        if facts.changed(t) & reads:
                             break
             i += 1
         return body
@@ -286,11 +314,12 @@ def _propagate_copies(stmts):
     does not change in between. Only names, only renamings: no value changes."""
     stores, loads = {}, {}
     for s in stmts:
-        for n in ast.walk(s):
+        for n in A.nodes(s):
             if isinstance(n, ast.Name):
                 table = loads if isinstance(n.ctx, ast.Load) else stores
                 table[n.id] = table.get(n.id, 0) + 1
     generated = ("_", "d_")
+    facts = _Facts()
     out = list(stmts)
     i = 0
     while i < len(out):
@@ -302,28 +331,29 @@ def _propagate_copies(stmts):
         a, b = s.targets[0].id, s.value.id
         earlier = out[:i]
         if (b.startswith("_") and stores.get(b) == 1 and loads.get(b) == 1
-                and stores.get(a) == 1 and not any(a in A.names_loaded(t) | A.names_stored(t)
+                and stores.get(a) == 1 and not any(a in facts.loaded(t) or a in facts.stored(t)
                                                     for t in earlier)):
-            k = next((j for j in range(i) if b in A.names_stored(out[j])), None)
+            k = next((j for j in range(i) if b in facts.stored(out[j])), None)
             if k is not None and not isinstance(out[k], (ast.If, ast.For, ast.While)) and \
-                    not any(b in A.names_loaded(t) for t in out[k + 1:i]):
+                    not any(b in facts.loaded(t) for t in out[k + 1:i]):
                 out[k] = A.rename(copy.deepcopy(out[k]), {b: a})
                 del out[i]
                 stores[a] = 1
                 continue
         if a.startswith(generated) and stores.get(a) == 1 and a != b:
             later = out[i + 1:]
-            last = max((j for j, t in enumerate(later) if a in A.names_loaded(t)),
+            last = max((j for j, t in enumerate(later) if a in facts.loaded(t)),
                        default=None)
             def restores(t):          # `b = a`: b gets back the value it has anyway
                 return (isinstance(t, ast.Assign) and len(t.targets) == 1 and isinstance(
                     t.targets[0], ast.Name) and t.targets[0].id == b and isinstance(
                     t.value, ast.Name) and t.value.id == a)
             if last is not None and not any(
-                    (b in _names_changed(t) and not restores(t)) or a in _names_changed(t)
+                    (b in facts.changed(t) and not restores(t)) or a in facts.changed(t)
                     for t in later[:last]):
                 for j in range(last + 1):
-                    later[j] = _load_renamed(later[j], a, b)
+                    if a in facts.loaded(later[j]):
+                        later[j] = _load_renamed(later[j], a, b)
                 later = [t for t in later if not (
                     isinstance(t, ast.Assign) and len(t.targets) == 1 and isinstance(
                         t.targets[0], ast.Name) and isinstance(t.value, ast.Name)
@@ -355,7 +385,7 @@ def _doubled(stmts, pure=frozenset()):
 
 def _load_renamed(s, old, new):
     s = copy.deepcopy(s)
-    for n in ast.walk(s):
+    for n in A.nodes(s):
         if isinstance(n, ast.Name) and n.id == old and isinstance(n.ctx, ast.Load):
             n.id = new
     return s
@@ -372,7 +402,7 @@ def _cse_candidate(e, pure=frozenset()):
         return False
     if isinstance(e, ast.UnaryOp) and isinstance(e.operand, ast.Constant):
         return False                                  # -2: a constant, nothing to share
-    for n in ast.walk(e):
+    for n in A.nodes(e):
         if isinstance(n, ast.Call):
             f = n.func
             if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) \
@@ -487,7 +517,7 @@ def _common_subexpressions(stmts, pure=frozenset()):
 
 def _pure(e):
     return all(isinstance(n, (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.operator,
-                              ast.unaryop, ast.expr_context)) for n in ast.walk(e))
+                              ast.unaryop, ast.expr_context)) for n in A.nodes(e))
 
 
 def _dead_tail(stmts):
@@ -516,7 +546,7 @@ def pure_calls(stmts, namespace, local_names):
     in derivative code that is differentiated again): safe to compute once."""
     out = set()
     for s in stmts:
-        for n in ast.walk(s):
+        for n in A.nodes(s):
             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) \
                     and n.func.id not in local_names:
                 name = n.func.id
@@ -654,7 +684,7 @@ def _shares_a_factor(expr):
             isinstance(t.left, ast.Constant) or isinstance(t.right, ast.Constant)
             or numeric_factor(t.left) or numeric_factor(t.right))
 
-    for n in ast.walk(expr):
+    for n in A.nodes(expr):
         if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub)):
             parts = terms(n, [])
             if sum(1 for t in parts if negative(t)) >= 2:      # -a + -b: -(a + b)
