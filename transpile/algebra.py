@@ -4,7 +4,6 @@ Used wherever derivative expressions are assembled (reverse, forward, rule templ
 generated code reads ``2 * x * g`` rather than ``2 * x ** (2 - 1) * 1.0 * g``.
 """
 import ast
-import copy
 
 from . import astutil as A
 
@@ -134,4 +133,4 @@ def fold(e):
                 return neg(node.operand)
             return node
 
-    return Fold().visit(copy.deepcopy(e))
+    return Fold().visit(A.copy_tree(e))

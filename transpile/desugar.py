@@ -47,7 +47,7 @@ def inline_method_aliases(body, params):
         def visit_Call(self, n):
             self.generic_visit(n)
             if isinstance(n.func, ast.Name) and n.func.id in aliases:
-                n.func = ast.copy_location(copy.deepcopy(aliases[n.func.id]), n.func)
+                n.func = ast.copy_location(A.copy_tree(aliases[n.func.id]), n.func)
             return n
 
     kept = [s for s in body if not (isinstance(s, ast.Assign) and isinstance(
@@ -104,7 +104,7 @@ def lift_nested(unit, body, outer_locals, local_functions):
         extras = sorted(reads[d.name])
         if not unit.is_generated:
             _refuse_outer_mutation(unit, d, set(extras))
-        node = copy.deepcopy(d)
+        node = A.copy_tree(d)
         node.decorator_list = []
         for e in extras:
             node.args.kwonlyargs.append(ast.arg(arg=e, annotation=None))

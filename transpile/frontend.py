@@ -7,7 +7,6 @@ dotted attribute (``math.sin``, ``np.linalg.norm``) refers to, statically.
 """
 import ast
 import builtins
-import copy
 import inspect
 import linecache
 import os
@@ -268,7 +267,7 @@ def _lambda_node(func):
     if (isinstance(parent, ast.Assign) and len(parent.targets) == 1
             and isinstance(parent.targets[0], ast.Name) and parent.value is lam):
         name = parent.targets[0].id
-    return A.lambda_def(name, copy.deepcopy(lam)), lam.lineno
+    return A.lambda_def(name, A.copy_tree(lam)), lam.lineno
 
 
 def _params_of(args):
@@ -313,7 +312,7 @@ def _by_positions(candidates, code):
 
 def _isolated_code(lam, filename):
     """The code object of the lambda compiled on its own (free names become globals)."""
-    expr = ast.Expression(body=copy.deepcopy(lam))
+    expr = ast.Expression(body=A.copy_tree(lam))
     try:
         module = compile(ast.fix_missing_locations(expr), filename, "eval")
     except (SyntaxError, ValueError):

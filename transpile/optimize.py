@@ -9,7 +9,6 @@
 Each rewrite is purely local and keeps the order of floating-point operations.
 """
 import ast
-import copy
 
 from . import astutil as A
 
@@ -336,7 +335,7 @@ def _propagate_copies(stmts):
             k = next((j for j in range(i) if b in facts.stored(out[j])), None)
             if k is not None and not isinstance(out[k], (ast.If, ast.For, ast.While)) and \
                     not any(b in facts.loaded(t) for t in out[k + 1:i]):
-                out[k] = A.rename(copy.deepcopy(out[k]), {b: a})
+                out[k] = A.rename(A.copy_tree(out[k]), {b: a})
                 del out[i]
                 stores[a] = 1
                 continue
@@ -384,7 +383,7 @@ def _doubled(stmts, pure=frozenset()):
 
 
 def _load_renamed(s, old, new):
-    s = copy.deepcopy(s)
+    s = A.copy_tree(s)
     for n in A.nodes(s):
         if isinstance(n, ast.Name) and n.id == old and isinstance(n.ctx, ast.Load):
             n.id = new
@@ -492,7 +491,7 @@ def _common_subexpressions(stmts, pure=frozenset()):
                 for k in idxs:
                     run[k] = A.assign(run[k].targets[0], A.replace_equal(run[k].value, key, target),
                                       run[k])
-                run.insert(first, A.assign(name, copy.deepcopy(expr), run[first]))
+                run.insert(first, A.assign(name, A.copy_tree(expr), run[first]))
                 changed = True
                 break
         return run
@@ -610,7 +609,7 @@ def simplify_scalar(stmts, adjoint_names):
                     calls[key] = (f"_call{len(calls)}", node)
                 return ast.Name(id=calls[key][0], ctx=ast.Load())
 
-        masked = Opaque().visit(copy.deepcopy(expr))
+        masked = Opaque().visit(A.copy_tree(expr))
         for n in ast.walk(masked):
             if not isinstance(n, (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Add,
                                   ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd,

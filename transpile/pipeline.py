@@ -694,7 +694,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         body += (T.expand(T.return_value_and, VALUE=value, OUT=out) if kind == "value_and_grad"
                  else T.expand(T.return_only, OUT=out))
         body = _optimized(body, env, local_names, options, names, all_scalar)
-        args = copy.deepcopy(unit.node.args)
+        args = A.copy_tree(unit.node.args)
         fn, source = build(f"grad_{name}", args, body, env, unit, unit.defaults,
                            unit.kwdefaults, kind="grad")
         compiled.function, compiled.source = fn, source
@@ -730,7 +730,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     if options["optimize"]:
         fbody = optimize.hoist_module_functions(fbody, env, local_names)
         fbody = optimize.drop_unneeded_inits(fbody)
-    fargs = copy.deepcopy(unit.node.args)
+    fargs = A.copy_tree(unit.node.args)
     fwd_fn, fsrc = build(f"{name}_forward", fargs, fbody, env, unit, unit.defaults,
                          unit.kwdefaults, kind="forward")
     bargs = ast.arguments(posonlyargs=[], args=[ast.arg(arg=tape_name),
@@ -796,7 +796,7 @@ def _assemble_jvp(unit, norm, an, env, names, active, compiled, options, local_n
     else:
         body += T.expand(T.return_value_and, VALUE=result, OUT=out)
     body = _optimized(body, env, local_names, options, names, all_scalar=False)
-    args = copy.deepcopy(unit.node.args)
+    args = A.copy_tree(unit.node.args)
     seed = options.get("seed", 0.0)         # 1.0: called without tangents, a derivative
     for t in tangents:                       # keyword-only, default 0.0 (no tangent)
         args.kwonlyargs.append(ast.arg(arg=t))
@@ -850,7 +850,7 @@ def _zero_vjp_calls(body, env):
                 return node
             return ast.copy_location(ast.Call(
                 func=A.load(env.helper("zeros_like")),
-                args=[copy.deepcopy(node.args[2 + origin[2]])], keywords=[]), node)
+                args=[A.copy_tree(node.args[2 + origin[2]])], keywords=[]), node)
     out = []
     for stmt in body:
         simple = isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(

@@ -160,7 +160,7 @@ class Resolver:
                     A.load(base), A.index_value(index), ast.Call(
                         func=A.load(POP), args=[], keywords=[])], keywords=[]))]
             array = how == "array"
-            sub = ast.Subscript(value=A.load(base), slice=copy.deepcopy(index),
+            sub = ast.Subscript(value=A.load(base), slice=A.copy_tree(index),
                                 ctx=ast.Load() if not reverse else ast.Store())
             if reverse:
                 return [self._pop(sub)]
@@ -252,7 +252,7 @@ def loop_tapes(fwd, rev, names):
         body = list(s.body)
         if len(saved) == 1:                     # record the value directly
             body[positions[0]] = ast.Expr(value=ast.Call(
-                func=A.load(record), args=[copy.deepcopy(s.body[positions[0]].value.args[0])],
+                func=A.load(record), args=[A.copy_tree(s.body[positions[0]].value.args[0])],
                 keywords=[]))
         else:                                   # copy at each push, record one tuple
             for k, j in enumerate(positions):
@@ -284,7 +284,7 @@ def loop_tapes(fwd, rev, names):
         loop_var = rloop.target
         if any(isinstance(n, ast.Name) and n.id == getattr(loop_var, "id", None)
                for st in rbody for n in ast.walk(st)) and loop_var.id != "_":
-            target = ast.Tuple(elts=[copy.deepcopy(loop_var), target], ctx=ast.Store())
+            target = ast.Tuple(elts=[A.copy_tree(loop_var), target], ctx=ast.Store())
             walked = ast.Call(func=A.load("zip"), args=[rloop.iter, walked], keywords=[])
         new_rloop = copy.copy(rloop)
         new_rloop.target, new_rloop.iter, new_rloop.body = target, walked, rbody
