@@ -32,7 +32,7 @@ def _creates_complex(fn, depth=0):
         unit = unit_of(fn)
     except Exception:
         return True
-    for n in ast.walk(unit.node):
+    for n in A.nodes(unit.node):
         if isinstance(n, ast.Constant) and isinstance(n.value, complex):
             return True
         if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and \
@@ -614,7 +614,7 @@ class Analysis:
 
     def involves_complex(self, e):
         """May e or any of its subexpressions be complex (`np.abs(z * x)`: z * x)?"""
-        return any(self.may_be_complex(n) for n in ast.walk(e) if isinstance(n, ast.expr))
+        return any(self.may_be_complex(n) for n in A.nodes(e) if isinstance(n, ast.expr))
 
     def _used_as_list(self, s):
         """Names statement s uses as lists or tuples (whatever their values' kinds)."""
@@ -762,11 +762,11 @@ class Analysis:
             if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name) \
                     and s.targets[0].id not in seen:
                 self.first_defs.add(id(s))
-            for n in ast.walk(s):
+            for n in A.nodes(s):
                 if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
                     seen.add(n.id)
         self.loads = {}
-        for n in ast.walk(ast.Module(body=self.norm.body, type_ignores=[])):
+        for n in A.nodes(ast.Module(body=self.norm.body, type_ignores=[])):
             if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
                 self.loads[n.id] = self.loads.get(n.id, 0) + 1
         for s, depth in walk_body(self.norm.body):

@@ -58,7 +58,7 @@ def copy_tree(x, memo=None):
 def located(node, like):
     """Give node (and its children without one) the line of `like`."""
     if like is not None and hasattr(like, "lineno"):
-        for n in ast.walk(node):
+        for n in nodes(node):
             if isinstance(n, (ast.stmt, ast.expr)) and not hasattr(n, "lineno"):
                 ast.copy_location(n, like)
         if isinstance(node, (ast.stmt, ast.expr)):
@@ -166,7 +166,7 @@ def substitute(expr, mapping, renames=None):
 
 def rename(node, mapping):
     """Rename variables (loads and stores) in place."""
-    for n in ast.walk(node):
+    for n in nodes(node):
         if isinstance(n, ast.Name) and n.id in mapping:
             n.id = mapping[n.id]
     return node

@@ -118,7 +118,7 @@ class ControlFlowReversal:
 
 
 def _count_loads(node, name):
-    return sum(1 for n in ast.walk(node) if isinstance(n, ast.Name) and n.id == name
+    return sum(1 for n in A.nodes(node) if isinstance(n, ast.Name) and n.id == name
                and isinstance(n.ctx, ast.Load))
 
 

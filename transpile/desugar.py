@@ -232,7 +232,7 @@ def _nested_derivatives(unit, body, local_functions):
 
     body = [Rewrite().visit(s) for s in body]
     made = {k for k, v in local_functions.items() if isinstance(v, NestedDerivative)}
-    funcs = {id(n.func) for s in body for n in ast.walk(s) if isinstance(n, ast.Call)}
+    funcs = {id(n.func) for s in body for n in A.nodes(s) if isinstance(n, ast.Call)}
     for s in body:
         for n in ast.walk(s):
             if isinstance(n, ast.Name) and n.id in made and isinstance(n.ctx, ast.Load) \

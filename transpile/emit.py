@@ -212,7 +212,7 @@ def annotate(exc):
 def _fill_line_info(node):
     """Generated statements keep the user's line numbers (for the line map); nodes that
     have none get line 1 so the AST compiles."""
-    for n in ast.walk(node):
+    for n in A.nodes(node):
         if isinstance(n, (ast.stmt, ast.expr)) and not hasattr(n, "lineno"):
             n.lineno = 1
             n.col_offset = 0

@@ -52,7 +52,7 @@ class ForwardTransform(Transform):
         # its tangent starts at zero
         fixed = [p for p in self.an.params if p in self.an.active and p not in
                  self.an.wrt and any(isinstance(n, ast.Name) and n.id == self.d(p)
-                                  for s in body for n in ast.walk(s))]
+                                  for s in body for n in A.nodes(s))]
         body = [A.assign(self.d(p), A.const(0.0)) for p in fixed] + body
         result = self.norm.result
         dres = self.d(result)

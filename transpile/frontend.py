@@ -399,12 +399,12 @@ def _refuse_nested_differentiation(unit):
     derivative makers or of the functions they return is refused: the inner derivative's
     dependence on the outer parameters (closures included) would be lost or confused."""
     local = set(unit.params) | A.names_stored(unit.node)
-    for n in ast.walk(unit.node):
+    for n in A.nodes(unit.node):
         if isinstance(n, ast.arg):
             local.add(n.arg)
         elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             local.add(n.name)
-    called = {id(n.func) for n in ast.walk(unit.node) if isinstance(n, ast.Call)}
+    called = {id(n.func) for n in A.nodes(unit.node) if isinstance(n, ast.Call)}
     for n in ast.walk(unit.node):            # transpile.grad(g): g is differentiated
         if isinstance(n, ast.Call) and n.args and id(n.func) in called:
             try:

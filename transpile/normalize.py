@@ -226,7 +226,7 @@ def _generator_function(target):
 
 
 def _check_supported(unit, node):
-    top = {id(n) for n in ast.walk(ast.Module(body=[
+    top = {id(n) for n in A.nodes(ast.Module(body=[
         s for s in A.statements(node.body) if not isinstance(s, ast.FunctionDef)],
         type_ignores=[]))}
     for n in A.walk_outside_defs(node.body):
@@ -530,7 +530,7 @@ def _partial_names(body, unit, local_names):
             partials.add(n.targets[0].id)
     nested = {n.id for d in A.walk_outside_defs(body) if isinstance(d, (ast.FunctionDef,
                                                                           ast.Lambda))
-              for n in ast.walk(d) if isinstance(n, ast.Name)}   # (not rewritten there)
+              for n in A.nodes(d) if isinstance(n, ast.Name)}   # (not rewritten there)
     return (made | {h for h in partials if stores.get(h) == 1 and h not in unit.params
                     and loads.get(h, 0) == called.get(h, 0)}) - nested
 
@@ -884,13 +884,13 @@ class Flattener(LoopFlattening):
             root = root.value
         if isinstance(root, ast.Call) and root is func.value and self.classify(root)[0] == \
                 "inactive" and not any(isinstance(n, ast.Name) and n.id in
-                                       self.local_functions for n in ast.walk(call)):
+                                       self.local_functions for n in A.nodes(call)):
             return ""                       # `logging.getLogger(name).info(...)`
         if not isinstance(root, ast.Name) or self.unit.resolve(func, self.local_names) \
                 is not None:
             return None
         if any(isinstance(n, ast.Name) and n.id in self.local_functions
-               for n in ast.walk(call)) or any(isinstance(a, ast.Starred) for a in call.args) \
+               for n in A.nodes(call)) or any(isinstance(a, ast.Starred) for a in call.args) \
                 or any(k.arg is None for k in call.keywords):
             return None
         if root.id in self.local_names:
@@ -1104,7 +1104,7 @@ class Flattener(LoopFlattening):
         simple = (ast.Constant, ast.Name, ast.Slice, ast.BinOp, ast.UnaryOp, ast.Tuple)
         if isinstance(index, simple) and not any(
                 isinstance(n, (ast.Call, ast.Compare, ast.Subscript, ast.BoolOp))
-                for n in ast.walk(index)):
+                for n in A.nodes(index)):
             return self.inactive(index)
         name = self.names.fresh("_index")
         self.emit(A.assign(name, self.inactive(index)))

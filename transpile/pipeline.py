@@ -609,7 +609,7 @@ def _front(unit, active, kind, kinds):
 
 def _may_be_truth_value(norm):
     """Is the result assigned a comparison, `not`, `and`/`or` or a bool literal anywhere?"""
-    for s in ast.walk(ast.Module(body=norm.body, type_ignores=[])):
+    for s in A.nodes(ast.Module(body=norm.body, type_ignores=[])):
         if isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == norm.result
                                              for t in s.targets):
             v = s.value
@@ -655,7 +655,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     fwd, rev = shapes.specialise(fwd, rev, rt, kind, compiled, resolver, number_seed)
     all_scalar = all(k == "scalar" for k in an.kind.values())
     uses_stack = any(isinstance(n, ast.Name) and n.id in (PUSH, POP)
-                     for s in fwd + rev for n in ast.walk(s))
+                     for s in fwd + rev for n in A.nodes(s))
     nones = sorted(v for v in resolver.saved | held if v not in params)
     d_result = names.adjoint(result)
     adjoints = _adjoints_read(rev, names) - {d_result}
@@ -771,7 +771,7 @@ def _free_stack_names(norm, names):
 def tangent_names(target, active):
     """Keyword names of the tangent parameters of target's jvp function: t<param>."""
     unit = unit_of(target)
-    used = {n.id for n in ast.walk(unit.node) if isinstance(n, ast.Name)} | set(unit.params)
+    used = {n.id for n in A.nodes(unit.node) if isinstance(n, ast.Name)} | set(unit.params)
     out = {}
     for p in active:
         name = "t" + p
@@ -871,14 +871,14 @@ def _zero_vjp_calls(body, env):
 
 
 def _uses_name(stmts, name):
-    return any(isinstance(n, ast.Name) and n.id == name for s in stmts for n in ast.walk(s))
+    return any(isinstance(n, ast.Name) and n.id == name for s in stmts for n in A.nodes(s))
 
 
 def _adjoints_read(stmts, names):
     adj = set(names.adjoints.values())
     out = set()
     for s in stmts:
-        for n in ast.walk(s):
+        for n in A.nodes(s):
             if isinstance(n, ast.Name) and n.id in adj:
                 out.add(n.id)
     return out

@@ -373,7 +373,7 @@ def primal_shapes(body, params, facts, resolve, results=None):
         own = [s.target] if isinstance(s, ast.For) else [] if isinstance(
             s, (ast.If, ast.While)) else [s]
         for part in own:
-            poisoned |= {n.id for n in ast.walk(part) if isinstance(n, ast.Name)
+            poisoned |= {n.id for n in A.nodes(part) if isinstance(n, ast.Name)
                          and isinstance(n.ctx, ast.Store)}
     for s, _ in sites:
         t = s.targets[0].id
@@ -410,7 +410,7 @@ def primal_shapes(body, params, facts, resolve, results=None):
 
 
 def _reads(e, env, unset):
-    return any(isinstance(n, ast.Name) and env.get(n.id, None) is unset for n in ast.walk(e))
+    return any(isinstance(n, ast.Name) and env.get(n.id, None) is unset for n in A.nodes(e))
 
 
 def _walk_with_depth(body, depth=0):
@@ -436,7 +436,7 @@ class _Specialiser:
         out = []
         for s in stmts:
             if isinstance(s, (ast.If, ast.For, ast.While)):
-                stored = {n.id for n in ast.walk(s) if isinstance(n, ast.Name)
+                stored = {n.id for n in A.nodes(s) if isinstance(n, ast.Name)
                           and isinstance(n.ctx, ast.Store)} - self.fixed
                 for n in stored:
                     self.sh.env[n] = None
@@ -688,7 +688,7 @@ def specialise(fwd, rev, rt, kind, compiled=None, resolver=None, number_seed=Tru
     if sp.failed:
         _redirect(rt, sp.failed, fwd + rev)
     if resolver is not None:
-        read = {n.id for s in rev for n in ast.walk(s) if isinstance(n, ast.Name)
+        read = {n.id for s in rev for n in A.nodes(s) if isinstance(n, ast.Name)
                 and isinstance(n.ctx, ast.Load)}
         resolver.needed = {v for v in resolver.needed if v in read}
     if compiled is not None:

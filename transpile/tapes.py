@@ -71,7 +71,7 @@ class Resolver:
 
     def run(self, fwd_m, rev_m):
         self.rerun = any(A.get_tag(n, "recompute") is not None
-                         for s in rev_m for n in ast.walk(s))
+                         for s in rev_m for n in A.nodes(s))
         needed = None
         while True:
             self.needed = needed if needed is not None else _reads(rev_m) & self.plan.primal
@@ -283,14 +283,14 @@ def loop_tapes(fwd, rev, names):
         walked = ast.Call(func=A.load("reversed"), args=[A.load(tape)], keywords=[])
         loop_var = rloop.target
         if any(isinstance(n, ast.Name) and n.id == getattr(loop_var, "id", None)
-               for st in rbody for n in ast.walk(st)) and loop_var.id != "_":
+               for st in rbody for n in A.nodes(st)) and loop_var.id != "_":
             target = ast.Tuple(elts=[A.copy_tree(loop_var), target], ctx=ast.Store())
             walked = ast.Call(func=A.load("zip"), args=[rloop.iter, walked], keywords=[])
         new_rloop = copy.copy(rloop)
         new_rloop.target, new_rloop.iter, new_rloop.body = target, walked, rbody
         rev[i] = new_rloop
         counters = {n.id for st in new_fwd + loop.body if A.get_tag(st, "loop") == L
-                    for n in ast.walk(st) if isinstance(n, ast.Name)}
+                    for n in A.nodes(st) if isinstance(n, ast.Name)}
         if not counters & A.names_loaded(new_rloop.iter):        # iteration count unused
             new_fwd[:] = [st for st in new_fwd if A.get_tag(st, "loop") != L]
             loop.body = [st for st in loop.body if A.get_tag(st, "loop") != L]
@@ -329,7 +329,7 @@ def _is_pop(s):
 
 def _uses_stack(stmts):
     return any(isinstance(n, ast.Name) and n.id in (PUSH, POP)
-               for s in stmts for n in ast.walk(s))
+               for s in stmts for n in A.nodes(s))
 
 
 def _tape_plan(floop, rloop):
