@@ -424,7 +424,7 @@ def _walk_outside_lambdas(node):
         n = todo.pop()
         yield n
         if not isinstance(n, ast.Lambda):
-            todo.extend(ast.iter_child_nodes(n))
+            todo.extend(A.children(n))
 
 
 def _common_subexpressions(stmts, pure=frozenset()):

@@ -208,16 +208,20 @@ def _reads(stmts):
 def _loaded(node):
     """Names read in node; a re-run forward body (checkpointing) reads only what its tag
     lists: the values it takes from outside the loop (the rest come from a snapshot)."""
-    inputs = A.get_tag(node, "recompute")
-    if inputs is not None:
-        return set(inputs)
-    if isinstance(node, ast.Name):
-        return {node.id} if isinstance(node.ctx, ast.Load) else set()
     out = set()
-    if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
-        out.add(node.target.id)
-    for child in ast.iter_child_nodes(node):
-        out |= _loaded(child)
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        inputs = A.get_tag(n, "recompute")
+        if inputs is not None:
+            out.update(inputs)
+        elif isinstance(n, ast.Name):
+            if isinstance(n.ctx, ast.Load):
+                out.add(n.id)
+        else:
+            if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
+                out.add(n.target.id)
+            todo.extend(A.children(n))
     return out
 
 
