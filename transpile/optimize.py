@@ -438,8 +438,10 @@ def _common_subexpressions(stmts, pure=frozenset()):
     def fresh():
         return names.fresh("_c")
 
-    # per statement (kept alive, so ids stay unique): its candidates and stored names;
-    # a rewrite replaces statements by new objects, so entries never go stale
+    # per statement (kept alive, so ids stay unique): its candidates (ast.dump key and
+    # node, in walk order), where each key first occurs among them and how many times,
+    # and its stored names; a rewrite replaces statements by new objects, so entries
+    # never go stale
     memo = {}
 
     def facts(s):
@@ -447,39 +449,54 @@ def _common_subexpressions(stmts, pure=frozenset()):
         if entry is None:
             found = [(ast.dump(n), n) for n in _walk_outside_lambdas(s.value)
                      if isinstance(n, ast.expr) and _cse_candidate(n, pure)]
-            entry = memo[id(s)] = (s, found, A.names_stored(s))
+            first, count = {}, {}
+            for i, (key, _) in enumerate(found):
+                first.setdefault(key, i)
+                count[key] = count.get(key, 0) + 1
+            entry = memo[id(s)] = (s, found, A.names_stored(s), first, count)
         return entry
 
     def stretch(run):
-        """Rewrite one run of simple assignments.
+        """Rewrite one run of simple assignments: while some expression occurs twice, the
+        longest (the first of those in the run) whose names do not change between its
+        first and last use is computed once, into a new name, where it first occurs.
 
-        A rewrite never adds an occurrence of an existing expression (it replaces
-        occurrences by a new name and adds one copy in place of two or more), so an
-        expression seen once stays single: it is dropped from its statement's
-        candidates. Whether a repeated one may be shared depends only on the statements
-        holding it (those in between keep their targets; inserted ones store new names),
-        so a refusal is remembered for the same statements."""
-        refused = set()
-        changed = True
-        while changed:
-            changed = False
-            seen = {}
-            for i, s in enumerate(run):
-                for key, n in facts(s)[1]:
-                    seen.setdefault(key, []).append((i, n))
-            repeated = []
-            for kv in seen.items():
-                if len(kv[1]) >= 2:
-                    repeated.append(kv)
+        The occurrences of each expression are kept up to date as statements are
+        replaced (not recounted over the run after each rewrite). A rewrite never adds
+        an occurrence of an existing expression (it replaces occurrences by a new name
+        and adds one copy in place of two or more), so one seen once stays single.
+        Whether a repeated one may be shared depends only on the statements holding it
+        (those in between keep their targets; inserted ones store new names), so a
+        refusal is remembered for the same statements."""
+        total, holders_of = {}, {}       # key -> occurrences; -> {id: statement}
+
+        def count(s, sign):
+            entry = facts(s)
+            for key, n in entry[4].items():
+                total[key] = total.get(key, 0) + sign * n
+                if sign > 0:
+                    holders_of.setdefault(key, {})[id(s)] = s
                 else:
-                    entry = facts(run[kv[1][0][0]])
-                    entry[1][:] = [f for f in entry[1] if f[0] != kv[0]]
-            for key, places in sorted(repeated, key=lambda kv: -len(kv[0])):
-                idxs = sorted({i for i, _ in places})
+                    del holders_of[key][id(s)]
+
+        for s in run:
+            count(s, 1)
+        repeated = {key for key, n in total.items() if n >= 2}
+        refused = set()
+        while repeated:
+            where = {id(s): i for i, s in enumerate(run)}
+
+            def order(key):
+                i = min(where[h] for h in holders_of[key])
+                return -len(key), i, facts(run[i])[3][key]
+
+            for key in sorted(repeated, key=order):
+                idxs = sorted(where[h] for h in holders_of[key])
                 holders = (key,) + tuple(id(run[k]) for k in idxs)
                 if holders in refused:
                     continue
-                expr = places[0][1]
+                first_stmt = facts(run[idxs[0]])
+                expr = first_stmt[1][first_stmt[3][key]][1]
                 reads = A.names_loaded(expr)
                 first, last = idxs[0], idxs[-1]
                 # the names it reads must not change between the first and last use
@@ -489,10 +506,17 @@ def _common_subexpressions(stmts, pure=frozenset()):
                 name = fresh()
                 target = ast.Name(id=name, ctx=ast.Load())
                 for k in idxs:
+                    count(run[k], -1)
                     run[k] = A.assign(run[k].targets[0], A.replace_equal(run[k].value, key, target),
                                       run[k])
+                    count(run[k], 1)
                 run.insert(first, A.assign(name, A.copy_tree(expr), run[first]))
-                changed = True
+                count(run[first], 1)
+                repeated = {k for k in repeated if total[k] >= 2} | {
+                    k for s in (run[first], *(run[k + 1] for k in idxs))
+                    for k in facts(s)[4] if total[k] >= 2}
+                break
+            else:
                 break
         return run
 
