@@ -227,7 +227,7 @@ def finish(fwd, rev, plan, optimize):
     Returns (fwd, rev, the variables snapshots hold)."""
     saves = {}                  # loop id -> its save calls (a loop nested in a
     for s in fwd + rev:         # checkpointed loop has copies in both sweeps)
-        for n in ast.walk(s):
+        for n in A.walk(s):
             if A.get_tag(n, "checkpoint_save") is not None:
                 saves.setdefault(A.get_tag(n, "checkpoint_save"), []).append(n)
     held = set()
@@ -373,7 +373,7 @@ def _random_sources(body, plan):
     unseeded = (np.random.default_rng, np.random.Generator, np.random.RandomState,
                 np.random.SeedSequence, random.Random, np.random.PCG64, np.random.MT19937,
                 np.random.Philox, np.random.SFC64, np.random.PCG64DXSM)
-    for n in ast.walk(ast.Module(body=list(body), type_ignores=[])):
+    for n in A.walk(ast.Module(body=list(body), type_ignores=[])):
         if not isinstance(n, ast.Call):
             continue
         fn = unit.resolve(n.func, local)
@@ -469,7 +469,7 @@ def _mutated(stmts):
     """Names changed in place: `v[i] = ...` and `v.method(...)` statements."""
     out = set()
     for s in stmts:
-        for n in ast.walk(s):
+        for n in A.walk(s):
             if isinstance(n, ast.Assign):
                 for t in n.targets:
                     if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name):

@@ -234,7 +234,7 @@ def _nested_derivatives(unit, body, local_functions):
     made = {k for k, v in local_functions.items() if isinstance(v, NestedDerivative)}
     funcs = {id(n.func) for s in body for n in A.nodes(s) if isinstance(n, ast.Call)}
     for s in body:
-        for n in ast.walk(s):
+        for n in A.walk(s):
             if isinstance(n, ast.Name) and n.id in made and isinstance(n.ctx, ast.Load) \
                     and id(n) not in funcs:
                 from .frontend import NESTED_MESSAGE
@@ -246,11 +246,11 @@ def _refuse_outer_mutation(unit, d, outer):
     """A nested def that changes a variable of the enclosing function in place (an append,
     an element write...) has effects the derivative of the enclosing function would miss:
     refused at the line of the change."""
-    for n in ast.walk(ast.Module(body=d.body, type_ignores=[])):
+    for n in A.walk(ast.Module(body=d.body, type_ignores=[])):
         target = None
         if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
             for t in (n.targets if isinstance(n, (ast.Assign, ast.Delete)) else [n.target]):
-                for sub in ast.walk(t):
+                for sub in A.walk(t):
                     if isinstance(sub, ast.Subscript) and isinstance(sub.ctx, (ast.Store,
                                                                                 ast.Del)):
                         target = _root_name(sub)

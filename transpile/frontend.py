@@ -193,7 +193,7 @@ def _def_node(func):
         raise TranspileError("unsupported construct 'async def'", code.co_filename, first,
                              name)
     if not isinstance(node, ast.FunctionDef):
-        node = next((n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
+        node = next((n for n in A.walk(tree) if isinstance(n, ast.FunctionDef)
                      and n.name == code.co_name), None)
         if node is None:
             raise TranspileError("could not find the function definition in its source",
@@ -241,7 +241,7 @@ def _lambda_node(func):
     tree = _file_tree(func)
     parents = {}
     candidates = []
-    for n in ast.walk(tree):
+    for n in A.walk(tree):
         for child in ast.iter_child_nodes(n):
             parents[child] = n
         if isinstance(n, ast.Lambda) and n.lineno == code.co_firstlineno:
@@ -306,7 +306,7 @@ def _by_positions(candidates, code):
 
     inside = [c for c in candidates if holds(c)]
     innermost = [c for c in inside if not any(
-        o is not c and any(n is o for n in ast.walk(c)) for o in inside)]
+        o is not c and any(n is o for n in A.walk(c)) for o in inside)]
     return innermost
 
 
@@ -405,7 +405,7 @@ def _refuse_nested_differentiation(unit):
         elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             local.add(n.name)
     called = {id(n.func) for n in A.nodes(unit.node) if isinstance(n, ast.Call)}
-    for n in ast.walk(unit.node):            # transpile.grad(g): g is differentiated
+    for n in A.walk(unit.node):            # transpile.grad(g): g is differentiated
         if isinstance(n, ast.Call) and n.args and id(n.func) in called:
             try:
                 maker = unit.resolve(n.func)
@@ -414,7 +414,7 @@ def _refuse_nested_differentiation(unit):
             from .higher import is_maker
             if is_maker(maker):
                 called.add(id(n.args[0]))
-    for n in ast.walk(unit.node):
+    for n in A.walk(unit.node):
         if isinstance(n, (ast.Name, ast.Attribute)) and isinstance(n.ctx, ast.Load):
             if isinstance(n, ast.Name) and n.id in local:
                 continue

@@ -265,7 +265,7 @@ class LoopFlattening:
         e = A.copy_tree(e)
         mapping = {}
         for gen in e.generators:
-            for n in ast.walk(gen.target):
+            for n in A.walk(gen.target):
                 if isinstance(n, ast.Name):
                     mapping[n.id] = self.names.fresh("_" + n.id.lstrip("_") + "_")
         A.rename(e, mapping)

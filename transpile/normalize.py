@@ -450,7 +450,7 @@ def _dict_names(body, unit):
     for n in A.walk_outside_defs(body):
         if isinstance(n, ast.Assign):
             for t in n.targets:
-                for sub in ast.walk(t):
+                for sub in A.walk(t):
                     if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
                         is_dict = isinstance(t, ast.Name) and (
                             isinstance(n.value, (ast.Dict, ast.DictComp))
@@ -458,7 +458,7 @@ def _dict_names(body, unit):
                             and unit.resolve(n.value.func) is dict)
                         stores[sub.id] = stores.get(sub.id, True) and is_dict
         elif isinstance(n, (ast.AugAssign, ast.AnnAssign, ast.For)):
-            for sub in ast.walk(n.target):
+            for sub in A.walk(n.target):
                 if isinstance(sub, ast.Name):
                     stores[sub.id] = False
     return {name for name, is_dict in stores.items() if is_dict}
@@ -928,7 +928,7 @@ class Flattener(LoopFlattening):
         return A.tag(e, inactive=True)
 
     def _check_expr(self, e):
-        for n in ast.walk(e):
+        for n in A.walk(e):
             if isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await, ast.NamedExpr)):
                 raise self.error(f"unsupported construct '{UNSUPPORTED[type(n)]}'", n)
 

@@ -634,7 +634,7 @@ def simplify_scalar(stmts, adjoint_names):
                 return ast.Name(id=calls[key][0], ctx=ast.Load())
 
         masked = Opaque().visit(A.copy_tree(expr))
-        for n in ast.walk(masked):
+        for n in A.walk(masked):
             if not isinstance(n, (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Add,
                                   ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd,
                                   ast.Load)):

@@ -108,7 +108,7 @@ class ReverseTransform(ControlFlowReversal, Transform):
                 return containers.rule_for(v).selects(self, v) & active
             new = set()
             if special is None:
-                for n in ast.walk(v):
+                for n in A.walk(v):
                     if self._internal(n):
                         rule, args = self.rule_of(n)
                         if rule is not None and rule.masks:

@@ -340,7 +340,7 @@ class Shapes:
         if isinstance(target, ast.Name):
             self.env[target.id] = self.of(value)
         else:
-            for n in ast.walk(target):
+            for n in A.walk(target):
                 if isinstance(n, ast.Name) and isinstance(target, (ast.Tuple, ast.List)):
                     self.env[n.id] = None
 
@@ -464,7 +464,7 @@ class _Specialiser:
                     if isinstance(t, ast.Name) and t.id in self.fixed:
                         continue
                     if isinstance(t, (ast.Tuple, ast.List)):
-                        for n in ast.walk(t):
+                        for n in A.walk(t):
                             if isinstance(n, ast.Name) and n.id not in self.fixed:
                                 self.sh.env[n.id] = None
                         continue
@@ -475,7 +475,7 @@ class _Specialiser:
             elif isinstance(s, ast.Return) and s.value is not None:
                 s.value = self.expr(s.value)
             else:
-                for n in ast.walk(s):
+                for n in A.walk(s):
                     if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store) and \
                             n.id not in self.fixed:
                         self.sh.env[n.id] = None
@@ -708,7 +708,7 @@ def _redirect(rt, failed, stmts):
         kinds.pop(RESULT_ADJOINT, None)
         names[request] = rt.env.callee(r["target"], r["active"], kinds, r["stmt"])
     for s in stmts:
-        for n in ast.walk(s):
+        for n in A.walk(s):
             request = A.get_tag(n, "callee_request") if isinstance(n, ast.Call) else None
             if request in names:
                 fwd_name, bwd_name = names[request]
