@@ -2,6 +2,7 @@
 import ast
 import collections
 import copy
+import sys
 
 
 def load(name):
@@ -145,6 +146,41 @@ def walk(node):
         n = pop()
         extend(children(n))
         yield n
+
+
+_DUMP_EMPTY = sys.version_info < (3, 13)     # 3.13's ast.dump leaves out [] and None
+
+
+def dumps(node, out=None):
+    """{id(n): ast.dump(n)} for node and every node inside it, built bottom up (each
+    node's text from its children's) instead of one ast.dump per node."""
+    out = {} if out is None else out
+    AST = ast.AST
+    keep = (ast.Constant, getattr(ast, "MatchSingleton", ast.Constant))
+
+    def text(v):
+        if isinstance(v, AST):
+            cls = v.__class__
+            args = []
+            for name in v._fields:
+                try:
+                    value = getattr(v, name)
+                except AttributeError:
+                    continue
+                if value is None and getattr(cls, name, ...) is None:
+                    continue
+                if not _DUMP_EMPTY and (value is None or value == []) and not isinstance(
+                        v, keep):
+                    continue
+                args.append(f"{name}={text(value)}")
+            out[id(v)] = t = f"{cls.__name__}({', '.join(args)})"
+            return t
+        if isinstance(v, list):
+            return f"[{', '.join(text(x) for x in v)}]" if v else "[]"
+        return repr(v)
+
+    text(node)
+    return out
 
 
 def names_loaded(node):

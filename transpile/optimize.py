@@ -416,6 +416,36 @@ def _cse_candidate(e, pure=frozenset()):
     return True
 
 
+def _cse_candidates(root, pure=frozenset()):
+    """The ids of the nodes n of root (outside lambdas) with `_cse_candidate(n, pure)`,
+    found bottom up in one pass."""
+    out = set()
+    shared = (ast.BinOp, ast.UnaryOp, ast.Call, ast.Subscript)
+    never = (ast.Lambda, ast.NamedExpr, ast.Await, ast.Yield, ast.IfExp, ast.ListComp,
+             ast.Dict, ast.List, ast.Tuple, ast.Set)
+
+    def clean(n):
+        """Is every node inside n (n included) allowed in a candidate?"""
+        if isinstance(n, ast.Lambda):
+            return False
+        fine = not isinstance(n, never)
+        if fine and isinstance(n, ast.Call):
+            f = n.func
+            fine = (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)
+                    and f.value.id in ("np", "numpy", "math")) or (
+                        isinstance(f, ast.Name) and f.id in pure)
+        for c in A.children(n):
+            if not clean(c):
+                fine = False
+        if fine and isinstance(n, shared) and not (
+                isinstance(n, ast.UnaryOp) and isinstance(n.operand, ast.Constant)):
+            out.add(id(n))
+        return fine
+
+    clean(root)
+    return out
+
+
 def _walk_outside_lambdas(node):
     """ast.walk, but not into lambda bodies (their names are the lambda's parameters, and
     the body runs only when the lambda is called: a hook's runs in the adjoint sweep)."""
@@ -447,8 +477,9 @@ def _common_subexpressions(stmts, pure=frozenset()):
     def facts(s):
         entry = memo.get(id(s))
         if entry is None:
-            found = [(ast.dump(n), n) for n in _walk_outside_lambdas(s.value)
-                     if isinstance(n, ast.expr) and _cse_candidate(n, pure)]
+            text, candidates = A.dumps(s.value), _cse_candidates(s.value, pure)
+            found = [(text[id(n)], n) for n in _walk_outside_lambdas(s.value)
+                     if id(n) in candidates]
             first, count = {}, {}
             for i, (key, _) in enumerate(found):
                 first.setdefault(key, i)
