@@ -97,7 +97,7 @@ def _boolean(e):
 def fold(e):
     """Constant-fold and drop neutral elements throughout an expression (returns a copy)."""
 
-    class Fold(ast.NodeTransformer):
+    class Fold(A.Transformer):
         def visit_BinOp(self, node):
             self.generic_visit(node)
             l, r = _num(node.left), _num(node.right)

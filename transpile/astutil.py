@@ -183,6 +183,38 @@ def dumps(node, out=None):
     return out
 
 
+class Transformer(ast.NodeTransformer):
+    """ast.NodeTransformer with the same visits and results, faster (children without
+    iter_fields' generators)."""
+
+    def generic_visit(self, node):
+        AST = ast.AST
+        for field in node._fields:
+            try:
+                old = getattr(node, field)
+            except AttributeError:
+                continue
+            if isinstance(old, list):
+                new = []
+                for value in old:
+                    if isinstance(value, AST):
+                        value = self.visit(value)
+                        if value is None:
+                            continue
+                        if not isinstance(value, AST):
+                            new.extend(value)
+                            continue
+                    new.append(value)
+                old[:] = new
+            elif isinstance(old, AST):
+                node_ = self.visit(old)
+                if node_ is None:
+                    delattr(node, field)
+                else:
+                    setattr(node, field, node_)
+        return node
+
+
 def names_loaded(node):
     """Names read anywhere inside node (the target of `v += e` is read too)."""
     return name_sets(node)[0]

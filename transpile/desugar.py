@@ -43,7 +43,7 @@ def inline_method_aliases(body, params):
     if not aliases:
         return body
 
-    class Inline(ast.NodeTransformer):
+    class Inline(A.Transformer):
         def visit_Call(self, n):
             self.generic_visit(n)
             if isinstance(n.func, ast.Name) and n.func.id in aliases:
@@ -59,7 +59,7 @@ def inline_method_aliases(body, params):
 def lift_nested(unit, body, outer_locals, local_functions):
     """Register nested defs (and `name = lambda`) as Units with free locals as kw params."""
 
-    class Lift(ast.NodeTransformer):
+    class Lift(A.Transformer):
         def visit_FunctionDef(self, n):
             return n                         # do not look inside
 
@@ -192,7 +192,7 @@ def _nested_derivatives(unit, body, local_functions):
         nd.resolve_wrt(wrt, lambda msg: unit.error(msg, call))
         return nd
 
-    class Rewrite(ast.NodeTransformer):
+    class Rewrite(A.Transformer):
         def visit_FunctionDef(self, n):
             return n
 
@@ -284,7 +284,7 @@ def _name_called_lambdas(stmts, unit):
         for s in body:
             defs = []
 
-            class Name(ast.NodeTransformer):
+            class Name(A.Transformer):
                 def visit_FunctionDef(self, n):
                     return n
 

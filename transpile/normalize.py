@@ -179,7 +179,7 @@ def _collecting(unit, node, names):
             raise unit.error("unsupported construct: 'return' with a value in a generator",
                              n)
 
-    class Collect(ast.NodeTransformer):
+    class Collect(A.Transformer):
         def visit_FunctionDef(self, n):
             return n
 

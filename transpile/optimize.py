@@ -631,7 +631,7 @@ def hoist_module_functions(stmts, namespace, local_names):
             return obj if inspect.ismodule(obj) else None
         return None
 
-    class Hoist(ast.NodeTransformer):
+    class Hoist(A.Transformer):
         def visit_Call(self, node):
             self.generic_visit(node)
             f = node.func
@@ -657,7 +657,7 @@ def simplify_scalar(stmts, adjoint_names):
         from sympy.printing.pycode import pycode
         calls, symbols = {}, {}
 
-        class Opaque(ast.NodeTransformer):
+        class Opaque(A.Transformer):
             def visit_Call(self, node):
                 key = ast.dump(node)
                 if key not in calls:

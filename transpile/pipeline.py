@@ -840,7 +840,7 @@ def _zero_vjp_calls(body, env):
             return type(node.value) in (int, float) and node.value == 0
         return isinstance(node, ast.Name) and node.id in zeros
 
-    class Zeros(ast.NodeTransformer):
+    class Zeros(A.Transformer):
         def visit_Call(self, node):
             self.generic_visit(node)
             origin = env.origins.get(node.func.id) if isinstance(node.func, ast.Name) \

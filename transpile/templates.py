@@ -38,7 +38,7 @@ def expand(template, **subs):
     return [ast.fix_missing_locations(s) for s in out]
 
 
-class _Substitute(ast.NodeTransformer):
+class _Substitute(A.Transformer):
     def __init__(self, subs):
         self.subs = subs
 
