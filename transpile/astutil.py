@@ -183,13 +183,28 @@ def dumps(node, out=None):
     return out
 
 
+_LEAF_NAMES = frozenset(c.__name__ for base in (ast.expr_context, ast.operator, ast.unaryop,
+                                                  ast.cmpop, ast.boolop)
+                        for c in (base, *base.__subclasses__()))
+_LEAF_FIELDS = frozenset({"ctx", "op", "ops"})      # they hold nothing but those
+
+
 class Transformer(ast.NodeTransformer):
-    """ast.NodeTransformer with the same visits and results, faster (children without
-    iter_fields' generators)."""
+    """ast.NodeTransformer with the same visits and results, faster: children without
+    iter_fields' generators, and the context and operator singletons (whose visit changes
+    nothing) not visited unless the transformer has a visitor for one of them."""
 
     def generic_visit(self, node):
         AST = ast.AST
+        cls = self.__class__
+        skip = cls.__dict__.get("_skip_fields")
+        if skip is None:
+            visits_leaves = any(name[6:] in _LEAF_NAMES for name in dir(cls)
+                                if name.startswith("visit_"))
+            skip = cls._skip_fields = frozenset() if visits_leaves else _LEAF_FIELDS
         for field in node._fields:
+            if field in skip:
+                continue
             try:
                 old = getattr(node, field)
             except AttributeError:
@@ -462,15 +477,18 @@ def replace_equal(expr, target, replacement):
     """Copy of expr with every subexpression structurally equal to `target` (an AST, or
     its ast.dump) replaced by a copy of `replacement`."""
     key = target if isinstance(target, str) else ast.dump(target)
-    if ast.dump(expr) == key:
+    expr = copy_tree(expr)
+    inner = [n for n in nodes(expr) if isinstance(n, ast.expr)]
+    if len({id(n) for n in inner}) == len(inner):
+        text = dumps(expr)       # (right throughout: no node is reached twice)
+    else:                        # a shared node: a replacement inside it changes the
+        text = None              # texts of the other places: each dumped when reached
+    if (text[id(expr)] if text else ast.dump(expr)) == key:
         return copy_tree(replacement)
-
     AST = ast.AST
 
     def visit(node):                 # an ast.NodeTransformer's visit, without dispatch
-        # (a dump starts with its class name: most nodes are told apart without one)
-        if isinstance(node, ast.expr) and key.startswith(node.__class__.__name__ + "(") \
-                and ast.dump(node) == key:
+        if isinstance(node, ast.expr) and (text[id(node)] if text else ast.dump(node)) == key:
             return copy_tree(replacement)
         for field in node._fields:
             try:
@@ -483,4 +501,4 @@ def replace_equal(expr, target, replacement):
                 setattr(node, field, visit(old))
         return node
 
-    return visit(copy_tree(expr))
+    return visit(expr)

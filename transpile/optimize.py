@@ -477,9 +477,12 @@ def _common_subexpressions(stmts, pure=frozenset()):
     def facts(s):
         entry = memo.get(id(s))
         if entry is None:
-            text, candidates = A.dumps(s.value), _cse_candidates(s.value, pure)
-            found = [(text[id(n)], n) for n in _walk_outside_lambdas(s.value)
-                     if id(n) in candidates]
+            candidates, text, found = _cse_candidates(s.value, pure), {}, []
+            for n in _walk_outside_lambdas(s.value):
+                if id(n) in candidates:
+                    if id(n) not in text:        # (outermost first: dumps fills its parts)
+                        A.dumps(n, text)
+                    found.append((text[id(n)], n))
             first, count = {}, {}
             for i, (key, _) in enumerate(found):
                 first.setdefault(key, i)

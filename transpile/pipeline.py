@@ -840,14 +840,18 @@ def _zero_vjp_calls(body, env):
             return type(node.value) in (int, float) and node.value == 0
         return isinstance(node, ast.Name) and node.id in zeros
 
+    def zero_vjp(node):
+        """Is node such a call (its replacement leaves its parts as they are)?"""
+        origin = env.origins.get(node.func.id) if isinstance(node.func, ast.Name) else None
+        return (isinstance(origin, tuple) and origin[0] == "vjp" and node.args
+                and is_zero(node.args[0]) and len(node.args) > 2 + origin[2])
+
     class Zeros(A.Transformer):
         def visit_Call(self, node):
             self.generic_visit(node)
-            origin = env.origins.get(node.func.id) if isinstance(node.func, ast.Name) \
-                else None
-            if not (isinstance(origin, tuple) and origin[0] == "vjp" and node.args
-                    and is_zero(node.args[0]) and len(node.args) > 2 + origin[2]):
+            if not zero_vjp(node):
                 return node
+            origin = env.origins[node.func.id]
             return ast.copy_location(ast.Call(
                 func=A.load(env.helper("zeros_like")),
                 args=[A.copy_tree(node.args[2 + origin[2]])], keywords=[]), node)
@@ -857,7 +861,8 @@ def _zero_vjp_calls(body, env):
             stmt.targets[0], ast.Name)
         if not simple:                  # a block: what it writes may not be zero inside
             zeros -= A.names_stored(stmt)
-        stmt = Zeros().visit(stmt)
+        if any(isinstance(n, ast.Call) and zero_vjp(n) for n in A.nodes(stmt)):
+            stmt = Zeros().visit(stmt)
         out.append(stmt)
         if simple:
             target = stmt.targets[0].id
