@@ -230,6 +230,43 @@ class Transformer(ast.NodeTransformer):
         return node
 
 
+def fix_missing_locations(node):
+    """ast.fix_missing_locations(node): the same locations, set in the same order (depth
+    first, so a node reached twice keeps the first), without recursion or generators."""
+    todo = [(node, 1, 0, 1, 0)]
+    pop, push = todo.pop, todo.append
+    leaves = _LEAF_NAMES
+    while todo:
+        n, lineno, col_offset, end_lineno, end_col_offset = pop()
+        attributes = n._attributes
+        if attributes:
+            if "lineno" in attributes:
+                if not hasattr(n, "lineno"):
+                    n.lineno = lineno
+                else:
+                    lineno = n.lineno
+            if "end_lineno" in attributes:
+                if getattr(n, "end_lineno", None) is None:
+                    n.end_lineno = end_lineno
+                else:
+                    end_lineno = n.end_lineno
+            if "col_offset" in attributes:
+                if not hasattr(n, "col_offset"):
+                    n.col_offset = col_offset
+                else:
+                    col_offset = n.col_offset
+            if "end_col_offset" in attributes:
+                if getattr(n, "end_col_offset", None) is None:
+                    n.end_col_offset = end_col_offset
+                else:
+                    end_col_offset = n.end_col_offset
+        elif n.__class__.__name__ in leaves:
+            continue
+        for child in reversed(children(n)):
+            push((child, lineno, col_offset, end_lineno, end_col_offset))
+    return node
+
+
 def names_loaded(node):
     """Names read anywhere inside node (the target of `v += e` is read too)."""
     return name_sets(node)[0]

@@ -95,8 +95,7 @@ def build(name, args, body, namespace, unit, defaults=None, kwdefaults=None, kin
     body = rebuild_with(body)
     fdef = ast.FunctionDef(name=name, args=args, body=body, decorator_list=[], returns=None,
                            type_comment=None)
-    fdef = ast.fix_missing_locations(A.located(fdef, unit.node))
-    _fill_line_info(fdef)
+    fdef = A.fix_missing_locations(A.located(fdef, unit.node))    # (every node placed)
     source = to_source(fdef)
     lines = _line_map(fdef, source, offset=1)
     fn = load(name, source, namespace.bindings, unit, defaults, kwdefaults, kind, lines)
@@ -207,15 +206,6 @@ def annotate(exc):
         except AttributeError:
             pass
     return exc
-
-
-def _fill_line_info(node):
-    """Generated statements keep the user's line numbers (for the line map); nodes that
-    have none get line 1 so the AST compiles."""
-    for n in A.nodes(node):
-        if isinstance(n, (ast.stmt, ast.expr)) and not hasattr(n, "lineno"):
-            n.lineno = 1
-            n.col_offset = 0
 
 
 

@@ -35,7 +35,7 @@ def expand(template, **subs):
                 isinstance(stmt.value.value, str):
             continue                                  # the template's docstring
         out.append(_Substitute(subs).visit(A.copy_tree(stmt)))
-    return [ast.fix_missing_locations(s) for s in out]
+    return [A.fix_missing_locations(s) for s in out]
 
 
 class _Substitute(A.Transformer):
