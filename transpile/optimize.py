@@ -583,12 +583,11 @@ def _dead_tail(stmts):
     live = {n for s in stmts if isinstance(s, (ast.Global, ast.Nonlocal)) for n in s.names}
     keep = []
     for s in reversed(stmts):
-        if (isinstance(s, ast.Assign) and len(s.targets) == 1
-                and isinstance(s.targets[0], ast.Name) and _pure(s.value)
-                and s.targets[0].id not in live):
+        pure = (isinstance(s, ast.Assign) and len(s.targets) == 1
+                and isinstance(s.targets[0], ast.Name) and _pure(s.value))
+        if pure and s.targets[0].id not in live:
             continue
-        if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
-                s.targets[0], ast.Name) and _pure(s.value):
+        if pure:
             live.discard(s.targets[0].id)
         live |= A.names_loaded(s)
         keep.append(s)
@@ -726,7 +725,7 @@ def _shares_a_factor(expr):
         if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow):
             return factors(n.left, out)
         if not isinstance(n, ast.Constant):
-            out.add(ast.dump(n))
+            out.add(text[id(n)])
         return out
 
     def negative(t):
@@ -741,6 +740,7 @@ def _shares_a_factor(expr):
             isinstance(t.left, ast.Constant) or isinstance(t.right, ast.Constant)
             or numeric_factor(t.left) or numeric_factor(t.right))
 
+    text = A.dumps(expr)                 # ast.dump of each part
     for n in A.nodes(expr):
         if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub)):
             parts = terms(n, [])
@@ -751,7 +751,7 @@ def _shares_a_factor(expr):
             # coefficient, which a second one (`c + c + 2*b`: 2*(c + b)) could share
             distinct = {}
             for t in parts:
-                distinct.setdefault(ast.dump(t), [t, 0])[1] += 1
+                distinct.setdefault(text[id(t)], [t, 0])[1] += 1
             if len(distinct) < len(parts) and sum(
                     1 for t, count in distinct.values()
                     if count > 1 or numeric_factor(t)) >= 2:
