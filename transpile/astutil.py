@@ -199,8 +199,8 @@ class Transformer(ast.NodeTransformer):
         cls = self.__class__
         skip = cls.__dict__.get("_skip_fields")
         if skip is None:
-            visits_leaves = any(name[6:] in _LEAF_NAMES for name in dir(cls)
-                                if name.startswith("visit_"))
+            visits_leaves = any(name.startswith("visit_") and name[6:] in _LEAF_NAMES
+                                for klass in cls.__mro__ for name in vars(klass))
             skip = cls._skip_fields = frozenset() if visits_leaves else _LEAF_FIELDS
         for field in node._fields:
             if field in skip:

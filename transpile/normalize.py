@@ -502,16 +502,25 @@ def _partial_names(body, unit, local_names):
     y=w); h(x)` is `g(x, y=w)`, w read where the partial is made). Likewise variables
     assigned once from a SciPy distribution ``rv = D(a)`` and only used as ``rv.m(x)``
     (`_frozen_call`)."""
-    stores, loads, called = A.name_uses(body)
+    stores, loads, called = {}, {}, {}          # (A.name_uses, in the same walk)
     made = set()
-    assigned, uses = {}, {}
+    assigned, uses, calls, defs = {}, {}, [], []
     for n in A.walk_outside_defs(body):
-        if (isinstance(n, ast.Assign) and len(n.targets) == 1
-                and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Call)):
-            assigned[n.targets[0].id] = n.value
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and isinstance(
-                n.func.value, ast.Name):
-            uses.setdefault(n.func.value.id, []).append(n)
+        if isinstance(n, ast.Name):
+            table = stores if isinstance(n.ctx, ast.Store) else loads
+            table[n.id] = table.get(n.id, 0) + 1
+        elif isinstance(n, ast.Call):
+            if isinstance(n.func, ast.Name):
+                called[n.func.id] = called.get(n.func.id, 0) + 1
+            elif isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name):
+                uses.setdefault(n.func.value.id, []).append(n)
+        elif isinstance(n, ast.Assign):
+            if (len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
+                    and isinstance(n.value, ast.Call)):
+                assigned[n.targets[0].id] = n.value
+                calls.append(n)
+        elif isinstance(n, (ast.FunctionDef, ast.Lambda)):
+            defs.append(n)
     for h, value in assigned.items():
         if h in uses and stores.get(h) == 1 and h not in unit.params and loads.get(h) == len(
                 uses[h]) and all(_frozen_call(c, unit, local_names, {h: (
@@ -520,17 +529,14 @@ def _partial_names(body, unit, local_names):
                 and all(k.arg is not None for k in value.keywords):
             made.add(h)
     partials = set()
-    for n in A.walk_outside_defs(body):
-        if (isinstance(n, ast.Assign) and len(n.targets) == 1
-                and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Call)
-                and unit.resolve(n.value.func, local_names) is functools.partial
+    for n in calls:
+        if (unit.resolve(n.value.func, local_names) is functools.partial
                 and n.value.args and not any(isinstance(a, ast.Starred)
                                              for a in n.value.args)
                 and all(k.arg is not None for k in n.value.keywords)):
             partials.add(n.targets[0].id)
-    nested = {n.id for d in A.walk_outside_defs(body) if isinstance(d, (ast.FunctionDef,
-                                                                          ast.Lambda))
-              for n in A.nodes(d) if isinstance(n, ast.Name)}   # (not rewritten there)
+    nested = {n.id for d in defs for n in A.nodes(d)
+              if isinstance(n, ast.Name)}                        # (not rewritten there)
     return (made | {h for h in partials if stores.get(h) == 1 and h not in unit.params
                     and loads.get(h, 0) == called.get(h, 0)}) - nested
 
