@@ -123,11 +123,12 @@ def nodes(node):
                 push(v)
 
 
-def children(node):
-    """ast.iter_child_nodes(node) as a list (the same nodes in the same order), faster."""
+def children(node, leaves=True):
+    """ast.iter_child_nodes(node) as a list (the same nodes in the same order), faster;
+    without the context and operator singletons unless `leaves`."""
     out = []
     AST = ast.AST
-    for f in node._fields:
+    for f in (node._fields if leaves else _child_fields(node.__class__)):
         v = getattr(node, f, None)
         if isinstance(v, AST):
             out.append(v)
@@ -516,16 +517,27 @@ def replace_equal(expr, target, replacement):
     key = target if isinstance(target, str) else ast.dump(target)
     expr = copy_tree(expr)
     inner = [n for n in nodes(expr) if isinstance(n, ast.expr)]
-    if len({id(n) for n in inner}) == len(inner):
-        text = dumps(expr)       # (right throughout: no node is reached twice)
-    else:                        # a shared node: a replacement inside it changes the
-        text = None              # texts of the other places: each dumped when reached
-    if (text[id(expr)] if text else ast.dump(expr)) == key:
+    # a node's text is made (with its parts') when first needed, once: right throughout
+    # while no node is reached twice; a shared one (where a replacement inside changes
+    # the other places' text) is dumped each time it is reached
+    text = {} if len({id(n) for n in inner}) == len(inner) else None
+    head = key.split("(", 1)[0]          # a dump starts with the node's class name
+
+    def equal(node):
+        if node.__class__.__name__ != head:
+            return False
+        if text is None:
+            return ast.dump(node) == key
+        if id(node) not in text:
+            dumps(node, text)
+        return text[id(node)] == key
+
+    if equal(expr):
         return copy_tree(replacement)
     AST = ast.AST
 
     def visit(node):                 # an ast.NodeTransformer's visit, without dispatch
-        if isinstance(node, ast.expr) and (text[id(node)] if text else ast.dump(node)) == key:
+        if isinstance(node, ast.expr) and equal(node):
             return copy_tree(replacement)
         for field in node._fields:
             try:

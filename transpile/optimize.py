@@ -416,10 +416,12 @@ def _cse_candidate(e, pure=frozenset()):
     return True
 
 
-def _cse_candidates(root, pure=frozenset()):
+def _cse_candidates(root, pure=frozenset(), stored=None):
     """The ids of the nodes n of root (outside lambdas) with `_cse_candidate(n, pure)`,
-    found bottom up in one pass."""
+    found bottom up in one pass; the names root stores (`A.names_stored`) added to
+    `stored` on the way."""
     out = set()
+    stored = set() if stored is None else stored
     shared = (ast.BinOp, ast.UnaryOp, ast.Call, ast.Subscript)
     never = (ast.Lambda, ast.NamedExpr, ast.Await, ast.Yield, ast.IfExp, ast.ListComp,
              ast.Dict, ast.List, ast.Tuple, ast.Set)
@@ -427,14 +429,19 @@ def _cse_candidates(root, pure=frozenset()):
     def clean(n):
         """Is every node inside n (n included) allowed in a candidate?"""
         if isinstance(n, ast.Lambda):
+            stored.update(A.names_stored(n))
             return False
+        if isinstance(n, ast.Name):
+            if not isinstance(n.ctx, ast.Load):
+                stored.add(n.id)
+            return True
         fine = not isinstance(n, never)
         if fine and isinstance(n, ast.Call):
             f = n.func
             fine = (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)
                     and f.value.id in ("np", "numpy", "math")) or (
                         isinstance(f, ast.Name) and f.id in pure)
-        for c in A.children(n):
+        for c in A.children(n, leaves=False):
             if not clean(c):
                 fine = False
         if fine and isinstance(n, shared) and not (
@@ -477,7 +484,8 @@ def _common_subexpressions(stmts, pure=frozenset()):
     def facts(s):
         entry = memo.get(id(s))
         if entry is None:
-            candidates, text, found = _cse_candidates(s.value, pure), {}, []
+            stored = A.names_stored(s.targets[0])
+            candidates, text, found = _cse_candidates(s.value, pure, stored), {}, []
             for n in _walk_outside_lambdas(s.value):
                 if id(n) in candidates:
                     if id(n) not in text:        # (outermost first: dumps fills its parts)
@@ -487,7 +495,7 @@ def _common_subexpressions(stmts, pure=frozenset()):
             for i, (key, _) in enumerate(found):
                 first.setdefault(key, i)
                 count[key] = count.get(key, 0) + 1
-            entry = memo[id(s)] = (s, found, A.names_stored(s), first, count)
+            entry = memo[id(s)] = (s, found, stored, first, count)
         return entry
 
     def stretch(run):

@@ -221,7 +221,7 @@ def _loaded(node):
         else:
             if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
                 out.add(n.target.id)
-            todo.extend(A.children(n))
+            todo.extend(A.children(n, leaves=False))
     return out
 
 
