@@ -509,7 +509,8 @@ class _Specialiser:
         """e with its sub-expressions rewritten (innermost first)."""
         if isinstance(e, ast.Lambda):
             return e
-        for field, value in ast.iter_fields(e):
+        for field in e._fields:                 # (ast.iter_fields, without a generator)
+            value = getattr(e, field, None)
             if isinstance(value, ast.expr):
                 setattr(e, field, self.expr(value))
             elif isinstance(value, list):
