@@ -320,11 +320,24 @@ def _propagate_copies(stmts):
     generated = ("_", "d_")
     facts = _Facts()
     out = list(stmts)
+    after = {}              # name -> how many statements of out[i + 1:] read it
+
+    def count(t, sign):
+        for name in facts.loaded(t):
+            after[name] = after.get(name, 0) + sign
+
+    def leave(k):           # out[k] leaves out[i + 1:] (i moves on to k)
+        if k < len(out):
+            count(out[k], -1)
+
+    for t in out[1:]:
+        count(t, 1)
     i = 0
     while i < len(out):
         s = out[i]
         if not (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
                 s.targets[0], ast.Name) and isinstance(s.value, ast.Name)):
+            leave(i + 1)
             i += 1
             continue
         a, b = s.targets[0].id, s.value.id
@@ -338,11 +351,19 @@ def _propagate_copies(stmts):
                 out[k] = A.rename(A.copy_tree(out[k]), {b: a})
                 del out[i]
                 stores[a] = 1
+                leave(i)                # (the next statement is at i now)
                 continue
         if a.startswith(generated) and stores.get(a) == 1 and a != b:
             later = out[i + 1:]
-            last = max((j for j, t in enumerate(later) if a in facts.loaded(t)),
-                       default=None)
+            last, seen = None, 0            # the last statement reading a
+            if after.get(a, 0):
+                for j, t in enumerate(later):
+                    if a in facts.loaded(t):
+                        seen += 1
+                        if seen == after[a]:
+                            last = j
+                            break
+
             def restores(t):          # `b = a`: b gets back the value it has anyway
                 return (isinstance(t, ast.Assign) and len(t.targets) == 1 and isinstance(
                     t.targets[0], ast.Name) and t.targets[0].id == b and isinstance(
@@ -352,14 +373,22 @@ def _propagate_copies(stmts):
                     for t in later[:last]):
                 for j in range(last + 1):
                     if a in facts.loaded(later[j]):
+                        count(later[j], -1)
                         later[j] = _load_renamed(later[j], a, b)
-                later = [t for t in later if not (
-                    isinstance(t, ast.Assign) and len(t.targets) == 1 and isinstance(
-                        t.targets[0], ast.Name) and isinstance(t.value, ast.Name)
-                    and t.targets[0].id == t.value.id == b)]
-                out[i + 1:] = later
+                        count(later[j], 1)
+                kept = []
+                for t in later:
+                    if (isinstance(t, ast.Assign) and len(t.targets) == 1 and isinstance(
+                            t.targets[0], ast.Name) and isinstance(t.value, ast.Name)
+                            and t.targets[0].id == t.value.id == b):
+                        count(t, -1)
+                    else:
+                        kept.append(t)
+                out[i + 1:] = kept
                 del out[i]
+                leave(i)
                 continue
+        leave(i + 1)
         i += 1
     return out
 
