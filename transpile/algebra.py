@@ -4,7 +4,6 @@ Used wherever derivative expressions are assembled (reverse, forward, rule templ
 generated code reads ``2 * x * g`` rather than ``2 * x ** (2 - 1) * 1.0 * g``.
 """
 import ast
-import copy
 
 from . import astutil as A
 
@@ -95,43 +94,45 @@ def _boolean(e):
         isinstance(e, ast.UnaryOp) and isinstance(e.op, (ast.Not, ast.Invert)))
 
 
+class _Fold(A.Transformer):
+    """The rewrites of `fold`, bottom up."""
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        l, r = _num(node.left), _num(node.right)
+        op = node.op
+        if l is not None and r is not None and isinstance(
+                op, (ast.Add, ast.Sub, ast.Mult, ast.Pow)):
+            try:
+                v = {ast.Add: lambda: l + r, ast.Sub: lambda: l - r,
+                     ast.Mult: lambda: l * r, ast.Pow: lambda: l ** r}[type(op)]()
+                if isinstance(v, (int, float)) and abs(v) < 1e12:
+                    return number(v)
+            except (OverflowError, ZeroDivisionError):
+                pass
+        if isinstance(op, ast.Mult):
+            return product(mul(node.left, node.right))
+        if isinstance(op, ast.Pow) and r == 1:
+            return node.left
+        if isinstance(op, ast.Pow) and r == 0:
+            return A.const(1)
+        if isinstance(op, ast.Add) and r == 0:
+            return node.left
+        if isinstance(op, ast.Add) and l == 0:
+            return node.right
+        if isinstance(op, ast.Sub) and r == 0:
+            return node.left
+        if isinstance(op, ast.Div) and r == 1:
+            return node.left
+        return node
+
+    def visit_UnaryOp(self, node):
+        self.generic_visit(node)
+        if isinstance(node.op, ast.USub):
+            return neg(node.operand)
+        return node
+
+
 def fold(e):
     """Constant-fold and drop neutral elements throughout an expression (returns a copy)."""
-
-    class Fold(ast.NodeTransformer):
-        def visit_BinOp(self, node):
-            self.generic_visit(node)
-            l, r = _num(node.left), _num(node.right)
-            op = node.op
-            if l is not None and r is not None and isinstance(
-                    op, (ast.Add, ast.Sub, ast.Mult, ast.Pow)):
-                try:
-                    v = {ast.Add: lambda: l + r, ast.Sub: lambda: l - r,
-                         ast.Mult: lambda: l * r, ast.Pow: lambda: l ** r}[type(op)]()
-                    if isinstance(v, (int, float)) and abs(v) < 1e12:
-                        return number(v)
-                except (OverflowError, ZeroDivisionError):
-                    pass
-            if isinstance(op, ast.Mult):
-                return product(mul(node.left, node.right))
-            if isinstance(op, ast.Pow) and r == 1:
-                return node.left
-            if isinstance(op, ast.Pow) and r == 0:
-                return A.const(1)
-            if isinstance(op, ast.Add) and r == 0:
-                return node.left
-            if isinstance(op, ast.Add) and l == 0:
-                return node.right
-            if isinstance(op, ast.Sub) and r == 0:
-                return node.left
-            if isinstance(op, ast.Div) and r == 1:
-                return node.left
-            return node
-
-        def visit_UnaryOp(self, node):
-            self.generic_visit(node)
-            if isinstance(node.op, ast.USub):
-                return neg(node.operand)
-            return node
-
-    return Fold().visit(copy.deepcopy(e))
+    return _Fold().visit(A.copy_tree(e))

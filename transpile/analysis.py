@@ -32,7 +32,7 @@ def _creates_complex(fn, depth=0):
         unit = unit_of(fn)
     except Exception:
         return True
-    for n in ast.walk(unit.node):
+    for n in A.nodes(unit.node):
         if isinstance(n, ast.Constant) and isinstance(n.value, complex):
             return True
         if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and \
@@ -421,16 +421,16 @@ class Analysis:
             if special == "opaque" and not isinstance(call.func, ast.Name):
                 parts.append(call.func)            # `G(inner)(2.0)`: G is called too
             for a in parts:
-                for n in ast.walk(a):
+                for n in A.walk(a):
                     if isinstance(n, ast.Name) and n.id in self.closures and \
                             n.id in self.active:
                         passed.append(n.id)
             if not passed:
                 continue
             fn = passed[0]
-            inner = next((n for part in parts for n in ast.walk(part) if isinstance(
+            inner = next((n for part in parts for n in A.walk(part) if isinstance(
                 n, ast.Call) and any(isinstance(m, ast.Name) and m.id == fn for a in list(
-                    n.args) + [k.value for k in n.keywords] for m in ast.walk(a))), call)
+                    n.args) + [k.value for k in n.keywords] for m in A.walk(a))), call)
             if inner is not call:
                 callee = ast.unparse(inner.func)
             elif special == "user":
@@ -502,7 +502,7 @@ class Analysis:
         for s, _ in walk_body(self.norm.body):
             if not isinstance(s, (ast.Assign, ast.Expr)):
                 continue
-            for n in ast.walk(s.value):
+            for n in A.walk(s.value):
                 if not (isinstance(n, ast.Call) and A.get_tag(n, "inactive")):
                     continue
                 rule = lookup(self.norm.unit.resolve(n.func, local), len(n.args))
@@ -614,7 +614,7 @@ class Analysis:
 
     def involves_complex(self, e):
         """May e or any of its subexpressions be complex (`np.abs(z * x)`: z * x)?"""
-        return any(self.may_be_complex(n) for n in ast.walk(e) if isinstance(n, ast.expr))
+        return any(self.may_be_complex(n) for n in A.nodes(e) if isinstance(n, ast.expr))
 
     def _used_as_list(self, s):
         """Names statement s uses as lists or tuples (whatever their values' kinds)."""
@@ -732,7 +732,7 @@ class Analysis:
             return UNKNOWN
         if isinstance(e, (ast.Compare, ast.BoolOp, ast.UnaryOp, ast.BinOp)):
             out = None
-            for n in ast.walk(e):
+            for n in A.walk(e):
                 if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
                     k = self.kind_of(ast.Name(id=n.id, ctx=ast.Load()))
                     if k is not None:
@@ -762,11 +762,11 @@ class Analysis:
             if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name) \
                     and s.targets[0].id not in seen:
                 self.first_defs.add(id(s))
-            for n in ast.walk(s):
+            for n in A.nodes(s):
                 if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
                     seen.add(n.id)
         self.loads = {}
-        for n in ast.walk(ast.Module(body=self.norm.body, type_ignores=[])):
+        for n in A.nodes(ast.Module(body=self.norm.body, type_ignores=[])):
             if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
                 self.loads[n.id] = self.loads.get(n.id, 0) + 1
         for s, depth in walk_body(self.norm.body):
@@ -1080,7 +1080,7 @@ def mutated_params(fn_node):
     changed = True
     while changed:
         changed = False
-        for n in ast.walk(body):
+        for n in A.walk(body):
             if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(
                     n.targets[0], ast.Name):
                 r = root(n.value)
@@ -1088,7 +1088,7 @@ def mutated_params(fn_node):
                     tracked[n.targets[0].id] = tracked[r]
                     changed = True
     out = {}
-    for n in ast.walk(body):
+    for n in A.walk(body):
         hit = None
         if isinstance(n, (ast.Assign, ast.AugAssign, ast.Delete)):
             for t in (n.targets if isinstance(n, (ast.Assign, ast.Delete)) else [n.target]):
@@ -1397,7 +1397,7 @@ def mutated_deep(unit, seen=None):
     out = set(mutated_params(unit.node))
     a = unit.node.args
     params = {p.arg for p in a.posonlyargs + a.args + a.kwonlyargs}
-    for n in ast.walk(unit.node):
+    for n in A.walk(unit.node):
         if not isinstance(n, ast.Call) or not any(
                 isinstance(e, ast.Name) and e.id in params - out
                 for e in list(n.args) + [k.value for k in n.keywords]):

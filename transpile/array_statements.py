@@ -109,14 +109,14 @@ def _walk_other_iterables(norm, an):
                     func=A.load("list"), args=[A.load(seq)], keywords=[]),
                     special="container", container=list), s))
                 k = s.target.id
-                for n in ast.walk(s):
+                for n in A.walk(s):
                     if (isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name)
                             and n.value.id == seq and isinstance(n.slice, ast.Name)
                             and n.slice.id == k) or (
                             isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
                             and n.func.id == "len" and n.args and isinstance(
                                 n.args[0], ast.Name) and n.args[0].id == seq
-                            and n in ast.walk(s.iter)):
+                            and n in A.walk(s.iter)):
                         target = n.value if isinstance(n, ast.Subscript) else n.args[0]
                         target.id = walked
             out.append(s)
@@ -166,7 +166,7 @@ def _assigned_names(s):
 
 def _written_in_place(stmts, names, methods):
     for st in stmts:
-        for n in ast.walk(st):
+        for n in A.walk(st):
             if isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Store) and isinstance(
                     n.value, ast.Name) and n.value.id in names:
                 return True

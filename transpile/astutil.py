@@ -1,6 +1,8 @@
 """Small helpers for building and inspecting Python ASTs (shared by every pass)."""
 import ast
+import collections
 import copy
+import sys
 
 
 def load(name):
@@ -25,13 +27,52 @@ def assign(target, value, like=None):
     return node
 
 
+# Values copy.deepcopy returns as they are
+_ATOMIC = frozenset({int, float, bool, complex, str, bytes, type(None), type(Ellipsis)})
+
+
+def copy_tree(x, memo=None):
+    """copy.deepcopy(x) for ASTs (nodes, lists of them, their line numbers and tags),
+    several times faster: nodes are rebuilt from their attributes directly, the same
+    memo keeps shared nodes shared, and anything else is handed to copy.deepcopy."""
+    if memo is None:
+        memo = {}
+    y = memo.get(id(x))
+    if y is not None:
+        return y
+    cls = x.__class__
+    if cls in _ATOMIC or cls is _Ref:
+        return x
+    if cls is list:
+        y = memo[id(x)] = []
+        for v in x:
+            y.append(v if v.__class__ in _ATOMIC else copy_tree(v, memo))
+        return y
+    if isinstance(x, ast.AST) and not hasattr(cls, "__deepcopy__"):
+        y = memo[id(x)] = cls.__new__(cls)
+        d = y.__dict__
+        for k, v in x.__dict__.items():
+            d[k] = v if v.__class__ in _ATOMIC else copy_tree(v, memo)
+        return y
+    return copy.deepcopy(x, memo)
+
+
+_LOCATION = ("lineno", "col_offset", "end_lineno", "end_col_offset")
+
+
 def located(node, like):
     """Give node (and its children without one) the line of `like`."""
     if like is not None and hasattr(like, "lineno"):
-        for n in ast.walk(node):
-            if isinstance(n, (ast.stmt, ast.expr)) and not hasattr(n, "lineno"):
-                ast.copy_location(n, like)
-        if isinstance(node, (ast.stmt, ast.expr)):
+        # what ast.copy_location copies from `like` onto a statement or expression
+        where = [(attr, getattr(like, attr, None)) for attr in _LOCATION
+                 if attr in like._attributes and (getattr(like, attr, None) is not None or (
+                     hasattr(like, attr) and attr.startswith("end_")))]
+        located_kinds = (ast.stmt, ast.expr)
+        for n in nodes(node):
+            if isinstance(n, located_kinds) and not hasattr(n, "lineno"):
+                for attr, value in where:
+                    setattr(n, attr, value)
+        if isinstance(node, located_kinds):
             ast.copy_location(node, like)
     return node
 
@@ -47,41 +88,252 @@ def parse_stmts(src):
     return ast.parse(src).body
 
 
-def names_loaded(node):
-    """Names read anywhere inside node (the target of `v += e` is read too)."""
-    out = set()
-    for n in ast.walk(node):
-        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
-            out.add(n.id)
-        elif isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
-            out.add(n.target.id)
+# Fields that never hold a node worth visiting: identifiers, flags, and the singleton
+# context and operator nodes (no children, and no names)
+_NOT_CHILDREN = frozenset({"ctx", "op", "ops", "id", "attr", "arg", "type_comment", "kind",
+                           "level", "module", "conversion", "is_async", "simple"})
+_CHILD_FIELDS = {ast.Constant: ()}       # AST class -> its fields that may hold nodes
+
+
+def _child_fields(cls):
+    fields = _CHILD_FIELDS.get(cls)
+    if fields is None:
+        fields = _CHILD_FIELDS[cls] = tuple(f for f in cls._fields if f not in _NOT_CHILDREN)
+    return fields
+
+
+def nodes(node):
+    """Every node inside node (node included) but the context and operator singletons, in
+    no particular order: ast.walk for collecting, at a fraction of its cost."""
+    todo = [node]
+    pop, push, AST = todo.pop, todo.append, ast.AST
+    fields_of = _CHILD_FIELDS
+    while todo:
+        n = pop()
+        yield n
+        cls = n.__class__
+        fields = fields_of.get(cls)
+        for f in (_child_fields(cls) if fields is None else fields):
+            v = getattr(n, f, None)
+            if v.__class__ is list:
+                for x in v:
+                    if isinstance(x, AST):
+                        push(x)
+            elif isinstance(v, AST):
+                push(v)
+
+
+def children(node, leaves=True):
+    """ast.iter_child_nodes(node) as a list (the same nodes in the same order), faster;
+    without the context and operator singletons unless `leaves`."""
+    out = []
+    AST = ast.AST
+    for f in (node._fields if leaves else _child_fields(node.__class__)):
+        v = getattr(node, f, None)
+        if isinstance(v, AST):
+            out.append(v)
+        elif v.__class__ is list:
+            for x in v:
+                if isinstance(x, AST):
+                    out.append(x)
     return out
 
 
+def walk(node):
+    """ast.walk(node): the same nodes in the same order (breadth first), faster."""
+    todo = collections.deque([node])
+    pop, extend = todo.popleft, todo.extend
+    while todo:
+        n = pop()
+        extend(children(n))
+        yield n
+
+
+_DUMP_EMPTY = sys.version_info < (3, 13)     # 3.13's ast.dump leaves out [] and None
+
+
+def dumps(node, out=None):
+    """{id(n): ast.dump(n)} for node and every node inside it, built bottom up (each
+    node's text from its children's) instead of one ast.dump per node."""
+    out = {} if out is None else out
+    AST = ast.AST
+    keep = (ast.Constant, getattr(ast, "MatchSingleton", ast.Constant))
+
+    def text(v):
+        if isinstance(v, AST):
+            cls = v.__class__
+            args = []
+            for name in v._fields:
+                try:
+                    value = getattr(v, name)
+                except AttributeError:
+                    continue
+                if value is None and getattr(cls, name, ...) is None:
+                    continue
+                if not _DUMP_EMPTY and (value is None or value == []) and not isinstance(
+                        v, keep):
+                    continue
+                args.append(f"{name}={text(value)}")
+            out[id(v)] = t = f"{cls.__name__}({', '.join(args)})"
+            return t
+        if isinstance(v, list):
+            return f"[{', '.join(text(x) for x in v)}]" if v else "[]"
+        return repr(v)
+
+    text(node)
+    return out
+
+
+_LEAF_NAMES = frozenset(c.__name__ for base in (ast.expr_context, ast.operator, ast.unaryop,
+                                                  ast.cmpop, ast.boolop)
+                        for c in (base, *base.__subclasses__()))
+_LEAF_FIELDS = frozenset({"ctx", "op", "ops"})      # they hold nothing but those
+
+
+class Transformer(ast.NodeTransformer):
+    """ast.NodeTransformer with the same visits and results, faster: children without
+    iter_fields' generators, and the context and operator singletons (whose visit changes
+    nothing) not visited unless the transformer has a visitor for one of them."""
+
+    def generic_visit(self, node):
+        AST = ast.AST
+        cls = self.__class__
+        skip = cls.__dict__.get("_skip_fields")
+        if skip is None:
+            visits_leaves = any(name.startswith("visit_") and name[6:] in _LEAF_NAMES
+                                for klass in cls.__mro__ for name in vars(klass))
+            skip = cls._skip_fields = frozenset() if visits_leaves else _LEAF_FIELDS
+        for field in node._fields:
+            if field in skip:
+                continue
+            try:
+                old = getattr(node, field)
+            except AttributeError:
+                continue
+            if isinstance(old, list):
+                new = []
+                for value in old:
+                    if isinstance(value, AST):
+                        value = self.visit(value)
+                        if value is None:
+                            continue
+                        if not isinstance(value, AST):
+                            new.extend(value)
+                            continue
+                    new.append(value)
+                old[:] = new
+            elif isinstance(old, AST):
+                node_ = self.visit(old)
+                if node_ is None:
+                    delattr(node, field)
+                else:
+                    setattr(node, field, node_)
+        return node
+
+
+def fix_missing_locations(node):
+    """ast.fix_missing_locations(node): the same locations, set in the same order (depth
+    first, so a node reached twice keeps the first), without recursion or generators."""
+    todo = [(node, 1, 0, 1, 0)]
+    pop, push = todo.pop, todo.append
+    leaves = _LEAF_NAMES
+    while todo:
+        n, lineno, col_offset, end_lineno, end_col_offset = pop()
+        attributes = n._attributes
+        if attributes:
+            if "lineno" in attributes:
+                if not hasattr(n, "lineno"):
+                    n.lineno = lineno
+                else:
+                    lineno = n.lineno
+            if "end_lineno" in attributes:
+                if getattr(n, "end_lineno", None) is None:
+                    n.end_lineno = end_lineno
+                else:
+                    end_lineno = n.end_lineno
+            if "col_offset" in attributes:
+                if not hasattr(n, "col_offset"):
+                    n.col_offset = col_offset
+                else:
+                    col_offset = n.col_offset
+            if "end_col_offset" in attributes:
+                if getattr(n, "end_col_offset", None) is None:
+                    n.end_col_offset = end_col_offset
+                else:
+                    end_col_offset = n.end_col_offset
+        elif n.__class__.__name__ in leaves:
+            continue
+        for child in reversed(children(n)):
+            push((child, lineno, col_offset, end_lineno, end_col_offset))
+    return node
+
+
+def names_loaded(node):
+    """Names read anywhere inside node (the target of `v += e` is read too)."""
+    return name_sets(node)[0]
+
+
 def names_stored(node):
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)
-            and isinstance(n.ctx, (ast.Store, ast.Del))}
+    """Names assigned or deleted anywhere inside node."""
+    return name_sets(node)[1]
+
+
+def name_sets(node):
+    """(names_loaded(node), names_stored(node)), in one pass over node."""
+    loaded, stored = set(), set()
+    todo = [node]
+    pop, push, AST, Name, Load = todo.pop, todo.append, ast.AST, ast.Name, ast.Load
+    fields_of = _CHILD_FIELDS
+    while todo:
+        n = pop()
+        cls = n.__class__
+        if cls is Name:
+            (loaded if n.ctx.__class__ is Load else stored).add(n.id)
+            continue
+        if cls is ast.AugAssign and n.target.__class__ is Name:
+            loaded.add(n.target.id)
+        fields = fields_of.get(cls)
+        for f in (_child_fields(cls) if fields is None else fields):
+            v = getattr(n, f, None)
+            if v.__class__ is list:
+                for x in v:
+                    if isinstance(x, AST):
+                        push(x)
+            elif isinstance(v, AST):
+                push(v)
+    return loaded, stored
 
 
 def substitute(expr, mapping, renames=None):
     """Copy of expr with each Name in mapping replaced by (a copy of) its AST; the names of
     `renames` not in mapping (loads and stores) renamed, in the same pass."""
     renames = renames or {}
+    AST, Name = ast.AST, ast.Name
 
-    class Sub(ast.NodeTransformer):
-        def visit_Name(self, node):
+    def visit(node):                 # an ast.NodeTransformer's visit, without dispatch
+        if node.__class__ is Name:
             if node.id in mapping and isinstance(node.ctx, ast.Load):
-                return copy.deepcopy(mapping[node.id])
+                return copy_tree(mapping[node.id])
             if node.id in renames and node.id not in mapping:
                 node.id = renames[node.id]
             return node
+        for field in node._fields:
+            try:
+                old = getattr(node, field)
+            except AttributeError:
+                continue
+            if isinstance(old, list):
+                old[:] = [visit(v) if isinstance(v, AST) else v for v in old]
+            elif isinstance(old, AST):
+                setattr(node, field, visit(old))
+        return node
 
-    return Sub().visit(copy.deepcopy(expr))
+    return visit(copy_tree(expr))
 
 
 def rename(node, mapping):
     """Rename variables (loads and stores) in place."""
-    for n in ast.walk(node):
+    for n in nodes(node):
         if isinstance(n, ast.Name) and n.id in mapping:
             n.id = mapping[n.id]
     return node
@@ -214,7 +466,7 @@ def walk_outside_defs(stmts):
                 for sub in n.body:          # still check nested bodies for unsupported
                     todo.append(sub)
             continue
-        todo.extend(ast.iter_child_nodes(n))
+        todo.extend(children(n))
 
 
 def stored_outside_defs(stmts):
@@ -231,7 +483,7 @@ def stored_outside_defs(stmts):
             continue
         if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
             out.add(n.id)
-        todo.extend(ast.iter_child_nodes(n))
+        todo.extend(children(n))
     return out
 
 
@@ -253,25 +505,51 @@ def get_tag(node, key, default=None):
 def index_value(index):
     """An index AST usable as a value: `a:b` becomes `slice(a, b, None)`."""
     if isinstance(index, ast.Slice):
-        parts = [copy.deepcopy(x) if x is not None else const(None)
+        parts = [copy_tree(x) if x is not None else const(None)
                  for x in (index.lower, index.upper, index.step)]
         return ast.Call(func=load("slice"), args=parts, keywords=[])
     if isinstance(index, ast.Tuple):
         return ast.Tuple(elts=[index_value(e) for e in index.elts], ctx=ast.Load())
-    return copy.deepcopy(index)
+    return copy_tree(index)
 
 
 def replace_equal(expr, target, replacement):
     """Copy of expr with every subexpression structurally equal to `target` (an AST, or
     its ast.dump) replaced by a copy of `replacement`."""
     key = target if isinstance(target, str) else ast.dump(target)
-    if ast.dump(expr) == key:
-        return copy.deepcopy(replacement)
+    expr = copy_tree(expr)
+    inner = [n for n in nodes(expr) if isinstance(n, ast.expr)]
+    # a node's text is made (with its parts') when first needed, once: right throughout
+    # while no node is reached twice; a shared one (where a replacement inside changes
+    # the other places' text) is dumped each time it is reached
+    text = {} if len({id(n) for n in inner}) == len(inner) else None
+    head = key.split("(", 1)[0]          # a dump starts with the node's class name
 
-    class Replace(ast.NodeTransformer):
-        def generic_visit(self, node):
-            if isinstance(node, ast.expr) and ast.dump(node) == key:
-                return copy.deepcopy(replacement)
-            return super().generic_visit(node)
+    def equal(node):
+        if node.__class__.__name__ != head:
+            return False
+        if text is None:
+            return ast.dump(node) == key
+        if id(node) not in text:
+            dumps(node, text)
+        return text[id(node)] == key
 
-    return Replace().visit(copy.deepcopy(expr))
+    if equal(expr):
+        return copy_tree(replacement)
+    AST = ast.AST
+
+    def visit(node):                 # an ast.NodeTransformer's visit, without dispatch
+        if isinstance(node, ast.expr) and equal(node):
+            return copy_tree(replacement)
+        for field in node._fields:
+            try:
+                old = getattr(node, field)
+            except AttributeError:
+                continue
+            if isinstance(old, list):
+                old[:] = [visit(v) if isinstance(v, AST) else v for v in old]
+            elif isinstance(old, AST):
+                setattr(node, field, visit(old))
+        return node
+
+    return visit(expr)

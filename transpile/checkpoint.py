@@ -147,7 +147,7 @@ def _segmented(floop, rloop, plan, kept, every, nested):
         value=A.load(rng), slice=ast.Slice(lower=A.load(start), upper=ast.BinOp(
             left=A.load(start), op=ast.Add(), right=size())), ctx=ast.Load())
     save = ast.Expr(value=_save_call(_method(ck, "append"), L))
-    plain = _for(var, segment(), _without_saves(copy.deepcopy(floop.body)))
+    plain = _for(var, segment(), _without_saves(A.copy_tree(floop.body)))
     fwd += [A.assign(ck, ast.List(elts=[], ctx=ast.Load())),
             _for(start, starts(), [save, plain])]
     adjoint = _adjoint(floop, rloop, ck, _for(start, _call("reversed", starts()), []),
@@ -176,7 +176,7 @@ def _counted(floop, rloop, plan, kept, every, nested):
     check = ast.If(test=ast.Compare(left=A.load(n), ops=[ast.Eq()], comparators=[A.load(due)]),
                    body=[save], orelse=[])
     plain = copy.copy(floop)
-    plain.body = [check] + _without_saves(copy.deepcopy(floop.body))
+    plain.body = [check] + _without_saves(A.copy_tree(floop.body))
     A.tag(plain, forward_loop=None)
     fwd = [A.assign(ck, _call(plan.env.helper("Checkpoints"), size)),
            A.assign(due, A.const(0)), plain]
@@ -207,7 +207,7 @@ def _adjoint(floop, rloop, ck, outer, segment, back):
     L = A.get_tag(rloop, "reverse_loop")
     restore = ast.Expr(value=_call(_method(ck, "pop")))
     from .control_flow import without_effects
-    body = without_effects(copy.deepcopy(floop.body))    # printed once, by the first run
+    body = without_effects(A.copy_tree(floop.body))    # printed once, by the first run
     var = floop.target.id
     inside = set()
     for st in body:
@@ -227,7 +227,7 @@ def finish(fwd, rev, plan, optimize):
     Returns (fwd, rev, the variables snapshots hold)."""
     saves = {}                  # loop id -> its save calls (a loop nested in a
     for s in fwd + rev:         # checkpointed loop has copies in both sweeps)
-        for n in ast.walk(s):
+        for n in A.walk(s):
             if A.get_tag(n, "checkpoint_save") is not None:
                 saves.setdefault(A.get_tag(n, "checkpoint_save"), []).append(n)
     held = set()
@@ -253,16 +253,16 @@ def finish(fwd, rev, plan, optimize):
             kept = names.fresh("_rng_state")
             state.append(kept)
             values.append(_call(plan.env.bind("rng_states", rng_states),
-                                copy.deepcopy(generators)))
+                                A.copy_tree(generators)))
             restore_rng = A.located(ast.Expr(value=_call(
-                plan.env.bind("set_rng_states", set_rng_states), copy.deepcopy(generators),
+                plan.env.bind("set_rng_states", set_rng_states), A.copy_tree(generators),
                 A.load(kept))), restore)
             s.body.insert(1, restore_rng)
             _around(rev, s, generators, names, plan, restore)
         held |= set(state)
         if state:
             for save in saves[L]:
-                save.args[-1] = copy.deepcopy(values[0] if len(values) == 1 else ast.Tuple(
+                save.args[-1] = A.copy_tree(values[0] if len(values) == 1 else ast.Tuple(
                     elts=values, ctx=ast.Load()))
             target = A.store(state[0]) if len(state) == 1 else ast.Tuple(
                 elts=[A.store(v) for v in state], ctx=ast.Store())
@@ -349,11 +349,11 @@ def _around(rev, stmt, generators, names, plan, like):
             if x is stmt:
                 body[i:i + 1] = [
                     A.located(A.assign(after, _call(plan.env.bind("rng_states", rng_states),
-                                                    copy.deepcopy(generators))), like),
+                                                    A.copy_tree(generators))), like),
                     stmt,
                     A.located(ast.Expr(value=_call(
                         plan.env.bind("set_rng_states", set_rng_states),
-                        copy.deepcopy(generators), A.load(after))), like)]
+                        A.copy_tree(generators), A.load(after))), like)]
                 return
 
 
@@ -373,7 +373,7 @@ def _random_sources(body, plan):
     unseeded = (np.random.default_rng, np.random.Generator, np.random.RandomState,
                 np.random.SeedSequence, random.Random, np.random.PCG64, np.random.MT19937,
                 np.random.Philox, np.random.SFC64, np.random.PCG64DXSM)
-    for n in ast.walk(ast.Module(body=list(body), type_ignores=[])):
+    for n in A.walk(ast.Module(body=list(body), type_ignores=[])):
         if not isinstance(n, ast.Call):
             continue
         fn = unit.resolve(n.func, local)
@@ -469,7 +469,7 @@ def _mutated(stmts):
     """Names changed in place: `v[i] = ...` and `v.method(...)` statements."""
     out = set()
     for s in stmts:
-        for n in ast.walk(s):
+        for n in A.walk(s):
             if isinstance(n, ast.Assign):
                 for t in n.targets:
                     if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name):

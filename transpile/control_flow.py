@@ -33,7 +33,7 @@ class ControlFlowReversal:
         fo, ro = self.block(s.orelse)
         self.branches -= 1
         fwd = ast.If(test=s.test, body=fb or [ast.Pass()], orelse=fo)
-        rev = ast.If(test=copy.deepcopy(s.test), body=rb or [ast.Pass()], orelse=ro)
+        rev = ast.If(test=A.copy_tree(s.test), body=rb or [ast.Pass()], orelse=ro)
         return [fwd], [rev]
 
     def fresh(self, stmts):
@@ -118,7 +118,7 @@ class ControlFlowReversal:
 
 
 def _count_loads(node, name):
-    return sum(1 for n in ast.walk(node) if isinstance(n, ast.Name) and n.id == name
+    return sum(1 for n in A.nodes(node) if isinstance(n, ast.Name) and n.id == name
                and isinstance(n.ctx, ast.Load))
 
 
@@ -157,7 +157,7 @@ def rebuild_with(stmts):
                     items, body = body[0].items, body[0].body    # `with a, b:`
                 else:
                     items = []
-                item = ast.withitem(context_expr=s.value, optional_vars=copy.deepcopy(
+                item = ast.withitem(context_expr=s.value, optional_vars=A.copy_tree(
                     target) if target is not None else None)
                 out.append(A.located(ast.With(items=[item] + items, body=body), s))
                 i = end + 1

@@ -12,6 +12,7 @@ import ast
 import types
 
 from .errors import TranspileError
+from .astutil import nodes
 
 
 class Dependencies:
@@ -232,7 +233,7 @@ def _names_read(code):
 
 def _names_in_ast(node):
     names, attrs = set(), set()
-    for n in ast.walk(node):
+    for n in nodes(node):
         if isinstance(n, ast.Name):
             names.add(n.id)
         elif isinstance(n, ast.Attribute):

@@ -43,11 +43,11 @@ def inline_method_aliases(body, params):
     if not aliases:
         return body
 
-    class Inline(ast.NodeTransformer):
+    class Inline(A.Transformer):
         def visit_Call(self, n):
             self.generic_visit(n)
             if isinstance(n.func, ast.Name) and n.func.id in aliases:
-                n.func = ast.copy_location(copy.deepcopy(aliases[n.func.id]), n.func)
+                n.func = ast.copy_location(A.copy_tree(aliases[n.func.id]), n.func)
             return n
 
     kept = [s for s in body if not (isinstance(s, ast.Assign) and isinstance(
@@ -59,7 +59,7 @@ def inline_method_aliases(body, params):
 def lift_nested(unit, body, outer_locals, local_functions):
     """Register nested defs (and `name = lambda`) as Units with free locals as kw params."""
 
-    class Lift(ast.NodeTransformer):
+    class Lift(A.Transformer):
         def visit_FunctionDef(self, n):
             return n                         # do not look inside
 
@@ -104,7 +104,7 @@ def lift_nested(unit, body, outer_locals, local_functions):
         extras = sorted(reads[d.name])
         if not unit.is_generated:
             _refuse_outer_mutation(unit, d, set(extras))
-        node = copy.deepcopy(d)
+        node = A.copy_tree(d)
         node.decorator_list = []
         for e in extras:
             node.args.kwonlyargs.append(ast.arg(arg=e, annotation=None))
@@ -192,7 +192,7 @@ def _nested_derivatives(unit, body, local_functions):
         nd.resolve_wrt(wrt, lambda msg: unit.error(msg, call))
         return nd
 
-    class Rewrite(ast.NodeTransformer):
+    class Rewrite(A.Transformer):
         def visit_FunctionDef(self, n):
             return n
 
@@ -232,9 +232,9 @@ def _nested_derivatives(unit, body, local_functions):
 
     body = [Rewrite().visit(s) for s in body]
     made = {k for k, v in local_functions.items() if isinstance(v, NestedDerivative)}
-    funcs = {id(n.func) for s in body for n in ast.walk(s) if isinstance(n, ast.Call)}
+    funcs = {id(n.func) for s in body for n in A.nodes(s) if isinstance(n, ast.Call)}
     for s in body:
-        for n in ast.walk(s):
+        for n in A.walk(s):
             if isinstance(n, ast.Name) and n.id in made and isinstance(n.ctx, ast.Load) \
                     and id(n) not in funcs:
                 from .frontend import NESTED_MESSAGE
@@ -246,11 +246,11 @@ def _refuse_outer_mutation(unit, d, outer):
     """A nested def that changes a variable of the enclosing function in place (an append,
     an element write...) has effects the derivative of the enclosing function would miss:
     refused at the line of the change."""
-    for n in ast.walk(ast.Module(body=d.body, type_ignores=[])):
+    for n in A.walk(ast.Module(body=d.body, type_ignores=[])):
         target = None
         if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
             for t in (n.targets if isinstance(n, (ast.Assign, ast.Delete)) else [n.target]):
-                for sub in ast.walk(t):
+                for sub in A.walk(t):
                     if isinstance(sub, ast.Subscript) and isinstance(sub.ctx, (ast.Store,
                                                                                 ast.Del)):
                         target = _root_name(sub)
@@ -284,7 +284,7 @@ def _name_called_lambdas(stmts, unit):
         for s in body:
             defs = []
 
-            class Name(ast.NodeTransformer):
+            class Name(A.Transformer):
                 def visit_FunctionDef(self, n):
                     return n
 

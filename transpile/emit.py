@@ -55,7 +55,7 @@ class Namespace:
         """A rule template with parameters replaced and free names bound."""
         # the template's own free names are bound, before the arguments go in: a user's
         # variable passed as an argument (`sign`) is not the template's helper `sign`
-        renames = {n.id: None for n in ast.walk(template)
+        renames = {n.id: None for n in A.walk(template)
                    if isinstance(n, ast.Name) and n.id not in mapping and n.id in env}
         for name in renames:
             renames[name] = self.bind(name, env[name])
@@ -95,8 +95,7 @@ def build(name, args, body, namespace, unit, defaults=None, kwdefaults=None, kin
     body = rebuild_with(body)
     fdef = ast.FunctionDef(name=name, args=args, body=body, decorator_list=[], returns=None,
                            type_comment=None)
-    fdef = ast.fix_missing_locations(A.located(fdef, unit.node))
-    _fill_line_info(fdef)
+    fdef = A.fix_missing_locations(A.located(fdef, unit.node))    # (every node placed)
     source = to_source(fdef)
     lines = _line_map(fdef, source, offset=1)
     fn = load(name, source, namespace.bindings, unit, defaults, kwdefaults, kind, lines)
@@ -209,15 +208,6 @@ def annotate(exc):
     return exc
 
 
-def _fill_line_info(node):
-    """Generated statements keep the user's line numbers (for the line map); nodes that
-    have none get line 1 so the AST compiles."""
-    for n in ast.walk(node):
-        if isinstance(n, (ast.stmt, ast.expr)) and not hasattr(n, "lineno"):
-            n.lineno = 1
-            n.col_offset = 0
-
-
 
 # --- a standalone module: what `transpile-ad` prints --------------------------------------
 
@@ -297,7 +287,7 @@ def module_text(entries, preamble=(), imports=(), split=False):
                   for fn, source in zip(functions, compiled.sources)]
         ns = compiled.namespace
         renames = {}
-        used = {n.id for source in compiled.sources for n in ast.walk(ast.parse(source))
+        used = {n.id for source in compiled.sources for n in A.walk(ast.parse(source))
                 if isinstance(n, ast.Name)}
         for name, obj in ns.bindings.items():
             if name not in used:            # bound while writing, not called in the end
@@ -464,7 +454,7 @@ def _renamed_source(source, renames):
     """A generated def with the free names in `renames` renamed (loads only: in a
     generated function those names are never assigned)."""
     fdef = ast.parse(source).body[0]
-    for n in ast.walk(fdef):
+    for n in A.walk(fdef):
         if isinstance(n, ast.Name) and n.id in renames:
             n.id = renames[n.id]
     return to_source(fdef)

@@ -52,7 +52,7 @@ class ForwardTransform(Transform):
         # its tangent starts at zero
         fixed = [p for p in self.an.params if p in self.an.active and p not in
                  self.an.wrt and any(isinstance(n, ast.Name) and n.id == self.d(p)
-                                  for s in body for n in ast.walk(s))]
+                                  for s in body for n in A.nodes(s))]
         body = [A.assign(self.d(p), A.const(0.0)) for p in fixed] + body
         result = self.norm.result
         dres = self.d(result)
@@ -191,8 +191,8 @@ class ForwardTransform(Transform):
                                 origin=("jvp", rule))
             return ast.Call(func=A.load(jvp), args=[ast.List(
                 elts=[t if t is not None else A.const(None) for t in tangents],
-                ctx=ast.Load())] + [copy.deepcopy(a) for a in args],
-                keywords=copy.deepcopy(getattr(n, "keywords", [])))
+                ctx=ast.Load())] + [A.copy_tree(a) for a in args],
+                keywords=A.copy_tree(getattr(n, "keywords", [])))
         if rule.unavailable is not None and rule.multilinear is None:
             raise self.error(rule.unavailable, n)
         for i, a in enumerate(args):
@@ -207,7 +207,7 @@ class ForwardTransform(Transform):
             ta = self.tangent(a)
             if ta is None or rule.partials[i] is None:
                 continue
-            mapping = {name: copy.deepcopy(args[j]) for j, name in enumerate(rule.params)
+            mapping = {name: A.copy_tree(args[j]) for j, name in enumerate(rule.params)
                        if j < len(args)}
             p = algebra.fold(self.env.instantiate(specialize(rule.partials[i], mapping), mapping, rule.env))
             terms.append(algebra.product(algebra.mul(p, ta)))
@@ -221,21 +221,21 @@ class ForwardTransform(Transform):
         # keywords whose values fn places in its result: zeros of their shape
         keywords = [k if k.arg not in rule.constant_keywords else ast.keyword(
             arg=k.arg, value=ast.Call(func=A.load(self.env.helper("zeros_like")),
-                                      args=[copy.deepcopy(k.value)], keywords=[]))
+                                      args=[A.copy_tree(k.value)], keywords=[]))
             for k in getattr(n, "keywords", [])]
         terms = []
         for group in rule.multilinear:
             group = [i for i in group if i < len(args)]
             if all(tangents[i] is None for i in group):
                 continue
-            new_args = [copy.deepcopy(a) for a in args]
+            new_args = [A.copy_tree(a) for a in args]
             for i in group:
-                new_args[i] = copy.deepcopy(tangents[i]) if tangents[i] is not None \
+                new_args[i] = A.copy_tree(tangents[i]) if tangents[i] is not None \
                     else A.const(0.0)
                 if not rule.zero_tangent_ok and (len(group) > 1 or self.an.kind_of(
                         args[i]) in (SEQ, UNKNOWN, None)):
                     new_args[i] = ast.Call(func=A.load(self._fr("dense")),
-                                           args=[new_args[i], copy.deepcopy(args[i])],
+                                           args=[new_args[i], A.copy_tree(args[i])],
                                            keywords=[])
             if isinstance(n, ast.BinOp):
                 func = A.load(self.env.bind(_short_name(rule.name), rule_function(rule)))
@@ -244,33 +244,33 @@ class ForwardTransform(Transform):
             if not rule.zero_tangent_ok and len(group) == 1:
                 terms.append(self.term(tangents[group[0]], func, new_args, keywords))
             else:
-                terms.append(ast.Call(func=copy.deepcopy(func), args=new_args,
-                                      keywords=copy.deepcopy(keywords)))
+                terms.append(ast.Call(func=A.copy_tree(func), args=new_args,
+                                      keywords=A.copy_tree(keywords)))
         return _sum(terms)
 
     def term(self, tangent, func, args, keywords):
         """`func(*args)`, a product-rule term linear in `tangent`; when the tangent is a
         variable (it may hold the zero placeholder 0.0, which fn may not accept), guarded:
         `unless_zero(tangent, func, *args)`."""
-        keywords = copy.deepcopy(keywords)
+        keywords = A.copy_tree(keywords)
         if isinstance(tangent, ast.Name):
             return ast.Call(func=A.load(self.env.helper("unless_zero")),
-                            args=[copy.deepcopy(tangent), copy.deepcopy(func)] + args,
+                            args=[A.copy_tree(tangent), A.copy_tree(func)] + args,
                             keywords=keywords)
-        return ast.Call(func=copy.deepcopy(func), args=args, keywords=keywords)
+        return ast.Call(func=A.copy_tree(func), args=args, keywords=keywords)
 
     def structured_tangent(self, n, fn, args, rule):
         """A rule with vjp functions only (a user rule): J v from the reverse rule, one
         vjp per output element."""
-        keywords = copy.deepcopy(getattr(n, "keywords", []))
+        keywords = A.copy_tree(getattr(n, "keywords", []))
         if not isinstance(n, ast.Call):
             raise self.error(f"forward mode has no tangent rule for {rule.name}", n)
         tangents = [self.tangent(a) for a in args]
         vjps = self.env.bind(f"{_short_name(rule.name)}_vjps", tuple(rule.vjps),
                              origin=("vjps", rule))
         return ast.Call(func=A.load(self._fr("jvp_by_vjps")), args=[
-            A.load(vjps), copy.deepcopy(n.func),
-            ast.List(elts=[copy.deepcopy(a) for a in args], ctx=ast.Load()),
+            A.load(vjps), A.copy_tree(n.func),
+            ast.List(elts=[A.copy_tree(a) for a in args], ctx=ast.Load()),
             ast.List(elts=[t if t is not None else A.const(None) for t in tangents],
                      ctx=ast.Load())], keywords=keywords)
 
@@ -284,7 +284,7 @@ class ForwardTransform(Transform):
         if fn is None:
             raise self.error(f"forward mode: no tangent rule for {ast.unparse(v)}", v)
         call = A.tag(ast.Call(func=A.load(self.env.bind(f"np_{fn.__name__}", fn)), args=args,
-                              keywords=copy.deepcopy(getattr(v, "keywords", []))),
+                              keywords=A.copy_tree(getattr(v, "keywords", []))),
                      rule=self._rule(fn, len(args)))
         return self.tangent(call)
 

@@ -7,7 +7,6 @@ dotted attribute (``math.sin``, ``np.linalg.norm``) refers to, statically.
 """
 import ast
 import builtins
-import copy
 import inspect
 import linecache
 import os
@@ -194,7 +193,7 @@ def _def_node(func):
         raise TranspileError("unsupported construct 'async def'", code.co_filename, first,
                              name)
     if not isinstance(node, ast.FunctionDef):
-        node = next((n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
+        node = next((n for n in A.walk(tree) if isinstance(n, ast.FunctionDef)
                      and n.name == code.co_name), None)
         if node is None:
             raise TranspileError("could not find the function definition in its source",
@@ -242,7 +241,7 @@ def _lambda_node(func):
     tree = _file_tree(func)
     parents = {}
     candidates = []
-    for n in ast.walk(tree):
+    for n in A.walk(tree):
         for child in ast.iter_child_nodes(n):
             parents[child] = n
         if isinstance(n, ast.Lambda) and n.lineno == code.co_firstlineno:
@@ -268,7 +267,7 @@ def _lambda_node(func):
     if (isinstance(parent, ast.Assign) and len(parent.targets) == 1
             and isinstance(parent.targets[0], ast.Name) and parent.value is lam):
         name = parent.targets[0].id
-    return A.lambda_def(name, copy.deepcopy(lam)), lam.lineno
+    return A.lambda_def(name, A.copy_tree(lam)), lam.lineno
 
 
 def _params_of(args):
@@ -307,13 +306,13 @@ def _by_positions(candidates, code):
 
     inside = [c for c in candidates if holds(c)]
     innermost = [c for c in inside if not any(
-        o is not c and any(n is o for n in ast.walk(c)) for o in inside)]
+        o is not c and any(n is o for n in A.walk(c)) for o in inside)]
     return innermost
 
 
 def _isolated_code(lam, filename):
     """The code object of the lambda compiled on its own (free names become globals)."""
-    expr = ast.Expression(body=copy.deepcopy(lam))
+    expr = ast.Expression(body=A.copy_tree(lam))
     try:
         module = compile(ast.fix_missing_locations(expr), filename, "eval")
     except (SyntaxError, ValueError):
@@ -400,13 +399,13 @@ def _refuse_nested_differentiation(unit):
     derivative makers or of the functions they return is refused: the inner derivative's
     dependence on the outer parameters (closures included) would be lost or confused."""
     local = set(unit.params) | A.names_stored(unit.node)
-    for n in ast.walk(unit.node):
+    for n in A.nodes(unit.node):
         if isinstance(n, ast.arg):
             local.add(n.arg)
         elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             local.add(n.name)
-    called = {id(n.func) for n in ast.walk(unit.node) if isinstance(n, ast.Call)}
-    for n in ast.walk(unit.node):            # transpile.grad(g): g is differentiated
+    called = {id(n.func) for n in A.nodes(unit.node) if isinstance(n, ast.Call)}
+    for n in A.walk(unit.node):            # transpile.grad(g): g is differentiated
         if isinstance(n, ast.Call) and n.args and id(n.func) in called:
             try:
                 maker = unit.resolve(n.func)
@@ -415,7 +414,7 @@ def _refuse_nested_differentiation(unit):
             from .higher import is_maker
             if is_maker(maker):
                 called.add(id(n.args[0]))
-    for n in ast.walk(unit.node):
+    for n in A.walk(unit.node):
         if isinstance(n, (ast.Name, ast.Attribute)) and isinstance(n.ctx, ast.Load):
             if isinstance(n, ast.Name) and n.id in local:
                 continue

@@ -13,7 +13,6 @@ storing into a fresh dict).
 """
 import ast
 import builtins
-import copy
 
 from . import astutil as A
 from .analysis import LENGTH_METHODS
@@ -89,7 +88,7 @@ class LoopFlattening:
             func=A.load("len"), args=[A.load(rows.id)], keywords=[]), ops=[ast.Eq()],
             comparators=[A.const(m)]), msg=None)
         self.emit(A.tag(A.located(check, s), forward_only=True))
-        return A.located(ast.Call(func=copy.deepcopy(it.func), args=[
+        return A.located(ast.Call(func=A.copy_tree(it.func), args=[
             ast.Subscript(value=A.load(rows.id), slice=A.const(j), ctx=ast.Load())
             for j in range(m)], keywords=[]), it)
 
@@ -164,7 +163,7 @@ class LoopFlattening:
             n, inner = self.iteration(it.args[0], outer)
 
             def element(k):
-                back = ast.BinOp(left=ast.BinOp(left=copy.deepcopy(n), op=ast.Sub(),
+                back = ast.BinOp(left=ast.BinOp(left=A.copy_tree(n), op=ast.Sub(),
                                                 right=A.const(1)), op=ast.Sub(), right=k)
                 return inner(A.tag(back, inactive=True))
             return n, element
@@ -174,13 +173,13 @@ class LoopFlattening:
             # adjoint goes to that entry)
             base = self.atom_seq(it.func.value, outer)
             keys = self.atom_seq(ast.Call(func=ast.Attribute(
-                value=copy.deepcopy(base), attr="keys", ctx=ast.Load()), args=[],
+                value=A.copy_tree(base), attr="keys", ctx=ast.Load()), args=[],
                 keywords=[]), outer)
 
             def entry(k):
                 key = self.temp(self.index(keys, k), base="_key")
-                value = A.tag(ast.Subscript(value=copy.deepcopy(base), slice=A.tag(
-                    copy.deepcopy(key), inactive=True), ctx=ast.Load()), special="subscript")
+                value = A.tag(ast.Subscript(value=A.copy_tree(base), slice=A.tag(
+                    A.copy_tree(key), inactive=True), ctx=ast.Load()), special="subscript")
                 if it.func.attr == "values":
                     return value
                 return A.tag(ast.Tuple(elts=[key, value], ctx=ast.Load()), elements=True)
@@ -192,7 +191,7 @@ class LoopFlattening:
                 seq.id in self.rebound_in_loop:
             # the loop walks the object xs held when it started, even if xs is rebound
             inner, self.out = self.out, outer
-            seq = self.temp(copy.deepcopy(seq), base="_seq")
+            seq = self.temp(A.copy_tree(seq), base="_seq")
             self.out = inner
         return self.len_of(seq), lambda k: self.index(seq, k)
 
@@ -233,13 +232,13 @@ class LoopFlattening:
 
     @staticmethod
     def len_of(seq):
-        return A.tag(ast.Call(func=A.load("len"), args=[copy.deepcopy(seq)], keywords=[]),
+        return A.tag(ast.Call(func=A.load("len"), args=[A.copy_tree(seq)], keywords=[]),
                      inactive=True)
 
     @staticmethod
     def index(seq, k):
-        k = A.load(k) if isinstance(k, str) else copy.deepcopy(k)
-        return A.tag(ast.Subscript(value=copy.deepcopy(seq), slice=A.tag(k, inactive=True),
+        k = A.load(k) if isinstance(k, str) else A.copy_tree(k)
+        return A.tag(ast.Subscript(value=A.copy_tree(seq), slice=A.tag(k, inactive=True),
                                    ctx=ast.Load()), special="subscript")
 
     def expr_ListComp(self, e):
@@ -263,10 +262,10 @@ class LoopFlattening:
                            if made_dict else ast.List(elts=[], ctx=ast.Load())))
         if made_dict:
             self.dict_names.add(result)
-        e = copy.deepcopy(e)
+        e = A.copy_tree(e)
         mapping = {}
         for gen in e.generators:
-            for n in ast.walk(gen.target):
+            for n in A.walk(gen.target):
                 if isinstance(n, ast.Name):
                     mapping[n.id] = self.names.fresh("_" + n.id.lstrip("_") + "_")
         A.rename(e, mapping)

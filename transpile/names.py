@@ -7,6 +7,8 @@ already has a variable of that name.
 """
 import ast
 
+from .astutil import nodes
+
 
 class Names:
     def __init__(self, node=None, prefix="d"):
@@ -16,7 +18,7 @@ class Names:
         self.adjoints = {}
         self.flags = set()        # boolean flags made by jump lowering (always bool)
         if node is not None:
-            for n in ast.walk(node):
+            for n in nodes(node):
                 if isinstance(n, ast.Name):
                     self.used.add(n.id)
                 elif isinstance(n, ast.arg):

@@ -131,7 +131,7 @@ def normalize(unit, names, statics=None):
         node = _collecting(unit, node, names)
     _check_supported(unit, node)
     params = unit.params
-    body = copy.deepcopy(node.body)
+    body = A.copy_tree(node.body)
     local_functions = getattr(unit, "local_functions", None)
     if local_functions is None:
         local_functions = {}
@@ -179,7 +179,7 @@ def _collecting(unit, node, names):
             raise unit.error("unsupported construct: 'return' with a value in a generator",
                              n)
 
-    class Collect(ast.NodeTransformer):
+    class Collect(A.Transformer):
         def visit_FunctionDef(self, n):
             return n
 
@@ -197,7 +197,7 @@ def _collecting(unit, node, names):
         def visit_Return(self, s):
             return A.located(ast.Return(value=A.load(items)), s)
 
-    new = copy.deepcopy(node)
+    new = A.copy_tree(node)
     body = [Collect().visit(s) for s in new.body]
     first = new.body[0] if new.body else new
     new.body = ([A.located(A.assign(items, ast.List(elts=[], ctx=ast.Load())), first)] + body
@@ -226,7 +226,7 @@ def _generator_function(target):
 
 
 def _check_supported(unit, node):
-    top = {id(n) for n in ast.walk(ast.Module(body=[
+    top = {id(n) for n in A.nodes(ast.Module(body=[
         s for s in A.statements(node.body) if not isinstance(s, ast.FunctionDef)],
         type_ignores=[]))}
     for n in A.walk_outside_defs(node.body):
@@ -362,9 +362,9 @@ def _dict_get(e):
     if not isinstance(key, (ast.Name, ast.Constant)):
         return None
     default = e.args[1] if len(e.args) == 2 else A.const(None)
-    return ast.IfExp(test=ast.Compare(left=copy.deepcopy(key), ops=[ast.In()],
-                                      comparators=[copy.deepcopy(base)]),
-                     body=ast.Subscript(value=copy.deepcopy(base), slice=copy.deepcopy(key),
+    return ast.IfExp(test=ast.Compare(left=A.copy_tree(key), ops=[ast.In()],
+                                      comparators=[A.copy_tree(base)]),
+                     body=ast.Subscript(value=A.copy_tree(base), slice=A.copy_tree(key),
                                         ctx=ast.Load()), orelse=default)
 
 
@@ -381,7 +381,7 @@ def _update_stores(e, key):
     out = []
 
     def store(key, value):
-        out.append(ast.Assign(targets=[ast.Subscript(value=copy.deepcopy(base), slice=key,
+        out.append(ast.Assign(targets=[ast.Subscript(value=A.copy_tree(base), slice=key,
                                                      ctx=ast.Store())], value=value))
     if e.args:
         arg = e.args[0]
@@ -390,12 +390,12 @@ def _update_stores(e, key):
                 store(k, v)
         elif isinstance(arg, ast.Name):
             k = A.load(key)
-            body = [ast.Assign(targets=[ast.Subscript(value=copy.deepcopy(base), slice=k,
+            body = [ast.Assign(targets=[ast.Subscript(value=A.copy_tree(base), slice=k,
                                                       ctx=ast.Store())],
-                               value=ast.Subscript(value=copy.deepcopy(arg), slice=k,
+                               value=ast.Subscript(value=A.copy_tree(arg), slice=k,
                                                    ctx=ast.Load()))]
             out.append(ast.For(target=A.store(key), iter=ast.Call(
-                func=ast.Attribute(value=copy.deepcopy(arg), attr="keys", ctx=ast.Load()),
+                func=ast.Attribute(value=A.copy_tree(arg), attr="keys", ctx=ast.Load()),
                 args=[], keywords=[]), body=body, orelse=[], type_comment=None))
         else:
             return None
@@ -430,11 +430,11 @@ def _dict_entries(e, resolved, key):
             and not e.args and not e.keywords and isinstance(e.func.value, ast.Name)):
         return None
     base = e.func.value
-    keys = ast.Call(func=ast.Attribute(value=copy.deepcopy(base), attr="keys",
+    keys = ast.Call(func=ast.Attribute(value=A.copy_tree(base), attr="keys",
                                        ctx=ast.Load()), args=[], keywords=[])
     if order is not None:
         keys = ast.Call(func=A.load("sorted"), args=[keys], keywords=order)
-    value = ast.Subscript(value=copy.deepcopy(base), slice=A.load(key), ctx=ast.Load())
+    value = ast.Subscript(value=A.copy_tree(base), slice=A.load(key), ctx=ast.Load())
     elt = value if e.func.attr == "values" else ast.Tuple(elts=[A.load(key), value],
                                                           ctx=ast.Load())
     return ast.ListComp(elt=elt, generators=[ast.comprehension(
@@ -450,7 +450,7 @@ def _dict_names(body, unit):
     for n in A.walk_outside_defs(body):
         if isinstance(n, ast.Assign):
             for t in n.targets:
-                for sub in ast.walk(t):
+                for sub in A.walk(t):
                     if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
                         is_dict = isinstance(t, ast.Name) and (
                             isinstance(n.value, (ast.Dict, ast.DictComp))
@@ -458,7 +458,7 @@ def _dict_names(body, unit):
                             and unit.resolve(n.value.func) is dict)
                         stores[sub.id] = stores.get(sub.id, True) and is_dict
         elif isinstance(n, (ast.AugAssign, ast.AnnAssign, ast.For)):
-            for sub in ast.walk(n.target):
+            for sub in A.walk(n.target):
                 if isinstance(sub, ast.Name):
                     stores[sub.id] = False
     return {name for name, is_dict in stores.items() if is_dict}
@@ -490,9 +490,9 @@ def _frozen_call(e, unit, local_names, frozen=None):
             frontend._ruled_method(obj, e.func.attr) is None:
         return None
     return A.located(ast.Call(
-        func=A.located(ast.Attribute(value=copy.deepcopy(dist), attr=e.func.attr,
+        func=A.located(ast.Attribute(value=A.copy_tree(dist), attr=e.func.attr,
                                      ctx=ast.Load()), e.func),
-        args=list(e.args) + copy.deepcopy(list(args)), keywords=copy.deepcopy(list(keywords))),
+        args=list(e.args) + A.copy_tree(list(args)), keywords=A.copy_tree(list(keywords))),
         e)
 
 
@@ -502,16 +502,25 @@ def _partial_names(body, unit, local_names):
     y=w); h(x)` is `g(x, y=w)`, w read where the partial is made). Likewise variables
     assigned once from a SciPy distribution ``rv = D(a)`` and only used as ``rv.m(x)``
     (`_frozen_call`)."""
-    stores, loads, called = A.name_uses(body)
+    stores, loads, called = {}, {}, {}          # (A.name_uses, in the same walk)
     made = set()
-    assigned, uses = {}, {}
+    assigned, uses, calls, defs = {}, {}, [], []
     for n in A.walk_outside_defs(body):
-        if (isinstance(n, ast.Assign) and len(n.targets) == 1
-                and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Call)):
-            assigned[n.targets[0].id] = n.value
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and isinstance(
-                n.func.value, ast.Name):
-            uses.setdefault(n.func.value.id, []).append(n)
+        if isinstance(n, ast.Name):
+            table = stores if isinstance(n.ctx, ast.Store) else loads
+            table[n.id] = table.get(n.id, 0) + 1
+        elif isinstance(n, ast.Call):
+            if isinstance(n.func, ast.Name):
+                called[n.func.id] = called.get(n.func.id, 0) + 1
+            elif isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name):
+                uses.setdefault(n.func.value.id, []).append(n)
+        elif isinstance(n, ast.Assign):
+            if (len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
+                    and isinstance(n.value, ast.Call)):
+                assigned[n.targets[0].id] = n.value
+                calls.append(n)
+        elif isinstance(n, (ast.FunctionDef, ast.Lambda)):
+            defs.append(n)
     for h, value in assigned.items():
         if h in uses and stores.get(h) == 1 and h not in unit.params and loads.get(h) == len(
                 uses[h]) and all(_frozen_call(c, unit, local_names, {h: (
@@ -520,17 +529,14 @@ def _partial_names(body, unit, local_names):
                 and all(k.arg is not None for k in value.keywords):
             made.add(h)
     partials = set()
-    for n in A.walk_outside_defs(body):
-        if (isinstance(n, ast.Assign) and len(n.targets) == 1
-                and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Call)
-                and unit.resolve(n.value.func, local_names) is functools.partial
+    for n in calls:
+        if (unit.resolve(n.value.func, local_names) is functools.partial
                 and n.value.args and not any(isinstance(a, ast.Starred)
                                              for a in n.value.args)
                 and all(k.arg is not None for k in n.value.keywords)):
             partials.add(n.targets[0].id)
-    nested = {n.id for d in A.walk_outside_defs(body) if isinstance(d, (ast.FunctionDef,
-                                                                          ast.Lambda))
-              for n in ast.walk(d) if isinstance(n, ast.Name)}   # (not rewritten there)
+    nested = {n.id for d in defs for n in A.nodes(d)
+              if isinstance(n, ast.Name)}                        # (not rewritten there)
     return (made | {h for h in partials if stores.get(h) == 1 and h not in unit.params
                     and loads.get(h, 0) == called.get(h, 0)}) - nested
 
@@ -726,7 +732,7 @@ class Flattener(LoopFlattening):
         if len(targets) > 1 and not A.is_atom(r):
             r = self.temp(r)
         for t in targets:
-            self.assign_to(t, copy.deepcopy(r))
+            self.assign_to(t, A.copy_tree(r))
 
     def assign_to(self, target, value):
         if isinstance(target, ast.Name):
@@ -737,7 +743,7 @@ class Flattener(LoopFlattening):
             for k, elt in enumerate(target.elts):
                 if isinstance(elt, ast.Starred):
                     raise self.error("unsupported construct '*' unpacking")
-                sub = A.tag(ast.Subscript(value=copy.deepcopy(v), slice=A.const(k),
+                sub = A.tag(ast.Subscript(value=A.copy_tree(v), slice=A.const(k),
                                           ctx=ast.Load()), special="subscript")
                 self.assign_to(elt, sub)
         elif isinstance(target, ast.Subscript):
@@ -748,7 +754,7 @@ class Flattener(LoopFlattening):
             value = self.bind(value)
             chain = self.subscript_chain(target.value)
             base = chain[-1][2] if chain else self.atom(target.value)
-            self.emit(ast.Assign(targets=[ast.Attribute(value=copy.deepcopy(base),
+            self.emit(ast.Assign(targets=[ast.Attribute(value=A.copy_tree(base),
                                                         attr=target.attr, ctx=ast.Store())],
                                  value=value))
             self.store_back(chain)
@@ -764,7 +770,7 @@ class Flattener(LoopFlattening):
         if chain is None:
             chain = self.subscript_chain(holder)
         base = chain[-1][2] if chain else self.atom(holder)
-        sub = ast.Subscript(value=copy.deepcopy(base), slice=self.index_expr(target.slice),
+        sub = ast.Subscript(value=A.copy_tree(base), slice=self.index_expr(target.slice),
                             ctx=ast.Store())
         self.emit(A.tag(ast.Assign(targets=[sub], value=atom)))
         self.store_back(chain)
@@ -774,12 +780,12 @@ class Flattener(LoopFlattening):
         innermost first."""
         for parent, index, held in reversed(chain):
             if isinstance(index, str):              # an attribute
-                back = ast.Attribute(value=copy.deepcopy(parent), attr=index,
+                back = ast.Attribute(value=A.copy_tree(parent), attr=index,
                                      ctx=ast.Store())
             else:
-                back = ast.Subscript(value=copy.deepcopy(parent),
-                                     slice=copy.deepcopy(index), ctx=ast.Store())
-            self.emit(A.tag(ast.Assign(targets=[back], value=copy.deepcopy(held)),
+                back = ast.Subscript(value=A.copy_tree(parent),
+                                     slice=A.copy_tree(index), ctx=ast.Store())
+            self.emit(A.tag(ast.Assign(targets=[back], value=A.copy_tree(held)),
                             writeback=True))
 
     def subscript_chain(self, holder):
@@ -791,7 +797,7 @@ class Flattener(LoopFlattening):
                 self.unit.resolve(holder, self.local_names) is None:      # a field
             chain = self.subscript_chain(holder.value)
             parent = chain[-1][2] if chain else self.atom(holder.value)
-            held = self.temp(A.tag(ast.Attribute(value=copy.deepcopy(parent),
+            held = self.temp(A.tag(ast.Attribute(value=A.copy_tree(parent),
                                                  attr=holder.attr, ctx=ast.Load()),
                                    special="attr"), base="_held")
             A.tag(self.out[-1], holder=True)
@@ -802,8 +808,8 @@ class Flattener(LoopFlattening):
         chain = self.subscript_chain(holder.value)
         parent = chain[-1][2] if chain else self.atom(holder.value)
         index = self.index_expr(holder.slice)
-        held = self.temp(A.tag(ast.Subscript(value=copy.deepcopy(parent),
-                                             slice=copy.deepcopy(index), ctx=ast.Load()),
+        held = self.temp(A.tag(ast.Subscript(value=A.copy_tree(parent),
+                                             slice=A.copy_tree(index), ctx=ast.Load()),
                                special="subscript"), base="_held")
         A.tag(self.out[-1], holder=True)
         return chain + [(parent, index, held)]
@@ -820,21 +826,21 @@ class Flattener(LoopFlattening):
             chain = self.subscript_chain(t.value)
             base = chain[-1][2] if chain else self.atom(t.value)
             index = self.index_expr(t.slice)
-            old = self.temp(A.tag(ast.Subscript(value=copy.deepcopy(base), slice=index,
+            old = self.temp(A.tag(ast.Subscript(value=A.copy_tree(base), slice=index,
                                                 ctx=ast.Load()), special="subscript"))
             new = self.bind(self.expr(A.located(ast.BinOp(left=old, op=s.op, right=s.value),
                                                 s)))
-            sub = ast.Subscript(value=copy.deepcopy(base), slice=copy.deepcopy(index),
+            sub = ast.Subscript(value=A.copy_tree(base), slice=A.copy_tree(index),
                                 ctx=ast.Store())
             self.emit(A.tag(ast.Assign(targets=[sub], value=new)))
             self.store_back(chain)
         elif isinstance(t, ast.Attribute):         # obj.name op= e: read, compute, store
             base = self.atom(t.value)
-            old = self.temp(A.tag(ast.Attribute(value=copy.deepcopy(base), attr=t.attr,
+            old = self.temp(A.tag(ast.Attribute(value=A.copy_tree(base), attr=t.attr,
                                                 ctx=ast.Load()), special="attr"))
             new = self.bind(self.expr(A.located(ast.BinOp(left=old, op=s.op, right=s.value),
                                                 s)))
-            self.emit(ast.Assign(targets=[ast.Attribute(value=copy.deepcopy(base),
+            self.emit(ast.Assign(targets=[ast.Attribute(value=A.copy_tree(base),
                                                         attr=t.attr, ctx=ast.Store())],
                                  value=new))
         else:
@@ -884,13 +890,13 @@ class Flattener(LoopFlattening):
             root = root.value
         if isinstance(root, ast.Call) and root is func.value and self.classify(root)[0] == \
                 "inactive" and not any(isinstance(n, ast.Name) and n.id in
-                                       self.local_functions for n in ast.walk(call)):
+                                       self.local_functions for n in A.nodes(call)):
             return ""                       # `logging.getLogger(name).info(...)`
         if not isinstance(root, ast.Name) or self.unit.resolve(func, self.local_names) \
                 is not None:
             return None
         if any(isinstance(n, ast.Name) and n.id in self.local_functions
-               for n in ast.walk(call)) or any(isinstance(a, ast.Starred) for a in call.args) \
+               for n in A.nodes(call)) or any(isinstance(a, ast.Starred) for a in call.args) \
                 or any(k.arg is None for k in call.keywords):
             return None
         if root.id in self.local_names:
@@ -914,7 +920,7 @@ class Flattener(LoopFlattening):
         """Bind a condition (only its truth matters: kept verbatim) to a name. Anything
         but a comparison is stored as bool(...): a list tested here may change later."""
         name = name or self.names.fresh("_c")
-        test = copy.deepcopy(test)
+        test = A.copy_tree(test)
         if not self._boolish(test):
             test = A.located(ast.Call(func=A.load("bool"), args=[test], keywords=[]), test)
         self.emit(A.assign(name, self.inactive(test)))
@@ -928,7 +934,7 @@ class Flattener(LoopFlattening):
         return A.tag(e, inactive=True)
 
     def _check_expr(self, e):
-        for n in ast.walk(e):
+        for n in A.walk(e):
             if isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await, ast.NamedExpr)):
                 raise self.error(f"unsupported construct '{UNSUPPORTED[type(n)]}'", n)
 
@@ -1063,7 +1069,7 @@ class Flattener(LoopFlattening):
             return None
 
         def np_call(fn, args, keywords=()):
-            return ast.Call(func=ast.Attribute(value=copy.deepcopy(module), attr=fn,
+            return ast.Call(func=ast.Attribute(value=A.copy_tree(module), attr=fn,
                                                ctx=ast.Load()), args=args,
                             keywords=list(keywords))
 
@@ -1104,7 +1110,7 @@ class Flattener(LoopFlattening):
         simple = (ast.Constant, ast.Name, ast.Slice, ast.BinOp, ast.UnaryOp, ast.Tuple)
         if isinstance(index, simple) and not any(
                 isinstance(n, (ast.Call, ast.Compare, ast.Subscript, ast.BoolOp))
-                for n in ast.walk(index)):
+                for n in A.nodes(index)):
             return self.inactive(index)
         name = self.names.fresh("_index")
         self.emit(A.assign(name, self.inactive(index)))
@@ -1168,7 +1174,7 @@ class Flattener(LoopFlattening):
             value = A.load(v)
         elif isinstance(arg, ast.Name) and arg.id in self.dict_names:
             gen = ast.comprehension(target=A.store(k), iter=arg, ifs=[], is_async=0)
-            value = ast.Subscript(value=copy.deepcopy(arg), slice=A.load(k), ctx=ast.Load())
+            value = ast.Subscript(value=A.copy_tree(arg), slice=A.load(k), ctx=ast.Load())
         else:
             return None
         comp = A.located(ast.DictComp(key=A.load(k), value=value, generators=[gen]), e)
@@ -1198,8 +1204,8 @@ class Flattener(LoopFlattening):
         if isinstance(e.func, ast.Name) and e.func.id in self.partials:
             func, args, keywords = self.partials[e.func.id]
             given = {k.arg for k in e.keywords}
-            e = A.located(ast.Call(func=copy.deepcopy(func), args=copy.deepcopy(args) + list(
-                e.args), keywords=[k for k in copy.deepcopy(keywords) if k.arg not in given]
+            e = A.located(ast.Call(func=A.copy_tree(func), args=A.copy_tree(args) + list(
+                e.args), keywords=[k for k in A.copy_tree(keywords) if k.arg not in given]
                 + list(e.keywords)), e)
         unpacks = any(isinstance(a, ast.Starred) for a in e.args) or any(
             k.arg is None for k in e.keywords)
@@ -1240,7 +1246,7 @@ class Flattener(LoopFlattening):
             holder, target = target
             e = A.located(ast.Call(func=A.located(ast.Attribute(
                 value=A.load(holder), attr=e.func.attr, ctx=ast.Load()), e.func),
-                args=[copy.deepcopy(e.func.value)] + list(e.args), keywords=list(
+                args=[A.copy_tree(e.func.value)] + list(e.args), keywords=list(
                     e.keywords)), e)
             kind = "user"
         if kind == "primitive" and unpacks:
@@ -1276,7 +1282,7 @@ class Flattener(LoopFlattening):
             if target in VARIADIC and len(args) > 2:
                 acc = args[0]
                 for a in args[1:]:
-                    acc = A.tag(ast.Call(func=copy.deepcopy(e.func), args=[acc, a],
+                    acc = A.tag(ast.Call(func=A.copy_tree(e.func), args=[acc, a],
                                          keywords=[]), rule=lookup(target, 2))
                 return acc
             return A.tag(ast.Call(func=e.func, args=args, keywords=keywords),
@@ -1340,10 +1346,10 @@ class Flattener(LoopFlattening):
         key = ast.Lambda(args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=i)],
                                             vararg=None, kwonlyargs=[], kw_defaults=[],
                                             kwarg=None, defaults=[]),
-                         body=ast.Call(func=copy.deepcopy(keywords["key"]), args=[
-                             ast.Subscript(value=copy.deepcopy(seq), slice=A.load(i),
+                         body=ast.Call(func=A.copy_tree(keywords["key"]), args=[
+                             ast.Subscript(value=A.copy_tree(seq), slice=A.load(i),
                                            ctx=ast.Load())], keywords=[]))
-        order = ast.Call(func=copy.deepcopy(e.func), args=[ast.Call(
+        order = ast.Call(func=A.copy_tree(e.func), args=[ast.Call(
             func=A.load("range"), args=[self.len_of(seq)], keywords=[])],
             keywords=[ast.keyword(arg="key", value=key)] + (
                 [ast.keyword(arg="reverse", value=keywords["reverse"])]
@@ -1351,7 +1357,7 @@ class Flattener(LoopFlattening):
         name = self.names.fresh("_order")
         self.emit(A.assign(name, self.inactive(A.located(order, e))))
         j = self.names.fresh("_j")
-        comp = ast.ListComp(elt=ast.Subscript(value=copy.deepcopy(seq), slice=A.load(j),
+        comp = ast.ListComp(elt=ast.Subscript(value=A.copy_tree(seq), slice=A.load(j),
                                               ctx=ast.Load()),
                             generators=[ast.comprehension(target=A.store(j),
                                                           iter=A.load(name), ifs=[],
@@ -1373,10 +1379,10 @@ class Flattener(LoopFlattening):
         key = ast.Lambda(args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=i)],
                                             vararg=None, kwonlyargs=[], kw_defaults=[],
                                             kwarg=None, defaults=[]),
-                         body=ast.Call(func=copy.deepcopy(e.keywords[0].value), args=[
-                             ast.Subscript(value=copy.deepcopy(seq), slice=A.load(i),
+                         body=ast.Call(func=A.copy_tree(e.keywords[0].value), args=[
+                             ast.Subscript(value=A.copy_tree(seq), slice=A.load(i),
                                            ctx=ast.Load())], keywords=[]))
-        best = ast.Call(func=copy.deepcopy(e.func), args=[ast.Call(
+        best = ast.Call(func=A.copy_tree(e.func), args=[ast.Call(
             func=A.load("range"), args=[self.len_of(seq)], keywords=[])],
             keywords=[ast.keyword(arg="key", value=key)])
         index = self.names.fresh("_index")

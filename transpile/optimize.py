@@ -9,7 +9,6 @@
 Each rewrite is purely local and keeps the order of floating-point operations.
 """
 import ast
-import copy
 
 from . import astutil as A
 
@@ -43,9 +42,8 @@ def _propagate_constants(stmts):
     mutable = None
     for s in stmts:
         if consts:
-            stored = A.names_stored(s)
-            loaded = A.names_loaded(s)
-            use = {k: v for k, v in consts.items() if k not in stored and k in loaded}
+            loaded, stored = A.name_sets(s)
+            use = {k: consts[k] for k in loaded if k in consts and k not in stored}
             if isinstance(s, (ast.If, ast.For, ast.While)):
                 s = A.substitute(s, use) if use else s
             elif isinstance(s, ast.Assign) and use and len(s.targets) == 1:
@@ -81,7 +79,7 @@ def drop_unneeded_inits(stmts):
                 s.targets[0], ast.Name) and isinstance(s.value, ast.Constant)
                 and s.value.value is None):
             if named is None:
-                named = [A.names_loaded(t) | A.names_stored(t) for t in stmts]
+                named = [set.union(*A.name_sets(t)) for t in stmts]
             v = s.targets[0].id
             nxt = next((stmts[j] for j in range(i + 1, len(stmts)) if v in named[j]), None)
             if (isinstance(nxt, ast.Assign) and len(nxt.targets) == 1 and isinstance(
@@ -115,7 +113,7 @@ def _updated_in_place(stmts):
     """Adjoints that runtime helpers update in place (`dx = add_at(dx, ...)`)."""
     out = set()
     for s in stmts:
-        for n in ast.walk(s):
+        for n in A.nodes(s):
             if (isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
                     and n.func.id.rstrip("_0123456789") in IN_PLACE_HELPERS and n.args
                     and isinstance(n.args[0], ast.Name)):
@@ -160,7 +158,7 @@ def _zero_first_writes(stmts, fresh_zero, mutable):
         if isinstance(s, (ast.If, ast.For, ast.While)):
             s.body = _zero_first_writes(s.body, A.get_tag(s, "fresh_zero") or set(), mutable)
             s.orelse = _zero_first_writes(s.orelse, set(), mutable)
-            for name in A.names_loaded(s) | A.names_stored(s):    # untouched: still zero
+            for name in set.union(*A.name_sets(s)):    # untouched: still zero
                 zero.pop(name, None)
             out.append(s)
             continue
@@ -174,7 +172,7 @@ def _zero_first_writes(stmts, fresh_zero, mutable):
             converted.add(v)
             out.append(new)
             continue
-        for name in A.names_loaded(s) | A.names_stored(s):
+        for name in set.union(*A.name_sets(s)):
             zero.pop(name, None)
         if _is_zero_assign(s):
             v = s.targets[0].id
@@ -223,7 +221,7 @@ def _pure_call(n):
 
 def _inlinable(e):
     """Arithmetic on names and constants (and unbroadcast), safe to evaluate later."""
-    for n in ast.walk(e):
+    for n in A.nodes(e):
         if isinstance(n, ast.Call):
             if not _pure_call(n):
                 return False
@@ -238,11 +236,11 @@ def _names_changed(s):
     attribute writes (`x[i] = _pop()` restores x in place) and the objects a call may
     update in place (its arguments and, for a method, its receiver)."""
     out = set(A.names_stored(s))
-    for n in ast.walk(s):
+    for n in A.nodes(s):
         targets = n.targets if isinstance(n, ast.Assign) else \
             [n.target] if isinstance(n, (ast.AugAssign, ast.AnnAssign)) else []
         for t in targets:
-            for e in ast.walk(t):
+            for e in A.nodes(t):
                 if isinstance(e, (ast.Subscript, ast.Attribute)):
                     root = e.value
                     while isinstance(root, (ast.Subscript, ast.Attribute)):
@@ -261,6 +259,34 @@ def _names_changed(s):
     return out
 
 
+class _Facts:
+    """What statements read, write and may change (`_names_changed`), computed once per
+    statement for one pass. Entries are by identity and keep their statement alive (an id
+    is never reused while the memo lives), so this is only for passes that replace a
+    statement they rewrite by a new object rather than change it in place."""
+
+    def __init__(self):
+        self._memo = {}
+
+    def _entry(self, s):
+        entry = self._memo.get(id(s))
+        if entry is None:
+            entry = self._memo[id(s)] = [s, *A.name_sets(s), None]
+        return entry
+
+    def loaded(self, s):
+        return self._entry(s)[1]
+
+    def stored(self, s):
+        return self._entry(s)[2]
+
+    def changed(self, s):
+        entry = self._entry(s)
+        if entry[3] is None:
+            entry[3] = _names_changed(s)
+        return entry[3]
+
+
 def _inline_single_use(stmts):
     """`_g = e` used once, a few lines later in the same block: substitute e there.
 
@@ -269,13 +295,14 @@ def _inline_single_use(stmts):
     from .algebra import fold
     loads, stores = {}, {}
     for s in stmts:
-        for n in ast.walk(s):
+        for n in A.nodes(s):
             if isinstance(n, ast.Name):
                 table = loads if isinstance(n.ctx, ast.Load) else stores
                 table[n.id] = table.get(n.id, 0) + 1
-        for n in ast.walk(s):
-            if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
+            elif isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
                 loads[n.target.id] = loads.get(n.target.id, 0) + 1
+
+    facts = _Facts()            # of simple statements only: blocks change in place
 
     def block(body):
         body = list(body)
@@ -295,14 +322,14 @@ def _inline_single_use(stmts):
                         t = body[j]
                         if isinstance(t, (ast.If, ast.For, ast.While)):
                             break
-                        if v in A.names_loaded(t):
-                            if isinstance(t, ast.Assign) and not (A.names_stored(t) & {v}):
+                        if v in facts.loaded(t):
+                            if isinstance(t, ast.Assign) and v not in facts.stored(t):
                                 value = fold(A.substitute(t.value, {v: s.value}))
                                 body[j] = A.assign(t.targets[0], value, t)
                                 del body[i]
                                 i -= 1
                             break
-                        if _names_changed(t) & reads:
+                        if facts.changed(t) & reads:
                             break
             i += 1
         return body
@@ -317,51 +344,82 @@ def _propagate_copies(stmts):
     does not change in between. Only names, only renamings: no value changes."""
     stores, loads = {}, {}
     for s in stmts:
-        for n in ast.walk(s):
+        for n in A.nodes(s):
             if isinstance(n, ast.Name):
                 table = loads if isinstance(n.ctx, ast.Load) else stores
                 table[n.id] = table.get(n.id, 0) + 1
     generated = ("_", "d_")
+    facts = _Facts()
     out = list(stmts)
+    after = {}              # name -> how many statements of out[i + 1:] read it
+
+    def count(t, sign):
+        for name in facts.loaded(t):
+            after[name] = after.get(name, 0) + sign
+
+    def leave(k):           # out[k] leaves out[i + 1:] (i moves on to k)
+        if k < len(out):
+            count(out[k], -1)
+
+    for t in out[1:]:
+        count(t, 1)
     i = 0
     while i < len(out):
         s = out[i]
         if not (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
                 s.targets[0], ast.Name) and isinstance(s.value, ast.Name)):
+            leave(i + 1)
             i += 1
             continue
         a, b = s.targets[0].id, s.value.id
         earlier = out[:i]
         if (b.startswith("_") and stores.get(b) == 1 and loads.get(b) == 1
-                and stores.get(a) == 1 and not any(a in A.names_loaded(t) | A.names_stored(t)
+                and stores.get(a) == 1 and not any(a in facts.loaded(t) or a in facts.stored(t)
                                                     for t in earlier)):
-            k = next((j for j in range(i) if b in A.names_stored(out[j])), None)
+            k = next((j for j in range(i) if b in facts.stored(out[j])), None)
             if k is not None and not isinstance(out[k], (ast.If, ast.For, ast.While)) and \
-                    not any(b in A.names_loaded(t) for t in out[k + 1:i]):
-                out[k] = A.rename(copy.deepcopy(out[k]), {b: a})
+                    not any(b in facts.loaded(t) for t in out[k + 1:i]):
+                out[k] = A.rename(A.copy_tree(out[k]), {b: a})
                 del out[i]
                 stores[a] = 1
+                leave(i)                # (the next statement is at i now)
                 continue
         if a.startswith(generated) and stores.get(a) == 1 and a != b:
             later = out[i + 1:]
-            last = max((j for j, t in enumerate(later) if a in A.names_loaded(t)),
-                       default=None)
+            last, seen = None, 0            # the last statement reading a
+            if after.get(a, 0):
+                for j, t in enumerate(later):
+                    if a in facts.loaded(t):
+                        seen += 1
+                        if seen == after[a]:
+                            last = j
+                            break
+
             def restores(t):          # `b = a`: b gets back the value it has anyway
                 return (isinstance(t, ast.Assign) and len(t.targets) == 1 and isinstance(
                     t.targets[0], ast.Name) and t.targets[0].id == b and isinstance(
                     t.value, ast.Name) and t.value.id == a)
             if last is not None and not any(
-                    (b in _names_changed(t) and not restores(t)) or a in _names_changed(t)
+                    (b in facts.changed(t) and not restores(t)) or a in facts.changed(t)
                     for t in later[:last]):
                 for j in range(last + 1):
-                    later[j] = _load_renamed(later[j], a, b)
-                later = [t for t in later if not (
-                    isinstance(t, ast.Assign) and len(t.targets) == 1 and isinstance(
-                        t.targets[0], ast.Name) and isinstance(t.value, ast.Name)
-                    and t.targets[0].id == t.value.id == b)]
-                out[i + 1:] = later
+                    if a in facts.loaded(later[j]):
+                        count(later[j], -1)
+                        later[j] = _load_renamed(later[j], a, b)
+                        count(later[j], 1)
+                kept = []
+                for t in later:
+                    if (isinstance(t, ast.Assign) and len(t.targets) == 1 and isinstance(
+                            t.targets[0], ast.Name) and isinstance(t.value, ast.Name)
+                            and t.targets[0].id == t.value.id == b):
+                        count(t, -1)
+                    else:
+                        kept.append(t)
+                out[i + 1:] = kept
                 del out[i]
+                leave(i)
                 continue
+        leave(i + 1)
         i += 1
     return out
 
@@ -385,8 +443,8 @@ def _doubled(stmts, pure=frozenset()):
 
 
 def _load_renamed(s, old, new):
-    s = copy.deepcopy(s)
-    for n in ast.walk(s):
+    s = A.copy_tree(s)
+    for n in A.nodes(s):
         if isinstance(n, ast.Name) and n.id == old and isinstance(n.ctx, ast.Load):
             n.id = new
     return s
@@ -403,7 +461,7 @@ def _cse_candidate(e, pure=frozenset()):
         return False
     if isinstance(e, ast.UnaryOp) and isinstance(e.operand, ast.Constant):
         return False                                  # -2: a constant, nothing to share
-    for n in ast.walk(e):
+    for n in A.nodes(e):
         if isinstance(n, ast.Call):
             f = n.func
             if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) \
@@ -418,6 +476,43 @@ def _cse_candidate(e, pure=frozenset()):
     return True
 
 
+def _cse_candidates(root, pure=frozenset(), stored=None):
+    """The ids of the nodes n of root (outside lambdas) with `_cse_candidate(n, pure)`,
+    found bottom up in one pass; the names root stores (`A.names_stored`) added to
+    `stored` on the way."""
+    out = set()
+    stored = set() if stored is None else stored
+    shared = (ast.BinOp, ast.UnaryOp, ast.Call, ast.Subscript)
+    never = (ast.Lambda, ast.NamedExpr, ast.Await, ast.Yield, ast.IfExp, ast.ListComp,
+             ast.Dict, ast.List, ast.Tuple, ast.Set)
+
+    def clean(n):
+        """Is every node inside n (n included) allowed in a candidate?"""
+        if isinstance(n, ast.Lambda):
+            stored.update(A.names_stored(n))
+            return False
+        if isinstance(n, ast.Name):
+            if not isinstance(n.ctx, ast.Load):
+                stored.add(n.id)
+            return True
+        fine = not isinstance(n, never)
+        if fine and isinstance(n, ast.Call):
+            f = n.func
+            fine = (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)
+                    and f.value.id in ("np", "numpy", "math")) or (
+                        isinstance(f, ast.Name) and f.id in pure)
+        for c in A.children(n, leaves=False):
+            if not clean(c):
+                fine = False
+        if fine and isinstance(n, shared) and not (
+                isinstance(n, ast.UnaryOp) and isinstance(n.operand, ast.Constant)):
+            out.add(id(n))
+        return fine
+
+    clean(root)
+    return out
+
+
 def _walk_outside_lambdas(node):
     """ast.walk, but not into lambda bodies (their names are the lambda's parameters, and
     the body runs only when the lambda is called: a hook's runs in the adjoint sweep)."""
@@ -426,7 +521,7 @@ def _walk_outside_lambdas(node):
         n = todo.pop()
         yield n
         if not isinstance(n, ast.Lambda):
-            todo.extend(ast.iter_child_nodes(n))
+            todo.extend(A.children(n))
 
 
 def _common_subexpressions(stmts, pure=frozenset()):
@@ -440,48 +535,70 @@ def _common_subexpressions(stmts, pure=frozenset()):
     def fresh():
         return names.fresh("_c")
 
-    # per statement (kept alive, so ids stay unique): its candidates and stored names;
-    # a rewrite replaces statements by new objects, so entries never go stale
+    # per statement (kept alive, so ids stay unique): its candidates (ast.dump key and
+    # node, in walk order), where each key first occurs among them and how many times,
+    # and its stored names; a rewrite replaces statements by new objects, so entries
+    # never go stale
     memo = {}
 
     def facts(s):
         entry = memo.get(id(s))
         if entry is None:
-            found = [(ast.dump(n), n) for n in _walk_outside_lambdas(s.value)
-                     if isinstance(n, ast.expr) and _cse_candidate(n, pure)]
-            entry = memo[id(s)] = (s, found, A.names_stored(s))
+            stored = A.names_stored(s.targets[0])
+            candidates, text, found = _cse_candidates(s.value, pure, stored), {}, []
+            for n in _walk_outside_lambdas(s.value):
+                if id(n) in candidates:
+                    if id(n) not in text:        # (outermost first: dumps fills its parts)
+                        A.dumps(n, text)
+                    found.append((text[id(n)], n))
+            first, count = {}, {}
+            for i, (key, _) in enumerate(found):
+                first.setdefault(key, i)
+                count[key] = count.get(key, 0) + 1
+            entry = memo[id(s)] = (s, found, stored, first, count)
         return entry
 
     def stretch(run):
-        """Rewrite one run of simple assignments.
+        """Rewrite one run of simple assignments: while some expression occurs twice, the
+        longest (the first of those in the run) whose names do not change between its
+        first and last use is computed once, into a new name, where it first occurs.
 
-        A rewrite never adds an occurrence of an existing expression (it replaces
-        occurrences by a new name and adds one copy in place of two or more), so an
-        expression seen once stays single: it is dropped from its statement's
-        candidates. Whether a repeated one may be shared depends only on the statements
-        holding it (those in between keep their targets; inserted ones store new names),
-        so a refusal is remembered for the same statements."""
-        refused = set()
-        changed = True
-        while changed:
-            changed = False
-            seen = {}
-            for i, s in enumerate(run):
-                for key, n in facts(s)[1]:
-                    seen.setdefault(key, []).append((i, n))
-            repeated = []
-            for kv in seen.items():
-                if len(kv[1]) >= 2:
-                    repeated.append(kv)
+        The occurrences of each expression are kept up to date as statements are
+        replaced (not recounted over the run after each rewrite). A rewrite never adds
+        an occurrence of an existing expression (it replaces occurrences by a new name
+        and adds one copy in place of two or more), so one seen once stays single.
+        Whether a repeated one may be shared depends only on the statements holding it
+        (those in between keep their targets; inserted ones store new names), so a
+        refusal is remembered for the same statements."""
+        total, holders_of = {}, {}       # key -> occurrences; -> {id: statement}
+
+        def count(s, sign):
+            entry = facts(s)
+            for key, n in entry[4].items():
+                total[key] = total.get(key, 0) + sign * n
+                if sign > 0:
+                    holders_of.setdefault(key, {})[id(s)] = s
                 else:
-                    entry = facts(run[kv[1][0][0]])
-                    entry[1][:] = [f for f in entry[1] if f[0] != kv[0]]
-            for key, places in sorted(repeated, key=lambda kv: -len(kv[0])):
-                idxs = sorted({i for i, _ in places})
+                    del holders_of[key][id(s)]
+
+        for s in run:
+            count(s, 1)
+        repeated = {key for key, n in total.items() if n >= 2}
+        refused = set()
+        while repeated:
+            where = {id(s): i for i, s in enumerate(run)}
+
+            def order(key):
+                i = min(where[h] for h in holders_of[key])
+                return -len(key), i, facts(run[i])[3][key]
+
+            for key in sorted(repeated, key=order):
+                idxs = sorted(where[h] for h in holders_of[key])
                 holders = (key,) + tuple(id(run[k]) for k in idxs)
                 if holders in refused:
                     continue
-                expr = places[0][1]
+                first_stmt = facts(run[idxs[0]])
+                expr = first_stmt[1][first_stmt[3][key]][1]
                 reads = A.names_loaded(expr)
                 first, last = idxs[0], idxs[-1]
                 # the names it reads must not change between the first and last use
@@ -491,10 +608,17 @@ def _common_subexpressions(stmts, pure=frozenset()):
                 name = fresh()
                 target = ast.Name(id=name, ctx=ast.Load())
                 for k in idxs:
+                    count(run[k], -1)
                     run[k] = A.assign(run[k].targets[0], A.replace_equal(run[k].value, key, target),
                                       run[k])
-                run.insert(first, A.assign(name, copy.deepcopy(expr), run[first]))
-                changed = True
+                    count(run[k], 1)
+                run.insert(first, A.assign(name, A.copy_tree(expr), run[first]))
+                count(run[first], 1)
+                repeated = {k for k in repeated if total[k] >= 2} | {
+                    k for s in (run[first], *(run[k + 1] for k in idxs))
+                    for k in facts(s)[4] if total[k] >= 2}
+                break
+            else:
                 break
         return run
 
@@ -518,7 +642,7 @@ def _common_subexpressions(stmts, pure=frozenset()):
 
 def _pure(e):
     return all(isinstance(n, (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.operator,
-                              ast.unaryop, ast.expr_context)) for n in ast.walk(e))
+                              ast.unaryop, ast.expr_context)) for n in A.nodes(e))
 
 
 def _dead_tail(stmts):
@@ -527,12 +651,11 @@ def _dead_tail(stmts):
     live = {n for s in stmts if isinstance(s, (ast.Global, ast.Nonlocal)) for n in s.names}
     keep = []
     for s in reversed(stmts):
-        if (isinstance(s, ast.Assign) and len(s.targets) == 1
-                and isinstance(s.targets[0], ast.Name) and _pure(s.value)
-                and s.targets[0].id not in live):
+        pure = (isinstance(s, ast.Assign) and len(s.targets) == 1
+                and isinstance(s.targets[0], ast.Name) and _pure(s.value))
+        if pure and s.targets[0].id not in live:
             continue
-        if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
-                s.targets[0], ast.Name) and _pure(s.value):
+        if pure:
             live.discard(s.targets[0].id)
         live |= A.names_loaded(s)
         keep.append(s)
@@ -547,7 +670,7 @@ def pure_calls(stmts, namespace, local_names):
     in derivative code that is differentiated again): safe to compute once."""
     out = set()
     for s in stmts:
-        for n in ast.walk(s):
+        for n in A.nodes(s):
             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) \
                     and n.func.id not in local_names:
                 name = n.func.id
@@ -578,7 +701,7 @@ def hoist_module_functions(stmts, namespace, local_names):
             return obj if inspect.ismodule(obj) else None
         return None
 
-    class Hoist(ast.NodeTransformer):
+    class Hoist(A.Transformer):
         def visit_Call(self, node):
             self.generic_visit(node)
             f = node.func
@@ -604,15 +727,15 @@ def simplify_scalar(stmts, adjoint_names):
         from sympy.printing.pycode import pycode
         calls, symbols = {}, {}
 
-        class Opaque(ast.NodeTransformer):
+        class Opaque(A.Transformer):
             def visit_Call(self, node):
                 key = ast.dump(node)
                 if key not in calls:
                     calls[key] = (f"_call{len(calls)}", node)
                 return ast.Name(id=calls[key][0], ctx=ast.Load())
 
-        masked = Opaque().visit(copy.deepcopy(expr))
-        for n in ast.walk(masked):
+        masked = Opaque().visit(A.copy_tree(expr))
+        for n in A.walk(masked):
             if not isinstance(n, (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Add,
                                   ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd,
                                   ast.Load)):
@@ -670,7 +793,7 @@ def _shares_a_factor(expr):
         if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow):
             return factors(n.left, out)
         if not isinstance(n, ast.Constant):
-            out.add(ast.dump(n))
+            out.add(text[id(n)])
         return out
 
     def negative(t):
@@ -685,7 +808,8 @@ def _shares_a_factor(expr):
             isinstance(t.left, ast.Constant) or isinstance(t.right, ast.Constant)
             or numeric_factor(t.left) or numeric_factor(t.right))
 
-    for n in ast.walk(expr):
+    text = A.dumps(expr)                 # ast.dump of each part
+    for n in A.nodes(expr):
         if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub)):
             parts = terms(n, [])
             if sum(1 for t in parts if negative(t)) >= 2:      # -a + -b: -(a + b)
@@ -695,7 +819,7 @@ def _shares_a_factor(expr):
             # coefficient, which a second one (`c + c + 2*b`: 2*(c + b)) could share
             distinct = {}
             for t in parts:
-                distinct.setdefault(ast.dump(t), [t, 0])[1] += 1
+                distinct.setdefault(text[id(t)], [t, 0])[1] += 1
             if len(distinct) < len(parts) and sum(
                     1 for t, count in distinct.values()
                     if count > 1 or numeric_factor(t)) >= 2:

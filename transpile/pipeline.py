@@ -609,7 +609,7 @@ def _front(unit, active, kind, kinds):
 
 def _may_be_truth_value(norm):
     """Is the result assigned a comparison, `not`, `and`/`or` or a bool literal anywhere?"""
-    for s in ast.walk(ast.Module(body=norm.body, type_ignores=[])):
+    for s in A.nodes(ast.Module(body=norm.body, type_ignores=[])):
         if isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == norm.result
                                              for t in s.targets):
             v = s.value
@@ -655,7 +655,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     fwd, rev = shapes.specialise(fwd, rev, rt, kind, compiled, resolver, number_seed)
     all_scalar = all(k == "scalar" for k in an.kind.values())
     uses_stack = any(isinstance(n, ast.Name) and n.id in (PUSH, POP)
-                     for s in fwd + rev for n in ast.walk(s))
+                     for s in fwd + rev for n in A.nodes(s))
     nones = sorted(v for v in resolver.saved | held if v not in params)
     d_result = names.adjoint(result)
     adjoints = _adjoints_read(rev, names) - {d_result}
@@ -696,7 +696,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         body = _optimized(body, env, local_names, options, names, all_scalar, rt)
         if options["optimize"] and options["checkpoint"] is None:
             body = sum(drop_unread_saves(*split_at_first_pop(body)), [])
-        args = copy.deepcopy(unit.node.args)
+        args = A.copy_tree(unit.node.args)
         fn, source = build(f"grad_{name}", args, body, env, unit, unit.defaults,
                            unit.kwdefaults, kind="grad")
         compiled.function, compiled.source = fn, source
@@ -739,7 +739,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     if options["optimize"]:
         fbody = optimize.hoist_module_functions(fbody, env, local_names)
         fbody = optimize.drop_unneeded_inits(fbody)
-    fargs = copy.deepcopy(unit.node.args)
+    fargs = A.copy_tree(unit.node.args)
     fwd_fn, fsrc = build(f"{name}_forward", fargs, fbody, env, unit, unit.defaults,
                          unit.kwdefaults, kind="forward")
     bargs = ast.arguments(posonlyargs=[], args=[ast.arg(arg=tape_name),
@@ -780,7 +780,7 @@ def _free_stack_names(norm, names):
 def tangent_names(target, active):
     """Keyword names of the tangent parameters of target's jvp function: t<param>."""
     unit = unit_of(target)
-    used = {n.id for n in ast.walk(unit.node) if isinstance(n, ast.Name)} | set(unit.params)
+    used = {n.id for n in A.nodes(unit.node) if isinstance(n, ast.Name)} | set(unit.params)
     out = {}
     for p in active:
         name = "t" + p
@@ -805,7 +805,7 @@ def _assemble_jvp(unit, norm, an, env, names, active, compiled, options, local_n
     else:
         body += T.expand(T.return_value_and, VALUE=result, OUT=out)
     body = _optimized(body, env, local_names, options, names, all_scalar=False)
-    args = copy.deepcopy(unit.node.args)
+    args = A.copy_tree(unit.node.args)
     seed = options.get("seed", 0.0)         # 1.0: called without tangents, a derivative
     for t in tangents:                       # keyword-only, default 0.0 (no tangent)
         args.kwonlyargs.append(ast.arg(arg=t))
@@ -868,24 +868,29 @@ def _zero_vjp_calls(body, env):
             return type(node.value) in (int, float) and node.value == 0
         return isinstance(node, ast.Name) and node.id in zeros
 
-    class Zeros(ast.NodeTransformer):
+    def zero_vjp(node):
+        """Is node such a call (its replacement leaves its parts as they are)?"""
+        origin = env.origins.get(node.func.id) if isinstance(node.func, ast.Name) else None
+        return (isinstance(origin, tuple) and origin[0] == "vjp" and node.args
+                and is_zero(node.args[0]) and len(node.args) > 2 + origin[2])
+
+    class Zeros(A.Transformer):
         def visit_Call(self, node):
             self.generic_visit(node)
-            origin = env.origins.get(node.func.id) if isinstance(node.func, ast.Name) \
-                else None
-            if not (isinstance(origin, tuple) and origin[0] == "vjp" and node.args
-                    and is_zero(node.args[0]) and len(node.args) > 2 + origin[2]):
+            if not zero_vjp(node):
                 return node
+            origin = env.origins[node.func.id]
             return ast.copy_location(ast.Call(
                 func=A.load(env.helper("zeros_like")),
-                args=[copy.deepcopy(node.args[2 + origin[2]])], keywords=[]), node)
+                args=[A.copy_tree(node.args[2 + origin[2]])], keywords=[]), node)
     out = []
     for stmt in body:
         simple = isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(
             stmt.targets[0], ast.Name)
         if not simple:                  # a block: what it writes may not be zero inside
             zeros -= A.names_stored(stmt)
-        stmt = Zeros().visit(stmt)
+        if any(isinstance(n, ast.Call) and zero_vjp(n) for n in A.nodes(stmt)):
+            stmt = Zeros().visit(stmt)
         out.append(stmt)
         if simple:
             target = stmt.targets[0].id
@@ -899,14 +904,14 @@ def _zero_vjp_calls(body, env):
 
 
 def _uses_name(stmts, name):
-    return any(isinstance(n, ast.Name) and n.id == name for s in stmts for n in ast.walk(s))
+    return any(isinstance(n, ast.Name) and n.id == name for s in stmts for n in A.nodes(s))
 
 
 def _adjoints_read(stmts, names):
     adj = set(names.adjoints.values())
     out = set()
     for s in stmts:
-        for n in ast.walk(s):
+        for n in A.nodes(s):
             if isinstance(n, ast.Name) and n.id in adj:
                 out.add(n.id)
     return out

@@ -109,7 +109,7 @@ class ReverseTransform(ControlFlowReversal, Transform):
                 return containers.rule_for(v).selects(self, v) & active
             new = set()
             if special is None:
-                for n in ast.walk(v):
+                for n in A.walk(v):
                     if self._internal(n):
                         rule, args = self.rule_of(n)
                         if rule is not None and rule.masks:
@@ -202,8 +202,8 @@ class ReverseTransform(ControlFlowReversal, Transform):
         is 0) when g may be masked and p may be inf or nan, else the plain product."""
         if self.cur_masked and not _surely_finite(p):
             return ast.Call(func=A.load(self.env.helper("mul_masked")),
-                            args=[p, copy.deepcopy(g)], keywords=[])
-        return algebra.mul(p, copy.deepcopy(g))
+                            args=[p, A.copy_tree(g)], keywords=[])
+        return algebra.mul(p, A.copy_tree(g))
 
     # --- the zero placeholder ------------------------------------------------------------
     def _unsure_top_level(self):
@@ -246,7 +246,7 @@ class ReverseTransform(ControlFlowReversal, Transform):
                 self.depth > 0 or self.branches > 0 or id(s) in self.unsure_top)):
             return stmts
         test = ast.UnaryOp(op=ast.Not(), operand=ast.Call(
-            func=A.load(self.env.helper("is_zero")), args=[copy.deepcopy(G)], keywords=[]))
+            func=A.load(self.env.helper("is_zero")), args=[A.copy_tree(G)], keywords=[]))
         return [ast.If(test=test, body=stmts, orelse=[])]
 
     # --- driving ---------------------------------------------------------------------
@@ -538,7 +538,7 @@ class ReverseTransform(ControlFlowReversal, Transform):
         if id(n) in values:
             return A.load(values[id(n)])
         if not self._internal(n):
-            return copy.deepcopy(n)
+            return A.copy_tree(n)
         rule, args = self.rule_of(n)
         new = copy.copy(n)
         if isinstance(n, ast.BinOp):
@@ -581,7 +581,7 @@ class ReverseTransform(ControlFlowReversal, Transform):
                 return
             full = G if coef is None else (coef if G is None else self.masked_product(
                 coef, G))
-            full = copy.deepcopy(full)
+            full = A.copy_tree(full)
             if broadcast:       # summing is linear: keep a sign outside, -unbroadcast(g)
                 negated = isinstance(full, ast.UnaryOp) and isinstance(full.op, ast.USub)
                 full = ast.Call(func=A.load(self.env.helper("unbroadcast")),
@@ -607,7 +607,7 @@ class ReverseTransform(ControlFlowReversal, Transform):
                 coef, G))
             g = self.names.fresh("_g")
             out.append(A.assign(g, ast.Call(func=A.load(self.env.helper("real_part")),
-                                            args=[copy.deepcopy(full)], keywords=[])))
+                                            args=[A.copy_tree(full)], keywords=[])))
             coef, G = A.load(g), None
         act = [i for i, a in enumerate(args) if self.active(a)]
         if len(act) > 1 and coef is not None and not A.is_atom(coef):
@@ -625,9 +625,9 @@ class ReverseTransform(ControlFlowReversal, Transform):
                 full = G if coef is None else (coef if G is None else self.masked_product(
                     coef, G))
                 ans = self._value_expr(n, values) if _reads_ans(rule) else A.const(None)
-                child = ast.Call(func=A.load(helper), args=[copy.deepcopy(full), ans]
+                child = ast.Call(func=A.load(helper), args=[A.copy_tree(full), ans]
                     + [self._value_expr(a, values) for a in args],
-                    keywords=copy.deepcopy(getattr(n, "keywords", [])))
+                    keywords=A.copy_tree(getattr(n, "keywords", [])))
                 self._propagate(args[i], child, None, values, out)
                 continue
             p = rule.partials[i]
@@ -643,9 +643,9 @@ class ReverseTransform(ControlFlowReversal, Transform):
                 # a selection's adjoint is 0 where it does not select, whatever flows in
                 # (an inf from np.sqrt(np.maximum(x, 0)) at 0): mask * adjoint keeps it
                 full = G if coef is None else (coef if G is None else algebra.mul(
-                    copy.deepcopy(coef), copy.deepcopy(G)))
+                    A.copy_tree(coef), A.copy_tree(G)))
                 child = ast.Call(func=A.load(self.env.helper("mul_masked")),
-                                 args=[copy.deepcopy(full), p], keywords=[])
+                                 args=[A.copy_tree(full), p], keywords=[])
                 others = [self.an.kind_of(a) for j, a in enumerate(args) if j != i]
                 self._propagate(args[i], child, None, values, out,
                                 broadcast=any(k != SCALAR for k in others))
@@ -655,7 +655,7 @@ class ReverseTransform(ControlFlowReversal, Transform):
             elif G is None:             # coef is the adjoint itself
                 child = self.masked_product(p, coef)
             else:                       # a product of partials, times G at the leaves
-                child = algebra.mul(p, copy.deepcopy(coef))
+                child = algebra.mul(p, A.copy_tree(coef))
             if G is not None and isinstance(child, ast.Constant) and child.value == 1:
                 child = None
             others = [self.an.kind_of(a) for j, a in enumerate(args) if j != i and not (

@@ -21,7 +21,6 @@ A value the inference cannot follow (an index, a reshape to a computed shape, a 
 anything of another dtype) has no shape (None), and every rewrite needing it is left out.
 """
 import ast
-import copy
 import functools
 import inspect
 
@@ -253,9 +252,9 @@ class Shapes:
         for item in items:
             bounds = self._slice_bounds(item)
             if bounds is not None:
-                out.append(ast.Slice(*[copy.deepcopy(b) for b in bounds]))
+                out.append(ast.Slice(*[A.copy_tree(b) for b in bounds]))
             elif self.is_int(item):
-                out.append(copy.deepcopy(item))
+                out.append(A.copy_tree(item))
             else:
                 return None
         return out[0] if not isinstance(index, ast.Tuple) else ast.Tuple(elts=out,
@@ -488,7 +487,7 @@ class Shapes:
         if isinstance(target, ast.Name):
             self.env[target.id] = self.of(value)
         else:
-            for n in ast.walk(target):
+            for n in A.walk(target):
                 if isinstance(n, ast.Name) and isinstance(target, (ast.Tuple, ast.List)):
                     self.env[n.id] = None
 
@@ -532,7 +531,7 @@ def primal_shapes(body, params, facts, resolve, results=None):
         own = [s.target] if isinstance(s, ast.For) else [] if isinstance(
             s, (ast.If, ast.While)) else [s]
         for part in own:
-            poisoned |= {n.id for n in ast.walk(part) if isinstance(n, ast.Name)
+            poisoned |= {n.id for n in A.nodes(part) if isinstance(n, ast.Name)
                          and isinstance(n.ctx, ast.Store)}
     _ints_and_shape_names(sh, sites, body, params)     # (from the parameters' shapes)
     for s, _ in sites:
@@ -617,7 +616,7 @@ def _ints_and_shape_names(sh, sites, body, params):
 
 
 def _reads(e, env, unset):
-    return any(isinstance(n, ast.Name) and env.get(n.id, None) is unset for n in ast.walk(e))
+    return any(isinstance(n, ast.Name) and env.get(n.id, None) is unset for n in A.nodes(e))
 
 
 def _walk_with_depth(body, depth=0):
@@ -677,7 +676,7 @@ class _Specialiser:
                     if isinstance(t, ast.Name) and t.id in self.fixed:
                         continue
                     if isinstance(t, (ast.Tuple, ast.List)):
-                        for n in ast.walk(t):
+                        for n in A.walk(t):
                             if isinstance(n, ast.Name) and n.id not in self.fixed:
                                 self.sh.env[n.id] = None
                         continue
@@ -688,7 +687,7 @@ class _Specialiser:
             elif isinstance(s, ast.Return) and s.value is not None:
                 s.value = self.expr(s.value)
             else:
-                for n in ast.walk(s):
+                for n in A.walk(s):
                     if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store) and \
                             n.id not in self.fixed:
                         self.sh.env[n.id] = None
@@ -725,7 +724,7 @@ class _Specialiser:
             for n in stored - keep:
                 self.sh.env[n] = None
             start = dict(self.sh.env)
-            trial = self._rewrite_loop(copy.deepcopy(s))
+            trial = self._rewrite_loop(A.copy_tree(s))
             bad = {n for n in keep if not (self.sh.env.get(n) is start[n] or same_shape(
                 self.sh.env.get(n), start[n]))}
             if not bad:
@@ -779,7 +778,7 @@ class _Specialiser:
                 return None
             part = self.sh._part(shape, index)
             g = target.elts[0].id
-            read = ast.Subscript(value=A.load(dv), slice=copy.deepcopy(index), ctx=ast.Load())
+            read = ast.Subscript(value=A.load(dv), slice=A.copy_tree(index), ctx=ast.Load())
             if part != ():              # a view into dv: its values as they are now
                 read = ast.Call(func=ast.Attribute(value=read, attr="copy", ctx=ast.Load()),
                                 args=[], keywords=[])
@@ -835,7 +834,8 @@ class _Specialiser:
         """e with its sub-expressions rewritten (innermost first)."""
         if isinstance(e, ast.Lambda):
             return e
-        for field, value in ast.iter_fields(e):
+        for field in e._fields:                 # (ast.iter_fields, without a generator)
+            value = getattr(e, field, None)
             if isinstance(value, ast.expr):
                 setattr(e, field, self.expr(value))
             elif isinstance(value, list):
@@ -1053,7 +1053,7 @@ def specialise(fwd, rev, rt, kind, compiled=None, resolver=None, number_seed=Tru
     if sp.failed:
         _redirect(rt, sp.failed, fwd + rev)
     if resolver is not None:
-        read = {n.id for s in rev for n in ast.walk(s) if isinstance(n, ast.Name)
+        read = {n.id for s in rev for n in A.nodes(s) if isinstance(n, ast.Name)
                 and isinstance(n.ctx, ast.Load)} | set(rt.zero_buffers.values())
         resolver.needed = {v for v in resolver.needed if v in read}
     if compiled is not None:
@@ -1250,7 +1250,7 @@ def _redirect(rt, failed, stmts):
         kinds.pop(RESULT_ADJOINT, None)
         names[request] = rt.env.callee(r["target"], r["active"], kinds, r["stmt"])
     for s in stmts:
-        for n in ast.walk(s):
+        for n in A.walk(s):
             request = A.get_tag(n, "callee_request") if isinstance(n, ast.Call) else None
             if request in names:
                 fwd_name, bwd_name = names[request]

@@ -71,7 +71,7 @@ class Resolver:
 
     def run(self, fwd_m, rev_m):
         self.rerun = any(A.get_tag(n, "recompute") is not None
-                         for s in rev_m for n in ast.walk(s))
+                         for s in rev_m for n in A.nodes(s))
         needed = None
         while True:
             self.needed = needed if needed is not None else _reads(rev_m) & self.plan.primal
@@ -160,7 +160,7 @@ class Resolver:
                     A.load(base), A.index_value(index), ast.Call(
                         func=A.load(POP), args=[], keywords=[])], keywords=[]))]
             array = how == "array"
-            sub = ast.Subscript(value=A.load(base), slice=copy.deepcopy(index),
+            sub = ast.Subscript(value=A.load(base), slice=A.copy_tree(index),
                                 ctx=ast.Load() if not reverse else ast.Store())
             if reverse:
                 return [self._pop(sub)]
@@ -208,16 +208,20 @@ def _reads(stmts):
 def _loaded(node):
     """Names read in node; a re-run forward body (checkpointing) reads only what its tag
     lists: the values it takes from outside the loop (the rest come from a snapshot)."""
-    inputs = A.get_tag(node, "recompute")
-    if inputs is not None:
-        return set(inputs)
-    if isinstance(node, ast.Name):
-        return {node.id} if isinstance(node.ctx, ast.Load) else set()
     out = set()
-    if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
-        out.add(node.target.id)
-    for child in ast.iter_child_nodes(node):
-        out |= _loaded(child)
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        inputs = A.get_tag(n, "recompute")
+        if inputs is not None:
+            out.update(inputs)
+        elif isinstance(n, ast.Name):
+            if isinstance(n.ctx, ast.Load):
+                out.add(n.id)
+        else:
+            if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
+                out.add(n.target.id)
+            todo.extend(A.children(n, leaves=False))
     return out
 
 
@@ -307,7 +311,7 @@ def loop_tapes(fwd, rev, names):
         body = list(s.body)
         if len(saved) == 1:                     # record the value directly
             body[positions[0]] = ast.Expr(value=ast.Call(
-                func=A.load(record), args=[copy.deepcopy(s.body[positions[0]].value.args[0])],
+                func=A.load(record), args=[A.copy_tree(s.body[positions[0]].value.args[0])],
                 keywords=[]))
         else:                                   # copy at each push, record one tuple
             for k, j in enumerate(positions):
@@ -338,14 +342,14 @@ def loop_tapes(fwd, rev, names):
         walked = ast.Call(func=A.load("reversed"), args=[A.load(tape)], keywords=[])
         loop_var = rloop.target
         if any(isinstance(n, ast.Name) and n.id == getattr(loop_var, "id", None)
-               for st in rbody for n in ast.walk(st)) and loop_var.id != "_":
-            target = ast.Tuple(elts=[copy.deepcopy(loop_var), target], ctx=ast.Store())
+               for st in rbody for n in A.nodes(st)) and loop_var.id != "_":
+            target = ast.Tuple(elts=[A.copy_tree(loop_var), target], ctx=ast.Store())
             walked = ast.Call(func=A.load("zip"), args=[rloop.iter, walked], keywords=[])
         new_rloop = copy.copy(rloop)
         new_rloop.target, new_rloop.iter, new_rloop.body = target, walked, rbody
         rev[i] = new_rloop
         counters = {n.id for st in new_fwd + loop.body if A.get_tag(st, "loop") == L
-                    for n in ast.walk(st) if isinstance(n, ast.Name)}
+                    for n in A.nodes(st) if isinstance(n, ast.Name)}
         if not counters & A.names_loaded(new_rloop.iter):        # iteration count unused
             new_fwd[:] = [st for st in new_fwd if A.get_tag(st, "loop") != L]
             loop.body = [st for st in loop.body if A.get_tag(st, "loop") != L]
@@ -384,7 +388,7 @@ def _is_pop(s):
 
 def _uses_stack(stmts):
     return any(isinstance(n, ast.Name) and n.id in (PUSH, POP)
-               for s in stmts for n in ast.walk(s))
+               for s in stmts for n in A.nodes(s))
 
 
 def _tape_plan(floop, rloop):

@@ -15,7 +15,6 @@ the generated functions (pipeline.py) and of per-loop tapes (tapes.py) is writte
 templates below.
 """
 import ast
-import copy
 import inspect
 import textwrap
 
@@ -35,11 +34,11 @@ def expand(template, **subs):
         if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and \
                 isinstance(stmt.value.value, str):
             continue                                  # the template's docstring
-        out.append(_Substitute(subs).visit(copy.deepcopy(stmt)))
-    return [ast.fix_missing_locations(s) for s in out]
+        out.append(_Substitute(subs).visit(A.copy_tree(stmt)))
+    return [A.fix_missing_locations(s) for s in out]
 
 
-class _Substitute(ast.NodeTransformer):
+class _Substitute(A.Transformer):
     def __init__(self, subs):
         self.subs = subs
 
@@ -56,11 +55,11 @@ class _Substitute(ast.NodeTransformer):
         if isinstance(value, str):
             return ast.Name(id=value, ctx=node.ctx)
         if isinstance(value, (list, tuple)):
-            elts = [ast.Name(id=v, ctx=node.ctx) if isinstance(v, str) else copy.deepcopy(v)
+            elts = [ast.Name(id=v, ctx=node.ctx) if isinstance(v, str) else A.copy_tree(v)
                     for v in value]
             return ast.Tuple(elts=elts, ctx=node.ctx)
         if isinstance(node.ctx, ast.Load):
-            return copy.deepcopy(value)
+            return A.copy_tree(value)
         raise ValueError(f"template placeholder {node.id} is assigned to: give a name")
 
 
