@@ -41,6 +41,7 @@ import textwrap
 import types
 import weakref
 
+from . import jit_arrays
 from .errors import TranspileError
 from .tapes import PUSH, POP, STACK
 
@@ -220,6 +221,20 @@ class _NumbaPass(ast.NodeTransformer):
             node.args[0] = ast.copy_location(ast.Call(
                 func=ast.Name(id="_jit_prefix", ctx=ast.Load()),
                 args=[sub.value, sub.slice.upper], keywords=[]), sub)
+        elif any(self._is(node.func, fn) for fn in jit_arrays.REWRITES) and len(
+                node.args) == 2 and not node.keywords:
+            name = next(n for fn, n in jit_arrays.REWRITES.items() if self._is(node.func, fn))
+            node.func = ast.copy_location(ast.Name(id=name, ctx=ast.Load()), node.func)
+        elif ((len(node.args) == 2 or node.keywords) and len(node.args) <= 2
+                and {k.arg for k in node.keywords} <= {"axis", "keepdims"}
+                and not any(isinstance(a, ast.Starred) for a in node.args)):
+            # np.sum(a, axis, keepdims=True)...: numba's reductions take no keepdims
+            # (and max/min no axis): the stand-ins of jit_arrays take both
+            for fn, name in jit_arrays.REDUCTIONS.items():
+                if self._is(node.func, fn):
+                    node.func = ast.copy_location(ast.Name(id=name, ctx=ast.Load()),
+                                                  node.func)
+                    break
         return node
 
     @staticmethod
@@ -464,7 +479,7 @@ def _helpers():
     numba = numba_module()
     from numba.core import types as nt
     from numba.extending import overload
-    from . import runtime, seed
+    from . import jit_arrays, runtime
 
     def jit_reversed(seq):
         return builtins.reversed(seq)
@@ -492,15 +507,6 @@ def _helpers():
             return impl
         if isinstance(seq, (nt.List, nt.Array)):
             return lambda seq, n: seq[:n]
-
-    def jit_unbroadcast(g, like):
-        return runtime.unbroadcast(g, like)
-
-    @overload(jit_unbroadcast)
-    def _unbroadcast(g, like):
-        scalar = (nt.Number, nt.Boolean)
-        if isinstance(g, scalar) and isinstance(like, scalar):
-            return lambda g, like: g            # a scalar adjoint of a scalar value
 
     def jit_pow_log(a, b, k):
         return runtime.pow_log(a, b, k)
@@ -568,23 +574,15 @@ def _helpers():
     def jit_log(x, base):
         return math.log(x) / math.log(base)    # what math.log(x, base) computes
 
-    def jit_result_seed(value):
-        return seed.result_seed(value)
-
-    @overload(jit_result_seed)
-    def _result_seed(value):
-        if isinstance(value, (nt.Number, nt.Boolean)):
-            return lambda value: 1.0            # the seed of a number (seed.py)
-
     _HELPERS.update(reversed=jit_reversed, _jit_prefix=jit_prefix, _jit_log=jit_log,
-                    unbroadcast=jit_unbroadcast, pow_log=jit_pow_log,
-                    pow_deriv=jit_pow_deriv, sign=jit_sign, is_zero=jit_is_zero,
-                    abs_partial=jit_abs_partial, result_seed=jit_result_seed)
-    _REPLACED[seed.result_seed] = "result_seed"
+                    pow_log=jit_pow_log, pow_deriv=jit_pow_deriv, sign=jit_sign,
+                    is_zero=jit_is_zero, abs_partial=jit_abs_partial)
+    arrays, replaced = jit_arrays.standins()
+    _HELPERS.update(arrays)
+    _REPLACED.update(replaced)
     _REPLACED[runtime.sign] = "sign"
     _REPLACED[runtime.abs_partial] = "abs_partial"
     _REPLACED[runtime.is_zero] = "is_zero"
-    _REPLACED[runtime.unbroadcast] = "unbroadcast"
     _REPLACED[runtime.pow_log] = "pow_log"
     _REPLACED[runtime.pow_deriv] = "pow_deriv"
     return _HELPERS
