@@ -573,9 +573,19 @@ def _build():
         dt = float_dtype(value.dtype)
         fresh = isinstance(adj, scalar)     # the 0.0 placeholder: zeros like value
         if basic(index):
-            def impl(adj, value, index, g):
+            ints = (1 if isinstance(index, nt.Integer) else 0 if not isinstance(
+                index, nt.BaseTuple) else sum(isinstance(e, nt.Integer) for e in index.types))
+            if ints >= value.ndim:                   # one element
+                def element(adj, value, index, g):
+                    out = np.zeros(value.shape, dt) if fresh else adj
+                    out[index] += g
+                    return out
+                return element
+
+            def impl(adj, value, index, g):          # a view: added into in place
                 out = np.zeros(value.shape, dt) if fresh else adj
-                out[index] += g
+                view = out[index]
+                view += g
                 return out
             return impl
         if (isinstance(index, nt.Array) and index.ndim == 1
