@@ -209,6 +209,14 @@ class _NumbaPass(ast.NodeTransformer):
 
     def visit_Call(self, node):
         self.generic_visit(node)
+        import numpy
+        if (len(node.args) == 2 and not node.keywords and not any(
+                isinstance(a, ast.Starred) for a in node.args) and (
+                self._is(node.func, numpy.matmul)
+                or self._is(node.func, getattr(numpy.linalg, "matmul", numpy.matmul)))):
+            # np.matmul(a, b) is a @ b: numba has the operator, not the function
+            return ast.copy_location(ast.BinOp(left=node.args[0], op=ast.MatMult(),
+                                               right=node.args[1]), node)
         if self._is(node.func, math.log) and len(node.args) == 2 and not node.keywords:
             node.func = ast.copy_location(ast.Name(id="_jit_log", ctx=ast.Load()), node.func)
         elif (self._is(node.func, builtins.reversed) and len(node.args) == 1

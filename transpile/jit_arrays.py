@@ -28,7 +28,7 @@ _REPLACES = {}        # runtime helper or vjp rule -> name of its stand-in
 REDUCTIONS = {np.sum: "_jit_sum", np.mean: "_jit_mean", np.max: "_jit_max",
               np.min: "_jit_min", np.amax: "_jit_max", np.amin: "_jit_min"}
 #: NumPy functions the numba pass always rewrites (numba's lack cases the stand-in has)
-REWRITES = {np.full: "_jit_full"}
+REWRITES = {np.full: "_jit_full", np.dot: "_jit_dot"}
 
 
 def standins():
@@ -243,6 +243,18 @@ def _build():
         return impl
 
     _STANDINS["_jit_full"] = jit_full
+
+    def jit_dot(a, b):
+        return np.dot(a, b)
+
+    @overload(jit_dot)
+    def _dot(a, b):
+        if isinstance(a, scalar) or isinstance(b, scalar):
+            return lambda a, b: a * b               # np.dot of a number multiplies
+        if isinstance(a, nt.Array) and isinstance(b, nt.Array):
+            return lambda a, b: np.dot(a, b)
+
+    _STANDINS["_jit_dot"] = jit_dot
 
     # --- vjps of reductions ---------------------------------------------------------------
 
