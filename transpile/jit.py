@@ -78,7 +78,7 @@ class JitCompiled:
         if base is not None and not (base._check() and base.generation == self.generation):
             base._fresh()
             if base.generation != self.generation:
-                self._function = dispatcher(base._function)
+                self._function = Repairing(base._function)
                 self.source = base._source
                 self.generation = base.generation
         return self._function
@@ -90,7 +90,7 @@ def compiled_for(compiled):
     jitted = _JITTED.get(compiled)
     if jitted is None:
         try:
-            function = dispatcher(compiled.function)
+            function = Repairing(compiled.function)
         except TranspileError:
             raise
         except Exception as exc:          # not expected: still one clear error
@@ -403,6 +403,7 @@ def dispatcher(fn, entry=True):
     fdef.args.defaults = []               # the function's own evaluated defaults are set
     fdef.args.kw_defaults = [None] * len(fdef.args.kwonlyargs)     # on the copy below
     _NumbaPass(lambda name: _lookup(fn, name)).run(fdef)
+    _typed_placeholders(fdef, _FIXES.get(fn, {}))
     defaults = _positional(fn, fdef)
     ast.fix_missing_locations(tree)
     if filename is None:                 # generated: its own name, registered below
@@ -411,6 +412,8 @@ def dispatcher(fn, entry=True):
         _GENERATED[filename] = _where(fn, None)[0], fn.__transpile_lines__
     else:
         ast.increment_lineno(tree, start - 1)
+    last = max((getattr(n, "end_lineno", 0) or 0) for n in ast.walk(fdef))
+    _BUILT.append((filename, fdef.lineno, last, weakref.ref(fn)))
     namespace = {"__builtins__": builtins, "__name__": f"transpile_jit_{fn.__name__}",
                  **_helpers()}
     exec(compile(tree, filename, "exec"), namespace)
@@ -430,6 +433,95 @@ def dispatcher(fn, entry=True):
 
 
 _BUILDING = weakref.WeakSet()       # functions whose free names are being bound
+_FIXES = weakref.WeakKeyDictionary()   # function -> {variable: (ndim, dtype) of its arrays}
+_BUILT = []                            # (file, first line, last line, weakref to function)
+
+
+# --- placeholders typed by numba's own inference -------------------------------------------
+
+class Repairing:
+    """The numba dispatcher of a gradient, built again when numba reports a placeholder
+    of the wrong type: a variable that holds arrays in a loop but a number (the zero
+    adjoint 0.0, or the typed placeholder of a variable saved before its first assignment)
+    where the loop starts. The type numba inferred for the variable's arrays is then the
+    placeholder's (`_typed_placeholders`): an adjoint's zero becomes zeros shaped like its
+    value, a saved-before-assigned placeholder an empty array of that type (never read)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.dispatcher = dispatcher(fn)
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return self.dispatcher(*args, **kwargs)
+        except Exception as exc:
+            if not _repair(exc):
+                raise
+        self.dispatcher = dispatcher(self.fn)
+        return self(*args, **kwargs)
+
+
+_UNIFY = re.compile(r"Cannot unify (.+?) and (.+?) for '([A-Za-z_][A-Za-z0-9_]*)(?:\.\d+)?', "
+                    r"defined at (.+?) \((\d+)\)")
+_ARRAY_TYPE = re.compile(r"array\((float64|float32|int64|int32|bool), (\d+)d, [CFA]\)$")
+
+
+def _repair(exc):
+    """Record the placeholder fix a numba unification failure calls for (True), or
+    False when it is not one (the error stands)."""
+    try:
+        numba = numba_module()
+    except TranspileError:
+        return False
+    if not isinstance(exc, numba.core.errors.TypingError):
+        return False
+    found = _UNIFY.search(_ANSI.sub("", str(exc)))
+    if found is None:
+        return False
+    first, second, name, filename, line = found.groups()
+    scalars = ("float64", "int64", "bool", "Literal[int](0)", "Literal[float](0.0)")
+    array = next((_ARRAY_TYPE.match(t) for t in (first, second) if _ARRAY_TYPE.match(t)),
+                 None)
+    other = second if array is not None and _ARRAY_TYPE.match(first) else first
+    if array is None or other not in scalars:
+        return False
+    line = int(line)
+    fn = next((ref() for f, lo, hi, ref in reversed(_BUILT)
+               if f == filename and lo <= line <= hi and ref() is not None), None)
+    if fn is None:
+        return False
+    fixes = _FIXES.setdefault(fn, {})
+    want = (int(array.group(2)), array.group(1))
+    if fixes.get(name) == want:
+        return False                      # already typed so: numba's error stands
+    fixes[name] = want
+    _DISPATCHERS.clear()                  # callers hold the old dispatchers: all again
+    return True
+
+
+def _typed_placeholders(fdef, fixes):
+    """`NAME = 0.0` (or 0, False) for a NAME in fixes: zeros like NAME's value for an
+    adjoint ``dV`` of a variable V of the function, else an empty array of the type."""
+    if not fixes:
+        return
+    bound = {a.arg for a in ast.walk(fdef.args) if isinstance(a, ast.arg)}
+    bound |= {n.id for n in ast.walk(fdef) if isinstance(n, ast.Name)
+              and isinstance(n.ctx, ast.Store)}
+    for node in ast.walk(fdef):
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name) and node.targets[0].id in fixes
+                and isinstance(node.value, ast.Constant)
+                and node.value.value in (0, 0.0, False, None)):
+            continue
+        name = node.targets[0].id
+        ndim, dtype = fixes[name]
+        if name.startswith("d") and name[1:] in bound:
+            text = f"_jit_zeros_like({name[1:]})"
+        else:
+            dtype = "bool_" if dtype == "bool" else dtype
+            shape = "(" + "0, " * ndim + ")"
+            text = f"_jit_np.zeros({shape}, _jit_np.{dtype})"
+        node.value = ast.copy_location(ast.parse(text, mode="eval").body, node.value)
 
 
 def _positional(fn, fdef):

@@ -256,6 +256,20 @@ def _build():
 
     _STANDINS["_jit_dot"] = jit_dot
 
+    def jit_zeros_like(value):
+        return runtime.zeros_like(value)
+
+    @overload(jit_zeros_like)
+    def _zeros_like(value):
+        if isinstance(value, scalar):
+            return lambda value: 0.0
+        if isinstance(value, nt.Array):
+            dt = float_dtype(value.dtype)
+            return lambda value: np.zeros(value.shape, dt)
+
+    _STANDINS["_jit_zeros_like"] = jit_zeros_like
+    _STANDINS["_jit_np"] = np
+
     # --- vjps of reductions ---------------------------------------------------------------
 
     @register_jitable
