@@ -132,14 +132,17 @@ class _NumbaPass(ast.NodeTransformer):
     """Rewrites of generated (or user) Python into the subset numba compiles; `means(name)`
     is the object a free name of the function refers to."""
 
-    def __init__(self, means):
+    def __init__(self, means, tape_stacks=None):
         self.means = means
+        self.tape_stacks = tape_stacks
 
     def run(self, fdef):
         self._drop_unused_defs(fdef)
         self._drop_dead_nones(fdef)
         self._placeholders(fdef)
         self._split_stack(fdef)
+        if self.tape_stacks:
+            _split_tape_stack(fdef, self.tape_stacks)
         return self.visit(fdef)
 
     @staticmethod
@@ -328,6 +331,97 @@ class _NumbaPass(ast.NodeTransformer):
         return self._is_range(v)
 
 
+def tape_stack_variables(fdef):
+    """For the forward (or backward) function of a call's pair, which passes the shared
+    stack to the other in its tape: the sorted variables it pushes (or pops into), or
+    None when the stack is used otherwise (then it is not split)."""
+    setup = {}
+    saved = set()
+    uses = []
+    for n in ast.walk(fdef):
+        if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(
+                n.targets[0], ast.Name) and n.targets[0].id in (STACK, PUSH, POP):
+            setup[n.targets[0].id] = n
+            if n.targets[0].id != STACK and not (
+                    isinstance(n.value, ast.Attribute) and isinstance(n.value.value, ast.Name)
+                    and n.value.value.id == STACK):
+                return None
+    if PUSH in setup and POP not in setup and STACK in setup:
+        role = PUSH
+    elif POP in setup and PUSH not in setup and STACK not in setup:
+        role = POP
+    else:
+        return None
+    pops = set()
+    for n in ast.walk(fdef):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in (
+                PUSH, POP):
+            if n.func.id != role:
+                return None
+            if role == PUSH:
+                if len(n.args) != 1 or not isinstance(n.args[0], ast.Name) or n.keywords:
+                    return None
+                saved.add(n.args[0].id)
+            else:
+                pops.add(id(n))
+        elif isinstance(n, ast.Name) and n.id == STACK:
+            uses.append(n)
+    restored = 0
+    for n in ast.walk(fdef):
+        if isinstance(n, ast.Assign) and id(n.value) in pops:
+            if len(n.targets) != 1 or not isinstance(n.targets[0], ast.Name):
+                return None
+            saved.add(n.targets[0].id)
+            restored += 1
+    if role == POP and restored != len(pops):
+        return None
+    # the stack itself: its setup, and one element of the tape tuple
+    in_tuples = [n for n in ast.walk(fdef) if isinstance(n, ast.Tuple)
+                 and any(isinstance(e, ast.Name) and e.id == STACK for e in n.elts)]
+    if len(in_tuples) != 1 or len(uses) != (3 if role == PUSH else 2):
+        return None
+    return sorted(saved)
+
+
+def _split_tape_stack(fdef, variables):
+    """The shared stack of a forward/backward pair as one stack per variable, in the tape
+    as so many elements (in `variables` order, the same on both sides)."""
+    stacks = [f"_jit_stack_{v}" for v in variables]
+    by_var = dict(zip(variables, stacks))
+    removed = set()
+    for body in _bodies(fdef):
+        for k, stmt in enumerate(list(body)):
+            if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                    and isinstance(stmt.targets[0], ast.Name)
+                    and stmt.targets[0].id in (STACK, PUSH, POP)):
+                if stmt.targets[0].id == STACK:
+                    new = [ast.copy_location(ast.parse(f"{s} = []").body[0], stmt)
+                           for s in stacks]
+                else:
+                    new = []
+                removed.add(id(stmt))
+                at = body.index(stmt)
+                body[at:at + 1] = new
+    for n in ast.walk(fdef):
+        if isinstance(n, ast.Tuple) and any(isinstance(e, ast.Name) and e.id == STACK
+                                            for e in n.elts):
+            elts = []
+            for e in n.elts:
+                if isinstance(e, ast.Name) and e.id == STACK:
+                    elts.extend(ast.Name(id=s, ctx=type(e.ctx)()) for s in stacks)
+                else:
+                    elts.append(e)
+            n.elts = elts
+        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == PUSH:
+            n.func = ast.Attribute(value=ast.Name(id=by_var[n.args[0].id], ctx=ast.Load()),
+                                   attr="append", ctx=ast.Load())
+        elif isinstance(n, ast.Assign) and isinstance(n.value, ast.Call) and isinstance(
+                n.value.func, ast.Name) and n.value.func.id == POP:
+            n.value.func = ast.Attribute(
+                value=ast.Name(id=by_var[n.targets[0].id], ctx=ast.Load()), attr="pop",
+                ctx=ast.Load())
+
+
 def _bodies(node):
     for n in ast.walk(node):
         for field in ("body", "orelse"):
@@ -402,7 +496,7 @@ def dispatcher(fn, entry=True):
     fdef.decorator_list = []
     fdef.args.defaults = []               # the function's own evaluated defaults are set
     fdef.args.kw_defaults = [None] * len(fdef.args.kwonlyargs)     # on the copy below
-    _NumbaPass(lambda name: _lookup(fn, name)).run(fdef)
+    _NumbaPass(lambda name: _lookup(fn, name), _TAPE_STACKS.get(fn)).run(fdef)
     _typed_placeholders(fdef, _FIXES.get(fn, {}))
     defaults = _positional(fn, fdef)
     ast.fix_missing_locations(tree)
@@ -545,8 +639,33 @@ def _positional(fn, fdef):
     return defaults or None
 
 
+def _pair_tapes(fn, names):
+    """A call's forward and backward functions (``g_forward`` and ``g_backward`` among
+    the free names) pass their shared stack in the tape: where both save the same
+    variables, each gets one stack per variable (`_split_tape_stack`), the same on both
+    sides. Otherwise the shared stack stays (and numba types it if it can)."""
+    for name in names:
+        if not name.endswith("_forward") or name[:-8] + "_backward" not in names:
+            continue
+        fwd, bwd = _lookup(fn, name), _lookup(fn, name[:-8] + "_backward")
+        if not all(isinstance(v, types.FunctionType)
+                   and hasattr(v, "__transpile_source__") for v in (fwd, bwd)):
+            continue
+        sides = []
+        for v in (fwd, bwd):
+            tree = ast.parse(v.__transpile_source__)
+            sides.append(tape_stack_variables(tree.body[0]) if isinstance(
+                tree.body[0], ast.FunctionDef) else None)
+        if sides[0] is not None and sides[0] == sides[1]:
+            _TAPE_STACKS[fwd] = _TAPE_STACKS[bwd] = sides[0]
+
+
+_TAPE_STACKS = weakref.WeakKeyDictionary()     # forward/backward -> variables of its stacks
+
+
 def _bind_free_names(fn, fdef, namespace):
     helpers = _helpers()
+    _pair_tapes(fn, set(_free_names(fdef)))
     for name in _free_names(fdef):
         value = _lookup(fn, name)
         if value is _MISSING:

@@ -629,6 +629,35 @@ def _build():
             return repeated
         return None
 
+    def jit_take_item(adj, index):
+        return runtime.take_item(adj, index)
+
+    @overload(jit_take_item)
+    def _take_item(adj, index):
+        if isinstance(adj, scalar):
+            return lambda adj, index: (0.0, adj)     # the zero adjoint: nothing there
+        if not real_array(adj) or not basic(index):
+            return None
+        ints = (1 if isinstance(index, nt.Integer) else
+                sum(isinstance(e, nt.Integer) for e in index.types)
+                if isinstance(index, nt.BaseTuple) else 0)
+        if ints >= adj.ndim:
+            def element(adj, index):
+                g = adj[index]
+                adj[index] = 0
+                return g, adj
+            return element
+
+        def view(adj, index):               # a copy of the selection, zeroed there
+            part = adj[index]
+            g = part.copy()
+            part[...] = 0
+            return g, adj
+        return view
+
+    _STANDINS["take_item"] = jit_take_item
+    _REPLACES[runtime.take_item] = "take_item"
+
     def jit_result_seed(value):
         return seed.result_seed(value)
 
