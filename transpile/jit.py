@@ -867,6 +867,10 @@ def compile_error(exc, user_fn):
                                                           "No implementation"))),
                   lines[0] if lines else type(exc).__name__)
     reason = reason.rstrip(":")
+    standin = re.match(r">>> jit_(\w+)\((.*)\)$", reason)
+    if standin is not None:            # a stand-in of jit_arrays without those types
+        reason = (f"{standin.group(1)}() as jit=True compiles it takes no arguments of "
+                  f"types ({standin.group(2)})")
     filename = lineno = None
     code_line = ""
     for gen_file, gen_line in reversed(_WHERE.findall(text)):
