@@ -143,7 +143,150 @@ class _NumbaPass(ast.NodeTransformer):
         self._split_stack(fdef)
         if self.tape_stacks:
             _split_tape_stack(fdef, self.tape_stacks)
+        self._inline_temporaries(fdef)
         return self.visit(fdef)
+
+    _PURE_NODES = (ast.BinOp, ast.UnaryOp, ast.Name, ast.Constant, ast.operator,
+                   ast.unaryop, ast.expr_context, ast.Compare, ast.cmpop, ast.Attribute)
+
+    def _pure_call(self, node):
+        """A call of a NumPy ufunc or a math function: computes, changes nothing."""
+        if not isinstance(node, ast.Call) or node.keywords or any(
+                isinstance(a, ast.Starred) for a in node.args):
+            return False
+        f = node.func
+        if not (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)):
+            return False
+        module = self.means(f.value.id)
+        obj = getattr(module, f.attr, None)
+        import numpy
+        return (module is numpy and isinstance(obj, numpy.ufunc)) or (
+            module is math and callable(obj))
+
+    def _pure(self, node):
+        for n in ast.walk(node):
+            if isinstance(n, ast.Call):
+                if not self._pure_call(n):
+                    return False
+            elif isinstance(n, ast.Attribute):
+                if not (isinstance(n.value, ast.Name) and n.value.id in (
+                        "np", "numpy", "math") and self.means(n.value.id) is not _MISSING):
+                    return False
+            elif not isinstance(n, self._PURE_NODES):
+                return False
+        return True
+
+    def _shapes_for_unbroadcast(self, fdef, loads, stores, params):
+        """``unbroadcast(g, _t)`` reads only the shape of the temporary _t: where _t is
+        elementwise arithmetic of variables assigned once, its shape comes from theirs
+        (`_jit_like`), so that _t may be inlined into its other use."""
+        from . import runtime
+        values = {}
+        for n in ast.walk(fdef):
+            if (isinstance(n, ast.Assign) and len(n.targets) == 1
+                    and isinstance(n.targets[0], ast.Name)):
+                values.setdefault(n.targets[0].id, n.value)
+        for n in ast.walk(fdef):
+            if not (isinstance(n, ast.Call) and self._is(n.func, runtime.unbroadcast)
+                    and len(n.args) == 2 and not n.keywords
+                    and isinstance(n.args[1], ast.Name)):
+                continue
+            name = n.args[1].id
+            value = values.get(name)
+            if (not name.startswith("_t") or stores.get(name) != 1 or value is None
+                    or not self._elementwise(value)):
+                continue
+            operands = [m.id for m in ast.walk(value) if isinstance(m, ast.Name)
+                        and isinstance(m.ctx, ast.Load) and m.id not in ("np", "math")]
+            if not operands or any(
+                    stores.get(o, 0) + (o in params) != 1 for o in operands):
+                continue
+            like = ast.Name(id=operands[0], ctx=ast.Load())
+            for o in operands[1:]:
+                like = ast.Call(func=ast.Name(id="_jit_like", ctx=ast.Load()),
+                                args=[like, ast.Name(id=o, ctx=ast.Load())], keywords=[])
+            if len(operands) == 1:
+                like = ast.Call(func=ast.Name(id="_jit_like", ctx=ast.Load()),
+                                args=[like, ast.Constant(value=0.0)], keywords=[])
+            n.args[1] = ast.copy_location(like, n.args[1])
+            loads[name] -= 1
+            for o in operands:
+                loads[o] = loads.get(o, 0) + 1
+
+    def _elementwise(self, node):
+        """Arithmetic and ufuncs of one argument each, with the shape of the broadcast
+        of its variables (no comparisons, no reductions)."""
+        for n in ast.walk(node):
+            if isinstance(n, ast.Call):
+                if not self._pure_call(n):
+                    return False
+            elif isinstance(n, ast.Attribute):
+                continue
+            elif not isinstance(n, (ast.BinOp, ast.UnaryOp, ast.Name, ast.Constant,
+                                    ast.operator, ast.unaryop, ast.expr_context)):
+                return False
+            if isinstance(n, ast.BinOp) and isinstance(n.op, ast.MatMult):
+                return False
+        return True
+
+    def _inline_temporaries(self, fdef):
+        """``_t = <arithmetic>`` read once, by the next statement, goes into that
+        statement: numba fuses one statement's array arithmetic into one loop (the same
+        operations in the same order, without the intermediate array). Only where nothing
+        evaluated in between can change the operands (other calls of the statement that
+        run first are ufuncs too)."""
+        loads, stores = {}, {}
+        for n in ast.walk(fdef):
+            if isinstance(n, ast.Name):
+                (loads if isinstance(n.ctx, ast.Load) else stores)[n.id] = (
+                    (loads if isinstance(n.ctx, ast.Load) else stores).get(n.id, 0) + 1)
+        params = {a.arg for a in ast.walk(fdef.args) if isinstance(a, ast.arg)}
+        self._shapes_for_unbroadcast(fdef, loads, stores, params)
+        for body in list(_bodies(fdef)):
+            k = 0
+            while k < len(body) - 1:
+                stmt = body[k]
+                if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                        and isinstance(stmt.targets[0], ast.Name)):
+                    k += 1
+                    continue
+                name = stmt.targets[0].id
+                if (not name.startswith("_t") or name in params or stores.get(name) != 1
+                        or loads.get(name) != 1 or not self._pure(stmt.value)):
+                    k += 1
+                    continue
+                # the statement reading it: later in this body, past pure assignments
+                # of other names than its operands
+                operands = {m.id for m in ast.walk(stmt.value) if isinstance(m, ast.Name)}
+                nxt = None
+                for later in body[k + 1:]:
+                    if any(isinstance(m, ast.Name) and m.id == name
+                           for m in ast.walk(later)):
+                        nxt = later
+                        break
+                    if not (isinstance(later, ast.Assign) and len(later.targets) == 1
+                            and isinstance(later.targets[0], ast.Name)
+                            and later.targets[0].id not in operands
+                            and self._pure(later.value)):
+                        break
+                if not isinstance(nxt, ast.Assign):
+                    k += 1
+                    continue
+                path = _path_to_load(nxt.value, name)
+                if path is None or not all(
+                        self._pure_call(n) for n in ast.walk(nxt.value)
+                        if isinstance(n, ast.Call) and n not in path):
+                    k += 1
+                    continue
+                parent, field, index = path[-1]
+                if isinstance(parent, ast.Expression):
+                    nxt.value = stmt.value
+                elif index is None:
+                    setattr(parent, field, stmt.value)
+                else:
+                    getattr(parent, field)[index] = stmt.value
+                del body[k]
+                k = max(k - 1, 0)
 
     @staticmethod
     def _drop_unused_defs(fdef):
@@ -420,6 +563,26 @@ def _split_tape_stack(fdef, variables):
             n.value.func = ast.Attribute(
                 value=ast.Name(id=by_var[n.targets[0].id], ctx=ast.Load()), attr="pop",
                 ctx=ast.Load())
+
+
+def _path_to_load(root, name):
+    """The ancestors of the one load of `name` under the expression `root` (a list
+    ending with (parent, field, index) of the load), or None."""
+    def walk(node, trail):
+        for field, value in ast.iter_fields(node):
+            items = value if isinstance(value, list) else [value]
+            for i, child in enumerate(items):
+                if not isinstance(child, ast.AST):
+                    continue
+                here = (node, field, i if isinstance(value, list) else None)
+                if isinstance(child, ast.Name) and child.id == name and isinstance(
+                        child.ctx, ast.Load):
+                    return trail + [here]
+                found = walk(child, trail + [child])
+                if found is not None:
+                    return found
+        return None
+    return walk(ast.Expression(body=root), [])
 
 
 def _bodies(node):

@@ -268,6 +268,40 @@ def _build():
             return lambda value: np.zeros(value.shape, dt)
 
     _STANDINS["_jit_zeros_like"] = jit_zeros_like
+
+    def jit_like(a, b):
+        return np.broadcast(a, b)
+
+    @overload(jit_like)
+    def _like(a, b):
+        """Something of the shape of ``a op b`` for `unbroadcast` (which reads only the
+        shape): a number for numbers, else a broadcast view of one element."""
+        if isinstance(a, scalar) and isinstance(b, scalar):
+            return lambda a, b: 0.0
+        if isinstance(a, scalar):
+            return lambda a, b: b
+        if isinstance(b, scalar):
+            return lambda a, b: a
+        if not (isinstance(a, nt.Array) and isinstance(b, nt.Array)):
+            return None
+        na, nb = a.ndim, b.ndim
+        nd = max(na, nb)
+
+        def impl(a, b):
+            s = np.ones(nd, np.intp)
+            for d in range(na):
+                s[nd - na + d] = a.shape[d]
+            for d in range(nb):
+                n = b.shape[d]
+                k = nd - nb + d
+                if s[k] == 1:
+                    s[k] = n
+                elif n != 1 and n != s[k]:
+                    raise ValueError("operands could not be broadcast together")
+            return np.broadcast_to(np.zeros(1), to_fixed_tuple(s, nd))
+        return impl
+
+    _STANDINS["_jit_like"] = jit_like
     _STANDINS["_jit_np"] = np
 
     # --- vjps of reductions ---------------------------------------------------------------
