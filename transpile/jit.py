@@ -353,6 +353,14 @@ class _NumbaPass(ast.NodeTransformer):
             return getattr(self.means(node.value.id), node.attr, _MISSING) is obj
         return False
 
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        if isinstance(node.op, ast.MatMult):     # NumPy's own product for float arrays
+            return ast.copy_location(ast.Call(
+                func=ast.Name(id="_jit_matmul", ctx=ast.Load()),
+                args=[node.left, node.right], keywords=[]), node)
+        return node
+
     def visit_Call(self, node):
         self.generic_visit(node)
         import numpy
@@ -360,9 +368,10 @@ class _NumbaPass(ast.NodeTransformer):
                 isinstance(a, ast.Starred) for a in node.args) and (
                 self._is(node.func, numpy.matmul)
                 or self._is(node.func, getattr(numpy.linalg, "matmul", numpy.matmul)))):
-            # np.matmul(a, b) is a @ b: numba has the operator, not the function
-            return ast.copy_location(ast.BinOp(left=node.args[0], op=ast.MatMult(),
-                                               right=node.args[1]), node)
+            # np.matmul(a, b) is a @ b (numba has the operator, not the function)
+            return ast.copy_location(ast.Call(
+                func=ast.Name(id="_jit_matmul", ctx=ast.Load()), args=node.args,
+                keywords=[]), node)
         if self._is(node.func, math.log) and len(node.args) == 2 and not node.keywords:
             node.func = ast.copy_location(ast.Name(id="_jit_log", ctx=ast.Load()), node.func)
         elif (self._is(node.func, builtins.reversed) and len(node.args) == 1
@@ -375,11 +384,17 @@ class _NumbaPass(ast.NodeTransformer):
             node.args[0] = ast.copy_location(ast.Call(
                 func=ast.Name(id="_jit_prefix", ctx=ast.Load()),
                 args=[sub.value, sub.slice.upper], keywords=[]), sub)
+        elif (len(node.args) == 1 and not node.keywords
+                and not isinstance(node.args[0], ast.Starred)
+                and isinstance(node.func, ast.Attribute) and node.func.attr in jit_arrays.UFUNCS
+                and self._is(node.func, getattr(numpy, node.func.attr, _MISSING))):
+            node.func = ast.copy_location(ast.Name(id=f"_jit_np_{node.func.attr}",
+                                                   ctx=ast.Load()), node.func)
         elif any(self._is(node.func, fn) for fn in jit_arrays.REWRITES) and len(
                 node.args) == 2 and not node.keywords:
             name = next(n for fn, n in jit_arrays.REWRITES.items() if self._is(node.func, fn))
             node.func = ast.copy_location(ast.Name(id=name, ctx=ast.Load()), node.func)
-        elif ((len(node.args) == 2 or node.keywords) and len(node.args) <= 2
+        elif (1 <= len(node.args) <= 2
                 and {k.arg for k in node.keywords} <= {"axis", "keepdims"}
                 and not any(isinstance(a, ast.Starred) for a in node.args)):
             # np.sum(a, axis, keepdims=True)...: numba's reductions take no keepdims

@@ -27,6 +27,12 @@ _REPLACES = {}        # runtime helper or vjp rule -> name of its stand-in
 #: NumPy reductions the numba pass rewrites when called with axis/keepdims: stand-in name
 REDUCTIONS = {np.sum: "_jit_sum", np.mean: "_jit_mean", np.max: "_jit_max",
               np.min: "_jit_min", np.amax: "_jit_max", np.amin: "_jit_min"}
+#: NumPy ufuncs of one argument that run as NumPy's own on arrays (`_numpy_ufunc`): its
+#: vectorised loops are several times faster than numba's element by element calls of
+#: the C library, and give the very numbers the user's NumPy primal computes
+UFUNCS = ("exp", "log", "tanh", "sin", "cos", "tan", "log1p", "expm1", "log2", "log10",
+          "exp2", "arcsin", "arccos", "arctan", "sinh", "cosh", "arcsinh", "arccosh",
+          "arctanh", "cbrt")
 #: NumPy functions the numba pass always rewrites (numba's lack cases the stand-in has)
 REWRITES = {np.full: "_jit_full", np.dot: "_jit_dot"}
 
@@ -180,6 +186,8 @@ def _build():
 
         def typer(a, axis=None, keepdims=False):
             keep = literal_bool(keepdims)
+            if not real_array(a) and omitted(axis) and keep is False:
+                return lambda a, axis=None, keepdims=False: whole(a)    # numba's own
             if not real_array(a) or keep is None:
                 return None
             nd = a.ndim
@@ -188,23 +196,45 @@ def _build():
                     np.int64 if kind == "sum" else np.dtype(str(a.dtype)).type)
             else:
                 dt = np.dtype(str(a.dtype)).type
+            pairwise = kind in ("sum", "mean") and isinstance(a.dtype, nt.Float)
+            if pairwise:                           # NumPy's pairwise summation itself
+                res_t = a.dtype
+
+                @register_jitable
+                def whole_(a):
+                    if a.size < 8:
+                        return whole(a)
+                    with numba.objmode(v=res_t):
+                        v = whole(a)
+                    return v
+            else:
+                @register_jitable
+                def whole_(a):
+                    return whole(a)
             if omitted(axis):
                 if not keep:
-                    return lambda a, axis=None, keepdims=False: whole(a)
+                    return lambda a, axis=None, keepdims=False: whole_(a)
                 ones = ones_shape(nd)
-                return lambda a, axis=None, keepdims=False: np.full(ones(), whole(a), dt)
+                return lambda a, axis=None, keepdims=False: np.full(ones(), whole_(a), dt)
             if not isinstance(axis, nt.Integer):
                 return None
             shape_of = reduced_shape(nd, keep)
             if nd == 1 and not keep:
                 def to_number(a, axis=None, keepdims=False):
                     norm_axis(axis, nd)
-                    return whole(a)
+                    return whole_(a)
                 return to_number
+            out_type = nt.Array(numba.from_dtype(np.dtype(dt)), nd if keep else nd - 1, "C")
+            whole_kind = WHOLE[kind]
 
             def along(a, axis=None, keepdims=False):
                 ax = norm_axis(axis, nd)
                 pre, n, post = split3(a.shape, ax)
+                if pairwise and post == 1 and n >= 8:
+                    # along the last axis NumPy sums pairwise: its own reduction
+                    with numba.objmode(r=out_type):
+                        r = np.ascontiguousarray(whole_kind(a, axis=ax, keepdims=keep))
+                    return r
                 a3 = np.ascontiguousarray(a).reshape((pre, n, post))
                 out = np.zeros((pre, post), dt)
                 rows(a3, out)
@@ -247,14 +277,52 @@ def _build():
     def jit_dot(a, b):
         return np.dot(a, b)
 
+    def numpy_product(a, b, fn):
+        """NumPy's own matrix product of float arrays of 1 or 2 dimensions (its BLAS,
+        the same numbers as the primal), else None."""
+        if not (isinstance(a, nt.Array) and isinstance(b, nt.Array)
+                and 1 <= a.ndim <= 2 and 1 <= b.ndim <= 2
+                and isinstance(a.dtype, nt.Float) and a.dtype == b.dtype):
+            return None
+        nd = a.ndim + b.ndim - 2
+        if nd == 0:
+            res_t = a.dtype
+
+            def vector(a, b):
+                with numba.objmode(r=res_t):
+                    r = fn(a, b)
+                return r
+            return vector
+        out_type = nt.Array(a.dtype, nd, "C")
+
+        def impl(a, b):
+            with numba.objmode(r=out_type):
+                r = np.ascontiguousarray(fn(a, b))
+            return r
+        return impl
+
     @overload(jit_dot)
     def _dot(a, b):
         if isinstance(a, scalar) or isinstance(b, scalar):
             return lambda a, b: a * b               # np.dot of a number multiplies
+        found = numpy_product(a, b, np.dot)
+        if found is not None:
+            return found
         if isinstance(a, nt.Array) and isinstance(b, nt.Array):
             return lambda a, b: np.dot(a, b)
 
+    def jit_matmul(a, b):
+        return a @ b
+
+    @overload(jit_matmul)
+    def _matmul(a, b):
+        found = numpy_product(a, b, np.matmul)
+        if found is not None:
+            return found
+        return lambda a, b: a @ b
+
     _STANDINS["_jit_dot"] = jit_dot
+    _STANDINS["_jit_matmul"] = jit_matmul
 
     def jit_zeros_like(value):
         return runtime.zeros_like(value)
@@ -268,6 +336,33 @@ def _build():
             return lambda value: np.zeros(value.shape, dt)
 
     _STANDINS["_jit_zeros_like"] = jit_zeros_like
+
+    def numpy_ufunc(name):
+        ufunc = getattr(np, name)
+
+        def stub(x):
+            return ufunc(x)
+
+        def typer(x):
+            if isinstance(x, scalar):
+                return lambda x: ufunc(x)
+            if not (isinstance(x, nt.Array) and isinstance(x.dtype, nt.Float)):
+                return None if not isinstance(x, nt.Array) else (lambda x: ufunc(x))
+            out_type = nt.Array(x.dtype, x.ndim, "C")
+
+            def impl(x):                        # NumPy's own loop, called from numba
+                with numba.objmode(out=out_type):
+                    out = np.ascontiguousarray(ufunc(x))
+                return out
+            return impl
+
+        stub.__name__ = f"jit_np_{name}"
+        overload(stub)(typer)
+        return stub
+
+    for name in UFUNCS:
+        if hasattr(np, name):
+            _STANDINS[f"_jit_np_{name}"] = numpy_ufunc(name)
 
     def jit_like(a, b):
         return np.broadcast(a, b)
@@ -710,4 +805,3 @@ def _build():
     _REPLACES[runtime.mul_masked] = "mul_masked"
     _REPLACES[runtime.add_at] = "add_at"
     _REPLACES[seed.result_seed] = "result_seed"
-    del numba
