@@ -174,6 +174,36 @@ def _build():
         sum_rows(a3, out)
         out /= a3.shape[1]
 
+    @numba.njit("float64(float64[::1], intp, intp)", cache=False)
+    def pairwise_sum(a, lo, n):
+        """NumPy's summation of n contiguous float64 (DOUBLE_pairwise_sum): the same
+        additions in the same order, so the same number."""
+        if n < 8:
+            res = 0.0
+            for i in range(lo, lo + n):
+                res += a[i]
+            return res
+        if n <= 128:
+            r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+            r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+            m = n - n % 8
+            for i in range(lo + 8, lo + m, 8):
+                r0 += a[i]
+                r1 += a[i + 1]
+                r2 += a[i + 2]
+                r3 += a[i + 3]
+                r4 += a[i + 4]
+                r5 += a[i + 5]
+                r6 += a[i + 6]
+                r7 += a[i + 7]
+            res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+            for i in range(lo + m, lo + n):
+                res += a[i]
+            return res
+        n2 = n // 2
+        n2 -= n2 % 8
+        return pairwise_sum(a, lo, n2) + pairwise_sum(a, lo + n2, n - n2)
+
     ROWS = {"sum": sum_rows, "mean": mean_rows, "max": max_rows, "min": min_rows}
     WHOLE = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min}
 
@@ -199,11 +229,16 @@ def _build():
             pairwise = kind in ("sum", "mean") and isinstance(a.dtype, nt.Float)
             if pairwise:                           # NumPy's pairwise summation itself
                 res_t = a.dtype
+                native = a.dtype == nt.float64 and a.layout == "C"
+                mean = kind == "mean"
 
                 @register_jitable
                 def whole_(a):
                     if a.size < 8:
                         return whole(a)
+                    if native:
+                        total = 0.0 + pairwise_sum(a.reshape(-1), 0, a.size)
+                        return total / a.size if mean else total
                     with numba.objmode(v=res_t):
                         v = whole(a)
                     return v
