@@ -18,14 +18,27 @@ module compiles a copy of it:
    Python functions among them (runtime helpers like ``sign``, derivatives of called
    functions, the user's own helpers) are compiled the same way, recursively. What numba
    lacks gets a stand-in (`_helpers`): ``reversed`` of lists and ranges, the scalar cases
-   of ``unbroadcast``, ``pow_log`` and ``pow_deriv``, ``sign`` and ``abs_partial`` of
-   numbers and arrays,
-   ``is_zero`` (the zero adjoint placeholder) of numbers and arrays.
+   of ``pow_log`` and ``pow_deriv``, ``sign`` and ``abs_partial`` of numbers and arrays,
+   ``is_zero`` (the zero adjoint placeholder) of numbers and arrays, and the array
+   helpers and NumPy vjp rules of jit_arrays.py (``add_at``, ``take_item``,
+   ``unbroadcast``, ``mul_masked``, ``result_seed``; the vjps of sum, mean, max, min,
+   dot, matmul and @), each a numba overload chosen by argument types.
+   For array code the pass also rewrites what numba lacks or computes differently:
+   reductions with axis/keepdims and ``np.full`` of an array to jit_arrays' stand-ins;
+   matrix products, transcendental ufuncs of arrays and float sums that are not
+   NumPy's pairwise summation compiled run as NumPy's own (numba's object mode), so the
+   jitted primal gives the primal's very numbers. Single-use arithmetic temporaries go
+   into their one use (numba fuses a statement's array arithmetic into one loop). The
+   forward and backward functions of a call split their shared tape stack into one
+   stack per variable where both save the same variables (`_pair_tapes`).
 3. ``numba.njit`` the result. Numba compiles on the first call for each combination of
-   argument types; what it cannot compile (NumPy vjp helpers, lists of arrays, arbitrary
-   Python objects) raises one `TranspileError` naming numba's reason and the user's
-   file:line of the statement the failing code came from. There is no silent fallback to
-   the plain-Python gradient: a user who asked for jit=True learns that it did not apply.
+   argument types. A variable that holds arrays in a loop but starts as a number (a
+   zero adjoint, a placeholder) makes numba fail to unify the two; `Repairing` then
+   types the placeholder from numba's message and builds again. What numba still
+   cannot compile (other NumPy vjp helpers, lists of arrays, arbitrary Python objects)
+   raises one `TranspileError` naming numba's reason and the user's file:line of the
+   statement the failing code came from. There is no silent fallback to the
+   plain-Python gradient: a user who asked for jit=True learns that it did not apply.
 
 numba is an optional dependency (the ``jit`` extra); without it, asking for jit=True is a
 `TranspileError` that says how to install it.
