@@ -8,7 +8,7 @@ noise hits all alike, and medians are printed with the ratio to the primal:
 
 * the primal (math / NumPy);
 * transpile's gradient;
-* transpile's gradient compiled with numba (`jit=True`, the [jit] extra; scalar workloads);
+* transpile's gradient compiled with numba (`jit=True`, the [jit] extra);
 * peers, each skipped with a note when not installed (`pip install ".[bench]"`):
   autograd, JAX eager (`jax.grad`), `jax.jit(jax.grad(f))` in steady state, PyTorch eager
   (`backward()`), all in float64;
@@ -206,8 +206,8 @@ def central_differences(f, args, wrt, rel=6e-6):
 
 
 class TranspileJit(Peer):
-    """transpile's own gradient compiled with numba (`jit=True`, the [jit] extra); the
-    scalar workloads only (array code is outside what the numba backend compiles)."""
+    """transpile's own gradient compiled with numba (`jit=True`, the [jit] extra); a
+    workload whose derivative code numba cannot compile is left out with a note."""
     name = "transpile jit"
 
     def setup(self):
@@ -215,9 +215,12 @@ class TranspileJit(Peer):
 
     def gradient(self, name, args, wrt):
         f = _programs(math, numpy)[name][0]
-        if any(not isinstance(args[i], float) for i in range(len(args))):
-            return None
         g = transpile.grad(f, wrt=wrt, jit=True)
+        try:
+            g(*args)                    # numba compiles for these argument types
+        except transpile.TranspileError as exc:
+            print(f"# note: {self.name} refused {name}: {exc}")
+            return None
         return lambda: g(*args)
 
 

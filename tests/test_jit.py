@@ -7,6 +7,8 @@ the jit path are skipped when numba is not installed; the error for a missing nu
 tested without it.
 """
 import math
+
+import numpy as np
 import os
 import re
 import sys
@@ -161,8 +163,8 @@ def test_jit_error_names_the_user_line():
 
     with pytest.raises(transpile.TranspileError) as info:
         transpile.grad(f, jit=True)(0.5, 2.0)
-    line = f.__code__.co_firstlineno + 2
-    assert re.search(r"test_jit\.py:%d\b" % line, str(info.value)), str(info.value)
+    lines = f.__code__.co_firstlineno + 1, f.__code__.co_firstlineno + 2
+    assert re.search(r"test_jit\.py:(%d|%d)\b" % lines, str(info.value)), str(info.value)
 
 
 def test_jit_numpy_rules_are_a_clear_error():
@@ -231,3 +233,231 @@ def test_missing_numba_is_a_clear_error(monkeypatch):
     # without jit nothing needs numba
     assert_close(transpile.grad(branchy_while, wrt=1)(0.4, 1.2),
                  sympy_grad(branchy_while, (0.4, 1.2), 1), rtol=RTOL)
+
+
+# --- NumPy array code ------------------------------------------------------------------------
+
+def _np():
+    _numba()
+    return pytest.importorskip("numpy")
+
+
+def _check_arrays(f, args, wrt, fd_rtol=1e-6, fd_atol=1e-7):
+    """jit=True against the plain gradient (same value, same numbers to rounding) and
+    central differences, for every argument of wrt."""
+    import numpy as np
+    from finite_differences import central_wrt
+    value, got = transpile.value_and_grad(f, wrt=wrt, jit=True)(*args)
+    want_value, want = transpile.value_and_grad(f, wrt=wrt)(*args)
+    assert value == pytest.approx(want_value, rel=1e-12, abs=1e-14)
+    several = isinstance(wrt, tuple)
+    got, want = (got, want) if several else ((got,), (want,))
+    for i, g, w in zip(wrt if several else (wrt,), got, want):
+        assert np.shape(g) == np.shape(args[i]), (i, np.shape(g))
+        assert np.allclose(g, w, rtol=1e-11, atol=1e-13), (i, g, w)
+        fd = central_wrt(f, args, i)
+        assert np.allclose(g, fd, rtol=fd_rtol, atol=fd_atol), (i, g, fd)
+    return got
+
+
+def test_jit_array_workloads():
+    """The array workloads of scripts/bench.py compile and match."""
+    np = _np()
+    from workloads import array_workloads
+    for name, f, args, wrt in array_workloads(np):
+        value = transpile.value_and_grad(f, wrt=wrt, jit=True)(*args)[0]
+        assert value == f(*args), name          # the primal's very number (NumPy's sums,
+        if name == "rosenbrock-1e4":            # products and ufuncs)
+            args = (args[0][:50],)
+        _check_arrays(f, args, wrt, fd_rtol=1e-5, fd_atol=1e-6)
+
+
+def reduce_axes(x, w):
+    a = np.sum(x * w, axis=0)
+    b = np.mean(np.sin(x), axis=1, keepdims=True)
+    c = np.max(x * w, axis=-1)
+    d = np.min(x, 0, keepdims=True)
+    e = np.sum(np.cos(x), keepdims=True)
+    return np.sum(a ** 2) + np.sum(b * x) + np.sum(c) * np.mean(d) + np.sum(e) * np.max(x)
+
+
+def reduce_3d(t):
+    s = np.sum(t, axis=1)                   # (2, 4)
+    m = np.max(t, axis=2, keepdims=True)    # (2, 3, 1)
+    n = np.mean(t * m, axis=0)              # (3, 4)
+    return np.sum(s * np.tanh(s)) + np.sum(n ** 2) + np.sum(np.min(t, axis=1))
+
+
+def broadcasts(X, b, c, s):
+    y = np.tanh(X * b + c) * s             # (5, 3) with (3,), (5, 1) and a number
+    return np.sum(y ** 2) + np.sum(y / (1.0 + b ** 2))
+
+
+def slices_and_indices(x, idx):
+    y = x[1:] * x[:-1] + x[::2].sum() * x[0] + x[-1] ** 2
+    z = x[idx] * x[2]                      # idx repeats an element
+    return np.sum(y ** 2) + np.sum(z)
+
+
+def grid_indices(A):
+    row = A[1]
+    col = A[:, 2]
+    blk = A[1:3, 0:2]
+    return np.sum(row[:4] * col) + np.sum(blk ** 3) + A[0, 0] * A[2, 3]
+
+
+def products(A, B, v, u, s):
+    M = np.dot(A, B)                       # 2-D @ 2-D
+    p = M @ v                              # 2-D @ 1-D
+    q = u @ A                              # 1-D @ 2-D
+    r = np.dot(p, p)                       # 1-D . 1-D
+    return r + np.sum(np.matmul(q, B) * s) + np.dot(s, np.sum(v))
+
+
+def masked(z, w):
+    a = np.minimum(z, 0.0) * w
+    b = np.where(z > 0.1, z ** 2, -z)
+    c = np.abs(z - 0.3) * np.maximum(w, 0.5)
+    return np.sum(a + b) + np.mean(c)
+
+
+def softmax_loss(W, X, Y):
+    logits = X @ W
+    logits = logits - np.max(logits, axis=1, keepdims=True)
+    logp = logits - np.log(np.sum(np.exp(logits), axis=1, keepdims=True))
+    return -np.sum(logp * Y) / X.shape[0]
+
+
+def loop_over_rows(X, w):
+    total = 0.0
+    for i in range(X.shape[0]):
+        total = total + np.tanh(np.dot(X[i], w)) ** 2
+    return total
+
+
+def elementwise_loop(x):
+    y = x
+    for k in range(4):
+        y = np.sin(y) * 0.9 + 0.1 * y
+    return np.sum(y * x)
+
+
+def _data(seed=0):
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    return rng
+
+
+@pytest.mark.parametrize("case", ["reduce_axes", "reduce_3d", "broadcasts", "slices",
+                                  "grid", "products", "masked", "softmax", "loop_rows",
+                                  "elementwise_loop"])
+def test_jit_array_cases(case):
+    np_ = _np()
+    globals()["np"] = np_
+    rng = _data()
+    if case == "reduce_axes":
+        _check_arrays(reduce_axes, (rng.normal(size=(4, 3)), rng.normal(size=3)), (0, 1))
+    elif case == "reduce_3d":
+        _check_arrays(reduce_3d, (rng.normal(size=(2, 3, 4)),), 0)
+    elif case == "broadcasts":
+        _check_arrays(broadcasts, (rng.normal(size=(5, 3)), rng.normal(size=3),
+                                   rng.normal(size=(5, 1)), 0.7), (0, 1, 2, 3))
+    elif case == "slices":
+        _check_arrays(slices_and_indices, (rng.normal(size=7), np_.array([0, 3, 3, 5])), 0)
+    elif case == "grid":
+        _check_arrays(grid_indices, (rng.normal(size=(4, 5)),), 0)
+    elif case == "products":
+        _check_arrays(products, (rng.normal(size=(3, 4)), rng.normal(size=(4, 2)),
+                                 rng.normal(size=2), rng.normal(size=3), 1.3),
+                      (0, 1, 2, 3, 4))
+    elif case == "masked":
+        _check_arrays(masked, (np_.array([-1.0, -0.2, 0.4, 1.5, 2.0]),
+                               np_.array([0.3, 0.9, -0.4, 0.7, 1.1])), (0, 1))
+    elif case == "softmax":
+        Y = np_.eye(3)[[0, 2, 1, 1]]
+        _check_arrays(softmax_loss, (rng.normal(size=(5, 3)), rng.normal(size=(4, 5)), Y),
+                      0)
+    elif case == "loop_rows":
+        _check_arrays(loop_over_rows, (rng.normal(size=(4, 3)), rng.normal(size=3)),
+                      (0, 1))
+    elif case == "elementwise_loop":
+        _check_arrays(elementwise_loop, (rng.normal(size=6),), 0)
+
+
+def test_jit_array_specializations():
+    """Other shapes, dtypes and layouts are other numba specializations of one gradient."""
+    np = _np()
+    g = transpile.grad(softmax_loss, wrt=0, jit=True)
+    plain = transpile.grad(softmax_loss, wrt=0)
+    rng = _data(1)
+    for n, m, k in [(5, 3, 4), (2, 6, 1), (7, 2, 3)]:
+        W, X = rng.normal(size=(m, k)), rng.normal(size=(n, m))
+        Y = np.eye(k)[rng.integers(0, k, size=n)]
+        assert np.allclose(g(W, X, Y), plain(W, X, Y), rtol=1e-11, atol=1e-13)
+        Xf = np.asfortranarray(X)
+        assert np.allclose(g(W, Xf, Y), plain(W, X, Y), rtol=1e-11, atol=1e-13)
+
+
+def test_jit_array_result_not_a_number():
+    np = _np()
+
+    def f(x):
+        return np.sin(x) * 2.0
+
+    with pytest.raises(transpile.TranspileError, match="returning a number"):
+        transpile.grad(f, jit=True)(np.ones(3))
+    # an array of one element is taken for its number (seed.py)
+
+    def h(x):
+        return np.sum(np.sin(x), keepdims=True)
+
+    x = np.array([0.3, 0.8])
+    assert np.allclose(transpile.grad(h, jit=True)(x), np.cos(x), rtol=1e-12)
+
+
+def test_jit_array_refusals_name_the_construct():
+    """What the stand-ins do not cover is one TranspileError at the user's line."""
+    np = _np()
+
+    def tuple_axis(x):
+        return np.sum(np.sum(x ** 2, axis=(0, 1)))  # tuple axis
+
+    def cumulative(x):
+        return np.sum(np.cumsum(x) * x)  # cumsum
+
+    line = tuple_axis.__code__.co_firstlineno + 1
+    with pytest.raises(transpile.TranspileError,
+                       match=r"test_jit\.py:%d: .*jit=True.*use jit=False" % line):
+        transpile.grad(tuple_axis, jit=True)(np.ones((2, 3)))
+    line = cumulative.__code__.co_firstlineno + 1
+    with pytest.raises(transpile.TranspileError,
+                       match=r"test_jit\.py:%d: .*cumsum_vjp\(\)" % line):
+        transpile.grad(cumulative, jit=True)(np.ones(3))
+
+
+def test_jit_naive_layers():
+    """Loops over arrays with element writes, a called function's forward and backward
+    passing their tape (CS231n-style layers of scripts/naive_layers.py)."""
+    np = _np()
+    from naive_layers import conv_data, conv_loss, pool_data, pool_loss
+    rng = _data(2)
+    _check_arrays(conv_loss, conv_data(rng, N=2, C=2, H=5, W=6, F=3, HH=2, WW=3), (0, 1, 2))
+    _check_arrays(pool_loss, pool_data(rng, N=2, C=2, H=6, W=4), 0)
+
+
+def test_jit_tape_stacks_split_only_when_both_sides_agree():
+    """The forward and backward of a call share a stack through the tape: split into one
+    stack per variable only where both name the same variables."""
+    _numba()
+    import ast
+    from transpile import jit
+    fwd = ast.parse("def f_forward(x):\n    _stack = []\n    _push = _stack.append\n"
+                    "    _push(a)\n    _push(b)\n    return x, (_stack, x)\n").body[0]
+    bwd = ast.parse("def f_backward(_tape, g):\n    _stack, x = _tape\n"
+                    "    _pop = _stack.pop\n    b = _pop()\n    a = _pop()\n"
+                    "    return g\n").body[0]
+    assert jit.tape_stack_variables(fwd) == jit.tape_stack_variables(bwd) == ["a", "b"]
+    odd = ast.parse("def f_backward(_tape, g):\n    _stack, x = _tape\n"
+                    "    _pop = _stack.pop\n    b = _pop()\n    _pop()\n"
+                    "    return g\n").body[0]
+    assert jit.tape_stack_variables(odd) is None

@@ -976,7 +976,8 @@ def value_and_grad(f: Callable[..., Any], wrt: Wrt | None = None, jit: bool = Fa
         The parameters to differentiate with respect to: an index, a name, or several
         (the gradient is then a tuple, in that order). Default: the first parameter.
     jit : bool, optional
-        Compile the generated code with numba (the ``jit`` extra); scalar code only.
+        Compile the generated code with numba (the ``jit`` extra): numbers and NumPy
+        arrays (what numba cannot compile is a TranspileError, see jit.py).
     checkpoint : None, "sqrt" or int, optional
         None (default): loops keep every iteration's saved values. ``"sqrt"`` or ``k``:
         long loops keep a snapshot every ``ceil(sqrt(n))`` or ``k`` iterations and re-run
@@ -1038,7 +1039,8 @@ def grad(f: Callable[..., Any], wrt: Wrt | None = None, jit: bool = False,
         The parameters to differentiate with respect to: an index, a name, or several
         (the gradient is then a tuple, in that order). Default: the first parameter.
     jit : bool, optional
-        Compile the generated code with numba (the ``jit`` extra); scalar code only.
+        Compile the generated code with numba (the ``jit`` extra): numbers and NumPy
+        arrays (what numba cannot compile is a TranspileError, see jit.py).
     checkpoint : None, "sqrt" or int, optional
         Trade memory for time in long loops, as for `value_and_grad`.
     has_aux : bool, optional

@@ -18,14 +18,27 @@ module compiles a copy of it:
    Python functions among them (runtime helpers like ``sign``, derivatives of called
    functions, the user's own helpers) are compiled the same way, recursively. What numba
    lacks gets a stand-in (`_helpers`): ``reversed`` of lists and ranges, the scalar cases
-   of ``unbroadcast``, ``pow_log`` and ``pow_deriv``, ``sign`` and ``abs_partial`` of
-   numbers and arrays,
-   ``is_zero`` (the zero adjoint placeholder) of numbers and arrays.
+   of ``pow_log`` and ``pow_deriv``, ``sign`` and ``abs_partial`` of numbers and arrays,
+   ``is_zero`` (the zero adjoint placeholder) of numbers and arrays, and the array
+   helpers and NumPy vjp rules of jit_arrays.py (``add_at``, ``take_item``,
+   ``unbroadcast``, ``mul_masked``, ``result_seed``; the vjps of sum, mean, max, min,
+   dot, matmul and @), each a numba overload chosen by argument types.
+   For array code the pass also rewrites what numba lacks or computes differently:
+   reductions with axis/keepdims and ``np.full`` of an array to jit_arrays' stand-ins;
+   matrix products, transcendental ufuncs of arrays and float sums that are not
+   NumPy's pairwise summation compiled run as NumPy's own (numba's object mode), so the
+   jitted primal gives the primal's very numbers. Single-use arithmetic temporaries go
+   into their one use (numba fuses a statement's array arithmetic into one loop). The
+   forward and backward functions of a call split their shared tape stack into one
+   stack per variable where both save the same variables (`_pair_tapes`).
 3. ``numba.njit`` the result. Numba compiles on the first call for each combination of
-   argument types; what it cannot compile (NumPy vjp helpers, lists of arrays, arbitrary
-   Python objects) raises one `TranspileError` naming numba's reason and the user's
-   file:line of the statement the failing code came from. There is no silent fallback to
-   the plain-Python gradient: a user who asked for jit=True learns that it did not apply.
+   argument types. A variable that holds arrays in a loop but starts as a number (a
+   zero adjoint, a placeholder) makes numba fail to unify the two; `Repairing` then
+   types the placeholder from numba's message and builds again. What numba still
+   cannot compile (other NumPy vjp helpers, lists of arrays, arbitrary Python objects)
+   raises one `TranspileError` naming numba's reason and the user's file:line of the
+   statement the failing code came from. There is no silent fallback to the
+   plain-Python gradient: a user who asked for jit=True learns that it did not apply.
 
 numba is an optional dependency (the ``jit`` extra); without it, asking for jit=True is a
 `TranspileError` that says how to install it.
@@ -41,6 +54,7 @@ import textwrap
 import types
 import weakref
 
+from . import jit_arrays
 from .errors import TranspileError
 from .tapes import PUSH, POP, STACK
 
@@ -77,7 +91,7 @@ class JitCompiled:
         if base is not None and not (base._check() and base.generation == self.generation):
             base._fresh()
             if base.generation != self.generation:
-                self._function = dispatcher(base._function)
+                self._function = Repairing(base._function)
                 self.source = base._source
                 self.generation = base.generation
         return self._function
@@ -89,7 +103,7 @@ def compiled_for(compiled):
     jitted = _JITTED.get(compiled)
     if jitted is None:
         try:
-            function = dispatcher(compiled.function)
+            function = Repairing(compiled.function)
         except TranspileError:
             raise
         except Exception as exc:          # not expected: still one clear error
@@ -131,15 +145,161 @@ class _NumbaPass(ast.NodeTransformer):
     """Rewrites of generated (or user) Python into the subset numba compiles; `means(name)`
     is the object a free name of the function refers to."""
 
-    def __init__(self, means):
+    def __init__(self, means, tape_stacks=None):
         self.means = means
+        self.tape_stacks = tape_stacks
 
     def run(self, fdef):
         self._drop_unused_defs(fdef)
         self._drop_dead_nones(fdef)
         self._placeholders(fdef)
         self._split_stack(fdef)
+        if self.tape_stacks:
+            _split_tape_stack(fdef, self.tape_stacks)
+        self._inline_temporaries(fdef)
         return self.visit(fdef)
+
+    _PURE_NODES = (ast.BinOp, ast.UnaryOp, ast.Name, ast.Constant, ast.operator,
+                   ast.unaryop, ast.expr_context, ast.Compare, ast.cmpop, ast.Attribute)
+
+    def _pure_call(self, node):
+        """A call of a NumPy ufunc or a math function: computes, changes nothing."""
+        if not isinstance(node, ast.Call) or node.keywords or any(
+                isinstance(a, ast.Starred) for a in node.args):
+            return False
+        f = node.func
+        if not (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)):
+            return False
+        module = self.means(f.value.id)
+        obj = getattr(module, f.attr, None)
+        import numpy
+        return (module is numpy and isinstance(obj, numpy.ufunc)) or (
+            module is math and callable(obj))
+
+    def _pure(self, node):
+        for n in ast.walk(node):
+            if isinstance(n, ast.Call):
+                if not self._pure_call(n):
+                    return False
+            elif isinstance(n, ast.Attribute):
+                if not (isinstance(n.value, ast.Name) and n.value.id in (
+                        "np", "numpy", "math") and self.means(n.value.id) is not _MISSING):
+                    return False
+            elif not isinstance(n, self._PURE_NODES):
+                return False
+        return True
+
+    def _shapes_for_unbroadcast(self, fdef, loads, stores, params):
+        """``unbroadcast(g, _t)`` reads only the shape of the temporary _t: where _t is
+        elementwise arithmetic of variables assigned once, its shape comes from theirs
+        (`_jit_like`), so that _t may be inlined into its other use."""
+        from . import runtime
+        values = {}
+        for n in ast.walk(fdef):
+            if (isinstance(n, ast.Assign) and len(n.targets) == 1
+                    and isinstance(n.targets[0], ast.Name)):
+                values.setdefault(n.targets[0].id, n.value)
+        for n in ast.walk(fdef):
+            if not (isinstance(n, ast.Call) and self._is(n.func, runtime.unbroadcast)
+                    and len(n.args) == 2 and not n.keywords
+                    and isinstance(n.args[1], ast.Name)):
+                continue
+            name = n.args[1].id
+            value = values.get(name)
+            if (not name.startswith("_t") or stores.get(name) != 1 or value is None
+                    or not self._elementwise(value)):
+                continue
+            operands = [m.id for m in ast.walk(value) if isinstance(m, ast.Name)
+                        and isinstance(m.ctx, ast.Load) and m.id not in ("np", "math")]
+            if not operands or any(
+                    stores.get(o, 0) + (o in params) != 1 for o in operands):
+                continue
+            like = ast.Name(id=operands[0], ctx=ast.Load())
+            for o in operands[1:]:
+                like = ast.Call(func=ast.Name(id="_jit_like", ctx=ast.Load()),
+                                args=[like, ast.Name(id=o, ctx=ast.Load())], keywords=[])
+            if len(operands) == 1:
+                like = ast.Call(func=ast.Name(id="_jit_like", ctx=ast.Load()),
+                                args=[like, ast.Constant(value=0.0)], keywords=[])
+            n.args[1] = ast.copy_location(like, n.args[1])
+            loads[name] -= 1
+            for o in operands:
+                loads[o] = loads.get(o, 0) + 1
+
+    def _elementwise(self, node):
+        """Arithmetic and ufuncs of one argument each, with the shape of the broadcast
+        of its variables (no comparisons, no reductions)."""
+        for n in ast.walk(node):
+            if isinstance(n, ast.Call):
+                if not self._pure_call(n):
+                    return False
+            elif isinstance(n, ast.Attribute):
+                continue
+            elif not isinstance(n, (ast.BinOp, ast.UnaryOp, ast.Name, ast.Constant,
+                                    ast.operator, ast.unaryop, ast.expr_context)):
+                return False
+            if isinstance(n, ast.BinOp) and isinstance(n.op, ast.MatMult):
+                return False
+        return True
+
+    def _inline_temporaries(self, fdef):
+        """``_t = <arithmetic>`` read once, by the next statement, goes into that
+        statement: numba fuses one statement's array arithmetic into one loop (the same
+        operations in the same order, without the intermediate array). Only where nothing
+        evaluated in between can change the operands (other calls of the statement that
+        run first are ufuncs too)."""
+        loads, stores = {}, {}
+        for n in ast.walk(fdef):
+            if isinstance(n, ast.Name):
+                (loads if isinstance(n.ctx, ast.Load) else stores)[n.id] = (
+                    (loads if isinstance(n.ctx, ast.Load) else stores).get(n.id, 0) + 1)
+        params = {a.arg for a in ast.walk(fdef.args) if isinstance(a, ast.arg)}
+        self._shapes_for_unbroadcast(fdef, loads, stores, params)
+        for body in list(_bodies(fdef)):
+            k = 0
+            while k < len(body) - 1:
+                stmt = body[k]
+                if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                        and isinstance(stmt.targets[0], ast.Name)):
+                    k += 1
+                    continue
+                name = stmt.targets[0].id
+                if (not name.startswith("_t") or name in params or stores.get(name) != 1
+                        or loads.get(name) != 1 or not self._pure(stmt.value)):
+                    k += 1
+                    continue
+                # the statement reading it: later in this body, past pure assignments
+                # of other names than its operands
+                operands = {m.id for m in ast.walk(stmt.value) if isinstance(m, ast.Name)}
+                nxt = None
+                for later in body[k + 1:]:
+                    if any(isinstance(m, ast.Name) and m.id == name
+                           for m in ast.walk(later)):
+                        nxt = later
+                        break
+                    if not (isinstance(later, ast.Assign) and len(later.targets) == 1
+                            and isinstance(later.targets[0], ast.Name)
+                            and later.targets[0].id not in operands
+                            and self._pure(later.value)):
+                        break
+                if not isinstance(nxt, ast.Assign):
+                    k += 1
+                    continue
+                path = _path_to_load(nxt.value, name)
+                if path is None or not all(
+                        self._pure_call(n) for n in ast.walk(nxt.value)
+                        if isinstance(n, ast.Call) and n not in path):
+                    k += 1
+                    continue
+                parent, field, index = path[-1]
+                if isinstance(parent, ast.Expression):
+                    nxt.value = stmt.value
+                elif index is None:
+                    setattr(parent, field, stmt.value)
+                else:
+                    getattr(parent, field)[index] = stmt.value
+                del body[k]
+                k = max(k - 1, 0)
 
     @staticmethod
     def _drop_unused_defs(fdef):
@@ -206,8 +366,25 @@ class _NumbaPass(ast.NodeTransformer):
             return getattr(self.means(node.value.id), node.attr, _MISSING) is obj
         return False
 
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        if isinstance(node.op, ast.MatMult):     # NumPy's own product for float arrays
+            return ast.copy_location(ast.Call(
+                func=ast.Name(id="_jit_matmul", ctx=ast.Load()),
+                args=[node.left, node.right], keywords=[]), node)
+        return node
+
     def visit_Call(self, node):
         self.generic_visit(node)
+        import numpy
+        if (len(node.args) == 2 and not node.keywords and not any(
+                isinstance(a, ast.Starred) for a in node.args) and (
+                self._is(node.func, numpy.matmul)
+                or self._is(node.func, getattr(numpy.linalg, "matmul", numpy.matmul)))):
+            # np.matmul(a, b) is a @ b (numba has the operator, not the function)
+            return ast.copy_location(ast.Call(
+                func=ast.Name(id="_jit_matmul", ctx=ast.Load()), args=node.args,
+                keywords=[]), node)
         if self._is(node.func, math.log) and len(node.args) == 2 and not node.keywords:
             node.func = ast.copy_location(ast.Name(id="_jit_log", ctx=ast.Load()), node.func)
         elif (self._is(node.func, builtins.reversed) and len(node.args) == 1
@@ -220,6 +397,26 @@ class _NumbaPass(ast.NodeTransformer):
             node.args[0] = ast.copy_location(ast.Call(
                 func=ast.Name(id="_jit_prefix", ctx=ast.Load()),
                 args=[sub.value, sub.slice.upper], keywords=[]), sub)
+        elif (len(node.args) == 1 and not node.keywords
+                and not isinstance(node.args[0], ast.Starred)
+                and isinstance(node.func, ast.Attribute) and node.func.attr in jit_arrays.UFUNCS
+                and self._is(node.func, getattr(numpy, node.func.attr, _MISSING))):
+            node.func = ast.copy_location(ast.Name(id=f"_jit_np_{node.func.attr}",
+                                                   ctx=ast.Load()), node.func)
+        elif any(self._is(node.func, fn) for fn in jit_arrays.REWRITES) and len(
+                node.args) == 2 and not node.keywords:
+            name = next(n for fn, n in jit_arrays.REWRITES.items() if self._is(node.func, fn))
+            node.func = ast.copy_location(ast.Name(id=name, ctx=ast.Load()), node.func)
+        elif (1 <= len(node.args) <= 2
+                and {k.arg for k in node.keywords} <= {"axis", "keepdims"}
+                and not any(isinstance(a, ast.Starred) for a in node.args)):
+            # np.sum(a, axis, keepdims=True)...: numba's reductions take no keepdims
+            # (and max/min no axis): the stand-ins of jit_arrays take both
+            for fn, name in jit_arrays.REDUCTIONS.items():
+                if self._is(node.func, fn):
+                    node.func = ast.copy_location(ast.Name(id=name, ctx=ast.Load()),
+                                                  node.func)
+                    break
         return node
 
     @staticmethod
@@ -305,6 +502,117 @@ class _NumbaPass(ast.NodeTransformer):
         return self._is_range(v)
 
 
+def tape_stack_variables(fdef):
+    """For the forward (or backward) function of a call's pair, which passes the shared
+    stack to the other in its tape: the sorted variables it pushes (or pops into), or
+    None when the stack is used otherwise (then it is not split)."""
+    setup = {}
+    saved = set()
+    uses = []
+    for n in ast.walk(fdef):
+        if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(
+                n.targets[0], ast.Name) and n.targets[0].id in (STACK, PUSH, POP):
+            setup[n.targets[0].id] = n
+            if n.targets[0].id != STACK and not (
+                    isinstance(n.value, ast.Attribute) and isinstance(n.value.value, ast.Name)
+                    and n.value.value.id == STACK):
+                return None
+    if PUSH in setup and POP not in setup and STACK in setup:
+        role = PUSH
+    elif POP in setup and PUSH not in setup and STACK not in setup:
+        role = POP
+    else:
+        return None
+    pops = set()
+    for n in ast.walk(fdef):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in (
+                PUSH, POP):
+            if n.func.id != role:
+                return None
+            if role == PUSH:
+                if len(n.args) != 1 or not isinstance(n.args[0], ast.Name) or n.keywords:
+                    return None
+                saved.add(n.args[0].id)
+            else:
+                pops.add(id(n))
+        elif isinstance(n, ast.Name) and n.id == STACK:
+            uses.append(n)
+    restored = 0
+    for n in ast.walk(fdef):
+        if isinstance(n, ast.Assign) and id(n.value) in pops:
+            if len(n.targets) != 1 or not isinstance(n.targets[0], ast.Name):
+                return None
+            saved.add(n.targets[0].id)
+            restored += 1
+    if role == POP and restored != len(pops):
+        return None
+    # the stack itself: its setup, and one element of the tape tuple
+    in_tuples = [n for n in ast.walk(fdef) if isinstance(n, ast.Tuple)
+                 and any(isinstance(e, ast.Name) and e.id == STACK for e in n.elts)]
+    if len(in_tuples) != 1 or len(uses) != (3 if role == PUSH else 2):
+        return None
+    return sorted(saved)
+
+
+def _split_tape_stack(fdef, variables):
+    """The shared stack of a forward/backward pair as one stack per variable, in the tape
+    as so many elements (in `variables` order, the same on both sides)."""
+    stacks = [f"_jit_stack_{v}" for v in variables]
+    by_var = dict(zip(variables, stacks))
+    removed = set()
+    for body in _bodies(fdef):
+        for k, stmt in enumerate(list(body)):
+            if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                    and isinstance(stmt.targets[0], ast.Name)
+                    and stmt.targets[0].id in (STACK, PUSH, POP)):
+                if stmt.targets[0].id == STACK:
+                    new = [ast.copy_location(ast.parse(f"{s} = []").body[0], stmt)
+                           for s in stacks]
+                else:
+                    new = []
+                removed.add(id(stmt))
+                at = body.index(stmt)
+                body[at:at + 1] = new
+    for n in ast.walk(fdef):
+        if isinstance(n, ast.Tuple) and any(isinstance(e, ast.Name) and e.id == STACK
+                                            for e in n.elts):
+            elts = []
+            for e in n.elts:
+                if isinstance(e, ast.Name) and e.id == STACK:
+                    elts.extend(ast.Name(id=s, ctx=type(e.ctx)()) for s in stacks)
+                else:
+                    elts.append(e)
+            n.elts = elts
+        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == PUSH:
+            n.func = ast.Attribute(value=ast.Name(id=by_var[n.args[0].id], ctx=ast.Load()),
+                                   attr="append", ctx=ast.Load())
+        elif isinstance(n, ast.Assign) and isinstance(n.value, ast.Call) and isinstance(
+                n.value.func, ast.Name) and n.value.func.id == POP:
+            n.value.func = ast.Attribute(
+                value=ast.Name(id=by_var[n.targets[0].id], ctx=ast.Load()), attr="pop",
+                ctx=ast.Load())
+
+
+def _path_to_load(root, name):
+    """The ancestors of the one load of `name` under the expression `root` (a list
+    ending with (parent, field, index) of the load), or None."""
+    def walk(node, trail):
+        for field, value in ast.iter_fields(node):
+            items = value if isinstance(value, list) else [value]
+            for i, child in enumerate(items):
+                if not isinstance(child, ast.AST):
+                    continue
+                here = (node, field, i if isinstance(value, list) else None)
+                if isinstance(child, ast.Name) and child.id == name and isinstance(
+                        child.ctx, ast.Load):
+                    return trail + [here]
+                found = walk(child, trail + [child])
+                if found is not None:
+                    return found
+        return None
+    return walk(ast.Expression(body=root), [])
+
+
 def _bodies(node):
     for n in ast.walk(node):
         for field in ("body", "orelse"):
@@ -379,7 +687,8 @@ def dispatcher(fn, entry=True):
     fdef.decorator_list = []
     fdef.args.defaults = []               # the function's own evaluated defaults are set
     fdef.args.kw_defaults = [None] * len(fdef.args.kwonlyargs)     # on the copy below
-    _NumbaPass(lambda name: _lookup(fn, name)).run(fdef)
+    _NumbaPass(lambda name: _lookup(fn, name), _TAPE_STACKS.get(fn)).run(fdef)
+    _typed_placeholders(fdef, _FIXES.get(fn, {}))
     defaults = _positional(fn, fdef)
     ast.fix_missing_locations(tree)
     if filename is None:                 # generated: its own name, registered below
@@ -388,6 +697,8 @@ def dispatcher(fn, entry=True):
         _GENERATED[filename] = _where(fn, None)[0], fn.__transpile_lines__
     else:
         ast.increment_lineno(tree, start - 1)
+    last = max((getattr(n, "end_lineno", 0) or 0) for n in ast.walk(fdef))
+    _BUILT.append((filename, fdef.lineno, last, weakref.ref(fn)))
     namespace = {"__builtins__": builtins, "__name__": f"transpile_jit_{fn.__name__}",
                  **_helpers()}
     exec(compile(tree, filename, "exec"), namespace)
@@ -407,6 +718,95 @@ def dispatcher(fn, entry=True):
 
 
 _BUILDING = weakref.WeakSet()       # functions whose free names are being bound
+_FIXES = weakref.WeakKeyDictionary()   # function -> {variable: (ndim, dtype) of its arrays}
+_BUILT = []                            # (file, first line, last line, weakref to function)
+
+
+# --- placeholders typed by numba's own inference -------------------------------------------
+
+class Repairing:
+    """The numba dispatcher of a gradient, built again when numba reports a placeholder
+    of the wrong type: a variable that holds arrays in a loop but a number (the zero
+    adjoint 0.0, or the typed placeholder of a variable saved before its first assignment)
+    where the loop starts. The type numba inferred for the variable's arrays is then the
+    placeholder's (`_typed_placeholders`): an adjoint's zero becomes zeros shaped like its
+    value, a saved-before-assigned placeholder an empty array of that type (never read)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.dispatcher = dispatcher(fn)
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return self.dispatcher(*args, **kwargs)
+        except Exception as exc:
+            if not _repair(exc):
+                raise
+        self.dispatcher = dispatcher(self.fn)
+        return self(*args, **kwargs)
+
+
+_UNIFY = re.compile(r"Cannot unify (.+?) and (.+?) for '([A-Za-z_][A-Za-z0-9_]*)(?:\.\d+)?', "
+                    r"defined at (.+?) \((\d+)\)")
+_ARRAY_TYPE = re.compile(r"array\((float64|float32|int64|int32|bool), (\d+)d, [CFA]\)$")
+
+
+def _repair(exc):
+    """Record the placeholder fix a numba unification failure calls for (True), or
+    False when it is not one (the error stands)."""
+    try:
+        numba = numba_module()
+    except TranspileError:
+        return False
+    if not isinstance(exc, numba.core.errors.TypingError):
+        return False
+    found = _UNIFY.search(_ANSI.sub("", str(exc)))
+    if found is None:
+        return False
+    first, second, name, filename, line = found.groups()
+    scalars = ("float64", "int64", "bool", "Literal[int](0)", "Literal[float](0.0)")
+    array = next((_ARRAY_TYPE.match(t) for t in (first, second) if _ARRAY_TYPE.match(t)),
+                 None)
+    other = second if array is not None and _ARRAY_TYPE.match(first) else first
+    if array is None or other not in scalars:
+        return False
+    line = int(line)
+    fn = next((ref() for f, lo, hi, ref in reversed(_BUILT)
+               if f == filename and lo <= line <= hi and ref() is not None), None)
+    if fn is None:
+        return False
+    fixes = _FIXES.setdefault(fn, {})
+    want = (int(array.group(2)), array.group(1))
+    if fixes.get(name) == want:
+        return False                      # already typed so: numba's error stands
+    fixes[name] = want
+    _DISPATCHERS.clear()                  # callers hold the old dispatchers: all again
+    return True
+
+
+def _typed_placeholders(fdef, fixes):
+    """`NAME = 0.0` (or 0, False) for a NAME in fixes: zeros like NAME's value for an
+    adjoint ``dV`` of a variable V of the function, else an empty array of the type."""
+    if not fixes:
+        return
+    bound = {a.arg for a in ast.walk(fdef.args) if isinstance(a, ast.arg)}
+    bound |= {n.id for n in ast.walk(fdef) if isinstance(n, ast.Name)
+              and isinstance(n.ctx, ast.Store)}
+    for node in ast.walk(fdef):
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name) and node.targets[0].id in fixes
+                and isinstance(node.value, ast.Constant)
+                and node.value.value in (0, 0.0, False, None)):
+            continue
+        name = node.targets[0].id
+        ndim, dtype = fixes[name]
+        if name.startswith("d") and name[1:] in bound:
+            text = f"_jit_zeros_like({name[1:]})"
+        else:
+            dtype = "bool_" if dtype == "bool" else dtype
+            shape = "(" + "0, " * ndim + ")"
+            text = f"_jit_np.zeros({shape}, _jit_np.{dtype})"
+        node.value = ast.copy_location(ast.parse(text, mode="eval").body, node.value)
 
 
 def _positional(fn, fdef):
@@ -430,8 +830,33 @@ def _positional(fn, fdef):
     return defaults or None
 
 
+def _pair_tapes(fn, names):
+    """A call's forward and backward functions (``g_forward`` and ``g_backward`` among
+    the free names) pass their shared stack in the tape: where both save the same
+    variables, each gets one stack per variable (`_split_tape_stack`), the same on both
+    sides. Otherwise the shared stack stays (and numba types it if it can)."""
+    for name in names:
+        if not name.endswith("_forward") or name[:-8] + "_backward" not in names:
+            continue
+        fwd, bwd = _lookup(fn, name), _lookup(fn, name[:-8] + "_backward")
+        if not all(isinstance(v, types.FunctionType)
+                   and hasattr(v, "__transpile_source__") for v in (fwd, bwd)):
+            continue
+        sides = []
+        for v in (fwd, bwd):
+            tree = ast.parse(v.__transpile_source__)
+            sides.append(tape_stack_variables(tree.body[0]) if isinstance(
+                tree.body[0], ast.FunctionDef) else None)
+        if sides[0] is not None and sides[0] == sides[1]:
+            _TAPE_STACKS[fwd] = _TAPE_STACKS[bwd] = sides[0]
+
+
+_TAPE_STACKS = weakref.WeakKeyDictionary()     # forward/backward -> variables of its stacks
+
+
 def _bind_free_names(fn, fdef, namespace):
     helpers = _helpers()
+    _pair_tapes(fn, set(_free_names(fdef)))
     for name in _free_names(fdef):
         value = _lookup(fn, name)
         if value is _MISSING:
@@ -464,7 +889,7 @@ def _helpers():
     numba = numba_module()
     from numba.core import types as nt
     from numba.extending import overload
-    from . import runtime, seed
+    from . import jit_arrays, runtime
 
     def jit_reversed(seq):
         return builtins.reversed(seq)
@@ -492,15 +917,6 @@ def _helpers():
             return impl
         if isinstance(seq, (nt.List, nt.Array)):
             return lambda seq, n: seq[:n]
-
-    def jit_unbroadcast(g, like):
-        return runtime.unbroadcast(g, like)
-
-    @overload(jit_unbroadcast)
-    def _unbroadcast(g, like):
-        scalar = (nt.Number, nt.Boolean)
-        if isinstance(g, scalar) and isinstance(like, scalar):
-            return lambda g, like: g            # a scalar adjoint of a scalar value
 
     def jit_pow_log(a, b, k):
         return runtime.pow_log(a, b, k)
@@ -568,23 +984,15 @@ def _helpers():
     def jit_log(x, base):
         return math.log(x) / math.log(base)    # what math.log(x, base) computes
 
-    def jit_result_seed(value):
-        return seed.result_seed(value)
-
-    @overload(jit_result_seed)
-    def _result_seed(value):
-        if isinstance(value, (nt.Number, nt.Boolean)):
-            return lambda value: 1.0            # the seed of a number (seed.py)
-
     _HELPERS.update(reversed=jit_reversed, _jit_prefix=jit_prefix, _jit_log=jit_log,
-                    unbroadcast=jit_unbroadcast, pow_log=jit_pow_log,
-                    pow_deriv=jit_pow_deriv, sign=jit_sign, is_zero=jit_is_zero,
-                    abs_partial=jit_abs_partial, result_seed=jit_result_seed)
-    _REPLACED[seed.result_seed] = "result_seed"
+                    pow_log=jit_pow_log, pow_deriv=jit_pow_deriv, sign=jit_sign,
+                    is_zero=jit_is_zero, abs_partial=jit_abs_partial)
+    arrays, replaced = jit_arrays.standins()
+    _HELPERS.update(arrays)
+    _REPLACED.update(replaced)
     _REPLACED[runtime.sign] = "sign"
     _REPLACED[runtime.abs_partial] = "abs_partial"
     _REPLACED[runtime.is_zero] = "is_zero"
-    _REPLACED[runtime.unbroadcast] = "unbroadcast"
     _REPLACED[runtime.pow_log] = "pow_log"
     _REPLACED[runtime.pow_deriv] = "pow_deriv"
     return _HELPERS
@@ -650,6 +1058,10 @@ def compile_error(exc, user_fn):
                                                           "No implementation"))),
                   lines[0] if lines else type(exc).__name__)
     reason = reason.rstrip(":")
+    standin = re.match(r">>> jit_(\w+)\((.*)\)$", reason)
+    if standin is not None:            # a stand-in of jit_arrays without those types
+        reason = (f"{standin.group(1)}() as jit=True compiles it takes no arguments of "
+                  f"types ({standin.group(2)})")
     filename = lineno = None
     code_line = ""
     for gen_file, gen_line in reversed(_WHERE.findall(text)):
