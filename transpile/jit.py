@@ -978,7 +978,10 @@ def _helpers():
         if isinstance(g, (nt.Number, nt.Boolean)):
             return lambda g: g == 0             # the 0.0 placeholder (or a zero number)
         if isinstance(g, nt.Array):
-            return lambda g: False
+            # a loop's zero adjoint is typed as zeros here (see Repairing): all zeros is
+            # the zero adjoint, skipped as the plain gradient skips the placeholder (a
+            # partial that is inf or nan there gives 0, not nan)
+            return lambda g: not g.any()
 
     @numba.njit
     def jit_log(x, base):

@@ -372,6 +372,19 @@ def _build():
 
     _STANDINS["_jit_zeros_like"] = jit_zeros_like
 
+    def jit_owned(adj):
+        return runtime.owned(adj)
+
+    @overload(jit_owned)
+    def _owned(adj):
+        if isinstance(adj, scalar):
+            return lambda adj: adj
+        if isinstance(adj, nt.Array):
+            return lambda adj: adj.copy()     # the caller's adjoint, not written into
+
+    _STANDINS["_jit_owned"] = jit_owned
+    _REPLACES[runtime.owned] = "_jit_owned"
+
     def numpy_ufunc(name):
         ufunc = getattr(np, name)
 

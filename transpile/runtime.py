@@ -125,6 +125,8 @@ def mul_masked(p, g):
     partial derivative with an adjoint a selection (np.where's other branch, an index)
     set to 0 for a value that does not reach the result. Plain p * g when finite."""
     out = p * g
+    if isinstance(g, float) and g != 0:         # one number (Python or NumPy float64)
+        return out                              # for every element, not 0: the product
     if isinstance(out, float):                  # Python and NumPy float64 numbers
         return out if out - out == 0.0 or g != 0 else 0.0
     import numpy
@@ -421,6 +423,9 @@ def unbroadcast(g, like):
     an array gets an array of its own shape."""
     shape = getattr(like, "shape", None)
     gshape = getattr(g, "shape", None)
+    if gshape == shape and gshape is not None and getattr(g, "dtype", None) is getattr(
+            like, "dtype", None):
+        return g                    # (the common case first: an array of like's kind)
     if _is_complex(g) and not _is_complex(like):
         g = g.real                 # the adjoint of a real value is real (registry.COMPLEX)
     if gshape is None:

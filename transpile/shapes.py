@@ -324,6 +324,8 @@ class Shapes:
         if isinstance(e, ast.Attribute) and e.attr == "T":
             a = self.of(e.value)
             return a if a in (None, PY, ARR) else tuple(reversed(a))
+        if isinstance(e, ast.BoolOp):       # `n or 1` of numbers
+            return PY if all(self.of(v) == PY for v in e.values) else None
         if isinstance(e, ast.Compare) and len(e.ops) == 1:      # (a boolean array)
             a, b = self.of(e.left), self.of(e.comparators[0])
             return PY if a == PY and b == PY else self.broadcast([a, b])
@@ -404,6 +406,8 @@ class Shapes:
             if any(x in (None, PY, ARR) for x in (a, b)) or len(a) != 1 or len(b) != 1:
                 return None
             return (a[0], b[0])
+        if fn is np.count_nonzero and len(args) == 1 and not kw:
+            return PY if shapes[0] not in (None, PY) else None      # (an int)
         if fn in (np.zeros, np.ones, np.empty) and len(args) == 1 and not kw:
             return self._new_shape(args[0])
         if fn is np.zeros_like and len(args) == 1 and not kw:

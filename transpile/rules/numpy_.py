@@ -543,7 +543,7 @@ def _extremum_vjp(nan=False):
 # the adjoint evenly (as _extremum_vjp); a group without a match (nan) gets 0
 @template(ndim={"a": _ANY}, values={"axis": None}, exact=False)
 def _extremum_all(g, ans, a, axis=None, keepdims=False):
-    return (a == ans) * (g / np.maximum(np.sum(a == ans), 1))
+    return (a == ans) * (g / (np.count_nonzero(a == ans) or 1))
 
 
 @template(ndim={"a": _ANY}, ints=("axis",), values={"keepdims": True})
