@@ -182,8 +182,9 @@ class ReverseTransform(ControlFlowReversal, Transform):
             if t in version:
                 version[t] += 1
             target = (t, version[t]) if t in version else (t, None)
+            spread = self._spreads(st.value)
             for n in reads:
-                edges.append((n, target, n[0] not in picked))
+                edges.append((n, target, spread and n[0] not in picked))
         dense = set()
         changed = True
         while changed:
@@ -196,6 +197,23 @@ class ReverseTransform(ControlFlowReversal, Transform):
         params = set(self.an.params)
         return out - {n for n in tracked if all(
             (n, v) in dense for v in range(0 if n in params else 1, version[n] + 1))}
+
+    def _spreads(self, v):
+        """Does every operation of v pass adjoints on to all of its operands' elements:
+        arithmetic, and NumPy and math functions whose rules do not select (no `masks`),
+        no index, no helper of transpile's (forward-mode code calls some that select)?"""
+        if A.get_tag(v, "special") is not None:
+            return False
+        for n in ast.walk(v):
+            if isinstance(n, (ast.Subscript, ast.IfExp, ast.Lambda, ast.NamedExpr)):
+                return False
+            if self._internal(n):
+                rule, _ = self.rule_of(n)
+                name = getattr(rule, "name", None) or ""
+                if rule is None or rule.masks or not (
+                        name.startswith(("numpy.", "math.")) or not name[:1].isalpha()):
+                    return False
+        return True
 
     def masked_product(self, p, g):
         """p * g for a partial p and an adjoint g: `mul_masked(p, g)` (exactly 0 where g
