@@ -125,17 +125,25 @@ def _written_elements(stmts):
     """Names whose elements or attributes some statement writes (`x[i] = e`, `x.a += e`)."""
     out = set()
     for s in stmts:
-        for n in ast.walk(s):
-            targets = n.targets if isinstance(n, ast.Assign) else [n.target] if isinstance(
-                n, ast.AugAssign) else []
-            for t in targets:
-                for part in ast.walk(t):
-                    if isinstance(part, (ast.Subscript, ast.Attribute)):
-                        base = part.value
-                        while isinstance(base, (ast.Subscript, ast.Attribute)):
-                            base = base.value
-                        if isinstance(base, ast.Name):
-                            out.add(base.id)
+        for n in A.nodes(s):
+            out |= _written_roots(n)
+    return out
+
+
+def _written_roots(n):
+    """The names behind the element and attribute writes of assignment n (x of
+    `x[i] = e`, `x.a[j] += e`)."""
+    out = set()
+    targets = n.targets if isinstance(n, ast.Assign) else \
+        [n.target] if isinstance(n, (ast.AugAssign, ast.AnnAssign)) else []
+    for t in targets:
+        for e in A.nodes(t):
+            if isinstance(e, (ast.Subscript, ast.Attribute)):
+                root = e.value
+                while isinstance(root, (ast.Subscript, ast.Attribute)):
+                    root = root.value
+                if isinstance(root, ast.Name):
+                    out.add(root.id)
     return out
 
 
@@ -237,16 +245,7 @@ def _names_changed(s):
     update in place (its arguments and, for a method, its receiver)."""
     out = set(A.names_stored(s))
     for n in A.nodes(s):
-        targets = n.targets if isinstance(n, ast.Assign) else \
-            [n.target] if isinstance(n, (ast.AugAssign, ast.AnnAssign)) else []
-        for t in targets:
-            for e in A.nodes(t):
-                if isinstance(e, (ast.Subscript, ast.Attribute)):
-                    root = e.value
-                    while isinstance(root, (ast.Subscript, ast.Attribute)):
-                        root = root.value
-                    if isinstance(root, ast.Name):
-                        out.add(root.id)
+        out |= _written_roots(n)
         if isinstance(n, ast.Call) and not _pure_call(n):
             args = list(n.args) + [k.value for k in n.keywords]
             if isinstance(n.func, ast.Name) and n.func.id in IN_PLACE_HELPERS:
