@@ -29,6 +29,23 @@ def central_wrt(f, args, i=0, eps=1e-6):
     return central(at, args[i], eps)
 
 
+def check_gradient(f, args, wrt, atol=1e-6):
+    """transpile.grad(f, wrt=wrt) at args against central differences of every argument
+    it names (shapes too), the arguments left as they were; the gradient function."""
+    import transpile
+    g = transpile.grad(f, wrt=wrt)
+    before = [np.copy(a) for a in args]
+    got = g(*args)
+    for a, b in zip(args, before):
+        assert np.array_equal(a, b), "the gradient changed an argument"
+    got = got if isinstance(wrt, tuple) else (got,)
+    for i, gi in zip(wrt if isinstance(wrt, tuple) else (wrt,), got):
+        expected = central_wrt(f, args, i)
+        assert np.shape(gi) == np.shape(expected), (i, np.shape(gi), np.shape(expected))
+        assert np.allclose(gi, expected, atol=atol, rtol=1e-5), (i, gi, expected)
+    return g
+
+
 def check(value, expected, atol=1e-6):
     """value is a number or array of expected's shape, close to it."""
     expected = np.asarray(expected, float)

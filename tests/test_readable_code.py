@@ -9,24 +9,13 @@ import numpy as np
 import pytest
 
 import transpile
-from finite_differences import central_wrt
+from finite_differences import central_wrt, check_gradient as check_all
 
 RNG = np.random.default_rng(7)
 
 
 def arr(*shape):
     return RNG.normal(size=shape)
-
-
-def check_all(f, args, wrt, atol=1e-6):
-    g = transpile.grad(f, wrt=wrt)
-    got = g(*args)
-    got = got if isinstance(wrt, tuple) else (got,)
-    for i, gi in zip(wrt if isinstance(wrt, tuple) else (wrt,), got):
-        expected = central_wrt(f, args, i)
-        assert np.shape(gi) == np.shape(expected), (i, np.shape(gi), np.shape(expected))
-        assert np.allclose(gi, expected, atol=atol, rtol=1e-5), (i, gi, expected)
-    return g
 
 
 def mlp(W1, b1, W2, b2, X, y):

@@ -20,8 +20,7 @@ def run(stmts, pure=frozenset()):
     """All passes; `pure`: names of side-effect-free functions (see `pure_calls`)."""
     stmts = drop_unneeded_inits(stmts)
     stmts = _propagate_constants(stmts)
-    stmts = _zero_first_writes(stmts, set(), _updated_in_place(stmts) |
-                               _written_elements(stmts))
+    stmts = _zero_first_writes(stmts, set(), changed_in_place(stmts))
     stmts = _merge_accumulations(stmts)
     stmts = _dead_tail(stmts)
     stmts = _inline_single_use(stmts)
@@ -55,7 +54,7 @@ def _propagate_constants(stmts):
                     # `dv = x * 1.0` stays a product where dv or x is changed in place:
                     # the folded `dv = x` would hold the same array
                     if mutable is None:
-                        mutable = _updated_in_place(stmts) | _written_elements(stmts)
+                        mutable = changed_in_place(stmts)
                     if target.id in mutable or A.names_loaded(folded) & mutable:
                         folded = value
                 s = A.assign(target, folded, s)
@@ -109,8 +108,10 @@ def _is_zero_assign(s):
             and type(s.value.value) is float and s.value.value == 0.0)
 
 
-def _updated_in_place(stmts):
-    """Adjoints that runtime helpers update in place (`dx = add_at(dx, ...)`)."""
+def changed_in_place(stmts):
+    """Names whose array or object some statement changes in place: adjoints runtime
+    helpers update (`dx = add_at(dx, ...)`), and names whose elements or attributes are
+    written (`x[i] = e`, `x.a += e`)."""
     out = set()
     for s in stmts:
         for n in A.nodes(s):
@@ -118,15 +119,8 @@ def _updated_in_place(stmts):
                     and n.func.id.rstrip("_0123456789") in IN_PLACE_HELPERS and n.args
                     and isinstance(n.args[0], ast.Name)):
                 out.add(n.args[0].id)
-    return out
-
-
-def _written_elements(stmts):
-    """Names whose elements or attributes some statement writes (`x[i] = e`, `x.a += e`)."""
-    out = set()
-    for s in stmts:
-        for n in A.nodes(s):
-            out |= _written_roots(n)
+            else:
+                out |= _written_roots(n)
     return out
 
 

@@ -729,7 +729,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
     bbody += _bound_item(picked, env)
     bbody += T.expand(T.return_only, OUT=T.names_tuple(grads))
     bbody = _optimized(bbody, env, local_names, options, names, all_scalar, rt)
-    if d_result in optimize._updated_in_place(bbody) | optimize._written_elements(bbody):
+    if d_result in optimize.changed_in_place(bbody):
         # the caller's array, which this function would write into: a copy
         k = next((i for i, s in enumerate(bbody) if d_result in A.names_loaded(s)), 0)
         bbody.insert(k, A.assign(d_result, ast.Call(func=A.load(env.helper("owned")),
@@ -831,9 +831,7 @@ def _zero_adjoint(dv, rt, env):
     if p is None:
         return A.const(0.0)
     shape = ast.Attribute(value=A.load(p), attr="shape", ctx=ast.Load())
-    np_name = env.bind("np", __import__("numpy"))
-    return ast.Call(func=ast.Attribute(value=A.load(np_name), attr="zeros", ctx=ast.Load()),
-                    args=[shape], keywords=[])
+    return ast.Call(func=shapes.np_function(env, "zeros"), args=[shape], keywords=[])
 
 
 def _optimized(body, env, local_names, options, names, all_scalar, rt=None):

@@ -102,6 +102,12 @@ def value_mask(value):
     return None
 
 
+def np_function(namespace, attr):
+    """`np.<attr>` for generated code: NumPy bound in the namespace as `np`."""
+    np_name = namespace.bind("np", __import__("numpy"))
+    return ast.Attribute(value=A.load(np_name), attr=attr, ctx=ast.Load())
+
+
 def _literal(node):
     try:
         return True, ast.literal_eval(node)
@@ -710,8 +716,7 @@ class _Specialiser:
         return g == ARR or isinstance(g, tuple)
 
     def _stored(self, s):
-        return {n.id for n in ast.walk(s) if isinstance(n, ast.Name)
-                and isinstance(n.ctx, ast.Store)} - self.fixed
+        return A.names_stored(s) - self.fixed
 
     def _loop(self, s):
         """A loop rewritten with the shapes that hold at the top of every pass over its
@@ -774,14 +779,13 @@ class _Specialiser:
                 return None
             store = ast.Subscript(value=A.load(dv), slice=index, ctx=ast.Store())
             return [A.located(ast.AugAssign(target=store, op=ast.Add(), value=v.args[3]), s)]
-        if fn is runtime.take_item and len(v.args) == 2 and isinstance(target, ast.Tuple) \
-                and len(target.elts) == 2 and all(isinstance(t, ast.Name) for t in
-                                                  target.elts) and target.elts[1].id == dv:
+        taken = self._take_item_names(s)
+        if taken is not None and taken[1] == dv:
             index = self.sh.basic_index(v.args[1])
             if index is None or not isinstance(shape, tuple):
                 return None
             part = self.sh._part(shape, index)
-            g = target.elts[0].id
+            g = taken[0]
             read = ast.Subscript(value=A.load(dv), slice=A.copy_tree(index), ctx=ast.Load())
             if part != ():              # a view into dv: its values as they are now
                 read = ast.Call(func=ast.Attribute(value=read, attr="copy", ctx=ast.Load()),
@@ -793,19 +797,27 @@ class _Specialiser:
                     A.located(ast.Assign(targets=[zero], value=A.const(0.0)), s)]
         return None
 
+    def _take_item_names(self, s):
+        """(g, adj) of `g, adj = take_item(x, index)`, or None."""
+        from . import runtime
+        v, target = s.value, s.targets[0]
+        if isinstance(v, ast.Call) and len(v.args) == 2 and not v.keywords and \
+                isinstance(target, ast.Tuple) and len(target.elts) == 2 and \
+                all(isinstance(t, ast.Name) for t in target.elts) and \
+                self.sh._function(v) is runtime.take_item:
+            return target.elts[0].id, target.elts[1].id
+        return None
+
     def _taken_item(self, s):
         """`g, adj = take_item(adj, index)`: g is adj's part at a basic index, adj keeps
         its shape."""
-        from . import runtime
-        v, target = s.value, s.targets[0]
-        if not (isinstance(v, ast.Call) and len(v.args) == 2 and not v.keywords and
-                isinstance(target, ast.Tuple) and len(target.elts) == 2 and
-                all(isinstance(t, ast.Name) for t in target.elts) and
-                self.sh._function(v) is runtime.take_item):
+        taken = self._take_item_names(s)
+        if taken is None:
             return False
+        v = s.value
         adj = self.sh.of(v.args[0])
         part = self.sh._part(adj, v.args[1]) if adj not in (None, PY) else None
-        g, kept = (t.id for t in target.elts)
+        g, kept = taken
         for name, shape in ((g, part), (kept, adj)):
             if name not in self.fixed:
                 self.sh.env[name] = shape
@@ -879,8 +891,7 @@ class _Specialiser:
             if p == ARR or isinstance(p, tuple):
                 # an adjoint p where a comparison holds, exactly 0 elsewhere: np.where,
                 # in one pass (mul_masked's product and test of every element)
-                np_name = self.namespace.bind("np", __import__("numpy"))
-                where = ast.Attribute(value=A.load(np_name), attr="where", ctx=ast.Load())
+                where = np_function(self.namespace, "where")
                 return A.located(ast.Call(func=where, args=[e.args[1], e.args[0],
                                                             A.const(0.0)], keywords=[]), e)
         origin = self.sh.origins.get(e.func.id) if isinstance(e.func, ast.Name) else None
@@ -910,8 +921,7 @@ class _Specialiser:
         if s == PY:
             func = A.load(self.namespace.helper("sign"))
         else:
-            np_name = self.namespace.bind("np", __import__("numpy"))
-            func = ast.Attribute(value=A.load(np_name), attr="sign", ctx=ast.Load())
+            func = np_function(self.namespace, "sign")
         return A.located(ast.Call(func=func, args=e.args, keywords=[]), e)
 
     def _sum_back(self, e, g, like):
@@ -928,7 +938,6 @@ class _Specialiser:
             elif not same_dim(a, b):
                 return None
         out = e.args[0]
-        np_name = self.namespace.bind("np", __import__("numpy"))
 
         def total(x, axes, keepdims):
             axis = A.const(axes[0]) if len(axes) == 1 else ast.Tuple(
@@ -936,8 +945,7 @@ class _Specialiser:
             kw = [ast.keyword(arg="axis", value=axis)]
             if keepdims:
                 kw.append(ast.keyword(arg="keepdims", value=A.const(True)))
-            return ast.Call(func=ast.Attribute(value=A.load(np_name), attr="sum",
-                                               ctx=ast.Load()), args=[x], keywords=kw)
+            return ast.Call(func=np_function(self.namespace, "sum"), args=[x], keywords=kw)
         if extra:
             out = total(out, list(range(extra)), False)
         if kept:
@@ -1123,7 +1131,7 @@ def implicit_fills(body, rt):
     Returns (body, whether anything changed)."""
     from . import runtime
     fills, after = {}, {}       # d -> its fill statement; -> the statements after it
-    for block in _blocks(body):
+    for block in A.bodies(body):
         for i, s in enumerate(block):
             v = getattr(s, "value", None)
             if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
@@ -1200,32 +1208,13 @@ def implicit_fills(body, rt):
     later = {d: sum(1 for s in after[d] for n in ast.walk(s) if isinstance(n, ast.Name)
                     and n.id == d and isinstance(n.ctx, ast.Load)) for d in fills}
     done = {d for d in fills if loads.get(d, 0) > 0 and fitting.get(d) == loads[d] ==
-            later[d] and not any(_stores(s, d) for s in after[d])}
+            later[d] and not any(d in A.names_stored(s) for s in after[d])}
     if not done:
         return body, False
     for d in done:
         s = fills[d]
         s.value = s.value.args[1]
     return body, True
-
-
-def _blocks(stmts):
-    """Every statement list in stmts (itself, loop and branch bodies, ...)."""
-    yield stmts
-    for s in stmts:
-        for field in ("body", "orelse", "finalbody", "handlers"):
-            inner = getattr(s, field, None)
-            if isinstance(inner, list) and inner and isinstance(inner[0], ast.AST):
-                if field == "handlers":
-                    for h in inner:
-                        yield from _blocks(h.body)
-                elif not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-                    yield from _blocks(inner)
-
-
-def _stores(s, name):
-    return any(isinstance(n, ast.Name) and n.id == name and isinstance(
-        n.ctx, (ast.Store, ast.Del)) for n in ast.walk(s))
 
 
 def _primal_products(body):

@@ -205,9 +205,10 @@ def _reads(stmts):
     return out
 
 
-def _loaded(node):
+def _loaded(node, saves=True):
     """Names read in node; a re-run forward body (checkpointing) reads only what its tag
-    lists: the values it takes from outside the loop (the rest come from a snapshot)."""
+    lists: the values it takes from outside the loop (the rest come from a snapshot).
+    Without `saves`, what pushes and pops read is left out."""
     out = set()
     todo = [node]
     while todo:
@@ -215,6 +216,8 @@ def _loaded(node):
         inputs = A.get_tag(n, "recompute")
         if inputs is not None:
             out.update(inputs)
+        elif not saves and (_is_push(n) or _is_pop(n)):
+            continue
         elif isinstance(n, ast.Name):
             if isinstance(n.ctx, ast.Load):
                 out.add(n.id)
@@ -238,24 +241,11 @@ def drop_unread_saves(fwd, rev):
     if not popped:
         return fwd, rev
     for s in rev:
-        read |= _loaded_outside_saves(s)
+        read |= _loaded(s, saves=False)
     dead = popped - read
     if not dead:
         return fwd, rev
     return _without_saves(fwd, dead), _without_saves(rev, dead)
-
-
-def _loaded_outside_saves(node):
-    if _is_push(node) or _is_pop(node):
-        return set()
-    if isinstance(node, ast.Name):
-        return {node.id} if isinstance(node.ctx, ast.Load) else set()
-    out = set()
-    if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
-        out.add(node.target.id)
-    for child in ast.iter_child_nodes(node):
-        out |= _loaded_outside_saves(child)
-    return out
 
 
 def _without_saves(stmts, dead):
@@ -268,6 +258,8 @@ def _without_saves(stmts, dead):
             inner = getattr(s, field, None)
             if isinstance(inner, list) and inner and isinstance(inner[0], ast.stmt):
                 setattr(s, field, _without_saves(inner, dead) or [ast.Pass()])
+        for handler in getattr(s, "handlers", ()):      # (every pop found goes)
+            handler.body = _without_saves(handler.body, dead) or [ast.Pass()]
         out.append(s)
     return out
 
