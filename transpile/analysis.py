@@ -179,6 +179,9 @@ def is_complex_value(value, deep=True):
         return True
     if isinstance(value, numpy.ndarray):
         return value.dtype.kind == "c"
+    from .namespaces import is_foreign
+    if is_foreign(value):
+        return getattr(value.dtype, "kind", "") == "c"
     if isinstance(value, (list, tuple, dict)) or (
             deep and getattr(value, "__dict__", None) is not None):
         from . import tree
@@ -189,6 +192,58 @@ def is_complex_value(value, deep=True):
             except Exception:            # a structure transpile does not see into
                 return False
     return False
+
+
+# --- lazy values --------------------------------------------------------------------------
+# Which variables may hold values computed from a lazy array (`Analysis.lazy`): the
+# parameters whose arguments are or hold Dask arrays (kinds entry `lazy_key(name)`, the
+# backend's name, api._kinds), and by a fixpoint every variable assigned from an
+# expression that reads one other than through its shape (`x.shape`, `len(x)`). Control
+# flow on such a value (an `if` or `while` test, `range(n)`, `float(v)`, `v.item()`) would
+# compute the array where the branch is taken: refused at its line, naming the backend
+# (`Analysis._check_lazy_control_flow`), never a silent computation of the whole array.
+LAZY_SUFFIX = ".lazy"
+#: calls that turn a value into a Python number or bool (computing a lazy array)
+_CONCRETE_CALLS = {"float", "int", "bool", "complex", "range"}
+_CONCRETE_METHODS = {"item", "tolist", "__bool__", "__float__", "__index__"}
+
+
+def lazy_key(name):
+    """The kinds entry naming the lazy backend ("Dask") of parameter `name`'s argument,
+    where it is or holds a lazy array (api._kinds; the transforms pass it on)."""
+    return name + LAZY_SUFFIX
+
+
+def lazy_backend(value):
+    """The backend of a lazy array value is or holds ("Dask"), or None."""
+    from .namespaces import backend, is_lazy
+    if is_lazy(value):
+        return backend(value)
+    if isinstance(value, (list, tuple, dict)) or getattr(value, "__dict__", None) is not None:
+        from . import tree
+        try:
+            leaves = [leaf for leaf in tree.leaves(value) if leaf is not value] if (
+                isinstance(value, (list, tuple, dict)) or tree.is_node(value)) else []
+        except Exception:                # a structure transpile does not see into
+            return None
+        return next((backend(leaf) for leaf in leaves if is_lazy(leaf)), None)
+    return None
+
+
+def value_names(e):
+    """The names whose values (not only shapes) expression e reads: `x` in `x + 1` and
+    `x[0]`, not in `x.shape[0]`, `x.ndim` or `len(x)`."""
+    if isinstance(e, ast.Attribute) and e.attr in SHAPE_ATTRS:
+        return set()
+    if isinstance(e, ast.Call) and isinstance(e.func, ast.Name) and e.func.id == "len":
+        return set()
+    if isinstance(e, ast.Name):
+        return {e.id}
+    out = set()
+    for child in ast.iter_child_nodes(e):
+        if isinstance(child, ast.expr):
+            out |= value_names(child)
+    return out
 
 
 def complex_refusal(rule):
@@ -235,6 +290,9 @@ def value_kind(value):
         return SEQ
     if isinstance(value, dict):
         return MAP
+    from .namespaces import is_foreign
+    if is_foreign(value):
+        return ARRAY                 # a Dask, CuPy, PyTorch, JAX... array: namespaces.py
     import types
     if isinstance(value, types.ModuleType):
         return MODULE
@@ -292,6 +350,9 @@ class Analysis:
         self.complex = self._complex_values()
         if self.complex:
             self._check_complex_constants()
+        self.lazy = self._lazy_values()
+        if self.lazy:
+            self._check_lazy_control_flow()
         self._activity()
         self._check_function_arguments()
         check_passthrough(self)
@@ -492,6 +553,80 @@ class Analysis:
             return set()
         self._fixpoint(found, step)
         return found
+
+    def _lazy_values(self):
+        """The variables that may hold values computed from a lazy array ("lazy values"
+        above): name -> the backend's name."""
+        found = {p: self.param_kinds[lazy_key(p)] for p in self.params
+                 if self.param_kinds.get(lazy_key(p))}
+        if not found:
+            return found
+
+        def step(s):
+            reads = set()
+            if isinstance(s, ast.Assign):
+                reads, written = value_names(s.value), {_target_root(s.targets[0])}
+            elif isinstance(s, ast.For) and isinstance(s.target, ast.Name):
+                reads, written = value_names(s.iter), {s.target.id}
+            elif isinstance(s, ast.Expr) and A.get_tag(s.value, "special") == "method" \
+                    and isinstance(s.value.func.value, ast.Name):
+                reads, written = value_names(s.value), {s.value.func.value.id}
+            hit = next((found[n] for n in sorted(reads) if n in found), None)
+            if hit is None:
+                return set()
+            new = (written - {None}) - set(found)
+            for n in new:
+                found[n] = hit
+            return new
+        self._fixpoint(set(found), step)
+        return found
+
+    def _check_lazy_control_flow(self):
+        """Refuse control flow on lazy values ("lazy values" above), at its line."""
+        def lazy_in(e):
+            return sorted(value_names(e) & set(self.lazy))
+
+        for s, _ in walk_body(self.norm.body):
+            tests = []
+            if isinstance(s, (ast.If, ast.While)):
+                tests.append((s.test, "a branch (if/while) on"))
+            for e in A.nodes(s) if not isinstance(s, (ast.If, ast.While, ast.For,
+                                                     ast.Try, ast.FunctionDef)) else ():
+                if isinstance(e, ast.IfExp):
+                    tests.append((e.test, "a branch (if/else) on"))
+                elif isinstance(e, ast.Call) and (
+                        isinstance(e.func, ast.Name) and e.func.id in _CONCRETE_CALLS or
+                        isinstance(e.func, ast.Attribute) and
+                        e.func.attr in _CONCRETE_METHODS):
+                    tests.append((e, f"{ast.unparse(e.func)}() of"))
+            if isinstance(s, ast.For):
+                tests.extend((e, f"{e.func.id}() of") for e in A.nodes(s.iter)
+                             if isinstance(e, ast.Call) and isinstance(e.func, ast.Name)
+                             and e.func.id in _CONCRETE_CALLS)
+            for e, how in tests:
+                names = lazy_in(e)
+                if names:
+                    backend = self.lazy[names[0]]
+                    named = [n for n in names if not n.startswith("_")]
+                    what = f" ('{named[0]}')" if named else ""
+                    raise self.norm.unit.error(
+                        f"unsupported construct: {how} the values of a {backend} "
+                        f"array{what}. {backend} arrays are lazy: this would compute the "
+                        "whole array while the derivative code runs. Compute the value "
+                        "first and pass it in (.compute()), or select elementwise with "
+                        "np.where", s)
+
+    def lazy_kinds(self, bound):
+        """Kinds entries for a call's parameters (name -> argument expression) whose
+        arguments may be lazy values, for the callee's analysis."""
+        if not self.lazy:
+            return {}
+        out = {}
+        for p, arg in bound.items():
+            names = sorted(value_names(arg) & set(self.lazy))
+            if names:
+                out[lazy_key(p)] = self.lazy[names[0]]
+        return out
 
     def _check_complex_constants(self):
         """A call with a zero derivative kept verbatim (np.sign(z): normalize tags it

@@ -30,7 +30,8 @@ from . import pipeline, tree
 from .checkpoint import check_option
 from .errors import TranspileError
 from .seed import is_bool, not_a_number, not_real, result_seed
-from .analysis import STRUCTURES, complex_key, element_kind, elements_key, is_complex_value
+from .analysis import (STRUCTURES, complex_key, element_kind, elements_key, is_complex_value,
+                       lazy_backend, lazy_key)
 from .analysis import value_kind
 from .emit import annotate, locate
 from .runtime import zeros_like, _is_zero
@@ -670,6 +671,9 @@ def _kinds(fn: Callable[..., Any], args: Sequence[Any],
             kinds[name + ".shape"] = mask
         if is_complex_value(value):
             kinds[complex_key(name)] = True        # see analysis: complex values
+        lazy = lazy_backend(value) if not isinstance(value, (int, float)) else None
+        if lazy:
+            kinds[lazy_key(name)] = lazy           # see analysis: lazy values
         if kinds[name] in STRUCTURES:          # lists, dicts, objects: what they hold
             kinds[elements_key(name)] = element_kind(value) or "unknown"
     return kinds

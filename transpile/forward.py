@@ -301,6 +301,7 @@ class ForwardTransform(Transform):
         from .pipeline import static_kinds
         kinds.update(static_kinds(getattr(self.norm, "statics", {}), bound))
         kinds.update(self.an.complex_kinds(bound))
+        kinds.update(self.an.lazy_kinds(bound))
         if not active:
             return [plain_call(s, target, self.env, kinds), A.assign(self.d(t), A.const(0.0))]
         jvp_name, tangent_kw = self.env.callee_jvp(target, tuple(active), kinds, s)

@@ -721,6 +721,7 @@ class ReverseTransform(ControlFlowReversal, Transform):
             if kinds[p] in STRUCTURES and isinstance(arg, ast.Name):
                 kinds[p + "[]"] = self.an.elem.get(arg.id, "unknown")
         kinds.update(self.an.complex_kinds(bound))
+        kinds.update(self.an.lazy_kinds(bound))
         if self.cur_masked:
             kinds[MASKED_RESULT] = "masked"     # the callee keeps zeros of its adjoint
         if self.an.kind.get(t) != SCALAR and (self.depth > 0 or self.branches > 0

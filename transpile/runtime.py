@@ -9,6 +9,7 @@ dict keyed by key or attribute name; `field` reads an object's, `entry`/`put_ent
 overwrites, a key or attribute that was new removed again).
 """
 import math
+from .namespaces import as_array, is_foreign, is_lazy, known_finite, like
 
 
 def sign(x):
@@ -45,7 +46,7 @@ def pow_log(a, b, k):
         return numpy.power(a, b) * numpy.log(a) ** k if k >= 0 else 0.0 * a
     if hasattr(a, "shape") or hasattr(b, "shape"):
         import numpy
-        a = numpy.asarray(a)
+        a = as_array(a)
         positive = a > 0
         safe = numpy.where(positive, a, 1)
         if k < 0:
@@ -72,13 +73,13 @@ def pow_deriv(a, b, c):
             with numpy.errstate(divide="ignore", invalid="ignore"):
                 return float(c * numpy.float64(a) ** b)
     import numpy
-    a = numpy.asarray(a)
+    a = as_array(a)
     if a.dtype.kind in "biu":
         a = a.astype(float)
     with numpy.errstate(divide="ignore", invalid="ignore"):
         out = c * a ** b
-        zero = numpy.asarray(c) == 0
-        if zero.any():
+        zero = as_array(c) == 0
+        if is_lazy(out) or zero.any():
             out = numpy.where(zero, numpy.zeros((), numpy.result_type(out)), out)
     return out if out.ndim else out[()]
 
@@ -137,9 +138,9 @@ def mul_masked(p, g):
             return out
         zero = numpy.zeros(numpy.shape(out), numpy.result_type(out))
         return zero if isinstance(out, numpy.ndarray) else zero[()]
-    if numpy.isfinite(out).all():
+    if known_finite(out):
         return out
-    kept = numpy.where(numpy.asarray(g) == 0, numpy.zeros((), numpy.result_type(out)), out)
+    kept = numpy.where(as_array(g) == 0, numpy.zeros((), numpy.result_type(out)), out)
     return kept if isinstance(out, numpy.ndarray) else kept[()]
 
 
@@ -154,6 +155,8 @@ def zeros_like(value):
     if hasattr(value, "shape") and hasattr(value, "dtype"):
         import numpy
         dtype = value.dtype if numpy.issubdtype(value.dtype, numpy.inexact) else float
+        if is_foreign(value):       # a Dask or CuPy array's zeros: its own kind
+            return numpy.zeros_like(value, dtype=dtype)
         return numpy.zeros(value.shape, dtype=dtype)
     if value.__class__ in _LEAVES:
         return 0.0
@@ -219,6 +222,8 @@ def add_at(adj, value, index, g):
     if hasattr(adj, "shape"):
         if _basic_index(index):
             adj[index] += g
+        elif is_foreign(adj):                  # (a Dask array has no add.at)
+            adj = adj + _scattered(adj, index, g)
         else:                                  # integer arrays may repeat an index
             import numpy
             numpy.add.at(adj, index, g)
@@ -234,6 +239,18 @@ def add_at(adj, value, index, g):
     else:
         adj[index] = add(adj[index], g)
     return adj
+
+
+def _scattered(adj, index, g):
+    """Zeros shaped like adj with g added at adj[index], an index that may repeat
+    elements, for arrays of other libraries (Dask): element positions gathered by the
+    index, g summed by position (`np.bincount`), all in adj's library."""
+    import numpy
+    pos = numpy.arange(1, adj.size + 1).reshape(adj.shape)[index]
+    g = numpy.broadcast_to(g, pos.shape)
+    pos = like(pos, g)
+    out = numpy.bincount(pos.ravel(), weights=g.ravel(), minlength=adj.size + 1)[1:]
+    return out.reshape(adj.shape)
 
 
 def _basic_index(index):
@@ -298,7 +315,7 @@ def _keep_last_writes(g, index, adj):
     if _basic_index(index):
         return
     ids = numpy.arange(adj.size).reshape(adj.shape)[index]
-    flat = numpy.asarray(ids).reshape(-1)
+    flat = as_array(ids).reshape(-1)
     if flat.size == len(numpy.unique(flat)):
         return
     _, first_from_end = numpy.unique(flat[::-1], return_index=True)
@@ -431,6 +448,8 @@ def unbroadcast(g, like):
     if gshape is None:
         return g
     if shape is None:                       # a Python number: everything sums into it
+        if is_foreign(g):           # a Dask array's 0-d sum stays lazy (namespaces.py)
+            return g.sum() if g.ndim else g
         if isinstance(like, complex):
             return complex(g.sum()) if g.ndim else complex(g)
         return float(g.sum()) if g.ndim else float(g)
@@ -687,7 +706,7 @@ def jvp_from_vjps(vjps, fn, args, tangents, **kwargs):
                     continue
                 c = vjp(seed, ans, *args, **kwargs)
                 if c is not None:
-                    total += float(numpy.sum(numpy.asarray(c) * numpy.asarray(t)))
+                    total += float(numpy.sum(as_array(c) * as_array(t)))
             out.flat[k] = total
         results.append(out if out.ndim else float(out))
     return tuple(results) if several else results[0]

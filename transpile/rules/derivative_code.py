@@ -21,6 +21,7 @@ from .registry import defjvp, defvjp, lookup, _RULES
 from .numpy_ import _given, _plus, _t
 from .. import runtime as R
 from ..runtime import _is_zero
+from ..namespaces import as_array, known_finite
 
 ENV = {"np": np}
 
@@ -52,7 +53,7 @@ def _broadcast_like(G, g):
     shape = getattr(g, "shape", None)
     if shape is None or _is_zero(G):
         return G
-    G = np.asarray(G)
+    G = as_array(G)
     return G if G.shape == shape else np.array(np.broadcast_to(G, shape))
 
 
@@ -167,9 +168,9 @@ def _times_p(p, g, t):
     if _is_zero(t):
         return 0.0
     out = p * t
-    if np.all(np.isfinite(p)):
+    if known_finite(p):
         return out
-    held = (np.asarray(g) == 0) & ~np.isfinite(p)
+    held = (as_array(g) == 0) & ~np.isfinite(p)
     kept = np.where(held, np.zeros((), np.result_type(out)), out)
     return kept if isinstance(out, np.ndarray) else kept[()]
 
@@ -357,7 +358,7 @@ def _tangent_back(G, t):
         return [_tangent_back(Gk, tk) for Gk, tk in zip(G, t)]
     if hasattr(t, "shape") or hasattr(G, "shape"):
         if hasattr(t, "shape"):
-            return R.unbroadcast(np.asarray(G), t)
+            return R.unbroadcast(as_array(G), t)
         return F.number(np.sum(G))   # (complex where G is: a 0.0 t may stand for any zero)
     return G
 

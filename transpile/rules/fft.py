@@ -23,6 +23,7 @@ is symmetric, so
 import numpy as np
 
 from .numpy_ import _def, _fit
+from ..namespaces import as_array
 
 F = np.fft
 
@@ -30,7 +31,7 @@ F = np.fft
 def _fit_length(g, lengths, axes):
     """g cut or zero-padded to `lengths` along `axes` (the transpose of the same cut or
     padding the other way)."""
-    g = np.asarray(g)
+    g = as_array(g)
     for n, ax in zip(lengths, axes):
         have = g.shape[ax]
         if have > n:

@@ -15,6 +15,7 @@ Each has a rule in derivative_code.py, so tangent code can be differentiated aga
 import numpy as np
 
 from ..runtime import _is_zero
+from ..namespaces import as_array, is_foreign
 
 
 def dense(t, like):
@@ -26,7 +27,7 @@ def dense(t, like):
     if _is_zero(t):
         if isinstance(like, np.ndarray) or isinstance(like, np.generic):
             return np.zeros(np.shape(like), dtype=np.result_type(like, np.float32)
-                            if np.asarray(like).dtype.kind == "f" else float)
+                            if as_array(like).dtype.kind == "f" else float)
         return 0.0
     return t
 
@@ -57,7 +58,7 @@ def result_tangent(t, value):
         if _is_zero(t):
             out = np.zeros(np.shape(value), dtype=dt)
         else:
-            out = np.asarray(t)
+            out = as_array(t)
             if out.dtype.kind == "c" and dt.kind != "c":
                 out = out.real       # a real value's tangent is real (registry.COMPLEX)
             if out.shape != np.shape(value):
@@ -78,11 +79,14 @@ def _inner(c, t):
         return 0.0
     if isinstance(c, (list, tuple)) or isinstance(t, (list, tuple)):
         return sum(_inner(ck, tk) for ck, tk in zip(c, t))
-    return number(np.sum(np.asarray(c) * np.asarray(t)))  # (no conjugate: registry.COMPLEX)
+    return number(np.sum(as_array(c) * as_array(t)))  # (no conjugate: registry.COMPLEX)
 
 
 def number(t):
-    """A 0-d value as a Python number: complex where it is complex."""
+    """A 0-d value as a Python number: complex where it is complex. A 0-d array of
+    another library stays one (a Dask array would be computed: namespaces.py)."""
+    if is_foreign(t):
+        return t
     return complex(t) if np.iscomplexobj(t) else float(t)
 
 

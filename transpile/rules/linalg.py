@@ -34,6 +34,7 @@ import math
 import numpy as np
 
 from ..errors import TranspileError
+from ..namespaces import as_array
 from ..runtime import unbroadcast
 from .forward_runtime import jvp_by_vjps
 from .numpy_ import (_T, _arr, _axes, _by_weights, _def, _expand, _fit, _given, _group_last,
@@ -44,8 +45,8 @@ la = np.linalg
 
 
 def solve_vjp_a(g, ans, a, b):
-    A = np.asarray(a)
-    x = np.asarray(ans)
+    A = as_array(a)
+    x = as_array(ans)
     vec = np.ndim(b) == 1
     gb = _solve_T(A, g, vec)
     if vec:
@@ -57,14 +58,14 @@ def solve_vjp_a(g, ans, a, b):
 
 def _solve_T(A, g, vec):
     if vec:
-        return la.solve(_T(A), np.asarray(g)[..., None])[..., 0]
-    return la.solve(_T(A), np.asarray(g))
+        return la.solve(_T(A), as_array(g)[..., None])[..., 0]
+    return la.solve(_T(A), as_array(g))
 
 
 def solve_vjp_b(g, ans, a, b):
-    A = np.asarray(a)
+    A = as_array(a)
     gb = _solve_T(A, g, np.ndim(b) == 1)
-    return _fit(unbroadcast(gb, np.asarray(b)), b)
+    return _fit(unbroadcast(gb, as_array(b)), b)
 
 
 def _solve_jvp(tangents, a, b):
@@ -72,28 +73,28 @@ def _solve_jvp(tangents, a, b):
     vec = np.ndim(b) == 1
     rhs = 0.0
     if _given(tangents[1]):
-        rhs = np.asarray(tangents[1])
+        rhs = as_array(tangents[1])
     if _given(tangents[0]):
         X = x[..., None] if vec else x
-        dAx = np.asarray(tangents[0]) @ X
+        dAx = as_array(tangents[0]) @ X
         rhs = rhs - (dAx[..., 0] if vec else dAx)
     if _is_zero(rhs):
         return 0.0
     if vec:
-        return la.solve(a, np.asarray(rhs)[..., None])[..., 0]
+        return la.solve(a, as_array(rhs)[..., None])[..., 0]
     return la.solve(a, rhs)
 
 
 def _solve_gb_jvp(tangents, g, a, b):
     """(gb, tangent of gb) for gb = solve(a^T, g) (vectors as columns)."""
     dg, da = _t(tangents, 0), _t(tangents, 2)
-    A = np.asarray(a)
+    A = as_array(a)
     vec = np.ndim(b) == 1
-    G = np.asarray(g)[..., None] if vec else np.asarray(g)
+    G = as_array(g)[..., None] if vec else as_array(g)
     gb = np.linalg.solve(_matT(A), G)
     dgb = 0.0
     if dg is not None:
-        dgb = dgb + np.linalg.solve(_matT(A), np.asarray(dg)[..., None] if vec else dg)
+        dgb = dgb + np.linalg.solve(_matT(A), as_array(dg)[..., None] if vec else dg)
     if da is not None:
         dgb = dgb - np.linalg.solve(_matT(A), _matT(da) @ gb)
     return gb, dgb, vec
@@ -108,10 +109,10 @@ def _solve_vjp_a_jvp(tangents, g, ans, a, b):
     """-gb x^T with x = ans."""
     gb, dgb, vec = _solve_gb_jvp(tangents, g, a, b)
     dx = _t(tangents, 1)
-    X = np.asarray(ans)[..., None] if vec else np.asarray(ans)
+    X = as_array(ans)[..., None] if vec else as_array(ans)
     out = 0.0 if _is_zero(dgb) else -(dgb @ _matT(X))
     if dx is not None:
-        dX = np.asarray(dx)[..., None] if vec else np.asarray(dx)
+        dX = as_array(dx)[..., None] if vec else as_array(dx)
         out = out - gb @ _matT(dX)
     return out
 
@@ -121,23 +122,23 @@ _def(la.solve, solve_vjp_a, solve_vjp_b, params="a, b", ans=True, jvp=_solve_jvp
 
 
 def inv_vjp(g, ans, a):
-    Ai = _T(np.asarray(ans))
-    return _fit(-np.matmul(np.matmul(Ai, np.asarray(g)), Ai), a)
+    Ai = _T(as_array(ans))
+    return _fit(-np.matmul(np.matmul(Ai, as_array(g)), Ai), a)
 
 
 def _dinv(a, da):
     """Tangent of inv(a)."""
-    ai = la.inv(np.asarray(a))
-    return -(ai @ np.asarray(da) @ ai)
+    ai = la.inv(as_array(a))
+    return -(ai @ as_array(da) @ ai)
 
 
 def _inv_vjp_jvp(tangents, g, ans, a):
     """-A^-T g A^-T with A^-1 = ans."""
     dg, dans = _t(tangents, 0), _t(tangents, 1)
     Ai = _matT(ans)
-    terms = [None if dg is None else -(Ai @ np.asarray(dg) @ Ai)]
+    terms = [None if dg is None else -(Ai @ as_array(dg) @ Ai)]
     if dans is not None:
-        dAi, G = _matT(dans), np.asarray(g)
+        dAi, G = _matT(dans), as_array(g)
         terms.append(-(dAi @ G @ Ai + Ai @ G @ dAi))
     return _plus(*terms)
 
@@ -160,24 +161,24 @@ def _cofactors(A):
 
 
 def det_vjp(g, ans, a):
-    A = np.asarray(a)
+    A = as_array(a)
     try:
-        r = (np.asarray(g) * np.asarray(ans))[..., None, None] * _T(la.inv(A))
+        r = (as_array(g) * as_array(ans))[..., None, None] * _T(la.inv(A))
     except la.LinAlgError:                     # a singular matrix: its cofactors
-        r = np.asarray(g)[..., None, None] * _cofactors(A)
+        r = as_array(g)[..., None, None] * _cofactors(A)
     return _fit(r, a)
 
 
 def _det_vjp_jvp(tangents, g, ans, a):
     """(g det a) inv(a)^T."""
     dg, dans, da = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
-    A = np.asarray(a)
+    A = as_array(a)
     _inv_or_refuse(A, "second derivatives of numpy.linalg.det")
-    scale = np.asarray(g) * np.asarray(ans)
-    dscale = _plus(None if dg is None else np.asarray(dg) * np.asarray(ans),
-                   None if dans is None else np.asarray(g) * np.asarray(dans))
+    scale = as_array(g) * as_array(ans)
+    dscale = _plus(None if dg is None else as_array(dg) * as_array(ans),
+                   None if dans is None else as_array(g) * as_array(dans))
     inv_T = _matT(la.inv(A))
-    out = np.asarray(dscale)[..., None, None] * inv_T
+    out = as_array(dscale)[..., None, None] * inv_T
     if da is not None:
         out = out + scale[..., None, None] * _matT(_dinv(A, da))
     return out
@@ -203,9 +204,9 @@ def _inv_or_refuse(A, what):
 def _slogdet_weight(g, ans):
     """Re(g_logabsdet) + i Im(g_sign sign) (None where no adjoint flows)."""
     gs, gl = _parts(g, 2)
-    c = None if _is_zero(gl) else np.real(np.asarray(gl))
+    c = None if _is_zero(gl) else np.real(as_array(gl))
     if not _is_zero(gs) and np.iscomplexobj(ans[0]):
-        c = _plus(c, 1j * np.imag(np.asarray(gs) * np.asarray(ans[0])))
+        c = _plus(c, 1j * np.imag(as_array(gs) * as_array(ans[0])))
     return c
 
 
@@ -213,14 +214,14 @@ def slogdet_vjp(g, ans, a):
     c = _slogdet_weight(g, ans)
     if c is None:
         return _fit(np.zeros(np.shape(a)), a)
-    return _fit(np.asarray(c)[..., None, None]
-                * _T(_inv_or_refuse(np.asarray(a), "the derivative of numpy.linalg.slogdet")), a)
+    return _fit(as_array(c)[..., None, None]
+                * _T(_inv_or_refuse(as_array(a), "the derivative of numpy.linalg.slogdet")), a)
 
 
 def _slogdet_jvp(da, a):
     sign, logdet = la.slogdet(a)
-    Ai = _inv_or_refuse(np.asarray(a), "the derivative of numpy.linalg.slogdet")
-    t = np.einsum("...ij,...ji->...", Ai, np.asarray(da))
+    Ai = _inv_or_refuse(as_array(a), "the derivative of numpy.linalg.slogdet")
+    t = np.einsum("...ij,...ji->...", Ai, as_array(da))
     dsign = sign * 1j * np.imag(t) if np.iscomplexobj(sign) else np.zeros(np.shape(sign))
     t = np.real(t)
     return [dsign, (t if np.ndim(t) else float(t))]         # a NamedTuple: a list
@@ -230,7 +231,7 @@ def _slogdet_vjp_jvp(tangents, g, ans, a):
     """The tangent of a^-T c, c = Re(g_logabsdet) + i Im(g_sign sign), along g and a
     (through sign: d sign = sign i Im tr(a^-1 da))."""
     dg, da = _t(tangents, 0), _t(tangents, 2)
-    A = np.asarray(a)
+    A = as_array(a)
     Ai = _inv_or_refuse(A, "second derivatives of numpy.linalg.slogdet")
     c = _slogdet_weight(g, ans)
     dc = None if dg is None else _slogdet_weight(dg, ans)
@@ -238,12 +239,12 @@ def _slogdet_vjp_jvp(tangents, g, ans, a):
         gs = _parts(g, 2)[0]
         if not _is_zero(gs):
             dsign = _slogdet_jvp(da, A)[0]
-            dc = _plus(dc, 1j * np.imag(np.asarray(gs) * dsign))
+            dc = _plus(dc, 1j * np.imag(as_array(gs) * dsign))
     out = 0.0
     if dc is not None:
-        out = np.asarray(dc)[..., None, None] * _matT(Ai)
+        out = as_array(dc)[..., None, None] * _matT(Ai)
     if da is not None and c is not None:
-        out = out + np.asarray(c)[..., None, None] * _matT(_dinv(A, da))
+        out = out + as_array(c)[..., None, None] * _matT(_dinv(A, da))
     return out
 
 
@@ -254,7 +255,7 @@ _def(la.slogdet, slogdet_vjp, params="a", ans=True, several=True,
 
 def _H(x):
     """The conjugate transpose of the last two axes (the transpose for real x)."""
-    x = np.asarray(x)
+    x = as_array(x)
     return np.conj(_matT(x)) if np.iscomplexobj(x) else _matT(x)
 
 
@@ -279,7 +280,7 @@ def _cholesky_phi(X):
 
 def _cholesky_lower(L, G, upper):
     """(L, G) of the lower factor for the result and its adjoint (upper: L^H and G^H)."""
-    return (_H(L), _H(G)) if upper else (np.asarray(L), np.asarray(G))
+    return (_H(L), _H(G)) if upper else (as_array(L), as_array(G))
 
 
 def _cholesky_S(L, Gc):
@@ -311,7 +312,7 @@ def _cholesky_vjp_jvp(tangents, g, ans, a, upper=False):
     terms = [None if dg is None else cholesky_vjp(dg, ans, a, upper)]
     if dans is not None and not _is_zero(g):
         L, G = _cholesky_lower(ans, g, upper)
-        dL = _H(dans) if upper else np.asarray(dans)
+        dL = _H(dans) if upper else as_array(dans)
         Gc = np.conj(G)
 
         def left(X):                       # L^-H X
@@ -337,30 +338,30 @@ def _eigh_M(gw, gv, w, v):
     vT, vc = _T(v), np.conj(v)
     M = 0
     if not _is_zero(gw):
-        M = np.matmul(vc * np.real(np.asarray(gw))[..., None, :], vT)
+        M = np.matmul(vc * np.real(as_array(gw))[..., None, :], vT)
     if not _is_zero(gv):
         F = _eigh_F(w)
-        M = M + np.matmul(np.matmul(vc, F * np.matmul(vT, np.asarray(gv))), vT)
+        M = M + np.matmul(np.matmul(vc, F * np.matmul(vT, as_array(gv))), vT)
     return M
 
 
 def eigh_vjp(g, ans, a, UPLO="L"):
     w, v = ans
     gw, gv = _parts(g, 2)
-    M = _eigh_M(gw, gv, np.asarray(w), np.asarray(v))
+    M = _eigh_M(gw, gv, as_array(w), as_array(v))
     if _is_zero(M):
         return _fit(np.zeros(np.shape(a)), a)
     return _fit(_lower_partial(M, UPLO), a)
 
 
 def eigvalsh_vjp(g, ans, a, UPLO="L"):
-    w, v = la.eigh(np.asarray(a), UPLO=UPLO)
+    w, v = la.eigh(as_array(a), UPLO=UPLO)
     return _fit(_lower_partial(_eigh_M(g, 0.0, w, v), UPLO), a)
 
 
 def _read_triangle(a, UPLO="L"):
     """The symmetric matrix eigh and eigvalsh see in a (they read one triangle)."""
-    A = np.asarray(a)
+    A = as_array(a)
     if np.iscomplexobj(A):              # Hermitian; LAPACK reads the diagonal's real part
         half = np.tril(A, -1) if UPLO.upper() == "L" else np.triu(A, 1)
         d = np.real(np.diagonal(A, axis1=-2, axis2=-1))
@@ -399,7 +400,7 @@ def _eigh_tangent(w, v, da, UPLO, vectors=True):
 
 
 def _eigh_jvp(tangents, a, UPLO="L"):
-    w, v = la.eigh(np.asarray(a), UPLO=UPLO)
+    w, v = la.eigh(as_array(a), UPLO=UPLO)
     if not _given(tangents[0]):
         return [np.zeros_like(w), np.zeros_like(v)]
     return list(_eigh_tangent(w, v, tangents[0], UPLO))    # a NamedTuple's tangent: a list
@@ -412,17 +413,17 @@ def _eigh_vjp_jvp(tangents, g, ans, a, UPLO="L"):
     terms = [None if dg is None else eigh_vjp(dg, ans, a, UPLO)]
     gw, gv = _parts(g, 2)
     if dans is not None and not (_is_zero(gw) and _is_zero(gv)):
-        w, v = np.asarray(ans[0]), np.asarray(ans[1])
-        dw, dv = (np.zeros_like(x) if _is_zero(t) else np.asarray(t)
+        w, v = as_array(ans[0]), as_array(ans[1])
+        dw, dv = (np.zeros_like(x) if _is_zero(t) else as_array(t)
                   for t, x in zip(_parts(dans, 2), (w, v)))
         dw = np.real(dw)
         vT, dvT, vc, dvc = _matT(v), _matT(dv), np.conj(v), np.conj(dv)
         dM = 0.0
         if not _is_zero(gw):
-            Gw = np.real(np.asarray(gw))[..., None, :]
+            Gw = np.real(as_array(gw))[..., None, :]
             dM = dM + (dvc * Gw) @ vT + (vc * Gw) @ dvT
         if not _is_zero(gv):
-            F, C = _eigh_F(w), vT @ np.asarray(gv)
+            F, C = _eigh_F(w), vT @ as_array(gv)
             K = F * C
             dK = -(F * F) * (dw[..., None, :] - dw[..., :, None]) * C + F * (dvT @ gv)
             dM = dM + dvc @ K @ vT + vc @ dK @ vT + vc @ K @ dvT
@@ -431,7 +432,7 @@ def _eigh_vjp_jvp(tangents, g, ans, a, UPLO="L"):
 
 
 def _eigvalsh_jvp(tangents, a, UPLO="L"):
-    w, v = la.eigh(np.asarray(a), UPLO=UPLO)
+    w, v = la.eigh(as_array(a), UPLO=UPLO)
     if not _given(tangents[0]):
         return np.zeros_like(w)
     return _eigh_tangent(w, v, tangents[0], UPLO, vectors=False)[0]
@@ -442,9 +443,9 @@ def _eigvalsh_vjp_jvp(tangents, g, ans, a, UPLO="L"):
     dg, da = _t(tangents, 0), _t(tangents, 2)
     terms = [None if dg is None else eigvalsh_vjp(dg, ans, a, UPLO)]
     if da is not None and not _is_zero(g):
-        w, v = la.eigh(np.asarray(a), UPLO=UPLO)
+        w, v = la.eigh(as_array(a), UPLO=UPLO)
         dv = _eigh_tangent(w, v, da, UPLO)[1]
-        G = np.real(np.asarray(g))[..., None, :]
+        G = np.real(as_array(g))[..., None, :]
         terms.append(_fit(_lower_partial((np.conj(dv) * G) @ _matT(v)
                                          + (np.conj(v) * G) @ _matT(dv), UPLO), a))
     return _plus(*terms)
@@ -460,8 +461,8 @@ _def(la.eigvalsh, eigvalsh_vjp, params="a", jvp=_eigvalsh_jvp,
 
 def svdvals_vjp(g, ans, x):
     """conj(u diag(g) vh) (the gradient of s_k = Re(u_k^H x v_k); g real)."""
-    u, s, vh = la.svd(np.asarray(x), full_matrices=False)
-    return _fit(np.conj(np.matmul(u * np.real(np.asarray(g))[..., None, :], vh)), x)
+    u, s, vh = la.svd(as_array(x), full_matrices=False)
+    return _fit(np.conj(np.matmul(u * np.real(as_array(g))[..., None, :], vh)), x)
 
 
 def _svd_tangent(u, s, vh, dA, vectors=True):
@@ -515,7 +516,7 @@ def _svdvals_vjp_jvp(tangents, g, ans, x):
     if dx is not None and not _is_zero(g):
         u, s, vh = la.svd(_arr(x), full_matrices=False)
         du, _, dvh = _svd_tangent(u, s, vh, dx)
-        G = np.real(np.asarray(g))[..., None, :]
+        G = np.real(as_array(g))[..., None, :]
         terms.append(_fit(np.conj((du * G) @ vh + (u * G) @ dvh), x))
     return _plus(*terms)
 
@@ -550,10 +551,10 @@ def _svd_full_refusal():
 def _svd_parts(g, ans, k):
     """(gu, gs, gv) of the reduced SVD as arrays (zeros where no adjoint flows), v = vh^T;
     None when the extra vectors of a full SVD receive a nonzero adjoint."""
-    u, s, vh = (np.asarray(p) for p in ans)
+    u, s, vh = (as_array(p) for p in ans)
     out = []
     for part, x in zip(_parts(g, 3), (u, s, vh)):
-        out.append(np.zeros(x.shape) if _is_zero(part) else np.asarray(part))
+        out.append(np.zeros(x.shape) if _is_zero(part) else as_array(part))
     gu, gs, gvh = out
     if np.any(gu[..., :, k:]) or np.any(gvh[..., k:, :]):
         return None
@@ -654,7 +655,7 @@ def svd_vjp(g, ans, a, full_matrices=True, compute_uv=True, hermitian=False):
     extra = _svd_check(a, full_matrices, hermitian)
     if not compute_uv:
         return svdvals_vjp(g, ans, a)
-    u, s, vh = (np.asarray(p) for p in ans)
+    u, s, vh = (as_array(p) for p in ans)
     k = s.shape[-1]
     parts = _svd_parts(g, ans, k)
     if parts is None:
@@ -685,7 +686,7 @@ def _svd_vjp_jvp(tangents, g, ans, a, full_matrices=True, compute_uv=True,
     if extra:
         raise _svd_full_refusal()
     dg, dans, da = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
-    u, s, vh = (np.asarray(p) for p in ans)
+    u, s, vh = (as_array(p) for p in ans)
     k = s.shape[-1]
     parts = _svd_parts(g, ans, k)
     dparts = _svd_parts(dg, ans, k)
@@ -694,7 +695,7 @@ def _svd_vjp_jvp(tangents, g, ans, a, full_matrices=True, compute_uv=True,
             dans = (np.zeros(u.shape), np.zeros(s.shape), np.zeros(vh.shape))
         else:
             dans = _svd_tangent(u, s, vh, da)
-    du, ds, dvh = (np.zeros(x.shape) if _is_zero(t) else np.asarray(t)
+    du, ds, dvh = (np.zeros(x.shape) if _is_zero(t) else as_array(t)
                    for t, x in zip(_parts(dans, 3), (u, s, vh)))
     return _fit(_svd_back(*parts, u, s, _H(vh), d=(*dparts, du, ds, _H(dvh))), a)
 
@@ -723,7 +724,7 @@ def pinv_vjp(g, ans, a, *rest, **kw):
     a, with conjugate transposes: the terms in da^H enter conjugated,
     -P^T G P^T + conj(Q G^T P P^H) + conj(P^H P G^T R))."""
     A, back = _pinv_read(a, rest, kw)
-    Pi, G = np.asarray(ans), np.asarray(g)
+    Pi, G = as_array(ans), as_array(g)
     PT, PH, GT = _T(Pi), _H(Pi), _T(G)
     m, n = A.shape[-2], A.shape[-1]
     Q = np.eye(m) - np.matmul(A, Pi)
@@ -758,11 +759,11 @@ def _pinv_vjp_jvp(tangents, g, ans, a, *rest, **kw):
     dg, dP, da = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
     terms = [None if dg is None else pinv_vjp(dg, ans, a, *rest, **kw)]
     if (da is not None or dP is not None) and not _is_zero(g):
-        (A, back), P, G = _pinv_read(a, rest, kw), np.asarray(ans), np.asarray(g)
+        (A, back), P, G = _pinv_read(a, rest, kw), as_array(ans), as_array(g)
         dA = np.zeros(A.shape) if da is None else _arr(da)
         if da is not None and _pinv_hermitian(rest, kw):
             dA = _read_triangle(dA, "L")
-        dP = _dpinv(A, P, dA) if dP is None else np.asarray(dP)
+        dP = _dpinv(A, P, dA) if dP is None else as_array(dP)
         m, n = A.shape[-2], A.shape[-1]
         PT, PH, GT, dPT, dPH = _matT(P), _H(P), _matT(G), _matT(dP), _H(dP)
         Q, R = np.eye(m) - A @ P, np.eye(n) - P @ A
@@ -780,7 +781,7 @@ _def(la.pinv, pinv_vjp, params="a", ans=True, jvp=_pinv_jvp, vjp_tangents=[_pinv
 
 def matrix_power_vjp(g, ans, a, n):
     A = _arr(a)
-    G = np.asarray(g)
+    G = as_array(g)
     if n < 0:
         B = la.inv(A)
         gB = matrix_power_vjp(g, ans, B, -n)
@@ -809,7 +810,7 @@ def _power_tangent(B, dB, m):
 def _matrix_power_jvp(tangents, a, n):
     if not _given(tangents[0]):
         return 0.0
-    A, dA = _arr(a), np.asarray(tangents[0])
+    A, dA = _arr(a), as_array(tangents[0])
     if n < 0:
         A, dA, n = la.inv(A), -(la.inv(A) @ dA @ la.inv(A)), -n
     return _power_tangent(A, dA, n)
@@ -836,14 +837,14 @@ def _matrix_power_vjp_jvp(tangents, g, ans, a, n):
     if n == 0:
         return 0.0
     A = _arr(a)
-    G = np.asarray(g) if not _is_zero(g) else np.zeros(A.shape)
-    dA = np.zeros(A.shape) if da is None else np.asarray(da)
-    dG = None if dg is None else np.asarray(dg)
+    G = as_array(g) if not _is_zero(g) else np.zeros(A.shape)
+    dA = np.zeros(A.shape) if da is None else as_array(da)
+    dG = None if dg is None else as_array(dg)
     if n > 0:
         return _power_vjp_tangent(G, dG, A, dA, n)
     B = la.inv(A)
     dB = -(B @ dA @ B)
-    gB = np.asarray(matrix_power_vjp(G, None, B, -n))
+    gB = as_array(matrix_power_vjp(G, None, B, -n))
     dgB = _power_vjp_tangent(G, dG, B, dB, -n)
     BT, dBT = _matT(B), _matT(dB)
     return -(dBT @ gB @ BT + BT @ dgB @ BT + BT @ gB @ dBT)
@@ -854,13 +855,13 @@ _def(la.matrix_power, matrix_power_vjp, None, params="a, n", jvp=_matrix_power_j
 
 
 def multi_dot_vjp(g, ans, arrays, **kw):
-    mats = [np.asarray(m) for m in arrays]
+    mats = [as_array(m) for m in arrays]
     first_vec, last_vec = mats[0].ndim == 1, mats[-1].ndim == 1
     if first_vec:
         mats[0] = mats[0][None, :]
     if last_vec:
         mats[-1] = mats[-1][:, None]
-    G = np.asarray(g)
+    G = as_array(g)
     if first_vec:
         G = G[None, ...] if not last_vec else G.reshape(1, 1)
     if last_vec and not first_vec:
@@ -899,7 +900,7 @@ def _multi_dot_vjp_jvp(tangents, g, ans, arrays, **kw):
             if not _given(t):
                 continue
             mats = list(arrays)
-            mats[j] = np.asarray(t)
+            mats[j] = as_array(t)
             part = multi_dot_vjp(g, None, mats, **kw)
             out = [o if i == j else _plus(o, part[i]) for i, o in enumerate(out)]
     return out
@@ -946,10 +947,10 @@ def _matrix_norm_grad(x, ans, g, ord, axes, keepdims):
     a1, a2 = axes[0] % x.ndim, axes[1] % x.ndim
     xm = np.moveaxis(x, (a1, a2), (-2, -1))
     if keepdims:
-        gm = np.moveaxis(np.asarray(g), (a1, a2), (-2, -1))[..., 0, 0]
-        nm = np.moveaxis(np.asarray(ans), (a1, a2), (-2, -1))[..., 0, 0]
+        gm = np.moveaxis(as_array(g), (a1, a2), (-2, -1))[..., 0, 0]
+        nm = np.moveaxis(as_array(ans), (a1, a2), (-2, -1))[..., 0, 0]
     else:
-        gm, nm = np.asarray(g), np.asarray(ans)
+        gm, nm = as_array(g), as_array(ans)
     gm = np.real(gm)[..., None, None]
     nm = nm[..., None, None]
     if ord in (None, "fro"):
@@ -1008,13 +1009,13 @@ def _pnorm_vjp_tangent(vjp, tangents, g, ans, x, p, axis, keepdims, *args):
         if dx is not None and (np.iscomplexobj(X) or np.iscomplexobj(dx)):
             # the tangent of conj(x) |x|^(p-2): conj(dx) |x|^(p-2)
             # + (p - 2) conj(x) |x|^(p-4) Re(conj(x) dx) (p = 1 too: the 1-norm)
-            dX = np.asarray(dx)
+            dX = as_array(dx)
             ms = np.where(m == 0, 1, m)
             dz = np.conj(dX) * ms ** (p - 2) + (p - 2) * np.conj(X) * ms ** (p - 4) * np.real(
                 np.conj(X) * dX)
             d = d + np.where(m == 0, 0, dz) / safe ** (p - 1)
         elif dx is not None:
-            d = d + (p - 1) * m ** (p - 2) * np.asarray(dx) / safe ** (p - 1)
+            d = d + (p - 1) * m ** (p - 2) * as_array(dx) / safe ** (p - 1)
         if dans is not None:
             dn = _expand(np.real(dans), X.ndim, axis, keepdims)
             d = d - (p - 1) * _csign(X) * m ** (p - 1) * dn / safe ** p
@@ -1032,8 +1033,8 @@ def _masked_norm_vjp_tangent(vjp, tangents, g, ans, x, *args):
     dg, dx = _t(tangents, 0), _t(tangents, 2)
     terms = [None if dg is None else vjp(dg, ans, x, *args)]
     if np.iscomplexobj(x) and dx is not None and not _is_zero(g):
-        X, dX = np.asarray(x), np.asarray(dx)
-        W = np.asarray(vjp(g, ans, np.abs(X), *args))
+        X, dX = as_array(x), as_array(dx)
+        W = as_array(vjp(g, ans, np.abs(X), *args))
         m = np.abs(X)
         if np.any((m == 0) & (W != 0)):
             raise TranspileError("second derivatives of a norm of complex values at an "
@@ -1062,7 +1063,7 @@ def _svd_norm_tangent(x, g, dx, ord, axes, keepdims):
     a1, a2 = axes[0] % X.ndim, axes[1] % X.ndim
     xm = np.moveaxis(X, (a1, a2), (-2, -1))
     dxm = np.moveaxis(np.broadcast_to(_arr(dx), X.shape), (a1, a2), (-2, -1))
-    G = np.real(np.asarray(g))
+    G = np.real(as_array(g))
     gm = np.moveaxis(G, (a1, a2), (-2, -1)) if keepdims else G[..., None, None]
     u, s, vh = la.svd(xm, full_matrices=False)
     du, _, dvh = _svd_tangent(u, s, vh, dxm)
@@ -1126,8 +1127,8 @@ def vector_norm_vjp(g, ans, x, axis=None, keepdims=False, ord=2):
     if not isinstance(axis, (int, np.integer)) and len(axis) > 1:
         ax = _axes(axis, xa.ndim)
         y, undo = _group_last(xa, ax)
-        an = np.asarray(ans) if not keepdims else np.squeeze(ans, ax)
-        gg = np.asarray(g) if not keepdims else np.squeeze(g, ax)
+        an = as_array(ans) if not keepdims else np.squeeze(ans, ax)
+        gg = as_array(g) if not keepdims else np.squeeze(g, ax)
         # collapsing the axes of the reduced group; the result order of kept axes is unchanged
         r = _vector_norm_grad(y, an, gg, ord, -1, False)
         return _fit(undo(r), x)
@@ -1229,11 +1230,11 @@ def _qr_tall_tangent(q, r, da):
 def _qr_tangent(q, r, a, da):
     """(dq, dr) of the reduced QR of a along da (q, r reduced)."""
     m, n = np.shape(a)[-2:]
-    da = np.asarray(da, dtype=float)
+    da = as_array(da, dtype=float)
     if m >= n:
         return _qr_tall_tangent(q, r, da)
     dq, dr1 = _qr_tall_tangent(q, r[..., :, :m], da[..., :, :m])
-    dr2 = _matT(dq) @ np.asarray(a)[..., :, m:] + _matT(q) @ da[..., :, m:]
+    dr2 = _matT(dq) @ as_array(a)[..., :, m:] + _matT(q) @ da[..., :, m:]
     return dq, np.concatenate([dr1, dr2], axis=-1)
 
 
@@ -1256,7 +1257,7 @@ def _qr_back(gq, gr, q, r, a, d=None):
     m, n = np.shape(a)[-2:]
     if m >= n:
         return _qr_tall_back(gq, gr, q, r, None if d is None else d[:4])
-    A = np.asarray(a, dtype=float)
+    A = as_array(a, dtype=float)
     y, gr1, gr2 = A[..., :, m:], gr[..., :, :m], gr[..., :, m:]
     g1 = gq + y @ _matT(gr2)
     if d is None:
@@ -1276,8 +1277,8 @@ def _qr_adjoints(g, q, r, mode, k):
         gq, gr = 0.0, g
     else:
         gq, gr = _parts(g, 2)
-    gq = np.zeros(q.shape) if _is_zero(gq) else np.asarray(gq, dtype=float)
-    gr = np.zeros(r.shape) if _is_zero(gr) else np.asarray(gr, dtype=float)
+    gq = np.zeros(q.shape) if _is_zero(gq) else as_array(gq, dtype=float)
+    gr = np.zeros(r.shape) if _is_zero(gr) else as_array(gr, dtype=float)
     if np.any(gq[..., :, k:]):
         return None
     return gq[..., :, :k], gr[..., :k, :]              # r's extra rows are zeros
@@ -1286,8 +1287,8 @@ def _qr_adjoints(g, q, r, mode, k):
 def _qr_factors(ans, a, mode):
     """The reduced (q, r) of a, from the result where it has them."""
     if mode == "r":
-        return la.qr(np.asarray(a, dtype=float))
-    q, r = (np.asarray(p) for p in ans)
+        return la.qr(as_array(a, dtype=float))
+    q, r = (as_array(p) for p in ans)
     k = min(np.shape(a)[-2:])
     return q[..., :, :k], r[..., :k, :]
 
@@ -1305,7 +1306,7 @@ def _qr_jvp(tangents, a, mode="reduced"):
     m, n, extra = _qr_mode(a, mode)
     if extra:
         raise _qr_refusal()
-    q, r = la.qr(np.asarray(a, dtype=float))
+    q, r = la.qr(as_array(a, dtype=float))
     dq, dr = ((np.zeros_like(q), np.zeros_like(r)) if not _given(tangents[0])
               else _qr_tangent(q, r, a, tangents[0]))
     return dr if mode == "r" else [dq, dr]                # a NamedTuple's tangent: a list
@@ -1319,11 +1320,11 @@ def _qr_vjp_jvp(tangents, g, ans, a, mode="reduced"):
     dg, dans, da = _t(tangents, 0), _t(tangents, 1), _t(tangents, 2)
     q, r = _qr_factors(ans, a, mode)
     k = min(m, n)
-    da = np.zeros(np.shape(a)) if da is None else np.asarray(da, dtype=float)
+    da = np.zeros(np.shape(a)) if da is None else as_array(da, dtype=float)
     if dans is None or mode == "r":
         dq, dr = _qr_tangent(q, r, a, da)
     else:
-        dq, dr = (np.zeros(x.shape) if _is_zero(t) else np.asarray(t, dtype=float)
+        dq, dr = (np.zeros(x.shape) if _is_zero(t) else as_array(t, dtype=float)
                   for t, x in zip(_parts(dans, 2), (q, r)))
     adj, dadj = _qr_adjoints(g, q, r, mode, k), _qr_adjoints(dg, q, r, mode, k)
     return _fit(_qr_back(*adj, q, r, a, d=(*dadj, dq, dr, da)), a)
@@ -1339,7 +1340,7 @@ _def(la.qr, qr_vjp, None, params="a, mode", ans=True, several=True, jvp=_qr_jvp,
 # a^T r = 0 there, so their derivative does not go through x), s = svdvals(a). At a
 # rank-deficient a the solution jumps with the rank: refused.
 def _lstsq_setup(a, b, ans):
-    A, Bv = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    A, Bv = as_array(a, dtype=float), as_array(b, dtype=float)
     x, res, rank, s = ans
     if int(rank) < min(A.shape):
         raise TranspileError(f"numpy.linalg.lstsq of a rank-deficient matrix (rank "
@@ -1347,7 +1348,7 @@ def _lstsq_setup(a, b, ans):
                              f"differentiable there")
     vec = Bv.ndim == 1
     B = Bv[:, None] if vec else Bv
-    X = np.asarray(x)[:, None] if vec else np.asarray(x)
+    X = as_array(x)[:, None] if vec else as_array(x)
     return A, B, X, la.pinv(A), B - A @ X, np.size(res) > 0, vec
 
 
@@ -1355,10 +1356,10 @@ def _lstsq_adjoints(g, ans, vec):
     """(gx, gres, gs) as arrays (x's as a matrix) or None where no adjoint flows."""
     gx, gres, _, gs = _parts(g, 4)
     if not _is_zero(gx) and vec:
-        gx = np.asarray(gx)[:, None]
-    return (None if _is_zero(gx) else np.asarray(gx, dtype=float),
-            None if _is_zero(gres) or np.size(ans[1]) == 0 else np.asarray(gres, dtype=float),
-            None if _is_zero(gs) else np.asarray(gs, dtype=float))
+        gx = as_array(gx)[:, None]
+    return (None if _is_zero(gx) else as_array(gx, dtype=float),
+            None if _is_zero(gres) or np.size(ans[1]) == 0 else as_array(gres, dtype=float),
+            None if _is_zero(gs) else as_array(gs, dtype=float))
 
 
 def _lstsq_vjp(i):
@@ -1385,15 +1386,15 @@ def _lstsq_vjp(i):
 
 def _lstsq_tangent(A, B, X, P, da, db):
     """(dx, dP) as matrices along da and db (None for none)."""
-    dA = np.zeros(A.shape) if da is None else np.asarray(da, dtype=float)
+    dA = np.zeros(A.shape) if da is None else as_array(da, dtype=float)
     dP = _dpinv(A, P, dA)
     dX = dP @ B + (0.0 if db is None else P @ db)
     return dX, dP, dA
 
 
 def _as_matrix(t, vec):
-    return None if t is None else (np.asarray(t, dtype=float)[:, None] if vec else
-                                   np.asarray(t, dtype=float))
+    return None if t is None else (as_array(t, dtype=float)[:, None] if vec else
+                                   as_array(t, dtype=float))
 
 
 def _lstsq_jvp(tangents, a, b, rcond=None):
@@ -1491,7 +1492,7 @@ def _eig_back(gw, gv, w, v, d=None):
 
 def _eig_adjoints(g, w, v, values_only):
     parts = [g, 0.0] if values_only else _parts(g, 2)
-    return [np.zeros(x.shape) if _is_zero(p) else np.asarray(p)
+    return [np.zeros(x.shape) if _is_zero(p) else as_array(p)
             for p, x in zip(parts, (w, v))]
 
 
@@ -1646,14 +1647,14 @@ def _cond_svd_weights(g, s, ds, dg, p):
     the tangents ds of s and dg of g, its tangent dgs."""
     i, j = (-1, 0) if p == -2 else (0, -1)          # c = s_i / s_j
     si, sj = s[..., i], s[..., j]
-    G = np.real(np.asarray(g))
+    G = np.real(as_array(g))
     gs = np.zeros(s.shape)
     gs[..., i] = G / sj
     gs[..., j] = gs[..., j] - G * si / sj ** 2
     if ds is None:
         return gs, None
     dsi, dsj = ds[..., i], ds[..., j]
-    dG = 0.0 if dg is None else np.real(np.asarray(dg))
+    dG = 0.0 if dg is None else np.real(as_array(dg))
     dgs = np.zeros(s.shape)
     dgs[..., i] = dG / sj - G * dsj / sj ** 2
     dgs[..., j] = dgs[..., j] - dG * si / sj ** 2 - G * dsi / sj ** 2 \
@@ -1668,9 +1669,9 @@ def cond_vjp(g, ans, x, p=None):
         return svdvals_vjp(_cond_svd_weights(g, s, None, None, p)[0], s, x)
     xi = la.inv(X)
     n1, n2 = la.norm(X, p, _LAST2), la.norm(xi, p, _LAST2)
-    G = np.real(np.asarray(g))
-    return _fit(np.asarray(norm_vjp(G * n2, n1, X, p, _LAST2))
-                + np.asarray(inv_vjp(norm_vjp(G * n1, n2, xi, p, _LAST2), xi, X)), x)
+    G = np.real(as_array(g))
+    return _fit(as_array(norm_vjp(G * n2, n1, X, p, _LAST2))
+                + as_array(inv_vjp(norm_vjp(G * n1, n2, xi, p, _LAST2), xi, X)), x)
 
 
 def _cond_jvp(tangents, x, p=None):
@@ -1703,13 +1704,13 @@ def _cond_vjp_jvp(tangents, g, ans, x, p=None):
     n1, n2 = la.norm(X, p, _LAST2), la.norm(xi, p, _LAST2)
     dn1, dn2 = (np.real(_norm_jvp([dX], X, p, _LAST2)),
                 np.real(_norm_jvp([dxi], xi, p, _LAST2)))
-    G = np.real(np.asarray(g))
-    dG = 0.0 if dg is None else np.real(np.asarray(dg))
+    G = np.real(as_array(g))
+    dG = 0.0 if dg is None else np.real(as_array(dg))
     first = _norm_vjp_jvp([dG * n2 + G * dn2, dn1, dX], G * n2, n1, X, p, _LAST2)
     G2 = norm_vjp(G * n1, n2, xi, p, _LAST2)
     dG2 = _norm_vjp_jvp([dG * n1 + G * dn1, dn2, dxi], G * n1, n2, xi, p, _LAST2)
     second = _inv_vjp_jvp([dG2, dxi], G2, xi, X)
-    return _fit(np.asarray(first) + np.asarray(second), x)
+    return _fit(as_array(first) + as_array(second), x)
 
 
 _def(la.cond, cond_vjp, None, params="x, p", jvp=_cond_jvp, vjp_tangents=[_cond_vjp_jvp],

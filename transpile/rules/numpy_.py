@@ -41,6 +41,7 @@ trick: the function is applied to an array of element *indices*, and the adjoint
 back with ``np.bincount``.
 """
 import ast
+import itertools
 import math
 
 import numpy as np
@@ -49,6 +50,7 @@ from .registry import defvjp, template
 from .forward_runtime import dense, jvp_by_vjps, number as _number
 from .. import runtime
 from ..errors import TranspileError
+from ..namespaces import as_array, known_nonzero, like
 from ..runtime import unbroadcast
 
 ENV = {"np": np, "math": math, "pow_deriv": runtime.pow_deriv}
@@ -121,7 +123,7 @@ def _fit(c, x):
     if c is None:
         return None
     if isinstance(x, (list, tuple)):
-        c = np.asarray(c)
+        c = as_array(c)
         if c.shape[:1] != (len(x),):
             c = np.broadcast_to(c, np.shape(x))
         return [_fit(c[i], xi) for i, xi in enumerate(x)]
@@ -130,31 +132,33 @@ def _fit(c, x):
     if np.iscomplexobj(c) and not np.iscomplexobj(x):
         c = np.real(c)              # the adjoint of a real value is real (registry.COMPLEX)
     if isinstance(x, (int, float, complex)) and not isinstance(x, np.generic):
-        c = np.asarray(c)
+        c = as_array(c)
         total = c.sum() if c.ndim else c[()]
-        return complex(total) if isinstance(x, complex) else float(total)
+        return _number(total) if not isinstance(x, complex) else complex(total)
     dt = getattr(x, "dtype", None)
     if dt is None:                                   # something else: leave as is
         return c
     if dt.kind in "biu":
         return None
-    c = np.asarray(c)
+    c = as_array(c)
     shape = np.shape(x)
     if c.shape != shape:
         c = unbroadcast(c, x) if c.ndim >= len(shape) else c
-        c = np.asarray(c)
+        c = as_array(c)
         if c.shape != shape:
             c = np.broadcast_to(c, shape)
     if dt.kind == "f" and c.dtype != dt:
         c = c.astype(dt)
     if isinstance(x, np.generic):
         return dt.type(c)
-    return c        # may be a view of g: generated code never updates it in place
+    if c.__class__ is not np.ndarray or x.__class__ is np.ndarray:
+        return c    # may be a view of g: generated code never updates it in place
+    return like(c, x)    # the adjoint of a Dask array is one (namespaces.py)
 
 
 def _arr(x):
     """The float array a function would have seen for argument ``x``."""
-    a = np.asarray(x)
+    a = as_array(x)
     if a.dtype.kind not in "fc":
         a = a.astype(float)
     return a
@@ -170,7 +174,7 @@ def _axes(axis, ndim):
 
 def _expand(g, ndim, axis, keepdims):
     """Reinsert the reduced axes into a reduction's adjoint (so it broadcasts)."""
-    g = np.asarray(g)
+    g = as_array(g)
     if keepdims or ndim == 0:
         return g
     axes = _axes(axis, ndim)
@@ -200,15 +204,16 @@ def _group_last(x, axes):
 
 def _gather(fn, x, g, *args, **kw):
     """Adjoint of a function that only copies elements of x: scatter g back by index."""
-    xa = np.asarray(x)
+    xa = as_array(x)
     idx = np.arange(1, xa.size + 1).reshape(xa.shape)
-    pos = np.asarray(fn(idx, *args, **kw))
-    g = np.asarray(g)
+    pos = as_array(fn(idx, *args, **kw))
+    g = as_array(g)
     if g.dtype.kind == "c" or xa.dtype.kind == "c":      # bincount weights are real
         return _fit(_gather(fn, xa.real, g.real, *args, **kw)
                     + 1j * _gather(fn, xa.real, g.imag, *args, **kw), x)
-    g = np.broadcast_to(np.asarray(g, dtype=float if xa.dtype.kind != "f" else xa.dtype),
+    g = np.broadcast_to(as_array(g, dtype=float if xa.dtype.kind != "f" else xa.dtype),
                         pos.shape)
+    pos = like(pos, g)          # (a Dask g: positions chunked like it, namespaces.py)
     out = np.bincount(pos.ravel(), weights=g.ravel(), minlength=xa.size + 1)[1:]
     return _fit(out.reshape(xa.shape), x)
 
@@ -371,7 +376,7 @@ _INT_TYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "u
 for _n in _INT_TYPES:
     if hasattr(np, _n):
         _def(getattr(np, _n), zero=True)
-_def(np.float64, lambda g, ans, x: _fit(np.asarray(g), x), params="x", linear=(0,))
+_def(np.float64, lambda g, ans, x: _fit(as_array(g), x), params="x", linear=(0,))
 
 
 def _arange_vjp(i):
@@ -379,7 +384,7 @@ def _arange_vjp(i):
     def vjp(g, ans, start, stop=None, step=1, **kw):
         if _is_zero(g):
             return _fit(0.0, (start, stop, step)[i])
-        g = np.asarray(g, dtype=float)
+        g = as_array(g, dtype=float)
         if i == 0:
             return _fit(np.sum(g), start)
         return _fit(np.sum(g * np.arange(g.size)), step)
@@ -403,11 +408,11 @@ for _n in (2, 3):
          params="start, stop, step"[:len("start, stop") if _n == 2 else None], nargs=_n,
          piecewise_linear=True, jvp=_arange_jvp)
 _def(np.bincount, None, lambda g, ans, x, weights=None, minlength=0: _fit(
-    np.asarray(g)[np.asarray(x)], weights), params="x, weights", linear=(1,))
+    as_array(g)[as_array(x)], weights), params="x, weights", linear=(1,))
 
 
 def _matT(x):
-    return np.swapaxes(np.asarray(x), -1, -2)
+    return np.swapaxes(as_array(x), -1, -2)
 
 
 # --- jvps built from the vjps ---------------------------------------------------------
@@ -437,9 +442,9 @@ def _by_weights(fn, vjps, axes_of=_axis_keepdims):
         if isinstance(ans, tuple):
             return jvp_by_vjps(vjps, fn, (a,) + args, [da], **kw)
         ones = np.ones(np.shape(ans)) if np.ndim(ans) else 1.0
-        w = np.asarray(vjp(ones, ans, a, *args, **kw))
+        w = as_array(vjp(ones, ans, a, *args, **kw))
         axes, keep = axes_of(np.ndim(a), *args, **kw)
-        t = np.sum(w * np.asarray(dense(da, a)), axis=axes, keepdims=keep)
+        t = np.sum(w * as_array(dense(da, a)), axis=axes, keepdims=keep)
         return t if isinstance(ans, np.ndarray) else _number(t)
     return _vjps_if_more(fn, vjps, jvp)
 
@@ -478,7 +483,7 @@ def sum_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
 def mean_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
              where=np._NoValue):
     if axis is None and where is np._NoValue and type(a) is np.ndarray and a.size:
-        r = _fill(g / a.size if type(g) is float else np.asarray(g) / a.size, a)
+        r = _fill(g / a.size if type(g) is float else as_array(g) / a.size, a)
         if r is not None:
             return r
     x = _arr(a)
@@ -560,7 +565,7 @@ def _extremum_jvp(fn, vjp):
             return 0.0
         ans = fn(a, axis=axis, keepdims=keepdims, **kw)
         weights = vjp(np.ones(np.shape(ans)), ans, a, axis, keepdims=keepdims, **kw)
-        t = np.sum(np.asarray(weights) * np.asarray(da), axis=axis, keepdims=_kd(keepdims))
+        t = np.sum(as_array(weights) * as_array(da), axis=axis, keepdims=_kd(keepdims))
         return _number(t) if not isinstance(ans, np.ndarray) else t
     return jvp
 
@@ -579,7 +584,7 @@ def ptp_vjp(g, ans, a, axis=None, out=None, keepdims=np._NoValue):
     kd = _kd(keepdims)
     hi = _extremum_vjp()(g, np.max(a, axis=axis, keepdims=kd), a, axis, keepdims=kd)
     lo = _extremum_vjp()(g, np.min(a, axis=axis, keepdims=kd), a, axis, keepdims=kd)
-    return _fit(np.asarray(hi) - np.asarray(lo), a)
+    return _fit(as_array(hi) - as_array(lo), a)
 
 
 def _prod_vjp_jvp(vjp):
@@ -592,12 +597,12 @@ def _prod_vjp_jvp(vjp):
         terms = [None if dg is None else vjp(dg, ans, a, axis, **kw)]
         if da is not None and not _is_zero(g):
             x = _arr(a)
-            if initial is not np._NoValue or where is not np._NoValue or not np.all(x != 0):
+            if initial is not np._NoValue or where is not np._NoValue or not known_nonzero(x):
                 raise TranspileError("second derivatives through numpy.prod are available "
                                      "for nonzero inputs without initial=/where= only")
-            ratio = np.asarray(da) / x
+            ratio = as_array(da) / x
             group = np.sum(ratio, axis=axis, keepdims=True)
-            terms.append(np.asarray(vjp(g, ans, a, axis, **kw)) * (group - ratio))
+            terms.append(as_array(vjp(g, ans, a, axis, **kw)) * (group - ratio))
         return _plus(*terms)
     return jvp
 
@@ -724,9 +729,9 @@ def _scaled_bilinear_jvp(vjp, nan=False):
         terms = [None if dg is None else vjp(dg, ans, a, *args, **kw),
                  None if da is None else vjp(g, ans, da, *args, **kw)]
         if dans is not None and not _is_zero(g):
-            s = np.asarray(ans)
-            ratio = np.where(s == 0, 0.0, np.asarray(dans) / np.where(s == 0, 1.0, s))
-            terms.append(-vjp(np.asarray(g) * ratio, ans, a, *args, **kw))
+            s = as_array(ans)
+            ratio = np.where(s == 0, 0.0, as_array(dans) / np.where(s == 0, 1.0, s))
+            terms.append(-vjp(as_array(g) * ratio, ans, a, *args, **kw))
         return _plus(*terms)
     return jvp
 
@@ -782,7 +787,7 @@ def _nan_skipped(tangent_of, vjp):
         nans = np.isnan(_arr(a))
         ts = list(tangents)
         if _t(ts, 2) is not None:
-            ts[2] = np.where(nans, 0.0, np.asarray(ts[2], dtype=float))
+            ts[2] = np.where(nans, 0.0, as_array(ts[2], dtype=float))
         r = tangent_of(vjp)(ts, g, ans, np.where(nans, 1.0, _arr(a)), *args, **kw)
         return r if _is_zero(r) else _fit(np.where(nans, 0.0, r), a)
     return tangent
@@ -806,7 +811,7 @@ def _cum_setup(a, axis):
 
 def cumsum_vjp(g, ans, a, axis=None, dtype=None, out=None, include_initial=False):
     x, ax, shape = _cum_setup(a, axis)
-    g = np.asarray(g)
+    g = as_array(g)
     if include_initial:
         g = np.take(g, np.arange(1, g.shape[ax]), axis=ax)
     return _fit(_revcumsum(g, ax).reshape(shape), a)
@@ -814,13 +819,13 @@ def cumsum_vjp(g, ans, a, axis=None, dtype=None, out=None, include_initial=False
 
 def nancumsum_vjp(g, ans, a, axis=None, dtype=None, out=None):
     x, ax, shape = _cum_setup(a, axis)
-    r = np.where(np.isnan(x), 0, _revcumsum(np.asarray(g), ax))
+    r = np.where(np.isnan(x), 0, _revcumsum(as_array(g), ax))
     return _fit(r.reshape(shape), a)
 
 
 def _cumprod_grad(x, g, ax):
     y = np.cumprod(x, ax)
-    if np.all(x != 0):
+    if known_nonzero(x):
         return _revcumsum(g * y, ax) / x
     xm = np.moveaxis(x, ax, -1)
     gm = np.moveaxis(g, ax, -1)
@@ -835,7 +840,7 @@ def _cumprod_grad(x, g, ax):
 
 def cumprod_vjp(g, ans, a, axis=None, dtype=None, out=None, include_initial=False):
     x, ax, shape = _cum_setup(a, axis)
-    g = np.asarray(g)
+    g = as_array(g)
     if include_initial:
         g = np.take(g, np.arange(1, g.shape[ax]), axis=ax)
     return _fit(_cumprod_grad(x, g, ax).reshape(shape), a)
@@ -844,7 +849,7 @@ def cumprod_vjp(g, ans, a, axis=None, dtype=None, out=None, include_initial=Fals
 def nancumprod_vjp(g, ans, a, axis=None, dtype=None, out=None):
     x, ax, shape = _cum_setup(a, axis)
     nanm = np.isnan(x)
-    r = np.where(nanm, 0, _cumprod_grad(np.where(nanm, 1, x), np.asarray(g), ax))
+    r = np.where(nanm, 0, _cumprod_grad(np.where(nanm, 1, x), as_array(g), ax))
     return _fit(r.reshape(shape), a)
 
 
@@ -859,11 +864,11 @@ def _cumprod_jvp(fn, vjps):
     def jvp(tangents, *args, **kw):
         a, axis, initial = _cum_args(args, kw)
         x, ax, shape = _cum_setup(a, axis)
-        if initial or not np.all(x != 0) or any(_given(t) for t in tangents[1:]):
+        if initial or not known_nonzero(x) or any(_given(t) for t in tangents[1:]):
             return jvp_by_vjps(vjps, fn, args, tangents, **kw)
         if not _given(tangents[0]):
             return 0.0
-        dx = np.broadcast_to(np.asarray(tangents[0]), np.shape(a)).reshape(x.shape)
+        dx = np.broadcast_to(as_array(tangents[0]), np.shape(a)).reshape(x.shape)
         return np.cumprod(x, ax) * np.cumsum(dx / x, ax)
     return jvp
 
@@ -899,13 +904,13 @@ def _cumprod_vjp_jvp(tangents, g, ans, *args, **kw):
     terms = [None if dg is None else cumprod_vjp(dg, ans, *args, **kw)]
     if da is not None and not _is_zero(g):
         x, ax, shape = _cum_setup(a, axis)
-        dx = np.broadcast_to(np.asarray(da), shape).reshape(x.shape)
+        dx = np.broadcast_to(as_array(da), shape).reshape(x.shape)
         y = np.cumprod(x, ax)
-        G = np.asarray(g)
+        G = as_array(g)
         if initial:
             G = np.take(G, np.arange(1, G.shape[ax]), axis=ax)
         G = G.reshape(y.shape)
-        if np.all(x != 0):
+        if known_nonzero(x):
             dy = y * np.cumsum(dx / x, ax)
             r = _revcumsum(G * dy, ax) / x - _revcumsum(G * y, ax) * dx / (x * x)
         else:
@@ -943,7 +948,7 @@ def average_vjp_a(g, ans, a, axis=None, weights=None, returned=False, keepdims=n
 
 
 def _weights_full(x, weights, axis):
-    w = np.asarray(weights, dtype=float)
+    w = as_array(weights, dtype=float)
     if w.shape != x.shape:                       # 1-D weights along one axis
         shape = [1] * x.ndim
         shape[int(axis) % x.ndim] = -1
@@ -1013,7 +1018,7 @@ def _average_vjp_w_jvp(tangents, g, ans, a, axis=None, weights=None, returned=Fa
         avg = np.sum(w * x, axis=ax, keepdims=True) / sw
         d = 0.0
         if da is not None:
-            dX = np.broadcast_to(np.asarray(da, dtype=float), x.shape)
+            dX = np.broadcast_to(as_array(da, dtype=float), x.shape)
             d = d + (dX - np.sum(w * dX, axis=ax, keepdims=True) / sw) / sw * G
         if dw is not None:
             dW = _weights_full(x, dw, axis)
@@ -1036,7 +1041,7 @@ def median_vjp(g, ans, a, axis=None, out=None, overwrite_input=False, keepdims=F
     y, undo = _group_last(x, ax)
     n = y.shape[-1]
     order = np.argsort(y, axis=-1, kind="stable")
-    gg = np.asarray(_expand(g, x.ndim, axis, keepdims))
+    gg = as_array(_expand(g, x.ndim, axis, keepdims))
     gy, _ = _group_last(np.broadcast_to(gg, x.shape), ax)
     gy = gy[..., :1]
     r = np.zeros_like(y)
@@ -1062,13 +1067,13 @@ def trapezoid_vjp_y(g, ans, y, x=None, dx=1.0, axis=-1):
         shape[ax] = n - 1
         d = d.reshape(shape)
     else:
-        xa = np.asarray(x, dtype=float)
+        xa = as_array(x, dtype=float)
         d = np.diff(xa, axis=-1 if xa.ndim == 1 else ax)
         if xa.ndim == 1:
             shape = [1] * ya.ndim
             shape[ax] = n - 1
             d = d.reshape(shape)
-    gg = np.expand_dims(np.asarray(g), ax) * d / 2.0
+    gg = np.expand_dims(as_array(g), ax) * d / 2.0
     pad0 = [(0, 0)] * ya.ndim
     pad1 = [(0, 0)] * ya.ndim
     pad0[ax] = (0, 1)
@@ -1083,7 +1088,7 @@ def trapezoid_vjp_x(g, ans, y, x=None, dx=1.0, axis=-1):
     n = ya.shape[ax]
     lo = np.take(ya, np.arange(n - 1), axis=ax)
     hi = np.take(ya, np.arange(1, n), axis=ax)
-    s = (lo + hi) / 2 * np.expand_dims(np.asarray(g), ax)
+    s = (lo + hi) / 2 * np.expand_dims(as_array(g), ax)
     p0 = [(0, 0)] * ya.ndim
     p1 = [(0, 0)] * ya.ndim
     p0[ax] = (1, 0)
@@ -1139,14 +1144,14 @@ def _parse_einsum(subscripts, operands):
 def _einsum_grad(i, g, subscripts, operands):
     """Adjoint of operand i of einsum(subscripts, *operands)."""
     ins, out = _parse_einsum(subscripts, operands)
-    x = np.asarray(operands[i])
+    x = as_array(operands[i])
     sub = ins[i]
     uniq = "".join(dict.fromkeys(sub))
-    others = [(ins[j], np.asarray(operands[j])) for j in range(len(ins)) if j != i]
+    others = [(ins[j], as_array(operands[j])) for j in range(len(ins)) if j != i]
     avail = set(out).union(*[set(s) for s, _ in others]) if others else set(out)
     present = "".join(c for c in uniq if c in avail)
     spec = ",".join([out] + [s for s, _ in others]) + "->" + present
-    r = np.einsum(spec, np.asarray(g), *[o for _, o in others])
+    r = np.einsum(spec, as_array(g), *[o for _, o in others])
     # size-1 dims of x that were broadcast against bigger ones: sum them
     sizes = {c: x.shape[sub.index(c)] for c in uniq}
     red = tuple(k for k, c in enumerate(present) if sizes[c] == 1 and r.shape[k] != 1)
@@ -1222,7 +1227,7 @@ def _bilinear(subs_fn, fallback_mul=True):
             subs = subs_fn(na, nb, *rest, **kw)
             if subs is None:                          # a scalar operand: multiply
                 other = b if i == 0 else a
-                return _fit(np.asarray(g) * np.asarray(other), (a, b)[i])
+                return _fit(as_array(g) * as_array(other), (a, b)[i])
             return _einsum_grad(i, g, subs, (a, b))
         return vjp
     return make(0), make(1)
@@ -1278,9 +1283,9 @@ _def(np.linalg.tensordot,
 
 
 def _matmul_parts(a, b, g):
-    a2 = np.asarray(a)
-    b2 = np.asarray(b)
-    g2 = np.asarray(g)
+    a2 = as_array(a)
+    b2 = as_array(b)
+    g2 = as_array(g)
     if a2.ndim == 1 and b2.ndim == 1:
         return a2[None, :], b2[:, None], g2.reshape(1, 1)
     if a2.ndim == 1:
@@ -1361,15 +1366,15 @@ _def(ast.MatMult, matmul_vjp_a, matmul_vjp_b, params="a, b", name="@",
      multilinear=[(0,), (1,)], template=_MATMUL_TEMPLATES)
 if hasattr(np, "matvec"):
     _def(np.matvec, lambda g, ans, A, v, **kw: _fit(
-        np.asarray(g)[..., :, None] * np.asarray(v)[..., None, :], A),
+        as_array(g)[..., :, None] * as_array(v)[..., None, :], A),
         lambda g, ans, A, v, **kw: _fit(
-        np.matmul(np.asarray(g)[..., None, :], np.asarray(A))[..., 0, :], v), params="A, v",
+        np.matmul(as_array(g)[..., None, :], as_array(A))[..., 0, :], v), params="A, v",
         multilinear=[(0,), (1,)])
     # vecmat(v, A) = conj(v) @ A: v's adjoint conj(A g), A's conj(v) g^T
     _def(np.vecmat, lambda g, ans, v, A, **kw: _fit(
-        np.conj(np.matmul(np.asarray(A), np.asarray(g)[..., :, None])[..., 0]), v),
+        np.conj(np.matmul(as_array(A), as_array(g)[..., :, None])[..., 0]), v),
         lambda g, ans, v, A, **kw: _fit(
-        np.conj(np.asarray(v))[..., :, None] * np.asarray(g)[..., None, :], A),
+        np.conj(as_array(v))[..., :, None] * as_array(g)[..., None, :], A),
         params="v, A", multilinear=[(0,), (1,)], complex="explicit")
 
 
@@ -1377,10 +1382,10 @@ def _vecdot_vjp(i):
     """vecdot(x1, x2) = sum(conj(x1) x2): the adjoint of x2 is g conj(x1), that of x1
     (entering conjugated) conj(g x2)."""
     def vjp(g, ans, x1, x2, axis=-1, **kw):
-        other = np.asarray((x2, x1)[i])
+        other = as_array((x2, x1)[i])
         nd = max(np.ndim(x1), np.ndim(x2))
         ax = int(axis) % nd
-        ge = np.expand_dims(np.asarray(g), ax)
+        ge = np.expand_dims(as_array(g), ax)
         return _fit(np.conj(ge * other) if i == 0 else ge * np.conj(other), (x1, x2)[i])
     return vjp
 
@@ -1393,11 +1398,11 @@ for _fn in (np.vecdot, np.linalg.vecdot):
 
 
 def outer_vjp_a(g, ans, a, b, **kw):
-    return _fit((np.asarray(g) @ np.ravel(b)).reshape(np.shape(a)), a)
+    return _fit((as_array(g) @ np.ravel(b)).reshape(np.shape(a)), a)
 
 
 def outer_vjp_b(g, ans, a, b, **kw):
-    return _fit((np.ravel(a) @ np.asarray(g)).reshape(np.shape(b)), b)
+    return _fit((np.ravel(a) @ as_array(g)).reshape(np.shape(b)), b)
 
 
 _def(np.outer, outer_vjp_a, outer_vjp_b, params="a, b", multilinear=[(0,), (1,)])
@@ -1411,12 +1416,12 @@ _def(np.vdot,       # sum(conj(a) b): as vecdot
 def _trace_grad(g, shape, offset, axis1, axis2):
     n1, n2 = shape[axis1], shape[axis2]
     eye = np.eye(n1, n2, k=offset)
-    r = np.asarray(g)[..., None, None] * eye
+    r = as_array(g)[..., None, None] * eye
     return np.moveaxis(r, (-2, -1), (axis1, axis2))
 
 
 def trace_vjp(g, ans, a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
-    x = np.asarray(a)
+    x = as_array(a)
     return _fit(_trace_grad(g, x.shape, offset, axis1 % x.ndim, axis2 % x.ndim), a)
 
 
@@ -1444,14 +1449,14 @@ _def(np.matrix_transpose, lambda g, ans, x: _fit(np.swapaxes(g, -1, -2), x), par
 
 def kron_vjp(i):
     def vjp(g, ans, a, b):
-        A, B = np.asarray(a), np.asarray(b)
+        A, B = as_array(a), as_array(b)
         nd = max(A.ndim, B.ndim)
         A_ = A.reshape((1,) * (nd - A.ndim) + A.shape)
         B_ = B.reshape((1,) * (nd - B.ndim) + B.shape)
         inter = []
         for p, q in zip(A_.shape, B_.shape):
             inter += [p, q]
-        G = np.asarray(g).reshape(inter)
+        G = as_array(g).reshape(inter)
         la, lb = _LETTERS[:nd], _LETTERS[26:26 + nd]
         gs = "".join(x + y for x, y in zip(la, lb))
         if i == 0:
@@ -1471,9 +1476,9 @@ def _cross_vjp(i, linalg=False):
             axisa = axisb = axisc = axisa if axis is None else axis
         elif axis is not None:
             axisa = axisb = axisc = axis
-        A = np.moveaxis(np.asarray(a, dtype=float), axisa, -1)
-        B = np.moveaxis(np.asarray(b, dtype=float), axisb, -1)
-        G = np.moveaxis(np.asarray(g), axisc, -1)
+        A = np.moveaxis(as_array(a, dtype=float), axisa, -1)
+        B = np.moveaxis(as_array(b, dtype=float), axisb, -1)
+        G = np.moveaxis(as_array(g), axisc, -1)
         if A.shape[-1] != 3 or B.shape[-1] != 3:
             raise NotImplementedError("np.cross gradient: only 3-vectors")
         if i == 0:
@@ -1496,17 +1501,17 @@ def _T(x):
 
 # --- polynomials and 1-d signal functions ---------------------------------------------
 def polyval_vjp_p(g, ans, p, x):
-    P = np.asarray(p)
-    X = np.asarray(x, dtype=float)
+    P = as_array(p)
+    X = as_array(x, dtype=float)
     n = P.shape[0]
     powers = X[None, ...] ** np.arange(n - 1, -1, -1).reshape((-1,) + (1,) * X.ndim)
-    r = np.sum(powers * np.asarray(g)[None, ...], axis=tuple(range(1, X.ndim + 1)))
+    r = np.sum(powers * as_array(g)[None, ...], axis=tuple(range(1, X.ndim + 1)))
     return _fit(r, p)
 
 
 def polyval_vjp_x(g, ans, p, x):
-    dp = np.polyder(np.asarray(p, dtype=float)) if len(p) > 1 else np.zeros(1)
-    return _fit(np.asarray(g) * np.polyval(dp, np.asarray(x, dtype=float)), x)
+    dp = np.polyder(as_array(p, dtype=float)) if len(p) > 1 else np.zeros(1)
+    return _fit(as_array(g) * np.polyval(dp, as_array(x, dtype=float)), x)
 
 
 def _polyval_vjp_p_jvp(tangents, g, ans, p, x):
@@ -1514,10 +1519,10 @@ def _polyval_vjp_p_jvp(tangents, g, ans, p, x):
     dg, dx = _t(tangents, 0), _t(tangents, 3)
     terms = [None if dg is None else polyval_vjp_p(dg, ans, p, x)]
     if dx is not None and not _is_zero(g):
-        X = np.asarray(x, dtype=float)
+        X = as_array(x, dtype=float)
         k = np.arange(len(p) - 1, -1, -1).reshape((-1,) + (1,) * X.ndim)
         dpow = k * X[None, ...] ** np.maximum(k - 1, 0)
-        gdx = np.broadcast_to(np.asarray(g) * np.asarray(dx), X.shape)
+        gdx = np.broadcast_to(as_array(g) * as_array(dx), X.shape)
         terms.append(_fit(np.sum(dpow * gdx[None, ...], axis=tuple(range(1, X.ndim + 1))),
                           p))
     return _plus(*terms)
@@ -1528,13 +1533,13 @@ def _polyval_vjp_x_jvp(tangents, g, ans, p, x):
     dg, dp, dx = _t(tangents, 0), _t(tangents, 2), _t(tangents, 3)
     terms = [None if dg is None else polyval_vjp_x(dg, ans, p, x)]
     if not _is_zero(g):
-        X, P = np.asarray(x, dtype=float), np.asarray(p, dtype=float)
+        X, P = as_array(x, dtype=float), as_array(p, dtype=float)
         if dp is not None:
-            d1 = np.polyder(np.asarray(dp, dtype=float)) if len(p) > 1 else np.zeros(1)
-            terms.append(_fit(np.asarray(g) * np.polyval(d1, X), x))
+            d1 = np.polyder(as_array(dp, dtype=float)) if len(p) > 1 else np.zeros(1)
+            terms.append(_fit(as_array(g) * np.polyval(d1, X), x))
         if dx is not None:
             d2 = np.polyder(P, 2) if len(p) > 2 else np.zeros(1)
-            terms.append(_fit(np.asarray(g) * np.polyval(d2, X) * np.asarray(dx), x))
+            terms.append(_fit(as_array(g) * np.polyval(d2, X) * as_array(dx), x))
     return _plus(*terms)
 
 
@@ -1556,7 +1561,7 @@ def _conv_vjp(i):
         A, V = _arr(a), _arr(v)
         n, m = A.size, V.size
         s, L = _conv_offset(n, m, mode)
-        G = np.zeros(n + m - 1, dtype=np.result_type(A, V, np.asarray(g), float))
+        G = np.zeros(n + m - 1, dtype=np.result_type(A, V, as_array(g), float))
         G[s:s + L] = g
         # (np.correlate conjugates its second argument: conj undoes it)
         if i == 0:
@@ -1569,11 +1574,11 @@ def _corr_vjp(i):
     """correlate(a, v) = convolve(a, conj(v)[::-1]): convolve's vjps, conjugated back
     for v."""
     def vjp(g, ans, a, v, mode="valid"):
-        V = np.conj(np.asarray(v))[::-1]
+        V = np.conj(as_array(v))[::-1]
         if i == 0:
             return _conv_vjp(0)(g, ans, a, V, mode)
         r = _conv_vjp(1)(g, ans, a, V, mode)
-        return _fit(np.conj(np.asarray(r))[::-1], v)
+        return _fit(np.conj(as_array(r))[::-1], v)
     return vjp
 
 
@@ -1585,20 +1590,20 @@ _def(np.correlate, _corr_vjp(0), _corr_vjp(1), params="a, v", multilinear=[(0,),
 def interp_vjp_x(g, ans, x, xp, fp, left=None, right=None, period=None):
     if period is not None:
         raise NotImplementedError("np.interp gradient with period")
-    X = np.asarray(x, dtype=float)
-    XP, FP = np.asarray(xp, dtype=float), np.asarray(fp, dtype=float)
+    X = as_array(x, dtype=float)
+    XP, FP = as_array(xp, dtype=float), as_array(fp, dtype=float)
     i = np.clip(np.searchsorted(XP, X, side="right") - 1, 0, len(XP) - 2)
     slope = (FP[i + 1] - FP[i]) / (XP[i + 1] - XP[i])
     inside = (X >= XP[0]) & (X <= XP[-1])
-    return _fit(np.where(inside, slope, 0) * np.asarray(g), x)
+    return _fit(np.where(inside, slope, 0) * as_array(g), x)
 
 
 def interp_vjp_fp(g, ans, x, xp, fp, left=None, right=None, period=None):
     if period is not None:
         raise NotImplementedError("np.interp gradient with period")
-    X = np.asarray(x, dtype=float).ravel()
-    G = np.broadcast_to(np.asarray(g, dtype=float), np.shape(x)).ravel()
-    XP = np.asarray(xp, dtype=float)
+    X = as_array(x, dtype=float).ravel()
+    G = np.broadcast_to(as_array(g, dtype=float), np.shape(x)).ravel()
+    XP = as_array(xp, dtype=float)
     n = len(XP)
     i = np.clip(np.searchsorted(XP, X, side="right") - 1, 0, n - 2)
     t = np.clip((X - XP[i]) / (XP[i + 1] - XP[i]), 0, 1)
@@ -1611,9 +1616,9 @@ def interp_vjp_fp(g, ans, x, xp, fp, left=None, right=None, period=None):
 def interp_vjp_xp(g, ans, x, xp, fp, left=None, right=None, period=None):
     if period is not None:
         raise NotImplementedError("np.interp gradient with period")
-    X = np.asarray(x, dtype=float).ravel()
-    G = np.broadcast_to(np.asarray(g, dtype=float), np.shape(x)).ravel()
-    XP, FP = np.asarray(xp, dtype=float), np.asarray(fp, dtype=float)
+    X = as_array(x, dtype=float).ravel()
+    G = np.broadcast_to(as_array(g, dtype=float), np.shape(x)).ravel()
+    XP, FP = as_array(xp, dtype=float), as_array(fp, dtype=float)
     n = len(XP)
     i = np.clip(np.searchsorted(XP, X, side="right") - 1, 0, n - 2)
     d = XP[i + 1] - XP[i]
@@ -1635,7 +1640,7 @@ _def(np.interp, interp_vjp_x, interp_vjp_xp, interp_vjp_fp, params="x, xp, fp")
 def _reshape_back(g, ans, a, *rest, order="C", **kw):
     if order not in ("C", "F"):
         order = "C"
-    return _fit(np.reshape(np.asarray(g), np.shape(a), order=order), a)
+    return _fit(np.reshape(as_array(g), np.shape(a), order=order), a)
 
 
 def _ravel_back(g, ans, a, order="C"):
@@ -1653,14 +1658,14 @@ for _fn in (np.reshape, np.expand_dims, np.squeeze, np.ravel):
 for _fn in (np.copy, np.asarray, np.asanyarray, np.ascontiguousarray, np.asfortranarray,
             np.array, np.require):
     _def(_fn, lambda g, ans, a, *rest, **kw: _fit(np.array(g, copy=True), a) if not
-         isinstance(a, (list, tuple)) else _fit(np.asarray(g), a), params="a", linear=(0,))
+         isinstance(a, (list, tuple)) else _fit(as_array(g), a), params="a", linear=(0,))
 _def(np.ndarray.flatten, _ravel_back, params="self", linear=(0,))
 _def(np.ndarray.ravel, _ravel_back, params="self", linear=(0,))
 _def(np.ndarray.copy, lambda g, ans, a, *r, **k: _fit(np.array(g, copy=True), a),
      params="self", linear=(0,))
-_def(np.ndarray.astype, lambda g, ans, a, *r, **k: _fit(np.asarray(g), a), params="self",
+_def(np.ndarray.astype, lambda g, ans, a, *r, **k: _fit(as_array(g), a), params="self",
      linear=(0,))
-_def(np.ndarray.view, lambda g, ans, a, *r, **k: _fit(np.asarray(g), a), params="self",
+_def(np.ndarray.view, lambda g, ans, a, *r, **k: _fit(as_array(g), a), params="self",
      linear=(0,))
 _def(np.ndarray.item, lambda g, ans, a, *args: _gather(
     lambda z: z.item(*args), a, g), params="self", linear=(0,))
@@ -1670,7 +1675,7 @@ def _densify(g, like):
         return np.zeros(np.shape(like))
     if isinstance(g, (list, tuple)):
         return np.array([_densify(gi, li) for gi, li in zip(g, like)], dtype=float)
-    return np.asarray(g, dtype=float)
+    return as_array(g, dtype=float)
 
 
 _def(np.ndarray.tolist, lambda g, ans, a: _fit(_densify(g, ans), a), params="self",
@@ -1733,15 +1738,16 @@ for _fn in (np.atleast_1d, np.atleast_2d, np.atleast_3d):
     _def(_fn, *[_atleast_vjp(i) for i in range(_MAXARGS)], linear=range(_MAXARGS))
 
 
-def _concat_grad(g, arrays, axis, transform=lambda x: np.asarray(x)):
+def _concat_grad(g, arrays, axis, transform=lambda x: as_array(x)):
     shapes = [np.shape(transform(x)) for x in arrays]
-    G = np.asarray(g)
+    G = as_array(g)
     if axis is None:
-        sizes = [math.prod(s) for s in shapes]
-        parts = np.split(G, np.cumsum(sizes)[:-1])
+        sizes, before = [math.prod(s) for s in shapes], ()
     else:
-        sizes = [s[axis] for s in shapes]
-        parts = np.split(G, np.cumsum(sizes)[:-1], axis=axis)
+        sizes, before = [s[axis] for s in shapes], (slice(None),) * (axis % G.ndim)
+    # slices, not np.split: they are lazy views of a Dask array too (namespaces.py)
+    ends = list(itertools.accumulate(sizes))
+    parts = [G[before + (slice(end - n, end),)] for n, end in zip(sizes, ends)]
     return [_fit(np.reshape(p, np.shape(x)), x) for p, x in zip(parts, arrays)]
 
 
@@ -1751,7 +1757,7 @@ def _pieces(vjp):
     def wrapped(g, ans, arrays, *args, **kw):
         if isinstance(arrays, np.ndarray):
             rows = vjp(g, ans, list(arrays), *args, **kw)
-            return _fit(np.stack([np.asarray(r) for r in rows]) if len(rows) else
+            return _fit(np.stack([as_array(r) for r in rows]) if len(rows) else
                         np.zeros(arrays.shape), arrays)
         return vjp(g, ans, arrays, *args, **kw)
     return wrapped
@@ -1774,13 +1780,13 @@ if hasattr(np, "row_stack"):
 _def(np.dstack, _pieces(lambda g, ans, tup, **kw: _concat_grad(g, tup, 2, np.atleast_3d)),
      params="tup", linear=(0,))
 _def(np.column_stack, _pieces(lambda g, ans, tup: _concat_grad(
-    g, tup, 1, lambda x: np.array(x, ndmin=2).T if np.ndim(x) < 2 else np.asarray(x))),
+    g, tup, 1, lambda x: np.array(x, ndmin=2).T if np.ndim(x) < 2 else as_array(x))),
     params="tup", linear=(0,))
 
 
 @_pieces
 def stack_vjp(g, ans, arrays, axis=0, out=None, **kw):
-    G = np.asarray(g)
+    G = as_array(g)
     ax = int(axis) % G.ndim
     return [_fit(np.take(G, i, axis=ax), x) for i, x in enumerate(arrays)]
 
@@ -1818,7 +1824,7 @@ _def(np.dsplit, _split_vjp(lambda nd, ax: 2), None, params="ary, ios", ans=True,
 
 
 def tile_vjp(g, ans, A, reps):
-    x = np.asarray(A)
+    x = as_array(A)
     reps = (reps,) if np.ndim(reps) == 0 else tuple(reps)
     d = max(x.ndim, len(reps))
     shape = (1,) * (d - x.ndim) + x.shape
@@ -1826,7 +1832,7 @@ def tile_vjp(g, ans, A, reps):
     inter = []
     for r, s in zip(reps, shape):
         inter += [r, s]
-    G = np.asarray(g).reshape(inter)
+    G = as_array(g).reshape(inter)
     return _fit(G.sum(axis=tuple(range(0, 2 * d, 2))).reshape(x.shape), A)
 
 
@@ -1896,7 +1902,7 @@ def _positions(arrays):
 
 def _scatter_back(g, pos, arrays, total):
     """Send each element of g back to the array element whose number `pos` holds."""
-    G = np.broadcast_to(np.asarray(g, dtype=float), pos.shape)
+    G = np.broadcast_to(as_array(g, dtype=float), pos.shape)
     flat = np.bincount(pos.ravel(), weights=G.ravel(), minlength=total + 1)[1:]
     out, offs = [], 0
     for c in arrays:
@@ -1936,7 +1942,7 @@ def broadcast_arrays_vjp(i):
         gi = _parts(g, len(ans))[i]
         if _is_zero(gi):
             return _fit(np.zeros(np.shape(args[i])), args[i])
-        return _fit(unbroadcast(np.asarray(gi), np.asarray(args[i])), args[i])
+        return _fit(unbroadcast(as_array(gi), as_array(args[i])), args[i])
     return vjp
 
 
@@ -1950,7 +1956,7 @@ def meshgrid_vjp(i):
         gi = _parts(g, len(ans))[i]
         if _is_zero(gi):
             return _fit(np.zeros(np.shape(xi[i])), xi[i])
-        gi = np.asarray(gi)
+        gi = as_array(gi)
         ax = i
         if indexing == "xy" and len(xi) > 1 and i < 2:
             ax = 1 - i
@@ -1966,7 +1972,7 @@ _def(np.meshgrid, *[meshgrid_vjp(i) for i in range(_MAXARGS)], ans=True,
 
 def block_vjp(g, ans, arrays):
     """np.block: innermost lists concatenate along the last axis, the next along -2..."""
-    G = np.asarray(g)
+    G = as_array(g)
 
     def depth(x):
         return 1 + depth(x[0]) if isinstance(x, list) else 0
@@ -1993,16 +1999,16 @@ _def(np.block, block_vjp, params="arrays", linear=(0,))
 def sort_vjp(g, ans, a, axis=-1, kind=None, order=None, **kw):
     x = _arr(a)
     if axis is None:
-        x1, out1 = x.ravel(), np.asarray(ans).ravel()
+        x1, out1 = x.ravel(), as_array(ans).ravel()
         ax = 0
     else:
-        x1, out1, ax = x, np.asarray(ans), int(axis) % x.ndim
+        x1, out1, ax = x, as_array(ans), int(axis) % x.ndim
     # permutation p with ans = take_along_axis(x, p): match sorted positions
     sx = np.argsort(x1, axis=ax, kind="stable")
     so = np.argsort(np.argsort(out1, axis=ax, kind="stable"), axis=ax, kind="stable")
     p = np.take_along_axis(sx, so, axis=ax)
     r = np.zeros_like(x1)
-    np.put_along_axis(r, p, np.asarray(g).reshape(out1.shape), axis=ax)
+    np.put_along_axis(r, p, as_array(g).reshape(out1.shape), axis=ax)
     return _fit(r.reshape(x.shape), a)
 
 
@@ -2014,16 +2020,16 @@ def _sort_perm(x, ans, axis):
 
 
 def _sort_jvp(da, a, axis=-1, kind=None, order=None, **kw):
-    x, ans = np.asarray(a), np.sort(a, axis=axis, **kw)
-    t = np.asarray(dense(da, a))
+    x, ans = as_array(a), np.sort(a, axis=axis, **kw)
+    t = as_array(dense(da, a))
     if axis is None:
         x, t, ans, axis = x.ravel(), np.broadcast_to(t, x.shape).ravel(), ans.ravel(), 0
     return np.take_along_axis(np.broadcast_to(t, x.shape), _sort_perm(x, ans, axis), axis)
 
 
 def _partition_jvp(da, a, kth, axis=-1, kind=None, order=None):
-    x, ans = np.asarray(a), np.partition(a, kth, axis=axis)
-    t = np.asarray(dense(da, a))
+    x, ans = as_array(a), np.partition(a, kth, axis=axis)
+    t = as_array(dense(da, a))
     if axis is None:
         x, t, ans, axis = x.ravel(), np.broadcast_to(t, x.shape).ravel(), ans.ravel(), 0
     return np.take_along_axis(np.broadcast_to(t, x.shape), _sort_perm(x, ans, axis), axis)
@@ -2053,7 +2059,7 @@ def clip_vjp(i):
         lo, hi = _clip_bounds(a_min, a_max, min, max)
         if i and (lo, hi)[i - 1] is None:
             return None
-        G = np.broadcast_to(np.asarray(g), np.shape(ans))
+        G = np.broadcast_to(as_array(g), np.shape(ans))
         mask = _clip_mask(i, ans, a, a_min, a_max, min, max)
         return _fit(np.where(mask, G, 0), (a, lo, hi)[i])
     return vjp
@@ -2066,7 +2072,7 @@ def _clip_jvp(tangents, a, a_min=np._NoValue, a_max=np._NoValue, out=None, *,
     out_t = 0.0
     for i, t in enumerate(tangents[:3]):
         if _given(t):
-            out_t = out_t + _clip_mask(i, ans, a, a_min, a_max, min, max) * np.asarray(t)
+            out_t = out_t + _clip_mask(i, ans, a, a_min, a_max, min, max) * as_array(t)
     return out_t
 
 
@@ -2079,7 +2085,7 @@ def _clip_mask(i, ans, a, a_min, a_max, min, max):
     below = np.zeros(shape, bool) if lo is None else np.broadcast_to(x < lo, shape)
     above = np.zeros(shape, bool) if hi is None else np.broadcast_to(x > hi, shape)
     if lo is not None and hi is not None:
-        inverted = np.broadcast_to(np.asarray(lo) > np.asarray(hi), shape)
+        inverted = np.broadcast_to(as_array(lo) > as_array(hi), shape)
         above = above | inverted
         below = below & ~inverted
     return (~(below | above), below, above)[i]
@@ -2092,7 +2098,7 @@ _def(np.clip, clip_vjp(0), clip_vjp(1), clip_vjp(2), params="a, a_min, a_max", a
 def nan_to_num_vjp(g, ans, x, *args, **kw):
     """The adjoint goes to x where it is finite; nan and infinities are replaced by
     constants (no derivative)."""
-    G = np.broadcast_to(np.asarray(g), np.shape(x))
+    G = np.broadcast_to(as_array(g), np.shape(x))
     return _fit(np.where(np.isfinite(x), G, 0.0), x)
 
 
@@ -2100,7 +2106,7 @@ def _nan_to_num_jvp(tangents, x, *args, **kw):
     t = _t(tangents, 0)
     if t is None:
         return 0.0
-    return np.where(np.isfinite(x), np.broadcast_to(np.asarray(t), np.shape(x)), 0.0)
+    return np.where(np.isfinite(x), np.broadcast_to(as_array(t), np.shape(x)), 0.0)
 
 
 _CONSTANT_VALUE = "transpile does not differentiate the value put in place of nan or an infinity"
@@ -2130,7 +2136,7 @@ def gradient_vjp(g, ans, f, *varargs, axis=None, edge_order=1):
     """np.gradient is linear in f, along each axis a matrix M (n, n) (central differences
     inside, one-sided at the ends, for the spacing given): the adjoint is M^T g per axis,
     M read off np.gradient of the identity."""
-    F = np.asarray(f)
+    F = as_array(f)
     axes, spacings = _gradient_layout(F, varargs, axis)
     parts = [g] if len(axes) == 1 else _parts(g, len(axes))
     out = np.zeros(F.shape, dtype=np.result_type(F, float))
@@ -2138,7 +2144,7 @@ def gradient_vjp(g, ans, f, *varargs, axis=None, edge_order=1):
         if _is_zero(gi):
             continue
         M = np.gradient(np.eye(F.shape[ax]), *spacing, axis=0, edge_order=edge_order)
-        G = np.moveaxis(np.broadcast_to(np.asarray(gi), F.shape), ax, 0)
+        G = np.moveaxis(np.broadcast_to(as_array(gi), F.shape), ax, 0)
         out = out + np.moveaxis(np.tensordot(M.T, G, axes=1), 0, ax)
     return _fit(out, f)
 
@@ -2151,7 +2157,7 @@ _def(np.gradient, gradient_vjp, None, None, None, params="f, h0, h1, h2", linear
 def diff_vjp(g, ans, a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
     x = _arr(a)
     ax = int(axis) % x.ndim
-    G = np.asarray(g)
+    G = as_array(g)
     for _ in range(n):
         p0 = [(0, 0)] * G.ndim
         p1 = [(0, 0)] * G.ndim
@@ -2170,7 +2176,7 @@ _def(np.diff, diff_vjp, None, None, params="a, n, axis", linear=(0,),
 
 
 def ediff1d_vjp(g, ans, ary, to_end=None, to_begin=None):
-    G = np.asarray(g)
+    G = as_array(g)
     start = 0 if to_begin is None else np.size(to_begin)
     n = np.size(ary)
     G = G[start:start + max(n - 1, 0)]
@@ -2209,12 +2215,12 @@ def _linspace_vjp(i):
             ans = ans[0]
         div = (num - 1) if endpoint else num
         t = np.arange(num, dtype=float) / div if div > 0 else np.zeros(num)
-        G = np.zeros(np.shape(ans)) if _is_zero(g) else np.asarray(g, dtype=float)
+        G = np.zeros(np.shape(ans)) if _is_zero(g) else as_array(g, dtype=float)
         G = np.moveaxis(G, axis, 0)
         w = t if i == 1 else 1 - t
         r = np.tensordot(w, G, axes=(0, 0))
         if not _is_zero(gstep) and div > 0:
-            r = r + np.asarray(gstep) * ((1.0 if i == 1 else -1.0) / div)
+            r = r + as_array(gstep) * ((1.0 if i == 1 else -1.0) / div)
         return _fit(r, (start, stop)[i])
     return vjp
 
