@@ -277,3 +277,23 @@ def test_the_same_functions_on_numpy_arrays_still_branch():
     x = np.array([0.5, -0.2, 0.3])
     np.testing.assert_allclose(transpile.grad(branch_on_values)(x), 2.0 * np.ones(3))
     np.testing.assert_allclose(transpile.grad(calls_picks)(x), 8.0 * x)
+
+
+@pytest.mark.parametrize("name", ["constant_gradient", "moments", "logistic", "softmax"])
+def test_the_gradient_graph_of_a_big_array_carries_no_data(name):
+    """An adjoint that does not depend on the data (a mean's) is built lazily in Dask,
+    never as a NumPy array of the input's shape sent along with the graph."""
+    cloudpickle = pytest.importorskip("cloudpickle")
+    f, args, wrt = CASES[name]
+    rows = 4_000_000
+    big = {"constant_gradient": (da.random.random((rows, 2), chunks=(rows // 4, 2)),),
+           "moments": (da.random.random((rows, 4), chunks=(rows // 4, 4)),)}.get(name)
+    if big is None:
+        X = da.random.random((rows, 6), chunks=(rows // 4, 6))
+        y = da.ones(rows, chunks=rows // 4) if name == "logistic" else \
+            da.ones((rows, 3), chunks=(rows // 4, 3))
+        big = (args[0], X, y)
+    with dask.config.set(scheduler=_never_compute):
+        grads = transpile.grad(f, wrt=wrt)(*big)
+    graph = dict(dask.array.Array.__dask_graph__(leaves(grads)[0]))
+    assert len(cloudpickle.dumps(graph)) < 200_000      # the data is 32-192 MB

@@ -493,7 +493,10 @@ def mean_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
         n = math.prod(x.shape[i] for i in ax)
     else:
         n = np.sum(m, axis=ax, keepdims=True)
-    r = np.broadcast_to(_expand(g, x.ndim, axis, _kd(keepdims)), x.shape) / n
+    if m is None:         # (divided before it spreads: a view, never a whole array)
+        r = np.broadcast_to(_expand(g, x.ndim, axis, _kd(keepdims)) / n, x.shape)
+    else:
+        r = np.broadcast_to(_expand(g, x.ndim, axis, _kd(keepdims)), x.shape) / n
     if m is not None:
         r = r * m
     return _fit(r, a)
