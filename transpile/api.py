@@ -30,6 +30,7 @@ from . import pipeline, tree
 from .checkpoint import check_option
 from .errors import TranspileError
 from .seed import is_bool, not_a_number, not_real, result_seed
+from .namespaces import iscomplexobj, match_array, standard_only, value_namespace
 from .analysis import (STRUCTURES, complex_key, element_kind, elements_key, is_complex_value,
                        lazy_backend, lazy_key)
 from .analysis import value_kind
@@ -494,6 +495,8 @@ def _own(value: Any, like: Any = None, path: str = "the cotangent",
 def _match_dtype(g: Any, x: Any) -> Any:
     """g with the floating dtype of x (a float32 input gets a float32 gradient even where
     the function mixes in float64 constants), as NumPy arrays keep."""
+    if standard_only(x):           # a PyTorch, JAX... array: its library, its dtype
+        return match_array(g, x)
     dt = getattr(x, "dtype", None)
     if x.__class__ is complex:     # a Python complex gets a Python complex
         return complex(g) if isinstance(g, (np.generic, int, float)) else g
@@ -608,6 +611,8 @@ def _type_key(args, kwargs):
                 key += (a,)
             elif _user_class(a):    # an object: which attributes its own dict holds
                 key += (tuple(getattr(a, "__dict__", ())),)    # (one may hide a method)
+            elif isinstance(a, types.ModuleType):              # an array namespace
+                key += (a,)
     return key
 
 
@@ -676,6 +681,11 @@ def _kinds(fn: Callable[..., Any], args: Sequence[Any],
             kinds[lazy_key(name)] = lazy           # see analysis: lazy values
         if kinds[name] in STRUCTURES:          # lists, dicts, objects: what they hold
             kinds[elements_key(name)] = element_kind(value) or "unknown"
+        ns = value_namespace(value) if value.__class__ not in _PLAIN_TYPES else None
+        if ns is not None:       # `xp.sum(x)`: normalize.Flattener.namespaces, array_api
+            kinds[name + (".namespace" if ns is value else ".xp")] = ns
+            from .rules.array_api import register
+            register(ns)
     return kinds
 
 
@@ -878,7 +888,7 @@ class GradientFunction:
                 if failure is not None:
                     raise _trimmed(failure) from None
             raise annotate(exc)
-        if value.__class__ is not float and (not _is_scalar(value) or np.iscomplexobj(value)
+        if value.__class__ is not float and (not _is_scalar(value) or iscomplexobj(value)
                                              or is_bool(value)):
             self._check_number(value)
         gs = g if self._several else (g,)
@@ -914,7 +924,7 @@ class GradientFunction:
 
     def _check_number(self, value: Any) -> None:
         """A real number, or an array of one element (taken for it: seed.py)."""
-        if value.__class__ is not float and np.iscomplexobj(value):
+        if value.__class__ is not float and iscomplexobj(value):
             code = self.fn.__code__
             raise not_real(where=(code.co_filename, code.co_firstlineno, self.fn.__qualname__))
         if value.__class__ is not float and (is_bool(value) or not _is_scalar(value) and not (

@@ -43,6 +43,7 @@ import types
 
 from . import astutil as A
 from . import frontend, tree
+from .namespaces import is_namespace_getter
 from .rules import lookup
 from .desugar import JumpLowering, inline_method_aliases, lift_nested
 from .loops import LoopFlattening
@@ -144,6 +145,9 @@ def normalize(unit, names, statics=None):
     statics = {p: v for p, v in (statics or {}).items() if p in params and p not in stored}
     flattener.callables = {p: v for p, (what, v) in statics.items() if what == "callable"}
     flattener.classes = {p: v for p, (what, v) in statics.items() if what == "class"}
+    flattener.namespaces = {p: v for p, (what, v) in statics.items() if what == "namespace"}
+    flattener.namespaces.update(_namespace_locals(unit, body, {
+        p: v for p, (what, v) in statics.items() if what == "xp"}, flattener.local_names))
     flat = flattener.run(body)
     norm = Normalized(unit, flat, result, names, local_functions, params)
     norm.statics = statics
@@ -239,6 +243,51 @@ def _check_supported(unit, node):
                 raise unit.error(f"unsupported construct '{what}' in a nested function", n)
         if isinstance(n, (ast.For, ast.While)) and n.orelse:
             raise unit.error("unsupported construct 'else' on a loop", n)
+
+
+def _root_name(e):
+    """The name at the root of `xp.linalg.norm`, or None."""
+    while isinstance(e, ast.Attribute):
+        e = e.value
+    return e.id if isinstance(e, ast.Name) else None
+
+
+def _namespace_attribute(ns, e):
+    """`xp.linalg.vector_norm` with xp the namespace ns: that function, or None."""
+    if isinstance(e, ast.Name):
+        return ns
+    base = _namespace_attribute(ns, e.value)
+    return None if base is None else getattr(base, e.attr, None)
+
+
+def _namespace_locals(unit, body, array_namespaces, local_names):
+    """{name: namespace} for the local names assigned only `array_namespace(x, ...)` or
+    `x.__array_namespace__()` (namespaces.is_namespace_getter), all of one namespace:
+    that of the arguments' arrays in this variant (their parameters' kinds `.xp`
+    entries). The variant is specialised on the arguments' types, so it is the namespace
+    the call returns when the code runs."""
+    found, getters, stores = {}, {}, {}
+    for n in A.walk_outside_defs(body):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+            stores[n.id] = stores.get(n.id, 0) + 1
+        if not (isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(
+                n.targets[0], ast.Name) and isinstance(n.value, ast.Call)):
+            continue
+        call, name = n.value, n.targets[0].id
+        method = isinstance(call.func, ast.Attribute) and \
+            call.func.attr == "__array_namespace__"
+        if not method and not is_namespace_getter(unit.resolve(call.func, local_names)):
+            continue
+        reads = [r for a in ([call.func.value] if method else call.args)
+                 for r in sorted(A.names_loaded(a)) if r in array_namespaces]
+        spaces = {id(array_namespaces[r]): array_namespaces[r] for r in reads} or {
+            id(v): v for v in array_namespaces.values()}
+        getters[name] = getters.get(name, 0) + 1
+        if len(spaces) == 1:
+            ns = next(iter(spaces.values()))
+            found[name] = ns if found.get(name, ns) is ns else None
+    return {k: v for k, v in found.items()
+            if v is not None and stores.get(k) == getters.get(k)}
 
 
 def _place_keywords(fn, args, keywords, params=None):
@@ -554,6 +603,7 @@ class Flattener(LoopFlattening):
         self.cur = unit.node
         self.callables = {}
         self.classes = {}
+        self.namespaces = {}         # names holding an Array API namespace (xp.sum(x))
 
     def run(self, body):
         self.dict_names = _dict_names(body, self.unit)
@@ -1397,6 +1447,12 @@ class Flattener(LoopFlattening):
             return "user", self.local_functions[func.id]
         if isinstance(func, ast.Name) and func.id in self.callables:
             return self.classify_object(self.callables[func.id], nargs, call)
+        if isinstance(func, ast.Attribute) and _root_name(func) in self.namespaces:
+            obj = _namespace_attribute(self.namespaces[_root_name(func)], func)
+            return ("opaque", ast.unparse(func)) if obj is None else \
+                self.classify_object(obj, nargs, call)
+        if isinstance(func, ast.Attribute) and func.attr == "__array_namespace__":
+            return "inactive", None                   # x.__array_namespace__()
         if isinstance(func, ast.Name) and func.id in self.local_names:
             return "dynamic", None
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and \
@@ -1440,7 +1496,7 @@ class Flattener(LoopFlattening):
             from .higher import NestedDerivative
             return "user", NestedDerivative(obj, None)
         obj = getattr(obj, "__transpile_function__", obj)
-        if _is_sink(obj):
+        if _is_sink(obj) or is_namespace_getter(obj):
             return "inactive", obj
         if obj in (max, min) and nargs == 1 or obj in CONTAINER_FUNCS:
             return "container", obj

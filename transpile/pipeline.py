@@ -562,13 +562,16 @@ def _selected(active, names):
 
 CALLABLE = ".callable"       # kinds entry: the function a parameter holds (api._kinds)
 CLASS = ".class"             # kinds entry: the user class of a parameter's object
+NAMESPACE = ".namespace"     # kinds entry: the Array API namespace a parameter holds
+XP = ".xp"                   # kinds entry: the Array API namespace of a parameter's arrays
 
 
 def static_values(kinds):
-    """{parameter: ("callable", function) or ("class", cls)} from a variant's kinds."""
+    """{parameter: ("callable", function), ("class", cls), ("namespace", ns) or ("xp", ns)
+    (the namespace of its arrays)} from a variant's kinds."""
     out = {}
     for k, v in (kinds or {}).items():
-        for suffix in (CALLABLE, CLASS):
+        for suffix in (CALLABLE, CLASS, NAMESPACE, XP):
             if k.endswith(suffix):
                 out[k[:-len(suffix)]] = (suffix[1:], v)
     return out

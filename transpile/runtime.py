@@ -9,15 +9,15 @@ dict keyed by key or attribute name; `field` reads an object's, `entry`/`put_ent
 overwrites, a key or attribute that was new removed again).
 """
 import math
-from .namespaces import as_array, is_foreign, is_lazy, known_finite, like
+from .namespaces import (as_array, copied, dtype_kind, is_foreign, is_lazy, known_finite, like,
+                         numpy_for)
 
 
 def sign(x):
     """Derivative of abs; 0 at 0 (the documented convention). Builtin abs of an array is
     elementwise: its derivative is NumPy's sign."""
     if getattr(x, "ndim", 0) or hasattr(x, "dtype"):
-        import numpy
-        return numpy.sign(x)
+        return numpy_for(x).sign(x)
     return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
 
 
@@ -42,15 +42,16 @@ def pow_log(a, b, k):
     in the exponent (taken as 0 where a <= 0), with other k its derivatives. Numbers or
     arrays (elementwise); only ever reached with k < 0 multiplied by 0 (then 0)."""
     if _is_complex(a) or _is_complex(b):       # the principal branch of log, everywhere
-        import numpy
+        numpy = numpy_for(a, b)
         return numpy.power(a, b) * numpy.log(a) ** k if k >= 0 else 0.0 * a
     if hasattr(a, "shape") or hasattr(b, "shape"):
-        import numpy
+        numpy = numpy_for(a, b)
         a = as_array(a)
         positive = a > 0
         safe = numpy.where(positive, a, 1)
         if k < 0:
-            out = numpy.zeros(numpy.broadcast(safe, b).shape, numpy.result_type(safe, b, 1.0))
+            out = numpy.zeros(numpy.broadcast_shapes(numpy.shape(safe), numpy.shape(b)),
+                              numpy.result_type(safe, b, 1.0))
         else:
             out = numpy.where(positive, safe ** b * numpy.log(safe) ** k, 0 * safe)
         return out if out.ndim else out[()]
@@ -72,20 +73,24 @@ def pow_deriv(a, b, c):
             import numpy
             with numpy.errstate(divide="ignore", invalid="ignore"):
                 return float(c * numpy.float64(a) ** b)
-    import numpy
+    numpy = numpy_for(a, b, c)
     a = as_array(a)
-    if a.dtype.kind in "biu":
-        a = a.astype(float)
+    if dtype_kind(a) in "biu":
+        a = numpy.asarray(a, dtype=float)
     with numpy.errstate(divide="ignore", invalid="ignore"):
         out = c * a ** b
-        zero = as_array(c) == 0
-        if is_lazy(out) or zero.any():
+        zero = as_array(c) == 0 if not hasattr(c, "shape") else c == 0
+        if not hasattr(zero, "shape") or not zero.shape:      # one c for every element
+            zero = bool(zero)
+            if zero:
+                out = numpy.zeros(numpy.shape(out), numpy.result_type(out))
+        elif is_lazy(out) or numpy.any(zero):
             out = numpy.where(zero, numpy.zeros((), numpy.result_type(out)), out)
     return out if out.ndim else out[()]
 
 
 def _is_complex(a):
-    return isinstance(a, complex) or getattr(getattr(a, "dtype", None), "kind", "") == "c"
+    return isinstance(a, complex) or hasattr(a, "dtype") and dtype_kind(a) == "c"
 
 
 def real_part(g):
@@ -99,7 +104,7 @@ def abs_partial(x):
     real x (0 at 0), conj(x) / |x| for complex x (0 at 0)."""
     if not _is_complex(x):
         return sign(x)
-    import numpy
+    numpy = numpy_for(x)
     r = numpy.abs(x)
     return numpy.conj(x) / numpy.where(r == 0, 1.0, r) * (r != 0)
 
@@ -130,7 +135,7 @@ def mul_masked(p, g):
         return out                              # for every element, not 0: the product
     if isinstance(out, float):                  # Python and NumPy float64 numbers
         return out if out - out == 0.0 or g != 0 else 0.0
-    import numpy
+    numpy = numpy_for(out, g)
     if not getattr(g, "ndim", 0) and not isinstance(g, (list, tuple)):
         # one number g for every element: the product where it is not 0 (no test of
         # each element), else exact zeros
@@ -141,7 +146,7 @@ def mul_masked(p, g):
     if known_finite(out):
         return out
     kept = numpy.where(as_array(g) == 0, numpy.zeros((), numpy.result_type(out)), out)
-    return kept if isinstance(out, numpy.ndarray) else kept[()]
+    return kept if getattr(out, "ndim", 0) else kept[()]
 
 
 def zeros_like(value):
@@ -153,9 +158,9 @@ def zeros_like(value):
     if isinstance(value, range):            # a loop's range saved on a stack
         return [0.0] * len(value)
     if hasattr(value, "shape") and hasattr(value, "dtype"):
-        import numpy
-        dtype = value.dtype if numpy.issubdtype(value.dtype, numpy.inexact) else float
-        if is_foreign(value):       # a Dask or CuPy array's zeros: its own kind
+        numpy = numpy_for(value)
+        dtype = value.dtype if dtype_kind(value) in "fc" else float
+        if is_foreign(value):       # a Dask, CuPy, PyTorch... array's zeros: its own kind
             return numpy.zeros_like(value, dtype=dtype)
         return numpy.zeros(value.shape, dtype=dtype)
     if value.__class__ in _LEAVES:
@@ -193,7 +198,7 @@ def is_zero(g):
 def add(a, b):
     """a + b for adjoints: numbers and arrays add, lists add elementwise, 0.0 is neutral."""
     if _is_zero(a):
-        return b.copy() if hasattr(b, "shape") and hasattr(b, "copy") else b
+        return copied(b) if hasattr(b, "shape") else b
     if _is_zero(b):
         return a
     if isinstance(a, list) or isinstance(b, list) or isinstance(a, tuple):
@@ -291,9 +296,10 @@ def take_item(adj, index):
     if isinstance(adj, dict):
         return adj.pop(index, 0.0), adj
     g = adj[index]
-    if g.__class__ is not float and hasattr(g, "copy") and hasattr(g, "shape") and \
+    if g.__class__ is not float and hasattr(g, "shape") and (
+            hasattr(g, "copy") or is_foreign(g)) and \
             not _numpy_number(g):                 # a view into the array adjoint
-        g = g.copy()
+        g = copied(g)
         adj[index] = 0
         _keep_last_writes(g, index, adj)
     else:
@@ -374,8 +380,8 @@ def _own_copy(adj):
         return list(adj)
     if isinstance(adj, dict):
         return dict(adj)
-    if hasattr(adj, "shape") and hasattr(adj, "copy"):
-        return adj.copy()
+    if hasattr(adj, "shape") and (hasattr(adj, "copy") or is_foreign(adj)):
+        return copied(adj)
     return adj
 
 
@@ -449,27 +455,26 @@ def unbroadcast(g, like):
         return g
     if shape is None:                       # a Python number: everything sums into it
         if is_foreign(g):           # a Dask array's 0-d sum stays lazy (namespaces.py)
-            return g.sum() if g.ndim else g
+            return numpy_for(g).sum(g) if g.ndim else g
         if isinstance(like, complex):
             return complex(g.sum()) if g.ndim else complex(g)
         return float(g.sum()) if g.ndim else float(g)
     if gshape == shape:
         return g
+    numpy = numpy_for(g)
     if len(gshape) < len(shape):               # a lower-rank adjoint (e.g. a zero one)
-        import numpy
         return numpy.broadcast_to(g, shape)
     extra = len(gshape) - len(shape)
     if extra > 0:
-        g = g.sum(axis=tuple(range(extra)))
+        g = numpy.sum(g, axis=tuple(range(extra)))
     axes = tuple(i for i, (a, b) in enumerate(zip(shape, g.shape)) if a == 1 and b != 1)
     if axes:
-        g = g.sum(axis=axes, keepdims=True)
+        g = numpy.sum(g, axis=axes, keepdims=True)
     if g.shape != shape:
         # a partial times the 0.0 placeholder: zeros shaped like the partial (a mask of
         # np.where), broadcast like the value it stands for
-        import numpy
         return numpy.broadcast_to(g, shape)
-    return g.reshape(shape)
+    return numpy.reshape(g, shape)
 
 
 def final_state(value):

@@ -16,6 +16,7 @@ import sys
 import numpy as np
 
 from .errors import TranspileTypeError
+from .namespaces import dtype_kind, iscomplexobj
 
 
 def result_seed(value):
@@ -23,7 +24,7 @@ def result_seed(value):
     cls = value.__class__
     if cls is float or cls is int:
         return 1.0
-    if cls is complex or np.iscomplexobj(value):
+    if cls is complex or iscomplexobj(value):
         raise not_real(sys._getframe(1))
     if is_bool(value):
         raise not_a_number(value, sys._getframe(1))
@@ -46,7 +47,7 @@ def is_bool(value):
     """A bool, NumPy bool or bool array: a result grad refuses (a predicate such as
     np.allclose has no derivative to give; an integer result is a number, and its
     derivative where it is locally constant is 0)."""
-    return value.__class__ is bool or getattr(getattr(value, "dtype", None), "kind", "") == "b"
+    return value.__class__ is bool or hasattr(value, "dtype") and dtype_kind(value) == "b"
 
 
 def not_a_number(value, frame=None, where=(None, None, None)):

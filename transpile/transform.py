@@ -85,12 +85,18 @@ class Transform:
         name = A.get_tag(v, "method")
         base = v.func.value
         args = list(v.args)
-        if self.an.kind_of(base) == MODULE:
+        kind = self.an.kind_of(base)
+        if kind == MODULE or kind in (UNKNOWN, None) and not self.active(base) and any(
+                self.active(a) for a in args + [k.value for k in v.keywords]):
+            # (an object of unknown kind whose method is given a derivative: `xp.sum(y)`
+            # with xp a module got from a call is no array's .sum)
             what = ast.unparse(base)
             raise self.error(f"cannot differentiate the call {what}.{name}(...): '{what}' "
                              "holds a module or object transpile cannot see in the source "
                              "(an argument?); call the function through the module itself "
-                             f"(e.g. `import math` and math.{name}(...)) or a closure", v)
+                             f"(e.g. `import math` and math.{name}(...)) or a closure, or, "
+                             f"for an array namespace, assign it once as `{what} = "
+                             "array_namespace(x)`", v)
         fn = method_function(name)
         if name == "reshape":
             shape = args[0] if len(args) == 1 else ast.Tuple(elts=args, ctx=ast.Load())

@@ -50,7 +50,7 @@ from .registry import defvjp, template
 from .forward_runtime import dense, jvp_by_vjps, number as _number
 from .. import runtime
 from ..errors import TranspileError
-from ..namespaces import as_array, known_nonzero, like
+from ..namespaces import as_array, known_nonzero, like, standard_only
 from ..runtime import unbroadcast
 
 ENV = {"np": np, "math": math, "pow_deriv": runtime.pow_deriv}
@@ -1301,6 +1301,9 @@ def _matmul_parts(a, b, g):
 
 
 def matmul_vjp_a(g, ans, a, b, **kw):
+    if standard_only(a, b):     # `a @ b` of PyTorch, JAX... arrays: the standard's rule
+        from .array_api import matmul_vjp_a as standard
+        return standard(g, ans, a, b)
     a2, b2, g2 = _matmul_parts(a, b, g)
     r = np.matmul(g2, np.swapaxes(b2, -1, -2))
     r = unbroadcast(r, a2)
@@ -1308,6 +1311,9 @@ def matmul_vjp_a(g, ans, a, b, **kw):
 
 
 def matmul_vjp_b(g, ans, a, b, **kw):
+    if standard_only(a, b):
+        from .array_api import matmul_vjp_b as standard
+        return standard(g, ans, a, b)
     a2, b2, g2 = _matmul_parts(a, b, g)
     r = np.matmul(np.swapaxes(a2, -1, -2), g2)
     r = unbroadcast(r, b2)
