@@ -17,6 +17,7 @@ import inspect
 from typing import Literal
 
 from . import astutil as A
+from .namespaces import is_namespace_getter
 from .errors import TranspileError
 from .runtime import LIST_RESULTS
 from .rules import containers
@@ -50,7 +51,7 @@ def _creates_complex(fn, depth=0):
                 else _complex_dtype(unit.resolve(n.args[0]))):
             return True
         obj = unit.resolve(n.func)
-        if obj is None:
+        if obj is None or is_namespace_getter(obj):
             continue
         try:
             rule = lookup(obj, len(n.args))
@@ -179,9 +180,9 @@ def is_complex_value(value, deep=True):
         return True
     if isinstance(value, numpy.ndarray):
         return value.dtype.kind == "c"
-    from .namespaces import is_foreign
+    from .namespaces import dtype_kind, is_foreign
     if is_foreign(value):
-        return getattr(value.dtype, "kind", "") == "c"
+        return dtype_kind(value) == "c"
     if isinstance(value, (list, tuple, dict)) or (
             deep and getattr(value, "__dict__", None) is not None):
         from . import tree
@@ -203,6 +204,8 @@ def is_complex_value(value, deep=True):
 # compute the array where the branch is taken: refused at its line, naming the backend
 # (`Analysis._check_lazy_control_flow`), never a silent computation of the whole array.
 LAZY_SUFFIX = ".lazy"
+#: kinds entry naming the backend of a parameter's arrays that cannot be written in place
+IMMUTABLE_SUFFIX = ".immutable"
 #: calls that turn a value into a Python number or bool (computing a lazy array)
 _CONCRETE_CALLS = {"float", "int", "bool", "complex", "range"}
 _CONCRETE_METHODS = {"item", "tolist", "__bool__", "__float__", "__index__"}
@@ -230,12 +233,16 @@ def lazy_backend(value):
     return None
 
 
+#: builtins that read no element of an array they are given
+_NO_VALUES = {"len", "hasattr", "isinstance", "type", "callable", "id"}
+
+
 def value_names(e):
     """The names whose values (not only shapes) expression e reads: `x` in `x + 1` and
-    `x[0]`, not in `x.shape[0]`, `x.ndim` or `len(x)`."""
+    `x[0]`, not in `x.shape[0]`, `x.ndim`, `len(x)` or `isinstance(x, ...)`."""
     if isinstance(e, ast.Attribute) and e.attr in SHAPE_ATTRS:
         return set()
-    if isinstance(e, ast.Call) and isinstance(e.func, ast.Name) and e.func.id == "len":
+    if isinstance(e, ast.Call) and isinstance(e.func, ast.Name) and e.func.id in _NO_VALUES:
         return set()
     if isinstance(e, ast.Name):
         return {e.id}
@@ -353,6 +360,11 @@ class Analysis:
         self.lazy = self._lazy_values()
         if self.lazy:
             self._check_lazy_control_flow()
+        immutable = sorted(v for k, v in self.param_kinds.items()
+                           if k.endswith(IMMUTABLE_SUFFIX))
+        self.immutable = immutable[0] if immutable else None     # "JAX", or None
+        if self.immutable:
+            self._check_no_element_writes(self.immutable)
         self._activity()
         self._check_function_arguments()
         check_passthrough(self)
@@ -616,12 +628,28 @@ class Analysis:
                         "first and pass it in (.compute()), or select elementwise with "
                         "np.where", s)
 
+    def _check_no_element_writes(self, backend):
+        """Arrays of `backend` (JAX) cannot be written in place: an element or slice
+        write into an array (not a list or dict) is refused at its line."""
+        for s, _ in walk_body(self.norm.body):
+            if isinstance(s, (ast.Assign, ast.AugAssign)):
+                targets = s.targets if isinstance(s, ast.Assign) else [s.target]
+                for t in targets:
+                    root = _target_root(t)
+                    if isinstance(t, ast.Subscript) and root is not None and \
+                            self.kind.get(root) not in (SEQ, MAP, OBJECT):
+                        raise self.norm.unit.error(
+                            f"unsupported construct: {backend} arrays cannot be written in "
+                            f"place ('{root}[...] = ...'); build the array with "
+                            "xp.concat / xp.stack / xp.where instead", s)
+
     def lazy_kinds(self, bound):
         """Kinds entries for a call's parameters (name -> argument expression) whose
-        arguments may be lazy values, for the callee's analysis."""
+        arguments may be lazy values, for the callee's analysis (and, in code given JAX
+        arrays, that its arrays cannot be written in place)."""
+        out = {p + IMMUTABLE_SUFFIX: self.immutable for p in bound} if self.immutable else {}
         if not self.lazy:
-            return {}
-        out = {}
+            return out
         for p, arg in bound.items():
             names = sorted(value_names(arg) & set(self.lazy))
             if names:

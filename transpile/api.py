@@ -30,8 +30,8 @@ from . import pipeline, tree
 from .checkpoint import check_option
 from .errors import TranspileError
 from .seed import is_bool, not_a_number, not_real, result_seed
-from .namespaces import iscomplexobj, match_array, standard_only, value_namespace
-from .analysis import (STRUCTURES, complex_key, element_kind, elements_key, is_complex_value,
+from .namespaces import is_immutable, iscomplexobj, match_array, standard_only, value_namespace
+from .analysis import (IMMUTABLE_SUFFIX, STRUCTURES, complex_key, element_kind, elements_key, is_complex_value,
                        lazy_backend, lazy_key)
 from .analysis import value_kind
 from .emit import annotate, locate
@@ -679,11 +679,13 @@ def _kinds(fn: Callable[..., Any], args: Sequence[Any],
         lazy = lazy_backend(value) if not isinstance(value, (int, float)) else None
         if lazy:
             kinds[lazy_key(name)] = lazy           # see analysis: lazy values
+        if any(map(is_immutable, tree.leaves(value) if tree.is_node(value) else [value])):
+            kinds[name + IMMUTABLE_SUFFIX] = "JAX"     # analysis: no element writes
         if kinds[name] in STRUCTURES:          # lists, dicts, objects: what they hold
             kinds[elements_key(name)] = element_kind(value) or "unknown"
         ns = value_namespace(value) if value.__class__ not in _PLAIN_TYPES else None
         if ns is not None:       # `xp.sum(x)`: normalize.Flattener.namespaces, array_api
-            kinds[name + (".namespace" if ns is value else ".xp")] = ns
+            kinds[name + (".namespace" if ns is value else ".xp")] = ns.__name__
             from .rules.array_api import register
             register(ns)
     return kinds

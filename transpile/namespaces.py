@@ -81,6 +81,11 @@ def dtype_kind(x):
     return "O"
 
 
+def is_immutable(value):
+    """Is value an array that cannot be written in place (JAX: `x.at[i].set(v)`)?"""
+    return library(value) in ("jax", "jaxlib") and is_foreign(value)
+
+
 def is_lazy(value):
     """Is value a lazy array (Dask): its elements are not known until computed, so code
     that branches on them cannot be traced without computing it."""

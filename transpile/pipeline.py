@@ -568,23 +568,33 @@ XP = ".xp"                   # kinds entry: the Array API namespace of a paramet
 
 def static_values(kinds):
     """{parameter: ("callable", function), ("class", cls), ("namespace", ns) or ("xp", ns)
-    (the namespace of its arrays)} from a variant's kinds."""
+    (the namespace of its arrays, in the kinds by its module's name)} from a variant's
+    kinds."""
     out = {}
     for k, v in (kinds or {}).items():
         for suffix in (CALLABLE, CLASS, NAMESPACE, XP):
             if k.endswith(suffix):
+                if suffix in (NAMESPACE, XP):     # kept by name (kinds stay JSON data)
+                    import importlib
+                    v = importlib.import_module(v)
                 out[k[:-len(suffix)]] = (suffix[1:], v)
     return out
 
 
 def static_kinds(statics, bound):
     """The kinds entries a callee's parameters get from the caller's statics (an argument
-    that is a parameter holding a known function or an object of a known class)."""
+    that is a parameter holding a known function, an object of a known class or a
+    namespace; one computed from arrays of a namespace, `f(x * 2)`, has their namespace)."""
     out = {}
     for p, arg in bound.items():
         if isinstance(arg, ast.Name) and arg.id in statics:
             what, value = statics[arg.id]
-            out[p + "." + what] = value
+            out[p + "." + what] = value.__name__ if what in ("namespace", "xp") else value
+            continue
+        spaces = [statics[n][1] for n in sorted(A.names_loaded(arg))
+                  if statics.get(n, ("",))[0] == "xp"]
+        if spaces:
+            out[p + XP] = spaces[0].__name__
     return out
 
 

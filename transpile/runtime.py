@@ -9,8 +9,8 @@ dict keyed by key or attribute name; `field` reads an object's, `entry`/`put_ent
 overwrites, a key or attribute that was new removed again).
 """
 import math
-from .namespaces import (as_array, copied, dtype_kind, is_foreign, is_lazy, known_finite, like,
-                         numpy_for)
+from .namespaces import (as_array, copied, dtype_kind, is_foreign, is_immutable, is_lazy,
+                         known_finite, like, numpy_for, standard_only)
 
 
 def sign(x):
@@ -149,6 +149,15 @@ def mul_masked(p, g):
     return kept if getattr(out, "ndim", 0) else kept[()]
 
 
+def indicator(condition):
+    """A comparison's result as a factor: itself for NumPy (booleans multiply as 0 and
+    1), a 0/1 float array for libraries that multiply no booleans (array-api-strict)."""
+    if not standard_only(condition) or not hasattr(condition, "dtype"):
+        return condition
+    numpy = numpy_for(condition)
+    return numpy.astype(condition, numpy.float64)
+
+
 def zeros_like(value):
     """A zero adjoint shaped like ``value`` (lists and tuples become lists; float32 arrays
     get float32 adjoints, integer arrays float64 ones; dicts, dataclasses and objects
@@ -225,7 +234,9 @@ def add_at(adj, value, index, g):
     elif isinstance(adj, tuple):
         adj = list(adj)
     if hasattr(adj, "shape"):
-        if _basic_index(index):
+        if is_immutable(adj):                  # a JAX array: a new one
+            adj = adj.at[index].add(g)
+        elif _basic_index(index):
             adj[index] += g
         elif is_foreign(adj):                  # (a Dask array has no add.at)
             adj = adj + _scattered(adj, index, g)
@@ -300,8 +311,11 @@ def take_item(adj, index):
             hasattr(g, "copy") or is_foreign(g)) and \
             not _numpy_number(g):                 # a view into the array adjoint
         g = copied(g)
-        adj[index] = 0
-        _keep_last_writes(g, index, adj)
+        if is_immutable(adj):                  # a JAX array: a new one
+            adj = adj.at[index].set(0)
+        else:
+            adj[index] = 0
+        g = _keep_last_writes(g, index, adj)
     else:
         adj[index] = 0.0 if not isinstance(g, list) else zeros_like(g)
     return g, adj
@@ -319,15 +333,18 @@ def _keep_last_writes(g, index, adj):
     arrays in any dimension, lists and masks mixed with slices all follow NumPy."""
     import numpy
     if _basic_index(index):
-        return
+        return g
     ids = numpy.arange(adj.size).reshape(adj.shape)[index]
     flat = as_array(ids).reshape(-1)
     if flat.size == len(numpy.unique(flat)):
-        return
+        return g
     _, first_from_end = numpy.unique(flat[::-1], return_index=True)
     last = numpy.zeros(flat.size, dtype=bool)
     last[flat.size - 1 - first_from_end] = True
+    if is_foreign(g):                      # (another library's array: masked, not set)
+        return g * like(last.reshape(g.shape).astype(float), g)
     g.reshape(-1)[~last] = 0
+    return g
 
 
 def add_to_each(adj, value, g):

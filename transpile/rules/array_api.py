@@ -11,9 +11,11 @@ given (`namespaces.namespace`). A namespace function that already has a rule (mo
 array_api_compat's NumPy namespace is NumPy itself) keeps it.
 """
 import ast
+import copy
 import math
 import re
 
+from .. import runtime
 from ..namespaces import namespace
 from .registry import defvjp, lookup
 
@@ -73,7 +75,7 @@ def _elementwise(ns, fn, name, nargs):
         if p is None:
             templates.append(None)
             continue
-        text = ast.unparse(p)
+        text = ast.unparse(_Indicators().visit(copy.deepcopy(p)))
         missing = [m for m in re.findall(r"\bnp\.(\w+)", text)
                    if getattr(ns, _STANDARD_NAMES.get(m, m), None) is None]
         if missing:
@@ -81,7 +83,16 @@ def _elementwise(ns, fn, name, nargs):
         templates.append(re.sub(r"\bnp\.(\w+)",
                                 lambda m: "xp." + _STANDARD_NAMES.get(m[1], m[1]), text))
     defvjp(fn, *templates, name=_qualified(ns, name), params=ref.params,
-           env={**numpy_.ENV, "xp": ns}, masks=ref.masks)
+           env={**numpy_.ENV, "xp": ns, "indicator": runtime.indicator}, masks=ref.masks)
+
+
+class _Indicators(ast.NodeTransformer):
+    """`x >= y` in a template as `indicator(x >= y)`: the standard multiplies no booleans
+    by numbers (array-api-strict refuses it), so a comparison is made a 0/1 array."""
+
+    def visit_Compare(self, node):
+        return ast.Call(func=ast.Name(id="indicator", ctx=ast.Load()),
+                        args=[self.generic_visit(node)], keywords=[])
 
 
 # --- the vjps of the other functions, written against the standard -----------------------
@@ -129,6 +140,24 @@ def _extremum_vjp(g, ans, x, axis=None, keepdims=False):
     hit = xp.astype(x == _spread(ans, x, axis, keepdims), x.dtype)
     ties = xp.sum(hit, axis=axis, keepdims=True) if x.ndim else hit
     return _spread(g, x, axis, keepdims) * hit / ties
+
+
+def prod_vjp(g, ans, x, axis=None, dtype=None, keepdims=False):
+    """Each element gets g times the product of the others in its group, from exclusive
+    cumulative products from both sides (no division: right where elements are 0)."""
+    xp = namespace(g, x)
+    axes = _axes(axis, x.ndim)
+    if not axes:
+        return _spread(g, x, axis, keepdims)
+    keep = [a for a in range(x.ndim) if a not in axes]
+    moved = xp.permute_dims(x, tuple(keep + list(axes))) if x.ndim else x
+    grouped = xp.reshape(moved, tuple(moved.shape[:len(keep)]) + (-1,))
+    left = xp.cumulative_prod(grouped, axis=-1, include_initial=True)[..., :-1]
+    right = xp.flip(xp.cumulative_prod(xp.flip(grouped, axis=-1), axis=-1,
+                                       include_initial=True)[..., :-1], axis=-1)
+    others = xp.reshape(left * right, moved.shape)
+    back = sorted(range(x.ndim), key=lambda k: (keep + list(axes))[k])
+    return _spread(g, x, axis, keepdims) * xp.permute_dims(others, tuple(back))
 
 
 def var_vjp(g, ans, x, axis=None, correction=0.0, keepdims=False):
@@ -224,12 +253,12 @@ def concat_vjp(g, ans, arrays, axis=0):
     before = (slice(None),) * (axis % g.ndim)
     sizes = [a.shape[axis] for a in arrays]
     ends = [sum(sizes[:k + 1]) for k in range(len(sizes))]
-    return [g[before + (slice(end - n, end),)] for n, end in zip(sizes, ends)]
+    return [g[before + (slice(end - n, end), Ellipsis)] for n, end in zip(sizes, ends)]
 
 
 def stack_vjp(g, ans, arrays, axis=0):
     before = (slice(None),) * (axis % g.ndim)
-    return [g[before + (k,)] for k in range(len(arrays))]
+    return [g[before + (k, Ellipsis)] for k in range(len(arrays))]
 
 
 def where_vjp(i):
@@ -268,6 +297,7 @@ _VJPS = {
     "mean": ((mean_vjp,), "x", _LINEAR),
     "max": ((_extremum_vjp,), "x", {"masks": True}),
     "min": ((_extremum_vjp,), "x", {"masks": True}),
+    "prod": ((prod_vjp,), "x", {}),
     "var": ((var_vjp,), "x", {}),
     "std": ((std_vjp,), "x", {}),
     "cumulative_sum": ((cumulative_sum_vjp,), "x", _LINEAR),
