@@ -316,3 +316,15 @@ def test_a_namespace_not_assigned_by_array_namespace_is_refused_not_guessed():
     with pytest.raises(transpile.TranspileError) as info:
         transpile.grad(_namespace_in_a_variable)(np.ones(3))
     assert "array_namespace" in str(info.value)
+
+
+@pytest.mark.parametrize("library", ["torch", "jax", "array_api_strict"])
+def test_forward_mode_on_each_backend(library):
+    make, read = backend(library)
+    f, args, _ = CASES["mlp"]
+    V = np.random.default_rng(5).normal(size=args[0].shape)
+    given = [convert(a, make) for a in args]
+    _, tangent = transpile.jvp(f, given, [make(V)] + [None] * (len(args) - 1))
+    assert _library(tangent) == _library(given[0])
+    expected = (f(args[0] + 1e-6 * V, *args[1:]) - f(args[0] - 1e-6 * V, *args[1:])) / 2e-6
+    np.testing.assert_allclose(float(read(tangent)), expected, rtol=1e-6)

@@ -297,3 +297,15 @@ def test_the_gradient_graph_of_a_big_array_carries_no_data(name):
         grads = transpile.grad(f, wrt=wrt)(*big)
     graph = dict(dask.array.Array.__dask_graph__(leaves(grads)[0]))
     assert len(cloudpickle.dumps(graph)) < 200_000      # the data is 32-192 MB
+
+
+def test_forward_mode_on_dask_arrays_is_lazy_and_right():
+    f, args, _ = CASES["softmax"]
+    W = args[0]
+    V = np.random.default_rng(3).normal(size=W.shape)
+    dargs = [to_dask(a) for a in args]
+    with dask.config.set(scheduler=_never_compute):
+        value, tangent = transpile.jvp(f, dargs, [to_dask(V)] + [None] * (len(args) - 1))
+    assert isinstance(tangent, da.Array)
+    expected = (f(W + 1e-6 * V, *args[1:]) - f(W - 1e-6 * V, *args[1:])) / 2e-6
+    np.testing.assert_allclose(float(tangent.compute()), expected, rtol=1e-6)

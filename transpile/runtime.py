@@ -702,6 +702,8 @@ def unless_zero(t, fn, *args, **kwargs):
     placeholder (a term of a product rule that vanishes)."""
     if _is_zero(t):
         return 0.0
+    if standard_only(*args) and getattr(fn, "__module__", "").startswith("numpy"):
+        fn = getattr(numpy_for(*args), fn.__name__)   # (np.matmul of torch tensors)
     return fn(*args, **kwargs)
 
 

@@ -15,7 +15,7 @@ Each has a rule in derivative_code.py, so tangent code can be differentiated aga
 import numpy as np
 
 from ..runtime import _is_zero
-from ..namespaces import as_array, is_foreign
+from ..namespaces import as_array, copied, is_foreign, numpy_for, standard_only
 
 
 def dense(t, like):
@@ -37,6 +37,9 @@ def broadcast_tangent(t, value):
     shape = getattr(value, "shape", None)
     if shape is None or _is_zero(t) or getattr(t, "shape", None) == shape:
         return t
+    if standard_only(t, value):
+        numpy = numpy_for(t, value)
+        return copied(numpy.broadcast_to(numpy.asarray(t), shape))
     return np.array(np.broadcast_to(t, shape))
 
 
