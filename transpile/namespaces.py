@@ -236,8 +236,8 @@ def numpy_for(*values):
 
 
 _FACADES = {}
-#: NumPy's names for functions the Array API standard names otherwise
-_STANDARD = {"arccos": "acos", "arccosh": "acosh", "arcsin": "asin", "arcsinh": "asinh",
+#: NumPy's names of functions the Array API standard names otherwise -> the standard's
+STANDARD_NAMES = {"arccos": "acos", "arccosh": "acosh", "arcsin": "asin", "arcsinh": "asinh",
              "arctan": "atan", "arctan2": "atan2", "arctanh": "atanh", "power": "pow",
              "absolute": "abs", "concatenate": "concat", "transpose": "permute_dims"}
 
@@ -251,7 +251,7 @@ class NumPyNames:
         self.xp, self.device = xp, device
 
     def __getattr__(self, name):
-        return getattr(self.xp, _STANDARD.get(name, name))
+        return getattr(self.xp, STANDARD_NAMES.get(name, name))
 
     def zeros(self, shape, dtype=None):
         return self.xp.zeros(shape, dtype=self._dtype(dtype), device=self.device)

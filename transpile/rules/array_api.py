@@ -16,14 +16,11 @@ import math
 import re
 
 from .. import runtime
-from ..namespaces import namespace
+from ..namespaces import STANDARD_NAMES, namespace
 from .registry import defvjp, lookup
 
-#: standard elementwise functions whose NumPy function has another name
-_NUMPY_NAMES = {"acos": "arccos", "acosh": "arccosh", "asin": "arcsin", "asinh": "arcsinh",
-                "atan": "arctan", "atan2": "arctan2", "atanh": "arctanh", "pow": "power",
-                "abs": "absolute"}
-_STANDARD_NAMES = {v: k for k, v in _NUMPY_NAMES.items()}
+#: standard functions whose NumPy function has another name -> NumPy's name
+_NUMPY_NAMES = {v: k for k, v in STANDARD_NAMES.items()}
 _UNARY = ("abs", "acos", "acosh", "asin", "asinh", "atan", "atanh", "cos", "cosh", "exp",
           "expm1", "log", "log1p", "log2", "log10", "negative", "positive", "reciprocal",
           "sin", "sinh", "sqrt", "square", "tan", "tanh")
@@ -77,11 +74,11 @@ def _elementwise(ns, fn, name, nargs):
             continue
         text = ast.unparse(_Indicators().visit(copy.deepcopy(p)))
         missing = [m for m in re.findall(r"\bnp\.(\w+)", text)
-                   if getattr(ns, _STANDARD_NAMES.get(m, m), None) is None]
+                   if getattr(ns, STANDARD_NAMES.get(m, m), None) is None]
         if missing:
             return          # a NumPy function the namespace lacks: no rule (refused)
         templates.append(re.sub(r"\bnp\.(\w+)",
-                                lambda m: "xp." + _STANDARD_NAMES.get(m[1], m[1]), text))
+                                lambda m: "xp." + STANDARD_NAMES.get(m[1], m[1]), text))
     defvjp(fn, *templates, name=_qualified(ns, name), params=ref.params,
            env={**numpy_.ENV, "xp": ns, "indicator": runtime.indicator}, masks=ref.masks)
 
