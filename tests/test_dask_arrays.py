@@ -132,6 +132,31 @@ def constant_gradient(x):
     return np.sum(x) + 2.0 * np.mean(x)
 
 
+def contractions(A, B):
+    return np.sum(np.einsum("ij,jk->ik", A, B) ** 2) + np.sum(np.tensordot(A, B, axes=1))
+
+
+def running(x):
+    return np.sum(np.cumsum(x) ** 2) + np.sum(np.cumprod(x[:4]))
+
+
+def methods(A):
+    return (A.T @ A).sum() + A.reshape(-1).mean() + A.max(axis=0).sum() + A.std()
+
+
+def solved(A, b):
+    return np.sum(np.linalg.solve(A @ A.T + 3 * np.eye(A.shape[0]), b) ** 2)
+
+
+def standardised(x):
+    return np.sum((x - np.mean(x, axis=1, keepdims=True)) ** 2
+                  / np.var(x, axis=1, keepdims=True))
+
+
+def strided(x):
+    return np.sum(x[::2] ** 2) + np.sum(x[x.shape[0] // 2:]) + x[3] * x[-1]
+
+
 rng = np.random.default_rng(7)
 X = rng.normal(size=(40, 6))
 CASES = {
@@ -159,6 +184,13 @@ CASES = {
     "attention": (attention, (rng.normal(size=(6, 4)), rng.normal(size=(5, 4)),
                               rng.normal(size=(5, 3))), (0, 1, 2)),
     "constant_gradient": (constant_gradient, (rng.normal(size=(6, 2)),), (0,)),
+    "contractions": (contractions, (rng.normal(size=(3, 4)), rng.normal(size=(4, 2))),
+                     (0, 1)),
+    "running": (running, (rng.normal(size=6),), (0,)),
+    "methods": (methods, (rng.normal(size=(4, 3)),), (0,)),
+    "solved": (solved, (rng.normal(size=(3, 3)), rng.normal(size=3)), (0, 1)),
+    "standardised": (standardised, (rng.normal(size=(3, 5)),), (0,)),
+    "strided": (strided, (rng.normal(size=8),), (0,)),
 }
 
 
@@ -309,3 +341,32 @@ def test_forward_mode_on_dask_arrays_is_lazy_and_right():
     assert isinstance(tangent, da.Array)
     expected = (f(W + 1e-6 * V, *args[1:]) - f(W - 1e-6 * V, *args[1:])) / 2e-6
     np.testing.assert_allclose(float(tangent.compute()), expected, rtol=1e-6)
+
+
+def hidden_layer(params, X):
+    return np.sum(np.tanh(X @ params["W"] + params["b"]) ** 2)
+
+
+class Layer:
+    def __init__(self, W):
+        self.W = W
+
+    def __call__(self, x):
+        return np.tanh(x @ self.W)
+
+
+def model_loss(model, x):
+    return np.sum(model(x))
+
+
+def test_dicts_and_objects_of_dask_arrays():
+    W, b, X = rng.normal(size=(3, 2)), rng.normal(size=2), rng.normal(size=(6, 3))
+    with dask.config.set(scheduler=_never_compute):
+        g = transpile.grad(hidden_layer)({"W": to_dask(W), "b": to_dask(b)}, to_dask(X))
+        m = transpile.grad(model_loss)(Layer(to_dask(W)), to_dask(X))
+    assert isinstance(g["W"], da.Array) and isinstance(g["b"], da.Array)
+    assert isinstance(m, Layer) and isinstance(m.W, da.Array)
+    np.testing.assert_allclose(g["W"].compute(), central_wrt(
+        lambda W_: hidden_layer({"W": W_, "b": b}, X), [W]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m.W.compute(), central_wrt(
+        lambda W_: model_loss(Layer(W_), X), [W]), rtol=1e-5, atol=1e-6)

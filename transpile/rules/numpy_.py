@@ -50,7 +50,7 @@ from .registry import defvjp, template
 from .forward_runtime import dense, jvp_by_vjps, number as _number
 from .. import runtime
 from ..errors import TranspileError
-from ..namespaces import as_array, known_nonzero, like, standard_only
+from ..namespaces import as_array, is_foreign, known_nonzero, like, standard_only
 from ..runtime import unbroadcast
 
 ENV = {"np": np, "math": math, "pow_deriv": runtime.pow_deriv}
@@ -1165,6 +1165,11 @@ def _einsum_grad(i, g, subscripts, operands):
         if c not in avail:
             r = np.expand_dims(r, k)
     dt = np.result_type(x, float)
+    if is_foreign(r):             # (another library's arrays: no writes into a view)
+        if sub != uniq:
+            raise TranspileError("the derivative of einsum with a repeated index in an "
+                                 f"operand ('{sub}') is available for NumPy arrays only")
+        return _fit(np.broadcast_to(r, x.shape), operands[i])
     z = np.zeros(x.shape, dtype=dt)
     view = np.einsum(f"{sub}->{uniq}", z) if sub != uniq else z
     view[...] = r
@@ -1649,6 +1654,8 @@ _def(np.interp, interp_vjp_x, interp_vjp_xp, interp_vjp_fp, params="x, xp, fp")
 def _reshape_back(g, ans, a, *rest, order="C", **kw):
     if order not in ("C", "F"):
         order = "C"
+    if order == "C":               # (said only where it is not the default: Dask takes none)
+        return _fit(np.reshape(as_array(g), np.shape(a)), a)
     return _fit(np.reshape(as_array(g), np.shape(a), order=order), a)
 
 
