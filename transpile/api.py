@@ -495,8 +495,8 @@ def _own(value: Any, like: Any = None, path: str = "the cotangent",
 def _match_dtype(g: Any, x: Any) -> Any:
     """g with the floating dtype of x (a float32 input gets a float32 gradient even where
     the function mixes in float64 constants), as NumPy arrays keep."""
-    if standard_only(x):           # a PyTorch, JAX... array: its library, its dtype
-        return match_array(g, x)
+    if x.__class__ is not np.ndarray and standard_only(x):   # a PyTorch, JAX... array:
+        return match_array(g, x)                             # its library, its dtype
     dt = getattr(x, "dtype", None)
     if x.__class__ is complex:     # a Python complex gets a Python complex
         return complex(g) if isinstance(g, (np.generic, int, float)) else g

@@ -63,7 +63,10 @@ def standard_only(*values):
     """Is one of values an array NumPy's functions do not dispatch to (PyTorch, JAX,
     array-api-strict): derivative code computes with it through its Array API namespace
     (rules/array_api.py), never through NumPy, which would convert it."""
-    return any(is_foreign(v) and not is_dispatched(v) for v in values)
+    for v in values:
+        if is_foreign(v) and not is_dispatched(v):
+            return True
+    return False
 
 
 def dtype_kind(x):
@@ -114,6 +117,9 @@ def as_array(x, dtype=None):
 
 def iscomplexobj(x):
     """`np.iscomplexobj` for the arrays of any library."""
+    kind = getattr(getattr(x, "dtype", None), "kind", None)
+    if kind.__class__ is str:                   # (NumPy's dtypes, Dask's, CuPy's)
+        return kind == "c"
     if is_foreign(x):
         return dtype_kind(x) == "c"
     import numpy

@@ -90,7 +90,9 @@ def pow_deriv(a, b, c):
 
 
 def _is_complex(a):
-    return isinstance(a, complex) or hasattr(a, "dtype") and dtype_kind(a) == "c"
+    kind = getattr(getattr(a, "dtype", None), "kind", None)     # (NumPy's, first)
+    return isinstance(a, complex) or kind == "c" or (
+        kind is None and hasattr(a, "dtype") and dtype_kind(a) == "c")
 
 
 def real_part(g):

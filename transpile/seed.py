@@ -47,7 +47,9 @@ def is_bool(value):
     """A bool, NumPy bool or bool array: a result grad refuses (a predicate such as
     np.allclose has no derivative to give; an integer result is a number, and its
     derivative where it is locally constant is 0)."""
-    return value.__class__ is bool or hasattr(value, "dtype") and dtype_kind(value) == "b"
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    return value.__class__ is bool or kind == "b" or (
+        kind is None and hasattr(value, "dtype") and dtype_kind(value) == "b")
 
 
 def not_a_number(value, frame=None, where=(None, None, None)):
