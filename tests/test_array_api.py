@@ -328,3 +328,13 @@ def test_forward_mode_on_each_backend(library):
     assert _library(tangent) == _library(given[0])
     expected = (f(args[0] + 1e-6 * V, *args[1:]) - f(args[0] - 1e-6 * V, *args[1:])) / 2e-6
     np.testing.assert_allclose(float(read(tangent)), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("library", ["torch", "dask"])
+def test_jit_refuses_arrays_of_other_libraries(library):
+    pytest.importorskip("numba")
+    make, _ = backend(library)
+    f, args, _ = CASES["rosenbrock"]
+    with pytest.raises(transpile.TranspileError) as info:
+        transpile.grad(f, jit=True)(make(args[0]))
+    assert "jit=False" in str(info.value)

@@ -31,7 +31,7 @@ from .checkpoint import check_option
 from .errors import TranspileError
 from .seed import is_bool, not_a_number, not_real, result_seed
 from .namespaces import is_immutable, iscomplexobj, match_array, standard_only, value_namespace
-from .analysis import (IMMUTABLE_SUFFIX, STRUCTURES, complex_key, element_kind, elements_key, is_complex_value,
+from .analysis import (IMMUTABLE_SUFFIX, LAZY_SUFFIX, STRUCTURES, complex_key, element_kind, elements_key, is_complex_value,
                        lazy_backend, lazy_key)
 from .analysis import value_kind
 from .emit import annotate, locate
@@ -738,6 +738,15 @@ def _gradient_variants(fn, names, jit=False, options=None, derivative=None):
                                  "function returning a number", code.co_filename,
                                  code.co_firstlineno, fn.__qualname__)
         if jit:
+            foreign = sorted(v for k, v in kinds.items() if k.endswith(".xp")
+                             and v != "array_api_compat.numpy") or sorted(
+                v for k, v in kinds.items() if k.endswith(LAZY_SUFFIX))
+            if foreign:
+                code = fn.__code__
+                raise TranspileError(f"jit=True compiles derivative code for NumPy arrays; "
+                                     f"this call passes arrays of {foreign[0]}: use "
+                                     "jit=False for them", code.co_filename,
+                                     code.co_firstlineno, fn.__qualname__)
             from . import jit as numba_backend
             compiled = numba_backend.compiled_for(compiled)
         return compiled
