@@ -370,3 +370,16 @@ def test_dicts_and_objects_of_dask_arrays():
         lambda W_: hidden_layer({"W": W_, "b": b}, X), [W]), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(m.W.compute(), central_wrt(
         lambda W_: model_loss(Layer(W_), X), [W]), rtol=1e-5, atol=1e-6)
+
+
+def selects_by_values(x):
+    return np.sum(x[x > 0] ** 2)
+
+
+def test_indexing_a_dask_array_by_its_values_is_refused_at_its_line():
+    with pytest.raises(transpile.TranspileError) as info:
+        transpile.grad(selects_by_values)(da.ones(4, chunks=2))
+    message = str(info.value)
+    assert f":{_line(selects_by_values, 'x[x > 0]')}:" in message and "Dask" in message
+    x = np.array([0.5, -1.0, 2.0])                    # NumPy arrays: the same code works
+    np.testing.assert_allclose(transpile.grad(selects_by_values)(x), [1.0, 0.0, 4.0])

@@ -611,6 +611,10 @@ class Analysis:
                         isinstance(e.func, ast.Attribute) and
                         e.func.attr in _CONCRETE_METHODS):
                     tests.append((e, f"{ast.unparse(e.func)}() of"))
+            for e in A.nodes(s) if isinstance(s, (ast.Assign, ast.AugAssign)) else ():
+                if isinstance(e, ast.Subscript) and not isinstance(e.value, ast.Name) or \
+                        isinstance(e, ast.Subscript) and e.value.id in self.lazy:
+                    tests.append((e.slice, "indexing by"))   # x[x > 0]: sizes unknown
             if isinstance(s, ast.For):
                 tests.extend((e, f"{e.func.id}() of") for e in A.nodes(s.iter)
                              if isinstance(e, ast.Call) and isinstance(e.func, ast.Name)
@@ -621,10 +625,13 @@ class Analysis:
                     backend = self.lazy[names[0]]
                     named = [n for n in names if not n.startswith("_")]
                     what = f" ('{named[0]}')" if named else ""
+                    why = ("the sizes of what it selects are known only once it is "
+                           "computed" if how == "indexing by" else
+                           "this would compute the whole array while the derivative code "
+                           "runs")
                     raise self.norm.unit.error(
                         f"unsupported construct: {how} the values of a {backend} "
-                        f"array{what}. {backend} arrays are lazy: this would compute the "
-                        "whole array while the derivative code runs. Compute the value "
+                        f"array{what}. {backend} arrays are lazy: {why}. Compute the value "
                         "first and pass it in (.compute()), or select elementwise with "
                         "np.where", s)
 

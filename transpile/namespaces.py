@@ -115,6 +115,12 @@ def as_array(x, dtype=None):
     return numpy.asarray(x, dtype=dtype)
 
 
+def same_shape(a, b):
+    """Are shapes a and b the same, a size Dask does not know yet (nan) matching itself?"""
+    return a == b or a is not None and b is not None and len(a) == len(b) and all(
+        m == n or m != m and n != n for m, n in zip(a, b))
+
+
 def iscomplexobj(x):
     """`np.iscomplexobj` for the arrays of any library."""
     kind = getattr(getattr(x, "dtype", None), "kind", None)

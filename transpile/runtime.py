@@ -10,7 +10,7 @@ overwrites, a key or attribute that was new removed again).
 """
 import math
 from .namespaces import (as_array, copied, dtype_kind, is_foreign, is_immutable, is_lazy,
-                         known_finite, like, numpy_for, standard_only)
+                         known_finite, like, numpy_for, same_shape, standard_only)
 
 
 def sign(x):
@@ -470,7 +470,7 @@ def unbroadcast(g, like):
         return g                    # (the common case first: an array of like's kind)
     if _is_complex(g) and not _is_complex(like):
         g = g.real                 # the adjoint of a real value is real (registry.COMPLEX)
-    if gshape is None:
+    if gshape is None or same_shape(gshape, shape):
         return g
     if shape is None:                       # a Python number: everything sums into it
         if is_foreign(g):           # a Dask array's 0-d sum stays lazy (namespaces.py)

@@ -50,7 +50,7 @@ from .registry import defvjp, template
 from .forward_runtime import dense, jvp_by_vjps, number as _number
 from .. import runtime
 from ..errors import TranspileError
-from ..namespaces import as_array, is_foreign, known_nonzero, like, standard_only
+from ..namespaces import as_array, is_foreign, known_nonzero, like, same_shape, standard_only
 from ..runtime import unbroadcast
 
 ENV = {"np": np, "math": math, "pow_deriv": runtime.pow_deriv}
@@ -142,10 +142,10 @@ def _fit(c, x):
         return None
     c = as_array(c)
     shape = np.shape(x)
-    if c.shape != shape:
+    if not same_shape(c.shape, shape):
         c = unbroadcast(c, x) if c.ndim >= len(shape) else c
         c = as_array(c)
-        if c.shape != shape:
+        if not same_shape(c.shape, shape):
             c = np.broadcast_to(c, shape)
     if dt.kind == "f" and c.dtype != dt:
         c = c.astype(dt)
@@ -473,11 +473,19 @@ def sum_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
         if r is not None:
             return r
     x = _arr(a)
-    r = np.broadcast_to(_expand(g, x.ndim, axis, _kd(keepdims)), x.shape)
+    r = _spread(_expand(g, x.ndim, axis, _kd(keepdims)), x)
     m = _where_mask(where, x.shape)
     if m is not None:
         r = r * m
     return _fit(r, a)
+
+
+def _spread(g, x):
+    """g broadcast to x's shape; for an array of another library, made in that library
+    (a Dask array's chunks, of sizes not known before it is computed, too)."""
+    if is_foreign(x) and not is_foreign(g):
+        return np.zeros_like(x) + g
+    return np.broadcast_to(g, x.shape)
 
 
 def mean_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
@@ -489,14 +497,16 @@ def mean_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=np._NoValue,
     x = _arr(a)
     m = _where_mask(where, x.shape)
     ax = _axes(axis, x.ndim)
+    if m is None and is_foreign(x) and any(math.isnan(n) for n in x.shape):
+        m = np.ones_like(x)          # (sizes Dask knows only once computed: counted lazily)
     if m is None:
         n = math.prod(x.shape[i] for i in ax)
     else:
         n = np.sum(m, axis=ax, keepdims=True)
     if m is None:         # (divided before it spreads: a view, never a whole array)
-        r = np.broadcast_to(_expand(g, x.ndim, axis, _kd(keepdims)) / n, x.shape)
+        r = _spread(_expand(g, x.ndim, axis, _kd(keepdims)) / n, x)
     else:
-        r = np.broadcast_to(_expand(g, x.ndim, axis, _kd(keepdims)), x.shape) / n
+        r = _spread(_expand(g, x.ndim, axis, _kd(keepdims)), x) / n
     if m is not None:
         r = r * m
     return _fit(r, a)
