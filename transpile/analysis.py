@@ -204,6 +204,9 @@ def is_complex_value(value, deep=True):
 # compute the array where the branch is taken: refused at its line, naming the backend
 # (`Analysis._check_lazy_control_flow`), never a silent computation of the whole array.
 LAZY_SUFFIX = ".lazy"
+#: the namespaces whose arrays NumPy's own functions and rules compute with
+NUMPY_DISPATCHED = {"numpy", "array_api_compat.numpy", "array_api_compat.dask.array",
+                    "array_api_compat.cupy", "cupy"}
 #: kinds entry naming the backend of a parameter's arrays that cannot be written in place
 IMMUTABLE_SUFFIX = ".immutable"
 #: calls that turn a value into a Python number or bool (computing a lazy array)
@@ -357,6 +360,9 @@ class Analysis:
         self.complex = self._complex_values()
         if self.complex:
             self._check_complex_constants()
+        self.standard_backend = next(     # PyTorch, JAX...: rules/array_api.py's rules
+            (v for k, v in sorted(self.param_kinds.items()) if k.endswith(".xp")
+             and v not in NUMPY_DISPATCHED), None)
         self.lazy = self._lazy_values()
         if self.lazy:
             self._check_lazy_control_flow()

@@ -39,9 +39,24 @@ class Transform:
             rule, args = A.get_tag(n, "rule"), list(n.args)
         else:
             return None, []
+        if rule is not None and self.an.standard_backend:
+            self.check_standard(rule, n)
         if rule is not None and self.an.complex:
             self.check_complex(rule, n, args)
         return rule, args
+
+    def check_standard(self, rule, n):
+        """In code given arrays NumPy does not compute with (PyTorch, JAX...), a call of a
+        NumPy function is refused: its rule computes with NumPy. Operators, `.T` and the
+        functions of the arrays' namespace (rules/array_api.py) have rules for them."""
+        fn = rule.fn
+        module = getattr(fn, "__module__", None) or ""
+        if not (module == "numpy" or module.startswith("numpy.")) or fn in _STANDARD_SAFE():
+            return
+        name = getattr(fn, "__name__", rule.name)
+        raise self.error(f"{rule.name} is NumPy's, and this code is given arrays of "
+                         f"{self.an.standard_backend}: call the function of their "
+                         f"namespace instead (xp = array_namespace(x); xp.{name}(...))", n)
 
     def check_complex(self, rule, n, args):
         """A rule applied where its arguments or result may be complex holds for complex
@@ -109,6 +124,12 @@ class Transform:
         else:                                     # x.flatten(order) is np.ravel(x, order)
             args = [base] + args
         return lookup(fn, len(args) - 1) or lookup(fn, len(args)), args
+
+
+def _STANDARD_SAFE():
+    """NumPy functions whose rules compute with any library's arrays (`x.T`, `@`)."""
+    import numpy as np
+    return {np.transpose, np.permute_dims, np.matmul, np.ndarray.transpose}
 
 
 def method_function(name):

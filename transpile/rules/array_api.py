@@ -51,7 +51,9 @@ def register(ns):
             defvjp(fn, *([None] * 4), name=_qualified(ns, name), zero=True,
                    params="x0, x1, x2, x3")
     for name, (vjps, params, structure) in _VJPS.items():
-        fn = getattr(ns, name, None)
+        fn = ns
+        for part in name.split("."):             # linalg.vector_norm: the extension's
+            fn = getattr(fn, part, None)
         if fn is not None and lookup(fn) is None:
             defvjp(fn, *vjps, name=_qualified(ns, name), params=params, **structure)
 
@@ -155,6 +157,44 @@ def prod_vjp(g, ans, x, axis=None, dtype=None, keepdims=False):
     others = xp.reshape(left * right, moved.shape)
     back = sorted(range(x.ndim), key=lambda k: (keep + list(axes))[k])
     return _spread(g, x, axis, keepdims) * xp.permute_dims(others, tuple(back))
+
+
+def tensordot_vjp(i):
+    """tensordot(x1, x2, axes=N): each operand's adjoint is g contracted with the other
+    over the other's free axes (axes given as two sequences: refused)."""
+    def vjp(g, ans, x1, x2, axes=2):
+        if not isinstance(axes, int):
+            from ..errors import TranspileError
+            raise TranspileError("the derivative of tensordot with axes given as two "
+                                 "sequences is available for NumPy arrays only (axes=N "
+                                 "here)")
+        xp = namespace(g, x1, x2)
+        free1, free2 = x1.ndim - axes, x2.ndim - axes
+        if i == 0:
+            return xp.tensordot(g, x2, axes=(tuple(range(free1, free1 + free2)),
+                                             tuple(range(axes, x2.ndim))))
+        return xp.tensordot(x1, g, axes=(tuple(range(free1)), tuple(range(free1))))
+    return vjp
+
+
+def vector_norm_vjp(g, ans, x, axis=None, keepdims=False, ord=2):
+    """The p-norm's adjoint: g sign(x) |x|^(p-1) / norm^(p-1) (ord 2: g x / norm), 0 at
+    a zero norm; ord inf and -inf: g at the extreme elements, split among ties."""
+    xp = namespace(g, x)
+    norm = _spread(ans, x, axis, keepdims)
+    gs = _spread(g, x, axis, keepdims)
+    zero = xp.zeros((), dtype=x.dtype, device=_device(x))
+    if ord in (math.inf, -math.inf):
+        hit = xp.astype(xp.abs(x) == norm, x.dtype)
+        ties = xp.sum(hit, axis=axis, keepdims=True) if x.ndim else hit
+        return gs * xp.sign(x) * hit / ties
+    if ord == 1:
+        return gs * xp.sign(x)
+    safe = xp.where(norm == 0, xp.ones((), dtype=x.dtype, device=_device(x)), norm)
+    if ord == 2:
+        return xp.where(norm == 0, zero, gs * x / safe)
+    return xp.where(norm == 0, zero,
+                    gs * xp.sign(x) * xp.abs(x) ** (ord - 1) / safe ** (ord - 1))
 
 
 def var_vjp(g, ans, x, axis=None, correction=0.0, keepdims=False):
@@ -300,6 +340,9 @@ _VJPS = {
     "cumulative_sum": ((cumulative_sum_vjp,), "x", _LINEAR),
     "matmul": ((matmul_vjp_a, matmul_vjp_b), "x1, x2", {"multilinear": [(0,), (1,)]}),
     "vecdot": ((vecdot_vjp(0), vecdot_vjp(1)), "x1, x2", {"multilinear": [(0,), (1,)]}),
+    "tensordot": ((tensordot_vjp(0), tensordot_vjp(1)), "x1, x2",
+                  {"multilinear": [(0,), (1,)]}),
+    "linalg.vector_norm": ((vector_norm_vjp,), "x", {}),
     "reshape": ((reshape_vjp, None), "x, shape", _LINEAR),
     "permute_dims": ((permute_dims_vjp, None), "x, axes", _LINEAR),
     "matrix_transpose": ((matrix_transpose_vjp,), "x", _LINEAR),

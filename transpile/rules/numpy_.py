@@ -1710,6 +1710,11 @@ _def(np.ndarray.tolist, lambda g, ans, a: _fit(_densify(g, ans), a), params="sel
 
 
 def _transpose_vjp(g, ans, a, axes=None, *more):
+    if standard_only(a):            # `x.T` of PyTorch, JAX... arrays: their namespace's
+        from ..namespaces import numpy_for
+        back = tuple(range(a.ndim))[::-1] if axes is None else tuple(
+            sorted(range(a.ndim), key=lambda k: ((axes,) + more if more else axes)[k]))
+        return numpy_for(a).permute_dims(g, back)
     nd = np.ndim(a)
     if more:
         axes = (axes,) + more
