@@ -430,6 +430,25 @@ def statements(stmts, into_defs=False):
                 yield from statements(sub, into_defs)
 
 
+_STATEMENT_KINDS = (ast.stmt, ast.excepthandler, getattr(ast, "match_case", ast.excepthandler))
+
+
+def all_statements(stmts):
+    """Every statement in stmts and in the statements nested in them, in no particular
+    order: every block (bodies, else branches, handlers, finally blocks, match cases,
+    nested defs), without walking expressions (statements are never inside one)."""
+    todo = list(stmts)
+    pop, extend, kinds = todo.pop, todo.extend, _STATEMENT_KINDS
+    while todo:
+        s = pop()
+        if isinstance(s, ast.stmt):
+            yield s
+        for f in s._fields:
+            v = getattr(s, f, None)
+            if v.__class__ is list and v and isinstance(v[0], kinds):
+                extend(v)
+
+
 def bodies(stmts):
     """`stmts` and every statement list nested in it (not into function definitions)."""
     yield stmts

@@ -70,16 +70,21 @@ class Resolver:
         return self.plan.is_overwritten(name)
 
     def run(self, fwd_m, rev_m):
-        self.rerun = any(A.get_tag(n, "recompute") is not None
-                         for s in rev_m for n in A.nodes(s))
+        # (only statements carry the tag: loops checkpoint.py re-runs)
+        self.rerun = any(A.get_tag(s, "recompute") is not None
+                         for s in A.all_statements(rev_m))
         needed = None
+        # what each simple statement reads, for this run: the resolved sweep keeps most of
+        # them as they are (the same objects), and none is changed in place
+        reads = {}
         while True:
-            self.needed = needed if needed is not None else _reads(rev_m) & self.plan.primal
+            self.needed = needed if needed is not None else \
+                _reads(rev_m, reads) & self.plan.primal
             self.saved = {v for v in self.needed if self.overwritten(v)}
             self.pruned = set()
             rev = _drop_pruned(self.block(rev_m, reverse=True), self.pruned)
             fwd = self.block(fwd_m, reverse=False)
-            new_needed = _reads(rev) & self.plan.primal
+            new_needed = _reads(rev, reads) & self.plan.primal
             if new_needed == self.needed:
                 return fwd, rev
             needed = new_needed
@@ -196,12 +201,20 @@ def _idle(stmts):
     return all(isinstance(s, ast.Pass) for s in stmts)
 
 
-def _reads(stmts):
+def _reads(stmts, memo=None):
+    """The names stmts read (markers left out); `memo`: {id: (statement, names)} of
+    simple statements, kept alive with them, for statements not changed in place."""
     out = set()
     for s in stmts:
         if A.get_tag(s, "marker"):
             continue
-        out |= _loaded(s)
+        if memo is None or hasattr(s, "body"):
+            out |= _loaded(s)
+            continue
+        entry = memo.get(id(s))
+        if entry is None:
+            entry = memo[id(s)] = (s, _loaded(s))
+        out |= entry[1]
     return out
 
 
