@@ -68,10 +68,23 @@ def located(node, like):
                  if attr in like._attributes and (getattr(like, attr, None) is not None or (
                      hasattr(like, attr) and attr.startswith("end_")))]
         located_kinds = (ast.stmt, ast.expr)
-        for n in nodes(node):
-            if isinstance(n, located_kinds) and not hasattr(n, "lineno"):
+        todo = [node]           # (the walk of `nodes`, inline: this runs per statement)
+        pop, push, AST, fields_of = todo.pop, todo.append, ast.AST, _CHILD_FIELDS
+        while todo:
+            n = pop()
+            if "lineno" not in n.__dict__ and isinstance(n, located_kinds):
                 for attr, value in where:
                     setattr(n, attr, value)
+            cls = n.__class__
+            fields = fields_of.get(cls)
+            for f in (_child_fields(cls) if fields is None else fields):
+                v = getattr(n, f, None)
+                if v.__class__ is list:
+                    for x in v:
+                        if isinstance(x, AST):
+                            push(x)
+                elif isinstance(v, AST):
+                    push(v)
         if isinstance(node, located_kinds):
             ast.copy_location(node, like)
     return node

@@ -224,20 +224,32 @@ def _loaded(node, saves=True):
     Without `saves`, what pushes and pops read is left out."""
     out = set()
     todo = [node]
+    pop, push, AST, Name, Load = todo.pop, todo.append, ast.AST, ast.Name, ast.Load
+    fields_of = A._CHILD_FIELDS
     while todo:
-        n = todo.pop()
+        n = pop()
+        cls = n.__class__
+        if cls is Name:                     # (a name has no tags, and no children)
+            if n.ctx.__class__ is Load:
+                out.add(n.id)
+            continue
         inputs = A.get_tag(n, "recompute")
         if inputs is not None:
             out.update(inputs)
-        elif not saves and (_is_push(n) or _is_pop(n)):
             continue
-        elif isinstance(n, ast.Name):
-            if isinstance(n.ctx, ast.Load):
-                out.add(n.id)
-        else:
-            if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
-                out.add(n.target.id)
-            todo.extend(A.children(n, leaves=False))
+        if not saves and (_is_push(n) or _is_pop(n)):
+            continue
+        if cls is ast.AugAssign and n.target.__class__ is Name:
+            out.add(n.target.id)
+        fields = fields_of.get(cls)
+        for f in (A._child_fields(cls) if fields is None else fields):
+            v = getattr(n, f, None)
+            if v.__class__ is list:
+                for x in v:
+                    if isinstance(x, AST):
+                        push(x)
+            elif isinstance(v, AST):
+                push(v)
     return out
 
 
