@@ -616,10 +616,15 @@ def _common_subexpressions(stmts, pure=frozenset()):
     Any statement other than `name = expr` (a call, an element write, a loop) ends the
     stretch, so in-place changes are never looked past."""
     from .names import Names
-    names = Names(ast.Module(body=list(stmts), type_ignores=[]))
+    module = ast.Module(body=list(stmts), type_ignores=[])
+    names = []
 
     def fresh():
-        return names.fresh("_c")
+        # the names in use, found when a first new one is needed: before any rewrite
+        # (nothing else changes the statements), so as they were on entry
+        if not names:
+            names.append(Names(module))
+        return names[0].fresh("_c")
 
     # per statement (kept alive, so ids stay unique): its candidates (ast.dump key and
     # node, in walk order), where each key first occurs among them and how many times,

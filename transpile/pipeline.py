@@ -654,11 +654,11 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         number_seed = False      # result_seed refuses these on every route (seed.py)
     fwd, rev = shapes.specialise(fwd, rev, rt, kind, compiled, resolver, number_seed)
     all_scalar = all(k == "scalar" for k in an.kind.values())
-    uses_stack = any(isinstance(n, ast.Name) and n.id in (PUSH, POP)
-                     for s in fwd + rev for n in A.nodes(s))
+    in_rev = _names_in(rev)                  # every name the adjoint sweep uses
+    uses_stack = bool(in_rev & {PUSH, POP}) or bool(_names_in(fwd) & {PUSH, POP})
     nones = sorted(v for v in resolver.saved | held if v not in params)
     d_result = names.adjoint(result)
-    adjoints = _adjoints_read(rev, names) - {d_result}
+    adjoints = (in_rev & set(names.adjoints.values())) - {d_result}
     name = unit.node.name
     if compiled is None:
         compiled = Compiled(unit, kind, active)
@@ -719,7 +719,7 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         bbody += T.expand(T.unpack_tape, TAPE=tape_vars, TAPE_ARG=tape_name)
     if uses_stack:
         bbody += T.expand(T.bind_method, NAME=POP, STACK=STACK, METHOD="pop")
-    if _uses_name(rev, PUSH):               # checkpointed loops save again while going back
+    if PUSH in in_rev:                      # checkpointed loops save again while going back
         bbody += T.expand(T.bind_method, NAME=PUSH, STACK=STACK, METHOD="append")
     grads = [names.adjoint(p) for p in active]
     for dv in sorted((adjoints | set(grads)) - {d_result}):   # d_result: the argument
@@ -901,17 +901,13 @@ def _zero_vjp_calls(body, env):
     return out
 
 
-def _uses_name(stmts, name):
-    return any(isinstance(n, ast.Name) and n.id == name for s in stmts for n in A.nodes(s))
-
-
-def _adjoints_read(stmts, names):
-    adj = set(names.adjoints.values())
+def _names_in(stmts):
+    """The names of every Name node in stmts (read, written or deleted)."""
     out = set()
     for s in stmts:
-        for n in A.nodes(s):
-            if isinstance(n, ast.Name) and n.id in adj:
-                out.add(n.id)
+        loaded, stored = A.name_sets(s)
+        out |= loaded
+        out |= stored
     return out
 
 
