@@ -16,10 +16,11 @@ from . import astutil as A
 IN_PLACE_HELPERS = {"add_at", "take_item", "pop_adjoint"}
 
 
-def run(stmts, pure=frozenset()):
+def run(stmts, pure=frozenset(), facts=None):
     """All passes; `pure`: names of side-effect-free functions (see `pure_calls`). The
-    passes share one `Facts`: each statement is walked once, not once per pass."""
-    facts = Facts()
+    passes share one `Facts` (`facts`, of these statements as they are, or a new one):
+    each statement is walked once, not once per pass."""
+    facts = Facts() if facts is None else facts
     stmts = drop_unneeded_inits(stmts, facts)
     stmts = _propagate_constants(stmts, facts)
     stmts = _zero_first_writes(stmts, set(), changed_in_place(stmts, facts), facts)
@@ -96,6 +97,10 @@ class Facts:
         """changed_in_place([s])."""
         return self._entry(s)[6]
 
+    def called(self, s):
+        """The names s calls (`name(...)`)."""
+        return self._entry(s)[8]
+
     def changed(self, s):
         """Names whose value s may change: assigned names, the arrays behind element and
         attribute writes (`x[i] = _pop()` restores x in place) and the objects a call may
@@ -105,8 +110,8 @@ class Facts:
 
 def _scan(roots, keep=None):
     """The facts of the nodes inside roots, in one walk: [keep, loaded, stored, loads,
-    stores, augmented, in place, changed] (see Facts)."""
-    loaded, stored, in_place, changed = set(), set(), set(), set()
+    stores, augmented, in place, changed, called] (see Facts)."""
+    loaded, stored, in_place, changed, called = set(), set(), set(), set(), set()
     loads, stores, augmented = {}, {}, {}
     todo = list(roots)
     pop, push, AST, Name, Load, Call = todo.pop, todo.append, ast.AST, ast.Name, ast.Load, \
@@ -136,9 +141,11 @@ def _scan(roots, keep=None):
                 changed |= roots_
         elif cls is Call:
             f = n.func
-            if f.__class__ is Name and f.id.rstrip("_0123456789") in IN_PLACE_HELPERS \
-                    and n.args and n.args[0].__class__ is Name:
-                in_place.add(n.args[0].id)
+            if f.__class__ is Name:
+                called.add(f.id)
+                if f.id.rstrip("_0123456789") in IN_PLACE_HELPERS and n.args and \
+                        n.args[0].__class__ is Name:
+                    in_place.add(n.args[0].id)
             if not _pure_call(n):
                 args = list(n.args) + [k.value for k in n.keywords]
                 if f.__class__ is Name and f.id in IN_PLACE_HELPERS:
@@ -158,12 +165,12 @@ def _scan(roots, keep=None):
             elif isinstance(v, AST):
                 push(v)
     changed |= stored
-    return [keep, loaded, stored, loads, stores, augmented, in_place, changed]
+    return [keep, loaded, stored, loads, stores, augmented, in_place, changed, called]
 
 
 def _merge(entry, other):
     """Add the facts `other` into `entry` (a block's, made afresh: never a kept one)."""
-    for k in (1, 2, 6, 7):
+    for k in (1, 2, 6, 7, 8):
         entry[k] |= other[k]
     for k in (3, 4, 5):
         counts = entry[k]
@@ -757,19 +764,20 @@ def _dead_tail(stmts, facts=None):
 HOISTED_MODULES = {"math", "cmath"}      # scalar code, where a lookup per call shows
 
 
-def pure_calls(stmts, namespace, local_names):
+def pure_calls(stmts, namespace, local_names, facts=None):
     """Names called in stmts that refer to functions of the math module (a hoisted `sin`
     in derivative code that is differentiated again): safe to compute once."""
-    out = set()
+    facts = Facts() if facts is None else facts
+    out, seen = set(), set()
     for s in stmts:
-        for n in A.nodes(s):
-            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) \
-                    and n.func.id not in local_names:
-                name = n.func.id
-                obj = namespace.bindings.get(name) if name in namespace.bindings else \
-                    namespace.unit.lookup(name)
-                if getattr(obj, "__module__", None) == "math":
-                    out.add(name)
+        for name in facts.called(s) - seen:
+            seen.add(name)
+            if name in local_names:
+                continue
+            obj = namespace.bindings.get(name) if name in namespace.bindings else \
+                namespace.unit.lookup(name)
+            if getattr(obj, "__module__", None) == "math":
+                out.add(name)
     return out
 
 

@@ -840,8 +840,9 @@ def _optimized(body, env, local_names, options, names, all_scalar, rt=None):
     its operations do anyway left to them (shapes.implicit_fills), then sympy on
     all-scalar code (with `simplify`)."""
     if options["optimize"]:
-        pure = optimize.pure_calls(body, env, local_names)
-        body = optimize.run(body, pure)
+        facts = optimize.Facts()
+        pure = optimize.pure_calls(body, env, local_names, facts)
+        body = optimize.run(body, pure, facts)
         if rt is not None:
             body, changed = shapes.implicit_fills(body, rt)
             if changed:
