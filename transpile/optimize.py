@@ -44,28 +44,37 @@ class Facts:
     Entries are by identity and keep their statement alive (an id is never reused while
     the memo lives). That is right because no pass changes a statement in place but for
     the bodies of if, for and while blocks (which passes rewrite, keeping the block): a
-    rewritten statement is a new object. So the facts of such a block are not kept: they
-    are made, each time, of those of its header and those of its body statements (which
-    are kept). Whoever changes a statement in place makes a new Facts after it."""
+    rewritten statement is a new object. So the facts of such a block are those of its
+    header and of its body statements, kept with the entries of those statements they
+    were made of, and made again when one of those changed (a statement replaced, or a
+    nested block's entry made again). Whoever changes a statement in place otherwise
+    makes a new Facts after it."""
 
-    __slots__ = ("_memo",)
+    __slots__ = ("_memo", "_blocks")
 
     def __init__(self):
-        self._memo = {}
+        self._memo = {}         # id -> entry (of a statement other than a block)
+        self._blocks = {}       # id -> (block, entries of its statements, its entry)
 
     def _entry(self, s):
-        entry = self._memo.get(id(s))
-        if entry is not None:
-            return entry
         if s.__class__ not in _BLOCKS:
-            entry = self._memo[id(s)] = _scan([s], keep=s)
+            entry = self._memo.get(id(s))
+            if entry is None:
+                entry = self._memo[id(s)] = _scan([s], keep=s)
             return entry
+        parts = [self._entry(t) for t in s.body] + [None] + [self._entry(t) for t in s.orelse]
+        known = self._blocks.get(id(s))
+        if known is not None and len(known[1]) == len(parts) and all(
+                a is b for a, b in zip(known[1], parts)):
+            return known[2]
         cls = s.__class__
         header = [v for f in A._child_fields(cls) if f not in ("body", "orelse")
                   for v in (getattr(s, f, None),) if v is not None]
         entry = _scan(header)
-        for t in s.body + s.orelse:
-            _merge(entry, self._entry(t))
+        for part in parts:
+            if part is not None:
+                _merge(entry, part)
+        self._blocks[id(s)] = (s, parts, entry)
         return entry
 
     def loaded(self, s):
@@ -169,7 +178,7 @@ def _scan(roots, keep=None):
 
 
 def _merge(entry, other):
-    """Add the facts `other` into `entry` (a block's, made afresh: never a kept one)."""
+    """Add the facts `other` into `entry` (a block's, being made)."""
     for k in (1, 2, 6, 7, 8):
         entry[k] |= other[k]
     for k in (3, 4, 5):
