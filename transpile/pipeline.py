@@ -10,6 +10,7 @@ it is being built.
 """
 import ast
 import copy
+import gc
 import sys
 import types
 import weakref
@@ -292,7 +293,24 @@ _SESSION = []           # every Compiled built since the outermost build started
 
 
 def _build(compiled):
-    """(Re)transform compiled's target into compiled, recording its dependencies."""
+    """(Re)transform compiled's target into compiled, recording its dependencies.
+
+    The cyclic garbage collector is paused while an outermost build runs, and comes back
+    as it was when the build ends, however it ends: a transform makes and drops hundreds
+    of thousands of AST nodes (next to none of them in reference cycles, which reference
+    counting cannot free), and the collections their allocations set off took a sixth
+    to a third of the time."""
+    paused = not _BUILDING and gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        _build_collecting_later(compiled)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _build_collecting_later(compiled):
     from .rules.registry import VERSION
     target = compiled.target
     producer = getattr(target, "__transpile_producer__", None)
