@@ -584,35 +584,38 @@ def _cse_candidates(root, pure=frozenset(), stored=None):
     `stored` on the way."""
     out = set()
     stored = set() if stored is None else stored
-    shared = (ast.BinOp, ast.UnaryOp, ast.Call, ast.Subscript)
-    never = (ast.Lambda, ast.NamedExpr, ast.Await, ast.Yield, ast.IfExp, ast.ListComp,
-             ast.Dict, ast.List, ast.Tuple, ast.Set)
-
-    def clean(n):
-        """Is every node inside n (n included) allowed in a candidate?"""
-        if isinstance(n, ast.Lambda):
-            stored.update(A.names_stored(n))
-            return False
-        if isinstance(n, ast.Name):
-            if not isinstance(n.ctx, ast.Load):
-                stored.add(n.id)
-            return True
-        fine = not isinstance(n, never)
-        if fine and isinstance(n, ast.Call):
-            f = n.func
-            fine = (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)
-                    and f.value.id in ("np", "numpy", "math")) or (
-                        isinstance(f, ast.Name) and f.id in pure)
-        for c in A.children(n, leaves=False):
-            if not clean(c):
-                fine = False
-        if fine and isinstance(n, shared) and not (
-                isinstance(n, ast.UnaryOp) and isinstance(n.operand, ast.Constant)):
-            out.add(id(n))
-        return fine
-
-    clean(root)
+    _clean(root, pure, out, stored)
     return out
+
+
+_SHARED = (ast.BinOp, ast.UnaryOp, ast.Call, ast.Subscript)
+_NEVER = (ast.Lambda, ast.NamedExpr, ast.Await, ast.Yield, ast.IfExp, ast.ListComp,
+          ast.Dict, ast.List, ast.Tuple, ast.Set)
+
+
+def _clean(n, pure, out, stored):
+    """Is every node inside n (n included) allowed in a candidate? (_cse_candidates: the
+    candidates found put in `out`, the names stored in `stored`)"""
+    if isinstance(n, ast.Lambda):
+        stored.update(A.names_stored(n))
+        return False
+    if isinstance(n, ast.Name):
+        if not isinstance(n.ctx, ast.Load):
+            stored.add(n.id)
+        return True
+    fine = not isinstance(n, _NEVER)
+    if fine and isinstance(n, ast.Call):
+        f = n.func
+        fine = (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)
+                and f.value.id in ("np", "numpy", "math")) or (
+                    isinstance(f, ast.Name) and f.id in pure)
+    for c in A.children(n, leaves=False):
+        if not _clean(c, pure, out, stored):
+            fine = False
+    if fine and isinstance(n, _SHARED) and not (
+            isinstance(n, ast.UnaryOp) and isinstance(n.operand, ast.Constant)):
+        out.add(id(n))
+    return fine
 
 
 def _walk_outside_lambdas(node):
