@@ -36,6 +36,10 @@ def run(stmts, pure=frozenset(), facts=None):
 
 _BLOCKS = (ast.If, ast.For, ast.While)      # the statements whose bodies passes rewrite
 
+# A pass's recursive `block` closure refers to itself (a reference cycle)
+# and holds what it closes over, the pass's facts and every statement they keep, until
+# the garbage collector runs; the pass deletes it when done, so all of it goes at once.
+
 
 class Facts:
     """What each statement reads, writes, may change and changes in place, found in one
@@ -441,7 +445,10 @@ def _inline_single_use(stmts, facts=None):
             i += 1
         return body
 
-    return block(stmts)
+    try:
+        return block(stmts)
+    finally:
+        del block           # (a reference cycle: see above Facts)
 
 
 def _propagate_copies(stmts, facts=None):
@@ -747,7 +754,10 @@ def _common_subexpressions(stmts, pure=frozenset()):
             out.append(s)
         return out + stretch(run)
 
-    return block(stmts)
+    try:
+        return block(stmts)
+    finally:
+        del block           # (a reference cycle: see above Facts)
 
 
 def _pure(e):
