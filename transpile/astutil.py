@@ -68,10 +68,23 @@ def located(node, like):
                  if attr in like._attributes and (getattr(like, attr, None) is not None or (
                      hasattr(like, attr) and attr.startswith("end_")))]
         located_kinds = (ast.stmt, ast.expr)
-        for n in nodes(node):
-            if isinstance(n, located_kinds) and not hasattr(n, "lineno"):
+        todo = [node]           # (the walk of `nodes`, inline: this runs per statement)
+        pop, push, AST, fields_of = todo.pop, todo.append, ast.AST, _CHILD_FIELDS
+        while todo:
+            n = pop()
+            if "lineno" not in n.__dict__ and isinstance(n, located_kinds):
                 for attr, value in where:
                     setattr(n, attr, value)
+            cls = n.__class__
+            fields = fields_of.get(cls)
+            for f in (_child_fields(cls) if fields is None else fields):
+                v = getattr(n, f, None)
+                if v.__class__ is list:
+                    for x in v:
+                        if isinstance(x, AST):
+                            push(x)
+                elif isinstance(v, AST):
+                    push(v)
         if isinstance(node, located_kinds):
             ast.copy_location(node, like)
     return node
@@ -156,32 +169,37 @@ def dumps(node, out=None):
     """{id(n): ast.dump(n)} for node and every node inside it, built bottom up (each
     node's text from its children's) instead of one ast.dump per node."""
     out = {} if out is None else out
-    AST = ast.AST
-    keep = (ast.Constant, getattr(ast, "MatchSingleton", ast.Constant))
-
-    def text(v):
-        if isinstance(v, AST):
-            cls = v.__class__
-            args = []
-            for name in v._fields:
-                try:
-                    value = getattr(v, name)
-                except AttributeError:
-                    continue
-                if value is None and getattr(cls, name, ...) is None:
-                    continue
-                if not _DUMP_EMPTY and (value is None or value == []) and not isinstance(
-                        v, keep):
-                    continue
-                args.append(f"{name}={text(value)}")
-            out[id(v)] = t = f"{cls.__name__}({', '.join(args)})"
-            return t
-        if isinstance(v, list):
-            return f"[{', '.join(text(x) for x in v)}]" if v else "[]"
-        return repr(v)
-
-    text(node)
+    _dump_text(node, out)
     return out
+
+
+# (The recursive helpers of this module are module functions, not closures: a closure
+# calling itself is a reference cycle, which holds what it closes over, trees included,
+# until the garbage collector runs.)
+_DUMP_KEEP = (ast.Constant, getattr(ast, "MatchSingleton", ast.Constant))
+
+
+def _dump_text(v, out):
+    """ast.dump's text of v (a node, a list, a value); each node's put in out by id."""
+    if isinstance(v, ast.AST):
+        cls = v.__class__
+        args = []
+        for name in v._fields:
+            try:
+                value = getattr(v, name)
+            except AttributeError:
+                continue
+            if value is None and getattr(cls, name, ...) is None:
+                continue
+            if not _DUMP_EMPTY and (value is None or value == []) and not isinstance(
+                    v, _DUMP_KEEP):
+                continue
+            args.append(f"{name}={_dump_text(value, out)}")
+        out[id(v)] = t = f"{cls.__name__}({', '.join(args)})"
+        return t
+    if isinstance(v, list):
+        return f"[{', '.join([_dump_text(x, out) for x in v])}]" if v else "[]"
+    return repr(v)
 
 
 _LEAF_NAMES = frozenset(c.__name__ for base in (ast.expr_context, ast.operator, ast.unaryop,
@@ -307,28 +325,30 @@ def name_sets(node):
 def substitute(expr, mapping, renames=None):
     """Copy of expr with each Name in mapping replaced by (a copy of) its AST; the names of
     `renames` not in mapping (loads and stores) renamed, in the same pass."""
-    renames = renames or {}
-    AST, Name = ast.AST, ast.Name
+    return _substituted(copy_tree(expr), mapping, renames or {})
 
-    def visit(node):                 # an ast.NodeTransformer's visit, without dispatch
-        if node.__class__ is Name:
-            if node.id in mapping and isinstance(node.ctx, ast.Load):
-                return copy_tree(mapping[node.id])
-            if node.id in renames and node.id not in mapping:
-                node.id = renames[node.id]
-            return node
-        for field in node._fields:
-            try:
-                old = getattr(node, field)
-            except AttributeError:
-                continue
-            if isinstance(old, list):
-                old[:] = [visit(v) if isinstance(v, AST) else v for v in old]
-            elif isinstance(old, AST):
-                setattr(node, field, visit(old))
+
+def _substituted(node, mapping, renames):
+    """substitute's rewrite of node, in place (an ast.NodeTransformer's visit, without
+    dispatch)."""
+    if node.__class__ is ast.Name:
+        if node.id in mapping and isinstance(node.ctx, ast.Load):
+            return copy_tree(mapping[node.id])
+        if node.id in renames and node.id not in mapping:
+            node.id = renames[node.id]
         return node
-
-    return visit(copy_tree(expr))
+    AST = ast.AST
+    for field in node._fields:
+        try:
+            old = getattr(node, field)
+        except AttributeError:
+            continue
+        if isinstance(old, list):
+            old[:] = [_substituted(v, mapping, renames) if isinstance(v, AST) else v
+                      for v in old]
+        elif isinstance(old, AST):
+            setattr(node, field, _substituted(old, mapping, renames))
+    return node
 
 
 def rename(node, mapping):
@@ -430,6 +450,25 @@ def statements(stmts, into_defs=False):
                 yield from statements(sub, into_defs)
 
 
+_STATEMENT_KINDS = (ast.stmt, ast.excepthandler, getattr(ast, "match_case", ast.excepthandler))
+
+
+def all_statements(stmts):
+    """Every statement in stmts and in the statements nested in them, in no particular
+    order: every block (bodies, else branches, handlers, finally blocks, match cases,
+    nested defs), without walking expressions (statements are never inside one)."""
+    todo = list(stmts)
+    pop, extend, kinds = todo.pop, todo.extend, _STATEMENT_KINDS
+    while todo:
+        s = pop()
+        if isinstance(s, ast.stmt):
+            yield s
+        for f in s._fields:
+            v = getattr(s, f, None)
+            if v.__class__ is list and v and isinstance(v[0], kinds):
+                extend(v)
+
+
 def bodies(stmts):
     """`stmts` and every statement list nested in it (not into function definitions)."""
     yield stmts
@@ -516,40 +555,48 @@ def index_value(index):
 def replace_equal(expr, target, replacement):
     """Copy of expr with every subexpression structurally equal to `target` (an AST, or
     its ast.dump) replaced by a copy of `replacement`."""
-    key = target if isinstance(target, str) else ast.dump(target)
+    key = target if isinstance(target, str) else dumps(target)[id(target)]
     expr = copy_tree(expr)
     inner = [n for n in nodes(expr) if isinstance(n, ast.expr)]
     # a node's text is made (with its parts') when first needed, once: right throughout
     # while no node is reached twice; a shared one (where a replacement inside changes
     # the other places' text) is dumped each time it is reached
     text = {} if len({id(n) for n in inner}) == len(inner) else None
-    head = key.split("(", 1)[0]          # a dump starts with the node's class name
+    replacer = _Replacer(key, text, replacement)
+    if replacer.equal(expr):
+        return copy_tree(replacement)
+    return replacer.visit(expr)
 
-    def equal(node):
-        if node.__class__.__name__ != head:
+
+class _Replacer:
+    """replace_equal's rewrite (an object, not closures: see _dump_text)."""
+    __slots__ = ("key", "head", "text", "replacement")
+
+    def __init__(self, key, text, replacement):
+        self.key, self.text, self.replacement = key, text, replacement
+        self.head = key.split("(", 1)[0]          # a dump starts with the node's class name
+
+    def equal(self, node):
+        if node.__class__.__name__ != self.head:
             return False
+        text = self.text
         if text is None:
-            return ast.dump(node) == key
+            return ast.dump(node) == self.key
         if id(node) not in text:
             dumps(node, text)
-        return text[id(node)] == key
+        return text[id(node)] == self.key
 
-    if equal(expr):
-        return copy_tree(replacement)
-    AST = ast.AST
-
-    def visit(node):                 # an ast.NodeTransformer's visit, without dispatch
-        if isinstance(node, ast.expr) and equal(node):
-            return copy_tree(replacement)
+    def visit(self, node):          # an ast.NodeTransformer's visit, without dispatch
+        if isinstance(node, ast.expr) and self.equal(node):
+            return copy_tree(self.replacement)
+        AST = ast.AST
         for field in node._fields:
             try:
                 old = getattr(node, field)
             except AttributeError:
                 continue
             if isinstance(old, list):
-                old[:] = [visit(v) if isinstance(v, AST) else v for v in old]
+                old[:] = [self.visit(v) if isinstance(v, AST) else v for v in old]
             elif isinstance(old, AST):
-                setattr(node, field, visit(old))
+                setattr(node, field, self.visit(old))
         return node
-
-    return visit(expr)

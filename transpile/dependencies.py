@@ -260,13 +260,17 @@ def _check_source(unit, fn):
     text = "".join(linecache.getlines(code.co_filename, fn.__globals__))
     first = max(first, 1)
     last = first + len(lines)
-    mine = _fingerprint(code)
     loader = fn.__globals__.get("__loader__")
     rewritten = type(loader).__name__ == "AssertionRewritingHook"   # a pytest test file
     table = _file_codes(code.co_filename, text, rewritten)
-    if table is None or any(line == code.co_firstlineno and first <= line < last
-                            and _fingerprint(c) == mine
-                            for line, c in table.get(code.co_name, ())):
+    if table is None:
+        return
+    here = [c for line, c in table.get(code.co_name, ())
+            if line == code.co_firstlineno and first <= line < last]
+    if any(c == code for c in here):
+        return      # an equal code object (instructions, names, constants, lines): the same
+    mine = _fingerprint(code) if here else None
+    if any(_fingerprint(c) == mine for c in here):
         return                    # (the same code, at the same place in the file)
     raise TranspileError(
         f"the source of {unit.name} in {code.co_filename} changed after the module was "

@@ -282,25 +282,7 @@ def _name_called_lambdas(stmts, unit):
     def block(body):
         out = []
         for s in body:
-            defs = []
-
-            class Name(A.Transformer):
-                def visit_FunctionDef(self, n):
-                    return n
-
-                def visit_Call(self, n):
-                    self.generic_visit(n)
-                    if isinstance(n.func, ast.Lambda):
-                        lam, name = n.func, fresh()
-                        defs.append(A.lambda_def(name, lam, s))
-                        n.func = A.located(A.load(name), lam)
-                    elif n.args and isinstance(n.args[0], ast.Lambda) and _maker_call(
-                            unit, n, local):   # transpile.grad(lambda y: ...)
-                        lam, name = n.args[0], fresh()
-                        defs.append(A.lambda_def(name, lam, s))
-                        n.args[0] = A.located(A.load(name), lam)
-                    return n
-
+            namer = _LambdaNamer(fresh, unit, local, s)
             for field in ("body", "orelse"):
                 sub = getattr(s, field, None)
                 if isinstance(sub, list) and not isinstance(s, ast.FunctionDef):
@@ -308,14 +290,38 @@ def _name_called_lambdas(stmts, unit):
             if isinstance(s, (ast.If, ast.For, ast.While)):
                 for field in ("test", "iter"):
                     if hasattr(s, field):
-                        setattr(s, field, Name().visit(getattr(s, field)))
+                        setattr(s, field, namer.visit(getattr(s, field)))
             elif not isinstance(s, ast.FunctionDef):
-                s = Name().visit(s)
-            out.extend(defs)
+                s = namer.visit(s)
+            out.extend(namer.defs)
             out.append(s)
         return out
 
     return block(stmts)
+
+
+class _LambdaNamer(A.Transformer):
+    """_name_called_lambdas's rewrite of one statement: the defs it makes, in `defs`."""
+
+    def __init__(self, fresh, unit, local, stmt):
+        self.fresh, self.unit, self.local, self.stmt = fresh, unit, local, stmt
+        self.defs = []
+
+    def visit_FunctionDef(self, n):
+        return n
+
+    def visit_Call(self, n):
+        self.generic_visit(n)
+        if isinstance(n.func, ast.Lambda):
+            lam, name = n.func, self.fresh()
+            self.defs.append(A.lambda_def(name, lam, self.stmt))
+            n.func = A.located(A.load(name), lam)
+        elif n.args and isinstance(n.args[0], ast.Lambda) and _maker_call(
+                self.unit, n, self.local):   # transpile.grad(lambda y: ...)
+            lam, name = n.args[0], self.fresh()
+            self.defs.append(A.lambda_def(name, lam, self.stmt))
+            n.args[0] = A.located(A.load(name), lam)
+        return n
 
 
 def _statements(stmts):

@@ -128,9 +128,27 @@ def load(name, source, bindings, unit, defaults=None, kwdefaults=None, kind="", 
         fn.__kwdefaults__ = kwdefaults
     fn.__transpile_source__ = source
     fn.__transpile_lines__ = lines or {}
+    _dump(factory, unit, kind, lines)
     register_source(filename, factory)
     SOURCE_MAPS[filename] = (unit.filename, lines or {})
     return fn
+
+
+def _dump(factory, unit, kind, lines):
+    """With TRANSPILE_DUMP_SOURCES=<folder>: each generated source (with the names it
+    closes over and its line map) written to a file named by its hash, so that the code
+    two versions of transpile generate for the same programs can be compared."""
+    import os
+    folder = os.environ.get("TRANSPILE_DUMP_SOURCES")
+    if not folder:
+        return
+    import hashlib
+    text = (f"# {os.path.basename(str(unit.filename))} {unit.name} {kind}\n{factory}"
+            f"# lines {sorted((lines or {}).items())}\n")
+    digest = hashlib.sha1(text.encode()).hexdigest()[:16]
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, digest + ".py"), "w") as fh:
+        fh.write(text)
 
 
 SOURCE_MAPS = {}      # generated file name -> (user file, {generated line: user line})

@@ -183,11 +183,11 @@ def _def_node(func):
     except (OSError, TypeError):
         raise _no_source(func) from None
     source = textwrap.dedent("".join(lines))
-    try:
-        tree = ast.parse(source)
+    try:                # (blank lines first: numbered as in the file, as parsed)
+        tree = ast.parse("\n" * (first - 1) + source)
     except SyntaxError as exc:
         raise TranspileError(f"cannot parse source: {exc.msg}", code.co_filename,
-                             first + (exc.lineno or 1) - 1, name) from None
+                             exc.lineno or first, name) from None
     node = tree.body[0] if tree.body else None
     if isinstance(node, ast.AsyncFunctionDef):
         raise TranspileError("unsupported construct 'async def'", code.co_filename, first,
@@ -198,7 +198,6 @@ def _def_node(func):
         if node is None:
             raise TranspileError("could not find the function definition in its source",
                                  code.co_filename, first, name)
-    ast.increment_lineno(node, first - 1)
     return node, first
 
 
@@ -398,14 +397,15 @@ def _refuse_nested_differentiation(unit):
     the derivatives it makes (see higher.NestedDerivative); any other use of transpile's
     derivative makers or of the functions they return is refused: the inner derivative's
     dependence on the outer parameters (closures included) would be lost or confused."""
+    every = list(A.walk(unit.node))        # (one walk for all the loops below)
     local = set(unit.params) | A.names_stored(unit.node)
-    for n in A.nodes(unit.node):
+    for n in every:
         if isinstance(n, ast.arg):
             local.add(n.arg)
         elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             local.add(n.name)
-    called = {id(n.func) for n in A.nodes(unit.node) if isinstance(n, ast.Call)}
-    for n in A.walk(unit.node):            # transpile.grad(g): g is differentiated
+    called = {id(n.func) for n in every if isinstance(n, ast.Call)}
+    for n in every:                        # transpile.grad(g): g is differentiated
         if isinstance(n, ast.Call) and n.args and id(n.func) in called:
             try:
                 maker = unit.resolve(n.func)
@@ -414,7 +414,7 @@ def _refuse_nested_differentiation(unit):
             from .higher import is_maker
             if is_maker(maker):
                 called.add(id(n.args[0]))
-    for n in A.walk(unit.node):
+    for n in every:
         if isinstance(n, (ast.Name, ast.Attribute)) and isinstance(n.ctx, ast.Load):
             if isinstance(n, ast.Name) and n.id in local:
                 continue

@@ -16,32 +16,193 @@ from . import astutil as A
 IN_PLACE_HELPERS = {"add_at", "take_item", "pop_adjoint"}
 
 
-def run(stmts, pure=frozenset()):
-    """All passes; `pure`: names of side-effect-free functions (see `pure_calls`)."""
-    stmts = drop_unneeded_inits(stmts)
-    stmts = _propagate_constants(stmts)
-    stmts = _zero_first_writes(stmts, set(), changed_in_place(stmts))
-    stmts = _merge_accumulations(stmts)
-    stmts = _dead_tail(stmts)
-    stmts = _inline_single_use(stmts)
-    stmts = _propagate_copies(stmts)
+def run(stmts, pure=frozenset(), facts=None):
+    """All passes; `pure`: names of side-effect-free functions (see `pure_calls`). The
+    passes share one `Facts` (`facts`, of these statements as they are, or a new one):
+    each statement is walked once, not once per pass."""
+    facts = Facts() if facts is None else facts
+    stmts = drop_unneeded_inits(stmts, facts)
+    stmts = _propagate_constants(stmts, facts)
+    stmts = _zero_first_writes(stmts, set(), changed_in_place(stmts, facts), facts)
+    stmts = _merge_accumulations(stmts, facts)
+    stmts = _dead_tail(stmts, facts)
+    stmts = _inline_single_use(stmts, facts)
+    stmts = _propagate_copies(stmts, facts)
     stmts = _doubled(stmts, pure)
     stmts = _common_subexpressions(stmts, pure)
-    stmts = _dead_tail(stmts)
+    stmts = _dead_tail(stmts, facts)
     return stmts
 
 
-def _propagate_constants(stmts):
+_BLOCKS = (ast.If, ast.For, ast.While)      # the statements whose bodies passes rewrite
+
+# A pass's recursive `block` closure refers to itself (a reference cycle)
+# and holds what it closes over, the pass's facts and every statement they keep, until
+# the garbage collector runs; the pass deletes it when done, so all of it goes at once.
+
+
+class Facts:
+    """What each statement reads, writes, may change and changes in place, found in one
+    walk of it and shared by the passes of one `run`.
+
+    Entries are by identity and keep their statement alive (an id is never reused while
+    the memo lives). That is right because no pass changes a statement in place but for
+    the bodies of if, for and while blocks (which passes rewrite, keeping the block): a
+    rewritten statement is a new object. So the facts of such a block are those of its
+    header and of its body statements, kept with the entries of those statements they
+    were made of, and made again when one of those changed (a statement replaced, or a
+    nested block's entry made again). Whoever changes a statement in place otherwise
+    makes a new Facts after it."""
+
+    __slots__ = ("_memo", "_blocks")
+
+    def __init__(self):
+        self._memo = {}         # id -> entry (of a statement other than a block)
+        self._blocks = {}       # id -> (block, entries of its statements, its entry)
+
+    def _entry(self, s):
+        if s.__class__ not in _BLOCKS:
+            entry = self._memo.get(id(s))
+            if entry is None:
+                entry = self._memo[id(s)] = _scan([s], keep=s)
+            return entry
+        parts = [self._entry(t) for t in s.body] + [None] + [self._entry(t) for t in s.orelse]
+        known = self._blocks.get(id(s))
+        if known is not None and len(known[1]) == len(parts) and all(
+                a is b for a, b in zip(known[1], parts)):
+            return known[2]
+        cls = s.__class__
+        header = [v for f in A._child_fields(cls) if f not in ("body", "orelse")
+                  for v in (getattr(s, f, None),) if v is not None]
+        entry = _scan(header)
+        for part in parts:
+            if part is not None:
+                _merge(entry, part)
+        self._blocks[id(s)] = (s, parts, entry)
+        return entry
+
+    def loaded(self, s):
+        """A.names_loaded(s)."""
+        return self._entry(s)[1]
+
+    def stored(self, s):
+        """A.names_stored(s)."""
+        return self._entry(s)[2]
+
+    def named(self, s):
+        """The names s reads or writes."""
+        entry = self._entry(s)
+        return entry[1] | entry[2]
+
+    def loads(self, s):
+        """name -> how many Name nodes of s read it."""
+        return self._entry(s)[3]
+
+    def stores(self, s):
+        """name -> how many Name nodes of s store (or delete) it."""
+        return self._entry(s)[4]
+
+    def augmented(self, s):
+        """name -> how many `name op= e` s holds."""
+        return self._entry(s)[5]
+
+    def in_place(self, s):
+        """changed_in_place([s])."""
+        return self._entry(s)[6]
+
+    def called(self, s):
+        """The names s calls (`name(...)`)."""
+        return self._entry(s)[8]
+
+    def changed(self, s):
+        """Names whose value s may change: assigned names, the arrays behind element and
+        attribute writes (`x[i] = _pop()` restores x in place) and the objects a call may
+        update in place (its arguments and, for a method, its receiver)."""
+        return self._entry(s)[7]
+
+
+def _scan(roots, keep=None):
+    """The facts of the nodes inside roots, in one walk: [keep, loaded, stored, loads,
+    stores, augmented, in place, changed, called] (see Facts)."""
+    loaded, stored, in_place, changed, called = set(), set(), set(), set(), set()
+    loads, stores, augmented = {}, {}, {}
+    todo = list(roots)
+    pop, push, AST, Name, Load, Call = todo.pop, todo.append, ast.AST, ast.Name, ast.Load, \
+        ast.Call
+    writes = (ast.Assign, ast.AugAssign, ast.AnnAssign)
+    fields_of = A._CHILD_FIELDS
+    while todo:
+        n = pop()
+        cls = n.__class__
+        if cls is Name:
+            name = n.id
+            if n.ctx.__class__ is Load:
+                loaded.add(name)
+                loads[name] = loads.get(name, 0) + 1
+            else:
+                stored.add(name)
+                stores[name] = stores.get(name, 0) + 1
+            continue
+        if cls in writes:
+            if cls is ast.AugAssign and n.target.__class__ is Name:
+                name = n.target.id
+                loaded.add(name)
+                augmented[name] = augmented.get(name, 0) + 1
+            roots_ = _written_roots(n)
+            if roots_:
+                in_place |= roots_
+                changed |= roots_
+        elif cls is Call:
+            f = n.func
+            if f.__class__ is Name:
+                called.add(f.id)
+                if f.id.rstrip("_0123456789") in IN_PLACE_HELPERS and n.args and \
+                        n.args[0].__class__ is Name:
+                    in_place.add(n.args[0].id)
+            if not _pure_call(n):
+                args = list(n.args) + [k.value for k in n.keywords]
+                if f.__class__ is Name and f.id in IN_PLACE_HELPERS:
+                    args = args[:1]                 # they update the adjoint only
+                for a in args:
+                    if a.__class__ is Name:
+                        changed.add(a.id)
+                if f.__class__ is ast.Attribute and f.value.__class__ is Name:
+                    changed.add(f.value.id)
+        fields = fields_of.get(cls)
+        for f in (A._child_fields(cls) if fields is None else fields):
+            v = getattr(n, f, None)
+            if v.__class__ is list:
+                for x in v:
+                    if isinstance(x, AST):
+                        push(x)
+            elif isinstance(v, AST):
+                push(v)
+    changed |= stored
+    return [keep, loaded, stored, loads, stores, augmented, in_place, changed, called]
+
+
+def _merge(entry, other):
+    """Add the facts `other` into `entry` (a block's, being made)."""
+    for k in (1, 2, 6, 7, 8):
+        entry[k] |= other[k]
+    for k in (3, 4, 5):
+        counts = entry[k]
+        for name, c in other[k].items():
+            counts[name] = counts.get(name, 0) + c
+
+
+def _propagate_constants(stmts, facts=None):
     """Top level: `v = 1.0` followed by reads of v (before any other write of v) reads 1.0.
 
     Used for the seed of the adjoint sweep; the folded products drop the factor."""
     from .algebra import fold
+    facts = Facts() if facts is None else facts
     out = []
     consts = {}
     mutable = None
     for s in stmts:
         if consts:
-            loaded, stored = A.name_sets(s)
+            loaded, stored = facts.loaded(s), facts.stored(s)
             use = {k: consts[k] for k in loaded if k in consts and k not in stored}
             if isinstance(s, (ast.If, ast.For, ast.While)):
                 s = A.substitute(s, use) if use else s
@@ -54,7 +215,7 @@ def _propagate_constants(stmts):
                     # `dv = x * 1.0` stays a product where dv or x is changed in place:
                     # the folded `dv = x` would hold the same array
                     if mutable is None:
-                        mutable = changed_in_place(stmts)
+                        mutable = changed_in_place(stmts, facts)
                     if target.id in mutable or A.names_loaded(folded) & mutable:
                         folded = value
                 s = A.assign(target, folded, s)
@@ -68,7 +229,7 @@ def _propagate_constants(stmts):
     return out
 
 
-def drop_unneeded_inits(stmts):
+def drop_unneeded_inits(stmts, facts=None):
     """`v = None` before code that surely assigns v before reading it (the next statement
     naming v is, at the top level, `v = e` with e not reading v): nothing reads the None."""
     out = []
@@ -78,7 +239,8 @@ def drop_unneeded_inits(stmts):
                 s.targets[0], ast.Name) and isinstance(s.value, ast.Constant)
                 and s.value.value is None):
             if named is None:
-                named = [set.union(*A.name_sets(t)) for t in stmts]
+                facts = Facts() if facts is None else facts
+                named = [facts.named(t) for t in stmts]
             v = s.targets[0].id
             nxt = next((stmts[j] for j in range(i + 1, len(stmts)) if v in named[j]), None)
             if (isinstance(nxt, ast.Assign) and len(nxt.targets) == 1 and isinstance(
@@ -89,14 +251,16 @@ def drop_unneeded_inits(stmts):
     return out
 
 
-def _accumulation(s):
+def _accumulation(s, facts=None):
     """(v, e, negate) for `v = v + e` / `v = v - e`, else None."""
     if (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)
             and isinstance(s.value, ast.BinOp) and isinstance(s.value.op, (ast.Add, ast.Sub))
             and isinstance(s.value.left, ast.Name) and s.value.left.id == s.targets[0].id):
         v = s.targets[0].id
         e = s.value.right
-        if v in A.names_loaded(e):
+        # e reads v where s does more than once (the target is stored, the left read)
+        if (facts.loads(s).get(v, 0) > 1 if facts is not None
+                else v in A.names_loaded(e)):
             return None
         return v, e, isinstance(s.value.op, ast.Sub)
     return None
@@ -108,19 +272,14 @@ def _is_zero_assign(s):
             and type(s.value.value) is float and s.value.value == 0.0)
 
 
-def changed_in_place(stmts):
+def changed_in_place(stmts, facts=None):
     """Names whose array or object some statement changes in place: adjoints runtime
     helpers update (`dx = add_at(dx, ...)`), and names whose elements or attributes are
     written (`x[i] = e`, `x.a += e`)."""
+    facts = Facts() if facts is None else facts
     out = set()
     for s in stmts:
-        for n in A.nodes(s):
-            if (isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-                    and n.func.id.rstrip("_0123456789") in IN_PLACE_HELPERS and n.args
-                    and isinstance(n.args[0], ast.Name)):
-                out.add(n.args[0].id)
-            else:
-                out |= _written_roots(n)
+        out |= facts.in_place(s)
     return out
 
 
@@ -151,20 +310,22 @@ def _fresh_value(v, e, mutable):
     return v not in mutable and not (A.names_loaded(e) & mutable)
 
 
-def _zero_first_writes(stmts, fresh_zero, mutable):
+def _zero_first_writes(stmts, fresh_zero, mutable, facts=None):
+    facts = Facts() if facts is None else facts
     zero = {v: None for v in fresh_zero}
     converted = set()
     out = []
     dropped = set()
     for s in stmts:
         if isinstance(s, (ast.If, ast.For, ast.While)):
-            s.body = _zero_first_writes(s.body, A.get_tag(s, "fresh_zero") or set(), mutable)
-            s.orelse = _zero_first_writes(s.orelse, set(), mutable)
-            for name in set.union(*A.name_sets(s)):    # untouched: still zero
+            s.body = _zero_first_writes(s.body, A.get_tag(s, "fresh_zero") or set(), mutable,
+                                        facts)
+            s.orelse = _zero_first_writes(s.orelse, set(), mutable, facts)
+            for name in facts.named(s):                 # untouched: still zero
                 zero.pop(name, None)
             out.append(s)
             continue
-        acc = _accumulation(s)
+        acc = _accumulation(s, facts)
         if acc is not None and acc[0] in zero and _fresh_value(acc[0], acc[1], mutable):
             v, e, negate = acc
             if zero[v] is not None:
@@ -174,7 +335,7 @@ def _zero_first_writes(stmts, fresh_zero, mutable):
             converted.add(v)
             out.append(new)
             continue
-        for name in set.union(*A.name_sets(s)):
+        for name in facts.named(s):
             zero.pop(name, None)
         if _is_zero_assign(s):
             v = s.targets[0].id
@@ -185,15 +346,15 @@ def _zero_first_writes(stmts, fresh_zero, mutable):
     return [s for i, s in enumerate(out) if i not in dropped]
 
 
-def _merge_accumulations(stmts):
+def _merge_accumulations(stmts, facts=None):
     out = []
     for s in stmts:
         if isinstance(s, (ast.If, ast.For, ast.While)):
-            s.body = _merge_accumulations(s.body)
-            s.orelse = _merge_accumulations(s.orelse)
+            s.body = _merge_accumulations(s.body, facts)
+            s.orelse = _merge_accumulations(s.orelse, facts)
             out.append(s)
             continue
-        acc = _accumulation(s)
+        acc = _accumulation(s, facts)
         prev = out[-1] if out else None
         if (acc is not None and isinstance(prev, ast.Assign) and len(prev.targets) == 1
                 and isinstance(prev.targets[0], ast.Name) and prev.targets[0].id == acc[0]
@@ -233,69 +394,26 @@ def _inlinable(e):
     return True
 
 
-def _names_changed(s):
-    """Names whose value s may change: assigned names, the arrays behind element and
-    attribute writes (`x[i] = _pop()` restores x in place) and the objects a call may
-    update in place (its arguments and, for a method, its receiver)."""
-    out = set(A.names_stored(s))
-    for n in A.nodes(s):
-        out |= _written_roots(n)
-        if isinstance(n, ast.Call) and not _pure_call(n):
-            args = list(n.args) + [k.value for k in n.keywords]
-            if isinstance(n.func, ast.Name) and n.func.id in IN_PLACE_HELPERS:
-                args = args[:1]                 # they update the adjoint only
-            for a in args:
-                if isinstance(a, ast.Name):
-                    out.add(a.id)
-            if isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name):
-                out.add(n.func.value.id)
-    return out
+def _name_counts(stmts, facts, augmented=False):
+    """(loads, stores): name -> how many Name nodes of stmts read it, store it (with
+    `augmented`, `v op= e` reads v once more)."""
+    loads, stores = {}, {}
+    for s in stmts:
+        for table, counts in ((loads, facts.loads(s)), (stores, facts.stores(s))) + (
+                ((loads, facts.augmented(s)),) if augmented else ()):
+            for name, c in counts.items():
+                table[name] = table.get(name, 0) + c
+    return loads, stores
 
 
-class _Facts:
-    """What statements read, write and may change (`_names_changed`), computed once per
-    statement for one pass. Entries are by identity and keep their statement alive (an id
-    is never reused while the memo lives), so this is only for passes that replace a
-    statement they rewrite by a new object rather than change it in place."""
-
-    def __init__(self):
-        self._memo = {}
-
-    def _entry(self, s):
-        entry = self._memo.get(id(s))
-        if entry is None:
-            entry = self._memo[id(s)] = [s, *A.name_sets(s), None]
-        return entry
-
-    def loaded(self, s):
-        return self._entry(s)[1]
-
-    def stored(self, s):
-        return self._entry(s)[2]
-
-    def changed(self, s):
-        entry = self._entry(s)
-        if entry[3] is None:
-            entry[3] = _names_changed(s)
-        return entry[3]
-
-
-def _inline_single_use(stmts):
+def _inline_single_use(stmts, facts=None):
     """`_g = e` used once, a few lines later in the same block: substitute e there.
 
     Fewer temporaries, and constants meet (`d = 100.0 * g; e = 2 * x * d` becomes
     `e = 200.0 * x * g`). Only when nothing in between writes a name e reads."""
     from .algebra import fold
-    loads, stores = {}, {}
-    for s in stmts:
-        for n in A.nodes(s):
-            if isinstance(n, ast.Name):
-                table = loads if isinstance(n.ctx, ast.Load) else stores
-                table[n.id] = table.get(n.id, 0) + 1
-            elif isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
-                loads[n.target.id] = loads.get(n.target.id, 0) + 1
-
-    facts = _Facts()            # of simple statements only: blocks change in place
+    facts = Facts() if facts is None else facts
+    loads, stores = _name_counts(stmts, facts, augmented=True)
 
     def block(body):
         body = list(body)
@@ -310,7 +428,7 @@ def _inline_single_use(stmts):
                     and isinstance(s.targets[0], ast.Name) and _inlinable(s.value)):
                 v = s.targets[0].id
                 if loads.get(v) == 1 and stores.get(v) == 1:
-                    reads = A.names_loaded(s.value) | {v}
+                    reads = facts.loaded(s) | {v}       # (the target is no read)
                     for j in range(i + 1, len(body)):
                         t = body[j]
                         if isinstance(t, (ast.If, ast.For, ast.While)):
@@ -327,22 +445,20 @@ def _inline_single_use(stmts):
             i += 1
         return body
 
-    return block(stmts)
+    try:
+        return block(stmts)
+    finally:
+        del block           # (a reference cycle: see above Facts)
 
 
-def _propagate_copies(stmts):
+def _propagate_copies(stmts, facts=None):
     """Copies between names, top level: `_d1, = f_backward(...); dW = _d1` names the
     result `dW` where it is made (a generated `_name` stored and read once); `d_t3 = dz`
     (a generated name stored once) reads `dz` wherever it read `d_t3`, as long as `dz`
     does not change in between. Only names, only renamings: no value changes."""
-    stores, loads = {}, {}
-    for s in stmts:
-        for n in A.nodes(s):
-            if isinstance(n, ast.Name):
-                table = loads if isinstance(n.ctx, ast.Load) else stores
-                table[n.id] = table.get(n.id, 0) + 1
+    facts = Facts() if facts is None else facts
+    loads, stores = _name_counts(stmts, facts)
     generated = ("_", "d_")
-    facts = _Facts()
     out = list(stmts)
     after = {}              # name -> how many statements of out[i + 1:] read it
 
@@ -475,35 +591,38 @@ def _cse_candidates(root, pure=frozenset(), stored=None):
     `stored` on the way."""
     out = set()
     stored = set() if stored is None else stored
-    shared = (ast.BinOp, ast.UnaryOp, ast.Call, ast.Subscript)
-    never = (ast.Lambda, ast.NamedExpr, ast.Await, ast.Yield, ast.IfExp, ast.ListComp,
-             ast.Dict, ast.List, ast.Tuple, ast.Set)
-
-    def clean(n):
-        """Is every node inside n (n included) allowed in a candidate?"""
-        if isinstance(n, ast.Lambda):
-            stored.update(A.names_stored(n))
-            return False
-        if isinstance(n, ast.Name):
-            if not isinstance(n.ctx, ast.Load):
-                stored.add(n.id)
-            return True
-        fine = not isinstance(n, never)
-        if fine and isinstance(n, ast.Call):
-            f = n.func
-            fine = (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)
-                    and f.value.id in ("np", "numpy", "math")) or (
-                        isinstance(f, ast.Name) and f.id in pure)
-        for c in A.children(n, leaves=False):
-            if not clean(c):
-                fine = False
-        if fine and isinstance(n, shared) and not (
-                isinstance(n, ast.UnaryOp) and isinstance(n.operand, ast.Constant)):
-            out.add(id(n))
-        return fine
-
-    clean(root)
+    _clean(root, pure, out, stored)
     return out
+
+
+_SHARED = (ast.BinOp, ast.UnaryOp, ast.Call, ast.Subscript)
+_NEVER = (ast.Lambda, ast.NamedExpr, ast.Await, ast.Yield, ast.IfExp, ast.ListComp,
+          ast.Dict, ast.List, ast.Tuple, ast.Set)
+
+
+def _clean(n, pure, out, stored):
+    """Is every node inside n (n included) allowed in a candidate? (_cse_candidates: the
+    candidates found put in `out`, the names stored in `stored`)"""
+    if isinstance(n, ast.Lambda):
+        stored.update(A.names_stored(n))
+        return False
+    if isinstance(n, ast.Name):
+        if not isinstance(n.ctx, ast.Load):
+            stored.add(n.id)
+        return True
+    fine = not isinstance(n, _NEVER)
+    if fine and isinstance(n, ast.Call):
+        f = n.func
+        fine = (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)
+                and f.value.id in ("np", "numpy", "math")) or (
+                    isinstance(f, ast.Name) and f.id in pure)
+    for c in A.children(n, leaves=False):
+        if not _clean(c, pure, out, stored):
+            fine = False
+    if fine and isinstance(n, _SHARED) and not (
+            isinstance(n, ast.UnaryOp) and isinstance(n.operand, ast.Constant)):
+        out.add(id(n))
+    return fine
 
 
 def _walk_outside_lambdas(node):
@@ -523,10 +642,15 @@ def _common_subexpressions(stmts, pure=frozenset()):
     Any statement other than `name = expr` (a call, an element write, a loop) ends the
     stretch, so in-place changes are never looked past."""
     from .names import Names
-    names = Names(ast.Module(body=list(stmts), type_ignores=[]))
+    module = ast.Module(body=list(stmts), type_ignores=[])
+    names = []
 
     def fresh():
-        return names.fresh("_c")
+        # the names in use, found when a first new one is needed: before any rewrite
+        # (nothing else changes the statements), so as they were on entry
+        if not names:
+            names.append(Names(module))
+        return names[0].fresh("_c")
 
     # per statement (kept alive, so ids stay unique): its candidates (ast.dump key and
     # node, in walk order), where each key first occurs among them and how many times,
@@ -630,7 +754,10 @@ def _common_subexpressions(stmts, pure=frozenset()):
             out.append(s)
         return out + stretch(run)
 
-    return block(stmts)
+    try:
+        return block(stmts)
+    finally:
+        del block           # (a reference cycle: see above Facts)
 
 
 def _pure(e):
@@ -638,9 +765,10 @@ def _pure(e):
                               ast.unaryop, ast.expr_context)) for n in A.nodes(e))
 
 
-def _dead_tail(stmts):
+def _dead_tail(stmts, facts=None):
     """Drop pure assignments to names nothing reads afterwards (top level only; never
     those to a name declared global or nonlocal: that is an effect)."""
+    facts = Facts() if facts is None else facts
     live = {n for s in stmts if isinstance(s, (ast.Global, ast.Nonlocal)) for n in s.names}
     keep = []
     for s in reversed(stmts):
@@ -650,7 +778,7 @@ def _dead_tail(stmts):
             continue
         if pure:
             live.discard(s.targets[0].id)
-        live |= A.names_loaded(s)
+        live |= facts.loaded(s)
         keep.append(s)
     return list(reversed(keep))
 
@@ -658,19 +786,20 @@ def _dead_tail(stmts):
 HOISTED_MODULES = {"math", "cmath"}      # scalar code, where a lookup per call shows
 
 
-def pure_calls(stmts, namespace, local_names):
+def pure_calls(stmts, namespace, local_names, facts=None):
     """Names called in stmts that refer to functions of the math module (a hoisted `sin`
     in derivative code that is differentiated again): safe to compute once."""
-    out = set()
+    facts = Facts() if facts is None else facts
+    out, seen = set(), set()
     for s in stmts:
-        for n in A.nodes(s):
-            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) \
-                    and n.func.id not in local_names:
-                name = n.func.id
-                obj = namespace.bindings.get(name) if name in namespace.bindings else \
-                    namespace.unit.lookup(name)
-                if getattr(obj, "__module__", None) == "math":
-                    out.add(name)
+        for name in facts.called(s) - seen:
+            seen.add(name)
+            if name in local_names:
+                continue
+            obj = namespace.bindings.get(name) if name in namespace.bindings else \
+                namespace.unit.lookup(name)
+            if getattr(obj, "__module__", None) == "math":
+                out.add(name)
     return out
 
 

@@ -70,16 +70,21 @@ class Resolver:
         return self.plan.is_overwritten(name)
 
     def run(self, fwd_m, rev_m):
-        self.rerun = any(A.get_tag(n, "recompute") is not None
-                         for s in rev_m for n in A.nodes(s))
+        # (only statements carry the tag: loops checkpoint.py re-runs)
+        self.rerun = any(A.get_tag(s, "recompute") is not None
+                         for s in A.all_statements(rev_m))
         needed = None
+        # what each simple statement reads, for this run: the resolved sweep keeps most of
+        # them as they are (the same objects), and none is changed in place
+        reads = {}
         while True:
-            self.needed = needed if needed is not None else _reads(rev_m) & self.plan.primal
+            self.needed = needed if needed is not None else \
+                _reads(rev_m, reads) & self.plan.primal
             self.saved = {v for v in self.needed if self.overwritten(v)}
             self.pruned = set()
             rev = _drop_pruned(self.block(rev_m, reverse=True), self.pruned)
             fwd = self.block(fwd_m, reverse=False)
-            new_needed = _reads(rev) & self.plan.primal
+            new_needed = _reads(rev, reads) & self.plan.primal
             if new_needed == self.needed:
                 return fwd, rev
             needed = new_needed
@@ -196,12 +201,20 @@ def _idle(stmts):
     return all(isinstance(s, ast.Pass) for s in stmts)
 
 
-def _reads(stmts):
+def _reads(stmts, memo=None):
+    """The names stmts read (markers left out); `memo`: {id: (statement, names)} of
+    simple statements, kept alive with them, for statements not changed in place."""
     out = set()
     for s in stmts:
         if A.get_tag(s, "marker"):
             continue
-        out |= _loaded(s)
+        if memo is None or hasattr(s, "body"):
+            out |= _loaded(s)
+            continue
+        entry = memo.get(id(s))
+        if entry is None:
+            entry = memo[id(s)] = (s, _loaded(s))
+        out |= entry[1]
     return out
 
 
@@ -211,20 +224,32 @@ def _loaded(node, saves=True):
     Without `saves`, what pushes and pops read is left out."""
     out = set()
     todo = [node]
+    pop, push, AST, Name, Load = todo.pop, todo.append, ast.AST, ast.Name, ast.Load
+    fields_of = A._CHILD_FIELDS
     while todo:
-        n = todo.pop()
+        n = pop()
+        cls = n.__class__
+        if cls is Name:                     # (a name has no tags, and no children)
+            if n.ctx.__class__ is Load:
+                out.add(n.id)
+            continue
         inputs = A.get_tag(n, "recompute")
         if inputs is not None:
             out.update(inputs)
-        elif not saves and (_is_push(n) or _is_pop(n)):
             continue
-        elif isinstance(n, ast.Name):
-            if isinstance(n.ctx, ast.Load):
-                out.add(n.id)
-        else:
-            if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
-                out.add(n.target.id)
-            todo.extend(A.children(n, leaves=False))
+        if not saves and (_is_push(n) or _is_pop(n)):
+            continue
+        if cls is ast.AugAssign and n.target.__class__ is Name:
+            out.add(n.target.id)
+        fields = fields_of.get(cls)
+        for f in (A._child_fields(cls) if fields is None else fields):
+            v = getattr(n, f, None)
+            if v.__class__ is list:
+                for x in v:
+                    if isinstance(x, AST):
+                        push(x)
+            elif isinstance(v, AST):
+                push(v)
     return out
 
 
