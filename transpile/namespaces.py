@@ -11,6 +11,7 @@ rules convert with `as_array`, which leaves such arrays as they are.
 appears), `backend(value)` the library's name for messages ("Dask", "CuPy", ...).
 """
 import sys
+
 _NUMPY_TYPES = ()
 
 
@@ -44,9 +45,10 @@ def is_foreign(value):
         return False
     if isinstance(value, _NUMPY_TYPES or _numpy_types()):
         return False
-    if isinstance(value, type) or not (library(value) in DISPATCHED or library(value) in OTHERS
-                                       or hasattr(value, "__array_namespace__")):
-        return False
+    if isinstance(value, type) or not (
+            library(value) in DISPATCHED or library(value) in OTHERS
+            or hasattr(type(value), "__array_namespace__")):      # (the class's, not a
+        return False                                              # __getattr__'s answer)
     try:
         return hasattr(value, "shape") and hasattr(value, "dtype")
     except Exception:            # a property that fails: not an array
