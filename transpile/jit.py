@@ -54,7 +54,7 @@ import textwrap
 import types
 import weakref
 
-from . import jit_arrays
+from . import jit_arrays, jit_fuse
 from .errors import TranspileError
 from .tapes import PUSH, POP, STACK
 
@@ -157,7 +157,10 @@ class _NumbaPass(ast.NodeTransformer):
         if self.tape_stacks:
             _split_tape_stack(fdef, self.tape_stacks)
         self._inline_temporaries(fdef)
-        return self.visit(fdef)
+        fdef = self.visit(fdef)
+        import numpy
+        self.groups = jit_fuse.fuse(fdef, lambda f: self._is(f, numpy.where))
+        return fdef
 
     _PURE_NODES = (ast.BinOp, ast.UnaryOp, ast.Name, ast.Constant, ast.operator,
                    ast.unaryop, ast.expr_context, ast.Compare, ast.cmpop, ast.Attribute)
@@ -687,7 +690,8 @@ def dispatcher(fn, entry=True):
     fdef.decorator_list = []
     fdef.args.defaults = []               # the function's own evaluated defaults are set
     fdef.args.kw_defaults = [None] * len(fdef.args.kwonlyargs)     # on the copy below
-    _NumbaPass(lambda name: _lookup(fn, name), _TAPE_STACKS.get(fn)).run(fdef)
+    numba_pass = _NumbaPass(lambda name: _lookup(fn, name), _TAPE_STACKS.get(fn))
+    numba_pass.run(fdef)
     _typed_placeholders(fdef, _FIXES.get(fn, {}))
     defaults = _positional(fn, fdef)
     ast.fix_missing_locations(tree)
@@ -700,7 +704,7 @@ def dispatcher(fn, entry=True):
     last = max((getattr(n, "end_lineno", 0) or 0) for n in ast.walk(fdef))
     _BUILT.append((filename, fdef.lineno, last, weakref.ref(fn)))
     namespace = {"__builtins__": builtins, "__name__": f"transpile_jit_{fn.__name__}",
-                 **_helpers()}
+                 **_helpers(), **numba_pass.groups}
     exec(compile(tree, filename, "exec"), namespace)
     py = namespace[fdef.name]
     py.__defaults__ = defaults
