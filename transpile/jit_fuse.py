@@ -29,6 +29,7 @@ run) whose implementation is chosen when numba knows the argument types:
   reductions (never in a run: NumPy's own code, for NumPy's numbers).
 """
 import ast
+import copy
 import itertools
 
 import numpy as np
@@ -384,7 +385,7 @@ class _Emitter:
             base = self.local(node.value.id)
             self.use(base)
             view = self.new("_jv")
-            loop.prologue.append(f"{view} = {base}[{ast.unparse(node.slice)}]")
+            loop.prologue.append(f"{view} = {_subscript(base, node.slice)}")
             loop.operand(view, self.base_of(base))
             return f"{view}[_ix]"
         if isinstance(node, ast.BinOp):
@@ -516,7 +517,7 @@ class _Emitter:
                 loop.target = base
             else:
                 loop.target = self.new("_jt")
-                loop.prologue.append(f"{loop.target} = {base}[{ast.unparse(target.slice)}]")
+                loop.prologue.append(f"{loop.target} = {_subscript(base, target.slice)}")
             loop.target_base = self.base_of(base)
             loop.shape_of = loop.target
         self.loop = loop
@@ -582,8 +583,13 @@ class _Loop:
         return lines
 
 
+def _subscript(base, index):
+    return ast.unparse(ast.Subscript(value=ast.Name(id=base, ctx=ast.Load()),
+                                     slice=_copy(index), ctx=ast.Load()))
+
+
 def _copy(node):
-    return ast.parse(ast.unparse(node), mode="eval").body
+    return copy.deepcopy(node)
 
 
 _HELPERS = {}
