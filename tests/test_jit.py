@@ -534,3 +534,51 @@ def test_jit_fused_elementwise(case):
         assert all(np_.array_equal(g, w) for g, w in zip(got, want))
         return
     _check_arrays(f, args, wrt)
+
+
+def fused_divisions(x, y, k):
+    a = (x - 1.0) / y + x * (1 / k)         # y holds a zero: inf and nan as NumPy's
+    return np.sum(a * x)
+
+
+def test_jit_fused_division_by_zero():
+    """Division of elements by zero gives NumPy's inf and nan (no exception); a division
+    of numbers stays Python's (ZeroDivisionError, as the plain gradient)."""
+    np_ = _np()
+    globals()["np"] = np_
+    x, y = np_.array([0.5, 2.0, 1.0, -3.0]), np_.array([1.0, 0.0, 0.0, -0.0])
+    with np_.errstate(divide="ignore", invalid="ignore"):
+        got = transpile.value_and_grad(fused_divisions, wrt=(0, 1), jit=True)(x, y, 3)
+        want = transpile.value_and_grad(fused_divisions, wrt=(0, 1))(x, y, 3)
+    assert np_.array_equal(got[0], want[0], equal_nan=True)
+    for g, w in zip(got[1], want[1]):
+        assert np_.array_equal(g, w, equal_nan=True), (g, w)
+    with pytest.raises(ZeroDivisionError):
+        transpile.grad(fused_divisions, wrt=0, jit=True)(x, y, 0)
+
+
+def test_jit_fused_loops_are_made():
+    """The lowering applies where it should: Rosenbrock's runs are loops (its primal's
+    very number), a run of 2-D arrays a loop nest, a broadcast between arrays of
+    different numbers of dimensions and transcendental functions are left as they are."""
+    np_ = _np()
+    globals()["np"] = np_
+    from transpile import jit_fuse
+    from workloads import array_workloads
+    name, rosen, args, wrt = array_workloads(np_)[0]
+    before = set(jit_fuse.SOURCES)
+    assert transpile.value_and_grad(rosen, jit=True)(*args)[0] == rosen(*args)
+    made = [s for n in set(jit_fuse.SOURCES) - before for s in jit_fuse.SOURCES[n]]
+    assert sum("for _i0 in range" in s for s in made) >= 3, made
+    assert not any("_jit_np_" in s for s in made)
+
+    def mixed(A, r):
+        B = np.tanh(A) * 2.0 + A * A        # tanh: NumPy's, the rest a loop nest
+        return np.sum(B * r)                # (4, 5) with (5,): numba's broadcast
+
+    before = set(jit_fuse.SOURCES)
+    rng = _data(4)
+    _check_arrays(mixed, (rng.normal(size=(4, 5)), rng.normal(size=5)), (0, 1))
+    made = [s for n in set(jit_fuse.SOURCES) - before for s in jit_fuse.SOURCES[n]]
+    assert any("for _i1 in range" in s for s in made), made
+    assert not any("tanh" in s for s in made)

@@ -200,8 +200,10 @@ def _group(name, run, loads, is_where):
     inputs, assigned = [], []
     inner = {}
     for stmt in run:
+        functions = {id(m) for n in ast.walk(stmt) if isinstance(n, ast.Call)
+                     for m in ast.walk(n.func)}          # np of np.where: not a value
         reads = [n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)
-                 and isinstance(n.ctx, ast.Load)]
+                 and isinstance(n.ctx, ast.Load) and id(n) not in functions]
         if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
             reads.append(stmt.target.id)
         for r in reads:
@@ -366,7 +368,13 @@ class _Emitter:
             owner.arrays.add(local)
 
     def elem(self, node, loop):
-        """The expression for one element (index `_ix`) inside `loop`."""
+        """The expression for one element (index `_ix`) inside `loop`; operations of
+        numbers only are computed once before the loop, as they are (Python's errors)."""
+        k = self.kind_of(node)
+        if k is not None and k[0] == S and not isinstance(node, (ast.Name, ast.Constant)):
+            hoisted = self.new("_jh")
+            loop.prologue.append(f"{hoisted} = {self.whole(node)}")
+            return hoisted
         if isinstance(node, ast.Name):
             local = self.local(node.id)
             if self.owner.get(local) is loop:
