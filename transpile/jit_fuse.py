@@ -608,7 +608,7 @@ def _helpers():
         import numba
         from numba.extending import register_jitable
 
-        @numba.njit(error_model="numpy", inline="always")
+        @numba.njit(error_model="numpy")   # (not inlined in numba IR: the caller's model)
         def fdiv(a, b):
             return a / b                # IEEE division: inf or nan for 0, as NumPy's
 
