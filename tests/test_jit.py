@@ -499,6 +499,12 @@ def fused_in_place(x):
     return np.sum(a[1:] * b) + np.sum(x[1:-1] * b)
 
 
+def fused_names(x, _jf_np):
+    _shape = x * _jf_np                     # names like the generated function's own
+    _jf1 = _shape - x ** 2
+    return np.sum(_jf1 * _shape)
+
+
 def _fused_cases():
     import numpy as np
     rng = _data(3)
@@ -514,12 +520,13 @@ def _fused_cases():
         ("2d_fortran", fused_2d, (np.asfortranarray(rng.normal(size=(4, 5))),
                                   rng.normal(size=(4, 5)), rng.normal(size=5)), (0, 1)),
         ("in_place", fused_in_place, (x,), 0),
+        ("names", fused_names, (x, 1.5), (0, 1)),
     ]
 
 
 @pytest.mark.parametrize("case", [c[0] for c in [
     ("offsets",), ("scalars",), ("where",), ("where_ties",), ("2d",), ("2d_fortran",),
-    ("in_place",)]])
+    ("in_place",), ("names",)]])
 def test_jit_fused_elementwise(case):
     """Runs of elementwise statements (numba pass, `_fuse`): the jitted primal is the
     plain one exactly, the gradient the plain one and central differences'."""
@@ -569,7 +576,7 @@ def test_jit_fused_loops_are_made():
     before = set(jit_fuse.SOURCES)
     assert transpile.value_and_grad(rosen, jit=True)(*args)[0] == rosen(*args)
     made = [s for n in set(jit_fuse.SOURCES) - before for s in jit_fuse.SOURCES[n]]
-    assert sum(s.count("for _i0 in range") for s in made) >= 3, made
+    assert sum(s.count("for _jf_i0 in range") for s in made) >= 3, made
     assert not any("_jit_np_" in s for s in made)
 
     def mixed(A, r):
@@ -580,5 +587,5 @@ def test_jit_fused_loops_are_made():
     rng = _data(4)
     _check_arrays(mixed, (rng.normal(size=(4, 5)), rng.normal(size=5)), (0, 1))
     made = [s for n in set(jit_fuse.SOURCES) - before for s in jit_fuse.SOURCES[n]]
-    assert any("for _i1 in range" in s for s in made), made
+    assert any("for _jf_i1 in range" in s for s in made), made
     assert not any("tanh" in s for s in made)

@@ -28,9 +28,14 @@ module compiles a copy of it:
    matrix products, transcendental ufuncs of arrays and float sums that are not
    NumPy's pairwise summation compiled run as NumPy's own (numba's object mode), so the
    jitted primal gives the primal's very numbers. Single-use arithmetic temporaries go
-   into their one use (numba fuses a statement's array arithmetic into one loop). The
-   forward and backward functions of a call split their shared tape stack into one
-   stack per variable where both save the same variables (`_pair_tapes`).
+   into their one use (numba fuses a statement's array arithmetic into one loop), and
+   runs of elementwise statements (``+ - * /``, ``** 2``, comparisons, ``np.where``,
+   constant slices) become explicit loops over the elements, one per group of
+   statements of one shape, without temporaries for values read only inside the loop
+   (jit_fuse.py; chosen by numba's argument types, what it does not cover runs as the
+   statements themselves). The forward and backward functions of a call split their
+   shared tape stack into one stack per variable where both save the same variables
+   (`_pair_tapes`).
 3. ``numba.njit`` the result. Numba compiles on the first call for each combination of
    argument types. A variable that holds arrays in a loop but starts as a number (a
    zero adjoint, a placeholder) makes numba fail to unify the two; `Repairing` then

@@ -27,6 +27,11 @@ run) whose implementation is chosen when numba knows the argument types:
   this pass): other dtypes, arrays of different numbers of dimensions, shapes that differ
   when the loop runs (broadcasting between arrays), transcendental functions and
   reductions (never in a run: NumPy's own code, for NumPy's numbers).
+
+Operations of numbers only (``1 / k`` in ``x * (1 / k)``) are computed once before the
+loop, as they are (Python's ZeroDivisionError stays). The generated functions' own names
+begin with ``_jf``; a run that uses such names itself is left as it is. `SOURCES` keeps
+the source of every implementation made (by generated function name), for inspection.
 """
 import ast
 import copy
@@ -174,9 +179,11 @@ def fuse(fdef, is_where):
             while j < len(body) and syntax.statement(body[j]):
                 j += 1
             run = body[k:j]
-            if not any(not (isinstance(s, ast.Assign) and _view(s.value)) for s in run):
-                k = j                      # views only: nothing to fuse
-                continue
+            if not any(not (isinstance(s, ast.Assign) and _view(s.value)) for s in run) or any(
+                    isinstance(n, ast.Name) and n.id.startswith("_jf")
+                    for s in run for n in ast.walk(s)):
+                k = j            # views only (nothing to fuse), or names of the generated
+                continue         # function's own (_jf...): left as they are
             name = f"_jit_fused{next(_COUNTER)}"
             call, stub = _group(name, run, loads, is_where)
             groups[name] = stub
@@ -289,7 +296,7 @@ class _Emitter:
         self.loop = None
 
     def new(self, base):
-        return f"{base}__{next(self.count)}"
+        return f"_jf{next(self.count)}{base.lstrip('_') and '_' + base.lstrip('_')}"
 
     # kinds of expressions: (F|B, ndim), (S, 'float'|'int'), or None (not lowered)
     def kind_of(self, node):
@@ -351,7 +358,7 @@ class _Emitter:
         node = _copy(node)
         for n in ast.walk(node):
             if isinstance(n, ast.Call) and self.is_where(n.func):
-                n.func = ast.Attribute(value=ast.Name(id="_np", ctx=ast.Load()),
+                n.func = ast.Attribute(value=ast.Name(id="_jf_np", ctx=ast.Load()),
                                        attr="where", ctx=ast.Load())
                 n.func.value._jit_module = True
         for n in ast.walk(node):
@@ -368,40 +375,40 @@ class _Emitter:
             owner.arrays.add(local)
 
     def elem(self, node, loop):
-        """The expression for one element (index `_ix`) inside `loop`; operations of
+        """The expression for one element (index `_jf_ix`) inside `loop`; operations of
         numbers only are computed once before the loop, as they are (Python's errors)."""
         k = self.kind_of(node)
         if k is not None and k[0] == S and not isinstance(node, (ast.Name, ast.Constant)):
-            hoisted = self.new("_jh")
+            hoisted = self.new("h")
             loop.prologue.append(f"{hoisted} = {self.whole(node)}")
             return hoisted
         if isinstance(node, ast.Name):
             local = self.local(node.id)
             if self.owner.get(local) is loop:
-                return f"_s_{local}"
+                return f"_jfs_{local}"
             if self.kind.get(local)[0] == S:
                 return local
             self.use(local)
             loop.operand(local, self.base_of(local))
-            return f"{local}[_ix]"
+            return f"{local}[_jf_ix]"
         if isinstance(node, ast.Constant):
             v = node.value
             if isinstance(v, float) and not np.isfinite(v):
-                return "_np.nan" if v != v else ("_np.inf" if v > 0 else "(-_np.inf)")
+                return "_jf_np.nan" if v != v else ("_jf_np.inf" if v > 0 else "(-_jf_np.inf)")
             return repr(v)
         if _view(node):
             base = self.local(node.value.id)
             self.use(base)
-            view = self.new("_jv")
+            view = self.new("v")
             loop.prologue.append(f"{view} = {_subscript(base, node.slice)}")
             loop.operand(view, self.base_of(base))
-            return f"{view}[_ix]"
+            return f"{view}[_jf_ix]"
         if isinstance(node, ast.BinOp):
             if isinstance(node.op, ast.Pow):
-                return f"_jit_square({self.elem(node.left, loop)})"
+                return f"_jf_square({self.elem(node.left, loop)})"
             a, b = self.elem(node.left, loop), self.elem(node.right, loop)
             if isinstance(node.op, ast.Div):
-                return f"_jit_fdiv({a}, {b})"
+                return f"_jf_fdiv({a}, {b})"
             return f"({a} {_ARITH[type(node.op)]} {b})"
         if isinstance(node, ast.UnaryOp):
             return f"({'-' if isinstance(node.op, ast.USub) else '+'}"\
@@ -491,7 +498,7 @@ class _Emitter:
             fallback = self.whole(value)
             code = self.elem(value, loop)
             local = self.new(name)
-            loop.body.append(f"_s_{local} = {code}")
+            loop.body.append(f"_jfs_{local} = {code}")
             loop.fallback.append(f"{local} = {fallback}")
             loop.made.append((local, k[0]))
             self.owner[local] = loop
@@ -524,14 +531,14 @@ class _Emitter:
             if isinstance(target, ast.Name):
                 loop.target = base
             else:
-                loop.target = self.new("_jt")
+                loop.target = self.new("t")
                 loop.prologue.append(f"{loop.target} = {_subscript(base, target.slice)}")
             loop.target_base = self.base_of(base)
             loop.shape_of = loop.target
         self.loop = loop
         text = f"{self.whole(target)} {op or ''}= {self.whole(stmt.value)}"
         code = self.elem(stmt.value, loop)
-        loop.body.append(f"{loop.target}[_ix] {op or ''}= {code}")
+        loop.body.append(f"{loop.target}[_jf_ix] {op or ''}= {code}")
         loop.fallback.append(text)
 
     def open(self, kind, ndim):
@@ -562,30 +569,30 @@ class _Loop:
     def render(self):
         e = self.emitter
         lines = list(self.prologue)
-        checks = [f"{o}.shape == _shape" for o, _ in self.operands if o != self.shape_of]
+        checks = [f"{o}.shape == _jf_shape" for o, _ in self.operands if o != self.shape_of]
         if self.kind == "write":
             made_here = set(e.owner)
             for o, base in self.operands:
                 if base in made_here and base != self.target_base:
                     continue                 # a new array of this run: not the target's
-                checks.append(f"not _jit_overlap({self.target}, {o})")
-        lines.append(f"_shape = {self.shape_of}.shape")
+                checks.append(f"not _jf_overlap({self.target}, {o})")
+        lines.append(f"_jf_shape = {self.shape_of}.shape")
         lines.append("if " + (" and ".join(checks) if checks else "True") + ":")
         for local, k in self.made:
             if local in self.arrays:
-                dt = "_np.float64" if k == F else "_np.bool_"
-                lines.append(f"    {local} = _np.empty(_shape, {dt})")
+                dt = "_jf_np.float64" if k == F else "_jf_np.bool_"
+                lines.append(f"    {local} = _jf_np.empty(_jf_shape, {dt})")
         indent = "    "
         for d in range(self.ndim):
-            lines.append(f"{indent}for _i{d} in range(_shape[{d}]):")
+            lines.append(f"{indent}for _jf_i{d} in range(_jf_shape[{d}]):")
             indent += "    "
-        ix = ", ".join(f"_i{d}" for d in range(self.ndim))
+        ix = ", ".join(f"_jf_i{d}" for d in range(self.ndim))
         for line in self.body:
-            lines.append(indent + line.replace("[_ix]", f"[{ix}]"))
-            if line.startswith("_s_"):
-                local = line.split(" = ", 1)[0][3:]
+            lines.append(indent + line.replace("[_jf_ix]", f"[{ix}]"))
+            if line.startswith("_jfs_"):
+                local = line.split(" = ", 1)[0][5:]
                 if local in self.arrays:
-                    lines.append(f"{indent}{local}[{ix}] = _s_{local}")
+                    lines.append(f"{indent}{local}[{ix}] = _jfs_{local}")
         lines.append("else:")
         lines.extend("    " + line for line in self.fallback)
         return lines
@@ -637,7 +644,7 @@ def _helpers():
                     blo += s
             return alo < bhi + b.itemsize and blo < ahi + a.itemsize
 
-        _HELPERS.update(_np=np, _jit_fdiv=fdiv, _jit_square=square, _jit_overlap=overlap)
+        _HELPERS.update(_jf_np=np, _jf_fdiv=fdiv, _jf_square=square, _jf_overlap=overlap)
     return _HELPERS
 
 
