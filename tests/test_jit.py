@@ -461,3 +461,131 @@ def test_jit_tape_stacks_split_only_when_both_sides_agree():
                     "    _pop = _stack.pop\n    b = _pop()\n    _pop()\n"
                     "    return g\n").body[0]
     assert jit.tape_stack_variables(odd) is None
+
+
+# --- elementwise statements lowered to fused loops ------------------------------------------
+
+def fused_offsets(x):
+    a = x[2:] - x[:-2] * x[1:-1]            # three offsets of one array
+    b = x[::2] * 0.5 + x[1::2] ** 2         # constant steps (7 and 7 elements for 14)
+    c = (x[1:] - x[:-1]) / (1.0 + x[1:] ** 2)
+    return np.sum(a ** 2) + np.sum(b * a[:7]) + np.sum(c)
+
+
+def fused_scalars(x, s, k):
+    y = s * x - 2.0 / (1.0 + x ** 2) + k    # a float and an int broadcast
+    z = -y * s + 3 * x
+    return np.sum(y * z) + s * np.sum(x)
+
+
+def fused_where(x, w):
+    m = x > w                               # comparison of two arrays
+    a = np.where(m, x * w, -x)
+    b = np.where(x <= 0.2, 1.5, w ** 2)     # a number on one side
+    c = (w >= x) * x                        # a bool array in arithmetic: left to numba
+    return np.sum(a * b) + np.sum(c * w)
+
+
+def fused_2d(A, B, r):
+    C = A * B - A[1:2, :] * 0.5             # (4, 5) with a (1, 5) row: not one shape
+    D = A[1:, :-1] * B[:-1, 1:] + C[1:, 1:] / (2.0 + B[1:, 1:] ** 2)
+    E = C * r                               # (4, 5) with (5,): broadcast
+    return np.sum(D ** 2) + np.sum(E * A)
+
+
+def fused_in_place(x):
+    a = x[1:] * x[:-1]                      # the adjoint of x: in-place writes through
+    b = x[2:] - a[:-1]                      # overlapping slices after the fused group
+    return np.sum(a[1:] * b) + np.sum(x[1:-1] * b)
+
+
+def fused_names(x, _jf_np):
+    _shape = x * _jf_np                     # names like the generated function's own
+    _jf1 = _shape - x ** 2
+    return np.sum(_jf1 * _shape)
+
+
+def _fused_cases():
+    import numpy as np
+    rng = _data(3)
+    x = rng.normal(size=14)
+    return [
+        ("offsets", fused_offsets, (x,), 0),
+        ("scalars", fused_scalars, (x, 0.7, 2), (0, 1)),
+        ("where", fused_where, (x, rng.normal(size=14)), (0, 1)),
+        ("where_ties", fused_where, (np.array([0.2, 0.5, -1.0, 0.3]),
+                                     np.array([0.2, 0.5, 1.0, -0.3])), (0, 1)),
+        ("2d", fused_2d, (rng.normal(size=(4, 5)), rng.normal(size=(4, 5)),
+                          rng.normal(size=5)), (0, 1, 2)),
+        ("2d_fortran", fused_2d, (np.asfortranarray(rng.normal(size=(4, 5))),
+                                  rng.normal(size=(4, 5)), rng.normal(size=5)), (0, 1)),
+        ("in_place", fused_in_place, (x,), 0),
+        ("names", fused_names, (x, 1.5), (0, 1)),
+    ]
+
+
+@pytest.mark.parametrize("case", [c[0] for c in [
+    ("offsets",), ("scalars",), ("where",), ("where_ties",), ("2d",), ("2d_fortran",),
+    ("in_place",), ("names",)]])
+def test_jit_fused_elementwise(case):
+    """Runs of elementwise statements (numba pass, `_fuse`): the jitted primal is the
+    plain one exactly, the gradient the plain one and central differences'."""
+    np_ = _np()
+    globals()["np"] = np_
+    name, f, args, wrt = next(c for c in _fused_cases() if c[0] == case)
+    value = transpile.value_and_grad(f, wrt=wrt, jit=True)(*args)[0]
+    assert value == f(*args)
+    if case == "where_ties":        # ties of the comparisons: no derivative there, so
+        got = transpile.grad(f, wrt=wrt, jit=True)(*args)      # the plain gradient's
+        want = transpile.grad(f, wrt=wrt)(*args)               # choice, to the bit
+        assert all(np_.array_equal(g, w) for g, w in zip(got, want))
+        return
+    _check_arrays(f, args, wrt)
+
+
+def fused_divisions(x, y, k):
+    a = (x - 1.0) / y + x * (1 / k)         # y holds a zero: inf and nan as NumPy's
+    return np.sum(a * x)
+
+
+def test_jit_fused_division_by_zero():
+    """Division of elements by zero gives NumPy's inf and nan (no exception); a division
+    of numbers stays Python's (ZeroDivisionError, as the plain gradient)."""
+    np_ = _np()
+    globals()["np"] = np_
+    x, y = np_.array([0.5, 2.0, 1.0, -3.0]), np_.array([1.0, 0.0, 0.0, -0.0])
+    with np_.errstate(divide="ignore", invalid="ignore"):
+        got = transpile.value_and_grad(fused_divisions, wrt=(0, 1), jit=True)(x, y, 3)
+        want = transpile.value_and_grad(fused_divisions, wrt=(0, 1))(x, y, 3)
+    assert np_.array_equal(got[0], want[0], equal_nan=True)
+    for g, w in zip(got[1], want[1]):
+        assert np_.array_equal(g, w, equal_nan=True), (g, w)
+    with pytest.raises(ZeroDivisionError):
+        transpile.grad(fused_divisions, wrt=0, jit=True)(x, y, 0)
+
+
+def test_jit_fused_loops_are_made():
+    """The lowering applies where it should: Rosenbrock's runs are loops (its primal's
+    very number), a run of 2-D arrays a loop nest, a broadcast between arrays of
+    different numbers of dimensions and transcendental functions are left as they are."""
+    np_ = _np()
+    globals()["np"] = np_
+    from transpile import jit_fuse
+    from workloads import array_workloads
+    name, rosen, args, wrt = array_workloads(np_)[0]
+    before = set(jit_fuse.SOURCES)
+    assert transpile.value_and_grad(rosen, jit=True)(*args)[0] == rosen(*args)
+    made = [s for n in set(jit_fuse.SOURCES) - before for s in jit_fuse.SOURCES[n]]
+    assert sum(s.count("for _jf_i0 in range") for s in made) >= 3, made
+    assert not any("_jit_np_" in s for s in made)
+
+    def mixed(A, r):
+        B = np.tanh(A) * 2.0 + A * A        # tanh: NumPy's, the rest a loop nest
+        return np.sum(B * r)                # (4, 5) with (5,): numba's broadcast
+
+    before = set(jit_fuse.SOURCES)
+    rng = _data(4)
+    _check_arrays(mixed, (rng.normal(size=(4, 5)), rng.normal(size=5)), (0, 1))
+    made = [s for n in set(jit_fuse.SOURCES) - before for s in jit_fuse.SOURCES[n]]
+    assert any("for _jf_i1 in range" in s for s in made), made
+    assert not any("tanh" in s for s in made)

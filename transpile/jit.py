@@ -28,9 +28,14 @@ module compiles a copy of it:
    matrix products, transcendental ufuncs of arrays and float sums that are not
    NumPy's pairwise summation compiled run as NumPy's own (numba's object mode), so the
    jitted primal gives the primal's very numbers. Single-use arithmetic temporaries go
-   into their one use (numba fuses a statement's array arithmetic into one loop). The
-   forward and backward functions of a call split their shared tape stack into one
-   stack per variable where both save the same variables (`_pair_tapes`).
+   into their one use (numba fuses a statement's array arithmetic into one loop), and
+   runs of elementwise statements (``+ - * /``, ``** 2``, comparisons, ``np.where``,
+   constant slices) become explicit loops over the elements, one per group of
+   statements of one shape, without temporaries for values read only inside the loop
+   (jit_fuse.py; chosen by numba's argument types, what it does not cover runs as the
+   statements themselves). The forward and backward functions of a call split their
+   shared tape stack into one stack per variable where both save the same variables
+   (`_pair_tapes`).
 3. ``numba.njit`` the result. Numba compiles on the first call for each combination of
    argument types. A variable that holds arrays in a loop but starts as a number (a
    zero adjoint, a placeholder) makes numba fail to unify the two; `Repairing` then
@@ -54,7 +59,7 @@ import textwrap
 import types
 import weakref
 
-from . import jit_arrays
+from . import jit_arrays, jit_fuse
 from .errors import TranspileError
 from .tapes import PUSH, POP, STACK
 
@@ -157,7 +162,10 @@ class _NumbaPass(ast.NodeTransformer):
         if self.tape_stacks:
             _split_tape_stack(fdef, self.tape_stacks)
         self._inline_temporaries(fdef)
-        return self.visit(fdef)
+        fdef = self.visit(fdef)
+        import numpy
+        self.groups = jit_fuse.fuse(fdef, lambda f: self._is(f, numpy.where))
+        return fdef
 
     _PURE_NODES = (ast.BinOp, ast.UnaryOp, ast.Name, ast.Constant, ast.operator,
                    ast.unaryop, ast.expr_context, ast.Compare, ast.cmpop, ast.Attribute)
@@ -687,7 +695,8 @@ def dispatcher(fn, entry=True):
     fdef.decorator_list = []
     fdef.args.defaults = []               # the function's own evaluated defaults are set
     fdef.args.kw_defaults = [None] * len(fdef.args.kwonlyargs)     # on the copy below
-    _NumbaPass(lambda name: _lookup(fn, name), _TAPE_STACKS.get(fn)).run(fdef)
+    numba_pass = _NumbaPass(lambda name: _lookup(fn, name), _TAPE_STACKS.get(fn))
+    numba_pass.run(fdef)
     _typed_placeholders(fdef, _FIXES.get(fn, {}))
     defaults = _positional(fn, fdef)
     ast.fix_missing_locations(tree)
@@ -700,7 +709,7 @@ def dispatcher(fn, entry=True):
     last = max((getattr(n, "end_lineno", 0) or 0) for n in ast.walk(fdef))
     _BUILT.append((filename, fdef.lineno, last, weakref.ref(fn)))
     namespace = {"__builtins__": builtins, "__name__": f"transpile_jit_{fn.__name__}",
-                 **_helpers()}
+                 **_helpers(), **numba_pass.groups}
     exec(compile(tree, filename, "exec"), namespace)
     py = namespace[fdef.name]
     py.__defaults__ = defaults
