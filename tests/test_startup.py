@@ -128,3 +128,47 @@ def test_shipped_partials_are_sympys():
     from transpile.rules import scalar, scalar_derived
     shipped = {n for n, twin in scalar.SYMPY_TWINS.items() if twin is not None}
     assert set(scalar_derived.PARTIALS) == shipped
+
+
+def test_scipy_imported_by_someone_else_loads_its_rules_only_for_scipy_callables(tmp_path):
+    """A library (JAX, scikit-learn...) that imports scipy does not make a gradient of
+    code calling only math and NumPy load transpile's SciPy rules (they import
+    scipy.stats, signal, integrate: a second at the first gradient); a SciPy function,
+    ufunc or not, still finds its rule."""
+    out = run(tmp_path, '''
+        import json, math, sys
+        import numpy as np
+        import scipy
+        import transpile
+        from scipy.special import erf
+
+        def f(x, w):
+            y = x
+            for i in range(5):
+                y = math.sin(y) * w + 0.5 * y
+            return y
+
+        def g(x):
+            return np.sum(np.tanh(x) ** 2)
+
+        out = {"g": transpile.grad(g)(np.array([0.1, 0.5])).tolist(),
+               "f": transpile.grad(f)(0.3, 0.7)}
+        out["loaded"] = "transpile.rules.scipy_" in sys.modules
+        out["erf"] = float(transpile.grad(lambda x: erf(x) * x)(0.4))
+        out["loaded_after"] = "transpile.rules.scipy_" in sys.modules
+        print(json.dumps(out))
+    ''')
+    import math
+    import numpy as np
+    import scipy.special
+
+    def f(x):
+        y = x
+        for i in range(5):
+            y = math.sin(y) * 0.7 + 0.5 * y
+        return y
+    assert not out["loaded"] and out["loaded_after"]
+    assert abs(out["f"] - central(f, 0.3)) < 1e-6
+    expected = central(lambda x: np.sum(np.tanh(x) ** 2), np.array([0.1, 0.5]))
+    assert np.allclose(out["g"], expected, atol=1e-6)
+    assert abs(out["erf"] - central(lambda x: scipy.special.erf(x) * x, 0.4)) < 1e-6

@@ -485,7 +485,7 @@ def lookup(fn: Any, nargs: int | None = None) -> Rule | None:
             rule = _RULES.get(_key(fn, None))
     except TypeError:          # unhashable callable
         return None
-    if rule is None and _load_lazy():
+    if rule is None and _load_lazy(fn):
         return lookup(fn, nargs)
     return rule
 
@@ -498,7 +498,7 @@ def has_rule(fn: Any) -> bool:
             return True
     except TypeError:          # unhashable callable
         return False
-    return _load_lazy() and has_rule(fn)
+    return _load_lazy(fn) and has_rule(fn)
 
 
 #: the built-in rules, in tiers of modules imported on first need, so that importing
@@ -542,19 +542,26 @@ def load_builtin():
         _load_tier(tier)
 
 
-def _numpy_side(fn):
-    """Is fn a callable whose rule (if any) the numpy tier registers: one of NumPy, SciPy or
-    transpile (a ufunc, an array method, a runtime helper, a vjp function), or the
-    operator @ (numpy.matmul)."""
-    if fn is ast.MatMult:
-        return True
+def _module_of(fn):
+    """The name of the module fn comes from (a method's: its class's), or None (a ufunc
+    says nothing of where it is defined)."""
     module = getattr(fn, "__module__", None)
     if not isinstance(module, str):
         owner = getattr(fn, "__objclass__", None) or getattr(fn, "__self__", None)
         module = getattr(owner, "__module__", None) if owner is not None else None
         if not isinstance(module, str) and owner is not None:
             module = getattr(type(owner), "__module__", None)
-    return isinstance(module, str) and module.startswith(NUMPY_SIDE)
+    return module if isinstance(module, str) else None
+
+
+def _numpy_side(fn):
+    """Is fn a callable whose rule (if any) the numpy tier registers: one of NumPy, SciPy or
+    transpile (a ufunc, an array method, a runtime helper, a vjp function), or the
+    operator @ (numpy.matmul)."""
+    if fn is ast.MatMult:
+        return True
+    module = _module_of(fn)
+    return module is not None and module.startswith(NUMPY_SIDE)
 
 
 def _load_for(fn):
@@ -573,6 +580,7 @@ def _load_for(fn):
 #: library has been imported (by the user's code), so that importing transpile never
 #: imports them. library -> the module of transpile's rules for it
 LAZY_RULES = {"scipy": "transpile.rules.scipy_"}
+_ANY = object()
 _LOADED = set()
 #: set once the numpy tier (the built-in rules and the machinery that derives their
 #: modes (rules/derivative_code.py) are in place: a lookup while they are being registered
@@ -581,18 +589,25 @@ _LOADED = set()
 READY = [False]
 
 
-def _load_lazy():
-    """Import the rule modules of the optional libraries imported since the last call;
-    True when one was imported (a lookup may then find what it missed)."""
+def _load_lazy(fn=_ANY):
+    """Import the rule modules of the optional libraries imported since the last call
+    that fn may come from (a callable of that library, or one that does not say where it
+    comes from, as ufuncs; by default any); True when one was imported (a lookup may then
+    find what it missed). A user's function looked up for a rule loads none: a library
+    such as JAX importing scipy must not cost the first gradient the import of
+    scipy.stats, signal and integrate."""
     if not READY[0]:
         return False
     loaded = False
-    for library, module in LAZY_RULES.items():
+    module = None if fn is _ANY else _module_of(fn)
+    for library, rules in LAZY_RULES.items():
+        if module is not None and module.partition(".")[0] != library:
+            continue
         if library not in _LOADED and library in sys.modules:
             _LOADED.add(library)
             load_builtin()
             import importlib
-            importlib.import_module(module)
+            importlib.import_module(rules)
             loaded = True
     return loaded
 
