@@ -12,7 +12,12 @@ in turn so that the machine's load falls on all of them alike; medians are print
 * ``grad, cold``: import transpile and take one gradient of the recurrence, the disk cache
   (transpile/cache.py) on but empty: the transform runs (and stores its entry);
 * ``grad, warm``: the same with the entry there: a second process reads the generated code
-  back.
+  back;
+* ``jax.jit grad`` (when JAX is installed, the [bench] extra): import JAX and take one
+  gradient of the same recurrence (written against jax.numpy) with
+  ``jax.jit(jax.grad(f, argnums=(0, 1)))``: JAX's import, trace, compile and first call,
+  in float64 on one thread, as scripts/bench.py runs it; ``jax grad`` the same without
+  ``jax.jit`` (eager).
 
 By default the processes may cache bytecode (in a temporary folder,
 PYTHONPYCACHEPREFIX), as an installed package does; ``--no-bytecode`` compiles every
@@ -41,6 +46,22 @@ CASES = [
     ("grad, warm", "import transpile; " + PROLOGUE +
      "transpile.grad(recurrence, wrt=(0, 1))(0.3, 0.7)", "warm"),
 ]
+JAX_PROLOGUE = ("import os; os.environ['XLA_FLAGS'] = '--xla_cpu_multi_thread_eigen=false "
+                "intra_op_parallelism_threads=1'; import sys; sys.path.insert(0, "
+                f"{HERE!r}); import jax; jax.config.update('jax_enable_x64', True); "
+                "import jax.numpy as jnp; from workloads import scalar_programs; "
+                "recurrence = scalar_programs(jnp)[0]; ")
+JAX_CASES = [
+    ("jax.jit grad", JAX_PROLOGUE + "jax.block_until_ready("
+     "jax.jit(jax.grad(recurrence, argnums=(0, 1)))(0.3, 0.7))", None),
+    ("jax grad", JAX_PROLOGUE + "jax.block_until_ready("
+     "jax.grad(recurrence, argnums=(0, 1))(0.3, 0.7))", None),
+]
+
+
+def have_jax():
+    import importlib.util
+    return importlib.util.find_spec("jax") is not None
 
 
 def run(code, env):
@@ -73,11 +94,12 @@ def main():
                 shutil.rmtree(cold_dir, ignore_errors=True)
             return dict(env, TRANSPILE_CACHE_DIR=warm_dir if cache == "warm" else cold_dir)
 
-        for _, code, cache in CASES:          # compile the bytecode, fill the warm cache
+        cases = CASES + (JAX_CASES if have_jax() else [])
+        for _, code, cache in cases:          # compile the bytecode, fill the warm cache
             run(code, env_for(cache))
-        times = {name: [] for name, _, _ in CASES}
+        times = {name: [] for name, _, _ in cases}
         for _ in range(opts.runs):
-            for name, code, cache in CASES:
+            for name, code, cache in cases:
                 e = env_for(cache)
                 times[name].append(run(code, e))
         med = {name: statistics.median(t) for name, t in times.items()}
@@ -88,10 +110,15 @@ def main():
           f"({'no bytecode cache' if opts.no_bytecode else 'bytecode cached'}), "
           f"Python {sys.version.split()[0]}")
     print(f"{'case':<18} {'median':>9} {'vs import numpy':>16} {'vs numpy + call':>16}")
-    for name, _, _ in CASES:
+    if not have_jax():
+        print("(JAX not installed: no jax.jit case; pip install \".[bench]\")")
+    for name in med:
         m = med[name]
         print(f"{name:<18} {m * 1e3:>7.1f}ms {(m - numpy_) * 1e3:>+14.1f}ms "
               f"{m / call:>15.2f}x")
+    if "jax.jit grad" in med:
+        print(f"first gradient in a fresh process: jax.jit / transpile (cold) "
+              f"{med['jax.jit grad'] / med['grad, cold']:.1f}x")
 
 
 if __name__ == "__main__":
