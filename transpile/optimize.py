@@ -595,7 +595,7 @@ def _cse_candidates(root, pure=frozenset(), stored=None):
     return out
 
 
-_SHARED = (ast.BinOp, ast.UnaryOp, ast.Call, ast.Subscript)
+_SHARED = (ast.BinOp, ast.UnaryOp, ast.Call, ast.Subscript, ast.Compare)
 _NEVER = (ast.Lambda, ast.NamedExpr, ast.Await, ast.Yield, ast.IfExp, ast.ListComp,
           ast.Dict, ast.List, ast.Tuple, ast.Set)
 
