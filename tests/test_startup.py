@@ -172,3 +172,39 @@ def test_scipy_imported_by_someone_else_loads_its_rules_only_for_scipy_callables
     expected = central(lambda x: np.sum(np.tanh(x) ** 2), np.array([0.1, 0.5]))
     assert np.allclose(out["g"], expected, atol=1e-6)
     assert abs(out["erf"] - central(lambda x: scipy.special.erf(x) * x, 0.4)) < 1e-6
+
+
+def test_second_order_rules_are_derived_when_derivative_code_is_differentiated(tmp_path):
+    """The rules of the vjp and jvp functions of NumPy's rules (for grad of grad, hvp) are
+    derived when first looked up, not when NumPy's rules load: a first-order gradient
+    derives none, a Hessian then derives what it calls and is right."""
+    out = run(tmp_path, '''
+        import json
+        import numpy as np
+        import transpile
+        from transpile.rules import registry
+
+        def f(x):
+            return np.sum(np.cumsum(np.tanh(x)) ** 2 * np.sin(x))
+
+        def derived():
+            return sum(r.name.startswith("the reverse rule of") for r in
+                       registry._RULES.values())
+
+        x = np.array([0.3, -0.7])
+        out = {"g": transpile.grad(f)(x).tolist(), "after_grad": derived()}
+        out["H"] = transpile.hessian(f)(x).tolist()
+        out["after_hessian"] = derived()
+        out["pending"] = len(registry._PENDING)
+        print(json.dumps(out))
+    ''')
+    import numpy as np
+
+    def f(x):
+        return np.sum(np.cumsum(np.tanh(x)) ** 2 * np.sin(x))
+    x = np.array([0.3, -0.7])
+    assert out["after_grad"] == 0 and out["pending"] > 100
+    assert 0 < out["after_hessian"] < 50
+    assert np.allclose(out["g"], central(f, x), atol=1e-6)
+    H = np.array([central(lambda y: central(f, y)[i], x) for i in range(2)])
+    assert np.allclose(out["H"], H, atol=1e-4)

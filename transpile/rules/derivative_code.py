@@ -17,7 +17,9 @@ jvp functions. Each gets a rule here, through the same `defvjp` door as every pr
 """
 import numpy as np
 
-from .registry import defjvp, defvjp, lookup, _RULES
+import functools
+
+from .registry import defer, defjvp, defvjp, lookup, pending_rule, _RULES
 from .numpy_ import _given, _plus, _t
 from .. import runtime as R
 from ..runtime import _is_zero
@@ -608,18 +610,34 @@ def derive(rule):
         return                  # user vjp functions: the compiler reads their code
     if rule.structure in ("piecewise_linear", "explicit") and rule.jvp is None:
         rule.jvp = _jvp_by_vjps(rule)
+    # (the rules themselves are registered when derivative code calling the function is
+    # differentiated, registry.defer: a first gradient does not wait for all of them)
     for i, vjp in enumerate(rule.vjps):
         if vjp is None:
             continue
-        known = lookup(vjp)
-        if known is not None and getattr(known, "source_rule", None) is not rule:
+        source = _source_rule(vjp)
+        if source is not _NONE and source is not rule:
             vjp = rule.vjps[i] = _own(vjp)    # shared with another primitive: its own copy
         if _builtin(rule) or _second_order_reason(rule) is None:
-            _vjp_rule(rule, i, vjp)
-    known = lookup(rule.jvp) if rule.jvp is not None else None
-    if rule.jvp is not None and (known is None or getattr(known, "source_rule", None) is rule) \
+            defer(vjp, rule, functools.partial(_vjp_rule, rule, i, vjp))
+    source = _source_rule(rule.jvp) if rule.jvp is not None else _NONE
+    if rule.jvp is not None and (source is _NONE or source is rule) \
             and (_builtin(rule) or _second_order_reason(rule) is None):
-        _jvp_rule(rule)
+        defer(rule.jvp, rule, functools.partial(_jvp_rule, rule))
+
+
+_NONE = object()
+
+
+def _source_rule(fn):
+    """The rule whose derivation gives fn (a vjp or jvp function) its rules, deferred or
+    done; None for a rule of fn's own (a primitive, a user's rule), _NONE without any. It
+    derives nothing."""
+    pending = pending_rule(fn)
+    if pending is not None:
+        return pending
+    known = _RULES.get((fn, None))
+    return _NONE if known is None else getattr(known, "source_rule", None)
 
 
 def _own(vjp):

@@ -381,6 +381,33 @@ def _derive_modes(rule):
         derive_rule(rule)
 
 
+#: the rules of what derivative code calls (a vjp or jvp function of a rule), derived
+#: when first looked up rather than with the rule they come from (deriving all of them
+#: took most of the time of a first NumPy gradient in a fresh process): function ->
+#: (the rule it belongs to, the callable that registers its rules)
+_PENDING = {}
+
+
+def defer(fn, source_rule, register):
+    """Register fn's rules (by calling `register()`) when fn is first looked up; a later
+    deferral for fn replaces this one, as registering again replaces a rule."""
+    _PENDING[fn] = (source_rule, register)
+
+
+def pending_rule(fn):
+    """The rule whose deferred derivation would give fn its rules, or None."""
+    entry = _PENDING.get(fn)
+    return entry[0] if entry is not None else None
+
+
+def _derive_pending(fn=None):
+    """Carry out the deferred derivation for fn (all of them: None)."""
+    for f in [fn] if fn is not None else list(_PENDING):
+        entry = _PENDING.pop(f, None)
+        if entry is not None:
+            entry[1]()
+
+
 class Template:
     """A vjp written as code to inline: ``fn(g, ans, *params)`` has one statement,
     ``return <expression>``. It applies to a call whose arguments bind to its signature
@@ -480,6 +507,8 @@ def lookup(fn: Any, nargs: int | None = None) -> Rule | None:
     """The rule for ``fn`` called with ``nargs`` positional arguments, or None."""
     _load_for(fn)
     try:
+        if fn in _PENDING:
+            _derive_pending(fn)
         rule = _RULES.get(_key(fn, nargs))
         if rule is None:
             rule = _RULES.get(_key(fn, None))
@@ -494,6 +523,8 @@ def has_rule(fn: Any) -> bool:
     """Has ``fn`` a rule, for some number of positional arguments."""
     _load_for(fn)
     try:
+        if fn in _PENDING:
+            _derive_pending(fn)
         if fn in _RULED:
             return True
     except TypeError:          # unhashable callable
@@ -659,6 +690,7 @@ def supported(modes: bool = False) -> list[str] | dict[str, dict[str, str | None
     """
     load_builtin()
     _load_lazy()                   # the rules of optional libraries the user has imported
+    _derive_pending()
     rules = [rule for rule in _RULES.values() if not rule.name.startswith(INTERNAL_PREFIXES)]
     if not modes:
         return sorted({rule.name for rule in rules})
