@@ -13,6 +13,9 @@ in turn so that the machine's load falls on all of them alike; medians are print
   (transpile/cache.py) on but empty: the transform runs (and stores its entry);
 * ``grad, warm``: the same with the entry there: a second process reads the generated code
   back;
+* ``numpy: call`` and ``numpy: grad, cold``: the same for the vectorised Rosenbrock on
+  10^4 elements (scripts/workloads.py), the first gradient of NumPy code (NumPy's rules
+  load on first use);
 * ``jax.jit grad`` (when JAX is installed, the [bench] extra): import JAX and take one
   gradient of the same recurrence (written against jax.numpy) with
   ``jax.jit(jax.grad(f, argnums=(0, 1)))``: JAX's import, trace, compile and first call,
@@ -45,6 +48,14 @@ CASES = [
      "transpile.grad(recurrence, wrt=(0, 1))(0.3, 0.7)", "cold"),
     ("grad, warm", "import transpile; " + PROLOGUE +
      "transpile.grad(recurrence, wrt=(0, 1))(0.3, 0.7)", "warm"),
+]
+NP_PROLOGUE = (f"import sys; sys.path.insert(0, {HERE!r}); import numpy; "
+               "from workloads import numpy_programs; rosenbrock = numpy_programs(numpy)[0]; "
+               "x = numpy.linspace(-1.0, 1.0, 10_000); ")
+CASES += [
+    ("numpy: call", NP_PROLOGUE + "rosenbrock(x)", None),
+    ("numpy: grad, cold", "import transpile; " + NP_PROLOGUE + "transpile.grad(rosenbrock)(x)",
+     "cold"),
 ]
 JAX_PROLOGUE = ("import os; os.environ['XLA_FLAGS'] = '--xla_cpu_multi_thread_eigen=false "
                 "intra_op_parallelism_threads=1'; import sys; sys.path.insert(0, "
