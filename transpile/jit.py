@@ -59,7 +59,7 @@ import textwrap
 import types
 import weakref
 
-from . import jit_arrays, jit_fuse
+from . import in_place, jit_arrays, jit_fuse
 from .errors import TranspileError
 from .tapes import PUSH, POP, STACK
 
@@ -155,6 +155,9 @@ class _NumbaPass(ast.NodeTransformer):
         self.tape_stacks = tape_stacks
 
     def run(self, fdef):
+        # temporaries written in place and direct reductions (in_place.py) as the whole
+        # expressions they are: numba fuses an expression into one loop
+        in_place.unlower(fdef, self.means)
         self._drop_unused_defs(fdef)
         self._drop_dead_nones(fdef)
         self._placeholders(fdef)

@@ -25,7 +25,7 @@ from .frontend import Unit, unit_from_function
 from .names import Names
 from .normalize import normalize
 from .array_statements import split_array_trees
-from . import cache, checkpoint, optimize
+from . import cache, checkpoint, in_place, optimize
 from . import templates as T
 from . import shapes
 from .reverse import ReverseTransform
@@ -727,6 +727,9 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         body = _optimized(body, env, local_names, options, names, all_scalar, rt)
         if options["optimize"] and options["checkpoint"] is None:
             body = sum(drop_unread_saves(*split_at_first_pop(body)), [])
+        if options["optimize"] and kind == "value_and_grad" and not env.copying and \
+                not all_scalar:
+            body = in_place.lower(body, rt, env)     # (code not differentiated again)
         args = A.copy_tree(unit.node.args)
         fn, source = build(f"grad_{name}", args, body, env, unit, unit.defaults,
                            unit.kwdefaults, kind="grad")

@@ -1,0 +1,401 @@
+"""Lowering for NumPy in CPython: the last pass over a gradient before it is printed.
+
+Where the shapes of float64 arrays are known when the code is written (shapes.py), two
+rewrites spare NumPy work that does not change a single number:
+
+* **Temporaries written in place.** In ``t = <elementwise expression>``, the first
+  operation that makes a new array of the result's shape makes the one array every later
+  operation of the expression writes into (``out=``, or ``*=``), instead of each making
+  another::
+
+      d = (1 - h ** 2) * dh          ->     d = h ** 2
+                                            d = np.subtract(1, d, out=d)
+                                            d *= dh
+
+  The operations, their operands and their order per element are those of the
+  expression; only where results are stored changes, into an array made by the statement
+  itself that nothing else holds. ``a + t`` and ``a * t`` become ``t += a`` and ``t *= a``
+  (IEEE addition and multiplication are commutative, to the bit). Every array on the path
+  is float64 of the result's shape, proven, so no result is cast or broadcast into
+  another shape (and NumPy would raise rather than do either: ``out=`` checks both).
+* **Reductions called directly.** ``np.sum(x, axis=0)`` is ``np.add.reduce(x, axis=0)``,
+  what np.sum calls after its Python-level dispatch (np.max and np.min: maximum.reduce
+  and minimum.reduce), for an x that is a float64 or boolean NumPy array.
+
+Only expressions of names, constants, arithmetic, comparisons, attributes, subscripts
+and NumPy functions are rewritten (nothing in them has an effect that order could
+change). The pass runs on gradients called from Python (`grad`, `value_and_grad`), never on
+code that is differentiated again (that code copies instead: `Namespace.copying`). The
+numba backend folds both rewrites back (jit.py: numba fuses whole expressions itself).
+"""
+import ast
+
+from . import astutil as A
+from .shapes import ARR, Shapes, _resolver, np_function, same_shape
+
+#: BinOp operators done in place, with their ufuncs; those that commute take the
+#: temporary on either side (`a + t` is `t += a`)
+_UFUNCS = {ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply", ast.Div: "divide"}
+_COMMUTE = (ast.Add, ast.Mult)
+#: reductions called by their ufunc: NumPy function name -> ufunc name
+_REDUCTIONS = {"sum": "add", "max": "maximum", "amax": "maximum", "min": "minimum",
+               "amin": "minimum"}
+
+
+def lower(body, rt, env):
+    """The statements of body with both rewrites (see the module docstring)."""
+    import numpy as np
+    sh = Shapes({}, _resolver(rt), env.origins)
+    primal = rt.primal_shapes()
+    sh.use_primal(primal)
+    sh.unify_ok = False
+    lowering = _Lowering(sh, set(primal), env, np)
+    lowering.floats = _float_names(body, rt, sh, lowering)
+    return lowering.block(body)
+
+
+class _Lowering:
+    def __init__(self, sh, fixed, env, np):
+        self.sh, self.fixed, self.env, self.np = sh, fixed, env, np
+        self.floats = set()
+
+    # --- what an expression is ------------------------------------------------------
+    def is_float(self, e):
+        """Is e surely a float64 value (a float64 array or a real float)?"""
+        if isinstance(e, ast.Constant):
+            return type(e.value) is float
+        if isinstance(e, ast.Name):
+            return e.id in self.floats
+        if isinstance(e, ast.Subscript) or isinstance(e, ast.Attribute) and e.attr == "T":
+            return self.is_float(e.value)            # (a part of a float64 array)
+        if isinstance(e, ast.UnaryOp):
+            return isinstance(e.op, (ast.USub, ast.UAdd)) and self.is_float(e.operand)
+        if isinstance(e, ast.BinOp):
+            if isinstance(e.op, ast.MatMult):
+                return self.is_float(e.left) and self.is_float(e.right)
+            if not isinstance(e.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)):
+                return False
+            # float64 with any real operand (a shape says real) is float64
+            return (self.is_float(e.left) and self.is_real(e.right)) or (
+                self.is_float(e.right) and self.is_real(e.left))
+        if isinstance(e, ast.Call):
+            fn = self.sh._function(e)
+            if e.keywords or any(isinstance(a, ast.Starred) for a in e.args):
+                return False
+            if self._ufunc(fn, len(e.args)):
+                return any(self.is_float(a) for a in e.args) and all(
+                    self.is_float(a) or self.is_real(a) for a in e.args) and (
+                    len(e.args) == 2 or self.is_float(e.args[0]))
+            if fn is self.np.dot or fn is self.np.matmul:
+                return len(e.args) == 2 and all(self.is_float(a) for a in e.args)
+            if fn in (self.np.sum, self.np.max, self.np.min, self.np.amax, self.np.amin,
+                      self.np.add.reduce, self.np.maximum.reduce, self.np.minimum.reduce):
+                return bool(e.args) and self.is_float(e.args[0])
+        return False
+
+    def is_real(self, e):
+        """A real number or array (bool, int or float): what a known shape means."""
+        if isinstance(e, ast.Constant):
+            return type(e.value) in (int, float, bool)
+        return self.sh.of(e) is not None
+
+    def _ufunc(self, fn, nargs):
+        np = self.np
+        return isinstance(fn, np.ufunc) and fn.signature is None and fn.nout == 1 and \
+            fn.nin == nargs and nargs in (1, 2)
+
+    def shape(self, e):
+        """e's shape where e is an array of known shape with at least one dimension."""
+        s = self.sh.of(e)
+        return s if isinstance(s, tuple) and len(s) >= 1 else None
+
+    def fresh_array(self, e, shape):
+        """Does e make a new float64 array of exactly `shape` (so that writing into it
+        changes nothing anyone else holds)?"""
+        if not self.is_float(e) or not same_shape(self.shape(e), shape):
+            return False
+        if isinstance(e, ast.BinOp):
+            return True          # (a float64 array operand: a new array, never a view)
+        if isinstance(e, ast.UnaryOp):
+            return isinstance(e.op, ast.USub)
+        if isinstance(e, ast.Call):
+            fn = self.sh._function(e)
+            return self._ufunc(fn, len(e.args)) or fn is self.np.dot or fn is self.np.matmul
+        return False
+
+    def in_place_op(self, e):
+        """The operands of e if its operation can write into one of them (+, -, *, / of
+        two operands, unary minus, a ufunc of one or two arguments), else None."""
+        if isinstance(e, ast.BinOp) and type(e.op) in _UFUNCS:
+            return [e.left, e.right]
+        if isinstance(e, ast.UnaryOp) and isinstance(e.op, ast.USub):
+            return [e.operand]
+        if isinstance(e, ast.Call) and self._ufunc(self.sh._function(e), len(e.args)) \
+                and not e.keywords:
+            return list(e.args)
+        return None
+
+    def plain(self, e):
+        """Only names, constants, arithmetic, comparisons, attributes, subscripts and
+        NumPy functions: nothing whose order of evaluation could matter."""
+        for n in A.nodes(e):
+            if isinstance(n, ast.Call):
+                fn = self.sh._function(n)
+                module = getattr(fn, "__module__", None) or getattr(
+                    type(fn), "__module__", None)
+                if not (isinstance(module, str) and module.startswith("numpy")):
+                    return False
+            elif isinstance(n, (ast.Lambda, ast.NamedExpr, ast.Await, ast.Yield,
+                                ast.YieldFrom, ast.IfExp, ast.ListComp, ast.SetComp,
+                                ast.DictComp, ast.GeneratorExp, ast.JoinedStr)):
+                return False
+        return True
+
+    # --- statements -----------------------------------------------------------------
+    def block(self, stmts):
+        out = []
+        for s in stmts:
+            if isinstance(s, (ast.If, ast.For, ast.While)):
+                entry = dict(self.sh.env)
+                s.body = self.block(s.body)
+                s.orelse = self.block(s.orelse)
+                self.sh.env = entry
+                for n in A.names_stored(s):
+                    if n not in self.fixed:
+                        self.sh.env[n] = None
+                out.append(s)
+                continue
+            new = (self.temporaries(s) if isinstance(s, ast.Assign) else None) or [s]
+            calls = [n for t in new for n in A.nodes(t) if self._reduction(n)]
+            self.track(s)           # (the shapes of what s reads, then of what it writes)
+            for n in calls:
+                self._reduce(n)
+            out += new
+        return out
+
+    def track(self, s):
+        """The shapes after s (as shapes.specialise follows them)."""
+        if isinstance(s, ast.Assign):
+            for t in s.targets:
+                if isinstance(t, ast.Name):
+                    if t.id not in self.fixed:
+                        self.sh.assign(t, s.value)
+                    continue
+                for n in A.walk(t):
+                    if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store) and \
+                            n.id not in self.fixed:
+                        self.sh.env[n.id] = None
+            return
+        for n in A.names_stored(s):
+            if n not in self.fixed:
+                self.sh.env[n] = None
+
+    def _reduction(self, n):
+        """Is n a call of np.sum, np.max or np.min of a known array (one `_reduce` writes
+        as its ufunc's reduce)?"""
+        if not isinstance(n, ast.Call) or not n.args or len(n.args) > 2 or any(
+                k.arg not in ("axis", "keepdims") for k in n.keywords) or any(
+                isinstance(a, ast.Starred) for a in n.args):
+            return False
+        fn = self.sh._function(n)
+        if not any(getattr(self.np, k) is fn for k in _REDUCTIONS):
+            return False
+        s = self.sh.of(n.args[0])
+        return s == ARR or isinstance(s, tuple) and len(s) >= 1
+
+    def _reduce(self, n):
+        fn = self.sh._function(n)
+        name = next(k for k in _REDUCTIONS if getattr(self.np, k) is fn)
+        keepdims = [k for k in n.keywords if k.arg == "keepdims"]
+        axis = n.args[1] if len(n.args) == 2 else next(
+            (k.value for k in n.keywords if k.arg == "axis"), A.const(None))
+        n.func = ast.Attribute(value=np_function(self.env, _REDUCTIONS[name]),
+                               attr="reduce", ctx=ast.Load())
+        n.args = [n.args[0]]
+        n.keywords = [ast.keyword(arg="axis", value=axis)] + keepdims
+
+    def temporaries(self, s):
+        """`t = <elementwise expression>` as statements writing into one new array, or
+        None when nothing would be spared."""
+        if len(s.targets) != 1 or not isinstance(s.targets[0], ast.Name):
+            return None
+        root = s.value
+        shape = self.shape(root)
+        if shape is None or self.in_place_op(root) is None or \
+                not self.fresh_array(root, shape) or not self.plain(root):
+            return None
+        # the path from the root down to the first new array of the result's shape
+        path = [root]
+        while True:
+            operands = self.in_place_op(path[-1])
+            below = next((a for a in operands or () if self.fresh_array(a, shape)), None)
+            if below is None:
+                break
+            path.append(below)
+            if self.in_place_op(below) is None:
+                break
+        if len(path) < 2:
+            return None
+        target = s.targets[0].id
+        reads = {n.id for n in A.nodes(root) if isinstance(n, ast.Name)}
+        buf = target if target not in reads else self._fresh()
+        made, ops = path[-1], path[-2::-1]
+        out = [A.located(A.assign(buf, made), s)]
+        for k, op in enumerate(ops):
+            last = k == len(ops) - 1
+            into = target if last else buf
+            below = path[len(path) - 1 - k]
+            out.append(A.located(self._written(op, below, buf, into), s))
+        return out
+
+    def _written(self, op, below, buf, into):
+        """The statement doing op with its operand `below` (now in buf) written into buf;
+        its result named `into`."""
+        t = A.load(buf)
+        if isinstance(op, ast.BinOp):
+            left, right = (t, op.right) if op.left is below else (op.left, t)
+            if into == buf and (op.left is below or isinstance(op.op, _COMMUTE)):
+                other = right if op.left is below else left
+                return ast.AugAssign(target=ast.Name(id=buf, ctx=ast.Store()), op=op.op,
+                                     value=other)
+            func = np_function(self.env, _UFUNCS[type(op.op)])
+            args = [left, right]
+        elif isinstance(op, ast.UnaryOp):
+            func, args = np_function(self.env, "negative"), [t]
+        else:
+            func, args = op.func, [t if a is below else a for a in op.args]
+        call = ast.Call(func=func, args=args,
+                        keywords=[ast.keyword(arg="out", value=A.load(buf))])
+        return A.assign(into, call)
+
+    def _fresh(self):
+        return self.env.names.fresh("_b")
+
+
+def _float_names(body, rt, sh, lowering):
+    """The names that hold float64 values wherever they are assigned: float64 array
+    parameters (what the code is specialised on) and names every assignment of which is
+    a float64 expression (to a fixpoint; flow-insensitive)."""
+    from .tapes import POP
+    params = set(rt.an.params)
+    sites, bad = {}, set()
+    for s in A.statements(body, into_defs=False):
+        if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
+                s.targets[0], ast.Name):
+            v = s.value
+            if not (isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and
+                    v.func.id == POP and not v.args):
+                # (a value popped off the stack is one the name held before)
+                sites.setdefault(s.targets[0].id, []).append(v)
+        elif isinstance(s, ast.For):
+            bad |= A.names_stored(s.target)
+        elif not isinstance(s, (ast.If, ast.While)):    # (their bodies come one by one)
+            bad |= A.names_stored(s)
+    arrays = {p for p in params if isinstance(sh.env.get(p), tuple) or sh.env.get(p) == ARR}
+    # assume every candidate, drop those with an assignment that is not float64
+    lowering.floats = (arrays | set(sites)) - bad - (params - arrays) - set(sh.ints)
+    while True:
+        drop = {n for n in lowering.floats
+                if not all(lowering.is_float(v) for v in sites.get(n, ()))}
+        if not drop:
+            return lowering.floats
+        lowering.floats -= drop
+
+
+# --- folded back (for the numba backend) ---------------------------------------------------
+
+def unlower(fdef, means):
+    """The inverse of `lower` on a function definition (in place): `np.add.reduce` and
+    friends as np.sum, np.max, np.min, and each run `b = <new array>` (arithmetic, a ufunc,
+    np.dot or np.matmul) followed by statements writing into b (`b op= e`,
+    `x = np.f(..., b, ..., out=b)`) as one assignment of the whole expression. Folding such
+    a run is exact wherever b starts as a new array (nothing else holds it), whoever wrote
+    the run. `means(name)`: the object a free name of the function refers to."""
+    import numpy as np
+
+    def is_numpy(name):
+        return means(name) is np
+
+    def new_array(e):
+        if isinstance(e, (ast.BinOp, ast.UnaryOp)):
+            return True
+        f = getattr(e, "func", None)
+        if not (isinstance(e, ast.Call) and isinstance(f, ast.Attribute) and isinstance(
+                f.value, ast.Name) and is_numpy(f.value.id)):
+            return False
+        obj = getattr(np, f.attr, None)
+        return isinstance(obj, np.ufunc) or obj is np.dot or obj is np.matmul
+    reductions = {v: k for k, v in _REDUCTIONS.items() if k in ("sum", "max", "min")}
+    for n in ast.walk(fdef):
+        f = getattr(n, "func", None)
+        if isinstance(n, ast.Call) and isinstance(f, ast.Attribute) and f.attr == "reduce" \
+                and isinstance(f.value, ast.Attribute) and f.value.attr in reductions and \
+                isinstance(f.value.value, ast.Name) and is_numpy(f.value.value.id):
+            n.func = ast.Attribute(value=f.value.value, attr=reductions[f.value.attr],
+                                   ctx=ast.Load())
+            n.keywords = [k for k in n.keywords if not (
+                k.arg == "axis" and isinstance(k.value, ast.Constant) and k.value.value is None)]
+    for s in [fdef] + [s for s in ast.walk(fdef) if isinstance(s, ast.stmt)]:
+        for field in ("body", "orelse"):
+            body = getattr(s, field, None)
+            if isinstance(body, list) and body:
+                setattr(s, field, _folded(body, is_numpy, new_array))
+    return fdef
+
+
+_OPS = {v: k for k, v in _UFUNCS.items()}
+
+
+def _folded(body, is_numpy, new_array):
+    out, i = [], 0
+    while i < len(body):
+        s = body[i]
+        i += 1
+        if not (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
+                s.targets[0], ast.Name) and new_array(s.value)):
+            out.append(s)
+            continue
+        buf, value, target = s.targets[0].id, s.value, s.targets[0].id
+        while i < len(body) and target == buf:
+            step = _step(body[i], buf, value, is_numpy)
+            if step is None:
+                break
+            value, target = step
+            i += 1
+        out.append(ast.copy_location(ast.Assign(targets=[ast.Name(id=target, ctx=ast.Store())],
+                                                value=value), s) if value is not s.value
+                   else s)
+    return out
+
+
+def _step(s, buf, value, is_numpy):
+    """(the value with statement s folded in, the name it is assigned to) where s writes
+    into buf without reading it otherwise, else None."""
+    def reads_buf(e):
+        return any(isinstance(n, ast.Name) and n.id == buf for n in ast.walk(e))
+    if isinstance(s, ast.AugAssign) and isinstance(s.target, ast.Name) and \
+            s.target.id == buf and not reads_buf(s.value):
+        return ast.BinOp(left=value, op=s.op, right=s.value), buf
+    if not (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
+            s.targets[0], ast.Name) and isinstance(s.value, ast.Call)):
+        return None
+    call = s.value
+    f = call.func
+    outs = [k for k in call.keywords if k.arg == "out"]
+    if len(call.keywords) != 1 or len(outs) != 1 or not (
+            isinstance(outs[0].value, ast.Name) and outs[0].value.id == buf) or not (
+            isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)
+            and is_numpy(f.value.id)):
+        return None
+    at = [k for k, a in enumerate(call.args) if isinstance(a, ast.Name) and a.id == buf]
+    if len(at) != 1 or any(reads_buf(a) for k, a in enumerate(call.args) if k != at[0]):
+        return None
+    args = list(call.args)
+    args[at[0]] = value
+    if f.attr in _OPS and len(args) == 2:
+        new = ast.BinOp(left=args[0], op=_OPS[f.attr](), right=args[1])
+    elif f.attr == "negative" and len(args) == 1:
+        new = ast.UnaryOp(op=ast.USub(), operand=args[0])
+    else:
+        new = ast.Call(func=f, args=args, keywords=[])
+    return new, s.targets[0].id
