@@ -288,3 +288,15 @@ def test_a_max_shift_masks_nothing_the_softmax_reads():
     with np.errstate(invalid="ignore"):
         got = transpile.grad(selected, wrt=0)(x, arr(4))
     assert np.all(np.isfinite(got)), got
+
+
+def test_a_python_number_broadcast_over_an_array_gets_the_sum():
+    """`X @ w + b` with b a Python float: b's adjoint is the sum of z's, a Python float,
+    written out (`float(np.sum(dz))`, as unbroadcast computes it) instead of the call."""
+    def f(w, b, X):
+        z = X @ w + b
+        return np.mean(np.log1p(np.exp(-np.abs(z))) + z * z)
+    w, X = arr(3), arr(6, 3)
+    g = check_all(f, (w, 0.3, X), (0, 1))
+    assert "unbroadcast" not in g.source and "float(" in g.source, g.source
+    assert type(g(w, 0.3, X)[1]) is float

@@ -927,7 +927,13 @@ class _Specialiser:
     def _sum_back(self, e, g, like):
         """`unbroadcast(g, x)` written out as the sums it does, where both shapes are known:
         `np.sum(g, axis=0)` for a bias vector, `np.sum(g, axis=1, keepdims=True)` for an
-        (n, 1) operand (the same reductions, in the same order, as unbroadcast)."""
+        (n, 1) operand, `float(np.sum(g))` for a Python number (the same reductions, in the
+        same order, as unbroadcast)."""
+        if like == PY and isinstance(g, tuple) and len(g) >= 1:
+            total = ast.Call(func=np_function(self.namespace, "sum"), args=[e.args[0]],
+                             keywords=[])
+            return A.located(ast.Call(func=A.load(self.namespace.bind("float", float)),
+                                      args=[total], keywords=[]), e)
         if g in (None, PY, ARR) or like in (None, PY, ARR) or len(g) < len(like):
             return None
         extra = len(g) - len(like)
