@@ -182,3 +182,13 @@ def test_unlower_leaves_in_place_writes_of_arrays_others_hold():
     tree = ast.parse(src)
     in_place.unlower(tree.body[0], lambda name: np if name == "np" else None)
     assert ast.unparse(tree) == ast.unparse(ast.parse(src))
+
+
+def test_elementwise_arguments_of_calls_get_arrays_of_their_own(monkeypatch):
+    """np.sum(<elementwise>) and calls nested in such arguments: each argument computed
+    into a new array first, the innermost never after the one that reads it."""
+    def f(a, b, c):
+        return np.sum(100.0 * (a - b ** 2) ** 2 + (1.0 - a) ** 2 * c) + np.sum(
+            np.maximum(np.tanh(a * b + c) * 2.0 - a, 0.1) * b)
+    src = check(f, (arr(3, 4), arr(3, 4), arr(4)), (0, 1, 2), monkeypatch)
+    assert "_b1 = " in src and "np.add.reduce(_b1, axis=None)" in src, src

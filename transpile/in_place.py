@@ -145,7 +145,7 @@ class _Lowering:
                     type(fn), "__module__", None)
                 if not (isinstance(module, str) and module.startswith("numpy")):
                     return False
-            elif isinstance(n, (ast.Lambda, ast.NamedExpr, ast.Await, ast.Yield,
+            elif isinstance(n, (ast.Lambda, ast.NamedExpr, ast.Await, ast.Yield, ast.BoolOp,
                                 ast.YieldFrom, ast.IfExp, ast.ListComp, ast.SetComp,
                                 ast.DictComp, ast.GeneratorExp, ast.JoinedStr)):
                 return False
@@ -165,21 +165,23 @@ class _Lowering:
                         self.sh.env[n] = None
                 out.append(s)
                 continue
+            value = self.sh.of(s.value) if isinstance(s, ast.Assign) else None
             new = (self.temporaries(s) if isinstance(s, ast.Assign) else None) or [s]
             calls = [n for t in new for n in A.nodes(t) if self._reduction(n)]
-            self.track(s)           # (the shapes of what s reads, then of what it writes)
+            self.track(s, value)    # (the shapes of what s reads, then of what it writes)
             for n in calls:
                 self._reduce(n)
             out += new
         return out
 
-    def track(self, s):
-        """The shapes after s (as shapes.specialise follows them)."""
+    def track(self, s, value):
+        """The shapes after s (as shapes.specialise follows them); value: the shape of
+        an assignment's value, taken before s was rewritten."""
         if isinstance(s, ast.Assign):
             for t in s.targets:
                 if isinstance(t, ast.Name):
                     if t.id not in self.fixed:
-                        self.sh.assign(t, s.value)
+                        self.sh.env[t.id] = value
                     continue
                 for n in A.walk(t):
                     if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store) and \
@@ -215,16 +217,50 @@ class _Lowering:
         n.keywords = [ast.keyword(arg="axis", value=axis)] + keepdims
 
     def temporaries(self, s):
-        """`t = <elementwise expression>` as statements writing into one new array, or
-        None when nothing would be spared."""
-        if len(s.targets) != 1 or not isinstance(s.targets[0], ast.Name):
+        """`t = <elementwise expression>` as statements writing into one new array (or,
+        where the expression is not elementwise, its elementwise arguments of NumPy
+        calls, each into a new array of its own: `np.sum(a * b + c)`), or None when
+        nothing would be spared."""
+        if len(s.targets) != 1 or not isinstance(s.targets[0], ast.Name) or \
+                not self.plain(s.value):
             return None
-        root = s.value
+        target = s.targets[0].id
+        path = self._path(s.value)
+        if path is not None:
+            reads = {n.id for n in A.nodes(s.value) if isinstance(n, ast.Name)}
+            buf = target if target not in reads else self._fresh()
+            return self._lowered(path, buf, target, s)
+        out = []
+        self._hoist(s.value, out, s)
+        return out + [s] if out else None
+
+    def _hoist(self, node, out, s):
+        """The elementwise arguments of the NumPy calls in node (outermost first, none
+        inside another) each computed into a new array first (statements added to out)."""
+        if isinstance(node, ast.Call):
+            for k, a in enumerate(node.args):
+                path = self._path(a)
+                if path is None:
+                    self._hoist(a, out, s)
+                    continue
+                buf = self._fresh()
+                out += self._lowered(path, buf, buf, s)
+                self.sh.env[buf] = self.shape(a)        # (read by the call from now on)
+                self.floats.add(buf)
+                node.args[k] = A.located(A.load(buf), a)
+            for k in node.keywords:
+                self._hoist(k.value, out, s)
+            return
+        for child in A.children(node, leaves=False):
+            self._hoist(child, out, s)
+
+    def _path(self, root):
+        """The operations from root down to the first that makes a new array of root's
+        shape, root's operand, its operand's... (at least two), or None."""
         shape = self.shape(root)
         if shape is None or self.in_place_op(root) is None or \
-                not self.fresh_array(root, shape) or not self.plain(root):
+                not self.fresh_array(root, shape):
             return None
-        # the path from the root down to the first new array of the result's shape
         path = [root]
         while True:
             operands = self.in_place_op(path[-1])
@@ -234,16 +270,15 @@ class _Lowering:
             path.append(below)
             if self.in_place_op(below) is None:
                 break
-        if len(path) < 2:
-            return None
-        target = s.targets[0].id
-        reads = {n.id for n in A.nodes(root) if isinstance(n, ast.Name)}
-        buf = target if target not in reads else self._fresh()
+        return path if len(path) >= 2 else None
+
+    def _lowered(self, path, buf, target, s):
+        """`buf = <the first new array>`, then each operation above it written into buf,
+        the last one's result named target."""
         made, ops = path[-1], path[-2::-1]
         out = [A.located(A.assign(buf, made), s)]
         for k, op in enumerate(ops):
-            last = k == len(ops) - 1
-            into = target if last else buf
+            into = target if k == len(ops) - 1 else buf
             below = path[len(path) - 1 - k]
             out.append(A.located(self._written(op, below, buf, into), s))
         return out

@@ -32,6 +32,7 @@ RESULT_ADJOINT = "[result adjoint]"     # kinds entry: the caller passes an adjo
 EXACT = "exact"                         # exactly the result's shape (a float64 array)
 INTS = "[ints]"                 # primal_shapes' entry: the names that hold Python ints
 SHAPE_NAMES = "[shapes]"        # and the names that hold an array's shape tuple
+SIZES = "[sizes]"               # and the lengths of slices (`x[1:]`, `x[:-1]`: one Size)
 
 
 class Dim:
@@ -132,9 +133,11 @@ class Shapes:
 
     def use_primal(self, primal):
         """Take the shapes `primal_shapes` found (and its ints and shape tuples)."""
-        self.env.update({k: v for k, v in primal.items() if k not in (INTS, SHAPE_NAMES)})
+        self.env.update({k: v for k, v in primal.items() if k not in (INTS, SHAPE_NAMES,
+                                                                       SIZES)})
         self.ints |= primal.get(INTS, frozenset())
         self.shape_names |= primal.get(SHAPE_NAMES, frozenset())
+        self._sizes.update(primal.get(SIZES, {}))     # (a later x[:-1] is the primal's)
 
     # --- dimensions ----------------------------------------------------------------
     def _fresh(self, node, i):
@@ -577,6 +580,7 @@ def primal_shapes(body, params, facts, resolve, results=None):
             sh.env[name] = None
     sh.env[INTS] = frozenset(sh.ints)
     sh.env[SHAPE_NAMES] = frozenset(sh.shape_names)
+    sh.env[SIZES] = {k: v for k, v in sh._sizes.items() if k[0] == "slice"}
     return sh.env
 
 
