@@ -58,6 +58,8 @@ class _Lowering:
     def __init__(self, sh, fixed, env, np):
         self.sh, self.fixed, self.env, self.np = sh, fixed, env, np
         self.floats = set()
+        self.reals = set()
+        self.owned = set()          # names whose array no other name, tape or call holds
 
     # --- what an expression is ------------------------------------------------------
     def is_float(self, e):
@@ -80,24 +82,59 @@ class _Lowering:
                 self.is_float(e.right) and self.is_real(e.left))
         if isinstance(e, ast.Call):
             fn = self.sh._function(e)
-            if e.keywords or any(isinstance(a, ast.Starred) for a in e.args):
+            if any(isinstance(a, ast.Starred) for a in e.args):
                 return False
-            if self._ufunc(fn, len(e.args)):
+            if self._reducing(fn, e):
+                return self.is_float(e.args[0])
+            if e.keywords:
+                return False
+            if self._ufunc(fn, len(e.args)) or self._helper(fn, len(e.args)):
                 return any(self.is_float(a) for a in e.args) and all(
                     self.is_float(a) or self.is_real(a) for a in e.args) and (
                     len(e.args) == 2 or self.is_float(e.args[0]))
+            from . import runtime
+            if fn is runtime.unbroadcast and len(e.args) == 2:
+                return self.is_float(e.args[0])
+            if fn is runtime.add_at and len(e.args) == 4:
+                return self.is_float(e.args[0]) and self.is_float(e.args[3])
             if fn is self.np.dot or fn is self.np.matmul:
                 return len(e.args) == 2 and all(self.is_float(a) for a in e.args)
-            if fn in (self.np.sum, self.np.max, self.np.min, self.np.amax, self.np.amin,
-                      self.np.add.reduce, self.np.maximum.reduce, self.np.minimum.reduce):
-                return bool(e.args) and self.is_float(e.args[0])
         return False
 
+    def _reducing(self, fn, call):
+        """A sum, mean, max or min of its first argument (axis=, keepdims= at most)?"""
+        np = self.np
+        return fn in (np.sum, np.mean, np.max, np.min, np.amax, np.amin, np.add.reduce,
+                      np.maximum.reduce, np.minimum.reduce) and 1 <= len(call.args) <= 2 \
+            and all(k.arg in ("axis", "keepdims") for k in call.keywords)
+
     def is_real(self, e):
-        """A real number or array (bool, int or float): what a known shape means."""
+        """Surely a real number or array (bool, int or float)? A known shape says so,
+        and so do the names every assignment of which is real (`reals`)."""
         if isinstance(e, ast.Constant):
             return type(e.value) in (int, float, bool)
-        return self.sh.of(e) is not None
+        if isinstance(e, ast.Name):
+            return e.id in self.reals or e.id in self.floats or self.sh.of(e) is not None
+        if isinstance(e, ast.Compare):
+            return all(self.is_real(x) for x in [e.left] + e.comparators)
+        if isinstance(e, ast.BinOp) and not isinstance(e.op, ast.MatMult):
+            return self.is_real(e.left) and self.is_real(e.right)
+        if isinstance(e, ast.UnaryOp):
+            return self.is_real(e.operand)
+        if isinstance(e, ast.Call):
+            fn = self.sh._function(e)
+            if self._reducing(fn, e):
+                return self.is_real(e.args[0])
+            if not e.keywords and (self._ufunc(fn, len(e.args)) or fn is self.np.where or
+                                   self._helper(fn, len(e.args))):
+                return all(self.is_real(a) for a in e.args)
+        return self.is_float(e) or self.sh.of(e) is not None
+
+    @staticmethod
+    def _helper(fn, nargs):
+        """A runtime helper acting elementwise on real operands (shapes.py's list)."""
+        from .shapes import _elementwise_helpers
+        return any(fn is h and nargs == n for h, n in _elementwise_helpers())
 
     def _ufunc(self, fn, nargs):
         np = self.np
@@ -136,14 +173,16 @@ class _Lowering:
         return None
 
     def plain(self, e):
-        """Only names, constants, arithmetic, comparisons, attributes, subscripts and
-        NumPy functions: nothing whose order of evaluation could matter."""
+        """Only names, constants, arithmetic, comparisons, attributes, subscripts, NumPy
+        functions and the elementwise runtime helpers: nothing whose order of evaluation
+        could matter."""
         for n in A.nodes(e):
             if isinstance(n, ast.Call):
                 fn = self.sh._function(n)
                 module = getattr(fn, "__module__", None) or getattr(
                     type(fn), "__module__", None)
-                if not (isinstance(module, str) and module.startswith("numpy")):
+                if not (isinstance(module, str) and module.startswith("numpy") or
+                        self._helper(fn, len(n.args))):
                     return False
             elif isinstance(n, (ast.Lambda, ast.NamedExpr, ast.Await, ast.Yield, ast.BoolOp,
                                 ast.YieldFrom, ast.IfExp, ast.ListComp, ast.SetComp,
@@ -153,26 +192,88 @@ class _Lowering:
 
     # --- statements -----------------------------------------------------------------
     def block(self, stmts):
+        owned = self.owned = set()
         out = []
         for s in stmts:
             if isinstance(s, (ast.If, ast.For, ast.While)):
                 entry = dict(self.sh.env)
+                stored = [n for n in A.names_stored(s) if n not in self.fixed]
+                if not isinstance(s, ast.If):
+                    for n in stored:    # (what a pass leaves for the next: not followed)
+                        self.sh.env[n] = None
                 s.body = self.block(s.body)
+                if isinstance(s, ast.If):
+                    self.sh.env = dict(entry)
                 s.orelse = self.block(s.orelse)
                 self.sh.env = entry
-                for n in A.names_stored(s):
-                    if n not in self.fixed:
-                        self.sh.env[n] = None
+                for n in stored:
+                    self.sh.env[n] = None
+                owned = self.owned = set()
                 out.append(s)
                 continue
             value = self.sh.of(s.value) if isinstance(s, ast.Assign) else None
             new = (self.temporaries(s) if isinstance(s, ast.Assign) else None) or [s]
             calls = [n for t in new for n in A.nodes(t) if self._reduction(n)]
+            owned -= self._held(s)
             self.track(s, value)    # (the shapes of what s reads, then of what it writes)
+            if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
+                    s.targets[0], ast.Name):
+                if self.fresh_array(s.value, value) or self._accumulated(new, s):
+                    owned.add(s.targets[0].id)
+                else:
+                    owned.discard(s.targets[0].id)
+            else:
+                owned -= A.names_stored(s)
             for n in calls:
                 self._reduce(n)
             out += new
         return out
+
+    def _accumulated(self, new, s):
+        """Did s become writes into its target's own array (`d += e`), which it owned?"""
+        t = s.targets[0].id
+        return len(new) > 0 and new[0] is not s and not (
+            isinstance(new[0], ast.Assign) and any(
+                isinstance(x, ast.Name) and x.id == t for x in new[0].targets)) and all(
+            isinstance(x, ast.AugAssign) and isinstance(x.target, ast.Name) and
+            x.target.id == t or isinstance(x, ast.Assign) and x.targets[0].id == t
+            for x in new)
+
+    def _held(self, s):
+        """The owned names s reads in a way that may keep their array (a view, another
+        name for it, a call that may return or store it): no longer owned after s."""
+        if not self.owned:
+            return set()
+        held = set()
+        parent = {}
+        for n in A.nodes(s):
+            for c in A.children(n, leaves=False):
+                parent[id(c)] = n
+        for n in A.nodes(s):
+            if not (isinstance(n, ast.Name) and n.id in self.owned and
+                    isinstance(n.ctx, ast.Load)):
+                continue
+            up = parent.get(id(n))
+            if isinstance(up, (ast.BinOp, ast.UnaryOp, ast.Compare)):
+                continue            # (arithmetic makes a new array)
+            if isinstance(up, ast.Attribute) and up.attr in ("shape", "size", "ndim",
+                                                               "dtype"):
+                continue
+            if isinstance(up, ast.Subscript) and up.value is n and isinstance(
+                    up.ctx, ast.Store):
+                continue            # (written into: `d[i] += g`)
+            if isinstance(up, ast.Call) and n in up.args and self._new_result(up):
+                continue
+            held.add(n.id)
+        return held
+
+    def _new_result(self, call):
+        """Does this call of NumPy surely return a new array (never its argument)?"""
+        np = self.np
+        fn = self.sh._function(call)
+        return isinstance(fn, np.ufunc) and not call.keywords or fn in (
+            np.dot, np.matmul, np.where, np.sum, np.max, np.min, np.amax, np.amin,
+            np.mean) or fn in (np.add.reduce, np.maximum.reduce, np.minimum.reduce)
 
     def track(self, s, value):
         """The shapes after s (as shapes.specialise follows them); value: the shape of
@@ -225,10 +326,13 @@ class _Lowering:
                 not self.plain(s.value):
             return None
         target = s.targets[0].id
-        path = self._path(s.value)
+        reads = [n.id for n in A.nodes(s.value) if isinstance(n, ast.Name)]
+        # an array the target alone holds, read once here: the sum goes into it
+        own = target if target in self.owned and reads.count(target) == 1 else None
+        path = self._path(s.value, own)
         if path is not None:
-            reads = {n.id for n in A.nodes(s.value) if isinstance(n, ast.Name)}
-            buf = target if target not in reads else self._fresh()
+            buf = target if target not in reads or path[-1].__class__ is ast.Name \
+                else self._fresh()
             return self._lowered(path, buf, target, s)
         out = []
         self._hoist(s.value, out, s)
@@ -254,17 +358,23 @@ class _Lowering:
         for child in A.children(node, leaves=False):
             self._hoist(child, out, s)
 
-    def _path(self, root):
+    def _path(self, root, own=None):
         """The operations from root down to the first that makes a new array of root's
-        shape, root's operand, its operand's... (at least two), or None."""
+        shape, root's operand, its operand's... (at least two), or None. `own`: a name
+        whose array may be that array (it alone holds it; then it ends the path)."""
         shape = self.shape(root)
         if shape is None or self.in_place_op(root) is None or \
                 not self.fresh_array(root, shape):
             return None
         path = [root]
         while True:
-            operands = self.in_place_op(path[-1])
-            below = next((a for a in operands or () if self.fresh_array(a, shape)), None)
+            operands = self.in_place_op(path[-1]) or ()
+            mine = next((a for a in operands if isinstance(a, ast.Name) and a.id == own
+                         and self.is_float(a) and same_shape(self.shape(a), shape)), None)
+            if mine is not None and (isinstance(path[-1], ast.BinOp) or len(operands) == 1):
+                path.append(mine)
+                break
+            below = next((a for a in operands if self.fresh_array(a, shape)), None)
             if below is None:
                 break
             path.append(below)
@@ -276,12 +386,34 @@ class _Lowering:
         """`buf = <the first new array>`, then each operation above it written into buf,
         the last one's result named target."""
         made, ops = path[-1], path[-2::-1]
-        out = [A.located(A.assign(buf, made), s)]
+        out = [] if isinstance(made, ast.Name) else [A.located(A.assign(buf, made), s)]
         for k, op in enumerate(ops):
             into = target if k == len(ops) - 1 else buf
             below = path[len(path) - 1 - k]
+            self._own_operands(op, below, out, s)
             out.append(A.located(self._written(op, below, buf, into), s))
         return out
+
+    def _own_operands(self, op, below, out, s):
+        """op's other operands that are elementwise expressions themselves (`d += a * b
+        * c`): each computed into a new array first (statements added to out)."""
+        if isinstance(op, ast.BinOp):
+            fields = [("right", op.right)] if op.left is below else [("left", op.left)]
+        elif isinstance(op, ast.Call):
+            fields = [(k, a) for k, a in enumerate(op.args) if a is not below]
+        else:
+            return
+        for field, a in fields:
+            path = self._path(a)
+            if path is None:
+                continue
+            buf = self._fresh()
+            out += self._lowered(path, buf, buf, s)
+            name = A.located(A.load(buf), a)
+            if isinstance(field, str):
+                setattr(op, field, name)
+            else:
+                op.args[field] = name
 
     def _written(self, op, below, buf, into):
         """The statement doing op with its operand `below` (now in buf) written into buf;
@@ -324,28 +456,39 @@ def _float_names(body, rt, sh, lowering):
                 sites.setdefault(s.targets[0].id, []).append(v)
         elif isinstance(s, ast.For):
             bad |= A.names_stored(s.target)
+        elif isinstance(s, (ast.Assign, ast.AugAssign)) and all(
+                isinstance(t, (ast.Subscript, ast.Attribute))
+                for t in getattr(s, "targets", [getattr(s, "target", None)])):
+            continue            # (an element write keeps the array's dtype)
         elif not isinstance(s, (ast.If, ast.While)):    # (their bodies come one by one)
             bad |= A.names_stored(s)
     arrays = {p for p in params if isinstance(sh.env.get(p), tuple) or sh.env.get(p) == ARR}
-    # assume every candidate, drop those with an assignment that is not float64
+    # assume every candidate, drop those with an assignment that is not float64 (real)
     lowering.floats = (arrays | set(sites)) - bad - (params - arrays) - set(sh.ints)
+    lowering.reals = set(sites) - bad - params
     while True:
         drop = {n for n in lowering.floats
                 if not all(lowering.is_float(v) for v in sites.get(n, ()))}
-        if not drop:
+        unreal = {n for n in lowering.reals
+                  if not all(lowering.is_real(v) for v in sites.get(n, ()))}
+        if not drop and not unreal:
             return lowering.floats
         lowering.floats -= drop
+        lowering.reals -= unreal
 
 
 # --- folded back (for the numba backend) ---------------------------------------------------
 
 def unlower(fdef, means):
-    """The inverse of `lower` on a function definition (in place): `np.add.reduce` and
-    friends as np.sum, np.max, np.min, and each run `b = <new array>` (arithmetic, a ufunc,
-    np.dot or np.matmul) followed by statements writing into b (`b op= e`,
-    `x = np.f(..., b, ..., out=b)`) as one assignment of the whole expression. Folding such
-    a run is exact wherever b starts as a new array (nothing else holds it), whoever wrote
-    the run. `means(name)`: the object a free name of the function refers to."""
+    """The inverse of `lower` on a generated function definition (in place):
+    `np.add.reduce` and friends as np.sum, np.max, np.min; each run `b = <new array>`
+    (arithmetic, a ufunc, np.dot or np.matmul) followed by statements writing into b
+    (`b op= e`, `x = np.f(..., b, ..., out=b)`) as one assignment of the whole expression;
+    and any other `d op= e` as `d = d op e`. Folding a run is exact wherever b starts as a
+    new array (nothing else holds it), whoever wrote it; the last holds for generated code,
+    where `lower` alone writes `d op= e` (on arrays only d holds: normalize.py makes a
+    user's `x += e` the element write it is). `means(name)`: the object a free name of
+    the function refers to."""
     import numpy as np
 
     def is_numpy(name):
@@ -386,6 +529,13 @@ def _folded(body, is_numpy, new_array):
     while i < len(body):
         s = body[i]
         i += 1
+        if isinstance(s, ast.AugAssign) and isinstance(s.target, ast.Name):
+            t = s.target.id
+            out.append(ast.copy_location(ast.Assign(
+                targets=[ast.Name(id=t, ctx=ast.Store())],
+                value=ast.BinOp(left=ast.Name(id=t, ctx=ast.Load()), op=s.op,
+                                right=s.value)), s))
+            continue
         if not (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
                 s.targets[0], ast.Name) and new_array(s.value)):
             out.append(s)

@@ -155,9 +155,6 @@ class _NumbaPass(ast.NodeTransformer):
         self.tape_stacks = tape_stacks
 
     def run(self, fdef):
-        # temporaries written in place and direct reductions (in_place.py) as the whole
-        # expressions they are: numba fuses an expression into one loop
-        in_place.unlower(fdef, self.means)
         self._drop_unused_defs(fdef)
         self._drop_dead_nones(fdef)
         self._placeholders(fdef)
@@ -698,6 +695,11 @@ def dispatcher(fn, entry=True):
     fdef.decorator_list = []
     fdef.args.defaults = []               # the function's own evaluated defaults are set
     fdef.args.kw_defaults = [None] * len(fdef.args.kwonlyargs)     # on the copy below
+    if filename is None:
+        # generated code: its temporaries written in place and direct reductions
+        # (in_place.py) as the whole expressions they are (numba fuses an expression
+        # into one loop)
+        in_place.unlower(fdef, lambda name: _lookup(fn, name))
     numba_pass = _NumbaPass(lambda name: _lookup(fn, name), _TAPE_STACKS.get(fn))
     numba_pass.run(fdef)
     _typed_placeholders(fdef, _FIXES.get(fn, {}))
