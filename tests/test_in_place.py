@@ -103,6 +103,7 @@ def test_a_target_read_by_its_expression_gets_a_new_buffer(monkeypatch):
     ("mask-times-array", lambda x: np.sum((x > 0) * (x * x + 1.0) * 2.5 + x),
      [(6,)]),
     ("int-constants", lambda x: np.sum((2 * x - 1) * (3 - x) / 2), [(5,)]),
+
     ("unary-minus", lambda x: np.sum(-(x * x) * np.sin(x)), [(5,)]),
     ("matrix", lambda A, B: np.sum(np.tanh(A @ B) * (A @ B) - (A @ B) ** 2), [(3, 4),
                                                                            (4, 3)]),
@@ -111,6 +112,14 @@ def test_programs_give_the_same_bits_with_and_without_the_pass(name, fn, shapes,
                                                                monkeypatch):
     args = tuple(arr(*s) for s in shapes)
     check(fn, args, tuple(range(len(args))), monkeypatch)
+
+
+def test_ufuncs_making_booleans_are_no_buffer(monkeypatch):
+    """np.isnan, np.signbit of floats make booleans: no float result is written into
+    them (nor is anything lowered that their unknown shapes touch)."""
+    def f(x):
+        return np.sum((np.isnan(x) * 2.0 + x) * (np.signbit(x) + x) * x)
+    check(f, (arr(6),), 0, monkeypatch, lowered=None)
 
 
 def test_booleans_and_integers_are_never_a_buffer(monkeypatch):

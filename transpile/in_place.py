@@ -137,9 +137,11 @@ class _Lowering:
         return any(fn is h and nargs == n for h, n in _elementwise_helpers())
 
     def _ufunc(self, fn, nargs):
+        """A ufunc of nargs operands with a float64 loop (`d->d`, `dd->d`): its result is
+        float64 for float64 operands (not np.isnan's booleans)."""
         np = self.np
         return isinstance(fn, np.ufunc) and fn.signature is None and fn.nout == 1 and \
-            fn.nin == nargs and nargs in (1, 2)
+            fn.nin == nargs and nargs in (1, 2) and "d" * nargs + "->d" in fn.types
 
     def shape(self, e):
         """e's shape where e is an array of known shape with at least one dimension."""
