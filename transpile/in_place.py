@@ -29,6 +29,7 @@ code that is differentiated again (that code copies instead: `Namespace.copying`
 numba backend folds both rewrites back (jit.py: numba fuses whole expressions itself).
 """
 import ast
+import functools
 
 from . import astutil as A
 from .shapes import ARR, Shapes, _resolver, np_function, same_shape
@@ -51,7 +52,10 @@ def lower(body, rt, env):
     sh.unify_ok = False
     lowering = _Lowering(sh, set(primal), env, np)
     lowering.floats = _float_names(body, rt, sh, lowering)
-    return lowering.block(body)
+    try:
+        return lowering.block(body)
+    finally:
+        sh.memo = None
 
 
 class _Lowering:
@@ -59,11 +63,32 @@ class _Lowering:
         self.sh, self.fixed, self.env, self.np = sh, fixed, env, np
         self.floats = set()
         self.reals = set()
+        self._functions, self._keep = {}, []
+        self.forget()
         self.owned = set()          # names whose array no other name, tape or call holds
 
     # --- what an expression is ------------------------------------------------------
+    def _function(self, call):
+        """What call calls (shapes.Shapes._function), looked up once per call."""
+        known = self._functions.get(id(call), _UNSET)
+        if known is _UNSET:
+            known = self._functions[id(call)] = (self.sh._function(call), call)[0]
+            self._keep.append(call)         # (its id stays its own)
+        return known
+
+    def forget(self):
+        """Drop what is_float, is_real and shape found (the facts they read changed)."""
+        self._floats_of, self._reals_of, self._shapes_of = {}, {}, {}
+        self.sh.memo = {}
+
     def is_float(self, e):
         """Is e surely a float64 value (a float64 array or a real float)?"""
+        known = self._floats_of.get(id(e))
+        if known is None:
+            known = self._floats_of[id(e)] = self._is_float(e)
+        return known
+
+    def _is_float(self, e):
         if isinstance(e, ast.Constant):
             return type(e.value) is float
         if isinstance(e, ast.Name):
@@ -81,7 +106,7 @@ class _Lowering:
             return (self.is_float(e.left) and self.is_real(e.right)) or (
                 self.is_float(e.right) and self.is_real(e.left))
         if isinstance(e, ast.Call):
-            fn = self.sh._function(e)
+            fn = self._function(e)
             if any(isinstance(a, ast.Starred) for a in e.args):
                 return False
             if self._reducing(fn, e):
@@ -111,6 +136,12 @@ class _Lowering:
     def is_real(self, e):
         """Surely a real number or array (bool, int or float)? A known shape says so,
         and so do the names every assignment of which is real (`reals`)."""
+        known = self._reals_of.get(id(e))
+        if known is None:
+            known = self._reals_of[id(e)] = self._is_real(e)
+        return known
+
+    def _is_real(self, e):
         if isinstance(e, ast.Constant):
             return type(e.value) in (int, float, bool)
         if isinstance(e, ast.Name):
@@ -122,7 +153,7 @@ class _Lowering:
         if isinstance(e, ast.UnaryOp):
             return self.is_real(e.operand)
         if isinstance(e, ast.Call):
-            fn = self.sh._function(e)
+            fn = self._function(e)
             if self._reducing(fn, e):
                 return self.is_real(e.args[0])
             if not e.keywords and (self._ufunc(fn, len(e.args)) or fn is self.np.where or
@@ -133,8 +164,10 @@ class _Lowering:
     @staticmethod
     def _helper(fn, nargs):
         """A runtime helper acting elementwise on real operands (shapes.py's list)."""
-        from .shapes import _elementwise_helpers
-        return any(fn is h and nargs == n for h, n in _elementwise_helpers())
+        try:
+            return _helpers().get(fn) == nargs
+        except TypeError:           # (an unhashable callable)
+            return False
 
     def _ufunc(self, fn, nargs):
         """A ufunc of nargs operands with a float64 loop (`d->d`, `dd->d`): its result is
@@ -145,8 +178,11 @@ class _Lowering:
 
     def shape(self, e):
         """e's shape where e is an array of known shape with at least one dimension."""
+        if id(e) in self._shapes_of:
+            return self._shapes_of[id(e)]
         s = self.sh.of(e)
-        return s if isinstance(s, tuple) and len(s) >= 1 else None
+        s = self._shapes_of[id(e)] = s if isinstance(s, tuple) and len(s) >= 1 else None
+        return s
 
     def fresh_array(self, e, shape):
         """Does e make a new float64 array of exactly `shape` (so that writing into it
@@ -158,7 +194,7 @@ class _Lowering:
         if isinstance(e, ast.UnaryOp):
             return isinstance(e.op, ast.USub)
         if isinstance(e, ast.Call):
-            fn = self.sh._function(e)
+            fn = self._function(e)
             return self._ufunc(fn, len(e.args)) or fn is self.np.dot or fn is self.np.matmul
         return False
 
@@ -169,18 +205,18 @@ class _Lowering:
             return [e.left, e.right]
         if isinstance(e, ast.UnaryOp) and isinstance(e.op, ast.USub):
             return [e.operand]
-        if isinstance(e, ast.Call) and self._ufunc(self.sh._function(e), len(e.args)) \
+        if isinstance(e, ast.Call) and self._ufunc(self._function(e), len(e.args)) \
                 and not e.keywords:
             return list(e.args)
         return None
 
-    def plain(self, e):
+    def plain(self, nodes):
         """Only names, constants, arithmetic, comparisons, attributes, subscripts, NumPy
-        functions and the elementwise runtime helpers: nothing whose order of evaluation
-        could matter."""
-        for n in A.nodes(e):
+        functions and the elementwise runtime helpers (among a statement's `nodes`):
+        nothing whose order of evaluation could matter."""
+        for n in nodes:
             if isinstance(n, ast.Call):
-                fn = self.sh._function(n)
+                fn = self._function(n)
                 module = getattr(fn, "__module__", None) or getattr(
                     type(fn), "__module__", None)
                 if not (isinstance(module, str) and module.startswith("numpy") or
@@ -213,10 +249,15 @@ class _Lowering:
                 owned = self.owned = set()
                 out.append(s)
                 continue
+            self.forget()           # (the shapes moved on)
+            nodes = list(A.nodes(s))    # (of s as it was: the rewrites reuse its nodes)
             value = self.sh.of(s.value) if isinstance(s, ast.Assign) else None
-            new = (self.temporaries(s) if isinstance(s, ast.Assign) else None) or [s]
-            calls = [n for t in new for n in A.nodes(t) if self._reduction(n)]
-            owned -= self._held(s)
+            calls = [n for n in nodes if isinstance(n, ast.Call) and self._reduction(n)]
+            held = self._held(nodes)
+            ops = sum(1 for n in nodes if n.__class__ in (ast.BinOp, ast.UnaryOp, ast.Call))
+            new = (self.temporaries(s, nodes) if isinstance(s, ast.Assign) and (
+                ops >= 2 or ops == 1 and owned) else None) or [s]
+            owned -= held
             self.track(s, value)    # (the shapes of what s reads, then of what it writes)
             if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
                     s.targets[0], ast.Name):
@@ -241,20 +282,21 @@ class _Lowering:
             x.target.id == t or isinstance(x, ast.Assign) and x.targets[0].id == t
             for x in new)
 
-    def _held(self, s):
-        """The owned names s reads in a way that may keep their array (a view, another
-        name for it, a call that may return or store it): no longer owned after s."""
-        if not self.owned:
+    def _held(self, nodes):
+        """The owned names a statement (its `nodes`) reads in a way that may keep their
+        array (a view, another name for it, a call that may return or store it): no
+        longer owned after it."""
+        owned = self.owned
+        reads = [n for n in nodes if n.__class__ is ast.Name and n.id in owned and
+                 n.ctx.__class__ is ast.Load] if owned else ()
+        if not reads:
             return set()
         held = set()
         parent = {}
-        for n in A.nodes(s):
+        for n in nodes:
             for c in A.children(n, leaves=False):
                 parent[id(c)] = n
-        for n in A.nodes(s):
-            if not (isinstance(n, ast.Name) and n.id in self.owned and
-                    isinstance(n.ctx, ast.Load)):
-                continue
+        for n in reads:
             up = parent.get(id(n))
             if isinstance(up, (ast.BinOp, ast.UnaryOp, ast.Compare)):
                 continue            # (arithmetic makes a new array)
@@ -272,7 +314,7 @@ class _Lowering:
     def _new_result(self, call):
         """Does this call of NumPy surely return a new array (never its argument)?"""
         np = self.np
-        fn = self.sh._function(call)
+        fn = self._function(call)
         return isinstance(fn, np.ufunc) and not call.keywords or fn in (
             np.dot, np.matmul, np.where, np.sum, np.max, np.min, np.amax, np.amin,
             np.mean) or fn in (np.add.reduce, np.maximum.reduce, np.minimum.reduce)
@@ -302,14 +344,14 @@ class _Lowering:
                 k.arg not in ("axis", "keepdims") for k in n.keywords) or any(
                 isinstance(a, ast.Starred) for a in n.args):
             return False
-        fn = self.sh._function(n)
+        fn = self._function(n)
         if not any(getattr(self.np, k) is fn for k in _REDUCTIONS):
             return False
         s = self.sh.of(n.args[0])
         return s == ARR or isinstance(s, tuple) and len(s) >= 1
 
     def _reduce(self, n):
-        fn = self.sh._function(n)
+        fn = self._function(n)
         name = next(k for k in _REDUCTIONS if getattr(self.np, k) is fn)
         keepdims = [k for k in n.keywords if k.arg == "keepdims"]
         axis = n.args[1] if len(n.args) == 2 else next(
@@ -319,16 +361,17 @@ class _Lowering:
         n.args = [n.args[0]]
         n.keywords = [ast.keyword(arg="axis", value=axis)] + keepdims
 
-    def temporaries(self, s):
+    def temporaries(self, s, nodes):
         """`t = <elementwise expression>` as statements writing into one new array (or,
         where the expression is not elementwise, its elementwise arguments of NumPy
         calls, each into a new array of its own: `np.sum(a * b + c)`), or None when
         nothing would be spared."""
         if len(s.targets) != 1 or not isinstance(s.targets[0], ast.Name) or \
-                not self.plain(s.value):
+                not self.plain(nodes):
             return None
         target = s.targets[0].id
-        reads = [n.id for n in A.nodes(s.value) if isinstance(n, ast.Name)]
+        reads = [n.id for n in nodes if n.__class__ is ast.Name and n.ctx.__class__ is
+                 ast.Load]
         # an array the target alone holds, read once here: the sum goes into it
         own = target if target in self.owned and reads.count(target) == 1 else None
         path = self._path(s.value, own)
@@ -353,7 +396,7 @@ class _Lowering:
                 out += self._lowered(path, buf, buf, s)
                 self.sh.env[buf] = self.shape(a)        # (read by the call from now on)
                 self.floats.add(buf)
-                node.args[k] = A.located(A.load(buf), a)
+                node.args[k] = A.load(buf)
             for k in node.keywords:
                 self._hoist(k.value, out, s)
             return
@@ -386,14 +429,15 @@ class _Lowering:
 
     def _lowered(self, path, buf, target, s):
         """`buf = <the first new array>`, then each operation above it written into buf,
-        the last one's result named target."""
+        the last one's result named target. (Each new statement has s's place: the line
+        map reads statements; emit.build places the new expressions inside them.)"""
         made, ops = path[-1], path[-2::-1]
-        out = [] if isinstance(made, ast.Name) else [A.located(A.assign(buf, made), s)]
+        out = [] if isinstance(made, ast.Name) else [ast.copy_location(A.assign(buf, made), s)]
         for k, op in enumerate(ops):
             into = target if k == len(ops) - 1 else buf
             below = path[len(path) - 1 - k]
             self._own_operands(op, below, out, s)
-            out.append(A.located(self._written(op, below, buf, into), s))
+            out.append(ast.copy_location(self._written(op, below, buf, into), s))
         return out
 
     def _own_operands(self, op, below, out, s):
@@ -411,7 +455,7 @@ class _Lowering:
                 continue
             buf = self._fresh()
             out += self._lowered(path, buf, buf, s)
-            name = A.located(A.load(buf), a)
+            name = A.load(buf)
             if isinstance(field, str):
                 setattr(op, field, name)
             else:
@@ -441,6 +485,12 @@ class _Lowering:
         return self.env.names.fresh("_b")
 
 
+@functools.cache
+def _helpers():
+    from .shapes import _elementwise_helpers
+    return dict(_elementwise_helpers())
+
+
 def _float_names(body, rt, sh, lowering):
     """The names that hold float64 values wherever they are assigned: float64 array
     parameters (what the code is specialised on) and names every assignment of which is
@@ -468,15 +518,24 @@ def _float_names(body, rt, sh, lowering):
     # assume every candidate, drop those with an assignment that is not float64 (real)
     lowering.floats = (arrays | set(sites)) - bad - (params - arrays) - set(sh.ints)
     lowering.reals = set(sites) - bad - params
-    while True:
-        drop = {n for n in lowering.floats
+    readers = {}                # name -> the names with an assignment reading it
+    for n, values in sites.items():
+        for v in values:
+            for m in A.nodes(v):
+                if m.__class__ is ast.Name:
+                    readers.setdefault(m.id, set()).add(n)
+    todo = set(sites)           # (names to look at again: what they read was dropped)
+    while todo:
+        lowering.forget()
+        drop = {n for n in todo & lowering.floats
                 if not all(lowering.is_float(v) for v in sites.get(n, ()))}
-        unreal = {n for n in lowering.reals
+        unreal = {n for n in todo & lowering.reals
                   if not all(lowering.is_real(v) for v in sites.get(n, ()))}
-        if not drop and not unreal:
-            return lowering.floats
         lowering.floats -= drop
         lowering.reals -= unreal
+        todo = {r for n in drop | unreal for r in readers.get(n, ())}
+    lowering.forget()
+    return lowering.floats
 
 
 # --- folded back (for the numba backend) ---------------------------------------------------
@@ -524,6 +583,7 @@ def unlower(fdef, means):
 
 
 _OPS = {v: k for k, v in _UFUNCS.items()}
+_UNSET = object()
 
 
 def _folded(body, is_numpy, new_array):

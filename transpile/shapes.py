@@ -310,8 +310,21 @@ class Shapes:
         return a == ARR or isinstance(a, tuple)
 
     # --- expressions ---------------------------------------------------------------
+    #: {id(node): shape} while set (by a pass that keeps it for as long as the names'
+    #: shapes and the nodes stay as they are: in_place.py, one statement at a time)
+    memo = None
+
     def of(self, e):
         """The shape of expression e (None when unknown)."""
+        memo = self.memo
+        if memo is None:
+            return self._of(e)
+        known = memo.get(id(e), memo)
+        if known is memo:
+            known = memo[id(e)] = self._of(e)
+        return known
+
+    def _of(self, e):
         if isinstance(e, ast.Constant):
             v = e.value
             return PY if type(v) in (int, float, bool) else None
