@@ -226,3 +226,12 @@ def test_arrays_other_names_hold_are_never_written_in_place(name, fn, shapes, mo
         name, fn)
     args = tuple(arr(*s) for s in shapes)
     check(fn, args, (0, 1), monkeypatch, lowered=None)
+
+
+def test_functions_with_complex_values_are_left_alone(monkeypatch):
+    """A complex intermediate (its adjoint complex too) while shapes are known: no float64
+    array would take the complex products, so nothing is lowered."""
+    def f(x, w):
+        z = np.exp(1j * x) * w
+        return np.sum(np.abs(z * x + w) ** 2 * x)
+    check(f, (arr(5), arr(5)), (0, 1), monkeypatch, lowered=False)

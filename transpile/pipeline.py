@@ -728,8 +728,9 @@ def _transform(unit, active, kind, compiled=None, kinds=None, options=None):
         if options["optimize"] and options["checkpoint"] is None:
             body = sum(drop_unread_saves(*split_at_first_pop(body)), [])
         if options["optimize"] and kind == "value_and_grad" and not env.copying and \
-                not all_scalar:
-            body = in_place.lower(body, rt, env)     # (code not differentiated again)
+                not all_scalar and not an.complex:
+            # (code not differentiated again, with no complex value: a shape means real)
+            body = in_place.lower(body, rt, env)
         args = A.copy_tree(unit.node.args)
         fn, source = build(f"grad_{name}", args, body, env, unit, unit.defaults,
                            unit.kwdefaults, kind="grad")

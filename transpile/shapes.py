@@ -664,6 +664,7 @@ class _Specialiser:
         self.sh = shapes
         self.fixed = fixed          # primal names: their (flow-insensitive) shapes hold
         self.namespace = env
+        self.real = False           # surely no complex value in the function
 
     def block(self, stmts, top=True):
         out = []
@@ -946,7 +947,8 @@ class _Specialiser:
         `np.sum(g, axis=0)` for a bias vector, `np.sum(g, axis=1, keepdims=True)` for an
         (n, 1) operand, `float(np.sum(g))` for a Python number (the same reductions, in the
         same order, as unbroadcast)."""
-        if like == PY and isinstance(g, tuple) and len(g) >= 1:
+        if like == PY and isinstance(g, tuple) and len(g) >= 1 and self.real and \
+                not self.namespace.copying:       # (code differentiated again: the call)
             total = ast.Call(func=np_function(self.namespace, "sum"), args=[e.args[0]],
                              keywords=[])
             return A.located(ast.Call(func=A.load(self.namespace.bind("float", float)),
@@ -1079,6 +1081,7 @@ def specialise(fwd, rev, rt, kind, compiled=None, resolver=None, number_seed=Tru
     for dv in set(rt.names.adjoints.values()) - {d_result}:
         sh.env.setdefault(dv, PY)               # adjoints start as 0.0
     sp = _Specialiser(sh, fixed, env, rt.callee_requests)
+    sp.real = not rt.an.complex     # (no complex value anywhere: adjoints are real too)
     sh.unify_ok = False         # primal facts were unified already; sweeps add nothing
     rt.zero_buffers = _zero_buffers(rev, rt, sh)
     for dv, p in rt.zero_buffers.items():
