@@ -27,8 +27,12 @@ def assign(target, value, like=None):
     return node
 
 
-# Values copy.deepcopy returns as they are
-_ATOMIC = frozenset({int, float, bool, complex, str, bytes, type(None), type(Ellipsis)})
+# Values copy.deepcopy returns as they are; and the context and operator nodes (Load,
+# Add...), which have no fields and are shared by the trees ast.parse makes: a copy keeps
+# them shared instead of making new ones
+_ATOMIC = frozenset({int, float, bool, complex, str, bytes, type(None), type(Ellipsis)} | {
+    c for base in (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
+    for c in base.__subclasses__()})
 
 
 def copy_tree(x, memo=None):
@@ -537,7 +541,10 @@ def tag(node, **attrs):
 
 
 def get_tag(node, key, default=None):
-    ref = getattr(node, "_tp_" + key, None)
+    try:                # (a node's own dict: no AttributeError raised for untagged ones)
+        ref = node.__dict__.get("_tp_" + key)
+    except AttributeError:
+        ref = getattr(node, "_tp_" + key, None)
     return default if ref is None else ref.value
 
 
@@ -552,11 +559,13 @@ def index_value(index):
     return copy_tree(index)
 
 
-def replace_equal(expr, target, replacement):
+def replace_equal(expr, target, replacement, fresh=False):
     """Copy of expr with every subexpression structurally equal to `target` (an AST, or
-    its ast.dump) replaced by a copy of `replacement`."""
+    its ast.dump) replaced by a copy of `replacement` (with `fresh`, expr is the caller's
+    own, held nowhere else: rewritten in place, without a copy)."""
     key = target if isinstance(target, str) else dumps(target)[id(target)]
-    expr = copy_tree(expr)
+    if not fresh:
+        expr = copy_tree(expr)
     inner = [n for n in nodes(expr) if isinstance(n, ast.expr)]
     # a node's text is made (with its parts') when first needed, once: right throughout
     # while no node is reached twice; a shared one (where a replacement inside changes

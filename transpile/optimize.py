@@ -435,7 +435,7 @@ def _inline_single_use(stmts, facts=None):
                             break
                         if v in facts.loaded(t):
                             if isinstance(t, ast.Assign) and v not in facts.stored(t):
-                                value = fold(A.substitute(t.value, {v: s.value}))
+                                value = fold(A.substitute(t.value, {v: s.value}), fresh=True)
                                 body[j] = A.assign(t.targets[0], value, t)
                                 del body[i]
                                 i -= 1

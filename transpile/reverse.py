@@ -655,8 +655,9 @@ class ReverseTransform(ControlFlowReversal, Transform):
                        for j, name in enumerate(rule.params) if j < len(args)}
             p = self.env.instantiate(specialize(p, mapping), mapping, rule.env)
             if id(n) in values:       # d exp(x) = exp(x): reuse the value computed already
-                p = A.replace_equal(p, self._recompute(n, values), A.load(values[id(n)]))
-            p = algebra.fold(p)
+                p = A.replace_equal(p, self._recompute(n, values), A.load(values[id(n)]),
+                                    fresh=True)
+            p = algebra.fold(p, fresh=True)          # (p: instantiated here, a new tree)
             if rule.masks and self.cur_arrays and rule.name.startswith("numpy"):
                 # a selection's adjoint is 0 where it does not select, whatever flows in
                 # (an inf from np.sqrt(np.maximum(x, 0)) at 0): mask * adjoint keeps it
