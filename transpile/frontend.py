@@ -17,6 +17,7 @@ from . import astutil as A
 from .errors import TranspileError
 
 _MISSING = object()
+_BUILTINS = builtins.__dict__
 
 
 class Unit:
@@ -67,7 +68,10 @@ class Unit:
                 return _MISSING
         if name in self.globals:
             return self.globals[name]
-        return getattr(builtins, name, _MISSING)
+        found = _BUILTINS.get(name, _MISSING)   # (a failed getattr of a module costs
+        if found is _MISSING and name.startswith("__"):     # microseconds: its message)
+            return getattr(builtins, name, _MISSING)       # (the module type's own)
+        return found
 
     def resolve(self, node, local_names=()):
         """Statically resolve a Name or dotted Attribute to an object, or return None."""

@@ -120,11 +120,26 @@ class Facts:
         update in place (its arguments and, for a method, its receiver)."""
         return self._entry(s)[7]
 
+    def arithmetic(self, s):
+        """Of a statement other than a block: is every node inside it but itself a name,
+        a constant or an arithmetic operation? (Of `v = e`: is e pure, safe to drop?)"""
+        return self._entry(s)[9]
+
+    def inlinable(self, s):
+        """As `arithmetic`, calls of the pure helpers (`_pure_call`) allowed too: of
+        `v = e`, is e safe to evaluate later?"""
+        return self._entry(s)[10]
+
+
+_ARITHMETIC = frozenset({ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp})
+
 
 def _scan(roots, keep=None):
     """The facts of the nodes inside roots, in one walk: [keep, loaded, stored, loads,
-    stores, augmented, in place, changed, called] (see Facts)."""
+    stores, augmented, in place, changed, called, arithmetic, inlinable] (see Facts; the
+    last two of the nodes other than `keep`)."""
     loaded, stored, in_place, changed, called = set(), set(), set(), set(), set()
+    arithmetic = inlinable = True
     loads, stores, augmented = {}, {}, {}
     todo = list(roots)
     pop, push, AST, Name, Load, Call = todo.pop, todo.append, ast.AST, ast.Name, ast.Load, \
@@ -134,6 +149,10 @@ def _scan(roots, keep=None):
     while todo:
         n = pop()
         cls = n.__class__
+        if cls not in _ARITHMETIC and n is not keep:
+            arithmetic = False
+            if inlinable and not (cls is Call and _pure_call(n)):
+                inlinable = False
         if cls is Name:
             name = n.id
             if n.ctx.__class__ is Load:
@@ -178,7 +197,8 @@ def _scan(roots, keep=None):
             elif isinstance(v, AST):
                 push(v)
     changed |= stored
-    return [keep, loaded, stored, loads, stores, augmented, in_place, changed, called]
+    return [keep, loaded, stored, loads, stores, augmented, in_place, changed, called,
+            arithmetic, inlinable]
 
 
 def _merge(entry, other):
@@ -382,18 +402,6 @@ def _pure_call(n):
             and not any(k.arg == "out" for k in n.keywords))
 
 
-def _inlinable(e):
-    """Arithmetic on names and constants (and unbroadcast), safe to evaluate later."""
-    for n in A.nodes(e):
-        if isinstance(n, ast.Call):
-            if not _pure_call(n):
-                return False
-        elif not isinstance(n, (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp,
-                                ast.operator, ast.unaryop, ast.expr_context)):
-            return False
-    return True
-
-
 def _name_counts(stmts, facts, augmented=False):
     """(loads, stores): name -> how many Name nodes of stmts read it, store it (with
     `augmented`, `v op= e` reads v once more)."""
@@ -425,7 +433,7 @@ def _inline_single_use(stmts, facts=None):
         while i < len(body):
             s = body[i]
             if (isinstance(s, ast.Assign) and len(s.targets) == 1
-                    and isinstance(s.targets[0], ast.Name) and _inlinable(s.value)):
+                    and isinstance(s.targets[0], ast.Name) and facts.inlinable(s)):
                 v = s.targets[0].id
                 if loads.get(v) == 1 and stores.get(v) == 1:
                     reads = facts.loaded(s) | {v}       # (the target is no read)
@@ -760,11 +768,6 @@ def _common_subexpressions(stmts, pure=frozenset()):
         del block           # (a reference cycle: see above Facts)
 
 
-def _pure(e):
-    return all(isinstance(n, (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.operator,
-                              ast.unaryop, ast.expr_context)) for n in A.nodes(e))
-
-
 def _dead_tail(stmts, facts=None):
     """Drop pure assignments to names nothing reads afterwards (top level only; never
     those to a name declared global or nonlocal: that is an effect)."""
@@ -773,7 +776,7 @@ def _dead_tail(stmts, facts=None):
     keep = []
     for s in reversed(stmts):
         pure = (isinstance(s, ast.Assign) and len(s.targets) == 1
-                and isinstance(s.targets[0], ast.Name) and _pure(s.value))
+                and isinstance(s.targets[0], ast.Name) and facts.arithmetic(s))
         if pure and s.targets[0].id not in live:
             continue
         if pure:
