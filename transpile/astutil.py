@@ -67,10 +67,7 @@ _LOCATION = ("lineno", "col_offset", "end_lineno", "end_col_offset")
 def located(node, like):
     """Give node (and its children without one) the line of `like`."""
     if like is not None and hasattr(like, "lineno"):
-        # what ast.copy_location copies from `like` onto a statement or expression
-        where = [(attr, getattr(like, attr, None)) for attr in _LOCATION
-                 if attr in like._attributes and (getattr(like, attr, None) is not None or (
-                     hasattr(like, attr) and attr.startswith("end_")))]
+        where = _location_of(like)
         located_kinds = (ast.stmt, ast.expr)
         todo = [node]           # (the walk of `nodes`, inline: this runs per statement)
         pop, push, AST, fields_of = todo.pop, todo.append, ast.AST, _CHILD_FIELDS
@@ -92,6 +89,13 @@ def located(node, like):
         if isinstance(node, located_kinds):
             ast.copy_location(node, like)
     return node
+
+
+def _location_of(like):
+    """What ast.copy_location copies from `like` onto a statement or expression."""
+    return [(attr, getattr(like, attr, None)) for attr in _LOCATION
+            if attr in like._attributes and (getattr(like, attr, None) is not None or (
+                hasattr(like, attr) and attr.startswith("end_")))]
 
 
 def lambda_def(name, lam, like=None):
@@ -263,6 +267,54 @@ def fix_missing_locations(node):
         n, lineno, col_offset, end_lineno, end_col_offset = pop()
         attributes = n._attributes
         if attributes:
+            if "lineno" in attributes:
+                if not hasattr(n, "lineno"):
+                    n.lineno = lineno
+                else:
+                    lineno = n.lineno
+            if "end_lineno" in attributes:
+                if getattr(n, "end_lineno", None) is None:
+                    n.end_lineno = end_lineno
+                else:
+                    end_lineno = n.end_lineno
+            if "col_offset" in attributes:
+                if not hasattr(n, "col_offset"):
+                    n.col_offset = col_offset
+                else:
+                    col_offset = n.col_offset
+            if "end_col_offset" in attributes:
+                if getattr(n, "end_col_offset", None) is None:
+                    n.end_col_offset = end_col_offset
+                else:
+                    end_col_offset = n.end_col_offset
+        elif n.__class__.__name__ in leaves:
+            continue
+        for child in reversed(children(n)):
+            push((child, lineno, col_offset, end_lineno, end_col_offset))
+    return node
+
+
+def placed(node, like):
+    """fix_missing_locations(located(node, like)) in one walk: each statement and
+    expression without a line gets `like`'s location, then every node still missing one
+    its parent's."""
+    if like is None or not hasattr(like, "lineno"):
+        return fix_missing_locations(node)
+    where = _location_of(like)
+    located_kinds = (ast.stmt, ast.expr)
+    if isinstance(node, located_kinds):         # (located's last step: the same values
+        ast.copy_location(node, like)           # whether it comes first or last)
+    todo = [(node, 1, 0, 1, 0)]
+    pop, push = todo.pop, todo.append
+    leaves = _LEAF_NAMES
+    located_kinds = (ast.stmt, ast.expr)
+    while todo:
+        n, lineno, col_offset, end_lineno, end_col_offset = pop()
+        attributes = n._attributes
+        if attributes:
+            if "lineno" not in n.__dict__ and isinstance(n, located_kinds):
+                for attr, value in where:
+                    setattr(n, attr, value)
             if "lineno" in attributes:
                 if not hasattr(n, "lineno"):
                     n.lineno = lineno

@@ -148,7 +148,7 @@ def build(name, args, body, namespace, unit, defaults=None, kwdefaults=None, kin
     body = rebuild_with(body)
     fdef = ast.FunctionDef(name=name, args=args, body=body, decorator_list=[], returns=None,
                            type_comment=None)
-    fdef = A.fix_missing_locations(A.located(fdef, unit.node))    # (every node placed)
+    fdef = A.placed(fdef, unit.node)                # (every node placed)
     source, spans = _printed(fdef)
     lines = _line_map(fdef, source, offset=1, spans=spans)
     fn = load(name, source, namespace.bindings, unit, defaults, kwdefaults, kind, lines)
