@@ -289,7 +289,7 @@ def fix_missing_locations(node):
                     end_col_offset = n.end_col_offset
         elif n.__class__.__name__ in leaves:
             continue
-        for child in reversed(children(n)):
+        for child in reversed(children(n, False)):     # (leaves: nothing to place)
             push((child, lineno, col_offset, end_lineno, end_col_offset))
     return node
 
@@ -337,7 +337,7 @@ def placed(node, like):
                     end_col_offset = n.end_col_offset
         elif n.__class__.__name__ in leaves:
             continue
-        for child in reversed(children(n)):
+        for child in reversed(children(n, False)):     # (leaves: nothing to place)
             push((child, lineno, col_offset, end_lineno, end_col_offset))
     return node
 
@@ -551,17 +551,31 @@ def name_uses(body):
 
 
 def walk_outside_defs(stmts):
-    """ast.walk over statements, not descending into nested function bodies."""
+    """ast.walk over statements (in another order, and without the context and operator
+    singletons), not descending into lambdas, nor into nested function definitions but
+    for their bodies' statements (still checked for what is unsupported)."""
     todo = list(stmts)
+    pop, push, AST = todo.pop, todo.append, ast.AST
+    FunctionDef, Lambda = ast.FunctionDef, ast.Lambda
+    fields_of = _CHILD_FIELDS
     while todo:
-        n = todo.pop()
+        n = pop()
         yield n
-        if isinstance(n, (ast.FunctionDef, ast.Lambda)):
-            if isinstance(n, ast.FunctionDef):
-                for sub in n.body:          # still check nested bodies for unsupported
-                    todo.append(sub)
+        cls = n.__class__
+        if cls is FunctionDef:
+            todo.extend(n.body)
             continue
-        todo.extend(children(n))
+        if cls is Lambda:
+            continue
+        fields = fields_of.get(cls)
+        for f in (_child_fields(cls) if fields is None else fields):
+            v = getattr(n, f, None)
+            if v.__class__ is list:
+                for x in v:
+                    if isinstance(x, AST):
+                        push(x)
+            elif isinstance(v, AST):
+                push(v)
 
 
 def stored_outside_defs(stmts):
@@ -569,16 +583,30 @@ def stored_outside_defs(stmts):
     or lambdas."""
     out = set()
     todo = list(stmts)
+    pop, push, AST, Name, Store = todo.pop, todo.append, ast.AST, ast.Name, ast.Store
+    FunctionDef, Lambda = ast.FunctionDef, ast.Lambda
+    fields_of = _CHILD_FIELDS
     while todo:
-        n = todo.pop()
-        if isinstance(n, ast.FunctionDef):
+        n = pop()
+        cls = n.__class__
+        if cls is Name:
+            if n.ctx.__class__ is Store:
+                out.add(n.id)
+            continue
+        if cls is FunctionDef:
             out.add(n.name)
             continue
-        if isinstance(n, ast.Lambda):
+        if cls is Lambda:
             continue
-        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
-            out.add(n.id)
-        todo.extend(children(n))
+        fields = fields_of.get(cls)
+        for f in (_child_fields(cls) if fields is None else fields):
+            v = getattr(n, f, None)
+            if v.__class__ is list:
+                for x in v:
+                    if isinstance(x, AST):
+                        push(x)
+            elif isinstance(v, AST):
+                push(v)
     return out
 
 

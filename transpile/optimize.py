@@ -634,14 +634,15 @@ def _clean(n, pure, out, stored):
 
 
 def _walk_outside_lambdas(node):
-    """ast.walk, but not into lambda bodies (their names are the lambda's parameters, and
-    the body runs only when the lambda is called: a hook's runs in the adjoint sweep)."""
+    """ast.walk (without the context and operator singletons), but not into lambda bodies
+    (their names are the lambda's parameters, and the body runs only when the lambda is
+    called: a hook's runs in the adjoint sweep)."""
     todo = [node]
     while todo:
         n = todo.pop()
         yield n
         if not isinstance(n, ast.Lambda):
-            todo.extend(A.children(n))
+            todo.extend(A.children(n, False))
 
 
 def _common_subexpressions(stmts, pure=frozenset()):
