@@ -159,13 +159,13 @@ class ReverseTransform(ControlFlowReversal, Transform):
         for st, _ in walk_body(body):
             if id(st) in top_ids:
                 continue
-            for n in ast.walk(st):
+            for n in A.nodes(st):
                 if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
                     elsewhere.add(n.id)
                 elif isinstance(n, (ast.Global, ast.Nonlocal)):
                     elsewhere |= set(n.names)
         for st in top:
-            elsewhere |= {n.target.id for n in ast.walk(st.value) if isinstance(
+            elsewhere |= {n.target.id for n in A.nodes(st.value) if isinstance(
                 n, ast.NamedExpr) and isinstance(n.target, ast.Name)}
         forced = {st.targets[0].value.id for st, _ in walk_body(body) if isinstance(
             st, ast.Assign) and isinstance(st.targets[0], (ast.Subscript, ast.Attribute))

@@ -597,14 +597,14 @@ def _ints_and_shape_names(sh, sites, body, params):
             over_range = isinstance(s.target, ast.Name) and (
                 (isinstance(it, ast.Name) and it.id in ranges) or (
                     isinstance(it, ast.Call) and sh._function(it) is range))
-            for n in ast.walk(s.target):
+            for n in A.nodes(s.target):
                 if isinstance(n, ast.Name):
                     loops[n.id] = loops.get(n.id, True) and over_range
         elif not (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
                 s.targets[0], ast.Name)) and not isinstance(s, (ast.If, ast.While)):
-            other |= {n.id for n in ast.walk(s) if isinstance(n, ast.Name)
+            other |= {n.id for n in A.nodes(s) if isinstance(n, ast.Name)
                       and isinstance(n.ctx, (ast.Store, ast.Del))}
-    for n in ast.walk(ast.Module(body=body, type_ignores=[])):   # (nested defs too)
+    for n in A.nodes(ast.Module(body=body, type_ignores=[])):   # (nested defs too)
         if isinstance(n, (ast.Global, ast.Nonlocal)):
             other |= set(n.names)
         elif isinstance(n, ast.NamedExpr) and isinstance(n.target, ast.Name):
