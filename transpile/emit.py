@@ -90,28 +90,33 @@ def _printed(node):
         with warnings.catch_warnings():   # astor's own import reads ast.Num (3.12+)
             warnings.simplefilter("ignore", DeprecationWarning)
             import astor                  # (printing only: cached code is not)
-        return _astor_printed(astor, node)
+        generator = _spans_printer(astor)(" " * 4)
+        generator.visit(node)
     except Exception:                     # astor lags behind new syntax: fall back
         return ast.unparse(node) + "\n", None
+    return _astor_printed(generator)
 
 
-def _astor_printed(astor, node):
-    """astor.to_source(node) with its parts joined as they are, and where each statement
-    landed: the parts of the output each statement's visit wrote, by their line."""
-    generator = _spans_printer(astor)(" " * 4)
-    generator.visit(node)
+def _astor_printed(generator):
+    """What astor.to_source(node) returns (its parts joined as they are) from the printer
+    that visited node, and where each statement landed: the parts of the output each
+    statement's visit wrote, by their line."""
     result = generator.result
     result.append("\n")                  # (what astor.to_source does after its visit)
     if set(result[0]) == set("\n"):
         result[0] = ""
-    before, count = [], 0                # newlines in the parts before each part
-    for part in result:
-        before.append(count)
-        count += part.count("\n")
+    # newlines in the parts before each part
+    before = list(itertools.accumulate(map(str.count, result, itertools.repeat("\n")),
+                                       initial=0))
     spans = {}
     for stmt, a, b in generator.spans:
-        first = next(k for k in range(a, b) if result[k].strip())
-        last = next(k for k in range(b - 1, a - 1, -1) if result[k].strip())
+        first, last = a, b - 1          # its first and last parts that are not blank
+        while first < b and not result[first].strip():
+            first += 1
+        while last > first and not result[last].strip():
+            last -= 1
+        if first == b:                  # (a statement printed as nothing: parse again)
+            return "".join(result), None
         head = result[first]
         start = before[first] + head[:len(head) - len(head.lstrip())].count("\n")
         end = before[last] + result[last].rstrip().count("\n")
@@ -124,22 +129,36 @@ _PRINTER = []
 
 def _spans_printer(astor):
     """astor's SourceGenerator noting, for each statement it visits, the range of its
-    result list the statement's text went to (made once)."""
+    result list the statement's text went to (made once; only the visits of statements
+    are wrapped)."""
     if not _PRINTER:
-        class SpansPrinter(astor.code_gen.SourceGenerator):
-            def __init__(self, indent_with):
-                super().__init__(indent_with)
-                self.spans = []          # (statement, first part, end part) as visited
+        base = astor.code_gen.SourceGenerator
 
-            def visit(self, node, *args):
-                if not isinstance(node, ast.stmt):
-                    return super().visit(node, *args)
+        def noting(visit):
+            def visit_noting(self, node, *args):
                 a = len(self.result)
-                out = super().visit(node, *args)
+                out = visit(self, node, *args)
                 self.spans.append((node, a, len(self.result)))
                 return out
-        _PRINTER.append(SpansPrinter)
+            return visit_noting
+
+        def __init__(self, indent_with):
+            base.__init__(self, indent_with)
+            self.spans = []             # (statement, first part, end part) as visited
+        methods = {"__init__": __init__}
+        for cls in _subclasses(ast.stmt):
+            visit = getattr(base, "visit_" + cls.__name__, None)
+            if visit is not None:
+                methods["visit_" + cls.__name__] = noting(visit)
+        _PRINTER.append(type("SpansPrinter", (base,), methods))
     return _PRINTER[0]
+
+
+def _subclasses(cls):
+    out = []
+    for sub in cls.__subclasses__():
+        out += [sub] + _subclasses(sub)
+    return out
 
 
 def build(name, args, body, namespace, unit, defaults=None, kwdefaults=None, kind=""):

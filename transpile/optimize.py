@@ -827,19 +827,29 @@ def hoist_module_functions(stmts, namespace, local_names):
             return obj if inspect.ismodule(obj) else None
         return None
 
+    def hoisted_module(node):
+        """The module of `math.sin(...)` (node a call) if it is one hoisted, else None."""
+        f = node.func
+        if isinstance(f, ast.Attribute):
+            mod = resolve(f.value)
+            if mod is not None and mod.__name__ in HOISTED_MODULES:
+                return mod
+        return None
+
     class Hoist(A.Transformer):
         def visit_Call(self, node):
             self.generic_visit(node)
-            f = node.func
-            if isinstance(f, ast.Attribute):
-                mod = resolve(f.value)
-                if mod is not None and mod.__name__ in HOISTED_MODULES:
-                    obj = getattr(mod, f.attr, None)
-                    if obj is not None and callable(obj) and not isinstance(obj, type):
-                        node.func = A.load(namespace.bind(f.attr, obj))
+            mod = hoisted_module(node)
+            if mod is not None:
+                f = node.func
+                obj = getattr(mod, f.attr, None)
+                if obj is not None and callable(obj) and not isinstance(obj, type):
+                    node.func = A.load(namespace.bind(f.attr, obj))
             return node
 
-    return [Hoist().visit(s) for s in stmts]
+    # (statements without such a call are left as they are, without the visit)
+    return [Hoist().visit(s) if any(n.__class__ is ast.Call and hoisted_module(n) is not None
+                                    for n in A.nodes(s)) else s for s in stmts]
 
 
 def simplify_scalar(stmts, adjoint_names):
