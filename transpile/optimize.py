@@ -307,6 +307,9 @@ def _written_roots(n):
     """The names behind the element and attribute writes of assignment n (x of
     `x[i] = e`, `x.a[j] += e`)."""
     out = set()
+    if n.__class__ is ast.Assign and len(n.targets) == 1 and \
+            n.targets[0].__class__ is ast.Name:
+        return out                      # (most of them: `v = e`)
     targets = n.targets if isinstance(n, ast.Assign) else \
         [n.target] if isinstance(n, (ast.AugAssign, ast.AnnAssign)) else []
     for t in targets:
