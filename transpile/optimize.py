@@ -698,13 +698,16 @@ def _common_subexpressions(stmts, pure=frozenset()):
         and adds one copy in place of two or more), so one seen once stays single.
         Whether a repeated one may be shared depends only on the statements holding it
         (those in between keep their targets; inserted ones store new names), so a
-        refusal is remembered for the same statements."""
+        refusal is remembered for the same statements (and a key whose holders did not
+        change since it was refused is passed over without forming them again)."""
         total, holders_of = {}, {}       # key -> occurrences; -> {id: statement}
+        changes, refused_at = {}, {}     # key -> changes of its holders; -> at refusal
 
         def count(s, sign):
             entry = facts(s)
             for key, n in entry[4].items():
                 total[key] = total.get(key, 0) + sign * n
+                changes[key] = changes.get(key, 0) + 1
                 if sign > 0:
                     holders_of.setdefault(key, {})[id(s)] = s
                 else:
@@ -722,9 +725,12 @@ def _common_subexpressions(stmts, pure=frozenset()):
                 return -len(key), i, facts(run[i])[3][key]
 
             for key in sorted(repeated, key=order):
+                if refused_at.get(key) == changes[key]:
+                    continue                    # (refused, with the same holders)
                 idxs = sorted(where[h] for h in holders_of[key])
                 holders = (key,) + tuple(id(run[k]) for k in idxs)
                 if holders in refused:
+                    refused_at[key] = changes[key]
                     continue
                 first_stmt = facts(run[idxs[0]])
                 expr = first_stmt[1][first_stmt[3][key]][1]
@@ -733,6 +739,7 @@ def _common_subexpressions(stmts, pure=frozenset()):
                 # the names it reads must not change between the first and last use
                 if any(facts(run[k])[2] & reads for k in range(first, last)):
                     refused.add(holders)
+                    refused_at[key] = changes[key]
                     continue
                 name = fresh()
                 target = ast.Name(id=name, ctx=ast.Load())
