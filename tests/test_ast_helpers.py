@@ -109,6 +109,13 @@ def test_locations_match_the_standard_library():
         theirs = ast.fix_missing_locations(copy.deepcopy(tree))
         assert ast.dump(mine, include_attributes=True) == \
             ast.dump(theirs, include_attributes=True)
+        # located then fix_missing_locations, and both in one walk (emit.build's)
+        like = ast.Pass(lineno=7, col_offset=4, end_lineno=9, end_col_offset=2)
+        for root in (tree, tree.body[0]):
+            mine = A.placed(A.copy_tree(root), like)
+            theirs = ast.fix_missing_locations(A.located(copy.deepcopy(root), like))
+            assert ast.dump(mine, include_attributes=True) == \
+                ast.dump(theirs, include_attributes=True)
 
 
 @pytest.mark.parametrize("shared", [False, True])

@@ -133,6 +133,8 @@ class _Fold(A.Transformer):
         return node
 
 
-def fold(e):
-    """Constant-fold and drop neutral elements throughout an expression (returns a copy)."""
-    return _Fold().visit(A.copy_tree(e))
+def fold(e, fresh=False):
+    """Constant-fold and drop neutral elements throughout an expression (returns a copy;
+    with `fresh`, e is the caller's own, made for this and held nowhere else: folded in
+    place, without a copy)."""
+    return _Fold().visit(e if fresh else A.copy_tree(e))

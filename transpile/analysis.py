@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import ast
 import inspect
+import types
 from typing import Literal
 
 from . import astutil as A
-from .namespaces import is_namespace_getter
+from .namespaces import is_foreign, is_namespace_getter
 from .errors import TranspileError
 from .runtime import LIST_RESULTS
 from .rules import containers
@@ -300,10 +301,8 @@ def value_kind(value):
         return SEQ
     if isinstance(value, dict):
         return MAP
-    from .namespaces import is_foreign
     if is_foreign(value):
         return ARRAY                 # a Dask, CuPy, PyTorch, JAX... array: namespaces.py
-    import types
     if isinstance(value, types.ModuleType):
         return MODULE
     from . import tree

@@ -27,8 +27,12 @@ def assign(target, value, like=None):
     return node
 
 
-# Values copy.deepcopy returns as they are
-_ATOMIC = frozenset({int, float, bool, complex, str, bytes, type(None), type(Ellipsis)})
+# Values copy.deepcopy returns as they are; and the context and operator nodes (Load,
+# Add...), which have no fields and are shared by the trees ast.parse makes: a copy keeps
+# them shared instead of making new ones
+_ATOMIC = frozenset({int, float, bool, complex, str, bytes, type(None), type(Ellipsis)} | {
+    c for base in (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
+    for c in base.__subclasses__()})
 
 
 def copy_tree(x, memo=None):
@@ -63,10 +67,7 @@ _LOCATION = ("lineno", "col_offset", "end_lineno", "end_col_offset")
 def located(node, like):
     """Give node (and its children without one) the line of `like`."""
     if like is not None and hasattr(like, "lineno"):
-        # what ast.copy_location copies from `like` onto a statement or expression
-        where = [(attr, getattr(like, attr, None)) for attr in _LOCATION
-                 if attr in like._attributes and (getattr(like, attr, None) is not None or (
-                     hasattr(like, attr) and attr.startswith("end_")))]
+        where = _location_of(like)
         located_kinds = (ast.stmt, ast.expr)
         todo = [node]           # (the walk of `nodes`, inline: this runs per statement)
         pop, push, AST, fields_of = todo.pop, todo.append, ast.AST, _CHILD_FIELDS
@@ -88,6 +89,13 @@ def located(node, like):
         if isinstance(node, located_kinds):
             ast.copy_location(node, like)
     return node
+
+
+def _location_of(like):
+    """What ast.copy_location copies from `like` onto a statement or expression."""
+    return [(attr, getattr(like, attr, None)) for attr in _LOCATION
+            if attr in like._attributes and (getattr(like, attr, None) is not None or (
+                hasattr(like, attr) and attr.startswith("end_")))]
 
 
 def lambda_def(name, lam, like=None):
@@ -281,7 +289,55 @@ def fix_missing_locations(node):
                     end_col_offset = n.end_col_offset
         elif n.__class__.__name__ in leaves:
             continue
-        for child in reversed(children(n)):
+        for child in reversed(children(n, False)):     # (leaves: nothing to place)
+            push((child, lineno, col_offset, end_lineno, end_col_offset))
+    return node
+
+
+def placed(node, like):
+    """fix_missing_locations(located(node, like)) in one walk: each statement and
+    expression without a line gets `like`'s location, then every node still missing one
+    its parent's."""
+    if like is None or not hasattr(like, "lineno"):
+        return fix_missing_locations(node)
+    where = _location_of(like)
+    located_kinds = (ast.stmt, ast.expr)
+    if isinstance(node, located_kinds):         # (located's last step: the same values
+        ast.copy_location(node, like)           # whether it comes first or last)
+    todo = [(node, 1, 0, 1, 0)]
+    pop, push = todo.pop, todo.append
+    leaves = _LEAF_NAMES
+    located_kinds = (ast.stmt, ast.expr)
+    while todo:
+        n, lineno, col_offset, end_lineno, end_col_offset = pop()
+        attributes = n._attributes
+        if attributes:
+            if "lineno" not in n.__dict__ and isinstance(n, located_kinds):
+                for attr, value in where:
+                    setattr(n, attr, value)
+            if "lineno" in attributes:
+                if not hasattr(n, "lineno"):
+                    n.lineno = lineno
+                else:
+                    lineno = n.lineno
+            if "end_lineno" in attributes:
+                if getattr(n, "end_lineno", None) is None:
+                    n.end_lineno = end_lineno
+                else:
+                    end_lineno = n.end_lineno
+            if "col_offset" in attributes:
+                if not hasattr(n, "col_offset"):
+                    n.col_offset = col_offset
+                else:
+                    col_offset = n.col_offset
+            if "end_col_offset" in attributes:
+                if getattr(n, "end_col_offset", None) is None:
+                    n.end_col_offset = end_col_offset
+                else:
+                    end_col_offset = n.end_col_offset
+        elif n.__class__.__name__ in leaves:
+            continue
+        for child in reversed(children(n, False)):     # (leaves: nothing to place)
             push((child, lineno, col_offset, end_lineno, end_col_offset))
     return node
 
@@ -495,17 +551,31 @@ def name_uses(body):
 
 
 def walk_outside_defs(stmts):
-    """ast.walk over statements, not descending into nested function bodies."""
+    """ast.walk over statements (in another order, and without the context and operator
+    singletons), not descending into lambdas, nor into nested function definitions but
+    for their bodies' statements (still checked for what is unsupported)."""
     todo = list(stmts)
+    pop, push, AST = todo.pop, todo.append, ast.AST
+    FunctionDef, Lambda = ast.FunctionDef, ast.Lambda
+    fields_of = _CHILD_FIELDS
     while todo:
-        n = todo.pop()
+        n = pop()
         yield n
-        if isinstance(n, (ast.FunctionDef, ast.Lambda)):
-            if isinstance(n, ast.FunctionDef):
-                for sub in n.body:          # still check nested bodies for unsupported
-                    todo.append(sub)
+        cls = n.__class__
+        if cls is FunctionDef:
+            todo.extend(n.body)
             continue
-        todo.extend(children(n))
+        if cls is Lambda:
+            continue
+        fields = fields_of.get(cls)
+        for f in (_child_fields(cls) if fields is None else fields):
+            v = getattr(n, f, None)
+            if v.__class__ is list:
+                for x in v:
+                    if isinstance(x, AST):
+                        push(x)
+            elif isinstance(v, AST):
+                push(v)
 
 
 def stored_outside_defs(stmts):
@@ -513,16 +583,30 @@ def stored_outside_defs(stmts):
     or lambdas."""
     out = set()
     todo = list(stmts)
+    pop, push, AST, Name, Store = todo.pop, todo.append, ast.AST, ast.Name, ast.Store
+    FunctionDef, Lambda = ast.FunctionDef, ast.Lambda
+    fields_of = _CHILD_FIELDS
     while todo:
-        n = todo.pop()
-        if isinstance(n, ast.FunctionDef):
+        n = pop()
+        cls = n.__class__
+        if cls is Name:
+            if n.ctx.__class__ is Store:
+                out.add(n.id)
+            continue
+        if cls is FunctionDef:
             out.add(n.name)
             continue
-        if isinstance(n, ast.Lambda):
+        if cls is Lambda:
             continue
-        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
-            out.add(n.id)
-        todo.extend(children(n))
+        fields = fields_of.get(cls)
+        for f in (_child_fields(cls) if fields is None else fields):
+            v = getattr(n, f, None)
+            if v.__class__ is list:
+                for x in v:
+                    if isinstance(x, AST):
+                        push(x)
+            elif isinstance(v, AST):
+                push(v)
     return out
 
 
@@ -537,7 +621,10 @@ def tag(node, **attrs):
 
 
 def get_tag(node, key, default=None):
-    ref = getattr(node, "_tp_" + key, None)
+    try:                # (a node's own dict: no AttributeError raised for untagged ones)
+        ref = node.__dict__.get("_tp_" + key)
+    except AttributeError:
+        ref = getattr(node, "_tp_" + key, None)
     return default if ref is None else ref.value
 
 
@@ -552,11 +639,13 @@ def index_value(index):
     return copy_tree(index)
 
 
-def replace_equal(expr, target, replacement):
+def replace_equal(expr, target, replacement, fresh=False):
     """Copy of expr with every subexpression structurally equal to `target` (an AST, or
-    its ast.dump) replaced by a copy of `replacement`."""
+    its ast.dump) replaced by a copy of `replacement` (with `fresh`, expr is the caller's
+    own, held nowhere else: rewritten in place, without a copy)."""
     key = target if isinstance(target, str) else dumps(target)[id(target)]
-    expr = copy_tree(expr)
+    if not fresh:
+        expr = copy_tree(expr)
     inner = [n for n in nodes(expr) if isinstance(n, ast.expr)]
     # a node's text is made (with its parts') when first needed, once: right throughout
     # while no node is reached twice; a shared one (where a replacement inside changes

@@ -253,10 +253,14 @@ def _check_source(unit, fn):
         return
     import inspect
     import linecache
-    try:
-        lines, first = inspect.getsourcelines(fn)       # (refreshes linecache's copy)
-    except (OSError, TypeError):
-        return
+    read = unit.__dict__.pop("source_lines", None)     # (the frontend's, just read)
+    if read is not None:
+        lines, first = read
+    else:
+        try:
+            lines, first = inspect.getsourcelines(fn)   # (refreshes linecache's copy)
+        except (OSError, TypeError):
+            return
     text = "".join(linecache.getlines(code.co_filename, fn.__globals__))
     first = max(first, 1)
     last = first + len(lines)

@@ -232,6 +232,8 @@ def _nested_derivatives(unit, body, local_functions):
 
     body = [Rewrite().visit(s) for s in body]
     made = {k for k, v in local_functions.items() if isinstance(v, NestedDerivative)}
+    if not made:                # (nothing to look for)
+        return body
     funcs = {id(n.func) for s in body for n in A.nodes(s) if isinstance(n, ast.Call)}
     for s in body:
         for n in A.walk(s):

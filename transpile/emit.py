@@ -80,13 +80,85 @@ class Namespace:
 
 
 def to_source(node):
+    return _printed(node)[0]
+
+
+def _printed(node):
+    """(the source of node, {id(statement): [(first line, last line) of each time it is
+    printed]}, or None for the second where the printer cannot tell: astor's fallback)."""
     try:
         with warnings.catch_warnings():   # astor's own import reads ast.Num (3.12+)
             warnings.simplefilter("ignore", DeprecationWarning)
             import astor                  # (printing only: cached code is not)
-        return astor.to_source(node, pretty_source=lambda parts: "".join(parts))
+        generator = _spans_printer(astor)(" " * 4)
+        generator.visit(node)
     except Exception:                     # astor lags behind new syntax: fall back
-        return ast.unparse(node) + "\n"
+        return ast.unparse(node) + "\n", None
+    return _astor_printed(generator)
+
+
+def _astor_printed(generator):
+    """What astor.to_source(node) returns (its parts joined as they are) from the printer
+    that visited node, and where each statement landed: the parts of the output each
+    statement's visit wrote, by their line."""
+    result = generator.result
+    result.append("\n")                  # (what astor.to_source does after its visit)
+    if set(result[0]) == set("\n"):
+        result[0] = ""
+    # newlines in the parts before each part
+    before = list(itertools.accumulate(map(str.count, result, itertools.repeat("\n")),
+                                       initial=0))
+    spans = {}
+    for stmt, a, b in generator.spans:
+        first, last = a, b - 1          # its first and last parts that are not blank
+        while first < b and not result[first].strip():
+            first += 1
+        while last > first and not result[last].strip():
+            last -= 1
+        if first == b:                  # (a statement printed as nothing: parse again)
+            return "".join(result), None
+        head = result[first]
+        start = before[first] + head[:len(head) - len(head.lstrip())].count("\n")
+        end = before[last] + result[last].rstrip().count("\n")
+        spans.setdefault(id(stmt), []).append((start + 1, end + 1))
+    return "".join(result), spans
+
+
+_PRINTER = []
+
+
+def _spans_printer(astor):
+    """astor's SourceGenerator noting, for each statement it visits, the range of its
+    result list the statement's text went to (made once; only the visits of statements
+    are wrapped)."""
+    if not _PRINTER:
+        base = astor.code_gen.SourceGenerator
+
+        def noting(visit):
+            def visit_noting(self, node, *args):
+                a = len(self.result)
+                out = visit(self, node, *args)
+                self.spans.append((node, a, len(self.result)))
+                return out
+            return visit_noting
+
+        def __init__(self, indent_with):
+            base.__init__(self, indent_with)
+            self.spans = []             # (statement, first part, end part) as visited
+        methods = {"__init__": __init__}
+        for cls in _subclasses(ast.stmt):
+            visit = getattr(base, "visit_" + cls.__name__, None)
+            if visit is not None:
+                methods["visit_" + cls.__name__] = noting(visit)
+        _PRINTER.append(type("SpansPrinter", (base,), methods))
+    return _PRINTER[0]
+
+
+def _subclasses(cls):
+    out = []
+    for sub in cls.__subclasses__():
+        out += [sub] + _subclasses(sub)
+    return out
 
 
 def build(name, args, body, namespace, unit, defaults=None, kwdefaults=None, kind=""):
@@ -95,9 +167,9 @@ def build(name, args, body, namespace, unit, defaults=None, kwdefaults=None, kin
     body = rebuild_with(body)
     fdef = ast.FunctionDef(name=name, args=args, body=body, decorator_list=[], returns=None,
                            type_comment=None)
-    fdef = A.fix_missing_locations(A.located(fdef, unit.node))    # (every node placed)
-    source = to_source(fdef)
-    lines = _line_map(fdef, source, offset=1)
+    fdef = A.placed(fdef, unit.node)                # (every node placed)
+    source, spans = _printed(fdef)
+    lines = _line_map(fdef, source, offset=1, spans=spans)
     fn = load(name, source, namespace.bindings, unit, defaults, kwdefaults, kind, lines)
     return fn, source
 
@@ -185,16 +257,42 @@ def locate(exc):
     return exc
 
 
-def _line_map(fdef, source, offset):
-    """Generated line -> the user's line each generated statement came from."""
-    printed = ast.parse(source).body[0]
+def _line_map(fdef, source, offset, spans=None):
+    """Generated line -> the user's line each generated statement came from. The lines
+    each statement was printed on are those the printer noted (`spans`, see _printed),
+    else those of the source parsed again."""
+    mine = list(A.statements(fdef.body, into_defs=True))
+    printed = _printed_lines(mine, spans)
+    if printed is None:
+        printed = [(theirs.lineno, theirs.end_lineno or theirs.lineno) for theirs in
+                   A.statements(ast.parse(source).body[0].body, into_defs=True)]
     out = {}
-    for mine, theirs in zip(A.statements(fdef.body, into_defs=True),
-                            A.statements(printed.body, into_defs=True)):
-        line = getattr(mine, "lineno", None)
+    for stmt, (first, last) in zip(mine, printed):
+        line = getattr(stmt, "lineno", None)
         if line is not None and line > 1:
-            for k in range(theirs.lineno, (theirs.end_lineno or theirs.lineno) + 1):
+            for k in range(first, last + 1):
                 out.setdefault(k + offset, line)
+    return out
+
+
+def _printed_lines(stmts, spans):
+    """(first line, last line) of each of stmts (every statement of a def, in order) as
+    printed, the k-th time a statement occurs taking its k-th printing; None where that
+    pairing could be wrong (a statement printed more or fewer times than it occurs
+    here: a shared one in an except handler, which `statements` does not go into)."""
+    if spans is None:
+        return None
+    times = {}
+    for s in stmts:
+        times[id(s)] = times.get(id(s), 0) + 1
+    if any(len(spans.get(k, ())) != n for k, n in times.items()):
+        return None
+    taken = dict.fromkeys(times, 0)
+    out = []
+    for s in stmts:
+        k = taken[id(s)]
+        taken[id(s)] = k + 1
+        out.append(spans[id(s)][k])
     return out
 
 

@@ -209,7 +209,8 @@ class ForwardTransform(Transform):
                 continue
             mapping = {name: A.copy_tree(args[j]) for j, name in enumerate(rule.params)
                        if j < len(args)}
-            p = algebra.fold(self.env.instantiate(specialize(rule.partials[i], mapping), mapping, rule.env))
+            p = algebra.fold(self.env.instantiate(specialize(rule.partials[i], mapping),
+                                                  mapping, rule.env), fresh=True)
             terms.append(algebra.product(algebra.mul(p, ta)))
         return _sum(terms)
 

@@ -17,6 +17,7 @@ from . import astutil as A
 from .errors import TranspileError
 
 _MISSING = object()
+_BUILTINS = builtins.__dict__
 
 
 class Unit:
@@ -67,7 +68,10 @@ class Unit:
                 return _MISSING
         if name in self.globals:
             return self.globals[name]
-        return getattr(builtins, name, _MISSING)
+        found = _BUILTINS.get(name, _MISSING)   # (a failed getattr of a module costs
+        if found is _MISSING and name.startswith("__"):     # microseconds: its message)
+            return getattr(builtins, name, _MISSING)       # (the module type's own)
+        return found
 
     def resolve(self, node, local_names=()):
         """Statically resolve a Name or dotted Attribute to an object, or return None."""
@@ -150,10 +154,11 @@ def unit_from_function(func):
         raise TranspileError(f"{func!r} is not a Python function with source", function=name)
     code = func.__code__
     filename = code.co_filename
+    lines = None
     if code.co_name == "<lambda>":
         node, first = _lambda_node(func)
     else:
-        node, first = _def_node(func)
+        node, first, lines = _def_node(func)
     node.decorator_list = []
     if not node.name.isidentifier():
         node.name = "_lambda"
@@ -162,6 +167,8 @@ def unit_from_function(func):
     closure = dict(zip(code.co_freevars, func.__closure__ or ()))
     unit = Unit(node, name, filename, first - 1, func.__globals__, closure, func=func,
                 defaults=func.__defaults__, kwdefaults=func.__kwdefaults__)
+    if lines is not None:        # (what inspect.getsourcelines gave, for _check_source)
+        unit.source_lines = (lines, first)
     _refuse_nested_differentiation(unit)
     return unit
 
@@ -175,7 +182,8 @@ def _no_source(func):
 
 
 def _def_node(func):
-    """The FunctionDef of a function defined with `def`, lines numbered as in its file."""
+    """(The FunctionDef of a function defined with `def`, lines numbered as in its file;
+    its first line; its lines as inspect.getsourcelines read them.)"""
     code = func.__code__
     name = func.__qualname__
     try:
@@ -198,7 +206,7 @@ def _def_node(func):
         if node is None:
             raise TranspileError("could not find the function definition in its source",
                                  code.co_filename, first, name)
-    return node, first
+    return node, first, lines
 
 
 # --- lambdas: which `lambda` of the line is this function? --------------------------------

@@ -120,11 +120,26 @@ class Facts:
         update in place (its arguments and, for a method, its receiver)."""
         return self._entry(s)[7]
 
+    def arithmetic(self, s):
+        """Of a statement other than a block: is every node inside it but itself a name,
+        a constant or an arithmetic operation? (Of `v = e`: is e pure, safe to drop?)"""
+        return self._entry(s)[9]
+
+    def inlinable(self, s):
+        """As `arithmetic`, calls of the pure helpers (`_pure_call`) allowed too: of
+        `v = e`, is e safe to evaluate later?"""
+        return self._entry(s)[10]
+
+
+_ARITHMETIC = frozenset({ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp})
+
 
 def _scan(roots, keep=None):
     """The facts of the nodes inside roots, in one walk: [keep, loaded, stored, loads,
-    stores, augmented, in place, changed, called] (see Facts)."""
+    stores, augmented, in place, changed, called, arithmetic, inlinable] (see Facts; the
+    last two of the nodes other than `keep`)."""
     loaded, stored, in_place, changed, called = set(), set(), set(), set(), set()
+    arithmetic = inlinable = True
     loads, stores, augmented = {}, {}, {}
     todo = list(roots)
     pop, push, AST, Name, Load, Call = todo.pop, todo.append, ast.AST, ast.Name, ast.Load, \
@@ -134,6 +149,10 @@ def _scan(roots, keep=None):
     while todo:
         n = pop()
         cls = n.__class__
+        if cls not in _ARITHMETIC and n is not keep:
+            arithmetic = False
+            if inlinable and not (cls is Call and _pure_call(n)):
+                inlinable = False
         if cls is Name:
             name = n.id
             if n.ctx.__class__ is Load:
@@ -178,7 +197,8 @@ def _scan(roots, keep=None):
             elif isinstance(v, AST):
                 push(v)
     changed |= stored
-    return [keep, loaded, stored, loads, stores, augmented, in_place, changed, called]
+    return [keep, loaded, stored, loads, stores, augmented, in_place, changed, called,
+            arithmetic, inlinable]
 
 
 def _merge(entry, other):
@@ -287,6 +307,9 @@ def _written_roots(n):
     """The names behind the element and attribute writes of assignment n (x of
     `x[i] = e`, `x.a[j] += e`)."""
     out = set()
+    if n.__class__ is ast.Assign and len(n.targets) == 1 and \
+            n.targets[0].__class__ is ast.Name:
+        return out                      # (most of them: `v = e`)
     targets = n.targets if isinstance(n, ast.Assign) else \
         [n.target] if isinstance(n, (ast.AugAssign, ast.AnnAssign)) else []
     for t in targets:
@@ -382,18 +405,6 @@ def _pure_call(n):
             and not any(k.arg == "out" for k in n.keywords))
 
 
-def _inlinable(e):
-    """Arithmetic on names and constants (and unbroadcast), safe to evaluate later."""
-    for n in A.nodes(e):
-        if isinstance(n, ast.Call):
-            if not _pure_call(n):
-                return False
-        elif not isinstance(n, (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp,
-                                ast.operator, ast.unaryop, ast.expr_context)):
-            return False
-    return True
-
-
 def _name_counts(stmts, facts, augmented=False):
     """(loads, stores): name -> how many Name nodes of stmts read it, store it (with
     `augmented`, `v op= e` reads v once more)."""
@@ -425,7 +436,7 @@ def _inline_single_use(stmts, facts=None):
         while i < len(body):
             s = body[i]
             if (isinstance(s, ast.Assign) and len(s.targets) == 1
-                    and isinstance(s.targets[0], ast.Name) and _inlinable(s.value)):
+                    and isinstance(s.targets[0], ast.Name) and facts.inlinable(s)):
                 v = s.targets[0].id
                 if loads.get(v) == 1 and stores.get(v) == 1:
                     reads = facts.loaded(s) | {v}       # (the target is no read)
@@ -435,7 +446,7 @@ def _inline_single_use(stmts, facts=None):
                             break
                         if v in facts.loaded(t):
                             if isinstance(t, ast.Assign) and v not in facts.stored(t):
-                                value = fold(A.substitute(t.value, {v: s.value}))
+                                value = fold(A.substitute(t.value, {v: s.value}), fresh=True)
                                 body[j] = A.assign(t.targets[0], value, t)
                                 del body[i]
                                 i -= 1
@@ -626,14 +637,15 @@ def _clean(n, pure, out, stored):
 
 
 def _walk_outside_lambdas(node):
-    """ast.walk, but not into lambda bodies (their names are the lambda's parameters, and
-    the body runs only when the lambda is called: a hook's runs in the adjoint sweep)."""
+    """ast.walk (without the context and operator singletons), but not into lambda bodies
+    (their names are the lambda's parameters, and the body runs only when the lambda is
+    called: a hook's runs in the adjoint sweep)."""
     todo = [node]
     while todo:
         n = todo.pop()
         yield n
         if not isinstance(n, ast.Lambda):
-            todo.extend(A.children(n))
+            todo.extend(A.children(n, False))
 
 
 def _common_subexpressions(stmts, pure=frozenset()):
@@ -686,13 +698,16 @@ def _common_subexpressions(stmts, pure=frozenset()):
         and adds one copy in place of two or more), so one seen once stays single.
         Whether a repeated one may be shared depends only on the statements holding it
         (those in between keep their targets; inserted ones store new names), so a
-        refusal is remembered for the same statements."""
+        refusal is remembered for the same statements (and a key whose holders did not
+        change since it was refused is passed over without forming them again)."""
         total, holders_of = {}, {}       # key -> occurrences; -> {id: statement}
+        changes, refused_at = {}, {}     # key -> changes of its holders; -> at refusal
 
         def count(s, sign):
             entry = facts(s)
             for key, n in entry[4].items():
                 total[key] = total.get(key, 0) + sign * n
+                changes[key] = changes.get(key, 0) + 1
                 if sign > 0:
                     holders_of.setdefault(key, {})[id(s)] = s
                 else:
@@ -710,9 +725,12 @@ def _common_subexpressions(stmts, pure=frozenset()):
                 return -len(key), i, facts(run[i])[3][key]
 
             for key in sorted(repeated, key=order):
+                if refused_at.get(key) == changes[key]:
+                    continue                    # (refused, with the same holders)
                 idxs = sorted(where[h] for h in holders_of[key])
                 holders = (key,) + tuple(id(run[k]) for k in idxs)
                 if holders in refused:
+                    refused_at[key] = changes[key]
                     continue
                 first_stmt = facts(run[idxs[0]])
                 expr = first_stmt[1][first_stmt[3][key]][1]
@@ -721,6 +739,7 @@ def _common_subexpressions(stmts, pure=frozenset()):
                 # the names it reads must not change between the first and last use
                 if any(facts(run[k])[2] & reads for k in range(first, last)):
                     refused.add(holders)
+                    refused_at[key] = changes[key]
                     continue
                 name = fresh()
                 target = ast.Name(id=name, ctx=ast.Load())
@@ -760,11 +779,6 @@ def _common_subexpressions(stmts, pure=frozenset()):
         del block           # (a reference cycle: see above Facts)
 
 
-def _pure(e):
-    return all(isinstance(n, (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.operator,
-                              ast.unaryop, ast.expr_context)) for n in A.nodes(e))
-
-
 def _dead_tail(stmts, facts=None):
     """Drop pure assignments to names nothing reads afterwards (top level only; never
     those to a name declared global or nonlocal: that is an effect)."""
@@ -773,7 +787,7 @@ def _dead_tail(stmts, facts=None):
     keep = []
     for s in reversed(stmts):
         pure = (isinstance(s, ast.Assign) and len(s.targets) == 1
-                and isinstance(s.targets[0], ast.Name) and _pure(s.value))
+                and isinstance(s.targets[0], ast.Name) and facts.arithmetic(s))
         if pure and s.targets[0].id not in live:
             continue
         if pure:
@@ -823,19 +837,29 @@ def hoist_module_functions(stmts, namespace, local_names):
             return obj if inspect.ismodule(obj) else None
         return None
 
+    def hoisted_module(node):
+        """The module of `math.sin(...)` (node a call) if it is one hoisted, else None."""
+        f = node.func
+        if isinstance(f, ast.Attribute):
+            mod = resolve(f.value)
+            if mod is not None and mod.__name__ in HOISTED_MODULES:
+                return mod
+        return None
+
     class Hoist(A.Transformer):
         def visit_Call(self, node):
             self.generic_visit(node)
-            f = node.func
-            if isinstance(f, ast.Attribute):
-                mod = resolve(f.value)
-                if mod is not None and mod.__name__ in HOISTED_MODULES:
-                    obj = getattr(mod, f.attr, None)
-                    if obj is not None and callable(obj) and not isinstance(obj, type):
-                        node.func = A.load(namespace.bind(f.attr, obj))
+            mod = hoisted_module(node)
+            if mod is not None:
+                f = node.func
+                obj = getattr(mod, f.attr, None)
+                if obj is not None and callable(obj) and not isinstance(obj, type):
+                    node.func = A.load(namespace.bind(f.attr, obj))
             return node
 
-    return [Hoist().visit(s) for s in stmts]
+    # (statements without such a call are left as they are, without the visit)
+    return [Hoist().visit(s) if any(n.__class__ is ast.Call and hoisted_module(n) is not None
+                                    for n in A.nodes(s)) else s for s in stmts]
 
 
 def simplify_scalar(stmts, adjoint_names):

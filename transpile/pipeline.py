@@ -895,6 +895,9 @@ def _zero_vjp_calls(body, env):
     literal or a top-level name that surely holds it, gives the zero adjoint of its
     argument: `zeros_like(arg)`, without calling the vjp (which may need an adjoint shaped
     like its result: matmul, concatenate)."""
+    if not any(isinstance(origin, tuple) and origin[0] == "vjp"
+               for origin in env.origins.values()):
+        return list(body)               # (no vjp function is called: nothing to replace)
     zeros = set()
 
     def is_zero(node):

@@ -159,13 +159,13 @@ class ReverseTransform(ControlFlowReversal, Transform):
         for st, _ in walk_body(body):
             if id(st) in top_ids:
                 continue
-            for n in ast.walk(st):
+            for n in A.nodes(st):
                 if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
                     elsewhere.add(n.id)
                 elif isinstance(n, (ast.Global, ast.Nonlocal)):
                     elsewhere |= set(n.names)
         for st in top:
-            elsewhere |= {n.target.id for n in ast.walk(st.value) if isinstance(
+            elsewhere |= {n.target.id for n in A.nodes(st.value) if isinstance(
                 n, ast.NamedExpr) and isinstance(n.target, ast.Name)}
         forced = {st.targets[0].value.id for st, _ in walk_body(body) if isinstance(
             st, ast.Assign) and isinstance(st.targets[0], (ast.Subscript, ast.Attribute))
@@ -655,8 +655,9 @@ class ReverseTransform(ControlFlowReversal, Transform):
                        for j, name in enumerate(rule.params) if j < len(args)}
             p = self.env.instantiate(specialize(p, mapping), mapping, rule.env)
             if id(n) in values:       # d exp(x) = exp(x): reuse the value computed already
-                p = A.replace_equal(p, self._recompute(n, values), A.load(values[id(n)]))
-            p = algebra.fold(p)
+                p = A.replace_equal(p, self._recompute(n, values), A.load(values[id(n)]),
+                                    fresh=True)
+            p = algebra.fold(p, fresh=True)          # (p: instantiated here, a new tree)
             if rule.masks and self.cur_arrays and rule.name.startswith("numpy"):
                 # a selection's adjoint is 0 where it does not select, whatever flows in
                 # (an inf from np.sqrt(np.maximum(x, 0)) at 0): mask * adjoint keeps it

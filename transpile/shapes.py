@@ -23,8 +23,11 @@ anything of another dtype) has no shape (None), and every rewrite needing it is 
 import ast
 import functools
 import inspect
+import types
 
 from . import astutil as A
+from . import runtime
+from .frontend import _MISSING
 
 PY = "py"                   # a Python number (int, float, bool)
 ARR = "array"               # a float64 NumPy array (or float64 scalar) of unknown shape
@@ -368,7 +371,6 @@ class Shapes:
 
     def _call(self, e):
         import numpy as np
-        from . import runtime
         fn = self._function(e)
         if fn is None and isinstance(e.func, ast.Attribute) and e.func.attr in _METHODS:
             base = self.of(e.func.value)           # x.sum(axis=1), x.reshape(2, 3)
@@ -526,7 +528,6 @@ def _elementwise_helpers():
     """Runtime helpers that act elementwise on float64 operands, with their numbers of
     arguments: the result is shaped like the operands broadcast (their complex cases lie
     outside what this module follows)."""
-    from . import runtime
     return ((runtime.add, 2), (runtime.mul_masked, 2), (runtime.sign, 1),
             (runtime.abs_partial, 1), (runtime.real_part, 1), (runtime.pow_log, 3),
             (runtime.pow_deriv, 3))
@@ -613,14 +614,14 @@ def _ints_and_shape_names(sh, sites, body, params):
             over_range = isinstance(s.target, ast.Name) and (
                 (isinstance(it, ast.Name) and it.id in ranges) or (
                     isinstance(it, ast.Call) and sh._function(it) is range))
-            for n in ast.walk(s.target):
+            for n in A.nodes(s.target):
                 if isinstance(n, ast.Name):
                     loops[n.id] = loops.get(n.id, True) and over_range
         elif not (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
                 s.targets[0], ast.Name)) and not isinstance(s, (ast.If, ast.While)):
-            other |= {n.id for n in ast.walk(s) if isinstance(n, ast.Name)
+            other |= {n.id for n in A.nodes(s) if isinstance(n, ast.Name)
                       and isinstance(n.ctx, (ast.Store, ast.Del))}
-    for n in ast.walk(ast.Module(body=body, type_ignores=[])):   # (nested defs too)
+    for n in A.nodes(ast.Module(body=body, type_ignores=[])):   # (nested defs too)
         if isinstance(n, (ast.Global, ast.Nonlocal)):
             other |= set(n.names)
         elif isinstance(n, ast.NamedExpr) and isinstance(n.target, ast.Name):
@@ -725,7 +726,6 @@ class _Specialiser:
     def _surely_not_zero(self, test):
         """Is `test` `not is_zero(g)` for a g that cannot be the zero placeholder (0.0 is a
         Python number; g is provably a float64 array or NumPy number)?"""
-        from . import runtime
         if not (isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not) and
                 isinstance(test.operand, ast.Call) and len(test.operand.args) == 1 and
                 self.sh._function(test.operand) is runtime.is_zero):
@@ -780,7 +780,6 @@ class _Specialiser:
         """`dv = add_at(dv, x, index, g)` and `g, dv = take_item(dv, index)` on an adjoint
         that is an array here, at a basic index: the element updates themselves,
         `dv[index] += g` and `g = dv[index]; dv[index] = 0.0` (a view copied), or None."""
-        from . import runtime
         v, target = s.value, s.targets[0]
         if self.namespace.copying or not (isinstance(v, ast.Call) and v.args and not
                                           v.keywords and isinstance(v.args[0], ast.Name)):
@@ -817,7 +816,6 @@ class _Specialiser:
 
     def _take_item_names(self, s):
         """(g, adj) of `g, adj = take_item(x, index)`, or None."""
-        from . import runtime
         v, target = s.value, s.targets[0]
         if isinstance(v, ast.Call) and len(v.args) == 2 and not v.keywords and \
                 isinstance(target, ast.Tuple) and len(target.elts) == 2 and \
@@ -885,7 +883,6 @@ class _Specialiser:
         return k
 
     def _call(self, e):
-        from . import runtime
         request = A.get_tag(e, "callee_request")
         if request is not None and A.get_tag(e, "callee_backward"):
             # the callee assumed an adjoint of exactly its result's shape: proven here?
@@ -927,7 +924,6 @@ class _Specialiser:
         operand it provably has (a shape here means float64 or a real Python number):
         `abs_partial(x)` is `np.sign(x)` of an array and `sign(x)` of a number,
         `real_part(g)` is g."""
-        from . import runtime
         if len(e.args) != 1 or e.keywords or not (fn is runtime.abs_partial or
                                                    fn is runtime.real_part):
             return None
@@ -1106,7 +1102,6 @@ def _zero_buffers(rev, rt, sh):
     in a loop or more than once (`dx = add_at(dx, x, index, g)` at basic indices, nothing
     else reading or writing dx): they start as zeros shaped like the parameter (dx -> x),
     so each add is an in-place `dx[index] += g` (the specialiser writes it so)."""
-    from . import runtime
     if rt.env.copying:          # code to be differentiated again keeps the helpers
         return {}
     primal = rt.primal_shapes()
@@ -1155,7 +1150,6 @@ def implicit_fills(body, rt):
       sums (or repeats) exactly what summing the full product does.
 
     Returns (body, whether anything changed)."""
-    from . import runtime
     fills, after = {}, {}       # d -> its fill statement; -> the statements after it
     for block in A.bodies(body):
         for i, s in enumerate(block):
@@ -1288,14 +1282,12 @@ def _resolver(rt):
                 return None if type(obj).__name__ == "cell" else obj
             if func.id in local or func.id in rt.names.adjoints.values():
                 return None
-            from .frontend import _MISSING
             obj = unit.lookup(func.id)
             return None if obj is _MISSING else obj
         if isinstance(func, ast.Attribute):
             base = resolve(func.value)
             if base is None:
                 return None
-            import types
             if not isinstance(base, (types.ModuleType, type)):
                 return None
             return getattr(base, func.attr, None)

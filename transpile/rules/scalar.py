@@ -135,8 +135,8 @@ def specialize(template, mapping):
         return template
     from .. import algebra
     from .. import astutil as A
-    c = algebra._num(algebra.fold(A.substitute(template.args[2], mapping)))
-    e = algebra._num(algebra.fold(A.substitute(template.args[1], mapping)))
+    c = algebra._num(algebra.fold(A.substitute(template.args[2], mapping), fresh=True))
+    e = algebra._num(algebra.fold(A.substitute(template.args[1], mapping), fresh=True))
     if c is None or c == 0 or e is None or e < 0:
         return template         # the helper: exact zeros, and no ZeroDivisionError at 0
     a, e, k = template.args
