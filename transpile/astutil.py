@@ -260,38 +260,7 @@ class Transformer(ast.NodeTransformer):
 def fix_missing_locations(node):
     """ast.fix_missing_locations(node): the same locations, set in the same order (depth
     first, so a node reached twice keeps the first), without recursion or generators."""
-    todo = [(node, 1, 0, 1, 0)]
-    pop, push = todo.pop, todo.append
-    leaves = _LEAF_NAMES
-    while todo:
-        n, lineno, col_offset, end_lineno, end_col_offset = pop()
-        attributes = n._attributes
-        if attributes:
-            if "lineno" in attributes:
-                if not hasattr(n, "lineno"):
-                    n.lineno = lineno
-                else:
-                    lineno = n.lineno
-            if "end_lineno" in attributes:
-                if getattr(n, "end_lineno", None) is None:
-                    n.end_lineno = end_lineno
-                else:
-                    end_lineno = n.end_lineno
-            if "col_offset" in attributes:
-                if not hasattr(n, "col_offset"):
-                    n.col_offset = col_offset
-                else:
-                    col_offset = n.col_offset
-            if "end_col_offset" in attributes:
-                if getattr(n, "end_col_offset", None) is None:
-                    n.end_col_offset = end_col_offset
-                else:
-                    end_col_offset = n.end_col_offset
-        elif n.__class__.__name__ in leaves:
-            continue
-        for child in reversed(children(n, False)):     # (leaves: nothing to place)
-            push((child, lineno, col_offset, end_lineno, end_col_offset))
-    return node
+    return _place(node, None)
 
 
 def placed(node, like):
@@ -300,10 +269,14 @@ def placed(node, like):
     its parent's."""
     if like is None or not hasattr(like, "lineno"):
         return fix_missing_locations(node)
-    where = _location_of(like)
-    located_kinds = (ast.stmt, ast.expr)
-    if isinstance(node, located_kinds):         # (located's last step: the same values
+    if isinstance(node, (ast.stmt, ast.expr)):  # (located's last step: the same values
         ast.copy_location(node, like)           # whether it comes first or last)
+    return _place(node, _location_of(like))
+
+
+def _place(node, where):
+    """The walk of fix_missing_locations; with `where` (attribute, value pairs), a
+    statement or expression without a line takes those first (`placed`)."""
     todo = [(node, 1, 0, 1, 0)]
     pop, push = todo.pop, todo.append
     leaves = _LEAF_NAMES
@@ -312,7 +285,8 @@ def placed(node, like):
         n, lineno, col_offset, end_lineno, end_col_offset = pop()
         attributes = n._attributes
         if attributes:
-            if "lineno" not in n.__dict__ and isinstance(n, located_kinds):
+            if where is not None and "lineno" not in n.__dict__ and isinstance(
+                    n, located_kinds):
                 for attr, value in where:
                     setattr(n, attr, value)
             if "lineno" in attributes:
