@@ -272,3 +272,18 @@ def test_unused_value_and_a_cast_to_int():
     g = transpile.grad(cast_indices)(W)
     assert _close(g, central_wrt(cast_indices, [W], 0), atol=ATOL) is None
     assert "concatenate_vjp" not in transpile.grad(cast_indices).source
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_product_nothing_reads_of_operands_broadcast_against_each_other(dtype):
+    """t = sin(w) * (2 y) with w (2, 1) and y (3,), t never read: its adjoint is the zero
+    placeholder, and each operand's share (the placeholder times the other operand) has
+    that operand's shape, not the product's; summed back to w's and y's shapes as the
+    product's adjoint would be (it raised a broadcasting ValueError)."""
+    def f(y, w):
+        t = np.sin(w) * (y * 2.0)
+        return np.sum(w * w) + np.sum(y)
+    y, w = np.linspace(0.1, 0.9, 3).astype(dtype), np.array([[0.3], [-0.7]], dtype)
+    dy, dw = transpile.grad(f, wrt=(0, 1))(y, w)
+    assert dy.shape == y.shape and dw.shape == w.shape
+    assert np.allclose(dy, 1.0) and np.allclose(dw, 2 * w)

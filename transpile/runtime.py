@@ -481,6 +481,12 @@ def unbroadcast(g, like):
     if gshape == shape:
         return g
     numpy = numpy_for(g)
+    # a partial times the 0.0 placeholder (the adjoint of a value nothing reads) has the
+    # partial's shape: it stands for itself spread over the result's, which is its
+    # shape and like's broadcast ((3,) for a (2, 1) operand of a (2, 3) product)
+    full = _broadcast_shape(gshape, shape)
+    if full is not None and full != gshape and full != shape:
+        g, gshape = numpy.broadcast_to(g, full), full
     if len(gshape) < len(shape):               # a lower-rank adjoint (e.g. a zero one)
         return numpy.broadcast_to(g, shape)
     extra = len(gshape) - len(shape)
@@ -494,6 +500,14 @@ def unbroadcast(g, like):
         # np.where), broadcast like the value it stands for
         return numpy.broadcast_to(g, shape)
     return numpy.reshape(g, shape)
+
+
+def _broadcast_shape(a, b):
+    """The broadcast of shapes a and b, or None (incompatible, or sizes not known)."""
+    try:
+        return tuple(__import__("numpy").broadcast_shapes(a, b))
+    except (ValueError, TypeError):
+        return None
 
 
 def final_state(value):
