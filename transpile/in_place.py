@@ -261,7 +261,7 @@ class _Lowering:
             self.track(s, value)    # (the shapes of what s reads, then of what it writes)
             if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
                     s.targets[0], ast.Name):
-                if self.fresh_array(s.value, value) or self._accumulated(new, s):
+                if self.fresh_array(s.value, value):     # (`d += e` for `d + e` too)
                     owned.add(s.targets[0].id)
                 else:
                     owned.discard(s.targets[0].id)
@@ -271,16 +271,6 @@ class _Lowering:
                 self._reduce(n)
             out += new
         return out
-
-    def _accumulated(self, new, s):
-        """Did s become writes into its target's own array (`d += e`), which it owned?"""
-        t = s.targets[0].id
-        return len(new) > 0 and new[0] is not s and not (
-            isinstance(new[0], ast.Assign) and any(
-                isinstance(x, ast.Name) and x.id == t for x in new[0].targets)) and all(
-            isinstance(x, ast.AugAssign) and isinstance(x.target, ast.Name) and
-            x.target.id == t or isinstance(x, ast.Assign) and x.targets[0].id == t
-            for x in new)
 
     def _held(self, nodes):
         """The owned names a statement (its `nodes`) reads in a way that may keep their
