@@ -32,6 +32,7 @@ import ast
 import functools
 
 from . import astutil as A
+from . import runtime
 from .shapes import ARR, Shapes, _resolver, np_function, same_shape
 
 #: BinOp operators done in place, with their ufuncs; those that commute take the
@@ -61,20 +62,23 @@ def lower(body, rt, env):
 class _Lowering:
     def __init__(self, sh, fixed, env, np):
         self.sh, self.fixed, self.env, self.np = sh, fixed, env, np
+        #: sums, means, maxima and minima (a new array or number of their argument's)
+        self.reducers = (np.sum, np.mean, np.max, np.min, np.amax, np.amin, np.add.reduce,
+                         np.maximum.reduce, np.minimum.reduce)
         self.floats = set()
         self.reals = set()
-        self._functions, self._keep = {}, []
+        self._functions = {}        # id(call) -> (call, what it calls)
         self.forget()
         self.owned = set()          # names whose array no other name, tape or call holds
 
     # --- what an expression is ------------------------------------------------------
     def _function(self, call):
-        """What call calls (shapes.Shapes._function), looked up once per call."""
-        known = self._functions.get(id(call), _UNSET)
-        if known is _UNSET:
-            known = self._functions[id(call)] = (self.sh._function(call), call)[0]
-            self._keep.append(call)         # (its id stays its own)
-        return known
+        """What call calls (shapes.Shapes._function), looked up once per call (the entry
+        keeps the call alive, so its id stays its own)."""
+        known = self._functions.get(id(call))
+        if known is None:
+            known = self._functions[id(call)] = (call, self.sh._function(call))
+        return known[1]
 
     def forget(self):
         """Drop what is_float, is_real and shape found (the facts they read changed)."""
@@ -117,7 +121,6 @@ class _Lowering:
                 return any(self.is_float(a) for a in e.args) and all(
                     self.is_float(a) or self.is_real(a) for a in e.args) and (
                     len(e.args) == 2 or self.is_float(e.args[0]))
-            from . import runtime
             if fn is runtime.unbroadcast and len(e.args) == 2:
                 return self.is_float(e.args[0])
             if fn is runtime.add_at and len(e.args) == 4:
@@ -128,10 +131,8 @@ class _Lowering:
 
     def _reducing(self, fn, call):
         """A sum, mean, max or min of its first argument (axis=, keepdims= at most)?"""
-        np = self.np
-        return fn in (np.sum, np.mean, np.max, np.min, np.amax, np.amin, np.add.reduce,
-                      np.maximum.reduce, np.minimum.reduce) and 1 <= len(call.args) <= 2 \
-            and all(k.arg in ("axis", "keepdims") for k in call.keywords)
+        return fn in self.reducers and 1 <= len(call.args) <= 2 and all(
+            k.arg in ("axis", "keepdims") for k in call.keywords)
 
     def is_real(self, e):
         """Surely a real number or array (bool, int or float)? A known shape says so,
@@ -305,9 +306,8 @@ class _Lowering:
         """Does this call of NumPy surely return a new array (never its argument)?"""
         np = self.np
         fn = self._function(call)
-        return isinstance(fn, np.ufunc) and not call.keywords or fn in (
-            np.dot, np.matmul, np.where, np.sum, np.max, np.min, np.amax, np.amin,
-            np.mean) or fn in (np.add.reduce, np.maximum.reduce, np.minimum.reduce)
+        return isinstance(fn, np.ufunc) and not call.keywords or fn in self.reducers or \
+            fn is np.dot or fn is np.matmul or fn is np.where
 
     def track(self, s, value):
         """The shapes after s (as shapes.specialise follows them); value: the shape of
@@ -573,7 +573,6 @@ def unlower(fdef, means):
 
 
 _OPS = {v: k for k, v in _UFUNCS.items()}
-_UNSET = object()
 
 
 def _folded(body, is_numpy, new_array):

@@ -504,8 +504,9 @@ def unbroadcast(g, like):
 
 def _broadcast_shape(a, b):
     """The broadcast of shapes a and b, or None (incompatible, or sizes not known)."""
+    import numpy
     try:
-        return tuple(__import__("numpy").broadcast_shapes(a, b))
+        return tuple(numpy.broadcast_shapes(a, b))
     except (ValueError, TypeError):
         return None
 

@@ -15,9 +15,9 @@ jvp functions. Each gets a rule here, through the same `defvjp` door as every pr
   second-order rule: a clear error names the primitive, and `supported(modes=True)` says
   which modes each primitive has (`mode_status`).
 """
-import numpy as np
-
 import functools
+
+import numpy as np
 
 from .registry import defer, defjvp, defvjp, lookup, pending_rule, _RULES
 from .numpy_ import _given, _plus, _t
